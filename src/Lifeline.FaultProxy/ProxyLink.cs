@@ -1,0 +1,234 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using Lifeline.FaultProxy.Toxics;
+
+namespace Lifeline.FaultProxy;
+
+/// <summary>
+/// One client connection through the proxy and its connection to the upstream server, with a pump for
+/// each direction. Faults can be applied to this link alone.
+/// </summary>
+/// <remarks>Thread-safe: faults may be switched while the pumps run.</remarks>
+public sealed class ProxyLink : IAsyncDisposable
+{
+    private const int BufferSize = 16 * 1024;
+
+    private readonly Socket _client;
+    private readonly Socket _upstream;
+    private readonly TcpFaultProxy _proxy;
+    private readonly ToxicChain _upChain = new();
+    private readonly ToxicChain _downChain = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TimeProvider _time;
+    private long _lastActivity;
+    private long _bytesUpstream;
+    private long _bytesDownstream;
+    private int _silenced;
+    private int _ended;
+    private Task _pumps = Task.CompletedTask;
+
+    internal ProxyLink(long id, Socket client, Socket upstream, TcpFaultProxy proxy, TimeProvider time)
+    {
+        Id = id;
+        _client = client;
+        _upstream = upstream;
+        _proxy = proxy;
+        _time = time;
+        _lastActivity = time.GetTimestamp();
+        ClientEndPoint = client.RemoteEndPoint;
+    }
+
+    /// <summary>A number unique within the proxy, in order of acceptance.</summary>
+    public long Id { get; }
+
+    /// <summary>The address of the client that connected to the proxy.</summary>
+    public EndPoint? ClientEndPoint { get; }
+
+    /// <summary>Bytes forwarded from client to server.</summary>
+    public long BytesUpstream => Interlocked.Read(ref _bytesUpstream);
+
+    /// <summary>Bytes forwarded from server to client.</summary>
+    public long BytesDownstream => Interlocked.Read(ref _bytesDownstream);
+
+    /// <summary>How long since a byte last crossed the link either way.</summary>
+    public TimeSpan IdleFor => _time.GetElapsedTime(Interlocked.Read(ref _lastActivity));
+
+    /// <summary>True once the link has been closed, reset or ended by either side.</summary>
+    public bool IsClosed => Volatile.Read(ref _ended) != 0;
+
+    /// <summary>True when the link was silenced: it stays open but swallows everything.</summary>
+    public bool IsSilenced => Volatile.Read(ref _silenced) != 0;
+
+    /// <summary>Completes when both pumps have ended.</summary>
+    public Task Completion => _pumps;
+
+    /// <summary>Adds a fault to this link only.</summary>
+    public void AddToxic(IToxic toxic, Direction direction = Direction.Both)
+    {
+        ArgumentNullException.ThrowIfNull(toxic);
+        if (direction.HasFlag(Direction.Upstream))
+        {
+            _upChain.Add(toxic);
+        }
+
+        if (direction.HasFlag(Direction.Downstream))
+        {
+            _downChain.Add(toxic);
+        }
+    }
+
+    /// <summary>Removes a fault added with <see cref="AddToxic"/>.</summary>
+    public bool RemoveToxic(IToxic toxic) => _upChain.Remove(toxic) | _downChain.Remove(toxic);
+
+    /// <summary>Sends a TCP RST to both sides at once: an abrupt loss, as when a process or a middlebox dies.</summary>
+    public void Reset()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var socket in new[] { _client, _upstream })
+        {
+            try
+            {
+                socket.LingerState = new LingerOption(true, 0); // linger 0 makes Close send RST
+                socket.Close();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Already gone: the point was to end it.
+            }
+        }
+
+        _stop.Cancel();
+        _proxy.OnLinkEnded(this);
+    }
+
+    /// <summary>Closes both TCP connections with a FIN and no WebSocket Close frame: what a proxy timing out looks like.</summary>
+    public void CloseWithFin()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var socket in new[] { _client, _upstream })
+        {
+            try
+            {
+                socket.Shutdown(SocketShutdown.Both);
+                socket.Close();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Already gone.
+            }
+        }
+
+        _stop.Cancel();
+        _proxy.OnLinkEnded(this);
+    }
+
+    /// <summary>Keeps the link open but lets nothing through either way from now on (a silent drop).</summary>
+    public void Silence() => Volatile.Write(ref _silenced, 1);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        CloseWithFin();
+        try
+        {
+            await _pumps.ConfigureAwait(false);
+        }
+        finally
+        {
+            _stop.Dispose();
+        }
+    }
+
+    internal void Start()
+    {
+        _pumps = Task.WhenAll(
+            PumpAsync(_client, _upstream, Direction.Upstream),
+            PumpAsync(_upstream, _client, Direction.Downstream));
+        _ = _pumps.ContinueWith(_ => EndQuietly(), TaskScheduler.Default);
+    }
+
+    private void EndQuietly()
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return;
+        }
+
+        _client.Dispose();
+        _upstream.Dispose();
+        _proxy.OnLinkEnded(this);
+    }
+
+    private async Task PumpAsync(Socket source, Socket destination, Direction direction)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        var token = _stop.Token;
+        try
+        {
+            while (!token.IsCancellationRequested)
+            {
+                var read = await source.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, token).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    // The source sent FIN: pass it on so the other side sees an orderly TCP close.
+                    if (!IsSilenced)
+                    {
+                        destination.Shutdown(SocketShutdown.Send);
+                    }
+
+                    return;
+                }
+
+                Interlocked.Exchange(ref _lastActivity, _time.GetTimestamp());
+                if (IsSilenced)
+                {
+                    continue;
+                }
+
+                var (proxyWide, own) = direction == Direction.Upstream
+                    ? (_proxy.UpstreamToxics, _upChain.Toxics)
+                    : (_proxy.DownstreamToxics, _downChain.Toxics);
+                await ToxicChain.RunAsync(proxyWide, own, buffer.AsMemory(0, read),
+                    (chunk, ct) => WriteAsync(destination, chunk, direction, ct), token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // A reset on one side is passed on as a reset to the other, unless the proxy ended the link itself.
+            if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset } && !IsClosed)
+            {
+                Reset();
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async ValueTask WriteAsync(Socket destination, ReadOnlyMemory<byte> chunk, Direction direction, CancellationToken cancellationToken)
+    {
+        if (IsSilenced)
+        {
+            return;
+        }
+
+        while (!chunk.IsEmpty)
+        {
+            var sent = await destination.SendAsync(chunk, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            chunk = chunk[sent..];
+            Interlocked.Add(ref direction == Direction.Upstream ? ref _bytesUpstream : ref _bytesDownstream, sent);
+        }
+
+        Interlocked.Exchange(ref _lastActivity, _time.GetTimestamp());
+    }
+}

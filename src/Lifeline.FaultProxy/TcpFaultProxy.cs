@@ -1,0 +1,329 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using Lifeline.FaultProxy.Toxics;
+
+namespace Lifeline.FaultProxy;
+
+/// <summary>
+/// A TCP proxy that injects faults between a client and a server: resets, FINs without a Close frame,
+/// black holes, latency, bandwidth limits, idle cuts, refused connections and sliced writes. Faults are
+/// switched at run time for every link or for one link.
+/// </summary>
+/// <remarks>Thread-safe. Intended for tests and diagnostics on loopback, not for production traffic.</remarks>
+public sealed class TcpFaultProxy : IAsyncDisposable
+{
+    private readonly FaultProxyOptions _options;
+    private readonly ConcurrentDictionary<long, ProxyLink> _links = new();
+    private readonly ToxicChain _upChain = new();
+    private readonly ToxicChain _downChain = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _listenLock = new();
+    private Socket? _listener;
+    private ITimer? _refuseTimer;
+    private Task _idleMonitor = Task.CompletedTask;
+    private long _nextId;
+    private long _accepted;
+    private (TimeSpan After, IdleCutKind Kind)? _idleCut;
+
+    /// <summary>Creates a proxy; call <see cref="Start"/> to listen.</summary>
+    public TcpFaultProxy(FaultProxyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+    }
+
+    /// <summary>Creates a proxy on 127.0.0.1 (free port) in front of the given upstream.</summary>
+    public TcpFaultProxy(string upstreamHost, int upstreamPort)
+        : this(new FaultProxyOptions { UpstreamHost = upstreamHost, UpstreamPort = upstreamPort })
+    {
+    }
+
+    /// <summary>Raised when a link is established (client accepted and upstream connected).</summary>
+    public event Action<ProxyLink>? LinkOpened;
+
+    /// <summary>Raised once when a link ends, for whatever reason.</summary>
+    public event Action<ProxyLink>? LinkEnded;
+
+    /// <summary>The address the proxy listens on (the real port once started).</summary>
+    public IPEndPoint EndPoint { get; private set; } = new(IPAddress.Loopback, 0);
+
+    /// <summary>The links open now.</summary>
+    public IReadOnlyCollection<ProxyLink> Links => [.. _links.Values.OrderBy(link => link.Id)];
+
+    /// <summary>How many client connections have been accepted and linked since start.</summary>
+    public long AcceptedCount => Interlocked.Read(ref _accepted);
+
+    /// <summary>True while new connections are refused.</summary>
+    public bool IsRefusingConnections
+    {
+        get
+        {
+            lock (_listenLock)
+            {
+                return _listener is null && EndPoint.Port != 0;
+            }
+        }
+    }
+
+    /// <summary>The current idle cut, if any.</summary>
+    public (TimeSpan After, IdleCutKind Kind)? IdleCut => _idleCut;
+
+    internal ImmutableArray<IToxic> UpstreamToxics => _upChain.Toxics;
+
+    internal ImmutableArray<IToxic> DownstreamToxics => _downChain.Toxics;
+
+    /// <summary>Binds the listening socket and starts accepting.</summary>
+    public TcpFaultProxy Start()
+    {
+        lock (_listenLock)
+        {
+            if (EndPoint.Port != 0)
+            {
+                throw new InvalidOperationException("The proxy is already started.");
+            }
+
+            Listen(_options.ListenEndPoint);
+        }
+
+        _idleMonitor = MonitorIdleAsync(_stop.Token);
+        return this;
+    }
+
+    /// <summary>Adds a fault for every link, existing and future.</summary>
+    public void AddToxic(IToxic toxic, Direction direction = Direction.Both)
+    {
+        ArgumentNullException.ThrowIfNull(toxic);
+        if (direction.HasFlag(Direction.Upstream))
+        {
+            _upChain.Add(toxic);
+        }
+
+        if (direction.HasFlag(Direction.Downstream))
+        {
+            _downChain.Add(toxic);
+        }
+    }
+
+    /// <summary>Removes a fault added with <see cref="AddToxic"/>; returns false when it was not there.</summary>
+    public bool RemoveToxic(IToxic toxic) => _upChain.Remove(toxic) | _downChain.Remove(toxic);
+
+    /// <summary>Removes every proxy-wide fault and the idle cut, and accepts connections again.</summary>
+    public void ClearFaults()
+    {
+        _upChain.Clear();
+        _downChain.Clear();
+        _idleCut = null;
+        AcceptConnections();
+    }
+
+    /// <summary>The proxy-wide toxics for one direction.</summary>
+    public IReadOnlyList<IToxic> GetToxics(Direction direction) =>
+        direction == Direction.Upstream ? _upChain.Toxics : _downChain.Toxics;
+
+    /// <summary>Resets (RST) every open link.</summary>
+    public void ResetAll()
+    {
+        foreach (var link in _links.Values)
+        {
+            link.Reset();
+        }
+    }
+
+    /// <summary>Closes every open link with a FIN and no Close frame.</summary>
+    public void CloseAllWithFin()
+    {
+        foreach (var link in _links.Values)
+        {
+            link.CloseWithFin();
+        }
+    }
+
+    /// <summary>Silences every open link: open, but nothing crosses it any more.</summary>
+    public void SilenceAll()
+    {
+        foreach (var link in _links.Values)
+        {
+            link.Silence();
+        }
+    }
+
+    /// <summary>Cuts links that stayed idle (no byte either way) for <paramref name="after"/>, the way a load balancer does. Null removes it.</summary>
+    public void SetIdleCut(TimeSpan? after, IdleCutKind kind = IdleCutKind.Reset)
+    {
+        if (after is { } value && value <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(after), after, "The idle cut must be positive, or null to remove it.");
+        }
+
+        _idleCut = after is { } a ? (a, kind) : null;
+    }
+
+    /// <summary>
+    /// Stops listening so that new connections are refused by the operating system (ECONNREFUSED), for
+    /// <paramref name="duration"/> or until <see cref="AcceptConnections"/>. Open links are not touched.
+    /// </summary>
+    public void RefuseConnections(TimeSpan? duration = null)
+    {
+        if (duration is { } d && d <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(duration), duration, "The refusal period must be positive, or null for 'until AcceptConnections'.");
+        }
+
+        lock (_listenLock)
+        {
+            _listener?.Dispose();
+            _listener = null;
+            _refuseTimer?.Dispose();
+            _refuseTimer = duration is { } period
+                ? _options.TimeProvider.CreateTimer(_ => AcceptConnections(), null, period, Timeout.InfiniteTimeSpan)
+                : null;
+        }
+    }
+
+    /// <summary>Listens again after <see cref="RefuseConnections"/>.</summary>
+    public void AcceptConnections()
+    {
+        lock (_listenLock)
+        {
+            _refuseTimer?.Dispose();
+            _refuseTimer = null;
+            if (_listener is null && EndPoint.Port != 0 && !_stop.IsCancellationRequested)
+            {
+                Listen(EndPoint);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        _stop.Cancel();
+        lock (_listenLock)
+        {
+            _refuseTimer?.Dispose();
+            _listener?.Dispose();
+            _listener = null;
+        }
+
+        foreach (var link in _links.Values)
+        {
+            await link.DisposeAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            await _idleMonitor.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected on stop.
+        }
+
+        _stop.Dispose();
+    }
+
+    internal void OnLinkEnded(ProxyLink link)
+    {
+        if (_links.TryRemove(link.Id, out _))
+        {
+            LinkEnded?.Invoke(link);
+        }
+    }
+
+    // Called under _listenLock.
+    private void Listen(IPEndPoint endPoint)
+    {
+        var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(endPoint);
+        listener.Listen(512);
+        EndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        _listener = listener;
+        _ = AcceptLoopAsync(listener, _stop.Token);
+    }
+
+    private async Task AcceptLoopAsync(Socket listener, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                return; // The listener was closed: refusing, or disposed.
+            }
+
+            _ = LinkAsync(client, cancellationToken);
+        }
+    }
+
+    private async Task LinkAsync(Socket client, CancellationToken cancellationToken)
+    {
+        var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        client.NoDelay = true;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.ConnectTimeout);
+            await upstream.ConnectAsync(_options.UpstreamHost, _options.UpstreamPort, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            // The upstream is unreachable: the client sees what it would see without the proxy, a reset.
+            upstream.Dispose();
+            client.LingerState = new LingerOption(true, 0);
+            client.Dispose();
+            return;
+        }
+
+        var link = new ProxyLink(Interlocked.Increment(ref _nextId), client, upstream, this, _options.TimeProvider);
+        _links[link.Id] = link;
+        Interlocked.Increment(ref _accepted);
+        LinkOpened?.Invoke(link);
+        link.Start();
+    }
+
+    private async Task MonitorIdleAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.IdleCheckInterval, _options.TimeProvider);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (_idleCut is not { } cut)
+            {
+                continue;
+            }
+
+            foreach (var link in _links.Values)
+            {
+                if (link.IsSilenced || link.IdleFor < cut.After)
+                {
+                    continue;
+                }
+
+                switch (cut.Kind)
+                {
+                    case IdleCutKind.Reset:
+                        link.Reset();
+                        break;
+                    case IdleCutKind.Fin:
+                        link.CloseWithFin();
+                        break;
+                    default:
+                        link.Silence();
+                        break;
+                }
+            }
+        }
+    }
+}

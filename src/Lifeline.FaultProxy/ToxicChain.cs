@@ -1,0 +1,46 @@
+using System.Collections.Immutable;
+using Lifeline.FaultProxy.Toxics;
+
+namespace Lifeline.FaultProxy;
+
+/// <summary>The toxics applied to one direction, replaced atomically so that pumps read it without locks.</summary>
+internal sealed class ToxicChain
+{
+    private ImmutableArray<IToxic> _toxics = [];
+
+    public ImmutableArray<IToxic> Toxics => ImmutableInterlocked.InterlockedCompareExchange(ref _toxics, _toxics, _toxics);
+
+    public void Add(IToxic toxic) => ImmutableInterlocked.Update(ref _toxics, list => list.Add(toxic));
+
+    public bool Remove(IToxic toxic)
+    {
+        var removed = false;
+        ImmutableInterlocked.Update(ref _toxics, list =>
+        {
+            var next = list.Remove(toxic);
+            removed = next.Length != list.Length;
+            return next;
+        });
+        return removed;
+    }
+
+    public void Clear() => ImmutableInterlocked.Update(ref _toxics, _ => []);
+
+    /// <summary>Runs a chunk through the proxy-wide toxics, then the link's own, then writes it.</summary>
+    public static ValueTask RunAsync(ImmutableArray<IToxic> first, ImmutableArray<IToxic> second, ReadOnlyMemory<byte> chunk,
+        Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, CancellationToken cancellationToken)
+    {
+        if (first.IsEmpty && second.IsEmpty)
+        {
+            return write(chunk, cancellationToken);
+        }
+
+        var all = first.AddRange(second);
+        return Step(0, chunk, cancellationToken);
+
+        ValueTask Step(int index, ReadOnlyMemory<byte> data, CancellationToken token) =>
+            index == all.Length
+                ? write(data, token)
+                : all[index].ProcessAsync(data, (next, t) => Step(index + 1, next, t), token);
+    }
+}

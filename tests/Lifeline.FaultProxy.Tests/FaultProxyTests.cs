@@ -1,0 +1,313 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Lifeline.FaultProxy.Toxics;
+
+namespace Lifeline.FaultProxy.Tests;
+
+public sealed class FaultProxyTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    private readonly EchoServer _server = new();
+    private TcpFaultProxy _proxy = null!;
+
+    public Task InitializeAsync()
+    {
+        _proxy = new TcpFaultProxy("127.0.0.1", _server.Port).Start();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _proxy.DisposeAsync();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<Socket> ConnectAsync()
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(_proxy.EndPoint);
+        await WaitUntilAsync(() => _proxy.Links.Count > 0);
+        return socket;
+    }
+
+    private static async Task<string> RoundTripAsync(Socket socket, string text, TimeSpan? timeout = null)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        await socket.SendAsync(bytes, SocketFlags.None);
+        var received = new byte[bytes.Length];
+        var total = 0;
+        using var cts = new CancellationTokenSource(timeout ?? Bound);
+        while (total < bytes.Length)
+        {
+            var read = await socket.ReceiveAsync(received.AsMemory(total), SocketFlags.None, cts.Token);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return Encoding.UTF8.GetString(received, 0, total);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        while (!condition())
+        {
+            await Task.Delay(10, cts.Token);
+        }
+    }
+
+    [Fact]
+    public async Task Link_WithoutFaults_ForwardsBothWays()
+    {
+        using var socket = await ConnectAsync();
+
+        Assert.Equal("hello", await RoundTripAsync(socket, "hello"));
+        var link = Assert.Single(_proxy.Links);
+        Assert.Equal(5, link.BytesUpstream);
+        Assert.Equal(5, link.BytesDownstream);
+    }
+
+    [Fact]
+    public async Task ResetAll_ClientSeesConnectionReset_ServerToo()
+    {
+        using var socket = await ConnectAsync();
+        await RoundTripAsync(socket, "x");
+
+        _proxy.ResetAll();
+
+        var error = await Assert.ThrowsAsync<SocketException>(async () =>
+        {
+            using var cts = new CancellationTokenSource(Bound);
+            var read = await socket.ReceiveAsync(new byte[16], SocketFlags.None, cts.Token);
+            Assert.Fail($"expected a reset, read {read} bytes");
+        });
+        Assert.Equal(SocketError.ConnectionReset, error.SocketErrorCode);
+        Assert.Equal(SocketError.ConnectionReset, await _server.PeerFailed.Task.WaitAsync(Bound));
+        await WaitUntilAsync(() => _proxy.Links.Count == 0);
+    }
+
+    [Fact]
+    public async Task CloseAllWithFin_ClientReadsEndOfStream()
+    {
+        using var socket = await ConnectAsync();
+
+        _proxy.CloseAllWithFin();
+
+        using var cts = new CancellationTokenSource(Bound);
+        Assert.Equal(0, await socket.ReceiveAsync(new byte[16], SocketFlags.None, cts.Token));
+        await _server.PeerClosed.Task.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task BlackHole_SwallowsBytes_UntilRemoved()
+    {
+        using var socket = await ConnectAsync();
+        var hole = new BlackHoleToxic();
+        _proxy.AddToxic(hole);
+
+        await socket.SendAsync("lost"u8.ToArray(), SocketFlags.None);
+        var receive = socket.ReceiveAsync(new byte[16], SocketFlags.None);
+        await Task.Delay(300); // nothing may arrive: there is no event to wait on for absence
+        Assert.False(receive.IsCompleted);
+        Assert.Empty(_server.ReadSizes);
+
+        Assert.True(_proxy.RemoveToxic(hole));
+        await socket.SendAsync("found"u8.ToArray(), SocketFlags.None);
+        Assert.Equal(5, await receive.WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task Slicer_DeliversWritesInSmallPieces()
+    {
+        using var socket = await ConnectAsync();
+        var recorder = new RecordingToxic();
+        _proxy.AddToxic(new SlicerToxic(3), Direction.Upstream);
+        _proxy.AddToxic(recorder, Direction.Upstream);
+
+        var text = new string('a', 30);
+        Assert.Equal(text, await RoundTripAsync(socket, text));
+        Assert.Equal(30, recorder.Sizes.Sum());
+        Assert.All(recorder.Sizes, size => Assert.True(size <= 3, $"a write of {size} bytes passed the slicer"));
+        Assert.Equal(10, recorder.Sizes.Count);
+    }
+
+    [Fact]
+    public async Task Latency_DelaysDelivery()
+    {
+        using var socket = await ConnectAsync();
+        _proxy.AddToxic(new LatencyToxic(TimeSpan.FromMilliseconds(200)), Direction.Downstream);
+
+        var started = TimeProvider.System.GetTimestamp();
+        Assert.Equal("ping", await RoundTripAsync(socket, "ping"));
+        Assert.True(TimeProvider.System.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(190));
+    }
+
+    [Fact]
+    public async Task Bandwidth_PacesLargeWrites()
+    {
+        using var socket = await ConnectAsync();
+        _proxy.AddToxic(new BandwidthToxic(10_000), Direction.Downstream);
+
+        var started = TimeProvider.System.GetTimestamp();
+        var text = new string('b', 3_000);
+        Assert.Equal(text, await RoundTripAsync(socket, text));
+        // 3,000 bytes at 10,000 B/s need about 0.3 s.
+        Assert.True(TimeProvider.System.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(250));
+    }
+
+    [Theory]
+    [InlineData(IdleCutKind.Reset)]
+    [InlineData(IdleCutKind.Fin)]
+    public async Task IdleCut_LinkIdleLongerThanLimit_IsCutTheChosenWay(IdleCutKind kind)
+    {
+        using var socket = await ConnectAsync();
+        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(300), kind);
+
+        using var cts = new CancellationTokenSource(Bound);
+        if (kind == IdleCutKind.Reset)
+        {
+            var error = await Assert.ThrowsAsync<SocketException>(async () => await socket.ReceiveAsync(new byte[4], SocketFlags.None, cts.Token));
+            Assert.Equal(SocketError.ConnectionReset, error.SocketErrorCode);
+        }
+        else
+        {
+            Assert.Equal(0, await socket.ReceiveAsync(new byte[4], SocketFlags.None, cts.Token));
+        }
+    }
+
+    [Fact]
+    public async Task IdleCut_Silent_LeavesLinkOpenButDead()
+    {
+        using var socket = await ConnectAsync();
+        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(200), IdleCutKind.Silent);
+        var link = Assert.Single(_proxy.Links);
+        await WaitUntilAsync(() => link.IsSilenced);
+
+        await socket.SendAsync("x"u8.ToArray(), SocketFlags.None);
+        var receive = socket.ReceiveAsync(new byte[4], SocketFlags.None);
+        await Task.Delay(300);
+        Assert.False(receive.IsCompleted);
+        Assert.Empty(_server.ReadSizes);
+        Assert.False(link.IsClosed);
+    }
+
+    [Fact]
+    public async Task IdleCut_BusyLink_IsNotCut()
+    {
+        using var socket = await ConnectAsync();
+        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(400), IdleCutKind.Reset);
+
+        for (var i = 0; i < 8; i++)
+        {
+            Assert.Equal("k", await RoundTripAsync(socket, "k"));
+            await Task.Delay(100);
+        }
+
+        Assert.Single(_proxy.Links);
+    }
+
+    [Fact]
+    public async Task RefuseConnections_NewConnectsRefused_UntilAcceptedAgain()
+    {
+        _proxy.RefuseConnections();
+        Assert.True(_proxy.IsRefusingConnections);
+
+        using (var refused = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            var error = await Assert.ThrowsAsync<SocketException>(async () => await refused.ConnectAsync(_proxy.EndPoint));
+            Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
+        }
+
+        _proxy.AcceptConnections();
+        using var socket = await ConnectAsync();
+        Assert.Equal("back", await RoundTripAsync(socket, "back"));
+    }
+
+    [Fact]
+    public async Task RefuseConnections_ForAPeriod_ListensAgainByItself()
+    {
+        _proxy.RefuseConnections(TimeSpan.FromMilliseconds(300));
+        await WaitUntilAsync(() => !_proxy.IsRefusingConnections);
+
+        using var socket = await ConnectAsync();
+        Assert.Equal("ok", await RoundTripAsync(socket, "ok"));
+    }
+
+    [Fact]
+    public async Task PerLinkToxic_AffectsOnlyThatLink()
+    {
+        using var first = await ConnectAsync();
+        var firstLink = Assert.Single(_proxy.Links);
+        using var second = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await second.ConnectAsync(_proxy.EndPoint);
+        await WaitUntilAsync(() => _proxy.Links.Count == 2);
+
+        firstLink.AddToxic(new BlackHoleToxic());
+
+        Assert.Equal("two", await RoundTripAsync(second, "two"));
+        var receive = first.ReceiveAsync(new byte[4], SocketFlags.None);
+        await first.SendAsync("one"u8.ToArray(), SocketFlags.None);
+        await Task.Delay(200);
+        Assert.False(receive.IsCompleted);
+    }
+
+    [Fact]
+    public async Task UpstreamDown_ClientIsReset()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var deadPort = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", deadPort).Start();
+
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        using var cts = new CancellationTokenSource(Bound);
+        await Assert.ThrowsAsync<SocketException>(async () =>
+        {
+            await socket.ConnectAsync(proxy.EndPoint, cts.Token);
+            // A reset arrives as an exception; a 0-byte read would mean a FIN instead.
+            var read = await socket.ReceiveAsync(new byte[4], SocketFlags.None, cts.Token);
+            throw new SocketException((int)(read == 0 ? SocketError.Disconnecting : SocketError.Success));
+        });
+    }
+
+    [Theory]
+    [InlineData("", 80)]
+    [InlineData("127.0.0.1", 0)]
+    [InlineData("127.0.0.1", 70000)]
+    public void Constructor_BadUpstream_ThrowsNamingTheOption(string host, int port)
+    {
+        var error = Assert.ThrowsAny<ArgumentException>(() => new TcpFaultProxy(host, port));
+        Assert.Contains("Upstream", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Toxics_BadValues_Throw()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LatencyToxic(TimeSpan.FromMilliseconds(-1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new LatencyToxic(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BandwidthToxic(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SlicerToxic(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _proxy.SetIdleCut(TimeSpan.Zero));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _proxy.RefuseConnections(TimeSpan.FromSeconds(-1)));
+    }
+}
+
+/// <summary>Records the size of every chunk that reaches it, then passes it on.</summary>
+internal sealed class RecordingToxic : IToxic
+{
+    public System.Collections.Concurrent.ConcurrentQueue<int> Sizes { get; } = new();
+
+    public string Name => "recorder";
+
+    public ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> forward, CancellationToken cancellationToken)
+    {
+        Sizes.Enqueue(chunk.Length);
+        return forward(chunk, cancellationToken);
+    }
+}
