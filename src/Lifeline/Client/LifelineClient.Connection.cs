@@ -1,0 +1,290 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Security.Authentication;
+using Lifeline.Diagnostics;
+using Lifeline.Reconnect;
+
+namespace Lifeline.Client;
+
+public sealed partial class LifelineClient
+{
+    private ClientWebSocket? _currentSocket;
+
+    /// <summary>The connection loop: connect, run, decide with the policy, wait, repeat.</summary>
+    private async Task RunAsync(CancellationToken stop)
+    {
+        var tracker = new ReconnectAttemptTracker(_time, _options.StablePeriod);
+        var everConnected = false;
+        TimeSpan? previousDelay = null;
+        long? lostAt = null;
+        CloseRecord? lastClose = null;
+        ConnectFailure? lastFailure = null;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var (socket, failure, uri) = await ConnectOnceAsync(tracker.Attempt, stop).ConfigureAwait(false);
+                if (stop.IsCancellationRequested)
+                {
+                    socket?.Dispose();
+                    break;
+                }
+
+                ReconnectContext context;
+                CloseRecord? close = null;
+                if (socket is null)
+                {
+                    Log.ConnectFailed(_logger, tracker.Attempt, failure!.Cause);
+                    tracker.AttemptFailed();
+                    lastFailure = failure;
+                    context = new ReconnectContext(tracker.Attempt, tracker.Elapsed, failure.Kind, ServerHint: failure.RetryAfter,
+                        Exception: failure.Exception, HttpStatusCode: failure.HttpStatusCode, PreviousDelay: previousDelay);
+                }
+                else
+                {
+                    var attempts = tracker.Attempt;
+                    tracker.Connected();
+                    var downtime = lostAt is { } at ? _time.GetElapsedTime(at) : TimeSpan.Zero;
+                    if (lostAt is not null)
+                    {
+                        LifelineMetrics.ClientTimeToReconnect.Record(downtime.TotalSeconds);
+                    }
+
+                    close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime, stop).ConfigureAwait(false);
+                    everConnected = true;
+                    lostAt = _time.GetTimestamp();
+                    tracker.Disconnected();
+                    lastClose = close;
+                    lastFailure = null;
+                    failure = null;
+                    if (StopRequested || stop.IsCancellationRequested)
+                    {
+                        break;
+                    }
+
+                    Log.ConnectionLost(_logger, close.Code, close.Cause);
+                    context = new ReconnectContext(tracker.Attempt, tracker.Elapsed, DisconnectKind.ConnectionClosed, close.Code, close.Reason,
+                        close.ServerHint, close.Exception, PreviousDelay: previousDelay);
+                }
+
+                var delay = await DecideAsync(context, close, failure).ConfigureAwait(false);
+                if (delay is null)
+                {
+                    Log.PolicyStopped(_logger, close?.ToString() ?? failure?.Cause ?? "unknown");
+                    break;
+                }
+
+                previousDelay = delay;
+                Interlocked.Increment(ref _reconnectAttempts);
+                LifelineMetrics.ClientReconnectAttempts.Add(1, LifelineMetrics.CloseCodeTag(close?.Code.Value));
+                Log.Reconnecting(_logger, delay.Value, tracker.Attempt);
+                Transition(LifelineClientState.Reconnecting, close, failure, delay, tracker.Attempt);
+                await Task.Delay(delay.Value, _time, stop).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Stopped while waiting or connecting.
+        }
+        finally
+        {
+            _inFlight?.Release();
+            _inFlight = null;
+            lock (_stateLock)
+            {
+                if (_stopRequest is { } request && lastClose?.Initiator != CloseInitiator.Client)
+                {
+                    lastClose = new CloseRecord(request.Code, request.Reason, CloseInitiator.Client, false, null, "stopped by the application");
+                }
+
+                FinishLocked(lastClose, lastFailure);
+            }
+
+            Log.Closed(_logger, lastClose?.ToString() ?? lastFailure?.Cause ?? "stopped");
+        }
+    }
+
+    private bool StopRequested
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _stopRequest is not null;
+            }
+        }
+    }
+
+    private async Task<TimeSpan?> DecideAsync(ReconnectContext context, CloseRecord? close, ConnectFailure? failure)
+    {
+        TimeSpan? delay;
+        try
+        {
+            delay = _options.ReconnectPolicy.NextDelay(context);
+        }
+#pragma warning disable CA1031 // A faulty policy stops the client, it does not crash the process.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Log.CallbackFailed(_logger, nameof(IReconnectPolicy), e);
+            return null;
+        }
+
+        if (delay is not { } proposed || _options.OnReconnecting is not { } hook)
+        {
+            return delay;
+        }
+
+        var reconnecting = new ReconnectingContext(context, proposed, close, failure);
+        try
+        {
+            await hook(reconnecting).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A user's hook must not kill the client.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Log.CallbackFailed(_logger, nameof(LifelineClientOptions.OnReconnecting), e);
+            return proposed;
+        }
+
+        return reconnecting.Cancel ? null : reconnecting.Delay < TimeSpan.Zero ? TimeSpan.Zero : reconnecting.Delay;
+    }
+
+    private async Task<(ClientWebSocket? Socket, ConnectFailure? Failure, Uri Uri)> ConnectOnceAsync(int attempt, CancellationToken stop)
+    {
+        var socket = new ClientWebSocket();
+        var options = socket.Options;
+        options.KeepAliveInterval = _options.KeepAliveInterval;
+        options.KeepAliveTimeout = _options.KeepAliveChecksPong ? _options.KeepAliveTimeout : Timeout.InfiniteTimeSpan;
+        options.CollectHttpResponseDetails = true;
+        foreach (var subProtocol in _options.SubProtocols)
+        {
+            options.AddSubProtocol(subProtocol);
+        }
+
+        var context = new ConnectAttemptContext(attempt, _options.Uri!, options);
+        using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, timeout.Token);
+        try
+        {
+            _options.ConfigureWebSocket?.Invoke(options);
+            if (_options.BeforeConnect is { } beforeConnect)
+            {
+                await beforeConnect(context, linked.Token).ConfigureAwait(false);
+                LifelineClientOptions.CheckUri(context.Uri);
+            }
+
+            Log.Connecting(_logger, context.Uri, attempt);
+            await socket.ConnectAsync(context.Uri, linked.Token).ConfigureAwait(false);
+            return (socket, null, context.Uri);
+        }
+#pragma warning disable CA1031 // Every failure becomes a ConnectFailure the policy judges.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            var failure = ClassifyConnectFailure(e, socket, timeout.IsCancellationRequested && !stop.IsCancellationRequested);
+            socket.Dispose();
+            return (null, failure, context.Uri);
+        }
+    }
+
+    private ConnectFailure ClassifyConnectFailure(Exception exception, ClientWebSocket socket, bool timedOut)
+    {
+        var status = (int)socket.HttpStatusCode;
+        if (status != 0 && status != 101)
+        {
+            return new ConnectFailure(DisconnectKind.HandshakeRejected, status, ReadRetryAfter(socket), exception,
+                $"the server refused the upgrade with HTTP {status}");
+        }
+
+        if (timedOut)
+        {
+            return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception,
+                $"connect timeout after {_options.ConnectTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
+        }
+
+        for (var inner = exception; inner is not null; inner = inner.InnerException)
+        {
+            switch (inner)
+            {
+                case SocketException { SocketErrorCode: SocketError.ConnectionRefused }:
+                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, "connection refused");
+                case SocketException { SocketErrorCode: SocketError.HostNotFound or SocketError.TryAgain or SocketError.NoData }:
+                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, "DNS lookup failed");
+                case SocketException socketError:
+                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, $"socket error {socketError.SocketErrorCode}");
+                case AuthenticationException:
+                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, "TLS handshake failed");
+            }
+        }
+
+        return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, exception.Message);
+    }
+
+    private TimeSpan? ReadRetryAfter(ClientWebSocket socket)
+    {
+        if (socket.HttpResponseHeaders is not { } headers)
+        {
+            return null;
+        }
+
+        var value = headers.FirstOrDefault(h => string.Equals(h.Key, "Retry-After", StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault();
+        if (value is null)
+        {
+            return null;
+        }
+
+        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
+        {
+            return TimeSpan.FromSeconds(seconds);
+        }
+
+        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date)
+            ? (date - _time.GetUtcNow()) is var wait && wait > TimeSpan.Zero ? wait : TimeSpan.Zero
+            : null;
+    }
+
+    private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime, CancellationToken stop)
+    {
+        lock (_stateLock)
+        {
+            _currentSocket = socket;
+        }
+
+        Interlocked.Increment(ref _connects);
+        LifelineMetrics.ClientConnects.Add(1);
+        Log.Connected(_logger, uri);
+        Transition(LifelineClientState.Connected, attempt: attempts);
+        _firstConnected.TrySetResult();
+
+        using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        if (reconnected && _options.OnReconnected is { } onReconnected)
+        {
+            try
+            {
+                await onReconnected(new ReconnectedContext(attempts, downtime, (data, type, ct) => SendDirectAsync(socket, data, type, ct)), connection.Token)
+                    .ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // A user's hook must not kill the connection.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                Log.CallbackFailed(_logger, nameof(LifelineClientOptions.OnReconnected), e);
+            }
+        }
+
+        var sender = SendLoopAsync(socket, connection.Token);
+        var close = await ReceiveLoopAsync(socket, connection.Token).ConfigureAwait(false);
+        await connection.CancelAsync().ConfigureAwait(false);
+        await sender.ConfigureAwait(false);
+        lock (_stateLock)
+        {
+            _currentSocket = null;
+        }
+
+        socket.Dispose();
+        return close;
+    }
+}

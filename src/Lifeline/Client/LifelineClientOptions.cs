@@ -1,0 +1,150 @@
+using System.Net.WebSockets;
+using Lifeline.Reconnect;
+
+namespace Lifeline.Client;
+
+/// <summary>Settings of a <see cref="LifelineClient"/>. Setters reject values out of range; <see cref="Validate"/> checks the rest at start.</summary>
+public sealed class LifelineClientOptions
+{
+    private Uri? _uri;
+    private TimeSpan _keepAliveInterval = TimeSpan.FromSeconds(15);
+    private TimeSpan _keepAliveTimeout = TimeSpan.FromSeconds(15);
+    private TimeSpan? _receiveWatchdog;
+    private int _maxMessageSize = 1024 * 1024;
+    private TimeSpan _connectTimeout = TimeSpan.FromSeconds(15);
+    private TimeSpan _closeTimeout = TimeSpan.FromSeconds(5);
+    private TimeSpan _stablePeriod = TimeSpan.FromSeconds(10);
+    private int _receiveCapacity = 10_000;
+
+    /// <summary>The server address: an absolute ws:// or wss:// URI. Required.</summary>
+    public Uri? Uri
+    {
+        get => _uri;
+        set => _uri = value is null ? null : CheckUri(value);
+    }
+
+    /// <summary>The reconnect policy. Default: <see cref="DefaultReconnectPolicy"/> with default options.</summary>
+    public IReconnectPolicy ReconnectPolicy { get; set; } = new DefaultReconnectPolicy();
+
+    /// <summary>How often a protocol Ping is sent. Default 15 s. <see cref="TimeSpan.Zero"/> turns keep-alive off.</summary>
+    public TimeSpan KeepAliveInterval
+    {
+        get => _keepAliveInterval;
+        set => _keepAliveInterval = value >= TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), value, "KeepAliveInterval must be zero (off) or positive.");
+    }
+
+    /// <summary>
+    /// How long to wait for the Pong before the link is declared dead (reported as 1006, cause "keep-alive timeout").
+    /// Default 15 s. <see cref="Timeout.InfiniteTimeSpan"/> or zero sends pings without checking for pongs.
+    /// </summary>
+    public TimeSpan KeepAliveTimeout
+    {
+        get => _keepAliveTimeout;
+        set => _keepAliveTimeout = value >= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan ? value
+            : throw new ArgumentOutOfRangeException(nameof(KeepAliveTimeout), value, "KeepAliveTimeout must be zero, positive or infinite.");
+    }
+
+    /// <summary>
+    /// Optional watchdog for servers that only send application heartbeats: with no message received within this
+    /// period the link is declared dead (1006, cause "receive watchdog"). Default null (off). Positive when set.
+    /// </summary>
+    public TimeSpan? ReceiveWatchdog
+    {
+        get => _receiveWatchdog;
+        set => _receiveWatchdog = value is null || value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(ReceiveWatchdog), value, "ReceiveWatchdog must be positive, or null for off.");
+    }
+
+    /// <summary>The largest message accepted; a bigger one closes the connection with 1009. Default 1 MiB. At least 1.</summary>
+    public int MaxMessageSize
+    {
+        get => _maxMessageSize;
+        set => _maxMessageSize = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), value, "MaxMessageSize must be at least 1 byte.");
+    }
+
+    /// <summary>The longest a connection attempt (TCP, TLS and upgrade) may take. Default 15 s. Positive.</summary>
+    public TimeSpan ConnectTimeout
+    {
+        get => _connectTimeout;
+        set => _connectTimeout = value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), value, "ConnectTimeout must be positive.");
+    }
+
+    /// <summary>How long a stop waits for the server's Close reply before aborting. Default 5 s. Positive.</summary>
+    public TimeSpan CloseTimeout
+    {
+        get => _closeTimeout;
+        set => _closeTimeout = value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(CloseTimeout), value, "CloseTimeout must be positive.");
+    }
+
+    /// <summary>A connection that stays up this long resets the attempt count. Default 10 s. Zero or more.</summary>
+    public TimeSpan StablePeriod
+    {
+        get => _stablePeriod;
+        set => _stablePeriod = value >= TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(StablePeriod), value, "StablePeriod must be zero or more.");
+    }
+
+    /// <summary>Received messages held until the application reads them. Default 10,000. At least 1.</summary>
+    public int ReceiveCapacity
+    {
+        get => _receiveCapacity;
+        set => _receiveCapacity = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(ReceiveCapacity), value, "ReceiveCapacity must be at least 1.");
+    }
+
+    /// <summary>The queue for sends made while disconnected.</summary>
+    public SendQueueOptions SendQueue { get; } = new();
+
+    /// <summary>Subprotocols offered in the upgrade, in order of preference. Default none.</summary>
+    public IList<string> SubProtocols { get; } = new List<string>();
+
+    /// <summary>Configures every new socket (proxy, TLS certificates and callbacks, cookies, HTTP version). Default none.</summary>
+    public Action<ClientWebSocketOptions>? ConfigureWebSocket { get; set; }
+
+    /// <summary>Runs before every attempt, after <see cref="ConfigureWebSocket"/>: refresh tokens and headers here. Default none.</summary>
+    public Func<ConnectAttemptContext, CancellationToken, ValueTask>? BeforeConnect { get; set; }
+
+    /// <summary>Runs when the policy decided to reconnect; may change the delay or veto. Default none.</summary>
+    public Func<ReconnectingContext, ValueTask>? OnReconnecting { get; set; }
+
+    /// <summary>Runs after a reconnection, before queued sends are flushed. Default none.</summary>
+    public Func<ReconnectedContext, CancellationToken, ValueTask>? OnReconnected { get; set; }
+
+    /// <summary>The clock for delays, timestamps and watchdogs. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Checks that the options make a usable client; throws <see cref="ArgumentException"/> naming the problem.</summary>
+    public void Validate()
+    {
+        if (Uri is null)
+        {
+            throw new ArgumentException("LifelineClientOptions.Uri is required: the ws:// or wss:// address of the server.", nameof(Uri));
+        }
+
+        ArgumentNullException.ThrowIfNull(ReconnectPolicy);
+        ArgumentNullException.ThrowIfNull(TimeProvider);
+    }
+
+    internal bool KeepAliveChecksPong => KeepAliveInterval > TimeSpan.Zero && KeepAliveTimeout > TimeSpan.Zero && KeepAliveTimeout != Timeout.InfiniteTimeSpan;
+
+    /// <summary>Checks a WebSocket address: absolute, scheme ws or wss.</summary>
+    public static Uri CheckUri(Uri uri)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        if (!uri.IsAbsoluteUri)
+        {
+            throw new ArgumentException($"'{uri}' is not an absolute URI; use ws://host:port/path or wss://host:port/path.", nameof(uri));
+        }
+
+        if (uri.Scheme != "ws" && uri.Scheme != "wss")
+        {
+            throw new ArgumentException($"'{uri}' has the scheme '{uri.Scheme}'; a WebSocket address starts with ws:// or wss://.", nameof(uri));
+        }
+
+        return uri;
+    }
+}

@@ -1,0 +1,33 @@
+using System.Net.WebSockets;
+
+namespace Lifeline.Client;
+
+/// <summary>
+/// Passed to <see cref="LifelineClientOptions.OnReconnected"/>, which runs before queued sends are flushed:
+/// re-subscribe or re-authenticate here. Sends made through this context go out first, ahead of the queue.
+/// </summary>
+public sealed class ReconnectedContext
+{
+    private readonly Func<ReadOnlyMemory<byte>, WebSocketMessageType, CancellationToken, ValueTask> _send;
+
+    internal ReconnectedContext(int attempts, TimeSpan downtime, Func<ReadOnlyMemory<byte>, WebSocketMessageType, CancellationToken, ValueTask> send)
+    {
+        Attempts = attempts;
+        Downtime = downtime;
+        _send = send;
+    }
+
+    /// <summary>How many attempts this reconnection took.</summary>
+    public int Attempts { get; }
+
+    /// <summary>How long the client was disconnected.</summary>
+    public TimeSpan Downtime { get; }
+
+    /// <summary>Sends a text message immediately, ahead of anything queued.</summary>
+    public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default) =>
+        _send(System.Text.Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
+
+    /// <summary>Sends a message immediately, ahead of anything queued.</summary>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
+        _send(data, type, cancellationToken);
+}

@@ -1,0 +1,42 @@
+namespace Lifeline.Client;
+
+/// <summary>Bounds and behaviour of the queue that holds sends while the client is not connected.</summary>
+public sealed class SendQueueOptions
+{
+    private int _maxMessages = 1_000;
+    private long _maxBytes = 1024 * 1024;
+    private TimeSpan? _maxAge = TimeSpan.FromSeconds(30);
+
+    /// <summary>Whether sends made while disconnected are queued. Default true. When false they throw.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>The most messages held. Default 1,000. At least 1.</summary>
+    public int MaxMessages
+    {
+        get => _maxMessages;
+        set => _maxMessages = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxMessages), value, "SendQueue.MaxMessages must be at least 1.");
+    }
+
+    /// <summary>The most payload bytes held. Default 1 MiB. At least 1.</summary>
+    public long MaxBytes
+    {
+        get => _maxBytes;
+        set => _maxBytes = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxBytes), value, "SendQueue.MaxBytes must be at least 1.");
+    }
+
+    /// <summary>What a send does when the queue is full. Default <see cref="SendQueueFullMode.Wait"/>.</summary>
+    public SendQueueFullMode FullMode { get; set; } = SendQueueFullMode.Wait;
+
+    /// <summary>
+    /// Messages older than this when their turn comes are dropped and counted, not sent late. Default 30 s.
+    /// Null means messages never go stale (the user chose to send them late).
+    /// </summary>
+    public TimeSpan? MaxAge
+    {
+        get => _maxAge;
+        set => _maxAge = value is null || value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxAge), value, "SendQueue.MaxAge must be positive, or null for never stale.");
+    }
+}

@@ -1,0 +1,33 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Lifeline.Diagnostics;
+
+/// <summary>
+/// The instruments of the meter "Lifeline" (OpenTelemetry picks them up with <c>AddMeter("Lifeline")</c>).
+/// Client instruments start with <c>lifeline.client.</c>, server ones with <c>lifeline.server.</c>.
+/// </summary>
+public static class LifelineMetrics
+{
+    /// <summary>The meter name.</summary>
+    public const string MeterName = "Lifeline";
+
+    internal static readonly Meter Meter = new(MeterName, typeof(LifelineMetrics).Assembly.GetName().Version?.ToString());
+
+    internal static readonly Counter<long> ClientConnects =
+        Meter.CreateCounter<long>("lifeline.client.connects", "{connection}", "Connections opened by Lifeline clients.");
+
+    internal static readonly Counter<long> ClientReconnectAttempts =
+        Meter.CreateCounter<long>("lifeline.client.reconnect_attempts", "{attempt}", "Reconnect attempts scheduled, tagged with the close code that caused them.");
+
+    internal static readonly Histogram<double> ClientTimeToReconnect =
+        Meter.CreateHistogram<double>("lifeline.client.time_to_reconnect", "s", "Time from losing a connection to having a new one.");
+
+    internal static readonly Counter<long> ClientMessagesQueued =
+        Meter.CreateCounter<long>("lifeline.client.messages_queued", "{message}", "Messages queued while not connected.");
+
+    internal static readonly Counter<long> ClientMessagesDropped =
+        Meter.CreateCounter<long>("lifeline.client.messages_dropped", "{message}", "Queued messages dropped, tagged with the reason (queue_full, stale, closed).");
+
+    internal static TagList CloseCodeTag(int? code) => new() { { "close_code", code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none" } };
+}

@@ -1,0 +1,96 @@
+using Lifeline.CloseCodes;
+
+namespace Lifeline.Reconnect;
+
+/// <summary>Settings of <see cref="DefaultReconnectPolicy"/>. Every setter rejects values out of range with a message naming the property.</summary>
+public sealed class ReconnectPolicyOptions
+{
+    private TimeSpan _baseDelay = TimeSpan.FromSeconds(1);
+    private double _multiplier = 2;
+    private TimeSpan _maxDelay = TimeSpan.FromSeconds(30);
+    private TimeSpan _tryAgainLaterBaseDelay = TimeSpan.FromSeconds(5);
+    private TimeSpan _soonMinDelay = TimeSpan.FromSeconds(1);
+    private TimeSpan _soonMaxDelay = TimeSpan.FromSeconds(5);
+    private TimeSpan _minHintDelay = TimeSpan.Zero;
+    private TimeSpan _maxHintDelay = TimeSpan.FromMinutes(1);
+    private int? _maxAttempts;
+    private TimeSpan? _maxElapsed;
+
+    /// <summary>The first backoff delay before jitter. Default 1 s. Must be positive.</summary>
+    public TimeSpan BaseDelay { get => _baseDelay; set => _baseDelay = Positive(value); }
+
+    /// <summary>The growth factor between attempts. Default 2. At least 1.</summary>
+    public double Multiplier
+    {
+        get => _multiplier;
+        set => _multiplier = value >= 1 && double.IsFinite(value) ? value
+            : throw new ArgumentOutOfRangeException(nameof(Multiplier), value, "Multiplier must be a finite number of at least 1.");
+    }
+
+    /// <summary>The cap on any backoff delay, applied before jitter. Default 30 s. Must be positive.</summary>
+    public TimeSpan MaxDelay { get => _maxDelay; set => _maxDelay = Positive(value); }
+
+    /// <summary>How randomness is mixed in. Default <see cref="JitterMode.Full"/>.</summary>
+    public JitterMode Jitter { get; set; } = JitterMode.Full;
+
+    /// <summary>The floor and base of the backoff after 1013 Try Again Later. Default 5 s. Must be positive.</summary>
+    public TimeSpan TryAgainLaterBaseDelay { get => _tryAgainLaterBaseDelay; set => _tryAgainLaterBaseDelay = Positive(value); }
+
+    /// <summary>The lower bound of the short random delay after 1012 and 1001. Default 1 s. Zero or more.</summary>
+    public TimeSpan SoonMinDelay { get => _soonMinDelay; set => _soonMinDelay = NotNegative(value); }
+
+    /// <summary>The upper bound of the short random delay after 1012 and 1001. Default 5 s. Must be positive.</summary>
+    public TimeSpan SoonMaxDelay { get => _soonMaxDelay; set => _soonMaxDelay = Positive(value); }
+
+    /// <summary>A server hint shorter than this is raised to it. Default 0.</summary>
+    public TimeSpan MinHintDelay { get => _minHintDelay; set => _minHintDelay = NotNegative(value); }
+
+    /// <summary>A server hint longer than this is lowered to it. Default 1 min. Must be positive.</summary>
+    public TimeSpan MaxHintDelay { get => _maxHintDelay; set => _maxHintDelay = Positive(value); }
+
+    /// <summary>Stop after this many consecutive attempts. Default null: no limit. At least 1 when set.</summary>
+    public int? MaxAttempts
+    {
+        get => _maxAttempts;
+        set => _maxAttempts = value is null or >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxAttempts), value, "MaxAttempts must be at least 1, or null for no limit.");
+    }
+
+    /// <summary>Stop once the connection has been down this long. Default null: no limit. Positive when set.</summary>
+    public TimeSpan? MaxElapsed
+    {
+        get => _maxElapsed;
+        set => _maxElapsed = value is null ? null : Positive(value.Value);
+    }
+
+    /// <summary>
+    /// Reactions that replace the catalogue's default for given codes, e.g. <c>{ [4001] = CloseReaction.Stop }</c>.
+    /// Codes the application owns (3000-4999 without a registration) default to backoff. Default empty.
+    /// </summary>
+    public IDictionary<int, CloseReaction> CodeReactions { get; } = new Dictionary<int, CloseReaction>();
+
+    /// <summary>Checks relations between settings; called when a policy is created.</summary>
+    public void Validate()
+    {
+        if (SoonMinDelay > SoonMaxDelay)
+        {
+            throw new ArgumentException($"SoonMinDelay ({SoonMinDelay}) must not exceed SoonMaxDelay ({SoonMaxDelay}).");
+        }
+
+        if (MinHintDelay > MaxHintDelay)
+        {
+            throw new ArgumentException($"MinHintDelay ({MinHintDelay}) must not exceed MaxHintDelay ({MaxHintDelay}).");
+        }
+
+        if (BaseDelay > MaxDelay)
+        {
+            throw new ArgumentException($"BaseDelay ({BaseDelay}) must not exceed MaxDelay ({MaxDelay}).");
+        }
+    }
+
+    private static TimeSpan Positive(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string name = "") =>
+        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive.");
+
+    private static TimeSpan NotNegative(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string name = "") =>
+        value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be zero or more.");
+}

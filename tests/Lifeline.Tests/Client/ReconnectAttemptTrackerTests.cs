@@ -1,0 +1,40 @@
+using Lifeline.Client;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Lifeline.Tests.Client;
+
+public class ReconnectAttemptTrackerTests
+{
+    [Fact]
+    public void Disconnected_AfterStablePeriod_ResetsAttemptAndElapsed()
+    {
+        var time = new FakeTimeProvider();
+        var tracker = new ReconnectAttemptTracker(time, TimeSpan.FromSeconds(10));
+        tracker.AttemptFailed();
+        tracker.AttemptFailed();
+        Assert.Equal(3, tracker.Attempt);
+
+        tracker.Connected();
+        time.Advance(TimeSpan.FromSeconds(10));
+        var upFor = tracker.Disconnected();
+
+        Assert.Equal(TimeSpan.FromSeconds(10), upFor);
+        Assert.Equal(1, tracker.Attempt);
+        Assert.Equal(TimeSpan.Zero, tracker.Elapsed);
+    }
+
+    [Fact]
+    public void Disconnected_BeforeStablePeriod_CountsAsAFailedAttempt()
+    {
+        var time = new FakeTimeProvider();
+        var tracker = new ReconnectAttemptTracker(time, TimeSpan.FromSeconds(10));
+        time.Advance(TimeSpan.FromSeconds(3));
+        tracker.Connected();
+        time.Advance(TimeSpan.FromSeconds(9));
+
+        tracker.Disconnected();
+
+        Assert.Equal(2, tracker.Attempt);
+        Assert.Equal(TimeSpan.FromSeconds(12), tracker.Elapsed);
+    }
+}

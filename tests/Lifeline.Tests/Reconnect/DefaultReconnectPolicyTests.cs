@@ -1,0 +1,211 @@
+using Lifeline.CloseCodes;
+using Lifeline.Reconnect;
+
+namespace Lifeline.Tests.Reconnect;
+
+public class DefaultReconnectPolicyTests
+{
+    private static ReconnectContext Closed(int code, int attempt = 1, string? reason = null, TimeSpan? hint = null) =>
+        new(attempt, TimeSpan.FromSeconds(1), DisconnectKind.ConnectionClosed, new CloseCode(code), reason, hint);
+
+    private static DefaultReconnectPolicy Policy(Action<ReconnectPolicyOptions>? configure = null, int seed = 1)
+    {
+        var options = new ReconnectPolicyOptions();
+        configure?.Invoke(options);
+        return new DefaultReconnectPolicy(options, new Random(seed));
+    }
+
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(1002)]
+    [InlineData(1003)]
+    [InlineData(1007)]
+    [InlineData(1008)]
+    [InlineData(1009)]
+    [InlineData(1010)]
+    [InlineData(1015)]
+    [InlineData(3000)]
+    [InlineData(3003)]
+    public void NextDelay_StopCodes_ReturnsNull(int code)
+    {
+        Assert.Null(Policy().NextDelay(Closed(code)));
+    }
+
+    [Theory]
+    [InlineData(1006)]
+    [InlineData(1011)]
+    [InlineData(1014)]
+    [InlineData(1004)]
+    [InlineData(1005)]
+    [InlineData(3008)]
+    [InlineData(1016)]
+    public void NextDelay_BackoffCodes_FullJitterWithinTheExponentialBound(int code)
+    {
+        var policy = Policy();
+        for (var attempt = 1; attempt <= 8; attempt++)
+        {
+            var bound = Backoff.Exponential(attempt, TimeSpan.FromSeconds(1), 2, TimeSpan.FromSeconds(30));
+            for (var i = 0; i < 50; i++)
+            {
+                var delay = policy.NextDelay(Closed(code, attempt));
+                Assert.NotNull(delay);
+                Assert.InRange(delay.Value, TimeSpan.Zero, bound);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1012)]
+    [InlineData(1001)]
+    public void NextDelay_RestartOrGoingAway_ShortRandomDelayBetweenOneAndFiveSeconds(int code)
+    {
+        var policy = Policy();
+        var delays = Enumerable.Range(0, 500).Select(_ => policy.NextDelay(Closed(code))!.Value).ToArray();
+
+        Assert.All(delays, d => Assert.InRange(d, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)));
+        Assert.Contains(delays, d => d < TimeSpan.FromSeconds(2));
+        Assert.Contains(delays, d => d > TimeSpan.FromSeconds(4));
+    }
+
+    [Fact]
+    public void NextDelay_TryAgainLater_NeverSoonerThanTheLargerBase()
+    {
+        var policy = Policy(o => o.TryAgainLaterBaseDelay = TimeSpan.FromSeconds(5));
+        for (var attempt = 1; attempt <= 6; attempt++)
+        {
+            var delay = policy.NextDelay(Closed(1013, attempt))!.Value;
+            Assert.InRange(delay, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30));
+        }
+    }
+
+    [Theory]
+    [InlineData(1012, 2500)]
+    [InlineData(1013, 7000)]
+    [InlineData(1006, 1234)]
+    public void NextDelay_ServerHint_ReplacesTheComputedDelay(int code, int hintMs)
+    {
+        var hint = TimeSpan.FromMilliseconds(hintMs);
+        Assert.Equal(hint, Policy().NextDelay(Closed(code, hint: hint)));
+    }
+
+    [Fact]
+    public void NextDelay_ServerHint_IsClampedToTheConfiguredBounds()
+    {
+        var policy = Policy(o =>
+        {
+            o.MinHintDelay = TimeSpan.FromSeconds(1);
+            o.MaxHintDelay = TimeSpan.FromSeconds(10);
+        });
+
+        Assert.Equal(TimeSpan.FromSeconds(10), policy.NextDelay(Closed(1012, hint: TimeSpan.FromHours(1))));
+        Assert.Equal(TimeSpan.FromSeconds(1), policy.NextDelay(Closed(1012, hint: TimeSpan.FromMilliseconds(5))));
+    }
+
+    [Fact]
+    public void NextDelay_HintOnAStopCode_StillStops()
+    {
+        Assert.Null(Policy().NextDelay(Closed(1008, hint: TimeSpan.FromSeconds(2))));
+    }
+
+    [Theory]
+    [InlineData(4000)]
+    [InlineData(4999)]
+    [InlineData(3500)]
+    public void NextDelay_ApplicationCodes_DefaultToBackoff(int code)
+    {
+        Assert.NotNull(Policy().NextDelay(Closed(code)));
+    }
+
+    [Fact]
+    public void NextDelay_PerCodeReaction_OverridesTheDefault()
+    {
+        var policy = Policy(o =>
+        {
+            o.CodeReactions[4001] = CloseReaction.Stop;
+            o.CodeReactions[4002] = CloseReaction.ReconnectSoon;
+            o.CodeReactions[1000] = CloseReaction.ReconnectWithBackoff;
+        });
+
+        Assert.Null(policy.NextDelay(Closed(4001)));
+        Assert.InRange(policy.NextDelay(Closed(4002))!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
+        Assert.NotNull(policy.NextDelay(Closed(1000)));
+    }
+
+    [Theory]
+    [InlineData(401, false)]
+    [InlineData(403, false)]
+    [InlineData(404, false)]
+    [InlineData(400, false)]
+    [InlineData(429, true)]
+    [InlineData(503, true)]
+    [InlineData(500, true)]
+    [InlineData(408, true)]
+    public void NextDelay_RejectedHandshake_StopsOnAuthAndMissingPaths_RetriesOnOverload(int status, bool retries)
+    {
+        var context = new ReconnectContext(1, TimeSpan.Zero, DisconnectKind.HandshakeRejected, HttpStatusCode: status);
+        Assert.Equal(retries, Policy().NextDelay(context).HasValue);
+    }
+
+    [Fact]
+    public void NextDelay_RejectedWithRetryAfter_WaitsThatLong()
+    {
+        var context = new ReconnectContext(1, TimeSpan.Zero, DisconnectKind.HandshakeRejected, HttpStatusCode: 503, ServerHint: TimeSpan.FromSeconds(7));
+        Assert.Equal(TimeSpan.FromSeconds(7), Policy().NextDelay(context));
+    }
+
+    [Fact]
+    public void NextDelay_ConnectFailed_BacksOff()
+    {
+        var context = new ReconnectContext(3, TimeSpan.Zero, DisconnectKind.ConnectFailed);
+        Assert.InRange(Policy().NextDelay(context)!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(4));
+    }
+
+    [Fact]
+    public void NextDelay_PastMaxAttemptsOrMaxElapsed_Stops()
+    {
+        var policy = Policy(o =>
+        {
+            o.MaxAttempts = 3;
+            o.MaxElapsed = TimeSpan.FromMinutes(1);
+        });
+
+        Assert.NotNull(policy.NextDelay(Closed(1006, attempt: 3)));
+        Assert.Null(policy.NextDelay(Closed(1006, attempt: 4)));
+        Assert.Null(policy.NextDelay(new ReconnectContext(1, TimeSpan.FromMinutes(2), DisconnectKind.ConnectionClosed, CloseCode.AbnormalClosure)));
+    }
+
+    [Fact]
+    public void NextDelay_SameSeed_SameDelays()
+    {
+        var a = Policy(seed: 99);
+        var b = Policy(seed: 99);
+        for (var attempt = 1; attempt < 10; attempt++)
+        {
+            Assert.Equal(a.NextDelay(Closed(1006, attempt)), b.NextDelay(Closed(1006, attempt)));
+        }
+    }
+
+    [Fact]
+    public void NextDelay_NoJitter_IsTheExactExponentialSequence()
+    {
+        var policy = Policy(o => o.Jitter = JitterMode.None);
+        var delays = Enumerable.Range(1, 7).Select(a => policy.NextDelay(Closed(1006, a))!.Value.TotalSeconds).ToArray();
+        Assert.Equal(new double[] { 1, 2, 4, 8, 16, 30, 30 }, delays);
+    }
+
+    [Fact]
+    public void Options_OutOfRangeValues_ThrowNamingTheProperty()
+    {
+        var options = new ReconnectPolicyOptions();
+        Assert.Contains("BaseDelay", Assert.Throws<ArgumentOutOfRangeException>(() => options.BaseDelay = TimeSpan.Zero).Message, StringComparison.Ordinal);
+        Assert.Contains("Multiplier", Assert.Throws<ArgumentOutOfRangeException>(() => options.Multiplier = 0.5).Message, StringComparison.Ordinal);
+        Assert.Contains("Multiplier", Assert.Throws<ArgumentOutOfRangeException>(() => options.Multiplier = double.NaN).Message, StringComparison.Ordinal);
+        Assert.Contains("MaxAttempts", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxAttempts = 0).Message, StringComparison.Ordinal);
+        Assert.Contains("MaxDelay", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxDelay = TimeSpan.FromSeconds(-1)).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxElapsed = TimeSpan.Zero);
+
+        options.SoonMinDelay = TimeSpan.FromSeconds(10);
+        var error = Assert.Throws<ArgumentException>(() => new DefaultReconnectPolicy(options));
+        Assert.Contains("SoonMinDelay", error.Message, StringComparison.Ordinal);
+    }
+}
