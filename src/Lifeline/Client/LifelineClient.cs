@@ -299,15 +299,19 @@ public sealed partial class LifelineClient : IAsyncDisposable
     {
         await foreach (var change in _events.Reader.ReadAllAsync().ConfigureAwait(false))
         {
-            try
+            // Each handler runs on its own, so one that throws neither stops the others nor the client.
+            foreach (var handler in StateChanged?.GetInvocationList() ?? [])
             {
-                StateChanged?.Invoke(this, change);
-            }
+                try
+                {
+                    ((EventHandler<LifelineStateChangedEventArgs>)handler)(this, change);
+                }
 #pragma warning disable CA1031 // A user's handler must not kill the client.
-            catch (Exception e)
+                catch (Exception e)
 #pragma warning restore CA1031
-            {
-                Log.CallbackFailed(_logger, nameof(StateChanged), e);
+                {
+                    Log.CallbackFailed(_logger, nameof(StateChanged), e);
+                }
             }
         }
     }

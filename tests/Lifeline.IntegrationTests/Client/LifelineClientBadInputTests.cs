@@ -1,0 +1,97 @@
+using Lifeline.Client;
+using Lifeline.CloseCodes;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Client;
+
+public sealed class LifelineClientBadInputTests
+{
+    [Theory]
+    [InlineData("http://127.0.0.1:1/ws", "scheme 'http'")]
+    [InlineData("ftp://127.0.0.1/ws", "scheme 'ftp'")]
+    public void Uri_WrongScheme_ThrowsNamingTheScheme(string uri, string expected)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new LifelineClientOptions { Uri = new Uri(uri) });
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Contains("ws://", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Uri_Relative_Throws()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new LifelineClientOptions { Uri = new Uri("/ws", UriKind.Relative) });
+        Assert.Contains("absolute", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_MissingUri_ThrowsAtConstruction()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new LifelineClient(new LifelineClientOptions()));
+        Assert.Contains("Uri is required", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_OutOfRange_ThrowNamingTheSetting()
+    {
+        var options = new LifelineClientOptions();
+        Assert.Contains("KeepAliveInterval", Assert.Throws<ArgumentOutOfRangeException>(() => options.KeepAliveInterval = TimeSpan.FromSeconds(-1)).Message, StringComparison.Ordinal);
+        Assert.Contains("MaxMessageSize", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxMessageSize = 0).Message, StringComparison.Ordinal);
+        Assert.Contains("ConnectTimeout", Assert.Throws<ArgumentOutOfRangeException>(() => options.ConnectTimeout = TimeSpan.Zero).Message, StringComparison.Ordinal);
+        Assert.Contains("ReceiveWatchdog", Assert.Throws<ArgumentOutOfRangeException>(() => options.ReceiveWatchdog = TimeSpan.Zero).Message, StringComparison.Ordinal);
+        Assert.Contains("ReceiveCapacity", Assert.Throws<ArgumentOutOfRangeException>(() => options.ReceiveCapacity = 0).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stop_ReasonOver123Bytes_ThrowsAndConnectionSurvives()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => client.StopAsync(reason: new string('x', 124)));
+        Assert.Contains("124 bytes", error.Message, StringComparison.Ordinal);
+
+        await client.SendTextAsync("still here");
+        Assert.Equal("still here", (await Wait.ReadAsync(client.Messages)).Text);
+    }
+
+    [Theory]
+    [InlineData(1006)]
+    [InlineData(1005)]
+    [InlineData(1015)]
+    [InlineData(1004)]
+    [InlineData(2000)]
+    public async Task Stop_WithACodeThatMayNotBeSent_Throws(int code)
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => client.StopAsync(new CloseCode(code)));
+        Assert.Contains("may not be sent", error.Message, StringComparison.Ordinal);
+        Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
+    public async Task Send_AfterDispose_ThrowsObjectDisposed()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.DisposeAsync();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => client.SendTextAsync("x").AsTask());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => client.StartAsync());
+    }
+
+    [Fact]
+    public async Task Start_Twice_Throws()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => client.StartAsync());
+        Assert.Contains("already started", error.Message, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using Lifeline.Client;
+using Lifeline.CloseCodes;
+using Lifeline.FaultProxy;
+using Lifeline.FaultProxy.Toxics;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Client;
+
+public sealed class LifelineClientLivenessTests
+{
+    [Fact]
+    public async Task BlackHole_WithKeepAlive_DetectedAsKeepAliveTimeoutWithinFourSeconds()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        var options = ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo"));
+        options.KeepAliveInterval = TimeSpan.FromSeconds(1);
+        options.KeepAliveTimeout = TimeSpan.FromSeconds(2);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var holed = Stopwatch.StartNew();
+        proxy.AddToxic(new BlackHoleToxic());
+
+        var lost = await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(10));
+        var detectedAfter = holed.Elapsed;
+        Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
+        Assert.Equal(CloseInitiator.Transport, lost.Close.Initiator);
+        Assert.StartsWith("keep-alive timeout", lost.Close.Cause, StringComparison.Ordinal);
+        Assert.True(detectedAfter < TimeSpan.FromSeconds(4), $"detected after {detectedAfter}");
+    }
+
+    [Fact]
+    public async Task BlackHole_WithoutKeepAlive_IsNotDetectedInTheSameTime()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        var options = ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo"));
+        options.KeepAliveInterval = TimeSpan.Zero;
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        proxy.AddToxic(new BlackHoleToxic());
+
+        await Assert.ThrowsAsync<TimeoutException>(() => states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(4)));
+        Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
+    public async Task ReceiveWatchdog_SilentServer_DeclaredDeadAs1006()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/silent"));
+        options.KeepAliveInterval = TimeSpan.Zero;
+        options.ReceiveWatchdog = TimeSpan.FromMilliseconds(500);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var lost = await states.NextAsync(LifelineClientState.Reconnecting);
+
+        Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
+        Assert.StartsWith("receive watchdog", lost.Close.Cause, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ReceiveWatchdog_ServerSendingHeartbeats_StaysConnected()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/echo"));
+        options.ReceiveWatchdog = TimeSpan.FromMilliseconds(600);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        for (var i = 0; i < 8; i++)
+        {
+            await server.SendToAllAsync("heartbeat");
+            Assert.Equal("heartbeat", (await Wait.ReadAsync(client.Messages)).Text);
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(LifelineClientState.Connected, client.State);
+        Assert.DoesNotContain(states.Events, e => e.Current == LifelineClientState.Reconnecting);
+    }
+
+    [Fact]
+    public async Task ProxyFin_WithoutCloseFrame_ReportedAs1006AndReconnects()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo")));
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        proxy.CloseAllWithFin();
+
+        var lost = await states.NextAsync(LifelineClientState.Reconnecting);
+        Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
+        Assert.False(lost.Close.CloseFrameReceived);
+        await states.NextAsync(LifelineClientState.Connected);
+    }
+
+    [Fact]
+    public async Task SlicedAndDelayedLink_MessagesStillArriveWhole()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        proxy.AddToxic(new SlicerToxic(7));
+        proxy.AddToxic(new LatencyToxic(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(10)));
+        await using var client = new LifelineClient(ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var text = string.Concat(Enumerable.Repeat("sliced-", 100));
+        await client.SendTextAsync(text);
+
+        Assert.Equal(text, (await Wait.ReadAsync(client.Messages)).Text);
+    }
+}

@@ -1,0 +1,139 @@
+using Lifeline.Client;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Client;
+
+public sealed class LifelineClientSendQueueTests
+{
+    private static async Task<(TestWebSocketServer Server, LifelineClient Client, StateRecorder States)> ConnectedThenServerDownAsync(Action<LifelineClientOptions>? configure = null)
+    {
+        var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/echo"));
+        configure?.Invoke(options);
+        var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await server.StopAsync();
+        await states.NextAsync(LifelineClientState.Reconnecting);
+        return (server, client, states);
+    }
+
+    [Fact]
+    public async Task SendsWhileDown_ArriveAfterReconnect_InOrder()
+    {
+        var (server, client, states) = await ConnectedThenServerDownAsync();
+        await using var _ = server;
+        await using var __ = client;
+
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.SendTextAsync($"m{i}");
+        }
+
+        Assert.Equal(5, client.Statistics.QueuedMessages);
+        await server.RestartAsync();
+        await states.NextAsync(LifelineClientState.Connected);
+
+        await Wait.UntilAsync(() => server.Received.Count >= 5, what: "five queued messages at the server");
+        Assert.Equal(["m1", "m2", "m3", "m4", "m5"], server.Received.ToArray());
+        Assert.Equal(5, client.Statistics.MessagesQueuedWhileDisconnected);
+    }
+
+    [Fact]
+    public async Task ReconnectedHook_SendsBeforeTheQueueIsFlushed()
+    {
+        var (server, client, states) = await ConnectedThenServerDownAsync(options =>
+            options.OnReconnected = (context, ct) => context.SendTextAsync("subscribe", ct));
+        await using var _ = server;
+        await using var __ = client;
+
+        await client.SendTextAsync("queued-1");
+        await client.SendTextAsync("queued-2");
+        await server.RestartAsync();
+        await states.NextAsync(LifelineClientState.Connected);
+
+        await Wait.UntilAsync(() => server.Received.Count >= 3, what: "three messages at the server");
+        Assert.Equal(["subscribe", "queued-1", "queued-2"], server.Received.ToArray());
+    }
+
+    [Fact]
+    public async Task QueueBoundExceeded_DropOldest_KeepsTheNewestAndCounts()
+    {
+        var (server, client, states) = await ConnectedThenServerDownAsync(options =>
+        {
+            options.SendQueue.MaxMessages = 3;
+            options.SendQueue.FullMode = SendQueueFullMode.DropOldest;
+        });
+        await using var _ = server;
+        await using var __ = client;
+
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.SendTextAsync($"m{i}");
+        }
+
+        Assert.Equal(2, client.Statistics.MessagesDroppedQueueFull);
+        await server.RestartAsync();
+        await states.NextAsync(LifelineClientState.Connected);
+        await Wait.UntilAsync(() => server.Received.Count >= 3, what: "three messages at the server");
+        Assert.Equal(["m3", "m4", "m5"], server.Received.ToArray());
+    }
+
+    [Fact]
+    public async Task QueueBoundExceeded_Fail_ThrowsAndKeepsWhatWasQueued()
+    {
+        var (server, client, _) = await ConnectedThenServerDownAsync(options =>
+        {
+            options.SendQueue.MaxMessages = 2;
+            options.SendQueue.FullMode = SendQueueFullMode.Fail;
+        });
+        await using var _s = server;
+        await using var _c = client;
+
+        await client.SendTextAsync("a");
+        await client.SendTextAsync("b");
+        await Assert.ThrowsAsync<SendQueueFullException>(() => client.SendTextAsync("c").AsTask());
+        Assert.Equal(2, client.Statistics.QueuedMessages);
+    }
+
+    [Fact]
+    public async Task QueueBoundExceeded_Wait_BlocksUntilCancelled()
+    {
+        var (server, client, _) = await ConnectedThenServerDownAsync(options => options.SendQueue.MaxMessages = 1);
+        await using var _s = server;
+        await using var _c = client;
+
+        await client.SendTextAsync("a");
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.SendTextAsync("b", cts.Token).AsTask());
+    }
+
+    [Fact]
+    public async Task StaleMessages_AreDroppedAndCounted_NotSentLate()
+    {
+        var (server, client, states) = await ConnectedThenServerDownAsync(options => options.SendQueue.MaxAge = TimeSpan.FromMilliseconds(200));
+        await using var _ = server;
+        await using var __ = client;
+
+        await client.SendTextAsync("stale");
+        await Task.Delay(400); // let it age past MaxAge while the server is down
+        await server.RestartAsync();
+        await states.NextAsync(LifelineClientState.Connected);
+        await client.SendTextAsync("fresh");
+
+        await Wait.UntilAsync(() => server.Received.Contains("fresh"), what: "the fresh message");
+        Assert.Equal(["fresh"], server.Received.ToArray());
+        Assert.Equal(1, client.Statistics.MessagesDroppedStale);
+    }
+
+    [Fact]
+    public async Task QueueingOff_SendWhileDown_ThrowsClearly()
+    {
+        var (server, client, _) = await ConnectedThenServerDownAsync(options => options.SendQueue.Enabled = false);
+        await using var _s = server;
+        await using var _c = client;
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => client.SendTextAsync("x").AsTask());
+        Assert.Contains("queueing is off", error.Message, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A plain ASP.NET Core WebSocket server on real Kestrel at 127.0.0.1, with handles to misbehave on purpose:
+/// abort every socket, close them with a chosen code, stop and start again on the same port.
+/// Paths: /echo (echo and record), /close/{code}?reason=... (accept then close), /reject/{status} (no upgrade),
+/// /big/{size} (send one message of that size), /silent (accept, never send, record).
+/// </summary>
+internal sealed class TestWebSocketServer : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<int, WebSocket> _sockets = new();
+    private WebApplication? _app;
+    private int _nextId;
+
+    private TestWebSocketServer()
+    {
+    }
+
+    public int Port { get; private set; }
+
+    /// <summary>Every text message received on /echo and /silent, across restarts, in arrival order.</summary>
+    public ConcurrentQueue<string> Received { get; } = new();
+
+    /// <summary>How many upgrades were accepted, across restarts.</summary>
+    public int AcceptedCount => Volatile.Read(ref _nextId);
+
+    public int OpenCount => _sockets.Count;
+
+    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+
+    public static async Task<TestWebSocketServer> StartAsync(int port = 0)
+    {
+        var server = new TestWebSocketServer();
+        await server.StartHostAsync(port);
+        return server;
+    }
+
+    /// <summary>Starts the host again on the same port (after <see cref="StopAsync"/>).</summary>
+    public Task RestartAsync() => StartHostAsync(Port);
+
+    public void AbortAll()
+    {
+        foreach (var socket in _sockets.Values)
+        {
+            socket.Abort();
+        }
+    }
+
+    public async Task CloseAllAsync(int code, string? reason)
+    {
+        await Task.WhenAll(_sockets.Values.Select(async socket =>
+        {
+            try
+            {
+                await socket.CloseOutputAsync((WebSocketCloseStatus)code, reason, CancellationToken.None);
+            }
+            catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
+            {
+            }
+        }));
+    }
+
+    public async Task SendToAllAsync(string text)
+    {
+        foreach (var socket in _sockets.Values)
+        {
+            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
+        }
+    }
+
+    public async Task StopAsync()
+    {
+        if (_app is { } app)
+        {
+            _app = null;
+            AbortAll();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await app.StopAsync(timeout.Token);
+            await app.DisposeAsync();
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+
+    private async Task StartHostAsync(int port)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(options => options.Listen(IPAddress.Loopback, port));
+        var app = builder.Build();
+        app.UseWebSockets();
+        app.Map("/echo", context => AcceptAsync(context, echo: true));
+        app.Map("/silent", context => AcceptAsync(context, echo: false));
+        app.Map("/close/{code:int}", async context =>
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var code = int.Parse((string)context.Request.RouteValues["code"]!, CultureInfo.InvariantCulture);
+            await socket.CloseOutputAsync((WebSocketCloseStatus)code, context.Request.Query["reason"], context.RequestAborted);
+            await DrainAsync(socket, context.RequestAborted);
+        });
+        app.Map("/reject/{status:int}", context =>
+        {
+            context.Response.StatusCode = int.Parse((string)context.Request.RouteValues["status"]!, CultureInfo.InvariantCulture);
+            if (context.Request.Query.TryGetValue("retryAfter", out var retryAfter))
+            {
+                context.Response.Headers.RetryAfter = retryAfter;
+            }
+
+            return Task.CompletedTask;
+        });
+        app.Map("/big/{size:int}", async context =>
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var size = int.Parse((string)context.Request.RouteValues["size"]!, CultureInfo.InvariantCulture);
+            await socket.SendAsync(new byte[size], WebSocketMessageType.Binary, true, context.RequestAborted);
+            await DrainAsync(socket, context.RequestAborted);
+        });
+        await app.StartAsync();
+        Port = new Uri(app.Urls.First()).Port;
+        _app = app;
+    }
+
+    private async Task AcceptAsync(HttpContext context, bool echo)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = 400;
+            return;
+        }
+
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        var id = Interlocked.Increment(ref _nextId);
+        _sockets[id] = socket;
+        try
+        {
+            var buffer = new byte[64 * 1024];
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    if (socket.State == WebSocketState.CloseReceived)
+                    {
+                        await socket.CloseOutputAsync(result.CloseStatus ?? WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+                    }
+
+                    return;
+                }
+
+                // Test messages are small: one frame each.
+                var text = Encoding.UTF8.GetString(buffer, 0, result.Count);
+                Received.Enqueue(text);
+                if (echo)
+                {
+                    await socket.SendAsync(buffer.AsMemory(0, result.Count), result.MessageType, result.EndOfMessage, context.RequestAborted);
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+        }
+        finally
+        {
+            _sockets.TryRemove(id, out _);
+        }
+    }
+
+    private static async Task DrainAsync(WebSocket socket, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[1024];
+        try
+        {
+            while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
+            {
+                var result = await socket.ReceiveAsync(buffer, cancellationToken);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        {
+        }
+    }
+}
+
