@@ -12,6 +12,7 @@ internal static class LifelineCli
         root.Subcommands.Add(CatalogCommands.Explain(console));
         root.Subcommands.Add(CatalogCommands.Compare(console));
         root.Subcommands.Add(CatalogCommands.Codes(console));
+        root.Subcommands.Add(ConnectCommand.Create(console));
         return root;
     }
 
@@ -32,7 +33,7 @@ internal static class LifelineCli
 
         try
         {
-            var configuration = new InvocationConfiguration { Output = console.Output, Error = console.Error, EnableDefaultExceptionHandler = false };
+            var configuration = new InvocationConfiguration { Output = console.Output, Error = console.Error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
             return await parseResult.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
         }
         catch (UsageException usage)

@@ -116,7 +116,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     /// <summary>Received messages, whole and in order. Completes when the client closes.</summary>
     public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
 
-    /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/>.</summary>
+    /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/> and every <see cref="StateChanged"/> handler has seen it.</summary>
     public Task Completion => _closed.Task;
 
     /// <summary>The options the client runs with.</summary>
@@ -292,7 +292,6 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _queue.Clear();
         _incoming.Writer.TryComplete();
         _firstConnected.TrySetException(new LifelineConnectException(close, failure));
-        _closed.TrySetResult();
     }
 
     private async Task PumpEventsAsync()
@@ -312,6 +311,12 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 {
                     Log.CallbackFailed(_logger, nameof(StateChanged), e);
                 }
+            }
+
+            if (change.Current == LifelineClientState.Closed)
+            {
+                // Completion follows the last event, so awaiting it means every handler has seen the close.
+                _closed.TrySetResult();
             }
         }
     }

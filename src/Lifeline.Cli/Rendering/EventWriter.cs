@@ -1,0 +1,71 @@
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+
+namespace Lifeline.Cli.Rendering;
+
+/// <summary>Writes connection events as JSON lines or as readable text; safe to call from several threads.</summary>
+internal sealed class EventWriter(CliConsole console, bool json, TimeProvider time)
+{
+    private static readonly JsonSerializerOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private readonly Lock _lock = new();
+
+    public void Write(EventLine line)
+    {
+        lock (_lock)
+        {
+            if (json)
+            {
+                console.Output.WriteLine(JsonSerializer.Serialize(line, Compact));
+                console.Output.Flush();
+                return;
+            }
+
+            console.Rich.MarkupLine(Markup.Escape(Describe(line)));
+        }
+    }
+
+    public EventLine Line(string name) => new(time.GetUtcNow().ToString("o", CultureInfo.InvariantCulture), name);
+
+    private static string Describe(EventLine line)
+    {
+        var at = DateTimeOffset.Parse(line.Time, CultureInfo.InvariantCulture).ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+        var parts = new List<string> { at, line.Event };
+        if (line.Code is { } code)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"{code} {Lifeline.CloseCodes.CloseCodeCatalog.Get(new(code)).GetName(CultureInfo.InvariantCulture)}"));
+        }
+
+        if (line.Reason is { Length: > 0 } reason)
+        {
+            parts.Add($"reason \"{reason}\"");
+        }
+
+        if (line.CloseFrameReceived is { } frame)
+        {
+            parts.Add(frame ? "(Close frame received)" : "(no Close frame)");
+        }
+
+        if (line.Cause is { } cause)
+        {
+            parts.Add($"- {cause}");
+        }
+
+        if (line.Attempt is { } attempt)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"attempt {attempt}"));
+        }
+
+        if (line.DelayMs is { } delay)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"in {delay} ms"));
+        }
+
+        if (line.Data is { } data)
+        {
+            parts.Add(data);
+        }
+
+        return string.Join(' ', parts);
+    }
+}
