@@ -13,6 +13,7 @@ internal static class LifelineCli
         root.Subcommands.Add(CatalogCommands.Compare(console));
         root.Subcommands.Add(CatalogCommands.Codes(console));
         root.Subcommands.Add(ConnectCommand.Create(console));
+        root.Subcommands.Add(ServeCommand.Create(console));
         return root;
     }
 

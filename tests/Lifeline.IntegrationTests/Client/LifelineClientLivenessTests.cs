@@ -7,6 +7,7 @@ using Lifeline.IntegrationTests.Infrastructure;
 
 namespace Lifeline.IntegrationTests.Client;
 
+[Collection(SerialCollection.Name)]
 public sealed class LifelineClientLivenessTests
 {
     [Fact]
@@ -71,7 +72,7 @@ public sealed class LifelineClientLivenessTests
     {
         await using var server = await TestWebSocketServer.StartAsync();
         var options = ClientTestOptions.Fast(server.Uri("/echo"));
-        options.ReceiveWatchdog = TimeSpan.FromMilliseconds(600);
+        options.ReceiveWatchdog = TimeSpan.FromSeconds(2);
         await using var client = new LifelineClient(options);
         var states = new StateRecorder(client);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));

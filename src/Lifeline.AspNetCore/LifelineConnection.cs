@@ -1,0 +1,290 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.WebSockets;
+using System.Security.Claims;
+using System.Text;
+using System.Threading.Channels;
+using Lifeline.Client;
+using Lifeline.CloseCodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>
+/// One accepted WebSocket on the server: identity, a stream of incoming messages, sends, groups and a validated
+/// close. The connection lives as long as the handler runs.
+/// </summary>
+/// <remarks>
+/// Thread-safe: sends from several threads are serialised. <see cref="CloseAsync"/> refuses codes that may not be
+/// sent (1005, 1006, 1015, reserved) and shortens reasons to 123 bytes on a UTF-8 boundary.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The endpoint owns the connection's life and releases its resources in Release().")]
+public sealed class LifelineConnection
+{
+    private const int ReceiveChunk = 16 * 1024;
+
+    private readonly WebSocket _socket;
+    private readonly LifelineServerOptions _options;
+    private readonly LifelineConnectionRegistry _registry;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly CancellationTokenSource _closing = new();
+    private readonly Channel<LifelineMessage> _incoming;
+    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _closeSent;
+
+    internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ILogger logger, TimeProvider time)
+    {
+        _socket = socket;
+        _options = options;
+        _registry = registry;
+        _logger = logger;
+        _time = time;
+        Id = context.Connection.Id + ":" + context.TraceIdentifier;
+        User = context.User;
+        RemoteEndPoint = context.Connection.RemoteIpAddress is { } address ? new IPEndPoint(address, context.Connection.RemotePort) : null;
+        SubProtocol = socket.SubProtocol;
+        Query = context.Request.Query;
+        _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
+    }
+
+    /// <summary>A unique id for this connection.</summary>
+    public string Id { get; }
+
+    /// <summary>The authenticated user of the upgrade request.</summary>
+    public ClaimsPrincipal User { get; }
+
+    /// <summary>The client's address.</summary>
+    public IPEndPoint? RemoteEndPoint { get; }
+
+    /// <summary>The query string of the upgrade request.</summary>
+    public IQueryCollection Query { get; }
+
+    /// <summary>The negotiated subprotocol, if any.</summary>
+    public string? SubProtocol { get; }
+
+    /// <summary>Application state for this connection.</summary>
+    public ConcurrentDictionary<string, object?> Items { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Messages from the client, whole and in order; completes when the connection ends.</summary>
+    public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
+
+    /// <summary>Cancelled once the connection is closing (a Close frame went either way, or the link died).</summary>
+    public CancellationToken Closing => _closing.Token;
+
+    /// <summary>The code the connection ended with, once it has: the client's, ours, or 1006 for a lost link.</summary>
+    public CloseCode? CloseCode { get; private set; }
+
+    /// <summary>Completes when the connection is over and its handler has returned.</summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>The groups this connection belongs to.</summary>
+    public IReadOnlyCollection<string> Groups => [.. _groups.Keys];
+
+    /// <summary>The retry hint this connection was given when drained, if it was.</summary>
+    public TimeSpan? DrainHint { get; internal set; }
+
+    /// <summary>Sends a text message.</summary>
+    public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
+    }
+
+    /// <summary>Sends a message; sends from several threads go out one at a time.</summary>
+    /// <exception cref="InvalidOperationException">The connection is closing or closed.</exception>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        if (type == WebSocketMessageType.Close)
+        {
+            throw new ArgumentException("Close is not a message type; call CloseAsync.", nameof(type));
+        }
+
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Volatile.Read(ref _closeSent) != 0 || _socket.State != WebSocketState.Open)
+            {
+                throw new InvalidOperationException($"Connection {Id} is closing or closed ({_socket.State}); it can no longer send.");
+            }
+
+            await _socket.SendAsync(data, type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends a Close frame; the connection ends when the client answers (or after the drain timeout). Reasons longer
+    /// than 123 bytes of UTF-8 are shortened on a character boundary. Closing twice does nothing the second time.
+    /// </summary>
+    /// <exception cref="ArgumentException">The code may not be sent by an endpoint (1005, 1006, 1015, 1004, 1016-2999, outside 1000-4999).</exception>
+    public async Task CloseAsync(CloseCode code, string? reason = null, CancellationToken cancellationToken = default)
+    {
+        if (!code.CanBeSent)
+        {
+            throw new ArgumentException(
+                $"Close code {code} ({code.Info.GetName(System.Globalization.CultureInfo.InvariantCulture)}) may not be sent by an endpoint. " +
+                "Use 1000 (done), 1001 (going away), 1008 (policy), 1011 (error), 1012 (restart), 1013 (try later) or 3000-4999.",
+                nameof(code));
+        }
+
+        if (Interlocked.Exchange(ref _closeSent, 1) != 0)
+        {
+            return;
+        }
+
+        var text = CloseReason.Truncate(reason);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        try
+        {
+            await _sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
+            try
+            {
+                if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                {
+                    await _socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), text.Length == 0 ? null : text, linked.Token).ConfigureAwait(false);
+                    CloseCode ??= code;
+                    ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
+                }
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            _socket.Abort(); // a link that cannot take a Close frame is dead
+        }
+    }
+
+    /// <summary>Adds this connection to a group (on this node).</summary>
+    public void JoinGroup(string group)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        if (_groups.TryAdd(group, 0))
+        {
+            _registry.AddToGroup(group, this);
+        }
+    }
+
+    /// <summary>Removes this connection from a group.</summary>
+    public void LeaveGroup(string group)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        if (_groups.TryRemove(group, out _))
+        {
+            _registry.RemoveFromGroup(group, this);
+        }
+    }
+
+    /// <summary>Drops the link at once, without a Close frame (the client sees 1006).</summary>
+    public void Abort() => _socket.Abort();
+
+    internal async Task ReceiveLoopAsync(CancellationToken requestAborted)
+    {
+        var buffer = new ArrayBufferWriter<byte>(ReceiveChunk);
+        using var idle = _options.IdleTimeout is { } idleTimeout
+            ? _time.CreateTimer(_ => _ = CloseIdleAsync(idleTimeout), null, idleTimeout, Timeout.InfiniteTimeSpan)
+            : null;
+        try
+        {
+            while (true)
+            {
+                buffer.ResetWrittenCount();
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    result = await _socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), requestAborted).ConfigureAwait(false);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        await AnswerCloseAsync().ConfigureAwait(false);
+                        return;
+                    }
+
+                    buffer.Advance(result.Count);
+                    if (buffer.WrittenCount > _options.MaxMessageSize)
+                    {
+                        ServerLog.MessageTooBig(_logger, Id, _options.MaxMessageSize);
+                        await CloseAsync(CloseCodes.CloseCode.MessageTooBig, $"message larger than {_options.MaxMessageSize} bytes", CancellationToken.None).ConfigureAwait(false);
+                        await WaitForCloseReplyAsync(requestAborted).ConfigureAwait(false);
+                        return;
+                    }
+                }
+                while (!result.EndOfMessage);
+
+                idle?.Change(_options.IdleTimeout!.Value, Timeout.InfiniteTimeSpan);
+                await _incoming.Writer.WriteAsync(new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray()), requestAborted).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        {
+            CloseCode ??= CloseCodes.CloseCode.AbnormalClosure;
+        }
+        finally
+        {
+            _incoming.Writer.TryComplete();
+            await _closing.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    internal async Task FinishAsync()
+    {
+        // The handler returned: close normally if nobody has yet, then give the client a moment to answer.
+        if (_socket.State == WebSocketState.Open)
+        {
+            await CloseAsync(CloseCodes.CloseCode.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    internal void Release()
+    {
+        foreach (var group in _groups.Keys)
+        {
+            _registry.RemoveFromGroup(group, this);
+        }
+
+        _completion.TrySetResult();
+        _closing.Dispose();
+        _sendLock.Dispose();
+    }
+
+    private async Task CloseIdleAsync(TimeSpan idleTimeout)
+    {
+        ServerLog.IdleTimeout(_logger, Id, idleTimeout);
+        await CloseAsync(CloseCodes.CloseCode.Timeout, "idle timeout", CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async Task AnswerCloseAsync()
+    {
+        var received = _socket.CloseStatus is { } status ? CloseCodes.CloseCode.FromWebSocketCloseStatus(status) : CloseCodes.CloseCode.NoStatusReceived;
+        CloseCode ??= received;
+        if (_socket.State == WebSocketState.CloseReceived)
+        {
+            await CloseAsync(received.CanBeSent ? received : CloseCodes.CloseCode.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WaitForCloseReplyAsync(CancellationToken cancellationToken)
+    {
+        var scratch = new byte[1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        while (_socket.State == WebSocketState.CloseSent)
+        {
+            var result = await _socket.ReceiveAsync(scratch.AsMemory(), linked.Token).ConfigureAwait(false);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using System.Text;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>The live connections of this node, and its groups.</summary>
+/// <remarks>Thread-safe. Broadcasts skip connections that are closing; one failing send never stops the others.</remarks>
+public sealed class LifelineConnectionRegistry
+{
+    private readonly ConcurrentDictionary<string, LifelineConnection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, LifelineConnection>> _groups = new(StringComparer.Ordinal);
+
+    /// <summary>How many connections are open.</summary>
+    public int Count => _connections.Count;
+
+    /// <summary>A snapshot of the open connections.</summary>
+    public IReadOnlyCollection<LifelineConnection> Connections => [.. _connections.Values];
+
+    /// <summary>Finds a connection by id.</summary>
+    public LifelineConnection? Find(string id) => _connections.GetValueOrDefault(id);
+
+    /// <summary>The connections in a group now.</summary>
+    public IReadOnlyCollection<LifelineConnection> GroupMembers(string group) =>
+        _groups.TryGetValue(group, out var members) ? [.. members.Values] : [];
+
+    /// <summary>Sends a text message to every open connection; returns how many it reached.</summary>
+    public Task<int> SendToAllAsync(string text, CancellationToken cancellationToken = default) =>
+        SendAsync(_connections.Values, Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
+
+    /// <summary>Sends a message to every open connection; returns how many it reached.</summary>
+    public Task<int> SendToAllAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken = default) =>
+        SendAsync(_connections.Values, data, type, cancellationToken);
+
+    /// <summary>Sends a text message to a group; returns how many it reached.</summary>
+    public Task<int> SendToGroupAsync(string group, string text, CancellationToken cancellationToken = default) =>
+        SendAsync(GroupMembers(group), Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
+
+    internal void Add(LifelineConnection connection) => _connections[connection.Id] = connection;
+
+    internal void Remove(LifelineConnection connection) => _connections.TryRemove(connection.Id, out _);
+
+    internal void AddToGroup(string group, LifelineConnection connection) =>
+        _groups.GetOrAdd(group, _ => new(StringComparer.Ordinal))[connection.Id] = connection;
+
+    internal void RemoveFromGroup(string group, LifelineConnection connection)
+    {
+        if (_groups.TryGetValue(group, out var members))
+        {
+            members.TryRemove(connection.Id, out _);
+        }
+    }
+
+    private static async Task<int> SendAsync(IEnumerable<LifelineConnection> targets, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
+    {
+        var sent = 0;
+        await Parallel.ForEachAsync(targets, cancellationToken, async (connection, ct) =>
+        {
+            try
+            {
+                await connection.SendAsync(data, type, ct).ConfigureAwait(false);
+                Interlocked.Increment(ref sent);
+            }
+            catch (Exception e) when (e is InvalidOperationException or WebSocketException or ObjectDisposedException)
+            {
+                // That connection is closing; the others still get the message.
+            }
+        }).ConfigureAwait(false);
+        return sent;
+    }
+}

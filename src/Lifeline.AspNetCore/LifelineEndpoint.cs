@@ -1,0 +1,149 @@
+using System.Net.WebSockets;
+using Lifeline.CloseCodes;
+using Lifeline.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>Handles one request to a <c>MapLifeline</c> endpoint: checks, admission, accept, handler, cleanup.</summary>
+internal sealed class LifelineEndpoint(
+    Func<LifelineConnection, CancellationToken, Task> handler,
+    LifelineServer server,
+    IOptions<LifelineServerOptions> options,
+    ILogger<LifelineEndpoint> logger,
+    TimeProvider time)
+{
+    private readonly LifelineServerOptions _options = options.Value;
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            // Plain HTTP, or an upgrade missing its WebSocket headers: say so instead of a bare 400.
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            await context.Response.WriteAsync(
+                "This endpoint accepts WebSocket connections only. Connect with a WebSocket client (ws:// or wss://), " +
+                "sending 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13' and a 'Sec-WebSocket-Key'.\n",
+                context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
+        if (_options.Authorize is { } authorize && !await authorize(context).ConfigureAwait(false))
+        {
+            // A browser cannot read the status of a refused upgrade, so accept and close with a code it can see.
+            await RejectAsync(context, CloseCode.PolicyViolation, "unauthorized", "unauthorized").ConfigureAwait(false);
+            return;
+        }
+
+        switch (server.TryAdmit())
+        {
+            case "draining":
+                var hint = server.NextRestartHint();
+                await RejectAsync(context, server.DrainCode, server.DrainReason(hint), "draining").ConfigureAwait(false);
+                return;
+            case { } reason:
+                await RejectAsync(context, CloseCode.TryAgainLater, RetryHint.AppendTo("Try Again Later", _options.TryAgainLaterHint), reason).ConfigureAwait(false);
+                return;
+        }
+
+        try
+        {
+            await RunConnectionAsync(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            server.Release();
+        }
+    }
+
+    private async Task RunConnectionAsync(HttpContext context)
+    {
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(AcceptContext(context)).ConfigureAwait(false);
+        var connection = new LifelineConnection(socket, context, _options, server.Registry, logger, time);
+        server.Registry.Add(connection);
+        ServerMetrics.Accepted.Add(1);
+        ServerMetrics.OpenConnections.Add(1);
+        ServerLog.Accepted(logger, connection.Id, connection.RemoteEndPoint?.ToString());
+        try
+        {
+            var receiving = connection.ReceiveLoopAsync(context.RequestAborted);
+            try
+            {
+                await handler(connection, connection.Closing).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (connection.Closing.IsCancellationRequested)
+            {
+                // The handler stopped because the connection closed: that is its normal end.
+            }
+#pragma warning disable CA1031 // One handler's failure must not affect other connections or the host.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                ServerLog.HandlerFailed(logger, connection.Id, e);
+                await connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None).ConfigureAwait(false);
+            }
+
+            await connection.FinishAsync().ConfigureAwait(false);
+            await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+        }
+        finally
+        {
+            server.Registry.Remove(connection);
+            ServerMetrics.OpenConnections.Add(-1);
+            ServerLog.Ended(logger, connection.Id, connection.CloseCode?.ToString() ?? "aborted");
+            connection.Release();
+        }
+    }
+
+    private WebSocketAcceptContext AcceptContext(HttpContext context)
+    {
+        var requested = context.WebSockets.WebSocketRequestedProtocols;
+        return new WebSocketAcceptContext
+        {
+            KeepAliveInterval = _options.KeepAliveInterval,
+            KeepAliveTimeout = _options.KeepAliveInterval > TimeSpan.Zero && _options.KeepAliveTimeout > TimeSpan.Zero
+                ? _options.KeepAliveTimeout
+                : Timeout.InfiniteTimeSpan,
+            SubProtocol = requested.Count > 0 ? requested[0] : null,
+        };
+    }
+
+    /// <summary>Accepts the upgrade only to close it at once with a code and hint the client can read.</summary>
+    private async Task RejectAsync(HttpContext context, CloseCode code, string reason, string tag)
+    {
+        ServerMetrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", tag));
+        ServerLog.Rejected(logger, code.Value, reason);
+        using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), time);
+        try
+        {
+            await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), CloseReason.Truncate(reason), timeout.Token).ConfigureAwait(false);
+            ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
+            var scratch = new byte[256];
+            while (socket.State == WebSocketState.CloseSent)
+            {
+                await socket.ReceiveAsync(scratch.AsMemory(), timeout.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+            socket.Abort();
+        }
+    }
+
+    private static async Task WaitBoundedAsync(Task task, TimeSpan bound, WebSocket socket)
+    {
+        try
+        {
+            await task.WaitAsync(bound).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            socket.Abort(); // the client never answered the Close frame
+            await task.ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using System.Text.Json;
+using Lifeline.AspNetCore;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>Maps Lifeline WebSocket endpoints and the drain-aware health endpoint.</summary>
+public static class LifelineEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Maps a WebSocket endpoint. The handler runs once per connection and the connection lives as long as it runs;
+    /// when it returns the connection is closed with 1000, when it throws with 1011. The token passed to it is
+    /// cancelled when the connection closes. No separate <c>UseWebSockets</c> call is needed.
+    /// </summary>
+    public static IEndpointConventionBuilder MapLifeline(this IEndpointRouteBuilder endpoints, string pattern, Func<LifelineConnection, CancellationToken, Task> handler)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(handler);
+        var endpoint = ActivatorUtilities.CreateInstance<LifelineEndpoint>(endpoints.ServiceProvider, handler);
+        var pipeline = endpoints.CreateApplicationBuilder().UseWebSockets();
+        pipeline.Run(endpoint.HandleAsync);
+        return endpoints.Map(pattern, pipeline.Build()).WithDisplayName($"Lifeline {pattern}");
+    }
+
+    /// <summary>
+    /// Maps a health endpoint for load balancers: 200 <c>{"status":"ready"}</c>, or 503 <c>{"status":"draining"}</c>
+    /// once a drain has begun, so traffic is routed elsewhere before the connections are closed.
+    /// </summary>
+    public static IEndpointConventionBuilder MapLifelineHealth(this IEndpointRouteBuilder endpoints, string pattern = "/health")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        return endpoints.MapGet(pattern, (HttpContext context, LifelineServer server) =>
+        {
+            var draining = server.IsDraining;
+            context.Response.StatusCode = draining ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
+            return context.Response.WriteAsync(JsonSerializer.Serialize(new { status = draining ? "draining" : "ready", connections = server.Registry.Count }));
+        });
+    }
+}

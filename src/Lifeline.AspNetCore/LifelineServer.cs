@@ -1,0 +1,157 @@
+using System.Threading.RateLimiting;
+using Lifeline.CloseCodes;
+using Lifeline.Protocol;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>
+/// The server's state beyond single connections: admission (capacity and rate, answered with 1013) and the
+/// graceful restart (1012 with a spread of retry hints, paced, then drain).
+/// </summary>
+/// <remarks>Thread-safe. One instance per application, registered by <c>AddLifeline</c>.</remarks>
+public sealed class LifelineServer : IDisposable
+{
+    private readonly LifelineServerOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly RateLimiter? _rate;
+    private readonly Random _random;
+    private readonly Lock _drainLock = new();
+    private Task? _drain;
+    private int _admitted;
+    private int _draining;
+
+    /// <summary>Creates the server state; normally resolved from DI.</summary>
+    public LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger = null, TimeProvider? timeProvider = null)
+        : this(options, registry, logger, timeProvider, random: null)
+    {
+    }
+
+    internal LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger, TimeProvider? timeProvider, Random? random)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _options.Validate();
+        Registry = registry;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _time = timeProvider ?? TimeProvider.System;
+        _random = random ?? Random.Shared;
+        _rate = _options.MaxNewConnectionsPerSecond is { } perSecond
+            ? new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions { PermitLimit = perSecond, Window = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true })
+            : null;
+    }
+
+    /// <summary>The live connections.</summary>
+    public LifelineConnectionRegistry Registry { get; }
+
+    /// <summary>True once a drain has begun: health reports "draining" and new upgrades are turned away with 1012 (or 1013).</summary>
+    public bool IsDraining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>
+    /// Drains: every open connection gets 1012 Service Restart (or 1013) with its own <c>retry-after-ms</c> hint, spread
+    /// uniformly over the configured window and sent in paced batches; then waits for the clients to answer, up to the
+    /// drain timeout, and aborts whoever is left. Calling it again returns the same drain.
+    /// </summary>
+    public Task DrainAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_drainLock)
+        {
+            Volatile.Write(ref _draining, 1);
+            return _drain ??= RunDrainAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>A retry hint drawn uniformly from the restart window.</summary>
+    public TimeSpan NextRestartHint()
+    {
+#pragma warning disable CA5394 // Spread, not secrecy.
+        var span = (_options.RestartHintMax - _options.RestartHintMin).Ticks;
+        return _options.RestartHintMin + TimeSpan.FromTicks((long)(_random.NextDouble() * span));
+#pragma warning restore CA5394
+    }
+
+    /// <summary>The code new upgrades and open connections get during a drain.</summary>
+    internal CloseCode DrainCode => _options.DrainWithServiceRestart ? CloseCode.ServiceRestart : CloseCode.TryAgainLater;
+
+    internal string DrainReason(TimeSpan hint) =>
+        RetryHint.AppendTo(_options.DrainWithServiceRestart ? "Service Restart" : "Try Again Later", hint);
+
+    /// <summary>Admits a new connection, or says why not (the reason tag for metrics and logs).</summary>
+    internal string? TryAdmit()
+    {
+        if (IsDraining)
+        {
+            return "draining";
+        }
+
+        if (Interlocked.Increment(ref _admitted) > (_options.MaxConnections ?? int.MaxValue))
+        {
+            Interlocked.Decrement(ref _admitted);
+            return "capacity";
+        }
+
+        if (_rate is not null)
+        {
+            using var lease = _rate.AttemptAcquire();
+            if (!lease.IsAcquired)
+            {
+                Interlocked.Decrement(ref _admitted);
+                return "rate";
+            }
+        }
+
+        return null;
+    }
+
+    internal void Release() => Interlocked.Decrement(ref _admitted);
+
+    /// <inheritdoc />
+    public void Dispose() => _rate?.Dispose();
+
+    private async Task RunDrainAsync(CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var connections = Registry.Connections.ToArray();
+        ServerLog.DrainStarted(_logger, connections.Length, DrainCode.Value, _options.RestartHintMin, _options.RestartHintMax);
+
+        using var timeout = new CancellationTokenSource(_options.DrainTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        var done = connections.Select(connection => connection.Completion.WaitAsync(linked.Token)).ToArray();
+        try
+        {
+            foreach (var batch in connections.Chunk(_options.DrainCloseBatchSize))
+            {
+                await Task.WhenAll(batch.Select(connection =>
+                {
+                    var hint = NextRestartHint();
+                    connection.DrainHint = hint;
+                    return connection.CloseAsync(DrainCode, DrainReason(hint), linked.Token);
+                })).ConfigureAwait(false);
+                if (_options.DrainCloseBatchInterval > TimeSpan.Zero)
+                {
+                    await Task.Delay(_options.DrainCloseBatchInterval, _time, linked.Token).ConfigureAwait(false);
+                }
+            }
+
+            await Task.WhenAll(done).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Past the drain timeout (or the host's shutdown timeout): the rest are aborted below.
+        }
+
+        var aborted = 0;
+        foreach (var connection in connections.Where(c => !c.Completion.IsCompleted))
+        {
+            connection.Abort();
+            aborted++;
+        }
+
+        var duration = _time.GetElapsedTime(started);
+        ServerMetrics.DrainDuration.Record(duration.TotalSeconds);
+        ServerLog.DrainFinished(_logger, duration, connections.Length - aborted, aborted);
+    }
+}

@@ -1,0 +1,141 @@
+namespace Lifeline.AspNetCore;
+
+/// <summary>Settings of the Lifeline server side. Setters reject values out of range; <see cref="Validate"/> runs at start.</summary>
+public sealed class LifelineServerOptions
+{
+    private int? _maxConnections;
+    private int? _maxNewConnectionsPerSecond;
+    private int _maxMessageSize = 1024 * 1024;
+    private TimeSpan _keepAliveInterval = TimeSpan.FromSeconds(15);
+    private TimeSpan _keepAliveTimeout = TimeSpan.FromSeconds(15);
+    private TimeSpan? _idleTimeout;
+    private TimeSpan _restartHintMin = TimeSpan.FromSeconds(1);
+    private TimeSpan _restartHintMax = TimeSpan.FromSeconds(5);
+    private TimeSpan _tryAgainLaterHint = TimeSpan.FromSeconds(5);
+    private TimeSpan _drainTimeout = TimeSpan.FromSeconds(20);
+    private int _drainCloseBatchSize = 100;
+    private TimeSpan _drainCloseBatchInterval = TimeSpan.FromMilliseconds(10);
+    private int _receiveCapacity = 1_000;
+
+    /// <summary>The most connections open at once; more are accepted and closed with 1013. Default null: no limit. At least 1 when set.</summary>
+    public int? MaxConnections
+    {
+        get => _maxConnections;
+        set => _maxConnections = value is null or >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxConnections), value, "MaxConnections must be at least 1, or null for no limit.");
+    }
+
+    /// <summary>The most new connections accepted per second; more are closed with 1013. Default null: no limit. At least 1 when set.</summary>
+    public int? MaxNewConnectionsPerSecond
+    {
+        get => _maxNewConnectionsPerSecond;
+        set => _maxNewConnectionsPerSecond = value is null or >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxNewConnectionsPerSecond), value, "MaxNewConnectionsPerSecond must be at least 1, or null for no limit.");
+    }
+
+    /// <summary>The largest message accepted from a client; a bigger one closes the connection with 1009. Default 1 MiB.</summary>
+    public int MaxMessageSize
+    {
+        get => _maxMessageSize;
+        set => _maxMessageSize = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), value, "MaxMessageSize must be at least 1 byte.");
+    }
+
+    /// <summary>How often the server pings each client. Default 15 s. Zero turns server pings off.</summary>
+    public TimeSpan KeepAliveInterval
+    {
+        get => _keepAliveInterval;
+        set => _keepAliveInterval = value >= TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), value, "KeepAliveInterval must be zero (off) or positive.");
+    }
+
+    /// <summary>How long a client may leave a ping unanswered before it is released as dead. Default 15 s. Zero or infinite: no check.</summary>
+    public TimeSpan KeepAliveTimeout
+    {
+        get => _keepAliveTimeout;
+        set => _keepAliveTimeout = value >= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan ? value
+            : throw new ArgumentOutOfRangeException(nameof(KeepAliveTimeout), value, "KeepAliveTimeout must be zero, positive or infinite.");
+    }
+
+    /// <summary>A client that sends no message for this long is closed with 3008 Timeout. Default null: off.</summary>
+    public TimeSpan? IdleTimeout
+    {
+        get => _idleTimeout;
+        set => _idleTimeout = value is null || value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "IdleTimeout must be positive, or null for off.");
+    }
+
+    /// <summary>The lower end of the window over which restart hints are spread. Default 1 s.</summary>
+    public TimeSpan RestartHintMin
+    {
+        get => _restartHintMin;
+        set => _restartHintMin = value >= TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(RestartHintMin), value, "RestartHintMin must be zero or more.");
+    }
+
+    /// <summary>The upper end of the window over which restart hints are spread. Default 5 s.</summary>
+    public TimeSpan RestartHintMax
+    {
+        get => _restartHintMax;
+        set => _restartHintMax = value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(RestartHintMax), value, "RestartHintMax must be positive.");
+    }
+
+    /// <summary>The hint sent with 1013 when the server is over capacity. Default 5 s.</summary>
+    public TimeSpan TryAgainLaterHint
+    {
+        get => _tryAgainLaterHint;
+        set => _tryAgainLaterHint = value >= TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(TryAgainLaterHint), value, "TryAgainLaterHint must be zero or more.");
+    }
+
+    /// <summary>
+    /// How long a drain waits for clients to answer the Close frames before aborting the rest. Default 20 s, which
+    /// fits inside the default 30 s HostOptions.ShutdownTimeout and Kubernetes grace period.
+    /// </summary>
+    public TimeSpan DrainTimeout
+    {
+        get => _drainTimeout;
+        set => _drainTimeout = value > TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(DrainTimeout), value, "DrainTimeout must be positive.");
+    }
+
+    /// <summary>Close frames are sent in batches of this many during a drain, so thousands of closes do not land at once. Default 100.</summary>
+    public int DrainCloseBatchSize
+    {
+        get => _drainCloseBatchSize;
+        set => _drainCloseBatchSize = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(DrainCloseBatchSize), value, "DrainCloseBatchSize must be at least 1.");
+    }
+
+    /// <summary>The pause between drain batches. Default 10 ms (so up to 10,000 closes per second).</summary>
+    public TimeSpan DrainCloseBatchInterval
+    {
+        get => _drainCloseBatchInterval;
+        set => _drainCloseBatchInterval = value >= TimeSpan.Zero ? value
+            : throw new ArgumentOutOfRangeException(nameof(DrainCloseBatchInterval), value, "DrainCloseBatchInterval must be zero or more.");
+    }
+
+    /// <summary>Whether a drain sends 1012 Service Restart (true, the default) or 1013 Try Again Later to new upgrades and open connections.</summary>
+    public bool DrainWithServiceRestart { get; set; } = true;
+
+    /// <summary>Received messages held per connection until the handler reads them. Default 1,000.</summary>
+    public int ReceiveCapacity
+    {
+        get => _receiveCapacity;
+        set => _receiveCapacity = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(ReceiveCapacity), value, "ReceiveCapacity must be at least 1.");
+    }
+
+    /// <summary>Decides whether a request may connect; false closes it with 1008 Policy Violation. Default: everyone may.</summary>
+    public Func<Microsoft.AspNetCore.Http.HttpContext, ValueTask<bool>>? Authorize { get; set; }
+
+    /// <summary>Checks relations between settings.</summary>
+    public void Validate()
+    {
+        if (RestartHintMin > RestartHintMax)
+        {
+            throw new ArgumentException($"RestartHintMin ({RestartHintMin}) must not exceed RestartHintMax ({RestartHintMax}).");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using Lifeline.AspNetCore;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the Lifeline server side.</summary>
+public static class LifelineServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the connection registry, admission and the graceful restart on shutdown. Options are validated when
+    /// the host starts, so a bad value fails the start with a message naming it.
+    /// </summary>
+    public static IServiceCollection AddLifeline(this IServiceCollection services, Action<LifelineServerOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var options = services.AddOptions<LifelineServerOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.Validate(o =>
+        {
+            o.Validate();
+            return true;
+        }).ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<LifelineConnectionRegistry>();
+        services.TryAddSingleton<LifelineServer>();
+        services.AddHostedService<LifelineDrainService>();
+        return services;
+    }
+}

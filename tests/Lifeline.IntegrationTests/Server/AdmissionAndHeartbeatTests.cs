@@ -1,0 +1,125 @@
+using Lifeline.FaultProxy;
+using Lifeline.FaultProxy.Toxics;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Protocol;
+
+namespace Lifeline.IntegrationTests.Server;
+
+public sealed class AdmissionAndHeartbeatTests
+{
+    [Fact]
+    public async Task OverCapacity_Gets1013WithAHint_OthersUnaffected()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.MaxConnections = 2;
+            o.TryAgainLaterHint = TimeSpan.FromSeconds(3);
+        });
+        await using var first = await PlainClient.ConnectAsync(host.Uri());
+        await using var second = await PlainClient.ConnectAsync(host.Uri());
+        await Wait.UntilAsync(() => host.Registry.Count == 2);
+
+        await using var third = await PlainClient.ConnectAsync(host.Uri());
+        var close = await third.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(1013, close.Code);
+        Assert.True(RetryHint.TryParse(close.Reason, out var hint));
+        Assert.Equal(TimeSpan.FromSeconds(3), hint);
+        await first.SendTextAsync("still fine");
+        await Wait.UntilAsync(() => first.Messages.Contains("still fine"));
+        Assert.Equal(2, host.Registry.Count);
+    }
+
+    [Fact]
+    public async Task OverCapacity_AfterOneLeaves_ANewOneIsAdmitted()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.MaxConnections = 1);
+        var first = await PlainClient.ConnectAsync(host.Uri());
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+        await first.Socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        await first.DisposeAsync();
+        await Wait.UntilAsync(() => host.Registry.Count == 0);
+
+        await using var next = await PlainClient.ConnectAsync(host.Uri());
+        await next.SendTextAsync("admitted");
+        await Wait.UntilAsync(() => next.Messages.Contains("admitted"));
+    }
+
+    [Fact]
+    public async Task OverRate_Gets1013()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.MaxNewConnectionsPerSecond = 1);
+        await using var first = await PlainClient.ConnectAsync(host.Uri());
+        await using var second = await PlainClient.ConnectAsync(host.Uri());
+
+        var close = await second.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(1013, close.Code);
+    }
+
+    [Fact]
+    public async Task DeadClientBehindBlackHole_IsReleasedAfterTheKeepAliveTimeout()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.KeepAliveInterval = TimeSpan.FromMilliseconds(500);
+            o.KeepAliveTimeout = TimeSpan.FromSeconds(1);
+        });
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/ws"));
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+
+        proxy.AddToxic(new BlackHoleToxic());
+
+        await Wait.UntilAsync(() => host.Registry.Count == 0, TimeSpan.FromSeconds(10), "the dead client to be released");
+    }
+
+    [Fact]
+    public async Task IdleTimeout_SilentClient_ClosedWith3008()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.IdleTimeout = TimeSpan.FromMilliseconds(500));
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+
+        var close = await client.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(3008, close.Code);
+        Assert.Equal("idle timeout", close.Reason);
+    }
+
+    [Fact]
+    public async Task Authorize_Refused_ClosedWith1008()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o =>
+            o.Authorize = context => ValueTask.FromResult(context.Request.Query["token"] == "secret"));
+
+        await using var refused = await PlainClient.ConnectAsync(host.Uri("/ws?token=wrong"));
+        await using var allowed = await PlainClient.ConnectAsync(host.Uri("/ws?token=secret"));
+
+        Assert.Equal(1008, (await refused.Closed.WaitAsync(TimeSpan.FromSeconds(15))).Code);
+        await allowed.SendTextAsync("in");
+        await Wait.UntilAsync(() => allowed.Messages.Contains("in"));
+    }
+
+    [Fact]
+    public async Task Groups_SendToGroup_ReachesOnlyMembers()
+    {
+        await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>
+        {
+            if (connection.Query["group"] is { Count: > 0 } group)
+            {
+                connection.JoinGroup(group!);
+            }
+
+            await LifelineTestHost.EchoAsync(connection, ct);
+        });
+        await using var red = await PlainClient.ConnectAsync(host.Uri("/ws?group=red"));
+        await using var blue = await PlainClient.ConnectAsync(host.Uri("/ws?group=blue"));
+        await Wait.UntilAsync(() => host.Registry.Count == 2);
+
+        Assert.Equal(1, await host.Registry.SendToGroupAsync("red", "for red"));
+        Assert.Equal(2, await host.Registry.SendToAllAsync("for all"));
+
+        await Wait.UntilAsync(() => red.Messages.Count == 2 && blue.Messages.Count == 1);
+        Assert.Equal(["for red", "for all"], red.Messages);
+        Assert.Equal(["for all"], blue.Messages);
+    }
+}

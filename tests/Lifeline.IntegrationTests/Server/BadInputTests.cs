@@ -1,0 +1,144 @@
+using System.Net.Sockets;
+using System.Text;
+using Lifeline.CloseCodes;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Server;
+
+public sealed class BadInputTests
+{
+    [Fact]
+    public async Task HandlerThrows_Closes1011_OtherConnectionsUnaffected()
+    {
+        await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>
+        {
+            await foreach (var message in connection.Messages.ReadAllAsync(ct))
+            {
+                if (message.Text == "boom")
+                {
+                    throw new InvalidOperationException("handler bug");
+                }
+
+                await connection.SendAsync(message.Data, message.Type, ct);
+            }
+        });
+        await using var victim = await PlainClient.ConnectAsync(host.Uri());
+        await using var bystander = await PlainClient.ConnectAsync(host.Uri());
+
+        await victim.SendTextAsync("boom");
+
+        Assert.Equal(1011, (await victim.Closed.WaitAsync(TimeSpan.FromSeconds(15))).Code);
+        await bystander.SendTextAsync("fine");
+        await Wait.UntilAsync(() => bystander.Messages.Contains("fine"));
+    }
+
+    [Theory]
+    [InlineData(1006)]
+    [InlineData(1005)]
+    [InlineData(1015)]
+    [InlineData(1004)]
+    [InlineData(2500)]
+    [InlineData(999)]
+    public async Task HandlerCloseWithReservedCode_IsRefusedWithAClearException(int code)
+    {
+        await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>
+        {
+            try
+            {
+                await connection.CloseAsync(new CloseCode(code), "nope", ct);
+            }
+            catch (ArgumentException e)
+            {
+                await connection.SendTextAsync(e.Message, ct);
+                await connection.CloseAsync(CloseCode.NormalClosure, null, ct);
+            }
+        });
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+
+        var close = await client.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(1000, close.Code);
+        Assert.Contains("may not be sent", Assert.Single(client.Messages), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HandlerCloseWithOversizedReason_IsTruncatedOnACharacterBoundary()
+    {
+        await using var host = await LifelineTestHost.StartAsync(handler: (connection, ct) =>
+            connection.CloseAsync(CloseCode.NormalClosure, new string('é', 100), ct));
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+
+        var close = await client.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(1000, close.Code);
+        Assert.Equal(new string('é', 61), close.Reason);
+        Assert.True(Encoding.UTF8.GetByteCount(close.Reason!) <= 123);
+    }
+
+    [Fact]
+    public async Task OversizedMessage_Closes1009()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.MaxMessageSize = 1024);
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+
+        await client.SendTextAsync(new string('x', 5000));
+
+        Assert.Equal(1009, (await client.Closed.WaitAsync(TimeSpan.FromSeconds(15))).Code);
+    }
+
+    [Fact]
+    public async Task PlainHttpRequest_Gets400WithAnExplanation()
+    {
+        await using var host = await LifelineTestHost.StartAsync();
+        using var http = new HttpClient();
+
+        var response = await http.GetAsync($"http://127.0.0.1:{host.Port}/ws");
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Contains("accepts WebSocket connections only", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MalformedUpgrade_MissingKey_Gets400_ServerKeepsServing()
+    {
+        await using var host = await LifelineTestHost.StartAsync();
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync("127.0.0.1", host.Port);
+            var stream = tcp.GetStream();
+            var request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+            var buffer = new byte[4096];
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var read = await stream.ReadAsync(buffer, timeout.Token);
+            var response = Encoding.ASCII.GetString(buffer, 0, read);
+            Assert.StartsWith("HTTP/1.1 400", response, StringComparison.Ordinal);
+        }
+
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+        await client.SendTextAsync("ok");
+        await Wait.UntilAsync(() => client.Messages.Contains("ok"));
+    }
+
+    [Fact]
+    public void Options_BadValues_ThrowNamingTheSetting()
+    {
+        var options = new Lifeline.AspNetCore.LifelineServerOptions();
+        Assert.Contains("MaxConnections", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxConnections = 0).Message, StringComparison.Ordinal);
+        Assert.Contains("DrainTimeout", Assert.Throws<ArgumentOutOfRangeException>(() => options.DrainTimeout = TimeSpan.Zero).Message, StringComparison.Ordinal);
+        Assert.Contains("MaxMessageSize", Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxMessageSize = -1).Message, StringComparison.Ordinal);
+        options.RestartHintMin = TimeSpan.FromSeconds(9);
+        Assert.Contains("RestartHintMin", Assert.Throws<ArgumentException>(options.Validate).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Options_InconsistentAtStart_FailTheHostStart()
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => LifelineTestHost.StartAsync(o =>
+        {
+            o.RestartHintMin = TimeSpan.FromSeconds(10);
+            o.RestartHintMax = TimeSpan.FromSeconds(2);
+        }));
+        Assert.Contains("RestartHintMin", error.ToString(), StringComparison.Ordinal);
+    }
+}

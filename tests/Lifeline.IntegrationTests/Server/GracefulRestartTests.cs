@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Protocol;
+
+namespace Lifeline.IntegrationTests.Server;
+
+[Collection(SerialCollection.Name)]
+public sealed class ThousandClientDrainTests
+{
+    [Fact]
+    public async Task HostStop_ThousandPlainClients_AllGet1012WithSpreadHints_InsideTheDrainTimeout()
+    {
+        const int clients = 1000;
+        var drainTimeout = TimeSpan.FromSeconds(20);
+        await using var host = await LifelineTestHost.StartAsync(o => o.DrainTimeout = drainTimeout);
+
+        var connected = new List<PlainClient>(clients);
+        foreach (var batch in Enumerable.Range(0, clients).Chunk(100))
+        {
+            connected.AddRange(await Task.WhenAll(batch.Select(_ => PlainClient.ConnectAsync(host.Uri()))));
+        }
+
+        await Wait.UntilAsync(() => host.Registry.Count == clients, TimeSpan.FromSeconds(60), "all connections registered");
+
+        var stopping = Stopwatch.StartNew();
+        await host.StopAsync();
+        var stopTook = stopping.Elapsed;
+
+        var closes = await Task.WhenAll(connected.Select(c => c.Closed.WaitAsync(TimeSpan.FromSeconds(30))));
+        Assert.All(closes, close => Assert.Equal(1012, close.Code));
+        var hints = closes.Select(close =>
+        {
+            Assert.True(RetryHint.TryParse(close.Reason, out var hint), $"no hint in '{close.Reason}'");
+            Assert.StartsWith("Service Restart", close.Reason, StringComparison.Ordinal);
+            return hint;
+        }).ToArray();
+        Assert.All(hints, hint => Assert.InRange(hint, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)));
+
+        // Spread: the 4 s window has 4 one-second buckets; none may hold more than twice its share.
+        var buckets = hints.GroupBy(h => Math.Min(3, (int)(h.TotalSeconds - 1))).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(4, buckets.Count);
+        Assert.All(buckets.Values, count => Assert.True(count <= 2 * clients / 4, $"a bucket holds {count} of {clients}"));
+
+        Assert.True(stopTook < drainTimeout, $"the stop took {stopTook}");
+        foreach (var client in connected)
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+}
+
+public sealed class GracefulRestartTests
+{
+    [Fact]
+    public async Task UpgradeDuringDrain_IsAcceptedAndClosedWith1012AndAHint_HealthSaysDraining()
+    {
+        await using var host = await LifelineTestHost.StartAsync();
+        using var http = new HttpClient();
+        Assert.Equal(200, (int)(await http.GetAsync($"http://127.0.0.1:{host.Port}/health")).StatusCode);
+
+        await host.Server.DrainAsync();
+        var health = await http.GetAsync($"http://127.0.0.1:{host.Port}/health");
+        await using var late = await PlainClient.ConnectAsync(host.Uri());
+        var close = await late.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(503, (int)health.StatusCode);
+        Assert.Contains("draining", await health.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(1012, close.Code);
+        Assert.True(RetryHint.TryParse(close.Reason, out var hint));
+        Assert.InRange(hint, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task DrainWithTryAgainLater_Sends1013()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.DrainWithServiceRestart = false);
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+
+        await host.Server.DrainAsync();
+
+        var close = await client.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(1013, close.Code);
+        Assert.StartsWith("Try Again Later", close.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Drain_ClientThatNeverAnswers_IsAbortedAtTheDrainTimeout()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.DrainTimeout = TimeSpan.FromMilliseconds(800));
+        await using var proxy = new Lifeline.FaultProxy.TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/ws"));
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+        proxy.AddToxic(new Lifeline.FaultProxy.Toxics.BlackHoleToxic());
+
+        var drain = Stopwatch.StartNew();
+        await host.Server.DrainAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.True(drain.Elapsed < TimeSpan.FromSeconds(10));
+        await Wait.UntilAsync(() => host.Registry.Count == 0, what: "the unanswered connection to be aborted");
+    }
+}
