@@ -24,6 +24,30 @@ internal static class CommonOptions
 
     public static CultureInfo Culture(string language) => CultureInfo.GetCultureInfo(language);
 
+    /// <summary>Checks a ws:// or wss:// URL from the command line.</summary>
+    public static Uri ParseWebSocketUrl(string text, string command)
+    {
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "wss") || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new UsageException($"'{text}' is not a WebSocket URL; use ws://host:port/path or wss://host:port/path.", command);
+        }
+
+        return uri;
+    }
+
+    /// <summary>Checks a number of seconds from the command line.</summary>
+    public static TimeSpan PositiveSeconds(double value, string option, string command, bool allowZero = false)
+    {
+        if (!double.IsFinite(value) || value < 0 || (!allowZero && value == 0) || value > TimeSpan.FromDays(1).TotalSeconds)
+        {
+            throw new UsageException(
+                $"{option} must be a {(allowZero ? "non-negative" : "positive")} number of seconds (at most one day), not {value.ToString(CultureInfo.InvariantCulture)}.",
+                command);
+        }
+
+        return TimeSpan.FromSeconds(value);
+    }
+
     /// <summary>Turns "1006" or "abnormal-closure" into a code, or explains what is wrong.</summary>
     public static CloseCode ParseCode(string text, string command)
     {

@@ -14,6 +14,7 @@ internal static class LifelineCli
         root.Subcommands.Add(CatalogCommands.Codes(console));
         root.Subcommands.Add(ConnectCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
+        root.Subcommands.Add(ProbeCommand.Create(console));
         return root;
     }
 

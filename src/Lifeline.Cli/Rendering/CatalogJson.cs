@@ -16,6 +16,12 @@ internal static class CatalogJson
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    public static readonly JsonSerializerOptions Compact = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     public static object Describe(CloseCodeInfo info, CultureInfo culture) => new
     {
         code = info.Code.Value,

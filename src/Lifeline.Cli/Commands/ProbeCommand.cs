@@ -1,0 +1,173 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Lifeline.Cli.Diagnostics;
+using Lifeline.Cli.Rendering;
+using Spectre.Console;
+
+namespace Lifeline.Cli.Commands;
+
+/// <summary><c>lifeline probe URL</c>: one connection, timed step by step, pinged, watched until it ends, explained.</summary>
+internal static class ProbeCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var url = new Argument<string>("url") { Description = "The ws:// or wss:// address to probe." };
+        var duration = new Option<double>("--duration") { Description = "Seconds to keep the connection open after the pings, watching how it ends.", DefaultValueFactory = _ => 10 };
+        var pings = new Option<int>("--pings") { Description = "How many ping round trips to time.", DefaultValueFactory = _ => 5 };
+        var timeout = new Option<double>("--timeout") { Description = "Seconds allowed for DNS, TCP, TLS and the upgrade together.", DefaultValueFactory = _ => 10 };
+        var origin = new Option<string?>("--origin") { Description = "An Origin header to send (servers that check origins answer 403 without one)." };
+        var subprotocols = new Option<string[]>("--subprotocol") { Description = "Subprotocols to offer (repeatable).", AllowMultipleArgumentsPerToken = true };
+        var insecure = new Option<bool>("--insecure") { Description = "Accept any TLS certificate (test servers only)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
+        var command = new Command("probe", "Connect once and report DNS, TCP, TLS and upgrade timings, headers, ping round trips and how the connection ended.")
+        {
+            url, duration, pings, timeout, origin, subprotocols, insecure, json,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var uri = CommonOptions.ParseWebSocketUrl(result.GetValue(url)!, "probe");
+            var settings = new RawConnectOptions(
+                CommonOptions.PositiveSeconds(result.GetValue(timeout), "--timeout", "probe"),
+                result.GetValue(origin),
+                result.GetValue(subprotocols) ?? [],
+                result.GetValue(insecure));
+            var watch = CommonOptions.PositiveSeconds(result.GetValue(duration), "--duration", "probe", allowZero: true);
+            var count = result.GetValue(pings);
+            if (count is < 0 or > 1000)
+            {
+                throw new UsageException($"--pings must be 0-1000, not {count}.", "probe");
+            }
+
+            var report = await ProbeAsync(uri, settings, count, watch, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            Render(console, report, result.GetValue(json));
+            return report.FailedStage is null ? ExitCodes.Success : ExitCodes.Failure;
+        });
+        return command;
+    }
+
+    internal static async Task<ProbeReport> ProbeAsync(Uri uri, RawConnectOptions options, int pings, TimeSpan duration, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var (socket, failure, timings) = await RawWebSocket.ConnectAsync(uri, options, time, cancellationToken).ConfigureAwait(false);
+        if (socket is null)
+        {
+            return new ProbeReport
+            {
+                Url = uri.ToString(),
+                DnsMs = timings is null ? null : ProbeReport.Ms(timings.Dns),
+                TcpMs = timings is null || failure!.Stage is "dns" or "tcp" ? null : ProbeReport.Ms(timings.Tcp),
+                TlsMs = timings?.Tls is { } tls ? ProbeReport.Ms(tls) : null,
+                UpgradeMs = failure!.Response is null ? null : ProbeReport.Ms(timings!.Upgrade),
+                Status = failure.Response?.StatusCode,
+                Headers = failure.Response?.Headers.ToDictionary(h => h.Key, h => h.Value, StringComparer.OrdinalIgnoreCase) ?? [],
+                BodyStart = failure.Response?.BodyStart,
+                FailedStage = failure.Stage,
+                Cause = failure.Cause,
+            };
+        }
+
+        await using var session = new RawSession(socket, time);
+        var samples = new List<double>();
+        var lost = 0;
+        for (var i = 0; i < pings && !session.Ended.IsCompleted; i++)
+        {
+            if (await session.PingAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false) is { } rtt)
+            {
+                samples.Add(ProbeReport.Ms(rtt));
+            }
+            else
+            {
+                lost++;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken).ConfigureAwait(false);
+        }
+
+        var end = await session.ObserveAsync(duration, cancellationToken).ConfigureAwait(false);
+        var closedByProbe = end is null;
+        if (end is null)
+        {
+            await socket.SendCloseAsync(1000, CancellationToken.None).ConfigureAwait(false);
+            end = new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
+        }
+
+        var response = socket.Response;
+        return new ProbeReport
+        {
+            Url = uri.ToString(),
+            Addresses = [.. socket.Addresses.Select(a => a.ToString())],
+            Remote = socket.RemoteEndPoint.ToString(),
+            DnsMs = ProbeReport.Ms(socket.Timings.Dns),
+            TcpMs = ProbeReport.Ms(socket.Timings.Tcp),
+            TlsMs = socket.Timings.Tls is { } t ? ProbeReport.Ms(t) : null,
+            UpgradeMs = ProbeReport.Ms(socket.Timings.Upgrade),
+            Status = response.StatusCode,
+            Headers = response.Headers.ToDictionary(h => h.Key, h => h.Value, StringComparer.OrdinalIgnoreCase),
+            Subprotocol = response.Header("Sec-WebSocket-Protocol"),
+            Extensions = response.Header("Sec-WebSocket-Extensions"),
+            PingsMs = [.. samples],
+            PingsLost = lost,
+            End = EndReport.From(end, closedByProbe),
+        };
+    }
+
+    private static void Render(CliConsole console, ProbeReport report, bool json)
+    {
+        if (json)
+        {
+            console.Output.WriteLine(JsonSerializer.Serialize(report, CatalogJson.Compact));
+            return;
+        }
+
+        var grid = new Grid().AddColumn().AddColumn();
+        void Row(string label, string? value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value ?? "-"));
+        string? Ms(double? value) => value is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v:0.###} ms") : null;
+
+        Row("url", report.Url);
+        Row("addresses", report.Addresses.Length == 0 ? null : string.Join(", ", report.Addresses));
+        Row("connected to", report.Remote);
+        Row("dns", Ms(report.DnsMs));
+        Row("tcp", Ms(report.TcpMs));
+        Row("tls", report.Url.StartsWith("wss", StringComparison.Ordinal) ? Ms(report.TlsMs) : "not used (ws://)");
+        Row("upgrade", Ms(report.UpgradeMs));
+        Row("status", report.Status?.ToString(CultureInfo.InvariantCulture));
+        Row("subprotocol", report.Subprotocol ?? "none");
+        Row("extensions", report.Extensions ?? "none");
+        foreach (var (name, value) in report.Headers)
+        {
+            Row($"  {name}", value);
+        }
+
+        if (report.FailedStage is not null)
+        {
+            Row("failed at", report.FailedStage);
+            Row("cause", report.Cause);
+            if (!string.IsNullOrWhiteSpace(report.BodyStart))
+            {
+                Row("body", report.BodyStart.Trim());
+            }
+
+            console.Rich.Write(grid);
+            return;
+        }
+
+        Row("pings", report.PingsMs.Length == 0 ? "none answered" : string.Join(", ", report.PingsMs.Select(p => p.ToString("0.###", CultureInfo.InvariantCulture))) + " ms");
+        if (report.PingsMs.Length > 0)
+        {
+            Row("  min/avg/max", string.Create(CultureInfo.InvariantCulture, $"{report.PingsMs.Min():0.###} / {report.PingsMs.Average():0.###} / {report.PingsMs.Max():0.###} ms, {report.PingsLost} lost"));
+        }
+
+        if (report.End is { } end)
+        {
+            Row("ended", string.Create(CultureInfo.InvariantCulture, $"after {end.AfterMs / 1000:0.###} s: {end.Description}"));
+            if (end.Code is { } code)
+            {
+                Row("client sees", $"{code} {end.CodeName}");
+                Row("meaning", end.Meaning);
+                Row("what to do", end.HowToResolve);
+            }
+        }
+
+        console.Rich.Write(grid);
+    }
+}

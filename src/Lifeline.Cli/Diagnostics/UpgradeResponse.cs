@@ -1,0 +1,28 @@
+namespace Lifeline.Cli.Diagnostics;
+
+/// <summary>The HTTP response to a WebSocket upgrade request, as read off the wire.</summary>
+internal sealed record UpgradeResponse(int StatusCode, string ReasonPhrase, IReadOnlyList<KeyValuePair<string, string>> Headers, string BodyStart)
+{
+    public string? Header(string name) =>
+        Headers.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
+
+    /// <summary>What a status other than 101 usually means, in a sentence.</summary>
+    public string Explain() => StatusCode switch
+    {
+        101 => "switched protocols: the WebSocket is open",
+        400 => "400 Bad Request: the server rejected the upgrade request (missing or malformed WebSocket headers, or the path expects other parameters)",
+        401 => "401 Unauthorized: the endpoint needs credentials (a token in a header, cookie or query string)",
+        403 => "403 Forbidden: often an Origin check; retry with --origin set to an allowed site, or check the credentials",
+        404 => "404 Not Found: there is no endpoint at this path; check the URL path",
+        405 => "405 Method Not Allowed: the path exists but does not accept a WebSocket upgrade",
+        426 => "426 Upgrade Required: the server wants another protocol version or a TLS connection (try wss://)",
+        429 => "429 Too Many Requests: rate limited" + RetryAfterText(),
+        503 => "503 Service Unavailable: overloaded or restarting" + RetryAfterText(),
+        >= 200 and < 300 => $"{StatusCode} {ReasonPhrase}: a plain HTTP endpoint answered without upgrading; this URL is not a WebSocket endpoint",
+        >= 300 and < 400 => $"{StatusCode} {ReasonPhrase}: a redirect to {Header("Location") ?? "(no Location header)"}; WebSocket clients do not follow redirects, use the target URL",
+        >= 500 => $"{StatusCode} {ReasonPhrase}: the server failed while handling the upgrade",
+        _ => $"{StatusCode} {ReasonPhrase}: the server refused the upgrade",
+    };
+
+    private string RetryAfterText() => Header("Retry-After") is { } retry ? $"; Retry-After: {retry}" : string.Empty;
+}
