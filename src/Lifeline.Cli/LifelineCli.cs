@@ -15,6 +15,8 @@ internal static class LifelineCli
         root.Subcommands.Add(ConnectCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
         root.Subcommands.Add(ProbeCommand.Create(console));
+        root.Subcommands.Add(IdleScanCommand.Create(console));
+        root.Subcommands.Add(ProxyCommand.Create(console));
         return root;
     }
 

@@ -1,0 +1,117 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Lifeline.Cli.Diagnostics;
+using Lifeline.Cli.Rendering;
+using Spectre.Console;
+
+namespace Lifeline.Cli.Commands;
+
+/// <summary><c>lifeline idle-scan URL</c>: measures the idle timeout of the load balancer, proxy or NAT on the path.</summary>
+internal static class IdleScanCommand
+{
+    private static readonly TimeSpan SmallestMin = TimeSpan.FromMilliseconds(500);
+
+    public static Command Create(CliConsole console)
+    {
+        var url = new Argument<string>("url") { Description = "The ws:// or wss:// address to scan through." };
+        var min = new Option<double>("--min") { Description = "Shortest silence to try, seconds (at least 0.5).", DefaultValueFactory = _ => 5 };
+        var max = new Option<double>("--max") { Description = "Longest silence to try, seconds; bounds the scan.", DefaultValueFactory = _ => 600 };
+        var parallel = new Option<int>("--parallel") { Description = "Connections held silent at once (1-32).", DefaultValueFactory = _ => 4 };
+        var resolution = new Option<double>("--resolution") { Description = "Stop narrowing a silent drop once the range is this small, seconds.", DefaultValueFactory = _ => 0.5 };
+        var pongTimeout = new Option<double>("--pong-timeout") { Description = "Seconds to wait for the pong that tells a live link after a silence.", DefaultValueFactory = _ => 2 };
+        var timeout = new Option<double>("--timeout") { Description = "Seconds allowed to open each connection.", DefaultValueFactory = _ => 10 };
+        var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (progress goes to stderr)." };
+        var command = new Command("idle-scan", "Find the idle timeout of whatever sits between client and server, and how it cuts idle connections.")
+        {
+            url, min, max, parallel, resolution, pongTimeout, timeout, json,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var uri = CommonOptions.ParseWebSocketUrl(result.GetValue(url)!, "idle-scan");
+            var options = Options(result.GetValue(min), result.GetValue(max), result.GetValue(parallel), result.GetValue(resolution),
+                result.GetValue(pongTimeout), result.GetValue(timeout));
+            var asJson = result.GetValue(json);
+            var progressOut = asJson ? console.Error : console.Output;
+            var scanner = new IdleScanner(uri, options, TimeProvider.System, line =>
+            {
+                lock (progressOut)
+                {
+                    progressOut.WriteLine(line);
+                    progressOut.Flush();
+                }
+            });
+            IdleScanResult scan;
+            try
+            {
+                scan = await scanner.ScanAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (IdleScanException e)
+            {
+                await console.Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+                return ExitCodes.Failure;
+            }
+
+            Render(console, scan, asJson);
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    internal static IdleScanOptions Options(double min, double max, int parallel, double resolution, double pongTimeout, double timeout)
+    {
+        var minimum = CommonOptions.PositiveSeconds(min, "--min", "idle-scan");
+        if (minimum < SmallestMin)
+        {
+            throw new UsageException($"--min must be at least {SmallestMin.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s, not {min.ToString(CultureInfo.InvariantCulture)}.", "idle-scan");
+        }
+
+        var maximum = CommonOptions.PositiveSeconds(max, "--max", "idle-scan");
+        if (maximum <= minimum)
+        {
+            throw new UsageException(
+                $"--max ({max.ToString(CultureInfo.InvariantCulture)} s) must be larger than --min ({min.ToString(CultureInfo.InvariantCulture)} s); lower --min to scan short timeouts.",
+                "idle-scan");
+        }
+
+        if (parallel is < 1 or > 32)
+        {
+            throw new UsageException($"--parallel must be 1-32, not {parallel}.", "idle-scan");
+        }
+
+        return new IdleScanOptions(
+            minimum,
+            maximum,
+            parallel,
+            CommonOptions.PositiveSeconds(resolution, "--resolution", "idle-scan"),
+            CommonOptions.PositiveSeconds(pongTimeout, "--pong-timeout", "idle-scan"),
+            new RawConnectOptions(CommonOptions.PositiveSeconds(timeout, "--timeout", "idle-scan")));
+    }
+
+    private static void Render(CliConsole console, IdleScanResult scan, bool json)
+    {
+        if (json)
+        {
+            console.Output.WriteLine(JsonSerializer.Serialize(scan, CatalogJson.Compact));
+            return;
+        }
+
+        string Seconds(double? value) => value is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v:0.##} s") : "-";
+        var grid = new Grid().AddColumn().AddColumn();
+        void Row(string label, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value));
+        Row("idle timeout", scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}" : $"none up to --max ({Seconds(scan.MaxSeconds)})");
+        Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds));
+        Row("shortest silence killed", Seconds(scan.ShortestKilledSeconds));
+        Row("killed by", scan.KilledBy switch
+        {
+            null => "-",
+            "close-frame" => $"a Close frame with {scan.CloseCode} {scan.CloseReason}",
+            "fin" => "FIN without a Close frame (clients see 1006)",
+            "reset" => "RST (clients see 1006)",
+            _ => "a silent drop, found by a ping after the silence (clients see 1006 only once keep-alive notices)",
+        });
+        Row("connections used", scan.Connections.ToString(CultureInfo.InvariantCulture));
+        Row("advice", scan.Advice);
+        console.Rich.Write(grid);
+    }
+}

@@ -1,0 +1,171 @@
+using System.Globalization;
+using System.Text.Json;
+using Lifeline.FaultProxy;
+using Lifeline.FaultProxy.Toxics;
+
+namespace Lifeline.Cli.Diagnostics;
+
+/// <summary>
+/// The command language of <c>lifeline proxy</c>, the same on stdin and on the HTTP control endpoint:
+/// one command a line, answered with one line ("ok ..." or "error: ...").
+/// </summary>
+internal sealed class ProxyControl(TcpFaultProxy proxy)
+{
+    public const string Help =
+        "commands: status | links | reset [ID] | fin [ID] | silence [ID] | blackhole on|off | latency MS [JITTER_MS] | latency off | " +
+        "bandwidth BYTES_PER_S | bandwidth off | slice BYTES [PAUSE_MS] | slice off | idle-cut SECONDS [reset|fin|silent] | idle-cut off | " +
+        "refuse [SECONDS] | accept | clear | help";
+
+    private readonly Dictionary<string, IToxic> _toxics = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+
+    public string Execute(string line)
+    {
+        var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (words.Length == 0)
+        {
+            return "error: empty command; " + Help;
+        }
+
+        try
+        {
+            lock (_lock)
+            {
+                return words[0].ToLowerInvariant() switch
+                {
+                    "help" => Help,
+                    "status" => Status(),
+                    "links" => JsonSerializer.Serialize(proxy.Links.Select(l => new { id = l.Id, client = l.ClientEndPoint?.ToString(), up = l.BytesUpstream, down = l.BytesDownstream, idleMs = (long)l.IdleFor.TotalMilliseconds, silenced = l.IsSilenced })),
+                    "reset" => ForLinks(words, link => link.Reset(), "reset"),
+                    "fin" => ForLinks(words, link => link.CloseWithFin(), "closed with FIN"),
+                    "silence" => ForLinks(words, link => link.Silence(), "silenced"),
+                    "blackhole" => Toggle(words, "blackhole", () => new BlackHoleToxic()),
+                    "latency" => Toggle(words, "latency", () => new LatencyToxic(Milliseconds(words, 1), words.Length > 2 ? Milliseconds(words, 2) : TimeSpan.Zero)),
+                    "bandwidth" => Toggle(words, "bandwidth", () => new BandwidthToxic(Number(words, 1))),
+                    "slice" => Toggle(words, "slice", () => new SlicerToxic((int)Number(words, 1), words.Length > 2 ? Milliseconds(words, 2) : TimeSpan.Zero)),
+                    "idle-cut" => IdleCut(words),
+                    "refuse" => Refuse(words),
+                    "accept" => Do(proxy.AcceptConnections, "accepting connections"),
+                    "clear" => Clear(),
+                    var other => $"error: unknown command '{other}'; {Help}",
+                };
+            }
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
+        {
+            return $"error: {e.Message}";
+        }
+    }
+
+    public string Status() => JsonSerializer.Serialize(new
+    {
+        listen = proxy.EndPoint.ToString(),
+        links = proxy.Links.Count,
+        accepted = proxy.AcceptedCount,
+        refusing = proxy.IsRefusingConnections,
+        faults = _toxics.Keys.Order(StringComparer.Ordinal).ToArray(),
+        idleCut = proxy.IdleCut is { } cut ? new { seconds = cut.After.TotalSeconds, kind = cut.Kind.ToString().ToLowerInvariant() } : null,
+    });
+
+    private string Toggle(string[] words, string name, Func<IToxic> create)
+    {
+        var off = words.Length > 1 && words[1].Equals("off", StringComparison.OrdinalIgnoreCase);
+        if (_toxics.Remove(name, out var existing))
+        {
+            proxy.RemoveToxic(existing);
+        }
+
+        if (off)
+        {
+            return $"ok {name} off";
+        }
+
+        if (name != "blackhole" && words.Length < 2)
+        {
+            throw new ArgumentException($"'{name}' needs a value; {Help}");
+        }
+
+        if (name == "blackhole" && words.Length > 1 && !words[1].Equals("on", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException("blackhole takes 'on' or 'off'.");
+        }
+
+        var toxic = create();
+        _toxics[name] = toxic;
+        proxy.AddToxic(toxic);
+        return $"ok {name} on";
+    }
+
+    private string IdleCut(string[] words)
+    {
+        if (words.Length < 2)
+        {
+            throw new ArgumentException("idle-cut needs SECONDS (and optionally reset, fin or silent), or 'off'.");
+        }
+
+        if (words[1].Equals("off", StringComparison.OrdinalIgnoreCase))
+        {
+            proxy.SetIdleCut(null);
+            return "ok idle-cut off";
+        }
+
+        var kind = words.Length > 2 ? ParseKind(words[2]) : IdleCutKind.Reset;
+        proxy.SetIdleCut(Seconds(words, 1), kind);
+        return $"ok idle-cut {words[1]} s {kind.ToString().ToLowerInvariant()}";
+    }
+
+    private string Refuse(string[] words)
+    {
+        proxy.RefuseConnections(words.Length > 1 ? Seconds(words, 1) : null);
+        return words.Length > 1 ? $"ok refusing for {words[1]} s" : "ok refusing until 'accept'";
+    }
+
+    private string Clear()
+    {
+        _toxics.Clear();
+        proxy.ClearFaults();
+        return "ok cleared";
+    }
+
+    private string ForLinks(string[] words, Action<ProxyLink> action, string done)
+    {
+        var links = proxy.Links.Where(l => words.Length < 2 || l.Id.ToString(CultureInfo.InvariantCulture) == words[1]).ToArray();
+        if (words.Length > 1 && links.Length == 0)
+        {
+            throw new ArgumentException($"no open link with id {words[1]}; 'links' lists them.");
+        }
+
+        foreach (var link in links)
+        {
+            action(link);
+        }
+
+        return $"ok {links.Length} link(s) {done}";
+    }
+
+    private static string Do(Action action, string done)
+    {
+        action();
+        return "ok " + done;
+    }
+
+    internal static IdleCutKind ParseKind(string text) => text.ToLowerInvariant() switch
+    {
+        "reset" or "rst" => IdleCutKind.Reset,
+        "fin" => IdleCutKind.Fin,
+        "silent" => IdleCutKind.Silent,
+        _ => throw new ArgumentException($"'{text}' is not a cut kind; use reset, fin or silent."),
+    };
+
+    private static long Number(string[] words, int index) =>
+        long.TryParse(words[index], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : throw new ArgumentException($"'{words[index]}' is not a positive whole number.");
+
+    private static TimeSpan Milliseconds(string[] words, int index) => TimeSpan.FromMilliseconds(Number(words, index));
+
+    private static TimeSpan Seconds(string[] words, int index) =>
+        double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && double.IsFinite(value)
+            ? TimeSpan.FromSeconds(value)
+            : throw new ArgumentException($"'{words[index]}' is not a positive number of seconds.");
+}

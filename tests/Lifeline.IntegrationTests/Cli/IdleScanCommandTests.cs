@@ -1,0 +1,77 @@
+using System.Text.Json;
+using Lifeline.FaultProxy;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Cli;
+
+/// <summary>idle-scan against <c>lifeline serve</c> behind the fault proxy; serial because the answer is a time.</summary>
+[Collection(SerialCollection.Name)]
+public sealed class IdleScanCommandTests
+{
+    private static async Task<JsonElement> ScanAsync(int proxyPort, params string[] args)
+    {
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{proxyPort}/ws", "--json", .. args]);
+        Assert.Equal(0, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(90)));
+        Assert.Contains("round 1", cli.Error, StringComparison.Ordinal); // progress goes to stderr with --json
+        return JsonDocument.Parse(cli.Output).RootElement.Clone();
+    }
+
+    [Theory]
+    [InlineData(IdleCutKind.Fin, "fin")]
+    [InlineData(IdleCutKind.Reset, "reset")]
+    [InlineData(IdleCutKind.Silent, "silent")]
+    public async Task IdleScan_ProxyCutsAfterThreeSeconds_FindsThreeSecondsAndTheKind(IdleCutKind kind, string expected)
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        await using var _ = serve;
+        await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
+        proxy.SetIdleCut(TimeSpan.FromSeconds(3), kind);
+
+        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "1", "--max", "8");
+
+        Assert.True(result.GetProperty("found").GetBoolean());
+        Assert.InRange(result.GetProperty("idleTimeoutSeconds").GetDouble(), 2.5, 3.5);
+        Assert.Equal(expected, result.GetProperty("killedBy").GetString());
+        Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() < 3.5);
+        Assert.Contains("keep-alive", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task IdleScan_NoCut_ReportsNoneUpToMax()
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        await using var _ = serve;
+        await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
+
+        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "0.5", "--max", "2");
+
+        Assert.False(result.GetProperty("found").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("idleTimeoutSeconds").ValueKind);
+        Assert.Equal(2, result.GetProperty("longestSurvivedSeconds").GetDouble());
+        Assert.StartsWith("none up to --max", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--max", "1")]
+    [InlineData("--min", "0.1")]
+    [InlineData("--parallel", "0")]
+    public async Task IdleScan_BadBounds_ExitCode2WithTheReason(string option, string value)
+    {
+        await using var cli = CliProcess.Start(string.Empty, "idle-scan", "ws://127.0.0.1:1/ws", "--min", "5", option, value);
+
+        Assert.Equal(2, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains(option, cli.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task IdleScan_Unreachable_FailsClearly()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var port = server.Port;
+        await server.StopAsync();
+        await using var cli = CliProcess.Start(string.Empty, "idle-scan", $"ws://127.0.0.1:{port}/ws", "--min", "1", "--max", "2");
+
+        Assert.Equal(1, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("connection refused", cli.Error, StringComparison.Ordinal);
+    }
+}
