@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Cli;
+
+public sealed partial class ProxyCommandTests
+{
+    private static async Task<(CliProcess Cli, int ProxyPort, Uri Control)> StartProxyAsync(int upstreamPort, string input = "", params string[] extra)
+    {
+        var cli = CliProcess.Start(input, ["proxy", "--upstream", $"127.0.0.1:{upstreamPort}", "--control", "127.0.0.1:0", .. extra]);
+        await Wait.UntilAsync(() => ControlLine().IsMatch(cli.Output) || cli.Exit.IsCompleted, what: "the proxy to start");
+        Assert.False(cli.Exit.IsCompleted, "the proxy exited: " + cli.Error);
+        var proxyPort = int.Parse(ListenLine().Match(cli.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        return (cli, proxyPort, new Uri(ControlLine().Match(cli.Output).Groups[1].Value));
+    }
+
+    private static async Task<(int Status, string Body)> CommandAsync(HttpClient http, Uri control, string command)
+    {
+        var response = await http.PostAsync(new Uri(control, "/command"), new StringContent(command));
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Proxy_FaultsSwitchedOverHttp_TakeEffectOnLiveLinks()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, proxyPort, control) = await StartProxyAsync(server.Port);
+        await using var _ = cli;
+        using var http = new HttpClient();
+        await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/echo"));
+        await client.SendTextAsync("one");
+        await Wait.UntilAsync(() => client.Messages.Contains("one"));
+
+        Assert.Equal((200, "ok blackhole on"), await CommandAsync(http, control, "blackhole on"));
+        await client.SendTextAsync("swallowed");
+        await Task.Delay(300); // absence of a message: nothing to wait on
+        Assert.DoesNotContain("swallowed", server.Received);
+
+        Assert.Equal((200, "ok blackhole off"), await CommandAsync(http, control, "blackhole off"));
+        await client.SendTextAsync("two");
+        await Wait.UntilAsync(() => client.Messages.Contains("two"));
+
+        var status = JsonDocument.Parse(await http.GetStringAsync(new Uri(control, "/status"))).RootElement;
+        Assert.Equal(1, status.GetProperty("links").GetInt32());
+
+        Assert.Equal(200, (await CommandAsync(http, control, "reset")).Status);
+        var close = await client.Closed.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Null(close.Code); // no Close frame: the client sees 1006
+        await Wait.UntilAsync(() => cli.Output.Contains("link-ended", StringComparison.Ordinal), what: "the link-ended event");
+    }
+
+    [Fact]
+    public async Task Proxy_UnknownOrBadCommand_Gets400WithHelp_AndKeepsRunning()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, _, control) = await StartProxyAsync(server.Port);
+        await using var scope = cli;
+        using var http = new HttpClient();
+
+        var unknown = await CommandAsync(http, control, "explode");
+        var bad = await CommandAsync(http, control, "latency fast");
+
+        Assert.Equal(400, unknown.Status);
+        Assert.Contains("unknown command 'explode'", unknown.Body, StringComparison.Ordinal);
+        Assert.Contains("blackhole on|off", unknown.Body, StringComparison.Ordinal);
+        Assert.Equal(400, bad.Status);
+        Assert.Contains("'fast' is not a positive whole number", bad.Body, StringComparison.Ordinal);
+        Assert.Equal(200, (await CommandAsync(http, control, "latency 10 5")).Status);
+        Assert.False(cli.Exit.IsCompleted);
+    }
+
+    [Fact]
+    public async Task Proxy_StdinCommands_AreAnswered()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, _, _) = await StartProxyAsync(server.Port, "idle-cut 2 fin\nstatus\n");
+        await using var scope = cli;
+
+        await Wait.UntilAsync(() => cli.Output.Contains("\"idleCut\"", StringComparison.Ordinal), what: "the status answer");
+        Assert.Contains("ok idle-cut 2 s fin", cli.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Proxy_StartupFlags_ApplyIdleCut()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, proxyPort, _) = await StartProxyAsync(server.Port, "", "--idle-cut", "0.5", "--idle-cut-kind", "fin");
+        await using var scope = cli;
+
+        await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/echo"));
+        var close = await client.Closed.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Null(close.Code);
+    }
+
+    [Theory]
+    [InlineData("--upstream", "127.0.0.1")]
+    [InlineData("--upstream", "127.0.0.1:99999")]
+    [InlineData("--listen", "nowhere:80")]
+    [InlineData("--idle-cut-kind", "explode")]
+    public async Task Proxy_BadOptions_ExitCode2(string option, string value)
+    {
+        string[] args = option == "--upstream"
+            ? ["proxy", "--upstream", value]
+            : ["proxy", "--upstream", "127.0.0.1:1", option, value, "--idle-cut", "1"];
+        await using var cli = CliProcess.Start(string.Empty, args);
+
+        Assert.Equal(2, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.StartsWith("error:", cli.Error, StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"control on (http://127\.0\.0\.1:\d+)")]
+    private static partial Regex ControlLine();
+
+    [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]
+    private static partial Regex ListenLine();
+}
