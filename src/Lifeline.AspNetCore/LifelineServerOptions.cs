@@ -21,72 +21,63 @@ public sealed class LifelineServerOptions
     public int? MaxConnections
     {
         get => _maxConnections;
-        set => _maxConnections = value is null or >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxConnections), value, "MaxConnections must be at least 1, or null for no limit.");
+        set => _maxConnections = OptionGuard.AtLeastOrNull(value, 1);
     }
 
     /// <summary>The most new connections accepted per second; more are closed with 1013. Default null: no limit. At least 1 when set.</summary>
     public int? MaxNewConnectionsPerSecond
     {
         get => _maxNewConnectionsPerSecond;
-        set => _maxNewConnectionsPerSecond = value is null or >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxNewConnectionsPerSecond), value, "MaxNewConnectionsPerSecond must be at least 1, or null for no limit.");
+        set => _maxNewConnectionsPerSecond = OptionGuard.AtLeastOrNull(value, 1);
     }
 
     /// <summary>The largest message accepted from a client; a bigger one closes the connection with 1009. Default 1 MiB.</summary>
     public int MaxMessageSize
     {
         get => _maxMessageSize;
-        set => _maxMessageSize = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), value, "MaxMessageSize must be at least 1 byte.");
+        set => _maxMessageSize = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>How often the server pings each client. Default 15 s. Zero turns server pings off.</summary>
     public TimeSpan KeepAliveInterval
     {
         get => _keepAliveInterval;
-        set => _keepAliveInterval = value >= TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), value, "KeepAliveInterval must be zero (off) or positive.");
+        set => _keepAliveInterval = OptionGuard.NotNegative(value);
     }
 
     /// <summary>How long a client may leave a ping unanswered before it is released as dead. Default 15 s. Zero or infinite: no check.</summary>
     public TimeSpan KeepAliveTimeout
     {
         get => _keepAliveTimeout;
-        set => _keepAliveTimeout = value >= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan ? value
-            : throw new ArgumentOutOfRangeException(nameof(KeepAliveTimeout), value, "KeepAliveTimeout must be zero, positive or infinite.");
+        set => _keepAliveTimeout = OptionGuard.NotNegativeOrInfinite(value);
     }
 
     /// <summary>A client that sends no message for this long is closed with 3008 Timeout. Default null: off.</summary>
     public TimeSpan? IdleTimeout
     {
         get => _idleTimeout;
-        set => _idleTimeout = value is null || value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "IdleTimeout must be positive, or null for off.");
+        set => _idleTimeout = OptionGuard.PositiveOrNull(value, "off");
     }
 
     /// <summary>The lower end of the window over which restart hints are spread. Default 1 s.</summary>
     public TimeSpan RestartHintMin
     {
         get => _restartHintMin;
-        set => _restartHintMin = value >= TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(RestartHintMin), value, "RestartHintMin must be zero or more.");
+        set => _restartHintMin = OptionGuard.NotNegative(value);
     }
 
     /// <summary>The upper end of the window over which restart hints are spread. Default 5 s.</summary>
     public TimeSpan RestartHintMax
     {
         get => _restartHintMax;
-        set => _restartHintMax = value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(RestartHintMax), value, "RestartHintMax must be positive.");
+        set => _restartHintMax = OptionGuard.Positive(value);
     }
 
     /// <summary>The hint sent with 1013 when the server is over capacity. Default 5 s.</summary>
     public TimeSpan TryAgainLaterHint
     {
         get => _tryAgainLaterHint;
-        set => _tryAgainLaterHint = value >= TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(TryAgainLaterHint), value, "TryAgainLaterHint must be zero or more.");
+        set => _tryAgainLaterHint = OptionGuard.NotNegative(value);
     }
 
     /// <summary>
@@ -96,24 +87,21 @@ public sealed class LifelineServerOptions
     public TimeSpan DrainTimeout
     {
         get => _drainTimeout;
-        set => _drainTimeout = value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(DrainTimeout), value, "DrainTimeout must be positive.");
+        set => _drainTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>Close frames are sent in batches of this many during a drain, so thousands of closes do not land at once. Default 100.</summary>
     public int DrainCloseBatchSize
     {
         get => _drainCloseBatchSize;
-        set => _drainCloseBatchSize = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(DrainCloseBatchSize), value, "DrainCloseBatchSize must be at least 1.");
+        set => _drainCloseBatchSize = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>The pause between drain batches. Default 10 ms (so up to 10,000 closes per second).</summary>
     public TimeSpan DrainCloseBatchInterval
     {
         get => _drainCloseBatchInterval;
-        set => _drainCloseBatchInterval = value >= TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(DrainCloseBatchInterval), value, "DrainCloseBatchInterval must be zero or more.");
+        set => _drainCloseBatchInterval = OptionGuard.NotNegative(value);
     }
 
     /// <summary>Whether a drain sends 1012 Service Restart (true, the default) or 1013 Try Again Later to new upgrades and open connections.</summary>
@@ -123,8 +111,7 @@ public sealed class LifelineServerOptions
     public int ReceiveCapacity
     {
         get => _receiveCapacity;
-        set => _receiveCapacity = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(ReceiveCapacity), value, "ReceiveCapacity must be at least 1.");
+        set => _receiveCapacity = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>Decides whether a request may connect; false closes it with 1008 Policy Violation. Default: everyone may.</summary>

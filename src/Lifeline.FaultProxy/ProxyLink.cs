@@ -17,8 +17,7 @@ public sealed class ProxyLink : IAsyncDisposable
     private readonly Socket _client;
     private readonly Socket _upstream;
     private readonly TcpFaultProxy _proxy;
-    private readonly ToxicChain _upChain = new();
-    private readonly ToxicChain _downChain = new();
+    private readonly DirectionalToxics _toxics = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly TimeProvider _time;
     private long _lastActivity;
@@ -64,22 +63,10 @@ public sealed class ProxyLink : IAsyncDisposable
     public Task Completion => _pumps;
 
     /// <summary>Adds a fault to this link only.</summary>
-    public void AddToxic(IToxic toxic, Direction direction = Direction.Both)
-    {
-        ArgumentNullException.ThrowIfNull(toxic);
-        if (direction.HasFlag(Direction.Upstream))
-        {
-            _upChain.Add(toxic);
-        }
-
-        if (direction.HasFlag(Direction.Downstream))
-        {
-            _downChain.Add(toxic);
-        }
-    }
+    public void AddToxic(IToxic toxic, Direction direction = Direction.Both) => _toxics.Add(toxic, direction);
 
     /// <summary>Removes a fault added with <see cref="AddToxic"/>.</summary>
-    public bool RemoveToxic(IToxic toxic) => _upChain.Remove(toxic) | _downChain.Remove(toxic);
+    public bool RemoveToxic(IToxic toxic) => _toxics.Remove(toxic);
 
     /// <summary>Sends a TCP RST to both sides at once: an abrupt loss, as when a process or a middlebox dies.</summary>
     public void Reset()
@@ -194,10 +181,7 @@ public sealed class ProxyLink : IAsyncDisposable
                     continue;
                 }
 
-                var (proxyWide, own) = direction == Direction.Upstream
-                    ? (_proxy.UpstreamToxics, _upChain.Toxics)
-                    : (_proxy.DownstreamToxics, _downChain.Toxics);
-                await ToxicChain.RunAsync(proxyWide, own, buffer.AsMemory(0, read),
+                await ToxicChain.RunAsync(_proxy.ToxicsFor(direction), _toxics.For(direction), buffer.AsMemory(0, read),
                     (chunk, ct) => WriteAsync(destination, chunk, direction, ct), token).ConfigureAwait(false);
             }
         }

@@ -16,8 +16,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
 {
     private readonly FaultProxyOptions _options;
     private readonly ConcurrentDictionary<long, ProxyLink> _links = new();
-    private readonly ToxicChain _upChain = new();
-    private readonly ToxicChain _downChain = new();
+    private readonly DirectionalToxics _toxics = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _listenLock = new();
     private Socket? _listener;
@@ -71,9 +70,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     /// <summary>The current idle cut, if any.</summary>
     public (TimeSpan After, IdleCutKind Kind)? IdleCut => _idleCut;
 
-    internal ImmutableArray<IToxic> UpstreamToxics => _upChain.Toxics;
-
-    internal ImmutableArray<IToxic> DownstreamToxics => _downChain.Toxics;
+    internal ImmutableArray<IToxic> ToxicsFor(Direction direction) => _toxics.For(direction);
 
     /// <summary>Binds the listening socket and starts accepting.</summary>
     public TcpFaultProxy Start()
@@ -93,35 +90,21 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     }
 
     /// <summary>Adds a fault for every link, existing and future.</summary>
-    public void AddToxic(IToxic toxic, Direction direction = Direction.Both)
-    {
-        ArgumentNullException.ThrowIfNull(toxic);
-        if (direction.HasFlag(Direction.Upstream))
-        {
-            _upChain.Add(toxic);
-        }
-
-        if (direction.HasFlag(Direction.Downstream))
-        {
-            _downChain.Add(toxic);
-        }
-    }
+    public void AddToxic(IToxic toxic, Direction direction = Direction.Both) => _toxics.Add(toxic, direction);
 
     /// <summary>Removes a fault added with <see cref="AddToxic"/>; returns false when it was not there.</summary>
-    public bool RemoveToxic(IToxic toxic) => _upChain.Remove(toxic) | _downChain.Remove(toxic);
+    public bool RemoveToxic(IToxic toxic) => _toxics.Remove(toxic);
 
     /// <summary>Removes every proxy-wide fault and the idle cut, and accepts connections again.</summary>
     public void ClearFaults()
     {
-        _upChain.Clear();
-        _downChain.Clear();
+        _toxics.Clear();
         _idleCut = null;
         AcceptConnections();
     }
 
     /// <summary>The proxy-wide toxics for one direction.</summary>
-    public IReadOnlyList<IToxic> GetToxics(Direction direction) =>
-        direction == Direction.Upstream ? _upChain.Toxics : _downChain.Toxics;
+    public IReadOnlyList<IToxic> GetToxics(Direction direction) => _toxics.For(direction);
 
     /// <summary>Resets (RST) every open link.</summary>
     public void ResetAll()

@@ -44,3 +44,36 @@ internal sealed class ToxicChain
                 : all[index].ProcessAsync(data, (next, t) => Step(index + 1, next, t), token);
     }
 }
+
+/// <summary>The two chains of a proxy or a link, one per direction.</summary>
+internal sealed class DirectionalToxics
+{
+    public ToxicChain Upstream { get; } = new();
+
+    public ToxicChain Downstream { get; } = new();
+
+    public ImmutableArray<IToxic> For(Direction direction) =>
+        direction == Direction.Upstream ? Upstream.Toxics : Downstream.Toxics;
+
+    public void Add(IToxic toxic, Direction direction)
+    {
+        ArgumentNullException.ThrowIfNull(toxic);
+        if (direction.HasFlag(Direction.Upstream))
+        {
+            Upstream.Add(toxic);
+        }
+
+        if (direction.HasFlag(Direction.Downstream))
+        {
+            Downstream.Add(toxic);
+        }
+    }
+
+    public bool Remove(IToxic toxic) => Upstream.Remove(toxic) | Downstream.Remove(toxic);
+
+    public void Clear()
+    {
+        Upstream.Clear();
+        Downstream.Clear();
+    }
+}

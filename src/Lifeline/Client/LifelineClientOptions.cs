@@ -30,8 +30,7 @@ public sealed class LifelineClientOptions
     public TimeSpan KeepAliveInterval
     {
         get => _keepAliveInterval;
-        set => _keepAliveInterval = value >= TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), value, "KeepAliveInterval must be zero (off) or positive.");
+        set => _keepAliveInterval = OptionGuard.NotNegative(value);
     }
 
     /// <summary>
@@ -41,8 +40,7 @@ public sealed class LifelineClientOptions
     public TimeSpan KeepAliveTimeout
     {
         get => _keepAliveTimeout;
-        set => _keepAliveTimeout = value >= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan ? value
-            : throw new ArgumentOutOfRangeException(nameof(KeepAliveTimeout), value, "KeepAliveTimeout must be zero, positive or infinite.");
+        set => _keepAliveTimeout = OptionGuard.NotNegativeOrInfinite(value);
     }
 
     /// <summary>
@@ -52,48 +50,42 @@ public sealed class LifelineClientOptions
     public TimeSpan? ReceiveWatchdog
     {
         get => _receiveWatchdog;
-        set => _receiveWatchdog = value is null || value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(ReceiveWatchdog), value, "ReceiveWatchdog must be positive, or null for off.");
+        set => _receiveWatchdog = OptionGuard.PositiveOrNull(value, "off");
     }
 
     /// <summary>The largest message accepted; a bigger one closes the connection with 1009. Default 1 MiB. At least 1.</summary>
     public int MaxMessageSize
     {
         get => _maxMessageSize;
-        set => _maxMessageSize = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxMessageSize), value, "MaxMessageSize must be at least 1 byte.");
+        set => _maxMessageSize = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>The longest a connection attempt (TCP, TLS and upgrade) may take. Default 15 s. Positive.</summary>
     public TimeSpan ConnectTimeout
     {
         get => _connectTimeout;
-        set => _connectTimeout = value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), value, "ConnectTimeout must be positive.");
+        set => _connectTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>How long a stop waits for the server's Close reply before aborting. Default 5 s. Positive.</summary>
     public TimeSpan CloseTimeout
     {
         get => _closeTimeout;
-        set => _closeTimeout = value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(CloseTimeout), value, "CloseTimeout must be positive.");
+        set => _closeTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>A connection that stays up this long resets the attempt count. Default 10 s. Zero or more.</summary>
     public TimeSpan StablePeriod
     {
         get => _stablePeriod;
-        set => _stablePeriod = value >= TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(StablePeriod), value, "StablePeriod must be zero or more.");
+        set => _stablePeriod = OptionGuard.NotNegative(value);
     }
 
     /// <summary>Received messages held until the application reads them. Default 10,000. At least 1.</summary>
     public int ReceiveCapacity
     {
         get => _receiveCapacity;
-        set => _receiveCapacity = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(ReceiveCapacity), value, "ReceiveCapacity must be at least 1.");
+        set => _receiveCapacity = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>The queue for sends made while disconnected.</summary>

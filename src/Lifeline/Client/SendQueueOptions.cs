@@ -14,16 +14,14 @@ public sealed class SendQueueOptions
     public int MaxMessages
     {
         get => _maxMessages;
-        set => _maxMessages = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxMessages), value, "SendQueue.MaxMessages must be at least 1.");
+        set => _maxMessages = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>The most payload bytes held. Default 1 MiB. At least 1.</summary>
     public long MaxBytes
     {
         get => _maxBytes;
-        set => _maxBytes = value >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxBytes), value, "SendQueue.MaxBytes must be at least 1.");
+        set => _maxBytes = OptionGuard.AtLeast(value, 1L);
     }
 
     /// <summary>What a send does when the queue is full. Default <see cref="SendQueueFullMode.Wait"/>.</summary>
@@ -36,7 +34,6 @@ public sealed class SendQueueOptions
     public TimeSpan? MaxAge
     {
         get => _maxAge;
-        set => _maxAge = value is null || value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxAge), value, "SendQueue.MaxAge must be positive, or null for never stale.");
+        set => _maxAge = OptionGuard.PositiveOrNull(value, "never stale");
     }
 }

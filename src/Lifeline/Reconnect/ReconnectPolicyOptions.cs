@@ -17,7 +17,7 @@ public sealed class ReconnectPolicyOptions
     private TimeSpan? _maxElapsed;
 
     /// <summary>The first backoff delay before jitter. Default 1 s. Must be positive.</summary>
-    public TimeSpan BaseDelay { get => _baseDelay; set => _baseDelay = Positive(value); }
+    public TimeSpan BaseDelay { get => _baseDelay; set => _baseDelay = OptionGuard.Positive(value); }
 
     /// <summary>The growth factor between attempts. Default 2. At least 1.</summary>
     public double Multiplier
@@ -28,39 +28,38 @@ public sealed class ReconnectPolicyOptions
     }
 
     /// <summary>The cap on any backoff delay, applied before jitter. Default 30 s. Must be positive.</summary>
-    public TimeSpan MaxDelay { get => _maxDelay; set => _maxDelay = Positive(value); }
+    public TimeSpan MaxDelay { get => _maxDelay; set => _maxDelay = OptionGuard.Positive(value); }
 
     /// <summary>How randomness is mixed in. Default <see cref="JitterMode.Full"/>.</summary>
     public JitterMode Jitter { get; set; } = JitterMode.Full;
 
     /// <summary>The floor and base of the backoff after 1013 Try Again Later. Default 5 s. Must be positive.</summary>
-    public TimeSpan TryAgainLaterBaseDelay { get => _tryAgainLaterBaseDelay; set => _tryAgainLaterBaseDelay = Positive(value); }
+    public TimeSpan TryAgainLaterBaseDelay { get => _tryAgainLaterBaseDelay; set => _tryAgainLaterBaseDelay = OptionGuard.Positive(value); }
 
     /// <summary>The lower bound of the short random delay after 1012 and 1001. Default 1 s. Zero or more.</summary>
-    public TimeSpan SoonMinDelay { get => _soonMinDelay; set => _soonMinDelay = NotNegative(value); }
+    public TimeSpan SoonMinDelay { get => _soonMinDelay; set => _soonMinDelay = OptionGuard.NotNegative(value); }
 
     /// <summary>The upper bound of the short random delay after 1012 and 1001. Default 5 s. Must be positive.</summary>
-    public TimeSpan SoonMaxDelay { get => _soonMaxDelay; set => _soonMaxDelay = Positive(value); }
+    public TimeSpan SoonMaxDelay { get => _soonMaxDelay; set => _soonMaxDelay = OptionGuard.Positive(value); }
 
     /// <summary>A server hint shorter than this is raised to it. Default 0.</summary>
-    public TimeSpan MinHintDelay { get => _minHintDelay; set => _minHintDelay = NotNegative(value); }
+    public TimeSpan MinHintDelay { get => _minHintDelay; set => _minHintDelay = OptionGuard.NotNegative(value); }
 
     /// <summary>A server hint longer than this is lowered to it. Default 1 min. Must be positive.</summary>
-    public TimeSpan MaxHintDelay { get => _maxHintDelay; set => _maxHintDelay = Positive(value); }
+    public TimeSpan MaxHintDelay { get => _maxHintDelay; set => _maxHintDelay = OptionGuard.Positive(value); }
 
     /// <summary>Stop after this many consecutive attempts. Default null: no limit. At least 1 when set.</summary>
     public int? MaxAttempts
     {
         get => _maxAttempts;
-        set => _maxAttempts = value is null or >= 1 ? value
-            : throw new ArgumentOutOfRangeException(nameof(MaxAttempts), value, "MaxAttempts must be at least 1, or null for no limit.");
+        set => _maxAttempts = OptionGuard.AtLeastOrNull(value, 1);
     }
 
     /// <summary>Stop once the connection has been down this long. Default null: no limit. Positive when set.</summary>
     public TimeSpan? MaxElapsed
     {
         get => _maxElapsed;
-        set => _maxElapsed = value is null ? null : Positive(value.Value);
+        set => _maxElapsed = OptionGuard.PositiveOrNull(value, "no limit");
     }
 
     /// <summary>
@@ -87,10 +86,4 @@ public sealed class ReconnectPolicyOptions
             throw new ArgumentException($"BaseDelay ({BaseDelay}) must not exceed MaxDelay ({MaxDelay}).");
         }
     }
-
-    private static TimeSpan Positive(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string name = "") =>
-        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive.");
-
-    private static TimeSpan NotNegative(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string name = "") =>
-        value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be zero or more.");
 }
