@@ -64,6 +64,8 @@ public class CatalogCommandsTests
     [InlineData("explain", "1006", "--format", "xml")]
     [InlineData("explain", "1006", "--lang", "de")]
     [InlineData("nonsense")]
+    [InlineData("explain", "99999", "--lang", "fr")]
+    [InlineData("compare", "1006", "--lang", "fr", "--format", "markdown")]
     public async Task BadInput_ClearMessageUsageHint_ExitCode2(params string[] args)
     {
         var run = await CliRun.RunAsync(args);
