@@ -70,10 +70,17 @@ public sealed class LifelineConnection
     /// <summary>Application state for this connection.</summary>
     public ConcurrentDictionary<string, object?> Items { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Messages from the client, whole and in order; completes when the connection ends.</summary>
+    /// <summary>
+    /// Messages from the client, whole and in order; completes when the connection ends. Read it without the
+    /// <see cref="Closing"/> token (<c>Messages.ReadAllAsync()</c>): messages that arrived before the close stay
+    /// readable after it, and the loop ends by itself when the connection does.
+    /// </summary>
     public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
 
-    /// <summary>Cancelled once the connection is closing (a Close frame went either way, or the link died).</summary>
+    /// <summary>
+    /// Cancelled once the connection is closing (a Close frame went either way, or the link died): use it to stop
+    /// sending and waiting, not to stop reading <see cref="Messages"/>, which may still hold messages received before.
+    /// </summary>
     public CancellationToken Closing => _closing.Token;
 
     /// <summary>The code the connection ended with, once it has: the client's, ours, or 1006 for a lost link.</summary>

@@ -40,7 +40,7 @@ internal static class DemoServer
 
     private static async Task EchoAsync(LifelineConnection connection, CancellationToken cancellationToken)
     {
-        await foreach (var message in connection.Messages.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        await foreach (var message in connection.Messages.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
         {
             await connection.SendAsync(message.Data, message.Type, cancellationToken).ConfigureAwait(false);
         }
@@ -49,7 +49,7 @@ internal static class DemoServer
     private static async Task BroadcastAsync(LifelineConnection connection, LifelineConnectionRegistry registry, CancellationToken cancellationToken)
     {
         connection.JoinGroup("broadcast");
-        await foreach (var message in connection.Messages.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        await foreach (var message in connection.Messages.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
         {
             if (message.Type == WebSocketMessageType.Text)
             {

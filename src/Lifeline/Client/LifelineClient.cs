@@ -66,6 +66,9 @@ public sealed partial class LifelineClient : IAsyncDisposable
             FullMode = BoundedChannelFullMode.Wait,
         });
         _eventPump = Task.Run(PumpEventsAsync);
+
+        // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
+        _ = _firstConnected.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
     }
 
     /// <summary>Creates a client for an address with default options.</summary>

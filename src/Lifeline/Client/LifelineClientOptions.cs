@@ -81,7 +81,11 @@ public sealed class LifelineClientOptions
         set => _stablePeriod = OptionGuard.NotNegative(value);
     }
 
-    /// <summary>Received messages held until the application reads them. Default 10,000. At least 1.</summary>
+    /// <summary>
+    /// Received messages held until the application reads them. Default 10,000. At least 1. When it is full the
+    /// receive loop waits for the application; meanwhile no Pong can be read either, so a reader that stalls for
+    /// longer than <see cref="KeepAliveTimeout"/> gets the link declared dead. Read promptly.
+    /// </summary>
     public int ReceiveCapacity
     {
         get => _receiveCapacity;

@@ -53,7 +53,7 @@ internal sealed class LifelineTestHost : IAsyncDisposable
 
     public static async Task EchoAsync(LifelineConnection connection, CancellationToken cancellationToken)
     {
-        await foreach (var message in connection.Messages.ReadAllAsync(cancellationToken))
+        await foreach (var message in connection.Messages.ReadAllAsync())
         {
             await connection.SendAsync(message.Data, message.Type, cancellationToken);
         }

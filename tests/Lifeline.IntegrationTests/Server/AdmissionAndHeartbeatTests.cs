@@ -100,6 +100,32 @@ public sealed class AdmissionAndHeartbeatTests
     }
 
     [Fact]
+    public async Task ClientClosesRightAfterSending_HandlerStillReadsEveryMessage()
+    {
+        var seen = new TaskCompletionSource<string[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(handler: async (connection, closing) =>
+        {
+            // A slow handler: it only starts reading once the connection is already closing.
+            await Task.Delay(Timeout.Infinite, closing).ContinueWith(_ => { }, TaskScheduler.Default);
+            var texts = new List<string>();
+            await foreach (var message in connection.Messages.ReadAllAsync())
+            {
+                texts.Add(message.Text);
+            }
+
+            seen.TrySetResult([.. texts]);
+        });
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+
+        await client.SendTextAsync("a");
+        await client.SendTextAsync("b");
+        await client.SendTextAsync("c");
+        await client.Socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+
+        Assert.Equal(["a", "b", "c"], await seen.Task.WaitAsync(TimeSpan.FromSeconds(15)));
+    }
+
+    [Fact]
     public async Task Groups_SendToGroup_ReachesOnlyMembers()
     {
         await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>

@@ -12,7 +12,7 @@ public sealed class BadInputTests
     {
         await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>
         {
-            await foreach (var message in connection.Messages.ReadAllAsync(ct))
+            await foreach (var message in connection.Messages.ReadAllAsync())
             {
                 if (message.Text == "boom")
                 {
