@@ -200,12 +200,14 @@ public sealed class FaultProxyTests : IAsyncLifetime
     public async Task IdleCut_BusyLink_IsNotCut()
     {
         using var socket = await ConnectAsync();
-        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(400), IdleCutKind.Reset);
+        // Traffic every 200 ms for 3 s keeps a link with a 1.5 s idle cut alive; without the resets it would be cut.
+        // The margin (1.3 s) tolerates a busy machine.
+        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(1500), IdleCutKind.Reset);
 
-        for (var i = 0; i < 8; i++)
+        for (var i = 0; i < 15; i++)
         {
             Assert.Equal("k", await RoundTripAsync(socket, "k"));
-            await Task.Delay(100);
+            await Task.Delay(200);
         }
 
         Assert.Single(_proxy.Links);
