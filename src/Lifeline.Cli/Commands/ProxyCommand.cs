@@ -91,8 +91,14 @@ internal static class ProxyCommand
         }
 
         var events = new EventWriter(console, json, TimeProvider.System);
-        proxy.LinkOpened += link => events.Write(events.Line("link-opened") with { Attempt = (int)link.Id, Data = link.ClientEndPoint?.ToString() });
-        proxy.LinkEnded += link => events.Write(events.Line("link-ended") with { Attempt = (int)link.Id, Data = $"{link.BytesUpstream} bytes up, {link.BytesDownstream} down" });
+        proxy.LinkOpened += link => events.Write(events.Line("link-opened") with
+        {
+            Data = string.Create(CultureInfo.InvariantCulture, $"link {link.Id} from {link.ClientEndPoint}"),
+        });
+        proxy.LinkEnded += link => events.Write(events.Line("link-ended") with
+        {
+            Data = string.Create(CultureInfo.InvariantCulture, $"link {link.Id}: {link.BytesUpstream} bytes up, {link.BytesDownstream} down"),
+        });
         try
         {
             proxy.Start();
