@@ -8,7 +8,7 @@ using Lifeline.IntegrationTests.Infrastructure;
 namespace Lifeline.IntegrationTests.Client;
 
 [Collection(SerialCollection.Name)]
-public sealed class LifelineClientLivenessTests
+public sealed class LifelineClientLivenessTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public async Task BlackHole_WithKeepAlive_DetectedAsKeepAliveTimeoutWithinFourSeconds()
@@ -27,6 +27,7 @@ public sealed class LifelineClientLivenessTests
 
         var lost = await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(10));
         var detectedAfter = holed.Elapsed;
+        output.WriteLine($"black hole detected after {detectedAfter.TotalMilliseconds:0} ms (keep-alive 1 s, timeout 2 s)");
         Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
         Assert.Equal(CloseInitiator.Transport, lost.Close.Initiator);
         Assert.StartsWith("keep-alive timeout", lost.Close.Cause, StringComparison.Ordinal);

@@ -5,7 +5,7 @@ using Lifeline.Protocol;
 namespace Lifeline.IntegrationTests.Server;
 
 [Collection(SerialCollection.Name)]
-public sealed class ThousandClientDrainTests
+public sealed class ThousandClientDrainTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public async Task HostStop_ThousandPlainClients_AllGet1012WithSpreadHints_InsideTheDrainTimeout()
@@ -41,6 +41,8 @@ public sealed class ThousandClientDrainTests
         Assert.Equal(4, buckets.Count);
         Assert.All(buckets.Values, count => Assert.True(count <= 2 * clients / 4, $"a bucket holds {count} of {clients}"));
 
+        output.WriteLine($"stop (drain of {clients} connections) took {stopTook.TotalMilliseconds:0} ms; hints per second bucket: " +
+            string.Join(", ", buckets.OrderBy(b => b.Key).Select(b => $"{b.Key + 1}-{b.Key + 2} s: {b.Value}")));
         Assert.True(stopTook < drainTimeout, $"the stop took {stopTook}");
         foreach (var client in connected)
         {
