@@ -21,7 +21,7 @@ public sealed class ProbeCommandTests
         var (serve, port) = await ServeProcess.StartAsync();
         await using var serveScope = serve;
 
-        var (exit, report, cli) = await ProbeAsync($"ws://127.0.0.1:{port}/ws", "--pings", "3", "--duration", "0.5");
+        var (exit, report, cli) = await ProbeAsync($"ws://127.0.0.1:{port}/ws", "--pings", "3", "--duration", "0.5", "--subprotocol", "lifeline.test");
         await using var __ = cli;
 
         Assert.Equal(0, exit);
@@ -36,6 +36,8 @@ public sealed class ProbeCommandTests
         Assert.Equal(101, report.GetProperty("status").GetInt32());
         Assert.Equal("websocket", report.GetProperty("headers").GetProperty("Upgrade").GetString());
         Assert.True(report.GetProperty("headers").TryGetProperty("Sec-WebSocket-Accept", out _));
+        Assert.Equal("lifeline.test", report.GetProperty("subprotocol").GetString());
+        Assert.Equal(JsonValueKind.Null, report.GetProperty("extensions").ValueKind);
         Assert.Equal(3, report.GetProperty("pingsMs").GetArrayLength());
         Assert.Equal(0, report.GetProperty("pingsLost").GetInt32());
         Assert.Equal("still-open", report.GetProperty("end").GetProperty("kind").GetString());

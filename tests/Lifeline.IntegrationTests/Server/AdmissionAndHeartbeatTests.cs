@@ -135,6 +135,23 @@ public sealed class AdmissionAndHeartbeatTests
     }
 
     [Fact]
+    public async Task LifelineClient_OffersSubprotocol_ServerConnectionSeesIt()
+    {
+        var negotiated = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(handler: (connection, ct) =>
+        {
+            negotiated.TrySetResult(connection.SubProtocol);
+            return LifelineTestHost.EchoAsync(connection, ct);
+        });
+        var options = new Lifeline.Client.LifelineClientOptions { Uri = host.Uri() };
+        options.SubProtocols.Add("lifeline.v1");
+        await using var client = new Lifeline.Client.LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal("lifeline.v1", await negotiated.Task.WaitAsync(TimeSpan.FromSeconds(15)));
+    }
+
+    [Fact]
     public async Task Groups_SendToGroup_ReachesOnlyMembers()
     {
         await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>
@@ -156,5 +173,11 @@ public sealed class AdmissionAndHeartbeatTests
         await Wait.UntilAsync(() => red.Messages.Count == 2 && blue.Messages.Count == 1);
         Assert.Equal(["for red", "for all"], red.Messages);
         Assert.Equal(["for all"], blue.Messages);
+
+        var redConnection = Assert.Single(host.Registry.GroupMembers("red"));
+        Assert.Equal(["red"], redConnection.Groups);
+        redConnection.LeaveGroup("red");
+        Assert.Equal(0, await host.Registry.SendToGroupAsync("red", "nobody"));
+        Assert.Empty(host.Registry.GroupMembers("red"));
     }
 }
