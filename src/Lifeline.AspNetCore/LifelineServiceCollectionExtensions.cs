@@ -1,5 +1,6 @@
 using Lifeline.AspNetCore;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -19,11 +20,8 @@ public static class LifelineServiceCollectionExtensions
             options.Configure(configure);
         }
 
-        options.Validate(o =>
-        {
-            o.Validate();
-            return true;
-        }).ValidateOnStart();
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LifelineServerOptions>, LifelineServerOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<LifelineConnectionRegistry>();
         services.TryAddSingleton<LifelineServer>();

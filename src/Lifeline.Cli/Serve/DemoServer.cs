@@ -26,7 +26,12 @@ internal static class DemoServer
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls(urls);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        var lifeline = new LifelineServerOptions();
+        configure?.Invoke(lifeline);
+
+        // The host must outlast the drain, whatever --drain-timeout says.
+        var shutdown = TimeSpan.FromSeconds(Math.Max(30, lifeline.DrainTimeout.TotalSeconds + 10));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
         builder.Services.AddLifeline(configure);
         var app = builder.Build();
 

@@ -74,11 +74,19 @@ public sealed partial class ProxyCommandTests
     public async Task Proxy_StdinCommands_AreAnswered()
     {
         await using var server = await TestWebSocketServer.StartAsync();
-        var (cli, _, _) = await StartProxyAsync(server.Port, "idle-cut 2 fin\nstatus\n");
+        var (cli, _, _) = await StartProxyAsync(server.Port, "idle-cut 2 fin\nstatus\n", "--json");
         await using var scope = cli;
 
-        await Wait.UntilAsync(() => cli.Output.Contains("\"idleCut\"", StringComparison.Ordinal), what: "the status answer");
-        Assert.Contains("ok idle-cut 2 s fin", cli.Output, StringComparison.Ordinal);
+        await Wait.UntilAsync(() => cli.Output.Contains("idleCut", StringComparison.Ordinal), what: "the status answer");
+        var answers = cli.Output.Split('\n').Where(line => line.StartsWith('{'))
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(e => e.GetProperty("event").GetString() == "control")
+            .Select(e => e.GetProperty("data").GetString()!)
+            .ToArray();
+        Assert.Equal("ok idle-cut 2 s fin", answers[0]);
+        var status = JsonDocument.Parse(answers[1]).RootElement;
+        Assert.Equal(2, status.GetProperty("idleCut").GetProperty("seconds").GetDouble());
+        Assert.Equal("fin", status.GetProperty("idleCut").GetProperty("kind").GetString());
     }
 
     [Fact]

@@ -132,6 +132,13 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public async Task Options_DrainLongerThanShutdownTimeout_FailTheHostStart()
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => LifelineTestHost.StartAsync(o => o.DrainTimeout = TimeSpan.FromSeconds(45)));
+        Assert.Contains("ShutdownTimeout", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Options_InconsistentAtStart_FailTheHostStart()
     {
         var error = await Assert.ThrowsAnyAsync<Exception>(() => LifelineTestHost.StartAsync(o =>
