@@ -70,6 +70,17 @@ internal sealed class LifelineEndpoint(
         try
         {
             var receiving = connection.ReceiveLoopAsync(context.RequestAborted);
+            if (server.IsDraining)
+            {
+                // Admitted just before a drain began and registered after its snapshot: it gets the same close,
+                // and the handler never starts.
+                var hint = server.NextRestartHint();
+                connection.DrainHint = hint;
+                await connection.CloseAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
+                await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+                return;
+            }
+
             try
             {
                 await handler(connection, connection.Closing).ConfigureAwait(false);
