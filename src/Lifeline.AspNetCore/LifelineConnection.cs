@@ -282,16 +282,8 @@ public sealed class LifelineConnection
 
     private async Task WaitForCloseReplyAsync(CancellationToken cancellationToken)
     {
-        var scratch = new byte[1024];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-        while (_socket.State == WebSocketState.CloseSent)
-        {
-            var result = await _socket.ReceiveAsync(scratch.AsMemory(), linked.Token).ConfigureAwait(false);
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                return;
-            }
-        }
+        await CloseHandshake.AwaitReplyAsync(_socket, linked.Token).ConfigureAwait(false);
     }
 }

@@ -133,11 +133,7 @@ internal sealed class LifelineEndpoint(
         {
             await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), CloseReason.Truncate(reason), timeout.Token).ConfigureAwait(false);
             ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
-            var scratch = new byte[256];
-            while (socket.State == WebSocketState.CloseSent)
-            {
-                await socket.ReceiveAsync(scratch.AsMemory(), timeout.Token).ConfigureAwait(false);
-            }
+            await CloseHandshake.AwaitReplyAsync(socket, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
         {

@@ -8,7 +8,8 @@ internal sealed class ToxicChain
 {
     private ImmutableArray<IToxic> _toxics = [];
 
-    public ImmutableArray<IToxic> Toxics => ImmutableInterlocked.InterlockedCompareExchange(ref _toxics, _toxics, _toxics);
+    // ImmutableArray wraps one array reference, so reading the field is atomic; writers swap it with Update.
+    public ImmutableArray<IToxic> Toxics => _toxics;
 
     public void Add(IToxic toxic) => ImmutableInterlocked.Update(ref _toxics, list => list.Add(toxic));
 

@@ -117,7 +117,7 @@ internal static class ConnectCommand
 
         _ = client.StartAsync(CancellationToken.None).ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
         var reading = PrintMessagesAsync(client, writer);
-        var typing = SendTypedLinesAsync(console.Input, client, cancellationToken);
+        _ = SendTypedLinesAsync(console.Input, client, cancellationToken); // not awaited: a read may block until the user types
         try
         {
             await client.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -128,7 +128,6 @@ internal static class ConnectCommand
         }
 
         await reading.ConfigureAwait(false);
-        _ = typing;
 
         // Ctrl-C and a normal close are successes; anything else means the policy gave up.
         var stoppedByPolicy = !cancellationToken.IsCancellationRequested && client.LastClose?.Code != CloseCode.NormalClosure;

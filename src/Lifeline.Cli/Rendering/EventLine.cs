@@ -4,7 +4,7 @@ namespace Lifeline.Cli.Rendering;
 
 /// <summary>One event of <c>lifeline connect --json</c>: exactly one JSON object per line, every field always present.</summary>
 internal sealed record EventLine(
-    [property: JsonPropertyName("time")] string Time,
+    [property: JsonPropertyName("time")] DateTimeOffset Time,
     [property: JsonPropertyName("event")] string Event,
     [property: JsonPropertyName("code")] int? Code = null,
     [property: JsonPropertyName("reason")] string? Reason = null,

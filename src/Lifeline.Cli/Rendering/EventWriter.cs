@@ -7,7 +7,6 @@ namespace Lifeline.Cli.Rendering;
 /// <summary>Writes connection events as JSON lines or as readable text; safe to call from several threads.</summary>
 internal sealed class EventWriter(CliConsole console, bool json, TimeProvider time)
 {
-    private static readonly JsonSerializerOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly Lock _lock = new();
 
     public void Write(EventLine line)
@@ -16,7 +15,7 @@ internal sealed class EventWriter(CliConsole console, bool json, TimeProvider ti
         {
             if (json)
             {
-                console.Output.WriteLine(JsonSerializer.Serialize(line, Compact));
+                console.Output.WriteLine(JsonSerializer.Serialize(line, CatalogJson.Compact));
                 console.Output.Flush();
                 return;
             }
@@ -25,11 +24,11 @@ internal sealed class EventWriter(CliConsole console, bool json, TimeProvider ti
         }
     }
 
-    public EventLine Line(string name) => new(time.GetUtcNow().ToString("o", CultureInfo.InvariantCulture), name);
+    public EventLine Line(string name) => new(time.GetUtcNow(), name);
 
     private static string Describe(EventLine line)
     {
-        var at = DateTimeOffset.Parse(line.Time, CultureInfo.InvariantCulture).ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+        var at = line.Time.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
         var parts = new List<string> { at, line.Event };
         if (line.Code is { } code)
         {
