@@ -3,6 +3,11 @@ namespace Lifeline.Cli.Diagnostics;
 /// <summary>The HTTP response to a WebSocket upgrade request, as read off the wire.</summary>
 internal sealed record UpgradeResponse(int StatusCode, string ReasonPhrase, IReadOnlyList<KeyValuePair<string, string>> Headers, string BodyStart)
 {
+    /// <summary>The headers by name; a name sent several times (Set-Cookie, Vary) has its values joined with ", ".</summary>
+    public Dictionary<string, string> HeaderMap() =>
+        Headers.GroupBy(h => h.Key, StringComparer.OrdinalIgnoreCase)
+            .ToDictionary(g => g.Key, g => string.Join(", ", g.Select(h => h.Value)), StringComparer.OrdinalIgnoreCase);
+
     public string? Header(string name) =>
         Headers.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
 

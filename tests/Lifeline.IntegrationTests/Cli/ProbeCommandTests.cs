@@ -147,6 +147,32 @@ public sealed class ProbeCommandTests
         Assert.Contains("no answer within 1 s", report.GetProperty("cause").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Probe_RefusalWithARepeatedHeader_ReportsBothValues()
+    {
+        // A hand-written HTTP server on loopback: 403 with Set-Cookie twice, as real servers send.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var serving = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            var stream = client.GetStream();
+            var request = new byte[4096];
+            await stream.ReadAtLeastAsync(request, 4, throwOnEndOfStream: false);
+            await stream.WriteAsync("HTTP/1.1 403 Forbidden\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
+        });
+
+        var (exit, report, cli) = await ProbeAsync($"ws://127.0.0.1:{port}/ws");
+        await using var scope = cli;
+        await serving.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(1, exit);
+        Assert.Equal(403, report.GetProperty("status").GetInt32());
+        Assert.Equal("a=1, b=2", report.GetProperty("headers").GetProperty("Set-Cookie").GetString());
+        Assert.Contains("Origin check", report.GetProperty("cause").GetString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("not a url")]
     [InlineData("http://127.0.0.1/ws")]
