@@ -40,7 +40,7 @@ public class SendQueueBenchmarks
         {
             await _queue.EnqueueAsync(new OutgoingMessage(_payload, WebSocketMessageType.Binary, 0), default);
             var message = await _queue.DequeueAsync(default);
-            message.Release();
+            message!.Release();
         }
     }
 }

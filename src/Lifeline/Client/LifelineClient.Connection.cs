@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Authentication;
+using Lifeline.CloseCodes;
 using Lifeline.Diagnostics;
 using Lifeline.Reconnect;
 
@@ -20,14 +21,21 @@ public sealed partial class LifelineClient
         long? lostAt = null;
         CloseRecord? lastClose = null;
         ConnectFailure? lastFailure = null;
+        CloseCode? outageCloseCode = null;
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 var (socket, failure, uri) = await ConnectOnceAsync(tracker.Attempt, stop).ConfigureAwait(false);
+                if (socket is not null && !TryAdopt(socket))
+                {
+                    // A stop arrived while the upgrade completed: the server saw an open connection, so close it properly.
+                    lastClose = await CloseJustOpenedAsync(socket).ConfigureAwait(false);
+                    break;
+                }
+
                 if (stop.IsCancellationRequested)
                 {
-                    socket?.Dispose();
                     break;
                 }
 
@@ -38,8 +46,17 @@ public sealed partial class LifelineClient
                     Log.ConnectFailed(_logger, tracker.Attempt, failure!.Cause);
                     tracker.AttemptFailed();
                     lastFailure = failure;
-                    context = new ReconnectContext(tracker.Attempt, tracker.Elapsed, failure.Kind, ServerHint: failure.RetryAfter,
-                        Exception: failure.Exception, HttpStatusCode: failure.HttpStatusCode, PreviousDelay: previousDelay);
+                    context = new ReconnectContext
+                    {
+                        Attempt = tracker.Attempt,
+                        Elapsed = tracker.Elapsed,
+                        Kind = failure.Kind,
+                        ServerHint = failure.RetryAfter,
+                        Exception = failure.Exception,
+                        HttpStatusCode = failure.HttpStatusCode,
+                        PreviousDelay = previousDelay,
+                        OutageCloseCode = outageCloseCode,
+                    };
                 }
                 else
                 {
@@ -51,21 +68,33 @@ public sealed partial class LifelineClient
                         LifelineMetrics.ClientTimeToReconnect.Record(downtime.TotalSeconds);
                     }
 
+                    var receivedBefore = Interlocked.Read(ref _received);
                     close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime, stop).ConfigureAwait(false);
                     everConnected = true;
                     lostAt = _time.GetTimestamp();
-                    tracker.Disconnected();
+                    tracker.Disconnected(carriedMessages: Interlocked.Read(ref _received) > receivedBefore);
                     lastClose = close;
                     lastFailure = null;
                     failure = null;
+                    outageCloseCode = close.Code;
                     if (StopRequested || stop.IsCancellationRequested)
                     {
                         break;
                     }
 
                     Log.ConnectionLost(_logger, close.Code, close.Cause);
-                    context = new ReconnectContext(tracker.Attempt, tracker.Elapsed, DisconnectKind.ConnectionClosed, close.Code, close.Reason,
-                        close.ServerHint, close.Exception, PreviousDelay: previousDelay);
+                    context = new ReconnectContext
+                    {
+                        Attempt = tracker.Attempt,
+                        Elapsed = tracker.Elapsed,
+                        Kind = DisconnectKind.ConnectionClosed,
+                        CloseCode = close.Code,
+                        Reason = close.Reason,
+                        ServerHint = close.ServerHint,
+                        Exception = close.Exception,
+                        PreviousDelay = previousDelay,
+                        OutageCloseCode = outageCloseCode,
+                    };
                 }
 
                 var delay = await DecideAsync(context, close, failure).ConfigureAwait(false);
@@ -80,10 +109,10 @@ public sealed partial class LifelineClient
                 LifelineMetrics.ClientReconnectAttempts.Add(1, LifelineMetrics.CloseCodeTag(close?.Code.Value));
                 Log.Reconnecting(_logger, delay.Value, tracker.Attempt);
                 Transition(LifelineClientState.Reconnecting, close, failure, delay, tracker.Attempt);
-                await Task.Delay(delay.Value, _time, stop).ConfigureAwait(false);
+                await Task.Delay(delay.Value, _time, _stopRequested.Token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (stop.IsCancellationRequested || _stopRequested.IsCancellationRequested)
         {
             // Stopped while waiting or connecting.
         }
@@ -103,6 +132,51 @@ public sealed partial class LifelineClient
 
             Log.Closed(_logger, lastClose?.ToString() ?? lastFailure?.Cause ?? "stopped");
         }
+    }
+
+    /// <summary>Makes a freshly opened socket the current one, unless a stop was requested first (checked under the same lock).</summary>
+    private bool TryAdopt(ClientWebSocket socket)
+    {
+        lock (_stateLock)
+        {
+            if (_stopRequest is not null)
+            {
+                return false;
+            }
+
+            _currentSocket = socket;
+            return true;
+        }
+    }
+
+    /// <summary>Closes a socket that opened after the stop was requested: Close frame, reply awaited until the stop's deadline.</summary>
+    private async Task<CloseRecord> CloseJustOpenedAsync(ClientWebSocket socket)
+    {
+        CloseCode code;
+        string? reason;
+        CancellationToken deadline;
+        lock (_stateLock)
+        {
+            (code, reason) = _stopRequest!.Value;
+            deadline = _stopDeadline!.Token;
+        }
+
+        var replied = false;
+        try
+        {
+            await socket.CloseAsync(code.ToWebSocketCloseStatus(), reason, deadline).ConfigureAwait(false);
+            replied = socket.State == WebSocketState.Closed;
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            socket.Abort();
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+
+        return new CloseRecord(code, reason, CloseInitiator.Client, replied, null, "stopped by the application");
     }
 
     private bool StopRequested
@@ -137,19 +211,44 @@ public sealed partial class LifelineClient
         }
 
         var reconnecting = new ReconnectingContext(context, proposed, close, failure);
+        if (!await RunHookAsync(nameof(LifelineClientOptions.OnReconnecting), ct => hook(reconnecting, ct), CancellationToken.None).ConfigureAwait(false))
+        {
+            return proposed;
+        }
+
+        return reconnecting.Cancel ? null : reconnecting.Delay < TimeSpan.Zero ? TimeSpan.Zero : reconnecting.Delay;
+    }
+
+    /// <summary>
+    /// Runs a user hook with a token cancelled on stop, on <paramref name="cancellationToken"/> and after
+    /// <see cref="LifelineClientOptions.HookTimeout"/>, and stops waiting for it then even if it ignores the token.
+    /// Returns false when it threw or was cut short; its exceptions are logged, never thrown.
+    /// </summary>
+    private async Task<bool> RunHookAsync(string name, Func<CancellationToken, ValueTask> hook, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(_options.HookTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopRequested.Token, cancellationToken);
         try
         {
-            await hook(reconnecting).ConfigureAwait(false);
+            await hook(linked.Token).AsTask().WaitAsync(linked.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            if (timeout.IsCancellationRequested)
+            {
+                Log.HookTimedOut(_logger, name, _options.HookTimeout);
+            }
+
+            return false;
         }
 #pragma warning disable CA1031 // A user's hook must not kill the client.
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            Log.CallbackFailed(_logger, nameof(LifelineClientOptions.OnReconnecting), e);
-            return proposed;
+            Log.CallbackFailed(_logger, name, e);
+            return false;
         }
-
-        return reconnecting.Cancel ? null : reconnecting.Delay < TimeSpan.Zero ? TimeSpan.Zero : reconnecting.Delay;
     }
 
     private async Task<(ClientWebSocket? Socket, ConnectFailure? Failure, Uri Uri)> ConnectOnceAsync(int attempt, CancellationToken stop)
@@ -166,13 +265,15 @@ public sealed partial class LifelineClient
 
         var context = new ConnectAttemptContext(attempt, _options.Uri!, options);
         using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, timeout.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, _stopRequested.Token, timeout.Token);
         try
         {
             _options.ConfigureWebSocket?.Invoke(options);
             if (_options.BeforeConnect is { } beforeConnect)
             {
-                await beforeConnect(context, linked.Token).ConfigureAwait(false);
+                using var hookTimeout = new CancellationTokenSource(_options.HookTimeout, _time);
+                using var hookToken = CancellationTokenSource.CreateLinkedTokenSource(linked.Token, hookTimeout.Token);
+                await beforeConnect(context, hookToken.Token).AsTask().WaitAsync(hookToken.Token).ConfigureAwait(false);
                 LifelineClientOptions.CheckUri(context.Uri);
             }
 
@@ -248,11 +349,6 @@ public sealed partial class LifelineClient
 
     private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime, CancellationToken stop)
     {
-        lock (_stateLock)
-        {
-            _currentSocket = socket;
-        }
-
         Interlocked.Increment(ref _connects);
         LifelineMetrics.ClientConnects.Add(1);
         Log.Connected(_logger, uri);
@@ -260,23 +356,23 @@ public sealed partial class LifelineClient
         _firstConnected.TrySetResult();
 
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var receiver = ReceiveLoopAsync(socket, connection.Token);
         if (reconnected && _options.OnReconnected is { } onReconnected)
         {
-            try
+            // The receive loop already runs, so a connection lost during the hook cancels the hook.
+            using var lost = new CancellationTokenSource();
+            var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => SendDirectAsync(socket, data, type, ct));
+            var hook = RunHookAsync(nameof(LifelineClientOptions.OnReconnected), ct => onReconnected(context, ct), lost.Token);
+            if (await Task.WhenAny(hook, receiver).ConfigureAwait(false) != hook)
             {
-                await onReconnected(new ReconnectedContext(attempts, downtime, (data, type, ct) => SendDirectAsync(socket, data, type, ct)), connection.Token)
-                    .ConfigureAwait(false);
+                await lost.CancelAsync().ConfigureAwait(false);
             }
-#pragma warning disable CA1031 // A user's hook must not kill the connection.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                Log.CallbackFailed(_logger, nameof(LifelineClientOptions.OnReconnected), e);
-            }
+
+            await hook.ConfigureAwait(false);
         }
 
         var sender = SendLoopAsync(socket, connection.Token);
-        var close = await ReceiveLoopAsync(socket, connection.Token).ConfigureAwait(false);
+        var close = await receiver.ConfigureAwait(false);
         await connection.CancelAsync().ConfigureAwait(false);
         await sender.ConfigureAwait(false);
         lock (_stateLock)

@@ -36,5 +36,8 @@ public sealed partial class LifelineClient
 
         [LoggerMessage(10, LogLevel.Warning, "A message of more than {MaxMessageSize} bytes arrived; closing with 1009.")]
         public static partial void MessageTooBig(ILogger logger, int maxMessageSize);
+
+        [LoggerMessage(11, LogLevel.Warning, "The {Callback} hook ran past HookTimeout ({Timeout}); the client carried on without it.")]
+        public static partial void HookTimedOut(ILogger logger, string callback, TimeSpan timeout);
     }
 }

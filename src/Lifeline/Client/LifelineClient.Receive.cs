@@ -44,17 +44,24 @@ public sealed partial class LifelineClient
                 }
                 while (!result.EndOfMessage);
 
-                watchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
                 Interlocked.Increment(ref _received);
-                await _incoming.Writer.WriteAsync(new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray()), cancellationToken)
-                    .ConfigureAwait(false);
+                var message = new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray());
+                if (!_incoming.TryWrite(message))
+                {
+                    // The application is behind: stop reading (backpressure). A slow reader is not a dead link,
+                    // so the watchdog waits too.
+                    watchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    await _incoming.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+                }
+
+                watchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
             }
         }
 #pragma warning disable CA1031 // Every way a receive can fail is a way the connection ended; it is recorded, not thrown.
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            return ClassifyReceiveFailure(e);
+            return ClassifyReceiveFailure(e, socket);
         }
     }
 
@@ -106,7 +113,7 @@ public sealed partial class LifelineClient
             $"a received message exceeded MaxMessageSize ({_options.MaxMessageSize} bytes)");
     }
 
-    private CloseRecord ClassifyReceiveFailure(Exception exception)
+    private CloseRecord ClassifyReceiveFailure(Exception exception, ClientWebSocket socket)
     {
         if (Volatile.Read(ref _watchdogFired) != 0)
         {
@@ -126,11 +133,27 @@ public sealed partial class LifelineClient
                 $"keep-alive timeout: no Pong within {_options.KeepAliveTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
         }
 
+        if (exception is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted, InnerException: null } && socket.State == WebSocketState.Aborted)
+        {
+            // ClientWebSocket failed the connection itself (it sent the Close frame, then aborted): the server broke
+            // the protocol. There is no I/O error behind it, which is what tells it from a lost link.
+            var code = IsInvalidPayload(exception) ? CloseCode.InvalidPayloadData : CloseCode.ProtocolError;
+            var what = code == CloseCode.InvalidPayloadData ? "a text message that is not valid UTF-8" : exception.Message;
+            return new CloseRecord(code, null, CloseInitiator.Client, false, exception,
+                $"the client failed the connection with {code.Value.ToString(CultureInfo.InvariantCulture)}: the server sent {what}");
+        }
+
         var cause = exception is WebSocketException { WebSocketErrorCode: WebSocketError.ConnectionClosedPrematurely }
             ? "the connection was lost without a Close frame"
             : $"the connection failed without a Close frame: {exception.Message}";
         return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Transport, false, exception, cause);
     }
+
+    // ManagedWebSocket fails a frame header it cannot accept with 1002 and a message naming the fault, and a text
+    // message that is not UTF-8 with 1007 and only the generic "Faulted" message; the exception carries no code.
+    private static readonly string GenericFaultedMessage = new WebSocketException(WebSocketError.Faulted).Message;
+
+    private static bool IsInvalidPayload(Exception exception) => exception.Message == GenericFaultedMessage;
 
     /// <summary>
     /// ClientWebSocket reports a missing Pong as an aborted receive (OperationCanceledException) whose inner

@@ -23,22 +23,21 @@ public sealed partial class LifelineClient
     /// the next connection (and after <see cref="LifelineClientOptions.OnReconnected"/>). Completes when the message
     /// is queued, not when it reached the server: use a session for end-to-end acknowledgement.
     /// </summary>
-    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
-    /// <exception cref="InvalidOperationException">The client is closed, or it is disconnected and queueing is off.</exception>
+    /// <exception cref="LifelineClosedException">The client is stopping, closed or disposed; also thrown to a send that was waiting for room when that happened.</exception>
+    /// <exception cref="InvalidOperationException">The client is disconnected and queueing is off.</exception>
     /// <exception cref="SendQueueFullException">The queue is full and its mode is <see cref="SendQueueFullMode.Fail"/>.</exception>
-    /// <exception cref="ArgumentException">The message is larger than the whole queue, or the type is Close.</exception>
+    /// <exception cref="ArgumentException">The type is Close.</exception>
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
-        ThrowIfDisposed();
         if (type == WebSocketMessageType.Close)
         {
             throw new ArgumentException("Close is not a message type; call StopAsync to close.", nameof(type));
         }
 
         var state = State;
-        if (state == LifelineClientState.Closed)
+        if (state == LifelineClientState.Closed || _queue.IsCompleted)
         {
-            throw new InvalidOperationException($"The client is closed ({LastClose?.ToString() ?? LastFailure?.Cause ?? "stopped"}); create a new client to send again.");
+            throw new LifelineClosedException($"The client is {(state == LifelineClientState.Closed ? "closed" : "stopping")} ({LastClose?.ToString() ?? LastFailure?.Cause ?? "stopped by the application"}); create a new client to send again.");
         }
 
         var connected = state == LifelineClientState.Connected;
@@ -55,6 +54,10 @@ public sealed partial class LifelineClient
         }
     }
 
+    /// <summary>
+    /// Writes queued messages in order until the connection ends. When the queue is completed (a stop) and empty,
+    /// writes the Close frame the stop asked for and returns.
+    /// </summary>
     private async Task SendLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
         try
@@ -62,6 +65,12 @@ public sealed partial class LifelineClient
             while (true)
             {
                 var message = _inFlight ?? await _queue.DequeueAsync(cancellationToken).ConfigureAwait(false);
+                if (message is null)
+                {
+                    await SendStopCloseFrameAsync(socket, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
                 _inFlight = message;
                 if (_options.SendQueue.MaxAge is { } maxAge && _time.GetElapsedTime(message.EnqueuedAt) > maxAge)
                 {
@@ -106,29 +115,23 @@ public sealed partial class LifelineClient
         }
     }
 
-    private async Task SendCloseFrameAsync(ClientWebSocket socket, CloseCode code, string? reason, CancellationToken cancellationToken)
+    /// <summary>The stop's Close frame, after everything queued was written. Bounded by the stop's deadline.</summary>
+    private async Task SendStopCloseFrameAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
-        using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-        try
+        CloseCode code;
+        string? reason;
+        CancellationToken deadline;
+        lock (_stateLock)
         {
-            // A send stuck on a dead link holds the lock; the timeout bounds the wait for it.
-            await _sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-            return;
+            (code, reason) = _stopRequest!.Value;
+            deadline = _stopDeadline!.Token;
         }
 
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline);
+        await _sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
         try
         {
             await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), reason, linked.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
-        {
-            // The link is already gone or closing: the loop ends either way.
-            await _stopping.CancelAsync().ConfigureAwait(false);
         }
         finally
         {

@@ -25,12 +25,16 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly Lock _stateLock = new();
     private readonly SendQueue _queue;
-    private readonly Channel<LifelineMessage> _incoming;
+    private readonly ReceiveBuffer _incoming;
     private readonly Channel<LifelineStateChangedEventArgs> _events =
         Channel.CreateUnbounded<LifelineStateChangedEventArgs>(new UnboundedChannelOptions { SingleReader = true });
 
     private readonly SemaphoreSlim _sendLock = new(1, 1);
+    // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _stopping aborts
+    // whatever is left (connect attempts, a socket that did not close within CloseTimeout).
+    private readonly CancellationTokenSource _stopRequested = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _eventPump;
@@ -38,6 +42,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private CloseRecord? _lastClose;
     private ConnectFailure? _lastFailure;
     private (CloseCode Code, string? Reason)? _stopRequest;
+    private CancellationTokenSource? _stopDeadline;
     private Task _loop = Task.CompletedTask;
     private int _disposed;
 
@@ -60,11 +65,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _time = options.TimeProvider;
         _queue = new SendQueue(options.SendQueue, OnDropped);
-        _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity)
-        {
-            SingleWriter = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
         _eventPump = Task.Run(PumpEventsAsync);
 
         // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
@@ -117,7 +118,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     }
 
     /// <summary>Received messages, whole and in order. Completes when the client closes.</summary>
-    public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
+    public ChannelReader<LifelineMessage> Messages => _incoming;
 
     /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/> and every <see cref="StateChanged"/> handler has seen it.</summary>
     public Task Completion => _closed.Task;
@@ -142,7 +143,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
     /// <summary>Reads received messages until the client closes.</summary>
     public IAsyncEnumerable<LifelineMessage> ReadAllAsync(CancellationToken cancellationToken = default) =>
-        _incoming.Reader.ReadAllAsync(cancellationToken);
+        _incoming.ReadAllAsync(cancellationToken);
 
     /// <summary>
     /// Starts connecting and completes once the first connection is open. Failed attempts are retried as the
@@ -169,11 +170,18 @@ public sealed partial class LifelineClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops for good: sends a Close frame with <paramref name="code"/> (default 1000) and waits up to
-    /// <see cref="LifelineClientOptions.CloseTimeout"/> for the server's reply, then aborts. Queued sends are dropped.
+    /// Stops for good. When connected, the messages already queued are written first, then a Close frame with
+    /// <paramref name="code"/> (default 1000), and the server's reply is awaited; whatever is not done within
+    /// <see cref="LifelineClientOptions.CloseTimeout"/> is aborted. When not connected, connecting and waiting
+    /// stop at once and queued messages are dropped (counted in <see cref="LifelineClientStatistics.MessagesDroppedClosed"/>).
+    /// From the first call on, every send throws <see cref="LifelineClosedException"/>.
     /// </summary>
+    /// <remarks>
+    /// Stopping happens once: later calls (and <see cref="DisposeAsync"/>) await the same completion, and their
+    /// code and reason are ignored. Cancelling <paramref name="cancellationToken"/> stops waiting, not the stop.
+    /// </remarks>
     /// <exception cref="ArgumentException">The code may not be sent (1005, 1006, 1015, reserved) or the reason is over 123 bytes of UTF-8.</exception>
-    public async Task StopAsync(CloseCode? code = null, string? reason = null, CancellationToken cancellationToken = default)
+    public Task StopAsync(CloseCode? code = null, string? reason = null, CancellationToken cancellationToken = default)
     {
         var closeCode = code ?? CloseCode.NormalClosure;
         if (!closeCode.CanBeSent)
@@ -184,65 +192,85 @@ public sealed partial class LifelineClient : IAsyncDisposable
         }
 
         CloseReason.ThrowIfInvalid(reason, nameof(reason));
+        bool first;
+        lock (_stateLock)
+        {
+            first = _stopRequest is null;
+            if (first)
+            {
+                _stopRequest = (closeCode, reason);
+                _stopDeadline = new CancellationTokenSource(_options.CloseTimeout, _time);
+            }
+        }
+
+        if (first)
+        {
+            _ = RunStopAsync();
+        }
+
+        return _stopped.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task RunStopAsync()
+    {
+        try
+        {
+            await StopCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _stopped.TrySetResult();
+        }
+    }
+
+    private async Task StopCoreAsync()
+    {
         ClientWebSocket? socket;
         lock (_stateLock)
         {
             if (_state == LifelineClientState.NotStarted)
             {
-                _stopRequest = (closeCode, reason);
+                _stopRequested.Cancel();
                 _stopping.Cancel();
-                FinishLocked(new CloseRecord(closeCode, reason, CloseInitiator.Client, false, null, "stopped before it started"), null);
+                FinishLocked(new CloseRecord(_stopRequest!.Value.Code, _stopRequest.Value.Reason, CloseInitiator.Client, false, null, "stopped before it started"), null);
                 return;
             }
 
-            _stopRequest ??= (closeCode, reason);
             socket = _currentSocket;
         }
 
-        if (socket is not null)
+        _queue.Complete("The client is stopping (StopAsync or DisposeAsync was called); create a new client to send again.");
+        await _stopRequested.CancelAsync().ConfigureAwait(false);
+        if (socket is null)
         {
-            await SendCloseFrameAsync(socket, closeCode, reason, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
+            // Not connected: nothing to close gracefully. A connect that completes meanwhile is closed by the loop.
             await _stopping.CancelAsync().ConfigureAwait(false);
         }
 
-        // The receive loop ends when the server answers the Close frame; past the timeout, abort.
-        using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
+        // Connected: the send loop writes what is queued, then the Close frame; the receive loop ends with the reply.
         try
         {
-            await _loop.WaitAsync(linked.Token).ConfigureAwait(false);
+            await _loop.WaitAsync(_stopDeadline!.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
             await _stopping.CancelAsync().ConfigureAwait(false);
             await _loop.ConfigureAwait(false);
         }
     }
 
-    /// <summary>Stops (1000) and releases everything.</summary>
+    /// <summary>Stops (1000, see <see cref="StopAsync"/>) and releases everything. Safe to call more than once and together with <see cref="StopAsync"/>.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
+            await _stopped.Task.ConfigureAwait(false);
             return;
         }
 
-        try
-        {
-            await StopAsync().ConfigureAwait(false);
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already torn down.
-        }
-
+        await StopAsync().ConfigureAwait(false);
         _events.Writer.TryComplete();
         await _eventPump.ConfigureAwait(false);
-        _stopping.Dispose();
-        _sendLock.Dispose();
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -292,8 +320,9 @@ public sealed partial class LifelineClient : IAsyncDisposable
             Close = close,
             Failure = failure,
         });
+        _queue.Complete($"The client is closed ({close?.ToString() ?? failure?.Cause ?? "stopped"}); create a new client to send again.");
         _queue.Clear();
-        _incoming.Writer.TryComplete();
+        _incoming.Complete();
         _firstConnected.TrySetException(new LifelineConnectException(close, failure));
     }
 

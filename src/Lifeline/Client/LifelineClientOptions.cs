@@ -15,6 +15,8 @@ public sealed class LifelineClientOptions
     private TimeSpan _closeTimeout = TimeSpan.FromSeconds(5);
     private TimeSpan _stablePeriod = TimeSpan.FromSeconds(10);
     private int _receiveCapacity = 10_000;
+    private long _receiveCapacityBytes = 16 * 1024 * 1024;
+    private TimeSpan _hookTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>The server address: an absolute ws:// or wss:// URI. Required.</summary>
     public Uri? Uri
@@ -82,14 +84,37 @@ public sealed class LifelineClientOptions
     }
 
     /// <summary>
-    /// Received messages held until the application reads them. Default 10,000. At least 1. When it is full the
-    /// receive loop waits for the application; meanwhile no Pong can be read either, so a reader that stalls for
-    /// longer than <see cref="KeepAliveTimeout"/> gets the link declared dead. Read promptly.
+    /// Received messages held until the application reads them. Default 10,000. At least 1. When this or
+    /// <see cref="ReceiveCapacityBytes"/> is reached the receive loop stops reading the socket until the
+    /// application reads (backpressure; the <see cref="ReceiveWatchdog"/> is paused meanwhile). No Pong can be read
+    /// while it waits either, so a reader that stalls for longer than <see cref="KeepAliveTimeout"/> gets the link
+    /// declared dead. Read promptly.
     /// </summary>
     public int ReceiveCapacity
     {
         get => _receiveCapacity;
         set => _receiveCapacity = OptionGuard.AtLeast(value, 1);
+    }
+
+    /// <summary>
+    /// Payload bytes of received messages held until the application reads them. Default 16 MiB. At least 1. One
+    /// message larger than this (up to <see cref="MaxMessageSize"/>) is still taken when nothing else is held.
+    /// </summary>
+    public long ReceiveCapacityBytes
+    {
+        get => _receiveCapacityBytes;
+        set => _receiveCapacityBytes = OptionGuard.AtLeast(value, 1L);
+    }
+
+    /// <summary>
+    /// The longest <see cref="BeforeConnect"/>, <see cref="OnReconnecting"/> or <see cref="OnReconnected"/> may run.
+    /// Past it the hook's token is cancelled and the client carries on without waiting for it; a stop cancels the
+    /// token at once. Default 10 s. Positive.
+    /// </summary>
+    public TimeSpan HookTimeout
+    {
+        get => _hookTimeout;
+        set => _hookTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>The queue for sends made while disconnected.</summary>
@@ -101,13 +126,23 @@ public sealed class LifelineClientOptions
     /// <summary>Configures every new socket (proxy, TLS certificates and callbacks, cookies, HTTP version). Default none.</summary>
     public Action<ClientWebSocketOptions>? ConfigureWebSocket { get; set; }
 
-    /// <summary>Runs before every attempt, after <see cref="ConfigureWebSocket"/>: refresh tokens and headers here. Default none.</summary>
+    /// <summary>
+    /// Runs before every attempt, after <see cref="ConfigureWebSocket"/>: refresh tokens and headers here. Its token
+    /// is cancelled on stop, after <see cref="ConnectTimeout"/> and after <see cref="HookTimeout"/>; a hook that
+    /// throws or overruns fails the attempt. Default none.
+    /// </summary>
     public Func<ConnectAttemptContext, CancellationToken, ValueTask>? BeforeConnect { get; set; }
 
-    /// <summary>Runs when the policy decided to reconnect; may change the delay or veto. Default none.</summary>
-    public Func<ReconnectingContext, ValueTask>? OnReconnecting { get; set; }
+    /// <summary>
+    /// Runs when the policy decided to reconnect; may change the delay or veto. Its token is cancelled on stop and
+    /// after <see cref="HookTimeout"/>; a hook that throws or overruns leaves the policy's decision as it was. Default none.
+    /// </summary>
+    public Func<ReconnectingContext, CancellationToken, ValueTask>? OnReconnecting { get; set; }
 
-    /// <summary>Runs after a reconnection, before queued sends are flushed. Default none.</summary>
+    /// <summary>
+    /// Runs after a reconnection, before queued sends are flushed. Its token is cancelled on stop, when the
+    /// connection is lost and after <see cref="HookTimeout"/>; then the queue is flushed without waiting for it. Default none.
+    /// </summary>
     public Func<ReconnectedContext, CancellationToken, ValueTask>? OnReconnected { get; set; }
 
     /// <summary>The clock for delays, timestamps and watchdogs. Default <see cref="TimeProvider.System"/>.</summary>

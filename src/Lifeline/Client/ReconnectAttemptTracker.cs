@@ -1,9 +1,10 @@
 namespace Lifeline.Client;
 
 /// <summary>
-/// Counts attempts within one outage and measures how long it has lasted. A connection that stays up for the
-/// stable period ends the outage (the next loss starts again at attempt 1); one that drops sooner counts as a
-/// failed attempt, so a server that accepts and immediately closes still meets a growing backoff.
+/// Counts attempts within one outage and measures how long it has lasted. A connection that carried messages, or
+/// stayed up for the stable period, was a success: the next loss starts again at attempt 1. One that drops sooner
+/// without a message counts as a failed attempt, so a server that accepts and immediately closes still meets a
+/// growing backoff, while a flapping link that works between drops is retried promptly each time.
 /// </summary>
 /// <remarks>Not thread-safe: used only by the client's connection loop.</remarks>
 internal sealed class ReconnectAttemptTracker(TimeProvider time, TimeSpan stablePeriod)
@@ -22,11 +23,12 @@ internal sealed class ReconnectAttemptTracker(TimeProvider time, TimeSpan stable
     public void Connected() => _connectedAt = time.GetTimestamp();
 
     /// <summary>Records a lost connection; returns how long it had been up.</summary>
-    public TimeSpan Disconnected()
+    /// <param name="carriedMessages">Whether the connection received at least one message.</param>
+    public TimeSpan Disconnected(bool carriedMessages)
     {
         var upFor = _connectedAt is { } at ? time.GetElapsedTime(at) : TimeSpan.Zero;
         _connectedAt = null;
-        if (upFor >= stablePeriod)
+        if (carriedMessages || upFor >= stablePeriod)
         {
             Attempt = 1;
             _outageStart = time.GetTimestamp();

@@ -14,6 +14,12 @@ internal enum DropReason
 /// The bounded send queue: a <see cref="Channel{T}"/> holds the messages in order, and the bounds (count and
 /// bytes, which a channel alone cannot express) are enforced here under one lock.
 /// </summary>
+/// <remarks>
+/// A message larger than the byte bound is still accepted when the queue is empty, so that one message of any
+/// size the application may send always gets through. Once <see cref="Complete"/> is called, no message is
+/// accepted (waiting senders included): they throw <see cref="LifelineClosedException"/> and release their buffer;
+/// what was already queued can still be dequeued, then <see cref="DequeueAsync"/> returns null.
+/// </remarks>
 internal sealed class SendQueue
 {
     private readonly Channel<OutgoingMessage> _channel = Channel.CreateUnbounded<OutgoingMessage>(
@@ -24,6 +30,7 @@ internal sealed class SendQueue
     private readonly Lock _lock = new();
     private int _count;
     private long _bytes;
+    private string? _closedBecause;
     private TaskCompletionSource? _spaceFreed;
 
     public SendQueue(SendQueueOptions options, Action<DropReason> onDrop)
@@ -54,21 +61,33 @@ internal sealed class SendQueue
         }
     }
 
+    /// <summary>True once <see cref="Complete"/> was called.</summary>
+    public bool IsCompleted
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _closedBecause is not null;
+            }
+        }
+    }
+
+    /// <summary>Adds a message, or waits, drops or fails as the full mode says. Takes ownership of the message's buffer.</summary>
+    /// <exception cref="LifelineClosedException">The queue was completed (the client is stopping or closed).</exception>
     public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken)
     {
-        if (message.Length > _options.MaxBytes)
-        {
-            message.Release();
-            throw new ArgumentException(
-                $"The message is {message.Length} bytes but the send queue holds at most {_options.MaxBytes}; raise SendQueue.MaxBytes or send smaller messages.",
-                nameof(message));
-        }
-
         while (true)
         {
             Task waitForSpace;
             lock (_lock)
             {
+                if (_closedBecause is { } why)
+                {
+                    message.Release();
+                    throw new LifelineClosedException(why);
+                }
+
                 if (Fits(message))
                 {
                     Add(message);
@@ -111,18 +130,47 @@ internal sealed class SendQueue
         }
     }
 
-    public async ValueTask<OutgoingMessage> DequeueAsync(CancellationToken cancellationToken)
+    /// <summary>The next message, or null once the queue is completed and empty.</summary>
+    public async ValueTask<OutgoingMessage?> DequeueAsync(CancellationToken cancellationToken)
     {
-        var message = await _channel.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        lock (_lock)
+        while (await _channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            Remove(message);
+            if (_channel.Reader.TryRead(out var message))
+            {
+                lock (_lock)
+                {
+                    Remove(message);
+                }
+
+                return message;
+            }
         }
 
-        return message;
+        return null;
     }
 
-    /// <summary>Drops everything still queued (the client closed for good).</summary>
+    /// <summary>
+    /// Refuses every later send, and every send waiting for room, with <see cref="LifelineClosedException"/>
+    /// carrying <paramref name="reason"/>. Messages already queued stay until dequeued or <see cref="Clear"/>ed.
+    /// </summary>
+    public void Complete(string reason)
+    {
+        lock (_lock)
+        {
+            if (_closedBecause is not null)
+            {
+                return;
+            }
+
+            _closedBecause = reason;
+            _channel.Writer.TryComplete();
+            var waiters = _spaceFreed;
+            _spaceFreed = null;
+            waiters?.TrySetResult();
+        }
+    }
+
+    /// <summary>Drops everything still queued (the client closed for good), counting each as dropped.</summary>
     public void Clear()
     {
         while (_channel.Reader.TryRead(out var message))
@@ -137,14 +185,15 @@ internal sealed class SendQueue
         }
     }
 
+    // An empty queue takes one message of any size: the byte bound limits what piles up, not what can be sent.
     private bool Fits(OutgoingMessage message) =>
-        _count + 1 <= _options.MaxMessages && _bytes + message.Length <= _options.MaxBytes;
+        _count == 0 || (_count + 1 <= _options.MaxMessages && _bytes + message.Length <= _options.MaxBytes);
 
     private void Add(OutgoingMessage message)
     {
         _count++;
         _bytes += message.Length;
-        _channel.Writer.TryWrite(message); // unbounded: always succeeds
+        _channel.Writer.TryWrite(message); // unbounded and not completed (checked under the lock): always succeeds
     }
 
     // Called under _lock.

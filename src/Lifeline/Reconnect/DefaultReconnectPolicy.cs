@@ -5,7 +5,9 @@ namespace Lifeline.Reconnect;
 /// <summary>
 /// The close-code-aware policy: stop where retrying cannot help (1000, 1008, 401...), come back soon after a
 /// planned restart (1012, 1001), back off exponentially with jitter after failures (1006, 1011, refused
-/// connects), back off from a larger base after 1013, and honour the server's retry hint.
+/// connects), back off from a larger base after 1013, and honour the server's retry hint (a hint can lengthen a
+/// backoff, never shorten it). Connects refused while a restart announced by 1012 or 1001 is under way are retried
+/// on a short schedule inside <see cref="ReconnectPolicyOptions.RestartWindow"/>.
 /// </summary>
 /// <remarks>Thread-safe when the random source is (the default, <see cref="Random.Shared"/>, is).</remarks>
 public sealed class DefaultReconnectPolicy : IReconnectPolicy
@@ -67,20 +69,37 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
             return null;
         }
 
-        if (context.ServerHint is { } hint)
+        if (IsRefusedDuringAnnouncedRestart(context))
         {
-            return Clamp(hint, _options.MinHintDelay, _options.MaxHintDelay);
+            // The server said it is restarting: the new process is still starting. Knock again soon rather than
+            // drifting into a long backoff that would keep clients away after it is up.
+            return Between(_options.RestartRetryMinDelay, _options.RestartRetryMaxDelay);
         }
 
+        var hint = context.ServerHint is { } h ? Clamp(h, _options.MinHintDelay, _options.MaxHintDelay) : (TimeSpan?)null;
         if (reaction == CloseReaction.ReconnectSoon)
         {
-#pragma warning disable CA5394 // Spread, not secrecy.
-            var span = (_options.SoonMaxDelay - _options.SoonMinDelay).Ticks;
-            return _options.SoonMinDelay + TimeSpan.FromTicks((long)(_random.NextDouble() * span));
-#pragma warning restore CA5394
+            return hint ?? Between(_options.SoonMinDelay, _options.SoonMaxDelay);
         }
 
-        return BackoffDelay(context);
+        // Backoff codes (1006, 1011, 1013, failed attempts): a hint may ask for a longer wait, never a shorter one,
+        // so a server sending retry-after-ms=0 cannot drive clients into a tight loop.
+        var backoff = BackoffDelay(context);
+        return hint is { } longer && longer > backoff ? longer : backoff;
+    }
+
+    private bool IsRefusedDuringAnnouncedRestart(ReconnectContext context) =>
+        context.OutageCloseCode is { } code
+        && code.Info.DefaultReaction == CloseReaction.ReconnectSoon
+        && context.Elapsed < _options.RestartWindow
+        && (context.Kind == DisconnectKind.ConnectFailed
+            || (context.Kind == DisconnectKind.HandshakeRejected && context.HttpStatusCode is 502 or 503 or 504));
+
+    private TimeSpan Between(TimeSpan min, TimeSpan max)
+    {
+#pragma warning disable CA5394 // Spread, not secrecy.
+        return min + TimeSpan.FromTicks((long)(_random.NextDouble() * (max - min).Ticks));
+#pragma warning restore CA5394
     }
 
     private TimeSpan BackoffDelay(ReconnectContext context)

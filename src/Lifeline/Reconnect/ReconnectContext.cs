@@ -3,22 +3,40 @@ using Lifeline.CloseCodes;
 namespace Lifeline.Reconnect;
 
 /// <summary>Everything a reconnect policy may base its decision on.</summary>
-/// <param name="Attempt">The number of the attempt about to be made, from 1; it restarts at 1 once a connection has stayed up for the stable period.</param>
-/// <param name="Elapsed">The time since the connection was lost (or since the first attempt, before any connection).</param>
-/// <param name="Kind">How the previous connection or attempt ended.</param>
-/// <param name="CloseCode">The close code for a closed connection (1006 when no Close frame arrived); null for failed attempts.</param>
-/// <param name="Reason">The close reason, if any.</param>
-/// <param name="ServerHint">The server's <c>retry-after-ms</c> hint from the reason, or an HTTP Retry-After header.</param>
-/// <param name="Exception">The exception behind a transport failure, if any.</param>
-/// <param name="HttpStatusCode">The HTTP status of a rejected upgrade.</param>
-/// <param name="PreviousDelay">The delay chosen before the previous attempt (for decorrelated jitter); null at the first.</param>
-public sealed record ReconnectContext(
-    int Attempt,
-    TimeSpan Elapsed,
-    DisconnectKind Kind,
-    CloseCode? CloseCode = null,
-    string? Reason = null,
-    TimeSpan? ServerHint = null,
-    Exception? Exception = null,
-    int? HttpStatusCode = null,
-    TimeSpan? PreviousDelay = null);
+/// <remarks>Immutable; new properties may be added in later versions without breaking callers that set only some.</remarks>
+public sealed record ReconnectContext
+{
+    /// <summary>The number of the attempt about to be made, from 1; it restarts at 1 after a connection that carried messages or stayed up for the stable period.</summary>
+    public required int Attempt { get; init; }
+
+    /// <summary>The time since the connection was lost (or since the first attempt, before any connection).</summary>
+    public required TimeSpan Elapsed { get; init; }
+
+    /// <summary>How the previous connection or attempt ended.</summary>
+    public required DisconnectKind Kind { get; init; }
+
+    /// <summary>The close code for a closed connection (1006 when no Close frame arrived); null for failed attempts.</summary>
+    public CloseCode? CloseCode { get; init; }
+
+    /// <summary>The close reason, if any.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>The server's <c>retry-after-ms</c> hint from the reason, or an HTTP Retry-After header.</summary>
+    public TimeSpan? ServerHint { get; init; }
+
+    /// <summary>The exception behind a transport failure, if any.</summary>
+    public Exception? Exception { get; init; }
+
+    /// <summary>The HTTP status of a rejected upgrade.</summary>
+    public int? HttpStatusCode { get; init; }
+
+    /// <summary>The delay chosen before the previous attempt (for decorrelated jitter); null at the first.</summary>
+    public TimeSpan? PreviousDelay { get; init; }
+
+    /// <summary>
+    /// The close code of the connection whose loss began this outage (for example 1012), kept for the failed
+    /// attempts that follow it; null before any connection. Lets a policy tell "refused while the announced
+    /// restart is under way" from "refused out of the blue".
+    /// </summary>
+    public CloseCode? OutageCloseCode { get; init; }
+}

@@ -11,8 +11,11 @@ public sealed class ReconnectPolicyOptions
     private TimeSpan _tryAgainLaterBaseDelay = TimeSpan.FromSeconds(5);
     private TimeSpan _soonMinDelay = TimeSpan.FromSeconds(1);
     private TimeSpan _soonMaxDelay = TimeSpan.FromSeconds(5);
-    private TimeSpan _minHintDelay = TimeSpan.Zero;
+    private TimeSpan _minHintDelay = TimeSpan.FromMilliseconds(100);
     private TimeSpan _maxHintDelay = TimeSpan.FromMinutes(1);
+    private TimeSpan _restartWindow = TimeSpan.FromSeconds(30);
+    private TimeSpan _restartRetryMinDelay = TimeSpan.FromMilliseconds(250);
+    private TimeSpan _restartRetryMaxDelay = TimeSpan.FromSeconds(1);
     private int? _maxAttempts;
     private TimeSpan? _maxElapsed;
 
@@ -42,11 +45,24 @@ public sealed class ReconnectPolicyOptions
     /// <summary>The upper bound of the short random delay after 1012 and 1001. Default 5 s. Must be positive.</summary>
     public TimeSpan SoonMaxDelay { get => _soonMaxDelay; set => _soonMaxDelay = OptionGuard.Positive(value); }
 
-    /// <summary>A server hint shorter than this is raised to it. Default 0.</summary>
-    public TimeSpan MinHintDelay { get => _minHintDelay; set => _minHintDelay = OptionGuard.NotNegative(value); }
+    /// <summary>A server hint shorter than this is raised to it, so no hint can cause a tight loop. Default 100 ms. Must be positive.</summary>
+    public TimeSpan MinHintDelay { get => _minHintDelay; set => _minHintDelay = OptionGuard.Positive(value); }
 
     /// <summary>A server hint longer than this is lowered to it. Default 1 min. Must be positive.</summary>
     public TimeSpan MaxHintDelay { get => _maxHintDelay; set => _maxHintDelay = OptionGuard.Positive(value); }
+
+    /// <summary>
+    /// How long after a 1012 or 1001 close refused connects (and 502/503/504 upgrades) count as "the new process
+    /// is still starting" and are retried every <see cref="RestartRetryMinDelay"/>-<see cref="RestartRetryMaxDelay"/>
+    /// instead of backing off. Default 30 s (a common shutdown grace period). Zero turns this off.
+    /// </summary>
+    public TimeSpan RestartWindow { get => _restartWindow; set => _restartWindow = OptionGuard.NotNegative(value); }
+
+    /// <summary>The lower bound of the retry delay inside <see cref="RestartWindow"/>. Default 250 ms. Must be positive.</summary>
+    public TimeSpan RestartRetryMinDelay { get => _restartRetryMinDelay; set => _restartRetryMinDelay = OptionGuard.Positive(value); }
+
+    /// <summary>The upper bound of the retry delay inside <see cref="RestartWindow"/>. Default 1 s. Must be positive.</summary>
+    public TimeSpan RestartRetryMaxDelay { get => _restartRetryMaxDelay; set => _restartRetryMaxDelay = OptionGuard.Positive(value); }
 
     /// <summary>Stop after this many consecutive attempts. Default null: no limit. At least 1 when set.</summary>
     public int? MaxAttempts
@@ -79,6 +95,11 @@ public sealed class ReconnectPolicyOptions
         if (MinHintDelay > MaxHintDelay)
         {
             throw new ArgumentException($"MinHintDelay ({MinHintDelay}) must not exceed MaxHintDelay ({MaxHintDelay}).");
+        }
+
+        if (RestartRetryMinDelay > RestartRetryMaxDelay)
+        {
+            throw new ArgumentException($"RestartRetryMinDelay ({RestartRetryMinDelay}) must not exceed RestartRetryMaxDelay ({RestartRetryMaxDelay}).");
         }
 
         if (BaseDelay > MaxDelay)

@@ -73,14 +73,14 @@ public sealed class LifelineClientBadInputTests
     }
 
     [Fact]
-    public async Task Send_AfterDispose_ThrowsObjectDisposed()
+    public async Task Send_AfterDispose_ThrowsClosed_StartThrowsObjectDisposed()
     {
         await using var server = await TestWebSocketServer.StartAsync();
         var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
         await client.DisposeAsync();
 
-        await Assert.ThrowsAsync<ObjectDisposedException>(() => client.SendTextAsync("x").AsTask());
+        await Assert.ThrowsAsync<LifelineClosedException>(() => client.SendTextAsync("x").AsTask());
         await Assert.ThrowsAsync<ObjectDisposedException>(() => client.StartAsync());
     }
 

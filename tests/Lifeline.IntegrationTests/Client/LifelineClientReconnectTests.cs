@@ -62,7 +62,7 @@ public sealed class LifelineClientReconnectTests
     }
 
     [Fact]
-    public async Task ServerRestartWithHint_RefusedWhileDown_KeepsBackingOffUntilBack()
+    public async Task ServerRestartWithHint_RefusedWhileDown_RetriesOnTheRestartScheduleUntilBack()
     {
         await using var server = await TestWebSocketServer.StartAsync();
         await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
@@ -80,7 +80,7 @@ public sealed class LifelineClientReconnectTests
 
         var refused = await states.NextAsync(e => e.Current == LifelineClientState.Reconnecting && e.Failure is not null);
         Assert.Equal("connection refused", refused.Failure!.Cause);
-        Assert.InRange(refused.ReconnectDelay!.Value, TimeSpan.Zero, TimeSpan.FromMilliseconds(500));
+        Assert.InRange(refused.ReconnectDelay!.Value, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1));
 
         await restart;
         var connected = await states.NextAsync(LifelineClientState.Connected, TimeSpan.FromSeconds(20));
@@ -102,21 +102,24 @@ public sealed class LifelineClientReconnectTests
         Assert.Equal(CloseInitiator.Server, closed.Close.Initiator);
         Assert.DoesNotContain(states.Events, e => e.Current == LifelineClientState.Reconnecting);
         await client.Completion.WaitAsync(TimeSpan.FromSeconds(5));
-        await Assert.ThrowsAsync<InvalidOperationException>(() => client.SendTextAsync("late").AsTask());
+        await Assert.ThrowsAsync<LifelineClosedException>(() => client.SendTextAsync("late").AsTask());
     }
 
-    [Fact]
-    public async Task TryAgainLater1013WithHint_WaitsTheHint()
+    [Theory]
+    [InlineData(7000, 7000)] // a hint longer than the 1013 backoff (5 s floor) is honoured
+    [InlineData(700, 5000)]  // a shorter one cannot pull the client back sooner than the backoff
+    [InlineData(0, 5000)]
+    public async Task TryAgainLater1013WithHint_WaitsTheLongerOfHintAndBackoff(int hintMs, int expectedMs)
     {
         await using var server = await TestWebSocketServer.StartAsync();
-        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/close/1013?reason=busy;%20retry-after-ms=700")));
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri($"/close/1013?reason=busy;%20retry-after-ms={hintMs}")));
         var states = new StateRecorder(client);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
 
         var reconnecting = await states.NextAsync(LifelineClientState.Reconnecting);
 
         Assert.Equal(CloseCode.TryAgainLater, reconnecting.Close!.Code);
-        Assert.Equal(TimeSpan.FromMilliseconds(700), reconnecting.ReconnectDelay);
+        Assert.Equal(TimeSpan.FromMilliseconds(expectedMs), reconnecting.ReconnectDelay);
     }
 
     [Theory]
@@ -173,7 +176,7 @@ public sealed class LifelineClientReconnectTests
     {
         await using var server = await TestWebSocketServer.StartAsync();
         var options = ClientTestOptions.Fast(server.Uri("/echo"));
-        options.OnReconnecting = context =>
+        options.OnReconnecting = (context, _) =>
         {
             context.Cancel = context.Close?.Code == CloseCode.AbnormalClosure;
             return ValueTask.CompletedTask;
@@ -193,7 +196,7 @@ public sealed class LifelineClientReconnectTests
     {
         await using var server = await TestWebSocketServer.StartAsync();
         var options = ClientTestOptions.Fast(server.Uri("/echo"));
-        options.OnReconnecting = context =>
+        options.OnReconnecting = (context, _) =>
         {
             context.Delay = TimeSpan.FromMilliseconds(50);
             return ValueTask.CompletedTask;

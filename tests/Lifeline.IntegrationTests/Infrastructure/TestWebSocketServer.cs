@@ -21,6 +21,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     private readonly ConcurrentDictionary<int, WebSocket> _sockets = new();
     private WebApplication? _app;
     private int _nextId;
+    private int _endedWithoutClose;
 
     private TestWebSocketServer()
     {
@@ -30,6 +31,15 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
 
     /// <summary>Every text message received on /echo and /silent, across restarts, in arrival order.</summary>
     public ConcurrentQueue<string> Received { get; } = new();
+
+    /// <summary>Close frames received on /echo, /silent and /count: the code (null for none) and the reason.</summary>
+    public ConcurrentQueue<(WebSocketCloseStatus? Status, string? Reason)> ClosesReceived { get; } = new();
+
+    /// <summary>Connections on /echo, /silent and /count that ended without a Close frame from the client.</summary>
+    public int EndedWithoutClose => Volatile.Read(ref _endedWithoutClose);
+
+    /// <summary>The length of every whole message received on /count, in order.</summary>
+    public ConcurrentQueue<int> ReceivedLengths { get; } = new();
 
     /// <summary>How many upgrades were accepted, across restarts.</summary>
     public int AcceptedCount => Volatile.Read(ref _nextId);
@@ -101,6 +111,35 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
         app.UseWebSockets();
         app.Map("/echo", context => AcceptAsync(context, echo: true));
         app.Map("/silent", context => AcceptAsync(context, echo: false));
+        app.Map("/count", CountAsync);
+        app.Map("/burst/{count:int}", async context =>
+        {
+            // Sends numbered messages "1".."count" as fast as the socket takes them, then waits for the close.
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var count = int.Parse((string)context.Request.RouteValues["count"]!, CultureInfo.InvariantCulture);
+            try
+            {
+                for (var i = 1; i <= count; i++)
+                {
+                    await socket.SendAsync(Encoding.UTF8.GetBytes(i.ToString(CultureInfo.InvariantCulture)), WebSocketMessageType.Text, true, context.RequestAborted);
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+                return;
+            }
+
+            await DrainAsync(socket, context.RequestAborted);
+        });
+        app.Map("/flap", async context =>
+        {
+            // A link that works for a moment: one message, then the connection dies without a Close frame.
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            Interlocked.Increment(ref _nextId);
+            await socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, true, context.RequestAborted);
+            await Task.Delay(200, context.RequestAborted);
+            socket.Abort();
+        });
         app.Map("/close/{code:int}", async context =>
         {
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
@@ -149,6 +188,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
                 var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
+                    ClosesReceived.Enqueue((result.CloseStatus, result.CloseStatusDescription));
                     if (socket.State == WebSocketState.CloseReceived)
                     {
                         await socket.CloseOutputAsync(result.CloseStatus ?? WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
@@ -168,10 +208,42 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
         {
+            Interlocked.Increment(ref _endedWithoutClose);
         }
         finally
         {
             _sockets.TryRemove(id, out _);
+        }
+    }
+
+    private async Task CountAsync(HttpContext context)
+    {
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        var buffer = new byte[64 * 1024];
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    ClosesReceived.Enqueue((result.CloseStatus, result.CloseStatusDescription));
+                    await socket.CloseOutputAsync(result.CloseStatus ?? WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+                    return;
+                }
+
+                length += result.Count;
+                if (result.EndOfMessage)
+                {
+                    ReceivedLengths.Enqueue(length);
+                    length = 0;
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+            Interlocked.Increment(ref _endedWithoutClose);
         }
     }
 

@@ -16,7 +16,7 @@ public class ReconnectAttemptTrackerTests
 
         tracker.Connected();
         time.Advance(TimeSpan.FromSeconds(10));
-        var upFor = tracker.Disconnected();
+        var upFor = tracker.Disconnected(carriedMessages: false);
 
         Assert.Equal(TimeSpan.FromSeconds(10), upFor);
         Assert.Equal(1, tracker.Attempt);
@@ -32,9 +32,39 @@ public class ReconnectAttemptTrackerTests
         tracker.Connected();
         time.Advance(TimeSpan.FromSeconds(9));
 
-        tracker.Disconnected();
+        tracker.Disconnected(carriedMessages: false);
 
         Assert.Equal(2, tracker.Attempt);
         Assert.Equal(TimeSpan.FromSeconds(12), tracker.Elapsed);
+    }
+
+    [Fact]
+    public void Disconnected_ShortButCarriedMessages_IsASuccessAndResets()
+    {
+        var time = new FakeTimeProvider();
+        var tracker = new ReconnectAttemptTracker(time, TimeSpan.FromSeconds(10));
+        for (var flap = 0; flap < 8; flap++)
+        {
+            tracker.Connected();
+            time.Advance(TimeSpan.FromSeconds(3));
+            tracker.Disconnected(carriedMessages: true);
+            Assert.Equal(1, tracker.Attempt);
+            Assert.Equal(TimeSpan.Zero, tracker.Elapsed);
+            time.Advance(TimeSpan.FromMilliseconds(500));
+        }
+    }
+
+    [Fact]
+    public void Disconnected_AcceptedAndClosedAtOnce_KeepsGrowing()
+    {
+        var time = new FakeTimeProvider();
+        var tracker = new ReconnectAttemptTracker(time, TimeSpan.FromSeconds(10));
+        for (var i = 0; i < 5; i++)
+        {
+            tracker.Connected();
+            tracker.Disconnected(carriedMessages: false);
+        }
+
+        Assert.Equal(6, tracker.Attempt);
     }
 }

@@ -20,8 +20,8 @@ public class SendQueueTests
 
         Assert.Equal([DropReason.QueueFull], drops);
         Assert.Equal(2, queue.Count);
-        Assert.Equal(2, (await queue.DequeueAsync(default)).Data.Span[0]);
-        Assert.Equal(3, (await queue.DequeueAsync(default)).Data.Span[0]);
+        Assert.Equal(2, (await queue.DequeueAsync(default))!.Data.Span[0]);
+        Assert.Equal(3, (await queue.DequeueAsync(default))!.Data.Span[0]);
     }
 
     [Fact]
@@ -58,9 +58,9 @@ public class SendQueueTests
         var waiting = queue.EnqueueAsync(Message(1, 2), default).AsTask();
         Assert.False(waiting.IsCompleted);
 
-        Assert.Equal(1, (await queue.DequeueAsync(default)).Data.Span[0]);
+        Assert.Equal(1, (await queue.DequeueAsync(default))!.Data.Span[0]);
         await waiting.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal(2, (await queue.DequeueAsync(default)).Data.Span[0]);
+        Assert.Equal(2, (await queue.DequeueAsync(default))!.Data.Span[0]);
     }
 
     [Fact]
@@ -78,11 +78,43 @@ public class SendQueueTests
     }
 
     [Fact]
-    public async Task Enqueue_MessageLargerThanTheWholeQueue_ThrowsClearly()
+    public async Task Enqueue_MessageLargerThanTheByteBound_IsAcceptedIntoAnEmptyQueue()
     {
-        var queue = new SendQueue(new SendQueueOptions { MaxBytes = 8 }, _ => { });
-        var error = await Assert.ThrowsAsync<ArgumentException>(() => queue.EnqueueAsync(Message(9), default).AsTask());
-        Assert.Contains("MaxBytes", error.Message, StringComparison.Ordinal);
+        var queue = new SendQueue(new SendQueueOptions { MaxBytes = 8, FullMode = SendQueueFullMode.Fail }, _ => { });
+
+        await queue.EnqueueAsync(Message(4 * 1024 * 1024), default);
+
+        Assert.Equal(4 * 1024 * 1024, queue.Bytes);
+        await Assert.ThrowsAsync<SendQueueFullException>(() => queue.EnqueueAsync(Message(1), default).AsTask());
+    }
+
+    [Fact]
+    public async Task Complete_WakesAWaitingSender_WithTheClosedExceptionAndReleasesItsBuffer()
+    {
+        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 1 }, _ => { });
+        await queue.EnqueueAsync(Message(1), default);
+        var waitingMessage = Message(1);
+        var waiting = queue.EnqueueAsync(waitingMessage, default).AsTask();
+        Assert.False(waiting.IsCompleted);
+
+        queue.Complete("stopping");
+
+        var error = await Assert.ThrowsAsync<LifelineClosedException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("stopping", error.Message);
+        Assert.Throws<ObjectDisposedException>(() => waitingMessage.Data);
+        Assert.Equal(1, queue.Count);
+    }
+
+    [Fact]
+    public async Task Complete_QueuedMessagesStillDequeue_ThenNull()
+    {
+        var queue = new SendQueue(new SendQueueOptions(), _ => { });
+        await queue.EnqueueAsync(Message(1, 7), default);
+        queue.Complete("stopping");
+
+        await Assert.ThrowsAsync<LifelineClosedException>(() => queue.EnqueueAsync(Message(1), default).AsTask());
+        Assert.Equal(7, (await queue.DequeueAsync(default))!.Data.Span[0]);
+        Assert.Null(await queue.DequeueAsync(default).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]

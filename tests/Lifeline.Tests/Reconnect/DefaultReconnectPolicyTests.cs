@@ -6,7 +6,7 @@ namespace Lifeline.Tests.Reconnect;
 public class DefaultReconnectPolicyTests
 {
     private static ReconnectContext Closed(int code, int attempt = 1, string? reason = null, TimeSpan? hint = null) =>
-        new(attempt, TimeSpan.FromSeconds(1), DisconnectKind.ConnectionClosed, new CloseCode(code), reason, hint);
+        new() { Attempt = attempt, Elapsed = TimeSpan.FromSeconds(1), Kind = DisconnectKind.ConnectionClosed, CloseCode = new CloseCode(code), Reason = reason, ServerHint = hint };
 
     private static DefaultReconnectPolicy Policy(Action<ReconnectPolicyOptions>? configure = null, int seed = 1)
     {
@@ -142,21 +142,21 @@ public class DefaultReconnectPolicyTests
     [InlineData(408, true)]
     public void NextDelay_RejectedHandshake_StopsOnAuthAndMissingPaths_RetriesOnOverload(int status, bool retries)
     {
-        var context = new ReconnectContext(1, TimeSpan.Zero, DisconnectKind.HandshakeRejected, HttpStatusCode: status);
+        var context = new ReconnectContext { Attempt = 1, Elapsed = TimeSpan.Zero, Kind = DisconnectKind.HandshakeRejected, HttpStatusCode = status };
         Assert.Equal(retries, Policy().NextDelay(context).HasValue);
     }
 
     [Fact]
     public void NextDelay_RejectedWithRetryAfter_WaitsThatLong()
     {
-        var context = new ReconnectContext(1, TimeSpan.Zero, DisconnectKind.HandshakeRejected, HttpStatusCode: 503, ServerHint: TimeSpan.FromSeconds(7));
+        var context = new ReconnectContext { Attempt = 1, Elapsed = TimeSpan.Zero, Kind = DisconnectKind.HandshakeRejected, HttpStatusCode = 503, ServerHint = TimeSpan.FromSeconds(7) };
         Assert.Equal(TimeSpan.FromSeconds(7), Policy().NextDelay(context));
     }
 
     [Fact]
     public void NextDelay_ConnectFailed_BacksOff()
     {
-        var context = new ReconnectContext(3, TimeSpan.Zero, DisconnectKind.ConnectFailed);
+        var context = new ReconnectContext { Attempt = 3, Elapsed = TimeSpan.Zero, Kind = DisconnectKind.ConnectFailed };
         Assert.InRange(Policy().NextDelay(context)!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(4));
     }
 
@@ -171,7 +171,7 @@ public class DefaultReconnectPolicyTests
 
         Assert.NotNull(policy.NextDelay(Closed(1006, attempt: 3)));
         Assert.Null(policy.NextDelay(Closed(1006, attempt: 4)));
-        Assert.Null(policy.NextDelay(new ReconnectContext(1, TimeSpan.FromMinutes(2), DisconnectKind.ConnectionClosed, CloseCode.AbnormalClosure)));
+        Assert.Null(policy.NextDelay(new ReconnectContext { Attempt = 1, Elapsed = TimeSpan.FromMinutes(2), Kind = DisconnectKind.ConnectionClosed, CloseCode = CloseCode.AbnormalClosure }));
     }
 
     [Fact]
@@ -207,5 +207,93 @@ public class DefaultReconnectPolicyTests
         options.SoonMinDelay = TimeSpan.FromSeconds(10);
         var error = Assert.Throws<ArgumentException>(() => new DefaultReconnectPolicy(options));
         Assert.Contains("SoonMinDelay", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1011)]
+    [InlineData(1006)]
+    [InlineData(1013)]
+    public void NextDelay_BackoffCodeWithAZeroHint_NeverBelowTheBackoffNorZero(int code)
+    {
+        for (var attempt = 1; attempt <= 50; attempt++)
+        {
+            var withoutHint = Policy(seed: attempt).NextDelay(Closed(code, attempt))!.Value;
+            var withHint = Policy(seed: attempt).NextDelay(Closed(code, attempt, "retry-after-ms=0", TimeSpan.Zero))!.Value;
+
+            Assert.True(withHint >= withoutHint, $"attempt {attempt}: the hint lowered {withoutHint} to {withHint}");
+            Assert.True(withHint >= TimeSpan.FromMilliseconds(100), $"attempt {attempt}: {withHint} is below the 100 ms floor");
+        }
+    }
+
+    [Fact]
+    public void NextDelay_ZeroHintOnARestart_IsRaisedToTheFloor()
+    {
+        Assert.Equal(TimeSpan.FromMilliseconds(100), Policy().NextDelay(Closed(1012, hint: TimeSpan.Zero)));
+    }
+
+    [Fact]
+    public void MinHintDelay_Zero_IsRefused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ReconnectPolicyOptions { MinHintDelay = TimeSpan.Zero });
+    }
+
+    [Theory]
+    [InlineData(DisconnectKind.ConnectFailed, null)]
+    [InlineData(DisconnectKind.HandshakeRejected, 503)]
+    [InlineData(DisconnectKind.HandshakeRejected, 502)]
+    public void NextDelay_RefusedDuringAnAnnouncedRestart_RetriesOnAShortSchedule(DisconnectKind kind, int? status)
+    {
+        var policy = Policy();
+        for (var attempt = 2; attempt <= 20; attempt++)
+        {
+            var context = new ReconnectContext
+            {
+                Attempt = attempt,
+                Elapsed = TimeSpan.FromSeconds(attempt),
+                Kind = kind,
+                HttpStatusCode = status,
+                OutageCloseCode = CloseCode.ServiceRestart,
+            };
+
+            Assert.InRange(policy.NextDelay(context)!.Value, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1));
+        }
+    }
+
+    [Fact]
+    public void NextDelay_RefusedAfterTheRestartWindow_BacksOffAgain()
+    {
+        var context = new ReconnectContext
+        {
+            Attempt = 12,
+            Elapsed = TimeSpan.FromSeconds(31),
+            Kind = DisconnectKind.ConnectFailed,
+            OutageCloseCode = CloseCode.ServiceRestart,
+        };
+
+        // Full jitter over a 30 s cap: with this seed far above the restart schedule's 1 s.
+        var delays = Enumerable.Range(1, 20).Select(seed => Policy(seed: seed).NextDelay(context)!.Value).ToList();
+        Assert.Contains(delays, d => d > TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public void NextDelay_RefusedAfterAnAbnormalClosure_BacksOff()
+    {
+        var context = new ReconnectContext
+        {
+            Attempt = 12,
+            Elapsed = TimeSpan.FromSeconds(5),
+            Kind = DisconnectKind.ConnectFailed,
+            OutageCloseCode = CloseCode.AbnormalClosure,
+        };
+
+        var delays = Enumerable.Range(1, 20).Select(seed => Policy(seed: seed).NextDelay(context)!.Value).ToList();
+        Assert.Contains(delays, d => d > TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public void NeverReconnectPolicy_AnyContext_ReturnsNull()
+    {
+        Assert.Null(NeverReconnectPolicy.Instance.NextDelay(Closed(1006)));
+        Assert.Null(NeverReconnectPolicy.Instance.NextDelay(Closed(1012, hint: TimeSpan.FromSeconds(1))));
     }
 }

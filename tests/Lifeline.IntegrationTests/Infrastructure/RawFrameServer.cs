@@ -1,0 +1,116 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Lifeline.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A hand-written WebSocket server on 127.0.0.1 that completes the upgrade and then writes the exact bytes a test
+/// gives it, so a test can send frames that no well-behaved server library would (bad RSV bits, invalid UTF-8).
+/// It then reads until the peer closes, recording what arrived.
+/// </summary>
+internal sealed class RawFrameServer : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly byte[] _frames;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    private RawFrameServer(byte[] frames)
+    {
+        _frames = frames;
+        _listener.Start();
+        _loop = Task.Run(AcceptLoopAsync);
+    }
+
+    public Uri Uri => new($"ws://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/raw");
+
+    /// <summary>Everything the client sent after the upgrade, per connection.</summary>
+    public List<byte[]> Received { get; } = [];
+
+    public static RawFrameServer Start(params byte[][] frames) => new([.. frames.SelectMany(f => f)]);
+
+    /// <summary>An unmasked server frame: FIN set, the given RSV bits and opcode, a short payload.</summary>
+    public static byte[] Frame(byte opcode, byte[] payload, byte rsv = 0)
+    {
+        if (payload.Length > 125)
+        {
+            throw new ArgumentException("short payloads only", nameof(payload));
+        }
+
+        return [(byte)(0x80 | (rsv << 4) | opcode), (byte)payload.Length, .. payload];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        try
+        {
+            await _loop;
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            using var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            var stream = client.GetStream();
+            var request = await ReadHeadersAsync(stream);
+            var key = request.Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase))["Sec-WebSocket-Key:".Length..].Trim();
+            var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+            var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(response), _stop.Token);
+            await stream.WriteAsync(_frames, _stop.Token);
+
+            using var received = new MemoryStream();
+            var buffer = new byte[4096];
+            try
+            {
+                using var bound = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                bound.CancelAfter(TimeSpan.FromSeconds(20));
+                int read;
+                while ((read = await stream.ReadAsync(buffer, bound.Token)) > 0)
+                {
+                    received.Write(buffer, 0, read);
+                }
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+            }
+
+            lock (Received)
+            {
+                Received.Add(received.ToArray());
+            }
+        }
+    }
+
+    private async Task<string> ReadHeadersAsync(NetworkStream stream)
+    {
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        while (bytes.Count < 8192)
+        {
+            if (await stream.ReadAsync(one, _stop.Token) == 0)
+            {
+                break;
+            }
+
+            bytes.Add(one[0]);
+            if (bytes.Count >= 4 && bytes[^4] == '\r' && bytes[^3] == '\n' && bytes[^2] == '\r' && bytes[^1] == '\n')
+            {
+                break;
+            }
+        }
+
+        return Encoding.ASCII.GetString([.. bytes]);
+    }
+}
