@@ -38,3 +38,16 @@ public class VarintTests
         }
     }
 }
+
+public class SessionProtocolTests
+{
+    [Fact]
+    public void Constants_MatchTheSpecification()
+    {
+        Assert.Equal("lifeline.v1", SessionProtocol.SubProtocol);
+        Assert.Equal(4000, SessionProtocol.HandshakeTimeout.Value);
+        Assert.Equal(4001, SessionProtocol.SessionTakenOver.Value);
+        Assert.Equal(TimeSpan.FromMinutes(2), SessionProtocol.DefaultResumeWindow);
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(SessionProtocol.RefusedReason) <= 123);
+    }
+}

@@ -16,4 +16,13 @@ public static class SessionProtocol
 
     /// <summary>4000: the client did not send Hello in time (the server's handshake timeout). Reconnect with backoff.</summary>
     public static CloseCode HandshakeTimeout => new(4000);
+
+    /// <summary>4001: the session was resumed on a newer connection; the client of the old one does not reconnect.</summary>
+    public static CloseCode SessionTakenOver => new(4001);
+
+    /// <summary>The one close reason (with 1008) for every refused resume, so the answer reveals nothing about the session.</summary>
+    public const string RefusedReason = "session refused";
+
+    /// <summary>The default time a server waits for the client's Hello: 10 seconds.</summary>
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);
 }
