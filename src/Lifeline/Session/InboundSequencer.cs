@@ -1,0 +1,199 @@
+namespace Lifeline.Session;
+
+/// <summary>When a receiver acknowledges: after so many messages, bytes or time, whichever comes first.</summary>
+public sealed class SessionAckOptions
+{
+    private int _maxMessages = 64;
+    private long _maxBytes = 64 * 1024;
+    private TimeSpan _maxDelay = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>An ack is due once this many delivered messages are unacknowledged. Default 64. At least 1.</summary>
+    public int MaxMessages
+    {
+        get => _maxMessages;
+        set => _maxMessages = OptionGuard.AtLeast(value, 1);
+    }
+
+    /// <summary>An ack is due once this many delivered payload bytes are unacknowledged. Default 64 KiB. At least 1.</summary>
+    public long MaxBytes
+    {
+        get => _maxBytes;
+        set => _maxBytes = OptionGuard.AtLeast(value, 1L);
+    }
+
+    /// <summary>An ack is due this long after the first unacknowledged delivery. Default 200 ms. Positive.</summary>
+    public TimeSpan MaxDelay
+    {
+        get => _maxDelay;
+        set => _maxDelay = OptionGuard.Positive(value);
+    }
+}
+
+/// <summary>What to do with a received Data frame.</summary>
+public enum InboundDecision
+{
+    /// <summary>The next in order: hand it to the application.</summary>
+    Deliver,
+
+    /// <summary>Already delivered (normal after a resume): drop it silently; it is counted.</summary>
+    Duplicate,
+
+    /// <summary>A sequence was skipped: a protocol error (close with 1002). Nothing changed.</summary>
+    Gap,
+}
+
+/// <summary>
+/// The inbound cursor of a session: delivers messages once and in order by sequence number, drops duplicates,
+/// reports gaps, and decides when an acknowledgement is due (batched by <see cref="SessionAckOptions"/>).
+/// </summary>
+/// <remarks>
+/// <para>
+/// Call <see cref="Accept"/> when a message is handed to the application (acknowledge what the application got,
+/// not what reached the socket). Every outgoing Data frame carries <see cref="TakeAck"/>; when no Data goes out,
+/// send an Ack frame when <see cref="IsAckDue"/> becomes true, checking again after <see cref="AckDueIn"/>.
+/// </para>
+/// <para>Thread-safe: the receive loop and a sender or timer may call it concurrently.</para>
+/// </remarks>
+public sealed class InboundSequencer
+{
+    private readonly SessionAckOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly Lock _lock = new();
+    private long _lastDelivered;
+    private long _lastAcknowledged;
+    private long _duplicates;
+    private int _pendingMessages;
+    private long _pendingBytes;
+    private long _firstPendingTimestamp;
+
+    /// <summary>Creates a cursor.</summary>
+    /// <param name="options">The ack policy; read on every call, so later changes apply.</param>
+    /// <param name="timeProvider">The clock for the ack delay. Default <see cref="TimeProvider.System"/>.</param>
+    /// <param name="lastDelivered">The last sequence already delivered (0 for a new session; a restored session's cursor).</param>
+    public InboundSequencer(SessionAckOptions options, TimeProvider? timeProvider = null, long lastDelivered = 0)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(lastDelivered);
+        _options = options;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _lastDelivered = lastDelivered;
+        _lastAcknowledged = lastDelivered;
+    }
+
+    /// <summary>The last sequence delivered: what a resume Hello or Resumed states as "last received".</summary>
+    public long LastDelivered
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastDelivered;
+            }
+        }
+    }
+
+    /// <summary>The last sequence acknowledged to the peer.</summary>
+    public long LastAcknowledged
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastAcknowledged;
+            }
+        }
+    }
+
+    /// <summary>How many duplicates were dropped.</summary>
+    public long DuplicatesDropped
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _duplicates;
+            }
+        }
+    }
+
+    /// <summary>Whether an acknowledgement should go out now (count, bytes or delay reached).</summary>
+    public bool IsAckDue
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pendingMessages > 0 && (_pendingMessages >= _options.MaxMessages
+                    || _pendingBytes >= _options.MaxBytes
+                    || _timeProvider.GetElapsedTime(_firstPendingTimestamp) >= _options.MaxDelay);
+            }
+        }
+    }
+
+    /// <summary>How long until an ack is due by delay: null when nothing is unacknowledged, zero when due now.</summary>
+    public TimeSpan? AckDueIn
+    {
+        get
+        {
+            lock (_lock)
+            {
+                if (_pendingMessages == 0)
+                {
+                    return null;
+                }
+
+                if (_pendingMessages >= _options.MaxMessages || _pendingBytes >= _options.MaxBytes)
+                {
+                    return TimeSpan.Zero;
+                }
+
+                var left = _options.MaxDelay - _timeProvider.GetElapsedTime(_firstPendingTimestamp);
+                return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+            }
+        }
+    }
+
+    /// <summary>Classifies a received Data frame and, when it is next in order, records it as delivered.</summary>
+    /// <param name="sequence">The frame's sequence number.</param>
+    /// <param name="payloadLength">Its payload length, for the byte trigger of the ack policy.</param>
+    public InboundDecision Accept(long sequence, int payloadLength)
+    {
+        lock (_lock)
+        {
+            if (sequence <= _lastDelivered)
+            {
+                _duplicates++;
+                return InboundDecision.Duplicate;
+            }
+
+            if (sequence != _lastDelivered + 1)
+            {
+                return InboundDecision.Gap;
+            }
+
+            _lastDelivered = sequence;
+            if (_pendingMessages++ == 0)
+            {
+                _firstPendingTimestamp = _timeProvider.GetTimestamp();
+            }
+
+            _pendingBytes += payloadLength;
+            return InboundDecision.Deliver;
+        }
+    }
+
+    /// <summary>
+    /// The ack to send now (<see cref="LastDelivered"/>), recorded as sent: call it for every outgoing Data frame
+    /// (piggy-backed) and for each Ack frame. Resets the ack triggers.
+    /// </summary>
+    public long TakeAck()
+    {
+        lock (_lock)
+        {
+            _lastAcknowledged = _lastDelivered;
+            _pendingMessages = 0;
+            _pendingBytes = 0;
+            return _lastDelivered;
+        }
+    }
+}

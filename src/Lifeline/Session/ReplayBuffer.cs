@@ -1,0 +1,507 @@
+using System.Buffers;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.Session;
+
+/// <summary>
+/// The outbound log of one session direction: numbers each message, keeps a pooled copy of its payload until the peer
+/// acknowledges it, and hands the unacknowledged ones back for resending after a resume. Bounded by messages, bytes
+/// and age (<see cref="ReplayBufferOptions"/>); when full the configured <see cref="ReplayBufferFullMode"/> applies.
+/// </summary>
+/// <remarks>
+/// <para>Thread-safe: every member may be called from any thread; state changes under one lock.</para>
+/// <para>
+/// Ordering: sequence numbers are assigned in the order appends complete. A sender must put frames on the wire in
+/// sequence order, and must send a resume's replayed frames (<see cref="BeginReplay"/>) before any newer message.
+/// </para>
+/// <para>
+/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/> and go back when acknowledged, when the buffer
+/// ends, or when it is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
+/// disposed, even if an ack for it arrives meanwhile.
+/// </para>
+/// </remarks>
+public sealed class ReplayBuffer : IDisposable
+{
+    private readonly ReplayBufferOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly Lock _lock = new();
+    private Entry[] _ring;
+    private int _head;
+    private int _count;
+    private long _bytes;
+    private long _lastSequence;
+    private long _lastAcknowledged;
+    private TaskCompletionSource? _spaceFreed;
+    private ReplayBufferEnd? _end;
+    private int _leases;
+    private List<byte[]>? _deferredReturns;
+
+    /// <summary>Creates an empty buffer.</summary>
+    /// <param name="options">Bounds and full mode; read on every append, so later changes apply.</param>
+    /// <param name="timeProvider">The clock for the age bound. Default <see cref="TimeProvider.System"/>.</param>
+    /// <param name="lastAcknowledged">
+    /// The sequence numbering continues after this value (0 for a new session; a restored session passes its
+    /// acknowledged position, then <see cref="Restore"/>s its unacknowledged messages).
+    /// </param>
+    public ReplayBuffer(ReplayBufferOptions options, TimeProvider? timeProvider = null, long lastAcknowledged = 0)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(lastAcknowledged);
+        _options = options;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _ring = new Entry[Math.Min(16, options.MaxMessages)];
+        _lastSequence = lastAcknowledged;
+        _lastAcknowledged = lastAcknowledged;
+    }
+
+    /// <summary>The highest sequence number assigned (0 before the first message).</summary>
+    public long LastSequence
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastSequence;
+            }
+        }
+    }
+
+    /// <summary>The highest sequence the peer acknowledged.</summary>
+    public long LastAcknowledged
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastAcknowledged;
+            }
+        }
+    }
+
+    /// <summary>How many messages are held.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count;
+            }
+        }
+    }
+
+    /// <summary>How many payload bytes are held.</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _bytes;
+            }
+        }
+    }
+
+    /// <summary>The messages sent and not yet acknowledged.</summary>
+    public SequenceRange Unacknowledged
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return SequenceRange.FromBounds(_lastAcknowledged + 1, _lastSequence);
+            }
+        }
+    }
+
+    /// <summary>Why and with what loss the buffer ended; null while the session goes on.</summary>
+    public ReplayBufferEnd? End
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _end;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Numbers a message and keeps a copy of its payload until acknowledged. Completes synchronously (no allocation)
+    /// when there is room.
+    /// </summary>
+    /// <param name="payload">The application payload (copied; the caller keeps ownership).</param>
+    /// <param name="isText">Whether it is UTF-8 text.</param>
+    /// <param name="trackAcknowledgement">Whether to return a task that completes when the peer acknowledges the message.</param>
+    /// <param name="cancellationToken">Bounds a wait for room in <see cref="ReplayBufferFullMode.Wait"/>.</param>
+    /// <exception cref="ArgumentException">The payload alone is larger than <see cref="ReplayBufferOptions.MaxBytes"/>.</exception>
+    /// <exception cref="ReplayBufferFullException">The buffer is full and the mode is <see cref="ReplayBufferFullMode.Fail"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer was disposed.</exception>
+    public ValueTask<ReplayAppendResult> AppendAsync(ReadOnlyMemory<byte> payload, bool isText, bool trackAcknowledgement = false, CancellationToken cancellationToken = default)
+    {
+        if (payload.Length > _options.MaxBytes)
+        {
+            throw new ArgumentException(
+                $"The message is {payload.Length} bytes but the replay buffer holds at most {_options.MaxBytes}; raise ReplayBufferOptions.MaxBytes or send smaller messages.",
+                nameof(payload));
+        }
+
+        Task waitForSpace;
+        lock (_lock)
+        {
+            if (TryAppendLocked(payload.Span, isText, trackAcknowledgement, out var result))
+            {
+                return new ValueTask<ReplayAppendResult>(result);
+            }
+
+            waitForSpace = WaitTaskLocked();
+        }
+
+        return WaitThenAppendAsync(waitForSpace, payload, isText, trackAcknowledgement, cancellationToken);
+    }
+
+    /// <summary>
+    /// Applies a cumulative acknowledgement: releases every message up to <paramref name="ack"/> and returns their
+    /// buffers to the pool. Never corrupts state: an ack beyond what was sent is reported, not applied.
+    /// </summary>
+    public ReplayAckResult Acknowledge(long ack)
+    {
+        lock (_lock)
+        {
+            if (ack > _lastSequence)
+            {
+                return new ReplayAckResult(ReplayAckStatus.BeyondSent, SequenceRange.Empty, 0);
+            }
+
+            if (ack <= _lastAcknowledged || _end is not null)
+            {
+                return new ReplayAckResult(ReplayAckStatus.Unchanged, SequenceRange.Empty, 0);
+            }
+
+            var released = SequenceRange.FromBounds(_lastAcknowledged + 1, ack);
+            long releasedBytes = 0;
+            for (var i = 0; i < released.Count; i++)
+            {
+                ref var entry = ref _ring[_head];
+                releasedBytes += entry.Length;
+                entry.Acknowledged?.TrySetResult(true);
+                ReturnLocked(entry.Buffer);
+                entry = default;
+                _head = (_head + 1) % _ring.Length;
+            }
+
+            _count -= (int)released.Count;
+            _bytes -= releasedBytes;
+            _lastAcknowledged = ack;
+            SignalSpaceLocked();
+            return new ReplayAckResult(ReplayAckStatus.Advanced, released, releasedBytes);
+        }
+    }
+
+    /// <summary>
+    /// Takes the messages after <paramref name="afterSequence"/> (the peer's last received) for resending, in order.
+    /// Dispose the lease when they are sent: payloads stay valid until then.
+    /// </summary>
+    /// <param name="afterSequence">The last sequence the peer says it received. Apply it with <see cref="Acknowledge"/> first.</param>
+    /// <param name="lease">The messages when the result is <see cref="ReplayStatus.Ready"/>; null otherwise.</param>
+    public ReplayStatus BeginReplay(long afterSequence, out ReplayLease? lease)
+    {
+        lease = null;
+        lock (_lock)
+        {
+            if (_end is not null)
+            {
+                return ReplayStatus.Ended;
+            }
+
+            if (afterSequence > _lastSequence)
+            {
+                return ReplayStatus.BeyondSent;
+            }
+
+            if (afterSequence < _lastAcknowledged)
+            {
+                return ReplayStatus.Unavailable; // released on an earlier ack: the peer forgot what it acknowledged
+            }
+
+            var skip = (int)(afterSequence - _lastAcknowledged);
+            var frames = new ReplayFrame[_count - skip];
+            for (var i = 0; i < frames.Length; i++)
+            {
+                ref var entry = ref _ring[(_head + skip + i) % _ring.Length];
+                frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(0, entry.Length));
+            }
+
+            _leases++;
+            lease = new ReplayLease(this, frames);
+            return ReplayStatus.Ready;
+        }
+    }
+
+    /// <summary>
+    /// Ends the session if the oldest unacknowledged message is older than <see cref="ReplayBufferOptions.MaxAge"/>.
+    /// Appends check this too; call it from a timer to notice expiry while nothing is sent.
+    /// </summary>
+    /// <returns>The end, when this call or an earlier event ended the buffer; null while the session goes on.</returns>
+    public ReplayBufferEnd? CheckAge()
+    {
+        lock (_lock)
+        {
+            ExpireLocked();
+            return _end;
+        }
+    }
+
+    /// <summary>
+    /// Ends the session for <paramref name="reason"/>: releases every held buffer, completes acknowledgement tasks with
+    /// false and wakes waiting appends (they report <see cref="ReplayAppendStatus.SessionEnded"/>). Idempotent: the
+    /// first end wins.
+    /// </summary>
+    /// <returns>The end (with the messages that stay unconfirmed).</returns>
+    public ReplayBufferEnd EndSession(SessionLostReason reason)
+    {
+        lock (_lock)
+        {
+            return EndLocked(reason);
+        }
+    }
+
+    /// <summary>
+    /// Puts back an unacknowledged message of a restored session (from a store snapshot), keeping its sequence number.
+    /// Messages must be restored in order, each one more than <see cref="LastSequence"/>. Bounds are not applied: a
+    /// restored message is never dropped.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="sequence"/> is not the next sequence.</exception>
+    public void Restore(long sequence, bool isText, ReadOnlySpan<byte> payload)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_ring.Length == 0, this);
+            if (sequence != _lastSequence + 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Restore messages in order: the next sequence is {_lastSequence + 1}.");
+            }
+
+            AddLocked(payload, isText, null);
+        }
+    }
+
+    /// <summary>Copies the unacknowledged messages (for a store snapshot), oldest first.</summary>
+    public IReadOnlyList<SessionMessage> SnapshotUnacknowledged()
+    {
+        lock (_lock)
+        {
+            var messages = new SessionMessage[_count];
+            for (var i = 0; i < _count; i++)
+            {
+                ref var entry = ref _ring[(_head + i) % _ring.Length];
+                messages[i] = new SessionMessage(_lastAcknowledged + 1 + i, entry.IsText, entry.Buffer.AsSpan(0, entry.Length).ToArray());
+            }
+
+            return messages;
+        }
+    }
+
+    /// <summary>Releases every held buffer. Acknowledgement tasks complete with false, waiting appends throw <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_ring.Length == 0)
+            {
+                return;
+            }
+
+            ReleaseAllLocked();
+            _ring = [];
+            _spaceFreed?.TrySetException(new ObjectDisposedException(nameof(ReplayBuffer)));
+            _spaceFreed = null;
+        }
+    }
+
+    internal void EndLease()
+    {
+        lock (_lock)
+        {
+            if (--_leases == 0 && _deferredReturns is { } deferred)
+            {
+                foreach (var buffer in deferred)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+
+                deferred.Clear();
+            }
+        }
+    }
+
+    private async ValueTask<ReplayAppendResult> WaitThenAppendAsync(Task waitForSpace, ReadOnlyMemory<byte> payload, bool isText, bool trackAcknowledgement, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await waitForSpace.WaitAsync(cancellationToken).ConfigureAwait(false);
+            lock (_lock)
+            {
+                if (TryAppendLocked(payload.Span, isText, trackAcknowledgement, out var result))
+                {
+                    return result;
+                }
+
+                waitForSpace = WaitTaskLocked();
+            }
+        }
+    }
+
+    // Returns true with a result when the append is decided (appended or session ended); false when it must wait.
+    private bool TryAppendLocked(ReadOnlySpan<byte> payload, bool isText, bool trackAcknowledgement, out ReplayAppendResult result)
+    {
+        ObjectDisposedException.ThrowIf(_ring.Length == 0, this);
+        ExpireLocked();
+        if (_end is not null)
+        {
+            result = new ReplayAppendResult(ReplayAppendStatus.SessionEnded, 0, null);
+            return true;
+        }
+
+        if (_count + 1 > _options.MaxMessages || _bytes + payload.Length > _options.MaxBytes)
+        {
+            switch (_options.FullMode)
+            {
+                case ReplayBufferFullMode.Fail:
+                    throw new ReplayBufferFullException(
+                        $"The replay buffer is full ({_count} messages, {_bytes} bytes unacknowledged; limits {_options.MaxMessages} and {_options.MaxBytes}). " +
+                        "The peer is not acknowledging fast enough: raise the limits, or choose ReplayBufferFullMode.Wait or EndSession.");
+                case ReplayBufferFullMode.EndSession:
+                    EndLocked(SessionLostReason.BufferFull);
+                    result = new ReplayAppendResult(ReplayAppendStatus.SessionEnded, 0, null);
+                    return true;
+                default:
+                    result = default;
+                    return false;
+            }
+        }
+
+        var acknowledged = trackAcknowledgement ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null;
+        AddLocked(payload, isText, acknowledged);
+        result = new ReplayAppendResult(ReplayAppendStatus.Appended, _lastSequence, acknowledged?.Task);
+        return true;
+    }
+
+    private void AddLocked(ReadOnlySpan<byte> payload, bool isText, TaskCompletionSource<bool>? acknowledged)
+    {
+        if (_count == _ring.Length)
+        {
+            var grown = new Entry[Math.Max(_ring.Length * 2, 16)];
+            for (var i = 0; i < _count; i++)
+            {
+                grown[i] = _ring[(_head + i) % _ring.Length];
+            }
+
+            _ring = grown;
+            _head = 0;
+        }
+
+        var buffer = payload.IsEmpty ? [] : ArrayPool<byte>.Shared.Rent(payload.Length);
+        payload.CopyTo(buffer);
+        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, payload.Length, isText, _timeProvider.GetTimestamp(), acknowledged);
+        _count++;
+        _bytes += payload.Length;
+        _lastSequence++;
+    }
+
+    private void ExpireLocked()
+    {
+        if (_end is null && _count > 0 && _timeProvider.GetElapsedTime(_ring[_head].Timestamp) > _options.MaxAge)
+        {
+            EndLocked(SessionLostReason.Expired);
+        }
+    }
+
+    private ReplayBufferEnd EndLocked(SessionLostReason reason)
+    {
+        if (_end is { } existing)
+        {
+            return existing;
+        }
+
+        var end = new ReplayBufferEnd(reason, SequenceRange.FromBounds(_lastAcknowledged + 1, _lastSequence));
+        _end = end;
+        ReleaseAllLocked();
+        SignalSpaceLocked();
+        return end;
+    }
+
+    private void ReleaseAllLocked()
+    {
+        for (var i = 0; i < _count; i++)
+        {
+            ref var entry = ref _ring[(_head + i) % _ring.Length];
+            entry.Acknowledged?.TrySetResult(false);
+            ReturnLocked(entry.Buffer);
+            entry = default;
+        }
+
+        _head = 0;
+        _count = 0;
+        _bytes = 0;
+    }
+
+    private void ReturnLocked(byte[] buffer)
+    {
+        if (buffer.Length == 0)
+        {
+            return;
+        }
+
+        if (_leases > 0)
+        {
+            (_deferredReturns ??= []).Add(buffer); // a replay may still be sending it
+        }
+        else
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private Task WaitTaskLocked()
+    {
+        _spaceFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return _spaceFreed.Task;
+    }
+
+    private void SignalSpaceLocked()
+    {
+        _spaceFreed?.TrySetResult();
+        _spaceFreed = null;
+    }
+
+    private readonly record struct Entry(byte[] Buffer, int Length, bool IsText, long Timestamp, TaskCompletionSource<bool>? Acknowledged);
+}
+
+/// <summary>
+/// Messages taken for resending by <see cref="ReplayBuffer.BeginReplay"/>. Their payloads stay valid until
+/// <see cref="Dispose"/>; dispose once they are sent (or the send failed).
+/// </summary>
+/// <remarks>Not thread-safe; one sender reads it. Dispose is idempotent.</remarks>
+public sealed class ReplayLease : IDisposable
+{
+    private ReplayBuffer? _owner;
+
+    internal ReplayLease(ReplayBuffer owner, ReplayFrame[] frames)
+    {
+        _owner = owner;
+        Frames = frames;
+    }
+
+    /// <summary>The messages to resend, in sequence order.</summary>
+    public IReadOnlyList<ReplayFrame> Frames { get; }
+
+    /// <summary>Lets the buffer return acknowledged payloads to the pool.</summary>
+    public void Dispose() => Interlocked.Exchange(ref _owner, null)?.EndLease();
+}
+
+/// <summary>An unacknowledged message as a store keeps it.</summary>
+/// <param name="Sequence">Its sequence number.</param>
+/// <param name="IsText">Whether the payload is text.</param>
+/// <param name="Payload">The payload (owned by this value).</param>
+public sealed record SessionMessage(long Sequence, bool IsText, ReadOnlyMemory<byte> Payload);

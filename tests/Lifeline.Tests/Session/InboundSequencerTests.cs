@@ -1,0 +1,142 @@
+using Lifeline.Session;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Lifeline.Tests.Session;
+
+public class InboundSequencerTests
+{
+    private static InboundSequencer Create(FakeTimeProvider? time = null, int maxMessages = 64, long maxBytes = 65_536, int delayMs = 200, long lastDelivered = 0) =>
+        new(new SessionAckOptions { MaxMessages = maxMessages, MaxBytes = maxBytes, MaxDelay = TimeSpan.FromMilliseconds(delayMs) }, time ?? new FakeTimeProvider(), lastDelivered);
+
+    [Fact]
+    public void Accept_InOrder_DeliversAndAdvances()
+    {
+        var sequencer = Create();
+
+        Assert.Equal(InboundDecision.Deliver, sequencer.Accept(1, 10));
+        Assert.Equal(InboundDecision.Deliver, sequencer.Accept(2, 10));
+
+        Assert.Equal(2, sequencer.LastDelivered);
+    }
+
+    [Fact]
+    public void Accept_AlreadyDelivered_DropsSilentlyAndCounts()
+    {
+        var sequencer = Create();
+        sequencer.Accept(1, 0);
+        sequencer.Accept(2, 0);
+
+        Assert.Equal(InboundDecision.Duplicate, sequencer.Accept(1, 0));
+        Assert.Equal(InboundDecision.Duplicate, sequencer.Accept(2, 0));
+
+        Assert.Equal(2, sequencer.DuplicatesDropped);
+        Assert.Equal(2, sequencer.LastDelivered);
+    }
+
+    [Fact]
+    public void Accept_SkippedSequence_ReportsGapAndChangesNothing()
+    {
+        var sequencer = Create();
+        sequencer.Accept(1, 0);
+
+        Assert.Equal(InboundDecision.Gap, sequencer.Accept(3, 0));
+
+        Assert.Equal(1, sequencer.LastDelivered);
+        Assert.Equal(InboundDecision.Deliver, sequencer.Accept(2, 0));
+    }
+
+    [Fact]
+    public void Accept_RestoredCursor_ContinuesAfterIt()
+    {
+        var sequencer = Create(lastDelivered: 41);
+
+        Assert.Equal(InboundDecision.Duplicate, sequencer.Accept(41, 0));
+        Assert.Equal(InboundDecision.Deliver, sequencer.Accept(42, 0));
+        Assert.Equal(41, sequencer.LastAcknowledged);
+    }
+
+    [Fact]
+    public void IsAckDue_AfterMaxMessages_BecomesTrue()
+    {
+        var sequencer = Create(maxMessages: 3);
+        sequencer.Accept(1, 1);
+        sequencer.Accept(2, 1);
+        Assert.False(sequencer.IsAckDue);
+
+        sequencer.Accept(3, 1);
+
+        Assert.True(sequencer.IsAckDue);
+        Assert.Equal(TimeSpan.Zero, sequencer.AckDueIn);
+    }
+
+    [Fact]
+    public void IsAckDue_AfterMaxBytes_BecomesTrue()
+    {
+        var sequencer = Create(maxBytes: 100);
+        sequencer.Accept(1, 60);
+        Assert.False(sequencer.IsAckDue);
+
+        sequencer.Accept(2, 40);
+
+        Assert.True(sequencer.IsAckDue);
+    }
+
+    [Fact]
+    public void IsAckDue_AfterMaxDelaySinceFirstUnacknowledged_BecomesTrue()
+    {
+        var time = new FakeTimeProvider();
+        var sequencer = Create(time, delayMs: 200);
+        Assert.Null(sequencer.AckDueIn);
+        sequencer.Accept(1, 1);
+        time.Advance(TimeSpan.FromMilliseconds(150));
+        sequencer.Accept(2, 1);
+
+        Assert.False(sequencer.IsAckDue);
+        Assert.Equal(TimeSpan.FromMilliseconds(50), sequencer.AckDueIn);
+
+        time.Advance(TimeSpan.FromMilliseconds(50));
+
+        Assert.True(sequencer.IsAckDue);
+        Assert.Equal(TimeSpan.Zero, sequencer.AckDueIn);
+    }
+
+    [Fact]
+    public void TakeAck_ReturnsLastDeliveredAndResetsTheTriggers()
+    {
+        var time = new FakeTimeProvider();
+        var sequencer = Create(time, maxMessages: 2);
+        sequencer.Accept(1, 1);
+        sequencer.Accept(2, 1);
+
+        Assert.Equal(2, sequencer.TakeAck());
+
+        Assert.False(sequencer.IsAckDue);
+        Assert.Null(sequencer.AckDueIn);
+        Assert.Equal(2, sequencer.LastAcknowledged);
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.False(sequencer.IsAckDue); // nothing new to acknowledge
+    }
+
+    [Fact]
+    public void TakeAck_DuplicatesAndGaps_DoNotMakeAnAckDue()
+    {
+        var time = new FakeTimeProvider();
+        var sequencer = Create(time, maxMessages: 1);
+        sequencer.Accept(1, 1);
+        sequencer.TakeAck();
+
+        sequencer.Accept(1, 1);
+        sequencer.Accept(5, 1);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.False(sequencer.IsAckDue);
+    }
+
+    [Fact]
+    public void Options_OutOfRange_Throw()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SessionAckOptions { MaxMessages = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SessionAckOptions { MaxBytes = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SessionAckOptions { MaxDelay = TimeSpan.Zero });
+    }
+}
