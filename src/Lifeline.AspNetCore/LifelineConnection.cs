@@ -34,6 +34,8 @@ public sealed partial class LifelineConnection
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _closing = new();
     private readonly Channel<LifelineMessage> _incoming;
+    private readonly SentCloseObserver? _sentClose;
+    private int _ended;
     private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -49,6 +51,7 @@ public sealed partial class LifelineConnection
         RemoteEndPoint = context.Connection.RemoteIpAddress is { } address ? new IPEndPoint(address, context.Connection.RemotePort) : null;
         SubProtocol = socket.SubProtocol;
         Query = context.Request.Query;
+        _sentClose = context.Features.Get<SentCloseObserver>();
         _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
         _outgoing = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(options.SendBufferMessages)
         {
@@ -89,7 +92,11 @@ public sealed partial class LifelineConnection
     /// </summary>
     public CancellationToken Closing => _closing.Token;
 
-    /// <summary>The code the connection ended with, once it has: the client's, ours, or 1006 for a lost link.</summary>
+    /// <summary>
+    /// The code the connection ended with, once it has: the client's when it closed first; ours when we did (including
+    /// 1002 or 1007 sent because the client broke the protocol or sent invalid UTF-8, and 4008 for a slow consumer);
+    /// 1006 for a link lost without a Close frame.
+    /// </summary>
     public CloseCode? CloseCode { get; private set; }
 
     /// <summary>Completes when the connection is over and its handler has returned.</summary>
@@ -102,12 +109,20 @@ public sealed partial class LifelineConnection
     public TimeSpan? DrainHint { get; internal set; }
 
     /// <summary>Adds this connection to a group (on this node).</summary>
+    /// <exception cref="InvalidOperationException">The connection has ended.</exception>
     public void JoinGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        ThrowIfEnded();
         if (_groups.TryAdd(group, 0))
         {
             _registry.AddToGroup(group, this);
+            if (Volatile.Read(ref _ended) != 0)
+            {
+                // Ended meanwhile: Release may have missed this group, so leave it here.
+                _registry.RemoveFromGroup(group, this);
+                ThrowIfEnded();
+            }
         }
     }
 
@@ -162,7 +177,9 @@ public sealed partial class LifelineConnection
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
-            CloseCode ??= CloseCodes.CloseCode.AbnormalClosure;
+            // The runtime's WebSocket fails a connection that breaks the protocol (1002) or sends invalid UTF-8 (1007)
+            // with a Close frame of its own and only then throws: record the code that went out, not 1006.
+            CloseCode ??= _sentClose?.SentCode is > 0 and var sent ? new CloseCodes.CloseCode(sent) : CloseCodes.CloseCode.AbnormalClosure;
         }
         finally
         {
@@ -182,6 +199,7 @@ public sealed partial class LifelineConnection
 
     internal void Release()
     {
+        Volatile.Write(ref _ended, 1);
         foreach (var group in _groups.Keys)
         {
             _registry.RemoveFromGroup(group, this);
@@ -189,6 +207,14 @@ public sealed partial class LifelineConnection
 
         _completion.TrySetResult();
         // _closing is not disposed: Closing stays readable after the end, and the source owns no timer.
+    }
+
+    private void ThrowIfEnded()
+    {
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            throw new InvalidOperationException($"Connection {Id} has ended ({CloseCode?.ToString() ?? "aborted"}); it can no longer be used.");
+        }
     }
 
     private async Task CloseIdleAsync(TimeSpan idleTimeout)
