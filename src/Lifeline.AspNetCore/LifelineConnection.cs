@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.WebSockets;
 using System.Security.Claims;
-using System.Text;
 using System.Threading.Channels;
 using Lifeline.Client;
 using Lifeline.CloseCodes;
@@ -17,11 +16,14 @@ namespace Lifeline.AspNetCore;
 /// close. The connection lives as long as the handler runs.
 /// </summary>
 /// <remarks>
-/// Thread-safe: sends from several threads are serialised. <see cref="CloseAsync"/> refuses codes that may not be
-/// sent (1005, 1006, 1015, reserved) and shortens reasons to 123 bytes on a UTF-8 boundary.
+/// Thread-safe. Sends go into a bounded outbound buffer (<see cref="LifelineServerOptions.SendBufferMessages"/>,
+/// <see cref="LifelineServerOptions.SendBufferBytes"/>) that one writer per connection drains to the socket, so a slow
+/// client costs only itself; a client that falls behind is closed with <see cref="ServerCloseCodes.SlowConsumer"/>.
+/// <see cref="CloseAsync"/> refuses codes that may not be sent (1005, 1006, 1015, reserved) and shortens reasons to
+/// 123 bytes on a UTF-8 boundary.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The endpoint owns the connection's life and releases its resources in Release().")]
-public sealed class LifelineConnection
+public sealed partial class LifelineConnection
 {
     private const int ReceiveChunk = 16 * 1024;
 
@@ -30,12 +32,12 @@ public sealed class LifelineConnection
     private readonly LifelineConnectionRegistry _registry;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
     private readonly Channel<LifelineMessage> _incoming;
+    private readonly SentCloseObserver? _sentClose;
+    private int _ended;
     private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _closeSent;
 
     internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ILogger logger, TimeProvider time)
     {
@@ -49,7 +51,14 @@ public sealed class LifelineConnection
         RemoteEndPoint = context.Connection.RemoteIpAddress is { } address ? new IPEndPoint(address, context.Connection.RemotePort) : null;
         SubProtocol = socket.SubProtocol;
         Query = context.Request.Query;
+        _sentClose = context.Features.Get<SentCloseObserver>();
         _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
+        _outgoing = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(options.SendBufferMessages)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait, // never reached: room is checked under _outgoingLock before TryWrite
+        });
+        _writer = Task.Run(WriteLoopAsync);
     }
 
     /// <summary>A unique id for this connection.</summary>
@@ -83,7 +92,11 @@ public sealed class LifelineConnection
     /// </summary>
     public CancellationToken Closing => _closing.Token;
 
-    /// <summary>The code the connection ended with, once it has: the client's, ours, or 1006 for a lost link.</summary>
+    /// <summary>
+    /// The code the connection ended with, once it has: the client's when it closed first; ours when we did (including
+    /// 1002 or 1007 sent because the client broke the protocol or sent invalid UTF-8, and 4008 for a slow consumer);
+    /// 1006 for a link lost without a Close frame.
+    /// </summary>
     public CloseCode? CloseCode { get; private set; }
 
     /// <summary>Completes when the connection is over and its handler has returned.</summary>
@@ -95,91 +108,21 @@ public sealed class LifelineConnection
     /// <summary>The retry hint this connection was given when drained, if it was.</summary>
     public TimeSpan? DrainHint { get; internal set; }
 
-    /// <summary>Sends a text message.</summary>
-    public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        return SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
-    }
-
-    /// <summary>Sends a message; sends from several threads go out one at a time.</summary>
-    /// <exception cref="InvalidOperationException">The connection is closing or closed.</exception>
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
-    {
-        if (type == WebSocketMessageType.Close)
-        {
-            throw new ArgumentException("Close is not a message type; call CloseAsync.", nameof(type));
-        }
-
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (Volatile.Read(ref _closeSent) != 0 || _socket.State != WebSocketState.Open)
-            {
-                throw new InvalidOperationException($"Connection {Id} is closing or closed ({_socket.State}); it can no longer send.");
-            }
-
-            await _socket.SendAsync(data, type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
-
-    /// <summary>
-    /// Sends a Close frame; the connection ends when the client answers (or after the drain timeout). Reasons longer
-    /// than 123 bytes of UTF-8 are shortened on a character boundary. Closing twice does nothing the second time.
-    /// </summary>
-    /// <exception cref="ArgumentException">The code may not be sent by an endpoint (1005, 1006, 1015, 1004, 1016-2999, outside 1000-4999).</exception>
-    public async Task CloseAsync(CloseCode code, string? reason = null, CancellationToken cancellationToken = default)
-    {
-        if (!code.CanBeSent)
-        {
-            throw new ArgumentException(
-                $"Close code {code} ({code.Info.GetName(System.Globalization.CultureInfo.InvariantCulture)}) may not be sent by an endpoint. " +
-                "Use 1000 (done), 1001 (going away), 1008 (policy), 1011 (error), 1012 (restart), 1013 (try later) or 3000-4999.",
-                nameof(code));
-        }
-
-        if (Interlocked.Exchange(ref _closeSent, 1) != 0)
-        {
-            return;
-        }
-
-        var text = CloseReason.Truncate(reason);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
-        try
-        {
-            await _sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
-            try
-            {
-                if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-                {
-                    await _socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), text.Length == 0 ? null : text, linked.Token).ConfigureAwait(false);
-                    CloseCode ??= code;
-                    ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
-                }
-            }
-            finally
-            {
-                _sendLock.Release();
-            }
-        }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            _socket.Abort(); // a link that cannot take a Close frame is dead
-        }
-    }
-
     /// <summary>Adds this connection to a group (on this node).</summary>
+    /// <exception cref="InvalidOperationException">The connection has ended.</exception>
     public void JoinGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        ThrowIfEnded();
         if (_groups.TryAdd(group, 0))
         {
             _registry.AddToGroup(group, this);
+            if (Volatile.Read(ref _ended) != 0)
+            {
+                // Ended meanwhile: Release may have missed this group, so leave it here.
+                _registry.RemoveFromGroup(group, this);
+                ThrowIfEnded();
+            }
         }
     }
 
@@ -234,7 +177,9 @@ public sealed class LifelineConnection
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
-            CloseCode ??= CloseCodes.CloseCode.AbnormalClosure;
+            // The runtime's WebSocket fails a connection that breaks the protocol (1002) or sends invalid UTF-8 (1007)
+            // with a Close frame of its own and only then throws: record the code that went out, not 1006.
+            CloseCode ??= _sentClose?.SentCode is > 0 and var sent ? new CloseCodes.CloseCode(sent) : CloseCodes.CloseCode.AbnormalClosure;
         }
         finally
         {
@@ -254,14 +199,22 @@ public sealed class LifelineConnection
 
     internal void Release()
     {
+        Volatile.Write(ref _ended, 1);
         foreach (var group in _groups.Keys)
         {
             _registry.RemoveFromGroup(group, this);
         }
 
         _completion.TrySetResult();
-        _closing.Dispose();
-        _sendLock.Dispose();
+        // _closing is not disposed: Closing stays readable after the end, and the source owns no timer.
+    }
+
+    private void ThrowIfEnded()
+    {
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            throw new InvalidOperationException($"Connection {Id} has ended ({CloseCode?.ToString() ?? "aborted"}); it can no longer be used.");
+        }
     }
 
     private async Task CloseIdleAsync(TimeSpan idleTimeout)

@@ -5,7 +5,11 @@ using System.Text;
 namespace Lifeline.AspNetCore;
 
 /// <summary>The live connections of this node, and its groups.</summary>
-/// <remarks>Thread-safe. Broadcasts skip connections that are closing; one failing send never stops the others.</remarks>
+/// <remarks>
+/// Thread-safe. Broadcasts never wait on any connection: each message is put in every target's outbound buffer and
+/// the call returns. A connection whose buffer is full is closed as a slow consumer (4008) instead of holding up the
+/// others; connections that are closing are skipped. The count returned is how many buffers took the message.
+/// </remarks>
 public sealed class LifelineConnectionRegistry
 {
     private readonly ConcurrentDictionary<string, LifelineConnection> _connections = new(StringComparer.Ordinal);
@@ -36,6 +40,10 @@ public sealed class LifelineConnectionRegistry
     public Task<int> SendToGroupAsync(string group, string text, CancellationToken cancellationToken = default) =>
         SendAsync(GroupMembers(group), Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
 
+    /// <summary>Sends a message to a group; returns how many it reached.</summary>
+    public Task<int> SendToGroupAsync(string group, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken = default) =>
+        SendAsync(GroupMembers(group), data, type, cancellationToken);
+
     internal void Add(LifelineConnection connection) => _connections[connection.Id] = connection;
 
     internal void Remove(LifelineConnection connection) => _connections.TryRemove(connection.Id, out _);
@@ -51,21 +59,23 @@ public sealed class LifelineConnectionRegistry
         }
     }
 
-    private static async Task<int> SendAsync(IEnumerable<LifelineConnection> targets, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
+    private static Task<int> SendAsync(IEnumerable<LifelineConnection> targets, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {
-        var sent = 0;
-        await Parallel.ForEachAsync(targets, cancellationToken, async (connection, ct) =>
+        if (type == WebSocketMessageType.Close)
         {
-            try
+            throw new ArgumentException("Close is not a message type.", nameof(type));
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var sent = 0;
+        foreach (var connection in targets)
+        {
+            if (connection.TryQueueBroadcast(data, type))
             {
-                await connection.SendAsync(data, type, ct).ConfigureAwait(false);
-                Interlocked.Increment(ref sent);
+                sent++;
             }
-            catch (Exception e) when (e is InvalidOperationException or WebSocketException or ObjectDisposedException)
-            {
-                // That connection is closing; the others still get the message.
-            }
-        }).ConfigureAwait(false);
-        return sent;
+        }
+
+        return Task.FromResult(sent);
     }
 }

@@ -103,6 +103,7 @@ internal sealed class LifelineEndpoint(
         finally
         {
             server.Registry.Remove(connection);
+            await connection.StopWriterAsync().ConfigureAwait(false);
             ServerMetrics.OpenConnections.Add(-1);
             ServerLog.Ended(logger, connection.Id, connection.CloseCode?.ToString() ?? "aborted");
             connection.Release();

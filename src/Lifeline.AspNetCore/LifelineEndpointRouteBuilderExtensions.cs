@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Lifeline.AspNetCore;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -19,7 +20,20 @@ public static class LifelineEndpointRouteBuilderExtensions
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(handler);
         var endpoint = ActivatorUtilities.CreateInstance<LifelineEndpoint>(endpoints.ServiceProvider, handler);
-        var pipeline = endpoints.CreateApplicationBuilder().UseWebSockets();
+        var pipeline = endpoints.CreateApplicationBuilder()
+            .Use((context, next) =>
+            {
+                // Watch what the WebSocket writes, so a connection records the Close frame it really sent.
+                if (context.Features.Get<IHttpUpgradeFeature>() is { } upgrade)
+                {
+                    var observer = new SentCloseObserver();
+                    context.Features.Set<IHttpUpgradeFeature>(new SentCloseObserver.UpgradeFeature(upgrade, observer));
+                    context.Features.Set(observer);
+                }
+
+                return next(context);
+            })
+            .UseWebSockets();
         pipeline.Run(endpoint.HandleAsync);
         return endpoints.Map(pattern, pipeline.Build()).WithDisplayName($"Lifeline {pattern}");
     }

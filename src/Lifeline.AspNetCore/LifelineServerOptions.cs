@@ -16,6 +16,9 @@ public sealed class LifelineServerOptions
     private int _drainCloseBatchSize = 100;
     private TimeSpan _drainCloseBatchInterval = TimeSpan.FromMilliseconds(10);
     private int _receiveCapacity = 1_000;
+    private int _sendBufferMessages = 1_000;
+    private long _sendBufferBytes = 1024 * 1024;
+    private TimeSpan _sendTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>The most connections open at once; more are accepted and closed with 1013. Default null: no limit. At least 1 when set.</summary>
     public int? MaxConnections
@@ -112,6 +115,40 @@ public sealed class LifelineServerOptions
     {
         get => _receiveCapacity;
         set => _receiveCapacity = OptionGuard.AtLeast(value, 1);
+    }
+
+    /// <summary>
+    /// Messages each connection's outbound buffer holds while its writer sends them to the socket. Default 1,000.
+    /// When a broadcast finds the buffer full the connection is closed as a slow consumer
+    /// (<see cref="ServerCloseCodes.SlowConsumer"/>); a direct <see cref="LifelineConnection.SendAsync"/> waits up to
+    /// <see cref="SendTimeout"/> for room first. At least 1.
+    /// </summary>
+    public int SendBufferMessages
+    {
+        get => _sendBufferMessages;
+        set => _sendBufferMessages = OptionGuard.AtLeast(value, 1);
+    }
+
+    /// <summary>
+    /// Bytes each connection's outbound buffer holds, counting the message being written. Default 1 MiB. Full has the
+    /// same effect as <see cref="SendBufferMessages"/> full. A single message larger than this is still accepted when the
+    /// buffer is empty, so the bound never forbids a message outright. At least 1.
+    /// </summary>
+    public long SendBufferBytes
+    {
+        get => _sendBufferBytes;
+        set => _sendBufferBytes = OptionGuard.AtLeast(value, 1L);
+    }
+
+    /// <summary>
+    /// The longest one message may take to be written to a connection's socket, and the longest a direct send waits
+    /// for room in a full outbound buffer. Past it the client is a slow consumer: it is closed with
+    /// <see cref="ServerCloseCodes.SlowConsumer"/> (or aborted when even the Close frame cannot be written). Default 10 s.
+    /// </summary>
+    public TimeSpan SendTimeout
+    {
+        get => _sendTimeout;
+        set => _sendTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>Decides whether a request may connect; false closes it with 1008 Policy Violation. Default: everyone may.</summary>

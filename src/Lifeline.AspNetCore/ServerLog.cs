@@ -28,4 +28,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(108, LogLevel.Information, "Connection {ConnectionId} idle for {IdleTimeout}; closing with 3008.")]
     public static partial void IdleTimeout(ILogger logger, string connectionId, TimeSpan idleTimeout);
+
+    [LoggerMessage(109, LogLevel.Warning, "Connection {ConnectionId} is a slow consumer ({Detail}); closing it with 4008. Other connections are not affected.")]
+    public static partial void SlowConsumer(ILogger logger, string connectionId, string detail);
 }

@@ -19,6 +19,9 @@ internal static class ServerMetrics
     public static readonly Counter<long> ClosesSent =
         Meter.CreateCounter<long>("lifeline.server.closes_sent", "{close}", "Close frames sent, tagged with the close code.");
 
+    public static readonly Counter<long> SlowConsumers =
+        Meter.CreateCounter<long>("lifeline.server.slow_consumers", "{connection}", "Connections closed with 4008 because they fell behind their outbound buffer or send timeout.");
+
     public static readonly Histogram<double> DrainDuration =
         Meter.CreateHistogram<double>("lifeline.server.drain_duration", "s", "How long a drain took, from the first Close frame to the last connection gone.");
 }

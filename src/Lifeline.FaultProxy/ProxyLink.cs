@@ -181,8 +181,7 @@ public sealed class ProxyLink : IAsyncDisposable
                     continue;
                 }
 
-                await ToxicChain.RunAsync(_proxy.ToxicsFor(direction), _toxics.For(direction), buffer.AsMemory(0, read),
-                    (chunk, ct) => WriteAsync(destination, chunk, direction, ct), token).ConfigureAwait(false);
+                await ForwardAsync(destination, buffer.AsMemory(0, read), direction, token).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
@@ -196,6 +195,30 @@ public sealed class ProxyLink : IAsyncDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Runs a chunk through the toxics and writes it; while a black hole is in either chain the chunk waits here and
+    /// the pump reads nothing more, so the sender's TCP stalls, until the hole is removed or the link is cut.
+    /// </summary>
+    private async ValueTask ForwardAsync(Socket destination, ReadOnlyMemory<byte> chunk, Direction direction, CancellationToken token)
+    {
+        while (true)
+        {
+            // Take the change signals before the chains, so a removal in between is not missed.
+            var proxyChanged = _proxy.ToxicsChangedFor(direction);
+            var linkChanged = _toxics.ChangedFor(direction);
+            var proxyToxics = _proxy.ToxicsFor(direction);
+            var linkToxics = _toxics.For(direction);
+            if (!ToxicChain.Holds(proxyToxics) && !ToxicChain.Holds(linkToxics))
+            {
+                await ToxicChain.RunAsync(proxyToxics, linkToxics, chunk,
+                    (piece, ct) => WriteAsync(destination, piece, direction, ct), token).ConfigureAwait(false);
+                return;
+            }
+
+            await Task.WhenAny(proxyChanged, linkChanged).WaitAsync(token).ConfigureAwait(false);
         }
     }
 

@@ -72,6 +72,8 @@ public sealed class TcpFaultProxy : IAsyncDisposable
 
     internal ImmutableArray<IToxic> ToxicsFor(Direction direction) => _toxics.For(direction);
 
+    internal Task ToxicsChangedFor(Direction direction) => _toxics.ChangedFor(direction);
+
     /// <summary>Binds the listening socket and starts accepting.</summary>
     public TcpFaultProxy Start()
     {

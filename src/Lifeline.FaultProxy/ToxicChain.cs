@@ -7,11 +7,22 @@ namespace Lifeline.FaultProxy;
 internal sealed class ToxicChain
 {
     private ImmutableArray<IToxic> _toxics = [];
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // ImmutableArray wraps one array reference, so reading the field is atomic; writers swap it with Update.
     public ImmutableArray<IToxic> Toxics => _toxics;
 
-    public void Add(IToxic toxic) => ImmutableInterlocked.Update(ref _toxics, list => list.Add(toxic));
+    /// <summary>Completes at the next change of the chain: read it before <see cref="Toxics"/> so no change is missed.</summary>
+    public Task Changed => Volatile.Read(ref _changed).Task;
+
+    /// <summary>True when the chain holds a black hole: data must wait before it, not run through it.</summary>
+    public static bool Holds(ImmutableArray<IToxic> toxics) => toxics.Any(toxic => toxic is BlackHoleToxic);
+
+    public void Add(IToxic toxic)
+    {
+        ImmutableInterlocked.Update(ref _toxics, list => list.Add(toxic));
+        SignalChange();
+    }
 
     public bool Remove(IToxic toxic)
     {
@@ -22,10 +33,18 @@ internal sealed class ToxicChain
             removed = next.Length != list.Length;
             return next;
         });
+        SignalChange();
         return removed;
     }
 
-    public void Clear() => ImmutableInterlocked.Update(ref _toxics, _ => []);
+    public void Clear()
+    {
+        ImmutableInterlocked.Update(ref _toxics, _ => []);
+        SignalChange();
+    }
+
+    private void SignalChange() =>
+        Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     /// <summary>Runs a chunk through the proxy-wide toxics, then the link's own, then writes it.</summary>
     public static ValueTask RunAsync(ImmutableArray<IToxic> first, ImmutableArray<IToxic> second, ReadOnlyMemory<byte> chunk,
@@ -53,8 +72,11 @@ internal sealed class DirectionalToxics
 
     public ToxicChain Downstream { get; } = new();
 
-    public ImmutableArray<IToxic> For(Direction direction) =>
-        direction == Direction.Upstream ? Upstream.Toxics : Downstream.Toxics;
+    public ImmutableArray<IToxic> For(Direction direction) => Chain(direction).Toxics;
+
+    public Task ChangedFor(Direction direction) => Chain(direction).Changed;
+
+    private ToxicChain Chain(Direction direction) => direction == Direction.Upstream ? Upstream : Downstream;
 
     public void Add(IToxic toxic, Direction direction)
     {

@@ -104,11 +104,61 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task BlackHole_SwallowsBytes_UntilRemoved()
+    public async Task BlackHole_BytesSentMeanwhile_AreDeliveredInOrderWhenItEnds()
+    {
+        using var socket = await ConnectAsync();
+        Assert.Equal("before", await RoundTripAsync(socket, "before"));
+        var hole = new BlackHoleToxic();
+        _proxy.AddToxic(hole);
+
+        await socket.SendAsync("one-"u8.ToArray(), SocketFlags.None);
+        await socket.SendAsync("two-"u8.ToArray(), SocketFlags.None);
+        await socket.SendAsync("three"u8.ToArray(), SocketFlags.None);
+        const string expected = "one-two-three";
+        var received = new byte[expected.Length];
+        var receive = socket.ReceiveAsync(received, SocketFlags.None);
+        await Task.Delay(300); // nothing may arrive: there is no event to wait on for absence
+        Assert.False(receive.IsCompleted);
+        Assert.Single(_server.ReadSizes); // only "before" reached the server
+
+        Assert.True(_proxy.RemoveToxic(hole));
+
+        // The echo of exactly the held bytes comes back, in order and with no hole, then the link carries on.
+        var total = await receive.WaitAsync(Bound);
+        using var cts = new CancellationTokenSource(Bound);
+        while (total < expected.Length)
+        {
+            var read = await socket.ReceiveAsync(received.AsMemory(total), SocketFlags.None, cts.Token);
+            Assert.NotEqual(0, read);
+            total += read;
+        }
+
+        Assert.Equal(expected, Encoding.UTF8.GetString(received));
+        Assert.Equal("after", await RoundTripAsync(socket, "after"));
+    }
+
+    [Fact]
+    public async Task BlackHole_LinkResetMeanwhile_HeldBytesAreNeverDelivered()
     {
         using var socket = await ConnectAsync();
         var hole = new BlackHoleToxic();
-        _proxy.AddToxic(hole);
+        _proxy.AddToxic(hole, Direction.Upstream);
+        await socket.SendAsync("held"u8.ToArray(), SocketFlags.None);
+        var link = Assert.Single(_proxy.Links);
+
+        link.Reset();
+        _proxy.RemoveToxic(hole);
+
+        Assert.Equal(SocketError.ConnectionReset, await _server.PeerFailed.Task.WaitAsync(Bound));
+        Assert.Empty(_server.ReadSizes);
+    }
+
+    [Fact]
+    public async Task Drop_DiscardsBytes_UntilRemoved()
+    {
+        using var socket = await ConnectAsync();
+        var drop = new DropToxic();
+        _proxy.AddToxic(drop);
 
         await socket.SendAsync("lost"u8.ToArray(), SocketFlags.None);
         var receive = socket.ReceiveAsync(new byte[16], SocketFlags.None);
@@ -116,7 +166,7 @@ public sealed class FaultProxyTests : IAsyncLifetime
         Assert.False(receive.IsCompleted);
         Assert.Empty(_server.ReadSizes);
 
-        Assert.True(_proxy.RemoveToxic(hole));
+        Assert.True(_proxy.RemoveToxic(drop));
         await socket.SendAsync("found"u8.ToArray(), SocketFlags.None);
         Assert.Equal(5, await receive.WaitAsync(Bound));
     }

@@ -1,15 +1,22 @@
 namespace Lifeline.FaultProxy.Toxics;
 
 /// <summary>
-/// Swallows every byte without a sound: the link stays open, nothing arrives. This is what a dead peer
-/// behind a NAT or a silently dropping load balancer looks like; only keep-alive pings can find it.
+/// A network that stopped delivering: while it is in place nothing crosses the link and the proxy stops reading from
+/// the sending side, so its TCP window fills and its writes stall, as over a dead path. The bytes held meanwhile (at
+/// most one read, 16 KiB, in the proxy, the rest in the sender's TCP buffers) are delivered in order once the toxic is
+/// removed, unless the link is cut (reset, FIN) first. This is what a dead peer behind a NAT or a silently dropping
+/// load balancer looks like; only keep-alive pings can find it. To discard bytes instead, use <see cref="DropToxic"/>.
 /// </summary>
+/// <remarks>
+/// The proxy recognises this toxic in a chain and holds the data before the chain runs; <see cref="ProcessAsync"/> is
+/// therefore only reached when the toxic is used outside a proxy, and then it holds the chunk until cancelled.
+/// </remarks>
 public sealed class BlackHoleToxic : IToxic
 {
     /// <inheritdoc />
     public string Name => "blackhole";
 
     /// <inheritdoc />
-    public ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> forward, CancellationToken cancellationToken) =>
-        ValueTask.CompletedTask;
+    public async ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> forward, CancellationToken cancellationToken) =>
+        await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
 }

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using Lifeline.CloseCodes;
+using Lifeline.AspNetCore;
 using Lifeline.IntegrationTests.Infrastructure;
 
 namespace Lifeline.IntegrationTests.Server;
@@ -147,5 +148,73 @@ public sealed class BadInputTests
             o.RestartHintMax = TimeSpan.FromSeconds(2);
         }));
         Assert.Contains("RestartHintMin", error.ToString(), StringComparison.Ordinal);
+    }
+}
+
+public sealed class ConnectionRecordTests
+{
+    public static TheoryData<string, int> ProtocolViolations => new()
+    {
+        { "invalid UTF-8 in a text message", 1007 },
+        { "reserved close code 1004", 1002 },
+        { "close code 999", 1002 },
+        { "unknown opcode 3", 1002 },
+    };
+
+    [Theory]
+    [MemberData(nameof(ProtocolViolations))]
+    public async Task CloseCode_ClientViolatesTheProtocol_RecordsTheCodeTheServerSent(string violation, int expected)
+    {
+        var accepted = new TaskCompletionSource<LifelineConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(handler: (connection, ct) =>
+        {
+            accepted.TrySetResult(connection);
+            return LifelineTestHost.EchoAsync(connection, ct);
+        });
+        using var client = await RawWebSocketClient.ConnectAsync(host.Port);
+        var connection = await accepted.Task.WaitAsync(TimeSpan.FromSeconds(15));
+
+        switch (violation)
+        {
+            case "invalid UTF-8 in a text message":
+                await client.SendFrameAsync(1, [0x68, 0x69, 0xC0, 0xAF, 0xFF]);
+                break;
+            case "reserved close code 1004":
+                await client.SendFrameAsync(8, [0x03, 0xEC]);
+                break;
+            case "close code 999":
+                await client.SendFrameAsync(8, [0x03, 0xE7]);
+                break;
+            default:
+                await client.SendFrameAsync(3, [1, 2, 3]);
+                break;
+        }
+
+        Assert.Equal(expected, await client.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(expected, connection.CloseCode?.Value);
+    }
+
+    [Fact]
+    public async Task SendAsync_AfterTheConnectionEnded_ThrowsInvalidOperationException()
+    {
+        var accepted = new TaskCompletionSource<LifelineConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(handler: (connection, ct) =>
+        {
+            accepted.TrySetResult(connection);
+            return Task.CompletedTask; // returns at once: the connection is closed with 1000
+        });
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+        var connection = await accepted.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(15));
+
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await connection.SendTextAsync("late"));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await connection.SendAsync(new byte[3]));
+        Assert.Throws<InvalidOperationException>(() => connection.JoinGroup("late"));
+        Assert.True(connection.Closing.IsCancellationRequested);
+        await connection.CloseAsync(CloseCode.NormalClosure); // closing an ended connection does nothing
+        connection.LeaveGroup("late");
+        connection.Abort();
+        Assert.Equal(0, await host.Registry.SendToGroupAsync("late", "nobody"));
     }
 }

@@ -1,0 +1,16 @@
+namespace Lifeline.FaultProxy.Toxics;
+
+/// <summary>
+/// Discards every byte while it is in place, and the stream carries on without them once it is removed. No real
+/// network does this to a TCP stream (TCP retransmits until it gives up): use it to test how a receiver copes with a
+/// corrupted stream, not to imitate a network outage; for that use <see cref="BlackHoleToxic"/>.
+/// </summary>
+public sealed class DropToxic : IToxic
+{
+    /// <inheritdoc />
+    public string Name => "drop";
+
+    /// <inheritdoc />
+    public ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> forward, CancellationToken cancellationToken) =>
+        ValueTask.CompletedTask;
+}

@@ -1,0 +1,111 @@
+using System.Net.Sockets;
+using System.Text;
+
+namespace Lifeline.IntegrationTests.Infrastructure;
+
+/// <summary>A WebSocket client written on a bare TCP socket, for sending frames no well-behaved client would send.</summary>
+internal sealed class RawWebSocketClient : IDisposable
+{
+    private readonly TcpClient _tcp;
+    private readonly NetworkStream _stream;
+
+    private RawWebSocketClient(TcpClient tcp)
+    {
+        _tcp = tcp;
+        _stream = tcp.GetStream();
+    }
+
+    public static async Task<RawWebSocketClient> ConnectAsync(int port, string path = "/ws")
+    {
+        var tcp = new TcpClient { NoDelay = true };
+        await tcp.ConnectAsync("127.0.0.1", port);
+        var client = new RawWebSocketClient(tcp);
+        var request = $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        await client._stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+        var head = new List<byte>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var one = new byte[1];
+        while (head.Count < 4 || !(head[^4] == '\r' && head[^3] == '\n' && head[^2] == '\r' && head[^1] == '\n'))
+        {
+            if (await client._stream.ReadAsync(one, timeout.Token) == 0)
+            {
+                throw new IOException("The server closed during the upgrade.");
+            }
+
+            head.Add(one[0]);
+        }
+
+        var status = Encoding.ASCII.GetString([.. head]);
+        if (!status.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+        {
+            throw new IOException("Upgrade refused: " + status);
+        }
+
+        return client;
+    }
+
+    /// <summary>Sends one masked frame (payload up to 125 bytes).</summary>
+    public async Task SendFrameAsync(int opcode, byte[] payload, bool fin = true)
+    {
+        var frame = new byte[2 + 4 + payload.Length];
+        frame[0] = (byte)((fin ? 0x80 : 0) | opcode);
+        frame[1] = (byte)(0x80 | payload.Length);
+        byte[] mask = [1, 2, 3, 4];
+        mask.CopyTo(frame, 2);
+        for (var i = 0; i < payload.Length; i++)
+        {
+            frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
+        }
+
+        await _stream.WriteAsync(frame);
+    }
+
+    /// <summary>Reads frames until a Close frame; returns its code (null when it had none, or the link ended first).</summary>
+    public async Task<int?> ReadCloseCodeAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            while (true)
+            {
+                var header = await ReadExactlyAsync(2, cts.Token);
+                var opcode = header[0] & 0x0F;
+                long length = header[1] & 0x7F;
+                if (length == 126)
+                {
+                    var ext = await ReadExactlyAsync(2, cts.Token);
+                    length = (ext[0] << 8) | ext[1];
+                }
+                else if (length == 127)
+                {
+                    var ext = await ReadExactlyAsync(8, cts.Token);
+                    length = 0;
+                    foreach (var b in ext)
+                    {
+                        length = (length << 8) | b;
+                    }
+                }
+
+                var payload = await ReadExactlyAsync((int)length, cts.Token);
+                if (opcode == 8)
+                {
+                    return payload.Length >= 2 ? (payload[0] << 8) | payload[1] : null;
+                }
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<byte[]> ReadExactlyAsync(int count, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[count];
+        await _stream.ReadExactlyAsync(buffer, cancellationToken);
+        return buffer;
+    }
+
+    public void Dispose() => _tcp.Dispose();
+}

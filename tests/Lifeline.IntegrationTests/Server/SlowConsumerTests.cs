@@ -1,0 +1,115 @@
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Threading.Channels;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Server;
+
+[Collection(SerialCollection.Name)]
+public sealed class SlowConsumerTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    private const int MessageSize = 32 * 1024;
+    private const int Broadcasts = 400;
+
+    [Fact]
+    public async Task SendToGroupAsync_OneClientStopsReading_OthersKeepReceiving_StalledOneIsClosed()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.SendBufferBytes = 256 * 1024;
+            o.SendTimeout = TimeSpan.FromSeconds(2);
+        }, handler: async (connection, ct) =>
+        {
+            connection.JoinGroup("all");
+            await foreach (var message in connection.Messages.ReadAllAsync())
+            {
+                // Nothing to answer: this group only listens.
+            }
+        });
+        using var stalled = await ConnectNeverReadingAsync(host.Uri("/ws?name=stalled"));
+        using var healthy = new ClientWebSocket();
+        await healthy.ConnectAsync(host.Uri(), CancellationToken.None);
+        await Wait.UntilAsync(() => host.Registry.GroupMembers("all").Count == 2, what: "both clients in the group");
+        var stalledConnection = host.Registry.Connections.Single(c => c.Query["name"] == "stalled");
+        var received = Channel.CreateUnbounded<int>();
+        _ = ReadMessagesAsync(healthy, received.Writer);
+
+        // Bursts the healthy client keeps up with (4 x 32 KiB within its 256 KiB buffer); 12.8 MB in all, far more
+        // than the stalled client's TCP buffers hold.
+        var payload = new byte[MessageSize];
+        for (var i = 0; i < Broadcasts; i += 4)
+        {
+            for (var j = i; j < i + 4; j++)
+            {
+                BitConverter.TryWriteBytes(payload, j);
+                // A broadcast must never wait on the stalled member: each one returns promptly whatever it does.
+                await host.Registry.SendToGroupAsync("all", payload, WebSocketMessageType.Binary).WaitAsync(TimeSpan.FromSeconds(10));
+            }
+
+            for (var j = i; j < i + 4; j++)
+            {
+                Assert.Equal(j, await Wait.ReadAsync(received.Reader, TimeSpan.FromSeconds(15)));
+            }
+        }
+
+        await stalledConnection.Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        output.WriteLine($"stalled connection ended with {stalledConnection.CloseCode}");
+        Assert.Equal(4008, stalledConnection.CloseCode?.Value);
+        Assert.Equal(1, host.Registry.Count);
+    }
+
+    /// <summary>A client with a tiny TCP receive window that never calls ReceiveAsync: the server's writes stall.</summary>
+    internal static async Task<ClientWebSocket> ConnectNeverReadingAsync(Uri uri)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, ct) =>
+            {
+                var tcp = new Socket(SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
+                await tcp.ConnectAsync(context.DnsEndPoint, ct);
+                return new NetworkStream(tcp, ownsSocket: true);
+            },
+        };
+        using var invoker = new HttpMessageInvoker(handler, disposeHandler: false);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await socket.ConnectAsync(uri, invoker, timeout.Token);
+        return socket;
+    }
+
+    /// <summary>Reads whole messages and reports the number each one starts with, until the connection ends.</summary>
+    internal static async Task ReadMessagesAsync(WebSocket socket, ChannelWriter<int> numbers)
+    {
+        var buffer = new byte[MessageSize];
+        try
+        {
+            while (true)
+            {
+                var length = 0;
+                ValueWebSocketReceiveResult result;
+                do
+                {
+                    result = await socket.ReceiveAsync(buffer.AsMemory(length), CancellationToken.None);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        return;
+                    }
+
+                    length += result.Count;
+                }
+                while (!result.EndOfMessage);
+
+                numbers.TryWrite(BitConverter.ToInt32(buffer, 0));
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The test ended.
+        }
+        finally
+        {
+            numbers.TryComplete();
+        }
+    }
+}
