@@ -1,40 +1,77 @@
+using System.Text;
 using Spectre.Console;
 
 namespace Lifeline.Cli;
 
 /// <summary>Where a command reads and writes: the process's streams, or writers supplied by tests.</summary>
+/// <remarks>
+/// On a terminal, rich output takes the terminal's width and colours (unless <c>NO_COLOR</c> is set). Anywhere else
+/// (a pipe, a file) nothing is wrapped, no escape codes are written and no line ends in padding.
+/// </remarks>
 internal sealed class CliConsole
 {
-    public CliConsole(TextWriter output, TextWriter error, TextReader input, bool interactive = false)
+    /// <summary>Width used when the output is not a terminal: wide enough that no real line wraps.</summary>
+    internal const int UnwrappedWidth = 1 << 16;
+
+    public CliConsole(TextWriter output, TextWriter error, Stream input, bool terminal = false, bool color = false)
     {
         Output = output;
         Error = error;
         Input = input;
+        IsTerminal = terminal;
         Rich = AnsiConsole.Create(new AnsiConsoleSettings
         {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = interactive ? InteractionSupport.Detect : InteractionSupport.No,
+            Out = new AnsiConsoleOutput(terminal ? output : new TrailingSpaceTrimmingWriter(output)),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal && color ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
         });
-        if (!interactive)
+        if (!terminal)
         {
-            Rich.Profile.Width = 120;
+            Rich.Profile.Width = UnwrappedWidth;
         }
     }
 
-    /// <summary>Plain output (JSON, markdown).</summary>
+    /// <summary>Creates a console whose stdin holds <paramref name="input"/> (UTF-8).</summary>
+    public CliConsole(TextWriter output, TextWriter error, string input = "")
+        : this(output, error, new MemoryStream(Encoding.UTF8.GetBytes(input)))
+    {
+    }
+
+    /// <summary>Plain output (JSON, markdown, event lines): written as is, never wrapped.</summary>
     public TextWriter Output { get; }
 
     /// <summary>Error messages and usage hints.</summary>
     public TextWriter Error { get; }
 
-    /// <summary>Lines typed by the user (sent as messages by <c>connect</c>).</summary>
-    public TextReader Input { get; }
+    /// <summary>The bytes on stdin (lines sent as messages by <c>connect</c>, commands typed into <c>proxy</c>).</summary>
+    public Stream Input { get; }
 
-    /// <summary>Rich output (tables, rules) on the same stream as <see cref="Output"/>.</summary>
+    /// <summary>Whether stdout is a terminal (rich layout at the terminal's width) rather than a pipe or a file.</summary>
+    public bool IsTerminal { get; }
+
+    /// <summary>Rich output (tables, grids) on the same stream as <see cref="Output"/>.</summary>
     public IAnsiConsole Rich { get; }
 
-    public static CliConsole FromProcess() =>
-        new(Console.Out, Console.Error, Console.In, interactive: !Console.IsOutputRedirected);
+    public static CliConsole FromProcess()
+    {
+        var terminal = !Console.IsOutputRedirected;
+        var color = terminal
+            && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))
+            && Environment.GetEnvironmentVariable("TERM") != "dumb";
+        return new CliConsole(Console.Out, Console.Error, Console.OpenStandardInput(), terminal, color);
+    }
+
+    /// <summary>A heading: a rule across a terminal, a plain line elsewhere.</summary>
+    public void Heading(string markup)
+    {
+        if (IsTerminal)
+        {
+            Rich.Write(new Rule(markup).LeftJustified());
+        }
+        else
+        {
+            Rich.MarkupLine("── " + markup + " ──");
+        }
+    }
 }

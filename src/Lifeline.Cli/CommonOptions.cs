@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Lifeline.CloseCodes;
 
 namespace Lifeline.Cli;
 
-/// <summary>Options and argument parsing shared by several commands.</summary>
-internal static class CommonOptions
+/// <summary>Options and argument parsing shared by several commands; every range error is worded the same way.</summary>
+internal static partial class CommonOptions
 {
+    public const double OneDaySeconds = 86_400;
+
     public static readonly string[] Languages = ["en", "fr"];
     public static readonly string[] Formats = ["text", "markdown", "json"];
 
@@ -16,17 +19,20 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "en",
     }.AcceptOnlyFromAmong(Languages);
 
-    public static Option<string> Format() => new Option<string>("--format")
+    public static Option<string> Format() => new Option<string>("--format", "-f")
     {
         Description = "Output format: text, markdown or json.",
         DefaultValueFactory = _ => "text",
     }.AcceptOnlyFromAmong(Formats);
+
+    public static Option<bool> Json(string description) => new("--json", "-j") { Description = description };
 
     public static CultureInfo Culture(string language) => CultureInfo.GetCultureInfo(language);
 
     /// <summary>Checks a ws:// or wss:// URL from the command line.</summary>
     public static Uri ParseWebSocketUrl(string text, string command)
     {
+        CheckPortInUrl(text, text, command);
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "wss") || string.IsNullOrEmpty(uri.Host))
         {
             throw new UsageException($"'{text}' is not a WebSocket URL; use ws://host:port/path or wss://host:port/path.", command);
@@ -35,18 +41,53 @@ internal static class CommonOptions
         return uri;
     }
 
-    /// <summary>Checks a number of seconds from the command line.</summary>
-    public static TimeSpan PositiveSeconds(double value, string option, string command, bool allowZero = false)
+    /// <summary>Rejects a URL whose port is out of range with the same words as every other port.</summary>
+    public static void CheckPortInUrl(string text, string what, string command)
     {
-        if (!double.IsFinite(value) || value < 0 || (!allowZero && value == 0) || value > TimeSpan.FromDays(1).TotalSeconds)
+        var match = UrlPort().Match(text);
+        if (match.Success && !IsPort(match.Groups[1].Value, allowZero: true))
         {
-            throw new UsageException(
-                $"{option} must be a {(allowZero ? "non-negative" : "positive")} number of seconds (at most one day), not {value.ToString(CultureInfo.InvariantCulture)}.",
-                command);
+            throw new UsageException(PortMessage(what, match.Groups[1].Value, allowZero: false), command);
+        }
+    }
+
+    public static bool IsPort(string text, bool allowZero) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port <= 65535 && (allowZero || port > 0);
+
+    public static string PortMessage(string what, string port, bool allowZero) =>
+        $"{what}: the port must be a whole number from {(allowZero ? 0 : 1)} to 65535, not {port}.";
+
+    /// <summary>Checks a number of seconds: finite, not negative, zero only when allowed, at most <paramref name="max"/>.</summary>
+    public static TimeSpan Seconds(double value, string option, string command, bool allowZero = false, double max = OneDaySeconds)
+    {
+        if (!double.IsFinite(value) || value < 0 || (!allowZero && value == 0) || value > max)
+        {
+            throw new UsageException(SecondsMessage(option, value.ToString(CultureInfo.InvariantCulture), allowZero, max), command);
         }
 
         return TimeSpan.FromSeconds(value);
     }
+
+    public static string SecondsMessage(string option, string value, bool allowZero, double max = OneDaySeconds) =>
+        $"{option} must be a number of seconds {(allowZero ? "from 0" : "greater than 0")} to {max.ToString(CultureInfo.InvariantCulture)}{(max == OneDaySeconds ? " (one day)" : string.Empty)}, not {value}.";
+
+    /// <summary>Checks a number of seconds. Kept for the commands written before <see cref="Seconds"/>.</summary>
+    public static TimeSpan PositiveSeconds(double value, string option, string command, bool allowZero = false) =>
+        Seconds(value, option, command, allowZero);
+
+    /// <summary>Checks a whole number against its range.</summary>
+    public static long Count(long value, string option, string command, long min, long max)
+    {
+        if (value < min || value > max)
+        {
+            throw new UsageException(CountMessage(option, value.ToString(CultureInfo.InvariantCulture), min, max), command);
+        }
+
+        return value;
+    }
+
+    public static string CountMessage(string option, string value, long min, long max) =>
+        string.Create(CultureInfo.InvariantCulture, $"{option} must be a whole number from {min} to {max}, not {value}.");
 
     /// <summary>Turns "1006" or "abnormal-closure" into a code, or explains what is wrong.</summary>
     public static CloseCode ParseCode(string text, string command)
@@ -61,4 +102,7 @@ internal static class CommonOptions
             : $"'{text}' is neither a close code number nor a known name such as abnormal-closure or service-restart.";
         throw new UsageException($"{what} Run 'lifeline codes' to list every registered code.", command);
     }
+
+    [GeneratedRegex(@"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/@]*@)?(?:\[[^\]]*\]|[^/:?#]*):(\d+)(?:[/?#]|$)")]
+    private static partial Regex UrlPort();
 }

@@ -1,18 +1,24 @@
+using System.Runtime.InteropServices;
 using Lifeline.Cli;
 
-// Ctrl-C and SIGTERM cancel the running command, which then closes its connections cleanly.
+// Ctrl-C and SIGTERM cancel the running command, which then closes its connections cleanly and ends at once,
+// whatever stdin is doing. A second signal ends the process without waiting.
 using var stop = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
+var signal = 0;
+void OnSignal(PosixSignalContext context)
 {
-    e.Cancel = true;
-    stop.Cancel();
-};
-using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
-    System.Runtime.InteropServices.PosixSignal.SIGTERM,
-    context =>
+    if (Interlocked.CompareExchange(ref signal, context.Signal == PosixSignal.SIGTERM ? 15 : 2, 0) != 0)
     {
-        context.Cancel = true;
-        stop.Cancel();
-    });
+        return; // second signal: let the runtime end the process
+    }
 
-return await LifelineCli.RunAsync(args, CliConsole.FromProcess(), stop.Token).ConfigureAwait(false);
+    context.Cancel = true;
+    stop.Cancel();
+}
+
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+
+var exit = await LifelineCli.RunAsync(args, CliConsole.FromProcess(), stop.Token).ConfigureAwait(false);
+await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+return exit == ExitCodes.Interrupted && Volatile.Read(ref signal) == 15 ? ExitCodes.Terminated : exit;

@@ -46,6 +46,9 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     /// <summary>Raised once when a link ends, for whatever reason.</summary>
     public event Action<ProxyLink>? LinkEnded;
 
+    /// <summary>Raised when a client connected but the upstream could not be reached (the client is then reset); gives the client's end point and the error.</summary>
+    public event Action<EndPoint?, Exception>? UpstreamConnectFailed;
+
     /// <summary>The address the proxy listens on (the real port once started).</summary>
     public IPEndPoint EndPoint { get; private set; } = new(IPAddress.Loopback, 0);
 
@@ -266,6 +269,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             // The upstream is unreachable: the client sees what it would see without the proxy, a reset.
+            UpstreamConnectFailed?.Invoke(client.RemoteEndPoint, e);
             upstream.Dispose();
             client.LingerState = new LingerOption(true, 0);
             client.Dispose();

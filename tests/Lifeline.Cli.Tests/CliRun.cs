@@ -9,8 +9,7 @@ internal sealed record CliRun(int ExitCode, string Output, string Error)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        using var reader = new StringReader(input);
-        var exit = await LifelineCli.RunAsync(args, new CliConsole(output, error, reader));
+        var exit = await LifelineCli.RunAsync(args, new CliConsole(output, error, input));
         return new CliRun(exit, output.ToString(), error.ToString());
     }
 }

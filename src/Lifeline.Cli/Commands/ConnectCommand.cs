@@ -1,67 +1,147 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net.WebSockets;
+using Lifeline.Cli.Input;
+using Lifeline.Cli.Rendering;
 using Lifeline.Client;
 using Lifeline.CloseCodes;
-using Lifeline.Cli.Rendering;
 using Lifeline.Reconnect;
 
 namespace Lifeline.Cli.Commands;
 
-/// <summary><c>lifeline connect URL</c>: a Lifeline client that prints every event and sends the lines typed on stdin.</summary>
+/// <summary>
+/// <c>lifeline connect URL</c>: a Lifeline client that prints every event and sends the lines read on stdin.
+/// It ends on its own when stdin ends (after sending what was read and closing with 1000), when the policy stops,
+/// at <c>--max-time</c>, or at once on Ctrl-C or SIGTERM.
+/// </summary>
 internal static class ConnectCommand
 {
+    public const int DefaultMaxMessage = 1024 * 1024;
+
+    private static readonly string[] ReservedHeaders =
+        ["host", "connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"];
+
     public static Command Create(CliConsole console)
     {
         var url = new Argument<string>("url") { Description = "The ws:// or wss:// address to connect to." };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object per line instead of text." };
-        var keepAlive = new Option<double>("--keepalive") { Description = "Seconds between protocol pings; 0 turns keep-alive off.", DefaultValueFactory = _ => 15 };
-        var keepAliveTimeout = new Option<double>("--keepalive-timeout") { Description = "Seconds to wait for a pong before the link counts as dead.", DefaultValueFactory = _ => 15 };
+        var json = CommonOptions.Json("Print one JSON object per line instead of text.");
+        var keepAlive = NumberOptions.Seconds("--keepalive", "Seconds between protocol pings; 0 turns keep-alive off.", 15, allowZero: true);
+        var keepAliveTimeout = NumberOptions.Seconds("--keepalive-timeout", "Seconds to wait for a pong before the link counts as dead.", 15);
         var stopOn = new Option<string[]>("--stop-on") { Description = "Close codes after which not to reconnect (repeatable), on top of the defaults.", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("connect", "Connect with the close-code-aware reconnect policy and print every event; lines on stdin are sent as text messages.")
+        var noStdin = new Option<bool>("--no-stdin", "-n") { Description = "Do not read stdin; only listen until the connection ends, --max-time or Ctrl-C. Without it, the end of stdin closes the connection (1000) once every line is sent." };
+        var maxTime = NumberOptions.OptionalSeconds("--max-time", "End after this many seconds in all (closing with 1000); exit code 5.", aliases: "-m");
+        var retries = NumberOptions.OptionalWhole("--retries", "Give up after this many reconnect attempts in a row (default: as the policy says).", 0, 1_000_000, "-r");
+        var binary = new Option<bool>("--binary", "-b") { Description = "Send each line of stdin as a binary message (its bytes, without the line ending) instead of text." };
+        var maxMessage = NumberOptions.Whole("--max-message", "The largest message sent or received, bytes; longer stdin lines are refused with a message on stderr.", DefaultMaxMessage, 1, 256L * 1024 * 1024);
+        var headers = new Option<string[]>("--header", "-H") { Description = "An HTTP header for the upgrade request, 'Name: value' (repeatable)." };
+        var subprotocols = new Option<string[]>("--subprotocol", "-s") { Description = "A subprotocol to offer (repeatable)." };
+        var origin = new Option<string?>("--origin") { Description = "The Origin header to send." };
+        var insecure = new Option<bool>("--insecure", "-k") { Description = "INSECURE: accept any TLS certificate for wss:// (test servers only)." };
+        var command = new Command("connect", "Connect with the close-code-aware reconnect policy and print every event; lines on stdin are sent as messages until stdin ends.")
         {
-            url, json, keepAlive, keepAliveTimeout, stopOn,
+            url, json, keepAlive, keepAliveTimeout, stopOn, noStdin, maxTime, retries, binary, maxMessage, headers, subprotocols, origin, insecure,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, new Settings(
-            result.GetValue(url)!, result.GetValue(json), result.GetValue(keepAlive), result.GetValue(keepAliveTimeout), result.GetValue(stopOn) ?? []),
-            cancellationToken));
+            result.GetValue(url)!, result.GetValue(json), result.GetValue(keepAlive), result.GetValue(keepAliveTimeout), result.GetValue(stopOn) ?? [])
+        {
+            ReadStdin = !result.GetValue(noStdin),
+            MaxTimeSeconds = result.GetValue(maxTime),
+            Retries = (int?)result.GetValue(retries),
+            Binary = result.GetValue(binary),
+            MaxMessage = (int)result.GetValue(maxMessage),
+            Headers = result.GetValue(headers) ?? [],
+            SubProtocols = result.GetValue(subprotocols) ?? [],
+            Origin = result.GetValue(origin),
+            Insecure = result.GetValue(insecure),
+        }, cancellationToken));
         return command;
     }
 
-    internal sealed record Settings(string Url, bool Json, double KeepAliveSeconds, double KeepAliveTimeoutSeconds, string[] StopOn);
-
-    private static LifelineClientOptions BuildOptions(Settings settings)
+    internal sealed record Settings(string Url, bool Json, double KeepAliveSeconds, double KeepAliveTimeoutSeconds, string[] StopOn)
     {
-        if (!Uri.TryCreate(settings.Url, UriKind.Absolute, out var uri))
-        {
-            throw new UsageException($"'{settings.Url}' is not an absolute URL; use ws://host:port/path or wss://host:port/path.", "connect");
-        }
+        public bool ReadStdin { get; init; } = true;
 
-        if (settings.KeepAliveSeconds < 0 || !double.IsFinite(settings.KeepAliveSeconds))
-        {
-            throw new UsageException($"--keepalive must be 0 (off) or a positive number of seconds, not {settings.KeepAliveSeconds.ToString(CultureInfo.InvariantCulture)}.", "connect");
-        }
+        public double? MaxTimeSeconds { get; init; }
 
-        if (settings.KeepAliveTimeoutSeconds <= 0 || !double.IsFinite(settings.KeepAliveTimeoutSeconds))
-        {
-            throw new UsageException($"--keepalive-timeout must be a positive number of seconds, not {settings.KeepAliveTimeoutSeconds.ToString(CultureInfo.InvariantCulture)}.", "connect");
-        }
+        public int? Retries { get; init; }
 
-        var policy = new ReconnectPolicyOptions();
+        public bool Binary { get; init; }
+
+        public int MaxMessage { get; init; } = DefaultMaxMessage;
+
+        public IReadOnlyList<string> Headers { get; init; } = [];
+
+        public IReadOnlyList<string> SubProtocols { get; init; } = [];
+
+        public string? Origin { get; init; }
+
+        public bool Insecure { get; init; }
+    }
+
+    private static (LifelineClientOptions Options, CliReconnectPolicy Policy) BuildOptions(Settings settings)
+    {
+        var uri = CommonOptions.ParseWebSocketUrl(settings.Url, "connect");
+        var policyOptions = new ReconnectPolicyOptions();
         foreach (var text in settings.StopOn)
         {
-            policy.CodeReactions[CommonOptions.ParseCode(text, "connect").Value] = CloseReaction.Stop;
+            policyOptions.CodeReactions[CommonOptions.ParseCode(text, "connect").Value] = CloseReaction.Stop;
         }
 
+        var headers = new List<(string Name, string Value)>();
+        foreach (var header in settings.Headers)
+        {
+            var colon = header.IndexOf(':', StringComparison.Ordinal);
+            var name = colon > 0 ? header[..colon].Trim() : string.Empty;
+            if (name.Length == 0 || name.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+            {
+                throw new UsageException($"--header '{header}' is not 'Name: value'.", "connect");
+            }
+
+            if (ReservedHeaders.Contains(name.ToLowerInvariant()))
+            {
+                throw new UsageException($"--header '{name}' is set by the WebSocket handshake itself and cannot be replaced{(name.Equals("sec-websocket-protocol", StringComparison.OrdinalIgnoreCase) ? "; use --subprotocol" : string.Empty)}.", "connect");
+            }
+
+            headers.Add((name, header[(colon + 1)..].Trim()));
+        }
+
+        if (settings.Origin is { } originValue)
+        {
+            headers.Add(("Origin", originValue));
+        }
+
+        var policy = new CliReconnectPolicy(new DefaultReconnectPolicy(policyOptions), settings.Retries);
         try
         {
-            return new LifelineClientOptions
+            var options = new LifelineClientOptions
             {
                 Uri = uri,
-                ReconnectPolicy = new DefaultReconnectPolicy(policy),
+                ReconnectPolicy = policy,
                 KeepAliveInterval = TimeSpan.FromSeconds(settings.KeepAliveSeconds),
                 KeepAliveTimeout = TimeSpan.FromSeconds(settings.KeepAliveTimeoutSeconds),
+                MaxMessageSize = settings.MaxMessage,
             };
+            options.SendQueue.MaxBytes = Math.Max(options.SendQueue.MaxBytes, settings.MaxMessage);
+            foreach (var protocol in settings.SubProtocols)
+            {
+                options.SubProtocols.Add(protocol);
+            }
+
+            options.ConfigureWebSocket = socket =>
+            {
+                foreach (var (name, value) in headers)
+                {
+                    socket.SetRequestHeader(name, value);
+                }
+
+                if (settings.Insecure)
+                {
+#pragma warning disable CA5359 // Only with --insecure, which the user asks for (and is warned about) to reach a test server.
+                    socket.RemoteCertificateValidationCallback = (_, _, _, _) => true;
+#pragma warning restore CA5359
+                }
+            };
+            return (options, policy);
         }
         catch (ArgumentException e)
         {
@@ -71,67 +151,129 @@ internal static class ConnectCommand
 
     private static async Task<int> RunAsync(CliConsole console, Settings settings, CancellationToken cancellationToken)
     {
-        var options = BuildOptions(settings);
+        var (options, policy) = BuildOptions(settings);
+        if (settings.Insecure)
+        {
+            await console.Error.WriteLineAsync("warning: --insecure: TLS certificates are NOT checked; anyone on the path can read and change this connection.").ConfigureAwait(false);
+        }
+
         var time = TimeProvider.System;
         var writer = new EventWriter(console, settings.Json, time);
+        var everConnected = 0;
         options.BeforeConnect = (context, _) =>
         {
             writer.Write(writer.Line("connecting") with { Attempt = context.Attempt, Data = context.Uri.ToString() });
             return ValueTask.CompletedTask;
         };
 
+        using var maxTime = settings.MaxTimeSeconds is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, maxTime.Token);
         await using var client = new LifelineClient(options);
-        client.StateChanged += (_, change) =>
-        {
-            switch (change.Current)
-            {
-                case LifelineClientState.Connected:
-                    writer.Write(writer.Line("connected") with { Attempt = change.Attempt });
-                    break;
-                case LifelineClientState.Reconnecting:
-                    WriteClosed(writer, change.Close);
-                    writer.Write(writer.Line("reconnecting") with
-                    {
-                        Code = change.Close?.Code.Value,
-                        Reason = change.Close?.Reason,
-                        DelayMs = (long?)change.ReconnectDelay?.TotalMilliseconds,
-                        Attempt = change.Attempt,
-                        Cause = change.Failure?.Cause ?? change.Close?.Cause,
-                    });
-                    break;
-                case LifelineClientState.Closed:
-                    if (change.Previous == LifelineClientState.Connected)
-                    {
-                        WriteClosed(writer, change.Close);
-                    }
-
-                    writer.Write(writer.Line("stopped") with
-                    {
-                        Code = change.Close?.Code.Value,
-                        Reason = change.Close?.Reason,
-                        Cause = change.Failure?.Cause ?? change.Close?.Cause,
-                    });
-                    break;
-            }
-        };
+        client.StateChanged += (_, change) => OnStateChanged(writer, change, ref everConnected);
 
         _ = client.StartAsync(CancellationToken.None).ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
         var reading = PrintMessagesAsync(client, writer);
-        _ = SendTypedLinesAsync(console.Input, client, cancellationToken); // not awaited: a read may block until the user types
-        try
+        var inputEnded = settings.ReadStdin
+            ? SendInputAsync(console, settings, client, ending.Token)
+            : new TaskCompletionSource<bool>().Task;
+        var waitForEnd = Task.Delay(Timeout.Infinite, ending.Token);
+        var finished = await Task.WhenAny(client.Completion, inputEnded, waitForEnd).ConfigureAwait(false);
+        var endedByInput = finished == inputEnded && inputEnded.IsCompletedSuccessfully && inputEnded.Result;
+        if (finished == inputEnded && !endedByInput)
         {
-            await client.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAny(client.Completion, waitForEnd).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        if (!client.Completion.IsCompleted)
         {
-            await client.StopAsync(CloseCode.NormalClosure, "client stopped", CancellationToken.None).ConfigureAwait(false);
+            var reason = cancellationToken.IsCancellationRequested ? "interrupted" : maxTime.IsCancellationRequested ? "max time reached" : "end of input";
+            try
+            {
+                await client.StopAsync(CloseCode.NormalClosure, reason, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Already torn down.
+            }
         }
 
+        await client.Completion.ConfigureAwait(false);
         await reading.ConfigureAwait(false);
 
-        // Ctrl-C and a normal close are successes; anything else means the policy gave up.
-        var stoppedByPolicy = !cancellationToken.IsCancellationRequested && client.LastClose?.Code != CloseCode.NormalClosure;
-        return stoppedByPolicy ? ExitCodes.Failure : ExitCodes.Success;
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ExitCodes.Interrupted;
+        }
+
+        if (maxTime.IsCancellationRequested && !endedByInput)
+        {
+            await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"lifeline: --max-time {settings.MaxTimeSeconds} s reached; closed")).ConfigureAwait(false);
+            return ExitCodes.TimedOut;
+        }
+
+        if (endedByInput)
+        {
+            return ExitCodes.Success;
+        }
+
+        if (Volatile.Read(ref everConnected) == 0)
+        {
+            var cause = policy.StopReason ?? client.LastFailure?.Cause ?? client.LastClose?.ToString() ?? "unknown";
+            await console.Error.WriteLineAsync($"error: could not connect to {options.Uri}: {Describe(client.LastFailure, cause)}").ConfigureAwait(false);
+            return ExitCodes.CouldNotConnect;
+        }
+
+        // A normal close is a success; anything else means the policy gave up.
+        if (client.LastClose?.Code == CloseCode.NormalClosure)
+        {
+            return ExitCodes.Success;
+        }
+
+        if (policy.StopReason is { } stopReason)
+        {
+            await console.Error.WriteLineAsync($"lifeline: stopped reconnecting: {stopReason}").ConfigureAwait(false);
+        }
+
+        return ExitCodes.ClosedByPolicy;
+    }
+
+    private static string Describe(ConnectFailure? failure, string cause) =>
+        failure?.Cause == "DNS lookup failed" || cause.Contains("host name", StringComparison.Ordinal)
+            ? $"{cause} ({failure?.Exception?.GetBaseException().Message ?? "no such host"})"
+            : cause;
+
+    private static void OnStateChanged(EventWriter writer, LifelineStateChangedEventArgs change, ref int everConnected)
+    {
+        switch (change.Current)
+        {
+            case LifelineClientState.Connected:
+                Volatile.Write(ref everConnected, 1);
+                writer.Write(writer.Line("connected") with { Attempt = change.Attempt });
+                break;
+            case LifelineClientState.Reconnecting:
+                WriteClosed(writer, change.Close);
+                writer.Write(writer.Line("reconnecting") with
+                {
+                    Code = change.Close?.Code.Value,
+                    Reason = change.Close?.Reason,
+                    DelayMs = (long?)change.ReconnectDelay?.TotalMilliseconds,
+                    Attempt = change.Attempt,
+                    Cause = change.Failure?.Cause ?? change.Close?.Cause,
+                });
+                break;
+            case LifelineClientState.Closed:
+                if (change.Previous == LifelineClientState.Connected)
+                {
+                    WriteClosed(writer, change.Close);
+                }
+
+                writer.Write(writer.Line("stopped") with
+                {
+                    Code = change.Close?.Code.Value,
+                    Reason = change.Close?.Reason,
+                    Cause = change.Failure?.Cause ?? change.Close?.Cause,
+                });
+                break;
+        }
     }
 
     private static void WriteClosed(EventWriter writer, CloseRecord? close)
@@ -159,18 +301,46 @@ internal static class ConnectCommand
         }
     }
 
-    private static async Task SendTypedLinesAsync(TextReader input, LifelineClient client, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends every line of stdin; a line over the limit is refused on stderr and the next ones still go. Completes
+    /// normally once stdin ended and every accepted line was written to a socket (or the client closed).
+    /// </summary>
+    private static async Task<bool> SendInputAsync(CliConsole console, Settings settings, LifelineClient client, CancellationToken cancellationToken)
     {
+        var lines = LineReader.Start(console.Input, settings.MaxMessage);
+        long accepted = 0;
         try
         {
-            while (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            await foreach (var line in lines.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                await client.SendTextAsync(line, cancellationToken).ConfigureAwait(false);
+                if (line.TooLong)
+                {
+                    await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"error: line {line.Number} is {line.Length} bytes, longer than --max-message ({settings.MaxMessage} bytes); not sent")).ConfigureAwait(false);
+                    continue;
+                }
+
+                await client.SendAsync(line.Data, settings.Binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
+                accepted++;
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or ObjectDisposedException)
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
         {
-            // The client closed or the user pressed Ctrl-C: stop reading.
+            return false; // the client closed: nothing more can be sent
         }
+
+        // End of input: wait until connected and what was accepted has gone out (or cannot any more), then the caller closes.
+        while (!client.Completion.IsCompleted)
+        {
+            var statistics = client.Statistics;
+            if (client.State == LifelineClientState.Connected && statistics.MessagesSent + statistics.MessagesDroppedQueueFull + statistics.MessagesDroppedStale >= accepted && statistics.QueuedBytes == 0)
+            {
+                return true;
+            }
+
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+
+        return false;
     }
 }

@@ -15,13 +15,13 @@ internal static class IdleScanCommand
     public static Command Create(CliConsole console)
     {
         var url = new Argument<string>("url") { Description = "The ws:// or wss:// address to scan through." };
-        var min = new Option<double>("--min") { Description = "Shortest silence to try, seconds (at least 0.5).", DefaultValueFactory = _ => 5 };
-        var max = new Option<double>("--max") { Description = "Longest silence to try, seconds; bounds the scan.", DefaultValueFactory = _ => 600 };
-        var parallel = new Option<int>("--parallel") { Description = "Connections held silent at once (1-32).", DefaultValueFactory = _ => 4 };
-        var resolution = new Option<double>("--resolution") { Description = "Stop narrowing a silent drop once the range is this small, seconds.", DefaultValueFactory = _ => 0.5 };
-        var pongTimeout = new Option<double>("--pong-timeout") { Description = "Seconds to wait for the pong that tells a live link after a silence.", DefaultValueFactory = _ => 2 };
-        var timeout = new Option<double>("--timeout") { Description = "Seconds allowed to open each connection.", DefaultValueFactory = _ => 10 };
-        var json = new Option<bool>("--json") { Description = "Print the result as one JSON object (progress goes to stderr)." };
+        var min = NumberOptions.Seconds("--min", "Shortest silence to try, seconds (at least 0.5).", 5);
+        var max = NumberOptions.Seconds("--max", "Longest silence to try, seconds; bounds the scan.", 600);
+        var parallel = NumberOptions.Whole("--parallel", "Connections held silent at once (1-32).", 4, 1, 32);
+        var resolution = NumberOptions.Seconds("--resolution", "Stop narrowing a silent drop once the range is this small, seconds.", 0.5);
+        var pongTimeout = NumberOptions.Seconds("--pong-timeout", "Seconds to wait for the pong that tells a live link after a silence.", 2);
+        var timeout = NumberOptions.Seconds("--timeout", "Seconds allowed to open each connection.", 10);
+        var json = CommonOptions.Json("Print the result as one JSON object (progress goes to stderr).");
         var command = new Command("idle-scan", "Find the idle timeout of whatever sits between client and server, and how it cuts idle connections.")
         {
             url, min, max, parallel, resolution, pongTimeout, timeout, json,
@@ -29,7 +29,7 @@ internal static class IdleScanCommand
         command.SetAction(async (result, cancellationToken) =>
         {
             var uri = CommonOptions.ParseWebSocketUrl(result.GetValue(url)!, "idle-scan");
-            var options = Options(result.GetValue(min), result.GetValue(max), result.GetValue(parallel), result.GetValue(resolution),
+            var options = Options(result.GetValue(min), result.GetValue(max), (int)result.GetValue(parallel), result.GetValue(resolution),
                 result.GetValue(pongTimeout), result.GetValue(timeout));
             var asJson = result.GetValue(json);
             var progressOut = asJson ? console.Error : console.Output;

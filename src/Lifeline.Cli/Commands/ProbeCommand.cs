@@ -13,13 +13,13 @@ internal static class ProbeCommand
     public static Command Create(CliConsole console)
     {
         var url = new Argument<string>("url") { Description = "The ws:// or wss:// address to probe." };
-        var duration = new Option<double>("--duration") { Description = "Seconds to keep the connection open after the pings, watching how it ends.", DefaultValueFactory = _ => 10 };
-        var pings = new Option<int>("--pings") { Description = "How many ping round trips to time.", DefaultValueFactory = _ => 5 };
-        var timeout = new Option<double>("--timeout") { Description = "Seconds allowed for DNS, TCP, TLS and the upgrade together.", DefaultValueFactory = _ => 10 };
+        var duration = NumberOptions.Seconds("--duration", "Seconds to keep the connection open after the pings, watching how it ends.", 10, allowZero: true);
+        var pings = NumberOptions.Whole("--pings", "How many ping round trips to time.", 5, 0, 1000);
+        var timeout = NumberOptions.Seconds("--timeout", "Seconds allowed for DNS, TCP, TLS and the upgrade together.", 10);
         var origin = new Option<string?>("--origin") { Description = "An Origin header to send (servers that check origins answer 403 without one)." };
-        var subprotocols = new Option<string[]>("--subprotocol") { Description = "Subprotocols to offer (repeatable).", AllowMultipleArgumentsPerToken = true };
-        var insecure = new Option<bool>("--insecure") { Description = "Accept any TLS certificate (test servers only)." };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of text." };
+        var subprotocols = new Option<string[]>("--subprotocol", "-s") { Description = "Subprotocols to offer (repeatable).", AllowMultipleArgumentsPerToken = true };
+        var insecure = new Option<bool>("--insecure", "-k") { Description = "INSECURE: accept any TLS certificate (test servers only)." };
+        var json = CommonOptions.Json("Print one JSON object instead of text.");
         var command = new Command("probe", "Connect once and report DNS, TCP, TLS and upgrade timings, headers, ping round trips and how the connection ended.")
         {
             url, duration, pings, timeout, origin, subprotocols, insecure, json,
@@ -33,7 +33,7 @@ internal static class ProbeCommand
                 result.GetValue(subprotocols) ?? [],
                 result.GetValue(insecure));
             var watch = CommonOptions.PositiveSeconds(result.GetValue(duration), "--duration", "probe", allowZero: true);
-            var count = result.GetValue(pings);
+            var count = (int)result.GetValue(pings);
             if (count is < 0 or > 1000)
             {
                 throw new UsageException($"--pings must be 0-1000, not {count}.", "probe");

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
+using System.Text;
+using Lifeline.Cli.Input;
 using Lifeline.Cli.Diagnostics;
 using Lifeline.Cli.Rendering;
 using Lifeline.FaultProxy;
@@ -18,15 +20,15 @@ internal static class ProxyCommand
     {
         var listen = new Option<string>("--listen") { Description = "Where to listen, HOST:PORT (port 0 picks one).", DefaultValueFactory = _ => "127.0.0.1:0" };
         var upstream = new Option<string>("--upstream") { Description = "Where to forward, HOST:PORT.", Required = true };
-        var latency = new Option<int?>("--latency") { Description = "Delay every chunk by this many milliseconds." };
-        var jitter = new Option<int?>("--jitter") { Description = "Random deviation of the latency, milliseconds." };
-        var bandwidth = new Option<long?>("--bandwidth") { Description = "Throughput limit, bytes per second." };
-        var slice = new Option<int?>("--slice") { Description = "Split writes into pieces of this many bytes." };
+        var latency = NumberOptions.OptionalWhole("--latency", "Delay every chunk by this many milliseconds.", 1, ProxyControl.MaxMilliseconds);
+        var jitter = NumberOptions.OptionalWhole("--jitter", "Random deviation of the latency, milliseconds.", 0, ProxyControl.MaxMilliseconds);
+        var bandwidth = NumberOptions.OptionalWhole("--bandwidth", "Throughput limit, bytes per second.", 1, ProxyControl.MaxNumber);
+        var slice = NumberOptions.OptionalWhole("--slice", "Split writes into pieces of this many bytes.", 1, ProxyControl.MaxNumber);
         var blackhole = new Option<bool>("--blackhole") { Description = "Start with every byte swallowed." };
-        var idleCut = new Option<double?>("--idle-cut") { Description = "Cut links idle for this many seconds." };
+        var idleCut = NumberOptions.OptionalSeconds("--idle-cut", "Cut links idle for this many seconds.");
         var idleCutKind = new Option<string>("--idle-cut-kind") { Description = "How idle links are cut: reset, fin or silent.", DefaultValueFactory = _ => "reset" };
         var control = new Option<string?>("--control") { Description = "Also take commands over HTTP at HOST:PORT (POST /command with the command as the body; GET /status)." };
-        var json = new Option<bool>("--json") { Description = "Print link events as JSON lines." };
+        var json = CommonOptions.Json("Print link events and command answers as JSON lines.");
         var command = new Command("proxy", "Run the fault proxy between a client and a server; switch faults at run time by typing commands ('help' lists them).")
         {
             listen, upstream, latency, jitter, bandwidth, slice, blackhole, idleCut, idleCutKind, control, json,
@@ -34,6 +36,12 @@ internal static class ProxyCommand
         command.SetAction((result, cancellationToken) =>
         {
             var listenAt = ParseEndPoint(result.GetValue(listen)!, "--listen");
+            if (result.GetValue(upstream)!.Contains("://", StringComparison.Ordinal))
+            {
+                throw new UsageException(
+                    $"--upstream '{result.GetValue(upstream)}' is a URL; give HOST:PORT such as 127.0.0.1:5000 (the proxy forwards TCP bytes, so a scheme and path do not apply).", "proxy");
+            }
+
             var (host, port) = ParseHostPort(result.GetValue(upstream)!, "--upstream");
             var startup = new List<string>();
             if (result.GetValue(blackhole))
@@ -105,11 +113,30 @@ internal static class ProxyCommand
         }
         catch (System.Net.Sockets.SocketException e)
         {
-            await console.Error.WriteLineAsync($"error: cannot listen on {listen}: {e.Message}").ConfigureAwait(false);
+            await console.Error.WriteLineAsync($"error: --listen: cannot listen on {listen}: {e.Message}").ConfigureAwait(false);
             return ExitCodes.Failure;
         }
 
-        await using var controlServer = controlAt is null ? null : await StartControlAsync(controlAt, control).ConfigureAwait(false);
+        proxy.UpstreamConnectFailed += (client, error) => events.Write(events.Line("upstream-failed") with
+        {
+            Data = $"link from {client}: cannot connect to the upstream {host}:{port}: {Explain(error)}; the client was reset",
+        });
+
+        WebApplication? controlServer = null;
+        if (controlAt is not null)
+        {
+            try
+            {
+                controlServer = await StartControlAsync(controlAt, control).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                await console.Error.WriteLineAsync($"error: --control: cannot listen on {controlAt}: {e.GetBaseException().Message}").ConfigureAwait(false);
+                return ExitCodes.Failure;
+            }
+        }
+
+        await using var controlScope = controlServer;
         await console.Output.WriteLineAsync($"proxy listening on {proxy.EndPoint} -> {host}:{port}").ConfigureAwait(false);
         if (controlServer is not null)
         {
@@ -121,11 +148,17 @@ internal static class ProxyCommand
 
         try
         {
-            while (await console.Input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            // stdin is read on its own thread: a signal ends the proxy at once whatever stdin is doing.
+            await foreach (var line in LineReader.Start(console.Input, MaxCommandBytes).ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (!string.IsNullOrWhiteSpace(line))
+                var text = line.Data is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
+                if (text is null)
                 {
-                    events.Write(events.Line("control") with { Data = control.Execute(line) });
+                    events.Write(events.Line("control") with { Data = $"error: a command of {line.Length} bytes is too long (at most {MaxCommandBytes})" });
+                }
+                else if (!string.IsNullOrWhiteSpace(text))
+                {
+                    events.Write(events.Line("control") with { Data = control.Execute(text) });
                 }
             }
 
@@ -162,6 +195,15 @@ internal static class ProxyCommand
         return app;
     }
 
+    private const int MaxCommandBytes = 64 * 1024;
+
+    private static string Explain(Exception error) => error switch
+    {
+        System.Net.Sockets.SocketException socket => $"{socket.SocketErrorCode} ({socket.Message})",
+        OperationCanceledException => "connect timeout",
+        _ => error.Message,
+    };
+
     internal static IPEndPoint ParseEndPoint(string text, string option)
     {
         var (host, port) = ParseHostPort(text, option, allowZero: true);
@@ -173,11 +215,17 @@ internal static class ProxyCommand
     internal static (string Host, int Port) ParseHostPort(string text, string option, bool allowZero = false)
     {
         var colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535 || (port == 0 && !allowZero))
+        if (colon <= 0)
         {
-            throw new UsageException($"{option} '{text}' is not HOST:PORT with a port of {(allowZero ? 0 : 1)}-65535.", "proxy");
+            throw new UsageException($"{option} '{text}' is not HOST:PORT, such as 127.0.0.1:{(allowZero ? 0 : 5000)}.", "proxy");
         }
 
-        return (text[..colon].Trim('[', ']'), port);
+        var portText = text[(colon + 1)..];
+        if (!CommonOptions.IsPort(portText, allowZero))
+        {
+            throw new UsageException(CommonOptions.PortMessage($"{option} '{text}'", portText, allowZero), "proxy");
+        }
+
+        return (text[..colon].Trim('[', ']'), int.Parse(portText, NumberStyles.None, CultureInfo.InvariantCulture));
     }
 }

@@ -12,42 +12,47 @@ internal static class ServeCommand
     public static Command Create(CliConsole console)
     {
         var urls = new Option<string>("--urls") { Description = "Where to listen, e.g. http://127.0.0.1:5000 (port 0 picks a free one).", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
-        var drainTimeout = new Option<double>("--drain-timeout") { Description = "Seconds to wait for clients to answer the 1012 Close frames.", DefaultValueFactory = _ => 20 };
-        var hintMin = new Option<double>("--hint-min") { Description = "Lower end of the restart hint window, seconds.", DefaultValueFactory = _ => 1 };
-        var hintMax = new Option<double>("--hint-max") { Description = "Upper end of the restart hint window, seconds.", DefaultValueFactory = _ => 5 };
-        var maxConnections = new Option<int?>("--max-connections") { Description = "Connections beyond this are closed with 1013." };
+        var drainTimeout = NumberOptions.Seconds("--drain-timeout", "Seconds to wait for clients to answer the 1012 Close frames.", 20);
+        var hintMin = NumberOptions.Seconds("--hint-min", "Lower end of the restart hint window, seconds.", 1, allowZero: true);
+        var hintMax = NumberOptions.Seconds("--hint-max", "Upper end of the restart hint window, seconds.", 5);
+        var maxConnections = NumberOptions.OptionalWhole("--max-connections", "Connections beyond this are closed with 1013.", 1, int.MaxValue);
         var command = new Command("serve", "Run an echo (/ws), broadcast (/broadcast) and numbered stream (/stream) server; Ctrl-C drains it with 1012.")
         {
             urls, drainTimeout, hintMin, hintMax, maxConnections,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, options =>
         {
-            options.DrainTimeout = Seconds(result.GetValue(drainTimeout), "--drain-timeout");
-            options.RestartHintMin = Seconds(result.GetValue(hintMin), "--hint-min", allowZero: true);
-            options.RestartHintMax = Seconds(result.GetValue(hintMax), "--hint-max");
-            options.MaxConnections = result.GetValue(maxConnections) is { } max
-                ? max >= 1 ? max : throw new UsageException($"--max-connections must be at least 1, not {max}.", "serve")
-                : null;
+            options.DrainTimeout = CommonOptions.Seconds(result.GetValue(drainTimeout), "--drain-timeout", "serve");
+            options.RestartHintMin = CommonOptions.Seconds(result.GetValue(hintMin), "--hint-min", "serve", allowZero: true);
+            options.RestartHintMax = CommonOptions.Seconds(result.GetValue(hintMax), "--hint-max", "serve");
+            options.MaxConnections = (int?)result.GetValue(maxConnections);
         }, cancellationToken));
         return command;
     }
 
-    private static TimeSpan Seconds(double value, string option, bool allowZero = false)
+    /// <summary>One http:// address with a host and a port in range; what Kestrel would only reject at start is refused here.</summary>
+    internal static void CheckUrls(string urls)
     {
-        if (!double.IsFinite(value) || value < 0 || (!allowZero && value == 0))
+        CommonOptions.CheckPortInUrl(urls, $"--urls '{urls}'", "serve");
+        if (!Uri.TryCreate(urls, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
         {
-            throw new UsageException($"{option} must be a {(allowZero ? "non-negative" : "positive")} number of seconds, not {value.ToString(CultureInfo.InvariantCulture)}.", "serve");
+            throw new UsageException($"--urls '{urls}' is not an http:// address such as http://127.0.0.1:5000.", "serve");
         }
 
-        return TimeSpan.FromSeconds(value);
+        if (uri.Scheme == "https")
+        {
+            throw new UsageException($"--urls '{urls}': https needs a server certificate, which lifeline serve does not set up; use http:// (clients then connect with ws://).", "serve");
+        }
+
+        if (uri.Port == 0 && uri.IsLoopback && uri.HostNameType == UriHostNameType.Dns)
+        {
+            throw new UsageException($"--urls '{urls}': port 0 (pick a free port) needs an IP address, such as http://127.0.0.1:0, not a host name.", "serve");
+        }
     }
 
     private static async Task<int> RunAsync(CliConsole console, string urls, Action<LifelineServerOptions> configure, CancellationToken cancellationToken)
     {
-        if (!Uri.TryCreate(urls, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-        {
-            throw new UsageException($"--urls '{urls}' is not an http:// address such as http://127.0.0.1:5000.", "serve");
-        }
+        CheckUrls(urls);
 
         // Check the options here so that a bad value is a usage error, not a start-up crash.
         var checkedOptions = new LifelineServerOptions();
@@ -66,9 +71,9 @@ internal static class ServeCommand
         {
             await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
-            await console.Error.WriteLineAsync($"error: cannot listen on {urls}: {e.Message}").ConfigureAwait(false);
+            await console.Error.WriteLineAsync($"error: --urls: cannot listen on {urls}: {e.GetBaseException().Message}").ConfigureAwait(false);
             return ExitCodes.Failure;
         }
 

@@ -51,7 +51,9 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
                 };
             }
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
+#pragma warning disable CA1031 // A bad command is answered, never allowed to take the proxy and its links down.
+        catch (Exception e)
+#pragma warning restore CA1031
         {
             return $"error: {e.Message}";
         }
@@ -70,27 +72,28 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
     private string Toggle(string[] words, string name, Func<IToxic> create)
     {
         var off = words.Length > 1 && words[1].Equals("off", StringComparison.OrdinalIgnoreCase);
+        if (!off && name != "blackhole" && words.Length < 2)
+        {
+            throw new ArgumentException($"'{name}' needs a value; {Help}");
+        }
+
+        if (!off && name == "blackhole" && words.Length > 1 && !words[1].Equals("on", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException("blackhole takes 'on' or 'off'.");
+        }
+
+        // Build the new fault first: a bad value leaves the one in place untouched.
+        var toxic = off ? null : create();
         if (_toxics.Remove(name, out var existing))
         {
             proxy.RemoveToxic(existing);
         }
 
-        if (off)
+        if (toxic is null)
         {
             return $"ok {name} off";
         }
 
-        if (name != "blackhole" && words.Length < 2)
-        {
-            throw new ArgumentException($"'{name}' needs a value; {Help}");
-        }
-
-        if (name == "blackhole" && words.Length > 1 && !words[1].Equals("on", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ArgumentException("blackhole takes 'on' or 'off'.");
-        }
-
-        var toxic = create();
         _toxics[name] = toxic;
         proxy.AddToxic(toxic);
         return $"ok {name} on";
@@ -157,15 +160,21 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         _ => throw new ArgumentException($"'{text}' is not a cut kind; use reset, fin or silent."),
     };
 
-    private static long Number(string[] words, int index) =>
-        long.TryParse(words[index], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
-            ? value
-            : throw new ArgumentException($"'{words[index]}' is not a positive whole number.");
+    /// <summary>The largest count a command takes (bytes per second, slice bytes): what an int holds.</summary>
+    internal const long MaxNumber = int.MaxValue;
 
-    private static TimeSpan Milliseconds(string[] words, int index) => TimeSpan.FromMilliseconds(Number(words, index));
+    /// <summary>The longest delay a command takes, milliseconds: one day.</summary>
+    internal const long MaxMilliseconds = 86_400_000;
+
+    private static long Number(string[] words, int index, long max = MaxNumber) =>
+        long.TryParse(words[index], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= max
+            ? value
+            : throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"'{words[index]}' is not a positive whole number up to {max}."));
+
+    private static TimeSpan Milliseconds(string[] words, int index) => TimeSpan.FromMilliseconds(Number(words, index, MaxMilliseconds));
 
     private static TimeSpan Seconds(string[] words, int index) =>
-        double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && double.IsFinite(value)
+        double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= CommonOptions.OneDaySeconds
             ? TimeSpan.FromSeconds(value)
-            : throw new ArgumentException($"'{words[index]}' is not a positive number of seconds.");
+            : throw new ArgumentException($"'{words[index]}' is not a number of seconds greater than 0 to 86400 (one day).");
 }

@@ -24,7 +24,7 @@ internal sealed class CatalogRenderer(CliConsole console, CultureInfo culture)
                 WriteSectionsMarkdown(info, "##");
                 break;
             default:
-                console.Rich.Write(new Rule($"[bold]{info.Code} {Markup.Escape(info.GetName(culture))}[/]").LeftJustified());
+                console.Heading($"[bold]{info.Code} {Markup.Escape(info.GetName(culture))}[/]");
                 console.Rich.Write(FactsTable(info));
                 foreach (var (heading, body) in Sections(info))
                 {
@@ -167,7 +167,7 @@ internal sealed class CatalogRenderer(CliConsole console, CultureInfo culture)
     private void CompareText(CloseCodeComparison comparison)
     {
         var rich = console.Rich;
-        rich.Write(new Rule($"[bold]{Markup.Escape(comparison.Title)}[/]").LeftJustified());
+        console.Heading($"[bold]{Markup.Escape(comparison.Title)}[/]");
         rich.WriteLine(comparison.Introduction);
         rich.WriteLine();
 

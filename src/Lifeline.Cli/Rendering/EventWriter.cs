@@ -1,10 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
-using Spectre.Console;
 
 namespace Lifeline.Cli.Rendering;
 
-/// <summary>Writes connection events as JSON lines or as readable text; safe to call from several threads.</summary>
+/// <summary>Writes connection events as JSON lines or as readable text, one line each, never wrapped; safe to call from several threads.</summary>
 internal sealed class EventWriter(CliConsole console, bool json, TimeProvider time)
 {
     private readonly Lock _lock = new();
@@ -13,14 +12,9 @@ internal sealed class EventWriter(CliConsole console, bool json, TimeProvider ti
     {
         lock (_lock)
         {
-            if (json)
-            {
-                console.Output.WriteLine(JsonSerializer.Serialize(line, CatalogJson.Compact));
-                console.Output.Flush();
-                return;
-            }
-
-            console.Rich.MarkupLine(Markup.Escape(Describe(line)));
+            // Plain writes, never through the rich console: a line goes out whole whatever the terminal width.
+            console.Output.WriteLine(json ? JsonSerializer.Serialize(line, CatalogJson.Compact) : Describe(line));
+            console.Output.Flush();
         }
     }
 

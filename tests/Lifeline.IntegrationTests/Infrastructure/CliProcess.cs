@@ -13,7 +13,7 @@ internal sealed class CliProcess : IAsyncDisposable
 
     private CliProcess(string input, string[] args)
     {
-        var console = new CliConsole(TextWriter.Synchronized(new StringWriter(_output)), TextWriter.Synchronized(new StringWriter(_error)), new StringReader(input));
+        var console = new CliConsole(TextWriter.Synchronized(new StringWriter(_output)), TextWriter.Synchronized(new StringWriter(_error)), input);
         Exit = Task.Run(() => LifelineCli.RunAsync(args, console, _stop.Token));
     }
 

@@ -49,7 +49,7 @@ public sealed class ClientServerRestartTests
     {
         var host = await LifelineTestHost.StartAsync();
         var port = host.Port;
-        await using var cli = CliProcess.Start(string.Empty, "connect", host.Uri().ToString(), "--json");
+        await using var cli = CliProcess.Start(string.Empty, "connect", host.Uri().ToString(), "--json", "--no-stdin");
         await cli.WaitForEventAsync("connected");
 
         await host.StopAsync();
