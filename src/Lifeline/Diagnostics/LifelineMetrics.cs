@@ -29,5 +29,9 @@ public static class LifelineMetrics
     internal static readonly Counter<long> ClientMessagesDropped =
         Meter.CreateCounter<long>("lifeline.client.messages_dropped", "{message}", "Queued messages dropped, tagged with the reason (queue_full, stale, closed).");
 
-    internal static TagList CloseCodeTag(int? code) => new() { { "close_code", code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none" } };
+    /// <summary>The tag name for close codes; its value is always an <see cref="int"/>, on the client and the server alike.</summary>
+    public const string CloseCodeTagName = "close_code";
+
+    // An attempt that failed before any connection has no close code: the tag is left out rather than faked.
+    internal static TagList CloseCodeTag(int? code) => code is { } value ? new() { { CloseCodeTagName, value } } : default;
 }

@@ -11,7 +11,7 @@ public sealed class LifelineClientMetricsTests
     [Fact]
     public async Task Reconnect_IsVisibleOnTheLifelineMeter()
     {
-        var measurements = new ConcurrentQueue<(string Instrument, double Value, string? CloseCode)>();
+        var measurements = new ConcurrentQueue<(string Instrument, double Value, int? CloseCode)>();
         using var listener = new MeterListener
         {
             InstrumentPublished = (instrument, l) =>
@@ -37,17 +37,17 @@ public sealed class LifelineClientMetricsTests
         await states.NextAsync(LifelineClientState.Connected);
 
         Assert.Contains(measurements, m => m.Instrument == "lifeline.client.connects");
-        Assert.Contains(measurements, m => m.Instrument == "lifeline.client.reconnect_attempts" && m.CloseCode == "1006");
+        Assert.Contains(measurements, m => m.Instrument == "lifeline.client.reconnect_attempts" && m.CloseCode == 1006);
         Assert.Contains(measurements, m => m.Instrument == "lifeline.client.time_to_reconnect" && m.Value >= 0);
     }
 
-    private static string? CloseCodeOf(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    private static int? CloseCodeOf(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         foreach (var tag in tags)
         {
             if (tag.Key == "close_code")
             {
-                return tag.Value as string;
+                return tag.Value as int?;
             }
         }
 
