@@ -64,6 +64,18 @@ public sealed partial class ProcessSignalTests
         Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
     }
 
+    [Fact]
+    public async Task Serve_SigtermWithStdinHeldOpen_DrainsAndExitsZero()
+    {
+        await using var tool = ToolProcess.Start("serve", "--urls", "http://127.0.0.1:0", "--drain-timeout", "2");
+        await tool.WaitForOutputAsync("press Ctrl-C");
+
+        tool.Signal(ToolProcess.SIGTERM);
+
+        Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
+        Assert.Contains("draining 0 connections with 1012", tool.Output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
