@@ -240,7 +240,17 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
     /// <summary>One silent connection; null when it was cancelled because a shorter silence already died.</summary>
     private async Task<SilenceProbe?> ProbeAsync(TimeSpan silence, CancellationToken cancellationToken)
     {
-        var (socket, failure, _) = await RawWebSocket.ConnectAsync(uri, options.Connect, time, cancellationToken).ConfigureAwait(false);
+        RawWebSocket? socket;
+        ConnectFailureReport? failure;
+        try
+        {
+            (socket, failure, _) = await RawWebSocket.ConnectAsync(uri, options.Connect, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+
         if (socket is null)
         {
             if (cancellationToken.IsCancellationRequested)
