@@ -5,8 +5,9 @@ namespace Lifeline.Cli;
 
 /// <summary>Where a command reads and writes: the process's streams, or writers supplied by tests.</summary>
 /// <remarks>
-/// On a terminal, rich output takes the terminal's width and colours (unless <c>NO_COLOR</c> is set). Anywhere else
-/// (a pipe, a file) nothing is wrapped, no escape codes are written and no line ends in padding.
+/// On a terminal, rich output takes the terminal's width and its styles and colours (none when <c>NO_COLOR</c> is set
+/// or <c>TERM=dumb</c>). Anywhere else (a pipe, a file) nothing is wrapped, no escape codes are written, no line ends
+/// in padding, and a JSON document is written on one line.
 /// </remarks>
 internal sealed class CliConsole
 {
@@ -22,7 +23,7 @@ internal sealed class CliConsole
         Rich = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(terminal ? output : new TrailingSpaceTrimmingWriter(output)),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            Ansi = terminal && color ? AnsiSupport.Detect : AnsiSupport.No,
             ColorSystem = terminal && color ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
         });

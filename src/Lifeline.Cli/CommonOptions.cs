@@ -69,7 +69,7 @@ internal static partial class CommonOptions
     }
 
     public static string SecondsMessage(string option, string value, bool allowZero, double max = OneDaySeconds) =>
-        $"{option} must be a number of seconds {(allowZero ? "from 0" : "greater than 0")} to {max.ToString(CultureInfo.InvariantCulture)}{(max == OneDaySeconds ? " (one day)" : string.Empty)}, not {value}.";
+        $"{option} must be a number of seconds{(allowZero ? " from 0 to " : ", more than 0 and at most ")}{max.ToString(CultureInfo.InvariantCulture)}{(max == OneDaySeconds ? " (one day)" : string.Empty)}, not {value}.";
 
     /// <summary>Checks a number of seconds. Kept for the commands written before <see cref="Seconds"/>.</summary>
     public static TimeSpan PositiveSeconds(double value, string option, string command, bool allowZero = false) =>

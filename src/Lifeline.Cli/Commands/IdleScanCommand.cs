@@ -53,7 +53,7 @@ internal static class IdleScanCommand
             }
 
             Render(console, scan, asJson);
-            return ExitCodes.Success;
+            return scan.Interrupted ? ExitCodes.Interrupted : ExitCodes.Success;
         });
         return command;
     }
@@ -99,8 +99,10 @@ internal static class IdleScanCommand
         string Seconds(double? value) => value is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v:0.##} s") : "-";
         var grid = new Grid().AddColumn().AddColumn();
         void Row(string label, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value));
-        Row("idle timeout", scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}" : $"none up to --max ({Seconds(scan.MaxSeconds)})");
-        Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds));
+        var interrupted = scan.Interrupted ? ", scan interrupted" : string.Empty;
+        Row("idle timeout", scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
+            : scan.Interrupted ? "not found yet, scan interrupted" : $"none up to --max ({Seconds(scan.MaxSeconds)})");
+        Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds) + interrupted);
         Row("shortest silence killed", Seconds(scan.ShortestKilledSeconds));
         Row("killed by", scan.KilledBy switch
         {
@@ -111,6 +113,7 @@ internal static class IdleScanCommand
             _ => "a silent drop, found by a ping after the silence (clients see 1006 only once keep-alive notices)",
         });
         Row("connections used", scan.Connections.ToString(CultureInfo.InvariantCulture));
+        Row("elapsed", Seconds(scan.ElapsedSeconds));
         Row("advice", scan.Advice);
         console.Rich.Write(grid);
     }

@@ -42,6 +42,11 @@ internal sealed record IdleScanResult
 
     public int ServerPings { get; init; }
 
+    /// <summary>The scan was stopped (Ctrl-C, SIGTERM) before it finished: the figures are what it measured so far.</summary>
+    public bool Interrupted { get; init; }
+
+    public double ElapsedSeconds { get; init; }
+
     public required string Advice { get; init; }
 }
 
@@ -54,64 +59,124 @@ internal sealed record IdleScanResult
 /// </summary>
 internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider time, Action<string> progress)
 {
+    private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(10);
+
+    private readonly Lock _lock = new();
+    private readonly long _started = time.GetTimestamp();
     private int _connections;
     private int _serverPings;
+    private int _silentNow;
+    private TimeSpan? _survived;
+    private TimeSpan? _killed;
+    private ConnectionEnd? _cut;
 
+    /// <summary>
+    /// Runs the scan. Cancelling it ends the scan at once with what was measured so far
+    /// (<see cref="IdleScanResult.Interrupted"/>), never a claim that nothing was found.
+    /// </summary>
     public async Task<IdleScanResult> ScanAsync(CancellationToken cancellationToken)
     {
-        TimeSpan? survived = null;
-        TimeSpan? killed = null;
-        ConnectionEnd? cut = null;
+        using var ticker = new CancellationTokenSource();
+        var ticking = TickAsync(ticker.Token);
+        try
+        {
+            return await ScanRoundsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ticker.CancelAsync().ConfigureAwait(false);
+            await ticking.ConfigureAwait(false);
+        }
+    }
+
+    private async Task<IdleScanResult> ScanRoundsAsync(CancellationToken cancellationToken)
+    {
         var durations = Geometric(options.Min, options.Max, options.Parallel);
         var round = 0;
         while (round < options.MaxRounds)
         {
             round++;
-            progress(string.Create(CultureInfo.InvariantCulture,
+            Report(string.Create(CultureInfo.InvariantCulture,
                 $"round {round}: holding {durations.Length} connections silent for {string.Join(", ", durations.Select(d => $"{d.TotalSeconds:0.##} s"))}"));
-            var probes = await RunRoundAsync(durations, cancellationToken).ConfigureAwait(false);
-            foreach (var probe in probes)
+            await RunRoundAsync(durations, cancellationToken).ConfigureAwait(false);
+            if (cancellationToken.IsCancellationRequested)
             {
-                if (probe.Survived)
-                {
-                    survived = Max(survived, probe.Silence);
-                    progress(string.Create(CultureInfo.InvariantCulture, $"  {probe.Silence.TotalSeconds:0.##} s of silence: survived"));
-                }
-                else if (probe.End is { } end)
-                {
-                    var at = end.Kind == ConnectionEndKind.Silent ? probe.Silence : end.After;
-                    killed = Min(killed, at);
-                    if (end.Kind != ConnectionEndKind.Silent && (cut is null || end.After < cut.After))
-                    {
-                        cut = end;
-                    }
-
-                    cut ??= end;
-                    progress(string.Create(CultureInfo.InvariantCulture, $"  {probe.Silence.TotalSeconds:0.##} s of silence: killed after {at.TotalSeconds:0.##} s ({end.Describe()})"));
-                }
+                return Result(found: _killed is not null, round, interrupted: true);
             }
 
-            if (killed is null)
+            if (_killed is null)
             {
-                return Result(found: false, survived, null, null, round);
+                return Result(found: false, round);
             }
 
             // A visible cut is timed by its own arrival; a silent one needs the range narrowed.
-            if (cut is not null && cut.Kind != ConnectionEndKind.Silent)
+            if (_cut is not null && _cut.Kind != ConnectionEndKind.Silent)
             {
-                return Result(found: true, survived, killed, cut, round);
+                return Result(found: true, round);
             }
 
-            var low = survived ?? TimeSpan.Zero;
-            if (killed.Value - low <= options.Resolution || killed.Value <= options.Min && survived is null)
+            var low = _survived ?? TimeSpan.Zero;
+            if (_killed.Value - low <= options.Resolution || _killed.Value <= options.Min && _survived is null)
             {
-                return Result(found: true, survived, killed, cut, round);
+                return Result(found: true, round);
             }
 
-            durations = Between(low, killed.Value, options.Parallel);
+            durations = Between(low, _killed.Value, options.Parallel);
         }
 
-        return Result(found: true, survived, killed, cut, round);
+        return Result(found: true, round);
+    }
+
+    /// <summary>Records one finished probe at once, so an interrupted scan still knows it.</summary>
+    private void Record(SilenceProbe probe)
+    {
+        lock (_lock)
+        {
+            if (probe.Survived)
+            {
+                _survived = Max(_survived, probe.Silence);
+                Report(string.Create(CultureInfo.InvariantCulture, $"  {probe.Silence.TotalSeconds:0.##} s of silence: survived"));
+            }
+            else if (probe.End is { } end)
+            {
+                var at = end.Kind == ConnectionEndKind.Silent ? probe.Silence : end.After;
+                _killed = Min(_killed, at);
+                if (end.Kind != ConnectionEndKind.Silent && (_cut is null || end.After < _cut.After))
+                {
+                    _cut = end;
+                }
+
+                _cut ??= end;
+                Report(string.Create(CultureInfo.InvariantCulture, $"  {probe.Silence.TotalSeconds:0.##} s of silence: killed after {at.TotalSeconds:0.##} s ({end.Describe()})"));
+            }
+        }
+    }
+
+    private void Report(string line) =>
+        progress(string.Create(CultureInfo.InvariantCulture, $"[{time.GetElapsedTime(_started).TotalSeconds,6:0.0} s] {line}"));
+
+    /// <summary>Every few seconds of a long silence, says the scan is alive and how far it got.</summary>
+    private async Task TickAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(ProgressEvery, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                TimeSpan? survived;
+                lock (_lock)
+                {
+                    survived = _survived;
+                }
+
+                Report(string.Create(CultureInfo.InvariantCulture,
+                    $"  ... {Volatile.Read(ref _silentNow)} connection(s) still silent; longest silence survived so far: {(survived is { } s ? $"{s.TotalSeconds:0.##} s" : "none yet")}"));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The scan ended.
+        }
     }
 
     internal static TimeSpan[] Geometric(TimeSpan min, TimeSpan max, int count)
@@ -128,7 +193,7 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
     internal static TimeSpan[] Between(TimeSpan low, TimeSpan high, int count) =>
         [.. Enumerable.Range(1, count).Select(i => low + ((high - low) * i / (count + 1)))];
 
-    private async Task<SilenceProbe[]> RunRoundAsync(TimeSpan[] durations, CancellationToken cancellationToken)
+    private async Task RunRoundAsync(TimeSpan[] durations, CancellationToken cancellationToken)
     {
         using var round = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var shortestDead = TimeSpan.MaxValue;
@@ -138,6 +203,11 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
             var tasks = durations.Select(async (duration, index) =>
             {
                 var probe = await ProbeAsync(duration, cancels[index].Token).ConfigureAwait(false);
+                if (probe is not null)
+                {
+                    Record(probe);
+                }
+
                 if (probe is { Survived: false })
                 {
                     // Longer silences would only die too: stop them early.
@@ -156,8 +226,7 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
 
                 return probe;
             }).ToArray();
-            var results = await Task.WhenAll(tasks).ConfigureAwait(false);
-            return [.. results.OfType<SilenceProbe>()];
+            await Task.WhenAll(tasks).ConfigureAwait(false);
         }
         finally
         {
@@ -171,7 +240,17 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
     /// <summary>One silent connection; null when it was cancelled because a shorter silence already died.</summary>
     private async Task<SilenceProbe?> ProbeAsync(TimeSpan silence, CancellationToken cancellationToken)
     {
-        var (socket, failure, _) = await RawWebSocket.ConnectAsync(uri, options.Connect, time, cancellationToken).ConfigureAwait(false);
+        RawWebSocket? socket;
+        ConnectFailureReport? failure;
+        try
+        {
+            (socket, failure, _) = await RawWebSocket.ConnectAsync(uri, options.Connect, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+
         if (socket is null)
         {
             if (cancellationToken.IsCancellationRequested)
@@ -183,6 +262,7 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
         }
 
         Interlocked.Increment(ref _connections);
+        Interlocked.Increment(ref _silentNow);
         await using var session = new RawSession(socket, time);
         try
         {
@@ -208,11 +288,25 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
         {
             return null;
         }
+        finally
+        {
+            Interlocked.Decrement(ref _silentNow);
+        }
     }
 
-    private IdleScanResult Result(bool found, TimeSpan? survived, TimeSpan? killed, ConnectionEnd? cut, int rounds)
+    private IdleScanResult Result(bool found, int rounds, bool interrupted = false)
     {
-        var advice = found && killed is { } timeout
+        TimeSpan? survived, killed;
+        ConnectionEnd? cut;
+        lock (_lock)
+        {
+            (survived, killed, cut) = (_survived, _killed, _cut);
+        }
+
+        var advice = interrupted && !found
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"scan interrupted: no cut seen yet; the longest silence survived so far was {(survived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
+            : found && killed is { } timeout
             ? string.Create(CultureInfo.InvariantCulture,
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
@@ -243,6 +337,8 @@ internal sealed class IdleScanner(Uri uri, IdleScanOptions options, TimeProvider
             Rounds = rounds,
             Connections = Volatile.Read(ref _connections),
             ServerPings = Volatile.Read(ref _serverPings),
+            Interrupted = interrupted,
+            ElapsedSeconds = Math.Round(time.GetElapsedTime(_started).TotalSeconds, 3),
             Advice = advice,
         };
     }

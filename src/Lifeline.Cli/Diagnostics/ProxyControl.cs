@@ -176,5 +176,5 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
     private static TimeSpan Seconds(string[] words, int index) =>
         double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= CommonOptions.OneDaySeconds
             ? TimeSpan.FromSeconds(value)
-            : throw new ArgumentException($"'{words[index]}' is not a number of seconds greater than 0 to 86400 (one day).");
+            : throw new ArgumentException($"'{words[index]}' is not a number of seconds, more than 0 and at most 86400 (one day).");
 }

@@ -15,7 +15,7 @@ internal sealed class CatalogRenderer(CliConsole console, CultureInfo culture)
         switch (format)
         {
             case "json":
-                console.Output.WriteLine(JsonSerializer.Serialize(CatalogJson.Describe(info, culture), CatalogJson.Indented));
+                console.Output.WriteLine(JsonSerializer.Serialize(CatalogJson.Describe(info, culture), console.IsTerminal ? CatalogJson.Indented : CatalogJson.Compact));
                 break;
             case "markdown":
                 console.Output.WriteLine($"# {info.Code} {info.GetName(culture)}");
@@ -42,7 +42,7 @@ internal sealed class CatalogRenderer(CliConsole console, CultureInfo culture)
         switch (format)
         {
             case "json":
-                console.Output.WriteLine(JsonSerializer.Serialize(CatalogJson.Describe(comparison), CatalogJson.Indented));
+                console.Output.WriteLine(JsonSerializer.Serialize(CatalogJson.Describe(comparison), console.IsTerminal ? CatalogJson.Indented : CatalogJson.Compact));
                 break;
             case "markdown":
                 CompareMarkdown(comparison);
@@ -59,7 +59,7 @@ internal sealed class CatalogRenderer(CliConsole console, CultureInfo culture)
         switch (format)
         {
             case "json":
-                console.Output.WriteLine(JsonSerializer.Serialize(all.Select(info => CatalogJson.Describe(info, culture)), CatalogJson.Indented));
+                console.Output.WriteLine(JsonSerializer.Serialize(all.Select(info => CatalogJson.Describe(info, culture)), console.IsTerminal ? CatalogJson.Indented : CatalogJson.Compact));
                 break;
             case "markdown":
                 console.Output.WriteLine($"| {L("Heading_Code")} | {L("Heading_Name")} | {L("Heading_MayBeSent")} | {L("Heading_DefaultReaction")} |");

@@ -14,7 +14,8 @@ namespace Lifeline.IntegrationTests.Infrastructure;
 /// A plain ASP.NET Core WebSocket server on real Kestrel at 127.0.0.1, with handles to misbehave on purpose:
 /// abort every socket, close them with a chosen code, stop and start again on the same port.
 /// Paths: /echo (echo and record), /close/{code}?reason=... (accept then close), /reject/{status} (no upgrade),
-/// /big/{size} (send one message of that size), /silent (accept, never send, record).
+/// /big/{size} (send one message of that size), /silent (accept, never send, record),
+/// /headers (accept with the first offered subprotocol, send the request headers as one JSON text message, drain).
 /// </summary>
 internal sealed class TestWebSocketServer : IAsyncDisposable
 {
@@ -22,6 +23,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     private WebApplication? _app;
     private int _nextId;
     private int _endedWithoutClose;
+    private int _closeFrames;
 
     private TestWebSocketServer()
     {
@@ -45,6 +47,9 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     public int AcceptedCount => Volatile.Read(ref _nextId);
 
     public int OpenCount => _sockets.Count;
+
+    /// <summary>How many Close frames arrived on /echo and /silent, across restarts.</summary>
+    public int CloseFramesReceived => Volatile.Read(ref _closeFrames);
 
     public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
 
@@ -147,6 +152,14 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             await socket.CloseOutputAsync((WebSocketCloseStatus)code, context.Request.Query["reason"], context.RequestAborted);
             await DrainAsync(socket, context.RequestAborted);
         });
+        app.Map("/headers", async context =>
+        {
+            var offered = context.WebSockets.WebSocketRequestedProtocols;
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(offered.Count > 0 ? offered[0] : null);
+            var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
+            await socket.SendAsync(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(headers), WebSocketMessageType.Text, true, context.RequestAborted);
+            await DrainAsync(socket, context.RequestAborted);
+        });
         app.Map("/reject/{status:int}", context =>
         {
             context.Response.StatusCode = int.Parse((string)context.Request.RouteValues["status"]!, CultureInfo.InvariantCulture);
@@ -189,6 +202,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     ClosesReceived.Enqueue((result.CloseStatus, result.CloseStatusDescription));
+                    Interlocked.Increment(ref _closeFrames);
                     if (socket.State == WebSocketState.CloseReceived)
                     {
                         await socket.CloseOutputAsync(result.CloseStatus ?? WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);

@@ -1,0 +1,109 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Lifeline.Cli;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Cli;
+
+/// <summary>Ctrl-C (SIGINT) and SIGTERM sent to the real process while its stdin is a pipe that never closes.</summary>
+[Collection(ToolProcessCollection.Name)]
+public sealed partial class ProcessSignalTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    [Theory]
+    [InlineData(ToolProcess.SIGINT, ExitCodes.Interrupted)]
+    [InlineData(ToolProcess.SIGTERM, ExitCodes.Terminated)]
+    public async Task Connect_SignalWithStdinHeldOpen_ClosesWith1000AndExits(int signal, int expected)
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var tool = ToolProcess.Start("connect", server.Uri("/echo").ToString(), "--json");
+        await tool.WaitForEventAsync("connected");
+        await tool.Input.WriteLineAsync("typed before the signal");
+        await tool.WaitForEventAsync("message");
+
+        tool.Signal(signal); // stdin stays open: the command must not wait for it
+
+        Assert.Equal(expected, await tool.Exit.WaitAsync(Bound));
+        Assert.Equal(1, server.CloseFramesReceived);
+        var stopped = tool.JsonLines[^1];
+        Assert.Equal("stopped", stopped.GetProperty("event").GetString());
+        Assert.Equal(1000, stopped.GetProperty("code").GetInt32());
+    }
+
+    [Theory]
+    [InlineData(ToolProcess.SIGINT)]
+    [InlineData(ToolProcess.SIGTERM)]
+    public async Task Connect_SignalWhileReconnecting_Exits(int signal)
+    {
+        await using var tool = ToolProcess.Start("connect", "ws://127.0.0.1:1/x", "--json");
+        await tool.WaitForEventAsync("reconnecting");
+
+        tool.Signal(signal);
+
+        Assert.Equal(signal == ToolProcess.SIGINT ? ExitCodes.Interrupted : ExitCodes.Terminated, await tool.Exit.WaitAsync(Bound));
+    }
+
+    [Theory]
+    [InlineData(ToolProcess.SIGINT)]
+    [InlineData(ToolProcess.SIGTERM)]
+    public async Task Proxy_SignalWithStdinHeldOpen_StopsAndExitsZero(int signal)
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var tool = ToolProcess.Start("proxy", "--upstream", $"127.0.0.1:{server.Port}");
+        await tool.WaitForOutputAsync("type 'help'");
+        var port = int.Parse(ProxyPort().Match(tool.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        await using (var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/echo")))
+        {
+            await client.SendTextAsync("through the proxy");
+            await Wait.UntilAsync(() => client.Messages.Contains("through the proxy"), Bound);
+        }
+
+        tool.Signal(signal);
+
+        Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task Serve_SigtermWithStdinHeldOpen_DrainsAndExitsZero()
+    {
+        await using var tool = ToolProcess.Start("serve", "--urls", "http://127.0.0.1:0", "--drain-timeout", "2");
+        await tool.WaitForOutputAsync("press Ctrl-C");
+
+        tool.Signal(ToolProcess.SIGTERM);
+
+        Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
+        Assert.Contains("draining 0 connections with 1012", tool.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task IdleScan_Interrupted_ReportsWhatItMeasuredAndExits130(bool json)
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        string[] args = ["idle-scan", server.Uri("/silent").ToString(), "--min", "1", "--max", "600", "--parallel", "2", .. json ? new[] { "--json" } : []];
+        await using var tool = ToolProcess.Start(args);
+        await Wait.UntilAsync(() => (tool.Output + tool.Error).Contains("1 s of silence: survived", StringComparison.Ordinal), Bound, "the 1 s probe to survive");
+
+        tool.Signal(ToolProcess.SIGINT);
+
+        Assert.Equal(ExitCodes.Interrupted, await tool.Exit.WaitAsync(Bound));
+        if (json)
+        {
+            var result = JsonDocument.Parse(tool.Output).RootElement;
+            Assert.True(result.GetProperty("interrupted").GetBoolean());
+            Assert.Equal(1, result.GetProperty("longestSurvivedSeconds").GetDouble());
+            Assert.False(result.GetProperty("found").GetBoolean());
+        }
+        else
+        {
+            Assert.Matches(@"longest silence survived\s+1 s, scan interrupted", tool.Output);
+            Assert.DoesNotContain("none up to --max", tool.Output, StringComparison.Ordinal);
+            Assert.Matches(@"\[\s*\d+\.\d s\] round 1", tool.Output); // progress lines carry the elapsed time
+        }
+    }
+
+    [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]
+    private static partial Regex ProxyPort();
+}
