@@ -16,9 +16,10 @@ internal static class ServeCommand
         var hintMin = new Option<double>("--hint-min") { Description = "Lower end of the restart hint window, seconds.", DefaultValueFactory = _ => 1 };
         var hintMax = new Option<double>("--hint-max") { Description = "Upper end of the restart hint window, seconds.", DefaultValueFactory = _ => 5 };
         var maxConnections = new Option<int?>("--max-connections") { Description = "Connections beyond this are closed with 1013." };
+        var maxMessageSize = new Option<int?>("--max-message-size") { Description = "The largest message accepted from a client, in bytes; a bigger one is closed with 1009. Default 1048576 (1 MiB)." };
         var command = new Command("serve", "Run an echo (/ws), broadcast (/broadcast) and numbered stream (/stream) server; Ctrl-C drains it with 1012.")
         {
-            urls, drainTimeout, hintMin, hintMax, maxConnections,
+            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, options =>
         {
@@ -28,6 +29,10 @@ internal static class ServeCommand
             options.MaxConnections = result.GetValue(maxConnections) is { } max
                 ? max >= 1 ? max : throw new UsageException($"--max-connections must be at least 1, not {max}.", "serve")
                 : null;
+            if (result.GetValue(maxMessageSize) is { } size)
+            {
+                options.MaxMessageSize = size >= 1 ? size : throw new UsageException($"--max-message-size must be at least 1 byte, not {size}.", "serve");
+            }
         }, cancellationToken));
         return command;
     }
