@@ -15,6 +15,7 @@ public sealed partial class LifelineConnection
     private readonly Channel<Outbound> _outgoing;
     private readonly Lock _outgoingLock = new();
     private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _writer;
     private int _queuedMessages;
     private long _queuedBytes;
@@ -132,6 +133,7 @@ public sealed partial class LifelineConnection
         {
             _discardQueued = true;
             _closeRequest ??= (CloseCodes.CloseCode.AbnormalClosure, string.Empty);
+            _closeRequested.TrySetResult();
             _outgoing.Writer.TryComplete();
         }
 
@@ -165,6 +167,7 @@ public sealed partial class LifelineConnection
             }
 
             _closeRequest = (code, reason);
+            _closeRequested.TrySetResult();
             _discardQueued = discardQueued;
             _outgoing.Writer.TryComplete();
             WakeSendersLocked();

@@ -83,6 +83,12 @@ public sealed partial class LifelineConnection
     /// Messages from the client, whole and in order; completes when the connection ends. Read it without the
     /// <see cref="Closing"/> token (<c>Messages.ReadAllAsync()</c>): messages that arrived before the close stay
     /// readable after it, and the loop ends by itself when the connection does.
+    /// <para>
+    /// Holds <see cref="LifelineServerOptions.ReceiveCapacity"/> messages. When the handler falls behind, the server
+    /// stops reading data from the client (TCP pushes back) but still answers pings, pongs and a Close frame that
+    /// arrives next; once the server itself is closing, messages that do not fit are dropped (and logged) so that
+    /// the client's answer can be read.
+    /// </para>
     /// </summary>
     public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
 
@@ -145,6 +151,7 @@ public sealed partial class LifelineConnection
         using var idle = _options.IdleTimeout is { } idleTimeout
             ? _time.CreateTimer(_ => _ = CloseIdleAsync(idleTimeout), null, idleTimeout, Timeout.InfiniteTimeSpan)
             : null;
+        Task<ValueWebSocketReceiveResult>? peeked = null;
         try
         {
             while (true)
@@ -153,7 +160,17 @@ public sealed partial class LifelineConnection
                 ValueWebSocketReceiveResult result;
                 do
                 {
-                    result = await _socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), requestAborted).ConfigureAwait(false);
+                    if (peeked is not null)
+                    {
+                        // A receive started while the buffer was full: it already holds the next frame's header.
+                        result = await peeked.ConfigureAwait(false);
+                        peeked = null;
+                    }
+                    else
+                    {
+                        result = await _socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), requestAborted).ConfigureAwait(false);
+                    }
+
                     if (result.MessageType == WebSocketMessageType.Close)
                     {
                         await AnswerCloseAsync().ConfigureAwait(false);
@@ -172,7 +189,7 @@ public sealed partial class LifelineConnection
                 while (!result.EndOfMessage);
 
                 idle?.Change(_options.IdleTimeout!.Value, Timeout.InfiniteTimeSpan);
-                await _incoming.Writer.WriteAsync(new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray()), requestAborted).ConfigureAwait(false);
+                peeked = await DeliverAsync(new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray()), requestAborted).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
@@ -185,6 +202,59 @@ public sealed partial class LifelineConnection
         {
             _incoming.Writer.TryComplete();
             await _closing.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Hands a message to <see cref="Messages"/>. When the handler is behind and the buffer is full it waits for room,
+    /// but keeps one empty receive pending meanwhile, so that pings, pongs and the client's Close frame are still handled:
+    /// a client's Close is answered at once and, once we are closing, messages that do not fit are dropped so that the
+    /// client's answer can be read. Returns that pending receive, if one was started, for the loop to continue from.
+    /// </summary>
+    private async Task<Task<ValueWebSocketReceiveResult>?> DeliverAsync(LifelineMessage message, CancellationToken cancellationToken)
+    {
+        if (_incoming.Writer.TryWrite(message))
+        {
+            return null;
+        }
+
+        Task<ValueWebSocketReceiveResult>? peek = null;
+        while (true)
+        {
+            if (_closeRequested.Task.IsCompleted)
+            {
+                ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
+                return peek;
+            }
+
+            var room = _incoming.Writer.WaitToWriteAsync(cancellationToken).AsTask();
+            peek ??= _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).AsTask();
+            if (!peek.IsCompleted)
+            {
+                await Task.WhenAny(room, peek, _closeRequested.Task).ConfigureAwait(false);
+            }
+
+            if (peek.IsCompleted && (!peek.IsCompletedSuccessfully || peek.Result.MessageType == WebSocketMessageType.Close))
+            {
+                // The client is closing (or the link failed): answer now, whatever the handler does.
+                if (!_incoming.Writer.TryWrite(message))
+                {
+                    ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
+                }
+
+                return peek;
+            }
+
+            if (peek.IsCompleted && !room.IsCompleted)
+            {
+                // Data comes next: nothing more can be read until the handler makes room (or we close).
+                await Task.WhenAny(room, _closeRequested.Task).ConfigureAwait(false);
+            }
+
+            if (_incoming.Writer.TryWrite(message))
+            {
+                return peek;
+            }
         }
     }
 

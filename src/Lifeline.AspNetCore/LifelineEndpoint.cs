@@ -34,18 +34,20 @@ internal sealed class LifelineEndpoint(
         if (_options.Authorize is { } authorize && !await authorize(context).ConfigureAwait(false))
         {
             // A browser cannot read the status of a refused upgrade, so accept and close with a code it can see.
-            await RejectAsync(context, CloseCode.PolicyViolation, "unauthorized", "unauthorized").ConfigureAwait(false);
+            await RejectAsync(context, CloseCode.PolicyViolation, "unauthorized", Admission.Unauthorized, retryAfter: null).ConfigureAwait(false);
             return;
         }
 
         switch (server.TryAdmit())
         {
-            case "draining":
+            case Admission.Admitted:
+                break;
+            case Admission.Draining:
                 var hint = server.NextRestartHint();
-                await RejectAsync(context, server.DrainCode, server.DrainReason(hint), "draining").ConfigureAwait(false);
+                await RejectAsync(context, server.DrainCode, server.DrainReason(hint), Admission.Draining, hint).ConfigureAwait(false);
                 return;
-            case { } reason:
-                await RejectAsync(context, CloseCode.TryAgainLater, RetryHint.AppendTo("Try Again Later", _options.TryAgainLaterHint), reason).ConfigureAwait(false);
+            case var refused:
+                await RejectAsync(context, CloseCode.TryAgainLater, RetryHint.AppendTo("Try Again Later", _options.TryAgainLaterHint), refused, _options.TryAgainLaterHint).ConfigureAwait(false);
                 return;
         }
 
@@ -123,22 +125,43 @@ internal sealed class LifelineEndpoint(
         };
     }
 
-    /// <summary>Accepts the upgrade only to close it at once with a code and hint the client can read.</summary>
-    private async Task RejectAsync(HttpContext context, CloseCode code, string reason, string tag)
+    /// <summary>
+    /// Accepts the upgrade only to close it at once with a code and hint the client can read, waiting at most
+    /// <see cref="LifelineServerOptions.RefusalCloseTimeout"/> for the answer. When
+    /// <see cref="LifelineServerOptions.MaxRefusalsInFlight"/> refusals are already in that handshake, answers HTTP 503
+    /// with <c>Retry-After</c> instead, which costs no upgraded socket.
+    /// </summary>
+    private async Task RejectAsync(HttpContext context, CloseCode code, string reason, Admission admission, TimeSpan? retryAfter)
     {
-        ServerMetrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", tag));
-        ServerLog.Rejected(logger, code.Value, reason);
-        using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), time);
+        ServerMetrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", admission.Tag()));
+        if (!server.TryEnterRefusal())
+        {
+            ServerLog.RejectedWithoutUpgrade(logger, admission.Tag(), _options.MaxRefusalsInFlight);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            var seconds = Math.Max(1, (int)Math.Ceiling((retryAfter ?? _options.TryAgainLaterHint).TotalSeconds));
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return;
+        }
+
         try
         {
-            await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), CloseReason.Truncate(reason), timeout.Token).ConfigureAwait(false);
-            ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
-            await CloseHandshake.AwaitReplyAsync(socket, timeout.Token).ConfigureAwait(false);
+            ServerLog.Rejected(logger, code.Value, reason);
+            using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+            using var timeout = new CancellationTokenSource(_options.RefusalCloseTimeout, time);
+            try
+            {
+                await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), CloseReason.Truncate(reason), timeout.Token).ConfigureAwait(false);
+                ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
+                await CloseHandshake.AwaitReplyAsync(socket, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+                socket.Abort();
+            }
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        finally
         {
-            socket.Abort();
+            server.ExitRefusal();
         }
     }
 

@@ -22,6 +22,7 @@ public sealed class LifelineServer : IDisposable
     private readonly Lock _drainLock = new();
     private Task? _drain;
     private int _admitted;
+    private int _refusalsInFlight;
     private int _draining;
 
     /// <summary>Creates the server state; normally resolved from DI.</summary>
@@ -79,18 +80,18 @@ public sealed class LifelineServer : IDisposable
     internal string DrainReason(TimeSpan hint) =>
         RetryHint.AppendTo(_options.DrainWithServiceRestart ? "Service Restart" : "Try Again Later", hint);
 
-    /// <summary>Admits a new connection, or says why not (the reason tag for metrics and logs).</summary>
-    internal string? TryAdmit()
+    /// <summary>Admits a new connection, or says why not.</summary>
+    internal Admission TryAdmit()
     {
         if (IsDraining)
         {
-            return "draining";
+            return Admission.Draining;
         }
 
         if (Interlocked.Increment(ref _admitted) > (_options.MaxConnections ?? int.MaxValue))
         {
             Interlocked.Decrement(ref _admitted);
-            return "capacity";
+            return Admission.OverCapacity;
         }
 
         if (_rate is not null)
@@ -99,14 +100,28 @@ public sealed class LifelineServer : IDisposable
             if (!lease.IsAcquired)
             {
                 Interlocked.Decrement(ref _admitted);
-                return "rate";
+                return Admission.OverRate;
             }
         }
 
-        return null;
+        return Admission.Admitted;
     }
 
     internal void Release() => Interlocked.Decrement(ref _admitted);
+
+    /// <summary>Takes a place for a refusal's close handshake; false when <see cref="LifelineServerOptions.MaxRefusalsInFlight"/> are in progress.</summary>
+    internal bool TryEnterRefusal()
+    {
+        if (Interlocked.Increment(ref _refusalsInFlight) <= _options.MaxRefusalsInFlight)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _refusalsInFlight);
+        return false;
+    }
+
+    internal void ExitRefusal() => Interlocked.Decrement(ref _refusalsInFlight);
 
     /// <inheritdoc />
     public void Dispose() => _rate?.Dispose();

@@ -19,6 +19,8 @@ public sealed class LifelineServerOptions
     private int _sendBufferMessages = 1_000;
     private long _sendBufferBytes = 1024 * 1024;
     private TimeSpan _sendTimeout = TimeSpan.FromSeconds(10);
+    private TimeSpan _refusalCloseTimeout = TimeSpan.FromSeconds(1);
+    private int _maxRefusalsInFlight = 100;
 
     /// <summary>The most connections open at once; more are accepted and closed with 1013. Default null: no limit. At least 1 when set.</summary>
     public int? MaxConnections
@@ -149,6 +151,27 @@ public sealed class LifelineServerOptions
     {
         get => _sendTimeout;
         set => _sendTimeout = OptionGuard.Positive(value);
+    }
+
+    /// <summary>
+    /// How long a refused upgrade (capacity, rate, draining, unauthorized) waits for the client to answer its Close frame
+    /// before the socket is dropped. Default 1 s: refusals must stay cheap under a flood of upgrades.
+    /// </summary>
+    public TimeSpan RefusalCloseTimeout
+    {
+        get => _refusalCloseTimeout;
+        set => _refusalCloseTimeout = OptionGuard.Positive(value);
+    }
+
+    /// <summary>
+    /// The most refused upgrades that may be in their close handshake at once. Beyond it a refusal is answered with
+    /// HTTP 503 and a <c>Retry-After</c> header instead of an upgrade and a Close frame, so a flood of upgrades cannot
+    /// hold thousands of accepted sockets. Default 100. At least 1.
+    /// </summary>
+    public int MaxRefusalsInFlight
+    {
+        get => _maxRefusalsInFlight;
+        set => _maxRefusalsInFlight = OptionGuard.AtLeast(value, 1);
     }
 
     /// <summary>Decides whether a request may connect; false closes it with 1008 Policy Violation. Default: everyone may.</summary>

@@ -16,9 +16,10 @@ internal static class ServeCommand
         var hintMin = NumberOptions.Seconds("--hint-min", "Lower end of the restart hint window, seconds.", 1, allowZero: true);
         var hintMax = NumberOptions.Seconds("--hint-max", "Upper end of the restart hint window, seconds.", 5);
         var maxConnections = NumberOptions.OptionalWhole("--max-connections", "Connections beyond this are closed with 1013.", 1, int.MaxValue);
+        var maxMessageSize = NumberOptions.OptionalWhole("--max-message-size", "The largest message accepted from a client, in bytes; a bigger one is closed with 1009. Default 1048576 (1 MiB).", 1, int.MaxValue);
         var command = new Command("serve", "Run an echo (/ws), broadcast (/broadcast) and numbered stream (/stream) server; Ctrl-C drains it with 1012.")
         {
-            urls, drainTimeout, hintMin, hintMax, maxConnections,
+            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, options =>
         {
@@ -26,6 +27,10 @@ internal static class ServeCommand
             options.RestartHintMin = CommonOptions.Seconds(result.GetValue(hintMin), "--hint-min", "serve", allowZero: true);
             options.RestartHintMax = CommonOptions.Seconds(result.GetValue(hintMax), "--hint-max", "serve");
             options.MaxConnections = (int?)result.GetValue(maxConnections);
+            if (result.GetValue(maxMessageSize) is { } size)
+            {
+                options.MaxMessageSize = (int)size;
+            }
         }, cancellationToken));
         return command;
     }

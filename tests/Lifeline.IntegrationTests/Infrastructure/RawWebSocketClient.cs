@@ -100,6 +100,23 @@ internal sealed class RawWebSocketClient : IDisposable
         }
     }
 
+    /// <summary>Waits until the server ends the TCP connection (FIN or reset), discarding what arrives.</summary>
+    public async Task WaitForEndAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var scratch = new byte[1024];
+        try
+        {
+            while (await _stream.ReadAsync(scratch, cts.Token) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+            // A reset ends it too.
+        }
+    }
+
     private async Task<byte[]> ReadExactlyAsync(int count, CancellationToken cancellationToken)
     {
         var buffer = new byte[count];

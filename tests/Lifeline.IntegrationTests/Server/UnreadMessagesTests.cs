@@ -1,0 +1,55 @@
+using System.Net.WebSockets;
+using Lifeline.AspNetCore;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Server;
+
+/// <summary>A handler that never reads Messages fills the receive buffer; the close handshake must still happen.</summary>
+public sealed class UnreadMessagesTests
+{
+    private static async Task NeverReadsAsync(LifelineConnection connection, CancellationToken closing) =>
+        await Task.Delay(Timeout.Infinite, closing).ContinueWith(_ => { }, TaskScheduler.Default);
+
+    [Fact]
+    public async Task ClientClose_HandlerNotReadingAndBufferFull_IsAnsweredAtOnce()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.ReceiveCapacity = 2, NeverReadsAsync);
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+        // Two fill the buffer, the third waits for room in the receive loop; the Close frame comes right after it.
+        for (var i = 0; i < 3; i++)
+        {
+            await client.SendTextAsync($"m{i}");
+        }
+
+        await client.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+
+        Assert.Equal(1000, (await client.Closed.WaitAsync(TimeSpan.FromSeconds(15))).Code);
+        await Wait.UntilAsync(() => host.Registry.Count == 0, what: "the connection to end");
+    }
+
+    [Fact]
+    public async Task Drain_HandlerNotReadingAndBufferFull_CompletesWithTheClientsAnswer()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.ReceiveCapacity = 2;
+            o.DrainTimeout = TimeSpan.FromSeconds(25);
+        }, NeverReadsAsync);
+        // A raw client that answers the Close frame but keeps its TCP connection open, as a browser may.
+        using var client = await RawWebSocketClient.ConnectAsync(host.Port);
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+        var connection = Assert.Single(host.Registry.Connections);
+        for (var i = 0; i < 10; i++)
+        {
+            await client.SendFrameAsync(1, "message"u8.ToArray());
+        }
+
+        var drain = host.Server.DrainAsync();
+        Assert.Equal(1012, await client.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+        await client.SendFrameAsync(8, [0x03, 0xF4]); // 1012 back
+
+        // Well inside the 25 s drain timeout: the client's answer is read although nobody reads the messages.
+        await drain.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(1012, connection.CloseCode?.Value);
+    }
+}
