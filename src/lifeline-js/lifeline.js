@@ -486,3 +486,797 @@ function toBytes(data) {
 
 /** Formats bytes as lower-case hex (for session ids in logs). */
 export const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+
+// ---------------------------------------------------------------------------------------------------------------
+// LifelineSocket
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Thrown by `send` when the send queue is full and its mode is 'fail'. */
+export class SendQueueFullError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'SendQueueFullError';
+  }
+}
+
+/** Thrown by `send` on a socket that has stopped for good, and given to pending 'wait' sends when it stops. */
+export class SocketClosedError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'SocketClosedError';
+  }
+}
+
+const DEFAULT_OPTIONS = Object.freeze({
+  protocols: [],
+  session: false,
+  sendQueue: Object.freeze({ maxMessages: 1000, maxBytes: 1_048_576, fullMode: 'fail' }),
+  replay: Object.freeze({ maxMessages: 10_000, maxBytes: 1_048_576 }),
+  ack: Object.freeze({ messages: 64, bytes: 65_536, delay: 200 }),
+  heartbeat: Object.freeze({ interval: 15_000, timeout: 30_000 }),
+  receiveTimeout: null,
+  connectTimeout: 10_000,
+  handshakeTimeout: 10_000,
+  maxReceiveBytes: 4_194_304,
+  closeTimeout: 5000,
+  retryNewSessionAfterRefusedResume: true,
+});
+
+const defaultClock = Object.freeze({
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (id) => globalThis.clearTimeout(id),
+});
+
+function makeEvent(type, props) {
+  const event = new Event(type);
+  for (const [key, value] of Object.entries(props ?? {})) {
+    Object.defineProperty(event, key, { value, enumerable: true });
+  }
+  return event;
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const byteLengthOf = (data) => (typeof data === 'string' ? utf8Encoder.encode(data).length : toBytes(data).byteLength);
+
+function truncateUtf8(text, maxBytes) {
+  let out = text;
+  while (utf8Encoder.encode(out).length > maxBytes) out = out.slice(0, -1);
+  return out;
+}
+
+function positiveOrNull(value, name) {
+  if (value == null || value === 0 || value === false) return null;
+  if (!(Number.isFinite(value) && value > 0)) throw new RangeError(`${name} must be a positive number of ms, or null (got ${value}).`);
+  return value;
+}
+
+function positiveInt(value, name) {
+  if (!(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be an integer of at least 1 (got ${value}).`);
+  return value;
+}
+
+/**
+ * A WebSocket that survives the real world: it reads every close code and reconnects (or not) as the Lifeline
+ * catalogue says, queues sends while down within bounds, and in session mode (`lifeline.v1`) delivers every
+ * message exactly once and in order across reconnects.
+ *
+ * Events: 'open', 'message', 'close', 'reconnecting', 'resumed', 'sessionlost', 'ack', 'drop', 'error'.
+ */
+export class LifelineSocket extends EventTarget {
+  /**
+   * @param {string | URL | LifelineOptions} urlOrOptions
+   * @param {LifelineOptions} [options]
+   */
+  constructor(urlOrOptions, options) {
+    super();
+    const given = typeof urlOrOptions === 'string' || urlOrOptions instanceof URL ? { ...(options ?? {}), url: urlOrOptions } : { ...(urlOrOptions ?? {}) };
+    if (given.url == null) throw new TypeError('LifelineSocket needs a url.');
+    this.url = String(given.url);
+    this.session = Boolean(given.session);
+    const o = { ...DEFAULT_OPTIONS, ...given };
+    o.sendQueue = { ...DEFAULT_OPTIONS.sendQueue, ...(given.sendQueue ?? {}) };
+    o.replay = { ...DEFAULT_OPTIONS.replay, ...(given.replay ?? {}) };
+    o.ack = { ...DEFAULT_OPTIONS.ack, ...(given.ack ?? {}) };
+    o.heartbeat = given.heartbeat === false || given.heartbeat === null ? { interval: null, timeout: null } : { ...DEFAULT_OPTIONS.heartbeat, ...(given.heartbeat ?? {}) };
+    positiveInt(o.sendQueue.maxMessages, 'sendQueue.maxMessages');
+    positiveInt(o.sendQueue.maxBytes, 'sendQueue.maxBytes');
+    if (!['wait', 'fail', 'drop-oldest'].includes(o.sendQueue.fullMode)) throw new RangeError(`sendQueue.fullMode must be 'wait', 'fail' or 'drop-oldest' (got ${o.sendQueue.fullMode}).`);
+    positiveInt(o.replay.maxMessages, 'replay.maxMessages');
+    positiveInt(o.replay.maxBytes, 'replay.maxBytes');
+    positiveInt(o.ack.messages, 'ack.messages');
+    positiveInt(o.ack.bytes, 'ack.bytes');
+    o.ack.delay = positiveOrNull(o.ack.delay, 'ack.delay') ?? 0;
+    o.heartbeat.interval = positiveOrNull(o.heartbeat.interval, 'heartbeat.interval');
+    o.heartbeat.timeout = positiveOrNull(o.heartbeat.timeout, 'heartbeat.timeout');
+    o.receiveTimeout = positiveOrNull(o.receiveTimeout, 'receiveTimeout');
+    o.connectTimeout = positiveOrNull(o.connectTimeout, 'connectTimeout');
+    o.handshakeTimeout = positiveOrNull(o.handshakeTimeout, 'handshakeTimeout');
+    o.closeTimeout = positiveOrNull(o.closeTimeout, 'closeTimeout');
+    positiveInt(o.maxReceiveBytes, 'maxReceiveBytes');
+
+    // Reconnect: false (never), a function (context => ms | null), or options for the default policy.
+    if (given.reconnect === false) {
+      this._policy = () => null;
+    } else if (typeof given.reconnect === 'function') {
+      this._policy = given.reconnect;
+    } else {
+      const reconnect = { ...(given.reconnect ?? {}) };
+      // 4001: this session was resumed on a newer connection; the old one does not come back.
+      if (this.session) reconnect.codeReactions = { 4001: Reaction.Stop, ...(reconnect.codeReactions ?? {}) };
+      const resolved = resolveReconnectOptions(reconnect);
+      this._policy = (context) => nextDelay(context, resolved, this._random);
+    }
+    this._stablePeriod = given.reconnect?.stablePeriod ?? DEFAULT_RECONNECT_OPTIONS.stablePeriod;
+    this._options = o;
+    this._WebSocket = given.WebSocket ?? globalThis.WebSocket;
+    if (typeof this._WebSocket !== 'function') throw new TypeError('No WebSocket constructor: pass options.WebSocket.');
+    this._clock = { ...defaultClock, ...(given.clock ?? {}) };
+    this._random = given.random ?? Math.random;
+    const userProtocols = o.protocols == null ? [] : Array.isArray(o.protocols) ? [...o.protocols] : [o.protocols];
+    this._protocols = this.session ? [SESSION_SUBPROTOCOL, ...userProtocols.filter((p) => p !== SESSION_SUBPROTOCOL)] : userProtocols;
+
+    /** 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed' */
+    this.state = 'connecting';
+    this._ws = null;
+    this._timers = new Map();
+    // Send queue: application messages not yet handed to a socket (session mode: not yet numbered).
+    this._queue = [];
+    this._queueBytes = 0;
+    this._waiters = [];
+    // Reconnect bookkeeping (as ReconnectAttemptTracker in .NET).
+    this._attempt = 1;
+    this._outageStart = this._clock.now();
+    this._previousDelay = null;
+    this._outageCode = null;
+    this._refusedRetryUsed = false;
+    this.stats = { messagesSent: 0, messagesReceived: 0, duplicatesDropped: 0, replayedOut: 0, reconnects: 0 };
+    this._resetSession();
+
+    this._onOnline = () => {
+      if (this.state === 'reconnecting' && this._timers.has('reconnect')) {
+        this._clearTimer('reconnect');
+        this._connect();
+      }
+    };
+    this._onlineTarget = given.onlineTarget !== undefined ? given.onlineTarget
+      : typeof window !== 'undefined' && typeof window.addEventListener === 'function' ? window : null;
+    this._onlineTarget?.addEventListener('online', this._onOnline);
+
+    this._signal = given.signal ?? null;
+    if (this._signal) {
+      this._onAbort = () => this.close(1000, 'aborted');
+      if (this._signal.aborted) {
+        this.state = 'closed';
+        this._onlineTarget?.removeEventListener('online', this._onOnline);
+        return;
+      }
+      this._signal.addEventListener('abort', this._onAbort, { once: true });
+    }
+    this._connect();
+  }
+
+  /** The session id as 32 hex digits, or null outside a session. */
+  get sessionId() { return this._sessionId ? toHex(this._sessionId) : null; }
+  /** Messages waiting in the send queue (not yet handed to a socket). */
+  get queuedMessages() { return this._queue.length; }
+  /** UTF-8 bytes waiting in the send queue. */
+  get queuedBytes() { return this._queueBytes; }
+  /** Session mode: sent messages not yet acknowledged by the server (held for replay). */
+  get unacknowledged() { return this._replay.length; }
+  /** The subprotocol the server selected on the current socket. */
+  get protocol() { return this._ws?.protocol ?? ''; }
+
+  /**
+   * Sends a message: a string (text) or an ArrayBuffer / typed array / DataView (binary). While the link is down
+   * (or, in session mode, while the replay buffer is full) it waits in the bounded send queue. When the queue is
+   * full: 'fail' throws SendQueueFullError, 'drop-oldest' drops the oldest queued message (a 'drop' event tells
+   * which), 'wait' returns a Promise that settles once the message is queued. Returns a Promise in 'wait' mode only.
+   * @param {string | ArrayBuffer | ArrayBufferView} data
+   */
+  send(data) {
+    if (this.state === 'closed' || this.state === 'closing') throw new SocketClosedError(`send on a ${this.state} LifelineSocket`);
+    const text = typeof data === 'string';
+    if (!text && !(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) throw new TypeError('send takes a string, an ArrayBuffer or an ArrayBuffer view (read a Blob with blob.arrayBuffer() first).');
+    // Copy binary data now: the caller may reuse its buffer while the message waits.
+    const bytes = text ? (this.session ? utf8Encoder.encode(data) : null) : toBytes(data).slice();
+    const size = text ? (bytes ? bytes.length : byteLengthOf(data)) : bytes.length;
+    const item = { data: text ? data : bytes, bytes, text, size };
+    const q = this._options.sendQueue;
+    if (size > q.maxBytes) throw new RangeError(`a message of ${size} bytes exceeds sendQueue.maxBytes (${q.maxBytes})`);
+    if (this.session && size > this._options.replay.maxBytes) throw new RangeError(`a message of ${size} bytes exceeds replay.maxBytes (${this._options.replay.maxBytes})`);
+    if (this.session && this._maxFrameBytes && size + 21 > this._maxFrameBytes) throw new RangeError(`a message of ${size} bytes exceeds the server's max frame bytes (${this._maxFrameBytes})`);
+    const wait = q.fullMode === 'wait';
+    if (this._waiters.length === 0 && this._fits(size)) {
+      this._enqueue(item);
+      this._flush();
+      return wait ? Promise.resolve() : undefined;
+    }
+    if (q.fullMode === 'fail') throw new SendQueueFullError(`send queue full (${this._queue.length} messages, ${this._queueBytes} bytes; limits ${q.maxMessages} and ${q.maxBytes})`);
+    if (q.fullMode === 'drop-oldest') {
+      while (!this._fits(size) && this._queue.length > 0) {
+        const dropped = this._queue.shift();
+        this._queueBytes -= dropped.size;
+        this._emit('drop', { data: dropped.data, reason: 'send queue full' });
+      }
+      this._enqueue(item);
+      this._flush();
+      return undefined;
+    }
+    return new Promise((resolve, reject) => this._waiters.push({ item, resolve, reject }));
+  }
+
+  /**
+   * Stops for good: closes the socket with `code` (1000 or 3000-4999, as browsers allow) and reason, cancels any
+   * pending reconnect and rejects pending 'wait' sends. The 'close' event follows with willReconnect false. In
+   * session mode a close with 1000 ends the session on the server too.
+   */
+  close(code = 1000, reason = '') {
+    if (code !== 1000 && !(Number.isInteger(code) && code >= 3000 && code <= 4999)) {
+      throw new RangeError(`close code must be 1000 or in 3000-4999 (got ${code}).`);
+    }
+    if (utf8Encoder.encode(reason).length > 123) throw new RangeError('close reason must be at most 123 bytes of UTF-8.');
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this._clearAllTimers();
+    const ws = this._ws;
+    if (ws && ws.readyState !== 3) {
+      this.state = 'closing';
+      try { ws.close(code, reason); } catch { /* already closing */ }
+      // A dead link may never deliver the close event: finish anyway after closeTimeout.
+      this._setTimer('close', this._options.closeTimeout ?? 0, () => {
+        this._detach(ws);
+        this._finish({ code: 1006, reason: 'close timeout', wasClean: false });
+      });
+      return;
+    }
+    this._detach(ws);
+    this._finish({ code, reason, wasClean: true });
+  }
+
+  // ----- connection lifecycle -----
+
+  _connect() {
+    this._clearTimer('reconnect');
+    this.state = 'connecting';
+    this._opened = false;
+    this._carried = false;
+    let ws;
+    try {
+      ws = this._protocols.length ? new this._WebSocket(this.url, this._protocols) : new this._WebSocket(this.url);
+    } catch (error) {
+      // A bad URL or a blocked port throws synchronously; treat as a failed attempt.
+      this._emit('error', { error });
+      this._lost({ code: 1006, reason: String(error?.message ?? error), wasClean: false });
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this._ws = ws;
+    ws.onopen = () => this._onOpen(ws);
+    ws.onmessage = (event) => this._onMessage(ws, event.data);
+    ws.onerror = () => { /* the close event follows; it carries what the browser tells */ };
+    ws.onclose = (event) => this._onClose(ws, event);
+    if (this._options.connectTimeout) {
+      this._setTimer('connect', this._options.connectTimeout, () => this._drop(ws, 1006, 'connect timeout'));
+    }
+  }
+
+  _onOpen(ws) {
+    if (ws !== this._ws) return;
+    this._clearTimer('connect');
+    this._opened = true;
+    this._connectedAt = this._clock.now();
+    this._lastInbound = this._connectedAt;
+    this._armLiveness();
+    if (!this.session) {
+      this._opened = true;
+      this._becameOpen({});
+      return;
+    }
+    if (ws.protocol !== SESSION_SUBPROTOCOL) {
+      this._fail(1010, `server did not select ${SESSION_SUBPROTOCOL}`);
+      return;
+    }
+    this._sendHello();
+    if (this._options.handshakeTimeout) {
+      this._setTimer('handshake', this._options.handshakeTimeout, () => this._drop(ws, 1006, 'handshake timeout'));
+    }
+  }
+
+  _becameOpen(props) {
+    const reconnected = Boolean(this._everOpen);
+    this._everOpen = true;
+    this.state = 'open';
+    this._emit('open', { reconnected, ...props });
+    this._flush();
+  }
+
+  _onMessage(ws, data) {
+    if (ws !== this._ws) return;
+    this._lastInbound = this._clock.now();
+    if (!this.session) {
+      this._carried = true;
+      this.stats.messagesReceived++;
+      this._emit('message', { data });
+      return;
+    }
+    if (typeof data === 'string') {
+      this._fail(1003, 'text message on a session connection');
+      return;
+    }
+    let frame;
+    try {
+      frame = decodeFrame(data, this._options.maxReceiveBytes);
+    } catch (error) {
+      if (error instanceof FrameError) this._fail(error.code, error.message);
+      else this._fail(1002, String(error?.message ?? error));
+      return;
+    }
+    this._onFrame(frame);
+  }
+
+  _onClose(ws, event) {
+    if (ws !== this._ws) return;
+    this._detach(ws);
+    const code = event?.code || 1005;
+    const closeInfo = { code, reason: event?.reason ?? '', wasClean: Boolean(event?.wasClean) };
+    if (this.state === 'closing') {
+      this._finish(closeInfo);
+      return;
+    }
+    this._lost(closeInfo);
+  }
+
+  /** Drops a socket that is still open in the browser's eyes (dead link, timeout) and reports `code`. */
+  _drop(ws, code, reason, wireCode = 3008) {
+    if (ws !== this._ws) return;
+    this._detach(ws);
+    try { ws.close(wireCode, truncateUtf8(reason, 123)); } catch { /* best effort */ }
+    this._lost({ code, reason, wasClean: false });
+  }
+
+  /**
+   * A protocol error found here. Browsers may only send 1000 or 3000-4999, so the wire carries 1000 (every such
+   * error stops the client, and ends the session) with the intended code in the reason; events report `code`.
+   */
+  _fail(code, reason) {
+    const ws = this._ws;
+    if (!ws) return;
+    this._detach(ws);
+    try { ws.close(1000, truncateUtf8(`${code} ${reason}`, 123)); } catch { /* best effort */ }
+    this._lost({ code, reason, wasClean: false, local: true });
+  }
+
+  _detach(ws) {
+    if (!ws) return;
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    if (this._ws === ws) this._ws = null;
+    for (const name of ['connect', 'handshake', 'liveness', 'heartbeat', 'ack']) this._clearTimer(name);
+  }
+
+  /** The transport is gone (not by the user's close): ask the policy what next. */
+  _lost(info) {
+    const now = this._clock.now();
+    const opened = this._opened;
+    this._opened = false;
+    if (this.state === 'open') this.state = 'reconnecting';
+    let context;
+    let forcedReaction;
+    if (this.session && this._phase === 'hello-resume' && info.code === 1008) {
+      // Resume refused: report the loss, never use this token again, maybe start one new session.
+      this._sessionLost({ reason: 'refused', reasonCode: null, initiator: 'server', lastReceived: null, lostFirst: 0, lostCount: 0 });
+      if (this._options.retryNewSessionAfterRefusedResume && !this._refusedRetryUsed) {
+        this._refusedRetryUsed = true;
+        forcedReaction = Reaction.Backoff;
+      }
+    }
+    if (!opened) {
+      this._attempt++;
+      context = { kind: 'connect-failed' };
+    } else {
+      const upFor = now - (this._connectedAt ?? now);
+      if (this._carried || upFor >= this._stablePeriod) {
+        this._attempt = 1;
+        this._outageStart = now;
+      } else {
+        this._attempt++;
+      }
+      this._outageCode = info.code;
+      context = { kind: 'closed' };
+    }
+    if (this.session && this._phase !== 'none') this._phase = 'none';
+    Object.assign(context, {
+      attempt: this._attempt,
+      elapsed: now - this._outageStart,
+      code: info.code,
+      reason: info.reason,
+      hint: parseRetryHint(info.reason),
+      previousDelay: this._previousDelay,
+      outageCode: this._outageCode,
+      reaction: forcedReaction,
+    });
+    let delay = null;
+    if (!this._signal?.aborted) {
+      try {
+        delay = this._policy(context);
+      } catch (error) {
+        this._emit('error', { error });
+        delay = null;
+      }
+    }
+    const willReconnect = typeof delay === 'number' && Number.isFinite(delay) && delay >= 0;
+    this._emit('close', { ...info, willReconnect, delay: willReconnect ? delay : null });
+    if (this.state === 'closed' || this.state === 'closing') return; // a listener called close()
+    if (!willReconnect) {
+      this._finish(null);
+      return;
+    }
+    this.state = 'reconnecting';
+    this._previousDelay = delay;
+    this.stats.reconnects++;
+    this._emit('reconnecting', { attempt: this._attempt, delay, code: info.code, reason: info.reason });
+    if (this.state !== 'reconnecting') return;
+    this._setTimer('reconnect', delay, () => this._connect());
+  }
+
+  /** Stopped for good. `info` null: the 'close' event was already sent. */
+  _finish(info) {
+    this._clearAllTimers();
+    this._ws = null;
+    this.state = 'closed';
+    this._onlineTarget?.removeEventListener('online', this._onOnline);
+    this._signal?.removeEventListener('abort', this._onAbort);
+    const waiters = this._waiters.splice(0);
+    for (const w of waiters) w.reject(new SocketClosedError('the LifelineSocket closed before the message was queued'));
+    if (info) this._emit('close', { ...info, willReconnect: false, delay: null });
+  }
+
+  // ----- timers and liveness -----
+
+  _setTimer(name, ms, fn) {
+    this._clearTimer(name);
+    const id = this._clock.setTimeout(() => {
+      if (this._timers.get(name) === id) this._timers.delete(name);
+      fn();
+    }, ms);
+    this._timers.set(name, id);
+  }
+
+  _clearTimer(name) {
+    if (!this._timers.has(name)) return;
+    this._clock.clearTimeout(this._timers.get(name));
+    this._timers.delete(name);
+  }
+
+  _clearAllTimers() {
+    for (const name of [...this._timers.keys()]) this._clearTimer(name);
+  }
+
+  /**
+   * Liveness. Plain and session mode: `receiveTimeout` (no inbound message within it is a dead link). Session
+   * mode: `heartbeat.timeout` (data sent and unacknowledged, and nothing inbound for that long, is a dead link;
+   * a Lifeline server acknowledges within 200 ms).
+   */
+  _armLiveness() {
+    const { receiveTimeout } = this._options;
+    const heartbeatTimeout = this.session ? this._options.heartbeat.timeout : null;
+    if (!receiveTimeout && !heartbeatTimeout) return;
+    const now = this._clock.now();
+    let deadline = Infinity;
+    let cause = '';
+    if (receiveTimeout) { deadline = this._lastInbound + receiveTimeout; cause = 'receive watchdog'; }
+    if (heartbeatTimeout && this._unackedSince != null) {
+      const d = Math.max(this._lastInbound, this._unackedSince) + heartbeatTimeout;
+      if (d < deadline) { deadline = d; cause = 'heartbeat timeout'; }
+    }
+    if (deadline === Infinity) { this._clearTimer('liveness'); return; }
+    const ws = this._ws;
+    if (deadline <= now) { this._drop(ws, 1006, cause); return; }
+    this._setTimer('liveness', deadline - now, () => this._armLiveness());
+  }
+
+  _emit(type, props) {
+    this.dispatchEvent(makeEvent(type, props));
+  }
+
+  // ----- send queue -----
+
+  _fits(size) {
+    const q = this._options.sendQueue;
+    return this._queue.length < q.maxMessages && this._queueBytes + size <= q.maxBytes;
+  }
+
+  _enqueue(item) {
+    this._queue.push(item);
+    this._queueBytes += item.size;
+  }
+
+  _admitWaiters() {
+    while (this._waiters.length > 0 && this._fits(this._waiters[0].item.size)) {
+      const w = this._waiters.shift();
+      this._enqueue(w.item);
+      w.resolve();
+    }
+  }
+
+  /** Hands queued messages to the socket while it is open (and, in session mode, while the replay buffer has room). */
+  _flush() {
+    for (;;) {
+      while (this._queue.length > 0 && this.state === 'open' && this._ws && (!this.session || this._phase === 'established')) {
+        const item = this._queue[0];
+        if (this.session) {
+          const r = this._options.replay;
+          if (this._replay.length >= r.maxMessages || (this._replay.length > 0 && this._replayBytes + item.size > r.maxBytes)) break;
+        }
+        this._queue.shift();
+        this._queueBytes -= item.size;
+        if (this.session) this._sendData(item);
+        else {
+          this._ws.send(item.data);
+          this.stats.messagesSent++;
+        }
+      }
+      const before = this._queue.length;
+      this._admitWaiters();
+      if (this._queue.length === before || this.state !== 'open') return;
+    }
+  }
+
+  // ----- session mode (docs/protocol.md section 5) -----
+
+  _resetSession() {
+    this._phase = 'none'; // 'none' | 'hello-new' | 'hello-resume' | 'established'
+    this._ignoreUntilWelcome = false;
+    this._sessionId = null;
+    this._token = null;
+    this._maxFrameBytes = null;
+    this._serverReplay = null;
+    this._resumeWindowMs = null;
+    this._resetSequences();
+  }
+
+  _resetSequences() {
+    this._nextSeq = 1; // our next outbound sequence
+    this._replay = []; // { seq, text, bytes, size, data, sentAt } sent and not yet acknowledged
+    this._replayBytes = 0;
+    this._ackReceived = 0; // the highest ack from the server
+    this._lastDelivered = 0; // L: the last inbound sequence handed to the application
+    this._ackSent = 0;
+    this._unackedMessages = 0;
+    this._unackedBytes = 0;
+    this._unackedSince = null;
+  }
+
+  _sendFrame(frame) {
+    this._ws.send(encodeFrame(frame));
+  }
+
+  _sendHello() {
+    this._ignoreUntilWelcome = false;
+    if (this._sessionId && this._token) {
+      this._phase = 'hello-resume';
+      this._sendFrame({ type: 'hello', version: PROTOCOL_VERSION, resume: true, sessionId: this._sessionId, token: this._token, lastReceived: this._lastDelivered });
+    } else {
+      this._phase = 'hello-new';
+      this._sendFrame({ type: 'hello', version: PROTOCOL_VERSION, resume: false });
+    }
+  }
+
+  _onFrame(frame) {
+    switch (frame.type) {
+      case 'hello':
+        this._fail(1002, 'Hello from the server');
+        return;
+      case 'welcome':
+        if (this._phase !== 'hello-new') { this._fail(1002, 'unexpected Welcome'); return; }
+        if (frame.version !== PROTOCOL_VERSION) { this._fail(1002, `Welcome with version ${frame.version}`); return; }
+        this._clearTimer('handshake');
+        this._ignoreUntilWelcome = false;
+        this._sessionId = frame.sessionId;
+        this._token = frame.token;
+        this._resumeWindowMs = frame.resumeWindowMs;
+        this._maxFrameBytes = frame.maxFrameBytes;
+        this._serverReplay = { messages: Number(frame.replayMaxMessages), bytes: Number(frame.replayMaxBytes) };
+        this._resetSequences();
+        this._refusedRetryUsed = false;
+        this._established();
+        this._becameOpen({ resumed: false, sessionId: toHex(frame.sessionId) });
+        return;
+      case 'resumed':
+        this._onResumed(frame);
+        return;
+      case 'sessionlost':
+        if (this._ignoreUntilWelcome) return; // belongs to the session already lost
+        if (this._phase !== 'hello-resume' && this._phase !== 'established') { this._fail(1002, 'unexpected SessionLost'); return; }
+        this._clearTimer('handshake');
+        this._sessionLost({
+          reason: sessionLostReasonName(frame.reason), reasonCode: frame.reason, initiator: 'server',
+          lastReceived: frame.lastReceived, lostFirst: frame.lostFirst, lostCount: frame.lostCount,
+        });
+        this._startNewSession();
+        return;
+      case 'ack':
+        if (!this._gate('Ack')) return;
+        this._onAck(frame.ack);
+        return;
+      case 'data':
+        if (!this._gate('Data')) return;
+        if (!this._onAck(frame.ack)) return;
+        this._onData(frame);
+        return;
+      default:
+        this._fail(1002, 'unknown frame');
+    }
+  }
+
+  /** Data and Ack are only valid on an established session; after a SessionLost they are ignored until Welcome. */
+  _gate(what) {
+    if (this._phase === 'established') return true;
+    if (this._ignoreUntilWelcome) return false;
+    this._fail(1002, `${what} before Welcome or Resumed`);
+    return false;
+  }
+
+  _established() {
+    this._phase = 'established';
+    this._carried = true; // a completed handshake counts as a working connection
+    if (this._options.heartbeat.interval) this._scheduleHeartbeat();
+  }
+
+  _scheduleHeartbeat() {
+    // Browsers cannot send protocol pings: an Ack frame (our current acknowledgement) is the heartbeat. It keeps
+    // idle-killing proxies from cutting the link and tells the server we are alive; the server ignores a repeated ack.
+    this._setTimer('heartbeat', this._options.heartbeat.interval, () => {
+      if (this._phase !== 'established' || !this._ws) return;
+      this._sendAck();
+      this._scheduleHeartbeat();
+    });
+  }
+
+  _onResumed(frame) {
+    if (this._phase !== 'hello-resume') { this._fail(1002, 'unexpected Resumed'); return; }
+    const s = frame.lastReceived;
+    const lastSent = this._nextSeq - 1;
+    if (typeof s !== 'number' || s > lastSent) { this._fail(1002, `Resumed with last received ${s} beyond the last sent ${lastSent}`); return; }
+    this._clearTimer('handshake');
+    this._release(s);
+    // We must still hold every message after S: the replay buffer starts at S+1 (or everything after S was acked).
+    const first = this._replay.length ? this._replay[0].seq : this._nextSeq;
+    if (first > s + 1) {
+      // The server wants messages we no longer hold: tell it, report, and start a new session on this socket.
+      const lostFirst = s + 1;
+      const lostCount = first - lostFirst;
+      this._sendFrame({ type: 'sessionlost', reason: SessionLostReason.ReplayUnavailable, lastReceived: this._lastDelivered, lostFirst, lostCount });
+      this._sessionLost({ reason: 'replay-unavailable', reasonCode: SessionLostReason.ReplayUnavailable, initiator: 'client', lastReceived: s, lostFirst: 0, lostCount: 0, ownLost: { first: lostFirst, count: lostCount } });
+      this._startNewSession();
+      return;
+    }
+    this._established();
+    const replayCount = this._replay.length;
+    this.state = 'open';
+    this._unackedSince = null;
+    for (const entry of this._replay) this._writeData(entry);
+    this.stats.replayedOut += replayCount;
+    this._emit('resumed', { sessionId: this.sessionId, replayedByServer: frame.replayCount, replayedByClient: replayCount, serverLastReceived: s });
+    this._becameOpen({ resumed: true, sessionId: this.sessionId });
+  }
+
+  /** Reports a lost session to the application and forgets it (sequence numbers restart with the next Welcome). */
+  _sessionLost({ reason, reasonCode, initiator, lastReceived, lostFirst, lostCount, ownLost }) {
+    const entries = this._replay;
+    const pick = (list) => ({
+      first: list.length ? list[0].seq : 0,
+      count: list.length,
+      messages: list.map((e) => e.data),
+    });
+    // With a record (the peer stated its last received), our messages after it certainly did not reach its
+    // application; without one (not found, refused) they are unconfirmed: they may or may not have been handled.
+    const hasRecord = initiator === 'server' && reasonCode != null && reason !== 'not-found' && reason !== 'unknown' && typeof lastReceived === 'number';
+    const undelivered = hasRecord ? entries.filter((e) => e.seq > lastReceived) : [];
+    const unconfirmed = hasRecord ? entries.filter((e) => e.seq <= lastReceived) : entries;
+    this._emit('sessionlost', {
+      reason,
+      reasonCode,
+      initiator,
+      sessionId: this.sessionId,
+      lostIncoming: initiator === 'server' ? { first: lostFirst, count: lostCount } : { first: 0, count: 0 },
+      undelivered: ownLost ? { first: ownLost.first, count: ownLost.count, messages: [] } : pick(undelivered),
+      unconfirmed: pick(unconfirmed),
+      lastDelivered: this._lastDelivered,
+    });
+    this._sessionId = null;
+    this._token = null;
+    this._resetSequences();
+  }
+
+  _startNewSession() {
+    this._ignoreUntilWelcome = true;
+    this._clearTimer('heartbeat');
+    this._clearTimer('ack');
+    this._phase = 'hello-new';
+    this._sendFrame({ type: 'hello', version: PROTOCOL_VERSION, resume: false });
+    const ws = this._ws;
+    if (this._options.handshakeTimeout) this._setTimer('handshake', this._options.handshakeTimeout, () => this._drop(ws, 1006, 'handshake timeout'));
+  }
+
+  /** Handles an acknowledgement; false when it was a protocol error (the socket is then gone). */
+  _onAck(ack) {
+    const lastSent = this._nextSeq - 1;
+    if (typeof ack !== 'number' || ack > lastSent) { this._fail(1002, `ack ${ack} beyond the last sent ${lastSent}`); return false; }
+    if (ack <= this._ackReceived) return true;
+    const released = this._release(ack);
+    this._emit('ack', { ack, released });
+    this._flush();
+    return true;
+  }
+
+  _release(ack) {
+    if (ack <= this._ackReceived) return 0;
+    this._ackReceived = ack;
+    let n = 0;
+    while (this._replay.length && this._replay[0].seq <= ack) {
+      this._replayBytes -= this._replay.shift().size;
+      n++;
+    }
+    this._unackedSince = this._replay.length ? this._replay[0].sentAt : null;
+    this._armLiveness();
+    return n;
+  }
+
+  _onData(frame) {
+    const s = frame.seq;
+    const expected = this._lastDelivered + 1;
+    if (typeof s !== 'number' || s > expected) { this._fail(1002, `sequence gap: got ${s}, expected ${expected}`); return; }
+    if (s < expected) { this.stats.duplicatesDropped++; return; }
+    let data;
+    if (frame.text) {
+      try { data = utf8Decoder.decode(frame.payload); } catch { this._fail(1007, 'invalid UTF-8 in a text message'); return; }
+    } else {
+      data = frame.payload.buffer.byteLength === frame.payload.byteLength ? frame.payload.buffer : frame.payload.slice().buffer;
+    }
+    this._lastDelivered = s;
+    this.stats.messagesReceived++;
+    const ws = this._ws;
+    this._emit('message', { data, seq: s });
+    if (ws !== this._ws || this._phase !== 'established') return; // a listener closed the socket
+    // Acknowledge what the application was handed: batched by count, bytes or delay.
+    this._unackedMessages++;
+    this._unackedBytes += frame.payload.byteLength;
+    const a = this._options.ack;
+    const half = this._serverReplay ? Math.max(1, Math.floor(this._serverReplay.messages / 2)) : Infinity;
+    const halfBytes = this._serverReplay ? Math.max(1, Math.floor(this._serverReplay.bytes / 2)) : Infinity;
+    if (this._unackedMessages >= Math.min(a.messages, half) || this._unackedBytes >= Math.min(a.bytes, halfBytes) || !a.delay) {
+      this._sendAck();
+    } else if (!this._timers.has('ack')) {
+      this._setTimer('ack', a.delay, () => { if (this._ws && this._phase === 'established') this._sendAck(); });
+    }
+  }
+
+  _sendAck() {
+    this._sendFrame({ type: 'ack', ack: this._lastDelivered });
+    this._ackSent = this._lastDelivered;
+    this._unackedMessages = 0;
+    this._unackedBytes = 0;
+    this._clearTimer('ack');
+  }
+
+  _sendData(item) {
+    const entry = { seq: this._nextSeq++, text: item.text, bytes: item.bytes, size: item.size, data: item.data, sentAt: 0 };
+    this._replay.push(entry);
+    this._replayBytes += entry.size;
+    this._writeData(entry);
+    this.stats.messagesSent++;
+  }
+
+  _writeData(entry) {
+    entry.sentAt = this._clock.now();
+    this._sendFrame({ type: 'data', seq: entry.seq, ack: this._lastDelivered, text: entry.text, payload: entry.bytes });
+    this._ackSent = this._lastDelivered;
+    this._unackedMessages = 0;
+    this._unackedBytes = 0;
+    this._clearTimer('ack');
+    if (this._unackedSince == null) {
+      this._unackedSince = entry.sentAt;
+      this._armLiveness();
+    }
+  }
+}
