@@ -1,0 +1,307 @@
+import { test, describe, beforeEach, afterEach, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { LifelineSocket, encodeFrame, toHex } from '../lifeline.js';
+import { fakeWebSocketClass } from './fake-websocket.mjs';
+
+const EVENTS = ['open', 'message', 'close', 'reconnecting', 'resumed', 'sessionlost', 'ack', 'drop', 'error'];
+const range = (from, n) => Uint8Array.from({ length: n }, (_, i) => from + i);
+const SESSION_ID = range(0x00, 16);
+const TOKEN = range(0x20, 32);
+const WELCOME = {
+  type: 'welcome', version: 1, sessionId: SESSION_ID, token: TOKEN, resumeWindowMs: 120000,
+  maxFrameBytes: 1048576, replayMaxMessages: 10000, replayMaxBytes: 1048576,
+};
+const show = (bytes) => toHex(bytes).toUpperCase().replace(/(..)(?!$)/g, '$1 ');
+const text = (s) => new TextEncoder().encode(s);
+
+beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 }));
+afterEach(() => mock.timers.reset());
+
+function setup(options = {}) {
+  const Fake = fakeWebSocketClass();
+  const events = [];
+  const socket = new LifelineSocket('ws://127.0.0.1/ws', { session: true, WebSocket: Fake, random: () => 0.5, onlineTarget: null, ...options });
+  for (const type of EVENTS) socket.addEventListener(type, (e) => events.push(e));
+  const of = (type) => events.filter((e) => e.type === type);
+  const ws = () => Fake.instances.at(-1);
+  /** Opens the current socket as a lifeline.v1 server would and answers the new-session Hello with Welcome. */
+  const establish = () => {
+    ws().open('lifeline.v1');
+    ws().receiveFrame(WELCOME);
+  };
+  return { socket, Fake, events, of, ws, establish };
+}
+
+describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
+  test('session_ProtocolExample_BytesMatchSection5_10', () => {
+    const { socket, ws, of } = setup({ protocols: ['chat'] });
+    assert.deepEqual(ws().protocols, ['lifeline.v1', 'chat']);
+    ws().open('lifeline.v1');
+    assert.equal(show(ws().sent[0]), '01 01 00'); // Hello, version 1, new session
+    assert.equal(of('open').length, 0); // not open until Welcome
+    socket.send(text('hi')); // queued until Welcome
+    assert.equal(ws().sent.length, 1);
+    ws().receiveFrame(WELCOME);
+    assert.equal(of('open')[0].sessionId, '000102030405060708090a0b0c0d0e0f');
+    assert.equal(show(ws().sent[1]), '06 01 00 68 69'); // Data seq 1, ack 0, binary "hi"
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 1, text: true, payload: 'ok' });
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 1, text: true, payload: 'ok2' });
+    assert.deepEqual(of('message').map((e) => [e.data, e.seq]), [['ok', 1], ['ok2', 2]]);
+    assert.equal(of('ack')[0].ack, 1);
+    assert.equal(socket.unacknowledged, 0);
+    mock.timers.tick(200); // ack delay
+    assert.equal(show(ws().sent[2]), '05 02'); // Ack 2
+    socket.send(Uint8Array.of(0xff));
+    assert.equal(show(ws().sent[3]), '06 02 02 FF'); // Data seq 2 (lost with the socket)
+    ws().serverClose(1006, '', false);
+    assert.equal(of('close')[0].willReconnect, true);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    assert.equal(show(ws().sent[0]), `01 01 01 ${show(SESSION_ID)} ${show(TOKEN)} 02`); // Hello, resume, last received 2
+    ws().receiveFrame({ type: 'resumed', lastReceived: 1, replayCount: 0 });
+    assert.equal(show(ws().sent[1]), '06 02 02 FF'); // Data seq 2 resent
+    const resumed = of('resumed')[0];
+    assert.deepEqual([resumed.replayedByServer, resumed.replayedByClient, resumed.serverLastReceived], [0, 1, 1]);
+    assert.equal(of('open')[1].resumed, true);
+  });
+
+  test('session_MessagesInOrderAndDuplicatesDropped', () => {
+    const { socket, ws, of, establish } = setup();
+    establish();
+    for (let i = 1; i <= 3; i++) ws().receiveFrame({ type: 'data', seq: i, ack: 0, text: true, payload: `m${i}` });
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 0, text: true, payload: 'm2' }); // duplicate
+    ws().receiveFrame({ type: 'data', seq: 4, ack: 0, text: false, payload: Uint8Array.of(4) });
+    assert.deepEqual(of('message').map((e) => e.seq), [1, 2, 3, 4]);
+    assert.deepEqual(new Uint8Array(of('message')[3].data), Uint8Array.of(4));
+    assert.equal(socket.stats.duplicatesDropped, 1);
+  });
+
+  test('session_ResumeAfter1006_ServerReplayDeliveredOnceAndClientReplaysUnacked', () => {
+    const { socket, ws, of, establish, Fake } = setup();
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'a' });
+    socket.send('x1');
+    socket.send('x2');
+    socket.send('x3');
+    ws().receiveFrame({ type: 'ack', ack: 1 });
+    assert.equal(socket.unacknowledged, 2);
+    ws().serverClose(1006, '', false);
+    assert.equal(of('reconnecting')[0].delay, 500); // attempt 1: the link carried messages
+    mock.timers.tick(499);
+    assert.equal(Fake.instances.length, 1);
+    mock.timers.tick(1);
+    socket.send('x4'); // queued while down; goes after the replay
+    ws().open('lifeline.v1');
+    const hello = ws().frames()[0];
+    assert.deepEqual([hello.resume, hello.lastReceived], [true, 1]);
+    ws().receiveFrame({ type: 'resumed', lastReceived: 2, replayCount: 2 });
+    // x2 was received by the server (S = 2): only x3 is replayed, then x4 new.
+    assert.deepEqual(ws().frames().slice(1).map((f) => [f.seq, new TextDecoder().decode(f.payload)]), [[3, 'x3'], [4, 'x4']]);
+    // The server replays 1 (a duplicate: it crossed the failure) and 2.
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 2, text: true, payload: 'a' });
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 2, text: true, payload: 'b' });
+    assert.deepEqual(of('message').map((e) => e.data), ['a', 'b']);
+    assert.equal(of('resumed')[0].replayedByClient, 1);
+    assert.equal(of('resumed')[0].replayedByServer, 2);
+  });
+
+  test('session_SessionLostOnResume_ReportedAndNewSessionStarted', () => {
+    const { socket, ws, of, establish } = setup();
+    establish();
+    socket.send('x1');
+    socket.send('x2');
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'sessionlost', reason: 1, lastReceived: 0, lostFirst: 0, lostCount: 0 });
+    const lost = of('sessionlost')[0];
+    assert.deepEqual([lost.reason, lost.reasonCode, lost.initiator, lost.sessionId], ['not-found', 1, 'server', '000102030405060708090a0b0c0d0e0f']);
+    assert.deepEqual([lost.unconfirmed.first, lost.unconfirmed.count, lost.unconfirmed.messages], [1, 2, ['x1', 'x2']]);
+    assert.deepEqual(lost.lostIncoming, { first: 0, count: 0 });
+    assert.equal(show(ws().sent.at(-1)), '01 01 00'); // a new-session Hello on the same socket
+    ws().receiveFrame({ type: 'data', seq: 7, ack: 0, text: true, payload: 'old' }); // in flight from the lost session: ignored
+    ws().receiveFrame({ type: 'ack', ack: 9 }); // ignored too
+    assert.equal(of('close').length, 1);
+    ws().receiveFrame(WELCOME);
+    assert.equal(of('open').at(-1).resumed, false);
+    socket.send('n1');
+    assert.equal(ws().frames().at(-1).seq, 1); // numbering restarts
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 1, text: true, payload: 'new' });
+    assert.deepEqual(of('message').map((e) => e.data), ['new']);
+  });
+
+  test('session_SessionLostReplayUnavailable_ReportsRanges', () => {
+    const { socket, ws, of, establish } = setup();
+    establish();
+    socket.send('x1');
+    socket.send('x2');
+    socket.send('x3');
+    ws().serverClose(1012, 'retry-after-ms=1000');
+    mock.timers.tick(1000);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'sessionlost', reason: 2, lastReceived: 1, lostFirst: 5, lostCount: 5 });
+    const lost = of('sessionlost')[0];
+    assert.equal(lost.reason, 'replay-unavailable');
+    assert.deepEqual(lost.lostIncoming, { first: 5, count: 5 });
+    assert.deepEqual([lost.undelivered.first, lost.undelivered.count, lost.undelivered.messages], [2, 2, ['x2', 'x3']]);
+    assert.deepEqual(lost.unconfirmed.messages, ['x1']);
+  });
+
+  test('session_ResumeRefused1008_SessionLostThenOneNewSessionAttempt', () => {
+    const { ws, of, establish, socket, Fake } = setup();
+    establish();
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    ws().serverClose(1008, 'session refused');
+    assert.equal(of('sessionlost')[0].reason, 'refused');
+    assert.equal(of('close').at(-1).willReconnect, true);
+    mock.timers.tick(of('close').at(-1).delay);
+    ws().open('lifeline.v1');
+    assert.equal(show(ws().sent[0]), '01 01 00'); // new session: the refused token is never tried again
+    ws().serverClose(1008, 'forbidden');
+    assert.equal(of('close').at(-1).willReconnect, false);
+    assert.equal(socket.state, 'closed');
+    assert.equal(Fake.instances.length, 3);
+  });
+
+  test('session_Close1008OnNewSession_Stops', () => {
+    const { ws, of, socket } = setup();
+    ws().open('lifeline.v1');
+    ws().serverClose(1008, 'unauthorized');
+    assert.deepEqual([of('close')[0].code, of('close')[0].willReconnect], [1008, false]);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('session_Close4001_TakenOver_Stops', () => {
+    const { ws, of, establish } = setup();
+    establish();
+    ws().serverClose(4001, 'resumed elsewhere');
+    assert.equal(of('close')[0].willReconnect, false);
+  });
+
+  test('session_SequenceGap_Closes1002AndStops', () => {
+    const { ws, of, establish, socket } = setup();
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'a' });
+    ws().receiveFrame({ type: 'data', seq: 3, ack: 0, text: true, payload: 'c' });
+    const close = of('close')[0];
+    assert.deepEqual([close.code, close.willReconnect], [1002, false]);
+    assert.match(close.reason, /sequence gap/);
+    // Browsers cannot send 1002: the wire carries 1000 with the code in the reason.
+    assert.equal(ws().closeCalls[0].code, 1000);
+    assert.match(ws().closeCalls[0].reason, /^1002 sequence gap/);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('session_AckBeyondSent_Closes1002', () => {
+    const { ws, of, establish } = setup();
+    establish();
+    ws().receiveFrame({ type: 'ack', ack: 1 });
+    assert.equal(of('close')[0].code, 1002);
+  });
+
+  test('session_DataBeforeWelcome_Closes1002', () => {
+    const { ws, of } = setup();
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'early' });
+    assert.equal(of('close')[0].code, 1002);
+  });
+
+  test('session_TextWebSocketMessage_Closes1003', () => {
+    const { ws, of, establish } = setup();
+    establish();
+    ws().receive('not a frame');
+    assert.equal(of('close')[0].code, 1003);
+  });
+
+  test('session_InvalidUtf8Text_Closes1007', () => {
+    const { ws, of, establish } = setup();
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: Uint8Array.of(0xc3, 0x28) });
+    assert.equal(of('close')[0].code, 1007);
+    assert.equal(of('message').length, 0);
+  });
+
+  test('session_ServerWithoutSubprotocol_Closes1010AndStops', () => {
+    const { ws, of, socket } = setup();
+    ws().open('');
+    assert.deepEqual([of('close')[0].code, of('close')[0].willReconnect], [1010, false]);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('session_AckBatchedByCount', () => {
+    const { ws, establish } = setup({ ack: { messages: 3 } });
+    establish();
+    for (let i = 1; i <= 2; i++) ws().receiveFrame({ type: 'data', seq: i, ack: 0, text: true, payload: 'm' });
+    assert.equal(ws().frames().length, 1); // only the Hello
+    ws().receiveFrame({ type: 'data', seq: 3, ack: 0, text: true, payload: 'm' });
+    assert.deepEqual(ws().frames().at(-1), { type: 'ack', ack: 3 });
+  });
+
+  test('session_AckPiggyBackedOnData_NoSeparateAck', () => {
+    const { socket, ws, establish } = setup();
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'm' });
+    socket.send('reply');
+    mock.timers.tick(1000);
+    const frames = ws().frames();
+    assert.deepEqual(frames.slice(1).map((f) => [f.type, f.ack]), [['data', 1]]);
+  });
+
+  test('session_ReplayBufferFull_HoldsSendsUntilAck', () => {
+    const { socket, ws, establish } = setup({ replay: { maxMessages: 2 } });
+    establish();
+    socket.send('a');
+    socket.send('b');
+    socket.send('c');
+    assert.equal(ws().frames().filter((f) => f.type === 'data').length, 2);
+    assert.equal(socket.queuedMessages, 1);
+    ws().receiveFrame({ type: 'ack', ack: 1 });
+    assert.equal(ws().frames().filter((f) => f.type === 'data').length, 3);
+    assert.equal(socket.queuedMessages, 0);
+  });
+
+  test('session_Heartbeat_SendsAckEveryInterval', () => {
+    const { ws, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    mock.timers.tick(15_000);
+    assert.deepEqual(ws().frames().at(-1), { type: 'ack', ack: 0 });
+    mock.timers.tick(15_000);
+    assert.equal(ws().frames().filter((f) => f.type === 'ack').length, 2);
+  });
+
+  test('session_HeartbeatTimeout_UnackedDataAndSilence_DeadLinkReconnectsAndResumes', () => {
+    const { socket, ws, of, establish, Fake } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    mock.timers.tick(60_000); // idle with nothing outstanding: not dead
+    assert.equal(of('close').length, 0);
+    socket.send('ping?');
+    mock.timers.tick(29_999);
+    assert.equal(of('close').length, 0);
+    mock.timers.tick(1);
+    const close = of('close')[0];
+    assert.deepEqual([close.code, close.reason, close.willReconnect], [1006, 'heartbeat timeout', true]);
+    assert.deepEqual(ws().closeCalls, [{ code: 3008, reason: 'heartbeat timeout' }]);
+    mock.timers.tick(close.delay);
+    assert.equal(Fake.instances.length, 2);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+    assert.equal(ws().frames().at(-1).seq, 1); // replayed
+  });
+
+  test('session_HandshakeTimeout_NoWelcome_Reconnects', () => {
+    const { ws, of } = setup({ handshakeTimeout: 10_000 });
+    ws().open('lifeline.v1');
+    mock.timers.tick(10_000);
+    assert.deepEqual([of('close')[0].code, of('close')[0].reason, of('close')[0].willReconnect], [1006, 'handshake timeout', true]);
+  });
+
+  test('session_OversizedInbound_Closes1009', () => {
+    const { ws, of, establish } = setup({ maxReceiveBytes: 64 });
+    establish();
+    assert.equal(of('open').length, 1);
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: false, payload: new Uint8Array(62) });
+    assert.deepEqual([of('close')[0].code, of('close')[0].willReconnect], [1009, false]);
+  });
+});

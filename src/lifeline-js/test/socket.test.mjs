@@ -1,0 +1,294 @@
+import { test, describe, beforeEach, afterEach, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { LifelineSocket, SendQueueFullError, SocketClosedError } from '../lifeline.js';
+import { fakeWebSocketClass } from './fake-websocket.mjs';
+
+const EVENTS = ['open', 'message', 'close', 'reconnecting', 'resumed', 'sessionlost', 'ack', 'drop', 'error'];
+
+beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 }));
+afterEach(() => mock.timers.reset());
+
+function setup(options = {}) {
+  const Fake = fakeWebSocketClass();
+  const events = [];
+  const socket = new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: Fake, random: () => 0.5, onlineTarget: null, ...options });
+  for (const type of EVENTS) socket.addEventListener(type, (e) => events.push(e));
+  const of = (type) => events.filter((e) => e.type === type);
+  return { socket, Fake, events, of, ws: () => Fake.instances.at(-1) };
+}
+
+describe('LifelineSocket, plain mode', () => {
+  test('send_WhileConnecting_QueuedAndFlushedInOrderOnOpen', () => {
+    const { socket, ws, of } = setup({ protocols: 'chat' });
+    assert.deepEqual(ws().protocols, ['chat']);
+    assert.equal(ws().binaryType, 'arraybuffer');
+    socket.send('a');
+    socket.send(Uint8Array.of(1, 2));
+    assert.equal(socket.queuedMessages, 2);
+    ws().open();
+    assert.equal(of('open').length, 1);
+    assert.equal(of('open')[0].reconnected, false);
+    assert.deepEqual(ws().sent, ['a', Uint8Array.of(1, 2)]);
+    socket.send('b');
+    assert.equal(ws().sent.at(-1), 'b');
+    assert.equal(socket.queuedMessages, 0);
+  });
+
+  test('message_FromServer_DispatchedWithData', () => {
+    const { ws, of } = setup();
+    ws().open();
+    ws().receive('hello');
+    ws().receive(Uint8Array.of(9).buffer);
+    assert.deepEqual(of('message').map((e) => e.data), ['hello', Uint8Array.of(9).buffer]);
+  });
+
+  test('close1006_AfterMessages_BackoffAttempt1WithFullJitter', () => {
+    const { ws, of, Fake, socket } = setup();
+    ws().open();
+    ws().receive('x');
+    ws().serverClose(1006, '', false);
+    const close = of('close')[0];
+    assert.deepEqual([close.code, close.wasClean, close.willReconnect, close.delay], [1006, false, true, 500]);
+    assert.deepEqual([of('reconnecting')[0].attempt, of('reconnecting')[0].delay, of('reconnecting')[0].code], [1, 500, 1006]);
+    assert.equal(socket.state, 'reconnecting');
+    mock.timers.tick(499);
+    assert.equal(Fake.instances.length, 1);
+    mock.timers.tick(1);
+    assert.equal(Fake.instances.length, 2);
+    ws().open();
+    assert.equal(of('open')[1].reconnected, true);
+  });
+
+  test('close1006_RepeatedFailures_DelayGrows', () => {
+    const { ws, of } = setup();
+    ws().open();
+    ws().serverClose(1006, '', false); // dropped at once, no message: a failed attempt (attempt 2)
+    assert.equal(of('reconnecting')[0].delay, 1000);
+    mock.timers.tick(1000);
+    ws().refuse(); // attempt 3
+    assert.equal(of('reconnecting')[1].delay, 2000);
+    mock.timers.tick(2000);
+    ws().refuse(); // attempt 4
+    assert.deepEqual(of('reconnecting').map((e) => e.attempt), [2, 3, 4]);
+    assert.equal(of('reconnecting')[2].delay, 4000);
+  });
+
+  test('close1006_AfterStablePeriod_AttemptRestartsAt1', () => {
+    const { ws, of } = setup();
+    ws().open();
+    mock.timers.tick(10_000);
+    ws().serverClose(1011, 'boom', true);
+    assert.equal(of('reconnecting')[0].attempt, 1);
+    assert.equal(of('reconnecting')[0].delay, 500);
+  });
+
+  test('close1012_WithHint_ReconnectsAfterHintThenRefusedConnectsRetrySoon', () => {
+    const { ws, of, Fake } = setup();
+    ws().open();
+    ws().receive('x');
+    ws().serverClose(1012, 'Service Restart; retry-after-ms=2350');
+    assert.equal(of('close')[0].delay, 2350);
+    mock.timers.tick(2350);
+    assert.equal(Fake.instances.length, 2);
+    ws().refuse(); // the new process is not listening yet
+    assert.equal(of('reconnecting')[1].delay, 625); // 250 + 0.5 × 750, not a long backoff
+    mock.timers.tick(625);
+    ws().open();
+    assert.equal(of('open').length, 2);
+  });
+
+  test('close1013_WithoutHint_WaitsAtLeast5s', () => {
+    const { ws, of } = setup({ random: () => 0.1 });
+    ws().open();
+    ws().receive('x');
+    ws().serverClose(1013, 'busy');
+    assert.equal(of('close')[0].delay, 5000);
+  });
+
+  for (const code of [1000, 1008, 1002, 1003, 1007, 1009, 1010, 1015]) {
+    test(`close${code}_Stops`, () => {
+      const { ws, of, socket, Fake } = setup();
+      ws().open();
+      ws().serverClose(code, 'retry-after-ms=100');
+      const close = of('close');
+      assert.equal(close.length, 1);
+      assert.deepEqual([close[0].code, close[0].willReconnect, close[0].delay], [code, false, null]);
+      assert.equal(of('reconnecting').length, 0);
+      assert.equal(socket.state, 'closed');
+      mock.timers.tick(120_000);
+      assert.equal(Fake.instances.length, 1);
+      assert.throws(() => socket.send('x'), SocketClosedError);
+    });
+  }
+
+  test('maxAttempts_Reached_Stops', () => {
+    const { ws, of, socket } = setup({ reconnect: { maxAttempts: 2 } });
+    ws().refuse(); // attempt 2 next
+    mock.timers.tick(of('reconnecting')[0].delay);
+    ws().refuse(); // attempt 3 > 2
+    assert.equal(of('close').at(-1).willReconnect, false);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('reconnectFunction_ReceivesContext', () => {
+    const contexts = [];
+    const { ws, of } = setup({ reconnect: (c) => { contexts.push(c); return 42; } });
+    ws().open();
+    ws().serverClose(1008, 'no');
+    assert.equal(of('close')[0].delay, 42);
+    assert.deepEqual([contexts[0].code, contexts[0].kind, contexts[0].reason], [1008, 'closed', 'no']);
+  });
+
+  test('onlineEvent_WhileWaiting_ReconnectsAtOnce', () => {
+    const online = new EventTarget();
+    const { ws, Fake } = setup({ onlineTarget: online });
+    ws().open();
+    ws().serverClose(1006, '', false);
+    assert.equal(Fake.instances.length, 1);
+    online.dispatchEvent(new Event('online'));
+    assert.equal(Fake.instances.length, 2);
+    mock.timers.tick(60_000);
+    assert.equal(Fake.instances.length, 2); // the cancelled timer does not connect again
+  });
+
+  test('signalAbort_WhileOpen_ClosesWith1000AndStops', () => {
+    const controller = new AbortController();
+    const { ws, of, socket } = setup({ signal: controller.signal });
+    ws().open();
+    controller.abort();
+    assert.deepEqual(ws().closeCalls, [{ code: 1000, reason: 'aborted' }]);
+    assert.equal(socket.state, 'closing');
+    ws().serverClose(1000, 'aborted');
+    assert.deepEqual([of('close')[0].code, of('close')[0].willReconnect], [1000, false]);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('signalAbort_WhileWaitingToReconnect_StopsAtOnce', () => {
+    const controller = new AbortController();
+    const { ws, of, socket, Fake } = setup({ signal: controller.signal });
+    ws().open();
+    ws().serverClose(1006, '', false);
+    controller.abort();
+    assert.equal(socket.state, 'closed');
+    assert.equal(of('close').at(-1).willReconnect, false);
+    mock.timers.tick(60_000);
+    assert.equal(Fake.instances.length, 1);
+  });
+
+  test('signalAlreadyAborted_NeverConnects', () => {
+    const { socket, Fake } = setup({ signal: AbortSignal.abort() });
+    assert.equal(socket.state, 'closed');
+    assert.equal(Fake.instances.length, 0);
+  });
+
+  test('close_UserStop_NoReconnectAndCloseEvent', () => {
+    const { ws, of, socket, Fake } = setup();
+    ws().open();
+    socket.close(4000, 'bye');
+    assert.deepEqual(ws().closeCalls, [{ code: 4000, reason: 'bye' }]);
+    ws().serverClose(4000, 'bye');
+    assert.deepEqual([of('close')[0].code, of('close')[0].willReconnect], [4000, false]);
+    mock.timers.tick(60_000);
+    assert.equal(Fake.instances.length, 1);
+    assert.throws(() => socket.close(1001), RangeError); // browsers only send 1000 and 3000-4999
+  });
+
+  test('close_PeerNeverAnswers_FinishesAfterCloseTimeout', () => {
+    const { ws, of, socket } = setup();
+    ws().open();
+    socket.close();
+    mock.timers.tick(5000);
+    assert.equal(socket.state, 'closed');
+    assert.deepEqual([of('close')[0].code, of('close')[0].reason], [1006, 'close timeout']);
+  });
+
+  test('receiveTimeout_NoMessage_DeadLinkReportedAs1006AndReconnects', () => {
+    const { ws, of } = setup({ receiveTimeout: 5000 });
+    ws().open();
+    mock.timers.tick(3000);
+    ws().receive('tick');
+    mock.timers.tick(4999);
+    assert.equal(of('close').length, 0);
+    mock.timers.tick(1);
+    const close = of('close')[0];
+    assert.deepEqual([close.code, close.reason, close.willReconnect], [1006, 'receive watchdog', true]);
+    assert.deepEqual(ws().closeCalls, [{ code: 3008, reason: 'receive watchdog' }]);
+  });
+
+  test('connectTimeout_NoOpen_FailedAttemptAndBackoff', () => {
+    const { of, Fake } = setup({ connectTimeout: 3000 });
+    mock.timers.tick(3000);
+    assert.deepEqual([of('close')[0].code, of('close')[0].reason], [1006, 'connect timeout']);
+    assert.equal(of('reconnecting')[0].attempt, 2);
+    mock.timers.tick(1000);
+    assert.equal(Fake.instances.length, 2);
+  });
+});
+
+describe('LifelineSocket, send queue bounds', () => {
+  test('send_QueueFullFailMode_ThrowsSendQueueFullError', () => {
+    const { socket } = setup({ sendQueue: { maxMessages: 2, fullMode: 'fail' } });
+    socket.send('a');
+    socket.send('b');
+    assert.throws(() => socket.send('c'), SendQueueFullError);
+    assert.equal(socket.queuedMessages, 2);
+  });
+
+  test('send_QueueFullByBytes_Throws', () => {
+    const { socket } = setup({ sendQueue: { maxBytes: 10 } });
+    socket.send('12345');
+    assert.throws(() => socket.send('é1234'), SendQueueFullError); // 6 bytes of UTF-8: 11 > 10
+    socket.send('1234é'.slice(0, 4) + 'é'.slice(1)); // 4 more bytes fit: 9 <= 10
+    assert.equal(socket.queuedBytes, 9);
+  });
+
+  test('send_MessageLargerThanQueue_RangeError', () => {
+    const { socket } = setup({ sendQueue: { maxBytes: 4 } });
+    assert.throws(() => socket.send('12345'), RangeError);
+    assert.throws(() => socket.send(new Blob(['x'])), TypeError);
+  });
+
+  test('send_DropOldestMode_DropsAndReports', () => {
+    const { socket, of, ws } = setup({ sendQueue: { maxMessages: 2, fullMode: 'drop-oldest' } });
+    socket.send('a');
+    socket.send('b');
+    assert.equal(socket.send('c'), undefined);
+    assert.deepEqual(of('drop').map((e) => e.data), ['a']);
+    ws().open();
+    assert.deepEqual(ws().sent, ['b', 'c']);
+  });
+
+  test('send_WaitMode_PromiseSettlesWhenQueuedInOrder', async () => {
+    const { socket, ws } = setup({ sendQueue: { maxMessages: 1, fullMode: 'wait' } });
+    const first = socket.send('a');
+    assert.ok(first instanceof Promise);
+    let settled = false;
+    const second = socket.send('b').then(() => { settled = true; });
+    const third = socket.send('c');
+    await Promise.resolve();
+    assert.equal(settled, false);
+    ws().open();
+    await second;
+    await third;
+    assert.deepEqual(ws().sent, ['a', 'b', 'c']);
+  });
+
+  test('send_WaitMode_RejectedWhenSocketStops', async () => {
+    const { socket, ws } = setup({ sendQueue: { maxMessages: 1, fullMode: 'wait' } });
+    ws().open();
+    ws().serverClose(1006, '', false);
+    socket.send('a');
+    const pending = socket.send('b');
+    socket.close();
+    await assert.rejects(pending, SocketClosedError);
+  });
+
+  test('send_BinaryCopiedAtSend', () => {
+    const { socket, ws } = setup();
+    const buffer = Uint8Array.of(1, 2, 3);
+    socket.send(buffer);
+    buffer[0] = 99;
+    ws().open();
+    assert.deepEqual(ws().sent[0], Uint8Array.of(1, 2, 3));
+  });
+});
