@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs when it is missing (Debian's Chromium for the browser tests), then builds
-# everything and runs every test: the .NET suite, formatting check included. Works on a fresh machine with only
+# Installs what the test suite needs when it is missing (Debian's Chromium, Node.js), then builds
+# everything and runs every test: formatting, the .NET suite and the browser client's Node tests. Works on a fresh machine with only
 # the .NET SDK and the package managers; run it as root or with sudo available.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -18,4 +18,7 @@ fi
 
 echo "== .NET tests"
 dotnet test Lifeline.slnx || status=1
+
+echo "== browser client unit tests (Node's test runner)"
+node --test src/lifeline-js/test/ || status=1
 exit $status

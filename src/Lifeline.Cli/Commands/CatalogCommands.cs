@@ -1,6 +1,6 @@
 using System.CommandLine;
-using Lifeline.CloseCodes;
 using Lifeline.Cli.Rendering;
+using Lifeline.CloseCodes;
 
 namespace Lifeline.Cli.Commands;
 

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
-using Lifeline.CloseCodes;
 using Lifeline.AspNetCore;
+using Lifeline.CloseCodes;
 using Lifeline.IntegrationTests.Infrastructure;
 
 namespace Lifeline.IntegrationTests.Server;
