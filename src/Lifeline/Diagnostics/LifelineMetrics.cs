@@ -29,5 +29,17 @@ public static class LifelineMetrics
     internal static readonly Counter<long> ClientMessagesDropped =
         Meter.CreateCounter<long>("lifeline.client.messages_dropped", "{message}", "Queued messages dropped, tagged with the reason (queue_full, stale, closed).");
 
+    internal static readonly Counter<long> ClientSessionsStarted =
+        Meter.CreateCounter<long>("lifeline.client.sessions_started", "{session}", "Sessions started by Lifeline clients (Welcome received).");
+
+    internal static readonly Counter<long> ClientSessionsResumed =
+        Meter.CreateCounter<long>("lifeline.client.sessions_resumed", "{session}", "Sessions resumed by Lifeline clients (Resumed received).");
+
+    internal static readonly Counter<long> ClientSessionsLost =
+        Meter.CreateCounter<long>("lifeline.client.sessions_lost", "{session}", "Sessions that could not continue losslessly, seen by Lifeline clients.");
+
+    internal static readonly Counter<long> ClientMessagesReplayed =
+        Meter.CreateCounter<long>("lifeline.client.messages_replayed", "{message}", "Messages a Lifeline client resent after a resume.");
+
     internal static TagList CloseCodeTag(int? code) => new() { { "close_code", code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none" } };
 }
