@@ -143,4 +143,27 @@ public sealed class SessionResumeTests
             await host.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task ExpiredWindow_ClientGetsSessionLost_AndTheNextSessionWorks()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o => o.ResumeWindow = TimeSpan.FromMilliseconds(300));
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var client = new LifelineClient(SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo")));
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendTextAsync("one");
+        Assert.Equal("one", (await Wait.ReadAsync(client.Messages)).Text);
+
+        proxy.RefuseConnections(TimeSpan.FromSeconds(2));
+        proxy.ResetAll();
+        await Wait.UntilAsync(() => host.Sessions.Count == 0, TimeSpan.FromSeconds(20), "the session to expire");
+
+        var report = await lost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, report.Reason);
+        await client.SendTextAsync("two");
+        Assert.Equal("two", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+    }
 }
