@@ -17,6 +17,9 @@ internal sealed class LifelineEndpoint(
 {
     private readonly LifelineServerOptions _options = options.Value;
 
+    /// <summary>Whether the endpoint speaks <c>lifeline.v1</c>; a plain endpoint never selects it, so a session client gets 1010 from itself, not silence.</summary>
+    public bool SupportsSessions { get; set; }
+
     public async Task HandleAsync(HttpContext context)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -115,13 +118,15 @@ internal sealed class LifelineEndpoint(
     private WebSocketAcceptContext AcceptContext(HttpContext context)
     {
         var requested = context.WebSockets.WebSocketRequestedProtocols;
+        var sessions = requested.Contains(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+        var others = requested.Where(p => p != Lifeline.Session.Wire.SessionProtocol.SubProtocol).ToList();
         return new WebSocketAcceptContext
         {
             KeepAliveInterval = _options.KeepAliveInterval,
             KeepAliveTimeout = _options.KeepAliveInterval > TimeSpan.Zero && _options.KeepAliveTimeout > TimeSpan.Zero
                 ? _options.KeepAliveTimeout
                 : Timeout.InfiniteTimeSpan,
-            SubProtocol = requested.Count > 0 ? requested[0] : null,
+            SubProtocol = SupportsSessions && sessions ? Lifeline.Session.Wire.SessionProtocol.SubProtocol : others.Count > 0 ? others[0] : null,
         };
     }
 

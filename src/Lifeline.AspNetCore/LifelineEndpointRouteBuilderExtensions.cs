@@ -15,11 +15,15 @@ public static class LifelineEndpointRouteBuilderExtensions
     /// when it returns the connection is closed with 1000, when it throws with 1011. The token passed to it is
     /// cancelled when the connection closes. No separate <c>UseWebSockets</c> call is needed.
     /// </summary>
-    public static IEndpointConventionBuilder MapLifeline(this IEndpointRouteBuilder endpoints, string pattern, Func<LifelineConnection, CancellationToken, Task> handler)
+    public static IEndpointConventionBuilder MapLifeline(this IEndpointRouteBuilder endpoints, string pattern, Func<LifelineConnection, CancellationToken, Task> handler) =>
+        MapLifelineCore(endpoints, pattern, handler, supportsSessions: false);
+
+    internal static IEndpointConventionBuilder MapLifelineCore(this IEndpointRouteBuilder endpoints, string pattern, Func<LifelineConnection, CancellationToken, Task> handler, bool supportsSessions)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(handler);
         var endpoint = ActivatorUtilities.CreateInstance<LifelineEndpoint>(endpoints.ServiceProvider, handler);
+        endpoint.SupportsSessions = supportsSessions;
         var pipeline = endpoints.CreateApplicationBuilder()
             .Use((context, next) =>
             {

@@ -120,6 +120,11 @@ public sealed partial class LifelineClient
         {
             _inFlight?.Release();
             _inFlight = null;
+            if (Volatile.Read(ref _session) is { } session)
+            {
+                session.Replay.Dispose(); // acknowledgement tasks complete with false
+            }
+
             lock (_stateLock)
             {
                 if (_stopRequest is { } request && lastClose?.Initiator != CloseInitiator.Client)
@@ -258,6 +263,11 @@ public sealed partial class LifelineClient
         options.KeepAliveInterval = _options.KeepAliveInterval;
         options.KeepAliveTimeout = _options.KeepAliveChecksPong ? _options.KeepAliveTimeout : Timeout.InfiniteTimeSpan;
         options.CollectHttpResponseDetails = true;
+        if (_options.Session is not null)
+        {
+            options.AddSubProtocol(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+        }
+
         foreach (var subProtocol in _options.SubProtocols)
         {
             options.AddSubProtocol(subProtocol);
@@ -349,19 +359,45 @@ public sealed partial class LifelineClient
 
     private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime, CancellationToken stop)
     {
+        SessionHandshake? handshake = null;
+        if (_options.Session is not null)
+        {
+            var (result, failed) = await HandshakeAsync(socket, stop).ConfigureAwait(false);
+            if (failed is not null)
+            {
+                lock (_stateLock)
+                {
+                    _currentSocket = null;
+                }
+
+                socket.Dispose();
+                return failed;
+            }
+
+            handshake = result;
+        }
+
         Interlocked.Increment(ref _connects);
         LifelineMetrics.ClientConnects.Add(1);
         Log.Connected(_logger, uri);
-        Transition(LifelineClientState.Connected, attempt: attempts);
+        Transition(LifelineClientState.Connected, attempt: attempts, session: handshake);
         _firstConnected.TrySetResult();
 
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var receiver = ReceiveLoopAsync(socket, connection.Token);
+        var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
         if (reconnected && _options.OnReconnected is { } onReconnected)
         {
             // The receive loop already runs, so a connection lost during the hook cancels the hook.
             using var lost = new CancellationTokenSource();
-            var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => SendDirectAsync(socket, data, type, ct));
+            var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => handshake is null
+                ? SendDirectAsync(socket, data, type, ct)
+                : SendAsync(data, type, ct)) // a session numbers every message: the hook's sends join the queue
+            {
+                SessionResumed = handshake?.Resumed,
+                MessagesReplayedToServer = handshake is { Resumed: true } h1 ? h1.ReplayedToServer : null,
+                MessagesReplayedFromServer = handshake is { Resumed: true } h2 ? h2.ReplayedFromServer : null,
+            };
             var hook = RunHookAsync(nameof(LifelineClientOptions.OnReconnected), ct => onReconnected(context, ct), lost.Token);
             if (await Task.WhenAny(hook, receiver).ConfigureAwait(false) != hook)
             {
@@ -375,6 +411,7 @@ public sealed partial class LifelineClient
         var close = await receiver.ConfigureAwait(false);
         await connection.CancelAsync().ConfigureAwait(false);
         await sender.ConfigureAwait(false);
+        await acker.ConfigureAwait(false);
         lock (_stateLock)
         {
             _currentSocket = null;

@@ -39,5 +39,18 @@ public sealed partial class LifelineClient
 
         [LoggerMessage(11, LogLevel.Warning, "The {Callback} hook ran past HookTimeout ({Timeout}); the client carried on without it.")]
         public static partial void HookTimedOut(ILogger logger, string callback, TimeSpan timeout);
+    
+
+        [LoggerMessage(12, LogLevel.Information, "Session {SessionId} started.")]
+        public static partial void SessionStarted(ILogger logger, Lifeline.Session.SessionId sessionId);
+
+        [LoggerMessage(13, LogLevel.Information, "Session {SessionId} resumed: {ToServer} messages resent, {FromServer} coming from the server.")]
+        public static partial void SessionResumed(ILogger logger, Lifeline.Session.SessionId sessionId, long toServer, long fromServer);
+
+        [LoggerMessage(14, LogLevel.Warning, "Session lost: {Detail}.")]
+        public static partial void SessionLost(ILogger logger, string detail);
+
+        [LoggerMessage(15, LogLevel.Warning, "Closing with {Code}: {Cause}.")]
+        public static partial void SessionProtocolError(ILogger logger, CloseCode code, string cause);
     }
 }

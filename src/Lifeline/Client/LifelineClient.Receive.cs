@@ -44,6 +44,18 @@ public sealed partial class LifelineClient
                 }
                 while (!result.EndOfMessage);
 
+                if (Volatile.Read(ref _session) is { } session)
+                {
+                    watchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    if (await OnSessionMessageAsync(socket, session, result.MessageType, buffer.WrittenMemory).ConfigureAwait(false) is { } ended)
+                    {
+                        return ended;
+                    }
+
+                    watchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+                    continue;
+                }
+
                 Interlocked.Increment(ref _received);
                 var message = new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray());
                 if (!_incoming.TryWrite(message))

@@ -27,7 +27,10 @@ public sealed partial class LifelineClient
     /// <exception cref="InvalidOperationException">The client is disconnected and queueing is off.</exception>
     /// <exception cref="SendQueueFullException">The queue is full and its mode is <see cref="SendQueueFullMode.Fail"/>.</exception>
     /// <exception cref="ArgumentException">The type is Close.</exception>
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
+        EnqueueAsync(data, type, null, cancellationToken);
+
+    private async ValueTask EnqueueAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource<bool>? acknowledged, CancellationToken cancellationToken)
     {
         if (type == WebSocketMessageType.Close)
         {
@@ -46,7 +49,7 @@ public sealed partial class LifelineClient
             throw new InvalidOperationException($"The client is {state} and queueing is off (SendQueue.Enabled = false); wait for Connected or enable the queue.");
         }
 
-        await _queue.EnqueueAsync(new OutgoingMessage(data.Span, type, _time.GetTimestamp()), cancellationToken).ConfigureAwait(false);
+        await _queue.EnqueueAsync(new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged }, cancellationToken).ConfigureAwait(false);
         if (!connected)
         {
             Interlocked.Increment(ref _queuedWhileDown);
@@ -77,6 +80,16 @@ public sealed partial class LifelineClient
                     _inFlight = null;
                     message.Release();
                     OnDropped(DropReason.Stale);
+                    continue;
+                }
+
+                if (Volatile.Read(ref _session) is { } session)
+                {
+                    if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
+                    {
+                        return; // the session ended under the message: it goes out in the next session
+                    }
+
                     continue;
                 }
 

@@ -298,7 +298,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         return true;
     }
 
-    private void Transition(LifelineClientState next, CloseRecord? close = null, ConnectFailure? failure = null, TimeSpan? delay = null, int? attempt = null)
+    private void Transition(LifelineClientState next, CloseRecord? close = null, ConnectFailure? failure = null, TimeSpan? delay = null, int? attempt = null, SessionHandshake? session = null)
     {
         lock (_stateLock)
         {
@@ -308,6 +308,9 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 Failure = failure,
                 ReconnectDelay = delay,
                 Attempt = attempt,
+                SessionResumed = session?.Resumed,
+                MessagesReplayedToServer = session is { Resumed: true } resumed ? resumed.ReplayedToServer : null,
+                MessagesReplayedFromServer = session is { Resumed: true } resumed2 ? resumed2.ReplayedFromServer : null,
             });
         }
     }

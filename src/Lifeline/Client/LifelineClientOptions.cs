@@ -145,6 +145,13 @@ public sealed class LifelineClientOptions
     /// </summary>
     public Func<ReconnectedContext, CancellationToken, ValueTask>? OnReconnected { get; set; }
 
+    /// <summary>
+    /// Lossless sessions (<c>lifeline.v1</c>): null (the default) for plain mode; an instance to offer the
+    /// subprotocol, number and acknowledge messages in both directions and resume after a reconnect. A server that
+    /// does not select <c>lifeline.v1</c> is closed with 1010.
+    /// </summary>
+    public SessionOptions? Session { get; set; }
+
     /// <summary>The clock for delays, timestamps and watchdogs. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 

@@ -30,4 +30,16 @@ public sealed class LifelineStateChangedEventArgs : EventArgs
 
     /// <summary>For <see cref="LifelineClientState.Reconnecting"/> and connecting states: the number of the next attempt.</summary>
     public int? Attempt { get; init; }
+
+    /// <summary>
+    /// For <see cref="LifelineClientState.Connected"/> in session mode: true when the session resumed, false when a new
+    /// session started (the first connection, or after a loss). Null in plain mode.
+    /// </summary>
+    public bool? SessionResumed { get; init; }
+
+    /// <summary>For a resumed session: how many of the client's unacknowledged messages it resent. Null otherwise.</summary>
+    public long? MessagesReplayedToServer { get; init; }
+
+    /// <summary>For a resumed session: how many messages the server said it resends. Null otherwise.</summary>
+    public long? MessagesReplayedFromServer { get; init; }
 }

@@ -7,6 +7,7 @@ namespace Lifeline.Client;
 internal sealed class OutgoingMessage
 {
     private byte[]? _buffer;
+    private TaskCompletionSource<bool>? _acknowledged;
 
     public OutgoingMessage(ReadOnlySpan<byte> data, WebSocketMessageType type, long enqueuedAt)
     {
@@ -18,6 +19,16 @@ internal sealed class OutgoingMessage
     }
 
     public int Length { get; }
+
+    /// <summary>Session mode, when the sender waits for the acknowledgement: completed true when acknowledged, false when it never will be.</summary>
+    public TaskCompletionSource<bool>? Acknowledged
+    {
+        get => _acknowledged;
+        set => _acknowledged = value;
+    }
+
+    /// <summary>Hands the acknowledgement source to the send loop (which links it to the replay buffer), so <see cref="Release"/> no longer fails it.</summary>
+    public TaskCompletionSource<bool>? TakeAcknowledged() => Interlocked.Exchange(ref _acknowledged, null);
 
     public WebSocketMessageType Type { get; }
 
@@ -33,5 +44,7 @@ internal sealed class OutgoingMessage
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+
+        TakeAcknowledged()?.TrySetResult(false); // null when the send loop already linked it to the replay buffer's task
     }
 }

@@ -17,6 +17,15 @@ public sealed class ReconnectedContext
         _send = send;
     }
 
+    /// <summary>Session mode: true when the session resumed, false when a new one started. Null in plain mode.</summary>
+    public bool? SessionResumed { get; init; }
+
+    /// <summary>Session mode, resumed: how many of the client's messages were resent. Null otherwise.</summary>
+    public long? MessagesReplayedToServer { get; init; }
+
+    /// <summary>Session mode, resumed: how many messages the server resends. Null otherwise.</summary>
+    public long? MessagesReplayedFromServer { get; init; }
+
     /// <summary>How many attempts this reconnection took.</summary>
     public int Attempts { get; }
 

@@ -29,6 +29,18 @@ public static class LifelineMetrics
     internal static readonly Counter<long> ClientMessagesDropped =
         Meter.CreateCounter<long>("lifeline.client.messages_dropped", "{message}", "Queued messages dropped, tagged with the reason (queue_full, stale, closed).");
 
+    internal static readonly Counter<long> ClientSessionsStarted =
+        Meter.CreateCounter<long>("lifeline.client.sessions_started", "{session}", "Sessions started by Lifeline clients (Welcome received).");
+
+    internal static readonly Counter<long> ClientSessionsResumed =
+        Meter.CreateCounter<long>("lifeline.client.sessions_resumed", "{session}", "Sessions resumed by Lifeline clients (Resumed received).");
+
+    internal static readonly Counter<long> ClientSessionsLost =
+        Meter.CreateCounter<long>("lifeline.client.sessions_lost", "{session}", "Sessions that could not continue losslessly, seen by Lifeline clients.");
+
+    internal static readonly Counter<long> ClientMessagesReplayed =
+        Meter.CreateCounter<long>("lifeline.client.messages_replayed", "{message}", "Messages a Lifeline client resent after a resume.");
+
     /// <summary>The tag name for close codes; its value is always an <see cref="int"/>, on the client and the server alike.</summary>
     public const string CloseCodeTagName = "close_code";
 

@@ -144,11 +144,12 @@ public sealed class AdmissionAndHeartbeatTests
             return LifelineTestHost.EchoAsync(connection, ct);
         });
         var options = new Lifeline.Client.LifelineClientOptions { Uri = host.Uri() };
-        options.SubProtocols.Add("lifeline.v1");
+        // Not lifeline.v1: a plain endpoint never selects the session protocol (docs/protocol.md 5.1).
+        options.SubProtocols.Add("chat.v2");
         await using var client = new Lifeline.Client.LifelineClient(options);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
 
-        Assert.Equal("lifeline.v1", await negotiated.Task.WaitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal("chat.v2", await negotiated.Task.WaitAsync(TimeSpan.FromSeconds(15)));
     }
 
     [Fact]

@@ -1,0 +1,360 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.Net.WebSockets;
+using System.Security.Claims;
+using System.Text;
+using System.Threading.Channels;
+using Lifeline.Client;
+using Lifeline.Session;
+using Lifeline.Session.Store;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>
+/// One logical session on a <c>MapLifelineSession</c> endpoint. Its handler runs once per session, not once per socket:
+/// this object stays valid while the socket under it is replaced. Sends are numbered, kept in the session's replay
+/// buffer until the client acknowledges them, and resent after a resume; <see cref="Messages"/> delivers every client
+/// message once and in order. <see cref="State"/> and <see cref="Groups"/> travel with the session across a graceful
+/// restart (drain file) and, with a shared store, across nodes.
+/// </summary>
+/// <remarks>
+/// <para>Thread-safe. Sends are serialised per session (so sequence order is wire order).</para>
+/// <para>
+/// Plain mode: a client that does not offer <c>lifeline.v1</c> on a session endpoint gets a non-resumable session
+/// (<see cref="IsResumable"/> false) whose messages pass through unframed and which ends with its socket.
+/// </para>
+/// <para>
+/// End to end: a message counts as delivered (and is acknowledged) only when the handler reads it from
+/// <see cref="Messages"/>; unread messages at a drain are not acknowledged, so the client resends them to the next process.
+/// </para>
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore and token source own no timers or handles; the manager releases the session's pooled buffers when it ends.")]
+public sealed class LifelineSession
+{
+    private readonly LifelineSessionManager _manager;
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly CancellationTokenSource _ending = new();
+    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
+    private readonly LifelineConnection? _plain;
+    private SessionCarrier? _carrier;
+    private int _ended;
+    private long _generation;
+
+    internal LifelineSession(LifelineSessionManager manager, SessionId id, ResumeTokenHash tokenHash, string? userId, ClaimsPrincipal? user,
+        bool isResumed, ReplayBuffer replay, InboundSequencer inbound, SessionStateBag state, IEnumerable<string> groups,
+        DateTimeOffset createdAt, int inboxCapacity, LifelineConnection? plain = null)
+    {
+        _manager = manager;
+        Id = id;
+        TokenHash = tokenHash;
+        UserId = userId;
+        User = user;
+        IsResumed = isResumed;
+        Replay = replay;
+        Inbound = inbound;
+        State = state;
+        CreatedAt = createdAt;
+        _plain = plain;
+        Inbox = new SessionInbox(this, inboxCapacity);
+        LastEnqueued = inbound.LastDelivered;
+        foreach (var group in groups)
+        {
+            _groups.TryAdd(group, 0);
+        }
+    }
+
+    /// <summary>The session id (not a secret; fine for logs).</summary>
+    public SessionId Id { get; }
+
+    /// <summary>
+    /// True when this handler run continues a session that existed before it: restored from the store after a restart
+    /// (drain file) or on another node. <see cref="State"/> and <see cref="Groups"/> then hold what the previous run left.
+    /// </summary>
+    public bool IsResumed { get; }
+
+    /// <summary>False for a plain-mode session (the client did not offer <c>lifeline.v1</c>): it ends with its socket.</summary>
+    public bool IsResumable => _plain is null;
+
+    /// <summary>The authenticated user the session is bound to (name identifier or name claim); null when anonymous.</summary>
+    public string? UserId { get; }
+
+    /// <summary>The user of the connection that started or most recently resumed the session, if known.</summary>
+    public ClaimsPrincipal? User { get; private set; }
+
+    /// <summary>When the session started.</summary>
+    public DateTimeOffset CreatedAt { get; }
+
+    /// <summary>The application's small, bounded key-value state; it travels with the session.</summary>
+    public SessionStateBag State { get; }
+
+    /// <summary>The groups the session belongs to; they travel with the session.</summary>
+    public IReadOnlyCollection<string> Groups => [.. _groups.Keys];
+
+    /// <summary>Messages from the client, each once and in order across sockets. Completes when the session ends.</summary>
+    public ChannelReader<LifelineMessage> Messages => Inbox;
+
+    /// <summary>Cancelled when the session ends (window expired, lost, handler done) or is handed to the store by a drain.</summary>
+    public CancellationToken Ending => _ending.Token;
+
+    /// <summary>Whether a socket carries the session now.</summary>
+    public bool IsConnected => _plain is not null || Volatile.Read(ref _carrier) is not null;
+
+    /// <summary>The connection carrying the session now, if any.</summary>
+    public LifelineConnection? Connection => _plain ?? Volatile.Read(ref _carrier)?.Connection;
+
+    /// <summary>The last sequence sent to the client (0 before the first message).</summary>
+    public long LastSentSequence => Replay.LastSequence;
+
+    /// <summary>How many sent messages are not acknowledged yet, and their payload bytes.</summary>
+    public (int Messages, long Bytes) Unacknowledged => (Replay.Count, Replay.Bytes);
+
+    internal ResumeTokenHash TokenHash { get; }
+
+    internal ReplayBuffer Replay { get; }
+
+    internal InboundSequencer Inbound { get; }
+
+    internal SessionInbox Inbox { get; }
+
+    /// <summary>The last client sequence put in the inbox (duplicates at or below it are dropped). Owned by the carrier loop.</summary>
+    internal long LastEnqueued { get; set; }
+
+    internal bool IsEnded => Volatile.Read(ref _ended) != 0;
+
+    internal bool IsFrozen { get; private set; }
+
+    internal Lock SyncRoot { get; } = new();
+
+    internal SemaphoreSlim SendLock => _sendLock;
+
+    internal SessionCarrier? Carrier => Volatile.Read(ref _carrier);
+
+    internal long Generation => Interlocked.Read(ref _generation);
+
+    /// <summary>Adds the session to a group: group sends of <see cref="LifelineSessionManager"/> reach it, replayed like any send.</summary>
+    public void JoinGroup(string group)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        if (_groups.TryAdd(group, 0))
+        {
+            _manager.AddToGroup(group, this);
+        }
+    }
+
+    /// <summary>Removes the session from a group.</summary>
+    public void LeaveGroup(string group)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        if (_groups.TryRemove(group, out _))
+        {
+            _manager.RemoveFromGroup(group, this);
+        }
+    }
+
+    /// <summary>Sends a text message; see <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>.</summary>
+    public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
+    }
+
+    /// <summary>
+    /// Numbers the message, keeps it until the client acknowledges it and writes it to the current socket, if any (else it
+    /// waits in the replay buffer for the resume). Completes when it is kept and queued, not when acknowledged.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
+    /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
+        await SendCoreAsync(data, type, false, null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Sends a message and updates <see cref="State"/> in the same step: a drain saves both or neither, so an application
+    /// that keeps its position in the state (a stream counter) neither skips nor repeats a message across a restart.
+    /// </summary>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, Action<SessionStateBag> updateState, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(updateState);
+        await SendCoreAsync(data, type, false, updateState, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a message and completes when the client acknowledges it: true then, false when the session ends first.</summary>
+    public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        var acknowledged = await SendCoreAsync(data, type, true, null, cancellationToken).ConfigureAwait(false);
+        return acknowledged is null || await acknowledged.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, CancellationToken cancellationToken)
+    {
+        if (type == WebSocketMessageType.Close)
+        {
+            throw new ArgumentException("Close is not a message type.", nameof(type));
+        }
+
+        if (_plain is { } plain)
+        {
+            await plain.SendAsync(data, type, cancellationToken).ConfigureAwait(false);
+            updateState?.Invoke(State);
+            return null;
+        }
+
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfUnusable();
+            var isText = type == WebSocketMessageType.Text;
+            var appended = await Replay.AppendAsync(data, isText, track, cancellationToken).ConfigureAwait(false);
+            if (appended.Status == ReplayAppendStatus.SessionEnded)
+            {
+                var end = Replay.End!.Value;
+                _manager.Lose(this, end.Reason, tellClient: true);
+                throw new InvalidOperationException($"Session {Id} ended ({end.Reason}): the client did not acknowledge in time.");
+            }
+
+            updateState?.Invoke(State);
+            if (Volatile.Read(ref _carrier) is { } carrier)
+            {
+                await carrier.SendDataAsync(this, appended.Sequence, isText, data).ConfigureAwait(false);
+            }
+
+            return appended.Acknowledged;
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        if (IsFrozen || IsEnded)
+        {
+            throw new InvalidOperationException($"Session {Id} has {(IsFrozen ? "been handed to the session store by a drain" : "ended")}; it can no longer send.");
+        }
+    }
+
+    /// <summary>Makes <paramref name="carrier"/> the current socket; the previous one, if any, is returned (to be closed with 4001).</summary>
+    internal SessionCarrier? Attach(SessionCarrier carrier, ClaimsPrincipal? user)
+    {
+        Interlocked.Increment(ref _generation);
+        User = user ?? User;
+        return Interlocked.Exchange(ref _carrier, carrier);
+    }
+
+    /// <summary>Clears the carrier if it is still <paramref name="carrier"/>; true when it was (the session is now detached).</summary>
+    internal bool Detach(SessionCarrier carrier)
+    {
+        if (Interlocked.CompareExchange(ref _carrier, null, carrier) != carrier)
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _generation);
+        return true;
+    }
+
+    /// <summary>Drain: stops sends and reads and takes a consistent snapshot. Call with the send lock held.</summary>
+    internal SessionSnapshot FreezeLocked(DateTimeOffset now, TimeSpan window)
+    {
+        SessionSnapshot snapshot;
+        lock (SyncRoot)
+        {
+            IsFrozen = true;
+            var unacknowledged = Replay.SnapshotUnacknowledged();
+            var last = Replay.LastSequence;
+            snapshot = new SessionSnapshot
+            {
+                Id = Id,
+                TokenHash = TokenHash,
+                UserId = UserId,
+                CreatedAt = CreatedAt,
+                ExpiresAt = now + window,
+                NextOutboundSequence = last + 1,
+                OutboundAcknowledged = unacknowledged.Count > 0 ? unacknowledged[0].Sequence - 1 : last,
+                Unacknowledged = unacknowledged,
+                LastInboundDelivered = Inbound.LastDelivered,
+                Groups = [.. _groups.Keys],
+                State = State.ToDictionary(),
+            };
+        }
+
+        Inbox.Discard();
+        _ending.Cancel();
+        return snapshot;
+    }
+
+    /// <summary>Ends the session for good: the handler's token is cancelled, reads complete, acknowledgement tasks get false.</summary>
+    internal bool TryEnd(SessionLostReason reason)
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            return false;
+        }
+
+        Replay.EndSession(reason);
+        Inbox.Complete();
+        _ending.Cancel();
+        return true;
+    }
+
+    internal void ReleaseBuffers() => Replay.Dispose();
+}
+
+/// <summary>
+/// What the handler reads: a bounded queue of received messages. A message counts as delivered (and may be
+/// acknowledged) only when read, so unread messages at a drain are resent by the client to the next process.
+/// </summary>
+internal sealed class SessionInbox : ChannelReader<LifelineMessage>
+{
+    private readonly LifelineSession _session;
+    private readonly Channel<(long Sequence, LifelineMessage Message)> _channel;
+
+    public SessionInbox(LifelineSession session, int capacity)
+    {
+        _session = session;
+        _channel = Channel.CreateBounded<(long, LifelineMessage)>(new BoundedChannelOptions(capacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+    }
+
+    public event Action? Delivered;
+
+    public override Task Completion => _channel.Reader.Completion;
+
+    public override bool CanCount => true;
+
+    public override int Count => _channel.Reader.Count;
+
+    public ValueTask WriteAsync(long sequence, LifelineMessage message, CancellationToken cancellationToken) =>
+        _channel.Writer.WriteAsync((sequence, message), cancellationToken);
+
+    public void Complete() => _channel.Writer.TryComplete();
+
+    /// <summary>Drops every unread message (a drain: they are not acknowledged, so the client resends them) and completes.</summary>
+    public void Discard()
+    {
+        _channel.Writer.TryComplete();
+        while (_channel.Reader.TryRead(out _))
+        {
+        }
+    }
+
+    public override bool TryRead([MaybeNullWhen(false)] out LifelineMessage item)
+    {
+        item = null;
+        lock (_session.SyncRoot)
+        {
+            if (_session.IsFrozen || !_channel.Reader.TryRead(out var entry))
+            {
+                return false;
+            }
+
+            _session.Inbound.Accept(entry.Sequence, entry.Message.Data.Length);
+            item = entry.Message;
+        }
+
+        Delivered?.Invoke();
+        return true;
+    }
+
+    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _channel.Reader.WaitToReadAsync(cancellationToken);
+}

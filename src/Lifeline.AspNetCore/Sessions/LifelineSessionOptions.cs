@@ -1,0 +1,70 @@
+using Lifeline.Session;
+using Lifeline.Session.Store;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>Options of session endpoints (<c>MapLifelineSession</c>, protocol <c>lifeline.v1</c>).</summary>
+public sealed class LifelineSessionOptions
+{
+    private TimeSpan _resumeWindow = SessionProtocol.DefaultResumeWindow;
+    private TimeSpan _handshakeTimeout = SessionProtocol.DefaultHandshakeTimeout;
+    private int _inboxCapacity = 1024;
+    private int _stateMaxEntries = SessionStateBag.DefaultMaxEntries;
+    private int _stateMaxBytes = SessionStateBag.DefaultMaxBytes;
+
+    /// <summary>How long a session stays resumable after its socket goes. Default 2 minutes. Positive, at most 2^32-1 ms.</summary>
+    public TimeSpan ResumeWindow
+    {
+        get => _resumeWindow;
+        set => _resumeWindow = value > TimeSpan.Zero && value.TotalMilliseconds <= uint.MaxValue
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(ResumeWindow), value, "ResumeWindow must be positive and at most 2^32-1 milliseconds.");
+    }
+
+    /// <summary>How long a new socket may take to send its Hello; past it the socket is closed with 4000. Default 10 seconds. Positive.</summary>
+    public TimeSpan HandshakeTimeout
+    {
+        get => _handshakeTimeout;
+        set => _handshakeTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), value, "HandshakeTimeout must be positive.");
+    }
+
+    /// <summary>Bounds of each session's outbound replay buffer. Default: 10,000 messages, 1 MiB, 5 minutes, full mode Wait.</summary>
+    public ReplayBufferOptions Replay { get; } = new();
+
+    /// <summary>When the server acknowledges what its handler read. Default: 64 messages, 64 KiB or 200 ms.</summary>
+    public SessionAckOptions Ack { get; } = new();
+
+    /// <summary>
+    /// How many received messages wait for the handler to read them. Default 1024. At least 1. When full, the session
+    /// stops reading its socket (backpressure); nothing is acknowledged before the handler reads it.
+    /// </summary>
+    public int InboxCapacity
+    {
+        get => _inboxCapacity;
+        set => _inboxCapacity = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(InboxCapacity), value, "InboxCapacity must be at least 1.");
+    }
+
+    /// <summary>The most entries of a session's <see cref="SessionStateBag"/>. Default 32. At least 1.</summary>
+    public int StateMaxEntries
+    {
+        get => _stateMaxEntries;
+        set => _stateMaxEntries = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(StateMaxEntries), value, "StateMaxEntries must be at least 1.");
+    }
+
+    /// <summary>The most UTF-8 bytes of a session's <see cref="SessionStateBag"/>. Default 4 KiB. At least 1.</summary>
+    public int StateMaxBytes
+    {
+        get => _stateMaxBytes;
+        set => _stateMaxBytes = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(StateMaxBytes), value, "StateMaxBytes must be at least 1.");
+    }
+
+    /// <summary>
+    /// Where the default in-memory store writes its sessions on a graceful drain and reads them back on start. Default
+    /// null: <c>lifeline-sessions-{ApplicationName}.bin</c> in the temp directory. Ignored with another <see cref="ISessionStore"/>.
+    /// </summary>
+    public string? DrainFilePath { get; set; }
+
+    /// <summary>Whether a graceful drain saves sessions (and the start loads them). Default true.</summary>
+    public bool PersistOnDrain { get; set; } = true;
+}

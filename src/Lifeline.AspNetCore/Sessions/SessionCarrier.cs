@@ -1,0 +1,266 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net.WebSockets;
+using Lifeline.Client;
+using Lifeline.CloseCodes;
+using Lifeline.Session;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>
+/// One socket carrying (at most) one session at a time: runs the <c>lifeline.v1</c> handshake, turns frames into
+/// inbox messages and acks, and sends Data/Ack frames through the connection's bounded outbound buffer.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore is never waited on with a wait handle; it owns nothing to release.")]
+internal sealed class SessionCarrier(LifelineConnection connection, LifelineSessionManager manager, Func<LifelineSession, CancellationToken, Task> handler)
+{
+    private readonly SemaphoreSlim _ackSignal = new(0, 1);
+
+    public LifelineConnection Connection { get; } = connection;
+
+    /// <summary>Runs until the socket ends (or is closed for bad input).</summary>
+    public async Task RunAsync()
+    {
+        LifelineSession? session = null;
+        Task acker = Task.CompletedTask;
+        using var stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing);
+        var afterLost = false;
+        try
+        {
+            using var handshake = new CancellationTokenSource(manager.Options.HandshakeTimeout, manager.Time);
+            while (true)
+            {
+                LifelineMessage? message;
+                try
+                {
+                    message = await ReadAsync(session is null && !afterLost ? handshake.Token : CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (handshake.IsCancellationRequested)
+                {
+                    await FailAsync(SessionProtocol.HandshakeTimeout, "no Hello in time",
+                        $"no Hello within {manager.Options.HandshakeTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s").ConfigureAwait(false);
+                    return;
+                }
+
+                if (message is null)
+                {
+                    return; // the socket ended
+                }
+
+                if (message.Type == WebSocketMessageType.Text)
+                {
+                    await FailAsync(CloseCode.UnsupportedData, "session frames are binary", "a text message on a session connection").ConfigureAwait(false);
+                    return;
+                }
+
+                var error = SessionFrameReader.TryRead(new ReadOnlySequence<byte>(message.Data), int.MaxValue, out var header, out var payload);
+                if (error != SessionFrameError.None)
+                {
+                    await FailAsync(error.ToCloseCode(), error.Describe(), $"malformed frame: {error.Describe()}").ConfigureAwait(false);
+                    return;
+                }
+
+                if (session is null)
+                {
+                    if (header.Type != SessionFrameType.Hello)
+                    {
+                        if (afterLost && header.Type is SessionFrameType.Data or SessionFrameType.Ack)
+                        {
+                            continue; // in flight from the lost session (5.7)
+                        }
+
+                        await FailAsync(CloseCode.ProtocolError, "first frame not Hello", $"expected Hello, got {header.Type}").ConfigureAwait(false);
+                        return;
+                    }
+
+                    handshake.CancelAfter(Timeout.InfiniteTimeSpan);
+                    var outcome = await manager.OpenAsync(this, header.Hello, handler).ConfigureAwait(false);
+                    switch (outcome.Kind)
+                    {
+                        case OpenKind.Opened:
+                            session = outcome.Session!;
+                            session.Inbox.Delivered += SignalAck;
+                            acker = AckLoopAsync(session, stopAcks.Token);
+                            afterLost = false;
+                            continue;
+                        case OpenKind.Refused:
+                            SessionLog.Refused(manager.Logger, Connection.Id, outcome.Detail!);
+                            await Connection.CloseAsync(CloseCode.PolicyViolation, SessionProtocol.RefusedReason, CancellationToken.None).ConfigureAwait(false);
+                            return;
+                        case OpenKind.Lost:
+                            afterLost = true;
+                            continue;
+                        default:
+                            await FailAsync(CloseCode.ProtocolError, "last received beyond sent", outcome.Detail!).ConfigureAwait(false);
+                            return;
+                    }
+                }
+
+                switch (header.Type)
+                {
+                    case SessionFrameType.Data:
+                        if (session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
+                        {
+                            await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
+                            return;
+                        }
+
+                        if (header.Sequence <= session.LastEnqueued)
+                        {
+                            continue; // a duplicate, normal after a resume
+                        }
+
+                        if (header.Sequence != session.LastEnqueued + 1)
+                        {
+                            await FailAsync(CloseCode.ProtocolError, "sequence gap",
+                                $"sequence gap: got {header.Sequence.ToString(CultureInfo.InvariantCulture)}, expected {(session.LastEnqueued + 1).ToString(CultureInfo.InvariantCulture)}").ConfigureAwait(false);
+                            return;
+                        }
+
+                        session.LastEnqueued = header.Sequence;
+                        try
+                        {
+                            await session.Inbox.WriteAsync(header.Sequence,
+                                new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, payload.ToArray()),
+                                session.Ending).ConfigureAwait(false);
+                        }
+                        catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+                        {
+                            return; // the session ended or was frozen; the client resends what was not read
+                        }
+
+                        break;
+                    case SessionFrameType.Ack:
+                        if (session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
+                        {
+                            await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
+                            return;
+                        }
+
+                        break;
+                    case SessionFrameType.SessionLost:
+                        manager.Lose(session, header.SessionLost.Reason, tellClient: false);
+                        await stopAcks.CancelAsync().ConfigureAwait(false);
+                        await acker.ConfigureAwait(false);
+                        session.Inbox.Delivered -= SignalAck;
+                        session = null;
+                        afterLost = true;
+                        break;
+                    default:
+                        await FailAsync(CloseCode.ProtocolError, "unexpected frame", $"{header.Type} on an established session").ConfigureAwait(false);
+                        return;
+                }
+            }
+        }
+        finally
+        {
+            await stopAcks.CancelAsync().ConfigureAwait(false);
+            await acker.ConfigureAwait(false);
+            if (session is not null)
+            {
+                session.Inbox.Delivered -= SignalAck;
+                manager.Detached(session, this);
+            }
+        }
+    }
+
+    /// <summary>Writes a Data frame (the session's send lock is held by the caller).</summary>
+    public async ValueTask SendDataAsync(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
+        try
+        {
+            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.Inbound.TakeAck(), isText, out var header);
+            payload.Span.CopyTo(buffer.AsSpan(header));
+            await Connection.SendAsync(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            // The socket is closing: the message stays in the replay buffer for the resume.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Writes a control frame; false when the socket is closing.</summary>
+    public async ValueTask<bool> SendControlAsync(Action<IBufferWriter<byte>> write)
+    {
+        var writer = new ArrayBufferWriter<byte>(128);
+        write(writer);
+        try
+        {
+            await Connection.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private async Task<LifelineMessage?> ReadAsync(CancellationToken cancellationToken)
+    {
+        var reader = Connection.Messages;
+        while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (reader.TryRead(out var message))
+            {
+                return message;
+            }
+        }
+
+        return null;
+    }
+
+    private async Task FailAsync(CloseCode code, string reason, string cause)
+    {
+        SessionLog.ProtocolError(manager.Logger, Connection.Id, code.Value, cause);
+        await Connection.CloseAsync(code, reason, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private void SignalAck()
+    {
+        if (_ackSignal.CurrentCount == 0)
+        {
+            try
+            {
+                _ackSignal.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+    }
+
+    private async Task AckLoopAsync(LifelineSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                var dueIn = session.Inbound.AckDueIn;
+                if (dueIn is null)
+                {
+                    await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                else if (dueIn > TimeSpan.Zero)
+                {
+                    await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (session.Inbound.IsAckDue && !await SendControlAsync(w => SessionFrameWriter.WriteAck(w, session.Inbound.TakeAck())).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The socket or the session is over.
+        }
+    }
+}

@@ -1,0 +1,38 @@
+using Lifeline.Session;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>Log messages of session endpoints, with fixed event ids (300-349).</summary>
+internal static partial class SessionLog
+{
+    [LoggerMessage(301, LogLevel.Debug, "Session {SessionId} started on connection {ConnectionId}.")]
+    public static partial void Started(ILogger logger, SessionId sessionId, string connectionId);
+
+    [LoggerMessage(302, LogLevel.Information, "Session {SessionId} resumed on connection {ConnectionId}: {Replayed} messages resent{Restored}.")]
+    public static partial void Resumed(ILogger logger, SessionId sessionId, string connectionId, long replayed, string restored);
+
+    [LoggerMessage(303, LogLevel.Warning, "Session {SessionId} lost ({Reason}).")]
+    public static partial void Lost(ILogger logger, SessionId sessionId, string reason);
+
+    [LoggerMessage(304, LogLevel.Warning, "Connection {ConnectionId}: closing with {Code}: {Cause}. Other sessions are not affected.")]
+    public static partial void ProtocolError(ILogger logger, string connectionId, int code, string cause);
+
+    [LoggerMessage(305, LogLevel.Warning, "Connection {ConnectionId}: resume of a session refused with 1008 ({Why}).")]
+    public static partial void Refused(ILogger logger, string connectionId, string why);
+
+    [LoggerMessage(306, LogLevel.Information, "Connection {ConnectionId}: resume of unknown or expired session {SessionId}; answered SessionLost.")]
+    public static partial void NotFound(ILogger logger, string connectionId, SessionId sessionId);
+
+    [LoggerMessage(307, LogLevel.Error, "The handler of session {SessionId} threw; the session ends and its connection is closed with 1011.")]
+    public static partial void HandlerFailed(ILogger logger, SessionId sessionId, Exception exception);
+
+    [LoggerMessage(308, LogLevel.Information, "Drain: {Count} sessions saved to {Path}.")]
+    public static partial void Saved(ILogger logger, int count, string path);
+
+    [LoggerMessage(309, LogLevel.Error, "Drain: saving sessions failed; they will be answered SessionLost after the restart.")]
+    public static partial void SaveFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(310, LogLevel.Information, "Session {SessionId} taken over by a newer connection; closing the old one with 4001.")]
+    public static partial void TakenOver(ILogger logger, SessionId sessionId);
+}

@@ -1,0 +1,530 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net.WebSockets;
+using Lifeline.CloseCodes;
+using Lifeline.Diagnostics;
+using Lifeline.Session;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.Client;
+
+/// <summary>The client's state of one session (docs/protocol.md section 5): identity, outbound log and inbound cursor.</summary>
+internal sealed class ClientSession(SessionId id, ResumeToken token, ReplayBuffer replay, InboundSequencer inbound, int maxFrameBytes)
+{
+    public SessionId Id { get; } = id;
+
+    public ResumeToken Token { get; } = token;
+
+    public ReplayBuffer Replay { get; } = replay;
+
+    public InboundSequencer Inbound { get; } = inbound;
+
+    /// <summary>The server's frame limit from Welcome.</summary>
+    public int MaxFrameBytes { get; } = maxFrameBytes;
+}
+
+/// <summary>The outcome of a session handshake on one socket.</summary>
+internal readonly record struct SessionHandshake(bool Resumed, long ReplayedToServer, long ReplayedFromServer);
+
+public sealed partial class LifelineClient
+{
+    // Written by the connection loop (handshake) and the receive/send loops of the current connection only; one
+    // connection runs at a time, so reads from those loops see a stable value. Other threads read it through Volatile.
+    private ClientSession? _session;
+    private SessionLostEventArgs? _lastSessionLost;
+    private readonly SemaphoreSlim _ackSignal = new(0, 1);
+    private long _sessionsStarted;
+    private long _sessionsResumed;
+    private long _sessionsLost;
+
+    /// <summary>
+    /// Session mode: a session could not continue losslessly (the server lost it, its window expired, a resume was
+    /// refused, or a replay buffer gave up). Says what was lost; the client has already started a new session.
+    /// Raised off the I/O loop; handler exceptions are logged.
+    /// </summary>
+    public event EventHandler<SessionLostEventArgs>? SessionLost;
+
+    /// <summary>Session mode: the id of the current session; null before the first Welcome and in plain mode.</summary>
+    public SessionId? SessionId => Volatile.Read(ref _session)?.Id;
+
+    /// <summary>Session mode: the most recent session loss; null if none.</summary>
+    public SessionLostEventArgs? LastSessionLost => Volatile.Read(ref _lastSessionLost);
+
+    /// <summary>Session mode: how many sessions started (Welcome), resumed (Resumed) and were lost.</summary>
+    public (long Started, long Resumed, long Lost) SessionCounts =>
+        (Interlocked.Read(ref _sessionsStarted), Interlocked.Read(ref _sessionsResumed), Interlocked.Read(ref _sessionsLost));
+
+    /// <summary>
+    /// Session mode: sends a message like <see cref="SendAsync"/> and completes when the server acknowledges it (it was
+    /// handed to the server's application): true then, false when it never will be (its session was lost, or the client
+    /// closed first; the message is then unconfirmed).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Sessions are off (<see cref="LifelineClientOptions.Session"/> is null).</exception>
+    public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        if (_options.Session is null)
+        {
+            throw new InvalidOperationException("Acknowledgements need a session: set LifelineClientOptions.Session.");
+        }
+
+        var acknowledged = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await EnqueueAsync(data, type, acknowledged, cancellationToken).ConfigureAwait(false);
+        return await acknowledged.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends Hello and waits for Welcome, Resumed or SessionLost (then a new Hello). On Resumed, resends the client's
+    /// unacknowledged messages before returning, so they go out ahead of anything new.
+    /// </summary>
+    private async Task<(SessionHandshake? Result, CloseRecord? Close)> HandshakeAsync(ClientWebSocket socket, CancellationToken stop)
+    {
+        if (socket.SubProtocol != SessionProtocol.SubProtocol)
+        {
+            return (null, await CloseWithAsync(socket, CloseCode.MandatoryExtension, "lifeline.v1 required",
+                "the server did not select the lifeline.v1 subprotocol; sessions need a session-aware endpoint").ConfigureAwait(false));
+        }
+
+        var options = _options.Session!;
+        using var timeout = new CancellationTokenSource(options.HandshakeTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, timeout.Token);
+        var buffer = new ArrayBufferWriter<byte>(256);
+        var session = _session;
+        try
+        {
+            await SendHelloAsync(socket, session, linked.Token).ConfigureAwait(false);
+            while (true)
+            {
+                var (type, close) = await ReceiveWholeAsync(socket, buffer, linked.Token).ConfigureAwait(false);
+                if (close is not null)
+                {
+                    if (session is not null && close.Code == CloseCode.PolicyViolation)
+                    {
+                        // A refused resume (wrong token, another user's session): report it, never try that token again.
+                        var unconfirmed = session.Replay.Unacknowledged;
+                        EndSession(session, SessionLostReason.NotFound);
+                        ReportSessionLost(new SessionLostEventArgs(session.Id, SessionLostReason.NotFound, refused: true, lostByServer: true, 0,
+                            SequenceRange.Empty, unconfirmed, _time.GetUtcNow()));
+                    }
+
+                    return (null, close);
+                }
+
+                if (type == WebSocketMessageType.Text)
+                {
+                    return (null, await CloseWithAsync(socket, CloseCode.UnsupportedData, "session frames are binary", "the server sent a text message in session mode").ConfigureAwait(false));
+                }
+
+                var error = SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.WrittenMemory), _options.MaxMessageSize, out var header, out _);
+                if (error != SessionFrameError.None)
+                {
+                    return (null, await CloseWithAsync(socket, error.ToCloseCode(), error.Describe(), $"the server sent a malformed session frame: {error.Describe()}").ConfigureAwait(false));
+                }
+
+                switch (header.Type)
+                {
+                    case SessionFrameType.Welcome:
+                        StartSession(header.Welcome);
+                        return (new SessionHandshake(false, 0, 0), null);
+
+                    case SessionFrameType.Resumed when session is not null:
+                        var resumed = header.Resumed;
+                        if (resumed.LastReceived > session.Replay.LastSequence)
+                        {
+                            return (null, await CloseWithAsync(socket, CloseCode.ProtocolError, "last received beyond sent",
+                                "the server's Resumed states a last received above what the client sent").ConfigureAwait(false));
+                        }
+
+                        session.Replay.Acknowledge(resumed.LastReceived);
+                        if (session.Replay.BeginReplay(resumed.LastReceived, out var lease) == ReplayStatus.Ready)
+                        {
+                            using (lease)
+                            {
+                                foreach (var frame in lease!.Frames)
+                                {
+                                    await SendDataFrameAsync(socket, session, frame.Sequence, frame.IsText, frame.Payload, linked.Token).ConfigureAwait(false);
+                                }
+
+                                Interlocked.Increment(ref _sessionsResumed);
+                                LifelineMetrics.ClientSessionsResumed.Add(1);
+                                LifelineMetrics.ClientMessagesReplayed.Add(lease.Frames.Count);
+                                Log.SessionResumed(_logger, session.Id, lease.Frames.Count, resumed.ReplayCount);
+                                return (new SessionHandshake(true, lease.Frames.Count, resumed.ReplayCount), null);
+                            }
+                        }
+
+                        // The client no longer holds what the server needs: say so, and start again on this socket.
+                        var lost = SequenceRange.FromBounds(resumed.LastReceived + 1, session.Replay.LastSequence);
+                        await SendControlFrameAsync(socket, w => SessionFrameWriter.WriteSessionLost(w,
+                            new SessionLostFrame(SessionLostReason.ReplayUnavailable, session.Inbound.LastDelivered, lost)), linked.Token).ConfigureAwait(false);
+                        EndSession(session, SessionLostReason.ReplayUnavailable);
+                        ReportSessionLost(new SessionLostEventArgs(session.Id, SessionLostReason.ReplayUnavailable, false, false, resumed.LastReceived,
+                            SequenceRange.Empty, lost, _time.GetUtcNow()));
+                        session = null;
+                        await SendHelloAsync(socket, null, linked.Token).ConfigureAwait(false);
+                        break;
+
+                    case SessionFrameType.SessionLost when session is not null:
+                        var report = header.SessionLost;
+                        var unconfirmedToServer = report.LastReceived > 0
+                            ? SequenceRange.FromBounds(Math.Max(report.LastReceived, session.Replay.LastAcknowledged) + 1, session.Replay.LastSequence)
+                            : session.Replay.Unacknowledged;
+                        EndSession(session, report.Reason);
+                        ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived,
+                            report.Lost, unconfirmedToServer, _time.GetUtcNow()));
+                        session = null;
+                        await SendHelloAsync(socket, null, linked.Token).ConfigureAwait(false);
+                        break;
+
+                    case SessionFrameType.Data:
+                    case SessionFrameType.Ack:
+                    case SessionFrameType.SessionLost:
+                        break; // in flight from a lost session: ignored until Welcome (5.7)
+
+                    default:
+                        return (null, await CloseWithAsync(socket, CloseCode.ProtocolError, "unexpected frame",
+                            $"the server sent {header.Type} during the session handshake").ConfigureAwait(false));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !stop.IsCancellationRequested)
+        {
+            socket.Abort();
+            return (null, new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Transport, false, null,
+                $"no session answer within {options.HandshakeTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s"));
+        }
+#pragma warning disable CA1031 // Every way the handshake can fail is a way the connection ended.
+        catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
+#pragma warning restore CA1031
+        {
+            return (null, ClassifyReceiveFailure(e, socket));
+        }
+    }
+
+    private void StartSession(in WelcomeFrame welcome)
+    {
+        var options = _options.Session!;
+        var session = new ClientSession(welcome.SessionId, welcome.ResumeToken, new ReplayBuffer(options.Replay, _time),
+            new InboundSequencer(options.Ack, _time), welcome.MaxFrameBytes);
+        Volatile.Write(ref _session, session);
+        Interlocked.Increment(ref _sessionsStarted);
+        LifelineMetrics.ClientSessionsStarted.Add(1);
+        Log.SessionStarted(_logger, session.Id);
+    }
+
+    private void EndSession(ClientSession session, SessionLostReason reason)
+    {
+        Interlocked.CompareExchange(ref _session, null, session);
+        session.Replay.EndSession(reason);
+        session.Replay.Dispose();
+    }
+
+    private void ReportSessionLost(SessionLostEventArgs args)
+    {
+        Volatile.Write(ref _lastSessionLost, args);
+        Interlocked.Increment(ref _sessionsLost);
+        LifelineMetrics.ClientSessionsLost.Add(1);
+        Log.SessionLost(_logger, args.ToString());
+        var handlers = SessionLost;
+        if (handlers is null)
+        {
+            return;
+        }
+
+        _ = Task.Run(() =>
+        {
+            foreach (var handler in handlers.GetInvocationList())
+            {
+                try
+                {
+                    ((EventHandler<SessionLostEventArgs>)handler)(this, args);
+                }
+#pragma warning disable CA1031 // A user's handler must not kill the client.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    Log.CallbackFailed(_logger, nameof(SessionLost), e);
+                }
+            }
+        });
+    }
+
+    /// <summary>Handles one whole message of an established session; returns how the connection ended when it must end.</summary>
+    private async Task<CloseRecord?> OnSessionMessageAsync(ClientWebSocket socket, ClientSession session, WebSocketMessageType type, ReadOnlyMemory<byte> message)
+    {
+        if (type == WebSocketMessageType.Text)
+        {
+            return await CloseWithAsync(socket, CloseCode.UnsupportedData, "session frames are binary", "the server sent a text message in session mode").ConfigureAwait(false);
+        }
+
+        var error = SessionFrameReader.TryRead(new ReadOnlySequence<byte>(message), _options.MaxMessageSize, out var header, out var payload);
+        if (error != SessionFrameError.None)
+        {
+            return await CloseWithAsync(socket, error.ToCloseCode(), error.Describe(), $"the server sent a malformed session frame: {error.Describe()}").ConfigureAwait(false);
+        }
+
+        switch (header.Type)
+        {
+            case SessionFrameType.Data:
+                if (session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
+                {
+                    return await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false);
+                }
+
+                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length))
+                {
+                    case InboundDecision.Deliver:
+                        Interlocked.Increment(ref _received);
+                        var delivered = new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, payload.ToArray());
+                        if (!_incoming.TryWrite(delivered))
+                        {
+                            // Counted as delivered already: wait for the application, however long, unless the client stops.
+                            await _incoming.WriteAsync(delivered, _stopRequested.Token).ConfigureAwait(false);
+                        }
+
+                        SignalAck();
+                        return null;
+                    case InboundDecision.Duplicate:
+                        return null;
+                    default:
+                        return await CloseWithAsync(socket, CloseCode.ProtocolError, "sequence gap",
+                            $"the server skipped a sequence number (got {header.Sequence.ToString(CultureInfo.InvariantCulture)}, expected {(session.Inbound.LastDelivered + 1).ToString(CultureInfo.InvariantCulture)})").ConfigureAwait(false);
+                }
+
+            case SessionFrameType.Ack:
+                return session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent
+                    ? await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false)
+                    : null;
+
+            case SessionFrameType.SessionLost:
+                var report = header.SessionLost;
+                var unconfirmed = session.Replay.Unacknowledged;
+                EndSession(session, report.Reason);
+                ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
+                // A new session starts with the next connection (its Hello is a new-session Hello).
+                socket.Abort();
+                return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Client, false, null, "the server ended the session; starting a new one");
+
+            default:
+                return await CloseWithAsync(socket, CloseCode.ProtocolError, "unexpected frame", $"the server sent {header.Type} on an established session").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Session mode: numbers a dequeued message, keeps it for replay and writes it as a Data frame.</summary>
+    /// <returns>False when the session ended under it (the message stays in flight for the next session).</returns>
+    private async Task<bool> SendSessionMessageAsync(ClientWebSocket socket, ClientSession session, OutgoingMessage message, CancellationToken cancellationToken)
+    {
+        var isText = message.Type == WebSocketMessageType.Text;
+        var acknowledged = message.TakeAcknowledged();
+        ReplayAppendResult appended;
+        try
+        {
+            appended = await session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ReplayBufferFullException e)
+        {
+            Log.MessageDropped(_logger, e.Message);
+            _inFlight = null;
+            acknowledged?.TrySetResult(false);
+            message.Release();
+            return true;
+        }
+        catch
+        {
+            message.Acknowledged = acknowledged;
+            throw;
+        }
+
+        if (appended.Status == ReplayAppendStatus.SessionEnded)
+        {
+            message.Acknowledged = acknowledged;
+            var end = session.Replay.End!.Value;
+            EndSession(session, end.Reason);
+            await TrySendAsync(socket, w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(end.Reason, session.Inbound.LastDelivered, end.Unacknowledged))).ConfigureAwait(false);
+            ReportSessionLost(new SessionLostEventArgs(session.Id, end.Reason, false, false, 0, SequenceRange.Empty, end.Unacknowledged, _time.GetUtcNow()));
+            socket.Abort();
+            return false;
+        }
+
+        if (acknowledged is not null)
+        {
+            _ = LinkAcknowledgementAsync(appended.Acknowledged!, acknowledged);
+        }
+
+        // From here on the replay buffer owns the message: a failed write is resent by the resume.
+        _inFlight = null;
+        try
+        {
+            await SendDataFrameAsync(socket, session, appended.Sequence, isText, message.Data, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            message.Release();
+        }
+
+        return true;
+    }
+
+    private static async Task LinkAcknowledgementAsync(Task<bool> source, TaskCompletionSource<bool> target) =>
+        target.TrySetResult(await source.ConfigureAwait(false));
+
+    private async Task TrySendAsync(ClientWebSocket socket, Action<IBufferWriter<byte>> write)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
+            await SendControlFrameAsync(socket, write, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The socket is going anyway.
+        }
+    }
+
+    private async Task SendDataFrameAsync(ClientWebSocket socket, ClientSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
+        try
+        {
+            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                // The ack is taken under the send lock, so acks on the wire never go backwards.
+                SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.Inbound.TakeAck(), isText, out var header);
+                payload.Span.CopyTo(buffer.AsSpan(header));
+                await socket.SendAsync(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        Interlocked.Increment(ref _sent);
+    }
+
+    private async Task SendControlFrameAsync(ClientWebSocket socket, Action<IBufferWriter<byte>> write, CancellationToken cancellationToken)
+    {
+        var writer = new ArrayBufferWriter<byte>(64);
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            write(writer);
+            await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private Task SendHelloAsync(ClientWebSocket socket, ClientSession? session, CancellationToken cancellationToken) =>
+        SendControlFrameAsync(socket, w => SessionFrameWriter.WriteHello(w, session is null
+            ? HelloFrame.NewSession()
+            : HelloFrame.Resume(session.Id, session.Token, session.Inbound.TakeAck())), cancellationToken);
+
+    private void SignalAck()
+    {
+        if (_ackSignal.CurrentCount == 0)
+        {
+            try
+            {
+                _ackSignal.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+    }
+
+    /// <summary>Sends an Ack frame whenever one is due and no Data frame carried it (count, bytes or delay).</summary>
+    private async Task AckLoopAsync(ClientWebSocket socket, ClientSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                var dueIn = session.Inbound.AckDueIn;
+                if (dueIn is null)
+                {
+                    await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                else if (dueIn > TimeSpan.Zero)
+                {
+                    await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (session.Inbound.IsAckDue)
+                {
+                    await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        var writer = new ArrayBufferWriter<byte>(16);
+                        SessionFrameWriter.WriteAck(writer, session.Inbound.TakeAck());
+                        await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _sendLock.Release();
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The connection is over.
+        }
+    }
+
+    /// <summary>Reads one whole message; returns the close record instead when the connection closes or a message is too big.</summary>
+    private async Task<(WebSocketMessageType Type, CloseRecord? Close)> ReceiveWholeAsync(ClientWebSocket socket, ArrayBufferWriter<byte> buffer, CancellationToken cancellationToken)
+    {
+        buffer.ResetWrittenCount();
+        ValueWebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), cancellationToken).ConfigureAwait(false);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                return (result.MessageType, await OnCloseFrameAsync(socket).ConfigureAwait(false));
+            }
+
+            buffer.Advance(result.Count);
+            if (buffer.WrittenCount > _options.MaxMessageSize)
+            {
+                return (result.MessageType, await CloseTooBigAsync(socket).ConfigureAwait(false));
+            }
+        }
+        while (!result.EndOfMessage);
+        return (result.MessageType, null);
+    }
+
+    /// <summary>Closes with <paramref name="code"/> because of something the server did; logs it and returns the record.</summary>
+    private async Task<CloseRecord> CloseWithAsync(ClientWebSocket socket, CloseCode code, string reason, string cause)
+    {
+        Log.SessionProtocolError(_logger, code, cause);
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
+            await _sendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await socket.CloseAsync(code.ToWebSocketCloseStatus(), reason, timeout.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            socket.Abort();
+        }
+
+        return new CloseRecord(code, reason, CloseInitiator.Client, false, null, cause);
+    }
+}

@@ -1,0 +1,148 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using Lifeline.Client;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Session;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.IntegrationTests.Sessions;
+
+/// <summary>Bad input on a session endpoint gets a clear close code; other sessions carry on.</summary>
+[Collection(SerialCollection.Name)]
+public sealed class SessionBadInputTests
+{
+    private static async Task<ClientWebSocket> ConnectAsync(Uri uri)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol(SessionProtocol.SubProtocol);
+        await socket.ConnectAsync(uri, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(SessionProtocol.SubProtocol, socket.SubProtocol);
+        return socket;
+    }
+
+    private static byte[] Frame(Action<IBufferWriter<byte>> write)
+    {
+        var writer = new ArrayBufferWriter<byte>();
+        write(writer);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    private static Task SendAsync(ClientWebSocket socket, byte[] frame, WebSocketMessageType type = WebSocketMessageType.Binary) =>
+        socket.SendAsync(frame, type, true, CancellationToken.None);
+
+    /// <summary>Reads until the server closes; returns the close code and the frames seen before it.</summary>
+    private static async Task<(int? Code, string? Reason, List<byte[]> Frames)> ReadUntilCloseAsync(ClientWebSocket socket)
+    {
+        var frames = new List<byte[]>();
+        var buffer = new byte[64 * 1024];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, cts.Token);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                return ((int?)socket.CloseStatus, socket.CloseStatusDescription, frames);
+            }
+
+            frames.Add(buffer.AsSpan(0, result.Count).ToArray());
+        }
+    }
+
+    private static async Task<(SessionId Id, ResumeToken Token)> HelloAsync(ClientWebSocket socket)
+    {
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var buffer = new byte[1024];
+        var result = await socket.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out _));
+        var welcome = header.Welcome;
+        return (welcome.SessionId, welcome.ResumeToken);
+    }
+
+    public static TheoryData<string, int> Cases => new()
+    {
+        { "garbage-before-hello", 1002 },
+        { "text-message", 1003 },
+        { "unknown-type", 1002 },
+        { "sequence-gap", 1002 },
+        { "ack-beyond-sent", 1002 },
+        { "second-hello", 1002 },
+        { "oversized", 1009 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task BadInput_GetsAClearCloseCode_AndOtherSessionsCarryOn(string kind, int expected)
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-bad-{Guid.NewGuid():N}.bin"),
+            server: o => o.MaxMessageSize = 4096);
+        var options = SessionResumeTests.SessionClient(host.Uri("/echo"));
+        await using var bystander = new LifelineClient(options);
+        await bystander.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        using var socket = await ConnectAsync(host.Uri("/echo"));
+        switch (kind)
+        {
+            case "garbage-before-hello":
+                await SendAsync(socket, [0xDE, 0xAD, 0xBE, 0xEF]);
+                break;
+            case "text-message":
+                await SendAsync(socket, "hello"u8.ToArray(), WebSocketMessageType.Text);
+                break;
+            case "unknown-type":
+                await HelloAsync(socket);
+                await SendAsync(socket, [0x09, 0x01]);
+                break;
+            case "sequence-gap":
+                await HelloAsync(socket);
+                await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, [1])));
+                await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 3, 0, false, [3])));
+                break;
+            case "ack-beyond-sent":
+                await HelloAsync(socket);
+                await SendAsync(socket, Frame(w => SessionFrameWriter.WriteAck(w, 5)));
+                break;
+            case "second-hello":
+                await HelloAsync(socket);
+                await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+                break;
+            case "oversized":
+                await HelloAsync(socket);
+                await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, new byte[8192])));
+                break;
+        }
+
+        var (code, _, _) = await ReadUntilCloseAsync(socket);
+        Assert.Equal(expected, code);
+
+        await bystander.SendTextAsync("still here");
+        Assert.Equal("still here", (await Wait.ReadAsync(bystander.Messages)).Text);
+    }
+
+    [Fact]
+    public async Task Resume_WithWrongTokenOrUnknownSession_IsRefusedOrLost()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-bad-{Guid.NewGuid():N}.bin"));
+        using var owner = await ConnectAsync(host.Uri("/echo"));
+        var (id, _) = await HelloAsync(owner);
+
+        // A token that does not belong to the id: 1008, same reason as any refusal.
+        using var wrong = await ConnectAsync(host.Uri("/echo"));
+        await SendAsync(wrong, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, ResumeToken.Create(), 0))));
+        var (code, reason, _) = await ReadUntilCloseAsync(wrong);
+        Assert.Equal(1008, code);
+        Assert.Equal(SessionProtocol.RefusedReason, reason);
+
+        // A well-formed token for a session that does not exist: SessionLost (not found), and the socket stays usable.
+        using var unknown = await ConnectAsync(host.Uri("/echo"));
+        var token = ResumeToken.Create();
+        await SendAsync(unknown, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(token.DeriveSessionId(), token, 0))));
+        var buffer = new byte[1024];
+        var result = await unknown.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out _);
+        Assert.Equal(SessionFrameType.SessionLost, header.Type);
+        Assert.Equal(SessionLostReason.NotFound, header.SessionLost.Reason);
+        var (_, _) = await HelloAsync(unknown);
+    }
+}

@@ -1,0 +1,169 @@
+using Lifeline.Client;
+using Lifeline.FaultProxy;
+using Lifeline.IntegrationTests.Client;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Sessions;
+
+/// <summary>End-to-end sessions over real Kestrel: resume after a reset, after a graceful restart, and loss after a crash.</summary>
+[Collection(SerialCollection.Name)]
+public sealed class SessionResumeTests
+{
+    internal static LifelineClientOptions SessionClient(Uri uri)
+    {
+        var options = ClientTestOptions.Fast(uri);
+        options.Session = new SessionOptions();
+        return options;
+    }
+
+    private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.bin");
+
+    /// <summary>Sends 1..count from the client while collecting what the server sends, until both sides have everything.</summary>
+    internal static async Task<List<int>> ExchangeAsync(LifelineClient client, NumberedServerLog log, int count, Func<int, Task>? during = null, TimeSpan? bound = null)
+    {
+        var received = new List<int>();
+        using var cts = new CancellationTokenSource(bound ?? TimeSpan.FromSeconds(60));
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var message in client.ReadAllAsync(cts.Token))
+            {
+                received.Add(SessionTestHost.Number(message.Data));
+                if (received.Count == log.ServerSendCount)
+                {
+                    return;
+                }
+            }
+        }, cts.Token);
+        for (var i = 1; i <= count; i++)
+        {
+            await client.SendAsync(SessionTestHost.Number(i), cancellationToken: cts.Token);
+            if (during is not null)
+            {
+                await during(i);
+            }
+        }
+
+        await reading;
+        await Wait.UntilAsync(() => log.Received.Count >= count, TimeSpan.FromSeconds(60), "the server to receive every message");
+        return received;
+    }
+
+    [Fact]
+    public async Task ProxyReset_MidStream_ResumesWithNothingLostOrDuplicated()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 500 };
+        var drain = NewDrainFile();
+        await using var host = await SessionTestHost.StartAsync(log, drain);
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var client = new LifelineClient(SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/numbered")));
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var received = await ExchangeAsync(client, log, 500, async i =>
+        {
+            if (i == 200)
+            {
+                proxy.ResetAll();
+                await Task.Yield();
+            }
+        });
+
+        Assert.Equal(Enumerable.Range(1, 500), received);
+        Assert.Equal(Enumerable.Range(1, 500), log.Received);
+        Assert.Equal(1, log.HandlerStarts);
+        var resumed = await states.NextAsync(s => s.Current == LifelineClientState.Connected && s.SessionResumed == true);
+        Assert.True(resumed.SessionResumed);
+        Assert.Null(client.LastSessionLost);
+    }
+
+    [Fact]
+    public async Task GracefulRestart_WithDrainFile_ResumesInTheNewProcess()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 1000 };
+        var drain = NewDrainFile();
+        var host = await SessionTestHost.StartAsync(log, drain);
+        var port = host.Port;
+        await using var client = new LifelineClient(SessionClient(host.Uri("/numbered")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        try
+        {
+            var received = await ExchangeAsync(client, log, 1000, async i =>
+            {
+                if (i == 400)
+                {
+                    await host.StopAsync();
+                    host = await SessionTestHost.StartAsync(log, drain, port);
+                }
+            });
+
+            Assert.Equal(Enumerable.Range(1, 1000), received);
+            Assert.Equal(Enumerable.Range(1, 1000), log.Received);
+            Assert.Equal(2, log.HandlerStarts);
+            Assert.Equal(1, log.ResumedStarts);
+            Assert.Null(client.LastSessionLost);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task RestartWithoutDrain_ClientGetsSessionLostWithTheGap_AndTheNextSessionWorks()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        var drain = NewDrainFile();
+        var host = await SessionTestHost.StartAsync(log, drain, sessions: o => o.PersistOnDrain = false);
+        var port = host.Port;
+        await using var client = new LifelineClient(SessionClient(host.Uri("/echo")));
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        try
+        {
+            var first = client.SessionId;
+            await client.SendTextAsync("one");
+            Assert.Equal("one", (await Wait.ReadAsync(client.Messages)).Text);
+
+            // No drain file: the new process knows nothing of the session (as after a crash).
+            await host.StopAsync();
+            host = await SessionTestHost.StartAsync(log, drain, port, sessions: o => o.PersistOnDrain = false);
+
+            var report = await lost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, report.Reason);
+            Assert.True(report.LostByServer);
+            Assert.Equal(first, report.SessionId);
+
+            await client.SendTextAsync("two");
+            Assert.Equal("two", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+            Assert.NotEqual(first, client.SessionId);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task ExpiredWindow_ClientGetsSessionLost_AndTheNextSessionWorks()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o => o.ResumeWindow = TimeSpan.FromMilliseconds(300));
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var client = new LifelineClient(SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo")));
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendTextAsync("one");
+        Assert.Equal("one", (await Wait.ReadAsync(client.Messages)).Text);
+
+        proxy.RefuseConnections(TimeSpan.FromSeconds(2));
+        proxy.ResetAll();
+        await Wait.UntilAsync(() => host.Sessions.Count == 0, TimeSpan.FromSeconds(20), "the session to expire");
+
+        var report = await lost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, report.Reason);
+        await client.SendTextAsync("two");
+        Assert.Equal("two", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+    }
+}

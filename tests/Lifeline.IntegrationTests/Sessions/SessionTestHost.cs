@@ -1,0 +1,141 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.WebSockets;
+using Lifeline.AspNetCore;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.IntegrationTests.Sessions;
+
+/// <summary>What the numbered-session handler saw, shared by every host of one test (restarts included).</summary>
+internal sealed class NumberedServerLog
+{
+    public ConcurrentQueue<int> Received { get; } = new();
+
+    public int ServerSendCount { get; init; }
+
+    public int HandlerStarts;
+
+    public int ResumedStarts;
+}
+
+/// <summary>A session server on real Kestrel at 127.0.0.1 with /numbered and /echo session endpoints.</summary>
+internal sealed class SessionTestHost : IAsyncDisposable
+{
+    private WebApplication? _app;
+
+    private SessionTestHost(WebApplication app, int port)
+    {
+        _app = app;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public WebApplication App => _app ?? throw new InvalidOperationException("stopped");
+
+    public LifelineSessionManager Sessions => App.Services.GetRequiredService<LifelineSessionManager>();
+
+    public LifelineServer Server => App.Services.GetRequiredService<LifelineServer>();
+
+    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+
+    public static async Task<SessionTestHost> StartAsync(NumberedServerLog log, string drainFile, int port = 0,
+        Action<LifelineSessionOptions>? sessions = null, Action<LifelineServerOptions>? server = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, port));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.Services.AddLifeline(o =>
+        {
+            o.RestartHintMin = TimeSpan.FromMilliseconds(50);
+            o.RestartHintMax = TimeSpan.FromMilliseconds(200);
+            o.DrainTimeout = TimeSpan.FromSeconds(5);
+            server?.Invoke(o);
+        });
+        builder.Services.AddLifelineSessions(o =>
+        {
+            o.DrainFilePath = drainFile;
+            sessions?.Invoke(o);
+        });
+        var app = builder.Build();
+        app.MapLifelineSession("/numbered", (session, ct) => NumberedAsync(session, log, ct));
+        app.MapLifelineSession("/echo", EchoAsync);
+        await app.StartAsync();
+        return new SessionTestHost(app, new Uri(app.Urls.First()).Port);
+    }
+
+    public static byte[] Number(int n)
+    {
+        var bytes = new byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(bytes, n);
+        return bytes;
+    }
+
+    public static int Number(ReadOnlyMemory<byte> data) => BinaryPrimitives.ReadInt32BigEndian(data.Span);
+
+    /// <summary>Records every client message and sends 1..N, keeping its position in the session's state.</summary>
+    private static async Task NumberedAsync(LifelineSession session, NumberedServerLog log, CancellationToken ct)
+    {
+        Interlocked.Increment(ref log.HandlerStarts);
+        if (session.IsResumed)
+        {
+            Interlocked.Increment(ref log.ResumedStarts);
+        }
+
+        var reader = Task.Run(async () =>
+        {
+            await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
+            {
+                log.Received.Enqueue(Number(message.Data));
+            }
+        }, CancellationToken.None);
+
+        var next = session.State.TryGetValue("next", out var saved) ? int.Parse(saved, System.Globalization.CultureInfo.InvariantCulture) : 1;
+        for (var i = next; i <= log.ServerSendCount && !ct.IsCancellationRequested; i++)
+        {
+            var n = i;
+            try
+            {
+                await session.SendAsync(Number(n), WebSocketMessageType.Binary,
+                    bag => bag.Set("next", (n + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)), ct);
+            }
+            catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+            {
+                break;
+            }
+
+            if (n % 50 == 0)
+            {
+                await Task.Yield();
+            }
+        }
+
+        await reader; // the session's end (or a drain) completes Messages
+    }
+
+    private static async Task EchoAsync(LifelineSession session, CancellationToken ct)
+    {
+        await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
+        {
+            await session.SendAsync(message.Data, message.Type, ct);
+        }
+    }
+
+    public async Task StopAsync()
+    {
+        if (_app is { } app)
+        {
+            _app = null;
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+}
