@@ -9,13 +9,11 @@ namespace Lifeline.Redis;
 /// </summary>
 internal static class RedisScripts
 {
-    // Lengthens a key's TTL to at least ttl milliseconds; never shortens it.
+    // Gives an existing key a TTL of at least ttl milliseconds (one without a TTL gets one); never shortens it.
     private const string Extend = """
         local function extend(key, ttl)
-          if redis.call('EXISTS', key) == 1 then
-            local current = redis.call('PTTL', key)
-            if current >= 0 and current < ttl then redis.call('PEXPIRE', key, ttl) end
-          end
+          local current = redis.call('PTTL', key)
+          if current == -1 or (current >= 0 and current < ttl) then redis.call('PEXPIRE', key, ttl) end
         end
         """;
 
@@ -24,7 +22,7 @@ internal static class RedisScripts
 
         local epoch = redis.call('INCR', KEYS[2])
         local ttl = tonumber(ARGV[3])
-        if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+        extend(KEYS[2], ttl)
         redis.call('SET', KEYS[3], epoch .. ':' .. ARGV[1] .. ':' .. ARGV[2], 'PX', ttl)
         extend(KEYS[4], ttl)
         extend(KEYS[5], ttl)
@@ -37,13 +35,7 @@ internal static class RedisScripts
         local owner = redis.call('GET', KEYS[3])
         if owner ~= ARGV[1] then return {-1, owner} end
         local ttl = tonumber(ARGV[2])
-        for i = 2, 5 do
-          if i == 2 or i == 3 then
-            if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-          else
-            extend(KEYS[i], ttl)
-          end
-        end
+        for i = 2, 5 do extend(KEYS[i], ttl) end
         return {1}
         """;
 
@@ -71,11 +63,7 @@ internal static class RedisScripts
           redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
         end
         local keep = math.max(ttl, tonumber(ARGV[4]))
-        for i = 2, 3 do
-          if redis.call('PTTL', KEYS[i]) < keep then redis.call('PEXPIRE', KEYS[i], keep) end
-        end
-        extend(KEYS[4], keep)
-        extend(KEYS[5], keep)
+        for i = 2, 5 do extend(KEYS[i], keep) end
         return {1}
         """;
 
@@ -116,11 +104,7 @@ internal static class RedisScripts
           redis.call('HSET', KEYS[5], 'next', nextSeq, 'bytes', bytes + add)
         end
         local ttl = tonumber(ARGV[2])
-        for i = 2, 3 do
-          if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-        end
-        extend(KEYS[4], ttl)
-        extend(KEYS[5], ttl)
+        for i = 2, 5 do extend(KEYS[i], ttl) end
         return {1, nextSeq}
         """;
 
@@ -159,11 +143,7 @@ internal static class RedisScripts
           redis.call('HSET', KEYS[5], 'inbound', inbound)
         end
         local ttl = tonumber(ARGV[2])
-        for i = 2, 3 do
-          if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-        end
-        extend(KEYS[4], ttl)
-        extend(KEYS[5], ttl)
+        for i = 2, 5 do extend(KEYS[i], ttl) end
         return {1, acked, inbound, nextSeq}
         """;
 
