@@ -12,8 +12,8 @@ namespace Lifeline.Redis;
 /// </summary>
 /// <remarks>
 /// Pub/sub is at-most-once: a node that is disconnected from Redis when a message is published never gets it, and a
-/// full receive queue drops (logged, counted as <c>lifeline.redis.fanout_dropped</c>). Messages from one publisher
-/// arrive in the order it published them; there is no order across publishers. A session member that is between
+/// full receive queue drops (logged, counted as <c>lifeline.redis.fanout_dropped</c>). Messages a node publishes one
+/// after another (each awaited) arrive in that order; concurrent publishes and different nodes have no order. A session member that is between
 /// sockets gets a group message through its session log, written by the node that holds the session, not through
 /// this channel. Thread-safe.
 /// </remarks>
@@ -64,15 +64,12 @@ public sealed partial class RedisGroupFanout
     {
         ArgumentNullException.ThrowIfNull(deliver);
         var subscription = new Subscription(this, deliver);
-        await _connection.ExecuteAsync(
+        // The queue form of a subscription hands messages over in arrival order (the handler form may run them concurrently).
+        var redisQueue = await _connection.ExecuteAsync(
             "fanout.subscribe",
-            async m =>
-            {
-                await m.GetSubscriber().SubscribeAsync(_channel, subscription.OnMessage).ConfigureAwait(false);
-                return true;
-            },
+            m => m.GetSubscriber().SubscribeAsync(_channel),
             cancellationToken).ConfigureAwait(false);
-        subscription.Start();
+        subscription.Start(redisQueue);
         return subscription;
     }
 
@@ -94,6 +91,7 @@ public sealed partial class RedisGroupFanout
         private readonly Channel<GroupFanoutMessage> _queue;
         private readonly CancellationTokenSource _stop = new();
         private Task _loop = Task.CompletedTask;
+        private ChannelMessageQueue? _redisQueue;
         private int _disposed;
 
         public Subscription(RedisGroupFanout owner, Func<GroupFanoutMessage, CancellationToken, ValueTask> deliver)
@@ -107,11 +105,17 @@ public sealed partial class RedisGroupFanout
             });
         }
 
-        public void Start() => _loop = Task.Run(RunAsync);
-
-        public void OnMessage(RedisChannel channel, RedisValue value)
+        public void Start(ChannelMessageQueue redisQueue)
         {
-            var message = GroupFanoutMessage.TryDecode((byte[]?)value);
+            _redisQueue = redisQueue;
+            _loop = Task.Run(RunAsync);
+            redisQueue.OnMessage(OnMessage);
+        }
+
+        // Runs on StackExchange.Redis's side, one message at a time: decode and queue only, never the callback.
+        private void OnMessage(ChannelMessage received)
+        {
+            var message = GroupFanoutMessage.TryDecode((byte[]?)received.Message);
             if (message is null)
             {
                 RedisMetrics.FanoutDropped.Add(1, new KeyValuePair<string, object?>("reason", "malformed"));
@@ -142,9 +146,9 @@ public sealed partial class RedisGroupFanout
             {
                 await _owner._connection.ExecuteAsync(
                     "fanout.unsubscribe",
-                    async m =>
+                    async _ =>
                     {
-                        await m.GetSubscriber().UnsubscribeAsync(_owner._channel, OnMessage).ConfigureAwait(false);
+                        await _redisQueue!.UnsubscribeAsync().ConfigureAwait(false);
                         return true;
                     },
                     CancellationToken.None).ConfigureAwait(false);

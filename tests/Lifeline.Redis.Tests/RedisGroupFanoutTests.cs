@@ -66,4 +66,29 @@ public sealed class RedisGroupFanoutTests(RedisServerFixture redis) : IClassFixt
         Assert.Equal("bad", await received.Reader.ReadAsync().AsTask().WaitAsync(Bound));
         Assert.Equal("good", await received.Reader.ReadAsync().AsTask().WaitAsync(Bound));
     }
+
+    [Fact]
+    public async Task PublishAsync_ManyAwaitedInTurnFromOneNode_ArriveInPublishOrder()
+    {
+        var prefix = $"t{Guid.NewGuid():N}:";
+        await using var nodeA = redis.Connect(prefix, "node-a");
+        await using var nodeB = redis.Connect(prefix, "node-b");
+        var received = Channel.CreateUnbounded<int>();
+        await using var sub = await new RedisGroupFanout(nodeB).SubscribeAsync(async (m, _) =>
+        {
+            await Task.Yield();
+            await received.Writer.WriteAsync(m.Payload.Span[0] | (m.Payload.Span[1] << 8));
+        });
+        var fanoutA = new RedisGroupFanout(nodeA);
+
+        for (var i = 0; i < 300; i++)
+        {
+            await fanoutA.PublishAsync("room", new[] { (byte)i, (byte)(i >> 8) }, isText: false);
+        }
+
+        for (var i = 0; i < 300; i++)
+        {
+            Assert.Equal(i, await received.Reader.ReadAsync().AsTask().WaitAsync(Bound));
+        }
+    }
 }
