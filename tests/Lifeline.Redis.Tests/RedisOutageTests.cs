@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Lifeline.Session;
+
+namespace Lifeline.Redis.Tests;
+
+public sealed class RedisOutageTests
+{
+    [Fact]
+    public async Task Operations_RedisStoppedThenRestarted_FailWithinTimeoutThenRecover()
+    {
+        await using var server = await RedisServer.StartNewAsync();
+        var timeout = TimeSpan.FromMilliseconds(500);
+        await using var connection = new LifelineRedisConnection(new LifelineRedisOptions
+        {
+            Configuration = server.Configuration,
+            KeyPrefix = $"t{Guid.NewGuid():N}:",
+            OperationTimeout = timeout,
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+        });
+        var store = new RedisSessionStore(connection);
+        var fanout = new RedisGroupFanout(connection);
+        long errors = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Lifeline" && instrument.Name == "lifeline.redis.errors")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref errors, value));
+        listener.Start();
+
+        var before = Snapshots.Create(TimeSpan.FromMinutes(5));
+        await SaveWhenReachableAsync(store, before); // the first connect may take longer than one operation's bound
+        Assert.True(connection.IsConnected);
+        var errorsWhileUp = Interlocked.Read(ref errors);
+
+        await server.StopAsync();
+        var down = Stopwatch.StartNew();
+        var failures = 0;
+        while (down.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            var started = Stopwatch.StartNew();
+            var e = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.TryLoadAsync(before.Id));
+            Assert.True(started.Elapsed < timeout + TimeSpan.FromSeconds(1), $"a failure took {started.Elapsed}, more than the timeout {timeout} plus 1 s");
+            Assert.Equal("session.load", e.Operation);
+            failures++;
+        }
+
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.SaveAsync(Snapshots.Create(TimeSpan.FromMinutes(1))));
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.TryAcquireAsync(before.Id));
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await fanout.PublishAsync("room", new byte[] { 1 }, isText: false));
+        Assert.True(failures >= 2, $"only {failures} failures in 3 s");
+        Assert.True(Interlocked.Read(ref errors) - errorsWhileUp >= failures + 3, $"lifeline.redis.errors counted {errors - errorsWhileUp}, expected at least {failures + 3}");
+
+        // Back up (empty: no persistence); the same connection recovers by itself.
+        await server.StartAsync();
+        var after = Snapshots.Create(TimeSpan.FromMinutes(5));
+        await SaveWhenReachableAsync(store, after);
+
+        Assert.NotNull(await store.TryLoadAsync(after.Id));
+        Assert.Null(await store.TryLoadAsync(before.Id)); // it was in the stopped server's memory only
+        var lease = await store.TryAcquireAsync(ResumeToken.Create().DeriveSessionId());
+        Assert.Equal(1, lease.Epoch);
+        Assert.True(connection.IsConnected);
+    }
+
+    private static async Task SaveWhenReachableAsync(RedisSessionStore store, Session.Store.SessionSnapshot snapshot)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await store.SaveAsync(snapshot);
+                return;
+            }
+            catch (SessionStoreUnavailableException) when (waited.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+}
