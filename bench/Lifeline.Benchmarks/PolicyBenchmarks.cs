@@ -15,8 +15,8 @@ public partial class PolicyBenchmarks
 {
     private static readonly TimeSpan[] FixedDelays = [TimeSpan.Zero, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)];
     private readonly DefaultReconnectPolicy _policy = new(random: new Random(1));
-    private readonly ReconnectContext _abnormal = new() { Attempt = 3, Elapsed = TimeSpan.FromSeconds(4), Kind = DisconnectKind.ConnectionClosed, CloseCode = CloseCode.AbnormalClosure };
-    private readonly ReconnectContext _restart = new() { Attempt = 1, Elapsed = TimeSpan.Zero, Kind = DisconnectKind.ConnectionClosed, CloseCode = CloseCode.ServiceRestart, Reason = "Service Restart; retry-after-ms=2350", ServerHint = TimeSpan.FromMilliseconds(2350) };
+    private readonly ReconnectContext _abnormal = new() { Attempt = 3, Elapsed = TimeSpan.FromSeconds(4), Kind = DisconnectKind.ConnectionClosed, Code = CloseCode.AbnormalClosure };
+    private readonly ReconnectContext _restart = new() { Attempt = 1, Elapsed = TimeSpan.Zero, Kind = DisconnectKind.ConnectionClosed, Code = CloseCode.ServiceRestart, Reason = "Service Restart; retry-after-ms=2350", ServerHint = TimeSpan.FromMilliseconds(2350) };
     private const string Reason = "Service Restart; retry-after-ms=2350";
 
     [Benchmark(Baseline = true)]

@@ -152,7 +152,7 @@ public sealed partial class LifelineConnection
 
         ServerLog.SlowConsumer(_logger, Id, detail);
         ServerMetrics.SlowConsumers.Add(1);
-        CloseCode ??= ServerCloseCodes.SlowConsumer;
+        ClosedWith ??= ServerCloseCodes.SlowConsumer;
         RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true);
         _ = _closing.CancelAsync();
     }
@@ -242,7 +242,7 @@ public sealed partial class LifelineConnection
             {
                 using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
                 await _socket.CloseOutputAsync(request.Code.ToWebSocketCloseStatus(), request.Reason.Length == 0 ? null : request.Reason, timeout.Token).ConfigureAwait(false);
-                CloseCode ??= request.Code;
+                ClosedWith ??= request.Code;
                 ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", request.Code.Value));
             }
         }

@@ -4,7 +4,6 @@ using System.Net;
 using System.Net.WebSockets;
 using System.Security.Claims;
 using System.Threading.Channels;
-using Lifeline.Client;
 using Lifeline.CloseCodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -103,7 +102,7 @@ public sealed partial class LifelineConnection
     /// 1002 or 1007 sent because the client broke the protocol or sent invalid UTF-8, and 4008 for a slow consumer);
     /// 1006 for a link lost without a Close frame.
     /// </summary>
-    public CloseCode? CloseCode { get; private set; }
+    public CloseCode? ClosedWith { get; private set; }
 
     /// <summary>Completes when the connection is over and its handler has returned.</summary>
     public Task Completion => _completion.Task;
@@ -196,7 +195,7 @@ public sealed partial class LifelineConnection
         {
             // The runtime's WebSocket fails a connection that breaks the protocol (1002) or sends invalid UTF-8 (1007)
             // with a Close frame of its own and only then throws: record the code that went out, not 1006.
-            CloseCode ??= _sentClose?.SentCode is > 0 and var sent ? new CloseCodes.CloseCode(sent) : CloseCodes.CloseCode.AbnormalClosure;
+            ClosedWith ??= _sentClose?.SentCode is > 0 and var sent ? new CloseCodes.CloseCode(sent) : CloseCodes.CloseCode.AbnormalClosure;
         }
         finally
         {
@@ -283,7 +282,7 @@ public sealed partial class LifelineConnection
     {
         if (Volatile.Read(ref _ended) != 0)
         {
-            throw new InvalidOperationException($"Connection {Id} has ended ({CloseCode?.ToString() ?? "aborted"}); it can no longer be used.");
+            throw new InvalidOperationException($"Connection {Id} has ended ({ClosedWith?.ToString() ?? "aborted"}); it can no longer be used.");
         }
     }
 
@@ -296,7 +295,7 @@ public sealed partial class LifelineConnection
     private async Task AnswerCloseAsync()
     {
         var received = _socket.CloseStatus is { } status ? CloseCodes.CloseCode.FromWebSocketCloseStatus(status) : CloseCodes.CloseCode.NoStatusReceived;
-        CloseCode ??= received;
+        ClosedWith ??= received;
         if (_socket.State == WebSocketState.CloseReceived)
         {
             await CloseAsync(received.CanBeSent ? received : CloseCodes.CloseCode.NormalClosure, null, CancellationToken.None).ConfigureAwait(false);

@@ -110,7 +110,7 @@ internal sealed class LifelineEndpoint(
             server.Registry.Remove(connection);
             await connection.StopWriterAsync().ConfigureAwait(false);
             ServerMetrics.OpenConnections.Add(-1);
-            ServerLog.Ended(logger, connection.Id, connection.CloseCode?.ToString() ?? "aborted");
+            ServerLog.Ended(logger, connection.Id, connection.ClosedWith?.ToString() ?? "aborted");
             connection.Release();
         }
     }

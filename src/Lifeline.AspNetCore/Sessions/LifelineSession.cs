@@ -4,7 +4,6 @@ using System.Net.WebSockets;
 using System.Security.Claims;
 using System.Text;
 using System.Threading.Channels;
-using Lifeline.Client;
 using Lifeline.Session;
 using Lifeline.Session.Store;
 using Lifeline.Session.Wire;

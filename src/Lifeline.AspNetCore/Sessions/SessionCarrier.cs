@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
-using Lifeline.Client;
 using Lifeline.CloseCodes;
 using Lifeline.Session;
 using Lifeline.Session.Wire;

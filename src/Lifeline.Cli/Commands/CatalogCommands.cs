@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Lifeline.Cli.Rendering;
-using Lifeline.CloseCodes;
 
 namespace Lifeline.Cli.Commands;
 

@@ -45,7 +45,7 @@ internal sealed class CliReconnectPolicy(IReconnectPolicy inner, int? maxRetries
 
         if (maxRetries is { } max && _retries >= max)
         {
-            var last = context.HttpStatusCode is { } status ? $"HTTP {status}" : context.CloseCode is { } code ? $"closed with {code}" : context.Exception?.GetBaseException().Message ?? "failed";
+            var last = context.HttpStatusCode is { } status ? $"HTTP {status}" : context.Code is { } code ? $"closed with {code}" : context.Exception?.GetBaseException().Message ?? "failed";
             StopReason = (max == 0 ? "--retries 0: no reconnect attempts" : $"--retries {max}: gave up after {max} reconnect attempt(s) in a row") + $"; last: {last}";
             return null;
         }

@@ -217,7 +217,7 @@ internal static class ConnectCommand
 
         if (Volatile.Read(ref everConnected) == 0)
         {
-            var cause = policy.StopReason ?? client.LastFailure?.Cause ?? client.LastClose?.ToString() ?? "unknown";
+            var cause = policy.StopReason ?? client.LastFailure?.Description ?? client.LastClose?.ToString() ?? "unknown";
             await console.Error.WriteLineAsync($"error: could not connect to {options.Uri}: {Describe(client.LastFailure, cause)}").ConfigureAwait(false);
             return ExitCodes.CouldNotConnect;
         }
@@ -237,7 +237,7 @@ internal static class ConnectCommand
     }
 
     private static string Describe(ConnectFailure? failure, string cause) =>
-        failure?.Cause == "DNS lookup failed" || cause.Contains("host name", StringComparison.Ordinal)
+        failure?.Cause == ConnectFailureCause.HostNotFound || cause.Contains("host name", StringComparison.Ordinal)
             ? $"{cause} ({failure?.Exception?.GetBaseException().Message ?? "no such host"})"
             : cause;
 
@@ -257,7 +257,7 @@ internal static class ConnectCommand
                     Reason = change.Close?.Reason,
                     DelayMs = (long?)change.ReconnectDelay?.TotalMilliseconds,
                     Attempt = change.Attempt,
-                    Cause = change.Failure?.Cause ?? change.Close?.Cause,
+                    Cause = change.Failure?.Description ?? change.Close?.Description,
                 });
                 break;
             case LifelineClientState.Closed:
@@ -270,7 +270,7 @@ internal static class ConnectCommand
                 {
                     Code = change.Close?.Code.Value,
                     Reason = change.Close?.Reason,
-                    Cause = change.Failure?.Cause ?? change.Close?.Cause,
+                    Cause = change.Failure?.Description ?? change.Close?.Description,
                 });
                 break;
         }
@@ -288,7 +288,7 @@ internal static class ConnectCommand
             Code = close.Code.Value,
             Reason = close.Reason,
             CloseFrameReceived = close.CloseFrameReceived,
-            Cause = close.Cause,
+            Cause = close.Description,
         });
     }
 

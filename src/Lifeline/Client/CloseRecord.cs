@@ -4,20 +4,30 @@ using Lifeline.Protocol;
 namespace Lifeline.Client;
 
 /// <summary>How one connection ended.</summary>
-/// <param name="Code">The close code; 1006 when no Close frame arrived, 1005 when one arrived without a code.</param>
-/// <param name="Reason">The close reason text, if any.</param>
-/// <param name="Initiator">Who ended the connection.</param>
-/// <param name="CloseFrameReceived">Whether a Close frame arrived from the server.</param>
-/// <param name="Exception">The exception behind a transport failure, if any.</param>
-/// <param name="Cause">A short human description, e.g. "keep-alive timeout" or "server closed the connection".</param>
-public sealed record CloseRecord(
-    CloseCode Code,
-    string? Reason,
-    CloseInitiator Initiator,
-    bool CloseFrameReceived,
-    Exception? Exception,
-    string Cause)
+/// <remarks>Immutable; properties may be added in later versions.</remarks>
+public sealed class CloseRecord
 {
+    /// <summary>The close code; 1006 when no Close frame arrived, 1005 when one arrived without a code.</summary>
+    public required CloseCode Code { get; init; }
+
+    /// <summary>The close reason text, if any.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>Who ended the connection.</summary>
+    public required CloseInitiator Initiator { get; init; }
+
+    /// <summary>Whether a Close frame arrived from the server.</summary>
+    public bool CloseFrameReceived { get; init; }
+
+    /// <summary>The exception behind a transport failure, if any.</summary>
+    public Exception? Exception { get; init; }
+
+    /// <summary>Why it ended, as a value to switch on.</summary>
+    public required CloseCause Cause { get; init; }
+
+    /// <summary>The same in words for people, e.g. "keep-alive timeout: no Pong within 15 s". Not for matching in code: use <see cref="Cause"/>.</summary>
+    public required string Description { get; init; }
+
     /// <summary>The catalogue's explanation of the code.</summary>
     public CloseCodeInfo Explanation => Code.Info;
 
@@ -25,5 +35,5 @@ public sealed record CloseRecord(
     public TimeSpan? ServerHint => RetryHint.TryParse(Reason, out var hint) ? hint : null;
 
     /// <inheritdoc />
-    public override string ToString() => $"{Code} {Explanation.GetName(System.Globalization.CultureInfo.InvariantCulture)} ({Cause})";
+    public override string ToString() => $"{Code} {Explanation.GetName(System.Globalization.CultureInfo.InvariantCulture)} ({Description})";
 }

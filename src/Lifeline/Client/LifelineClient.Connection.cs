@@ -43,7 +43,7 @@ public sealed partial class LifelineClient
                 CloseRecord? close = null;
                 if (socket is null)
                 {
-                    Log.ConnectFailed(_logger, tracker.Attempt, failure!.Cause);
+                    Log.ConnectFailed(_logger, tracker.Attempt, failure!.Description);
                     tracker.AttemptFailed();
                     lastFailure = failure;
                     context = new ReconnectContext
@@ -55,7 +55,7 @@ public sealed partial class LifelineClient
                         Exception = failure.Exception,
                         HttpStatusCode = failure.HttpStatusCode,
                         PreviousDelay = previousDelay,
-                        OutageCloseCode = outageCloseCode,
+                        OutageCode = outageCloseCode,
                     };
                 }
                 else
@@ -82,25 +82,25 @@ public sealed partial class LifelineClient
                         break;
                     }
 
-                    Log.ConnectionLost(_logger, close.Code, close.Cause);
+                    Log.ConnectionLost(_logger, close.Code, close.Description);
                     context = new ReconnectContext
                     {
                         Attempt = tracker.Attempt,
                         Elapsed = tracker.Elapsed,
                         Kind = DisconnectKind.ConnectionClosed,
-                        CloseCode = close.Code,
+                        Code = close.Code,
                         Reason = close.Reason,
                         ServerHint = close.ServerHint,
                         Exception = close.Exception,
                         PreviousDelay = previousDelay,
-                        OutageCloseCode = outageCloseCode,
+                        OutageCode = outageCloseCode,
                     };
                 }
 
                 var delay = await DecideAsync(context, close, failure).ConfigureAwait(false);
                 if (delay is null)
                 {
-                    Log.PolicyStopped(_logger, close?.ToString() ?? failure?.Cause ?? "unknown");
+                    Log.PolicyStopped(_logger, close?.ToString() ?? failure?.Description ?? "unknown");
                     break;
                 }
 
@@ -129,13 +129,13 @@ public sealed partial class LifelineClient
             {
                 if (_stopRequest is { } request && lastClose?.Initiator != CloseInitiator.Client)
                 {
-                    lastClose = new CloseRecord(request.Code, request.Reason, CloseInitiator.Client, false, null, "stopped by the application");
+                    lastClose = new CloseRecord { Code = request.Code, Reason = request.Reason, Initiator = CloseInitiator.Client, Cause = CloseCause.StoppedByApplication, Description = "stopped by the application" };
                 }
 
                 FinishLocked(lastClose, lastFailure);
             }
 
-            Log.Closed(_logger, lastClose?.ToString() ?? lastFailure?.Cause ?? "stopped");
+            Log.Closed(_logger, lastClose?.ToString() ?? lastFailure?.Description ?? "stopped");
         }
     }
 
@@ -181,7 +181,7 @@ public sealed partial class LifelineClient
             socket.Dispose();
         }
 
-        return new CloseRecord(code, reason, CloseInitiator.Client, replied, null, "stopped by the application");
+        return new CloseRecord { Code = code, Reason = reason, Initiator = CloseInitiator.Client, CloseFrameReceived = replied, Cause = CloseCause.StoppedByApplication, Description = "stopped by the application" };
     }
 
     private bool StopRequested
@@ -306,14 +306,20 @@ public sealed partial class LifelineClient
         var status = (int)socket.HttpStatusCode;
         if (status != 0 && status != 101)
         {
-            return new ConnectFailure(DisconnectKind.HandshakeRejected, status, ReadRetryAfter(socket), exception,
-                $"the server refused the upgrade with HTTP {status}");
+            return new ConnectFailure
+            {
+                Kind = DisconnectKind.HandshakeRejected,
+                HttpStatusCode = status,
+                RetryAfter = ReadRetryAfter(socket),
+                Exception = exception,
+                Cause = ConnectFailureCause.UpgradeRejected,
+                Description = $"the server refused the upgrade with HTTP {status}",
+            };
         }
 
         if (timedOut)
         {
-            return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception,
-                $"connect timeout after {_options.ConnectTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
+            return Failed(exception, ConnectFailureCause.Timeout, $"connect timeout after {_options.ConnectTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
         }
 
         for (var inner = exception; inner is not null; inner = inner.InnerException)
@@ -321,18 +327,26 @@ public sealed partial class LifelineClient
             switch (inner)
             {
                 case SocketException { SocketErrorCode: SocketError.ConnectionRefused }:
-                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, "connection refused");
+                    return Failed(exception, ConnectFailureCause.Refused, "connection refused");
                 case SocketException { SocketErrorCode: SocketError.HostNotFound or SocketError.TryAgain or SocketError.NoData }:
-                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, "DNS lookup failed");
+                    return Failed(exception, ConnectFailureCause.HostNotFound, "DNS lookup failed: the host name did not resolve");
                 case SocketException socketError:
-                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, $"socket error {socketError.SocketErrorCode}");
+                    return Failed(exception, ConnectFailureCause.SocketError, $"socket error {socketError.SocketErrorCode}");
                 case AuthenticationException:
-                    return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, "TLS handshake failed");
+                    return Failed(exception, ConnectFailureCause.TlsFailed, "TLS handshake failed");
             }
         }
 
-        return new ConnectFailure(DisconnectKind.ConnectFailed, null, null, exception, exception.Message);
+        return Failed(exception, ConnectFailureCause.Other, exception.Message);
     }
+
+    private static ConnectFailure Failed(Exception exception, ConnectFailureCause cause, string description) => new()
+    {
+        Kind = DisconnectKind.ConnectFailed,
+        Exception = exception,
+        Cause = cause,
+        Description = description,
+    };
 
     private TimeSpan? ReadRetryAfter(ClientWebSocket socket)
     {

@@ -39,7 +39,7 @@ public sealed partial class LifelineClient
 
         [LoggerMessage(11, LogLevel.Warning, "The {Callback} hook ran past HookTimeout ({Timeout}); the client carried on without it.")]
         public static partial void HookTimedOut(ILogger logger, string callback, TimeSpan timeout);
-    
+
 
         [LoggerMessage(12, LogLevel.Information, "Session {SessionId} started.")]
         public static partial void SessionStarted(ILogger logger, Lifeline.Session.SessionId sessionId);

@@ -103,8 +103,8 @@ public sealed partial class LifelineClient
         }
 
         return StopRequested
-            ? new CloseRecord(code, reason, CloseInitiator.Client, true, null, "closed by the application")
-            : new CloseRecord(code, reason, CloseInitiator.Server, true, null, "the server closed the connection");
+            ? new CloseRecord { Code = code, Reason = reason, Initiator = CloseInitiator.Client, CloseFrameReceived = true, Cause = CloseCause.StoppedByApplication, Description = "closed by the application" }
+            : new CloseRecord { Code = code, Reason = reason, Initiator = CloseInitiator.Server, CloseFrameReceived = true, Cause = CloseCause.ServerClosed, Description = "the server closed the connection" };
     }
 
     private async Task<CloseRecord> CloseTooBigAsync(ClientWebSocket socket)
@@ -121,27 +121,26 @@ public sealed partial class LifelineClient
             socket.Abort();
         }
 
-        return new CloseRecord(CloseCode.MessageTooBig, reason, CloseInitiator.Client, false, null,
-            $"a received message exceeded MaxMessageSize ({_options.MaxMessageSize} bytes)");
+        return new CloseRecord { Code = CloseCode.MessageTooBig, Reason = reason, Initiator = CloseInitiator.Client, Cause = CloseCause.MessageTooBig, Description = $"a received message exceeded MaxMessageSize ({_options.MaxMessageSize} bytes)" };
     }
 
     private CloseRecord ClassifyReceiveFailure(Exception exception, ClientWebSocket socket)
     {
         if (Volatile.Read(ref _watchdogFired) != 0)
         {
-            return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Transport, false, exception,
+            return Ended(CloseCode.AbnormalClosure, CloseInitiator.Transport, exception, CloseCause.ReceiveWatchdog,
                 $"receive watchdog: no message within {_options.ReceiveWatchdog!.Value.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
         }
 
         if (StopRequested)
         {
-            return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Client, false, exception,
+            return Ended(CloseCode.AbnormalClosure, CloseInitiator.Client, exception, CloseCause.CloseNotAnswered,
                 "stopped by the application; the server did not answer the Close frame in time");
         }
 
         if (IsKeepAliveTimeout(exception))
         {
-            return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Transport, false, exception,
+            return Ended(CloseCode.AbnormalClosure, CloseInitiator.Transport, exception, CloseCause.KeepAliveTimeout,
                 $"keep-alive timeout: no Pong within {_options.KeepAliveTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
         }
 
@@ -151,15 +150,26 @@ public sealed partial class LifelineClient
             // the protocol. There is no I/O error behind it, which is what tells it from a lost link.
             var code = IsInvalidPayload(exception) ? CloseCode.InvalidPayloadData : CloseCode.ProtocolError;
             var what = code == CloseCode.InvalidPayloadData ? "a text message that is not valid UTF-8" : exception.Message;
-            return new CloseRecord(code, null, CloseInitiator.Client, false, exception,
+            return Ended(code, CloseInitiator.Client, exception, CloseCause.ProtocolViolation,
                 $"the client failed the connection with {code.Value.ToString(CultureInfo.InvariantCulture)}: the server sent {what}");
         }
 
         var cause = exception is WebSocketException { WebSocketErrorCode: WebSocketError.ConnectionClosedPrematurely }
             ? "the connection was lost without a Close frame"
             : $"the connection failed without a Close frame: {exception.Message}";
-        return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Transport, false, exception, cause);
+        return Ended(CloseCode.AbnormalClosure, CloseInitiator.Transport, exception, CloseCause.ConnectionLost, cause);
     }
+
+    /// <summary>A connection that ended without a Close frame from the server.</summary>
+    private static CloseRecord Ended(CloseCode code, CloseInitiator initiator, Exception? exception, CloseCause cause, string description, string? reason = null) => new()
+    {
+        Code = code,
+        Reason = reason,
+        Initiator = initiator,
+        Exception = exception,
+        Cause = cause,
+        Description = description,
+    };
 
     // ManagedWebSocket fails a frame header it cannot accept with 1002 and a message naming the fault, and a text
     // message that is not UTF-8 with 1007 and only the generic "Faulted" message; the exception carries no code.

@@ -40,7 +40,7 @@ public sealed partial class LifelineClient
         var state = State;
         if (state == LifelineClientState.Closed || _queue.IsCompleted)
         {
-            throw new LifelineClosedException($"The client is {(state == LifelineClientState.Closed ? "closed" : "stopping")} ({LastClose?.ToString() ?? LastFailure?.Cause ?? "stopped by the application"}); create a new client to send again.");
+            throw new LifelineClosedException($"The client is {(state == LifelineClientState.Closed ? "closed" : "stopping")} ({LastClose?.ToString() ?? LastFailure?.Description ?? "stopped by the application"}); create a new client to send again.");
         }
 
         var connected = state == LifelineClientState.Connected;

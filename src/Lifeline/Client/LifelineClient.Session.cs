@@ -189,7 +189,7 @@ public sealed partial class LifelineClient
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !stop.IsCancellationRequested)
         {
             socket.Abort();
-            return (null, new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Transport, false, null,
+            return (null, Ended(CloseCode.AbnormalClosure, CloseInitiator.Transport, null, CloseCause.SessionInterrupted,
                 $"no session answer within {options.HandshakeTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s"));
         }
 #pragma warning disable CA1031 // Every way the handshake can fail is a way the connection ended.
@@ -302,7 +302,7 @@ public sealed partial class LifelineClient
                 ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
                 // A new session starts with the next connection (its Hello is a new-session Hello).
                 socket.Abort();
-                return new CloseRecord(CloseCode.AbnormalClosure, null, CloseInitiator.Client, false, null, "the server ended the session; starting a new one");
+                return Ended(CloseCode.AbnormalClosure, CloseInitiator.Client, null, CloseCause.SessionInterrupted, "the server ended the session; starting a new one");
 
             default:
                 return await CloseWithAsync(socket, CloseCode.ProtocolError, "unexpected frame", $"the server sent {header.Type} on an established session").ConfigureAwait(false);
@@ -525,6 +525,6 @@ public sealed partial class LifelineClient
             socket.Abort();
         }
 
-        return new CloseRecord(code, reason, CloseInitiator.Client, false, null, cause);
+        return Ended(code, CloseInitiator.Client, null, CloseCause.ProtocolViolation, cause, reason);
     }
 }

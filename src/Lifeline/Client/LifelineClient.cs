@@ -232,7 +232,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
             {
                 _stopRequested.Cancel();
                 _stopping.Cancel();
-                FinishLocked(new CloseRecord(_stopRequest!.Value.Code, _stopRequest.Value.Reason, CloseInitiator.Client, false, null, "stopped before it started"), null);
+                FinishLocked(new CloseRecord { Code = _stopRequest!.Value.Code, Reason = _stopRequest.Value.Reason, Initiator = CloseInitiator.Client, Cause = CloseCause.StoppedBeforeStart, Description = "stopped before it started" }, null);
                 return;
             }
 
@@ -323,7 +323,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
             Close = close,
             Failure = failure,
         });
-        _queue.Complete($"The client is closed ({close?.ToString() ?? failure?.Cause ?? "stopped"}); create a new client to send again.");
+        _queue.Complete($"The client is closed ({close?.ToString() ?? failure?.Description ?? "stopped"}); create a new client to send again.");
         _queue.Clear();
         _incoming.Complete();
         _firstConnected.TrySetException(new LifelineConnectException(close, failure));

@@ -35,7 +35,7 @@ public sealed class LifelineConnectException : Exception
     public ConnectFailure? Failure { get; }
 
     private static string Describe(CloseRecord? close, ConnectFailure? failure) =>
-        failure is not null ? $"The client could not connect and stopped retrying: {failure.Cause}."
+        failure is not null ? $"The client could not connect and stopped retrying: {failure.Description}."
         : close is not null ? $"The client closed before connecting: {close}."
         : "The client closed before it could connect.";
 }

@@ -39,9 +39,9 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
                 _ => CloseReaction.ReconnectWithBackoff,
             },
             DisconnectKind.ConnectFailed => CloseReaction.ReconnectWithBackoff,
-            _ when context.CloseCode is not { } code => CloseReaction.ReconnectWithBackoff,
-            _ when _options.CodeReactions.TryGetValue(context.CloseCode.Value.Value, out var overridden) => overridden,
-            _ => context.CloseCode.Value.Info.DefaultReaction switch
+            _ when context.Code is not { } code => CloseReaction.ReconnectWithBackoff,
+            _ when _options.CodeReactions.TryGetValue(context.Code.Value.Value, out var overridden) => overridden,
+            _ => context.Code.Value.Info.DefaultReaction switch
             {
                 CloseReaction.ApplicationDecides => CloseReaction.ReconnectWithBackoff,
                 var reaction => reaction,
@@ -89,7 +89,7 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
     }
 
     private bool IsRefusedDuringAnnouncedRestart(ReconnectContext context) =>
-        context.OutageCloseCode is { } code
+        context.OutageCode is { } code
         && code.Info.DefaultReaction == CloseReaction.ReconnectSoon
         && context.Elapsed < _options.RestartWindow
         && (context.Kind == DisconnectKind.ConnectFailed
@@ -104,7 +104,7 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
 
     private TimeSpan BackoffDelay(ReconnectContext context)
     {
-        var tryAgainLater = context.CloseCode == CloseCode.TryAgainLater;
+        var tryAgainLater = context.Code == CloseCode.TryAgainLater;
         var baseDelay = tryAgainLater ? _options.TryAgainLaterBaseDelay : _options.BaseDelay;
         var cap = tryAgainLater ? Max(_options.MaxDelay, baseDelay) : _options.MaxDelay;
         var capped = Backoff.Exponential(context.Attempt, baseDelay, _options.Multiplier, cap);

@@ -16,7 +16,7 @@ public sealed record ReconnectContext
     public required DisconnectKind Kind { get; init; }
 
     /// <summary>The close code for a closed connection (1006 when no Close frame arrived); null for failed attempts.</summary>
-    public CloseCode? CloseCode { get; init; }
+    public CloseCode? Code { get; init; }
 
     /// <summary>The close reason, if any.</summary>
     public string? Reason { get; init; }
@@ -38,5 +38,5 @@ public sealed record ReconnectContext
     /// attempts that follow it; null before any connection. Lets a policy tell "refused while the announced
     /// restart is under way" from "refused out of the blue".
     /// </summary>
-    public CloseCode? OutageCloseCode { get; init; }
+    public CloseCode? OutageCode { get; init; }
 }

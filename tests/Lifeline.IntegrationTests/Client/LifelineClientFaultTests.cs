@@ -92,6 +92,7 @@ public sealed class LifelineClientFaultTests
 
         Assert.Equal(new CloseCode(expectedCode), closed.Close!.Code);
         Assert.Equal(CloseInitiator.Client, closed.Close.Initiator);
+        Assert.Equal(CloseCause.ProtocolViolation, closed.Close.Cause);
         Assert.False(closed.Close.CloseFrameReceived);
     }
 

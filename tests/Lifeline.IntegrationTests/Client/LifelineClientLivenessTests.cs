@@ -30,7 +30,8 @@ public sealed class LifelineClientLivenessTests(Xunit.Abstractions.ITestOutputHe
         output.WriteLine($"black hole detected after {detectedAfter.TotalMilliseconds:0} ms (keep-alive 1 s, timeout 2 s)");
         Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
         Assert.Equal(CloseInitiator.Transport, lost.Close.Initiator);
-        Assert.StartsWith("keep-alive timeout", lost.Close.Cause, StringComparison.Ordinal);
+        Assert.Equal(CloseCause.KeepAliveTimeout, lost.Close.Cause);
+        Assert.StartsWith("keep-alive timeout", lost.Close.Description, StringComparison.Ordinal);
         Assert.True(detectedAfter < TimeSpan.FromSeconds(4), $"detected after {detectedAfter}");
     }
 
@@ -65,7 +66,7 @@ public sealed class LifelineClientLivenessTests(Xunit.Abstractions.ITestOutputHe
         var lost = await states.NextAsync(LifelineClientState.Reconnecting);
 
         Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
-        Assert.StartsWith("receive watchdog", lost.Close.Cause, StringComparison.Ordinal);
+        Assert.Equal(CloseCause.ReceiveWatchdog, lost.Close.Cause);
     }
 
     [Fact]

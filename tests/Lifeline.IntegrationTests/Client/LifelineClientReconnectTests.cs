@@ -80,7 +80,7 @@ public sealed class LifelineClientReconnectTests
         Assert.Equal(TimeSpan.FromMilliseconds(300), first.Close!.ServerHint);
 
         var refused = await states.NextAsync(e => e.Current == LifelineClientState.Reconnecting && e.Failure is not null);
-        Assert.Equal("connection refused", refused.Failure!.Cause);
+        Assert.Equal(ConnectFailureCause.Refused, refused.Failure!.Cause);
         Assert.InRange(refused.ReconnectDelay!.Value, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1));
 
         await restart;
@@ -164,7 +164,7 @@ public sealed class LifelineClientReconnectTests
         var states = new StateRecorder(client);
 
         var start = client.StartAsync();
-        var refused = await states.NextAsync(e => e.Failure?.Cause == "connection refused");
+        var refused = await states.NextAsync(e => e.Failure?.Cause == ConnectFailureCause.Refused);
         Assert.Equal(LifelineClientState.Reconnecting, refused.Current);
         await server.RestartAsync();
 

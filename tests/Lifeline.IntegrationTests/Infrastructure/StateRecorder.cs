@@ -72,7 +72,7 @@ internal sealed class StateRecorder
         catch (TimeoutException)
         {
             throw new TimeoutException("No matching state change arrived. Seen: " + string.Join(", ", Events.Select(e =>
-                $"{e.Current}({e.Close?.ToString() ?? e.Failure?.Cause})")));
+                $"{e.Current}({e.Close?.ToString() ?? e.Failure?.Description})")));
         }
     }
 

@@ -192,7 +192,7 @@ public sealed class ConnectionRecordTests
 
         Assert.Equal(expected, await client.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
         await connection.Completion.WaitAsync(TimeSpan.FromSeconds(15));
-        Assert.Equal(expected, connection.CloseCode?.Value);
+        Assert.Equal(expected, connection.ClosedWith?.Value);
     }
 
     [Fact]

@@ -53,8 +53,8 @@ public sealed class SlowConsumerTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
 
         await stalledConnection.Completion.WaitAsync(TimeSpan.FromSeconds(20));
-        output.WriteLine($"stalled connection ended with {stalledConnection.CloseCode}");
-        Assert.Equal(4008, stalledConnection.CloseCode?.Value);
+        output.WriteLine($"stalled connection ended with {stalledConnection.ClosedWith}");
+        Assert.Equal(4008, stalledConnection.ClosedWith?.Value);
         Assert.Equal(1, host.Registry.Count);
     }
 

@@ -50,6 +50,6 @@ public sealed class UnreadMessagesTests
 
         // Well inside the 25 s drain timeout: the client's answer is read although nobody reads the messages.
         await drain.WaitAsync(TimeSpan.FromSeconds(15));
-        Assert.Equal(1012, connection.CloseCode?.Value);
+        Assert.Equal(1012, connection.ClosedWith?.Value);
     }
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
-using Lifeline.CloseCodes;
 using Lifeline.Client;
+using Lifeline.CloseCodes;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 

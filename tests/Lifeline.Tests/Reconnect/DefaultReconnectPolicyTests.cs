@@ -6,7 +6,7 @@ namespace Lifeline.Tests.Reconnect;
 public class DefaultReconnectPolicyTests
 {
     private static ReconnectContext Closed(int code, int attempt = 1, string? reason = null, TimeSpan? hint = null) =>
-        new() { Attempt = attempt, Elapsed = TimeSpan.FromSeconds(1), Kind = DisconnectKind.ConnectionClosed, CloseCode = new CloseCode(code), Reason = reason, ServerHint = hint };
+        new() { Attempt = attempt, Elapsed = TimeSpan.FromSeconds(1), Kind = DisconnectKind.ConnectionClosed, Code = new CloseCode(code), Reason = reason, ServerHint = hint };
 
     private static DefaultReconnectPolicy Policy(Action<ReconnectPolicyOptions>? configure = null, int seed = 1)
     {
@@ -171,7 +171,7 @@ public class DefaultReconnectPolicyTests
 
         Assert.NotNull(policy.NextDelay(Closed(1006, attempt: 3)));
         Assert.Null(policy.NextDelay(Closed(1006, attempt: 4)));
-        Assert.Null(policy.NextDelay(new ReconnectContext { Attempt = 1, Elapsed = TimeSpan.FromMinutes(2), Kind = DisconnectKind.ConnectionClosed, CloseCode = CloseCode.AbnormalClosure }));
+        Assert.Null(policy.NextDelay(new ReconnectContext { Attempt = 1, Elapsed = TimeSpan.FromMinutes(2), Kind = DisconnectKind.ConnectionClosed, Code = CloseCode.AbnormalClosure }));
     }
 
     [Fact]
@@ -252,7 +252,7 @@ public class DefaultReconnectPolicyTests
                 Elapsed = TimeSpan.FromSeconds(attempt),
                 Kind = kind,
                 HttpStatusCode = status,
-                OutageCloseCode = CloseCode.ServiceRestart,
+                OutageCode = CloseCode.ServiceRestart,
             };
 
             Assert.InRange(policy.NextDelay(context)!.Value, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1));
@@ -267,7 +267,7 @@ public class DefaultReconnectPolicyTests
             Attempt = 12,
             Elapsed = TimeSpan.FromSeconds(31),
             Kind = DisconnectKind.ConnectFailed,
-            OutageCloseCode = CloseCode.ServiceRestart,
+            OutageCode = CloseCode.ServiceRestart,
         };
 
         // Full jitter over a 30 s cap: with this seed far above the restart schedule's 1 s.
@@ -283,7 +283,7 @@ public class DefaultReconnectPolicyTests
             Attempt = 12,
             Elapsed = TimeSpan.FromSeconds(5),
             Kind = DisconnectKind.ConnectFailed,
-            OutageCloseCode = CloseCode.AbnormalClosure,
+            OutageCode = CloseCode.AbnormalClosure,
         };
 
         var delays = Enumerable.Range(1, 20).Select(seed => Policy(seed: seed).NextDelay(context)!.Value).ToList();

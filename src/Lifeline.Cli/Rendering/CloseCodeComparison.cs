@@ -1,13 +1,14 @@
 using System.Globalization;
+using Lifeline.CloseCodes;
 
-namespace Lifeline.CloseCodes;
+namespace Lifeline.Cli.Rendering;
 
 /// <summary>
 /// A side-by-side comparison of two close codes: each one's description, when it is seen and how to
 /// resolve it, then the key differences and which reaction fits when. Built from the catalogue in one
 /// culture; rendering is left to the caller.
 /// </summary>
-public sealed class CloseCodeComparison
+internal sealed class CloseCodeComparison
 {
     private CloseCodeComparison(CloseCodeInfo first, CloseCodeInfo second, CultureInfo culture)
     {

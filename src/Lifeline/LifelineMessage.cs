@@ -1,7 +1,7 @@
 using System.Net.WebSockets;
 using System.Text;
 
-namespace Lifeline.Client;
+namespace Lifeline;
 
 /// <summary>One whole WebSocket message (fragments already joined).</summary>
 public sealed class LifelineMessage

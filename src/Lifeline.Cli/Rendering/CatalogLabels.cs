@@ -1,13 +1,14 @@
 using System.Globalization;
 using System.Resources;
+using Lifeline.CloseCodes;
 
-namespace Lifeline.CloseCodes;
+namespace Lifeline.Cli.Rendering;
 
 /// <summary>Localised headings and phrases used when the catalogue is rendered for people.</summary>
-public static class CatalogLabels
+internal static class CatalogLabels
 {
     private static readonly ResourceManager Labels =
-        new("Lifeline.Resources.CatalogLabels", typeof(CatalogLabels).Assembly);
+        new("Lifeline.Cli.Resources.CatalogLabels", typeof(CatalogLabels).Assembly);
 
     /// <summary>Looks up a label such as "Heading_WhenYouSeeIt"; throws when the key does not exist.</summary>
     public static string Get(string key, CultureInfo? culture = null) =>
