@@ -1,0 +1,194 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.Channels;
+using Lifeline.Diagnostics.Probe;
+
+namespace Lifeline.Diagnostics.Raw;
+
+/// <summary>
+/// Reads a <see cref="RawWebSocket"/> on one background loop (so that timeouts never cut a frame in half), answers
+/// the server's pings, and lets the caller time its own pings or wait silently for the connection to end.
+/// </summary>
+/// <remarks>
+/// <see cref="PingAsync"/> is for one caller at a time. Pongs wait in a small bounded queue that drops the oldest
+/// when full: an unsolicited flood of pongs costs nothing but those pongs.
+/// </remarks>
+internal sealed class RawSession : IAsyncDisposable
+{
+    private readonly RawWebSocket _socket;
+    private readonly TimeProvider _time;
+    private readonly long _started;
+    private readonly Channel<RawFrame> _pongs = Channel.CreateBounded<RawFrame>(new BoundedChannelOptions(16)
+    {
+        FullMode = BoundedChannelFullMode.DropOldest,
+        SingleReader = true,
+        SingleWriter = true,
+    });
+
+    private readonly TaskCompletionSource<ConnectionEnd> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _reader;
+    private int _dataFrames;
+    private int _serverPings;
+    private ushort _nextPing;
+
+    public RawSession(RawWebSocket socket, TimeProvider time)
+    {
+        _socket = socket;
+        _time = time;
+        _started = time.GetTimestamp();
+        _reader = Task.Run(ReadLoopAsync);
+    }
+
+    public int DataFrames => Volatile.Read(ref _dataFrames);
+
+    public int ServerPings => Volatile.Read(ref _serverPings);
+
+    /// <summary>Completes when the connection ends.</summary>
+    public Task<ConnectionEnd> Ended => _ended.Task;
+
+    public TimeSpan Elapsed => _time.GetElapsedTime(_started);
+
+    /// <summary>Sends a ping and waits for its pong: the round-trip time, or null when none came in time or the link ended.</summary>
+    public async Task<TimeSpan?> PingAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_ended.Task.IsCompleted)
+        {
+            return null;
+        }
+
+        var payload = new byte[2];
+        BinaryPrimitives.WriteUInt16BigEndian(payload, ++_nextPing);
+        var sent = _time.GetTimestamp();
+        try
+        {
+            await _socket.SendPingAsync(payload, cancellationToken).ConfigureAwait(false);
+            using var wait = new CancellationTokenSource(timeout, _time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(wait.Token, cancellationToken);
+            while (true)
+            {
+                var pong = await _pongs.Reader.ReadAsync(linked.Token).ConfigureAwait(false);
+                if (pong.Payload.AsSpan().SequenceEqual(payload))
+                {
+                    return _time.GetElapsedTime(sent);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ChannelClosedException or ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits silently (sending nothing) for up to <paramref name="duration"/>; the end if the link ended, else null.</summary>
+    public async Task<ConnectionEnd?> ObserveAsync(TimeSpan duration, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _ended.Task.WaitAsync(duration, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Marks a silent death (a ping after silence went unanswered); the end already recorded if there is one.</summary>
+    public ConnectionEnd MarkSilent()
+    {
+        _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.Silent, Elapsed));
+        return _ended.Task.Result;
+    }
+
+    /// <summary>Sends a Close frame; failures are ignored (the link may already be gone).</summary>
+    public async Task CloseAsync(int code, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _socket.SendCloseAsync(code, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is gone already; nothing to close.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _socket.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _reader.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            // Stopped on purpose.
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var frame = await _socket.ReadFrameAsync(_stop.Token).ConfigureAwait(false);
+                switch (frame.Opcode)
+                {
+                    case RawFrame.Ping:
+                        Interlocked.Increment(ref _serverPings);
+                        await _socket.SendPongAsync(frame.Payload, _stop.Token).ConfigureAwait(false);
+                        break;
+                    case RawFrame.Pong:
+                        _pongs.Writer.TryWrite(frame);
+                        break;
+                    case RawFrame.Close:
+                        var code = frame.Payload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(frame.Payload) : (int?)null;
+                        var reason = frame.Payload.Length > 2 ? Encoding.UTF8.GetString(frame.Payload, 2, frame.Payload.Length - 2) : null;
+                        _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason));
+                        await _socket.SendCloseAsync(code is { } c && c != 1005 && c != 1006 && c != 1015 ? c : 1000, _stop.Token).ConfigureAwait(false);
+                        return;
+                    default:
+                        Interlocked.Increment(ref _dataFrames);
+                        break;
+                }
+            }
+        }
+        catch (FrameException e)
+        {
+            // Fail the connection as a client must (RFC 6455 7.1.7): say why in a Close frame, then stop reading.
+            _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.ProtocolError, Elapsed, e.CloseCode, e.Message));
+            try
+            {
+                await _socket.SendCloseAsync(e.CloseCode, _stop.Token, e.Message).ConfigureAwait(false);
+            }
+            catch (Exception sendError) when (sendError is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                // The server is gone too; the end is recorded already.
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.Fin, Elapsed));
+        }
+        catch (Exception e) when (e is IOException or SocketException or InvalidDataException)
+        {
+            _ended.TrySetResult(new ConnectionEnd(IsReset(e) || !_stop.IsCancellationRequested ? ConnectionEndKind.Reset : ConnectionEndKind.StillOpen, Elapsed));
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.StillOpen, Elapsed));
+        }
+        finally
+        {
+            _pongs.Writer.TryComplete();
+        }
+    }
+
+    private static bool IsReset(Exception e) =>
+        (e as SocketException ?? e.InnerException as SocketException)?.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted;
+}
