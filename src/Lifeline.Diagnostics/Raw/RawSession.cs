@@ -114,6 +114,19 @@ internal sealed class RawSession : IAsyncDisposable
         }
     }
 
+    /// <summary>The reader loop's own Close frame (an answer, or a protocol error), bounded by the session's stop.</summary>
+    private async Task SendCloseQuietlyAsync(int code, string? reason)
+    {
+        try
+        {
+            await _socket.SendCloseAsync(code, _stop.Token, reason).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is gone already; nothing to close.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
@@ -149,8 +162,10 @@ internal sealed class RawSession : IAsyncDisposable
                     case RawFrame.Close:
                         var code = frame.Payload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(frame.Payload) : (int?)null;
                         var reason = frame.Payload.Length > 2 ? Encoding.UTF8.GetString(frame.Payload, 2, frame.Payload.Length - 2) : null;
-                        _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason));
-                        await _socket.SendCloseAsync(code is { } c && c != 1005 && c != 1006 && c != 1015 ? c : 1000, _stop.Token).ConfigureAwait(false);
+                        // Answer before reporting the end, so a caller that stops at once does not cut the answer off.
+                        var end = new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason);
+                        await SendCloseQuietlyAsync(code is { } c && c != 1005 && c != 1006 && c != 1015 ? c : 1000, null).ConfigureAwait(false);
+                        _ended.TrySetResult(end);
                         return;
                     default:
                         Interlocked.Increment(ref _dataFrames);
@@ -161,15 +176,9 @@ internal sealed class RawSession : IAsyncDisposable
         catch (FrameException e)
         {
             // Fail the connection as a client must (RFC 6455 7.1.7): say why in a Close frame, then stop reading.
-            _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.ProtocolError, Elapsed, e.CloseCode, e.Message));
-            try
-            {
-                await _socket.SendCloseAsync(e.CloseCode, _stop.Token, e.Message).ConfigureAwait(false);
-            }
-            catch (Exception sendError) when (sendError is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-            {
-                // The server is gone too; the end is recorded already.
-            }
+            var end = new ConnectionEnd(ConnectionEndKind.ProtocolError, Elapsed, e.CloseCode, e.Message);
+            await SendCloseQuietlyAsync(e.CloseCode, e.Message).ConfigureAwait(false);
+            _ended.TrySetResult(end);
         }
         catch (EndOfStreamException)
         {
