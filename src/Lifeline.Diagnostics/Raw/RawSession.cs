@@ -114,19 +114,6 @@ internal sealed class RawSession : IAsyncDisposable
         }
     }
 
-    /// <summary>The reader loop's own Close frame (an answer, or a protocol error), bounded by the session's stop.</summary>
-    private async Task SendCloseQuietlyAsync(int code, string? reason)
-    {
-        try
-        {
-            await _socket.SendCloseAsync(code, _stop.Token, reason).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            // The connection is gone already; nothing to close.
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
@@ -195,6 +182,19 @@ internal sealed class RawSession : IAsyncDisposable
         finally
         {
             _pongs.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>The reader loop's own Close frame (an answer, or a protocol error), bounded by the session's stop.</summary>
+    private async Task SendCloseQuietlyAsync(int code, string? reason)
+    {
+        try
+        {
+            await _socket.SendCloseAsync(code, _stop.Token, reason).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is gone already; nothing to close.
         }
     }
 

@@ -21,6 +21,9 @@ internal sealed class RawWebSocket : IAsyncDisposable
     private const string AcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     private const int MaxCloseReasonBytes = 123;
 
+    /// <summary>How long a refusal's body may take to follow its headers before it is given up.</summary>
+    private static readonly TimeSpan BodyWait = TimeSpan.FromMilliseconds(500);
+
     private readonly Socket _socket;
     private readonly Stream _stream;
     private readonly FrameReader _reader;
@@ -102,7 +105,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
             await raw.WriteAsync(Encoding.ASCII.GetBytes(UpgradeRequest(uri, key, options)), token).ConfigureAwait(false);
             var head = await raw._reader.ReadHeadAsync(token).ConfigureAwait(false);
             var headersReadAt = time.GetTimestamp();
-            raw.Response = await raw.ParseResponseAsync(head, token).ConfigureAwait(false);
+            raw.Response = await raw.ParseResponseAsync(head, time, token).ConfigureAwait(false);
             var timings = new ConnectTimings(dns, tcp, tls, time.GetElapsedTime(started, headersReadAt));
             raw.Timings = timings;
             if (raw.Response.StatusCode != 101)
@@ -218,7 +221,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
         return request.Append("\r\n").ToString();
     }
 
-    private async Task<UpgradeResponse> ParseResponseAsync(string head, CancellationToken cancellationToken)
+    private async Task<UpgradeResponse> ParseResponseAsync(string head, TimeProvider time, CancellationToken cancellationToken)
     {
         var lines = head.Split("\r\n");
         var status = lines[0].Split(' ', 3);
@@ -239,8 +242,8 @@ internal sealed class RawWebSocket : IAsyncDisposable
             // Keep the start of a refusal's body: servers often explain themselves there.
             try
             {
-                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                wait.CancelAfter(TimeSpan.FromMilliseconds(500));
+                using var bodyWait = new CancellationTokenSource(BodyWait, time);
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(bodyWait.Token, cancellationToken);
                 if (_reader.Buffered == 0)
                 {
                     await _reader.FillAsync(wait.Token).ConfigureAwait(false);
