@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Lifeline.Cli.Diagnostics;
 using Lifeline.Cli.Rendering;
+using Lifeline.Diagnostics.IdleScan;
 using Spectre.Console;
 
 namespace Lifeline.Cli.Commands;
@@ -29,26 +29,14 @@ internal static class IdleScanCommand
         command.SetAction(async (result, cancellationToken) =>
         {
             var uri = CommonOptions.ParseWebSocketUrl(result.GetValue(url)!, "idle-scan");
-            var options = Options(result.GetValue(min), result.GetValue(max), (int)result.GetValue(parallel), result.GetValue(resolution),
+            var options = Options(uri, result.GetValue(min), result.GetValue(max), (int)result.GetValue(parallel), result.GetValue(resolution),
                 result.GetValue(pongTimeout), result.GetValue(timeout));
             var asJson = result.GetValue(json);
-            var progressOut = asJson ? console.Error : console.Output;
-            var scanner = new IdleScanner(uri, options, TimeProvider.System, line =>
+            var progress = new LineProgress(asJson ? console.Error : console.Output);
+            var scan = await IdleScanner.ScanAsync(options, progress, cancellationToken).ConfigureAwait(false);
+            if (scan.Failure is { } failure)
             {
-                lock (progressOut)
-                {
-                    progressOut.WriteLine(line);
-                    progressOut.Flush();
-                }
-            });
-            IdleScanResult scan;
-            try
-            {
-                scan = await scanner.ScanAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (IdleScanException e)
-            {
-                await console.Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+                await console.Error.WriteLineAsync($"error: cannot connect to {uri}: {failure.Message}").ConfigureAwait(false);
                 return ExitCodes.Failure;
             }
 
@@ -58,7 +46,7 @@ internal static class IdleScanCommand
         return command;
     }
 
-    internal static IdleScanOptions Options(double min, double max, int parallel, double resolution, double pongTimeout, double timeout)
+    internal static IdleScanOptions Options(Uri uri, double min, double max, int parallel, double resolution, double pongTimeout, double timeout)
     {
         var minimum = CommonOptions.PositiveSeconds(min, "--min", "idle-scan");
         if (minimum < SmallestMin)
@@ -79,17 +67,20 @@ internal static class IdleScanCommand
             throw new UsageException($"--parallel must be 1-32, not {parallel}.", "idle-scan");
         }
 
-        return new IdleScanOptions(
-            minimum,
-            maximum,
-            parallel,
-            CommonOptions.PositiveSeconds(resolution, "--resolution", "idle-scan"),
-            CommonOptions.PositiveSeconds(pongTimeout, "--pong-timeout", "idle-scan"),
-            new RawConnectOptions(CommonOptions.PositiveSeconds(timeout, "--timeout", "idle-scan")));
+        return new IdleScanOptions(uri)
+        {
+            MinSilence = minimum,
+            MaxSilence = maximum,
+            Parallel = parallel,
+            Resolution = CommonOptions.PositiveSeconds(resolution, "--resolution", "idle-scan"),
+            PongTimeout = CommonOptions.PositiveSeconds(pongTimeout, "--pong-timeout", "idle-scan"),
+            ConnectTimeout = CommonOptions.PositiveSeconds(timeout, "--timeout", "idle-scan"),
+        };
     }
 
-    private static void Render(CliConsole console, IdleScanResult scan, bool json)
+    private static void Render(CliConsole console, IdleScanResult result, bool json)
     {
+        var scan = IdleScanReport.From(result);
         if (json)
         {
             console.Output.WriteLine(JsonSerializer.Serialize(scan, CatalogJson.Compact));
@@ -104,17 +95,24 @@ internal static class IdleScanCommand
             : scan.Interrupted ? "not found yet, scan interrupted" : $"none up to --max ({Seconds(scan.MaxSeconds)})");
         Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds) + interrupted);
         Row("shortest silence killed", Seconds(scan.ShortestKilledSeconds));
-        Row("killed by", scan.KilledBy switch
-        {
-            null => "-",
-            "close-frame" => $"a Close frame with {scan.CloseCode} {scan.CloseReason}",
-            "fin" => "FIN without a Close frame (clients see 1006)",
-            "reset" => "RST (clients see 1006)",
-            _ => "a silent drop, found by a ping after the silence (clients see 1006 only once keep-alive notices)",
-        });
+        Row("killed by", IdleScanReport.DescribeKilledBy(result));
         Row("connections used", scan.Connections.ToString(CultureInfo.InvariantCulture));
         Row("elapsed", Seconds(scan.ElapsedSeconds));
         Row("advice", scan.Advice);
         console.Rich.Write(grid);
+    }
+
+    /// <summary>Writes each progress event as one line at once, in order, whichever scan task reports it.</summary>
+    private sealed class LineProgress(TextWriter writer) : IProgress<IdleScanProgress>
+    {
+        public void Report(IdleScanProgress value)
+        {
+            var line = IdleScanReport.ProgressLine(value);
+            lock (writer)
+            {
+                writer.WriteLine(line);
+                writer.Flush();
+            }
+        }
     }
 }

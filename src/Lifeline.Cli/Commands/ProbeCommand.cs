@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Lifeline.Cli.Diagnostics;
 using Lifeline.Cli.Rendering;
+using Lifeline.Diagnostics.Probe;
 using Spectre.Console;
 
 namespace Lifeline.Cli.Commands;
@@ -27,88 +27,27 @@ internal static class ProbeCommand
         command.SetAction(async (result, cancellationToken) =>
         {
             var uri = CommonOptions.ParseWebSocketUrl(result.GetValue(url)!, "probe");
-            var settings = new RawConnectOptions(
-                CommonOptions.PositiveSeconds(result.GetValue(timeout), "--timeout", "probe"),
-                result.GetValue(origin),
-                result.GetValue(subprotocols) ?? [],
-                result.GetValue(insecure));
-            var watch = CommonOptions.PositiveSeconds(result.GetValue(duration), "--duration", "probe", allowZero: true);
             var count = (int)result.GetValue(pings);
             if (count is < 0 or > 1000)
             {
                 throw new UsageException($"--pings must be 0-1000, not {count}.", "probe");
             }
 
-            var report = await ProbeAsync(uri, settings, count, watch, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            var options = new ProbeOptions(uri)
+            {
+                ConnectTimeout = CommonOptions.PositiveSeconds(result.GetValue(timeout), "--timeout", "probe"),
+                Origin = result.GetValue(origin),
+                SubProtocols = result.GetValue(subprotocols) ?? [],
+                AllowUntrustedCertificate = result.GetValue(insecure),
+                WatchDuration = CommonOptions.PositiveSeconds(result.GetValue(duration), "--duration", "probe", allowZero: true),
+                Pings = count,
+            };
+            var probe = await WebSocketProbe.RunAsync(options, progress: null, cancellationToken).ConfigureAwait(false);
+            var report = ProbeReport.From(probe);
             Render(console, report, result.GetValue(json));
             return report.FailedStage is null ? ExitCodes.Success : ExitCodes.Failure;
         });
         return command;
-    }
-
-    internal static async Task<ProbeReport> ProbeAsync(Uri uri, RawConnectOptions options, int pings, TimeSpan duration, TimeProvider time, CancellationToken cancellationToken)
-    {
-        var (socket, failure, timings) = await RawWebSocket.ConnectAsync(uri, options, time, cancellationToken).ConfigureAwait(false);
-        if (socket is null)
-        {
-            return new ProbeReport
-            {
-                Url = uri.ToString(),
-                DnsMs = timings is null ? null : ProbeReport.Ms(timings.Dns),
-                TcpMs = timings is null || failure!.Stage is "dns" or "tcp" ? null : ProbeReport.Ms(timings.Tcp),
-                TlsMs = timings?.Tls is { } tls ? ProbeReport.Ms(tls) : null,
-                UpgradeMs = failure!.Response is null ? null : ProbeReport.Ms(timings!.Upgrade),
-                Status = failure.Response?.StatusCode,
-                Headers = failure.Response?.HeaderMap() ?? [],
-                BodyStart = failure.Response?.BodyStart,
-                FailedStage = failure.Stage,
-                Cause = failure.Cause,
-            };
-        }
-
-        await using var session = new RawSession(socket, time);
-        var samples = new List<double>();
-        var lost = 0;
-        for (var i = 0; i < pings && !session.Ended.IsCompleted; i++)
-        {
-            if (await session.PingAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false) is { } rtt)
-            {
-                samples.Add(ProbeReport.Ms(rtt));
-            }
-            else
-            {
-                lost++;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken).ConfigureAwait(false);
-        }
-
-        var end = await session.ObserveAsync(duration, cancellationToken).ConfigureAwait(false);
-        var closedByProbe = end is null;
-        if (end is null)
-        {
-            await socket.SendCloseAsync(1000, CancellationToken.None).ConfigureAwait(false);
-            end = new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
-        }
-
-        var response = socket.Response;
-        return new ProbeReport
-        {
-            Url = uri.ToString(),
-            Addresses = [.. socket.Addresses.Select(a => a.ToString())],
-            Remote = socket.RemoteEndPoint.ToString(),
-            DnsMs = ProbeReport.Ms(socket.Timings.Dns),
-            TcpMs = ProbeReport.Ms(socket.Timings.Tcp),
-            TlsMs = socket.Timings.Tls is { } t ? ProbeReport.Ms(t) : null,
-            UpgradeMs = ProbeReport.Ms(socket.Timings.Upgrade),
-            Status = response.StatusCode,
-            Headers = response.HeaderMap(),
-            Subprotocol = response.Header("Sec-WebSocket-Protocol"),
-            Extensions = response.Header("Sec-WebSocket-Extensions"),
-            PingsMs = [.. samples],
-            PingsLost = lost,
-            End = EndReport.From(end, closedByProbe),
-        };
     }
 
     private static void Render(CliConsole console, ProbeReport report, bool json)

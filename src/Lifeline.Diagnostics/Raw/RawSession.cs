@@ -2,19 +2,30 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
+using Lifeline.Diagnostics.Probe;
 
-namespace Lifeline.Cli.Diagnostics;
+namespace Lifeline.Diagnostics.Raw;
 
 /// <summary>
 /// Reads a <see cref="RawWebSocket"/> on one background loop (so that timeouts never cut a frame in half), answers
 /// the server's pings, and lets the caller time its own pings or wait silently for the connection to end.
 /// </summary>
+/// <remarks>
+/// <see cref="PingAsync"/> is for one caller at a time. Pongs wait in a small bounded queue that drops the oldest
+/// when full: an unsolicited flood of pongs costs nothing but those pongs.
+/// </remarks>
 internal sealed class RawSession : IAsyncDisposable
 {
     private readonly RawWebSocket _socket;
     private readonly TimeProvider _time;
     private readonly long _started;
-    private readonly Channel<RawFrame> _pongs = Channel.CreateUnbounded<RawFrame>();
+    private readonly Channel<RawFrame> _pongs = Channel.CreateBounded<RawFrame>(new BoundedChannelOptions(16)
+    {
+        FullMode = BoundedChannelFullMode.DropOldest,
+        SingleReader = true,
+        SingleWriter = true,
+    });
+
     private readonly TaskCompletionSource<ConnectionEnd> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _reader;
@@ -83,12 +94,24 @@ internal sealed class RawSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Marks a silent death (a ping after silence went unanswered).</summary>
+    /// <summary>Marks a silent death (a ping after silence went unanswered); the end already recorded if there is one.</summary>
     public ConnectionEnd MarkSilent()
     {
-        var end = new ConnectionEnd(ConnectionEndKind.Silent, Elapsed);
-        _ended.TrySetResult(end);
+        _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.Silent, Elapsed));
         return _ended.Task.Result;
+    }
+
+    /// <summary>Sends a Close frame; failures are ignored (the link may already be gone).</summary>
+    public async Task CloseAsync(int code, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _socket.SendCloseAsync(code, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is gone already; nothing to close.
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -126,14 +149,23 @@ internal sealed class RawSession : IAsyncDisposable
                     case RawFrame.Close:
                         var code = frame.Payload.Length >= 2 ? BinaryPrimitives.ReadUInt16BigEndian(frame.Payload) : (int?)null;
                         var reason = frame.Payload.Length > 2 ? Encoding.UTF8.GetString(frame.Payload, 2, frame.Payload.Length - 2) : null;
-                        _ended.TrySetResult(new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason));
-                        await _socket.SendCloseAsync(code is { } c && c != 1005 && c != 1006 && c != 1015 ? c : 1000, _stop.Token).ConfigureAwait(false);
+                        // Answer before reporting the end, so a caller that stops at once does not cut the answer off.
+                        var end = new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason);
+                        await SendCloseQuietlyAsync(code is { } c && c != 1005 && c != 1006 && c != 1015 ? c : 1000, null).ConfigureAwait(false);
+                        _ended.TrySetResult(end);
                         return;
                     default:
                         Interlocked.Increment(ref _dataFrames);
                         break;
                 }
             }
+        }
+        catch (FrameException e)
+        {
+            // Fail the connection as a client must (RFC 6455 7.1.7): say why in a Close frame, then stop reading.
+            var end = new ConnectionEnd(ConnectionEndKind.ProtocolError, Elapsed, e.CloseCode, e.Message);
+            await SendCloseQuietlyAsync(e.CloseCode, e.Message).ConfigureAwait(false);
+            _ended.TrySetResult(end);
         }
         catch (EndOfStreamException)
         {
@@ -150,6 +182,19 @@ internal sealed class RawSession : IAsyncDisposable
         finally
         {
             _pongs.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>The reader loop's own Close frame (an answer, or a protocol error), bounded by the session's stop.</summary>
+    private async Task SendCloseQuietlyAsync(int code, string? reason)
+    {
+        try
+        {
+            await _socket.SendCloseAsync(code, _stop.Token, reason).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The connection is gone already; nothing to close.
         }
     }
 

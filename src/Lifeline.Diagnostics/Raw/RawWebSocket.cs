@@ -6,40 +6,34 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Text;
+using Lifeline.Diagnostics.Probe;
 
-namespace Lifeline.Cli.Diagnostics;
-
-/// <summary>Where a diagnostic connection attempt failed, and why.</summary>
-internal sealed record ConnectFailureReport(string Stage, string Cause, UpgradeResponse? Response = null);
-
-/// <summary>How long each step of opening a WebSocket took.</summary>
-internal sealed record ConnectTimings(TimeSpan Dns, TimeSpan Tcp, TimeSpan? Tls, TimeSpan Upgrade);
-
-/// <summary>Settings for a diagnostic connection.</summary>
-internal sealed record RawConnectOptions(TimeSpan Timeout, string? Origin = null, IReadOnlyList<string>? SubProtocols = null, bool AllowUntrustedCertificate = false);
+namespace Lifeline.Diagnostics.Raw;
 
 /// <summary>
 /// A minimal WebSocket client over a raw socket, for diagnostics only: it times DNS, TCP, TLS and the upgrade
 /// separately, keeps the upgrade response headers, sends pings it can time, and tells a Close frame from a FIN, an
 /// RST and silence. (The product client, LifelineClient, uses ClientWebSocket; none of this framing is in it.)
 /// </summary>
+/// <remarks>One reader at a time; sends are serialised by a lock and may come from any thread.</remarks>
 internal sealed class RawWebSocket : IAsyncDisposable
 {
     private const string AcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    private const int MaxPayload = 64 * 1024 * 1024;
+    private const int MaxCloseReasonBytes = 123;
+
+    /// <summary>How long a refusal's body may take to follow its headers before it is given up.</summary>
+    private static readonly TimeSpan BodyWait = TimeSpan.FromMilliseconds(500);
 
     private readonly Socket _socket;
     private readonly Stream _stream;
-    private readonly byte[] _buffer = new byte[64 * 1024];
+    private readonly FrameReader _reader;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private int _start;
-    private int _end;
-    private long _headersReadAt;
 
     private RawWebSocket(Socket socket, Stream stream, IPEndPoint remote, IReadOnlyList<IPAddress> addresses)
     {
         _socket = socket;
         _stream = stream;
+        _reader = new FrameReader(stream);
         RemoteEndPoint = remote;
         Addresses = addresses;
     }
@@ -53,13 +47,13 @@ internal sealed class RawWebSocket : IAsyncDisposable
     public ConnectTimings Timings { get; private set; } = null!;
 
     /// <summary>Opens a WebSocket, or reports the stage that failed. Never throws for network failures.</summary>
-    public static async Task<(RawWebSocket? Socket, ConnectFailureReport? Failure, ConnectTimings? Partial)> ConnectAsync(
+    public static async Task<(RawWebSocket? Socket, ConnectionFailure? Failure, ConnectTimings? Partial)> ConnectAsync(
         Uri uri, RawConnectOptions options, TimeProvider time, CancellationToken cancellationToken)
     {
         using var timeout = new CancellationTokenSource(options.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         var token = linked.Token;
-        var stage = "dns";
+        var stage = ProbeStage.Dns;
         var dns = TimeSpan.Zero;
         var tcp = TimeSpan.Zero;
         TimeSpan? tls = null;
@@ -71,10 +65,10 @@ internal sealed class RawWebSocket : IAsyncDisposable
             dns = time.GetElapsedTime(started);
             if (addresses.Length == 0)
             {
-                return (null, new ConnectFailureReport(stage, $"the host name {uri.Host} resolves to no address"), null);
+                return (null, new ConnectionFailure(stage, ConnectionFailureReason.NameNotResolved, $"the host name {uri.Host} resolves to no address"), null);
             }
 
-            stage = "tcp";
+            stage = ProbeStage.Tcp;
             started = time.GetTimestamp();
             socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             var port = uri.Port > 0 ? uri.Port : uri.Scheme == "wss" ? 443 : 80;
@@ -84,10 +78,10 @@ internal sealed class RawWebSocket : IAsyncDisposable
 
             if (uri.Scheme == "wss")
             {
-                stage = "tls";
+                stage = ProbeStage.Tls;
                 started = time.GetTimestamp();
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
-#pragma warning disable CA5359 // Only with --insecure, which the user asks for to probe a test server.
+#pragma warning disable CA5359 // Only with AllowUntrustedCertificate, which the user asks for to probe a test server.
                 await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
                 {
                     TargetHost = uri.IdnHost,
@@ -98,7 +92,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
                 stream = ssl;
             }
 
-            stage = "upgrade";
+            stage = ProbeStage.Upgrade;
             started = time.GetTimestamp();
             var remote = (IPEndPoint)socket.RemoteEndPoint!;
             if (remote.Address.IsIPv4MappedToIPv6)
@@ -109,22 +103,25 @@ internal sealed class RawWebSocket : IAsyncDisposable
             var raw = new RawWebSocket(socket, stream, remote, addresses);
             var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
             await raw.WriteAsync(Encoding.ASCII.GetBytes(UpgradeRequest(uri, key, options)), token).ConfigureAwait(false);
-            raw.Response = await raw.ReadResponseAsync(time, token).ConfigureAwait(false);
-            var timings = new ConnectTimings(dns, tcp, tls, time.GetElapsedTime(started, raw._headersReadAt));
+            var head = await raw._reader.ReadHeadAsync(token).ConfigureAwait(false);
+            var headersReadAt = time.GetTimestamp();
+            raw.Response = await raw.ParseResponseAsync(head, time, token).ConfigureAwait(false);
+            var timings = new ConnectTimings(dns, tcp, tls, time.GetElapsedTime(started, headersReadAt));
             raw.Timings = timings;
             if (raw.Response.StatusCode != 101)
             {
                 await raw.DisposeAsync().ConfigureAwait(false);
-                return (null, new ConnectFailureReport(stage, raw.Response.Explain(), raw.Response), timings);
+                return (null, new ConnectionFailure(stage, ConnectionFailureReason.UpgradeRefused, raw.Response.Explain(), raw.Response), timings);
             }
 
 #pragma warning disable CA5350 // RFC 6455 fixes SHA-1 for Sec-WebSocket-Accept; it is a handshake check, not security.
             var expected = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + AcceptGuid)));
 #pragma warning restore CA5350
-            if (raw.Response.Header("Sec-WebSocket-Accept") != expected)
+            if (raw.Response.GetHeader("Sec-WebSocket-Accept") != expected)
             {
                 await raw.DisposeAsync().ConfigureAwait(false);
-                return (null, new ConnectFailureReport(stage, "the server answered 101 but with a wrong Sec-WebSocket-Accept: it is not a conforming WebSocket server", raw.Response), timings);
+                return (null, new ConnectionFailure(stage, ConnectionFailureReason.InvalidAcceptKey,
+                    "the server answered 101 but with a wrong Sec-WebSocket-Accept: it is not a conforming WebSocket server", raw.Response), timings);
             }
 
             socket = null; // owned by raw now
@@ -133,7 +130,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
         catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or InvalidDataException)
         {
             var partial = new ConnectTimings(dns, tcp, tls, TimeSpan.Zero);
-            return (null, new ConnectFailureReport(stage, Describe(e, stage, uri, timeout.IsCancellationRequested, options.Timeout)), partial);
+            return (null, Describe(e, stage, uri, timeout.IsCancellationRequested, options.Timeout), partial);
         }
         finally
         {
@@ -145,47 +142,27 @@ internal sealed class RawWebSocket : IAsyncDisposable
 
     public Task SendPongAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) => SendFrameAsync(RawFrame.Pong, payload, cancellationToken);
 
-    public Task SendCloseAsync(int code, CancellationToken cancellationToken)
+    /// <summary>Sends a Close frame with a code and a reason cut to the 123 bytes a Close frame can carry.</summary>
+    public Task SendCloseAsync(int code, CancellationToken cancellationToken, string? reason = null)
     {
-        var payload = new byte[2];
+        var reasonBytes = Encoding.UTF8.GetBytes(reason ?? string.Empty);
+        var length = Math.Min(reasonBytes.Length, MaxCloseReasonBytes);
+        while (length > 0 && length < reasonBytes.Length && (reasonBytes[length] & 0xC0) == 0x80)
+        {
+            length--; // never cut a UTF-8 sequence in half
+        }
+
+        var payload = new byte[2 + length];
         BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)code);
+        reasonBytes.AsSpan(0, length).CopyTo(payload.AsSpan(2));
         return SendFrameAsync(RawFrame.Close, payload, cancellationToken);
     }
 
-    /// <summary>Reads the next frame. Throws <see cref="EndOfStreamException"/> on FIN and an IOException/SocketException on RST.</summary>
-    public async Task<RawFrame> ReadFrameAsync(CancellationToken cancellationToken)
-    {
-        var header = await ReadExactlyAsync(2, cancellationToken).ConfigureAwait(false);
-        var fin = (header[0] & 0x80) != 0;
-        var opcode = (byte)(header[0] & 0x0F);
-        var masked = (header[1] & 0x80) != 0;
-        long length = header[1] & 0x7F;
-        if (length == 126)
-        {
-            length = BinaryPrimitives.ReadUInt16BigEndian(await ReadExactlyAsync(2, cancellationToken).ConfigureAwait(false));
-        }
-        else if (length == 127)
-        {
-            length = (long)BinaryPrimitives.ReadUInt64BigEndian(await ReadExactlyAsync(8, cancellationToken).ConfigureAwait(false));
-        }
-
-        if (length > MaxPayload)
-        {
-            throw new InvalidDataException($"a frame of {length} bytes is larger than the diagnostics accept ({MaxPayload})");
-        }
-
-        var mask = masked ? await ReadExactlyAsync(4, cancellationToken).ConfigureAwait(false) : null;
-        var payload = await ReadExactlyAsync((int)length, cancellationToken).ConfigureAwait(false);
-        if (mask is not null)
-        {
-            for (var i = 0; i < payload.Length; i++)
-            {
-                payload[i] ^= mask[i % 4];
-            }
-        }
-
-        return new RawFrame(opcode, fin, payload);
-    }
+    /// <summary>
+    /// Reads the next frame. Throws <see cref="EndOfStreamException"/> on FIN, an IOException/SocketException on RST
+    /// and <see cref="FrameException"/> when the server breaks the framing rules.
+    /// </summary>
+    public Task<RawFrame> ReadFrameAsync(CancellationToken cancellationToken) => _reader.ReadFrameAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -194,26 +171,34 @@ internal sealed class RawWebSocket : IAsyncDisposable
         _writeLock.Dispose();
     }
 
-    internal static string Describe(Exception e, string stage, Uri uri, bool timedOut, TimeSpan timeout)
+    internal static ConnectionFailure Describe(Exception e, ProbeStage stage, Uri uri, bool timedOut, TimeSpan timeout)
     {
         if (timedOut)
         {
-            return string.Create(CultureInfo.InvariantCulture,
-                $"no answer within {timeout.TotalSeconds:0.#} s during the {stage} step (a firewall dropping packets, or an unreachable host)");
+            return new ConnectionFailure(stage, ConnectionFailureReason.TimedOut, string.Create(CultureInfo.InvariantCulture,
+                $"no answer within {timeout.TotalSeconds:0.#} s during the {StageName(stage)} step (a firewall dropping packets, or an unreachable host)"));
         }
 
         var socketError = e as SocketException ?? e.InnerException as SocketException;
-        return (stage, socketError?.SocketErrorCode) switch
+        var (reason, message) = (stage, socketError?.SocketErrorCode) switch
         {
-            ("dns", _) => $"the host name {uri.Host} does not resolve ({e.Message})",
-            ("tcp", SocketError.ConnectionRefused) => $"connection refused: nothing listens on {uri.Host}:{uri.Port}",
-            ("tcp", SocketError.NetworkUnreachable or SocketError.HostUnreachable) => $"{uri.Host} is unreachable from here ({socketError!.SocketErrorCode})",
-            ("tls", _) => $"the TLS handshake failed: {e.Message}",
-            ("upgrade", SocketError.ConnectionReset) => "the server reset the connection during the upgrade",
-            ("upgrade", _) when e is EndOfStreamException => "the server closed the connection without answering the upgrade (not an HTTP server, or it rejected the request)",
-            _ => $"{stage} failed: {e.Message}",
+            _ when e is OperationCanceledException => (ConnectionFailureReason.Canceled, $"{StageName(stage)} failed: {e.Message}"),
+            (ProbeStage.Dns, _) => (ConnectionFailureReason.NameNotResolved, $"the host name {uri.Host} does not resolve ({e.Message})"),
+            (ProbeStage.Tcp, SocketError.ConnectionRefused) => (ConnectionFailureReason.ConnectionRefused, $"connection refused: nothing listens on {uri.Host}:{uri.Port}"),
+            (ProbeStage.Tcp, SocketError.NetworkUnreachable or SocketError.HostUnreachable) =>
+                (ConnectionFailureReason.Unreachable, $"{uri.Host} is unreachable from here ({socketError!.SocketErrorCode})"),
+            (ProbeStage.Tls, _) => (ConnectionFailureReason.TlsFailed, $"the TLS handshake failed: {e.Message}"),
+            (ProbeStage.Upgrade, SocketError.ConnectionReset) => (ConnectionFailureReason.ConnectionReset, "the server reset the connection during the upgrade"),
+            (ProbeStage.Upgrade, _) when e is EndOfStreamException =>
+                (ConnectionFailureReason.ClosedWithoutAnswer, "the server closed the connection without answering the upgrade (not an HTTP server, or it rejected the request)"),
+            (ProbeStage.Upgrade, _) when e is InvalidDataException => (ConnectionFailureReason.InvalidResponse, $"{StageName(stage)} failed: {e.Message}"),
+            _ => (ConnectionFailureReason.Other, $"{StageName(stage)} failed: {e.Message}"),
         };
+        return new ConnectionFailure(stage, reason, message);
     }
+
+    /// <summary>The stage as the CLI and messages name it: dns, tcp, tls, upgrade.</summary>
+    internal static string StageName(ProbeStage stage) => stage.ToString().ToLowerInvariant();
 
     private static string UpgradeRequest(Uri uri, string key, RawConnectOptions options)
     {
@@ -236,30 +221,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
         return request.Append("\r\n").ToString();
     }
 
-    private async Task<UpgradeResponse> ReadResponseAsync(TimeProvider time, CancellationToken cancellationToken)
-    {
-        // Read until the blank line that ends the headers; whatever follows belongs to the frames (or the body).
-        while (true)
-        {
-            var end = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n\r\n"u8);
-            if (end >= 0)
-            {
-                _headersReadAt = time.GetTimestamp();
-                var head = Encoding.ASCII.GetString(_buffer, _start, end);
-                _start += end + 4;
-                return await ParseResponseAsync(head, cancellationToken).ConfigureAwait(false);
-            }
-
-            if (_end == _buffer.Length)
-            {
-                throw new InvalidDataException("the upgrade response headers are larger than 64 KiB");
-            }
-
-            await FillAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task<UpgradeResponse> ParseResponseAsync(string head, CancellationToken cancellationToken)
+    private async Task<UpgradeResponse> ParseResponseAsync(string head, TimeProvider time, CancellationToken cancellationToken)
     {
         var lines = head.Split("\r\n");
         var status = lines[0].Split(' ', 3);
@@ -280,60 +242,22 @@ internal sealed class RawWebSocket : IAsyncDisposable
             // Keep the start of a refusal's body: servers often explain themselves there.
             try
             {
-                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                wait.CancelAfter(TimeSpan.FromMilliseconds(500));
-                if (_end == _start)
+                using var bodyWait = new CancellationTokenSource(BodyWait, time);
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(bodyWait.Token, cancellationToken);
+                if (_reader.Buffered == 0)
                 {
-                    await FillAsync(wait.Token).ConfigureAwait(false);
+                    await _reader.FillAsync(wait.Token).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (e is OperationCanceledException or IOException or EndOfStreamException)
+            catch (Exception e) when (e is OperationCanceledException or IOException)
             {
-                // No body, or it is not coming: fine.
+                // No body, or it is not coming: fine. (EndOfStreamException is an IOException.)
             }
 
-            body = Encoding.UTF8.GetString(_buffer, _start, Math.Min(_end - _start, 300));
+            body = _reader.PeekText(300);
         }
 
         return new UpgradeResponse(code, status.Length > 2 ? status[2] : string.Empty, headers, body);
-    }
-
-    private async Task<byte[]> ReadExactlyAsync(int count, CancellationToken cancellationToken)
-    {
-        var result = new byte[count];
-        var copied = 0;
-        while (copied < count)
-        {
-            if (_start == _end)
-            {
-                await FillAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            var take = Math.Min(count - copied, _end - _start);
-            Buffer.BlockCopy(_buffer, _start, result, copied, take);
-            _start += take;
-            copied += take;
-        }
-
-        return result;
-    }
-
-    private async Task FillAsync(CancellationToken cancellationToken)
-    {
-        if (_start > 0)
-        {
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
-            _end -= _start;
-            _start = 0;
-        }
-
-        var read = await _stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
-        if (read == 0)
-        {
-            throw new EndOfStreamException("the peer closed the TCP connection");
-        }
-
-        _end += read;
     }
 
     private async Task SendFrameAsync(byte opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)

@@ -1,0 +1,104 @@
+using System.Globalization;
+using Lifeline.Diagnostics.IdleScan;
+using Lifeline.Diagnostics.Probe;
+
+namespace Lifeline.Cli.Rendering;
+
+/// <summary>What <c>lifeline idle-scan</c> found, in the shape of its JSON output (times in seconds).</summary>
+internal sealed record IdleScanReport
+{
+    public required bool Found { get; init; }
+
+    /// <summary>The best estimate of the idle timeout.</summary>
+    public double? IdleTimeoutSeconds { get; init; }
+
+    public double? LongestSurvivedSeconds { get; init; }
+
+    public double? ShortestKilledSeconds { get; init; }
+
+    /// <summary>reset, fin, close-frame or silent.</summary>
+    public string? KilledBy { get; init; }
+
+    public int? CloseCode { get; init; }
+
+    public string? CloseReason { get; init; }
+
+    public double MaxSeconds { get; init; }
+
+    public int Rounds { get; init; }
+
+    public int Connections { get; init; }
+
+    public int ServerPings { get; init; }
+
+    /// <summary>The scan was stopped (Ctrl-C, SIGTERM) before it finished: the figures are what it measured so far.</summary>
+    public bool Interrupted { get; init; }
+
+    public double ElapsedSeconds { get; init; }
+
+    public required string Advice { get; init; }
+
+    public static IdleScanReport From(IdleScanResult scan) => new()
+    {
+        Found = scan.Found,
+        IdleTimeoutSeconds = scan.IdleTimeout?.TotalSeconds,
+        LongestSurvivedSeconds = scan.LongestSurvived?.TotalSeconds,
+        ShortestKilledSeconds = scan.ShortestKilled?.TotalSeconds,
+        KilledBy = scan.KilledBy is { } kind ? EndReport.KindName(kind) : null,
+        CloseCode = scan.CloseCode,
+        CloseReason = scan.CloseReason,
+        MaxSeconds = scan.MaxSilence.TotalSeconds,
+        Rounds = scan.Rounds,
+        Connections = scan.Connections,
+        ServerPings = scan.ServerPings,
+        Interrupted = scan.Interrupted,
+        ElapsedSeconds = Math.Round(scan.Elapsed.TotalSeconds, 3),
+        Advice = AdviceFor(scan),
+    };
+
+    /// <summary>What to do about the finding, in a sentence.</summary>
+    public static string AdviceFor(IdleScanResult scan)
+    {
+        var advice = scan.Interrupted && !scan.Found
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
+            : scan.Found && scan.ShortestKilled is { } timeout
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
+            : string.Create(CultureInfo.InvariantCulture,
+                $"none up to --max: connections survived {scan.MaxSilence.TotalSeconds:0.#} s of silence; a keep-alive interval below that is safe on this path");
+        if (scan.ServerPings > 0)
+        {
+            advice += "; note: the server sent pings during the silence, so the path was not fully idle";
+        }
+
+        return advice;
+    }
+
+    /// <summary>One progress event as the line the CLI prints: "[  12.0 s] round 2: ...".</summary>
+    public static string ProgressLine(IdleScanProgress progress)
+    {
+        static string Seconds(TimeSpan? value) => string.Create(CultureInfo.InvariantCulture, $"{value.GetValueOrDefault().TotalSeconds:0.##} s");
+        var line = progress.Kind switch
+        {
+            IdleScanProgressKind.RoundStarted =>
+                $"round {progress.Round}: holding {progress.Silences.Count} connections silent for {string.Join(", ", progress.Silences.Select(d => Seconds(d)))}",
+            IdleScanProgressKind.SilenceSurvived => $"  {Seconds(progress.Silence)} of silence: survived",
+            IdleScanProgressKind.SilenceKilled => $"  {Seconds(progress.Silence)} of silence: killed after {Seconds(progress.KilledAfter)} ({progress.End?.Describe()})",
+            _ => string.Create(CultureInfo.InvariantCulture,
+                $"  ... {progress.SilentConnections} connection(s) still silent; longest silence survived so far: {(progress.LongestSurvived is { } s ? Seconds(s) : "none yet")}"),
+        };
+        return string.Create(CultureInfo.InvariantCulture, $"[{progress.Elapsed.TotalSeconds,6:0.0} s] {line}");
+    }
+
+    /// <summary>The end kinds as the text output describes them.</summary>
+    public static string DescribeKilledBy(IdleScanResult scan) => scan.KilledBy switch
+    {
+        null => "-",
+        ConnectionEndKind.CloseFrame => $"a Close frame with {scan.CloseCode} {scan.CloseReason}",
+        ConnectionEndKind.Fin => "FIN without a Close frame (clients see 1006)",
+        ConnectionEndKind.Reset => "RST (clients see 1006)",
+        ConnectionEndKind.ProtocolError => $"a protocol error ({scan.CloseReason})",
+        _ => "a silent drop, found by a ping after the silence (clients see 1006 only once keep-alive notices)",
+    };
+}

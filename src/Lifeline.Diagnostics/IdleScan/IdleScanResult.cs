@@ -1,0 +1,57 @@
+using Lifeline.Diagnostics.Probe;
+
+namespace Lifeline.Diagnostics.IdleScan;
+
+/// <summary>What an idle scan found.</summary>
+/// <remarks>Immutable; safe to share between threads.</remarks>
+public sealed class IdleScanResult
+{
+    internal IdleScanResult()
+    {
+    }
+
+    /// <summary>True when some silence was cut: <see cref="IdleTimeout"/> holds the estimate.</summary>
+    public bool Found { get; internal init; }
+
+    /// <summary>
+    /// The best estimate of the idle timeout: the moment a visible cut (FIN, RST, Close frame) arrived, or for a
+    /// silent drop the middle of the range between the longest survivor and the shortest victim. Null when not found.
+    /// </summary>
+    public TimeSpan? IdleTimeout { get; internal init; }
+
+    /// <summary>The longest silence a connection lived through; null when none did.</summary>
+    public TimeSpan? LongestSurvived { get; internal init; }
+
+    /// <summary>The shortest silence that was cut (the moment of the cut when it was visible); null when none was.</summary>
+    public TimeSpan? ShortestKilled { get; internal init; }
+
+    /// <summary>How the path cuts idle connections; null when no cut was seen.</summary>
+    public ConnectionEndKind? KilledBy { get; internal init; }
+
+    /// <summary>The code of the Close frame that cut the connection, when <see cref="KilledBy"/> is <see cref="ConnectionEndKind.CloseFrame"/>.</summary>
+    public int? CloseCode { get; internal init; }
+
+    /// <summary>The reason that came with the cut, if any.</summary>
+    public string? CloseReason { get; internal init; }
+
+    /// <summary>The longest silence the scan would try (<see cref="IdleScanOptions.MaxSilence"/>).</summary>
+    public TimeSpan MaxSilence { get; internal init; }
+
+    /// <summary>Rounds run.</summary>
+    public int Rounds { get; internal init; }
+
+    /// <summary>Connections opened.</summary>
+    public int Connections { get; internal init; }
+
+    /// <summary>Pings the server sent during the silences: when above zero the path was not fully idle.</summary>
+    public int ServerPings { get; internal init; }
+
+    /// <summary>The scan was cancelled before it finished: the figures are what it measured so far.</summary>
+    public bool Interrupted { get; internal init; }
+
+    /// <summary>Time the scan took.</summary>
+    public TimeSpan Elapsed { get; internal init; }
+
+    /// <summary>Why the scan could not run (the endpoint could not be reached or refused the upgrade); null when it ran.</summary>
+    public ConnectionFailure? Failure { get; internal init; }
+}

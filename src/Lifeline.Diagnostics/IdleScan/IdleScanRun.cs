@@ -1,0 +1,292 @@
+using Lifeline.Diagnostics.Probe;
+using Lifeline.Diagnostics.Raw;
+
+namespace Lifeline.Diagnostics.IdleScan;
+
+/// <summary>The state of one running scan (see <see cref="IdleScanner"/>).</summary>
+/// <remarks>Probes finish on several tasks at once: the measured range is kept under <see cref="_lock"/>.</remarks>
+internal sealed class IdleScanRun
+{
+    private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(10);
+
+    private readonly IdleScanOptions _options;
+    private readonly Uri _uri;
+    private readonly TimeProvider _time;
+    private readonly RawConnectOptions _connect;
+    private readonly IProgress<IdleScanProgress>? _progress;
+    private readonly Lock _lock = new();
+    private readonly long _started;
+    private int _connections;
+    private int _serverPings;
+    private int _silentNow;
+    private TimeSpan? _survived;
+    private TimeSpan? _killed;
+    private ConnectionEnd? _cut;
+    private ConnectionFailure? _failure;
+
+    public IdleScanRun(IdleScanOptions options, IProgress<IdleScanProgress>? progress)
+    {
+        _options = options;
+        _uri = options.Uri;
+        _time = options.TimeProvider;
+        _connect = new RawConnectOptions(options.ConnectTimeout, options.Origin, options.SubProtocols, options.AllowUntrustedCertificate);
+        _progress = progress;
+        _started = _time.GetTimestamp();
+    }
+
+    private TimeSpan Elapsed => _time.GetElapsedTime(_started);
+
+    public async Task<IdleScanResult> ScanAsync(CancellationToken cancellationToken)
+    {
+        using var ticker = new CancellationTokenSource();
+        var ticking = TickAsync(ticker.Token);
+        try
+        {
+            return await ScanRoundsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ticker.CancelAsync().ConfigureAwait(false);
+            await ticking.ConfigureAwait(false);
+        }
+    }
+
+    private async Task<IdleScanResult> ScanRoundsAsync(CancellationToken cancellationToken)
+    {
+        var durations = IdleScanner.Geometric(_options.MinSilence, _options.MaxSilence, _options.Parallel);
+        var round = 0;
+        while (round < _options.MaxRounds)
+        {
+            round++;
+            _progress?.Report(new IdleScanProgress(IdleScanProgressKind.RoundStarted, Elapsed) { Round = round, Silences = durations });
+            await RunRoundAsync(durations, cancellationToken).ConfigureAwait(false);
+            if (Volatile.Read(ref _failure) is not null)
+            {
+                return Result(found: false, round);
+            }
+
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return Result(found: _killed is not null, round, interrupted: true);
+            }
+
+            if (_killed is null)
+            {
+                return Result(found: false, round);
+            }
+
+            // A visible cut is timed by its own arrival; a silent one needs the range narrowed.
+            if (_cut is not null && _cut.Kind != ConnectionEndKind.Silent)
+            {
+                return Result(found: true, round);
+            }
+
+            var low = _survived ?? TimeSpan.Zero;
+            if (_killed.Value - low <= _options.Resolution || _killed.Value <= _options.MinSilence && _survived is null)
+            {
+                return Result(found: true, round);
+            }
+
+            durations = IdleScanner.Between(low, _killed.Value, _options.Parallel);
+        }
+
+        return Result(found: true, round);
+    }
+
+    /// <summary>Records one finished probe at once, so an interrupted scan still knows it.</summary>
+    private void Record(SilenceProbe probe)
+    {
+        IdleScanProgress report;
+        lock (_lock)
+        {
+            if (probe.Survived)
+            {
+                _survived = Max(_survived, probe.Silence);
+                report = new IdleScanProgress(IdleScanProgressKind.SilenceSurvived, Elapsed) { Silence = probe.Silence };
+            }
+            else
+            {
+                var end = probe.End!;
+                var at = end.Kind == ConnectionEndKind.Silent ? probe.Silence : end.After;
+                _killed = Min(_killed, at);
+                if (end.Kind != ConnectionEndKind.Silent && (_cut is null || end.After < _cut.After))
+                {
+                    _cut = end;
+                }
+
+                _cut ??= end;
+                report = new IdleScanProgress(IdleScanProgressKind.SilenceKilled, Elapsed) { Silence = probe.Silence, KilledAfter = at, End = end };
+            }
+        }
+
+        _progress?.Report(report);
+    }
+
+    /// <summary>Every few seconds of a long silence, says the scan is alive and how far it got.</summary>
+    private async Task TickAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(ProgressEvery, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                TimeSpan? survived;
+                lock (_lock)
+                {
+                    survived = _survived;
+                }
+
+                _progress?.Report(new IdleScanProgress(IdleScanProgressKind.StillWaiting, Elapsed)
+                {
+                    SilentConnections = Volatile.Read(ref _silentNow),
+                    LongestSurvived = survived,
+                });
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The scan ended.
+        }
+    }
+
+    private async Task RunRoundAsync(TimeSpan[] durations, CancellationToken cancellationToken)
+    {
+        using var round = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var shortestDead = TimeSpan.MaxValue;
+        var cancels = durations.Select(_ => CancellationTokenSource.CreateLinkedTokenSource(round.Token)).ToArray();
+        try
+        {
+            var tasks = durations.Select(async (duration, index) =>
+            {
+                SilenceProbe? probe;
+                try
+                {
+                    probe = await ProbeAsync(duration, cancels[index].Token).ConfigureAwait(false);
+                }
+                catch (ConnectFailedException e)
+                {
+                    // The scan cannot run: keep the first cause and stop the other connections of the round.
+                    Interlocked.CompareExchange(ref _failure, e.Failure, null);
+                    await round.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+
+                if (probe is null)
+                {
+                    return;
+                }
+
+                Record(probe);
+                if (!probe.Survived)
+                {
+                    // Longer silences would only die too: stop them early.
+                    lock (cancels)
+                    {
+                        shortestDead = duration < shortestDead ? duration : shortestDead;
+                        for (var i = 0; i < durations.Length; i++)
+                        {
+                            if (durations[i] > shortestDead)
+                            {
+                                cancels[i].Cancel();
+                            }
+                        }
+                    }
+                }
+            }).ToArray();
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var cancel in cancels)
+            {
+                cancel.Dispose();
+            }
+        }
+    }
+
+    /// <summary>One silent connection; null when it was cancelled (a shorter silence already died, or the scan stopped).</summary>
+    private async Task<SilenceProbe?> ProbeAsync(TimeSpan silence, CancellationToken cancellationToken)
+    {
+        var (socket, failure, _) = await RawWebSocket.ConnectAsync(_uri, _connect, _time, cancellationToken).ConfigureAwait(false);
+        if (socket is null)
+        {
+            return cancellationToken.IsCancellationRequested ? null : throw new ConnectFailedException(failure!);
+        }
+
+        Interlocked.Increment(ref _connections);
+        Interlocked.Increment(ref _silentNow);
+        await using var session = new RawSession(socket, _time);
+        try
+        {
+            var end = await session.ObserveAsync(silence, cancellationToken).ConfigureAwait(false);
+            if (end is not null)
+            {
+                return new SilenceProbe(silence, false, end);
+            }
+
+            var rtt = await session.PingAsync(_options.PongTimeout, cancellationToken).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            Interlocked.Add(ref _serverPings, session.ServerPings);
+            if (rtt is not null)
+            {
+                return new SilenceProbe(silence, true, null);
+            }
+
+            // Either the ping revealed a visible end, or nothing came back at all: a silent drop.
+            var visible = session.Ended.IsCompleted ? await session.Ended.ConfigureAwait(false) : null;
+            return new SilenceProbe(silence, false, visible is { Kind: not ConnectionEndKind.StillOpen } ? visible : session.MarkSilent());
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _silentNow);
+        }
+    }
+
+    private IdleScanResult Result(bool found, int rounds, bool interrupted = false)
+    {
+        TimeSpan? survived, killed;
+        ConnectionEnd? cut;
+        lock (_lock)
+        {
+            (survived, killed, cut) = (_survived, _killed, _cut);
+        }
+
+        return new IdleScanResult
+        {
+            Found = found,
+            // A visible cut is timed exactly; a silent one lies between the longest survivor and the shortest victim.
+            IdleTimeout = !found ? null
+                : cut is { Kind: not ConnectionEndKind.Silent } || survived is null ? killed
+                : TimeSpan.FromSeconds(Math.Round((survived.Value + killed!.Value).TotalSeconds / 2, 3)),
+            LongestSurvived = survived,
+            ShortestKilled = killed,
+            KilledBy = cut?.Kind,
+            CloseCode = cut?.Kind == ConnectionEndKind.CloseFrame ? cut.CloseCode : null,
+            CloseReason = cut?.CloseReason,
+            MaxSilence = _options.MaxSilence,
+            Rounds = rounds,
+            Connections = Volatile.Read(ref _connections),
+            ServerPings = Volatile.Read(ref _serverPings),
+            Interrupted = interrupted,
+            Elapsed = Elapsed,
+            Failure = Volatile.Read(ref _failure),
+        };
+    }
+
+    private static TimeSpan? Max(TimeSpan? a, TimeSpan b) => a is null || b > a ? b : a;
+
+    private static TimeSpan? Min(TimeSpan? a, TimeSpan b) => a is null || b < a ? b : a;
+
+    /// <summary>The outcome of one silent connection.</summary>
+    private sealed record SilenceProbe(TimeSpan Silence, bool Survived, ConnectionEnd? End);
+
+    /// <summary>A connection of the scan could not be opened: the scan cannot run.</summary>
+    private sealed class ConnectFailedException(ConnectionFailure failure) : Exception(failure.Message)
+    {
+        public ConnectionFailure Failure { get; } = failure;
+    }
+}

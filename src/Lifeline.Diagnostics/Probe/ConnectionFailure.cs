@@ -1,0 +1,69 @@
+namespace Lifeline.Diagnostics.Probe;
+
+/// <summary>Why a diagnostic connection could not be opened, as a value to branch on.</summary>
+public enum ConnectionFailureReason
+{
+    /// <summary>A cause not named by another value; see <see cref="ConnectionFailure.Message"/>.</summary>
+    Other,
+
+    /// <summary>No answer within the connect timeout (a firewall dropping packets, or an unreachable host).</summary>
+    TimedOut,
+
+    /// <summary>The caller cancelled the attempt.</summary>
+    Canceled,
+
+    /// <summary>The host name does not resolve, or resolves to no address.</summary>
+    NameNotResolved,
+
+    /// <summary>Nothing listens on the port (the TCP connection was refused).</summary>
+    ConnectionRefused,
+
+    /// <summary>The host or its network is unreachable.</summary>
+    Unreachable,
+
+    /// <summary>The TLS handshake failed (certificate, protocol version, or not a TLS server).</summary>
+    TlsFailed,
+
+    /// <summary>The server reset the connection during the upgrade.</summary>
+    ConnectionReset,
+
+    /// <summary>The server closed the connection without answering the upgrade.</summary>
+    ClosedWithoutAnswer,
+
+    /// <summary>The answer was not a readable HTTP response.</summary>
+    InvalidResponse,
+
+    /// <summary>The server answered with a status other than 101; see <see cref="ConnectionFailure.Response"/>.</summary>
+    UpgradeRefused,
+
+    /// <summary>The server answered 101 with a wrong Sec-WebSocket-Accept: not a conforming WebSocket server.</summary>
+    InvalidAcceptKey,
+}
+
+/// <summary>Where and why a diagnostic connection could not be opened.</summary>
+/// <remarks>Immutable; safe to share between threads.</remarks>
+public sealed class ConnectionFailure
+{
+    internal ConnectionFailure(ProbeStage stage, ConnectionFailureReason reason, string message, UpgradeResponse? response = null)
+    {
+        Stage = stage;
+        Reason = reason;
+        Message = message;
+        Response = response;
+    }
+
+    /// <summary>The step that failed: <see cref="ProbeStage.Dns"/>, <see cref="ProbeStage.Tcp"/>, <see cref="ProbeStage.Tls"/> or <see cref="ProbeStage.Upgrade"/>.</summary>
+    public ProbeStage Stage { get; }
+
+    /// <summary>The cause, to branch on.</summary>
+    public ConnectionFailureReason Reason { get; }
+
+    /// <summary>The cause in an English sentence, with what usually leads to it.</summary>
+    public string Message { get; }
+
+    /// <summary>The server's HTTP answer when it answered the upgrade but did not accept it; otherwise null.</summary>
+    public UpgradeResponse? Response { get; }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Stage}: {Message}";
+}

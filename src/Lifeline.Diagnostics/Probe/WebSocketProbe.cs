@@ -1,0 +1,96 @@
+using Lifeline.Diagnostics.Raw;
+
+namespace Lifeline.Diagnostics.Probe;
+
+/// <summary>
+/// Opens one WebSocket over a raw socket and reports on it: DNS, TCP, TLS and upgrade timings, the upgrade response,
+/// ping round trips, and how the connection ended (a Close frame, FIN, RST or still open), watched without sending.
+/// </summary>
+public static class WebSocketProbe
+{
+    /// <summary>Runs one probe. Network failures are reported in <see cref="ProbeResult.Failure"/>, never thrown.</summary>
+    /// <param name="options">What to probe and how; read once, at start.</param>
+    /// <param name="progress">Told of each step as it completes; may be null.</param>
+    /// <param name="cancellationToken">Stops the probe; a cancelled connect is reported as a failure, a cancelled watch throws.</param>
+    /// <returns>What the probe found.</returns>
+    public static async Task<ProbeResult> RunAsync(ProbeOptions options, IProgress<ProbeProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var uri = options.Uri;
+        var time = options.TimeProvider;
+        var pings = options.Pings;
+        var pingTimeout = options.PingTimeout;
+        var pingInterval = options.PingInterval;
+        var watch = options.WatchDuration;
+        var connect = new RawConnectOptions(options.ConnectTimeout, options.Origin, options.SubProtocols, options.AllowUntrustedCertificate);
+
+        var (socket, failure, timings) = await RawWebSocket.ConnectAsync(uri, connect, time, cancellationToken).ConfigureAwait(false);
+        if (socket is null)
+        {
+            return new ProbeResult(uri)
+            {
+                Failure = failure,
+                DnsTime = timings?.Dns,
+                TcpTime = timings is null || failure!.Stage is ProbeStage.Dns or ProbeStage.Tcp ? null : timings.Tcp,
+                TlsTime = timings?.Tls,
+                UpgradeTime = failure!.Response is null ? null : timings!.Upgrade,
+                Response = failure.Response,
+            };
+        }
+
+        progress?.Report(new ProbeProgress(ProbeStage.Dns, socket.Timings.Dns));
+        progress?.Report(new ProbeProgress(ProbeStage.Tcp, socket.Timings.Tcp));
+        if (socket.Timings.Tls is { } tls)
+        {
+            progress?.Report(new ProbeProgress(ProbeStage.Tls, tls));
+        }
+
+        progress?.Report(new ProbeProgress(ProbeStage.Upgrade, socket.Timings.Upgrade));
+
+        await using var session = new RawSession(socket, time);
+        var samples = new List<TimeSpan>();
+        var lost = 0;
+        for (var i = 0; i < pings && !session.Ended.IsCompleted; i++)
+        {
+            var rtt = await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false);
+            if (rtt is { } value)
+            {
+                samples.Add(value);
+            }
+            else
+            {
+                lost++;
+            }
+
+            progress?.Report(new ProbeProgress(ProbeStage.Ping, rtt));
+            if (pingInterval > TimeSpan.Zero)
+            {
+                await Task.Delay(pingInterval, time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        progress?.Report(new ProbeProgress(ProbeStage.Watch, null));
+        var end = await session.ObserveAsync(watch, cancellationToken).ConfigureAwait(false);
+        var closedByProbe = end is null;
+        if (end is null)
+        {
+            await session.CloseAsync(1000, CancellationToken.None).ConfigureAwait(false);
+            end = new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
+        }
+
+        return new ProbeResult(uri)
+        {
+            Addresses = socket.Addresses,
+            RemoteEndPoint = socket.RemoteEndPoint,
+            DnsTime = socket.Timings.Dns,
+            TcpTime = socket.Timings.Tcp,
+            TlsTime = socket.Timings.Tls,
+            UpgradeTime = socket.Timings.Upgrade,
+            Response = socket.Response,
+            PingRoundTrips = samples,
+            PingsLost = lost,
+            End = end,
+            ClosedByProbe = closedByProbe,
+        };
+    }
+}

@@ -1,0 +1,7 @@
+namespace Lifeline.Diagnostics.Raw;
+
+/// <summary>Settings for one diagnostic connection, taken from the public options.</summary>
+internal sealed record RawConnectOptions(TimeSpan Timeout, string? Origin = null, IReadOnlyList<string>? SubProtocols = null, bool AllowUntrustedCertificate = false);
+
+/// <summary>How long each step of opening a WebSocket took; <see cref="Tls"/> is null for ws://.</summary>
+internal sealed record ConnectTimings(TimeSpan Dns, TimeSpan Tcp, TimeSpan? Tls, TimeSpan Upgrade);

@@ -1,0 +1,124 @@
+using Lifeline.Diagnostics.IdleScan;
+using Lifeline.Diagnostics.Probe;
+using Lifeline.Diagnostics.Tests.Infrastructure;
+using Lifeline.Diagnostics.Tests.Probe;
+
+namespace Lifeline.Diagnostics.Tests.IdleScan;
+
+public sealed class IdleScannerTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task ScanAsync_ServerClosesIdleConnections_FindsTheCloseFrameInOneRound()
+    {
+        await using var server = await TestServer.StartAsync();
+        var progress = new WebSocketProbeTests.Recorder<IdleScanProgress>();
+        var options = new IdleScanOptions(server.Uri("/idle-close/300")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(20), Parallel = 1 };
+
+        var result = await IdleScanner.ScanAsync(options, progress).WaitAsync(Bound);
+
+        Assert.Null(result.Failure);
+        Assert.True(result.Found);
+        Assert.Equal(ConnectionEndKind.CloseFrame, result.KilledBy);
+        Assert.Equal(1001, result.CloseCode);
+        Assert.Equal("idle", result.CloseReason);
+        // Timed by the Close frame's arrival, not by the 20 s silence it cut short.
+        Assert.InRange(result.IdleTimeout!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+        Assert.Equal(result.ShortestKilled, result.IdleTimeout);
+        Assert.Null(result.LongestSurvived);
+        Assert.Equal((1, 1, false), (result.Rounds, result.Connections, result.Interrupted));
+        Assert.Equal([IdleScanProgressKind.RoundStarted, IdleScanProgressKind.SilenceKilled], progress.Items.Select(p => p.Kind).Where(k => k != IdleScanProgressKind.StillWaiting));
+        Assert.Equal([TimeSpan.FromSeconds(20)], progress.Items[0].Silences);
+    }
+
+    [Fact]
+    public async Task ScanAsync_NothingCutsTheSilence_ReportsNotFoundWithTheLongestSurvivor()
+    {
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/ws")) { MinSilence = TimeSpan.FromSeconds(0.2), MaxSilence = TimeSpan.FromSeconds(0.5), Parallel = 2 };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        Assert.Null(result.IdleTimeout);
+        Assert.Null(result.KilledBy);
+        Assert.Equal(TimeSpan.FromSeconds(0.5), result.LongestSurvived);
+        Assert.Equal(TimeSpan.FromSeconds(0.5), result.MaxSilence);
+        Assert.Equal(2, result.Connections);
+        Assert.Equal(0, result.ServerPings);
+    }
+
+    [Fact]
+    public async Task ScanAsync_ClosedPort_ReportsTheConnectFailure()
+    {
+        var options = new IdleScanOptions(new Uri($"ws://127.0.0.1:{TestServer.ClosedPort()}/")) { MinSilence = TimeSpan.FromSeconds(1), MaxSilence = TimeSpan.FromSeconds(2) };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        Assert.Equal(ConnectionFailureReason.ConnectionRefused, result.Failure!.Reason);
+        Assert.Equal(0, result.Connections);
+    }
+
+    [Fact]
+    public async Task ScanAsync_Cancelled_EndsAtOnceMarkedInterrupted()
+    {
+        await using var server = await TestServer.StartAsync();
+        var progress = new WebSocketProbeTests.Recorder<IdleScanProgress>();
+        var options = new IdleScanOptions(server.Uri("/ws")) { MinSilence = TimeSpan.FromSeconds(60), MaxSilence = TimeSpan.FromSeconds(600), Parallel = 2 };
+        using var cancel = new CancellationTokenSource();
+
+        var scanning = IdleScanner.ScanAsync(options, progress, cancel.Token);
+        await cancel.CancelAsync();
+        var result = await scanning.WaitAsync(Bound);
+
+        Assert.True(result.Interrupted);
+        Assert.False(result.Found);
+        Assert.Null(result.Failure);
+    }
+
+    [Fact]
+    public async Task ScanAsync_MaxNotAboveMin_ThrowsArgumentException()
+    {
+        var options = new IdleScanOptions(new Uri("ws://127.0.0.1:1/")) { MinSilence = TimeSpan.FromSeconds(5), MaxSilence = TimeSpan.FromSeconds(5) };
+
+        await Assert.ThrowsAsync<ArgumentException>(() => IdleScanner.ScanAsync(options));
+    }
+
+    [Fact]
+    public void Options_OutOfRangeValues_ThrowAtOnce()
+    {
+        var options = new IdleScanOptions(new Uri("wss://example.test/ws"));
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.Parallel = 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.Parallel = 33);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.MinSilence = TimeSpan.Zero);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.Resolution = TimeSpan.FromSeconds(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxRounds = 0);
+        Assert.Throws<ArgumentException>(() => options.Uri = new Uri("ftp://example.test/"));
+        Assert.Equal((TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(600), 4, 12), (options.MinSilence, options.MaxSilence, options.Parallel, options.MaxRounds));
+    }
+
+    [Fact]
+    public void Geometric_FourSteps_SpansMinToMaxByOneFactor()
+    {
+        var steps = IdleScanner.Geometric(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8), 4);
+
+        Assert.Equal([1, 2, 4, 8], steps.Select(s => s.TotalSeconds));
+    }
+
+    [Fact]
+    public void Geometric_OneStep_IsTheMax()
+    {
+        Assert.Equal([TimeSpan.FromSeconds(8)], IdleScanner.Geometric(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8), 1));
+    }
+
+    [Fact]
+    public void Between_ThreePoints_SplitTheRangeEvenlyAndExcludeItsEnds()
+    {
+        var points = IdleScanner.Between(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4), 3);
+
+        Assert.Equal([2.5, 3, 3.5], points.Select(p => p.TotalSeconds));
+    }
+}

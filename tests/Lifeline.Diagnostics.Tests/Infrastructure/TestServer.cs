@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.Diagnostics.Tests.Infrastructure;
+
+/// <summary>
+/// A tiny WebSocket server on real Kestrel at 127.0.0.1. Paths: /ws (accept, read until the client closes),
+/// /close/{code}?reason=... (accept, then close with that code), /idle-close/{ms} (accept, close with 1001 "idle"
+/// after that many milliseconds), anything else 404.
+/// </summary>
+internal sealed class TestServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private TestServer(WebApplication app, int port)
+    {
+        _app = app;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+
+    public static async Task<TestServer> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        app.UseWebSockets();
+        app.Map("/ws", async context =>
+        {
+            using var socket = await AcceptAsync(context);
+            var buffer = new byte[1024];
+            while ((await socket.ReceiveAsync(buffer, context.RequestAborted)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        });
+        app.Map("/close/{code:int}", async (HttpContext context, int code) =>
+        {
+            using var socket = await AcceptAsync(context);
+            await socket.CloseOutputAsync((WebSocketCloseStatus)code, context.Request.Query["reason"].ToString(), CancellationToken.None);
+        });
+        app.Map("/idle-close/{ms:int}", async (HttpContext context, int ms) =>
+        {
+            using var socket = await AcceptAsync(context);
+            var receiving = socket.ReceiveAsync(new byte[1024], context.RequestAborted); // answers pings meanwhile
+            await Task.WhenAny(receiving, Task.Delay(ms));
+            await socket.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "idle", CancellationToken.None);
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        return new TestServer(app, new Uri(address).Port);
+    }
+
+    /// <summary>A port on 127.0.0.1 where nothing listens (bound, then released).</summary>
+    public static int ClosedPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private static async Task<WebSocket> AcceptAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = 400;
+            throw new InvalidOperationException("not a WebSocket request: " + context.Request.Path.ToString());
+        }
+
+        var offered = context.WebSockets.WebSocketRequestedProtocols;
+        return await context.WebSockets.AcceptWebSocketAsync(offered.Count > 0 ? offered[0] : null);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using Lifeline.Diagnostics.Probe;
+using Lifeline.Diagnostics.Raw;
+using Lifeline.Diagnostics.Tests.Infrastructure;
+using Lifeline.Diagnostics.Tests.Raw;
+
+namespace Lifeline.Diagnostics.Tests.Probe;
+
+public sealed class WebSocketProbeTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    private static Task<ProbeResult> RunAsync(ProbeOptions options, IProgress<ProbeProgress>? progress = null) =>
+        WebSocketProbe.RunAsync(options, progress).WaitAsync(Bound);
+
+    [Fact]
+    public async Task RunAsync_OpenEndpoint_TimesEveryStepPingsAndClosesWith1000()
+    {
+        await using var server = await TestServer.StartAsync();
+        var progress = new Recorder<ProbeProgress>();
+
+        var result = await RunAsync(new ProbeOptions(server.Uri("/ws")) { Pings = 3, WatchDuration = TimeSpan.Zero, SubProtocols = ["lifeline.test"] }, progress);
+
+        Assert.True(result.Succeeded);
+        Assert.Null(result.Failure);
+        Assert.Equal([IPAddress.Loopback], result.Addresses);
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, server.Port), result.RemoteEndPoint);
+        Assert.True(result.DnsTime >= TimeSpan.Zero && result.TcpTime >= TimeSpan.Zero && result.UpgradeTime >= TimeSpan.Zero);
+        Assert.Null(result.TlsTime);
+        Assert.Equal(101, result.Response!.StatusCode);
+        Assert.Equal("websocket", result.Response.GetHeaderMap()["upgrade"], StringComparer.OrdinalIgnoreCase);
+        Assert.Equal("lifeline.test", result.SubProtocol);
+        Assert.Equal(3, result.PingRoundTrips.Count);
+        Assert.Equal(0, result.PingsLost);
+        Assert.Equal(ConnectionEndKind.StillOpen, result.End!.Kind);
+        Assert.True(result.ClosedByProbe);
+        Assert.Null(result.End.ObservedCode);
+        Assert.Equal(
+            [ProbeStage.Dns, ProbeStage.Tcp, ProbeStage.Upgrade, ProbeStage.Ping, ProbeStage.Ping, ProbeStage.Ping, ProbeStage.Watch],
+            progress.Items.Select(p => p.Stage));
+    }
+
+    [Fact]
+    public async Task RunAsync_ServerClosesWith1008_ReportsTheCloseFrameAndReason()
+    {
+        await using var server = await TestServer.StartAsync();
+
+        var result = await RunAsync(new ProbeOptions(server.Uri("/close/1008?reason=token%20expired")) { Pings = 0, WatchDuration = Bound });
+
+        Assert.True(result.Succeeded);
+        Assert.False(result.ClosedByProbe);
+        Assert.Equal(ConnectionEndKind.CloseFrame, result.End!.Kind);
+        Assert.Equal(1008, result.End.CloseCode);
+        Assert.Equal(1008, result.End.ObservedCode);
+        Assert.Equal("token expired", result.End.CloseReason);
+    }
+
+    [Fact]
+    public async Task RunAsync_ClosedPort_FailsAtTcpWithConnectionRefused()
+    {
+        var port = TestServer.ClosedPort();
+
+        var result = await RunAsync(new ProbeOptions(new Uri($"ws://127.0.0.1:{port}/ws")));
+
+        Assert.False(result.Succeeded);
+        Assert.Equal(ProbeStage.Tcp, result.Failure!.Stage);
+        Assert.Equal(ConnectionFailureReason.ConnectionRefused, result.Failure.Reason);
+        Assert.Contains("connection refused", result.Failure.Message, StringComparison.Ordinal);
+        Assert.NotNull(result.DnsTime);
+        Assert.Null(result.TcpTime);
+        Assert.Null(result.UpgradeTime);
+        Assert.Null(result.End);
+    }
+
+    [Fact]
+    public async Task RunAsync_NoEndpointAtThePath_FailsAtUpgradeWith404()
+    {
+        await using var server = await TestServer.StartAsync();
+
+        var result = await RunAsync(new ProbeOptions(server.Uri("/nothing-here")));
+
+        Assert.Equal(ProbeStage.Upgrade, result.Failure!.Stage);
+        Assert.Equal(ConnectionFailureReason.UpgradeRefused, result.Failure.Reason);
+        Assert.Equal(404, result.Failure.Response!.StatusCode);
+        Assert.Same(result.Failure.Response, result.Response);
+        Assert.NotNull(result.UpgradeTime);
+        Assert.Null(result.SubProtocol);
+    }
+
+    [Theory]
+    [InlineData(0x8000_0000_0000_0000UL, 1002)]
+    [InlineData(ulong.MaxValue, 1002)]
+    [InlineData(1UL << 40, 1009)]
+    public async Task RunAsync_ServerSendsAnImpossible64BitLength_EndsWithAProtocolErrorAndSendsTheCode(ulong length, int expected)
+    {
+        using var server = RawServer.Start([0x82, 127, .. FrameReaderTests.BigEndian64(length), 1, 2, 3, 4]);
+
+        var result = await RunAsync(new ProbeOptions(server.Uri) { Pings = 0, WatchDuration = Bound });
+        var sent = await server.Received.WaitAsync(Bound);
+
+        Assert.Equal(ConnectionEndKind.ProtocolError, result.End!.Kind);
+        Assert.Equal(expected, result.End.CloseCode);
+        Assert.Equal(expected, result.End.ObservedCode);
+        Assert.False(result.ClosedByProbe);
+        var (code, reason) = FirstCloseFrame(sent);
+        Assert.Equal(expected, code);
+        Assert.Equal(result.End.CloseReason, reason);
+    }
+
+    [Fact]
+    public async Task RunAsync_ServerSendsAFragmentedPing_EndsWith1002()
+    {
+        using var server = RawServer.Start(FrameReaderTests.Frame(RawFrame.Ping, [1], fin: false));
+
+        var result = await RunAsync(new ProbeOptions(server.Uri) { Pings = 0, WatchDuration = Bound });
+
+        Assert.Equal(ConnectionEndKind.ProtocolError, result.End!.Kind);
+        Assert.Equal(1002, result.End.CloseCode);
+        Assert.Contains("fragmented", result.End.CloseReason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_OutOfRangeValues_ThrowAtOnce()
+    {
+        var options = new ProbeOptions(new Uri("ws://127.0.0.1/"));
+
+        Assert.Throws<ArgumentException>(() => new ProbeOptions(new Uri("http://127.0.0.1/")));
+        Assert.Throws<ArgumentException>(() => options.Uri = new Uri("/relative", UriKind.Relative));
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.Pings = -1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.Pings = 1001);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.ConnectTimeout = TimeSpan.Zero);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.PingTimeout = TimeSpan.FromSeconds(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.WatchDuration = TimeSpan.FromSeconds(-1));
+        Assert.Throws<ArgumentNullException>(() => options.TimeProvider = null!);
+        Assert.Equal((5, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10)), (options.Pings, options.ConnectTimeout, options.WatchDuration));
+    }
+
+    /// <summary>The code and reason of the first frame a client sent, which must be a masked Close frame.</summary>
+    private static (int Code, string Reason) FirstCloseFrame(byte[] data)
+    {
+        Assert.True(data.Length >= 8, "the client sent no Close frame");
+        Assert.Equal(0x88, data[0]);
+        Assert.Equal(0x80, data[1] & 0x80);
+        var length = data[1] & 0x7F;
+        var payload = data.AsSpan(6, length).ToArray();
+        for (var i = 0; i < payload.Length; i++)
+        {
+            payload[i] ^= data[2 + (i % 4)];
+        }
+
+        return (BinaryPrimitives.ReadUInt16BigEndian(payload), Encoding.UTF8.GetString(payload, 2, payload.Length - 2));
+    }
+
+    /// <summary>Keeps every report in order, synchronously (Progress&lt;T&gt; would post them elsewhere).</summary>
+    internal sealed class Recorder<T> : IProgress<T>
+    {
+        private readonly ConcurrentQueue<T> _items = new();
+
+        public IReadOnlyList<T> Items => [.. _items];
+
+        public void Report(T value) => _items.Enqueue(value);
+    }
+}
