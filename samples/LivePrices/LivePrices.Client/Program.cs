@@ -11,6 +11,7 @@ const string Subscribe = "subscribe prices";
 var options = new LifelineClientOptions
 {
     Uri = uri,
+    // Sessions (lifeline.v1) will be one option here once the client has them; the sample runs in plain mode today.
     KeepAliveInterval = TimeSpan.FromSeconds(10),
     KeepAliveTimeout = TimeSpan.FromSeconds(10),
     // Plain mode: a new socket has no subscriptions, so subscribe again on every reconnection (this runs before
