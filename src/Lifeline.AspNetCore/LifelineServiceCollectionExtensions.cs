@@ -25,6 +25,7 @@ public static class LifelineServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<LifelineConnectionRegistry>();
         services.TryAddSingleton<LifelineServer>();
+        services.TryAddSingleton<Lifeline.AspNetCore.Dashboard.LifelineDashboard>(); // listens only once MapLifelineDashboard resolves it
         services.AddHostedService<LifelineDrainService>();
         return services;
     }

@@ -89,6 +89,8 @@ internal static class ServeCommand
         await console.Output.WriteLineAsync($"  broadcast  {ws}{DemoServer.BroadcastPath}").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  stream     {ws}{DemoServer.StreamPath}?interval=1000").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  health     {address}{DemoServer.HealthPath}").ConfigureAwait(false);
+        await console.Output.WriteLineAsync($"  page       {address}/ (lifeline.js from {DemoServer.ScriptPath})").ConfigureAwait(false);
+        await console.Output.WriteLineAsync($"  dashboard  {address}{DemoServer.DashboardPath}").ConfigureAwait(false);
         await console.Output.WriteLineAsync("press Ctrl-C to restart gracefully (1012 with retry hints, then drain)").ConfigureAwait(false);
         await console.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 

@@ -12,7 +12,7 @@ namespace Lifeline.Cli.Serve;
 
 /// <summary>
 /// The server behind <c>lifeline serve</c>: echo, broadcast and numbered-stream endpoints on Lifeline.AspNetCore,
-/// a health endpoint and a small browser page, with the graceful restart on Ctrl-C or SIGTERM.
+/// a health endpoint, the browser client (lifeline.js), the live dashboard and a small browser page, with the graceful restart on Ctrl-C or SIGTERM.
 /// </summary>
 internal static class DemoServer
 {
@@ -20,6 +20,8 @@ internal static class DemoServer
     public const string BroadcastPath = "/broadcast";
     public const string StreamPath = "/stream";
     public const string HealthPath = "/health";
+    public const string ScriptPath = LifelineScriptEndpointRouteBuilderExtensions.DefaultScriptPath;
+    public const string DashboardPath = LifelineDashboardEndpointRouteBuilderExtensions.DefaultDashboardPath;
 
     public static WebApplication Build(string urls, Action<LifelineServerOptions>? configure = null)
     {
@@ -37,6 +39,8 @@ internal static class DemoServer
 
         app.MapGet("/", () => Results.Content(BrowserPage.Html, "text/html; charset=utf-8"));
         app.MapLifelineHealth(HealthPath);
+        app.MapLifelineScript(ScriptPath);
+        app.MapLifelineDashboard(DashboardPath);
         app.MapLifeline(EchoPath, EchoAsync);
         app.MapLifeline(BroadcastPath, (connection, ct) => BroadcastAsync(connection, app.Services.GetRequiredService<LifelineConnectionRegistry>(), ct));
         app.MapLifeline(StreamPath, StreamAsync);

@@ -32,7 +32,8 @@ internal sealed class LifelineTestHost : IAsyncDisposable
     public static async Task<LifelineTestHost> StartAsync(
         Action<LifelineServerOptions>? configure = null,
         Func<LifelineConnection, CancellationToken, Task>? handler = null,
-        int port = 0)
+        int port = 0,
+        Action<WebApplication>? map = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -47,6 +48,7 @@ internal sealed class LifelineTestHost : IAsyncDisposable
         var app = builder.Build();
         app.MapLifelineHealth();
         app.MapLifeline("/ws", handler ?? EchoAsync);
+        map?.Invoke(app);
         await app.StartAsync();
         return new LifelineTestHost(app, new Uri(app.Urls.First()).Port);
     }

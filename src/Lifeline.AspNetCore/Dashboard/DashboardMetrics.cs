@@ -1,0 +1,223 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using Lifeline.Diagnostics;
+
+namespace Lifeline.AspNetCore.Dashboard;
+
+/// <summary>
+/// Listens to every instrument on the meter "Lifeline" and keeps what the dashboard shows: running totals, a
+/// per-second history (last <see cref="HistorySeconds"/> seconds) per instrument, and per close code for instruments
+/// tagged <c>close_code</c>. Instruments it does not know (sessions, replay, added later) are kept the same way and
+/// listed by name; the well-known names only pick what the headline numbers and the chart use.
+/// </summary>
+/// <remarks>
+/// Thread-safe: measurements arrive on any thread and are added under one lock (a few additions per connection
+/// event; histograms count records and sum values). Metrics are process-wide, like the meter: two hosts in one
+/// process share them. Bounded: one fixed ring per instrument and per (instrument, close code) pair, and at most
+/// <see cref="MaxSeries"/> of them.
+/// </remarks>
+internal sealed class DashboardMetrics : IDisposable
+{
+    /// <summary>How far back the per-second history reaches: 5 minutes.</summary>
+    public const int HistorySeconds = 300;
+
+    /// <summary>At most this many series (instruments plus instrument/close-code pairs); more are folded into totals only.</summary>
+    public const int MaxSeries = 512;
+
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
+    private readonly MeterListener _listener;
+    private readonly Dictionary<string, InstrumentState> _instruments = new(StringComparer.Ordinal);
+    private int _series;
+
+    public DashboardMetrics(TimeProvider time)
+    {
+        _time = time;
+        _listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == LifelineMetrics.MeterName)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));
+        _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Record(i, v, tags));
+        _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags));
+        _listener.Start();
+    }
+
+    /// <summary>Called after each measurement (outside the lock) with the instrument name and the close code tag, if any.</summary>
+    public Action<string, int?>? Measured { get; set; }
+
+    /// <summary>The current second (Unix time), the clock all rings are indexed by.</summary>
+    public long Now => _time.GetUtcNow().ToUnixTimeSeconds();
+
+    /// <summary>A consistent copy of every instrument's state.</summary>
+    public IReadOnlyList<InstrumentSnapshot> Snapshot(long now)
+    {
+        lock (_lock)
+        {
+            return [.. _instruments.Values.OrderBy(i => i.Name, StringComparer.Ordinal).Select(i => i.Snapshot(now))];
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        int? code = null;
+        foreach (var tag in tags)
+        {
+            if (tag.Key == "close_code" && TryCode(tag.Value, out var parsed))
+            {
+                code = parsed;
+            }
+        }
+
+        var now = Now;
+        lock (_lock)
+        {
+            if (!_instruments.TryGetValue(instrument.Name, out var state))
+            {
+                state = new InstrumentState(instrument.Name, Kind(instrument), instrument.Unit, _series < MaxSeries);
+                _series++;
+                _instruments.Add(instrument.Name, state);
+            }
+
+            state.Add(now, value);
+            if (code is { } c)
+            {
+                if (!state.ByCode.TryGetValue(c, out var ring))
+                {
+                    ring = new Ring(_series < MaxSeries);
+                    _series++;
+                    state.ByCode.Add(c, ring);
+                }
+
+                ring.Add(now, value);
+            }
+        }
+
+        Measured?.Invoke(instrument.Name, code);
+    }
+
+    private static bool TryCode(object? value, out int code)
+    {
+        switch (value)
+        {
+            case int i:
+                code = i;
+                return true;
+            case long l when l is >= 0 and <= ushort.MaxValue:
+                code = (int)l;
+                return true;
+            case ushort u:
+                code = u;
+                return true;
+            case string s:
+                return int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out code);
+            default:
+                code = 0;
+                return false;
+        }
+    }
+
+    private static string Kind(Instrument instrument)
+    {
+        var type = instrument.GetType();
+        var name = type.IsGenericType ? type.GetGenericTypeDefinition().Name : type.Name;
+        return name switch
+        {
+            "Counter`1" => "counter",
+            "UpDownCounter`1" => "updown",
+            "Histogram`1" => "histogram",
+            _ => "other",
+        };
+    }
+
+    /// <summary>One instrument as the dashboard sees it.</summary>
+    /// <param name="Name">The instrument name, e.g. <c>lifeline.server.closes_sent</c>.</param>
+    /// <param name="Kind">counter, updown, histogram or other.</param>
+    /// <param name="Unit">The instrument's unit.</param>
+    /// <param name="Total">Counters: the sum since the dashboard started; up-down counters: the current value; histograms: the number of records.</param>
+    /// <param name="Sum">The sum of all values (for histograms, the sum of the recorded values).</param>
+    /// <param name="PerSecond">The last <see cref="HistorySeconds"/> seconds, oldest first: the sum of values (histograms: records) in each second.</param>
+    /// <param name="ByCode">For measurements tagged <c>close_code</c>: totals and per-second history per code.</param>
+    internal sealed record InstrumentSnapshot(string Name, string Kind, string? Unit, double Total, double Sum, double[] PerSecond, IReadOnlyDictionary<int, (double Total, double[] PerSecond)> ByCode);
+
+    private sealed class InstrumentState(string name, string kind, string? unit, bool keepHistory)
+    {
+        private readonly Ring _ring = new(keepHistory);
+        private double _sum;
+        private double _count;
+
+        public string Name { get; } = name;
+
+        public Dictionary<int, Ring> ByCode { get; } = [];
+
+        public void Add(long now, double value)
+        {
+            _sum += value;
+            _count++;
+            _ring.Add(now, kind == "histogram" ? 1 : value);
+        }
+
+        public InstrumentSnapshot Snapshot(long now) => new(
+            Name,
+            kind,
+            unit,
+            kind == "histogram" ? _count : _sum,
+            _sum,
+            _ring.Window(now),
+            ByCode.ToDictionary(p => p.Key, p => (p.Value.Total, p.Value.Window(now))));
+    }
+
+    /// <summary>Per-second sums over the last <see cref="HistorySeconds"/> seconds, indexed by Unix second.</summary>
+    private sealed class Ring(bool keepHistory)
+    {
+        private readonly double[] _values = keepHistory ? new double[HistorySeconds] : [];
+        private readonly long[] _seconds = keepHistory ? new long[HistorySeconds] : [];
+
+        public double Total { get; private set; }
+
+        public void Add(long second, double value)
+        {
+            Total += value;
+            if (_values.Length == 0)
+            {
+                return;
+            }
+
+            var slot = (int)(second % HistorySeconds);
+            if (_seconds[slot] != second)
+            {
+                _seconds[slot] = second;
+                _values[slot] = 0;
+            }
+
+            _values[slot] += value;
+        }
+
+        /// <summary>The window ending with <paramref name="now"/>, oldest first.</summary>
+        public double[] Window(long now)
+        {
+            var window = new double[HistorySeconds];
+            if (_values.Length == 0)
+            {
+                return window;
+            }
+
+            for (var i = 0; i < HistorySeconds; i++)
+            {
+                var second = now - HistorySeconds + 1 + i;
+                var slot = (int)(((second % HistorySeconds) + HistorySeconds) % HistorySeconds);
+                window[i] = _seconds[slot] == second ? _values[slot] : 0;
+            }
+
+            return window;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+namespace Lifeline.AspNetCore.Dashboard;
+
+/// <summary>
+/// The dashboard's data source: the meter "Lifeline" (through <see cref="DashboardMetrics"/>) and this server's
+/// registry and drain state. Registered as a singleton by <c>MapLifelineDashboard</c>'s service registration; it starts
+/// listening when first resolved (at mapping time).
+/// </summary>
+/// <remarks>Thread-safe.</remarks>
+internal sealed class LifelineDashboard : IDisposable
+{
+    public const int BucketSeconds = 5;
+    public const string ClosesSent = "lifeline.server.closes_sent";
+    public const string Accepted = "lifeline.server.accepted";
+    public const string Rejected = "lifeline.server.rejected";
+
+    private readonly DashboardMetrics _metrics;
+    private readonly LifelineServer _server;
+    private readonly TimeProvider _time;
+    private readonly Lock _drainLock = new();
+    private DateTimeOffset? _drainStartedAt;
+    private DateTimeOffset? _drainFinishedAt;
+    private int _connectionsAtStart;
+    private long _drainCloses;
+
+    public LifelineDashboard(LifelineServer server, TimeProvider time)
+    {
+        _server = server;
+        _time = time;
+        _metrics = new DashboardMetrics(time) { Measured = OnMeasured };
+    }
+
+    /// <summary>The drain, once one has begun; completes when it is over.</summary>
+    public Task? Drain => _server.IsDraining ? _server.DrainAsync(CancellationToken.None) : null;
+
+    public DashboardSnapshot Capture()
+    {
+        var now = _time.GetUtcNow();
+        var second = now.ToUnixTimeSeconds();
+        var instruments = _metrics.Snapshot(second);
+        var drain = CaptureDrain(now);
+
+        var closes = instruments.FirstOrDefault(i => i.Name == ClosesSent);
+        var codes = closes is null
+            ? []
+            : closes.ByCode.OrderBy(p => p.Key).Select(p =>
+            {
+                var buckets = Buckets(p.Value.PerSecond);
+                return new CloseSeries(p.Key, (long)p.Value.Total, buckets.Sum(), buckets);
+            }).ToList();
+
+        var accepts = Last(Sum(instruments, i => i.Name == Accepted));
+        var reconnects = Last(Sum(instruments, i => i.Kind == "counter" && (i.Name.Contains("resum", StringComparison.Ordinal) || i.Name.Contains("reconnect", StringComparison.Ordinal))));
+        var replay = Last(Sum(instruments, i => i.Kind == "counter" && i.Name.Contains("replay", StringComparison.Ordinal)));
+        var rejects = Last(Sum(instruments, i => i.Name == Rejected));
+        var closesPerSecond = Last(closes?.PerSecond ?? new double[DashboardMetrics.HistorySeconds]);
+        var sessions = instruments.Where(i => i.Kind == "updown" && i.Name.Contains("sessions", StringComparison.Ordinal)).Sum(i => i.Total);
+
+        return new DashboardSnapshot(
+            now,
+            _server.Registry.Count,
+            sessions,
+            drain,
+            new DashboardRates(Complete(accepts), Complete(reconnects), Complete(rejects), Complete(closesPerSecond), Complete(replay)),
+            new CloseChart(BucketSeconds, now, codes),
+            new DashboardSeries(accepts, reconnects, replay),
+            [.. instruments.Select(i => new InstrumentSummary(i.Name, i.Kind, i.Unit, i.Total, Complete(i.PerSecond)))]);
+    }
+
+    public void Dispose() => _metrics.Dispose();
+
+    /// <summary>The last complete second of a per-second series (the last entry is the current, partial one).</summary>
+    private static double Complete(double[] perSecond) => perSecond.Length >= 2 ? perSecond[^2] : 0;
+
+    private static double[] Last(double[] perSecond) => perSecond[^DashboardSnapshot.SeriesSeconds..];
+
+    private static double[] Sum(IReadOnlyList<DashboardMetrics.InstrumentSnapshot> instruments, Func<DashboardMetrics.InstrumentSnapshot, bool> which)
+    {
+        var sum = new double[DashboardMetrics.HistorySeconds];
+        foreach (var instrument in instruments.Where(which))
+        {
+            for (var i = 0; i < sum.Length; i++)
+            {
+                sum[i] += instrument.PerSecond[i];
+            }
+        }
+
+        return sum;
+    }
+
+    /// <summary>Folds a per-second window into buckets of <see cref="BucketSeconds"/>, the last bucket ending now.</summary>
+    private static long[] Buckets(double[] perSecond)
+    {
+        var buckets = new long[perSecond.Length / BucketSeconds];
+        for (var i = 0; i < perSecond.Length; i++)
+        {
+            buckets[i / BucketSeconds] += (long)perSecond[i];
+        }
+
+        return buckets;
+    }
+
+    private void OnMeasured(string instrument, int? code)
+    {
+        if (instrument == ClosesSent && _server.IsDraining)
+        {
+            lock (_drainLock)
+            {
+                NoteDrainStart(_time.GetUtcNow());
+                if (code is 1012 or 1013)
+                {
+                    _drainCloses++;
+                }
+            }
+        }
+    }
+
+    private DrainProgress CaptureDrain(DateTimeOffset now)
+    {
+        var draining = _server.IsDraining;
+        lock (_drainLock)
+        {
+            if (draining)
+            {
+                NoteDrainStart(now);
+                if (_drainFinishedAt is null && Drain is { IsCompleted: true })
+                {
+                    _drainFinishedAt = now;
+                }
+            }
+
+            return new DrainProgress(draining, _drainStartedAt, _connectionsAtStart, _server.Registry.Count, _drainCloses, _drainFinishedAt is not null, _drainFinishedAt);
+        }
+    }
+
+    private void NoteDrainStart(DateTimeOffset now)
+    {
+        if (_drainStartedAt is null)
+        {
+            _drainStartedAt = now;
+            _connectionsAtStart = _server.Registry.Count;
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using System.Net;
+using System.Text.Json;
+using Lifeline.IntegrationTests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+
+namespace Lifeline.IntegrationTests.Dashboard;
+
+/// <summary>
+/// The dashboard's JSON and its live feed reflect real connections and a real drain. Metrics are process-wide and
+/// other tests run beside these, so counts taken from the meter are checked as lower bounds; connections and drain
+/// progress come from this host alone.
+/// </summary>
+public sealed class DashboardDataTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task DashboardData_ConnectionsOpened_AreCountedAndAccepted()
+    {
+        await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard());
+        using var http = Http(host);
+        await using var a = await PlainClient.ConnectAsync(host.Uri());
+        await using var b = await PlainClient.ConnectAsync(host.Uri());
+        await using var c = await PlainClient.ConnectAsync(host.Uri());
+
+        var data = await PollAsync(http, d => d.GetProperty("connections").GetInt32() == 3, "3 connections on /data");
+
+        Assert.False(data.GetProperty("drain").GetProperty("draining").GetBoolean());
+        var accepted = data.GetProperty("instruments").EnumerateArray().Single(i => i.GetProperty("name").GetString() == "lifeline.server.accepted");
+        Assert.True(accepted.GetProperty("total").GetDouble() >= 3);
+        Assert.True(data.GetProperty("series").GetProperty("accepts").EnumerateArray().Sum(v => v.GetDouble()) >= 3);
+        Assert.Equal(5, data.GetProperty("closes").GetProperty("bucketSeconds").GetInt32());
+    }
+
+    [Fact]
+    public async Task DashboardEvents_Drain_PushesThe1012ClosesAndDrainProgress()
+    {
+        await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard());
+        using var http = Http(host);
+        var clients = new List<PlainClient>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                clients.Add(await PlainClient.ConnectAsync(host.Uri()));
+            }
+
+            await PollAsync(http, d => d.GetProperty("connections").GetInt32() == 3, "3 connections on /data");
+            using var feed = await http.GetAsync("/lifeline/dashboard/events", HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal("text/event-stream", feed.Content.Headers.ContentType?.MediaType);
+            using var reader = new StreamReader(await feed.Content.ReadAsStreamAsync());
+            var first = await NextSnapshotAsync(reader);
+            Assert.Equal(3, first.GetProperty("connections").GetInt32());
+
+            var stop = host.StopAsync(); // SIGTERM's path: 1012 to every connection, then drain
+            foreach (var client in clients)
+            {
+                Assert.Equal(1012, (await client.Closed.WaitAsync(Bound)).Code);
+            }
+
+            // The feed carries on through the drain and ends after it with the final picture.
+            JsonElement last = first;
+            using var timeout = new CancellationTokenSource(Bound);
+            while (await NextSnapshotOrEndAsync(reader, timeout.Token) is { } snapshot)
+            {
+                last = snapshot;
+            }
+
+            var drain = last.GetProperty("drain");
+            Assert.True(drain.GetProperty("draining").GetBoolean());
+            Assert.True(drain.GetProperty("finished").GetBoolean());
+            Assert.Equal(3, drain.GetProperty("connectionsAtStart").GetInt32());
+            Assert.Equal(0, drain.GetProperty("connectionsLeft").GetInt32());
+            Assert.Equal(3, drain.GetProperty("closesSent").GetInt64());
+            Assert.NotEqual(JsonValueKind.Null, drain.GetProperty("startedAt").ValueKind);
+            var series1012 = last.GetProperty("closes").GetProperty("codes").EnumerateArray().Single(s => s.GetProperty("code").GetInt32() == 1012);
+            Assert.True(series1012.GetProperty("window").GetInt64() >= 3);
+            Assert.Equal(series1012.GetProperty("window").GetInt64(), series1012.GetProperty("buckets").EnumerateArray().Sum(b => b.GetInt64()));
+            Assert.Equal(60, series1012.GetProperty("buckets").GetArrayLength());
+            await stop.WaitAsync(Bound);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task MapLifelineDashboard_Page_IsSelfContainedAndPointsAtItsPrefix()
+    {
+        await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard("/ops/live"));
+        using var http = Http(host);
+
+        using var response = await http.GetAsync("/ops/live");
+        var html = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("const base = \"/ops/live\";", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("src=\"http", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("href=\"http", html, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/ops/live/data")).StatusCode);
+    }
+
+    private static HttpClient Http(LifelineTestHost host) =>
+        new() { BaseAddress = new Uri($"http://127.0.0.1:{host.Port}"), Timeout = Bound };
+
+    private static async Task<JsonElement> PollAsync(HttpClient http, Func<JsonElement, bool> condition, string what)
+    {
+        using var timeout = new CancellationTokenSource(Bound);
+        while (true)
+        {
+            var data = JsonDocument.Parse(await http.GetStringAsync("/lifeline/dashboard/data", timeout.Token)).RootElement;
+            if (condition(data))
+            {
+                return data;
+            }
+
+            try
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"Timed out waiting for {what}; last: {data}");
+            }
+        }
+    }
+
+    private static async Task<JsonElement> NextSnapshotAsync(StreamReader reader)
+    {
+        using var timeout = new CancellationTokenSource(Bound);
+        return await NextSnapshotOrEndAsync(reader, timeout.Token) ?? throw new InvalidOperationException("The feed ended.");
+    }
+
+    /// <summary>The next "snapshot" event, or null at the "end" event or the end of the stream.</summary>
+    private static async Task<JsonElement?> NextSnapshotOrEndAsync(StreamReader reader, CancellationToken cancellationToken)
+    {
+        string? name = null;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                name = line["event: ".Length..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                if (name == "end")
+                {
+                    return null;
+                }
+
+                if (name == "snapshot")
+                {
+                    return JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone();
+                }
+            }
+        }
+
+        return null;
+    }
+}
