@@ -166,4 +166,22 @@ public sealed class SessionResumeTests
         await client.SendTextAsync("two");
         Assert.Equal("two", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
     }
+
+    [Fact]
+    public async Task RefusedAtCapacity_SessionClient_Gets1013AndKeepsTrying_NotA1010Stop()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), server: o => o.MaxConnections = 1);
+        await using var holder = new LifelineClient(SessionClient(new Uri($"ws://127.0.0.1:{host.Port}/numbered")));
+        await holder.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await using var refused = new LifelineClient(SessionClient(new Uri($"ws://127.0.0.1:{host.Port}/numbered")));
+        var states = new StateRecorder(refused);
+        _ = refused.StartAsync();
+
+        var reconnecting = await states.NextAsync(e => e.Current is LifelineClientState.Reconnecting or LifelineClientState.Closed);
+
+        // The refusal must select lifeline.v1, or the client fails the upgrade itself (1010) and stops for good.
+        Assert.Equal(LifelineClientState.Reconnecting, reconnecting.Current);
+        Assert.Equal(Lifeline.CloseCodes.CloseCode.TryAgainLater, reconnecting.Close?.Code);
+    }
 }
