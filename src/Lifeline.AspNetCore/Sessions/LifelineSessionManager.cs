@@ -449,7 +449,8 @@ public sealed class LifelineSessionManager : IDisposable
             long sequence = 0;
             try
             {
-                await foreach (var message in connection.Messages.ReadAllAsync().ConfigureAwait(false))
+                // Bounded by the session: when the handler returns, the pump stops and the socket closes (1000).
+                await foreach (var message in connection.Messages.ReadAllAsync(session.Ending).ConfigureAwait(false))
                 {
                     await session.Inbox.WriteAsync(++sequence, message, session.Ending).ConfigureAwait(false);
                 }
