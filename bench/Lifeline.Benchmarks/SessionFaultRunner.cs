@@ -44,7 +44,8 @@ internal static class SessionFaultRunner
         await using var client = new LifelineClient(options);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
         var received = new List<int>(count);
-        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        var receivedCount = 0;
+        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         try
         {
             var reading = Task.Run(async () =>
@@ -52,6 +53,7 @@ internal static class SessionFaultRunner
                 await foreach (var message in client.ReadAllAsync(bound.Token))
                 {
                     received.Add(SessionServer.Number(message.Data));
+                    Volatile.Write(ref receivedCount, received.Count);
                     if (received.Count == count)
                     {
                         return;
@@ -66,10 +68,17 @@ internal static class SessionFaultRunner
                     await Task.Delay(2); // pace the sends so the faults land mid-stream in both directions
                 }
 
+                if (i % 10_000 == 0)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  sent {i}; client received {Volatile.Read(ref receivedCount)}, server received {log.Received.Count}; {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s"));
+                }
+
                 if (i % faultEvery == 0)
                 {
                     var kind = random.Next(5);
                     faults.Add(kind switch { 0 => "reset", 1 => "fin", 2 => "blackhole", 3 => "shed-1013", _ => "restart" });
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  at {i}: {faults[^1]}"));
                     switch (kind)
                     {
                         case 0:
@@ -104,6 +113,10 @@ internal static class SessionFaultRunner
             {
                 await Task.Delay(50);
             }
+        }
+        catch (OperationCanceledException) when (bound.IsCancellationRequested)
+        {
+            Console.WriteLine("gave up after 4 minutes; what arrived so far:");
         }
         finally
         {
