@@ -34,29 +34,21 @@ internal readonly record struct OpenOutcome(OpenKind Kind, LifelineSession? Sess
 /// </remarks>
 public sealed class LifelineSessionManager : IDisposable
 {
-    private static readonly ConcurrentDictionary<LifelineSessionManager, byte> Live = new();
-    private static readonly Meter Meter = new(Lifeline.Diagnostics.LifelineMetrics.MeterName);
-    private static readonly Counter<long> Started = Meter.CreateCounter<long>("lifeline.server.sessions_started", "{session}", "Sessions started (Welcome sent).");
-    private static readonly Counter<long> Resumed = Meter.CreateCounter<long>("lifeline.server.sessions_resumed", "{session}", "Sessions resumed, tagged restored=true when loaded from the store.");
-    private static readonly Counter<long> LostCounter = Meter.CreateCounter<long>("lifeline.server.sessions_lost", "{session}", "Sessions lost, tagged with the reason.");
-    private static readonly Counter<long> Replayed = Meter.CreateCounter<long>("lifeline.server.messages_replayed", "{message}", "Messages resent to clients after a resume.");
-
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly Counter<long> _started;
+    private readonly Counter<long> _resumed;
+    private readonly Counter<long> _lost;
+    private readonly Counter<long> _replayed;
     private readonly ConcurrentDictionary<SessionId, LifelineSession> _sessions = new();
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<SessionId, LifelineSession>> _groups = new(StringComparer.Ordinal);
     private readonly LifelineServer _server;
     private readonly LifelineServerOptions _serverOptions;
     private int _saved;
 
-    static LifelineSessionManager()
-    {
-        Meter.CreateObservableGauge("lifeline.server.session_replay_bytes",
-            () => Live.Keys.Sum(m => m._sessions.Values.Sum(s => s.IsResumable && !s.IsEnded ? s.Unacknowledged.Bytes : 0)),
-            "By", "Payload bytes held in session replay buffers (unacknowledged).");
-    }
-
     /// <summary>Creates the manager; normally resolved from DI.</summary>
     public LifelineSessionManager(IOptions<LifelineSessionOptions> options, IOptions<LifelineServerOptions> serverOptions, ISessionStore store, LifelineServer server,
-        ILogger<LifelineSessionManager>? logger = null, TimeProvider? timeProvider = null, IHostEnvironment? environment = null)
+        ILogger<LifelineSessionManager>? logger = null, TimeProvider? timeProvider = null, IHostEnvironment? environment = null, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(serverOptions);
@@ -67,7 +59,18 @@ public sealed class LifelineSessionManager : IDisposable
         Logger = logger ?? (ILogger)NullLogger.Instance;
         Time = timeProvider ?? TimeProvider.System;
         DrainFilePath = Options.DrainFilePath ?? Path.Combine(Path.GetTempPath(), $"lifeline-sessions-{Sanitize(environment?.ApplicationName ?? "app")}.bin");
-        Live.TryAdd(this, 0);
+
+        // From the host's IMeterFactory when there is one, so a listener can tell this application's measurements
+        // (Meter.Scope is the factory) from another's in the same process.
+        _meter = meterFactory?.Create(Lifeline.Diagnostics.LifelineMetrics.MeterName) ?? new Meter(Lifeline.Diagnostics.LifelineMetrics.MeterName);
+        _ownsMeter = meterFactory is null;
+        _started = _meter.CreateCounter<long>("lifeline.server.sessions_started", "{session}", "Sessions started (Welcome sent).");
+        _resumed = _meter.CreateCounter<long>("lifeline.server.sessions_resumed", "{session}", "Sessions resumed, tagged restored=true when loaded from the store.");
+        _lost = _meter.CreateCounter<long>("lifeline.server.sessions_lost", "{session}", "Sessions lost, tagged with the reason.");
+        _replayed = _meter.CreateCounter<long>("lifeline.server.messages_replayed", "{message}", "Messages resent to clients after a resume.");
+        _meter.CreateObservableGauge("lifeline.server.session_replay_bytes",
+            () => _sessions.Values.Sum(s => s.IsResumable && !s.IsEnded ? s.Unacknowledged.Bytes : 0),
+            "By", "Payload bytes held in session replay buffers (unacknowledged).");
     }
 
     /// <summary>The options.</summary>
@@ -105,7 +108,13 @@ public sealed class LifelineSessionManager : IDisposable
         SendToManyAsync([.. _sessions.Values], data, type, cancellationToken);
 
     /// <inheritdoc />
-    public void Dispose() => Live.TryRemove(this, out _);
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
+    }
 
     internal void AddToGroup(string group, LifelineSession session) =>
         _groups.GetOrAdd(group, _ => new ConcurrentDictionary<SessionId, LifelineSession>())[session.Id] = session;
@@ -154,7 +163,7 @@ public sealed class LifelineSessionManager : IDisposable
                 created.SendLock.Release();
             }
 
-            Started.Add(1);
+            _started.Add(1);
             SessionLog.Started(Logger, created.Id, connection.Id);
             StartHandler(created, handler);
             return new OpenOutcome(OpenKind.Opened, created);
@@ -249,8 +258,8 @@ public sealed class LifelineSessionManager : IDisposable
             _ = previous.Connection.CloseAsync(SessionProtocol.SessionTakenOver, "session resumed elsewhere", CancellationToken.None);
         }
 
-        Resumed.Add(1, new KeyValuePair<string, object?>("restored", restored));
-        Replayed.Add(replayed);
+        _resumed.Add(1, new KeyValuePair<string, object?>("restored", restored));
+        _replayed.Add(replayed);
         SessionLog.Resumed(Logger, session.Id, connection.Id, replayed, restored ? " (restored from the store)" : string.Empty);
         if (restored)
         {
@@ -280,7 +289,7 @@ public sealed class LifelineSessionManager : IDisposable
             return;
         }
 
-        LostCounter.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
+        _lost.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
         SessionLog.Lost(Logger, session.Id, reason.ToString());
         if (tellClient && session.Carrier is { } carrier)
         {
@@ -349,7 +358,7 @@ public sealed class LifelineSessionManager : IDisposable
     private async Task<OpenOutcome> LostOnHelloAsync(SessionCarrier carrier, SessionId id)
     {
         SessionLog.NotFound(Logger, carrier.Connection.Id, id);
-        LostCounter.Add(1, new KeyValuePair<string, object?>("reason", nameof(SessionLostReason.NotFound)));
+        _lost.Add(1, new KeyValuePair<string, object?>("reason", nameof(SessionLostReason.NotFound)));
         await carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.NotFound, 0, SequenceRange.Empty))).ConfigureAwait(false);
         return new OpenOutcome(OpenKind.Lost);
     }
@@ -449,7 +458,8 @@ public sealed class LifelineSessionManager : IDisposable
             long sequence = 0;
             try
             {
-                await foreach (var message in connection.Messages.ReadAllAsync().ConfigureAwait(false))
+                // Bounded by the session: when the handler returns, the pump stops and the socket closes (1000).
+                await foreach (var message in connection.Messages.ReadAllAsync(session.Ending).ConfigureAwait(false))
                 {
                     await session.Inbox.WriteAsync(++sequence, message, session.Ending).ConfigureAwait(false);
                 }

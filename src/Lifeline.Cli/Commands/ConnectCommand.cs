@@ -6,6 +6,7 @@ using Lifeline.Cli.Rendering;
 using Lifeline.Client;
 using Lifeline.CloseCodes;
 using Lifeline.Reconnect;
+using Lifeline.Session.Wire;
 
 namespace Lifeline.Cli.Commands;
 
@@ -37,9 +38,10 @@ internal static class ConnectCommand
         var subprotocols = new Option<string[]>("--subprotocol", "-s") { Description = "A subprotocol to offer (repeatable)." };
         var origin = new Option<string?>("--origin") { Description = "The Origin header to send." };
         var insecure = new Option<bool>("--insecure", "-k") { Description = "INSECURE: accept any TLS certificate for wss:// (test servers only)." };
+        var session = new Option<bool>("--session") { Description = "Use a lossless session (lifeline.v1): messages are numbered, acknowledged and replayed after a reconnect; prints 'resumed' and 'session-lost' events. At the end of stdin it waits until the server acknowledged every line." };
         var command = new Command("connect", "Connect with the close-code-aware reconnect policy and print every event; lines on stdin are sent as messages until stdin ends.")
         {
-            url, json, keepAlive, keepAliveTimeout, stopOn, noStdin, maxTime, retries, binary, maxMessage, headers, subprotocols, origin, insecure,
+            url, json, keepAlive, keepAliveTimeout, stopOn, noStdin, maxTime, retries, binary, maxMessage, headers, subprotocols, origin, insecure, session,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, new Settings(
             result.GetValue(url)!, result.GetValue(json), result.GetValue(keepAlive), result.GetValue(keepAliveTimeout), result.GetValue(stopOn) ?? [])
@@ -53,6 +55,7 @@ internal static class ConnectCommand
             SubProtocols = result.GetValue(subprotocols) ?? [],
             Origin = result.GetValue(origin),
             Insecure = result.GetValue(insecure),
+            Session = result.GetValue(session),
         }, cancellationToken));
         return command;
     }
@@ -76,6 +79,8 @@ internal static class ConnectCommand
         public string? Origin { get; init; }
 
         public bool Insecure { get; init; }
+
+        public bool Session { get; init; }
     }
 
     private static (LifelineClientOptions Options, CliReconnectPolicy Policy) BuildOptions(Settings settings)
@@ -122,6 +127,12 @@ internal static class ConnectCommand
                 MaxMessageSize = settings.MaxMessage,
             };
             options.SendQueue.MaxBytes = Math.Max(options.SendQueue.MaxBytes, settings.MaxMessage);
+            if (settings.Session)
+            {
+                options.Session = new SessionOptions();
+                options.Session.Replay.MaxBytes = Math.Max(options.Session.Replay.MaxBytes, settings.MaxMessage);
+            }
+
             foreach (var protocol in settings.SubProtocols)
             {
                 options.SubProtocols.Add(protocol);
@@ -169,7 +180,8 @@ internal static class ConnectCommand
         using var maxTime = settings.MaxTimeSeconds is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, maxTime.Token);
         await using var client = new LifelineClient(options);
-        client.StateChanged += (_, change) => OnStateChanged(writer, change, ref everConnected);
+        client.StateChanged += (_, change) => OnStateChanged(writer, change, client, ref everConnected);
+        client.SessionLost += (_, lost) => writer.Write(writer.Line("session-lost") with { Session = Describe(lost) });
 
         _ = client.StartAsync(CancellationToken.None).ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
         var reading = PrintMessagesAsync(client, writer);
@@ -241,13 +253,26 @@ internal static class ConnectCommand
             ? $"{cause} ({failure?.Exception?.GetBaseException().Message ?? "no such host"})"
             : cause;
 
-    private static void OnStateChanged(EventWriter writer, LifelineStateChangedEventArgs change, ref int everConnected)
+    private static void OnStateChanged(EventWriter writer, LifelineStateChangedEventArgs change, LifelineClient client, ref int everConnected)
     {
         switch (change.Current)
         {
             case LifelineClientState.Connected:
                 Volatile.Write(ref everConnected, 1);
-                writer.Write(writer.Line("connected") with { Attempt = change.Attempt });
+                var id = client.SessionId?.ToString() ?? string.Empty;
+                writer.Write(writer.Line("connected") with
+                {
+                    Attempt = change.Attempt,
+                    Session = change.SessionResumed is { } resumed ? new SessionInfo(id, resumed) : null,
+                });
+                if (change.SessionResumed == true)
+                {
+                    writer.Write(writer.Line("resumed") with
+                    {
+                        Session = new SessionInfo(id, true, change.MessagesReplayedToServer ?? 0, change.MessagesReplayedFromServer ?? 0),
+                    });
+                }
+
                 break;
             case LifelineClientState.Reconnecting:
                 WriteClosed(writer, change.Close);
@@ -275,6 +300,23 @@ internal static class ConnectCommand
                 break;
         }
     }
+
+    private static SessionInfo Describe(SessionLostEventArgs lost) => new(lost.SessionId.ToString(), false)
+    {
+        LostReason = lost.Refused ? "refused" : lost.Reason switch
+        {
+            SessionLostReason.NotFound => "not-found",
+            SessionLostReason.ReplayUnavailable => "replay-unavailable",
+            SessionLostReason.BufferFull => "buffer-full",
+            SessionLostReason.Expired => "expired",
+            var other => ((int)other).ToString(CultureInfo.InvariantCulture),
+        },
+        Refused = lost.Refused,
+        LostByServer = lost.LostByServer,
+        ServerLastReceived = lost.ServerLastReceived,
+        LostFromServer = SequenceSpan.From(lost.LostFromServer),
+        UnconfirmedToServer = SequenceSpan.From(lost.UnconfirmedToServer),
+    };
 
     private static void WriteClosed(EventWriter writer, CloseRecord? close)
     {
@@ -333,7 +375,9 @@ internal static class ConnectCommand
         while (!client.Completion.IsCompleted)
         {
             var statistics = client.Statistics;
-            if (client.State == LifelineClientState.Connected && statistics.MessagesSent + statistics.MessagesDroppedQueueFull + statistics.MessagesDroppedStale >= accepted && statistics.QueuedBytes == 0)
+            // In session mode "gone out" means acknowledged by the server (handed to its application), not just written.
+            if (client.State == LifelineClientState.Connected && statistics.MessagesSent + statistics.MessagesDroppedQueueFull + statistics.MessagesDroppedStale >= accepted && statistics.QueuedBytes == 0
+                && client.UnacknowledgedMessages == 0)
             {
                 return true;
             }

@@ -17,11 +17,12 @@ internal static class ServeCommand
         var hintMax = NumberOptions.Seconds("--hint-max", "Upper end of the restart hint window, seconds.", 5);
         var maxConnections = NumberOptions.OptionalWhole("--max-connections", "Connections beyond this are closed with 1013.", 1, int.MaxValue);
         var maxMessageSize = NumberOptions.OptionalWhole("--max-message-size", "The largest message accepted from a client, in bytes; a bigger one is closed with 1009. Default 1048576 (1 MiB).", 1, int.MaxValue);
+        var sessionFile = new Option<string?>("--session-file") { Description = "Where sessions are saved on Ctrl-C/SIGTERM and loaded from on start, so session clients (lifeline.v1) resume across a restart. Default: lifeline-serve-PORT.sessions in the temp directory; with port 0, sessions are not saved unless this is given." };
         var command = new Command("serve", "Run an echo (/ws), broadcast (/broadcast) and numbered stream (/stream) server; Ctrl-C drains it with 1012.")
         {
-            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize,
+            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize, sessionFile,
         };
-        command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, options =>
+        command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, result.GetValue(sessionFile), options =>
         {
             options.DrainTimeout = CommonOptions.Seconds(result.GetValue(drainTimeout), "--drain-timeout", "serve");
             options.RestartHintMin = CommonOptions.Seconds(result.GetValue(hintMin), "--hint-min", "serve", allowZero: true);
@@ -55,9 +56,27 @@ internal static class ServeCommand
         }
     }
 
-    private static async Task<int> RunAsync(CliConsole console, string urls, Action<LifelineServerOptions> configure, CancellationToken cancellationToken)
+    /// <summary>The drain file: <paramref name="sessionFile"/>, else one named for the port; null (not saved) for port 0 without it.</summary>
+    internal static string? SessionFilePath(string urls, string? sessionFile)
+    {
+        if (sessionFile is not null)
+        {
+            if (string.IsNullOrWhiteSpace(sessionFile))
+            {
+                throw new UsageException("--session-file needs a path.", "serve");
+            }
+
+            return Path.GetFullPath(sessionFile);
+        }
+
+        var port = new Uri(urls).Port;
+        return port == 0 ? null : Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture, $"lifeline-serve-{port}.sessions"));
+    }
+
+    private static async Task<int> RunAsync(CliConsole console, string urls, string? sessionFile, Action<LifelineServerOptions> configure, CancellationToken cancellationToken)
     {
         CheckUrls(urls);
+        var sessionPath = SessionFilePath(urls, sessionFile);
 
         // Check the options here so that a bad value is a usage error, not a start-up crash.
         var checkedOptions = new LifelineServerOptions();
@@ -71,7 +90,11 @@ internal static class ServeCommand
             throw new UsageException(e.Message, "serve");
         }
 
-        await using var app = DemoServer.Build(urls, configure);
+        await using var app = DemoServer.Build(urls, configure, sessions =>
+        {
+            sessions.DrainFilePath = sessionPath;
+            sessions.PersistOnDrain = sessionPath is not null;
+        });
         try
         {
             await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
@@ -91,6 +114,9 @@ internal static class ServeCommand
         await console.Output.WriteLineAsync($"  health     {address}{DemoServer.HealthPath}").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  page       {address}/ (lifeline.js from {DemoServer.ScriptPath})").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  dashboard  {address}{DemoServer.DashboardPath}").ConfigureAwait(false);
+        await console.Output.WriteLineAsync(sessionPath is null
+            ? "  sessions   on /ws and /stream; not saved on restart (port 0: give --session-file to keep them)"
+            : $"  sessions   on /ws and /stream; saved on restart to {sessionPath}").ConfigureAwait(false);
         await console.Output.WriteLineAsync("press Ctrl-C to restart gracefully (1012 with retry hints, then drain)").ConfigureAwait(false);
         await console.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 

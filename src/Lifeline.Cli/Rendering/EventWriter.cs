@@ -59,6 +59,36 @@ internal sealed class EventWriter(CliConsole console, bool json, TimeProvider ti
             parts.Add(data);
         }
 
+        if (line.Session is { } session)
+        {
+            parts.Add(DescribeSession(session));
+        }
+
+        return string.Join(' ', parts);
+    }
+
+    private static string DescribeSession(SessionInfo session)
+    {
+        var parts = new List<string> { $"session {session.Id}" };
+        if (session.ReplayedToServer is { } toServer && session.ReplayedFromServer is { } fromServer)
+        {
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"replayed {toServer} to server, {fromServer} from server"));
+        }
+        else if (session.Resumed == false && session.LostReason is null)
+        {
+            parts.Add("(new)");
+        }
+
+        if (session.LostReason is { } reason)
+        {
+            parts.Add(session.Refused == true ? "(resume refused)" : session.LostByServer == true ? $"({reason}, said the server)" : $"({reason})");
+            parts.Add($"lost from server {session.LostFromServer}, unconfirmed to server {session.UnconfirmedToServer}");
+            if (session.ServerLastReceived is { } last)
+            {
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"(server received up to {last})"));
+            }
+        }
+
         return string.Join(' ', parts);
     }
 }

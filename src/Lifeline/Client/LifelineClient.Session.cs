@@ -50,6 +50,12 @@ public sealed partial class LifelineClient
     /// <summary>Session mode: the most recent session loss; null if none.</summary>
     public SessionLostEventArgs? LastSessionLost => Volatile.Read(ref _lastSessionLost);
 
+    /// <summary>
+    /// Session mode: how many sent messages the server has not acknowledged yet (held for replay); 0 in plain mode and
+    /// before the first session. Messages still in the send queue are not counted here.
+    /// </summary>
+    public int UnacknowledgedMessages => Volatile.Read(ref _session)?.Replay.Count ?? 0;
+
     /// <summary>Session mode: how many sessions started (Welcome), resumed (Resumed) and were lost.</summary>
     public (long Started, long Resumed, long Lost) SessionCounts =>
         (Interlocked.Read(ref _sessionsStarted), Interlocked.Read(ref _sessionsResumed), Interlocked.Read(ref _sessionsLost));
