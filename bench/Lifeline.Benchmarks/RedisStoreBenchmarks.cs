@@ -1,3 +1,4 @@
+using Lifeline.Session.Store;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;

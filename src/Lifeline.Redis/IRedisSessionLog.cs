@@ -1,3 +1,4 @@
+using Lifeline.Session.Store;
 using Lifeline.Session;
 
 namespace Lifeline.Redis;

@@ -1,3 +1,4 @@
+using Lifeline.Session.Store;
 using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Logging;

@@ -1,3 +1,4 @@
+using Lifeline.Session.Store;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Lifeline.Session;
