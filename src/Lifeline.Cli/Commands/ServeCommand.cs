@@ -17,9 +17,10 @@ internal static class ServeCommand
         var hintMax = NumberOptions.Seconds("--hint-max", "Upper end of the restart hint window, seconds.", 5);
         var maxConnections = NumberOptions.OptionalWhole("--max-connections", "Connections beyond this are closed with 1013.", 1, int.MaxValue);
         var maxMessageSize = NumberOptions.OptionalWhole("--max-message-size", "The largest message accepted from a client, in bytes; a bigger one is closed with 1009. Default 1048576 (1 MiB).", 1, int.MaxValue);
+        var redis = new Option<string?>("--redis") { Description = "Share sessions and group sends with other nodes through Redis at HOST:PORT (run several nodes behind a load balancer)." };
         var command = new Command("serve", "Run an echo (/ws), broadcast (/broadcast) and numbered stream (/stream) server; Ctrl-C drains it with 1012.")
         {
-            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize,
+            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize, redis,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, options =>
         {
@@ -31,7 +32,7 @@ internal static class ServeCommand
             {
                 options.MaxMessageSize = (int)size;
             }
-        }, cancellationToken));
+        }, result.GetValue(redis), cancellationToken));
         return command;
     }
 
@@ -55,9 +56,23 @@ internal static class ServeCommand
         }
     }
 
-    private static async Task<int> RunAsync(CliConsole console, string urls, Action<LifelineServerOptions> configure, CancellationToken cancellationToken)
+    /// <summary>HOST:PORT with a port in range (an IPv6 host in brackets).</summary>
+    internal static void CheckRedis(string redis)
+    {
+        var colon = redis.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(redis.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            throw new UsageException($"--redis '{redis}' is not HOST:PORT, such as 127.0.0.1:6379.", "serve");
+        }
+    }
+
+    private static async Task<int> RunAsync(CliConsole console, string urls, Action<LifelineServerOptions> configure, string? redis, CancellationToken cancellationToken)
     {
         CheckUrls(urls);
+        if (redis is not null)
+        {
+            CheckRedis(redis);
+        }
 
         // Check the options here so that a bad value is a usage error, not a start-up crash.
         var checkedOptions = new LifelineServerOptions();
@@ -71,7 +86,7 @@ internal static class ServeCommand
             throw new UsageException(e.Message, "serve");
         }
 
-        await using var app = DemoServer.Build(urls, configure);
+        await using var app = DemoServer.Build(urls, configure, redis);
         try
         {
             await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
@@ -89,6 +104,11 @@ internal static class ServeCommand
         await console.Output.WriteLineAsync($"  broadcast  {ws}{DemoServer.BroadcastPath}").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  stream     {ws}{DemoServer.StreamPath}?interval=1000").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  health     {address}{DemoServer.HealthPath}").ConfigureAwait(false);
+        if (redis is not null)
+        {
+            await console.Output.WriteLineAsync($"  sessions   shared through Redis at {redis} (node {app.Services.GetRequiredService<Lifeline.Redis.LifelineRedisConnection>().NodeId})").ConfigureAwait(false);
+        }
+
         await console.Output.WriteLineAsync("press Ctrl-C to restart gracefully (1012 with retry hints, then drain)").ConfigureAwait(false);
         await console.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 

@@ -21,7 +21,7 @@ internal static class DemoServer
     public const string StreamPath = "/stream";
     public const string HealthPath = "/health";
 
-    public static WebApplication Build(string urls, Action<LifelineServerOptions>? configure = null)
+    public static WebApplication Build(string urls, Action<LifelineServerOptions>? configure = null, string? redis = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -33,6 +33,12 @@ internal static class DemoServer
         var shutdown = TimeSpan.FromSeconds(Math.Max(30, lifeline.DrainTimeout.TotalSeconds + 10));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
         builder.Services.AddLifeline(configure);
+        if (redis is not null)
+        {
+            // Sessions (and their group sends) live in Redis, so a client resumes on any node of the same Redis.
+            builder.Services.AddLifelineSessions();
+            builder.Services.AddLifelineRedis(o => o.Configuration = redis);
+        }
         var app = builder.Build();
 
         app.MapGet("/", () => Results.Content(BrowserPage.Html, "text/html; charset=utf-8"));
