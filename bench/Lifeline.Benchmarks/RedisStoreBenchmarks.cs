@@ -1,4 +1,3 @@
-using Lifeline.Session.Store;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -6,6 +5,7 @@ using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using Lifeline.Redis;
 using Lifeline.Session;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Benchmarks;
 

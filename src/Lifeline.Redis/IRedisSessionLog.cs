@@ -1,5 +1,5 @@
-using Lifeline.Session.Store;
 using Lifeline.Session;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Redis;
 

@@ -1,5 +1,5 @@
-using Lifeline.Session.Store;
 using System.Threading.Channels;
+using Lifeline.Session.Store;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 

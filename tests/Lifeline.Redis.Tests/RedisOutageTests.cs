@@ -1,7 +1,7 @@
-using Lifeline.Session.Store;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Lifeline.Session;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Redis.Tests;
 
