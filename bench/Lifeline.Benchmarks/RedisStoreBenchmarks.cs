@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using Lifeline.Redis;
 using Lifeline.Session;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Benchmarks;
 

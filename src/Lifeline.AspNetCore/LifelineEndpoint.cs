@@ -151,7 +151,8 @@ internal sealed class LifelineEndpoint(
         try
         {
             ServerLog.Rejected(logger, code.Value, reason);
-            using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+            // Select lifeline.v1 when offered: a session client must see the 1012/1013 (and retry), not a missing subprotocol (1010, fatal).
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(AcceptContext(context)).ConfigureAwait(false);
             using var timeout = new CancellationTokenSource(_options.RefusalCloseTimeout, time);
             try
             {

@@ -1,4 +1,5 @@
 using Lifeline.Session;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Redis;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Lifeline.Session.Store;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;

@@ -69,7 +69,7 @@ public sealed class LifelineRedisOptions
 
     /// <summary>
     /// The longest any one Redis operation may take, connecting included, before it fails with
-    /// <see cref="SessionStoreUnavailableException"/>. Default 2 s. Between 10 ms and 1 minute.
+    /// <see cref="Session.Store.SessionStoreUnavailableException"/>. Default 2 s. Between 10 ms and 1 minute.
     /// </summary>
     public TimeSpan OperationTimeout
     {

@@ -12,7 +12,8 @@ public static class LifelineRedisServiceCollectionExtensions
     /// Puts the session store and group fan-out on Redis: registers <see cref="LifelineRedisOptions"/> (validated at
     /// start), one <see cref="LifelineRedisConnection"/>, <see cref="RedisSessionStore"/> as the
     /// <see cref="ISessionStore"/> (replacing any store registered before, such as the in-memory default) and as
-    /// <see cref="IRedisSessionLog"/>, and <see cref="RedisGroupFanout"/>. All singletons. Nothing connects until first use.
+    /// <see cref="IRedisSessionLog"/> and <see cref="ISessionJournal"/> (a server's session layer then keeps every
+    /// session in Redis), and <see cref="RedisGroupFanout"/> as <see cref="ISessionGroupFanout"/> (group sends reach every node). All singletons. Nothing connects until first use.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets the options, for example <c>o.Configuration = "127.0.0.1:6379"</c>.</param>
@@ -37,6 +38,10 @@ public static class LifelineRedisServiceCollectionExtensions
         services.RemoveAll<ISessionStore>();
         services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<RedisSessionStore>());
         services.TryAddSingleton<IRedisSessionLog>(sp => sp.GetRequiredService<RedisSessionStore>());
+        services.RemoveAll<ISessionJournal>();
+        services.AddSingleton<ISessionJournal>(sp => sp.GetRequiredService<RedisSessionStore>());
+        services.RemoveAll<ISessionGroupFanout>();
+        services.AddSingleton<ISessionGroupFanout>(sp => sp.GetRequiredService<RedisGroupFanout>());
         return services;
     }
 }

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Lifeline.Session.Store;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -17,7 +18,7 @@ namespace Lifeline.Redis;
 /// sockets gets a group message through its session log, written by the node that holds the session, not through
 /// this channel. Thread-safe.
 /// </remarks>
-public sealed partial class RedisGroupFanout
+public sealed partial class RedisGroupFanout : ISessionGroupFanout
 {
     private readonly LifelineRedisConnection _connection;
     private readonly ILogger _logger;
@@ -71,6 +72,17 @@ public sealed partial class RedisGroupFanout
             cancellationToken).ConfigureAwait(false);
         subscription.Start(redisQueue);
         return subscription;
+    }
+
+    /// <inheritdoc />
+    Task ISessionGroupFanout.PublishAsync(string? group, ReadOnlyMemory<byte> payload, bool isText, CancellationToken cancellationToken) =>
+        group is null ? PublishBroadcastAsync(payload, isText, cancellationToken) : PublishAsync(group, payload, isText, cancellationToken);
+
+    /// <inheritdoc />
+    Task<IAsyncDisposable> ISessionGroupFanout.SubscribeAsync(Func<string?, ReadOnlyMemory<byte>, bool, CancellationToken, ValueTask> deliver, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(deliver);
+        return SubscribeAsync((message, ct) => deliver(message.Group, message.Payload, message.IsText, ct), cancellationToken);
     }
 
     private Task<long> PublishCoreAsync(GroupFanoutMessage message, CancellationToken cancellationToken)

@@ -148,6 +148,59 @@ internal static class RedisScripts
         """;
 
     /// <summary>
+    /// The server's one write per batch (<see cref="Session.Store.ISessionJournal.CommitAsync"/>), all or nothing.
+    /// ARGV: owner value, keep ms, max messages, max bytes, outbound acknowledged (-1: unchanged), inbound delivered
+    /// (-1: unchanged), snapshot bytes (empty: unchanged), first sequence (0: no messages), then one entry per message.
+    /// Appends the entries not already there, drops acknowledged ones (an ack beyond the log is clamped), moves the
+    /// cursors forward only, replaces the snapshot, and gives every key of the session at least keep ms.
+    /// Returns {1, next sequence}, the fenced answer, {-2, next sequence} for a gap, or {-3, count, bytes} when full.
+    /// </summary>
+    public const string Commit = Extend + """
+
+        local owner = redis.call('GET', KEYS[3])
+        if owner ~= ARGV[1] then return {-1, owner} end
+        local keep = tonumber(ARGV[2])
+        local first = tonumber(ARGV[8])
+        local n = #ARGV - 8
+        local cursor = redis.call('HMGET', KEYS[5], 'next', 'acked', 'bytes', 'inbound')
+        local nextSeq = tonumber(cursor[1])
+        local acked = tonumber(cursor[2]) or 0
+        local bytes = tonumber(cursor[3]) or 0
+        local inbound = tonumber(cursor[4]) or 0
+        if nextSeq == nil then
+          if n > 0 then nextSeq = first else nextSeq = math.max(tonumber(ARGV[5]), 0) + 1 end
+          acked = nextSeq - 1
+        end
+        if n > 0 then
+          if first > nextSeq then return {-2, nextSeq} end
+          local skip = nextSeq - first
+          if skip < n then
+            local add = 0
+            for i = 9 + skip, #ARGV do add = add + #ARGV[i] end
+            local count = redis.call('LLEN', KEYS[4])
+            if count + n - skip > tonumber(ARGV[3]) or bytes + add > tonumber(ARGV[4]) then return {-3, count, bytes} end
+            redis.call('RPUSH', KEYS[4], unpack(ARGV, 9 + skip, #ARGV))
+            nextSeq = first + n
+            bytes = bytes + add
+          end
+        end
+        local upTo = math.min(tonumber(ARGV[5]), nextSeq - 1)
+        if upTo > acked then
+          local popped = redis.call('LPOP', KEYS[4], upTo - acked)
+          if popped then
+            for i = 1, #popped do bytes = bytes - #popped[i] end
+          end
+          acked = upTo
+        end
+        local delivered = tonumber(ARGV[6])
+        if delivered > inbound then inbound = delivered end
+        redis.call('HSET', KEYS[5], 'next', nextSeq, 'acked', acked, 'bytes', math.max(bytes, 0), 'inbound', inbound)
+        if #ARGV[7] > 0 then redis.call('SET', KEYS[1], ARGV[7], 'PX', keep) end
+        for i = 1, 5 do extend(KEYS[i], keep) end
+        return {1, nextSeq}
+        """;
+
+    /// <summary>
     /// No ARGV. Returns {found (0/1), next, acked, inbound, epoch, owner, entries...} read at one instant.
     /// </summary>
     public const string Read = """

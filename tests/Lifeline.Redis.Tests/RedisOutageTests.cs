@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Lifeline.Session;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Redis.Tests;
 

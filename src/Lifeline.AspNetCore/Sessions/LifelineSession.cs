@@ -131,6 +131,12 @@ public sealed class LifelineSession
 
     internal long Generation => Interlocked.Read(ref _generation);
 
+    /// <summary>The writer to the shared store (Redis), when one is registered; null with the in-memory store.</summary>
+    internal SessionJournalWriter? Journal { get; set; }
+
+    /// <summary>The ack the client may see: what the store recorded as delivered, or (no shared store) what the handler read.</summary>
+    internal long AckToSend => Journal?.DurableInbound ?? Inbound.TakeAck();
+
     /// <summary>Adds the session to a group: group sends of <see cref="LifelineSessionManager"/> reach it, replayed like any send.</summary>
     public void JoinGroup(string group)
     {
@@ -138,6 +144,7 @@ public sealed class LifelineSession
         if (_groups.TryAdd(group, 0))
         {
             _manager.AddToGroup(group, this);
+            Journal?.MarkSnapshotDirty();
         }
     }
 
@@ -148,6 +155,7 @@ public sealed class LifelineSession
         if (_groups.TryRemove(group, out _))
         {
             _manager.RemoveFromGroup(group, this);
+            Journal?.MarkSnapshotDirty();
         }
     }
 
@@ -198,6 +206,11 @@ public sealed class LifelineSession
             return null;
         }
 
+        if (Journal is { } journal)
+        {
+            return await SendJournaledAsync(journal, data, type, track, updateState, cancellationToken).ConfigureAwait(false);
+        }
+
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -224,6 +237,62 @@ public sealed class LifelineSession
             _sendLock.Release();
         }
     }
+
+    // With a shared store: number the message under the send lock, then wait (outside it, so sends close together
+    // share one commit) until the store has it; the writer puts it on the wire after the commit.
+    private async ValueTask<Task<bool>?> SendJournaledAsync(SessionJournalWriter journal, ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track,
+        Action<SessionStateBag>? updateState, CancellationToken cancellationToken)
+    {
+        Task stored;
+        Task<bool>? acknowledged;
+        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfUnusable();
+            var isText = type == WebSocketMessageType.Text;
+            var appended = await Replay.AppendAsync(data, isText, track, cancellationToken).ConfigureAwait(false);
+            if (appended.Status == ReplayAppendStatus.SessionEnded)
+            {
+                var end = Replay.End!.Value;
+                _manager.Lose(this, end.Reason, tellClient: true);
+                throw new InvalidOperationException($"Session {Id} ended ({end.Reason}): the client did not acknowledge in time.");
+            }
+
+            updateState?.Invoke(State);
+            stored = journal.Enqueue(appended.Sequence, isText, data, updateState is not null);
+            acknowledged = appended.Acknowledged;
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+
+        try
+        {
+            await stored.WaitAsync(_manager.Options.StoreWriteTimeout, _manager.Time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            throw new SessionStoreUnavailableException(
+                $"Session {Id}: the session store did not confirm the send within {_manager.Options.StoreWriteTimeout.TotalSeconds} s. The message keeps its " +
+                "place and is delivered when the store is back; if the store stays away for the resume window the session is lost (SessionLost).", e)
+            { Operation = "session.send" };
+        }
+
+        return acknowledged;
+    }
+
+    /// <summary>The session's metadata for the shared store: token hash, user, groups and state (messages and cursors are in its log).</summary>
+    internal SessionSnapshot MetadataSnapshot(DateTimeOffset now, TimeSpan window) => new()
+    {
+        Id = Id,
+        TokenHash = TokenHash,
+        UserId = UserId,
+        CreatedAt = CreatedAt,
+        ExpiresAt = now + window,
+        Groups = [.. _groups.Keys],
+        State = State.ToDictionary(),
+    };
 
     private void ThrowIfUnusable()
     {

@@ -20,6 +20,7 @@ internal enum OpenKind
     Refused,
     Lost,
     BeyondSent,
+    Unavailable,
 }
 
 internal readonly record struct OpenOutcome(OpenKind Kind, LifelineSession? Session = null, string? Detail = null);
@@ -34,6 +35,11 @@ internal readonly record struct OpenOutcome(OpenKind Kind, LifelineSession? Sess
 /// </remarks>
 public sealed class LifelineSessionManager : IDisposable
 {
+    // Multi-node counters (Redis fencing and store errors) live on one process-wide meter; the per-application
+    // session counters below come from the host's IMeterFactory.
+    private static readonly Meter NodeMeter = new(Lifeline.Diagnostics.LifelineMetrics.MeterName);
+    private static readonly Counter<long> FencedCounter = NodeMeter.CreateCounter<long>("lifeline.server.sessions_fenced", "{session}", "Sessions this node stopped serving because another node took them over.");
+    internal static readonly Counter<long> StoreErrors = NodeMeter.CreateCounter<long>("lifeline.server.session_store_errors", "{error}", "Failed writes of sessions to the shared store (Redis), retried; tagged with the kind.");
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
     private readonly Counter<long> _started;
@@ -44,12 +50,19 @@ public sealed class LifelineSessionManager : IDisposable
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<SessionId, LifelineSession>> _groups = new(StringComparer.Ordinal);
     private readonly LifelineServer _server;
     private readonly LifelineServerOptions _serverOptions;
+    private readonly ISessionJournal? _journal;
+    private readonly ISessionGroupFanout? _fanout;
+    private readonly CancellationTokenSource _stopping = new();
+    private IAsyncDisposable? _subscription;
     private int _saved;
 
     /// <summary>Creates the manager; normally resolved from DI.</summary>
     public LifelineSessionManager(IOptions<LifelineSessionOptions> options, IOptions<LifelineServerOptions> serverOptions, ISessionStore store, LifelineServer server,
-        ILogger<LifelineSessionManager>? logger = null, TimeProvider? timeProvider = null, IHostEnvironment? environment = null, IMeterFactory? meterFactory = null)
+        ILogger<LifelineSessionManager>? logger = null, TimeProvider? timeProvider = null, IHostEnvironment? environment = null,
+        IMeterFactory? meterFactory = null, ISessionJournal? journal = null, ISessionGroupFanout? fanout = null)
     {
+        _journal = journal;
+        _fanout = fanout;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(serverOptions);
         Options = options.Value;
@@ -79,6 +92,9 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Where sessions wait to be resumed by another process.</summary>
     public ISessionStore Store { get; }
 
+    /// <summary>The shared store every resumable session is written to (Redis), or null (sessions live in this process).</summary>
+    public ISessionJournal? Journal => _journal;
+
     /// <summary>The drain file of the default in-memory store.</summary>
     public string DrainFilePath { get; }
 
@@ -95,17 +111,38 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Finds a running session.</summary>
     public LifelineSession? Find(SessionId id) => _sessions.GetValueOrDefault(id);
 
-    /// <summary>Sends to every session of a group (each copy numbered and replayed by its session); returns how many it reached.</summary>
-    public Task<int> SendToGroupAsync(string group, ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
-        SendToManyAsync(_groups.TryGetValue(group, out var members) ? [.. members.Values] : [], data, type, cancellationToken);
+    /// <summary>
+    /// Sends to every session of a group (each copy numbered and replayed by its session); returns how many of this
+    /// node's sessions it reached. With a group fan-out (Redis) it is also published to the other nodes, which hand it
+    /// to their members; a publish that fails throws <see cref="SessionStoreUnavailableException"/> after the local sends.
+    /// </summary>
+    public async Task<int> SendToGroupAsync(string group, ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        var reached = await SendToManyAsync(_groups.TryGetValue(group, out var members) ? [.. members.Values] : [], data, type, cancellationToken).ConfigureAwait(false);
+        if (_fanout is not null)
+        {
+            await _fanout.PublishAsync(group, data, type == WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
+        }
+
+        return reached;
+    }
 
     /// <summary>Sends a text message to every session of a group.</summary>
     public Task<int> SendToGroupAsync(string group, string text, CancellationToken cancellationToken = default) =>
         SendToGroupAsync(group, Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
 
-    /// <summary>Sends to every session of this process.</summary>
-    public Task<int> SendToAllAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
-        SendToManyAsync([.. _sessions.Values], data, type, cancellationToken);
+    /// <summary>Sends to every session of this process and, with a group fan-out (Redis), of every other node; returns how many local sessions it reached.</summary>
+    public async Task<int> SendToAllAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        var reached = await SendToManyAsync([.. _sessions.Values], data, type, cancellationToken).ConfigureAwait(false);
+        if (_fanout is not null)
+        {
+            await _fanout.PublishAsync(null, data, type == WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
+        }
+
+        return reached;
+    }
 
     /// <inheritdoc />
     public void Dispose()
@@ -113,6 +150,129 @@ public sealed class LifelineSessionManager : IDisposable
         if (_ownsMeter)
         {
             _meter.Dispose();
+        }
+
+        _stopping.Cancel();
+    }
+
+    /// <summary>Start: subscribes to the group fan-out (retrying while the store is away) and renews the quiet sessions' keys.</summary>
+    internal void StartBackground()
+    {
+        if (_fanout is not null)
+        {
+            _ = SubscribeLoopAsync(_stopping.Token);
+        }
+
+        if (_journal is not null)
+        {
+            _ = RenewLoopAsync(_stopping.Token);
+        }
+    }
+
+    /// <summary>Stop: ends the fan-out subscription.</summary>
+    internal async Task StopBackgroundAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _subscription, null) is { } subscription)
+        {
+            try
+            {
+                await subscription.DisposeAsync().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Stopping goes on whatever the store says.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
+    }
+
+    /// <summary>Another node owns the session now: stop at once, deliver and acknowledge nothing more, close its socket with 4001.</summary>
+    internal void Fenced(LifelineSession session, string why)
+    {
+        session.Inbox.Discard();
+        if (!session.TryEnd(SessionLostReason.NotFound))
+        {
+            return;
+        }
+
+        FencedCounter.Add(1);
+        SessionLog.Fenced(Logger, session.Id, why);
+        if (session.Carrier is { } carrier)
+        {
+            _ = carrier.Connection.CloseAsync(SessionProtocol.SessionTakenOver, "session resumed elsewhere", CancellationToken.None);
+        }
+
+        Forget(session);
+    }
+
+    private async Task SubscribeLoopAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var subscription = await _fanout!.SubscribeAsync(DeliverFromFanoutAsync, stopping).ConfigureAwait(false);
+                if (Interlocked.CompareExchange(ref _subscription, subscription, null) is not null || stopping.IsCancellationRequested)
+                {
+                    await subscription.DisposeAsync().ConfigureAwait(false);
+                }
+
+                SessionLog.FanoutSubscribed(Logger);
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // Keep trying until the store is back.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                SessionLog.FanoutSubscribeFailed(Logger, e.Message);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), Time, stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private async ValueTask DeliverFromFanoutAsync(string? group, ReadOnlyMemory<byte> payload, bool isText, CancellationToken cancellationToken)
+    {
+        LifelineSession[] members = group is null
+            ? [.. _sessions.Values]
+            : _groups.TryGetValue(group, out var found) ? [.. found.Values] : [];
+        if (members.Length > 0)
+        {
+            await SendToManyAsync(members, payload.ToArray(), isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RenewLoopAsync(CancellationToken stopping)
+    {
+        var period = TimeSpan.FromMilliseconds(Math.Max(1000, Options.ResumeWindow.TotalMilliseconds / 3));
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(period, Time, stopping).ConfigureAwait(false);
+                foreach (var session in _sessions.Values)
+                {
+                    if (!session.IsEnded && !session.IsFrozen && session.Carrier is not null)
+                    {
+                        session.Journal?.RequestRenew();
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
         }
     }
 
@@ -150,6 +310,28 @@ public sealed class LifelineSessionManager : IDisposable
             var created = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), userId, connection.User, false,
                 new ReplayBuffer(Options.Replay, Time), new InboundSequencer(Options.Ack, Time),
                 new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity);
+            if (_journal is not null)
+            {
+                try
+                {
+                    var lease = await _journal.AcquireAsync(created.Id, Options.ResumeWindow).ConfigureAwait(false);
+                    await _journal.CommitAsync(lease, new SessionJournalCommit
+                    {
+                        Snapshot = created.MetadataSnapshot(Time.GetUtcNow(), Options.ResumeWindow),
+                        OutboundAcknowledged = 0,
+                        InboundDelivered = 0,
+                        KeepFor = Options.ResumeWindow,
+                    }).ConfigureAwait(false);
+                    created.Journal = new SessionJournalWriter(created, this, _journal, lease, 0, 0, 0);
+                    created.Journal.Start();
+                }
+                catch (Exception e) when (e is SessionStoreUnavailableException or SessionStoreFullException)
+                {
+                    created.ReleaseBuffers();
+                    return new OpenOutcome(OpenKind.Unavailable, Detail: e.Message);
+                }
+            }
+
             _sessions[created.Id] = created;
             await created.SendLock.WaitAsync().ConfigureAwait(false);
             try
@@ -176,7 +358,18 @@ public sealed class LifelineSessionManager : IDisposable
         }
 
         var restored = false;
-        if (!_sessions.TryGetValue(hello.SessionId, out var existing) || existing.IsEnded || existing.IsFrozen)
+        LifelineSession? existing;
+        if (_journal is not null)
+        {
+            var opened = await OpenJournaledAsync(carrier, hello, userId).ConfigureAwait(false);
+            if (opened.Outcome is { } early)
+            {
+                return early;
+            }
+
+            (existing, restored) = (opened.Session!, opened.Restored);
+        }
+        else if (!_sessions.TryGetValue(hello.SessionId, out existing) || existing.IsEnded || existing.IsFrozen)
         {
             var snapshot = await Store.TryLoadAsync(hello.SessionId).ConfigureAwait(false);
             if (snapshot is null)
@@ -223,14 +416,21 @@ public sealed class LifelineSessionManager : IDisposable
         SessionCarrier? previous;
         long replayed;
         await session.SendLock.WaitAsync().ConfigureAwait(false);
+        var wire = session.Journal?.WireLock;
+        if (wire is not null)
+        {
+            await wire.WaitAsync().ConfigureAwait(false);
+        }
+
         try
         {
             session.Replay.Acknowledge(hello.LastReceived);
+            session.Journal?.ClientAcknowledged(hello.LastReceived);
             if (session.Replay.BeginReplay(hello.LastReceived, out var lease) != ReplayStatus.Ready)
             {
                 var lost = SequenceRange.FromBounds(hello.LastReceived + 1, session.Replay.LastSequence);
                 await carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w,
-                    new SessionLostFrame(SessionLostReason.ReplayUnavailable, session.Inbound.LastDelivered, lost))).ConfigureAwait(false);
+                    new SessionLostFrame(SessionLostReason.ReplayUnavailable, session.Journal?.DurableInbound ?? session.Inbound.LastDelivered, lost))).ConfigureAwait(false);
                 Lose(session, SessionLostReason.ReplayUnavailable, tellClient: false);
                 return new OpenOutcome(OpenKind.Lost);
             }
@@ -238,17 +438,24 @@ public sealed class LifelineSessionManager : IDisposable
             using (lease)
             {
                 previous = session.Attach(carrier, connection.User);
-                await carrier.SendControlAsync(w => SessionFrameWriter.WriteResumed(w, new ResumedFrame(session.Inbound.LastDelivered, lease!.Frames.Count))).ConfigureAwait(false);
-                foreach (var frame in lease!.Frames)
+
+                // With a shared store only what it holds goes out (the writer sends the rest after its commit), and the
+                // client is told only the delivery the store recorded.
+                var durable = session.Journal?.DurableSequence ?? long.MaxValue;
+                var frames = lease!.Frames.Where(f => f.Sequence <= durable).ToList();
+                var lastReceived = session.Journal?.DurableInbound ?? session.Inbound.LastDelivered;
+                await carrier.SendControlAsync(w => SessionFrameWriter.WriteResumed(w, new ResumedFrame(lastReceived, frames.Count))).ConfigureAwait(false);
+                foreach (var frame in frames)
                 {
-                    await carrier.SendDataAsync(session, frame.Sequence, frame.IsText, frame.Payload).ConfigureAwait(false);
+                    await carrier.SendDataAsync(session, frame.Sequence, frame.IsText, frame.Payload, session.Journal is null ? null : lastReceived).ConfigureAwait(false);
                 }
 
-                replayed = lease.Frames.Count;
+                replayed = frames.Count;
             }
         }
         finally
         {
+            wire?.Release();
             session.SendLock.Release();
         }
 
@@ -263,10 +470,65 @@ public sealed class LifelineSessionManager : IDisposable
         SessionLog.Resumed(Logger, session.Id, connection.Id, replayed, restored ? " (restored from the store)" : string.Empty);
         if (restored)
         {
+            session.Journal?.Start();
             StartHandler(session, handler);
         }
 
         return new OpenOutcome(OpenKind.Opened, session);
+    }
+
+    /// <summary>
+    /// A resume with a shared store: check the token against the store, take the session over (fencing the node that
+    /// had it), and continue this node's copy only when nobody else served it in between; else rebuild it from the store.
+    /// </summary>
+    private async Task<(OpenOutcome? Outcome, LifelineSession? Session, bool Restored)> OpenJournaledAsync(SessionCarrier carrier, HelloFrame hello, string? userId)
+    {
+        var journal = _journal!;
+        try
+        {
+            var stored = await journal.ReadAsync(hello.SessionId).ConfigureAwait(false);
+            if (stored is null)
+            {
+                return (await LostOnHelloAsync(carrier, hello.SessionId).ConfigureAwait(false), null, false);
+            }
+
+            if (!stored.AcceptsResume(hello.ResumeToken, userId))
+            {
+                return (new OpenOutcome(OpenKind.Refused, Detail: "token or user does not match"), null, false);
+            }
+
+            var lease = await journal.AcquireAsync(hello.SessionId, Options.ResumeWindow).ConfigureAwait(false);
+            if (_sessions.TryGetValue(hello.SessionId, out var local) && !local.IsEnded && !local.IsFrozen && local.Journal is { } writer)
+            {
+                if (writer.Lease.Epoch == lease.Epoch - 1)
+                {
+                    writer.Renew(lease);
+                    return (null, local, false);
+                }
+
+                Fenced(local, "another node served it since");
+            }
+
+            var snapshot = await journal.ReadAsync(hello.SessionId).ConfigureAwait(false);
+            if (snapshot is null)
+            {
+                return (await LostOnHelloAsync(carrier, hello.SessionId).ConfigureAwait(false), null, false);
+            }
+
+            var session = Restore(snapshot, carrier.Connection.User);
+            session.Journal = new SessionJournalWriter(session, this, journal, lease, snapshot.NextOutboundSequence - 1, snapshot.LastInboundDelivered, snapshot.OutboundAcknowledged);
+            _sessions[session.Id] = session;
+            foreach (var group in session.Groups)
+            {
+                AddToGroup(group, session);
+            }
+
+            return (null, session, true);
+        }
+        catch (SessionStoreUnavailableException e)
+        {
+            return (new OpenOutcome(OpenKind.Unavailable, Detail: e.Message), null, false);
+        }
     }
 
     /// <summary>The socket under a session ended: keep the session for its window.</summary>
@@ -311,6 +573,32 @@ public sealed class LifelineSessionManager : IDisposable
 
         var now = Time.GetUtcNow();
         var count = 0;
+        if (_journal is not null)
+        {
+            // Everything sent or acknowledged is in the store already: freeze, let the writers finish, commit the state.
+            var saved = await Task.WhenAll(_sessions.Values.Where(s => s.IsResumable && !s.IsEnded && s.Journal is not null).Select(async session =>
+            {
+                var locked = await session.SendLock.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+                SessionSnapshot snapshot;
+                try
+                {
+                    snapshot = session.FreezeLocked(now, Options.ResumeWindow);
+                }
+                finally
+                {
+                    if (locked)
+                    {
+                        session.SendLock.Release();
+                    }
+                }
+
+                await session.Journal!.FinishAsync(snapshot, TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(false);
+                return 1;
+            })).ConfigureAwait(false);
+            SessionLog.Saved(Logger, saved.Length, "the shared session store");
+            return;
+        }
+
         try
         {
             foreach (var session in _sessions.Values.Where(s => s.IsResumable && !s.IsEnded))
@@ -436,6 +724,7 @@ public sealed class LifelineSessionManager : IDisposable
 
     private void Forget(LifelineSession session)
     {
+        session.Journal?.FailPending(new InvalidOperationException($"Session {session.Id} ended before this send was stored."));
         _sessions.TryRemove(new KeyValuePair<SessionId, LifelineSession>(session.Id, session));
         foreach (var group in session.Groups)
         {

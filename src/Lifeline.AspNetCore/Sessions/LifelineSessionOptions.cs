@@ -10,6 +10,7 @@ public sealed class LifelineSessionOptions
     private TimeSpan _resumeWindow = SessionProtocol.DefaultResumeWindow;
     private TimeSpan _handshakeTimeout = SessionProtocol.DefaultHandshakeTimeout;
     private int _inboxCapacity = 1024;
+    private TimeSpan _storeWriteTimeout = TimeSpan.FromSeconds(10);
     private int _stateMaxEntries = SessionStateBag.DefaultMaxEntries;
     private int _stateMaxBytes = SessionStateBag.DefaultMaxBytes;
 
@@ -64,6 +65,17 @@ public sealed class LifelineSessionOptions
     /// null: <c>lifeline-sessions-{ApplicationName}.bin</c> in the temp directory. Ignored with another <see cref="ISessionStore"/>.
     /// </summary>
     public string? DrainFilePath { get; set; }
+
+    /// <summary>
+    /// With a shared store (Redis): how long a send waits for the store to confirm it before it throws
+    /// <see cref="SessionStoreUnavailableException"/>. The message keeps its place and is delivered once the store is
+    /// back. Default 10 seconds. Positive.
+    /// </summary>
+    public TimeSpan StoreWriteTimeout
+    {
+        get => _storeWriteTimeout;
+        set => _storeWriteTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(StoreWriteTimeout), value, "StoreWriteTimeout must be positive.");
+    }
 
     /// <summary>Whether a graceful drain saves sessions (and the start loads them). Default true.</summary>
     public bool PersistOnDrain { get; set; } = true;

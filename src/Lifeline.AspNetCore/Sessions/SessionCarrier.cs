@@ -87,6 +87,10 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             SessionLog.Refused(manager.Logger, Connection.Id, outcome.Detail!);
                             await Connection.CloseAsync(CloseCode.PolicyViolation, SessionProtocol.RefusedReason, CancellationToken.None).ConfigureAwait(false);
                             return;
+                        case OpenKind.Unavailable:
+                            SessionLog.StoreUnavailableOnOpen(manager.Logger, Connection.Id, outcome.Detail!);
+                            await Connection.CloseAsync(CloseCode.TryAgainLater, "session store unavailable", CancellationToken.None).ConfigureAwait(false);
+                            return;
                         case OpenKind.Lost:
                             afterLost = true;
                             continue;
@@ -104,6 +108,8 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
                             return;
                         }
+
+                        session.Journal?.ClientAcknowledged(header.Ack);
 
                         if (header.Sequence <= session.LastEnqueued)
                         {
@@ -137,6 +143,8 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             return;
                         }
 
+                        session.Journal?.ClientAcknowledged(header.Ack);
+
                         break;
                     case SessionFrameType.SessionLost:
                         manager.Lose(session, header.SessionLost.Reason, tellClient: false);
@@ -165,12 +173,12 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     }
 
     /// <summary>Writes a Data frame (the session's send lock is held by the caller).</summary>
-    public async ValueTask SendDataAsync(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload)
+    public async ValueTask SendDataAsync(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, long? ack = null)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
         try
         {
-            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.Inbound.TakeAck(), isText, out var header);
+            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, ack ?? session.AckToSend, isText, out var header);
             payload.Span.CopyTo(buffer.AsSpan(header));
             await Connection.SendAsync(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
         }
@@ -251,7 +259,13 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
                 }
 
-                if (session.Inbound.IsAckDue && !await SendControlAsync(w => SessionFrameWriter.WriteAck(w, session.Inbound.TakeAck())).ConfigureAwait(false))
+                if (session.Inbound.IsAckDue && session.Journal is { } journal)
+                {
+                    // With a shared store the writer records the delivery first, then sends the Ack.
+                    session.Inbound.TakeAck();
+                    journal.RequestAck();
+                }
+                else if (session.Inbound.IsAckDue && !await SendControlAsync(w => SessionFrameWriter.WriteAck(w, session.Inbound.TakeAck())).ConfigureAwait(false))
                 {
                     return;
                 }

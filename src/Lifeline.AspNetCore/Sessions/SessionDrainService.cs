@@ -12,12 +12,17 @@ internal sealed class SessionDrainService(LifelineSessionManager manager, Lifeli
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        manager.StartBackground();
+        return Task.CompletedTask;
+    }
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         await server.DrainAsync(cancellationToken).ConfigureAwait(false);
         await manager.SaveOnDrainAsync(cancellationToken).ConfigureAwait(false);
+        await manager.StopBackgroundAsync().ConfigureAwait(false);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

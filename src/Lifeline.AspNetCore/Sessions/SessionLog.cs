@@ -35,4 +35,25 @@ internal static partial class SessionLog
 
     [LoggerMessage(310, LogLevel.Information, "Session {SessionId} taken over by a newer connection; closing the old one with 4001.")]
     public static partial void TakenOver(ILogger logger, SessionId sessionId);
+
+    [LoggerMessage(311, LogLevel.Warning, "Session {SessionId} is served by another node now ({Why}); stopped here and closed its socket with 4001.")]
+    public static partial void Fenced(ILogger logger, SessionId sessionId, string why);
+
+    [LoggerMessage(312, LogLevel.Warning, "Session {SessionId}: the session store (Redis) is unavailable ({Error}); sends and acks wait, retrying.")]
+    public static partial void StoreWriteFailed(ILogger logger, SessionId sessionId, string error);
+
+    [LoggerMessage(313, LogLevel.Information, "Session {SessionId}: the session store is reachable again; queued sends and acks go out.")]
+    public static partial void StoreRecovered(ILogger logger, SessionId sessionId);
+
+    [LoggerMessage(314, LogLevel.Warning, "Connection {ConnectionId}: the session store (Redis) is unavailable ({Error}); closing with 1013, the session stays resumable.")]
+    public static partial void StoreUnavailableOnOpen(ILogger logger, string connectionId, string error);
+
+    [LoggerMessage(315, LogLevel.Warning, "Drain: the final commit of session {SessionId} did not complete ({Error}); what was sent or acknowledged is stored already.")]
+    public static partial void StoreDrainIncomplete(ILogger logger, SessionId sessionId, string error);
+
+    [LoggerMessage(316, LogLevel.Warning, "Group fan-out: subscribing failed ({Error}); retrying.")]
+    public static partial void FanoutSubscribeFailed(ILogger logger, string error);
+
+    [LoggerMessage(317, LogLevel.Information, "Group fan-out: subscribed; group sends of other nodes reach this node's sessions.")]
+    public static partial void FanoutSubscribed(ILogger logger);
 }

@@ -18,9 +18,10 @@ internal static class ServeCommand
         var maxConnections = NumberOptions.OptionalWhole("--max-connections", "Connections beyond this are closed with 1013.", 1, int.MaxValue);
         var maxMessageSize = NumberOptions.OptionalWhole("--max-message-size", "The largest message accepted from a client, in bytes; a bigger one is closed with 1009. Default 1048576 (1 MiB).", 1, int.MaxValue);
         var sessionFile = new Option<string?>("--session-file") { Description = "Where sessions are saved on Ctrl-C/SIGTERM and loaded from on start, so session clients (lifeline.v1) resume across a restart. Default: lifeline-serve-PORT.sessions in the temp directory; with port 0, sessions are not saved unless this is given." };
+        var redis = new Option<string?>("--redis") { Description = "Share sessions and group sends with other nodes through Redis at HOST:PORT (run several nodes behind a load balancer)." };
         var command = new Command("serve", "Run an echo (/ws), broadcast (/broadcast) and numbered stream (/stream) server; Ctrl-C drains it with 1012.")
         {
-            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize, sessionFile,
+            urls, drainTimeout, hintMin, hintMax, maxConnections, maxMessageSize, sessionFile, redis,
         };
         command.SetAction((result, cancellationToken) => RunAsync(console, result.GetValue(urls)!, result.GetValue(sessionFile), options =>
         {
@@ -32,7 +33,7 @@ internal static class ServeCommand
             {
                 options.MaxMessageSize = (int)size;
             }
-        }, cancellationToken));
+        }, result.GetValue(redis), cancellationToken));
         return command;
     }
 
@@ -73,10 +74,24 @@ internal static class ServeCommand
         return port == 0 ? null : Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture, $"lifeline-serve-{port}.sessions"));
     }
 
-    private static async Task<int> RunAsync(CliConsole console, string urls, string? sessionFile, Action<LifelineServerOptions> configure, CancellationToken cancellationToken)
+    /// <summary>HOST:PORT with a port in range (an IPv6 host in brackets).</summary>
+    internal static void CheckRedis(string redis)
+    {
+        var colon = redis.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(redis.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            throw new UsageException($"--redis '{redis}' is not HOST:PORT, such as 127.0.0.1:6379.", "serve");
+        }
+    }
+
+    private static async Task<int> RunAsync(CliConsole console, string urls, string? sessionFile, Action<LifelineServerOptions> configure, string? redis, CancellationToken cancellationToken)
     {
         CheckUrls(urls);
-        var sessionPath = SessionFilePath(urls, sessionFile);
+        var sessionPath = redis is null ? SessionFilePath(urls, sessionFile) : null;
+        if (redis is not null)
+        {
+            CheckRedis(redis);
+        }
 
         // Check the options here so that a bad value is a usage error, not a start-up crash.
         var checkedOptions = new LifelineServerOptions();
@@ -94,7 +109,7 @@ internal static class ServeCommand
         {
             sessions.DrainFilePath = sessionPath;
             sessions.PersistOnDrain = sessionPath is not null;
-        });
+        }, redis);
         try
         {
             await app.StartAsync(CancellationToken.None).ConfigureAwait(false);
@@ -114,9 +129,16 @@ internal static class ServeCommand
         await console.Output.WriteLineAsync($"  health     {address}{DemoServer.HealthPath}").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  page       {address}/ (lifeline.js from {DemoServer.ScriptPath})").ConfigureAwait(false);
         await console.Output.WriteLineAsync($"  dashboard  {address}{DemoServer.DashboardPath}").ConfigureAwait(false);
-        await console.Output.WriteLineAsync(sessionPath is null
-            ? "  sessions   on /ws and /stream; not saved on restart (port 0: give --session-file to keep them)"
-            : $"  sessions   on /ws and /stream; saved on restart to {sessionPath}").ConfigureAwait(false);
+        if (redis is null)
+        {
+            await console.Output.WriteLineAsync(sessionPath is null
+                ? "  sessions   on /ws and /stream; not saved on restart (port 0: give --session-file to keep them)"
+                : $"  sessions   on /ws and /stream; saved on restart to {sessionPath}").ConfigureAwait(false);
+        }
+        if (redis is not null)
+        {
+            await console.Output.WriteLineAsync($"  sessions   on /ws and /stream, shared through Redis at {redis} (node {app.Services.GetRequiredService<Lifeline.Redis.LifelineRedisConnection>().NodeId})").ConfigureAwait(false);
+        }
         await console.Output.WriteLineAsync("press Ctrl-C to restart gracefully (1012 with retry hints, then drain)").ConfigureAwait(false);
         await console.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 

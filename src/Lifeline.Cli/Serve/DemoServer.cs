@@ -31,7 +31,7 @@ internal static class DemoServer
     /// <summary>The state-bag key of <c>/stream</c>'s next number.</summary>
     public const string StreamNextKey = "next";
 
-    public static WebApplication Build(string urls, Action<LifelineServerOptions>? configure = null, Action<LifelineSessionOptions>? configureSessions = null)
+    public static WebApplication Build(string urls, Action<LifelineServerOptions>? configure = null, Action<LifelineSessionOptions>? configureSessions = null, string? redis = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -44,6 +44,11 @@ internal static class DemoServer
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
         builder.Services.AddLifeline(configure);
         builder.Services.AddLifelineSessions(configureSessions);
+        if (redis is not null)
+        {
+            // Sessions (and their group sends) live in Redis, so a client resumes on any node of the same Redis.
+            builder.Services.AddLifelineRedis(o => o.Configuration = redis);
+        }
         var app = builder.Build();
 
         app.MapGet("/", () => Results.Content(BrowserPage.Html, "text/html; charset=utf-8"));

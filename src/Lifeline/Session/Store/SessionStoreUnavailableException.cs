@@ -1,15 +1,15 @@
-namespace Lifeline.Redis;
+namespace Lifeline.Session.Store;
 
 /// <summary>
-/// Redis could not be reached, or did not answer within <see cref="LifelineRedisOptions.OperationTimeout"/>. The
-/// operation may or may not have been applied; Lifeline's writes are idempotent, so retrying it is safe. The connection
-/// keeps reconnecting in the background: later operations succeed once Redis is back.
+/// A shared session store (Redis) could not be reached, or did not answer within its operation timeout. The operation
+/// may or may not have been applied; Lifeline's store writes are idempotent, so retrying it is safe. The store keeps
+/// reconnecting in the background: later operations succeed once it is back.
 /// </summary>
 public sealed class SessionStoreUnavailableException : IOException
 {
     /// <summary>Creates the exception.</summary>
     public SessionStoreUnavailableException()
-        : base("The session store (Redis) is unavailable.")
+        : base("The session store is unavailable.")
     {
     }
 

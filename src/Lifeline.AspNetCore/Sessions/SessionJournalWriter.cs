@@ -1,0 +1,413 @@
+using Lifeline.Session;
+using Lifeline.Session.Store;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.AspNetCore;
+
+/// <summary>
+/// The one writer of a session to the shared <see cref="ISessionJournal"/> (Redis): gathers the messages sent close
+/// together, the handler's delivery cursor, the client's ack and the metadata into one fenced commit, and only after
+/// that commit puts the messages and the ack on the wire. So nothing reaches the client, and nothing is acknowledged
+/// to it, before it is in the store: a node killed without a drain loses nothing a resume elsewhere can replay.
+/// </summary>
+/// <remarks>
+/// Thread-safe. A refused commit (another node took the session over) ends the session here at once: its socket is
+/// closed with 4001 and nothing more is delivered or acknowledged. An unreachable store is retried with a bounded
+/// backoff; sends wait at most <see cref="LifelineSessionOptions.StoreWriteTimeout"/>, and a session whose store stays
+/// unreachable for its whole resume window is lost (SessionLost to the client), never dropped silently.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphores own no wait handles; the loop ends with the session.")]
+internal sealed class SessionJournalWriter
+{
+    private const int MaxBatch = 256;
+    private readonly LifelineSession _session;
+    private readonly LifelineSessionManager _manager;
+    private readonly ISessionJournal _journal;
+    private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _signal = new(0, 1);
+    private List<(SessionMessage Message, TaskCompletionSource Done)> _pending = [];
+    private SessionJournalLease _lease;
+    private bool _snapshotDirty;
+    private bool _ackRequested;
+    private bool _renew;
+    private long _clientAck;
+    private long _recordedAck;
+    private long _durableSequence;
+    private long _durableInbound;
+    private Task _loop = Task.CompletedTask;
+    private int _started;
+
+    public SessionJournalWriter(LifelineSession session, LifelineSessionManager manager, ISessionJournal journal, SessionJournalLease lease,
+        long durableSequence, long durableInbound, long recordedAck)
+    {
+        _session = session;
+        _manager = manager;
+        _journal = journal;
+        _lease = lease;
+        _durableSequence = durableSequence;
+        _durableInbound = durableInbound;
+        _recordedAck = recordedAck;
+        _clientAck = recordedAck;
+    }
+
+    /// <summary>Serialises writes of Data and Ack frames with a resume's replay.</summary>
+    public SemaphoreSlim WireLock { get; } = new(1, 1);
+
+    public SessionJournalLease Lease => Volatile.Read(ref _lease);
+
+    /// <summary>The last outbound sequence in the store: only these may go on the wire.</summary>
+    public long DurableSequence => Interlocked.Read(ref _durableSequence);
+
+    /// <summary>The last inbound sequence recorded as delivered: the only ack the client may see.</summary>
+    public long DurableInbound => Interlocked.Read(ref _durableInbound);
+
+    public void Start()
+    {
+        if (Interlocked.Exchange(ref _started, 1) == 0)
+        {
+            _loop = Task.Run(RunAsync);
+        }
+    }
+
+    /// <summary>A newer lease of this node (a resume that found no other owner in between).</summary>
+    public void Renew(SessionJournalLease lease) => Volatile.Write(ref _lease, lease);
+
+    /// <summary>Queues a numbered message (call under the session's send lock, so queue order is sequence order).</summary>
+    public Task Enqueue(long sequence, bool isText, ReadOnlyMemory<byte> payload, bool stateChanged)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            _pending.Add((new SessionMessage(sequence, isText, payload.ToArray()), done));
+            _snapshotDirty |= stateChanged;
+        }
+
+        Signal();
+        return done.Task;
+    }
+
+    public void MarkSnapshotDirty()
+    {
+        lock (_gate)
+        {
+            _snapshotDirty = true;
+        }
+
+        Signal();
+    }
+
+    /// <summary>The client acknowledged up to <paramref name="ack"/>: drop them from the store with the next commit.</summary>
+    public void ClientAcknowledged(long ack)
+    {
+        var raise = false;
+        lock (_gate)
+        {
+            if (ack > _clientAck)
+            {
+                _clientAck = ack;
+                raise = ack - _recordedAck >= 64;
+            }
+        }
+
+        if (raise)
+        {
+            Signal();
+        }
+    }
+
+    /// <summary>An ack to the client is due: record the delivery cursor, then send the Ack frame.</summary>
+    public void RequestAck()
+    {
+        lock (_gate)
+        {
+            _ackRequested = true;
+        }
+
+        Signal();
+    }
+
+    /// <summary>Lengthens the session's keys in the store (a quiet session).</summary>
+    public void RequestRenew()
+    {
+        lock (_gate)
+        {
+            _renew = true;
+        }
+
+        Signal();
+    }
+
+    /// <summary>Drain: waits (bounded) for what is queued, then commits the final snapshot and delivery cursor.</summary>
+    public async Task FinishAsync(SessionSnapshot snapshot, TimeSpan bound, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(bound);
+        try
+        {
+            while (true)
+            {
+                Task[] waiting;
+                lock (_gate)
+                {
+                    waiting = [.. _pending.Select(p => p.Done.Task)];
+                }
+
+                if (waiting.Length == 0)
+                {
+                    break;
+                }
+
+                await Task.WhenAll(waiting).WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+
+            await _journal.CommitAsync(Lease, new SessionJournalCommit
+            {
+                Snapshot = snapshot,
+                InboundDelivered = snapshot.LastInboundDelivered,
+                OutboundAcknowledged = Interlocked.Read(ref _clientAck),
+                KeepFor = _manager.Options.ResumeWindow,
+            }, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SessionStoreUnavailableException or InvalidOperationException or ObjectDisposedException)
+        {
+            // Best effort: everything sent or acknowledged is in the store already; only state changed since the last
+            // commit is at stake. Queued sends fail below.
+            SessionLog.StoreDrainIncomplete(_manager.Logger, _session.Id, e.Message);
+        }
+    }
+
+    /// <summary>Fails every queued send (the session ended or was fenced).</summary>
+    public void FailPending(Exception reason)
+    {
+        List<(SessionMessage, TaskCompletionSource Done)> pending;
+        lock (_gate)
+        {
+            pending = _pending;
+            _pending = [];
+        }
+
+        foreach (var item in pending)
+        {
+            item.Done.TrySetException(reason);
+        }
+
+        Signal();
+    }
+
+    private void Signal()
+    {
+        if (_signal.CurrentCount == 0)
+        {
+            try
+            {
+                _signal.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var backoff = TimeSpan.Zero;
+        DateTimeOffset? failingSince = null;
+        var ending = _session.Ending;
+        while (true)
+        {
+            if (backoff > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(backoff, _manager.Time, _session.IsFrozen ? CancellationToken.None : ending).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The session ended or was frozen: one more pass commits or fails what is queued.
+                }
+            }
+            else
+            {
+                await _signal.WaitAsync().ConfigureAwait(false);
+            }
+
+            if (_session.IsEnded)
+            {
+                FailPendingEnded();
+                return;
+            }
+
+            List<(SessionMessage Message, TaskCompletionSource Done)> batch;
+            bool snapshot, ack, renew;
+            long clientAck;
+            lock (_gate)
+            {
+                var take = Math.Min(_pending.Count, MaxBatch);
+                batch = _pending.GetRange(0, take);
+                _pending.RemoveRange(0, take);
+                (snapshot, ack, renew, clientAck) = (_snapshotDirty, _ackRequested, _renew, _clientAck);
+                (_snapshotDirty, _ackRequested, _renew) = (false, false, false);
+            }
+
+            var inbound = _session.Inbound.LastDelivered;
+            if (batch.Count == 0 && !snapshot && !renew && !(ack && inbound > DurableInbound) && clientAck - _recordedAck < 64)
+            {
+                if (ack)
+                {
+                    await SendAckAsync().ConfigureAwait(false);
+                }
+
+                backoff = TimeSpan.Zero;
+                continue;
+            }
+
+            var lease = Lease;
+            bool committed;
+            try
+            {
+                committed = await _journal.CommitAsync(lease, new SessionJournalCommit
+                {
+                    Messages = batch.ConvertAll(b => b.Message),
+                    InboundDelivered = inbound > DurableInbound ? inbound : null,
+                    OutboundAcknowledged = clientAck > _recordedAck ? clientAck : null,
+                    Snapshot = snapshot ? _session.MetadataSnapshot(_manager.Time.GetUtcNow(), _manager.Options.ResumeWindow) : null,
+                    KeepFor = _manager.Options.ResumeWindow,
+                }).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The node is going away (its store connection was disposed): stop without committing more.
+                PutBack(batch, snapshot, ack, renew);
+                _manager.Fenced(_session, "the session store was closed");
+                FailPendingEnded();
+                return;
+            }
+#pragma warning disable CA1031 // Any other store failure is retried: writes are idempotent.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                PutBack(batch, snapshot, ack, renew);
+                var now = _manager.Time.GetUtcNow();
+                failingSince ??= now;
+                LifelineSessionManager.StoreErrors.Add(1, new KeyValuePair<string, object?>("kind", e is SessionStoreUnavailableException ? "unavailable" : e.GetType().Name));
+                if (backoff == TimeSpan.Zero)
+                {
+                    SessionLog.StoreWriteFailed(_manager.Logger, _session.Id, e.Message);
+                }
+
+                if (now - failingSince.Value > _manager.Options.ResumeWindow || e is SessionStoreFullException)
+                {
+                    _manager.Lose(_session, e is SessionStoreFullException ? SessionLostReason.BufferFull : SessionLostReason.NotFound, tellClient: true);
+                    FailPendingEnded();
+                    return;
+                }
+
+                backoff = TimeSpan.FromMilliseconds(Math.Clamp(backoff.TotalMilliseconds * 2, 100, 1000));
+                continue;
+            }
+
+            if (!committed)
+            {
+                if (!ReferenceEquals(lease, Lease))
+                {
+                    PutBack(batch, snapshot, ack, renew);
+                    backoff = TimeSpan.Zero;
+                    Signal();
+                    continue; // this node resumed the session with a newer lease meanwhile
+                }
+
+                _manager.Fenced(_session, $"epoch {lease.Epoch} was fenced out by another node");
+                foreach (var item in batch)
+                {
+                    item.Done.TrySetException(new InvalidOperationException($"Session {_session.Id} is served by another node now; this send was not delivered here."));
+                }
+
+                FailPendingEnded();
+                return;
+            }
+
+            if (failingSince is not null)
+            {
+                SessionLog.StoreRecovered(_manager.Logger, _session.Id);
+                failingSince = null;
+            }
+
+            backoff = TimeSpan.Zero;
+            _recordedAck = Math.Max(_recordedAck, clientAck);
+            if (inbound > DurableInbound)
+            {
+                Interlocked.Exchange(ref _durableInbound, inbound);
+            }
+
+            await WireLock.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (batch.Count > 0)
+                {
+                    Interlocked.Exchange(ref _durableSequence, batch[^1].Message.Sequence);
+                }
+
+                if (_session.Carrier is { } carrier)
+                {
+                    foreach (var (message, _) in batch)
+                    {
+                        await carrier.SendDataAsync(_session, message.Sequence, message.IsText, message.Payload, DurableInbound).ConfigureAwait(false);
+                    }
+
+                    if (ack && batch.Count == 0)
+                    {
+                        await carrier.SendControlAsync(w => SessionFrameWriter.WriteAck(w, DurableInbound)).ConfigureAwait(false);
+                    }
+                }
+            }
+            finally
+            {
+                WireLock.Release();
+            }
+
+            foreach (var (_, done) in batch)
+            {
+                done.TrySetResult();
+            }
+
+            lock (_gate)
+            {
+                if (_pending.Count > 0)
+                {
+                    Signal();
+                }
+            }
+        }
+    }
+
+    private async Task SendAckAsync()
+    {
+        await WireLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_session.Carrier is { } carrier)
+            {
+                await carrier.SendControlAsync(w => SessionFrameWriter.WriteAck(w, DurableInbound)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            WireLock.Release();
+        }
+    }
+
+    private void PutBack(List<(SessionMessage, TaskCompletionSource)> batch, bool snapshot, bool ack, bool renew)
+    {
+        lock (_gate)
+        {
+            _pending.InsertRange(0, batch);
+            _snapshotDirty |= snapshot;
+            _ackRequested |= ack;
+            _renew |= renew;
+        }
+    }
+
+    private void FailPendingEnded() =>
+        FailPending(new InvalidOperationException($"Session {_session.Id} ended before this send was stored."));
+}

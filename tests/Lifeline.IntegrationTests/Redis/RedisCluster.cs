@@ -1,0 +1,357 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using Lifeline.AspNetCore;
+using Lifeline.Redis;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.IntegrationTests.Redis;
+
+/// <summary>What the nodes' handlers saw, shared by every node of one test (restarts included).</summary>
+internal sealed class ClusterLog
+{
+    public int HandlerStarts;
+
+    public int ResumedStarts;
+
+    public int SendErrors;
+
+    public int GroupJoins;
+}
+
+/// <summary>
+/// One server node on real Kestrel at a fixed port of 127.0.0.1 with the session store and fan-out on Redis: /echo
+/// sends every client message back; /group joins group "g" and reads. <see cref="KillAsync"/> stops it as a kill -9
+/// would: its Redis connection is closed first (nothing more reaches the store), its sockets are aborted, no drain.
+/// </summary>
+internal sealed class ClusterNode : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<HttpContext, byte> _contexts = new();
+    private WebApplication? _app;
+
+    private ClusterNode(string name, int port)
+    {
+        Name = name;
+        Port = port;
+    }
+
+    public string Name { get; }
+
+    public int Port { get; }
+
+    public bool IsRunning => _app is not null;
+
+    public LifelineSessionManager Sessions => _app!.Services.GetRequiredService<LifelineSessionManager>();
+
+    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+
+    public static async Task<ClusterNode> StartAsync(string name, int port, string redis, string prefix, ClusterLog log)
+    {
+        var node = new ClusterNode(name, port);
+        await node.StartAsync(redis, prefix, log);
+        return node;
+    }
+
+    public async Task StartAsync(string redis, string prefix, ClusterLog log)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (Environment.GetEnvironmentVariable("LIFELINE_TEST_LOG") == "1")
+        {
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        }
+
+        builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, Port));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.Services.AddLifeline(o =>
+        {
+            o.RestartHintMin = TimeSpan.FromMilliseconds(50);
+            o.RestartHintMax = TimeSpan.FromMilliseconds(300);
+            o.DrainTimeout = TimeSpan.FromSeconds(5);
+        });
+        builder.Services.AddLifelineSessions(o =>
+        {
+            o.ResumeWindow = TimeSpan.FromSeconds(60);
+            o.StoreWriteTimeout = TimeSpan.FromSeconds(10);
+        });
+        builder.Services.AddLifelineRedis(o =>
+        {
+            o.Configuration = redis;
+            o.KeyPrefix = prefix;
+            o.NodeId = Name;
+            o.OperationTimeout = TimeSpan.FromSeconds(1);
+            o.ConnectTimeout = TimeSpan.FromSeconds(1);
+        });
+        var app = builder.Build();
+        app.Use(async (context, next) =>
+        {
+            _contexts.TryAdd(context, 0);
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                _contexts.TryRemove(context, out _);
+            }
+        });
+        app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, ct));
+        app.MapLifelineSession("/group", async (session, ct) =>
+        {
+            if (!session.IsResumed)
+            {
+                session.JoinGroup("g");
+            }
+
+            Interlocked.Increment(ref log.GroupJoins);
+            await foreach (var _ in session.Messages.ReadAllAsync(CancellationToken.None))
+            {
+            }
+        });
+        await app.StartAsync();
+        _app = app;
+    }
+
+    /// <summary>A graceful stop: 1012 to every connection, then the drain commits the sessions' state.</summary>
+    public async Task DrainAsync()
+    {
+        if (Interlocked.Exchange(ref _app, null) is { } app)
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>Like kill -9: nothing more reaches Redis, every socket drops without a Close frame, no drain.</summary>
+    public async Task KillAsync()
+    {
+        if (Interlocked.Exchange(ref _app, null) is not { } app)
+        {
+            return;
+        }
+
+        await app.Services.GetRequiredService<LifelineRedisConnection>().DisposeAsync();
+        foreach (var context in _contexts.Keys)
+        {
+            context.Abort();
+        }
+
+        using var now = new CancellationTokenSource();
+        await now.CancelAsync();
+        try
+        {
+            await app.StopAsync(now.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await app.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync() => await KillAsync();
+
+    private static async Task EchoAsync(LifelineSession session, ClusterLog log, CancellationToken ct)
+    {
+        Interlocked.Increment(ref log.HandlerStarts);
+        if (session.IsResumed)
+        {
+            Interlocked.Increment(ref log.ResumedStarts);
+        }
+
+        await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
+        {
+            try
+            {
+                await session.SendAsync(message.Data, message.Type, ct);
+            }
+            catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+            {
+                return; // ended, drained or taken over: the client resends what this node did not store
+            }
+            catch (Lifeline.Session.Store.SessionStoreUnavailableException)
+            {
+                Interlocked.Increment(ref log.SendErrors); // not confirmed in time; it keeps its place and goes out later
+            }
+        }
+    }
+}
+
+/// <summary>A real haproxy on 127.0.0.1 balancing WebSockets round robin over the nodes (config in a temp file).</summary>
+internal sealed class HaProxy : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _config;
+
+    private HaProxy(Process process, string config, int port)
+    {
+        _process = process;
+        _config = config;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+
+    public static async Task<HaProxy> StartAsync(IEnumerable<int> backends)
+    {
+        var executable = new[] { "/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("haproxy is not installed; run .ci/install-deps.");
+        var port = RedisServer.FreePort();
+        var config = Path.Combine(Path.GetTempPath(), $"lifeline-haproxy-{Guid.NewGuid():N}.cfg");
+        var servers = string.Join("\n", backends.Select((p, i) => string.Create(CultureInfo.InvariantCulture,
+            $"    server node{i + 1} 127.0.0.1:{p} check inter 300ms fall 1 rise 1")));
+        await File.WriteAllTextAsync(config, $"""
+            global
+                maxconn 4096
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 60s
+                timeout server 60s
+                timeout tunnel 1h
+                retries 3
+                option redispatch
+            frontend lifeline
+                bind 127.0.0.1:{port}
+                default_backend nodes
+            backend nodes
+                balance roundrobin
+            {servers}
+
+            """);
+        var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "-f", config, "-db" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("haproxy did not start.");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var proxy = new HaProxy(process, config, port);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"haproxy exited with {process.ExitCode}.");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, port);
+                return proxy;
+            }
+            catch (SocketException) when (deadline.Elapsed < TimeSpan.FromSeconds(15))
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        _process.Dispose();
+        File.Delete(_config);
+    }
+}
+
+/// <summary>A streaming session client: sends 1, 2, 3, ... to /echo and records the echoes.</summary>
+internal sealed class StreamingClient : IAsyncDisposable
+{
+    private readonly Lifeline.Client.LifelineClient _client;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _sending = Task.CompletedTask;
+    private Task _reading = Task.CompletedTask;
+
+    public StreamingClient(Uri uri)
+    {
+        var options = Client.ClientTestOptions.Fast(uri);
+        options.Session = new Lifeline.Client.SessionOptions();
+        _client = new Lifeline.Client.LifelineClient(options);
+        _client.SessionLost += (_, _) => Interlocked.Increment(ref SessionsLost);
+    }
+
+    public List<int> Received { get; } = [];
+
+    public int Sent;
+
+    public int SessionsLost;
+
+    public async Task StartAsync(TimeSpan interval)
+    {
+        await _client.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        _reading = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var message in _client.ReadAllAsync(CancellationToken.None))
+                {
+                    lock (Received)
+                    {
+                        Received.Add(BitConverter.ToInt32(message.Data.Span));
+                    }
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or Lifeline.Client.LifelineClosedException)
+            {
+            }
+        });
+        _sending = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var n = Sent + 1;
+                await _client.SendAsync(BitConverter.GetBytes(n), WebSocketMessageType.Binary);
+                Sent = n;
+                try
+                {
+                    await Task.Delay(interval, _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+        });
+    }
+
+    public async Task StopSendingAsync()
+    {
+        await _stop.CancelAsync();
+        await _sending;
+    }
+
+    public bool HasAllEchoes()
+    {
+        lock (Received)
+        {
+            return Received.Count >= Sent;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _client.DisposeAsync();
+        _stop.Dispose();
+    }
+}
