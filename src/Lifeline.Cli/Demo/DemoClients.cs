@@ -42,7 +42,8 @@ internal sealed class LifelineDemoClient : IDemoClient
             ConnectTimeout = TimeSpan.FromSeconds(5),
             CloseTimeout = TimeSpan.FromSeconds(2),
 #pragma warning disable CA5394 // Jitter, not secrecy.
-            ReconnectPolicy = new DefaultReconnectPolicy(random: new Random(seed)),
+            // After 1013 the default waits at least 5 s whatever the hint; 1 s here, so that the server's spread hints decide.
+            ReconnectPolicy = new DefaultReconnectPolicy(new ReconnectPolicyOptions { TryAgainLaterBaseDelay = TimeSpan.FromSeconds(1) }, new Random(seed)),
 #pragma warning restore CA5394
             Session = record.Kind == ClientKind.Session ? new SessionOptions() : null,
             TimeProvider = traffic.Time,

@@ -76,7 +76,7 @@ internal static class DemoCommand
                     while (!run.IsCompleted)
                     {
                         await Task.WhenAny(run, Task.Delay(250, CancellationToken.None)).ConfigureAwait(false);
-                        context.UpdateTarget(Render(runner, announcements));
+                        context.UpdateTarget(run.IsCompleted ? Announcements(announcements) : Render(runner, announcements));
                     }
                 }).ConfigureAwait(false);
             }
@@ -130,19 +130,17 @@ internal static class DemoCommand
                 new Text(runner.Ledger.AttemptsInLastSecond(kind, now).ToString(CultureInfo.InvariantCulture)));
         }
 
-        string[] recent;
-        lock (announcements)
-        {
-            recent = [.. announcements.TakeLast(12)];
-        }
-
         var current = runner.Current is { } incident
             ? new Markup($"[bold]{Markup.Escape(runner.Stage)}[/]: {Markup.Escape(incident.Explanation)}")
             : new Markup($"[bold]{Markup.Escape(runner.Stage)}[/]");
-        return new Rows(
-            new Rows(recent.Select(line => (IRenderable)new Text(line))),
-            new Text(string.Empty),
-            current,
-            table);
+        return new Rows(Announcements(announcements, 12), new Text(string.Empty), current, table);
+    }
+
+    private static Rows Announcements(List<string> announcements, int last = int.MaxValue)
+    {
+        lock (announcements)
+        {
+            return new Rows(announcements.TakeLast(last).Select(line => (IRenderable)new Text(line)).ToList());
+        }
     }
 }

@@ -43,9 +43,9 @@ internal sealed class DemoHost : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         builder.Services.AddLifeline(o =>
         {
-            // Demo timings: clients come back 0.5-2 s after a restart instead of 1-5 s.
-            o.RestartHintMin = TimeSpan.FromMilliseconds(500);
-            o.RestartHintMax = TimeSpan.FromMilliseconds(2000);
+            // Demo timings: clients come back 1-2.5 s after a restart instead of 1-5 s.
+            o.RestartHintMin = TimeSpan.FromSeconds(1);
+            o.RestartHintMax = TimeSpan.FromMilliseconds(2500);
             o.DrainTimeout = TimeSpan.FromSeconds(5);
         });
         builder.Services.AddLifelineSessions(o => o.DrainFilePath = drainFile);

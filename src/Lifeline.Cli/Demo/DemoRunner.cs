@@ -159,7 +159,8 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
                 var stuck = proxy.Links.Where(link => link.IsSilenced && !link.IsClosed).ToList();
                 if (stuck.Count > 0)
                 {
-                    announce($"  the black hole ends: {stuck.Count} links nobody noticed are reset so that their clients carry on");
+                    var unaware = Ledger.OfKind(ClientKind.Naive).Count(c => c.IsConnected);
+                    announce($"  the black hole ends: the proxy resets the {stuck.Count} silenced links still open, which at last tells the {unaware} naive clients that never noticed");
                     foreach (var link in stuck)
                     {
                         link.Reset();
@@ -182,7 +183,7 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
             case IncidentKind.Shed:
                 Traffic.ShedFor(ShedWindow);
                 fault = Traffic.Now;
-                var shed = Traffic.PickHalf(Ledger.Clients);
+                var shed = Enum.GetValues<ClientKind>().SelectMany(kind => Traffic.PickHalf(Ledger.OfKind(kind).ToList())).ToList();
                 await DemoHost.ShedAsync(shed, Traffic).ConfigureAwait(false);
                 measureEnd = await WaitBackAsync(ShedWindow, TimeSpan.FromSeconds(8), cancellationToken).ConfigureAwait(false);
                 Traffic.StopShedding();

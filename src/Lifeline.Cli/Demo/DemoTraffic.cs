@@ -73,14 +73,17 @@ internal sealed class DemoTraffic(TimeProvider time, int seed)
         }
     }
 
-    /// <summary>Picks about half of <paramref name="items"/>, reproducibly for a seed.</summary>
-    public IReadOnlyList<T> PickHalf<T>(IEnumerable<T> items)
+    /// <summary>Picks half of <paramref name="items"/> (rounded up), reproducibly for a seed.</summary>
+    public IReadOnlyList<T> PickHalf<T>(IReadOnlyList<T> items)
     {
+        var shuffled = items.ToArray();
         lock (_randomLock)
         {
 #pragma warning disable CA5394
-            return [.. items.Where(_ => _random.Next(2) == 0)];
+            _random.Shuffle(shuffled);
 #pragma warning restore CA5394
         }
+
+        return shuffled[..((shuffled.Length + 1) / 2)];
     }
 }
