@@ -26,6 +26,7 @@ internal static class LifelineCli
         root.Subcommands.Add(ProbeCommand.Create(console));
         root.Subcommands.Add(IdleScanCommand.Create(console));
         root.Subcommands.Add(ProxyCommand.Create(console));
+        root.Subcommands.Add(Demo.DemoCommand.Create(console));
         AddExitCodesToHelp(root);
         return root;
     }
