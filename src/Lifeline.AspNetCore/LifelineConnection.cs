@@ -37,6 +37,7 @@ public sealed partial class LifelineConnection
     private int _ended;
     private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _handlerReturned = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ILogger logger, TimeProvider time)
     {
@@ -172,6 +173,7 @@ public sealed partial class LifelineConnection
 
                     if (result.MessageType == WebSocketMessageType.Close)
                     {
+                        await LetTheHandlerFinishAsync().ConfigureAwait(false);
                         await AnswerCloseAsync().ConfigureAwait(false);
                         return;
                     }
@@ -290,6 +292,32 @@ public sealed partial class LifelineConnection
     {
         ServerLog.IdleTimeout(_logger, Id, idleTimeout);
         await CloseAsync(CloseCodes.CloseCode.Timeout, "idle timeout", CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>The endpoint calls this when the handler has returned.</summary>
+    internal void HandlerReturned() => _handlerReturned.TrySetResult();
+
+    /// <summary>
+    /// The client closed first: the messages it sent before are the handler's to finish (RFC 6455 lets us send before
+    /// our own Close), so end <see cref="Messages"/> and wait, up to <see cref="LifelineServerOptions.CloseReplyGrace"/>,
+    /// for the handler to return before answering.
+    /// </summary>
+    private async Task LetTheHandlerFinishAsync()
+    {
+        if (_socket.State != WebSocketState.CloseReceived || _options.CloseReplyGrace <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        _incoming.Writer.TryComplete();
+        try
+        {
+            await _handlerReturned.Task.WaitAsync(_options.CloseReplyGrace, _time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // A handler that runs until Closing (a stream) does not end on its own: answer now.
+        }
     }
 
     private async Task AnswerCloseAsync()

@@ -102,6 +102,7 @@ internal sealed class LifelineEndpoint(
                 await connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None).ConfigureAwait(false);
             }
 
+            connection.HandlerReturned();
             await connection.FinishAsync().ConfigureAwait(false);
             await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
         }

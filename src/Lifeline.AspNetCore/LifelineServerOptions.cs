@@ -20,6 +20,7 @@ public sealed class LifelineServerOptions
     private long _sendBufferBytes = 1024 * 1024;
     private TimeSpan _sendTimeout = TimeSpan.FromSeconds(10);
     private TimeSpan _refusalCloseTimeout = TimeSpan.FromSeconds(1);
+    private TimeSpan _closeReplyGrace = TimeSpan.FromSeconds(1);
     private int _maxRefusalsInFlight = 100;
 
     /// <summary>The most connections open at once; more are accepted and closed with 1013. Default null: no limit. At least 1 when set.</summary>
@@ -151,6 +152,18 @@ public sealed class LifelineServerOptions
     {
         get => _sendTimeout;
         set => _sendTimeout = OptionGuard.Positive(value);
+    }
+
+    /// <summary>
+    /// When a client closes first, how long its Close frame waits for the handler to finish the messages that arrived
+    /// before it: <see cref="LifelineConnection.Messages"/> completes at once, and the answering Close goes out when the
+    /// handler returns or this much time has passed, so replies to those messages (an echo, an acknowledgement) are not
+    /// cut off. <see cref="LifelineConnection.Closing"/> is cancelled when the answer goes out. Default 1 s. Zero answers at once.
+    /// </summary>
+    public TimeSpan CloseReplyGrace
+    {
+        get => _closeReplyGrace;
+        set => _closeReplyGrace = OptionGuard.NotNegative(value);
     }
 
     /// <summary>
