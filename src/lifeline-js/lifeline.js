@@ -709,7 +709,8 @@ export class LifelineSocket extends EventTarget {
   /**
    * Stops for good: closes the socket with `code` (1000 or 3000-4999, as browsers allow) and reason, cancels any
    * pending reconnect and rejects pending 'wait' sends. The 'close' event follows with willReconnect false. In
-   * session mode a close with 1000 ends the session on the server too.
+   * session mode the client forgets the session; the server keeps it until its resume window ends (docs/protocol.md
+   * 5.9: only 1002, 1003, 1008, 1009 and 4001 have a session meaning), and nobody resumes it.
    */
   close(code = 1000, reason = '') {
     if (code !== 1000 && !(Number.isInteger(code) && code >= 3000 && code <= 4999)) {
@@ -836,7 +837,7 @@ export class LifelineSocket extends EventTarget {
 
   /**
    * A protocol error found here. Browsers may only send 1000 or 3000-4999, so the wire carries 1000 (every such
-   * error stops the client, and ends the session) with the intended code in the reason; events report `code`.
+   * error stops the client, which forgets the session) with the intended code in the reason; events report `code`.
    */
   _fail(code, reason) {
     const ws = this._ws;
