@@ -1,4 +1,3 @@
-using System.Threading.RateLimiting;
 using Lifeline.CloseCodes;
 using Lifeline.Protocol;
 using Microsoft.Extensions.Logging;
@@ -12,12 +11,12 @@ namespace Lifeline.AspNetCore;
 /// graceful restart (1012 with a spread of retry hints, paced, then drain).
 /// </summary>
 /// <remarks>Thread-safe. One instance per application, registered by <c>AddLifeline</c>.</remarks>
-public sealed class LifelineServer : IDisposable
+public sealed class LifelineServer
 {
     private readonly LifelineServerOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly RateLimiter? _rate;
+    private readonly AdmissionRateLimiter? _rate;
     private readonly Random _random;
     private readonly Lock _drainLock = new();
     private Task? _drain;
@@ -41,7 +40,7 @@ public sealed class LifelineServer : IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _random = random ?? Random.Shared;
         _rate = _options.MaxNewConnectionsPerSecond is { } perSecond
-            ? new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions { PermitLimit = perSecond, Window = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true })
+            ? new AdmissionRateLimiter(perSecond, _time)
             : null;
     }
 
@@ -96,8 +95,7 @@ public sealed class LifelineServer : IDisposable
 
         if (_rate is not null)
         {
-            using var lease = _rate.AttemptAcquire();
-            if (!lease.IsAcquired)
+            if (!_rate.TryAcquire())
             {
                 Interlocked.Decrement(ref _admitted);
                 return Admission.OverRate;
@@ -123,8 +121,6 @@ public sealed class LifelineServer : IDisposable
 
     internal void ExitRefusal() => Interlocked.Decrement(ref _refusalsInFlight);
 
-    /// <inheritdoc />
-    public void Dispose() => _rate?.Dispose();
 
     private async Task RunDrainAsync(CancellationToken cancellationToken)
     {

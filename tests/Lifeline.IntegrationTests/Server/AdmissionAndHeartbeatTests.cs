@@ -49,20 +49,31 @@ public sealed class AdmissionAndHeartbeatTests
     public async Task OverRate_Gets1013()
     {
         await using var host = await LifelineTestHost.StartAsync(o => o.MaxNewConnectionsPerSecond = 1);
-        var clients = new List<PlainClient>();
-        for (var i = 0; i < 4; i++)
-        {
-            clients.Add(await PlainClient.ConnectAsync(host.Uri()));
-        }
 
-        // Four connects in well under a second span at most two one-second windows: at most two are admitted.
-        await Wait.UntilAsync(() => clients.Count(c => c.Closed.IsCompleted) >= 2, what: "two refusals");
+        // Ten connects at once: whatever the window alignment and however slow the machine, they cannot span the ten
+        // one-second windows it would take to admit them all, so some are refused, and every refusal is a 1013.
+        var clients = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => PlainClient.ConnectAsync(host.Uri())));
+        await Wait.UntilAsync(() => clients.Any(c => c.Closed.IsCompleted), what: "a refusal");
         var refused = clients.Where(c => c.Closed.IsCompleted).Select(c => c.Closed.Result.Code).ToArray();
+        Assert.NotEmpty(refused);
         Assert.All(refused, code => Assert.Equal(1013, code));
         foreach (var client in clients)
         {
             await client.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public void AdmissionRateLimiter_FakeTime_AdmitsThePermitsPerWindowExactly()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var limiter = new Lifeline.AspNetCore.AdmissionRateLimiter(3, time);
+
+        Assert.Equal([true, true, true, false, false], Enumerable.Range(0, 5).Select(_ => limiter.TryAcquire()).ToArray());
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        Assert.False(limiter.TryAcquire());
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal([true, true, true, false], Enumerable.Range(0, 4).Select(_ => limiter.TryAcquire()).ToArray());
     }
 
     [Fact]
