@@ -151,7 +151,7 @@ public sealed partial class LifelineConnection
         }
 
         ServerLog.SlowConsumer(_logger, Id, detail);
-        ServerMetrics.SlowConsumers.Add(1);
+        _metrics.SlowConsumers.Add(1);
         ClosedWith ??= ServerCloseCodes.SlowConsumer;
         RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true);
         _ = _closing.CancelAsync();
@@ -267,7 +267,7 @@ public sealed partial class LifelineConnection
                 using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
                 await _socket.CloseOutputAsync(request.Code.ToWebSocketCloseStatus(), request.Reason.Length == 0 ? null : request.Reason, timeout.Token).ConfigureAwait(false);
                 ClosedWith ??= request.Code;
-                ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", request.Code.Value));
+                _metrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", request.Code.Value));
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)

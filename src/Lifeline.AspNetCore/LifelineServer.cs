@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Threading.RateLimiting;
 using Lifeline.CloseCodes;
 using Lifeline.Protocol;
@@ -26,12 +27,14 @@ public sealed class LifelineServer : IDisposable
     private int _draining;
 
     /// <summary>Creates the server state; normally resolved from DI.</summary>
-    public LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger = null, TimeProvider? timeProvider = null)
-        : this(options, registry, logger, timeProvider, random: null)
+    public LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger = null, TimeProvider? timeProvider = null,
+        IMeterFactory? meterFactory = null)
+        : this(options, registry, logger, timeProvider, random: null, meterFactory)
     {
     }
 
-    internal LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger, TimeProvider? timeProvider, Random? random)
+    internal LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger, TimeProvider? timeProvider, Random? random,
+        IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
@@ -43,7 +46,11 @@ public sealed class LifelineServer : IDisposable
         _rate = _options.MaxNewConnectionsPerSecond is { } perSecond
             ? new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions { PermitLimit = perSecond, Window = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true })
             : null;
+        Metrics = new ServerMetrics(meterFactory);
     }
+
+    /// <summary>This server's instruments (from the host's meter factory when it has one).</summary>
+    internal ServerMetrics Metrics { get; }
 
     /// <summary>The live connections.</summary>
     public LifelineConnectionRegistry Registry { get; }
@@ -124,7 +131,11 @@ public sealed class LifelineServer : IDisposable
     internal void ExitRefusal() => Interlocked.Decrement(ref _refusalsInFlight);
 
     /// <inheritdoc />
-    public void Dispose() => _rate?.Dispose();
+    public void Dispose()
+    {
+        _rate?.Dispose();
+        Metrics.Dispose();
+    }
 
     private async Task RunDrainAsync(CancellationToken cancellationToken)
     {
@@ -166,7 +177,7 @@ public sealed class LifelineServer : IDisposable
         }
 
         var duration = _time.GetElapsedTime(started);
-        ServerMetrics.DrainDuration.Record(duration.TotalSeconds);
+        Metrics.DrainDuration.Record(duration.TotalSeconds);
         ServerLog.DrainFinished(_logger, duration, connections.Length - aborted, aborted);
     }
 }
