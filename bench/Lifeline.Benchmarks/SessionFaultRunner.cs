@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Lifeline.Client;
 using Lifeline.CloseCodes;
 using Lifeline.FaultProxy;
@@ -46,6 +47,24 @@ internal static class SessionFaultRunner
         var received = new List<int>(count);
         var receivedCount = 0;
         using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+
+        // Ctrl-C or SIGTERM ends the run (with its report and cleanup); a second one exits at once, in case cleanup hangs.
+        // The Kestrel hosts' console lifetimes also see the signal but only stop themselves, so without this the run waits on.
+        var signals = 0;
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            if (Interlocked.Increment(ref signals) > 1)
+            {
+                Environment.Exit(130);
+            }
+
+            Console.WriteLine($"{context.Signal}: stopping the run");
+            bound.Cancel();
+        }
+
+        using var onSigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var onSigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         try
         {
             var reading = Task.Run(async () =>
@@ -116,7 +135,7 @@ internal static class SessionFaultRunner
         }
         catch (OperationCanceledException) when (bound.IsCancellationRequested)
         {
-            Console.WriteLine("gave up after 4 minutes; what arrived so far:");
+            Console.WriteLine(Volatile.Read(ref signals) > 0 ? "interrupted; what arrived so far:" : "gave up after 4 minutes; what arrived so far:");
         }
         finally
         {
@@ -132,7 +151,7 @@ internal static class SessionFaultRunner
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"client sessions: started {counts.Started}, resumed {counts.Resumed}, lost {counts.Lost}; server handler starts {log.HandlerStarts}, restored from the drain file {log.RestoredStarts}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"elapsed {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s"));
-        var ok = clientOk && serverOk && counts.Lost == 0;
+        var ok = clientOk && serverOk && counts.Lost == 0 && Volatile.Read(ref signals) == 0;
         Console.WriteLine(ok ? "OK: every message exactly once and in order, both ways" : "FAILED");
         return ok ? 0 : 1;
     }

@@ -151,10 +151,34 @@ public sealed partial class LifelineConnection
         }
 
         ServerLog.SlowConsumer(_logger, Id, detail);
-        ServerMetrics.SlowConsumers.Add(1);
+        _metrics.SlowConsumers.Add(1);
         ClosedWith ??= ServerCloseCodes.SlowConsumer;
         RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true);
         _ = _closing.CancelAsync();
+        _ = EndSlowConsumerAsync();
+    }
+
+    /// <summary>
+    /// A slow consumer is not reading, so when the kernel took our Close frame it may never read it nor answer it, and
+    /// the receive loop (hence <see cref="Messages"/> and <see cref="Completion"/>) would wait for that answer until the
+    /// keep-alive gave up, or for ever with keep-alive off. Once the writer is done (its write and the Close frame are each
+    /// bounded by <see cref="LifelineServerOptions.SendTimeout"/>), the client gets one more SendTimeout to answer; then
+    /// the link is aborted.
+    /// </summary>
+    private async Task EndSlowConsumerAsync()
+    {
+        await _writerDone.Task.ConfigureAwait(false);
+        try
+        {
+            await _completion.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            if (_socket.State is not (WebSocketState.Closed or WebSocketState.Aborted))
+            {
+                _socket.Abort();
+            }
+        }
     }
 
     private void RequestClose(CloseCode code, string reason, bool discardQueued)
@@ -243,7 +267,7 @@ public sealed partial class LifelineConnection
                 using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
                 await _socket.CloseOutputAsync(request.Code.ToWebSocketCloseStatus(), request.Reason.Length == 0 ? null : request.Reason, timeout.Token).ConfigureAwait(false);
                 ClosedWith ??= request.Code;
-                ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", request.Code.Value));
+                _metrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", request.Code.Value));
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)

@@ -29,6 +29,7 @@ public sealed partial class LifelineConnection
     private readonly WebSocket _socket;
     private readonly LifelineServerOptions _options;
     private readonly LifelineConnectionRegistry _registry;
+    private readonly ServerMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _closing = new();
@@ -39,9 +40,10 @@ public sealed partial class LifelineConnection
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _handlerReturned = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ILogger logger, TimeProvider time)
+    internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ServerMetrics metrics, ILogger logger, TimeProvider time)
     {
         _socket = socket;
+        _metrics = metrics;
         _options = options;
         _registry = registry;
         _logger = logger;

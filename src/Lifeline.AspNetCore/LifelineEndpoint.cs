@@ -67,10 +67,10 @@ internal sealed class LifelineEndpoint(
     private async Task RunConnectionAsync(HttpContext context)
     {
         using var socket = await context.WebSockets.AcceptWebSocketAsync(AcceptContext(context)).ConfigureAwait(false);
-        var connection = new LifelineConnection(socket, context, _options, server.Registry, logger, time);
+        var connection = new LifelineConnection(socket, context, _options, server.Registry, server.Metrics, logger, time);
         server.Registry.Add(connection);
-        ServerMetrics.Accepted.Add(1);
-        ServerMetrics.OpenConnections.Add(1);
+        server.Metrics.Accepted.Add(1);
+        server.Metrics.OpenConnections.Add(1);
         ServerLog.Accepted(logger, connection.Id, connection.RemoteEndPoint?.ToString());
         try
         {
@@ -110,7 +110,7 @@ internal sealed class LifelineEndpoint(
         {
             server.Registry.Remove(connection);
             await connection.StopWriterAsync().ConfigureAwait(false);
-            ServerMetrics.OpenConnections.Add(-1);
+            server.Metrics.OpenConnections.Add(-1);
             ServerLog.Ended(logger, connection.Id, connection.ClosedWith?.ToString() ?? "aborted");
             connection.Release();
         }
@@ -139,7 +139,7 @@ internal sealed class LifelineEndpoint(
     /// </summary>
     private async Task RejectAsync(HttpContext context, CloseCode code, string reason, Admission admission, TimeSpan? retryAfter)
     {
-        ServerMetrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", admission.Tag()));
+        server.Metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", admission.Tag()));
         if (!server.TryEnterRefusal())
         {
             ServerLog.RejectedWithoutUpgrade(logger, admission.Tag(), _options.MaxRefusalsInFlight);
@@ -158,7 +158,7 @@ internal sealed class LifelineEndpoint(
             try
             {
                 await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), CloseReason.Truncate(reason), timeout.Token).ConfigureAwait(false);
-                ServerMetrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
+                server.Metrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", code.Value));
                 await CloseHandshake.AwaitReplyAsync(socket, timeout.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Lifeline.CloseCodes;
 using Lifeline.Protocol;
 using Microsoft.Extensions.Logging;
@@ -11,7 +12,7 @@ namespace Lifeline.AspNetCore;
 /// graceful restart (1012 with a spread of retry hints, paced, then drain).
 /// </summary>
 /// <remarks>Thread-safe. One instance per application, registered by <c>AddLifeline</c>.</remarks>
-public sealed class LifelineServer
+public sealed class LifelineServer : IDisposable
 {
     private readonly LifelineServerOptions _options;
     private readonly ILogger _logger;
@@ -25,12 +26,14 @@ public sealed class LifelineServer
     private int _draining;
 
     /// <summary>Creates the server state; normally resolved from DI.</summary>
-    public LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger = null, TimeProvider? timeProvider = null)
-        : this(options, registry, logger, timeProvider, random: null)
+    public LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger = null, TimeProvider? timeProvider = null,
+        IMeterFactory? meterFactory = null)
+        : this(options, registry, logger, timeProvider, random: null, meterFactory)
     {
     }
 
-    internal LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger, TimeProvider? timeProvider, Random? random)
+    internal LifelineServer(IOptions<LifelineServerOptions> options, LifelineConnectionRegistry registry, ILogger<LifelineServer>? logger, TimeProvider? timeProvider, Random? random,
+        IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
@@ -42,7 +45,11 @@ public sealed class LifelineServer
         _rate = _options.MaxNewConnectionsPerSecond is { } perSecond
             ? new AdmissionRateLimiter(perSecond, _time)
             : null;
+        Metrics = new ServerMetrics(meterFactory);
     }
+
+    /// <summary>This server's instruments (from the host's meter factory when it has one).</summary>
+    internal ServerMetrics Metrics { get; }
 
     /// <summary>The live connections.</summary>
     public LifelineConnectionRegistry Registry { get; }
@@ -121,6 +128,8 @@ public sealed class LifelineServer
 
     internal void ExitRefusal() => Interlocked.Decrement(ref _refusalsInFlight);
 
+    /// <inheritdoc />
+    public void Dispose() => Metrics.Dispose();
 
     private async Task RunDrainAsync(CancellationToken cancellationToken)
     {
@@ -162,7 +171,7 @@ public sealed class LifelineServer
         }
 
         var duration = _time.GetElapsedTime(started);
-        ServerMetrics.DrainDuration.Record(duration.TotalSeconds);
+        Metrics.DrainDuration.Record(duration.TotalSeconds);
         ServerLog.DrainFinished(_logger, duration, connections.Length - aborted, aborted);
     }
 }

@@ -211,7 +211,7 @@ public sealed class LifelineSession
             return await SendJournaledAsync(journal, data, type, track, updateState, cancellationToken).ConfigureAwait(false);
         }
 
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await EnterSendLockWithRoomAsync(data.Length, cancellationToken).ConfigureAwait(false);
         try
         {
             ThrowIfUnusable();
@@ -245,7 +245,7 @@ public sealed class LifelineSession
     {
         Task stored;
         Task<bool>? acknowledged;
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await EnterSendLockWithRoomAsync(data.Length, cancellationToken).ConfigureAwait(false);
         try
         {
             ThrowIfUnusable();
@@ -280,6 +280,26 @@ public sealed class LifelineSession
         }
 
         return acknowledged;
+    }
+
+    /// <summary>
+    /// Takes the send lock once the replay buffer has room for <paramref name="length"/> bytes, so the append under the
+    /// lock does not wait. A full buffer is waited for with the lock released: room comes only from the client's acks,
+    /// and while the socket is gone those arrive only after a resume, which needs this lock to replay.
+    /// </summary>
+    private async ValueTask EnterSendLockWithRoomAsync(int length, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Replay.WaitForRoomAsync(length, cancellationToken).ConfigureAwait(false);
+            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (Replay.HasRoomFor(length))
+            {
+                return; // room only grows while the lock is held (appends take it), so the append will not wait
+            }
+
+            _sendLock.Release();
+        }
     }
 
     /// <summary>The session's metadata for the shared store: token hash, user, groups and state (messages and cursors are in its log).</summary>

@@ -335,6 +335,51 @@ public sealed class ReplayBuffer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Completes when an append of <paramref name="length"/> bytes would not wait: there is room, or the mode is not
+    /// <see cref="ReplayBufferFullMode.Wait"/>, or the buffer ended or was disposed (the append then reports it). Lets a
+    /// caller that serialises appends under its own lock wait for room without holding that lock, since the room comes
+    /// from acknowledgements that may need the same lock to arrive (a resume replays under it).
+    /// </summary>
+    internal async ValueTask WaitForRoomAsync(int length, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task waitForSpace;
+            lock (_lock)
+            {
+                if (HasRoomLocked(length))
+                {
+                    return;
+                }
+
+                waitForSpace = WaitTaskLocked();
+            }
+
+            try
+            {
+                await waitForSpace.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // the append reports it
+            }
+        }
+    }
+
+    /// <summary>Whether an append of <paramref name="length"/> bytes would complete without waiting; see <see cref="WaitForRoomAsync"/>.</summary>
+    internal bool HasRoomFor(int length)
+    {
+        lock (_lock)
+        {
+            return HasRoomLocked(length);
+        }
+    }
+
+    private bool HasRoomLocked(int length) =>
+        _options.FullMode != ReplayBufferFullMode.Wait || _end is not null || _ring.Length == 0 || length > _options.MaxBytes ||
+        (_count + 1 <= _options.MaxMessages && _bytes + length <= _options.MaxBytes);
+
     private async ValueTask<ReplayAppendResult> WaitThenAppendAsync(Task waitForSpace, ReadOnlyMemory<byte> payload, bool isText, bool trackAcknowledgement, CancellationToken cancellationToken)
     {
         while (true)

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Lifeline.Diagnostics;
 using Lifeline.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -10,12 +11,17 @@ public sealed class ServerMetricsTests
     [Fact]
     public async Task AdmissionAndDrain_AreVisibleOnTheLifelineMeter()
     {
+        // Only this host's instruments (Meter.Scope is its IMeterFactory): other tests' servers in the same process
+        // must not make these assertions pass.
+        await using var host = await LifelineTestHost.StartAsync(o => o.MaxConnections = 1);
+        var factory = host.App.Services.GetRequiredService<IMeterFactory>();
         var seen = new ConcurrentQueue<(string Instrument, double Value, string Tags)>();
         using var listener = new MeterListener
         {
             InstrumentPublished = (instrument, l) =>
             {
-                if (instrument.Meter.Name == LifelineMetrics.MeterName && instrument.Name.StartsWith("lifeline.server.", StringComparison.Ordinal))
+                if (instrument.Meter.Name == LifelineMetrics.MeterName && instrument.Meter.Scope == factory
+                    && instrument.Name.StartsWith("lifeline.server.", StringComparison.Ordinal))
                 {
                     l.EnableMeasurementEvents(instrument);
                 }
@@ -25,18 +31,18 @@ public sealed class ServerMetricsTests
         listener.SetMeasurementEventCallback<double>((i, v, tags, _) => seen.Enqueue((i.Name, v, Describe(tags))));
         listener.Start();
 
-        await using var host = await LifelineTestHost.StartAsync(o => o.MaxConnections = 1);
         await using var admitted = await PlainClient.ConnectAsync(host.Uri());
         await using var refused = await PlainClient.ConnectAsync(host.Uri());
         await refused.Closed.WaitAsync(TimeSpan.FromSeconds(15));
         await host.StopAsync();
         await admitted.Closed.WaitAsync(TimeSpan.FromSeconds(15));
 
-        Assert.Contains(seen, m => m.Instrument == "lifeline.server.accepted");
+        Assert.Equal(1, seen.Where(m => m.Instrument == "lifeline.server.accepted").Sum(m => m.Value));
         Assert.Contains(seen, m => m.Instrument == "lifeline.server.connections" && m.Value == 1);
-        Assert.Contains(seen, m => m.Instrument == "lifeline.server.rejected" && m.Tags.Contains("reason=capacity", StringComparison.Ordinal));
-        Assert.Contains(seen, m => m.Instrument == "lifeline.server.closes_sent" && m.Tags.Contains("close_code=1012", StringComparison.Ordinal));
-        Assert.Contains(seen, m => m.Instrument == "lifeline.server.drain_duration");
+        Assert.Equal(0, seen.Where(m => m.Instrument == "lifeline.server.connections").Sum(m => m.Value));
+        Assert.Equal(1, seen.Count(m => m.Instrument == "lifeline.server.rejected" && m.Tags == "reason=capacity"));
+        Assert.Equal(1, seen.Count(m => m.Instrument == "lifeline.server.closes_sent" && m.Tags == "close_code=1012"));
+        Assert.Single(seen, m => m.Instrument == "lifeline.server.drain_duration");
     }
 
     private static string Describe(ReadOnlySpan<KeyValuePair<string, object?>> tags)

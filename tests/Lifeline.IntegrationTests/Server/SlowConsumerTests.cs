@@ -52,10 +52,47 @@ public sealed class SlowConsumerTests(Xunit.Abstractions.ITestOutputHelper outpu
             }
         }
 
-        await stalledConnection.Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        // Event-driven, with a bound far above the library's own (a stuck write or an unanswered Close frame each end
+        // the link within SendTimeout, 2 s here), so a loaded machine does not make it flaky.
+        await stalledConnection.Completion.WaitAsync(TimeSpan.FromSeconds(30));
         output.WriteLine($"stalled connection ended with {stalledConnection.ClosedWith}");
         Assert.Equal(4008, stalledConnection.ClosedWith?.Value);
         Assert.Equal(1, host.Registry.Count);
+    }
+
+    [Fact]
+    public async Task SlowConsumerClose_KernelTakesTheCloseFrame_ClientNeverAnswers_ConnectionStillEnds()
+    {
+        // The outbound buffer overflows while the kernel still has room (one slot, tiny messages), so the 4008 Close
+        // frame goes out; the client never reads, so it never answers. Keep-alive is off: only the library's own bound
+        // on the close reply can end the connection.
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.SendBufferMessages = 1;
+            o.SendTimeout = TimeSpan.FromSeconds(2);
+            o.KeepAliveInterval = TimeSpan.Zero;
+        }, handler: async (connection, ct) =>
+        {
+            connection.JoinGroup("all");
+            await foreach (var message in connection.Messages.ReadAllAsync())
+            {
+            }
+        });
+        using var stalled = new ClientWebSocket();
+        stalled.Options.KeepAliveInterval = TimeSpan.Zero;
+        await stalled.ConnectAsync(host.Uri(), CancellationToken.None);
+        await Wait.UntilAsync(() => host.Registry.GroupMembers("all").Count == 1, what: "the client in the group");
+        var connection = host.Registry.Connections.Single();
+
+        var payload = new byte[16];
+        for (var i = 0; i < 1000 && connection.ClosedWith is null; i++)
+        {
+            await host.Registry.SendToGroupAsync("all", payload, WebSocketMessageType.Binary);
+        }
+
+        Assert.Equal(4008, connection.ClosedWith?.Value);
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, host.Registry.Count);
     }
 
     /// <summary>A client with a tiny TCP receive window that never calls ReceiveAsync: the server's writes stall.</summary>

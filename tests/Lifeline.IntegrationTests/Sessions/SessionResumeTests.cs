@@ -77,6 +77,39 @@ public sealed class SessionResumeTests
     }
 
     [Fact]
+    public async Task Shed1013_WhileTheHandlerWaitsForReplayRoom_ResumesAndDeliversEverything()
+    {
+        // A small replay buffer: while the socket is gone no acks arrive, so the handler's sends fill it and wait for
+        // room. The resume that brings the acks must not wait behind that send (it once did, holding the send lock).
+        var log = new NumberedServerLog { ServerSendCount = 400 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o => o.Replay.MaxMessages = 8);
+        await using var client = new LifelineClient(SessionClient(host.Uri("/numbered")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var received = new List<int>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var message in client.ReadAllAsync(cts.Token))
+        {
+            received.Add(SessionTestHost.Number(message.Data));
+            if (received.Count == 100)
+            {
+                var connection = Assert.Single(host.Sessions.Sessions).Connection;
+                Assert.NotNull(connection);
+                await connection.CloseAsync(Lifeline.CloseCodes.CloseCode.TryAgainLater, "Try Again Later; retry-after-ms=100").WaitAsync(TimeSpan.FromSeconds(10));
+            }
+
+            if (received.Count == log.ServerSendCount)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(1, log.ServerSendCount), received);
+        Assert.Equal(1, log.HandlerStarts);
+        Assert.Null(client.LastSessionLost);
+    }
+
+    [Fact]
     public async Task GracefulRestart_WithDrainFile_ResumesInTheNewProcess()
     {
         var log = new NumberedServerLog { ServerSendCount = 1000 };
