@@ -48,69 +48,69 @@ internal static class EchoScenario
         switch (kind)
         {
             case 0:
-            {
-                var socket = new ClientWebSocket();
-                await socket.ConnectAsync(uri, ct);
-                var buffer = new byte[4096];
-                roundTrip = async () =>
                 {
-                    await socket.SendAsync(payload, WebSocketMessageType.Binary, true, ct);
-                    ValueWebSocketReceiveResult result;
-                    do
+                    var socket = new ClientWebSocket();
+                    await socket.ConnectAsync(uri, ct);
+                    var buffer = new byte[4096];
+                    roundTrip = async () =>
                     {
-                        result = await socket.ReceiveAsync(buffer.AsMemory(), ct);
-                    }
-                    while (!result.EndOfMessage);
-                };
-                cleanup = async () =>
-                {
-                    await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, ct);
-                    socket.Dispose();
-                };
-                break;
-            }
+                        await socket.SendAsync(payload, WebSocketMessageType.Binary, true, ct);
+                        ValueWebSocketReceiveResult result;
+                        do
+                        {
+                            result = await socket.ReceiveAsync(buffer.AsMemory(), ct);
+                        }
+                        while (!result.EndOfMessage);
+                    };
+                    cleanup = async () =>
+                    {
+                        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, ct);
+                        socket.Dispose();
+                    };
+                    break;
+                }
 
             case 1:
             case 2:
-            {
-                var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance };
-                if (kind == 2)
                 {
-                    options.Session = new SessionOptions();
+                    var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance };
+                    if (kind == 2)
+                    {
+                        options.Session = new SessionOptions();
+                    }
+
+                    var client = new LifelineClient(options);
+                    await client.StartAsync(ct);
+                    roundTrip = async () =>
+                    {
+                        await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                        _ = await client.Messages.ReadAsync(ct);
+                    };
+                    cleanup = async () => await client.DisposeAsync();
+                    break;
                 }
 
-                var client = new LifelineClient(options);
-                await client.StartAsync(ct);
-                roundTrip = async () =>
-                {
-                    await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
-                    _ = await client.Messages.ReadAsync(ct);
-                };
-                cleanup = async () => await client.DisposeAsync();
-                break;
-            }
-
             default:
-            {
-                var client = new WebsocketClient(uri) { IsReconnectionEnabled = false };
-                TaskCompletionSource? pending = null;
-                var subscription = client.MessageReceived.Subscribe(_ => Volatile.Read(ref pending)?.TrySetResult());
-                await client.Start();
-                roundTrip = async () =>
                 {
-                    var echo = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    Volatile.Write(ref pending, echo);
-                    await client.SendInstant(payload);
-                    await echo.Task.WaitAsync(ct);
-                };
-                cleanup = async () =>
-                {
-                    subscription.Dispose();
-                    await client.Stop(WebSocketCloseStatus.NormalClosure, "");
-                    client.Dispose();
-                };
-                break;
-            }
+                    var client = new WebsocketClient(uri) { IsReconnectionEnabled = false };
+                    TaskCompletionSource? pending = null;
+                    var subscription = client.MessageReceived.Subscribe(_ => Volatile.Read(ref pending)?.TrySetResult());
+                    await client.Start();
+                    roundTrip = async () =>
+                    {
+                        var echo = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        Volatile.Write(ref pending, echo);
+                        await client.SendInstant(payload);
+                        await echo.Task.WaitAsync(ct);
+                    };
+                    cleanup = async () =>
+                    {
+                        subscription.Dispose();
+                        await client.Stop(WebSocketCloseStatus.NormalClosure, "");
+                        client.Dispose();
+                    };
+                    break;
+                }
         }
 
         for (var i = 0; i < warmup; i++)

@@ -81,56 +81,56 @@ internal static class ThroughputScenario
         switch (kind)
         {
             case 0:
-            {
-                var buffer = new byte[64 * 1024];
-                var (start, before) = Begin();
-                using var socket = new ClientWebSocket();
-                await socket.ConnectAsync(server.BlastUri, ct);
-                for (var received = 0; received < count;)
                 {
-                    var result = await socket.ReceiveAsync(buffer.AsMemory(), ct);
-                    if (result.EndOfMessage)
+                    var buffer = new byte[64 * 1024];
+                    var (start, before) = Begin();
+                    using var socket = new ClientWebSocket();
+                    await socket.ConnectAsync(server.BlastUri, ct);
+                    for (var received = 0; received < count;)
                     {
-                        received++;
+                        var result = await socket.ReceiveAsync(buffer.AsMemory(), ct);
+                        if (result.EndOfMessage)
+                        {
+                            received++;
+                        }
                     }
-                }
 
-                var measured = End(start, before, count);
-                socket.Abort();
-                return measured;
-            }
+                    var measured = End(start, before, count);
+                    socket.Abort();
+                    return measured;
+                }
 
             case 1:
             case 2:
-            {
-                var (start, before) = Begin();
-                await using var client = new LifelineClient(Options(server.BlastUri, kind == 2, count, 0));
-                await client.StartAsync(ct);
-                for (var received = 0; received < count; received++)
                 {
-                    _ = await client.Messages.ReadAsync(ct);
+                    var (start, before) = Begin();
+                    await using var client = new LifelineClient(Options(server.BlastUri, kind == 2, count, 0));
+                    await client.StartAsync(ct);
+                    for (var received = 0; received < count; received++)
+                    {
+                        _ = await client.Messages.ReadAsync(ct);
+                    }
+
+                    return End(start, before, count);
                 }
 
-                return End(start, before, count);
-            }
-
             default:
-            {
-                var (start, before) = Begin();
-                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                var received = 0;
-                using var client = new WebsocketClient(server.BlastUri) { IsReconnectionEnabled = false };
-                using var subscription = client.MessageReceived.Subscribe(_ =>
                 {
-                    if (++received == count)
+                    var (start, before) = Begin();
+                    var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    var received = 0;
+                    using var client = new WebsocketClient(server.BlastUri) { IsReconnectionEnabled = false };
+                    using var subscription = client.MessageReceived.Subscribe(_ =>
                     {
-                        done.TrySetResult();
-                    }
-                });
-                await client.Start();
-                await done.Task.WaitAsync(ct);
-                return End(start, before, count);
-            }
+                        if (++received == count)
+                        {
+                            done.TrySetResult();
+                        }
+                    });
+                    await client.Start();
+                    await done.Task.WaitAsync(ct);
+                    return End(start, before, count);
+                }
         }
     }
 
@@ -143,52 +143,52 @@ internal static class ThroughputScenario
         switch (kind)
         {
             case 0:
-            {
-                using var socket = new ClientWebSocket();
-                await socket.ConnectAsync(server.SinkUri, ct);
-                GC.Collect();
-                var (start, before) = Begin();
-                for (var i = 0; i < count; i++)
                 {
-                    await socket.SendAsync(payload, WebSocketMessageType.Binary, true, ct);
-                }
+                    using var socket = new ClientWebSocket();
+                    await socket.ConnectAsync(server.SinkUri, ct);
+                    GC.Collect();
+                    var (start, before) = Begin();
+                    for (var i = 0; i < count; i++)
+                    {
+                        await socket.SendAsync(payload, WebSocketMessageType.Binary, true, ct);
+                    }
 
-                await WaitForSinkAsync(server, target, ct);
-                var measured = End(start, before, count);
-                socket.Abort();
-                return measured;
-            }
+                    await WaitForSinkAsync(server, target, ct);
+                    var measured = End(start, before, count);
+                    socket.Abort();
+                    return measured;
+                }
 
             case 1:
             case 2:
-            {
-                await using var client = new LifelineClient(Options(server.SinkUri, kind == 2, count, size));
-                await client.StartAsync(ct);
-                GC.Collect();
-                var (start, before) = Begin();
-                for (var i = 0; i < count; i++)
                 {
-                    await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
-                }
+                    await using var client = new LifelineClient(Options(server.SinkUri, kind == 2, count, size));
+                    await client.StartAsync(ct);
+                    GC.Collect();
+                    var (start, before) = Begin();
+                    for (var i = 0; i < count; i++)
+                    {
+                        await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                    }
 
-                await WaitForSinkAsync(server, target, ct);
-                return End(start, before, count);
-            }
+                    await WaitForSinkAsync(server, target, ct);
+                    return End(start, before, count);
+                }
 
             default:
-            {
-                using var client = new WebsocketClient(server.SinkUri) { IsReconnectionEnabled = false };
-                await client.Start();
-                GC.Collect();
-                var (start, before) = Begin();
-                for (var i = 0; i < count; i++)
                 {
-                    await client.SendInstant(payload);
-                }
+                    using var client = new WebsocketClient(server.SinkUri) { IsReconnectionEnabled = false };
+                    await client.Start();
+                    GC.Collect();
+                    var (start, before) = Begin();
+                    for (var i = 0; i < count; i++)
+                    {
+                        await client.SendInstant(payload);
+                    }
 
-                await WaitForSinkAsync(server, target, ct);
-                return End(start, before, count);
-            }
+                    await WaitForSinkAsync(server, target, ct);
+                    return End(start, before, count);
+                }
         }
     }
 
