@@ -1,10 +1,19 @@
 using BenchmarkDotNet.Running;
+using Lifeline.Benchmarks.Suite;
 
-// dotnet run -c Release --project bench/Lifeline.Benchmarks -- --filter '*'
+// dotnet run -c Release --project bench/Lifeline.Benchmarks -- all                 the whole suite (issue 13), < 15 min
+// dotnet run -c Release --project bench/Lifeline.Benchmarks -- smoke               every scenario with tiny counts
+// dotnet run -c Release --project bench/Lifeline.Benchmarks -- all storm echo      only the named scenarios
+// dotnet run -c Release --project bench/Lifeline.Benchmarks -- --filter '*'        the BenchmarkDotNet classes
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- session-faults 100000 42
-if (args is ["session-faults", ..])
+switch (args)
 {
-    return await Lifeline.Benchmarks.SessionFaultRunner.RunAsync(args[1..]);
+    case ["session-faults", ..]:
+        return await Lifeline.Benchmarks.SessionFaultRunner.RunAsync(args[1..]);
+    case ["all" or "smoke", ..]:
+        return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out);
+    case ["mem-server"]:
+        return await IdleMemoryScenario.ServeAsync();
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -10,7 +10,8 @@ namespace Lifeline.Benchmarks;
 /// pre-built frames as fast as TCP takes them (a fresh connection per operation); for sending, a server that only
 /// discards (one connection per client kind, kept across operations). Each operation moves <see cref="Messages"/>
 /// messages of <see cref="Size"/> bytes:
-/// raw <see cref="ClientWebSocket"/> (the baseline), Lifeline in plain mode, and Websocket.Client 5.5.1.
+/// raw <see cref="ClientWebSocket"/> (the baseline), Lifeline in plain and in session mode (FramedServer answers the
+/// Hello and pre-frames session Data frames), and Websocket.Client 5.5.1.
 /// Figures are per message; ratios are to the raw socket.
 /// </summary>
 [MemoryDiagnoser]
@@ -22,6 +23,7 @@ public class ThroughputBenchmarks
     private byte[] _receiveBuffer = null!;
     private ClientWebSocket _rawSender = null!;
     private LifelineClient _lifelineSender = null!;
+    private LifelineClient _sessionSender = null!;
     private WebsocketClient _websocketClientSender = null!;
 
     [Params(32, 4096)]
@@ -37,11 +39,10 @@ public class ThroughputBenchmarks
 
         _rawSender = new ClientWebSocket();
         await _rawSender.ConnectAsync(_server.SinkUri, CancellationToken.None);
-        var options = new LifelineClientOptions { Uri = _server.SinkUri, ReconnectPolicy = Reconnect.NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromMilliseconds(100) };
-        options.SendQueue.MaxMessages = Messages;
-        options.SendQueue.MaxBytes = (long)Messages * Size;
-        _lifelineSender = new LifelineClient(options);
+        _lifelineSender = new LifelineClient(Options(_server.SinkUri, session: false));
         await _lifelineSender.StartAsync();
+        _sessionSender = new LifelineClient(Options(_server.SinkUri, session: true));
+        await _sessionSender.StartAsync();
         _websocketClientSender = new WebsocketClient(_server.SinkUri) { IsReconnectionEnabled = false };
         await _websocketClientSender.Start();
     }
@@ -52,6 +53,7 @@ public class ThroughputBenchmarks
         _rawSender.Abort();
         _rawSender.Dispose();
         await _lifelineSender.DisposeAsync();
+        await _sessionSender.DisposeAsync();
         _websocketClientSender.Dispose();
         _server.Dispose();
     }
@@ -76,15 +78,11 @@ public class ThroughputBenchmarks
 
     [Benchmark(OperationsPerInvoke = Messages)]
     [BenchmarkCategory("receive")]
-    public async Task Receive_LifelinePlain()
-    {
-        await using var client = new LifelineClient(new LifelineClientOptions { Uri = _server.BlastUri, ReconnectPolicy = Reconnect.NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromMilliseconds(100) });
-        await client.StartAsync();
-        for (var received = 0; received < Messages; received++)
-        {
-            _ = await client.Messages.ReadAsync();
-        }
-    }
+    public Task Receive_LifelinePlain() => ReceiveAsync(session: false);
+
+    [Benchmark(OperationsPerInvoke = Messages)]
+    [BenchmarkCategory("receive")]
+    public Task Receive_LifelineSession() => ReceiveAsync(session: true);
 
     [Benchmark(OperationsPerInvoke = Messages)]
     [BenchmarkCategory("receive")]
@@ -116,20 +114,11 @@ public class ThroughputBenchmarks
 
     [Benchmark(OperationsPerInvoke = Messages)]
     [BenchmarkCategory("send")]
-    public async Task Send_LifelinePlain()
-    {
-        var target = _lifelineSender.Statistics.MessagesSent + Messages;
-        for (var i = 0; i < Messages; i++)
-        {
-            await _lifelineSender.SendAsync(_payload);
-        }
+    public Task Send_LifelinePlain() => SendAsync(_lifelineSender);
 
-        // A send completes when queued; the figure that matters is when everything was written.
-        while (_lifelineSender.Statistics.MessagesSent < target)
-        {
-            await Task.Yield();
-        }
-    }
+    [Benchmark(OperationsPerInvoke = Messages)]
+    [BenchmarkCategory("send")]
+    public Task Send_LifelineSession() => SendAsync(_sessionSender);
 
     [Benchmark(OperationsPerInvoke = Messages)]
     [BenchmarkCategory("send")]
@@ -138,6 +127,44 @@ public class ThroughputBenchmarks
         for (var i = 0; i < Messages; i++)
         {
             await _websocketClientSender.SendInstant(_payload);
+        }
+    }
+
+    private LifelineClientOptions Options(Uri uri, bool session)
+    {
+        var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = Reconnect.NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromMilliseconds(100) };
+        options.SendQueue.MaxMessages = Messages;
+        options.SendQueue.MaxBytes = (long)Messages * (Size + 32);
+        if (session)
+        {
+            options.Session = new SessionOptions();
+        }
+
+        return options;
+    }
+
+    private async Task ReceiveAsync(bool session)
+    {
+        await using var client = new LifelineClient(Options(_server.BlastUri, session));
+        await client.StartAsync();
+        for (var received = 0; received < Messages; received++)
+        {
+            _ = await client.Messages.ReadAsync();
+        }
+    }
+
+    private async Task SendAsync(LifelineClient sender)
+    {
+        // A send may complete when queued; the figure that matters is when the server has counted everything.
+        var target = _server.SinkMessages + Messages;
+        for (var i = 0; i < Messages; i++)
+        {
+            await sender.SendAsync(_payload);
+        }
+
+        while (_server.SinkMessages < target)
+        {
+            await Task.Yield();
         }
     }
 }

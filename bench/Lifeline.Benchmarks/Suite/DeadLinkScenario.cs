@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using Lifeline.Client;
+using Lifeline.FaultProxy;
+using Websocket.Client;
+
+namespace Lifeline.Benchmarks.Suite;
+
+/// <summary>
+/// Scenario 5: both clients, each with its library's defaults, connected through <see cref="TcpFaultProxy"/> to a
+/// Lifeline server; then every link is black-holed (bytes are taken and dropped both ways, nothing is closed) and the
+/// time until each client notices (Lifeline leaves Connected; Websocket.Client raises DisconnectionHappened) is taken.
+/// </summary>
+internal static class DeadLinkScenario
+{
+    public static async Task RunAsync(SuiteSettings settings, TextWriter output)
+    {
+        await using var host = await LifelineHost.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var uri = new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/plain");
+
+        await using var lifeline = new LifelineClient(new LifelineClientOptions { Uri = uri });
+        var lifelineNoticed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await lifeline.StartAsync();
+        lifeline.StateChanged += (_, _) =>
+        {
+            if (lifeline.State != LifelineClientState.Connected)
+            {
+                lifelineNoticed.TrySetResult(Stopwatch.GetTimestamp());
+            }
+        };
+
+        using var other = new WebsocketClient(uri);
+        var otherNoticed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = other.DisconnectionHappened.Subscribe(_ => otherNoticed.TrySetResult(Stopwatch.GetTimestamp()));
+        await other.Start();
+
+        var start = Stopwatch.GetTimestamp();
+        proxy.SilenceAll();
+        var lifelineTime = await TimeAsync(lifelineNoticed.Task, start, settings.DeadLinkBound);
+        var otherTime = await TimeAsync(otherNoticed.Task, start, settings.DeadLinkBound);
+        var table = new Table("client (defaults)", "noticed after", "ratio to Websocket.Client", "how");
+        table.Add("Lifeline", lifelineTime is { } l ? l : $"not within {Table.Format(settings.DeadLinkBound)}", lifelineTime is { } a && otherTime is { } b ? Table.Ratio(a.TotalSeconds, b.TotalSeconds) : "-",
+            lifeline.LastClose is { } close ? $"{close.Code.Value} {close.Cause}" : "-");
+        table.Add("Websocket.Client 5.5.1", otherTime is { } o ? o : $"not within {Table.Format(settings.DeadLinkBound)}", "1.00x", "no message for ReconnectTimeout");
+        await output.WriteLineAsync($"### 5. Dead-link detection through a black hole\n\n{table}");
+        proxy.ResetAll();
+    }
+
+    // Each callback stamps its own moment, so waiting for one client does not delay the other's figure.
+    private static async Task<TimeSpan?> TimeAsync(Task<long> noticed, long start, TimeSpan bound)
+    {
+        var left = bound - Stopwatch.GetElapsedTime(start);
+        if (left > TimeSpan.Zero)
+        {
+            await Task.WhenAny(noticed, Task.Delay(left));
+        }
+
+        return noticed.IsCompletedSuccessfully ? Stopwatch.GetElapsedTime(start, noticed.Result) : null;
+    }
+}

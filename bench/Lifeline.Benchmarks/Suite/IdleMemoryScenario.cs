@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.WebSockets;
+using Lifeline.Client;
+using Lifeline.Reconnect;
+
+namespace Lifeline.Benchmarks.Suite;
+
+/// <summary>
+/// Scenario 6. Memory per idle connection: the server runs in its own process (this assembly, <c>mem-server</c> mode,
+/// one process per kind) and reports <see cref="GC.GetTotalMemory(bool)"/> after a full collection before and after the
+/// clients connect; the clients live in this process and are measured the same way. Both figures are the difference
+/// divided by N: managed heap only (native socket buffers and the kernel are not in it). Then the drain: N connections
+/// held, the server host stopped gracefully, and the time until every client has its 1012.
+/// </summary>
+internal static class IdleMemoryScenario
+{
+    public static async Task RunAsync(SuiteSettings settings, TextWriter output)
+    {
+        var table = new Table("stack", "connections", "server B/conn", "server beyond raw", "client B/conn", "client beyond raw");
+        (double Server, double Client) raw = default;
+        foreach (var kind in new[] { "raw", "plain", "session" })
+        {
+            await using var server = await MemoryServer.StartAsync();
+            var (s, c, _) = await HoldAsync(server, kind, settings.IdleConnections, TimeSpan.FromSeconds(settings.IsSmoke ? 0.2 : 2), stop: false);
+            if (kind == "raw")
+            {
+                raw = (s, c);
+            }
+
+            table.Add(kind == "raw" ? "raw Kestrel / ClientWebSocket" : $"Lifeline {kind}", settings.IdleConnections, s, kind == "raw" ? "-" : Table.Format(s - raw.Server), c, kind == "raw" ? "-" : Table.Format(c - raw.Client));
+        }
+
+        await output.WriteLineAsync($"### 6a. Memory per idle connection (managed heap after a full GC)\n\n{table}");
+
+        await using (var server = await MemoryServer.StartAsync())
+        {
+            var (s, c, drain) = await HoldAsync(server, "plain", settings.HeldConnections, settings.HoldFor, stop: true);
+            var held = new Table("connections", "held for", "server B/conn", "client B/conn", "server stop took", "all clients closed after", "closed with 1012", "other closes");
+            held.Add(settings.HeldConnections, settings.HoldFor, s, c, drain!.StopTook, drain.AllClosed, drain.With1012, drain.Other);
+            await output.WriteLineAsync($"### 6b. {settings.HeldConnections} Lifeline plain connections held, then drained with 1012\n\n{held}");
+        }
+    }
+
+    private sealed record Drain(TimeSpan StopTook, object AllClosed, int With1012, int Other);
+
+    private static async Task<(double Server, double Client, Drain? Drain)> HoldAsync(MemoryServer server, string kind, int n, TimeSpan hold, bool stop)
+    {
+        var serverBefore = await server.MeasureAsync();
+        var clientBefore = Measure();
+        var raws = new List<ClientWebSocket>();
+        var pending = new List<Task>();
+        var lifelines = new List<LifelineClient>();
+        var uri = new Uri($"ws://127.0.0.1:{server.Port}/{kind}");
+        using var gate = new SemaphoreSlim(64);
+        var connects = new List<Task>();
+        for (var i = 0; i < n; i++)
+        {
+            await gate.WaitAsync();
+            if (kind == "raw")
+            {
+                var socket = new ClientWebSocket();
+                raws.Add(socket);
+                connects.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        await socket.ConnectAsync(uri, CancellationToken.None);
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+            }
+            else
+            {
+                var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance };
+                if (kind == "session")
+                {
+                    options.Session = new SessionOptions();
+                }
+
+                var client = new LifelineClient(options);
+                lifelines.Add(client);
+                connects.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        await client.StartAsync();
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+            }
+        }
+
+        await Task.WhenAll(connects).WaitAsync(TimeSpan.FromMinutes(3));
+
+        // A raw client waits the way an idle reader does: a zero-byte receive pending.
+        pending.AddRange(raws.Select(s => s.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).AsTask()));
+        await Task.Delay(hold);
+        var serverAfter = await server.MeasureAsync();
+        var clientAfter = Measure();
+        var serverPer = (double)(serverAfter - serverBefore) / n;
+        var clientPer = (double)(clientAfter - clientBefore) / n;
+        Drain? drain = null;
+        if (stop)
+        {
+            var stopTook = await server.StopAsync();
+            var start = Stopwatch.GetTimestamp();
+            while (lifelines.Any(c => c.State != LifelineClientState.Closed) && Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(40))
+            {
+                await Task.Delay(50);
+            }
+
+            var allClosed = lifelines.All(c => c.State == LifelineClientState.Closed) ? (object)(stopTook + Stopwatch.GetElapsedTime(start)) : "not within 40 s after the stop";
+            var with1012 = lifelines.Count(c => c.LastClose?.Code.Value == 1012);
+            drain = new Drain(stopTook, allClosed, with1012, lifelines.Count - with1012);
+        }
+
+        foreach (var socket in raws)
+        {
+            socket.Abort();
+            socket.Dispose();
+        }
+
+        await Task.WhenAll(pending.Select(p => p.ContinueWith(_ => { }, TaskScheduler.Default)));
+        await Task.WhenAll(lifelines.Select(c => c.DisposeAsync().AsTask())).WaitAsync(TimeSpan.FromSeconds(60));
+        return (serverPer, clientPer, drain);
+    }
+
+    private static long Measure()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        return GC.GetTotalMemory(forceFullCollection: true);
+    }
+
+    /// <summary>The child process: <c>mem-server</c> starts a <see cref="LifelineHost"/> and answers "measure" and "stop" on stdin.</summary>
+    public static async Task<int> ServeAsync()
+    {
+        var host = await LifelineHost.StartAsync();
+        Console.WriteLine($"port {host.Port}");
+        while (await Console.In.ReadLineAsync() is { } line)
+        {
+            switch (line)
+            {
+                case "measure":
+                    Console.WriteLine(Measure().ToString(CultureInfo.InvariantCulture));
+                    break;
+                case "stop":
+                    var start = Stopwatch.GetTimestamp();
+                    await host.StopAsync();
+                    Console.WriteLine(Stopwatch.GetElapsedTime(start).TotalMilliseconds.ToString(CultureInfo.InvariantCulture));
+                    break;
+                default:
+                    await host.DisposeAsync();
+                    return 0;
+            }
+        }
+
+        await host.DisposeAsync();
+        return 0;
+    }
+
+    private sealed class MemoryServer : IAsyncDisposable
+    {
+        private readonly Process _process;
+
+        private MemoryServer(Process process, int port)
+        {
+            _process = process;
+            Port = port;
+        }
+
+        public int Port { get; }
+
+        public static async Task<MemoryServer> StartAsync()
+        {
+            var assembly = typeof(MemoryServer).Assembly.Location;
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+            start.ArgumentList.Add("exec");
+            start.ArgumentList.Add("--runtimeconfig");
+            start.ArgumentList.Add(Path.ChangeExtension(assembly, ".runtimeconfig.json"));
+            start.ArgumentList.Add(assembly);
+            start.ArgumentList.Add("mem-server");
+            start.Environment["DOTNET_gcServer"] = "0";
+            var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the memory server");
+            var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            if (line is null || !line.StartsWith("port ", StringComparison.Ordinal))
+            {
+                process.Kill(entireProcessTree: true);
+                throw new InvalidOperationException($"memory server said: {line}");
+            }
+
+            return new MemoryServer(process, int.Parse(line[5..], CultureInfo.InvariantCulture));
+        }
+
+        public async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
+
+        public async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await _process.StandardInput.WriteLineAsync("quit");
+                _process.StandardInput.Close();
+                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
+            }
+            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
+        }
+
+        private async Task<string> AskAsync(string command)
+        {
+            await _process.StandardInput.WriteLineAsync(command);
+            await _process.StandardInput.FlushAsync();
+            return await _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) ?? throw new InvalidOperationException("memory server ended");
+        }
+    }
+}

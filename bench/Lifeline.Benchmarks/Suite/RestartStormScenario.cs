@@ -1,0 +1,348 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net.WebSockets;
+using Lifeline.Client;
+using Websocket.Client;
+
+namespace Lifeline.Benchmarks.Suite;
+
+/// <summary>
+/// Scenario 4: N clients of one kind connected to an in-process Kestrel host with Lifeline's default server options
+/// (1012 hints spread over 1-5 s, drain timeout 20 s); the host is stopped gracefully and a new one started on the same
+/// port as soon as the old one is down. Measured from the start of the stop: the time until every client is connected
+/// again, the peak of upgrade requests per 100 ms, failed connect attempts, and for session clients the messages lost
+/// (each sends number 1 before the restart and number 2 as the stop begins; the server records what it received, across
+/// both hosts, and the session store carries sessions over through its drain file). One kind at a time, each on its own port.
+/// </summary>
+internal static class RestartStormScenario
+{
+    private static readonly TimeSpan[] SignalRDelays = [TimeSpan.Zero, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)];
+
+    public static async Task RunAsync(SuiteSettings settings, TextWriter output)
+    {
+        var table = new Table("client", "clients", "stop took", "all back after", "back", "peak upgrades /100 ms", "peak ratio to SignalR loop", "failed attempts", "messages lost", "sessions lost");
+        var rows = new List<object?[]>();
+        double signalRPeak = double.NaN;
+        foreach (var kind in new[] { "SignalR-default loop (0, 2, 10, 30 s)", "Lifeline session", "Lifeline plain", "Websocket.Client 5.5.1 defaults" })
+        {
+            var r = await RunKindAsync(kind, settings);
+            if (kind.StartsWith("SignalR", StringComparison.Ordinal))
+            {
+                signalRPeak = r.Peak;
+            }
+
+            rows.Add([kind, settings.StormClients, r.StopTook, r.Back == settings.StormClients ? r.AllBack : $"not within {Table.Format(settings.StormBound)}", r.Back, r.Peak, Table.Ratio(r.Peak, signalRPeak), r.Failed, r.Lost, r.SessionsLost]);
+        }
+
+        foreach (var row in rows)
+        {
+            table.Add(row);
+        }
+
+        await output.WriteLineAsync($"### 4. Restart storm, {settings.StormClients} clients per kind (ulimit -n soft {FileLimit()})\n\n{table}");
+    }
+
+    private static string FileLimit()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal));
+            return line is null ? "?" : string.Join('/', line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3..5]);
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+
+    private sealed record Result(TimeSpan StopTook, TimeSpan AllBack, int Back, double Peak, long Failed, object? Lost, object? SessionsLost);
+
+    private static async Task<Result> RunKindAsync(string kind, SuiteSettings settings)
+    {
+        var counters = new HostCounters();
+        var drainFile = Path.Combine(Path.GetTempPath(), $"lifeline-storm-{Guid.NewGuid():N}.bin");
+        var port = LifelineHost.FreePort();
+        var host = await LifelineHost.StartAsync(port, counters, drainFile);
+        var session = kind == "Lifeline session";
+        var clients = new List<IStormClient>(settings.StormClients);
+        try
+        {
+            var uri = host.Uri(session ? "/session" : "/plain");
+            using (var gate = new SemaphoreSlim(64))
+            {
+                var connects = new List<Task>();
+                for (var i = 0; i < settings.StormClients; i++)
+                {
+                    IStormClient client = kind switch
+                    {
+                        "Lifeline session" or "Lifeline plain" => new LifelineStormClient(uri, session),
+                        "Websocket.Client 5.5.1 defaults" => new WebsocketClientStormClient(uri),
+                        _ => new SignalRLoopClient(uri),
+                    };
+                    clients.Add(client);
+                    await gate.WaitAsync();
+                    connects.Add(Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await client.StartAsync();
+                        }
+                        finally
+                        {
+                            gate.Release();
+                        }
+                    }));
+                }
+
+                await Task.WhenAll(connects).WaitAsync(TimeSpan.FromMinutes(3));
+            }
+
+            await WaitAsync(() => clients.All(c => c.IsConnected), TimeSpan.FromSeconds(60));
+            if (session)
+            {
+                foreach (var client in clients)
+                {
+                    await client.SendAsync(1);
+                }
+
+                await WaitAsync(() => counters.Received.Count >= clients.Count, TimeSpan.FromSeconds(30));
+            }
+
+            var generations = clients.Select(c => c.Connects).ToArray();
+            var failedBefore = clients.Sum(c => c.Failures);
+            counters.ResetBuckets();
+            var start = Stopwatch.GetTimestamp();
+            var sends = session ? Task.WhenAll(clients.Select(c => c.SendAsync(2))) : Task.CompletedTask;
+            await host.DisposeAsync();
+            var stopTook = Stopwatch.GetElapsedTime(start);
+            host = await LifelineHost.StartAsync(port, counters, drainFile);
+            bool AllBack() => clients.Select((c, i) => c.IsConnected && c.Connects > generations[i]).All(b => b);
+            var bound = settings.StormBound - Stopwatch.GetElapsedTime(start);
+            await WaitAsync(AllBack, bound > TimeSpan.Zero ? bound : TimeSpan.Zero);
+            var allBack = Stopwatch.GetElapsedTime(start);
+            var back = clients.Where((c, i) => c.IsConnected && c.Connects > generations[i]).Count();
+            object? lost = null;
+            object? sessionsLost = null;
+            if (session)
+            {
+                await sends.WaitAsync(TimeSpan.FromSeconds(10));
+                await WaitAsync(() => counters.Received.Count >= 2 * clients.Count, TimeSpan.FromSeconds(10));
+                lost = (long)(2 * clients.Count) - counters.Received.Count;
+                sessionsLost = clients.OfType<LifelineStormClient>().Sum(c => c.SessionsLost);
+            }
+
+            var peak = counters.UpgradesPer100Ms.IsEmpty ? 0 : counters.UpgradesPer100Ms.Values.Max();
+            return new Result(stopTook, allBack, back, peak, clients.Sum(c => c.Failures) - failedBefore, lost, sessionsLost);
+        }
+        finally
+        {
+            await Task.WhenAll(clients.Select(c => c.DisposeAsync().AsTask())).WaitAsync(TimeSpan.FromSeconds(60));
+            await host.DisposeAsync();
+            File.Delete(drainFile);
+        }
+    }
+
+    private static async Task WaitAsync(Func<bool> condition, TimeSpan bound)
+    {
+        var start = Stopwatch.GetTimestamp();
+        while (!condition() && Stopwatch.GetElapsedTime(start) < bound)
+        {
+            await Task.Delay(20);
+        }
+    }
+
+    private interface IStormClient : IAsyncDisposable
+    {
+        bool IsConnected { get; }
+
+        long Connects { get; }
+
+        long Failures { get; }
+
+        Task StartAsync();
+
+        Task SendAsync(int number);
+    }
+
+    /// <summary>Lifeline with its default options (reconnect policy, keep-alive); only the address and the mode set.</summary>
+    private sealed class LifelineStormClient : IStormClient
+    {
+        private readonly LifelineClient _client;
+        private long _attempts;
+
+        public LifelineStormClient(Uri uri, bool session)
+        {
+            var options = new LifelineClientOptions
+            {
+                Uri = uri,
+                BeforeConnect = (_, _) =>
+                {
+                    Interlocked.Increment(ref _attempts);
+                    return ValueTask.CompletedTask;
+                },
+            };
+            if (session)
+            {
+                options.Session = new SessionOptions();
+            }
+
+            _client = new LifelineClient(options);
+        }
+
+        public bool IsConnected => _client.State == LifelineClientState.Connected;
+
+        public long Connects => _client.Statistics.Connects;
+
+        public long Failures => Interlocked.Read(ref _attempts) - Connects;
+
+        public long SessionsLost => _client.SessionCounts.Lost;
+
+        public Task StartAsync() => _client.StartAsync();
+
+        public Task SendAsync(int number)
+        {
+            var data = new byte[4];
+            BinaryPrimitives.WriteInt32BigEndian(data, number);
+            return _client.SendAsync(data).AsTask();
+        }
+
+        public ValueTask DisposeAsync() => _client.DisposeAsync();
+    }
+
+    /// <summary>A bare ClientWebSocket that reconnects the way SignalR's default retry policy does: 0, 2, 10, 30 s after a loss, then gives up.</summary>
+    private sealed class SignalRLoopClient(Uri uri) : IStormClient
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private volatile bool _connected;
+        private long _connects;
+        private long _failures;
+        private Task _loop = Task.CompletedTask;
+
+        public bool IsConnected => _connected;
+
+        public long Connects => Interlocked.Read(ref _connects);
+
+        public long Failures => Interlocked.Read(ref _failures);
+
+        public Task StartAsync()
+        {
+            _loop = Task.Run(LoopAsync);
+            return _first.Task;
+        }
+
+        public Task SendAsync(int number) => Task.CompletedTask;
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _loop.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            _stop.Dispose();
+        }
+
+        private async Task LoopAsync()
+        {
+            var retry = -1;
+            var buffer = new byte[1024];
+            while (!_stop.IsCancellationRequested)
+            {
+                if (retry >= 0)
+                {
+                    if (retry >= SignalRDelays.Length)
+                    {
+                        return;
+                    }
+
+                    try
+                    {
+                        await Task.Delay(SignalRDelays[retry], _stop.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+
+                using var socket = new ClientWebSocket();
+                try
+                {
+                    await socket.ConnectAsync(uri, _stop.Token);
+                }
+                catch (Exception) when (!_stop.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref _failures);
+                    retry++;
+                    continue;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                Interlocked.Increment(ref _connects);
+                _connected = true;
+                _first.TrySetResult();
+                retry = 0;
+                try
+                {
+                    while (true)
+                    {
+                        var result = await socket.ReceiveAsync(buffer.AsMemory(), _stop.Token);
+                        if (result.MessageType == WebSocketMessageType.Close)
+                        {
+                            break;
+                        }
+                    }
+                }
+                catch (Exception) when (!_stop.IsCancellationRequested)
+                {
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                finally
+                {
+                    _connected = false;
+                }
+            }
+        }
+    }
+
+    /// <summary>Websocket.Client 5.5.1 with its defaults (reconnect on, 1 min reconnect and error-reconnect timeouts).</summary>
+    private sealed class WebsocketClientStormClient : IStormClient
+    {
+        private readonly WebsocketClient _client;
+        private long _connects;
+        private long _failures;
+
+        public WebsocketClientStormClient(Uri uri)
+        {
+            _client = new WebsocketClient(uri);
+            _client.ReconnectionHappened.Subscribe(_ => Interlocked.Increment(ref _connects));
+            _client.DisconnectionHappened.Subscribe(info =>
+            {
+                if (info.Type == DisconnectionType.Error)
+                {
+                    Interlocked.Increment(ref _failures);
+                }
+            });
+        }
+
+        public bool IsConnected => _client.IsRunning;
+
+        public long Connects => Interlocked.Read(ref _connects);
+
+        public long Failures => Interlocked.Read(ref _failures);
+
+        public Task StartAsync() => _client.Start();
+
+        public Task SendAsync(int number) => Task.CompletedTask;
+
+        public ValueTask DisposeAsync()
+        {
+            _client.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

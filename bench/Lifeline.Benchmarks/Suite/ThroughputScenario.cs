@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using Lifeline.Client;
+using Lifeline.Reconnect;
+using Websocket.Client;
+
+namespace Lifeline.Benchmarks.Suite;
+
+/// <summary>
+/// Scenarios 1 and 2: receive and send throughput with the client as the bottleneck (<see cref="FramedServer"/>:
+/// pre-built frames for receiving, a counting sink for sending), four clients interleaved in each repetition, the
+/// median reported. Receive: the clock starts before the client connects (a fresh connection per run; the server writes as soon as the
+/// upgrade is done, so starting later would count messages already buffered) and stops at the last message handed to the
+/// application. Send: it stops when the server has counted the last message, the same rule for every client.
+/// Bytes per message: <see cref="GC.GetTotalAllocatedBytes(bool)"/> over the same window (the server allocates nothing
+/// per message, so this is the client's).
+/// </summary>
+internal static class ThroughputScenario
+{
+    public static readonly string[] Kinds = ["raw ClientWebSocket", "Lifeline plain", "Lifeline session", "Websocket.Client 5.5.1"];
+
+    public static async Task RunAsync(SuiteSettings settings, TextWriter output)
+    {
+        foreach (var direction in new[] { "receive", "send" })
+        {
+            var table = new Table("client", "size", "msg/s", "ratio to raw", "B/msg", "B/msg beyond raw");
+            foreach (var size in new[] { 32, 4096 })
+            {
+                var count = size == 32 ? settings.SmallMessages : settings.LargeMessages;
+                using var server = new FramedServer();
+                server.PrepareBlast(count, size);
+                var results = Kinds.Select(_ => new List<(double Rate, double Bytes)>()).ToArray();
+                for (var rep = 0; rep < settings.Repetitions; rep++)
+                {
+                    for (var k = 0; k < Kinds.Length; k++)
+                    {
+                        results[k].Add(direction == "receive"
+                            ? await ReceiveAsync(k, server, count)
+                            : await SendAsync(k, server, count, size));
+                    }
+                }
+
+                var raw = Median(results[0]);
+                for (var k = 0; k < Kinds.Length; k++)
+                {
+                    var m = Median(results[k]);
+                    table.Add(Kinds[k], size == 32 ? "32 B" : "4 KiB", m.Rate, Table.Ratio(m.Rate, raw.Rate), m.Bytes, k == 0 ? "-" : Table.Format(m.Bytes - raw.Bytes));
+                }
+            }
+
+            await output.WriteLineAsync($"### {(direction == "receive" ? "1. Receive" : "2. Send")} throughput (median of {settings.Repetitions})\n\n{table}");
+        }
+    }
+
+    private static (double Rate, double Bytes) Median(List<(double Rate, double Bytes)> runs)
+    {
+        var rates = runs.Select(r => r.Rate).Order().ToArray();
+        var bytes = runs.Select(r => r.Bytes).Order().ToArray();
+        return (rates[rates.Length / 2], bytes[bytes.Length / 2]);
+    }
+
+    private static LifelineClientOptions Options(Uri uri, bool session, int count, int size)
+    {
+        var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromMilliseconds(200) };
+        options.SendQueue.MaxMessages = Math.Max(count, 1024);
+        options.SendQueue.MaxBytes = Math.Max((long)count * (size + 32), 1 << 20);
+        if (session)
+        {
+            options.Session = new SessionOptions();
+        }
+
+        return options;
+    }
+
+    private static async Task<(double Rate, double Bytes)> ReceiveAsync(int kind, FramedServer server, int count)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var ct = timeout.Token;
+        switch (kind)
+        {
+            case 0:
+                {
+                    var buffer = new byte[64 * 1024];
+                    var (start, before) = Begin();
+                    using var socket = new ClientWebSocket();
+                    await socket.ConnectAsync(server.BlastUri, ct);
+                    for (var received = 0; received < count;)
+                    {
+                        var result = await socket.ReceiveAsync(buffer.AsMemory(), ct);
+                        if (result.EndOfMessage)
+                        {
+                            received++;
+                        }
+                    }
+
+                    var measured = End(start, before, count);
+                    socket.Abort();
+                    return measured;
+                }
+
+            case 1:
+            case 2:
+                {
+                    var (start, before) = Begin();
+                    await using var client = new LifelineClient(Options(server.BlastUri, kind == 2, count, 0));
+                    await client.StartAsync(ct);
+                    for (var received = 0; received < count; received++)
+                    {
+                        _ = await client.Messages.ReadAsync(ct);
+                    }
+
+                    return End(start, before, count);
+                }
+
+            default:
+                {
+                    var (start, before) = Begin();
+                    var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    var received = 0;
+                    using var client = new WebsocketClient(server.BlastUri) { IsReconnectionEnabled = false };
+                    using var subscription = client.MessageReceived.Subscribe(_ =>
+                    {
+                        if (++received == count)
+                        {
+                            done.TrySetResult();
+                        }
+                    });
+                    await client.Start();
+                    await done.Task.WaitAsync(ct);
+                    return End(start, before, count);
+                }
+        }
+    }
+
+    private static async Task<(double Rate, double Bytes)> SendAsync(int kind, FramedServer server, int count, int size)
+    {
+        var payload = new byte[size];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var ct = timeout.Token;
+        var target = server.SinkMessages + count;
+        switch (kind)
+        {
+            case 0:
+                {
+                    using var socket = new ClientWebSocket();
+                    await socket.ConnectAsync(server.SinkUri, ct);
+                    GC.Collect();
+                    var (start, before) = Begin();
+                    for (var i = 0; i < count; i++)
+                    {
+                        await socket.SendAsync(payload, WebSocketMessageType.Binary, true, ct);
+                    }
+
+                    await WaitForSinkAsync(server, target, ct);
+                    var measured = End(start, before, count);
+                    socket.Abort();
+                    return measured;
+                }
+
+            case 1:
+            case 2:
+                {
+                    await using var client = new LifelineClient(Options(server.SinkUri, kind == 2, count, size));
+                    await client.StartAsync(ct);
+                    GC.Collect();
+                    var (start, before) = Begin();
+                    for (var i = 0; i < count; i++)
+                    {
+                        await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                    }
+
+                    await WaitForSinkAsync(server, target, ct);
+                    return End(start, before, count);
+                }
+
+            default:
+                {
+                    using var client = new WebsocketClient(server.SinkUri) { IsReconnectionEnabled = false };
+                    await client.Start();
+                    GC.Collect();
+                    var (start, before) = Begin();
+                    for (var i = 0; i < count; i++)
+                    {
+                        await client.SendInstant(payload);
+                    }
+
+                    await WaitForSinkAsync(server, target, ct);
+                    return End(start, before, count);
+                }
+        }
+    }
+
+    private static async Task WaitForSinkAsync(FramedServer server, long target, CancellationToken ct)
+    {
+        var spin = new SpinWait();
+        while (server.SinkMessages < target)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (spin.NextSpinWillYield)
+            {
+                await Task.Yield();
+            }
+
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    private static (long Start, long Bytes) Begin() => (Stopwatch.GetTimestamp(), GC.GetTotalAllocatedBytes(precise: true));
+
+    private static (double Rate, double Bytes) End(long start, long before, int count)
+    {
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        var bytes = GC.GetTotalAllocatedBytes(precise: true) - before;
+        return (count / elapsed.TotalSeconds, (double)bytes / count);
+    }
+}
