@@ -119,7 +119,7 @@ public class SessionThroughputBenchmarks
         await client.StartAsync();
         for (var received = 0; received < Messages; received++)
         {
-            _ = await client.Messages.ReadAsync();
+            _ = await client.ReceiveAsync(_receiveBuffer);
         }
     }
 

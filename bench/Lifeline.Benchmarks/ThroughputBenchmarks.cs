@@ -84,6 +84,19 @@ public class ThroughputBenchmarks
     [BenchmarkCategory("receive")]
     public Task Receive_LifelineSession() => ReceiveAsync(session: true);
 
+    /// <summary>The allocation-free path: <see cref="LifelineClient.ReceiveAsync"/> into the caller's buffer.</summary>
+    [Benchmark(OperationsPerInvoke = Messages)]
+    [BenchmarkCategory("receive")]
+    public async Task Receive_LifelineReceiveAsync()
+    {
+        await using var client = new LifelineClient(new LifelineClientOptions { Uri = _server.BlastUri, ReconnectPolicy = Reconnect.NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromMilliseconds(100) });
+        await client.StartAsync();
+        for (var received = 0; received < Messages; received++)
+        {
+            _ = await client.ReceiveAsync(_receiveBuffer);
+        }
+    }
+
     [Benchmark(OperationsPerInvoke = Messages)]
     [BenchmarkCategory("receive")]
     public async Task Receive_WebsocketClient()

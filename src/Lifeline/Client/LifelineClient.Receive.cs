@@ -5,68 +5,552 @@ using Lifeline.CloseCodes;
 
 namespace Lifeline.Client;
 
+/// <summary>Who may call ReceiveAsync on the current socket (ClientWebSocket allows one receive at a time).</summary>
+internal enum ReceiveOwner
+{
+    /// <summary>Nobody: the next reader or the loop may take it.</summary>
+    None,
+
+    /// <summary>The connection's receive loop (a zero-byte wait for data, a read-ahead, or the end of the connection).</summary>
+    Loop,
+
+    /// <summary>The loop saw data arrive while a reader waited and hands the socket to that reader.</summary>
+    HandedToReader,
+
+    /// <summary>A reader reads the next message straight into its own memory.</summary>
+    Reader,
+}
+
+/// <summary>How a reader's read of the socket ended the connection; the loop turns it into the close record.</summary>
+internal enum ReceiveOutcome
+{
+    None,
+    CloseFrame,
+    TooBig,
+    Failed,
+}
+
 public sealed partial class LifelineClient
 {
     private const int ReceiveChunk = 16 * 1024;
-    private int _watchdogFired;
+    private const int PooledStart = 4096;
 
     /// <summary>
-    /// Keeps a receive pending for the whole connection (ClientWebSocket processes Pongs, and so detects a dead
-    /// link, only while a receive is pending), joins fragments, enforces the maximum size and returns how the
-    /// connection ended.
+    /// How long the loop leaves the socket to the application after it read a message before reading ahead itself.
+    /// Within it an application that reads, answers and reads again sees the frames in the order a raw socket would.
     /// </summary>
-    private async Task<CloseRecord> ReceiveLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    private static readonly TimeSpan ReadAheadDelay = TimeSpan.FromMilliseconds(250);
+
+    private readonly SemaphoreSlim _readerGate = new(1, 1);
+    private readonly SemaphoreSlim _loopWake = new(0, 1);
+    private int _watchdogFired;
+
+    // Receive hand-off state; guarded by RxLock (the receive buffer's lock).
+    private ClientWebSocket? _rxSocket;
+    private ReceiveOwner _rxOwner;
+    private bool _rxPeeked;
+    private WebSocketMessageType _rxPeekType;
+    private bool _rxPeekEnded;
+    private Task<ValueWebSocketReceiveResult>? _rxPendingPeek;
+    private ReceiveOutcome _rxOutcome;
+    private Exception? _rxOutcomeError;
+    private TaskCompletionSource? _rxWaiter;
+    private long _rxReaderIdleAt;
+    private ITimer? _rxWatchdog;
+
+    private Lock RxLock => _incoming.SyncRoot;
+
+    /// <summary>
+    /// Receives the next whole message into <paramref name="destination"/>: the allocation-free way to read. Returns
+    /// <see cref="LifelineReceiveStatus.Message"/> with its length and type; <see cref="LifelineReceiveStatus.DestinationTooSmall"/>
+    /// with the length needed when it does not fit (nothing is consumed: call again with more room); or
+    /// <see cref="LifelineReceiveStatus.Closed"/> once the client is closed and every message was read. Waits across
+    /// reconnects. <see cref="Messages"/> and <see cref="ReadAllAsync"/> read from the same stream of messages.
+    /// </summary>
+    /// <remarks>
+    /// Ownership: the client writes into <paramref name="destination"/> only until the returned task completes, and
+    /// never after it was cancelled; the bytes are the caller's from then on. When the application is waiting and
+    /// nothing was read ahead, the socket is read on its behalf straight into <paramref name="destination"/> (no copy,
+    /// no queue). One reader at a time: concurrent calls are served in turn. Cancelling a wait never aborts the connection.
+    /// </remarks>
+    public ValueTask<LifelineReceiveResult> ReceiveAsync(Memory<byte> destination, CancellationToken cancellationToken = default) =>
+        ReceiveCoreAsync(destination, retain: false, cancellationToken);
+
+    /// <summary>For <see cref="Messages"/>: true once a message is buffered (read one if needed), false when closed and empty.</summary>
+    internal async ValueTask<bool> WaitForMessageAsync(CancellationToken cancellationToken)
     {
-        var buffer = new ArrayBufferWriter<byte>(ReceiveChunk);
-        Volatile.Write(ref _watchdogFired, 0);
-        using var watchdog = _options.ReceiveWatchdog is { } period
-            ? _time.CreateTimer(_ => OnWatchdog(socket), null, period, Timeout.InfiniteTimeSpan)
-            : null;
+        lock (RxLock)
+        {
+            if (_incoming.Count > 0)
+            {
+                return true;
+            }
+        }
+
+        var result = await ReceiveCoreAsync(default, retain: true, cancellationToken).ConfigureAwait(false);
+        return result.Status != LifelineReceiveStatus.Closed;
+    }
+
+    private async ValueTask<LifelineReceiveResult> ReceiveCoreAsync(Memory<byte> destination, bool retain, CancellationToken cancellationToken)
+    {
+        await _readerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             while (true)
             {
-                buffer.ResetWrittenCount();
-                ValueWebSocketReceiveResult result;
-                do
+                cancellationToken.ThrowIfCancellationRequested();
+                ClientWebSocket? socket = null;
+                Task? wait = null;
+                bool peeked;
+                WebSocketMessageType peekType;
+                bool peekEnded;
+                lock (RxLock)
                 {
-                    result = await socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), cancellationToken).ConfigureAwait(false);
-                    if (result.MessageType == WebSocketMessageType.Close)
+                    if (retain && _incoming.Count > 0)
                     {
-                        return await OnCloseFrameAsync(socket).ConfigureAwait(false);
+                        return new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, 0, WebSocketMessageType.Binary);
                     }
 
-                    buffer.Advance(result.Count);
-                    if (buffer.WrittenCount > _options.MaxMessageSize)
+                    if (!retain && _incoming.TryTake(destination.Span, out var buffered))
                     {
-                        return await CloseTooBigAsync(socket).ConfigureAwait(false);
+                        return buffered;
+                    }
+
+                    if (_incoming.IsCompleted)
+                    {
+                        return new LifelineReceiveResult(LifelineReceiveStatus.Closed, 0, WebSocketMessageType.Binary);
+                    }
+
+                    peeked = _rxPeeked;
+                    peekType = _rxPeekType;
+                    peekEnded = _rxPeekEnded;
+                    if (_rxSocket is not null && (_rxOwner == ReceiveOwner.HandedToReader || (_rxOwner == ReceiveOwner.None && !_rxPeeked && _session is null)))
+                    {
+                        _rxOwner = ReceiveOwner.Reader;
+                        _rxPeeked = false;
+                        socket = _rxSocket;
+                    }
+                    else
+                    {
+                        _rxWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        wait = _rxWaiter.Task;
                     }
                 }
-                while (!result.EndOfMessage);
 
-                if (Volatile.Read(ref _session) is { } session)
+                if (wait is not null)
                 {
-                    watchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                    if (await OnSessionMessageAsync(socket, session, result.MessageType, buffer.WrittenMemory).ConfigureAwait(false) is { } ended)
+                    WakeLoop();
+                    await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (!peeked && cancellationToken.CanBeCanceled)
+                {
+                    // A cancellable reader never leaves a read pending on its memory: wait for data with a zero-byte
+                    // read, and if none is there yet let the loop hold that wait while the reader waits on its token.
+                    var peek = socket!.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+                    if (!peek.IsCompleted)
                     {
-                        return ended;
+                        lock (RxLock)
+                        {
+                            if (_rxSocket == socket)
+                            {
+                                _rxOwner = ReceiveOwner.Loop;
+                                _rxPendingPeek = peek.AsTask();
+                            }
+
+                            _rxWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                            wait = _rxWaiter.Task;
+                        }
+
+                        WakeLoop();
+                        await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
+                        continue;
                     }
 
-                    watchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+                    ValueWebSocketReceiveResult first;
+                    try
+                    {
+                        first = peek.GetAwaiter().GetResult();
+                    }
+#pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
+                    catch (Exception e)
+#pragma warning restore CA1031
+                    {
+                        ReportOutcome(socket, ReceiveOutcome.Failed, e);
+                        continue;
+                    }
+
+                    if (first.MessageType == WebSocketMessageType.Close)
+                    {
+                        ReportOutcome(socket, ReceiveOutcome.CloseFrame, null);
+                        continue;
+                    }
+
+                    (peeked, peekType, peekEnded) = (true, first.MessageType, first.EndOfMessage);
+                }
+
+                _rxWatchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+                MessageRead read;
+                try
+                {
+                    read = await ReadMessageAsync(socket!, retain ? default : destination, peeked, peekType, peekEnded, CancellationToken.None).ConfigureAwait(false);
+                }
+#pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    ReportOutcome(socket!, ReceiveOutcome.Failed, e);
+                    continue;
+                }
+
+                if (read.Outcome != ReceiveOutcome.None)
+                {
+                    ReportOutcome(socket!, read.Outcome, null);
                     continue;
                 }
 
                 Interlocked.Increment(ref _received);
-                var message = new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray());
-                if (!_incoming.TryWrite(message))
+                _rxWatchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // the application is busy, not the link dead
+                lock (RxLock)
                 {
-                    // The application is behind: stop reading (backpressure). A slow reader is not a dead link,
-                    // so the watchdog waits too.
-                    watchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                    await _incoming.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+                    if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
+                    {
+                        _rxOwner = ReceiveOwner.None;
+                    }
+
+                    _rxReaderIdleAt = _time.GetTimestamp();
+                    if (read.Pooled is null && !retain)
+                    {
+                        return new LifelineReceiveResult(LifelineReceiveStatus.Message, read.Length, read.Type);
+                    }
+
+                    _incoming.PutFirst(read.Pooled ?? ArrayPool<byte>.Shared.Rent(1), read.Length, read.Type);
+                    return new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, read.Length, read.Type);
+                }
+            }
+        }
+        finally
+        {
+            _readerGate.Release();
+        }
+    }
+
+    /// <summary>Waits for the loop to hand over the socket or a message; on cancellation gives back anything handed over meanwhile.</summary>
+    private async ValueTask WaitForHandOffAsync(Task wait, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            lock (RxLock)
+            {
+                if (_rxWaiter?.Task == wait)
+                {
+                    _rxWaiter = null;
+                }
+
+                if (_rxOwner == ReceiveOwner.HandedToReader)
+                {
+                    _rxOwner = ReceiveOwner.None; // the loop finishes the message it peeked
+                }
+            }
+
+            WakeLoop();
+            throw;
+        }
+    }
+
+    /// <summary>A reader's read ended the connection (Close frame, too big, failure): the loop records it and ends the connection.</summary>
+    private void ReportOutcome(ClientWebSocket socket, ReceiveOutcome outcome, Exception? error)
+    {
+        lock (RxLock)
+        {
+            if (_rxSocket != socket)
+            {
+                return; // that connection is already over
+            }
+
+            _rxOwner = ReceiveOwner.Loop;
+            _rxOutcome = outcome;
+            _rxOutcomeError = error;
+        }
+
+        WakeLoop();
+    }
+
+    private void WakeLoop()
+    {
+        if (_loopWake.CurrentCount == 0)
+        {
+            try
+            {
+                _loopWake.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already woken.
+            }
+        }
+    }
+
+    private void WakeReaderLocked()
+    {
+        var waiter = _rxWaiter;
+        _rxWaiter = null;
+        waiter?.TrySetResult();
+    }
+
+    /// <summary>Completes the message stream (the client closed): readers get what is buffered, then Closed.</summary>
+    private void CompleteIncoming()
+    {
+        lock (RxLock)
+        {
+            _incoming.Complete();
+            WakeReaderLocked();
+        }
+    }
+
+    private readonly record struct MessageRead(WebSocketMessageType Type, int Length, byte[]? Pooled, ReceiveOutcome Outcome);
+
+    /// <summary>
+    /// Reads one whole message into <paramref name="destination"/>, continuing in pooled memory (the caller then owns
+    /// <see cref="MessageRead.Pooled"/>) when it does not fit. <paramref name="peeked"/>: a zero-byte read already
+    /// consumed the first frame's header.
+    /// </summary>
+    private async ValueTask<MessageRead> ReadMessageAsync(ClientWebSocket socket, Memory<byte> destination, bool peeked, WebSocketMessageType type, bool ended, CancellationToken cancellationToken)
+    {
+        ended = peeked && ended;
+        var written = 0;
+        byte[]? pooled = null;
+        try
+        {
+            while (!ended)
+            {
+                var target = pooled is null ? destination[written..] : pooled.AsMemory(written);
+                if (target.IsEmpty)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(PooledStart, written * 2));
+                    (pooled is null ? destination.Span[..written] : pooled.AsSpan(0, written)).CopyTo(bigger);
+                    if (pooled is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(pooled);
+                    }
+
+                    pooled = bigger;
+                    continue;
+                }
+
+                var result = await socket.ReceiveAsync(target, cancellationToken).ConfigureAwait(false);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    Return(ref pooled);
+                    return new MessageRead(type, 0, null, ReceiveOutcome.CloseFrame);
+                }
+
+                type = result.MessageType;
+                written += result.Count;
+                ended = result.EndOfMessage;
+                if (written > _options.MaxMessageSize)
+                {
+                    Return(ref pooled);
+                    return new MessageRead(type, 0, null, ReceiveOutcome.TooBig);
+                }
+            }
+
+            return new MessageRead(type, written, pooled, ReceiveOutcome.None);
+        }
+        catch
+        {
+            Return(ref pooled);
+            throw;
+        }
+
+        static void Return(ref byte[]? array)
+        {
+            if (array is not null)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+                array = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The connection's receive loop. It owns the socket's receive side whenever no reader does: it waits for data with
+    /// zero-byte reads (no buffer held while idle; Pongs and Close frames are processed meanwhile), hands the socket to a
+    /// reader that is waiting when data arrives, reads ahead into pooled memory when the application has not been reading
+    /// for <see cref="ReadAheadDelay"/> (bounded by the receive capacity), and turns every way the connection ends into
+    /// its close record.
+    /// </summary>
+    private async Task<CloseRecord> ReceiveLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    {
+        Volatile.Write(ref _watchdogFired, 0);
+        using var watchdog = _options.ReceiveWatchdog is { } period
+            ? _time.CreateTimer(_ => OnWatchdog(socket), null, period, Timeout.InfiniteTimeSpan)
+            : null;
+        lock (RxLock)
+        {
+            _rxSocket = socket;
+            _rxOwner = ReceiveOwner.None;
+            _rxPeeked = false;
+            _rxPendingPeek = null;
+            _rxOutcome = ReceiveOutcome.None;
+            _rxOutcomeError = null;
+            _rxReaderIdleAt = _time.GetTimestamp(); // a reader that starts at once reads the first frames itself
+            _rxWatchdog = watchdog;
+            WakeReaderLocked();
+        }
+
+        try
+        {
+            while (true)
+            {
+                var outcome = ReceiveOutcome.None;
+                Exception? error = null;
+                Task<ValueWebSocketReceiveResult>? pending = null;
+                var read = false;
+                var continuing = false;
+                var peekType = WebSocketMessageType.Binary;
+                var peekEnded = false;
+                var park = Timeout.InfiniteTimeSpan;
+                var pauseWatchdog = false;
+                var session = Volatile.Read(ref _session);
+                lock (RxLock)
+                {
+                    if (_rxOutcome != ReceiveOutcome.None)
+                    {
+                        (outcome, error) = (_rxOutcome, _rxOutcomeError);
+                    }
+                    else if (_rxOwner == ReceiveOwner.Loop && _rxPendingPeek is not null)
+                    {
+                        pending = _rxPendingPeek;
+                        _rxPendingPeek = null;
+                        read = true;
+                    }
+                    else if (_rxOwner == ReceiveOwner.None)
+                    {
+                        pauseWatchdog = true;
+                        var idleFor = _time.GetElapsedTime(_rxReaderIdleAt);
+                        if (_rxPeeked)
+                        {
+                            // A reader it was handed to gave up: finish the message.
+                            (read, continuing, peekType, peekEnded) = (true, true, _rxPeekType, _rxPeekEnded);
+                            _rxPeeked = false;
+                        }
+                        else if (!_incoming.HasRoom)
+                        {
+                            park = Timeout.InfiniteTimeSpan; // backpressure: the application frees room
+                        }
+                        else if (session is not null || _rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay)
+                        {
+                            read = true;
+                        }
+                        else
+                        {
+                            park = ReadAheadDelay - idleFor;
+                        }
+
+                        if (read)
+                        {
+                            _rxOwner = ReceiveOwner.Loop;
+                        }
+                    }
+                    else
+                    {
+                        park = ReadAheadDelay; // a reader has the socket; look again later
+                    }
+                }
+
+                switch (outcome)
+                {
+                    case ReceiveOutcome.CloseFrame:
+                        return await OnCloseFrameAsync(socket).ConfigureAwait(false);
+                    case ReceiveOutcome.TooBig:
+                        return await CloseTooBigAsync(socket).ConfigureAwait(false);
+                    case ReceiveOutcome.Failed:
+                        return ClassifyReceiveFailure(error!, socket);
+                }
+
+                if (!read)
+                {
+                    if (pauseWatchdog)
+                    {
+                        watchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // a slow reader is not a dead link
+                    }
+
+                    await _loopWake.WaitAsync(park, cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
 
                 watchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+                if (!continuing)
+                {
+                    var peek = pending is not null
+                        ? await pending.ConfigureAwait(false)
+                        : await socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                    if (peek.MessageType == WebSocketMessageType.Close)
+                    {
+                        return await OnCloseFrameAsync(socket).ConfigureAwait(false);
+                    }
+
+                    (peekType, peekEnded) = (peek.MessageType, peek.EndOfMessage);
+                    lock (RxLock)
+                    {
+                        if (_rxWaiter is not null && session is null)
+                        {
+                            // A reader is waiting: it reads the message itself, into its own memory.
+                            (_rxOwner, _rxPeeked, _rxPeekType, _rxPeekEnded) = (ReceiveOwner.HandedToReader, true, peekType, peekEnded);
+                            WakeReaderLocked();
+                            continue;
+                        }
+                    }
+                }
+
+                var message = await ReadMessageAsync(socket, default, peeked: true, peekType, peekEnded, cancellationToken).ConfigureAwait(false);
+                switch (message.Outcome)
+                {
+                    case ReceiveOutcome.CloseFrame:
+                        return await OnCloseFrameAsync(socket).ConfigureAwait(false);
+                    case ReceiveOutcome.TooBig:
+                        return await CloseTooBigAsync(socket).ConfigureAwait(false);
+                }
+
+                var array = message.Pooled ?? ArrayPool<byte>.Shared.Rent(1);
+                if (session is not null)
+                {
+                    CloseRecord? ended;
+                    try
+                    {
+                        ended = await OnSessionMessageAsync(socket, session, message.Type, array.AsMemory(0, message.Length)).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(array);
+                    }
+
+                    if (ended is not null)
+                    {
+                        return ended;
+                    }
+
+                    lock (RxLock)
+                    {
+                        _rxOwner = ReceiveOwner.None;
+                    }
+
+                    continue;
+                }
+
+                Interlocked.Increment(ref _received);
+                lock (RxLock)
+                {
+                    _incoming.Enqueue(array, message.Length, message.Type);
+                    _rxOwner = ReceiveOwner.None;
+                    WakeReaderLocked();
+                }
             }
         }
 #pragma warning disable CA1031 // Every way a receive can fail is a way the connection ended; it is recorded, not thrown.
@@ -74,6 +558,30 @@ public sealed partial class LifelineClient
 #pragma warning restore CA1031
         {
             return ClassifyReceiveFailure(e, socket);
+        }
+        finally
+        {
+            lock (RxLock)
+            {
+                _rxSocket = null;
+                _rxOwner = ReceiveOwner.None;
+                _rxPeeked = false;
+                _rxPendingPeek = null;
+                _rxWatchdog = null;
+            }
+        }
+    }
+
+    /// <summary>Session mode: hands a delivered payload to the application (a pooled copy, read by <see cref="ReceiveAsync"/> or <see cref="Messages"/>).</summary>
+    private void DeliverSessionMessage(ReadOnlySpan<byte> payload, bool isText)
+    {
+        Interlocked.Increment(ref _received);
+        var array = ArrayPool<byte>.Shared.Rent(Math.Max(1, payload.Length));
+        payload.CopyTo(array);
+        lock (RxLock)
+        {
+            _incoming.Enqueue(array, payload.Length, isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary);
+            WakeReaderLocked();
         }
     }
 

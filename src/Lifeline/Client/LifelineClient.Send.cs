@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
 using Lifeline.CloseCodes;
@@ -10,25 +11,115 @@ public sealed partial class LifelineClient
     // Owned by the send loop: the message being written when the connection failed, resent first next time.
     private OutgoingMessage? _inFlight;
 
-    /// <summary>Sends a text message (UTF-8). See <see cref="SendAsync"/>.</summary>
+    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), plain mode only.
+    private ClientWebSocket? _directSocket;
+
+    /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, Encoding.UTF8.GetMaxByteCount(text.Length)));
+        var length = Encoding.UTF8.GetBytes(text, buffer);
+        ValueTask send;
+        try
+        {
+            send = SendAsync(buffer.AsMemory(0, length), WebSocketMessageType.Text, cancellationToken);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
+        if (send.IsCompletedSuccessfully)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return default;
+        }
+
+        return ReturnAfterAsync(send, buffer);
+
+        static async ValueTask ReturnAfterAsync(ValueTask send, byte[] buffer)
+        {
+            try
+            {
+                await send.ConfigureAwait(false);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
     }
 
     /// <summary>
-    /// Accepts a message for sending. The bytes are copied, so the caller may reuse its buffer at once. Messages
-    /// are written in the order accepted; while disconnected they wait in the bounded send queue and go out after
-    /// the next connection (and after <see cref="LifelineClientOptions.OnReconnected"/>). Completes when the message
-    /// is queued, not when it reached the server: use a session for end-to-end acknowledgement.
+    /// Sends a message. Messages are written in the order they were accepted. When the client is connected, nothing is
+    /// queued ahead and <paramref name="cancellationToken"/> cannot be cancelled, the message is written straight to the
+    /// socket from <paramref name="data"/> (no copy, no queue) and the task completes once it was written; the caller must
+    /// not change <paramref name="data"/> until then. Otherwise the bytes are copied into the bounded send queue (the
+    /// caller may reuse its buffer as soon as the call returns), and the task completes when the message was queued;
+    /// while disconnected it waits there and goes out after the next connection (and after
+    /// <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
+    /// <see cref="SendAndWaitAckAsync"/> for end-to-end acknowledgement.
     /// </summary>
+    /// <remarks>
+    /// A direct write that fails because the connection was lost under it is not an error: the message is kept, first in
+    /// line, and written after the next connection, as a queued one would be.
+    /// </remarks>
     /// <exception cref="LifelineClosedException">The client is stopping, closed or disposed; also thrown to a send that was waiting for room when that happened.</exception>
     /// <exception cref="InvalidOperationException">The client is disconnected and queueing is off.</exception>
     /// <exception cref="SendQueueFullException">The queue is full and its mode is <see cref="SendQueueFullMode.Fail"/>.</exception>
     /// <exception cref="ArgumentException">The type is Close.</exception>
-    public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
-        EnqueueAsync(data, type, null, cancellationToken);
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && _sendLock.Wait(0, CancellationToken.None))
+        {
+            if (!_queue.CanWriteDirect || Volatile.Read(ref _directSocket) != socket)
+            {
+                _sendLock.Release();
+                return EnqueueAsync(data, type, null, cancellationToken);
+            }
+
+            ValueTask write;
+            try
+            {
+                write = socket.SendAsync(data, type, endOfMessage: true, CancellationToken.None);
+            }
+            catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
+            {
+                write = ValueTask.FromException(e);
+            }
+
+            if (write.IsCompletedSuccessfully)
+            {
+                _sendLock.Release();
+                Interlocked.Increment(ref _sent);
+                return default;
+            }
+
+            return CompleteDirectAsync(write, data, type);
+        }
+
+        return EnqueueAsync(data, type, null, cancellationToken);
+    }
+
+    private async ValueTask CompleteDirectAsync(ValueTask write, ReadOnlyMemory<byte> data, WebSocketMessageType type)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+            Interlocked.Increment(ref _sent);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The connection was lost under the write: keep the message for the next connection, first in line.
+            _queue.PutFirst(new OutgoingMessage(data.Span, type, _time.GetTimestamp()));
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
 
     private async ValueTask EnqueueAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource<bool>? acknowledged, CancellationToken cancellationToken)
     {
@@ -67,6 +158,15 @@ public sealed partial class LifelineClient
         {
             while (true)
             {
+                if (_inFlight is null)
+                {
+                    _queue.Untake(); // nothing of the queue's is unwritten: direct writes may go ahead
+                    if (Volatile.Read(ref _session) is null)
+                    {
+                        Volatile.Write(ref _directSocket, socket);
+                    }
+                }
+
                 var message = _inFlight ?? await _queue.DequeueAsync(cancellationToken).ConfigureAwait(false);
                 if (message is null)
                 {
@@ -111,6 +211,10 @@ public sealed partial class LifelineClient
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
             // The connection is over; anything in flight stays in _inFlight for the next one.
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref _directSocket, null, socket);
         }
     }
 

@@ -279,14 +279,7 @@ public sealed partial class LifelineClient
                 switch (session.Inbound.Accept(header.Sequence, (int)payload.Length))
                 {
                     case InboundDecision.Deliver:
-                        Interlocked.Increment(ref _received);
-                        var delivered = new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, payload.ToArray());
-                        if (!_incoming.TryWrite(delivered))
-                        {
-                            // Counted as delivered already: wait for the application, however long, unless the client stops.
-                            await _incoming.WriteAsync(delivered, _stopRequested.Token).ConfigureAwait(false);
-                        }
-
+                        DeliverSessionMessage(payload.FirstSpan, header.IsText);
                         SignalAck();
                         return null;
                     case InboundDecision.Duplicate:

@@ -26,6 +26,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly Lock _stateLock = new();
     private readonly SendQueue _queue;
     private readonly ReceiveBuffer _incoming;
+    private readonly MessageReader _messages;
     private readonly Channel<LifelineStateChangedEventArgs> _events =
         Channel.CreateUnbounded<LifelineStateChangedEventArgs>(new UnboundedChannelOptions { SingleReader = true });
 
@@ -66,6 +67,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _time = options.TimeProvider;
         _queue = new SendQueue(options.SendQueue, OnDropped);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
+        _messages = new MessageReader(this, _incoming);
         _eventPump = Task.Run(PumpEventsAsync);
 
         // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
@@ -117,8 +119,11 @@ public sealed partial class LifelineClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Received messages, whole and in order. Completes when the client closes.</summary>
-    public ChannelReader<LifelineMessage> Messages => _incoming;
+    /// <summary>
+    /// Received messages, whole and in order, each a copy the application owns (one allocation per message; use
+    /// <see cref="ReceiveAsync"/> to read into your own memory without). Completes when the client closes.
+    /// </summary>
+    public ChannelReader<LifelineMessage> Messages => _messages;
 
     /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/> and every <see cref="StateChanged"/> handler has seen it.</summary>
     public Task Completion => _closed.Task;
@@ -143,7 +148,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
     /// <summary>Reads received messages until the client closes.</summary>
     public IAsyncEnumerable<LifelineMessage> ReadAllAsync(CancellationToken cancellationToken = default) =>
-        _incoming.ReadAllAsync(cancellationToken);
+        _messages.ReadAllAsync(cancellationToken);
 
     /// <summary>
     /// Starts connecting and completes once the first connection is open. Failed attempts are retried as the
@@ -241,6 +246,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
         _queue.Complete("The client is stopping (StopAsync or DisposeAsync was called); create a new client to send again.");
         await _stopRequested.CancelAsync().ConfigureAwait(false);
+        WakeLoop(); // the receive loop reads the server's answer to the Close frame even if the application does not read
         if (socket is null)
         {
             // Not connected: nothing to close gracefully. A connect that completes meanwhile is closed by the loop.
@@ -325,7 +331,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         });
         _queue.Complete($"The client is closed ({close?.ToString() ?? failure?.Description ?? "stopped"}); create a new client to send again.");
         _queue.Clear();
-        _incoming.Complete();
+        CompleteIncoming();
         _firstConnected.TrySetException(new LifelineConnectException(close, failure));
     }
 

@@ -1,28 +1,29 @@
+using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
+using System.Net.WebSockets;
 using System.Threading.Channels;
 
 namespace Lifeline.Client;
 
 /// <summary>
-/// Received messages waiting for the application, bounded by count and by payload bytes. The receive loop is the
-/// only writer and waits while the buffer is full (backpressure: it stops reading the socket); the application
-/// reads through this <see cref="ChannelReader{T}"/>, and every read frees room.
+/// Messages read ahead of the application, each in pooled memory, bounded by count and by payload bytes. The
+/// receive loop reads ahead only while there is room (backpressure: it stops reading the socket); a reader copies
+/// a message out and its buffer goes back to the pool. Every member must be called holding <see cref="SyncRoot"/>,
+/// which is also the lock of the receive hand-off in <see cref="LifelineClient"/>.
 /// </summary>
 /// <remarks>
-/// One message larger than the byte bound is still taken when the buffer is empty, so a message up to
-/// <see cref="LifelineClientOptions.MaxMessageSize"/> always gets through.
+/// A message a reader could not take (its memory was too small) is kept first in line outside the bounds, so a
+/// message up to <see cref="LifelineClientOptions.MaxMessageSize"/> always gets through.
 /// </remarks>
-internal sealed class ReceiveBuffer : ChannelReader<LifelineMessage>
+internal sealed class ReceiveBuffer
 {
-    private readonly Channel<LifelineMessage> _channel = Channel.CreateUnbounded<LifelineMessage>(
-        new UnboundedChannelOptions { SingleWriter = true });
-
+    private readonly Queue<Item> _queue = new();
     private readonly int _maxMessages;
     private readonly long _maxBytes;
-    private readonly Lock _lock = new();
-    private int _count;
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Item _head;
+    private bool _hasHead;
     private long _bytes;
-    private TaskCompletionSource? _roomFreed;
 
     public ReceiveBuffer(int maxMessages, long maxBytes)
     {
@@ -30,101 +31,159 @@ internal sealed class ReceiveBuffer : ChannelReader<LifelineMessage>
         _maxBytes = maxBytes;
     }
 
-    public long Bytes
+    public Lock SyncRoot { get; } = new();
+
+    public bool IsCompleted { get; private set; }
+
+    public int Count => _queue.Count + (_hasHead ? 1 : 0);
+
+    /// <summary>Completes once the buffer is completed and empty.</summary>
+    public Task Drained => _drained.Task;
+
+    /// <summary>True when the loop may read one more message ahead.</summary>
+    public bool HasRoom => _queue.Count < _maxMessages && _bytes < _maxBytes;
+
+    /// <summary>Adds a message read ahead; takes ownership of <paramref name="array"/> (rented from the shared pool).</summary>
+    public void Enqueue(byte[] array, int length, WebSocketMessageType type)
     {
-        get
+        if (IsCompleted)
         {
-            lock (_lock)
-            {
-                return _bytes;
-            }
+            ArrayPool<byte>.Shared.Return(array);
+            return;
         }
+
+        _queue.Enqueue(new Item(array, length, type));
+        _bytes += length;
     }
 
-    public override Task Completion => _channel.Reader.Completion;
-
-    public override bool CanCount => true;
-
-    public override int Count => _channel.Reader.Count;
-
-    public override bool CanPeek => true;
-
-    /// <summary>Adds a message if there is room now; the receive loop calls this first to avoid a wait.</summary>
-    public bool TryWrite(LifelineMessage message)
+    /// <summary>Puts a message a reader has read but could not take first in line; takes ownership of the array.</summary>
+    public void PutFirst(byte[] array, int length, WebSocketMessageType type)
     {
-        lock (_lock)
-        {
-            if (!HasRoom(message.Data.Length))
-            {
-                return false;
-            }
-
-            _count++;
-            _bytes += message.Data.Length;
-        }
-
-        if (!_channel.Writer.TryWrite(message))
-        {
-            Released(message.Data.Length); // completed: the client closed meanwhile
-            return true;
-        }
-
-        return true;
+        _head = new Item(array, length, type);
+        _hasHead = true;
     }
 
-    /// <summary>Waits for room, then adds the message.</summary>
-    public async ValueTask WriteAsync(LifelineMessage message, CancellationToken cancellationToken)
+    /// <summary>Copies the next message into <paramref name="destination"/> and releases it, or reports that it does not fit.</summary>
+    public bool TryTake(Span<byte> destination, out LifelineReceiveResult result)
     {
-        while (!TryWrite(message))
+        if (!TryPeekItem(out var item))
         {
-            Task room;
-            lock (_lock)
-            {
-                if (HasRoom(message.Data.Length))
-                {
-                    continue;
-                }
-
-                _roomFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                room = _roomFreed.Task;
-            }
-
-            await room.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    public void Complete() => _channel.Writer.TryComplete();
-
-    public override bool TryRead([MaybeNullWhen(false)] out LifelineMessage item)
-    {
-        if (!_channel.Reader.TryRead(out item))
-        {
+            result = default;
             return false;
         }
 
-        Released(item.Data.Length);
+        if (item.Length > destination.Length)
+        {
+            result = new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, item.Length, item.Type);
+            return true;
+        }
+
+        item.Array.AsSpan(0, item.Length).CopyTo(destination);
+        Remove();
+        result = new LifelineReceiveResult(LifelineReceiveStatus.Message, item.Length, item.Type);
         return true;
     }
 
-    public override bool TryPeek([MaybeNullWhen(false)] out LifelineMessage item) => _channel.Reader.TryPeek(out item);
-
-    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) =>
-        _channel.Reader.WaitToReadAsync(cancellationToken);
-
-    // Called under _lock.
-    private bool HasRoom(int length) => _count == 0 || (_count < _maxMessages && _bytes + length <= _maxBytes);
-
-    private void Released(int length)
+    /// <summary>Takes the next message as a <see cref="LifelineMessage"/> (a copy the application owns).</summary>
+    public bool TryTakeMessage([MaybeNullWhen(false)] out LifelineMessage message, bool remove)
     {
-        TaskCompletionSource? waiters;
-        lock (_lock)
+        if (!TryPeekItem(out var item))
         {
-            _count--;
-            _bytes -= length;
-            waiters = _roomFreed;
-            _roomFreed = null;
+            message = null;
+            return false;
         }
 
-        waiters?.TrySetResult();
+        message = new LifelineMessage(item.Type, item.Array.AsSpan(0, item.Length).ToArray());
+        if (remove)
+        {
+            Remove();
+        }
+
+        return true;
     }
+
+    /// <summary>No more messages will be added; those buffered can still be read.</summary>
+    public void Complete()
+    {
+        IsCompleted = true;
+        if (Count == 0)
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    private bool TryPeekItem(out Item item)
+    {
+        if (_hasHead)
+        {
+            item = _head;
+            return true;
+        }
+
+        return _queue.TryPeek(out item);
+    }
+
+    private void Remove()
+    {
+        Item item;
+        if (_hasHead)
+        {
+            item = _head;
+            _head = default;
+            _hasHead = false;
+        }
+        else
+        {
+            item = _queue.Dequeue();
+            _bytes -= item.Length;
+        }
+
+        ArrayPool<byte>.Shared.Return(item.Array);
+        if (IsCompleted && Count == 0)
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    private readonly record struct Item(byte[] Array, int Length, WebSocketMessageType Type);
+}
+
+/// <summary>The <see cref="LifelineClient.Messages"/> reader: the convenient API, built on the client's receive fast path.</summary>
+internal sealed class MessageReader(LifelineClient client, ReceiveBuffer buffer) : ChannelReader<LifelineMessage>
+{
+    public override Task Completion => buffer.Drained;
+
+    public override bool CanCount => true;
+
+    public override int Count
+    {
+        get
+        {
+            lock (buffer.SyncRoot)
+            {
+                return buffer.Count;
+            }
+        }
+    }
+
+    public override bool CanPeek => true;
+
+    public override bool TryRead([MaybeNullWhen(false)] out LifelineMessage item)
+    {
+        lock (buffer.SyncRoot)
+        {
+            return buffer.TryTakeMessage(out item, remove: true);
+        }
+    }
+
+    public override bool TryPeek([MaybeNullWhen(false)] out LifelineMessage item)
+    {
+        lock (buffer.SyncRoot)
+        {
+            return buffer.TryTakeMessage(out item, remove: false);
+        }
+    }
+
+    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) =>
+        client.WaitForMessageAsync(cancellationToken);
 }

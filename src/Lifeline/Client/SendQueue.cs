@@ -32,6 +32,8 @@ internal sealed class SendQueue
     private long _bytes;
     private string? _closedBecause;
     private TaskCompletionSource? _spaceFreed;
+    private OutgoingMessage? _first;
+    private bool _taken;
 
     public SendQueue(SendQueueOptions options, Action<DropReason> onDrop)
     {
@@ -130,23 +132,85 @@ internal sealed class SendQueue
         }
     }
 
+    /// <summary>
+    /// True when a send may bypass the queue and write at once: nothing is queued, the send loop holds no message
+    /// (so nothing accepted earlier is still unwritten), and the queue is not completed.
+    /// </summary>
+    public bool CanWriteDirect
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count == 0 && !_taken && _closedBecause is null;
+            }
+        }
+    }
+
+    /// <summary>The send loop is done with the message it took (written, dropped, or kept for the next connection is not "done").</summary>
+    public void Untake()
+    {
+        lock (_lock)
+        {
+            _taken = false;
+        }
+    }
+
+    /// <summary>
+    /// A direct write failed (the connection was lost under it): the message goes first in line, ahead of anything
+    /// queued meanwhile, and is written after the next connection. Takes ownership of the message.
+    /// </summary>
+    /// <exception cref="LifelineClosedException">The queue was completed meanwhile.</exception>
+    public void PutFirst(OutgoingMessage message)
+    {
+        lock (_lock)
+        {
+            if (_closedBecause is { } why)
+            {
+                message.Release();
+                throw new LifelineClosedException(why);
+            }
+
+            _first = message;
+            _count++;
+            _bytes += message.Length;
+        }
+    }
+
     /// <summary>The next message, or null once the queue is completed and empty.</summary>
     public async ValueTask<OutgoingMessage?> DequeueAsync(CancellationToken cancellationToken)
     {
-        while (await _channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        while (true)
         {
-            if (_channel.Reader.TryRead(out var message))
+            lock (_lock)
+            {
+                if (_first is { } first)
+                {
+                    _first = null;
+                    Remove(first);
+                    _taken = true;
+                    return first;
+                }
+
+                if (_channel.Reader.TryRead(out var message))
+                {
+                    Remove(message);
+                    _taken = true;
+                    return message;
+                }
+            }
+
+            if (!await _channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 lock (_lock)
                 {
-                    Remove(message);
+                    if (_first is null)
+                    {
+                        return null;
+                    }
                 }
-
-                return message;
             }
         }
-
-        return null;
     }
 
     /// <summary>
@@ -173,6 +237,23 @@ internal sealed class SendQueue
     /// <summary>Drops everything still queued (the client closed for good), counting each as dropped.</summary>
     public void Clear()
     {
+        OutgoingMessage? first;
+        lock (_lock)
+        {
+            first = _first;
+            _first = null;
+            if (first is not null)
+            {
+                Remove(first);
+            }
+        }
+
+        if (first is not null)
+        {
+            first.Release();
+            _onDrop(DropReason.Closed);
+        }
+
         while (_channel.Reader.TryRead(out var message))
         {
             lock (_lock)

@@ -1,0 +1,150 @@
+using System.Net.WebSockets;
+using System.Text;
+using Lifeline.Client;
+using Lifeline.CloseCodes;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Reconnect;
+
+namespace Lifeline.IntegrationTests.Client;
+
+public sealed class LifelineClientReceiveTests
+{
+    [Theory]
+    [InlineData("receive")]
+    [InlineData("messages")]
+    [InlineData("read-all")]
+    public async Task EchoApp_ValidMessageThenProtocolError_EchoReachesServerBeforeClose1002(string api)
+    {
+        // Autobahn 3.2-style: a valid message, then a frame with RSV bits set, written together. A raw ClientWebSocket
+        // echo app writes the echo before it reads (and fails on) the second frame; so must a Lifeline echo app.
+        await using var server = RawFrameServer.Start(
+            RawFrameServer.Frame(0x1, Encoding.UTF8.GetBytes("hello")),
+            RawFrameServer.Frame(0x1, Encoding.UTF8.GetBytes("bad"), rsv: 2));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+
+        var buffer = new byte[1024];
+        switch (api)
+        {
+            case "receive":
+                while (await client.ReceiveAsync(buffer) is { Status: LifelineReceiveStatus.Message } result)
+                {
+                    await client.SendAsync(buffer.AsMemory(0, result.Count), result.MessageType);
+                }
+
+                break;
+            case "messages":
+                while (await client.Messages.WaitToReadAsync(timeout.Token))
+                {
+                    var message = await client.Messages.ReadAsync(timeout.Token);
+                    await client.SendAsync(message.Data, message.Type);
+                }
+
+                break;
+            default:
+                await foreach (var message in client.ReadAllAsync(timeout.Token))
+                {
+                    await client.SendAsync(message.Data, message.Type);
+                }
+
+                break;
+        }
+
+        var closed = await states.NextAsync(LifelineClientState.Closed);
+        Assert.Equal(CloseCode.ProtocolError, closed.Close!.Code);
+        await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count == 1; } }, what: "the server's record of the connection");
+        var frames = ClientFrames(server.Received[0]);
+        Assert.True(frames.Count >= 2, $"expected the echo and a Close frame, got {frames.Count} frame(s)");
+        Assert.Equal((byte)0x1, frames[0].Opcode);
+        Assert.Equal("hello", Encoding.UTF8.GetString(frames[0].Payload));
+        Assert.Equal((byte)0x8, frames[1].Opcode);
+        Assert.Equal(1002, (frames[1].Payload[0] << 8) | frames[1].Payload[1]);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_DestinationTooSmall_KeepsMessageUntilItFits()
+    {
+        var payload = Encoding.UTF8.GetBytes("a message of forty bytes, give or take.");
+        await using var server = RawFrameServer.Start(RawFrameServer.Frame(0x2, payload), RawFrameServer.Frame(0x1, Encoding.UTF8.GetBytes("next")));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var small = new byte[8];
+        var tooSmall = await client.ReceiveAsync(small).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, payload.Length, WebSocketMessageType.Binary), tooSmall);
+
+        var big = new byte[tooSmall.Count];
+        var whole = await client.ReceiveAsync(big).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(LifelineReceiveStatus.Message, whole.Status);
+        Assert.Equal(payload, big);
+
+        var next = await client.ReceiveAsync(small).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal((LifelineReceiveStatus.Message, WebSocketMessageType.Text), (next.Status, next.MessageType));
+        Assert.Equal("next", Encoding.UTF8.GetString(small, 0, next.Count));
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_CancelledWhileWaiting_ConnectionStaysUpAndNextMessageArrives()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var buffer = new byte[64];
+
+        using (var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.ReceiveAsync(buffer, cancel.Token).AsTask());
+        }
+
+        await client.SendTextAsync("after a cancelled read");
+        var result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal("after a cancelled read", Encoding.UTF8.GetString(buffer, 0, result.Count));
+        Assert.Equal(LifelineClientState.Connected, client.State);
+        Assert.Equal(1, client.Statistics.Connects);
+    }
+
+    /// <summary>Parses the masked frames a client sent.</summary>
+    private static List<(byte Opcode, byte[] Payload)> ClientFrames(byte[] bytes)
+    {
+        var frames = new List<(byte, byte[])>();
+        var i = 0;
+        while (i + 2 <= bytes.Length)
+        {
+            var opcode = (byte)(bytes[i] & 0x0F);
+            long length = bytes[i + 1] & 0x7F;
+            i += 2;
+            if (length == 126)
+            {
+                length = (bytes[i] << 8) | bytes[i + 1];
+                i += 2;
+            }
+            else if (length == 127)
+            {
+                length = 0;
+                for (var k = 0; k < 8; k++)
+                {
+                    length = (length << 8) | bytes[i + k];
+                }
+
+                i += 8;
+            }
+
+            var mask = bytes.AsSpan(i, 4).ToArray();
+            i += 4;
+            var payload = new byte[length];
+            for (var k = 0; k < length; k++)
+            {
+                payload[k] = (byte)(bytes[i + k] ^ mask[k % 4]);
+            }
+
+            i += (int)length;
+            frames.Add((opcode, payload));
+        }
+
+        return frames;
+    }
+}
