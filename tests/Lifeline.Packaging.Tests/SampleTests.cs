@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
@@ -6,16 +7,17 @@ namespace Lifeline.Packaging.Tests;
 
 /// <summary>
 /// samples/LivePrices built from the local feed only, run as processes on 127.0.0.1: a server restart (SIGTERM,
-/// drain with 1012, a new process on the same port) must bring the console client back, subscribed again, with
-/// prices flowing.
+/// drain with 1012 and the sessions saved, a new process on the same port) must resume the console client's session,
+/// and the ticks it prints must run on with no gap and no repeat.
 /// </summary>
 [Collection(PackageFeedCollection.Name)]
 public sealed class SampleTests(PackageFeedFixture feed)
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+    // Generous: two shared cores, and dotnet processes starting cold.
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
     [Fact]
-    public async Task LivePrices_ServerRestarts_ClientComesBackAndPricesFlow()
+    public async Task LivePrices_ServerRestarts_SessionResumesWithNoGapAndNoRepeat()
     {
         var build = Path.Combine(feed.WorkDirectory, "sample-build");
         await DotnetProcess.RunCheckedAsync(feed.RepositoryRoot, PackageFeedFixture.BuildTimeout,
@@ -25,35 +27,48 @@ public sealed class SampleTests(PackageFeedFixture feed)
         var client = Path.Combine(build, "bin", "LivePrices.Client", "release", "LivePrices.Client.dll");
         Assert.True(File.Exists(Path.Combine(build, "bin", "LivePrices.Server", "release", "page", "lifeline.js")), "lifeline.js not copied beside the server");
 
+        // The drain file and the feed's position go to this test's own folder.
+        var data = Path.Combine(feed.WorkDirectory, "sample-data");
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
-        await using var first = OutputProcess.Start(server, "--urls", url, "--Ticker:IntervalMs=50");
+        string[] serverArgs = ["--urls", url, "--Ticker:IntervalMs=50", $"--DataDirectory={data}"];
+        await using var first = OutputProcess.Start(server, serverArgs);
         await first.WaitForLineAsync(line => line.Contains("Now listening", StringComparison.Ordinal), Bound);
 
         await using var subscriber = OutputProcess.Start(client, $"ws://127.0.0.1:{port}/prices");
-        await subscriber.WaitForAsync(lines => lines.Count(IsTick) >= 3, Bound);
+        await subscriber.WaitForAsync(lines => lines.Count(IsTick) >= 5, Bound);
 
-        // A deployment: SIGTERM, the server drains with 1012, then a new process takes the same port.
+        // A deployment: SIGTERM, the server drains with 1012 and saves the sessions, then a new process takes the port.
         DotnetProcess.Terminate(first.Process);
         await first.WaitForExitAsync(Bound);
         Assert.Equal(0, first.Process.ExitCode);
+        Assert.Contains(first.Lines, line => line.Contains("sessions saved", StringComparison.Ordinal));
         await subscriber.WaitForLineAsync(line => line.Contains("after 1012", StringComparison.Ordinal), Bound);
-        var ticksBefore = subscriber.Lines.Count;
+        var before = subscriber.Lines.Count;
 
-        await using var second = OutputProcess.Start(server, "--urls", url, "--Ticker:IntervalMs=50");
+        await using var second = OutputProcess.Start(server, serverArgs);
         await second.WaitForLineAsync(line => line.Contains("Now listening", StringComparison.Ordinal), Bound);
 
-        // Back: connected again, subscribed again (a message from client to server) and ticks arriving.
-        await subscriber.WaitForAsync(lines => lines.Skip(ticksBefore).Count(IsTick) >= 3, Bound);
-        var after = subscriber.Lines.Skip(ticksBefore).ToList();
-        Assert.Contains("state Connected", after);
-        Assert.Contains("subscribed prices", after);
+        // Back: the session resumed (no new subscription) and ticks arrive again.
+        await subscriber.WaitForAsync(lines => lines.Skip(before).Count(IsTick) >= 20, Bound);
+        var after = subscriber.Lines.Skip(before).ToList();
+        Assert.Contains(after, line => line.StartsWith("resumed", StringComparison.Ordinal));
+        Assert.DoesNotContain(after, line => line.StartsWith("subscribed", StringComparison.Ordinal));
 
         // The client stops cleanly on SIGTERM and counts two connections.
         DotnetProcess.Terminate(subscriber.Process);
         await subscriber.WaitForExitAsync(Bound);
         Assert.Equal(0, subscriber.Process.ExitCode);
-        Assert.Contains(subscriber.Lines, line => line.StartsWith("stopped after 2 connections", StringComparison.Ordinal));
+        var lines = subscriber.Lines;
+        var output = string.Join('\n', lines);
+        Assert.True(lines.Count(line => line.StartsWith("stopped after 2 connections", StringComparison.Ordinal)) == 1, output);
+        Assert.DoesNotContain(lines, line => line.StartsWith("session lost", StringComparison.Ordinal) || line.StartsWith("gap", StringComparison.Ordinal)
+            || line.StartsWith("repeat", StringComparison.Ordinal) || line.StartsWith("missed", StringComparison.Ordinal));
+
+        // Every tick from the first to the last, once each and in order, across the restart.
+        var sequence = lines.Where(IsTick).Select(line => long.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture)).ToList();
+        var start = sequence[0];
+        Assert.True(sequence.SequenceEqual(Enumerable.Range(0, sequence.Count).Select(i => start + i)), $"ticks not consecutive:\n{output}");
     }
 
     private static bool IsTick(string line) => line.StartsWith("tick ", StringComparison.Ordinal);
