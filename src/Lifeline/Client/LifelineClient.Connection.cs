@@ -65,7 +65,7 @@ public sealed partial class LifelineClient
                     var downtime = lostAt is { } at ? _time.GetElapsedTime(at) : TimeSpan.Zero;
                     if (lostAt is not null)
                     {
-                        LifelineMetrics.ClientTimeToReconnect.Record(downtime.TotalSeconds);
+                        _metrics.TimeToReconnect.Record(downtime.TotalSeconds);
                     }
 
                     var receivedBefore = Interlocked.Read(ref _received);
@@ -106,7 +106,7 @@ public sealed partial class LifelineClient
 
                 previousDelay = delay;
                 Interlocked.Increment(ref _reconnectAttempts);
-                LifelineMetrics.ClientReconnectAttempts.Add(1, LifelineMetrics.CloseCodeTag(close?.Code.Value));
+                _metrics.ReconnectAttempts.Add(1, LifelineMetrics.CloseCodeTag(close?.Code.Value));
                 Log.Reconnecting(_logger, delay.Value, tracker.Attempt);
                 Transition(LifelineClientState.Reconnecting, close, failure, delay, tracker.Attempt);
                 await Task.Delay(delay.Value, _time, _stopRequested.Token).ConfigureAwait(false);
@@ -392,7 +392,7 @@ public sealed partial class LifelineClient
         }
 
         Interlocked.Increment(ref _connects);
-        LifelineMetrics.ClientConnects.Add(1);
+        _metrics.Connects.Add(1);
         Log.Connected(_logger, uri);
         Transition(LifelineClientState.Connected, attempt: attempts, session: handshake);
         _firstConnected.TrySetResult();

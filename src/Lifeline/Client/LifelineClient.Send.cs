@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
 using Lifeline.CloseCodes;
-using Lifeline.Diagnostics;
 
 namespace Lifeline.Client;
 
@@ -144,7 +143,7 @@ public sealed partial class LifelineClient
         if (!connected)
         {
             Interlocked.Increment(ref _queuedWhileDown);
-            LifelineMetrics.ClientMessagesQueued.Add(1);
+            _metrics.MessagesQueued.Add(1);
         }
     }
 

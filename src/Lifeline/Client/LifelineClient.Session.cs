@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
 using Lifeline.CloseCodes;
-using Lifeline.Diagnostics;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
 
@@ -151,8 +150,8 @@ public sealed partial class LifelineClient
                                 }
 
                                 Interlocked.Increment(ref _sessionsResumed);
-                                LifelineMetrics.ClientSessionsResumed.Add(1);
-                                LifelineMetrics.ClientMessagesReplayed.Add(lease.Frames.Count);
+                                _metrics.SessionsResumed.Add(1);
+                                _metrics.MessagesReplayed.Add(lease.Frames.Count);
                                 Log.SessionResumed(_logger, session.Id, lease.Frames.Count, resumed.ReplayCount);
                                 return (new SessionHandshake(true, lease.Frames.Count, resumed.ReplayCount), null);
                             }
@@ -213,7 +212,7 @@ public sealed partial class LifelineClient
             new InboundSequencer(options.Ack, _time), welcome.MaxFrameBytes);
         Volatile.Write(ref _session, session);
         Interlocked.Increment(ref _sessionsStarted);
-        LifelineMetrics.ClientSessionsStarted.Add(1);
+        _metrics.SessionsStarted.Add(1);
         Log.SessionStarted(_logger, session.Id);
     }
 
@@ -228,7 +227,7 @@ public sealed partial class LifelineClient
     {
         Volatile.Write(ref _lastSessionLost, args);
         Interlocked.Increment(ref _sessionsLost);
-        LifelineMetrics.ClientSessionsLost.Add(1);
+        _metrics.SessionsLost.Add(1);
         Log.SessionLost(_logger, args.ToString());
         var handlers = SessionLost;
         if (handlers is null)

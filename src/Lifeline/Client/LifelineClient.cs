@@ -23,6 +23,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly LifelineClientOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly ClientInstruments _metrics;
     private readonly Lock _stateLock = new();
     private readonly SendQueue _queue;
     private readonly ReceiveBuffer _incoming;
@@ -65,6 +66,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _options = options;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _time = options.TimeProvider;
+        _metrics = ClientInstruments.For(options.MeterFactory);
         _queue = new SendQueue(options.SendQueue, OnDropped);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
         _messages = new MessageReader(this, _incoming);
@@ -381,7 +383,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 break;
         }
 
-        LifelineMetrics.ClientMessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", tag));
+        _metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", tag));
         Log.MessageDropped(_logger, tag);
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
 using Lifeline.Reconnect;
 
@@ -151,6 +152,13 @@ public sealed class LifelineClientOptions
     /// does not select <c>lifeline.v1</c> is closed with 1010.
     /// </summary>
     public SessionOptions? Session { get; set; }
+
+    /// <summary>
+    /// Where the client's instruments (meter "Lifeline") are created: pass the host's <see cref="IMeterFactory"/> so that
+    /// its measurements are told apart from other clients' (<c>Instrument.Meter.Scope</c> is the factory). Default null:
+    /// one process-wide set of instruments shared by every client.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
 
     /// <summary>The clock for delays, timestamps and watchdogs. Default <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
