@@ -87,6 +87,16 @@ internal sealed class ToolProcess : IAsyncDisposable
             info.ArgumentList.Add(arg);
         }
 
+        // A test run started in the background of a non-interactive shell inherits SIGINT as ignored, and so would the
+        // tool: start it through env(1) with SIGINT back to its default, as a terminal would deliver Ctrl-C. env execs,
+        // so the process id is the tool's.
+        if (File.Exists("/usr/bin/env") && !OperatingSystem.IsWindows())
+        {
+            info.ArgumentList.Insert(0, info.FileName);
+            info.ArgumentList.Insert(0, "--default-signal=INT");
+            info.FileName = "/usr/bin/env";
+        }
+
         info.Environment.Remove("NO_COLOR");
         foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
         {
