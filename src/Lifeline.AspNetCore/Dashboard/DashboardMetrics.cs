@@ -30,14 +30,17 @@ internal sealed class DashboardMetrics : IDisposable
     private readonly Dictionary<string, InstrumentState> _instruments = new(StringComparer.Ordinal);
     private int _series;
 
-    public DashboardMetrics(TimeProvider time)
+    public DashboardMetrics(TimeProvider time, IMeterFactory? meterFactory = null)
     {
         _time = time;
         _listener = new MeterListener
         {
             InstrumentPublished = (instrument, listener) =>
             {
-                if (instrument.Meter.Name == LifelineMetrics.MeterName)
+                // This application's instruments (created by its host's meter factory) and the process-wide ones; not
+                // another host's in the same process.
+                if (instrument.Meter.Name == LifelineMetrics.MeterName
+                    && (instrument.Meter.Scope is null || ReferenceEquals(instrument.Meter.Scope, meterFactory)))
                 {
                     listener.EnableMeasurementEvents(instrument);
                 }

@@ -22,11 +22,11 @@ internal sealed class LifelineDashboard : IDisposable
     private int _connectionsAtStart;
     private long _drainCloses;
 
-    public LifelineDashboard(LifelineServer server, TimeProvider time)
+    public LifelineDashboard(LifelineServer server, TimeProvider time, System.Diagnostics.Metrics.IMeterFactory? meterFactory = null)
     {
         _server = server;
         _time = time;
-        _metrics = new DashboardMetrics(time) { Measured = OnMeasured };
+        _metrics = new DashboardMetrics(time, meterFactory) { Measured = OnMeasured };
     }
 
     /// <summary>The drain, once one has begun; completes when it is over.</summary>
