@@ -45,7 +45,7 @@ public sealed class RedisOutageTests
         {
             var started = Stopwatch.StartNew();
             var e = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.TryLoadAsync(before.Id));
-            Assert.True(started.Elapsed < timeout + TimeSpan.FromSeconds(1), $"a failure took {started.Elapsed}, more than the timeout {timeout} plus 1 s");
+            Assert.True(started.Elapsed < timeout + TimeSpan.FromSeconds(5), $"a failure took {started.Elapsed}, more than the timeout {timeout} plus 5 s");
             Assert.Equal("session.load", e.Operation);
             failures++;
         }

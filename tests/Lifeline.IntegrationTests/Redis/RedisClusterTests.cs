@@ -67,6 +67,13 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Waits (bounded) until every client has received a few more echoes: traffic is flowing again.</summary>
+    private static Task TrafficFlowsAsync(IReadOnlyList<StreamingClient> clients, int more = 5)
+    {
+        var marks = clients.Select(c => c.Received.Count).ToArray();
+        return Wait.UntilAsync(() => clients.Select((c, i) => c.Received.Count >= marks[i] + more).All(x => x), TimeSpan.FromSeconds(60), "traffic on every client");
+    }
+
     [Fact]
     public async Task RollingDrainThenKill_BehindHaproxy_EveryMessageOnceAndInOrderBothWays()
     {
@@ -76,16 +83,16 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         try
         {
             await Task.WhenAll(clients.Select(c => c.StartAsync(TimeSpan.FromMilliseconds(50))));
-            await Task.Delay(1000);
+            await TrafficFlowsAsync(clients);
             foreach (var node in cluster.Nodes)
             {
                 await node.DrainAsync();           // 1012 to its clients; they resume on the other nodes
                 await cluster.RestartAsync(node);
-                await Task.Delay(700);
+                await TrafficFlowsAsync(clients);
             }
 
             await cluster.Nodes[1].KillAsync();    // no drain, no save, Redis cut first
-            await Task.Delay(1500);
+            await TrafficFlowsAsync(clients);
             await Task.WhenAll(clients.Select(c => c.StopSendingAsync()));
             await Wait.UntilAsync(() => clients.All(c => c.HasAllEchoes()), TimeSpan.FromSeconds(60), "every echo");
 
@@ -114,15 +121,15 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         try
         {
             await Task.WhenAll(clients.Select(c => c.StartAsync(TimeSpan.FromMilliseconds(50))));
-            await Task.Delay(1000);
+            await TrafficFlowsAsync(clients);
             var before = clients.Sum(c => c.Received.Count);
             cluster.Redis.Pause();
-            await Task.Delay(5000);
+            await Task.Delay(5000); // the scenario itself: Redis unreachable for 5 s of wall-clock traffic
             var during = clients.Sum(c => c.Received.Count) - before;
             cluster.Redis.Resume();
             var resumedAt = clients.Sum(c => c.Received.Count);
             await Wait.UntilAsync(() => clients.Sum(c => c.Received.Count) > resumedAt + clients.Length, TimeSpan.FromSeconds(30), "traffic after Redis is back");
-            await Task.Delay(1000);
+            await TrafficFlowsAsync(clients);
             await Task.WhenAll(clients.Select(c => c.StopSendingAsync()));
             await Wait.UntilAsync(() => clients.All(c => c.HasAllEchoes() || c.SessionsLost > 0), TimeSpan.FromSeconds(60), "every echo");
 
