@@ -186,8 +186,9 @@ public sealed class ProxyLink : IAsyncDisposable
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
         {
-            // A reset on one side is passed on as a reset to the other, unless the proxy ended the link itself.
-            if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset } && !IsClosed)
+            // A reset on one side is passed on as a reset to the other, unless the proxy ended the link itself or the
+            // link is silenced (a black hole passes nothing, resets included).
+            if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset } && !IsClosed && !IsSilenced)
             {
                 Reset();
             }

@@ -68,6 +68,16 @@ internal sealed class EchoServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends every accepted connection with a TCP reset (linger 0), as a server that aborts its sockets does.</summary>
+    public void ResetAll()
+    {
+        foreach (var socket in _sockets)
+        {
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();

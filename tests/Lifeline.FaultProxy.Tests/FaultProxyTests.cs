@@ -247,6 +247,25 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Silence_UpstreamResetsAfterwards_ClientSideStaysOpen()
+    {
+        // A silenced link is a black hole: a reset from the server must not cross it either, or a client's dead-link
+        // detection would be measured against the server's instead of its own.
+        using var socket = await ConnectAsync();
+        Assert.Equal("a", await RoundTripAsync(socket, "a"));
+        var link = Assert.Single(_proxy.Links);
+        _proxy.SilenceAll();
+
+        _server.ResetAll();
+        var receive = socket.ReceiveAsync(new byte[4], SocketFlags.None);
+
+        // Nothing may arrive; a second is plenty for a reset to cross loopback (a loaded machine can only make this pass late, not fail).
+        await Task.WhenAny(receive, Task.Delay(TimeSpan.FromSeconds(1)));
+        Assert.False(receive.IsCompleted, "the client side saw the server's reset through a silenced link");
+        Assert.False(link.IsClosed);
+    }
+
+    [Fact]
     public async Task IdleCut_BusyLink_IsNotCut()
     {
         using var socket = await ConnectAsync();

@@ -6,19 +6,21 @@ using Websocket.Client;
 namespace Lifeline.Benchmarks.Suite;
 
 /// <summary>
-/// Scenario 5: both clients, each with its library's defaults, connected through <see cref="TcpFaultProxy"/> to a
-/// Lifeline server; then every link is black-holed (bytes are taken and dropped both ways, nothing is closed) and the
-/// time until each client notices (Lifeline leaves Connected; Websocket.Client raises DisconnectionHappened) is taken.
+/// Scenario 5: both clients, each with its library's defaults, connected to a Lifeline server through a
+/// <see cref="TcpFaultProxy"/> of its own; then both links are black-holed at once (bytes are held both ways, nothing is
+/// closed) and the time until each client notices (Lifeline leaves Connected; Websocket.Client raises
+/// DisconnectionHappened) is taken. One proxy per client: what one client does to its link (closing it once it noticed)
+/// cannot end the other's.
 /// </summary>
 internal static class DeadLinkScenario
 {
     public static async Task RunAsync(SuiteSettings settings, TextWriter output)
     {
         await using var host = await LifelineHost.StartAsync();
-        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
-        var uri = new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/plain");
+        await using var lifelineProxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var otherProxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
 
-        await using var lifeline = new LifelineClient(new LifelineClientOptions { Uri = uri });
+        await using var lifeline = new LifelineClient(new LifelineClientOptions { Uri = new Uri($"ws://127.0.0.1:{lifelineProxy.EndPoint.Port}/plain") });
         var lifelineNoticed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         await lifeline.StartAsync();
         lifeline.StateChanged += (_, _) =>
@@ -29,13 +31,14 @@ internal static class DeadLinkScenario
             }
         };
 
-        using var other = new WebsocketClient(uri);
+        using var other = new WebsocketClient(new Uri($"ws://127.0.0.1:{otherProxy.EndPoint.Port}/plain"));
         var otherNoticed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var subscription = other.DisconnectionHappened.Subscribe(_ => otherNoticed.TrySetResult(Stopwatch.GetTimestamp()));
         await other.Start();
 
         var start = Stopwatch.GetTimestamp();
-        proxy.SilenceAll();
+        lifelineProxy.SilenceAll();
+        otherProxy.SilenceAll();
         var lifelineTime = await TimeAsync(lifelineNoticed.Task, start, settings.DeadLinkBound);
         var otherTime = await TimeAsync(otherNoticed.Task, start, settings.DeadLinkBound);
         var table = new Table("client (defaults)", "noticed after", "ratio to Websocket.Client", "how");
@@ -43,7 +46,8 @@ internal static class DeadLinkScenario
             lifeline.LastClose is { } close ? $"{close.Code.Value} {close.Cause}" : "-");
         table.Add("Websocket.Client 5.5.1", otherTime is { } o ? o : $"not within {Table.Format(settings.DeadLinkBound)}", "1.00x", "no message for ReconnectTimeout");
         await output.WriteLineAsync($"### 5. Dead-link detection through a black hole\n\n{table}");
-        proxy.ResetAll();
+        lifelineProxy.ResetAll();
+        otherProxy.ResetAll();
     }
 
     // Each callback stamps its own moment, so waiting for one client does not delay the other's figure.
