@@ -100,7 +100,7 @@ export const DEFAULT_RECONNECT_OPTIONS = Object.freeze({
   maxHintDelay: 60_000,
   restartWindow: 30_000,
   restartRetryMinDelay: 250,
-  restartRetryMaxDelay: 1000,
+  restartRetryMaxDelay: 3000,
   maxAttempts: null,
   maxElapsed: null,
   codeReactions: Object.freeze({}),
@@ -164,7 +164,7 @@ const between = (min, max, random) => min + random() * (max - min);
  * The delay before the next attempt, in ms, or null to stop. A pure function of its arguments, mirroring the
  * .NET `DefaultReconnectPolicy.NextDelay`:
  * stop codes stop; refused connects during an announced restart (1012/1001 within `restartWindow`) retry after
- * 250 ms-1 s; 1012/1001 wait the server's hint (clamped to [minHintDelay, maxHintDelay]) or 1-5 s; backoff codes
+ * 250 ms up to 1 s, 2 s, then 3 s; 1012/1001 wait the server's hint (clamped to [minHintDelay, maxHintDelay]) or 1-5 s; backoff codes
  * wait random(0, min(cap, base × multiplier^(attempt-1))) (full jitter), from a 5 s base and never under 5 s after
  * 1013; a hint may lengthen a backoff, never shorten it.
  *
@@ -185,8 +185,12 @@ export function nextDelay(context, options = DEFAULT_RECONNECT_OPTIONS, random =
   if (context.kind === 'connect-failed' && context.outageCode != null
       && (o.codeReactions[context.outageCode] ?? defaultReaction(context.outageCode)) === Reaction.Soon
       && elapsed < o.restartWindow) {
-    // The server said it is restarting: the new process is still starting. Knock again soon.
-    return between(o.restartRetryMinDelay, o.restartRetryMaxDelay, random);
+    // The server said it is restarting: the new process is still starting. Knock again soon, from a ceiling of four
+    // times the minimum that doubles per refusal up to restartRetryMaxDelay (1 s, 2 s, then 3 s by default), so a
+    // long restart does not gather every refused client into the same second after the new process is up.
+    const refusals = Math.min(Math.max(attempt - 1, 1), 30);
+    const ceiling = Math.min(o.restartRetryMinDelay * 4 * 2 ** (refusals - 1), o.restartRetryMaxDelay);
+    return between(o.restartRetryMinDelay, ceiling, random);
   }
 
   const rawHint = context.hint ?? parseRetryHint(context.reason);

@@ -15,7 +15,7 @@ public sealed class ReconnectPolicyOptions
     private TimeSpan _maxHintDelay = TimeSpan.FromMinutes(1);
     private TimeSpan _restartWindow = TimeSpan.FromSeconds(30);
     private TimeSpan _restartRetryMinDelay = TimeSpan.FromMilliseconds(250);
-    private TimeSpan _restartRetryMaxDelay = TimeSpan.FromSeconds(1);
+    private TimeSpan _restartRetryMaxDelay = TimeSpan.FromSeconds(3);
     private int? _maxAttempts;
     private TimeSpan? _maxElapsed;
 
@@ -53,15 +53,17 @@ public sealed class ReconnectPolicyOptions
 
     /// <summary>
     /// How long after a 1012 or 1001 close refused connects (and 502/503/504 upgrades) count as "the new process
-    /// is still starting" and are retried every <see cref="RestartRetryMinDelay"/>-<see cref="RestartRetryMaxDelay"/>
-    /// instead of backing off. Default 30 s (a common shutdown grace period). Zero turns this off.
+    /// is still starting" and are retried after a random delay from <see cref="RestartRetryMinDelay"/> up to a ceiling
+    /// that starts at four times that minimum and doubles per refusal up to <see cref="RestartRetryMaxDelay"/>
+    /// (defaults: 250 ms up to 1 s, 2 s, then 3 s), instead of backing off. Default 30 s (a common shutdown grace
+    /// period). Zero turns this off.
     /// </summary>
     public TimeSpan RestartWindow { get => _restartWindow; set => _restartWindow = OptionGuard.NotNegative(value); }
 
     /// <summary>The lower bound of the retry delay inside <see cref="RestartWindow"/>. Default 250 ms. Must be positive.</summary>
     public TimeSpan RestartRetryMinDelay { get => _restartRetryMinDelay; set => _restartRetryMinDelay = OptionGuard.Positive(value); }
 
-    /// <summary>The upper bound of the retry delay inside <see cref="RestartWindow"/>. Default 1 s. Must be positive.</summary>
+    /// <summary>The largest retry delay inside <see cref="RestartWindow"/>, reached after a few refusals. Default 3 s. Must be positive.</summary>
     public TimeSpan RestartRetryMaxDelay { get => _restartRetryMaxDelay; set => _restartRetryMaxDelay = OptionGuard.Positive(value); }
 
     /// <summary>Stop after this many consecutive attempts. Default null: no limit. At least 1 when set.</summary>

@@ -67,10 +67,14 @@ describe('nextDelay', () => {
     }
   });
 
-  test('nextDelay_RefusedConnectDuringAnnouncedRestart_Retries250msTo1s', () => {
+  test('nextDelay_RefusedConnectDuringAnnouncedRestart_CeilingGrows1s2s3s', () => {
     const refused = { kind: 'connect-failed', code: 1006, outageCode: 1012, attempt: 5 };
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0)), 250);
-    assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0.5)), 625);
+    assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0.5)), 1625);
+    // the first refusal (attempt 2) up to 1 s, the second up to 2 s, then 3 s
+    assert.equal(nextDelay(ctx({ ...refused, attempt: 2, elapsed: 2000 }), undefined, fixed(1)), 1000);
+    assert.equal(nextDelay(ctx({ ...refused, attempt: 3, elapsed: 2000 }), undefined, fixed(1)), 2000);
+    assert.equal(nextDelay(ctx({ ...refused, attempt: 4, elapsed: 2000 }), undefined, fixed(1)), 3000);
     // after the restart window: ordinary backoff for attempt 5 (0.5 × 16 s)
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 30_000 }), undefined, fixed(0.5)), 8000);
     // refused after a 1006 outage: backoff
@@ -127,7 +131,7 @@ describe('reactions and options', () => {
     assert.equal(o.tryAgainLaterBaseDelay, 5000);
     assert.deepEqual([o.soonMinDelay, o.soonMaxDelay], [1000, 5000]);
     assert.deepEqual([o.minHintDelay, o.maxHintDelay], [100, 60_000]);
-    assert.deepEqual([o.restartWindow, o.restartRetryMinDelay, o.restartRetryMaxDelay], [30_000, 250, 1000]);
+    assert.deepEqual([o.restartWindow, o.restartRetryMinDelay, o.restartRetryMaxDelay], [30_000, 250, 3000]);
     assert.equal(o.maxAttempts, null);
     assert.equal(o.maxElapsed, null);
     assert.equal(DEFAULT_RECONNECT_OPTIONS.stablePeriod, 10_000);

@@ -255,8 +255,29 @@ public class DefaultReconnectPolicyTests
                 OutageCode = CloseCode.ServiceRestart,
             };
 
-            Assert.InRange(policy.NextDelay(context)!.Value, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1));
+            Assert.InRange(policy.NextDelay(context)!.Value, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(3));
         }
+    }
+
+    [Theory]
+    [InlineData(2, 1000)]   // the first refusal: 250 ms-1 s
+    [InlineData(3, 2000)]   // the ceiling doubles per refusal...
+    [InlineData(4, 3000)]   // ...up to RestartRetryMaxDelay (3 s)
+    [InlineData(12, 3000)]
+    public void NextDelay_RepeatedlyRefusedDuringARestart_CeilingGrowsToTheMax(int attempt, int ceilingMs)
+    {
+        // A restart that takes long would otherwise gather every refused client into the same second after the new
+        // process is up; a growing ceiling keeps them spread, as the server's hints spread them at first.
+        var context = new ReconnectContext
+        {
+            Attempt = attempt,
+            Elapsed = TimeSpan.FromSeconds(5),
+            Kind = DisconnectKind.ConnectFailed,
+            OutageCode = CloseCode.ServiceRestart,
+        };
+
+        Assert.Equal(ceilingMs, new DefaultReconnectPolicy(null, new FixedRandom(0.999999999)).NextDelay(context)!.Value.TotalMilliseconds, tolerance: 1);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), new DefaultReconnectPolicy(null, new FixedRandom(0)).NextDelay(context)!.Value);
     }
 
     [Fact]
@@ -295,5 +316,11 @@ public class DefaultReconnectPolicyTests
     {
         Assert.Null(NeverReconnectPolicy.Instance.NextDelay(Closed(1006)));
         Assert.Null(NeverReconnectPolicy.Instance.NextDelay(Closed(1012, hint: TimeSpan.FromSeconds(1))));
+    }
+
+    /// <summary>A random source that always draws the same value: the bounds of a jittered range, exactly.</summary>
+    private sealed class FixedRandom(double value) : Random
+    {
+        public override double NextDouble() => value;
     }
 }
