@@ -142,20 +142,25 @@ public sealed class LifelineServer : IDisposable
         var done = connections.Select(connection => connection.Completion.WaitAsync(linked.Token)).ToArray();
         try
         {
+            // Batches pace the Close frames (DrainCloseBatchSize per DrainCloseBatchInterval); they do not wait for each
+            // other's writes, so one client whose TCP window is shut cannot hold back everyone after it.
+            var closes = new List<Task>(connections.Length);
             foreach (var batch in connections.Chunk(_options.DrainCloseBatchSize))
             {
-                await Task.WhenAll(batch.Select(connection =>
+                foreach (var connection in batch)
                 {
                     var hint = NextRestartHint();
                     connection.DrainHint = hint;
-                    return connection.CloseAsync(DrainCode, DrainReason(hint), linked.Token);
-                })).ConfigureAwait(false);
+                    closes.Add(connection.CloseAsync(DrainCode, DrainReason(hint), linked.Token));
+                }
+
                 if (_options.DrainCloseBatchInterval > TimeSpan.Zero)
                 {
                     await Task.Delay(_options.DrainCloseBatchInterval, _time, linked.Token).ConfigureAwait(false);
                 }
             }
 
+            await Task.WhenAll(closes).ConfigureAwait(false);
             await Task.WhenAll(done).ConfigureAwait(false);
         }
         catch (OperationCanceledException)

@@ -102,4 +102,44 @@ public sealed class GracefulRestartTests
         Assert.True(drain.Elapsed < TimeSpan.FromSeconds(10));
         await Wait.UntilAsync(() => host.Registry.Count == 0, what: "the unanswered connection to be aborted");
     }
+
+    [Fact]
+    public async Task Drain_FirstClientsWriterIsStuck_LaterBatchesStillGetTheir1012AtOnce()
+    {
+        // Batches pace the closes; they must not wait on each other's writes, or one client whose TCP window is shut
+        // holds every later client's 1012 back for the close-send bound (5 s) - and a drain of thousands then takes
+        // batches x write latency.
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.DrainCloseBatchSize = 1;
+            o.SendBufferBytes = 64 * 1024 * 1024;
+            o.SendBufferMessages = 10_000;
+            o.SendTimeout = TimeSpan.FromMinutes(1);
+        });
+        await using var proxyA = new Lifeline.FaultProxy.TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var proxyB = new Lifeline.FaultProxy.TcpFaultProxy("127.0.0.1", host.Port).Start();
+        await using var clientA = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyA.EndPoint.Port}/ws?name=a"));
+        await using var clientB = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyB.EndPoint.Port}/ws?name=b"));
+        await Wait.UntilAsync(() => host.Registry.Count == 2);
+
+        // The drain closes in the registry's order: stall whichever comes first.
+        var order = host.Registry.Connections.ToArray();
+        var first = order[0];
+        var second = order[1];
+        var (stalledProxy, healthyClient) = first.Query["name"] == "a" ? (proxyA, clientB) : (proxyB, clientA);
+        stalledProxy.AddToxic(new Lifeline.FaultProxy.Toxics.BlackHoleToxic(), Lifeline.FaultProxy.Direction.Downstream);
+        var chunk = new byte[64 * 1024];
+        for (var i = 0; i < 512; i++)
+        {
+            await first.SendAsync(chunk, System.Net.WebSockets.WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(15)); // 32 MB: far more than the kernel buffers hold
+        }
+
+        var drain = host.Server.DrainAsync();
+        var close = await healthyClient.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(1012, close.Code);
+        Assert.False(first.Completion.IsCompleted, "the second batch's 1012 waited until the stuck first connection was ended");
+        await drain.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(first.Completion.IsCompleted && second.Completion.IsCompleted);
+    }
 }
