@@ -10,7 +10,9 @@ namespace Lifeline.Benchmarks.Suite;
 /// Scenario 4: N clients of one kind connected to an in-process Kestrel host with Lifeline's default server options
 /// (1012 hints spread over 1-5 s, drain timeout 20 s); the host is stopped gracefully and a new one started on the same
 /// port as soon as the old one is down. Measured from the start of the stop: the time until every client is connected
-/// again, the peak of upgrade requests per 100 ms, failed connect attempts, and for session clients the messages lost
+/// again, the longest any one client was away (from the moment it saw its connection end to the moment it was connected
+/// again: the figure to hold against the server's hint window), the peak of upgrade requests per 100 ms, failed
+/// connect attempts, and for session clients the messages lost
 /// (each sends number 1 before the restart and number 2 as the stop begins; the server records what it received, across
 /// both hosts, and the session store carries sessions over through its drain file). One kind at a time, each on its own port.
 /// </summary>
@@ -20,7 +22,7 @@ internal static class RestartStormScenario
 
     public static async Task RunAsync(SuiteSettings settings, TextWriter output)
     {
-        var table = new Table("client", "clients", "stop took", "all back after", "back", "peak upgrades /100 ms", "peak ratio to SignalR loop", "failed attempts", "messages lost", "sessions lost");
+        var table = new Table("client", "clients", "stop took", "all back after", "longest away", "back", "peak upgrades /100 ms", "peak ratio to SignalR loop", "failed attempts", "messages lost", "sessions lost");
         var rows = new List<object?[]>();
         double signalRPeak = double.NaN;
         foreach (var kind in new[] { "SignalR-default loop (0, 2, 10, 30 s)", "Lifeline session", "Lifeline plain", "Websocket.Client 5.5.1 defaults" })
@@ -31,7 +33,7 @@ internal static class RestartStormScenario
                 signalRPeak = r.Peak;
             }
 
-            rows.Add([kind, settings.StormClients, r.StopTook, r.Back == settings.StormClients ? r.AllBack : $"not within {Table.Format(settings.StormBound)}", r.Back, r.Peak, Table.Ratio(r.Peak, signalRPeak), r.Failed, r.Lost, r.SessionsLost]);
+            rows.Add([kind, settings.StormClients, r.StopTook, r.Back == settings.StormClients ? r.AllBack : $"not within {Table.Format(settings.StormBound)}", r.LongestAway, r.Back, r.Peak, Table.Ratio(r.Peak, signalRPeak), r.Failed, r.Lost, r.SessionsLost]);
         }
 
         foreach (var row in rows)
@@ -55,7 +57,7 @@ internal static class RestartStormScenario
         }
     }
 
-    private sealed record Result(TimeSpan StopTook, TimeSpan AllBack, int Back, double Peak, long Failed, object? Lost, object? SessionsLost);
+    private sealed record Result(TimeSpan StopTook, TimeSpan AllBack, TimeSpan LongestAway, int Back, double Peak, long Failed, object? Lost, object? SessionsLost);
 
     private static async Task<Result> RunKindAsync(string kind, SuiteSettings settings)
     {
@@ -132,7 +134,8 @@ internal static class RestartStormScenario
             }
 
             var peak = counters.UpgradesPer100Ms.IsEmpty ? 0 : counters.UpgradesPer100Ms.Values.Max();
-            return new Result(stopTook, allBack, back, peak, clients.Sum(c => c.Failures) - failedBefore, lost, sessionsLost);
+            var longestAway = clients.Where((c, i) => c.Connects > generations[i]).Select(c => c.LastAway).DefaultIfEmpty().Max();
+            return new Result(stopTook, allBack, longestAway, back, peak, clients.Sum(c => c.Failures) - failedBefore, lost, sessionsLost);
         }
         finally
         {
@@ -159,6 +162,9 @@ internal static class RestartStormScenario
 
         long Failures { get; }
 
+        /// <summary>From the moment the client saw its last connection end until it was connected again.</summary>
+        TimeSpan LastAway { get; }
+
         Task StartAsync();
 
         Task SendAsync(int number);
@@ -168,6 +174,7 @@ internal static class RestartStormScenario
     private sealed class LifelineStormClient : IStormClient
     {
         private readonly LifelineClient _client;
+        private readonly AwayClock _away = new();
         private long _attempts;
 
         public LifelineStormClient(Uri uri, bool session)
@@ -187,7 +194,10 @@ internal static class RestartStormScenario
             }
 
             _client = new LifelineClient(options);
+            _client.StateChanged += (_, e) => _away.Observe(e.Current == LifelineClientState.Connected);
         }
+
+        public TimeSpan LastAway => _away.LastAway;
 
         public bool IsConnected => _client.State == LifelineClientState.Connected;
 
@@ -215,9 +225,12 @@ internal static class RestartStormScenario
         private readonly CancellationTokenSource _stop = new();
         private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private volatile bool _connected;
+        private readonly AwayClock _away = new();
         private long _connects;
         private long _failures;
         private Task _loop = Task.CompletedTask;
+
+        public TimeSpan LastAway => _away.LastAway;
 
         public bool IsConnected => _connected;
 
@@ -280,6 +293,7 @@ internal static class RestartStormScenario
                 }
 
                 Interlocked.Increment(ref _connects);
+                _away.Observe(connected: true);
                 _connected = true;
                 _first.TrySetResult();
                 retry = 0;
@@ -304,6 +318,7 @@ internal static class RestartStormScenario
                 finally
                 {
                     _connected = false;
+                    _away.Observe(connected: false);
                 }
             }
         }
@@ -313,15 +328,21 @@ internal static class RestartStormScenario
     private sealed class WebsocketClientStormClient : IStormClient
     {
         private readonly WebsocketClient _client;
+        private readonly AwayClock _away = new();
         private long _connects;
         private long _failures;
 
         public WebsocketClientStormClient(Uri uri)
         {
             _client = new WebsocketClient(uri);
-            _client.ReconnectionHappened.Subscribe(_ => Interlocked.Increment(ref _connects));
+            _client.ReconnectionHappened.Subscribe(_ =>
+            {
+                Interlocked.Increment(ref _connects);
+                _away.Observe(connected: true);
+            });
             _client.DisconnectionHappened.Subscribe(info =>
             {
+                _away.Observe(connected: false);
                 if (info.Type == DisconnectionType.Error)
                 {
                     Interlocked.Increment(ref _failures);
@@ -330,6 +351,8 @@ internal static class RestartStormScenario
         }
 
         public bool IsConnected => _client.IsRunning;
+
+        public TimeSpan LastAway => _away.LastAway;
 
         public long Connects => Interlocked.Read(ref _connects);
 
@@ -343,6 +366,41 @@ internal static class RestartStormScenario
         {
             _client.Dispose();
             return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>Times one client's last absence: from the first "down" after being up to the next "up".</summary>
+    private sealed class AwayClock
+    {
+        private readonly Lock _lock = new();
+        private long _downAt;
+        private TimeSpan _lastAway;
+
+        public TimeSpan LastAway
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _lastAway;
+                }
+            }
+        }
+
+        public void Observe(bool connected)
+        {
+            lock (_lock)
+            {
+                if (!connected && _downAt == 0)
+                {
+                    _downAt = Stopwatch.GetTimestamp();
+                }
+                else if (connected && _downAt != 0)
+                {
+                    _lastAway = Stopwatch.GetElapsedTime(_downAt);
+                    _downAt = 0;
+                }
+            }
         }
     }
 }
