@@ -6,10 +6,13 @@ using Lifeline.Benchmarks.Suite;
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- all storm echo      only the named scenarios
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- --filter '*'        the BenchmarkDotNet classes
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- session-faults 100000 42
+// dotnet run -c Release --project bench/Lifeline.Benchmarks -- redis-node 20 2000  one node: Redis store beside in-memory
 switch (args)
 {
     case ["session-faults", ..]:
         return await Lifeline.Benchmarks.SessionFaultRunner.RunAsync(args[1..]);
+    case ["redis-node", ..]:
+        return await Lifeline.Benchmarks.RedisNodeRunner.RunAsync(args[1..], Console.Out);
     case ["all" or "smoke", ..]:
         return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out);
     case ["mem-server"]:

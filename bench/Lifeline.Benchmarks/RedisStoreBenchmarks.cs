@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using Lifeline.Redis;
 using Lifeline.Session;
@@ -20,7 +17,7 @@ public class RedisStoreBenchmarks
 {
     private const int Messages = 100;
     private readonly byte[] _payload = new byte[256];
-    private Process _server = null!;
+    private RedisProcess _server = null!;
     private LifelineRedisConnection _connection = null!;
     private RedisSessionStore _store = null!;
     private RedisSessionLease _lease = null!;
@@ -29,23 +26,8 @@ public class RedisStoreBenchmarks
     [GlobalSetup]
     public async Task SetupAsync()
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
-        var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, WorkingDirectory = Path.GetTempPath() };
-        foreach (var arg in new[] { "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        _server = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start; run .ci/install-deps.");
-        _server.OutputDataReceived += (_, _) => { };
-        _server.BeginOutputReadLine();
-        _connection = new LifelineRedisConnection(new LifelineRedisOptions { Configuration = $"127.0.0.1:{port}", ConnectTimeout = TimeSpan.FromSeconds(10) });
+        _server = await RedisProcess.StartAsync();
+        _connection = new LifelineRedisConnection(new LifelineRedisOptions { Configuration = _server.Configuration, ConnectTimeout = TimeSpan.FromSeconds(10) });
         _store = new RedisSessionStore(_connection);
         var ready = Stopwatch.StartNew();
         while (true)
@@ -66,9 +48,7 @@ public class RedisStoreBenchmarks
     public async Task CleanupAsync()
     {
         await _connection.DisposeAsync();
-        _server.Kill();
-        await _server.WaitForExitAsync();
-        _server.Dispose();
+        await _server.DisposeAsync();
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Messages)]

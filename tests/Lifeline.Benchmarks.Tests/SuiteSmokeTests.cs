@@ -18,4 +18,15 @@ public sealed class SuiteSmokeTests(ITestOutputHelper output)
             Assert.Contains(heading, writer.ToString(), StringComparison.Ordinal);
         }
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task RedisNode_Smoke_BothStoresRunAndEveryEchoArrivesOnce()
+    {
+        using var writer = new StringWriter();
+        var exit = await RedisNodeRunner.RunAsync(["2", "50", "1"], writer);
+        output.WriteLine(writer.ToString());
+        Assert.Equal(0, exit);
+        Assert.Contains("| in-memory (default) |", writer.ToString(), StringComparison.Ordinal);
+        Assert.Contains("| Redis |", writer.ToString(), StringComparison.Ordinal);
+    }
 }
