@@ -297,6 +297,9 @@ internal sealed class StreamingClient : IAsyncDisposable
 
     public int SessionsLost;
 
+    /// <summary>How many sessions this client started, resumed and lost.</summary>
+    public (long Started, long Resumed, long Lost) SessionCounts => _client.SessionCounts;
+
     public async Task StartAsync(TimeSpan interval)
     {
         await _client.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
