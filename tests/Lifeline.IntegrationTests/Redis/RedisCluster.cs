@@ -141,7 +141,14 @@ internal sealed class ClusterNode : IAsyncDisposable
         await app.Services.GetRequiredService<LifelineRedisConnection>().DisposeAsync();
         foreach (var context in _contexts.Keys)
         {
-            context.Abort();
+            try
+            {
+                context.Abort();
+            }
+            catch (ObjectDisposedException)
+            {
+                // That request ended between the listing and the abort.
+            }
         }
 
         using var now = new CancellationTokenSource();
@@ -289,6 +296,56 @@ internal sealed class StreamingClient : IAsyncDisposable
         options.Session = new Lifeline.Client.SessionOptions();
         _client = new Lifeline.Client.LifelineClient(options);
         _client.SessionLost += (_, _) => Interlocked.Increment(ref SessionsLost);
+        _client.StateChanged += (_, e) =>
+        {
+            lock (_states)
+            {
+                _states.Add($"{e.Current}({e.Close?.ToString() ?? e.Failure?.Description}{(e.SessionResumed is { } r ? r ? " resumed" : " new session" : "")})");
+            }
+        };
+    }
+
+    private readonly List<string> _states = [];
+
+    /// <summary>Waits (bounded) until every client has received a few more echoes; on a timeout, says which did not.</summary>
+    public static async Task TrafficFlowsAsync(IReadOnlyList<StreamingClient> clients, int more = 5)
+    {
+        var marks = clients.Select(c => c.EchoCount).ToArray();
+        try
+        {
+            await Infrastructure.Wait.UntilAsync(() => clients.Select((c, i) => c.EchoCount >= marks[i] + more).All(x => x), TimeSpan.FromSeconds(60), "traffic on every client");
+        }
+        catch (TimeoutException e)
+        {
+            var stuck = clients.Select((c, i) => (Client: c, Mark: marks[i])).Where(x => x.Client.EchoCount < x.Mark + more).ToList();
+            throw new TimeoutException($"{e.Message} {stuck.Count} of {clients.Count} clients stalled, e.g. " +
+                string.Join(" | ", stuck.Take(3).Select(x => $"mark {x.Mark}: {x.Client.Describe()}")), e);
+        }
+    }
+
+    private int EchoCount
+    {
+        get
+        {
+            lock (Received)
+            {
+                return Received.Count;
+            }
+        }
+    }
+
+    /// <summary>What this client did, for a failure message.</summary>
+    public string Describe()
+    {
+        string states;
+        lock (_states)
+        {
+            states = string.Join(", ", _states.TakeLast(8));
+        }
+
+        var statistics = _client.Statistics;
+        return $"state {_client.State}, sent {Sent}, echoes {EchoCount}, unacknowledged {_client.UnacknowledgedMessages}, queued {statistics.QueuedMessages}, " +
+            $"sessions {SessionCounts}, connects {statistics.Connects}; last states: {states}";
     }
 
     public List<int> Received { get; } = [];
