@@ -59,7 +59,7 @@ public sealed class ProcessClusterTests(ITestOutputHelper output)
             Assert.DoesNotContain("draining", nodes[1].Output, StringComparison.Ordinal);
             await TrafficFlowsAsync(clients);
             await Task.WhenAll(clients.Select(c => c.StopSendingAsync()));
-            await Wait.UntilAsync(() => clients.All(c => c.HasAllEchoes()), Bound, "every echo");
+            await StreamingClient.AllEchoesAsync(clients);
 
             var sent = clients.Sum(c => c.Sent);
             var resumed = clients.Sum(c => c.SessionCounts.Resumed);

@@ -36,6 +36,7 @@ internal sealed class ClusterNode : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<HttpContext, byte> _contexts = new();
     private WebApplication? _app;
+    private bool _killed;
 
     private ClusterNode(string name, int port)
     {
@@ -103,7 +104,7 @@ internal sealed class ClusterNode : IAsyncDisposable
                 _contexts.TryRemove(context, out _);
             }
         });
-        app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, ct));
+        app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
         app.MapLifelineSession("/group", async (session, ct) =>
         {
             if (!session.IsResumed)
@@ -117,6 +118,7 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         await app.StartAsync();
+        Volatile.Write(ref _killed, false);
         _app = app;
     }
 
@@ -138,6 +140,7 @@ internal sealed class ClusterNode : IAsyncDisposable
             return;
         }
 
+        Volatile.Write(ref _killed, true);
         await app.Services.GetRequiredService<LifelineRedisConnection>().DisposeAsync();
         foreach (var context in _contexts.Keys)
         {
@@ -166,7 +169,7 @@ internal sealed class ClusterNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await KillAsync();
 
-    private static async Task EchoAsync(LifelineSession session, ClusterLog log, CancellationToken ct)
+    private static async Task EchoAsync(LifelineSession session, ClusterLog log, Func<bool> killed, CancellationToken ct)
     {
         Interlocked.Increment(ref log.HandlerStarts);
         if (session.IsResumed)
@@ -182,6 +185,14 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
             catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
             {
+                if (killed())
+                {
+                    // A killed process runs no more code. Here the node lives on in-process and its sends fail once its
+                    // Redis link is closed (ObjectDisposedException); returning would end the session and close its socket
+                    // with 1000 before the kill aborts it, which no real kill does. Wait for the session's end instead.
+                    await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+                }
+
                 return; // ended, drained or taken over: the client resends what this node did not store
             }
             catch (Lifeline.Session.Store.SessionStoreUnavailableException)
@@ -323,6 +334,21 @@ internal sealed class StreamingClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits (bounded) until every client has every echo; on a timeout, says which did not and what they miss.</summary>
+    public static async Task AllEchoesAsync(IReadOnlyList<StreamingClient> clients)
+    {
+        try
+        {
+            await Infrastructure.Wait.UntilAsync(() => clients.All(c => c.HasAllEchoes()), TimeSpan.FromSeconds(60), "every echo");
+        }
+        catch (TimeoutException e)
+        {
+            var missing = clients.Where(c => !c.HasAllEchoes()).ToList();
+            throw new TimeoutException($"{e.Message} {missing.Count} of {clients.Count} clients miss echoes, e.g. " +
+                string.Join(" | ", missing.Take(3).Select(c => c.Describe())), e);
+        }
+    }
+
     private int EchoCount
     {
         get
@@ -343,9 +369,16 @@ internal sealed class StreamingClient : IAsyncDisposable
             states = string.Join(", ", _states.TakeLast(8));
         }
 
+        List<int> received;
+        lock (Received)
+        {
+            received = [.. Received];
+        }
+
+        var missing = Enumerable.Range(1, Sent).Except(received).Take(5);
         var statistics = _client.Statistics;
-        return $"state {_client.State}, sent {Sent}, echoes {EchoCount}, unacknowledged {_client.UnacknowledgedMessages}, queued {statistics.QueuedMessages}, " +
-            $"sessions {SessionCounts}, connects {statistics.Connects}; last states: {states}";
+        return $"session {_client.SessionId}, state {_client.State}, sent {Sent}, echoes {EchoCount}, unacknowledged {_client.UnacknowledgedMessages}, queued {statistics.QueuedMessages}, " +
+            $"sessions {SessionCounts}, connects {statistics.Connects}, first missing [{string.Join(",", missing)}], last received [{string.Join(",", received.TakeLast(3))}]; last states: {states}";
     }
 
     public List<int> Received { get; } = [];

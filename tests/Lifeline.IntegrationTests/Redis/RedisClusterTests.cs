@@ -91,7 +91,7 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
             await cluster.Nodes[1].KillAsync();    // no drain, no save, Redis cut first
             await TrafficFlowsAsync(clients);
             await Task.WhenAll(clients.Select(c => c.StopSendingAsync()));
-            await Wait.UntilAsync(() => clients.All(c => c.HasAllEchoes()), TimeSpan.FromSeconds(60), "every echo");
+            await StreamingClient.AllEchoesAsync(clients);
 
             var sent = clients.Sum(c => c.Sent);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
