@@ -372,16 +372,30 @@ public sealed class LifelineSession
         return snapshot;
     }
 
-    /// <summary>Ends the session for good: the handler's token is cancelled, reads complete, acknowledgement tasks get false.</summary>
-    internal bool TryEnd(SessionLostReason reason)
+    /// <summary>
+    /// Ends the session for good: the handler's token is cancelled, reads complete (with <paramref name="discardUnread"/>,
+    /// at once, dropping what is unread), acknowledgement tasks get false. <paramref name="beforeReadsEnd"/> runs first,
+    /// once the session counts as ended: the socket's loop and the handler return when reads complete, and a close they
+    /// request then (1000, the handler's normal end) would otherwise come before the one the caller means to send.
+    /// </summary>
+    internal bool TryEnd(SessionLostReason reason, bool discardUnread = false, Action? beforeReadsEnd = null)
     {
         if (Interlocked.Exchange(ref _ended, 1) != 0)
         {
             return false;
         }
 
+        beforeReadsEnd?.Invoke();
         Replay.EndSession(reason);
-        Inbox.Complete();
+        if (discardUnread)
+        {
+            Inbox.Discard();
+        }
+        else
+        {
+            Inbox.Complete();
+        }
+
         _ending.Cancel();
         return true;
     }

@@ -190,19 +190,23 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Another node owns the session now: stop at once, deliver and acknowledge nothing more, close its socket with 4001.</summary>
     internal void Fenced(LifelineSession session, string why)
     {
-        session.Inbox.Discard();
-        if (!session.TryEnd(SessionLostReason.NotFound))
+        // The 4001 is requested before the reads end (the first close requested is the one sent): once they end, the
+        // socket's loop and the handler return, and their normal end closes with 1000, which tells the client to stop
+        // for good instead of resuming on the node that has the session now.
+        if (!session.TryEnd(SessionLostReason.NotFound, discardUnread: true, beforeReadsEnd: () =>
+            {
+                if (session.Carrier is { } carrier)
+                {
+                    _ = carrier.Connection.CloseAsync(SessionProtocol.SessionTakenOver, "session resumed elsewhere", CancellationToken.None);
+                }
+            }))
         {
+            session.Inbox.Discard();
             return;
         }
 
         FencedCounter.Add(1);
         SessionLog.Fenced(Logger, session.Id, why);
-        if (session.Carrier is { } carrier)
-        {
-            _ = carrier.Connection.CloseAsync(SessionProtocol.SessionTakenOver, "session resumed elsewhere", CancellationToken.None);
-        }
-
         Forget(session);
     }
 

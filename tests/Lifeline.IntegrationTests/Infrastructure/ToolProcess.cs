@@ -12,7 +12,10 @@ namespace Lifeline.IntegrationTests.Infrastructure;
 internal sealed class ToolProcess : IAsyncDisposable
 {
     public const int SIGINT = 2;
+    public const int SIGKILL = 9;
     public const int SIGTERM = 15;
+    public const int SIGCONT = 18;
+    public const int SIGSTOP = 19;
 
     private readonly Process _process;
     private readonly StringBuilder _output = new();

@@ -36,6 +36,7 @@ internal sealed class ClusterNode : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<HttpContext, byte> _contexts = new();
     private WebApplication? _app;
+    private bool _killed;
 
     private ClusterNode(string name, int port)
     {
@@ -103,7 +104,7 @@ internal sealed class ClusterNode : IAsyncDisposable
                 _contexts.TryRemove(context, out _);
             }
         });
-        app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, ct));
+        app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
         app.MapLifelineSession("/group", async (session, ct) =>
         {
             if (!session.IsResumed)
@@ -117,6 +118,7 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         await app.StartAsync();
+        Volatile.Write(ref _killed, false);
         _app = app;
     }
 
@@ -138,10 +140,18 @@ internal sealed class ClusterNode : IAsyncDisposable
             return;
         }
 
+        Volatile.Write(ref _killed, true);
         await app.Services.GetRequiredService<LifelineRedisConnection>().DisposeAsync();
         foreach (var context in _contexts.Keys)
         {
-            context.Abort();
+            try
+            {
+                context.Abort();
+            }
+            catch (ObjectDisposedException)
+            {
+                // That request ended between the listing and the abort.
+            }
         }
 
         using var now = new CancellationTokenSource();
@@ -159,7 +169,7 @@ internal sealed class ClusterNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await KillAsync();
 
-    private static async Task EchoAsync(LifelineSession session, ClusterLog log, CancellationToken ct)
+    private static async Task EchoAsync(LifelineSession session, ClusterLog log, Func<bool> killed, CancellationToken ct)
     {
         Interlocked.Increment(ref log.HandlerStarts);
         if (session.IsResumed)
@@ -175,6 +185,14 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
             catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
             {
+                if (killed())
+                {
+                    // A killed process runs no more code. Here the node lives on in-process and its sends fail once its
+                    // Redis link is closed (ObjectDisposedException); returning would end the session and close its socket
+                    // with 1000 before the kill aborts it, which no real kill does. Wait for the session's end instead.
+                    await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+                }
+
                 return; // ended, drained or taken over: the client resends what this node did not store
             }
             catch (Lifeline.Session.Store.SessionStoreUnavailableException)
@@ -289,6 +307,78 @@ internal sealed class StreamingClient : IAsyncDisposable
         options.Session = new Lifeline.Client.SessionOptions();
         _client = new Lifeline.Client.LifelineClient(options);
         _client.SessionLost += (_, _) => Interlocked.Increment(ref SessionsLost);
+        _client.StateChanged += (_, e) =>
+        {
+            lock (_states)
+            {
+                _states.Add($"{e.Current}({e.Close?.ToString() ?? e.Failure?.Description}{(e.SessionResumed is { } r ? r ? " resumed" : " new session" : "")})");
+            }
+        };
+    }
+
+    private readonly List<string> _states = [];
+
+    /// <summary>Waits (bounded) until every client has received a few more echoes; on a timeout, says which did not.</summary>
+    public static async Task TrafficFlowsAsync(IReadOnlyList<StreamingClient> clients, int more = 5)
+    {
+        var marks = clients.Select(c => c.EchoCount).ToArray();
+        try
+        {
+            await Infrastructure.Wait.UntilAsync(() => clients.Select((c, i) => c.EchoCount >= marks[i] + more).All(x => x), TimeSpan.FromSeconds(60), "traffic on every client");
+        }
+        catch (TimeoutException e)
+        {
+            var stuck = clients.Select((c, i) => (Client: c, Mark: marks[i])).Where(x => x.Client.EchoCount < x.Mark + more).ToList();
+            throw new TimeoutException($"{e.Message} {stuck.Count} of {clients.Count} clients stalled, e.g. " +
+                string.Join(" | ", stuck.Take(3).Select(x => $"mark {x.Mark}: {x.Client.Describe()}")), e);
+        }
+    }
+
+    /// <summary>Waits (bounded) until every client has every echo; on a timeout, says which did not and what they miss.</summary>
+    public static async Task AllEchoesAsync(IReadOnlyList<StreamingClient> clients)
+    {
+        try
+        {
+            await Infrastructure.Wait.UntilAsync(() => clients.All(c => c.HasAllEchoes()), TimeSpan.FromSeconds(60), "every echo");
+        }
+        catch (TimeoutException e)
+        {
+            var missing = clients.Where(c => !c.HasAllEchoes()).ToList();
+            throw new TimeoutException($"{e.Message} {missing.Count} of {clients.Count} clients miss echoes, e.g. " +
+                string.Join(" | ", missing.Take(3).Select(c => c.Describe())), e);
+        }
+    }
+
+    private int EchoCount
+    {
+        get
+        {
+            lock (Received)
+            {
+                return Received.Count;
+            }
+        }
+    }
+
+    /// <summary>What this client did, for a failure message.</summary>
+    public string Describe()
+    {
+        string states;
+        lock (_states)
+        {
+            states = string.Join(", ", _states.TakeLast(8));
+        }
+
+        List<int> received;
+        lock (Received)
+        {
+            received = [.. Received];
+        }
+
+        var missing = Enumerable.Range(1, Sent).Except(received).Take(5);
+        var statistics = _client.Statistics;
+        return $"session {_client.SessionId}, state {_client.State}, sent {Sent}, echoes {EchoCount}, unacknowledged {_client.UnacknowledgedMessages}, queued {statistics.QueuedMessages}, " +
+            $"sessions {SessionCounts}, connects {statistics.Connects}, first missing [{string.Join(",", missing)}], last received [{string.Join(",", received.TakeLast(3))}]; last states: {states}";
     }
 
     public List<int> Received { get; } = [];
@@ -296,6 +386,9 @@ internal sealed class StreamingClient : IAsyncDisposable
     public int Sent;
 
     public int SessionsLost;
+
+    /// <summary>How many sessions this client started, resumed and lost.</summary>
+    public (long Started, long Resumed, long Lost) SessionCounts => _client.SessionCounts;
 
     public async Task StartAsync(TimeSpan interval)
     {
