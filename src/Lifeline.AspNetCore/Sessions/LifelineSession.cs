@@ -24,8 +24,9 @@ namespace Lifeline.AspNetCore;
 /// (<see cref="IsResumable"/> false) whose messages pass through unframed and which ends with its socket.
 /// </para>
 /// <para>
-/// End to end: a message counts as delivered (and is acknowledged) only when the handler reads it from
-/// <see cref="Messages"/>; unread messages at a drain are not acknowledged, so the client resends them to the next process.
+/// End to end: a message counts as delivered (and is acknowledged) once the handler has finished with it, that is when
+/// it asks <see cref="Messages"/> for the next one; unread messages at a drain are not acknowledged, so the client
+/// resends them to the next process, and a drain waits briefly for the handler to finish the message it holds.
 /// </para>
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore and token source own no timers or handles; the manager releases the session's pooled buffers when it ends.")]
@@ -212,9 +213,11 @@ public sealed class LifelineSession
         }
 
         await EnterSendLockWithRoomAsync(data.Length, cancellationToken).ConfigureAwait(false);
+        var answered = false;
         try
         {
             ThrowIfUnusable();
+            answered = Inbox.AcceptHandedForSend(); // under the send lock: a drain's snapshot has both or neither
             var isText = type == WebSocketMessageType.Text;
             var appended = await Replay.AppendAsync(data, isText, track, cancellationToken).ConfigureAwait(false);
             if (appended.Status == ReplayAppendStatus.SessionEnded)
@@ -235,6 +238,10 @@ public sealed class LifelineSession
         finally
         {
             _sendLock.Release();
+            if (answered)
+            {
+                Inbox.RaiseDelivered();
+            }
         }
     }
 
@@ -405,12 +412,20 @@ public sealed class LifelineSession
 
 /// <summary>
 /// What the handler reads: a bounded queue of received messages. A message counts as delivered (and may be
-/// acknowledged) only when read, so unread messages at a drain are resent by the client to the next process.
+/// acknowledged, and with a shared store recorded as delivered) only once the handler has finished with it, which is
+/// when it asks for the next one (<see cref="TryRead"/> or <see cref="WaitToReadAsync"/> again). A handler that reads
+/// a message, sends its answer and reads on therefore has the answer in the replay buffer (or the store) before the
+/// message is acknowledged: a drain or a crash in between makes the client resend the message rather than lose the answer.
 /// </summary>
 internal sealed class SessionInbox : ChannelReader<LifelineMessage>
 {
     private readonly LifelineSession _session;
     private readonly Channel<(long Sequence, LifelineMessage Message)> _channel;
+    private long _handedSequence;
+    private int _handedLength;
+    private bool _handedAccepted;
+    private TaskCompletionSource? _hold;
+    private TaskCompletionSource? _boundary;
 
     public SessionInbox(LifelineSession session, int capacity)
     {
@@ -429,7 +444,11 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
     public ValueTask WriteAsync(long sequence, LifelineMessage message, CancellationToken cancellationToken) =>
         _channel.Writer.WriteAsync((sequence, message), cancellationToken);
 
-    public void Complete() => _channel.Writer.TryComplete();
+    public void Complete()
+    {
+        _channel.Writer.TryComplete();
+        ReleaseHold();
+    }
 
     /// <summary>Drops every unread message (a drain: they are not acknowledged, so the client resends them) and completes.</summary>
     public void Discard()
@@ -438,25 +457,134 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
         while (_channel.Reader.TryRead(out _))
         {
         }
+
+        ReleaseHold();
+    }
+
+    /// <summary>
+    /// Drain: hands out nothing more and waits, up to <paramref name="bound"/>, for the handler to finish the message
+    /// it holds (to ask for the next one), so the snapshot taken next has its answer and counts the message delivered.
+    /// False when the bound passed first: that message is then not counted, and the client resends it.
+    /// </summary>
+    public async Task<bool> HoldAtBoundaryAsync(TimeSpan bound, TimeProvider time, CancellationToken cancellationToken)
+    {
+        Task boundary;
+        lock (_session.SyncRoot)
+        {
+            _hold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_handedSequence == 0)
+            {
+                return true;
+            }
+
+            _boundary ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            boundary = _boundary.Task;
+        }
+
+        try
+        {
+            await boundary.WaitAsync(bound, time, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     public override bool TryRead([MaybeNullWhen(false)] out LifelineMessage item)
     {
+        FinishHanded();
         item = null;
         lock (_session.SyncRoot)
         {
-            if (_session.IsFrozen || !_channel.Reader.TryRead(out var entry))
+            if (_session.IsFrozen || _hold is not null || !_channel.Reader.TryRead(out var entry))
             {
                 return false;
             }
 
-            _session.Inbound.Accept(entry.Sequence, entry.Message.Data.Length);
+            (_handedSequence, _handedLength, _handedAccepted) = (entry.Sequence, entry.Message.Data.Length, false);
             item = entry.Message;
         }
 
-        Delivered?.Invoke();
         return true;
     }
 
-    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _channel.Reader.WaitToReadAsync(cancellationToken);
+    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
+    {
+        FinishHanded();
+        var hold = Volatile.Read(ref _hold);
+        return hold is null ? _channel.Reader.WaitToReadAsync(cancellationToken) : WaitPastHoldAsync(hold.Task, cancellationToken);
+    }
+
+    // While a drain holds the inbox, a reader waits here (not spinning on data it may not take) until the inbox ends.
+    private async ValueTask<bool> WaitPastHoldAsync(Task hold, CancellationToken cancellationToken)
+    {
+        await hold.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The handler sends while it holds a message: that message counts as delivered from this send on, so the cursor
+    /// the send is stored with (replay buffer, drain snapshot or store commit) includes it. Answer and "delivered" are
+    /// kept together: after a drain or a crash the client neither loses the answer nor gets it twice. Call under the
+    /// session's send lock, before the message is appended; then <see cref="RaiseDelivered"/> outside any lock when true.
+    /// </summary>
+    public bool AcceptHandedForSend()
+    {
+        lock (_session.SyncRoot)
+        {
+            if (_handedSequence == 0 || _handedAccepted || _session.IsFrozen)
+            {
+                return false;
+            }
+
+            _session.Inbound.Accept(_handedSequence, _handedLength);
+            _handedAccepted = true;
+            return true;
+        }
+    }
+
+    public void RaiseDelivered() => Delivered?.Invoke();
+
+    /// <summary>The handler came back for more: the message it was handed is done, so it counts as delivered now.</summary>
+    private void FinishHanded()
+    {
+        TaskCompletionSource? boundary;
+        bool accepted;
+        lock (_session.SyncRoot)
+        {
+            if (_handedSequence == 0)
+            {
+                return;
+            }
+
+            accepted = !_handedAccepted && !_session.IsFrozen;
+            if (accepted)
+            {
+                _session.Inbound.Accept(_handedSequence, _handedLength);
+            }
+
+            _handedSequence = 0;
+            boundary = _boundary;
+            _boundary = null;
+        }
+
+        boundary?.TrySetResult();
+        if (accepted)
+        {
+            Delivered?.Invoke();
+        }
+    }
+
+    private void ReleaseHold()
+    {
+        TaskCompletionSource? hold;
+        lock (_session.SyncRoot)
+        {
+            hold = _hold;
+        }
+
+        hold?.TrySetResult();
+    }
 }

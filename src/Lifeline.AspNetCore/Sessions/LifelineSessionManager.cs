@@ -567,12 +567,24 @@ public sealed class LifelineSessionManager : IDisposable
         Forget(session);
     }
 
+    /// <summary>How long a drain waits for handlers to finish the message each one holds before it saves the sessions.</summary>
+    private static readonly TimeSpan HandlerFinishBound = TimeSpan.FromSeconds(2);
+
     /// <summary>Drain: after the 1012 closes, hands every session to the store and writes the drain file.</summary>
     internal async Task SaveOnDrainAsync(CancellationToken cancellationToken)
     {
         if (!Options.PersistOnDrain || Interlocked.Exchange(ref _saved, 1) != 0)
         {
             return;
+        }
+
+        // Each handler first finishes the message it holds (its answer goes into the replay buffer or the store), so
+        // the snapshots below count as delivered exactly the messages whose answers they carry.
+        var held = await Task.WhenAll(_sessions.Values.Where(s => s.IsResumable && !s.IsEnded)
+            .Select(s => s.Inbox.HoldAtBoundaryAsync(HandlerFinishBound, Time, cancellationToken))).ConfigureAwait(false);
+        if (held.Count(finished => !finished) is var unfinished and > 0)
+        {
+            SessionLog.HandlersStillBusy(Logger, unfinished, HandlerFinishBound);
         }
 
         var now = Time.GetUtcNow();

@@ -76,10 +76,19 @@ internal sealed class SessionJournalWriter
     public Task Enqueue(long sequence, bool isText, ReadOnlyMemory<byte> payload, bool stateChanged)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool answered;
         lock (_gate)
         {
+            // The message the handler holds counts as delivered in the same commit as what it sends: the writer reads
+            // the inbound cursor under this lock too, so no commit carries one without the other.
+            answered = _session.Inbox.AcceptHandedForSend();
             _pending.Add((new SessionMessage(sequence, isText, payload.ToArray()), done));
             _snapshotDirty |= stateChanged;
+        }
+
+        if (answered)
+        {
+            _session.Inbox.RaiseDelivered();
         }
 
         Signal();
@@ -240,7 +249,7 @@ internal sealed class SessionJournalWriter
 
             List<(SessionMessage Message, TaskCompletionSource Done)> batch;
             bool snapshot, ack, renew;
-            long clientAck;
+            long clientAck, inbound;
             lock (_gate)
             {
                 var take = Math.Min(_pending.Count, MaxBatch);
@@ -248,9 +257,9 @@ internal sealed class SessionJournalWriter
                 _pending.RemoveRange(0, take);
                 (snapshot, ack, renew, clientAck) = (_snapshotDirty, _ackRequested, _renew, _clientAck);
                 (_snapshotDirty, _ackRequested, _renew) = (false, false, false);
+                inbound = _session.Inbound.LastDelivered;
             }
 
-            var inbound = _session.Inbound.LastDelivered;
             if (batch.Count == 0 && !snapshot && !renew && !(ack && inbound > DurableInbound) && clientAck - _recordedAck < 64)
             {
                 if (ack)

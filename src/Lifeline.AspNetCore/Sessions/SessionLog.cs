@@ -56,4 +56,7 @@ internal static partial class SessionLog
 
     [LoggerMessage(317, LogLevel.Information, "Group fan-out: subscribed; group sends of other nodes reach this node's sessions.")]
     public static partial void FanoutSubscribed(ILogger logger);
+
+    [LoggerMessage(318, LogLevel.Warning, "Drain: {Count} session handler(s) had not finished the message they hold within {Bound}; those messages are not counted as delivered, so their clients resend them to the next process.")]
+    public static partial void HandlersStillBusy(ILogger logger, int count, TimeSpan bound);
 }

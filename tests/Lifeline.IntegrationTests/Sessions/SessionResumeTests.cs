@@ -142,6 +142,55 @@ public sealed class SessionResumeTests
     }
 
     [Fact]
+    public async Task GracefulRestart_HandlerMidMessage_ItsAnswerSurvivesAndNothingIsLostOrRepeated()
+    {
+        // The handler spends 30 ms on each message, so the drain finds it holding one: that message may only count as
+        // delivered together with its answer, or the answer is lost (counted, never sent) or doubled (resent, answered twice).
+        var log = new NumberedServerLog();
+        var drain = NewDrainFile();
+        var host = await SessionTestHost.StartAsync(log, drain);
+        var port = host.Port;
+        await using var client = new LifelineClient(SessionClient(host.Uri("/slow-echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        try
+        {
+            const int count = 40;
+            var received = new List<int>();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var reading = Task.Run(async () =>
+            {
+                await foreach (var message in client.ReadAllAsync(cts.Token))
+                {
+                    lock (received)
+                    {
+                        received.Add(SessionTestHost.Number(message.Data));
+                        if (received.Count == count)
+                        {
+                            return;
+                        }
+                    }
+                }
+            }, cts.Token);
+            for (var i = 1; i <= count; i++)
+            {
+                await client.SendAsync(SessionTestHost.Number(i), cancellationToken: cts.Token);
+            }
+
+            await Wait.UntilAsync(() => { lock (received) { return received.Count >= 10; } }, TimeSpan.FromSeconds(30), "the handler to be busy with the backlog");
+            await host.StopAsync();
+            host = await SessionTestHost.StartAsync(log, drain, port);
+
+            await reading.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(Enumerable.Range(1, count), received);
+            Assert.Null(client.LastSessionLost);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task RestartWithoutDrain_ClientGetsSessionLostWithTheGap_AndTheNextSessionWorks()
     {
         var log = new NumberedServerLog { ServerSendCount = 0 };

@@ -66,6 +66,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
         var app = builder.Build();
         app.MapLifelineSession("/numbered", (session, ct) => NumberedAsync(session, log, ct));
         app.MapLifelineSession("/echo", EchoAsync);
+        app.MapLifelineSession("/slow-echo", SlowEchoAsync);
         await app.StartAsync();
         return new SessionTestHost(app, new Uri(app.Urls.First()).Port);
     }
@@ -124,6 +125,16 @@ internal sealed class SessionTestHost : IAsyncDisposable
         await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
         {
             await session.SendAsync(message.Data, message.Type, ct);
+        }
+    }
+
+    /// <summary>Echoes each message after 30 ms of "work" that no token interrupts, as a handler finishing its job does.</summary>
+    private static async Task SlowEchoAsync(LifelineSession session, CancellationToken ct)
+    {
+        await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
+        {
+            await Task.Delay(30, CancellationToken.None);
+            await session.SendAsync(message.Data, message.Type, CancellationToken.None);
         }
     }
 
