@@ -36,7 +36,8 @@ public sealed partial class LifelineConnection
     private readonly Channel<LifelineMessage> _incoming;
     private readonly SentCloseObserver? _sentClose;
     private int _ended;
-    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, byte>? _groups; // created by the first JoinGroup: most connections join none
+    private ConcurrentDictionary<string, object?>? _items;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _handlerReturned = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -79,7 +80,8 @@ public sealed partial class LifelineConnection
     public string? SubProtocol { get; }
 
     /// <summary>Application state for this connection.</summary>
-    public ConcurrentDictionary<string, object?> Items { get; } = new(StringComparer.Ordinal);
+    public ConcurrentDictionary<string, object?> Items =>
+        Volatile.Read(ref _items) ?? Interlocked.CompareExchange(ref _items, new(StringComparer.Ordinal), null) ?? _items;
 
     /// <summary>
     /// Messages from the client, whole and in order; completes when the connection ends. Read it without the
@@ -111,7 +113,7 @@ public sealed partial class LifelineConnection
     public Task Completion => _completion.Task;
 
     /// <summary>The groups this connection belongs to.</summary>
-    public IReadOnlyCollection<string> Groups => [.. _groups.Keys];
+    public IReadOnlyCollection<string> Groups => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
 
     /// <summary>The retry hint this connection was given when drained, if it was.</summary>
     public TimeSpan? DrainHint { get; internal set; }
@@ -122,7 +124,8 @@ public sealed partial class LifelineConnection
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
         ThrowIfEnded();
-        if (_groups.TryAdd(group, 0))
+        var groups = Volatile.Read(ref _groups) ?? Interlocked.CompareExchange(ref _groups, new(StringComparer.Ordinal), null) ?? _groups;
+        if (groups.TryAdd(group, 0))
         {
             _registry.AddToGroup(group, this);
             if (Volatile.Read(ref _ended) != 0)
@@ -138,7 +141,7 @@ public sealed partial class LifelineConnection
     public void LeaveGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        if (_groups.TryRemove(group, out _))
+        if (Volatile.Read(ref _groups) is { } groups && groups.TryRemove(group, out _))
         {
             _registry.RemoveFromGroup(group, this);
         }
@@ -147,41 +150,54 @@ public sealed partial class LifelineConnection
     /// <summary>Drops the link at once, without a Close frame (the client sees 1006).</summary>
     public void Abort() => _socket.Abort();
 
+    /// <summary>
+    /// Reads whole messages into <see cref="Messages"/>. Between messages it waits with a zero-byte read, so an idle
+    /// connection holds no buffer: one is rented from the pool when a frame arrives and kept only while the next frame
+    /// is already there (a busy connection reuses it), then returned before the next wait.
+    /// </summary>
     internal async Task ReceiveLoopAsync(CancellationToken requestAborted)
     {
-        var buffer = new ArrayBufferWriter<byte>(ReceiveChunk);
         using var idle = _options.IdleTimeout is { } idleTimeout
             ? _time.CreateTimer(_ => _ = CloseIdleAsync(idleTimeout), null, idleTimeout, Timeout.InfiniteTimeSpan)
             : null;
         Task<ValueWebSocketReceiveResult>? peeked = null;
+        byte[]? buffer = null;
         try
         {
             while (true)
             {
-                buffer.ResetWrittenCount();
                 ValueWebSocketReceiveResult result;
-                do
+                if (peeked is not null)
                 {
-                    if (peeked is not null)
+                    // A receive started while the handler was behind: it already holds the next frame's header.
+                    result = await peeked.ConfigureAwait(false);
+                    peeked = null;
+                }
+                else
+                {
+                    var next = _socket.ReceiveAsync(Memory<byte>.Empty, requestAborted);
+                    if (!next.IsCompleted)
                     {
-                        // A receive started while the buffer was full: it already holds the next frame's header.
-                        result = await peeked.ConfigureAwait(false);
-                        peeked = null;
-                    }
-                    else
-                    {
-                        result = await _socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), requestAborted).ConfigureAwait(false);
-                    }
-
-                    if (result.MessageType == WebSocketMessageType.Close)
-                    {
-                        await LetTheHandlerFinishAsync().ConfigureAwait(false);
-                        await AnswerCloseAsync().ConfigureAwait(false);
-                        return;
+                        ReturnBuffer(ref buffer); // idle from here on: hold nothing while waiting
                     }
 
-                    buffer.Advance(result.Count);
-                    if (buffer.WrittenCount > _options.MaxMessageSize)
+                    result = await next.ConfigureAwait(false);
+                }
+
+                var written = 0;
+                while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close)
+                {
+                    buffer ??= ArrayPool<byte>.Shared.Rent(ReceiveChunk);
+                    if (written == buffer.Length)
+                    {
+                        Grow(ref buffer, written);
+                    }
+
+                    // Never read more than one byte past the limit: a message too big is refused, not buffered.
+                    var room = Math.Min(buffer.Length - written, _options.MaxMessageSize + 1 - written);
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(written, room), requestAborted).ConfigureAwait(false);
+                    written += result.Count;
+                    if (written > _options.MaxMessageSize)
                     {
                         ServerLog.MessageTooBig(_logger, Id, _options.MaxMessageSize);
                         await CloseAsync(CloseCodes.CloseCode.MessageTooBig, $"message larger than {_options.MaxMessageSize} bytes", CancellationToken.None).ConfigureAwait(false);
@@ -189,10 +205,18 @@ public sealed partial class LifelineConnection
                         return;
                     }
                 }
-                while (!result.EndOfMessage);
+
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    ReturnBuffer(ref buffer);
+                    await LetTheHandlerFinishAsync().ConfigureAwait(false);
+                    await AnswerCloseAsync().ConfigureAwait(false);
+                    return;
+                }
 
                 idle?.Change(_options.IdleTimeout!.Value, Timeout.InfiniteTimeSpan);
-                peeked = await DeliverAsync(new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray()), requestAborted).ConfigureAwait(false);
+                var data = written == 0 ? [] : buffer.AsSpan(0, written).ToArray();
+                peeked = await DeliverAsync(new LifelineMessage(result.MessageType, data), requestAborted).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
@@ -203,8 +227,26 @@ public sealed partial class LifelineConnection
         }
         finally
         {
+            ReturnBuffer(ref buffer);
             _incoming.Writer.TryComplete();
             await _closing.CancelAsync().ConfigureAwait(false);
+        }
+
+        void Grow(ref byte[] array, int used)
+        {
+            var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(array.Length * 2L, _options.MaxMessageSize + 1L));
+            array.AsSpan(0, used).CopyTo(bigger);
+            ArrayPool<byte>.Shared.Return(array);
+            array = bigger;
+        }
+
+        static void ReturnBuffer(ref byte[]? array)
+        {
+            if (array is not null)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+                array = null;
+            }
         }
     }
 
@@ -272,8 +314,8 @@ public sealed partial class LifelineConnection
 
     internal void Release()
     {
-        Volatile.Write(ref _ended, 1);
-        foreach (var group in _groups.Keys)
+        Interlocked.Exchange(ref _ended, 1); // a full fence: a JoinGroup that creates _groups after this read sees the end
+        foreach (var group in Volatile.Read(ref _groups)?.Keys ?? [])
         {
             _registry.RemoveFromGroup(group, this);
         }
