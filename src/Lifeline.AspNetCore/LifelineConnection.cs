@@ -56,12 +56,6 @@ public sealed partial class LifelineConnection
         Query = context.Request.Query;
         _sentClose = context.Features.Get<SentCloseObserver>();
         _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
-        _outgoing = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(options.SendBufferMessages)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait, // never reached: room is checked under _outgoingLock before TryWrite
-        });
-        _writer = Task.Run(WriteLoopAsync);
     }
 
     /// <summary>A unique id for this connection.</summary>
