@@ -289,6 +289,7 @@ public sealed partial class LifelineClient
 
             Log.Connecting(_logger, context.Uri, attempt);
             await socket.ConnectAsync(context.Uri, linked.Token).ConfigureAwait(false);
+            socket.HttpResponseHeaders = null; // collected for a refusal's Retry-After; an open socket would keep them for its whole life
             return (socket, null, context.Uri);
         }
 #pragma warning disable CA1031 // Every failure becomes a ConnectFailure the policy judges.
