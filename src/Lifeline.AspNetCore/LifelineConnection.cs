@@ -6,6 +6,7 @@ using System.Security.Claims;
 using System.Threading.Channels;
 using Lifeline.CloseCodes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace Lifeline.AspNetCore;
@@ -38,6 +39,8 @@ public sealed partial class LifelineConnection
     private int _ended;
     private ConcurrentDictionary<string, byte>? _groups; // created by the first JoinGroup: most connections join none
     private ConcurrentDictionary<string, object?>? _items;
+    private HttpContext? _request; // the upgrade request while it lasts; RequestDetails are read from it on first use
+    private RequestDetails? _details;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _handlerReturned = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -49,12 +52,10 @@ public sealed partial class LifelineConnection
         _registry = registry;
         _logger = logger;
         _time = time;
-        Id = context.Connection.Id + ":" + context.TraceIdentifier;
-        User = context.User;
-        RemoteEndPoint = context.Connection.RemoteIpAddress is { } address ? new IPEndPoint(address, context.Connection.RemotePort) : null;
+        Id = (context.Features.Get<IHttpConnectionFeature>()?.ConnectionId ?? context.Connection.Id) + ":" + context.TraceIdentifier;
+        _request = context;
         SubProtocol = socket.SubProtocol;
-        Query = context.Request.Query;
-        _sentClose = context.Features.Get<SentCloseObserver>();
+        _sentClose = context.Features.Get<IHttpUpgradeFeature>() as SentCloseObserver;
         _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
     }
 
@@ -62,13 +63,20 @@ public sealed partial class LifelineConnection
     public string Id { get; }
 
     /// <summary>The authenticated user of the upgrade request.</summary>
-    public ClaimsPrincipal User { get; }
+    public ClaimsPrincipal User => Details.User;
 
     /// <summary>The client's address.</summary>
-    public IPEndPoint? RemoteEndPoint { get; }
+    public IPEndPoint? RemoteEndPoint => Details.RemoteEndPoint;
 
     /// <summary>The query string of the upgrade request.</summary>
-    public IQueryCollection Query { get; }
+    public IQueryCollection Query => Details.Query;
+
+    /// <summary>
+    /// User, query and address, read from the request the first time one is asked for (an anonymous request would
+    /// otherwise get an empty principal, a query feature and an address object per connection that nobody reads), and
+    /// at the latest when the connection ends, while the request is still valid.
+    /// </summary>
+    private RequestDetails Details => Volatile.Read(ref _details) ?? CaptureDetails();
 
     /// <summary>The negotiated subprotocol, if any.</summary>
     public string? SubProtocol { get; }
@@ -306,8 +314,25 @@ public sealed partial class LifelineConnection
         }
     }
 
+    private RequestDetails CaptureDetails()
+    {
+        if (Volatile.Read(ref _request) is not { } context)
+        {
+            return _details!; // Release captured them before it let go of the request
+        }
+
+        var connection = context.Features.Get<IHttpConnectionFeature>();
+        var details = new RequestDetails(
+            context.User,
+            context.Request.Query,
+            connection?.RemoteIpAddress is { } address ? new IPEndPoint(address, connection.RemotePort) : null);
+        return Interlocked.CompareExchange(ref _details, details, null) ?? details;
+    }
+
     internal void Release()
     {
+        _ = Details; // the request is recycled once the handler's pipeline returns: keep what can still be asked for
+        Volatile.Write(ref _request, null);
         Interlocked.Exchange(ref _ended, 1); // a full fence: a JoinGroup that creates _groups after this read sees the end
         foreach (var group in Volatile.Read(ref _groups)?.Keys ?? [])
         {
@@ -325,6 +350,8 @@ public sealed partial class LifelineConnection
             throw new InvalidOperationException($"Connection {Id} has ended ({ClosedWith?.ToString() ?? "aborted"}); it can no longer be used.");
         }
     }
+
+    private sealed record RequestDetails(ClaimsPrincipal User, IQueryCollection Query, IPEndPoint? RemoteEndPoint);
 
     private async Task CloseIdleAsync(TimeSpan idleTimeout)
     {
