@@ -22,10 +22,8 @@ internal enum DropReason
 /// </remarks>
 internal sealed class SendQueue
 {
-    // Bounded only in name: the bounds are enforced here, so TryWrite always succeeds. A bounded channel's store starts
-    // empty and grows with use, where an unbounded one allocates a 32-slot segment up front for every client.
-    private readonly Channel<OutgoingMessage> _channel = Channel.CreateBounded<OutgoingMessage>(
-        new BoundedChannelOptions(int.MaxValue) { SingleReader = false, SingleWriter = false });
+    private readonly Channel<OutgoingMessage> _channel = Channel.CreateUnbounded<OutgoingMessage>(
+        new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
 
     private readonly SendQueueOptions _options;
     private readonly Action<DropReason> _onDrop;
@@ -276,7 +274,7 @@ internal sealed class SendQueue
     {
         _count++;
         _bytes += message.Length;
-        _channel.Writer.TryWrite(message); // never full and not completed (checked under the lock): always succeeds
+        _channel.Writer.TryWrite(message); // unbounded and not completed (checked under the lock): always succeeds
     }
 
     // Called under _lock.
