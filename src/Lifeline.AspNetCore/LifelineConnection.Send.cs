@@ -14,8 +14,8 @@ public sealed partial class LifelineConnection
     private static readonly TimeSpan CloseSendBound = TimeSpan.FromSeconds(5);
 
     private readonly Lock _outgoingLock = new();
-    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private LazySignal _writerDone; // the writer has sent the Close frame, or given up; under _outgoingLock
+    private LazySignal _closeRequested; // under _outgoingLock
     private Queue<Outbound>? _outgoing;
     private OutboundWriter? _writer;
     private bool _writing; // a writer is running (or has finished for good, once the Close step ran)
@@ -104,7 +104,7 @@ public sealed partial class LifelineConnection
         RequestClose(code, CloseReason.Truncate(reason), discardQueued: false);
         try
         {
-            await _writerDone.Task.WaitAsync(CloseSendBound, _time, cancellationToken).ConfigureAwait(false);
+            await WriterDone().WaitAsync(CloseSendBound, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -136,11 +136,11 @@ public sealed partial class LifelineConnection
         {
             _discardQueued = true;
             _closeRequest ??= (CloseCodes.CloseCode.AbnormalClosure, string.Empty);
-            _closeRequested.TrySetResult();
+            _closeRequested.SetLocked();
             StartWriterLocked();
         }
 
-        await _writerDone.Task.ConfigureAwait(false);
+        await WriterDone().ConfigureAwait(false);
     }
 
     private void CloseSlowConsumer(string detail)
@@ -170,7 +170,7 @@ public sealed partial class LifelineConnection
     /// </summary>
     private async Task EndSlowConsumerAsync()
     {
-        await _writerDone.Task.ConfigureAwait(false);
+        await WriterDone().ConfigureAwait(false);
         try
         {
             await _completion.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
@@ -194,7 +194,7 @@ public sealed partial class LifelineConnection
             }
 
             _closeRequest = (code, reason);
-            _closeRequested.TrySetResult();
+            _closeRequested.SetLocked();
             _discardQueued = discardQueued;
             WakeSendersLocked();
             StartWriterLocked(); // to send the Close frame when nothing else is queued
@@ -216,6 +216,23 @@ public sealed partial class LifelineConnection
         _queuedBytes += item.Length;
         StartWriterLocked();
         return true;
+    }
+
+    private Task WriterDone()
+    {
+        lock (_outgoingLock)
+        {
+            return _writerDone.WaitLocked();
+        }
+    }
+
+    /// <summary>Completes once a Close was asked for (by anyone) or the link is over.</summary>
+    private Task CloseRequested()
+    {
+        lock (_outgoingLock)
+        {
+            return _closeRequested.WaitLocked();
+        }
     }
 
     /// <summary>Starts the writer unless one is running; it only queues a work item, so it is safe under the lock.</summary>
@@ -310,7 +327,7 @@ public sealed partial class LifelineConnection
             {
                 _writeFailed = true;
                 _closeRequest ??= (CloseCodes.CloseCode.AbnormalClosure, string.Empty);
-                _closeRequested.TrySetResult();
+                _closeRequested.SetLocked();
                 WakeSendersLocked();
             }
 
@@ -320,7 +337,10 @@ public sealed partial class LifelineConnection
         {
             if (!emptied)
             {
-                _writerDone.TrySetResult();
+                lock (_outgoingLock)
+                {
+                    _writerDone.SetLocked();
+                }
             }
         }
     }

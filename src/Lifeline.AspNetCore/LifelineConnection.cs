@@ -42,7 +42,7 @@ public sealed partial class LifelineConnection
     private HttpContext? _request; // the upgrade request while it lasts; RequestDetails are read from it on first use
     private RequestDetails? _details;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _handlerReturned = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private LazySignal _handlerReturned; // under _outgoingLock
 
     internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ServerMetrics metrics, ILogger logger, TimeProvider time)
     {
@@ -268,7 +268,8 @@ public sealed partial class LifelineConnection
         Task<ValueWebSocketReceiveResult>? peek = null;
         while (true)
         {
-            if (_closeRequested.Task.IsCompleted)
+            var closeRequested = CloseRequested();
+            if (closeRequested.IsCompleted)
             {
                 ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
                 return peek;
@@ -278,7 +279,7 @@ public sealed partial class LifelineConnection
             peek ??= _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).AsTask();
             if (!peek.IsCompleted)
             {
-                await Task.WhenAny(room, peek, _closeRequested.Task).ConfigureAwait(false);
+                await Task.WhenAny(room, peek, closeRequested).ConfigureAwait(false);
             }
 
             if (peek.IsCompleted && (!peek.IsCompletedSuccessfully || peek.Result.MessageType == WebSocketMessageType.Close))
@@ -295,7 +296,7 @@ public sealed partial class LifelineConnection
             if (peek.IsCompleted && !room.IsCompleted)
             {
                 // Data comes next: nothing more can be read until the handler makes room (or we close).
-                await Task.WhenAny(room, _closeRequested.Task).ConfigureAwait(false);
+                await Task.WhenAny(room, closeRequested).ConfigureAwait(false);
             }
 
             if (_incoming.Writer.TryWrite(message))
@@ -360,7 +361,13 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>The endpoint calls this when the handler has returned.</summary>
-    internal void HandlerReturned() => _handlerReturned.TrySetResult();
+    internal void HandlerReturned()
+    {
+        lock (_outgoingLock)
+        {
+            _handlerReturned.SetLocked();
+        }
+    }
 
     /// <summary>
     /// The client closed first: the messages it sent before are the handler's to finish (RFC 6455 lets us send before
@@ -377,7 +384,13 @@ public sealed partial class LifelineConnection
         _incoming.Writer.TryComplete();
         try
         {
-            await _handlerReturned.Task.WaitAsync(_options.CloseReplyGrace, _time).ConfigureAwait(false);
+            Task returned;
+            lock (_outgoingLock)
+            {
+                returned = _handlerReturned.WaitLocked();
+            }
+
+            await returned.WaitAsync(_options.CloseReplyGrace, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
