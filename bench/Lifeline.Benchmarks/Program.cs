@@ -4,6 +4,7 @@ using Lifeline.Benchmarks.Suite;
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- all                 the whole suite (issue 13), < 15 min
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- smoke               every scenario with tiny counts
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- all storm echo      only the named scenarios
+// dotnet run -c Release --project bench/Lifeline.Benchmarks -- all memory-idle     per-connection memory only (no 10,000-connection hold)
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- --filter '*'        the BenchmarkDotNet classes
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- session-faults 100000 42
 // dotnet run -c Release --project bench/Lifeline.Benchmarks -- redis-node 20 2000  one node: Redis store beside in-memory

@@ -1,22 +1,25 @@
 using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
-using System.Threading.Channels;
 using Lifeline.CloseCodes;
 
 namespace Lifeline.AspNetCore;
 
-// The outbound side: a bounded buffer (messages and bytes) drained by one writer task, which alone touches the
-// socket's send side, and the Close frame, which the writer sends after what was queued before it.
+// The outbound side: a bounded buffer (messages and bytes) drained by one writer, which alone touches the socket's
+// send side, and the Close frame, which the writer sends after what was queued before it. The writer runs only while
+// there is something to write (it is started on the thread pool by the first item queued and ends when the buffer is
+// empty), so an idle connection has no writer waiting, and the buffer itself is created by the first send.
 public sealed partial class LifelineConnection
 {
     private static readonly TimeSpan CloseSendBound = TimeSpan.FromSeconds(5);
 
-    private readonly Channel<Outbound> _outgoing;
     private readonly Lock _outgoingLock = new();
-    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Task _writer;
+    private LazySignal _writerDone; // the writer has sent the Close frame, or given up; under _outgoingLock
+    private LazySignal _closeRequested; // under _outgoingLock
+    private Queue<Outbound>? _outgoing;
+    private OutboundWriter? _writer;
+    private bool _writing; // a writer is running (or has finished for good, once the Close step ran)
+    private bool _writeFailed;
     private int _queuedMessages;
     private long _queuedBytes;
     private TaskCompletionSource? _room;
@@ -101,7 +104,7 @@ public sealed partial class LifelineConnection
         RequestClose(code, CloseReason.Truncate(reason), discardQueued: false);
         try
         {
-            await _writerDone.Task.WaitAsync(CloseSendBound, _time, cancellationToken).ConfigureAwait(false);
+            await WriterDone().WaitAsync(CloseSendBound, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -133,11 +136,11 @@ public sealed partial class LifelineConnection
         {
             _discardQueued = true;
             _closeRequest ??= (CloseCodes.CloseCode.AbnormalClosure, string.Empty);
-            _closeRequested.TrySetResult();
-            _outgoing.Writer.TryComplete();
+            _closeRequested.SetLocked();
+            StartWriterLocked();
         }
 
-        await _writer.ConfigureAwait(false);
+        await WriterDone().ConfigureAwait(false);
     }
 
     private void CloseSlowConsumer(string detail)
@@ -167,7 +170,7 @@ public sealed partial class LifelineConnection
     /// </summary>
     private async Task EndSlowConsumerAsync()
     {
-        await _writerDone.Task.ConfigureAwait(false);
+        await WriterDone().ConfigureAwait(false);
         try
         {
             await _completion.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
@@ -191,25 +194,56 @@ public sealed partial class LifelineConnection
             }
 
             _closeRequest = (code, reason);
-            _closeRequested.TrySetResult();
+            _closeRequested.SetLocked();
             _discardQueued = discardQueued;
-            _outgoing.Writer.TryComplete();
             WakeSendersLocked();
+            StartWriterLocked(); // to send the Close frame when nothing else is queued
         }
     }
 
+    /// <summary>Queues an item when it fits; the caller has checked that no close was requested.</summary>
     private bool TryQueueLocked(Outbound item)
     {
         var fits = _queuedMessages < _options.SendBufferMessages
             && (_queuedBytes == 0 || _queuedBytes + item.Length <= _options.SendBufferBytes);
-        if (!fits || !_outgoing.Writer.TryWrite(item))
+        if (!fits)
         {
             return false;
         }
 
+        (_outgoing ??= new Queue<Outbound>()).Enqueue(item);
         _queuedMessages++;
         _queuedBytes += item.Length;
+        StartWriterLocked();
         return true;
+    }
+
+    private Task WriterDone()
+    {
+        lock (_outgoingLock)
+        {
+            return _writerDone.WaitLocked();
+        }
+    }
+
+    /// <summary>Completes once a Close was asked for (by anyone) or the link is over.</summary>
+    private Task CloseRequested()
+    {
+        lock (_outgoingLock)
+        {
+            return _closeRequested.WaitLocked();
+        }
+    }
+
+    /// <summary>Starts the writer unless one is running; it only queues a work item, so it is safe under the lock.</summary>
+    private void StartWriterLocked()
+    {
+        if (!_writing)
+        {
+            _writing = true;
+            // On the thread pool, never inline: a sender returns once its message is queued, whatever the socket does.
+            ThreadPool.UnsafeQueueUserWorkItem(_writer ??= new OutboundWriter(this), preferLocal: false);
+        }
     }
 
     private void ThrowIfClosingLocked()
@@ -229,18 +263,40 @@ public sealed partial class LifelineConnection
         _room = null;
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// Writes what is queued, in order, and ends when the buffer is empty; a later send starts it again. Once a Close
+    /// was requested and everything before it is written (or discarded), it sends the Close frame and never runs again.
+    /// </summary>
+    private async Task WriteQueuedAsync()
     {
-        var failed = false;
+        var emptied = false;
         try
         {
-            await foreach (var item in _outgoing.Reader.ReadAllAsync().ConfigureAwait(false))
+            (CloseCode Code, string Reason)? close;
+            while (true)
             {
+                Outbound item;
+                lock (_outgoingLock)
+                {
+                    close = _closeRequest;
+                    if (_outgoing is null || !_outgoing.TryDequeue(out item))
+                    {
+                        if (close is null)
+                        {
+                            _writing = false; // the next item queued starts a new writer
+                            emptied = true;
+                            return;
+                        }
+
+                        break; // _writing stays true: after the Close step nothing is written any more
+                    }
+                }
+
                 try
                 {
-                    if (!failed && !Volatile.Read(ref _discardQueued))
+                    if (!_writeFailed && !Volatile.Read(ref _discardQueued))
                     {
-                        failed = !await WriteAsync(item).ConfigureAwait(false);
+                        _writeFailed = !await WriteAsync(item).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -255,28 +311,51 @@ public sealed partial class LifelineConnection
                 }
             }
 
-            // The buffer was completed: a Close frame was asked for, or the link is over.
-            (CloseCode Code, string Reason)? close;
-            lock (_outgoingLock)
-            {
-                close = _closeRequest;
-            }
-
-            if (!failed && close is { } request && request.Code.CanBeSent && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            // A Close frame was asked for, or the link is over.
+            if (!_writeFailed && close is { } closing && closing.Code.CanBeSent && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
-                await _socket.CloseOutputAsync(request.Code.ToWebSocketCloseStatus(), request.Reason.Length == 0 ? null : request.Reason, timeout.Token).ConfigureAwait(false);
-                ClosedWith ??= request.Code;
-                _metrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", request.Code.Value));
+                await _socket.CloseOutputAsync(closing.Code.ToWebSocketCloseStatus(), closing.Reason.Length == 0 ? null : closing.Reason, timeout.Token).ConfigureAwait(false);
+                ClosedWith ??= closing.Code;
+                _metrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", closing.Code.Value));
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
             _socket.Abort(); // a link that cannot take a Close frame is dead
+            lock (_outgoingLock)
+            {
+                _writeFailed = true;
+                _closeRequest ??= (CloseCodes.CloseCode.AbnormalClosure, string.Empty);
+                _closeRequested.SetLocked();
+                WakeSendersLocked();
+            }
+
+            ReleaseQueued();
         }
         finally
         {
-            _writerDone.TrySetResult();
+            if (!emptied)
+            {
+                lock (_outgoingLock)
+                {
+                    _writerDone.SetLocked();
+                }
+            }
+        }
+    }
+
+    /// <summary>After the writer failed: gives back what is still queued (nothing will write it).</summary>
+    private void ReleaseQueued()
+    {
+        lock (_outgoingLock)
+        {
+            while (_outgoing is not null && _outgoing.TryDequeue(out var item))
+            {
+                item.Return();
+                _queuedMessages--;
+                _queuedBytes -= item.Length;
+            }
         }
     }
 
@@ -300,6 +379,12 @@ public sealed partial class LifelineConnection
         {
             return false;
         }
+    }
+
+    /// <summary>Runs the writer on the thread pool; created by the first send and reused, so starting it allocates nothing.</summary>
+    private sealed class OutboundWriter(LifelineConnection connection) : IThreadPoolWorkItem
+    {
+        public void Execute() => _ = connection.WriteQueuedAsync();
     }
 
     /// <summary>A message in the outbound buffer, in a pooled array.</summary>

@@ -6,6 +6,7 @@ using System.Security.Claims;
 using System.Threading.Channels;
 using Lifeline.CloseCodes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace Lifeline.AspNetCore;
@@ -36,9 +37,12 @@ public sealed partial class LifelineConnection
     private readonly Channel<LifelineMessage> _incoming;
     private readonly SentCloseObserver? _sentClose;
     private int _ended;
-    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, byte>? _groups; // created by the first JoinGroup: most connections join none
+    private ConcurrentDictionary<string, object?>? _items;
+    private HttpContext? _request; // the upgrade request while it lasts; RequestDetails are read from it on first use
+    private RequestDetails? _details;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _handlerReturned = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private LazySignal _handlerReturned; // under _outgoingLock
 
     internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ServerMetrics metrics, ILogger logger, TimeProvider time)
     {
@@ -48,38 +52,38 @@ public sealed partial class LifelineConnection
         _registry = registry;
         _logger = logger;
         _time = time;
-        Id = context.Connection.Id + ":" + context.TraceIdentifier;
-        User = context.User;
-        RemoteEndPoint = context.Connection.RemoteIpAddress is { } address ? new IPEndPoint(address, context.Connection.RemotePort) : null;
+        Id = (context.Features.Get<IHttpConnectionFeature>()?.ConnectionId ?? context.Connection.Id) + ":" + context.TraceIdentifier;
+        _request = context;
         SubProtocol = socket.SubProtocol;
-        Query = context.Request.Query;
-        _sentClose = context.Features.Get<SentCloseObserver>();
+        _sentClose = context.Features.Get<IHttpUpgradeFeature>() as SentCloseObserver;
         _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
-        _outgoing = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(options.SendBufferMessages)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait, // never reached: room is checked under _outgoingLock before TryWrite
-        });
-        _writer = Task.Run(WriteLoopAsync);
     }
 
     /// <summary>A unique id for this connection.</summary>
     public string Id { get; }
 
     /// <summary>The authenticated user of the upgrade request.</summary>
-    public ClaimsPrincipal User { get; }
+    public ClaimsPrincipal User => Details.User;
 
     /// <summary>The client's address.</summary>
-    public IPEndPoint? RemoteEndPoint { get; }
+    public IPEndPoint? RemoteEndPoint => Details.RemoteEndPoint;
 
     /// <summary>The query string of the upgrade request.</summary>
-    public IQueryCollection Query { get; }
+    public IQueryCollection Query => Details.Query;
+
+    /// <summary>
+    /// User, query and address, read from the request the first time one is asked for (an anonymous request would
+    /// otherwise get an empty principal, a query feature and an address object per connection that nobody reads), and
+    /// at the latest when the connection ends, while the request is still valid.
+    /// </summary>
+    private RequestDetails Details => Volatile.Read(ref _details) ?? CaptureDetails();
 
     /// <summary>The negotiated subprotocol, if any.</summary>
     public string? SubProtocol { get; }
 
     /// <summary>Application state for this connection.</summary>
-    public ConcurrentDictionary<string, object?> Items { get; } = new(StringComparer.Ordinal);
+    public ConcurrentDictionary<string, object?> Items =>
+        Volatile.Read(ref _items) ?? Interlocked.CompareExchange(ref _items, new(StringComparer.Ordinal), null) ?? _items;
 
     /// <summary>
     /// Messages from the client, whole and in order; completes when the connection ends. Read it without the
@@ -111,7 +115,7 @@ public sealed partial class LifelineConnection
     public Task Completion => _completion.Task;
 
     /// <summary>The groups this connection belongs to.</summary>
-    public IReadOnlyCollection<string> Groups => [.. _groups.Keys];
+    public IReadOnlyCollection<string> Groups => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
 
     /// <summary>The retry hint this connection was given when drained, if it was.</summary>
     public TimeSpan? DrainHint { get; internal set; }
@@ -122,7 +126,8 @@ public sealed partial class LifelineConnection
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
         ThrowIfEnded();
-        if (_groups.TryAdd(group, 0))
+        var groups = Volatile.Read(ref _groups) ?? Interlocked.CompareExchange(ref _groups, new(StringComparer.Ordinal), null) ?? _groups;
+        if (groups.TryAdd(group, 0))
         {
             _registry.AddToGroup(group, this);
             if (Volatile.Read(ref _ended) != 0)
@@ -138,7 +143,7 @@ public sealed partial class LifelineConnection
     public void LeaveGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        if (_groups.TryRemove(group, out _))
+        if (Volatile.Read(ref _groups) is { } groups && groups.TryRemove(group, out _))
         {
             _registry.RemoveFromGroup(group, this);
         }
@@ -147,41 +152,54 @@ public sealed partial class LifelineConnection
     /// <summary>Drops the link at once, without a Close frame (the client sees 1006).</summary>
     public void Abort() => _socket.Abort();
 
+    /// <summary>
+    /// Reads whole messages into <see cref="Messages"/>. Between messages it waits with a zero-byte read, so an idle
+    /// connection holds no buffer: one is rented from the pool when a frame arrives and kept only while the next frame
+    /// is already there (a busy connection reuses it), then returned before the next wait.
+    /// </summary>
     internal async Task ReceiveLoopAsync(CancellationToken requestAborted)
     {
-        var buffer = new ArrayBufferWriter<byte>(ReceiveChunk);
         using var idle = _options.IdleTimeout is { } idleTimeout
             ? _time.CreateTimer(_ => _ = CloseIdleAsync(idleTimeout), null, idleTimeout, Timeout.InfiniteTimeSpan)
             : null;
         Task<ValueWebSocketReceiveResult>? peeked = null;
+        byte[]? buffer = null;
         try
         {
             while (true)
             {
-                buffer.ResetWrittenCount();
                 ValueWebSocketReceiveResult result;
-                do
+                if (peeked is not null)
                 {
-                    if (peeked is not null)
+                    // A receive started while the handler was behind: it already holds the next frame's header.
+                    result = await peeked.ConfigureAwait(false);
+                    peeked = null;
+                }
+                else
+                {
+                    var next = _socket.ReceiveAsync(Memory<byte>.Empty, requestAborted);
+                    if (!next.IsCompleted)
                     {
-                        // A receive started while the buffer was full: it already holds the next frame's header.
-                        result = await peeked.ConfigureAwait(false);
-                        peeked = null;
-                    }
-                    else
-                    {
-                        result = await _socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), requestAborted).ConfigureAwait(false);
-                    }
-
-                    if (result.MessageType == WebSocketMessageType.Close)
-                    {
-                        await LetTheHandlerFinishAsync().ConfigureAwait(false);
-                        await AnswerCloseAsync().ConfigureAwait(false);
-                        return;
+                        ReturnBuffer(ref buffer); // idle from here on: hold nothing while waiting
                     }
 
-                    buffer.Advance(result.Count);
-                    if (buffer.WrittenCount > _options.MaxMessageSize)
+                    result = await next.ConfigureAwait(false);
+                }
+
+                var written = 0;
+                while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close)
+                {
+                    buffer ??= ArrayPool<byte>.Shared.Rent(ReceiveChunk);
+                    if (written == buffer.Length)
+                    {
+                        Grow(ref buffer, written);
+                    }
+
+                    // Never read more than one byte past the limit: a message too big is refused, not buffered.
+                    var room = Math.Min(buffer.Length - written, _options.MaxMessageSize + 1 - written);
+                    result = await _socket.ReceiveAsync(buffer.AsMemory(written, room), requestAborted).ConfigureAwait(false);
+                    written += result.Count;
+                    if (written > _options.MaxMessageSize)
                     {
                         ServerLog.MessageTooBig(_logger, Id, _options.MaxMessageSize);
                         await CloseAsync(CloseCodes.CloseCode.MessageTooBig, $"message larger than {_options.MaxMessageSize} bytes", CancellationToken.None).ConfigureAwait(false);
@@ -189,10 +207,18 @@ public sealed partial class LifelineConnection
                         return;
                     }
                 }
-                while (!result.EndOfMessage);
+
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    ReturnBuffer(ref buffer);
+                    await LetTheHandlerFinishAsync().ConfigureAwait(false);
+                    await AnswerCloseAsync().ConfigureAwait(false);
+                    return;
+                }
 
                 idle?.Change(_options.IdleTimeout!.Value, Timeout.InfiniteTimeSpan);
-                peeked = await DeliverAsync(new LifelineMessage(result.MessageType, buffer.WrittenSpan.ToArray()), requestAborted).ConfigureAwait(false);
+                var data = written == 0 ? [] : buffer.AsSpan(0, written).ToArray();
+                peeked = await DeliverAsync(new LifelineMessage(result.MessageType, data), requestAborted).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
@@ -203,8 +229,26 @@ public sealed partial class LifelineConnection
         }
         finally
         {
+            ReturnBuffer(ref buffer);
             _incoming.Writer.TryComplete();
             await _closing.CancelAsync().ConfigureAwait(false);
+        }
+
+        void Grow(ref byte[] array, int used)
+        {
+            var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(array.Length * 2L, _options.MaxMessageSize + 1L));
+            array.AsSpan(0, used).CopyTo(bigger);
+            ArrayPool<byte>.Shared.Return(array);
+            array = bigger;
+        }
+
+        static void ReturnBuffer(ref byte[]? array)
+        {
+            if (array is not null)
+            {
+                ArrayPool<byte>.Shared.Return(array);
+                array = null;
+            }
         }
     }
 
@@ -224,7 +268,8 @@ public sealed partial class LifelineConnection
         Task<ValueWebSocketReceiveResult>? peek = null;
         while (true)
         {
-            if (_closeRequested.Task.IsCompleted)
+            var closeRequested = CloseRequested();
+            if (closeRequested.IsCompleted)
             {
                 ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
                 return peek;
@@ -234,7 +279,7 @@ public sealed partial class LifelineConnection
             peek ??= _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).AsTask();
             if (!peek.IsCompleted)
             {
-                await Task.WhenAny(room, peek, _closeRequested.Task).ConfigureAwait(false);
+                await Task.WhenAny(room, peek, closeRequested).ConfigureAwait(false);
             }
 
             if (peek.IsCompleted && (!peek.IsCompletedSuccessfully || peek.Result.MessageType == WebSocketMessageType.Close))
@@ -251,7 +296,7 @@ public sealed partial class LifelineConnection
             if (peek.IsCompleted && !room.IsCompleted)
             {
                 // Data comes next: nothing more can be read until the handler makes room (or we close).
-                await Task.WhenAny(room, _closeRequested.Task).ConfigureAwait(false);
+                await Task.WhenAny(room, closeRequested).ConfigureAwait(false);
             }
 
             if (_incoming.Writer.TryWrite(message))
@@ -270,10 +315,27 @@ public sealed partial class LifelineConnection
         }
     }
 
+    private RequestDetails CaptureDetails()
+    {
+        if (Volatile.Read(ref _request) is not { } context)
+        {
+            return _details!; // Release captured them before it let go of the request
+        }
+
+        var connection = context.Features.Get<IHttpConnectionFeature>();
+        var details = new RequestDetails(
+            context.User,
+            context.Request.Query,
+            connection?.RemoteIpAddress is { } address ? new IPEndPoint(address, connection.RemotePort) : null);
+        return Interlocked.CompareExchange(ref _details, details, null) ?? details;
+    }
+
     internal void Release()
     {
-        Volatile.Write(ref _ended, 1);
-        foreach (var group in _groups.Keys)
+        _ = Details; // the request is recycled once the handler's pipeline returns: keep what can still be asked for
+        Volatile.Write(ref _request, null);
+        Interlocked.Exchange(ref _ended, 1); // a full fence: a JoinGroup that creates _groups after this read sees the end
+        foreach (var group in Volatile.Read(ref _groups)?.Keys ?? [])
         {
             _registry.RemoveFromGroup(group, this);
         }
@@ -290,6 +352,8 @@ public sealed partial class LifelineConnection
         }
     }
 
+    private sealed record RequestDetails(ClaimsPrincipal User, IQueryCollection Query, IPEndPoint? RemoteEndPoint);
+
     private async Task CloseIdleAsync(TimeSpan idleTimeout)
     {
         ServerLog.IdleTimeout(_logger, Id, idleTimeout);
@@ -297,7 +361,13 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>The endpoint calls this when the handler has returned.</summary>
-    internal void HandlerReturned() => _handlerReturned.TrySetResult();
+    internal void HandlerReturned()
+    {
+        lock (_outgoingLock)
+        {
+            _handlerReturned.SetLocked();
+        }
+    }
 
     /// <summary>
     /// The client closed first: the messages it sent before are the handler's to finish (RFC 6455 lets us send before
@@ -314,7 +384,13 @@ public sealed partial class LifelineConnection
         _incoming.Writer.TryComplete();
         try
         {
-            await _handlerReturned.Task.WaitAsync(_options.CloseReplyGrace, _time).ConfigureAwait(false);
+            Task returned;
+            lock (_outgoingLock)
+            {
+                returned = _handlerReturned.WaitLocked();
+            }
+
+            await returned.WaitAsync(_options.CloseReplyGrace, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

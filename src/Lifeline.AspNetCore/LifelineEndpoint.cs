@@ -71,7 +71,10 @@ internal sealed class LifelineEndpoint(
         server.Registry.Add(connection);
         server.Metrics.Accepted.Add(1);
         server.Metrics.OpenConnections.Add(1);
-        ServerLog.Accepted(logger, connection.Id, connection.RemoteEndPoint?.ToString());
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ServerLog.Accepted(logger, connection.Id, connection.RemoteEndPoint?.ToString()); // reads the address only when logged
+        }
         try
         {
             var receiving = connection.ReceiveLoopAsync(context.RequestAborted);

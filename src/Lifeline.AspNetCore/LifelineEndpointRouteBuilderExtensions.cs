@@ -30,9 +30,7 @@ public static class LifelineEndpointRouteBuilderExtensions
                 // Watch what the WebSocket writes, so a connection records the Close frame it really sent.
                 if (context.Features.Get<IHttpUpgradeFeature>() is { } upgrade)
                 {
-                    var observer = new SentCloseObserver();
-                    context.Features.Set<IHttpUpgradeFeature>(new SentCloseObserver.UpgradeFeature(upgrade, observer));
-                    context.Features.Set(observer);
+                    context.Features.Set<IHttpUpgradeFeature>(new SentCloseObserver(upgrade));
                 }
 
                 return next(context);

@@ -7,10 +7,16 @@ namespace Lifeline.AspNetCore;
 /// our own CloseAsync, or the runtime's WebSocket failing the connection (1002 for a protocol error, 1007 for invalid
 /// UTF-8), which only throws and does not say which code went out.
 /// </summary>
-/// <remarks>Fed by one writer at a time (the WebSocket serialises its writes); the result is read from any thread.</remarks>
-internal sealed class SentCloseObserver
+/// <remarks>
+/// Fed by one writer at a time (the WebSocket serialises its writes); the result is read from any thread. It is also the
+/// upgrade feature that puts it in place (one object per connection, and no entry in the request's feature list).
+/// </remarks>
+internal sealed class SentCloseObserver(IHttpUpgradeFeature inner) : IHttpUpgradeFeature
 {
-    private readonly byte[] _header = new byte[10]; // server frames are not masked: at most 2 + 8 header bytes
+    // The header being read: server frames are not masked, so 2 bytes and at most 8 of extended length.
+    private byte _header0;
+    private byte _header1;
+    private long _extendedLength;
     private int _headerLength;
     private long _payloadLeft;
     private bool _inClose;
@@ -46,32 +52,32 @@ internal sealed class SentCloseObserver
                 continue;
             }
 
-            _header[_headerLength++] = data[0];
+            var next = data[0];
             data = data[1..];
-            if (_headerLength < 2)
+            switch (++_headerLength)
             {
-                continue;
+                case 1:
+                    _header0 = next;
+                    continue;
+                case 2:
+                    _header1 = next;
+                    break;
+                default:
+                    _extendedLength = (_extendedLength << 8) | next;
+                    break;
             }
 
-            var lengthByte = _header[1] & 0x7F;
+            var lengthByte = _header1 & 0x7F;
             var needed = 2 + (lengthByte == 126 ? 2 : lengthByte == 127 ? 8 : 0);
             if (_headerLength < needed)
             {
                 continue;
             }
 
-            long length = lengthByte;
-            if (lengthByte >= 126)
-            {
-                length = 0;
-                for (var i = 2; i < needed; i++)
-                {
-                    length = (length << 8) | _header[i];
-                }
-            }
-
-            _inClose = (_header[0] & 0x0F) == 0x8;
+            long length = lengthByte >= 126 ? _extendedLength : lengthByte;
+            _inClose = (_header0 & 0x0F) == 0x8;
             _headerLength = 0;
+            _extendedLength = 0;
             _payloadLeft = length;
             _closeBytesSeen = 0;
             _closeCode = 0;
@@ -82,13 +88,10 @@ internal sealed class SentCloseObserver
         }
     }
 
-    /// <summary>Wraps the upgrade so that the stream handed to the WebSocket reports what it writes here.</summary>
-    internal sealed class UpgradeFeature(IHttpUpgradeFeature inner, SentCloseObserver observer) : IHttpUpgradeFeature
-    {
-        public bool IsUpgradableRequest => inner.IsUpgradableRequest;
+    public bool IsUpgradableRequest => inner.IsUpgradableRequest;
 
-        public async Task<Stream> UpgradeAsync() => new ObservedStream(await inner.UpgradeAsync().ConfigureAwait(false), observer);
-    }
+    /// <summary>Wraps the upgrade so that the stream handed to the WebSocket reports what it writes here.</summary>
+    public async Task<Stream> UpgradeAsync() => new ObservedStream(await inner.UpgradeAsync().ConfigureAwait(false), this);
 
     private sealed class ObservedStream(Stream inner, SentCloseObserver observer) : Stream
     {

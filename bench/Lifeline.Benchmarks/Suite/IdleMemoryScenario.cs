@@ -15,7 +15,8 @@ namespace Lifeline.Benchmarks.Suite;
 /// </summary>
 internal static class IdleMemoryScenario
 {
-    public static async Task RunAsync(SuiteSettings settings, TextWriter output)
+    /// <param name="hold">Whether to run the long hold and drain (6b) after the per-connection figures (6a).</param>
+    public static async Task RunAsync(SuiteSettings settings, TextWriter output, bool hold)
     {
         var table = new Table("stack", "connections", "server B/conn", "server beyond raw", "client B/conn", "client beyond raw");
         (double Server, double Client) raw = default;
@@ -32,6 +33,10 @@ internal static class IdleMemoryScenario
         }
 
         await output.WriteLineAsync($"### 6a. Memory per idle connection (managed heap after a full GC)\n\n{table}");
+        if (!hold)
+        {
+            return;
+        }
 
         await using (var server = await MemoryServer.StartAsync())
         {

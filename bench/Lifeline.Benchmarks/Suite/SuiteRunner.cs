@@ -6,18 +6,23 @@ namespace Lifeline.Benchmarks.Suite;
 /// <summary>
 /// The whole suite of issue 13 in one command: <c>all</c> (the sizes in docs/benchmarks.md, under 15 minutes on the
 /// 2-core VM) or <c>smoke</c> (tiny counts; only checks that every scenario runs). An optional list of scenario names
-/// (throughput, echo, storm, deadlink, memory) runs only those. Everything listens on 127.0.0.1 and is stopped at the end.
+/// (throughput, echo, storm, deadlink, memory) runs only those; <c>memory-idle</c>, never part of the default run, is
+/// the memory scenario without its long hold (only the per-connection figures), for iterating on them. Everything
+/// listens on 127.0.0.1 and is stopped at the end.
 /// </summary>
 public static class SuiteRunner
 {
     private static readonly string[] Scenarios = ["throughput", "echo", "storm", "deadlink", "memory"];
+
+    /// <summary>Scenarios that run only when named.</summary>
+    private static readonly string[] OnRequest = ["memory-idle"];
 
     public static async Task<int> RunAsync(bool smoke, IReadOnlyCollection<string> only, TextWriter output)
     {
         ArgumentNullException.ThrowIfNull(only);
         ArgumentNullException.ThrowIfNull(output);
         var settings = smoke ? SuiteSettings.Smoke : SuiteSettings.Full;
-        var selected = only.Count == 0 ? Scenarios : [.. Scenarios.Where(only.Contains)];
+        var selected = only.Count == 0 ? Scenarios : [.. Scenarios.Concat(OnRequest).Where(only.Contains)];
         await output.WriteLineAsync($"# Lifeline benchmark suite ({(smoke ? "smoke" : "full")}): {string.Join(", ", selected)}");
         await output.WriteLineAsync($"{RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores, load average {LoadAverage()}\n");
         var total = Stopwatch.GetTimestamp();
@@ -41,8 +46,11 @@ public static class SuiteRunner
                     case "deadlink":
                         await DeadLinkScenario.RunAsync(settings, output);
                         break;
+                    case "memory-idle":
+                        await IdleMemoryScenario.RunAsync(settings, output, hold: false);
+                        break;
                     default:
-                        await IdleMemoryScenario.RunAsync(settings, output);
+                        await IdleMemoryScenario.RunAsync(settings, output, hold: true);
                         break;
                 }
             }

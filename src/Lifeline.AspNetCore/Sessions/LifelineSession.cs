@@ -35,7 +35,7 @@ public sealed class LifelineSession
     private readonly LifelineSessionManager _manager;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _ending = new();
-    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, byte>? _groups; // created by the first group: most sessions join none
     private readonly LifelineConnection? _plain;
     private SessionCarrier? _carrier;
     private int _ended;
@@ -60,7 +60,7 @@ public sealed class LifelineSession
         LastEnqueued = inbound.LastDelivered;
         foreach (var group in groups)
         {
-            _groups.TryAdd(group, 0);
+            GroupSet.TryAdd(group, 0);
         }
     }
 
@@ -89,7 +89,7 @@ public sealed class LifelineSession
     public SessionStateBag State { get; }
 
     /// <summary>The groups the session belongs to; they travel with the session.</summary>
-    public IReadOnlyCollection<string> Groups => [.. _groups.Keys];
+    public IReadOnlyCollection<string> Groups => GroupNames();
 
     /// <summary>Messages from the client, each once and in order across sockets. Completes when the session ends.</summary>
     public ChannelReader<LifelineMessage> Messages => Inbox;
@@ -138,11 +138,16 @@ public sealed class LifelineSession
     /// <summary>The ack the client may see: what the store recorded as delivered, or (no shared store) what the handler read.</summary>
     internal long AckToSend => Journal?.DurableInbound ?? Inbound.TakeAck();
 
+    private ConcurrentDictionary<string, byte> GroupSet =>
+        Volatile.Read(ref _groups) ?? Interlocked.CompareExchange(ref _groups, new(StringComparer.Ordinal), null) ?? _groups;
+
+    private string[] GroupNames() => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
+
     /// <summary>Adds the session to a group: group sends of <see cref="LifelineSessionManager"/> reach it, replayed like any send.</summary>
     public void JoinGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        if (_groups.TryAdd(group, 0))
+        if (GroupSet.TryAdd(group, 0))
         {
             _manager.AddToGroup(group, this);
             Journal?.MarkSnapshotDirty();
@@ -153,7 +158,7 @@ public sealed class LifelineSession
     public void LeaveGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        if (_groups.TryRemove(group, out _))
+        if (Volatile.Read(ref _groups) is { } groups && groups.TryRemove(group, out _))
         {
             _manager.RemoveFromGroup(group, this);
             Journal?.MarkSnapshotDirty();
@@ -317,7 +322,7 @@ public sealed class LifelineSession
         UserId = UserId,
         CreatedAt = CreatedAt,
         ExpiresAt = now + window,
-        Groups = [.. _groups.Keys],
+        Groups = GroupNames(),
         State = State.ToDictionary(),
     };
 
@@ -369,7 +374,7 @@ public sealed class LifelineSession
                 OutboundAcknowledged = unacknowledged.Count > 0 ? unacknowledged[0].Sequence - 1 : last,
                 Unacknowledged = unacknowledged,
                 LastInboundDelivered = Inbound.LastDelivered,
-                Groups = [.. _groups.Keys],
+                Groups = GroupNames(),
                 State = State.ToDictionary(),
             };
         }

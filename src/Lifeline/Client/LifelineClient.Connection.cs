@@ -289,6 +289,7 @@ public sealed partial class LifelineClient
 
             Log.Connecting(_logger, context.Uri, attempt);
             await socket.ConnectAsync(context.Uri, linked.Token).ConfigureAwait(false);
+            socket.HttpResponseHeaders = null; // collected for a refusal's Retry-After; an open socket would keep them for its whole life
             return (socket, null, context.Uri);
         }
 #pragma warning disable CA1031 // Every failure becomes a ConnectFailure the policy judges.
@@ -402,23 +403,7 @@ public sealed partial class LifelineClient
         var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
         if (reconnected && _options.OnReconnected is { } onReconnected)
         {
-            // The receive loop already runs, so a connection lost during the hook cancels the hook.
-            using var lost = new CancellationTokenSource();
-            var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => handshake is null
-                ? SendDirectAsync(socket, data, type, ct)
-                : SendAsync(data, type, ct)) // a session numbers every message: the hook's sends join the queue
-            {
-                SessionResumed = handshake?.Resumed,
-                MessagesReplayedToServer = handshake is { Resumed: true } h1 ? h1.ReplayedToServer : null,
-                MessagesReplayedFromServer = handshake is { Resumed: true } h2 ? h2.ReplayedFromServer : null,
-            };
-            var hook = RunHookAsync(nameof(LifelineClientOptions.OnReconnected), ct => onReconnected(context, ct), lost.Token);
-            if (await Task.WhenAny(hook, receiver).ConfigureAwait(false) != hook)
-            {
-                await lost.CancelAsync().ConfigureAwait(false);
-            }
-
-            await hook.ConfigureAwait(false);
+            await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
         }
 
         var sender = SendLoopAsync(socket, connection.Token);
@@ -433,5 +418,29 @@ public sealed partial class LifelineClient
 
         socket.Dispose();
         return close;
+    }
+
+    /// <summary>
+    /// Runs the OnReconnected hook while the receive loop already runs, so a connection lost during the hook cancels it.
+    /// A method of its own so that the closures it needs exist only when there is a hook to run.
+    /// </summary>
+    private async Task RunOnReconnectedAsync(Func<ReconnectedContext, CancellationToken, ValueTask> onReconnected, ClientWebSocket socket, SessionHandshake? handshake, int attempts, TimeSpan downtime, Task<CloseRecord> receiver)
+    {
+        using var lost = new CancellationTokenSource();
+        var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => handshake is null
+            ? SendDirectAsync(socket, data, type, ct)
+            : SendAsync(data, type, ct)) // a session numbers every message: the hook's sends join the queue
+        {
+            SessionResumed = handshake?.Resumed,
+            MessagesReplayedToServer = handshake is { Resumed: true } h1 ? h1.ReplayedToServer : null,
+            MessagesReplayedFromServer = handshake is { Resumed: true } h2 ? h2.ReplayedFromServer : null,
+        };
+        var hook = RunHookAsync(nameof(LifelineClientOptions.OnReconnected), ct => onReconnected(context, ct), lost.Token);
+        if (await Task.WhenAny(hook, receiver).ConfigureAwait(false) != hook)
+        {
+            await lost.CancelAsync().ConfigureAwait(false);
+        }
+
+        await hook.ConfigureAwait(false);
     }
 }

@@ -385,12 +385,14 @@ public sealed partial class LifelineClient
     /// for <see cref="ReadAheadDelay"/> (bounded by the receive capacity), and turns every way the connection ends into
     /// its close record.
     /// </summary>
+    // Outside the loop's method, so that the closure over the socket exists only when there is a watchdog.
+    private ITimer CreateWatchdog(ClientWebSocket socket, TimeSpan period) =>
+        _time.CreateTimer(_ => OnWatchdog(socket), null, period, Timeout.InfiniteTimeSpan);
+
     private async Task<CloseRecord> ReceiveLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
         Volatile.Write(ref _watchdogFired, 0);
-        using var watchdog = _options.ReceiveWatchdog is { } period
-            ? _time.CreateTimer(_ => OnWatchdog(socket), null, period, Timeout.InfiniteTimeSpan)
-            : null;
+        using var watchdog = _options.ReceiveWatchdog is { } period ? CreateWatchdog(socket, period) : null;
         lock (RxLock)
         {
             _rxSocket = socket;

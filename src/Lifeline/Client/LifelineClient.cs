@@ -28,8 +28,6 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly SendQueue _queue;
     private readonly ReceiveBuffer _incoming;
     private readonly MessageReader _messages;
-    private readonly Channel<LifelineStateChangedEventArgs> _events =
-        Channel.CreateUnbounded<LifelineStateChangedEventArgs>(new UnboundedChannelOptions { SingleReader = true });
 
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _stopping aborts
@@ -39,7 +37,11 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Task _eventPump;
+    // State changes waiting for their StateChanged handlers, and the pump that runs them: both exist only while there
+    // are changes to deliver (an idle client holds neither). Guarded by _stateLock.
+    private Queue<LifelineStateChangedEventArgs>? _events;
+    private Task _eventPump = Task.CompletedTask;
+    private bool _pumping;
     private LifelineClientState _state = LifelineClientState.NotStarted;
     private CloseRecord? _lastClose;
     private ConnectFailure? _lastFailure;
@@ -70,7 +72,6 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _queue = new SendQueue(options.SendQueue, OnDropped);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
         _messages = new MessageReader(this, _incoming);
-        _eventPump = Task.Run(PumpEventsAsync);
 
         // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
         _ = _firstConnected.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
@@ -277,8 +278,13 @@ public sealed partial class LifelineClient : IAsyncDisposable
         }
 
         await StopAsync().ConfigureAwait(false);
-        _events.Writer.TryComplete();
-        await _eventPump.ConfigureAwait(false);
+        Task pump;
+        lock (_stateLock)
+        {
+            pump = _eventPump; // Closed is queued by now and is the last change: this pump delivers it
+        }
+
+        await pump.ConfigureAwait(false);
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -302,7 +308,13 @@ public sealed partial class LifelineClient : IAsyncDisposable
             _lastFailure = args.Failure;
         }
 
-        _events.Writer.TryWrite(args);
+        (_events ??= new Queue<LifelineStateChangedEventArgs>()).Enqueue(args);
+        if (!_pumping)
+        {
+            _pumping = true;
+            _eventPump = Task.Run(PumpEvents);
+        }
+
         return true;
     }
 
@@ -337,10 +349,22 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _firstConnected.TrySetException(new LifelineConnectException(close, failure));
     }
 
-    private async Task PumpEventsAsync()
+    /// <summary>Runs the handlers for each queued change, in order, off the caller's thread; ends when none is left.</summary>
+    private void PumpEvents()
     {
-        await foreach (var change in _events.Reader.ReadAllAsync().ConfigureAwait(false))
+        while (true)
         {
+            LifelineStateChangedEventArgs? change;
+            lock (_stateLock)
+            {
+                if (_events is null || !_events.TryDequeue(out change))
+                {
+                    _events = null;
+                    _pumping = false; // the next change starts a new pump
+                    return;
+                }
+            }
+
             // Each handler runs on its own, so one that throws neither stops the others nor the client.
             foreach (var handler in StateChanged?.GetInvocationList() ?? [])
             {

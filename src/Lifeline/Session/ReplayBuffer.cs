@@ -25,7 +25,8 @@ public sealed class ReplayBuffer : IDisposable
     private readonly ReplayBufferOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly Lock _lock = new();
-    private Entry[] _ring;
+    private Entry[] _ring = []; // allocated by the first message: a session that sends nothing holds no ring
+    private bool _disposed;
     private int _head;
     private int _count;
     private long _bytes;
@@ -49,7 +50,6 @@ public sealed class ReplayBuffer : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(lastAcknowledged);
         _options = options;
         _timeProvider = timeProvider ?? TimeProvider.System;
-        _ring = new Entry[Math.Min(16, options.MaxMessages)];
         _lastSequence = lastAcknowledged;
         _lastAcknowledged = lastAcknowledged;
     }
@@ -276,7 +276,7 @@ public sealed class ReplayBuffer : IDisposable
     {
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_ring.Length == 0, this);
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (sequence != _lastSequence + 1)
             {
                 throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Restore messages in order: the next sequence is {_lastSequence + 1}.");
@@ -307,12 +307,13 @@ public sealed class ReplayBuffer : IDisposable
     {
         lock (_lock)
         {
-            if (_ring.Length == 0)
+            if (_disposed)
             {
                 return;
             }
 
             ReleaseAllLocked();
+            _disposed = true;
             _ring = [];
             _spaceFreed?.TrySetException(new ObjectDisposedException(nameof(ReplayBuffer)));
             _spaceFreed = null;
@@ -377,7 +378,7 @@ public sealed class ReplayBuffer : IDisposable
     }
 
     private bool HasRoomLocked(int length) =>
-        _options.FullMode != ReplayBufferFullMode.Wait || _end is not null || _ring.Length == 0 || length > _options.MaxBytes ||
+        _options.FullMode != ReplayBufferFullMode.Wait || _end is not null || _disposed || length > _options.MaxBytes ||
         (_count + 1 <= _options.MaxMessages && _bytes + length <= _options.MaxBytes);
 
     private async ValueTask<ReplayAppendResult> WaitThenAppendAsync(Task waitForSpace, ReadOnlyMemory<byte> payload, bool isText, bool trackAcknowledgement, CancellationToken cancellationToken)
@@ -400,7 +401,7 @@ public sealed class ReplayBuffer : IDisposable
     // Returns true with a result when the append is decided (appended or session ended); false when it must wait.
     private bool TryAppendLocked(ReadOnlySpan<byte> payload, bool isText, bool trackAcknowledgement, out ReplayAppendResult result)
     {
-        ObjectDisposedException.ThrowIf(_ring.Length == 0, this);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ExpireLocked();
         if (_end is not null)
         {
@@ -436,7 +437,7 @@ public sealed class ReplayBuffer : IDisposable
     {
         if (_count == _ring.Length)
         {
-            var grown = new Entry[Math.Max(_ring.Length * 2, 16)];
+            var grown = new Entry[Math.Max(_ring.Length * 2, Math.Min(16, _options.MaxMessages))];
             for (var i = 0; i < _count; i++)
             {
                 grown[i] = _ring[(_head + i) % _ring.Length];
