@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
 using Lifeline.CloseCodes;
+using Lifeline.Session.Wire;
 
 namespace Lifeline.Client;
 
@@ -10,8 +11,10 @@ public sealed partial class LifelineClient
     // Owned by the send loop: the message being written when the connection failed, resent first next time.
     private OutgoingMessage? _inFlight;
 
-    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), plain mode only.
+    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), with the session
+    // it carries in session mode (a direct write numbers the message in that session only).
     private ClientWebSocket? _directSocket;
+    private ClientSession? _directSession;
 
     /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
@@ -55,7 +58,8 @@ public sealed partial class LifelineClient
     /// Sends a message. Messages are written in the order they were accepted. When the client is connected, nothing is
     /// queued ahead and <paramref name="cancellationToken"/> cannot be cancelled, the message is written straight to the
     /// socket from <paramref name="data"/> (no copy, no queue) and the task completes once it was written; the caller must
-    /// not change <paramref name="data"/> until then. Otherwise the bytes are copied into the bounded send queue (the
+    /// not change <paramref name="data"/> until then. In session mode such a message is numbered, copied once into the
+    /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written. Otherwise the bytes are copied into the bounded send queue (the
     /// caller may reuse its buffer as soon as the call returns), and the task completes when the message was queued;
     /// while disconnected it waits there and goes out after the next connection (and after
     /// <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
@@ -79,6 +83,11 @@ public sealed partial class LifelineClient
                 return EnqueueAsync(data, type, null, cancellationToken);
             }
 
+            if (_options.Session is not null)
+            {
+                return SendSessionDirect(socket, data, type);
+            }
+
             ValueTask write;
             try
             {
@@ -100,6 +109,66 @@ public sealed partial class LifelineClient
         }
 
         return EnqueueAsync(data, type, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Session mode, send lock held: numbers the message, keeps it in the replay buffer (which leaves room for the frame
+    /// header in front of the copy) and writes the Data frame from that copy. Falls back to the queue when the append would
+    /// wait or decide something (full, ended) or the session is not the one the send loop carries.
+    /// </summary>
+    private ValueTask SendSessionDirect(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type)
+    {
+        var session = Volatile.Read(ref _session);
+        var isText = type == WebSocketMessageType.Text;
+        if (session is null || session != Volatile.Read(ref _directSession) ||
+            !session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer))
+        {
+            _sendLock.Release();
+            return EnqueueAsync(data, type, null, CancellationToken.None);
+        }
+
+        // The ack is taken under the send lock, so acks on the wire never go backwards.
+        Span<byte> header = stackalloc byte[SessionFrameWriter.MaxDataHeaderLength];
+        SessionFrameWriter.TryWriteDataHeader(header, sequence, session.Inbound.TakeAck(), isText, out var headerLength);
+        var start = SessionFrameWriter.MaxDataHeaderLength - headerLength;
+        header[..headerLength].CopyTo(buffer.AsSpan(start));
+        ValueTask write;
+        try
+        {
+            write = socket.SendAsync(buffer.AsMemory(start, headerLength + data.Length), WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            write = ValueTask.FromException(e);
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            session.Replay.EndWrite();
+            _sendLock.Release();
+            Interlocked.Increment(ref _sent);
+            return default;
+        }
+
+        return CompleteSessionDirectAsync(write, session);
+    }
+
+    private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+            Interlocked.Increment(ref _sent);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The connection was lost under the write: the replay buffer holds the message, and the resume resends it.
+        }
+        finally
+        {
+            session.Replay.EndWrite();
+            _sendLock.Release();
+        }
     }
 
     private async ValueTask CompleteDirectAsync(ValueTask write, ReadOnlyMemory<byte> data, WebSocketMessageType type)
@@ -160,8 +229,9 @@ public sealed partial class LifelineClient
                 if (_inFlight is null)
                 {
                     _queue.Untake(); // nothing of the queue's is unwritten: direct writes may go ahead
-                    if (Volatile.Read(ref _session) is null)
+                    if (_options.Session is null || Volatile.Read(ref _session) is not null)
                     {
+                        Volatile.Write(ref _directSession, Volatile.Read(ref _session));
                         Volatile.Write(ref _directSocket, socket);
                     }
                 }

@@ -15,8 +15,9 @@ namespace Lifeline.Session;
 /// sequence order, and must send a resume's replayed frames (<see cref="BeginReplay"/>) before any newer message.
 /// </para>
 /// <para>
-/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/> and go back when acknowledged, when the buffer
-/// ends, or when it is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
+/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/>; once acknowledged they go to a small free list of
+/// this buffer's own (at most 256 KiB) that later appends take from first, or back to the shared pool; everything goes
+/// back to the shared pool when the buffer is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
 /// disposed, even if an ack for it arrives meanwhile.
 /// </para>
 /// </remarks>
@@ -35,6 +36,12 @@ public sealed class ReplayBuffer : IDisposable
     private ReplayBufferEnd? _end;
     private int _leases;
     private List<byte[]>? _deferredReturns;
+    private Stack<byte[]>?[]? _free;
+    private long _freeBytes;
+
+    // The free list keeps copies up to 64 KiB, at most 256 KiB of them.
+    private const int MaxRecycledLength = 64 * 1024;
+    private const long MaxRecycledBytes = 256 * 1024;
 
     /// <summary>Creates an empty buffer.</summary>
     /// <param name="options">Bounds and full mode; read on every append, so later changes apply.</param>
@@ -161,6 +168,39 @@ public sealed class ReplayBuffer : IDisposable
     }
 
     /// <summary>
+    /// Numbers a message and keeps a copy of it, leaving <paramref name="headroom"/> free bytes in front of the copy for a
+    /// frame header, when that needs no wait and no decision: there is room, the buffer has not ended and no acknowledgement
+    /// is tracked. The copy stays valid, as with a lease, until <see cref="EndWrite"/>: write the frame from it, then call that.
+    /// </summary>
+    /// <returns>False when the append must take the general path (<see cref="AppendAsync"/>); nothing changed then.</returns>
+    internal bool TryAppendForWrite(ReadOnlySpan<byte> payload, bool isText, int headroom, out long sequence, out byte[] buffer)
+    {
+        lock (_lock)
+        {
+            if (_ring.Length == 0 || payload.Length > _options.MaxBytes)
+            {
+                (sequence, buffer) = (0, []);
+                return false;
+            }
+
+            ExpireLocked();
+            if (_end is not null || _count + 1 > _options.MaxMessages || _bytes + payload.Length > _options.MaxBytes)
+            {
+                (sequence, buffer) = (0, []);
+                return false;
+            }
+
+            buffer = AddLocked(payload, isText, null, headroom);
+            sequence = _lastSequence;
+            _leases++;
+            return true;
+        }
+    }
+
+    /// <summary>The write of a message appended by <see cref="TryAppendForWrite"/> is over: its copy may be released once acknowledged.</summary>
+    internal void EndWrite() => EndLease();
+
+    /// <summary>
     /// Applies a cumulative acknowledgement: releases every message up to <paramref name="ack"/> and returns their
     /// buffers to the pool. Never corrupts state: an ack beyond what was sent is reported, not applied.
     /// </summary>
@@ -229,7 +269,7 @@ public sealed class ReplayBuffer : IDisposable
             for (var i = 0; i < frames.Length; i++)
             {
                 ref var entry = ref _ring[(_head + skip + i) % _ring.Length];
-                frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(0, entry.Length));
+                frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(entry.Offset, entry.Length));
             }
 
             _leases++;
@@ -282,7 +322,7 @@ public sealed class ReplayBuffer : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Restore messages in order: the next sequence is {_lastSequence + 1}.");
             }
 
-            AddLocked(payload, isText, null);
+            AddLocked(payload, isText, null, 0);
         }
     }
 
@@ -295,7 +335,7 @@ public sealed class ReplayBuffer : IDisposable
             for (var i = 0; i < _count; i++)
             {
                 ref var entry = ref _ring[(_head + i) % _ring.Length];
-                messages[i] = new SessionMessage(_lastAcknowledged + 1 + i, entry.IsText, entry.Buffer.AsSpan(0, entry.Length).ToArray());
+                messages[i] = new SessionMessage(_lastAcknowledged + 1 + i, entry.IsText, entry.Buffer.AsSpan(entry.Offset, entry.Length).ToArray());
             }
 
             return messages;
@@ -313,6 +353,7 @@ public sealed class ReplayBuffer : IDisposable
             }
 
             ReleaseAllLocked();
+            ReleaseFreeLocked();
             _ring = [];
             _spaceFreed?.TrySetException(new ObjectDisposedException(nameof(ReplayBuffer)));
             _spaceFreed = null;
@@ -327,7 +368,7 @@ public sealed class ReplayBuffer : IDisposable
             {
                 foreach (var buffer in deferred)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    RecycleLocked(buffer);
                 }
 
                 deferred.Clear();
@@ -427,12 +468,12 @@ public sealed class ReplayBuffer : IDisposable
         }
 
         var acknowledged = trackAcknowledgement ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null;
-        AddLocked(payload, isText, acknowledged);
+        AddLocked(payload, isText, acknowledged, 0);
         result = new ReplayAppendResult(ReplayAppendStatus.Appended, _lastSequence, acknowledged?.Task);
         return true;
     }
 
-    private void AddLocked(ReadOnlySpan<byte> payload, bool isText, TaskCompletionSource<bool>? acknowledged)
+    private byte[] AddLocked(ReadOnlySpan<byte> payload, bool isText, TaskCompletionSource<bool>? acknowledged, int headroom)
     {
         if (_count == _ring.Length)
         {
@@ -446,12 +487,13 @@ public sealed class ReplayBuffer : IDisposable
             _head = 0;
         }
 
-        var buffer = payload.IsEmpty ? [] : ArrayPool<byte>.Shared.Rent(payload.Length);
-        payload.CopyTo(buffer);
-        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, payload.Length, isText, _timeProvider.GetTimestamp(), acknowledged);
+        var buffer = payload.IsEmpty && headroom == 0 ? [] : RentLocked(headroom + payload.Length);
+        payload.CopyTo(buffer.AsSpan(headroom));
+        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, headroom, payload.Length, isText, _timeProvider.GetTimestamp(), acknowledged);
         _count++;
         _bytes += payload.Length;
         _lastSequence++;
+        return buffer;
     }
 
     private void ExpireLocked()
@@ -500,11 +542,60 @@ public sealed class ReplayBuffer : IDisposable
 
         if (_leases > 0)
         {
-            (_deferredReturns ??= []).Add(buffer); // a replay may still be sending it
+            (_deferredReturns ??= []).Add(buffer); // a replay or a write may still be reading it
+        }
+        else
+        {
+            RecycleLocked(buffer);
+        }
+    }
+
+    // Payload copies cycle through a small free list of this buffer's own (a stream of sends keeps many copies alive at
+    // once, more than the shared pool keeps per size, which would then allocate one per message). What the list does not
+    // keep goes back to the shared pool.
+    private byte[] RentLocked(int length)
+    {
+        if (length <= MaxRecycledLength && _free?[Bucket(length)] is { Count: > 0 } free)
+        {
+            var buffer = free.Pop();
+            _freeBytes -= buffer.Length;
+            return buffer;
+        }
+
+        return ArrayPool<byte>.Shared.Rent(length);
+    }
+
+    private void RecycleLocked(byte[] buffer)
+    {
+        // Only the shared pool's own sizes (powers of two) are kept, so every buffer in a bucket fits any rent of it.
+        if (buffer.Length <= MaxRecycledLength && System.Numerics.BitOperations.IsPow2(buffer.Length) && _freeBytes + buffer.Length <= MaxRecycledBytes && _ring.Length != 0)
+        {
+            _free ??= new Stack<byte[]>?[Bucket(MaxRecycledLength) + 1];
+            (_free[Bucket(buffer.Length)] ??= new Stack<byte[]>()).Push(buffer);
+            _freeBytes += buffer.Length;
         }
         else
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // The power of two a length rounds up to (at least 16, the shared pool's smallest array).
+    private static int Bucket(int length) => 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)Math.Max(length - 1, 15));
+
+    private void ReleaseFreeLocked()
+    {
+        if (_free is { } free)
+        {
+            foreach (var bucket in free)
+            {
+                while (bucket is not null && bucket.TryPop(out var buffer))
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+
+            _freeBytes = 0;
         }
     }
 
@@ -520,7 +611,7 @@ public sealed class ReplayBuffer : IDisposable
         _spaceFreed = null;
     }
 
-    private readonly record struct Entry(byte[] Buffer, int Length, bool IsText, long Timestamp, TaskCompletionSource<bool>? Acknowledged);
+    private readonly record struct Entry(byte[] Buffer, int Offset, int Length, bool IsText, long Timestamp, TaskCompletionSource<bool>? Acknowledged);
 }
 
 /// <summary>
