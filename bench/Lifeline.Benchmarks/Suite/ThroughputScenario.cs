@@ -101,14 +101,28 @@ internal static class ThroughputScenario
                 }
 
             case 1:
-            case 2:
                 {
                     var (start, before) = Begin();
-                    await using var client = new LifelineClient(Options(server.BlastUri, kind == 2, count, 0));
+                    await using var client = new LifelineClient(Options(server.BlastUri, false, count, 0));
                     await client.StartAsync(ct);
                     for (var received = 0; received < count; received++)
                     {
                         _ = await client.Messages.ReadAsync(ct);
+                    }
+
+                    return End(start, before, count);
+                }
+
+            case 2:
+                {
+                    // The session row reads with ReceiveAsync(Memory<byte>), the documented allocation-free way to read.
+                    var buffer = new byte[64 * 1024];
+                    var (start, before) = Begin();
+                    await using var client = new LifelineClient(Options(server.BlastUri, true, count, 0));
+                    await client.StartAsync(ct);
+                    for (var received = 0; received < count; received++)
+                    {
+                        _ = await client.ReceiveAsync(buffer, ct);
                     }
 
                     return End(start, before, count);

@@ -59,7 +59,9 @@ public sealed partial class LifelineClient
     /// queued ahead and <paramref name="cancellationToken"/> cannot be cancelled, the message is written straight to the
     /// socket from <paramref name="data"/> (no copy, no queue) and the task completes once it was written; the caller must
     /// not change <paramref name="data"/> until then. In session mode such a message is numbered, copied once into the
-    /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written. Otherwise the bytes are copied into the bounded send queue (the
+    /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written.
+    /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send waits for
+    /// the server's acknowledgements to make room, as a queued one would, instead of queueing. Otherwise the bytes are copied into the bounded send queue (the
     /// caller may reuse its buffer as soon as the call returns), and the task completes when the message was queued;
     /// while disconnected it waits there and goes out after the next connection (and after
     /// <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
@@ -120,22 +122,44 @@ public sealed partial class LifelineClient
     {
         var session = Volatile.Read(ref _session);
         var isText = type == WebSocketMessageType.Text;
-        if (session is null || session != Volatile.Read(ref _directSession) ||
-            !session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer))
+        if (session is null || session != Volatile.Read(ref _directSession))
         {
             _sendLock.Release();
             return EnqueueAsync(data, type, null, CancellationToken.None);
         }
 
+        if (!session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
+        {
+            _sendLock.Release();
+            return session.Replay.HasRoomFor(data.Length)
+                ? EnqueueAsync(data, type, null, CancellationToken.None)
+                : WaitForReplayRoomThenSendAsync(session, data, type);
+        }
+
         // The ack is taken under the send lock, so acks on the wire never go backwards.
         Span<byte> header = stackalloc byte[SessionFrameWriter.MaxDataHeaderLength];
         SessionFrameWriter.TryWriteDataHeader(header, sequence, session.Inbound.TakeAck(), isText, out var headerLength);
-        var start = SessionFrameWriter.MaxDataHeaderLength - headerLength;
-        header[..headerLength].CopyTo(buffer.AsSpan(start));
+        byte[]? frame = null;
+        ReadOnlyMemory<byte> bytes;
+        if (offset >= headerLength)
+        {
+            // The header goes in front of the replay buffer's copy: the frame is written from there.
+            header[..headerLength].CopyTo(buffer.AsSpan(offset - headerLength));
+            bytes = buffer.AsMemory(offset - headerLength, headerLength + data.Length);
+        }
+        else
+        {
+            // Room for the header would have cost the copy a twice bigger array: build the frame in a rented one.
+            frame = ArrayPool<byte>.Shared.Rent(headerLength + data.Length);
+            header[..headerLength].CopyTo(frame);
+            buffer.AsSpan(offset, data.Length).CopyTo(frame.AsSpan(headerLength));
+            bytes = frame.AsMemory(0, headerLength + data.Length);
+        }
+
         ValueTask write;
         try
         {
-            write = socket.SendAsync(buffer.AsMemory(start, headerLength + data.Length), WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+            write = socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -144,16 +168,40 @@ public sealed partial class LifelineClient
 
         if (write.IsCompletedSuccessfully)
         {
+            if (frame is not null)
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+            }
+
             session.Replay.EndWrite();
             _sendLock.Release();
             Interlocked.Increment(ref _sent);
             return default;
         }
 
-        return CompleteSessionDirectAsync(write, session);
+        return CompleteSessionDirectAsync(write, session, frame);
     }
 
-    private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session)
+    /// <summary>
+    /// Session mode, connected, nothing queued, and the replay buffer is full in mode Wait: the message would only wait in
+    /// the send queue for the same acknowledgements, so it waits for them here (not holding the send lock, which acks the
+    /// server may be waiting for need), then is sent as any other. A stop ends the wait.
+    /// </summary>
+    private async ValueTask WaitForReplayRoomThenSendAsync(ClientSession session, ReadOnlyMemory<byte> data, WebSocketMessageType type)
+    {
+        try
+        {
+            await session.Replay.WaitForRoomAsync(data.Length, _stopRequested.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stopRequested.IsCancellationRequested)
+        {
+            // Stopping: the send below reports it.
+        }
+
+        await SendAsync(data, type, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session, byte[]? frame)
     {
         try
         {
@@ -166,6 +214,11 @@ public sealed partial class LifelineClient
         }
         finally
         {
+            if (frame is not null)
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+            }
+
             session.Replay.EndWrite();
             _sendLock.Release();
         }

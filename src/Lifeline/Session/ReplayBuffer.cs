@@ -15,9 +15,11 @@ namespace Lifeline.Session;
 /// sequence order, and must send a resume's replayed frames (<see cref="BeginReplay"/>) before any newer message.
 /// </para>
 /// <para>
-/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/>; once acknowledged they go to a small free list of
-/// this buffer's own (at most 256 KiB) that later appends take from first, or back to the shared pool; everything goes
-/// back to the shared pool when the buffer is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
+/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/>; once acknowledged they go to a free list of this
+/// buffer's own (at most <see cref="ReplayBufferOptions.MaxBytes"/> of arrays) that later appends take from first, or back
+/// to the shared pool. A stream of sends keeps more copies alive at once than the shared pool keeps per size; the free list
+/// makes its steady state allocation-free. The free list goes back to the shared pool whenever everything was
+/// acknowledged, and when the buffer is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
 /// disposed, even if an ack for it arrives meanwhile.
 /// </para>
 /// </remarks>
@@ -39,9 +41,8 @@ public sealed class ReplayBuffer : IDisposable
     private Stack<byte[]>?[]? _free;
     private long _freeBytes;
 
-    // The free list keeps copies up to 64 KiB, at most 256 KiB of them.
+    // The free list keeps copies up to 64 KiB, at most MaxBytes of arrays (so at most about twice the bound in all).
     private const int MaxRecycledLength = 64 * 1024;
-    private const long MaxRecycledBytes = 256 * 1024;
 
     /// <summary>Creates an empty buffer.</summary>
     /// <param name="options">Bounds and full mode; read on every append, so later changes apply.</param>
@@ -168,13 +169,15 @@ public sealed class ReplayBuffer : IDisposable
     }
 
     /// <summary>
-    /// Numbers a message and keeps a copy of it, leaving <paramref name="headroom"/> free bytes in front of the copy for a
-    /// frame header, when that needs no wait and no decision: there is room, the buffer has not ended and no acknowledgement
-    /// is tracked. The copy stays valid, as with a lease, until <see cref="EndWrite"/>: write the frame from it, then call that.
+    /// Numbers a message and keeps a copy of it, when that needs no wait and no decision: there is room, the buffer has not
+    /// ended and no acknowledgement is tracked. The copy starts at <paramref name="offset"/> in <paramref name="buffer"/>:
+    /// <paramref name="headroom"/> when that many bytes in front of it (room for a frame header) cost no bigger array, else 0.
+    /// It stays valid, as with a lease, until <see cref="EndWrite"/>: write the frame from it, then call that.
     /// </summary>
     /// <returns>False when the append must take the general path (<see cref="AppendAsync"/>); nothing changed then.</returns>
-    internal bool TryAppendForWrite(ReadOnlySpan<byte> payload, bool isText, int headroom, out long sequence, out byte[] buffer)
+    internal bool TryAppendForWrite(ReadOnlySpan<byte> payload, bool isText, int headroom, out long sequence, out byte[] buffer, out int offset)
     {
+        offset = Bucket(payload.Length + headroom) == Bucket(payload.Length) ? headroom : 0;
         lock (_lock)
         {
             if (_ring.Length == 0 || payload.Length > _options.MaxBytes)
@@ -190,7 +193,7 @@ public sealed class ReplayBuffer : IDisposable
                 return false;
             }
 
-            buffer = AddLocked(payload, isText, null, headroom);
+            buffer = AddLocked(payload, isText, null, offset);
             sequence = _lastSequence;
             _leases++;
             return true;
@@ -233,6 +236,11 @@ public sealed class ReplayBuffer : IDisposable
             _count -= (int)released.Count;
             _bytes -= releasedBytes;
             _lastAcknowledged = ack;
+            if (_count == 0 && _leases == 0)
+            {
+                ReleaseFreeLocked(); // everything acknowledged: an idle session keeps no spare copies
+            }
+
             SignalSpaceLocked();
             return new ReplayAckResult(ReplayAckStatus.Advanced, released, releasedBytes);
         }
@@ -568,7 +576,7 @@ public sealed class ReplayBuffer : IDisposable
     private void RecycleLocked(byte[] buffer)
     {
         // Only the shared pool's own sizes (powers of two) are kept, so every buffer in a bucket fits any rent of it.
-        if (buffer.Length <= MaxRecycledLength && System.Numerics.BitOperations.IsPow2(buffer.Length) && _freeBytes + buffer.Length <= MaxRecycledBytes && _ring.Length != 0)
+        if (buffer.Length <= MaxRecycledLength && System.Numerics.BitOperations.IsPow2(buffer.Length) && _freeBytes + buffer.Length <= _options.MaxBytes && _ring.Length != 0)
         {
             _free ??= new Stack<byte[]>?[Bucket(MaxRecycledLength) + 1];
             (_free[Bucket(buffer.Length)] ??= new Stack<byte[]>()).Push(buffer);
