@@ -22,6 +22,7 @@ public sealed partial class LifelineConnection
     private TaskCompletionSource? _room;
     private (CloseCode Code, string Reason)? _closeRequest;
     private bool _discardQueued;
+    private CancellationTokenSource? _writeTimeout; // the writer task's alone
 
     /// <summary>Sends a text message; see <see cref="SendAsync"/>.</summary>
     /// <exception cref="InvalidOperationException">The connection is closing or closed.</exception>
@@ -276,6 +277,8 @@ public sealed partial class LifelineConnection
         }
         finally
         {
+            _writeTimeout?.Dispose();
+            _writeTimeout = null;
             _writerDone.TrySetResult();
         }
     }
@@ -283,7 +286,16 @@ public sealed partial class LifelineConnection
     /// <summary>Writes one message within the send timeout; false when the link failed or the client fell behind.</summary>
     private async ValueTask<bool> WriteAsync(Outbound item)
     {
-        using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
+        // One token source serves every write of the writer while none times out (reset, then re-armed), so a write
+        // costs no timer of its own.
+        if (_writeTimeout is null || !_writeTimeout.TryReset())
+        {
+            _writeTimeout?.Dispose();
+            _writeTimeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        }
+
+        var timeout = _writeTimeout;
+        timeout.CancelAfter(_options.SendTimeout);
         try
         {
             await _socket.SendAsync(item.Memory, item.Type, endOfMessage: true, timeout.Token).ConfigureAwait(false);

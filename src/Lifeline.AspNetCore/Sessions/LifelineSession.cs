@@ -404,6 +404,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
         _channel = Channel.CreateBounded<(long, LifelineMessage)>(new BoundedChannelOptions(capacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
     }
 
+    /// <summary>A read made the ack loop's work change: the first unacknowledged delivery, or an ack due by count or bytes.</summary>
     public event Action? Delivered;
 
     public override Task Completion => _channel.Reader.Completion;
@@ -429,6 +430,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
     public override bool TryRead([MaybeNullWhen(false)] out LifelineMessage item)
     {
         item = null;
+        bool wakeAckLoop;
         lock (_session.SyncRoot)
         {
             if (_session.IsFrozen || !_channel.Reader.TryRead(out var entry))
@@ -436,11 +438,15 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
                 return false;
             }
 
-            _session.Inbound.Accept(entry.Sequence, entry.Message.Data.Length);
+            _session.Inbound.Accept(entry.Sequence, entry.Message.Data.Length, out wakeAckLoop);
             item = entry.Message;
         }
 
-        Delivered?.Invoke();
+        if (wakeAckLoop)
+        {
+            Delivered?.Invoke(); // only when the ack loop has something new to do: not once per message
+        }
+
         return true;
     }
 

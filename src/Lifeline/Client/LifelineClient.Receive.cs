@@ -698,12 +698,16 @@ public sealed partial class LifelineClient
                     return SessionFrameVerdict.ForLoop;
                 }
 
-                switch (session.Inbound.Accept(header.Sequence, frame.Length - header.HeaderLength))
+                switch (session.Inbound.Accept(header.Sequence, frame.Length - header.HeaderLength, out var wakeAckLoop))
                 {
                     case InboundDecision.Deliver:
                         payloadLength = frame.Length - header.HeaderLength;
                         payloadType = header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
-                        SignalAck();
+                        if (wakeAckLoop)
+                        {
+                            SignalAck();
+                        }
+
                         return SessionFrameVerdict.Deliver;
                     case InboundDecision.Duplicate:
                         return SessionFrameVerdict.Skip;

@@ -275,11 +275,15 @@ public sealed partial class LifelineClient
                     return await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false);
                 }
 
-                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length))
+                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, out var wakeAckLoop))
                 {
                     case InboundDecision.Deliver:
                         DeliverSessionMessage(payload.FirstSpan, header.IsText);
-                        SignalAck();
+                        if (wakeAckLoop)
+                        {
+                            SignalAck();
+                        }
+
                         return null;
                     case InboundDecision.Duplicate:
                         return null;
