@@ -509,12 +509,14 @@ public sealed partial class LifelineClient
                         {
                             park = Timeout.InfiniteTimeSpan; // backpressure: the application frees room
                         }
-                        else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay)
+                        else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0)
                         {
                             read = true;
                         }
                         else
                         {
+                            // Session mode: while sent messages await the server's acks the loop reads ahead to apply
+                            // them (see the condition above); a sender that starts waiting for room wakes it.
                             park = ReadAheadDelay - idleFor;
                         }
 

@@ -191,7 +191,9 @@ public sealed partial class LifelineClient
     {
         try
         {
-            await session.Replay.WaitForRoomAsync(data.Length, _stopRequested.Token).ConfigureAwait(false);
+            var room = session.Replay.WaitForRoomAsync(data.Length, _stopRequested.Token);
+            WakeLoop(); // the acks that make room arrive on the receive side: it reads them even if the application does not
+            await room.ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_stopRequested.IsCancellationRequested)
         {

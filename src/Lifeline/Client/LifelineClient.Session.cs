@@ -320,7 +320,13 @@ public sealed partial class LifelineClient
         ReplayAppendResult appended;
         try
         {
-            appended = await session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken).ConfigureAwait(false);
+            var append = session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken);
+            if (!append.IsCompleted)
+            {
+                WakeLoop(); // it waits for the server's acks: the receive side reads them even if the application does not
+            }
+
+            appended = await append.ConfigureAwait(false);
         }
         catch (ReplayBufferFullException e)
         {

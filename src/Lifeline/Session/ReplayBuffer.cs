@@ -18,8 +18,8 @@ namespace Lifeline.Session;
 /// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/>; once acknowledged they go to a free list of this
 /// buffer's own (at most <see cref="ReplayBufferOptions.MaxBytes"/> of arrays) that later appends take from first, or back
 /// to the shared pool. A stream of sends keeps more copies alive at once than the shared pool keeps per size; the free list
-/// makes its steady state allocation-free. The free list goes back to the shared pool whenever everything was
-/// acknowledged, and when the buffer is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
+/// makes its steady state allocation-free. It all goes back to the shared pool when the buffer is disposed (and, on a
+/// server, beyond a small reserve whenever everything was acknowledged). A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
 /// disposed, even if an ack for it arrives meanwhile.
 /// </para>
 /// </remarks>
@@ -238,7 +238,7 @@ public sealed class ReplayBuffer : IDisposable
             _lastAcknowledged = ack;
             if (_count == 0 && _leases == 0)
             {
-                ReleaseFreeLocked(); // everything acknowledged: an idle session keeps no spare copies
+                TrimFreeLocked(IdleFreeBytes); // everything acknowledged: an idle session keeps few spare copies
             }
 
             SignalSpaceLocked();
@@ -412,6 +412,25 @@ public sealed class ReplayBuffer : IDisposable
             catch (ObjectDisposedException)
             {
                 return; // the append reports it
+            }
+        }
+    }
+
+    /// <summary>
+    /// What the free list keeps once everything was acknowledged. Default: everything (up to MaxBytes), so a stream whose
+    /// acks often catch up with its sends does not hand its arrays back and allocate them anew at each catch-up: right for
+    /// a client's one session. A server holding many mostly idle sessions sets it low.
+    /// </summary>
+    internal long IdleFreeBytes { get; set; } = long.MaxValue;
+
+    /// <summary>Whether an append or <see cref="WaitForRoomAsync"/> is waiting for room (for acknowledgements).</summary>
+    internal bool HasWaiters
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _spaceFreed is not null;
             }
         }
     }
@@ -590,6 +609,24 @@ public sealed class ReplayBuffer : IDisposable
 
     // The power of two a length rounds up to (at least 16, the shared pool's smallest array).
     private static int Bucket(int length) => 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)Math.Max(length - 1, 15));
+
+    // Gives back to the shared pool what the free list holds beyond keep bytes, biggest arrays first.
+    private void TrimFreeLocked(long keep)
+    {
+        if (_free is not { } free)
+        {
+            return;
+        }
+
+        for (var i = free.Length - 1; i >= 0 && _freeBytes > keep; i--)
+        {
+            while (_freeBytes > keep && free[i] is { } bucket && bucket.TryPop(out var buffer))
+            {
+                _freeBytes -= buffer.Length;
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
 
     private void ReleaseFreeLocked()
     {
