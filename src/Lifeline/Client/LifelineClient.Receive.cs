@@ -695,7 +695,7 @@ public sealed partial class LifelineClient
         switch (header.Type)
         {
             case SessionFrameType.Data:
-                if (session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
+                if (header.Ack > session.Replay.LastAcknowledgedHint && session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
                 {
                     return SessionFrameVerdict.ForLoop;
                 }

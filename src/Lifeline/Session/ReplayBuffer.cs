@@ -423,6 +423,12 @@ public sealed class ReplayBuffer : IDisposable
     /// </summary>
     internal long IdleFreeBytes { get; set; } = long.MaxValue;
 
+    /// <summary>
+    /// <see cref="LastAcknowledged"/> without the lock, for a receiver to skip <see cref="Acknowledge"/> when a frame's ack
+    /// is not new (most are not: acks are batched and piggy-backed on every frame). It only grows.
+    /// </summary>
+    internal long LastAcknowledgedHint => Volatile.Read(ref _lastAcknowledged);
+
     /// <summary>Whether an append or <see cref="WaitForRoomAsync"/> is waiting for room (for acknowledgements).</summary>
     internal bool HasWaiters
     {
