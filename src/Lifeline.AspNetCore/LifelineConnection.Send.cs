@@ -25,6 +25,7 @@ public sealed partial class LifelineConnection
     private TaskCompletionSource? _room;
     private (CloseCode Code, string Reason)? _closeRequest;
     private bool _discardQueued;
+    private CancellationTokenSource? _writeTimeout; // the writer task's alone
 
     /// <summary>Sends a text message; see <see cref="SendAsync"/>.</summary>
     /// <exception cref="InvalidOperationException">The connection is closing or closed.</exception>
@@ -283,6 +284,7 @@ public sealed partial class LifelineConnection
                     {
                         if (close is null)
                         {
+                            DisposeWriteTimeout(); // still the only writer here: an idle connection holds no timer
                             _writing = false; // the next item queued starts a new writer
                             emptied = true;
                             return;
@@ -337,6 +339,7 @@ public sealed partial class LifelineConnection
         {
             if (!emptied)
             {
+                DisposeWriteTimeout(); // this writer was the last one: nothing is written after the Close step
                 lock (_outgoingLock)
                 {
                     _writerDone.SetLocked();
@@ -359,10 +362,25 @@ public sealed partial class LifelineConnection
         }
     }
 
+    private void DisposeWriteTimeout()
+    {
+        _writeTimeout?.Dispose();
+        _writeTimeout = null;
+    }
+
     /// <summary>Writes one message within the send timeout; false when the link failed or the client fell behind.</summary>
     private async ValueTask<bool> WriteAsync(Outbound item)
     {
-        using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
+        // One token source serves every write of the writer while none times out (reset, then re-armed), so a write
+        // costs no timer of its own.
+        if (_writeTimeout is null || !_writeTimeout.TryReset())
+        {
+            _writeTimeout?.Dispose();
+            _writeTimeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        }
+
+        var timeout = _writeTimeout;
+        timeout.CancelAfter(_options.SendTimeout);
         try
         {
             await _socket.SendAsync(item.Memory, item.Type, endOfMessage: true, timeout.Token).ConfigureAwait(false);

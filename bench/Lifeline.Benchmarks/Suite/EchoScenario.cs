@@ -81,10 +81,19 @@ internal static class EchoScenario
 
                     var client = new LifelineClient(options);
                     await client.StartAsync(ct);
-                    roundTrip = async () =>
+                    var buffer = new byte[64 * 1024];
+                    roundTrip = kind == 1
+                        ? async () =>
+                        {
+                            await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                            _ = await client.Messages.ReadAsync(ct);
+                        }
+                    : async () =>
                     {
-                        await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
-                        _ = await client.Messages.ReadAsync(ct);
+                        // The session row uses the fastest documented APIs: a send without a token (written straight
+                        // to the socket when nothing is queued) and ReceiveAsync into the caller's memory.
+                        await client.SendAsync(payload, WebSocketMessageType.Binary);
+                        _ = await client.ReceiveAsync(buffer, ct);
                     };
                     cleanup = async () => await client.DisposeAsync();
                     break;

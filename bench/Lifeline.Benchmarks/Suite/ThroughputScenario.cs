@@ -101,14 +101,31 @@ internal static class ThroughputScenario
                 }
 
             case 1:
-            case 2:
                 {
                     var (start, before) = Begin();
-                    await using var client = new LifelineClient(Options(server.BlastUri, kind == 2, count, 0));
+                    await using var client = new LifelineClient(Options(server.BlastUri, false, count, 0));
                     await client.StartAsync(ct);
                     for (var received = 0; received < count; received++)
                     {
                         _ = await client.Messages.ReadAsync(ct);
+                    }
+
+                    return End(start, before, count);
+                }
+
+            case 2:
+                {
+                    // The session row reads with ReceiveAsync(Memory<byte>), the documented allocation-free way to read, and
+                    // without a token (a cancellable read first waits for data with a zero-byte read); the run's timeout
+                    // still bounds it, by disposing the client.
+                    var buffer = new byte[64 * 1024];
+                    var (start, before) = Begin();
+                    await using var client = new LifelineClient(Options(server.BlastUri, true, count, 0));
+                    await client.StartAsync(ct);
+                    await using var bound = ct.Register(() => _ = client.DisposeAsync().AsTask());
+                    for (var received = 0; received < count; received++)
+                    {
+                        _ = await client.ReceiveAsync(buffer);
                     }
 
                     return End(start, before, count);
@@ -168,7 +185,8 @@ internal static class ThroughputScenario
                     var (start, before) = Begin();
                     for (var i = 0; i < count; i++)
                     {
-                        await client.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                        // The session row sends without a token: the documented way to write straight to the socket.
+                        await (kind == 2 ? client.SendAsync(payload) : client.SendAsync(payload, WebSocketMessageType.Binary, ct));
                     }
 
                     await WaitForSinkAsync(server, target, ct);

@@ -438,6 +438,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
         _channel = Channel.CreateBounded<(long, LifelineMessage)>(new BoundedChannelOptions(capacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
     }
 
+    /// <summary>A read made the ack loop's work change: the first unacknowledged delivery, or an ack due by count or bytes.</summary>
     public event Action? Delivered;
 
     public override Task Completion => _channel.Reader.Completion;
@@ -544,9 +545,9 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
                 return false;
             }
 
-            _session.Inbound.Accept(_handedSequence, _handedLength);
+            _session.Inbound.Accept(_handedSequence, _handedLength, out var wakeAckLoop);
             _handedAccepted = true;
-            return true;
+            return wakeAckLoop; // only when the ack loop has something new to do: not once per message
         }
     }
 
@@ -564,10 +565,10 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
                 return;
             }
 
-            accepted = !_handedAccepted && !_session.IsFrozen;
-            if (accepted)
+            accepted = false;
+            if (!_handedAccepted && !_session.IsFrozen)
             {
-                _session.Inbound.Accept(_handedSequence, _handedLength);
+                _session.Inbound.Accept(_handedSequence, _handedLength, out accepted); // wake the ack loop only when it has something new to do
             }
 
             _handedSequence = 0;

@@ -40,6 +40,11 @@ public sealed class LifelineSessionManager : IDisposable
     private static readonly Meter NodeMeter = new(Lifeline.Diagnostics.LifelineMetrics.MeterName);
     private static readonly Counter<long> FencedCounter = NodeMeter.CreateCounter<long>("lifeline.server.sessions_fenced", "{session}", "Sessions this node stopped serving because another node took them over.");
     internal static readonly Counter<long> StoreErrors = NodeMeter.CreateCounter<long>("lifeline.server.session_store_errors", "{error}", "Failed writes of sessions to the shared store (Redis), retried; tagged with the kind.");
+
+    // A session's replay buffer keeps at most this many spare bytes of arrays once everything was acknowledged: a server
+    // holds many sessions, most of them idle.
+    private const long IdleReplayFreeBytes = 64 * 1024;
+
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
     private readonly Counter<long> _started;
@@ -312,7 +317,7 @@ public sealed class LifelineSessionManager : IDisposable
         {
             var token = ResumeToken.Create();
             var created = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), userId, connection.User, false,
-                new ReplayBuffer(Options.Replay, Time), new InboundSequencer(Options.Ack, Time),
+                new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
                 new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity);
             if (_journal is not null)
             {
@@ -669,7 +674,7 @@ public sealed class LifelineSessionManager : IDisposable
 
     private LifelineSession Restore(SessionSnapshot snapshot, ClaimsPrincipal user)
     {
-        var replay = new ReplayBuffer(Options.Replay, Time, snapshot.OutboundAcknowledged);
+        var replay = new ReplayBuffer(Options.Replay, Time, snapshot.OutboundAcknowledged) { IdleFreeBytes = IdleReplayFreeBytes };
         foreach (var message in snapshot.Unacknowledged)
         {
             replay.Restore(message.Sequence, message.IsText, message.Payload.Span);
@@ -754,7 +759,7 @@ public sealed class LifelineSessionManager : IDisposable
     {
         var token = ResumeToken.Create();
         var session = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), UserIdOf(connection.User), connection.User, false,
-            new ReplayBuffer(Options.Replay, Time), new InboundSequencer(Options.Ack, Time),
+            new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
             new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, connection);
         _sessions[session.Id] = session;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(connection.Closing, session.Ending);

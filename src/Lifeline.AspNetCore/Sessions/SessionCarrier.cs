@@ -33,7 +33,8 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 LifelineMessage? message;
                 try
                 {
-                    message = await ReadAsync(session is null && !afterLost ? handshake.Token : CancellationToken.None).ConfigureAwait(false);
+                    message = Connection.Messages.TryRead(out var next) ? next
+                        : await ReadAsync(session is null && !afterLost ? handshake.Token : CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (handshake.IsCancellationRequested)
                 {
@@ -53,7 +54,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     return;
                 }
 
-                var error = SessionFrameReader.TryRead(new ReadOnlySequence<byte>(message.Data), int.MaxValue, out var header, out var payload);
+                var error = SessionFrameReader.TryRead(new ReadOnlySequence<byte>(message.Data), int.MaxValue, out var header, out _);
                 if (error != SessionFrameError.None)
                 {
                     await FailAsync(error.ToCloseCode(), error.Describe(), $"malformed frame: {error.Describe()}").ConfigureAwait(false);
@@ -127,7 +128,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         try
                         {
                             await session.Inbox.WriteAsync(header.Sequence,
-                                new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, payload.ToArray()),
+                                new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, message.Data[header.HeaderLength..]), // the connection's copy is the message's own: no second copy
                                 session.Ending).ConfigureAwait(false);
                         }
                         catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
 using Lifeline.CloseCodes;
+using Lifeline.Session;
+using Lifeline.Session.Wire;
 
 namespace Lifeline.Client;
 
@@ -57,6 +59,11 @@ public sealed partial class LifelineClient
     private TaskCompletionSource? _rxWaiter;
     private long _rxReaderIdleAt;
     private ITimer? _rxWatchdog;
+
+    // Session mode: a frame a reader read that the loop must act on (it may end the connection); set with _rxOwner Loop.
+    private byte[]? _rxLoopFrame;
+    private int _rxLoopFrameLength;
+    private WebSocketMessageType _rxLoopFrameType;
 
     private Lock RxLock => _incoming.SyncRoot;
 
@@ -124,7 +131,7 @@ public sealed partial class LifelineClient
                     peeked = _rxPeeked;
                     peekType = _rxPeekType;
                     peekEnded = _rxPeekEnded;
-                    if (_rxSocket is not null && (_rxOwner == ReceiveOwner.HandedToReader || (_rxOwner == ReceiveOwner.None && !_rxPeeked && _session is null)))
+                    if (_rxSocket is not null && (_rxOwner == ReceiveOwner.HandedToReader || (_rxOwner == ReceiveOwner.None && !_rxPeeked)))
                     {
                         _rxOwner = ReceiveOwner.Reader;
                         _rxPeeked = false;
@@ -208,6 +215,56 @@ public sealed partial class LifelineClient
                 {
                     ReportOutcome(socket!, read.Outcome, null);
                     continue;
+                }
+
+                if (_options.Session is not null)
+                {
+                    var frame = read.Pooled is null ? destination[..read.Length] : read.Pooled.AsMemory(0, read.Length);
+                    var verdict = TakeSessionFrame(read.Type, frame.Span, out var payloadLength, out var payloadType);
+                    if (verdict != SessionFrameVerdict.Deliver)
+                    {
+                        // An Ack, a duplicate, or a frame the loop acts on (it may end the connection): no message for the reader.
+                        var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame.Span) : null;
+                        if (forLoop is null && read.Pooled is { } pooled)
+                        {
+                            ArrayPool<byte>.Shared.Return(pooled);
+                        }
+
+                        lock (RxLock)
+                        {
+                            if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
+                            {
+                                _rxOwner = forLoop is null ? ReceiveOwner.None : ReceiveOwner.Loop;
+                                if (forLoop is not null)
+                                {
+                                    (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType) = (forLoop, read.Length, read.Type);
+                                    forLoop = null;
+                                }
+                            }
+                        }
+
+                        if (forLoop is not null)
+                        {
+                            ArrayPool<byte>.Shared.Return(forLoop); // that connection is already over
+                        }
+
+                        WakeLoop();
+                        continue;
+                    }
+
+                    if (read.Pooled is { } spilled && !retain && payloadLength <= destination.Length)
+                    {
+                        // The frame did not fit but its payload does.
+                        spilled.AsSpan(read.Length - payloadLength, payloadLength).CopyTo(destination.Span);
+                        ArrayPool<byte>.Shared.Return(spilled);
+                        read = read with { Pooled = null };
+                    }
+                    else
+                    {
+                        frame.Span[(read.Length - payloadLength)..].CopyTo(frame.Span);
+                    }
+
+                    read = read with { Length = payloadLength, Type = payloadType };
                 }
 
                 Interlocked.Increment(ref _received);
@@ -420,11 +477,19 @@ public sealed partial class LifelineClient
                 var park = Timeout.InfiniteTimeSpan;
                 var pauseWatchdog = false;
                 var session = Volatile.Read(ref _session);
+                byte[]? loopFrame = null;
+                var loopFrameLength = 0;
+                var loopFrameType = WebSocketMessageType.Binary;
                 lock (RxLock)
                 {
                     if (_rxOutcome != ReceiveOutcome.None)
                     {
                         (outcome, error) = (_rxOutcome, _rxOutcomeError);
+                    }
+                    else if (_rxOwner == ReceiveOwner.Loop && _rxLoopFrame is not null)
+                    {
+                        (loopFrame, loopFrameLength, loopFrameType) = (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType);
+                        _rxLoopFrame = null;
                     }
                     else if (_rxOwner == ReceiveOwner.Loop && _rxPendingPeek is not null)
                     {
@@ -446,12 +511,14 @@ public sealed partial class LifelineClient
                         {
                             park = Timeout.InfiniteTimeSpan; // backpressure: the application frees room
                         }
-                        else if (session is not null || _rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay)
+                        else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0)
                         {
                             read = true;
                         }
                         else
                         {
+                            // Session mode: while sent messages await the server's acks the loop reads ahead to apply
+                            // them (see the condition above); a sender that starts waiting for room wakes it.
                             park = ReadAheadDelay - idleFor;
                         }
 
@@ -474,6 +541,16 @@ public sealed partial class LifelineClient
                         return await CloseTooBigAsync(socket).ConfigureAwait(false);
                     case ReceiveOutcome.Failed:
                         return ClassifyReceiveFailure(error!, socket);
+                }
+
+                if (loopFrame is not null)
+                {
+                    if (await OnSessionFrameInLoopAsync(socket, session, loopFrame, loopFrameLength, loopFrameType).ConfigureAwait(false) is { } ended)
+                    {
+                        return ended;
+                    }
+
+                    continue;
                 }
 
                 if (!read)
@@ -501,7 +578,7 @@ public sealed partial class LifelineClient
                     (peekType, peekEnded) = (peek.MessageType, peek.EndOfMessage);
                     lock (RxLock)
                     {
-                        if (_rxWaiter is not null && session is null)
+                        if (_rxWaiter is not null)
                         {
                             // A reader is waiting: it reads the message itself, into its own memory.
                             (_rxOwner, _rxPeeked, _rxPeekType, _rxPeekEnded) = (ReceiveOwner.HandedToReader, true, peekType, peekEnded);
@@ -521,35 +598,40 @@ public sealed partial class LifelineClient
                 }
 
                 var array = message.Pooled ?? ArrayPool<byte>.Shared.Rent(1);
-                if (session is not null)
+                var length = message.Length;
+                var type = message.Type;
+                if (_options.Session is not null)
                 {
-                    CloseRecord? ended;
-                    try
+                    var verdict = TakeSessionFrame(type, array.AsSpan(0, length), out var payloadLength, out var payloadType);
+                    if (verdict == SessionFrameVerdict.ForLoop)
                     {
-                        ended = await OnSessionMessageAsync(socket, session, message.Type, array.AsMemory(0, message.Length)).ConfigureAwait(false);
+                        if (await OnSessionFrameInLoopAsync(socket, session, array, length, type).ConfigureAwait(false) is { } ended)
+                        {
+                            return ended;
+                        }
+
+                        continue;
                     }
-                    finally
+
+                    if (verdict == SessionFrameVerdict.Skip)
                     {
                         ArrayPool<byte>.Shared.Return(array);
+                        lock (RxLock)
+                        {
+                            _rxOwner = ReceiveOwner.None;
+                        }
+
+                        continue;
                     }
 
-                    if (ended is not null)
-                    {
-                        return ended;
-                    }
-
-                    lock (RxLock)
-                    {
-                        _rxOwner = ReceiveOwner.None;
-                    }
-
-                    continue;
+                    array.AsSpan(length - payloadLength, payloadLength).CopyTo(array); // the payload, in place of the frame
+                    (length, type) = (payloadLength, payloadType);
                 }
 
                 Interlocked.Increment(ref _received);
                 lock (RxLock)
                 {
-                    _incoming.Enqueue(array, message.Length, message.Type);
+                    _incoming.Enqueue(array, length, type);
                     _rxOwner = ReceiveOwner.None;
                     WakeReaderLocked();
                 }
@@ -563,6 +645,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
+            byte[]? leftover;
             lock (RxLock)
             {
                 _rxSocket = null;
@@ -570,8 +653,112 @@ public sealed partial class LifelineClient
                 _rxPeeked = false;
                 _rxPendingPeek = null;
                 _rxWatchdog = null;
+                leftover = _rxLoopFrame;
+                _rxLoopFrame = null;
+            }
+
+            if (leftover is not null)
+            {
+                ArrayPool<byte>.Shared.Return(leftover);
             }
         }
+    }
+
+    /// <summary>What a reader (or the loop reading ahead) does with a session frame it read.</summary>
+    private enum SessionFrameVerdict
+    {
+        /// <summary>A Data frame, next in order and accepted: its payload goes to the application.</summary>
+        Deliver,
+
+        /// <summary>Nothing for the application: an Ack (applied) or a duplicate (dropped).</summary>
+        Skip,
+
+        /// <summary>The loop acts on it (SessionLost, malformed, gap, a text message, an ack beyond sent): it may end the connection.</summary>
+        ForLoop,
+    }
+
+    /// <summary>
+    /// Session mode: decodes a frame in place and applies what needs no I/O: the ack it carries, and for Data the inbound
+    /// cursor (a message counts as delivered when handed to the application, which this is). Anything that may end the
+    /// connection is left unapplied for the loop (<see cref="OnSessionMessageAsync"/> decides it again from scratch).
+    /// </summary>
+    private SessionFrameVerdict TakeSessionFrame(WebSocketMessageType type, ReadOnlySpan<byte> frame, out int payloadLength, out WebSocketMessageType payloadType)
+    {
+        payloadLength = 0;
+        payloadType = WebSocketMessageType.Binary;
+        var session = Volatile.Read(ref _session);
+        if (type == WebSocketMessageType.Text || session is null ||
+            SessionFrameReader.TryRead(frame, _options.MaxMessageSize, out var parsed) != SessionFrameError.None)
+        {
+            return SessionFrameVerdict.ForLoop;
+        }
+
+        var header = parsed.Header;
+        switch (header.Type)
+        {
+            case SessionFrameType.Data:
+                if (header.Ack > session.Replay.LastAcknowledgedHint && session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
+                {
+                    return SessionFrameVerdict.ForLoop;
+                }
+
+                switch (session.Inbound.Accept(header.Sequence, frame.Length - header.HeaderLength, out var wakeAckLoop))
+                {
+                    case InboundDecision.Deliver:
+                        payloadLength = frame.Length - header.HeaderLength;
+                        payloadType = header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+                        if (wakeAckLoop)
+                        {
+                            SignalAck();
+                        }
+
+                        return SessionFrameVerdict.Deliver;
+                    case InboundDecision.Duplicate:
+                        return SessionFrameVerdict.Skip;
+                    default:
+                        return SessionFrameVerdict.ForLoop; // a gap changes nothing: the loop finds it again and closes
+                }
+
+            case SessionFrameType.Ack:
+                return session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent ? SessionFrameVerdict.ForLoop : SessionFrameVerdict.Skip;
+            default:
+                return SessionFrameVerdict.ForLoop;
+        }
+    }
+
+    /// <summary>Session mode: the loop acts on a frame (returns its pooled copy); the close record when the connection must end.</summary>
+    private async Task<CloseRecord?> OnSessionFrameInLoopAsync(ClientWebSocket socket, ClientSession? session, byte[] frame, int length, WebSocketMessageType type)
+    {
+        CloseRecord? ended;
+        try
+        {
+            session ??= Volatile.Read(ref _session);
+            ended = session is null
+                ? await CloseWithAsync(socket, CloseCode.ProtocolError, "no session", "the server sent a frame with no session established").ConfigureAwait(false)
+                : await OnSessionMessageAsync(socket, session, type, frame.AsMemory(0, length)).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
+
+        if (ended is null)
+        {
+            lock (RxLock)
+            {
+                _rxOwner = ReceiveOwner.None;
+                WakeReaderLocked();
+            }
+        }
+
+        return ended;
+    }
+
+    private static byte[] CopyToPooled(ReadOnlySpan<byte> data)
+    {
+        var array = ArrayPool<byte>.Shared.Rent(Math.Max(1, data.Length));
+        data.CopyTo(array);
+        return array;
     }
 
     /// <summary>Session mode: hands a delivered payload to the application (a pooled copy, read by <see cref="ReceiveAsync"/> or <see cref="Messages"/>).</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
 using Lifeline.CloseCodes;
+using Lifeline.Session.Wire;
 
 namespace Lifeline.Client;
 
@@ -10,8 +11,10 @@ public sealed partial class LifelineClient
     // Owned by the send loop: the message being written when the connection failed, resent first next time.
     private OutgoingMessage? _inFlight;
 
-    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), plain mode only.
+    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), with the session
+    // it carries in session mode (a direct write numbers the message in that session only).
     private ClientWebSocket? _directSocket;
+    private ClientSession? _directSession;
 
     /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
@@ -55,7 +58,10 @@ public sealed partial class LifelineClient
     /// Sends a message. Messages are written in the order they were accepted. When the client is connected, nothing is
     /// queued ahead and <paramref name="cancellationToken"/> cannot be cancelled, the message is written straight to the
     /// socket from <paramref name="data"/> (no copy, no queue) and the task completes once it was written; the caller must
-    /// not change <paramref name="data"/> until then. Otherwise the bytes are copied into the bounded send queue (the
+    /// not change <paramref name="data"/> until then. In session mode such a message is numbered, copied once into the
+    /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written.
+    /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send waits for
+    /// the server's acknowledgements to make room, as a queued one would, instead of queueing. Otherwise the bytes are copied into the bounded send queue (the
     /// caller may reuse its buffer as soon as the call returns), and the task completes when the message was queued;
     /// while disconnected it waits there and goes out after the next connection (and after
     /// <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
@@ -79,6 +85,11 @@ public sealed partial class LifelineClient
                 return EnqueueAsync(data, type, null, cancellationToken);
             }
 
+            if (_options.Session is not null)
+            {
+                return SendSessionDirect(socket, data, type);
+            }
+
             ValueTask write;
             try
             {
@@ -100,6 +111,119 @@ public sealed partial class LifelineClient
         }
 
         return EnqueueAsync(data, type, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Session mode, send lock held: numbers the message, keeps it in the replay buffer (which leaves room for the frame
+    /// header in front of the copy) and writes the Data frame from that copy. Falls back to the queue when the append would
+    /// wait or decide something (full, ended) or the session is not the one the send loop carries.
+    /// </summary>
+    private ValueTask SendSessionDirect(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type)
+    {
+        var session = Volatile.Read(ref _session);
+        var isText = type == WebSocketMessageType.Text;
+        if (session is null || session != Volatile.Read(ref _directSession))
+        {
+            _sendLock.Release();
+            return EnqueueAsync(data, type, null, CancellationToken.None);
+        }
+
+        if (!session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
+        {
+            _sendLock.Release();
+            return session.Replay.HasRoomFor(data.Length)
+                ? EnqueueAsync(data, type, null, CancellationToken.None)
+                : WaitForReplayRoomThenSendAsync(session, data, type);
+        }
+
+        // The ack is taken under the send lock, so acks on the wire never go backwards.
+        Span<byte> header = stackalloc byte[SessionFrameWriter.MaxDataHeaderLength];
+        SessionFrameWriter.TryWriteDataHeader(header, sequence, session.Inbound.TakeAck(), isText, out var headerLength);
+        byte[]? frame = null;
+        ReadOnlyMemory<byte> bytes;
+        if (offset >= headerLength)
+        {
+            // The header goes in front of the replay buffer's copy: the frame is written from there.
+            header[..headerLength].CopyTo(buffer.AsSpan(offset - headerLength));
+            bytes = buffer.AsMemory(offset - headerLength, headerLength + data.Length);
+        }
+        else
+        {
+            // Room for the header would have cost the copy a twice bigger array: build the frame in a rented one.
+            frame = ArrayPool<byte>.Shared.Rent(headerLength + data.Length);
+            header[..headerLength].CopyTo(frame);
+            buffer.AsSpan(offset, data.Length).CopyTo(frame.AsSpan(headerLength));
+            bytes = frame.AsMemory(0, headerLength + data.Length);
+        }
+
+        ValueTask write;
+        try
+        {
+            write = socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            write = ValueTask.FromException(e);
+        }
+
+        if (write.IsCompletedSuccessfully)
+        {
+            if (frame is not null)
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+            }
+
+            session.Replay.EndWrite();
+            _sendLock.Release();
+            Interlocked.Increment(ref _sent);
+            return default;
+        }
+
+        return CompleteSessionDirectAsync(write, session, frame);
+    }
+
+    /// <summary>
+    /// Session mode, connected, nothing queued, and the replay buffer is full in mode Wait: the message would only wait in
+    /// the send queue for the same acknowledgements, so it waits for them here (not holding the send lock, which acks the
+    /// server may be waiting for need), then is sent as any other. A stop ends the wait.
+    /// </summary>
+    private async ValueTask WaitForReplayRoomThenSendAsync(ClientSession session, ReadOnlyMemory<byte> data, WebSocketMessageType type)
+    {
+        try
+        {
+            var room = session.Replay.WaitForRoomAsync(data.Length, _stopRequested.Token);
+            WakeLoop(); // the acks that make room arrive on the receive side: it reads them even if the application does not
+            await room.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stopRequested.IsCancellationRequested)
+        {
+            // Stopping: the send below reports it.
+        }
+
+        await SendAsync(data, type, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session, byte[]? frame)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+            Interlocked.Increment(ref _sent);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The connection was lost under the write: the replay buffer holds the message, and the resume resends it.
+        }
+        finally
+        {
+            if (frame is not null)
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+            }
+
+            session.Replay.EndWrite();
+            _sendLock.Release();
+        }
     }
 
     private async ValueTask CompleteDirectAsync(ValueTask write, ReadOnlyMemory<byte> data, WebSocketMessageType type)
@@ -160,8 +284,9 @@ public sealed partial class LifelineClient
                 if (_inFlight is null)
                 {
                     _queue.Untake(); // nothing of the queue's is unwritten: direct writes may go ahead
-                    if (Volatile.Read(ref _session) is null)
+                    if (_options.Session is null || Volatile.Read(ref _session) is not null)
                     {
+                        Volatile.Write(ref _directSession, Volatile.Read(ref _session));
                         Volatile.Write(ref _directSocket, socket);
                     }
                 }

@@ -275,11 +275,15 @@ public sealed partial class LifelineClient
                     return await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false);
                 }
 
-                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length))
+                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, out var wakeAckLoop))
                 {
                     case InboundDecision.Deliver:
                         DeliverSessionMessage(payload.FirstSpan, header.IsText);
-                        SignalAck();
+                        if (wakeAckLoop)
+                        {
+                            SignalAck();
+                        }
+
                         return null;
                     case InboundDecision.Duplicate:
                         return null;
@@ -316,7 +320,13 @@ public sealed partial class LifelineClient
         ReplayAppendResult appended;
         try
         {
-            appended = await session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken).ConfigureAwait(false);
+            var append = session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken);
+            if (!append.IsCompleted)
+            {
+                WakeLoop(); // it waits for the server's acks: the receive side reads them even if the application does not
+            }
+
+            appended = await append.ConfigureAwait(false);
         }
         catch (ReplayBufferFullException e)
         {

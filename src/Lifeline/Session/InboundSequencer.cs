@@ -48,7 +48,7 @@ public enum InboundDecision
 /// </summary>
 /// <remarks>
 /// <para>
-/// Call <see cref="Accept"/> when a message is handed to the application (acknowledge what the application got,
+/// Call <see cref="Accept(long, int)"/> when a message is handed to the application (acknowledge what the application got,
 /// not what reached the socket). Every outgoing Data frame carries <see cref="TakeAck"/>; when no Data goes out,
 /// send an Ack frame when <see cref="IsAckDue"/> becomes true, checking again after <see cref="AckDueIn"/>.
 /// </para>
@@ -156,8 +156,16 @@ public sealed class InboundSequencer
     /// <summary>Classifies a received Data frame and, when it is next in order, records it as delivered.</summary>
     /// <param name="sequence">The frame's sequence number.</param>
     /// <param name="payloadLength">Its payload length, for the byte trigger of the ack policy.</param>
-    public InboundDecision Accept(long sequence, int payloadLength)
+    public InboundDecision Accept(long sequence, int payloadLength) => Accept(sequence, payloadLength, out _);
+
+    /// <summary>
+    /// <see cref="Accept(long, int)"/>, also saying whether a loop that sends Ack frames must look again now: this delivery
+    /// is the first unacknowledged one (the delay starts) or makes an ack due by count or bytes. Between those, waking it
+    /// would only make it wait again.
+    /// </summary>
+    internal InboundDecision Accept(long sequence, int payloadLength, out bool wakeAckLoop)
     {
+        wakeAckLoop = false;
         lock (_lock)
         {
             if (sequence <= _lastDelivered)
@@ -178,6 +186,8 @@ public sealed class InboundSequencer
             }
 
             _pendingBytes += payloadLength;
+            wakeAckLoop = _pendingMessages == 1 || _pendingMessages == _options.MaxMessages ||
+                (_pendingBytes >= _options.MaxBytes && _pendingBytes - payloadLength < _options.MaxBytes);
             return InboundDecision.Deliver;
         }
     }

@@ -15,8 +15,11 @@ namespace Lifeline.Session;
 /// sequence order, and must send a resume's replayed frames (<see cref="BeginReplay"/>) before any newer message.
 /// </para>
 /// <para>
-/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/> and go back when acknowledged, when the buffer
-/// ends, or when it is disposed. A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
+/// Memory: payload copies come from <see cref="ArrayPool{T}.Shared"/>; once acknowledged they go to a free list of this
+/// buffer's own (at most <see cref="ReplayBufferOptions.MaxBytes"/> of arrays) that later appends take from first, or back
+/// to the shared pool. A stream of sends keeps more copies alive at once than the shared pool keeps per size; the free list
+/// makes its steady state allocation-free. It all goes back to the shared pool when the buffer is disposed (and, on a
+/// server, beyond a small reserve whenever everything was acknowledged). A payload handed out by a <see cref="ReplayLease"/> stays valid until that lease is
 /// disposed, even if an ack for it arrives meanwhile.
 /// </para>
 /// </remarks>
@@ -36,6 +39,11 @@ public sealed class ReplayBuffer : IDisposable
     private ReplayBufferEnd? _end;
     private int _leases;
     private List<byte[]>? _deferredReturns;
+    private Stack<byte[]>?[]? _free;
+    private long _freeBytes;
+
+    // The free list keeps copies up to 64 KiB, at most MaxBytes of arrays (so at most about twice the bound in all).
+    private const int MaxRecycledLength = 64 * 1024;
 
     /// <summary>Creates an empty buffer.</summary>
     /// <param name="options">Bounds and full mode; read on every append, so later changes apply.</param>
@@ -161,6 +169,41 @@ public sealed class ReplayBuffer : IDisposable
     }
 
     /// <summary>
+    /// Numbers a message and keeps a copy of it, when that needs no wait and no decision: there is room, the buffer has not
+    /// ended and no acknowledgement is tracked. The copy starts at <paramref name="offset"/> in <paramref name="buffer"/>:
+    /// <paramref name="headroom"/> when that many bytes in front of it (room for a frame header) cost no bigger array, else 0.
+    /// It stays valid, as with a lease, until <see cref="EndWrite"/>: write the frame from it, then call that.
+    /// </summary>
+    /// <returns>False when the append must take the general path (<see cref="AppendAsync"/>); nothing changed then.</returns>
+    internal bool TryAppendForWrite(ReadOnlySpan<byte> payload, bool isText, int headroom, out long sequence, out byte[] buffer, out int offset)
+    {
+        offset = Bucket(payload.Length + headroom) == Bucket(payload.Length) ? headroom : 0;
+        lock (_lock)
+        {
+            if (_disposed || payload.Length > _options.MaxBytes)
+            {
+                (sequence, buffer) = (0, []);
+                return false;
+            }
+
+            ExpireLocked();
+            if (_end is not null || _count + 1 > _options.MaxMessages || _bytes + payload.Length > _options.MaxBytes)
+            {
+                (sequence, buffer) = (0, []);
+                return false;
+            }
+
+            buffer = AddLocked(payload, isText, null, offset);
+            sequence = _lastSequence;
+            _leases++;
+            return true;
+        }
+    }
+
+    /// <summary>The write of a message appended by <see cref="TryAppendForWrite"/> is over: its copy may be released once acknowledged.</summary>
+    internal void EndWrite() => EndLease();
+
+    /// <summary>
     /// Applies a cumulative acknowledgement: releases every message up to <paramref name="ack"/> and returns their
     /// buffers to the pool. Never corrupts state: an ack beyond what was sent is reported, not applied.
     /// </summary>
@@ -193,6 +236,11 @@ public sealed class ReplayBuffer : IDisposable
             _count -= (int)released.Count;
             _bytes -= releasedBytes;
             _lastAcknowledged = ack;
+            if (_count == 0 && _leases == 0)
+            {
+                TrimFreeLocked(IdleFreeBytes); // everything acknowledged: an idle session keeps few spare copies
+            }
+
             SignalSpaceLocked();
             return new ReplayAckResult(ReplayAckStatus.Advanced, released, releasedBytes);
         }
@@ -229,7 +277,7 @@ public sealed class ReplayBuffer : IDisposable
             for (var i = 0; i < frames.Length; i++)
             {
                 ref var entry = ref _ring[(_head + skip + i) % _ring.Length];
-                frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(0, entry.Length));
+                frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(entry.Offset, entry.Length));
             }
 
             _leases++;
@@ -282,7 +330,7 @@ public sealed class ReplayBuffer : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Restore messages in order: the next sequence is {_lastSequence + 1}.");
             }
 
-            AddLocked(payload, isText, null);
+            AddLocked(payload, isText, null, 0);
         }
     }
 
@@ -295,7 +343,7 @@ public sealed class ReplayBuffer : IDisposable
             for (var i = 0; i < _count; i++)
             {
                 ref var entry = ref _ring[(_head + i) % _ring.Length];
-                messages[i] = new SessionMessage(_lastAcknowledged + 1 + i, entry.IsText, entry.Buffer.AsSpan(0, entry.Length).ToArray());
+                messages[i] = new SessionMessage(_lastAcknowledged + 1 + i, entry.IsText, entry.Buffer.AsSpan(entry.Offset, entry.Length).ToArray());
             }
 
             return messages;
@@ -314,6 +362,7 @@ public sealed class ReplayBuffer : IDisposable
 
             ReleaseAllLocked();
             _disposed = true;
+            ReleaseFreeLocked();
             _ring = [];
             _spaceFreed?.TrySetException(new ObjectDisposedException(nameof(ReplayBuffer)));
             _spaceFreed = null;
@@ -328,7 +377,7 @@ public sealed class ReplayBuffer : IDisposable
             {
                 foreach (var buffer in deferred)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    RecycleLocked(buffer);
                 }
 
                 deferred.Clear();
@@ -364,6 +413,31 @@ public sealed class ReplayBuffer : IDisposable
             catch (ObjectDisposedException)
             {
                 return; // the append reports it
+            }
+        }
+    }
+
+    /// <summary>
+    /// What the free list keeps once everything was acknowledged. Default: everything (up to MaxBytes), so a stream whose
+    /// acks often catch up with its sends does not hand its arrays back and allocate them anew at each catch-up: right for
+    /// a client's one session. A server holding many mostly idle sessions sets it low.
+    /// </summary>
+    internal long IdleFreeBytes { get; set; } = long.MaxValue;
+
+    /// <summary>
+    /// <see cref="LastAcknowledged"/> without the lock, for a receiver to skip <see cref="Acknowledge"/> when a frame's ack
+    /// is not new (most are not: acks are batched and piggy-backed on every frame). It only grows.
+    /// </summary>
+    internal long LastAcknowledgedHint => Volatile.Read(ref _lastAcknowledged);
+
+    /// <summary>Whether an append or <see cref="WaitForRoomAsync"/> is waiting for room (for acknowledgements).</summary>
+    internal bool HasWaiters
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _spaceFreed is not null;
             }
         }
     }
@@ -428,12 +502,12 @@ public sealed class ReplayBuffer : IDisposable
         }
 
         var acknowledged = trackAcknowledgement ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null;
-        AddLocked(payload, isText, acknowledged);
+        AddLocked(payload, isText, acknowledged, 0);
         result = new ReplayAppendResult(ReplayAppendStatus.Appended, _lastSequence, acknowledged?.Task);
         return true;
     }
 
-    private void AddLocked(ReadOnlySpan<byte> payload, bool isText, TaskCompletionSource<bool>? acknowledged)
+    private byte[] AddLocked(ReadOnlySpan<byte> payload, bool isText, TaskCompletionSource<bool>? acknowledged, int headroom)
     {
         if (_count == _ring.Length)
         {
@@ -447,12 +521,13 @@ public sealed class ReplayBuffer : IDisposable
             _head = 0;
         }
 
-        var buffer = payload.IsEmpty ? [] : ArrayPool<byte>.Shared.Rent(payload.Length);
-        payload.CopyTo(buffer);
-        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, payload.Length, isText, _timeProvider.GetTimestamp(), acknowledged);
+        var buffer = payload.IsEmpty && headroom == 0 ? [] : RentLocked(headroom + payload.Length);
+        payload.CopyTo(buffer.AsSpan(headroom));
+        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, headroom, payload.Length, isText, _timeProvider.GetTimestamp(), acknowledged);
         _count++;
         _bytes += payload.Length;
         _lastSequence++;
+        return buffer;
     }
 
     private void ExpireLocked()
@@ -501,11 +576,78 @@ public sealed class ReplayBuffer : IDisposable
 
         if (_leases > 0)
         {
-            (_deferredReturns ??= []).Add(buffer); // a replay may still be sending it
+            (_deferredReturns ??= []).Add(buffer); // a replay or a write may still be reading it
+        }
+        else
+        {
+            RecycleLocked(buffer);
+        }
+    }
+
+    // Payload copies cycle through a small free list of this buffer's own (a stream of sends keeps many copies alive at
+    // once, more than the shared pool keeps per size, which would then allocate one per message). What the list does not
+    // keep goes back to the shared pool.
+    private byte[] RentLocked(int length)
+    {
+        if (length <= MaxRecycledLength && _free?[Bucket(length)] is { Count: > 0 } free)
+        {
+            var buffer = free.Pop();
+            _freeBytes -= buffer.Length;
+            return buffer;
+        }
+
+        return ArrayPool<byte>.Shared.Rent(length);
+    }
+
+    private void RecycleLocked(byte[] buffer)
+    {
+        // Only the shared pool's own sizes (powers of two) are kept, so every buffer in a bucket fits any rent of it.
+        if (buffer.Length <= MaxRecycledLength && System.Numerics.BitOperations.IsPow2(buffer.Length) && _freeBytes + buffer.Length <= _options.MaxBytes && !_disposed)
+        {
+            _free ??= new Stack<byte[]>?[Bucket(MaxRecycledLength) + 1];
+            (_free[Bucket(buffer.Length)] ??= new Stack<byte[]>()).Push(buffer);
+            _freeBytes += buffer.Length;
         }
         else
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // The power of two a length rounds up to (at least 16, the shared pool's smallest array).
+    private static int Bucket(int length) => 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)Math.Max(length - 1, 15));
+
+    // Gives back to the shared pool what the free list holds beyond keep bytes, biggest arrays first.
+    private void TrimFreeLocked(long keep)
+    {
+        if (_free is not { } free)
+        {
+            return;
+        }
+
+        for (var i = free.Length - 1; i >= 0 && _freeBytes > keep; i--)
+        {
+            while (_freeBytes > keep && free[i] is { } bucket && bucket.TryPop(out var buffer))
+            {
+                _freeBytes -= buffer.Length;
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    private void ReleaseFreeLocked()
+    {
+        if (_free is { } free)
+        {
+            foreach (var bucket in free)
+            {
+                while (bucket is not null && bucket.TryPop(out var buffer))
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+
+            _freeBytes = 0;
         }
     }
 
@@ -521,7 +663,7 @@ public sealed class ReplayBuffer : IDisposable
         _spaceFreed = null;
     }
 
-    private readonly record struct Entry(byte[] Buffer, int Length, bool IsText, long Timestamp, TaskCompletionSource<bool>? Acknowledged);
+    private readonly record struct Entry(byte[] Buffer, int Offset, int Length, bool IsText, long Timestamp, TaskCompletionSource<bool>? Acknowledged);
 }
 
 /// <summary>

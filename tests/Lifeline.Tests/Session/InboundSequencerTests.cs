@@ -139,4 +139,35 @@ public class InboundSequencerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new SessionAckOptions { MaxBytes = 0 });
         Assert.Throws<ArgumentOutOfRangeException>(() => new SessionAckOptions { MaxDelay = TimeSpan.Zero });
     }
+
+    [Fact]
+    public void Accept_WakeAckLoop_OnlyForTheFirstPendingAndWhenAnAckBecomesDue()
+    {
+        var sequencer = Create(maxMessages: 3);
+        var wakes = new List<bool>();
+
+        for (var sequence = 1; sequence <= 4; sequence++)
+        {
+            Assert.Equal(InboundDecision.Deliver, sequencer.Accept(sequence, 10, out var wake));
+            wakes.Add(wake);
+        }
+
+        Assert.Equal([true, false, true, false], wakes);
+        sequencer.TakeAck();
+        Assert.Equal(InboundDecision.Deliver, sequencer.Accept(5, 10, out var afterAck));
+        Assert.True(afterAck);
+    }
+
+    [Fact]
+    public void Accept_WakeAckLoop_WhenTheByteTriggerIsCrossed()
+    {
+        var sequencer = Create(maxBytes: 100);
+
+        sequencer.Accept(1, 10, out var first);
+        sequencer.Accept(2, 50, out var below);
+        sequencer.Accept(3, 50, out var crossing);
+        sequencer.Accept(4, 50, out var beyond);
+
+        Assert.Equal((true, false, true, false), (first, below, crossing, beyond));
+    }
 }

@@ -429,4 +429,75 @@ public class ReplayBufferTests
             MaxAge = TimeSpan.FromSeconds(maxAgeSeconds),
         });
     }
+
+    [Fact]
+    public void TryAppendForWrite_WithRoom_NumbersAndLeavesHeaderRoomInFrontOfTheCopy()
+    {
+        using var buffer = Create();
+        var payload = new byte[] { 7, 8, 9 };
+
+        Assert.True(buffer.TryAppendForWrite(payload, isText: false, headroom: 4, out var sequence, out var array, out var offset));
+
+        Assert.Equal(1, sequence);
+        Assert.Equal(4, offset);
+        Assert.Equal(payload, array.AsSpan(offset, payload.Length).ToArray());
+        Assert.Equal(1, buffer.Count);
+        Assert.Equal(3, buffer.Bytes);
+        buffer.EndWrite();
+    }
+
+    [Fact]
+    public void TryAppendForWrite_HeaderRoomWouldNeedABiggerArray_CopyStartsAtZero()
+    {
+        using var buffer = Create(maxBytes: 10_000);
+
+        Assert.True(buffer.TryAppendForWrite(new byte[4096], isText: false, headroom: SessionFrameWriter.MaxDataHeaderLength, out _, out var array, out var offset));
+
+        Assert.Equal(0, offset);
+        Assert.Equal(4096, array.Length);
+        buffer.EndWrite();
+    }
+
+    [Fact]
+    public async Task TryAppendForWrite_Full_ReturnsFalseAndChangesNothing()
+    {
+        using var buffer = Create(maxMessages: 1);
+        await Append(buffer, 1);
+
+        Assert.False(buffer.TryAppendForWrite(new byte[] { 1 }, isText: false, headroom: 4, out _, out _, out _));
+
+        Assert.Equal(1, buffer.Count);
+        Assert.Equal(1, buffer.LastSequence);
+        Assert.False(buffer.HasRoomFor(1));
+    }
+
+    [Fact]
+    public void TryAppendForWrite_AckedDuringTheWrite_CopyStaysIntactUntilEndWrite()
+    {
+        using var buffer = Create();
+        Assert.True(buffer.TryAppendForWrite(new byte[] { 5, 5, 5 }, isText: false, headroom: 4, out var sequence, out var array, out var offset));
+
+        buffer.Acknowledge(sequence);
+        Assert.True(buffer.TryAppendForWrite(new byte[] { 6, 6, 6 }, isText: false, headroom: 4, out _, out var next, out _));
+
+        Assert.NotSame(array, next); // the first copy was not recycled while its write was open
+        Assert.Equal(new byte[] { 5, 5, 5 }, array.AsSpan(offset, 3).ToArray());
+        buffer.EndWrite();
+        buffer.EndWrite();
+    }
+
+    [Fact]
+    public void TryAppendForWrite_AfterAcknowledgement_ReusesTheAcknowledgedArray()
+    {
+        using var buffer = Create();
+        Assert.True(buffer.TryAppendForWrite(new byte[] { 1, 2 }, isText: false, headroom: 0, out var sequence, out var first, out _));
+        buffer.EndWrite();
+        buffer.Acknowledge(sequence);
+
+        Assert.True(buffer.TryAppendForWrite(new byte[] { 3, 4 }, isText: false, headroom: 0, out _, out var second, out _));
+        buffer.EndWrite();
+
+        Assert.Same(first, second);
+        Assert.Equal(new byte[] { 3, 4 }, second.AsSpan(0, 2).ToArray());
+    }
 }
