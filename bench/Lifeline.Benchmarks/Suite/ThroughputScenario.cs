@@ -100,27 +100,14 @@ internal static class ThroughputScenario
                     return measured;
                 }
 
-            case 1:
+            case 1 or 2:
                 {
-                    var (start, before) = Begin();
-                    await using var client = new LifelineClient(Options(server.BlastUri, false, count, 0));
-                    await client.StartAsync(ct);
-                    for (var received = 0; received < count; received++)
-                    {
-                        _ = await client.Messages.ReadAsync(ct);
-                    }
-
-                    return End(start, before, count);
-                }
-
-            case 2:
-                {
-                    // The session row reads with ReceiveAsync(Memory<byte>), the documented allocation-free way to read, and
-                    // without a token (a cancellable read first waits for data with a zero-byte read); the run's timeout
-                    // still bounds it, by disposing the client.
+                    // Both Lifeline rows read with ReceiveAsync(Memory<byte>), the documented allocation-free way to read,
+                    // and without a token (a cancellable read first waits for data with a zero-byte read); the run's
+                    // timeout still bounds it, by disposing the client. The Messages API costs an array per message more.
                     var buffer = new byte[64 * 1024];
                     var (start, before) = Begin();
-                    await using var client = new LifelineClient(Options(server.BlastUri, true, count, 0));
+                    await using var client = new LifelineClient(Options(server.BlastUri, kind == 2, count, 0));
                     await client.StartAsync(ct);
                     await using var bound = ct.Register(() => _ = client.DisposeAsync().AsTask());
                     for (var received = 0; received < count; received++)
@@ -185,8 +172,8 @@ internal static class ThroughputScenario
                     var (start, before) = Begin();
                     for (var i = 0; i < count; i++)
                     {
-                        // The session row sends without a token: the documented way to write straight to the socket.
-                        await (kind == 2 ? client.SendAsync(payload) : client.SendAsync(payload, WebSocketMessageType.Binary, ct));
+                        // Both Lifeline rows send without a token: the documented way to write straight to the socket.
+                        await client.SendAsync(payload);
                     }
 
                     await WaitForSinkAsync(server, target, ct);
