@@ -63,16 +63,16 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     /// <summary>Starts the host again on the same port (after <see cref="StopAsync"/>).</summary>
     public Task RestartAsync() => StartHostAsync(Port);
 
+    /// <summary>Aborts every connection; waits first for one to be registered (a client may see the upgrade before the handler ran).</summary>
     public void AbortAll()
     {
-        foreach (var socket in _sockets.Values)
-        {
-            socket.Abort();
-        }
+        WaitForAConnection();
+        AbortSockets();
     }
 
     public async Task CloseAllAsync(int code, string? reason)
     {
+        WaitForAConnection();
         await Task.WhenAll(_sockets.Values.Select(async socket =>
         {
             try
@@ -87,6 +87,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
 
     public async Task SendToAllAsync(string text)
     {
+        WaitForAConnection();
         foreach (var socket in _sockets.Values)
         {
             await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
@@ -98,7 +99,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
         if (_app is { } app)
         {
             _app = null;
-            AbortAll();
+            AbortSockets();
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await app.StopAsync(timeout.Token);
             await app.DisposeAsync();
@@ -106,6 +107,18 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => new(StopAsync());
+
+    // The client's ConnectAsync can return before the server's handler has registered the socket; on a loaded machine
+    // an abort or close sent in that gap would reach no one. Bounded, and only ever called with a client connected.
+    private void WaitForAConnection() => SpinWait.SpinUntil(() => !_sockets.IsEmpty, TimeSpan.FromSeconds(10));
+
+    private void AbortSockets()
+    {
+        foreach (var socket in _sockets.Values)
+        {
+            socket.Abort();
+        }
+    }
 
     private async Task StartHostAsync(int port)
     {
