@@ -7,7 +7,8 @@ namespace Lifeline.Reconnect;
 /// planned restart (1012, 1001), back off exponentially with jitter after failures (1006, 1011, refused
 /// connects), back off from a larger base after 1013, and honour the server's retry hint (a hint can lengthen a
 /// backoff, never shorten it). Connects refused while a restart announced by 1012 or 1001 is under way are retried
-/// on a short schedule inside <see cref="ReconnectPolicyOptions.RestartWindow"/> (250 ms up to 1 s, 2 s, then 3 s).
+/// on a short schedule inside <see cref="ReconnectPolicyOptions.RestartWindow"/> (from 250 ms up to a ceiling that grows
+/// from 1 s to 3 s with the time since the connection was lost).
 /// </summary>
 /// <remarks>Thread-safe when the random source is (the default, <see cref="Random.Shared"/>, is).</remarks>
 public sealed class DefaultReconnectPolicy : IReconnectPolicy
@@ -73,7 +74,7 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
         {
             // The server said it is restarting: the new process is still starting. Knock again soon rather than
             // drifting into a long backoff that would keep clients away after it is up.
-            return Between(_options.RestartRetryMinDelay, RestartRetryCeiling(context.Attempt));
+            return Between(_options.RestartRetryMinDelay, RestartRetryCeiling(context.Elapsed));
         }
 
         var hint = context.ServerHint is { } h ? Clamp(h, _options.MinHintDelay, _options.MaxHintDelay) : (TimeSpan?)null;
@@ -96,16 +97,17 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
             || (context.Kind == DisconnectKind.HandshakeRejected && context.HttpStatusCode is 502 or 503 or 504));
 
     /// <summary>
-    /// The ceiling for the k-th refused connect (attempt k + 1 of the outage): four times the minimum, doubled per
-    /// refusal, capped at <see cref="ReconnectPolicyOptions.RestartRetryMaxDelay"/> (defaults: 1 s, 2 s, then 3 s).
-    /// A restart that takes long would otherwise gather every refused client into the same second after the new
-    /// process is up, undoing the spread of the server's hints.
+    /// The ceiling of the retry delay for a connect refused <paramref name="elapsed"/> after the connection was lost:
+    /// half that time, at least four times the minimum, at most <see cref="ReconnectPolicyOptions.RestartRetryMaxDelay"/>
+    /// (defaults: 1 s for the first 2 s, growing to 3 s by 6 s). A restart that takes long would otherwise gather every
+    /// refused client into the same second after the new process is up, undoing the spread of the server's hints. Time,
+    /// not the attempt number, sets it: a client whose last connection was short already has a higher attempt number.
     /// </summary>
-    private TimeSpan RestartRetryCeiling(int attempt)
+    private TimeSpan RestartRetryCeiling(TimeSpan elapsed)
     {
-        var refusals = Math.Clamp(attempt - 1, 1, 30);
-        var ceiling = _options.RestartRetryMinDelay.TotalMilliseconds * 4 * Math.Pow(2, refusals - 1);
-        return ceiling >= _options.RestartRetryMaxDelay.TotalMilliseconds ? _options.RestartRetryMaxDelay : TimeSpan.FromMilliseconds(ceiling);
+        var floor = _options.RestartRetryMinDelay * 4;
+        var ceiling = elapsed / 2 > floor ? elapsed / 2 : floor;
+        return ceiling < _options.RestartRetryMaxDelay ? ceiling : _options.RestartRetryMaxDelay;
     }
 
     private TimeSpan Between(TimeSpan min, TimeSpan max)

@@ -67,14 +67,15 @@ describe('nextDelay', () => {
     }
   });
 
-  test('nextDelay_RefusedConnectDuringAnnouncedRestart_CeilingGrows1s2s3s', () => {
+  test('nextDelay_RefusedConnectDuringAnnouncedRestart_CeilingGrowsWithTimeSinceTheLoss', () => {
     const refused = { kind: 'connect-failed', code: 1006, outageCode: 1012, attempt: 5 };
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0)), 250);
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0.5)), 1625);
-    // the first refusal (attempt 2) up to 1 s, the second up to 2 s, then 3 s
-    assert.equal(nextDelay(ctx({ ...refused, attempt: 2, elapsed: 2000 }), undefined, fixed(1)), 1000);
-    assert.equal(nextDelay(ctx({ ...refused, attempt: 3, elapsed: 2000 }), undefined, fixed(1)), 2000);
-    assert.equal(nextDelay(ctx({ ...refused, attempt: 4, elapsed: 2000 }), undefined, fixed(1)), 3000);
+    // up to 1 s for the first 2 s (whatever the attempt number), then half the time since the loss, up to 3 s
+    assert.equal(nextDelay(ctx({ ...refused, attempt: 7, elapsed: 1500 }), undefined, fixed(1)), 1000);
+    assert.equal(nextDelay(ctx({ ...refused, elapsed: 4000 }), undefined, fixed(1)), 2000);
+    assert.equal(nextDelay(ctx({ ...refused, elapsed: 6000 }), undefined, fixed(1)), 3000);
+    assert.equal(nextDelay(ctx({ ...refused, elapsed: 20_000 }), undefined, fixed(1)), 3000);
     // after the restart window: ordinary backoff for attempt 5 (0.5 × 16 s)
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 30_000 }), undefined, fixed(0.5)), 8000);
     // refused after a 1006 outage: backoff

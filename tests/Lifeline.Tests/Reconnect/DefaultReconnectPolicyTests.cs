@@ -260,18 +260,20 @@ public class DefaultReconnectPolicyTests
     }
 
     [Theory]
-    [InlineData(2, 1000)]   // the first refusal: 250 ms-1 s
-    [InlineData(3, 2000)]   // the ceiling doubles per refusal...
-    [InlineData(4, 3000)]   // ...up to RestartRetryMaxDelay (3 s)
-    [InlineData(12, 3000)]
-    public void NextDelay_RepeatedlyRefusedDuringARestart_CeilingGrowsToTheMax(int attempt, int ceilingMs)
+    [InlineData(2, 500, 1000)]    // early in a restart: 250 ms up to 1 s
+    [InlineData(7, 1500, 1000)]   // a high attempt number (short connections before) does not raise it early on
+    [InlineData(3, 3000, 1500)]   // then half the time since the loss...
+    [InlineData(4, 4000, 2000)]
+    [InlineData(5, 6000, 3000)]   // ...up to RestartRetryMaxDelay (3 s)
+    [InlineData(12, 20000, 3000)]
+    public void NextDelay_RefusedDuringALongRestart_CeilingGrowsWithTheTimeSinceTheLoss(int attempt, int elapsedMs, int ceilingMs)
     {
         // A restart that takes long would otherwise gather every refused client into the same second after the new
         // process is up; a growing ceiling keeps them spread, as the server's hints spread them at first.
         var context = new ReconnectContext
         {
             Attempt = attempt,
-            Elapsed = TimeSpan.FromSeconds(5),
+            Elapsed = TimeSpan.FromMilliseconds(elapsedMs),
             Kind = DisconnectKind.ConnectFailed,
             OutageCode = CloseCode.ServiceRestart,
         };
