@@ -32,9 +32,9 @@ internal sealed record SuiteSettings
     /// <summary>Interleaved runs per throughput row; the median is reported.</summary>
     public int Repetitions { get; init; } = 3;
 
-    public int EchoMessages { get; init; } = 5_000;
+    public int EchoMessages { get; init; } = 20_000;
 
-    public int EchoWarmup { get; init; } = 500;
+    public int EchoWarmup { get; init; } = 2_000;
 
     public int StormClients { get; init; } = 5_000;
 
