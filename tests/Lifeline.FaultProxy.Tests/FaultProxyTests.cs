@@ -162,7 +162,11 @@ public sealed class FaultProxyTests : IAsyncLifetime
 
         await socket.SendAsync("lost"u8.ToArray(), SocketFlags.None);
         var receive = socket.ReceiveAsync(new byte[16], SocketFlags.None);
-        await Task.Delay(300); // nothing may arrive: there is no event to wait on for absence
+
+        // The toxic applies to bytes the proxy processes while it is in place: wait until it took them (on a loaded
+        // machine the pump may get to them late), then check nothing went on.
+        await WaitUntilAsync(() => drop.DroppedBytes == 4);
+        await Task.Delay(100); // absence has no event to wait on
         Assert.False(receive.IsCompleted);
         Assert.Empty(_server.ReadSizes);
 
