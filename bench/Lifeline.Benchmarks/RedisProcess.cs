@@ -25,13 +25,7 @@ internal sealed class RedisProcess : IAsyncDisposable
 
     public static async Task<RedisProcess> StartAsync()
     {
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-
+        var port = Suite.LifelineHost.FreePort();
         var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, WorkingDirectory = Path.GetTempPath() };
         foreach (var arg in new[] { "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
         {

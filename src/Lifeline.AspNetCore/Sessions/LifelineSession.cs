@@ -538,6 +538,11 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
     /// </summary>
     public bool AcceptHandedForSend()
     {
+        if (Volatile.Read(ref _handedSequence) == 0)
+        {
+            return false; // nothing handed out (a handler that only sends): no lock on this per-send path
+        }
+
         lock (_session.SyncRoot)
         {
             if (_handedSequence == 0 || _handedAccepted || _session.IsFrozen)
