@@ -38,12 +38,13 @@ public sealed partial class LifelineClient
     private const int PooledStart = 4096;
 
     /// <summary>
-    /// How long the loop leaves the socket to the application after it read a message before reading ahead itself.
-    /// Within it an application that reads, answers and reads again sees the frames in the order a raw socket would.
+    /// How long the loop leaves the socket to the application after it read a message before reading ahead itself
+    /// (counted from when the loop last saw a read, so between one and two of these after the last read). Within it
+    /// an application that reads, answers and reads again sees the frames in the order a raw socket would.
     /// </summary>
     private static readonly TimeSpan ReadAheadDelay = TimeSpan.FromMilliseconds(250);
 
-    private readonly SemaphoreSlim _readerGate = new(1, 1);
+    private readonly ReaderGate _readerGate = new();
     private readonly SemaphoreSlim _loopWake = new(0, 1);
     private int _watchdogFired;
 
@@ -58,6 +59,8 @@ public sealed partial class LifelineClient
     private Exception? _rxOutcomeError;
     private TaskCompletionSource? _rxWaiter;
     private long _rxReaderIdleAt;
+    private int _rxReads; // messages readers read themselves; written only by the reader holding the gate
+    private int _rxReadsSeen;
     private ITimer? _rxWatchdog;
 
     // Session mode: a frame a reader read that the loop must act on (it may end the connection); set with _rxOwner Loop.
@@ -80,8 +83,73 @@ public sealed partial class LifelineClient
     /// nothing was read ahead, the socket is read on its behalf straight into <paramref name="destination"/> (no copy,
     /// no queue). One reader at a time: concurrent calls are served in turn. Cancelling a wait never aborts the connection.
     /// </remarks>
-    public ValueTask<LifelineReceiveResult> ReceiveAsync(Memory<byte> destination, CancellationToken cancellationToken = default) =>
-        ReceiveCoreAsync(destination, retain: false, cancellationToken);
+    public ValueTask<LifelineReceiveResult> ReceiveAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.CanBeCanceled || !_readerGate.TryEnter())
+        {
+            return ReceiveCoreAsync(destination, retain: false, cancellationToken);
+        }
+
+        // The per-message path: nobody else reading, no token. A message read ahead is taken, or else the socket is
+        // read straight into the caller's memory; only a read that does not complete at once goes asynchronous.
+        var leave = true;
+        try
+        {
+            while (true)
+            {
+                var socket = TakeBufferedOrSocket(destination.Span, out var taken);
+                if (socket is null)
+                {
+                    if (taken.HasValue)
+                    {
+                        return new ValueTask<LifelineReceiveResult>(taken.Value);
+                    }
+
+                    leave = false;
+                    return ReceiveThenLeaveGateAsync(destination);
+                }
+
+                _rxWatchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+                ValueTask<ValueWebSocketReceiveResult> pending;
+                try
+                {
+                    pending = socket.ReceiveAsync(destination, CancellationToken.None);
+                }
+#pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    ReportOutcome(socket, ReceiveOutcome.Failed, e);
+                    continue;
+                }
+
+                if (!pending.IsCompletedSuccessfully)
+                {
+                    leave = false;
+                    return ContinueReaderReadAsync(socket, destination, pending);
+                }
+
+                var first = pending.Result;
+                if (!first.EndOfMessage || first.MessageType == WebSocketMessageType.Close || first.Count > _options.MaxMessageSize)
+                {
+                    leave = false;
+                    return ContinueReaderReadAsync(socket, destination, pending: new ValueTask<ValueWebSocketReceiveResult>(first));
+                }
+
+                if (TryFinishReaderRead(socket, destination, retain: false, new MessageRead(first.MessageType, first.Count, null, ReceiveOutcome.None), out var result))
+                {
+                    return new ValueTask<LifelineReceiveResult>(result);
+                }
+            }
+        }
+        finally
+        {
+            if (leave)
+            {
+                _readerGate.Exit();
+            }
+        }
+    }
 
     /// <summary>For <see cref="Messages"/>: true once a message is buffered (read one if needed), false when closed and empty.</summary>
     internal async ValueTask<bool> WaitForMessageAsync(CancellationToken cancellationToken)
@@ -98,199 +166,311 @@ public sealed partial class LifelineClient
         return result.Status != LifelineReceiveStatus.Closed;
     }
 
-    private async ValueTask<LifelineReceiveResult> ReceiveCoreAsync(Memory<byte> destination, bool retain, CancellationToken cancellationToken)
+    /// <summary>
+    /// The per-message path's first step, under the hand-off lock: a message read ahead (copied out, or a
+    /// too-small answer) or the end of the stream in <paramref name="taken"/>; otherwise the socket when it is free
+    /// for this reader to read itself (now owned by it); otherwise null, and the full path decides.
+    /// </summary>
+    private ClientWebSocket? TakeBufferedOrSocket(Span<byte> destination, out LifelineReceiveResult? taken)
     {
-        await _readerGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        taken = null;
+        lock (RxLock)
+        {
+            if (_incoming.TryTake(destination, out var buffered))
+            {
+                taken = buffered;
+                return null;
+            }
+
+            if (_incoming.IsCompleted)
+            {
+                taken = new LifelineReceiveResult(LifelineReceiveStatus.Closed, 0, WebSocketMessageType.Binary);
+                return null;
+            }
+
+            if (_rxSocket is null || _rxOwner != ReceiveOwner.None || _rxPeeked)
+            {
+                return null;
+            }
+
+            _rxOwner = ReceiveOwner.Reader;
+            return _rxSocket;
+        }
+    }
+
+    /// <summary>
+    /// The per-message path's read did not finish at once (or needs more than one read): finishes it asynchronously,
+    /// then goes on like any reader. Holds the reader gate and leaves it at the end.
+    /// </summary>
+    private async ValueTask<LifelineReceiveResult> ContinueReaderReadAsync(ClientWebSocket socket, Memory<byte> destination, ValueTask<ValueWebSocketReceiveResult> pending)
+    {
         try
         {
-            while (true)
+            MessageRead read;
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                ClientWebSocket? socket = null;
-                Task? wait = null;
-                bool peeked;
-                WebSocketMessageType peekType;
-                bool peekEnded;
-                lock (RxLock)
+                var first = await pending.ConfigureAwait(false);
+                read = first.MessageType == WebSocketMessageType.Close
+                    ? new MessageRead(first.MessageType, 0, null, ReceiveOutcome.CloseFrame)
+                    : await ReadMessageAsync(socket, destination, first.Count, first.MessageType, first.EndOfMessage, CancellationToken.None).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                ReportOutcome(socket, ReceiveOutcome.Failed, e);
+                return await ReceiveHoldingGateAsync(destination, retain: false, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            if (read.Outcome != ReceiveOutcome.None)
+            {
+                ReportOutcome(socket, read.Outcome, null);
+            }
+            else if (TryFinishReaderRead(socket, destination, retain: false, read, out var result))
+            {
+                return result;
+            }
+
+            return await ReceiveHoldingGateAsync(destination, retain: false, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            _readerGate.Exit();
+        }
+    }
+
+    /// <summary>The per-message path could not be taken: goes on like any reader, then leaves the gate it holds.</summary>
+    private async ValueTask<LifelineReceiveResult> ReceiveThenLeaveGateAsync(Memory<byte> destination)
+    {
+        try
+        {
+            return await ReceiveHoldingGateAsync(destination, retain: false, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            _readerGate.Exit();
+        }
+    }
+
+    private async ValueTask<LifelineReceiveResult> ReceiveCoreAsync(Memory<byte> destination, bool retain, CancellationToken cancellationToken)
+    {
+        await _readerGate.EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await ReceiveHoldingGateAsync(destination, retain, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _readerGate.Exit();
+        }
+    }
+
+    /// <summary>Every way of reading, for the reader that holds the gate (the caller leaves it).</summary>
+    private async ValueTask<LifelineReceiveResult> ReceiveHoldingGateAsync(Memory<byte> destination, bool retain, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ClientWebSocket? socket = null;
+            Task? wait = null;
+            bool peeked;
+            WebSocketMessageType peekType;
+            bool peekEnded;
+            lock (RxLock)
+            {
+                if (retain && _incoming.Count > 0)
                 {
-                    if (retain && _incoming.Count > 0)
-                    {
-                        return new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, 0, WebSocketMessageType.Binary);
-                    }
+                    return new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, 0, WebSocketMessageType.Binary);
+                }
 
-                    if (!retain && _incoming.TryTake(destination.Span, out var buffered))
-                    {
-                        return buffered;
-                    }
+                if (!retain && _incoming.TryTake(destination.Span, out var buffered))
+                {
+                    return buffered;
+                }
 
-                    if (_incoming.IsCompleted)
-                    {
-                        return new LifelineReceiveResult(LifelineReceiveStatus.Closed, 0, WebSocketMessageType.Binary);
-                    }
+                if (_incoming.IsCompleted)
+                {
+                    return new LifelineReceiveResult(LifelineReceiveStatus.Closed, 0, WebSocketMessageType.Binary);
+                }
 
-                    peeked = _rxPeeked;
-                    peekType = _rxPeekType;
-                    peekEnded = _rxPeekEnded;
-                    if (_rxSocket is not null && (_rxOwner == ReceiveOwner.HandedToReader || (_rxOwner == ReceiveOwner.None && !_rxPeeked)))
+                peeked = _rxPeeked;
+                peekType = _rxPeekType;
+                peekEnded = _rxPeekEnded;
+                if (_rxSocket is not null && (_rxOwner == ReceiveOwner.HandedToReader || (_rxOwner == ReceiveOwner.None && !_rxPeeked)))
+                {
+                    _rxOwner = ReceiveOwner.Reader;
+                    _rxPeeked = false;
+                    socket = _rxSocket;
+                }
+                else
+                {
+                    _rxWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    wait = _rxWaiter.Task;
+                }
+            }
+
+            if (wait is not null)
+            {
+                WakeLoop();
+                await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (!peeked && cancellationToken.CanBeCanceled)
+            {
+                // A cancellable reader never leaves a read pending on its memory: wait for data with a zero-byte
+                // read, and if none is there yet let the loop hold that wait while the reader waits on its token.
+                var peek = socket!.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+                if (!peek.IsCompleted)
+                {
+                    lock (RxLock)
                     {
-                        _rxOwner = ReceiveOwner.Reader;
-                        _rxPeeked = false;
-                        socket = _rxSocket;
-                    }
-                    else
-                    {
+                        if (_rxSocket == socket)
+                        {
+                            _rxOwner = ReceiveOwner.Loop;
+                            _rxPendingPeek = peek.AsTask();
+                        }
+
                         _rxWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                         wait = _rxWaiter.Task;
                     }
-                }
 
-                if (wait is not null)
-                {
                     WakeLoop();
                     await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
 
-                if (!peeked && cancellationToken.CanBeCanceled)
-                {
-                    // A cancellable reader never leaves a read pending on its memory: wait for data with a zero-byte
-                    // read, and if none is there yet let the loop hold that wait while the reader waits on its token.
-                    var peek = socket!.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
-                    if (!peek.IsCompleted)
-                    {
-                        lock (RxLock)
-                        {
-                            if (_rxSocket == socket)
-                            {
-                                _rxOwner = ReceiveOwner.Loop;
-                                _rxPendingPeek = peek.AsTask();
-                            }
-
-                            _rxWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                            wait = _rxWaiter.Task;
-                        }
-
-                        WakeLoop();
-                        await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    ValueWebSocketReceiveResult first;
-                    try
-                    {
-                        first = peek.GetAwaiter().GetResult();
-                    }
-#pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
-                    catch (Exception e)
-#pragma warning restore CA1031
-                    {
-                        ReportOutcome(socket, ReceiveOutcome.Failed, e);
-                        continue;
-                    }
-
-                    if (first.MessageType == WebSocketMessageType.Close)
-                    {
-                        ReportOutcome(socket, ReceiveOutcome.CloseFrame, null);
-                        continue;
-                    }
-
-                    (peeked, peekType, peekEnded) = (true, first.MessageType, first.EndOfMessage);
-                }
-
-                _rxWatchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
-                MessageRead read;
+                ValueWebSocketReceiveResult first;
                 try
                 {
-                    read = await ReadMessageAsync(socket!, retain ? default : destination, peeked, peekType, peekEnded, CancellationToken.None).ConfigureAwait(false);
+                    first = peek.GetAwaiter().GetResult();
                 }
 #pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
                 catch (Exception e)
 #pragma warning restore CA1031
                 {
-                    ReportOutcome(socket!, ReceiveOutcome.Failed, e);
+                    ReportOutcome(socket, ReceiveOutcome.Failed, e);
                     continue;
                 }
 
-                if (read.Outcome != ReceiveOutcome.None)
+                if (first.MessageType == WebSocketMessageType.Close)
                 {
-                    ReportOutcome(socket!, read.Outcome, null);
+                    ReportOutcome(socket, ReceiveOutcome.CloseFrame, null);
                     continue;
                 }
 
-                if (_options.Session is not null)
+                (peeked, peekType, peekEnded) = (true, first.MessageType, first.EndOfMessage);
+            }
+
+            _rxWatchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+            MessageRead read;
+            try
+            {
+                read = await ReadMessageAsync(socket!, retain ? default : destination, 0, peekType, peeked && peekEnded, CancellationToken.None).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Every failure of a read ends the connection; the loop records it.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                ReportOutcome(socket!, ReceiveOutcome.Failed, e);
+                continue;
+            }
+
+            if (read.Outcome != ReceiveOutcome.None)
+            {
+                ReportOutcome(socket!, read.Outcome, null);
+                continue;
+            }
+
+            if (TryFinishReaderRead(socket!, destination, retain, read, out var result))
+            {
+                return result;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A reader that owned the socket read a whole message: applies the session framing, counts it and gives the
+    /// socket back. False when there is nothing for the application (an Ack, a duplicate, or a frame the loop acts
+    /// on): read again.
+    /// </summary>
+    private bool TryFinishReaderRead(ClientWebSocket socket, Memory<byte> destination, bool retain, MessageRead read, out LifelineReceiveResult result)
+    {
+        result = default;
+        if (_options.Session is not null)
+        {
+            var frame = read.Pooled is null ? destination[..read.Length] : read.Pooled.AsMemory(0, read.Length);
+            var verdict = TakeSessionFrame(socket, read.Type, frame.Span, out var payloadLength, out var payloadType);
+            if (verdict != SessionFrameVerdict.Deliver)
+            {
+                // An Ack, a duplicate, or a frame the loop acts on (it may end the connection): no message for the reader.
+                var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame.Span) : null;
+                if (forLoop is null && read.Pooled is { } pooled)
                 {
-                    var frame = read.Pooled is null ? destination[..read.Length] : read.Pooled.AsMemory(0, read.Length);
-                    var verdict = TakeSessionFrame(read.Type, frame.Span, out var payloadLength, out var payloadType);
-                    if (verdict != SessionFrameVerdict.Deliver)
-                    {
-                        // An Ack, a duplicate, or a frame the loop acts on (it may end the connection): no message for the reader.
-                        var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame.Span) : null;
-                        if (forLoop is null && read.Pooled is { } pooled)
-                        {
-                            ArrayPool<byte>.Shared.Return(pooled);
-                        }
-
-                        lock (RxLock)
-                        {
-                            if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
-                            {
-                                _rxOwner = forLoop is null ? ReceiveOwner.None : ReceiveOwner.Loop;
-                                if (forLoop is not null)
-                                {
-                                    (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType) = (forLoop, read.Length, read.Type);
-                                    forLoop = null;
-                                }
-                            }
-                        }
-
-                        if (forLoop is not null)
-                        {
-                            ArrayPool<byte>.Shared.Return(forLoop); // that connection is already over
-                        }
-
-                        WakeLoop();
-                        continue;
-                    }
-
-                    if (read.Pooled is { } spilled && !retain && payloadLength <= destination.Length)
-                    {
-                        // The frame did not fit but its payload does.
-                        spilled.AsSpan(read.Length - payloadLength, payloadLength).CopyTo(destination.Span);
-                        ArrayPool<byte>.Shared.Return(spilled);
-                        read = read with { Pooled = null };
-                    }
-                    else
-                    {
-                        frame.Span[(read.Length - payloadLength)..].CopyTo(frame.Span);
-                    }
-
-                    read = read with { Length = payloadLength, Type = payloadType };
+                    ArrayPool<byte>.Shared.Return(pooled);
                 }
 
-                Interlocked.Increment(ref _received);
-                _rxWatchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // the application is busy, not the link dead
                 lock (RxLock)
                 {
                     if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
                     {
-                        _rxOwner = ReceiveOwner.None;
+                        _rxOwner = forLoop is null ? ReceiveOwner.None : ReceiveOwner.Loop;
+                        if (forLoop is not null)
+                        {
+                            (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType) = (forLoop, read.Length, read.Type);
+                            forLoop = null;
+                        }
                     }
-
-                    _rxReaderIdleAt = _time.GetTimestamp();
-                    if (read.Pooled is null && !retain)
-                    {
-                        return new LifelineReceiveResult(LifelineReceiveStatus.Message, read.Length, read.Type);
-                    }
-
-                    _incoming.PutFirst(read.Pooled ?? ArrayPool<byte>.Shared.Rent(1), read.Length, read.Type);
-                    return new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, read.Length, read.Type);
                 }
+
+                if (forLoop is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(forLoop); // that connection is already over
+                }
+
+                WakeLoop();
+                return false;
             }
+
+            if (read.Pooled is { } spilled && !retain && payloadLength <= destination.Length)
+            {
+                // The frame did not fit but its payload does.
+                spilled.AsSpan(read.Length - payloadLength, payloadLength).CopyTo(destination.Span);
+                ArrayPool<byte>.Shared.Return(spilled);
+                read = read with { Pooled = null };
+            }
+            else
+            {
+                frame.Span[(read.Length - payloadLength)..].CopyTo(frame.Span);
+            }
+
+            read = read with { Length = payloadLength, Type = payloadType };
         }
-        finally
+
+        Interlocked.Increment(ref _received);
+        _rxWatchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // the application is busy, not the link dead
+        _rxReads++; // the loop reads ahead only once it has seen no read for a while
+        if (read.Pooled is null && !retain)
         {
-            _readerGate.Release();
+            // Only this reader can have set Reader, and only for its socket: a connection that ended meanwhile already
+            // reset the owner, so no lock is needed to give the socket back.
+            Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.None, ReceiveOwner.Reader);
+            result = new LifelineReceiveResult(LifelineReceiveStatus.Message, read.Length, read.Type);
+            return true;
         }
+
+        lock (RxLock)
+        {
+            if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
+            {
+                _rxOwner = ReceiveOwner.None;
+            }
+
+            _incoming.PutFirst(read.Pooled ?? ArrayPool<byte>.Shared.Rent(1), read.Length, read.Type);
+        }
+
+        result = new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, read.Length, read.Type);
+        return true;
     }
 
     /// <summary>Waits for the loop to hand over the socket or a message; on cancellation gives back anything handed over meanwhile.</summary>
@@ -374,13 +554,17 @@ public sealed partial class LifelineClient
 
     /// <summary>
     /// Reads one whole message into <paramref name="destination"/>, continuing in pooled memory (the caller then owns
-    /// <see cref="MessageRead.Pooled"/>) when it does not fit. <paramref name="peeked"/>: a zero-byte read already
-    /// consumed the first frame's header.
+    /// <see cref="MessageRead.Pooled"/>) when it does not fit. The message may have begun: its first
+    /// <paramref name="written"/> bytes are in <paramref name="destination"/> (0 after a zero-byte read consumed the
+    /// first frame's header), and <paramref name="ended"/> says whether that was all of it.
     /// </summary>
-    private async ValueTask<MessageRead> ReadMessageAsync(ClientWebSocket socket, Memory<byte> destination, bool peeked, WebSocketMessageType type, bool ended, CancellationToken cancellationToken)
+    private async ValueTask<MessageRead> ReadMessageAsync(ClientWebSocket socket, Memory<byte> destination, int written, WebSocketMessageType type, bool ended, CancellationToken cancellationToken)
     {
-        ended = peeked && ended;
-        var written = 0;
+        if (written > _options.MaxMessageSize)
+        {
+            return new MessageRead(type, 0, null, ReceiveOutcome.TooBig);
+        }
+
         byte[]? pooled = null;
         try
         {
@@ -500,6 +684,13 @@ public sealed partial class LifelineClient
                     else if (_rxOwner == ReceiveOwner.None)
                     {
                         pauseWatchdog = true;
+                        if (_rxReads != _rxReadsSeen)
+                        {
+                            // Readers do not look at the clock per message: idle time counts from when the loop last saw a read.
+                            _rxReadsSeen = _rxReads;
+                            _rxReaderIdleAt = _time.GetTimestamp();
+                        }
+
                         var idleFor = _time.GetElapsedTime(_rxReaderIdleAt);
                         if (_rxPeeked)
                         {
@@ -588,7 +779,7 @@ public sealed partial class LifelineClient
                     }
                 }
 
-                var message = await ReadMessageAsync(socket, default, peeked: true, peekType, peekEnded, cancellationToken).ConfigureAwait(false);
+                var message = await ReadMessageAsync(socket, default, 0, peekType, peekEnded, cancellationToken).ConfigureAwait(false);
                 switch (message.Outcome)
                 {
                     case ReceiveOutcome.CloseFrame:
@@ -602,7 +793,7 @@ public sealed partial class LifelineClient
                 var type = message.Type;
                 if (_options.Session is not null)
                 {
-                    var verdict = TakeSessionFrame(type, array.AsSpan(0, length), out var payloadLength, out var payloadType);
+                    var verdict = TakeSessionFrame(socket, type, array.AsSpan(0, length), out var payloadLength, out var payloadType);
                     if (verdict == SessionFrameVerdict.ForLoop)
                     {
                         if (await OnSessionFrameInLoopAsync(socket, session, array, length, type).ConfigureAwait(false) is { } ended)
@@ -682,7 +873,7 @@ public sealed partial class LifelineClient
     /// cursor (a message counts as delivered when handed to the application, which this is). Anything that may end the
     /// connection is left unapplied for the loop (<see cref="OnSessionMessageAsync"/> decides it again from scratch).
     /// </summary>
-    private SessionFrameVerdict TakeSessionFrame(WebSocketMessageType type, ReadOnlySpan<byte> frame, out int payloadLength, out WebSocketMessageType payloadType)
+    private SessionFrameVerdict TakeSessionFrame(ClientWebSocket socket, WebSocketMessageType type, ReadOnlySpan<byte> frame, out int payloadLength, out WebSocketMessageType payloadType)
     {
         payloadLength = 0;
         payloadType = WebSocketMessageType.Binary;
@@ -702,12 +893,16 @@ public sealed partial class LifelineClient
                     return SessionFrameVerdict.ForLoop;
                 }
 
-                switch (session.Inbound.Accept(header.Sequence, frame.Length - header.HeaderLength, out var wakeAckLoop))
+                switch (session.Inbound.Accept(header.Sequence, frame.Length - header.HeaderLength, out AckTrigger trigger))
                 {
                     case InboundDecision.Deliver:
                         payloadLength = frame.Length - header.HeaderLength;
                         payloadType = header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
-                        if (wakeAckLoop)
+                        if (trigger == AckTrigger.DueNow)
+                        {
+                            SendDueAck(socket, session);
+                        }
+                        else if (trigger == AckTrigger.WakeLoop)
                         {
                             SignalAck();
                         }

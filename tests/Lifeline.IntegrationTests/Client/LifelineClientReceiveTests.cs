@@ -65,6 +65,31 @@ public sealed class LifelineClientReceiveTests
     }
 
     [Fact]
+    public async Task ReceiveAsync_CalledBeforeTheConnectionIsUp_ThatReadAndTheNextOnesAllComplete()
+    {
+        // A read that finds no connection yet waits for one (and its reader slot must be given back after): the
+        // later reads, which take the per-message path, must not wait behind it.
+        await using var server = RawFrameServer.Start(
+            RawFrameServer.Frame(0x2, [1]), RawFrameServer.Frame(0x2, [2]), RawFrameServer.Frame(0x2, [3]));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        await using var client = new LifelineClient(options);
+        var buffer = new byte[16];
+
+        var first = client.ReceiveAsync(buffer).AsTask();
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(LifelineReceiveStatus.Message, (await first.WaitAsync(TimeSpan.FromSeconds(15))).Status);
+        var received = new List<byte> { buffer[0] };
+        for (var i = 0; i < 2; i++)
+        {
+            var result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal(LifelineReceiveStatus.Message, result.Status);
+            received.Add(buffer[0]);
+        }
+
+        Assert.Equal([1, 2, 3], received);
+    }
+
+    [Fact]
     public async Task ReceiveAsync_DestinationTooSmall_KeepsMessageUntilItFits()
     {
         var payload = Encoding.UTF8.GetBytes("a message of forty bytes, give or take.");
