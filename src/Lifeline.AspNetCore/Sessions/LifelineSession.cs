@@ -550,9 +550,9 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
                 return false;
             }
 
-            _session.Inbound.Accept(_handedSequence, _handedLength, out var wakeAckLoop);
+            _session.Inbound.Accept(_handedSequence, _handedLength, out AckTrigger trigger);
             _handedAccepted = true;
-            return wakeAckLoop; // only when the ack loop has something new to do: not once per message
+            return trigger != AckTrigger.None; // only when the ack loop has something new to do: not once per message
         }
     }
 
@@ -573,7 +573,8 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
             accepted = false;
             if (!_handedAccepted && !_session.IsFrozen)
             {
-                _session.Inbound.Accept(_handedSequence, _handedLength, out accepted); // wake the ack loop only when it has something new to do
+                _session.Inbound.Accept(_handedSequence, _handedLength, out AckTrigger trigger);
+                accepted = trigger != AckTrigger.None; // wake the ack loop only when it has something new to do
             }
 
             _handedSequence = 0;

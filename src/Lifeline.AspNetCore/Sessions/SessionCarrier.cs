@@ -248,9 +248,11 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     {
         try
         {
+            var justAcknowledged = false;
             while (true)
             {
-                var dueIn = session.Inbound.AckDueIn;
+                var dueIn = session.Inbound.NextAckLoopWait(justAcknowledged);
+                justAcknowledged = false;
                 if (dueIn is null)
                 {
                     await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -260,13 +262,19 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
                 }
 
-                if (session.Inbound.IsAckDue && session.Journal is { } journal)
+                if (!session.Inbound.IsAckDue)
+                {
+                    continue;
+                }
+
+                justAcknowledged = true;
+                if (session.Journal is { } journal)
                 {
                     // With a shared store the writer records the delivery first, then sends the Ack.
                     session.Inbound.TakeAck();
                     journal.RequestAck();
                 }
-                else if (session.Inbound.IsAckDue && !await SendControlAsync(w => SessionFrameWriter.WriteAck(w, session.Inbound.TakeAck())).ConfigureAwait(false))
+                else if (!await SendControlAsync(w => SessionFrameWriter.WriteAck(w, session.Inbound.TakeAck())).ConfigureAwait(false))
                 {
                     return;
                 }

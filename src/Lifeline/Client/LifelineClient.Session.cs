@@ -32,6 +32,7 @@ public sealed partial class LifelineClient
     private ClientSession? _session;
     private SessionLostEventArgs? _lastSessionLost;
     private readonly SemaphoreSlim _ackSignal = new(0, 1);
+    private ArrayBufferWriter<byte>? _ackFrame; // reused under the send lock
     private long _sessionsStarted;
     private long _sessionsResumed;
     private long _sessionsLost;
@@ -208,8 +209,9 @@ public sealed partial class LifelineClient
     private void StartSession(in WelcomeFrame welcome)
     {
         var options = _options.Session!;
-        var session = new ClientSession(welcome.SessionId, welcome.ResumeToken, new ReplayBuffer(options.Replay, _time),
-            new InboundSequencer(options.Ack, _time), welcome.MaxFrameBytes);
+        var inbound = new InboundSequencer(options.Ack, _time);
+        inbound.LimitToPeerReplay(welcome.ReplayMaxMessages, welcome.ReplayMaxBytes);
+        var session = new ClientSession(welcome.SessionId, welcome.ResumeToken, new ReplayBuffer(options.Replay, _time), inbound, welcome.MaxFrameBytes);
         Volatile.Write(ref _session, session);
         Interlocked.Increment(ref _sessionsStarted);
         _metrics.SessionsStarted.Add(1);
@@ -275,11 +277,11 @@ public sealed partial class LifelineClient
                     return await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false);
                 }
 
-                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, out var wakeAckLoop))
+                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, out AckTrigger trigger))
                 {
                     case InboundDecision.Deliver:
                         DeliverSessionMessage(payload.FirstSpan, header.IsText);
-                        if (wakeAckLoop)
+                        if (trigger != AckTrigger.None)
                         {
                             SignalAck();
                         }
@@ -449,14 +451,84 @@ public sealed partial class LifelineClient
         }
     }
 
+    /// <summary>The Ack frame for what was delivered so far, taken as sent. Call holding the send lock (it reuses one buffer).</summary>
+    private ReadOnlyMemory<byte> WriteAckFrame(ClientSession session)
+    {
+        var writer = _ackFrame ??= new ArrayBufferWriter<byte>(16);
+        writer.ResetWrittenCount();
+        SessionFrameWriter.WriteAck(writer, session.Inbound.TakeAck());
+        return writer.WrittenMemory;
+    }
+
+    /// <summary>
+    /// An ack due by count or bytes goes out from the reader that found it due when nothing else is sending, so a
+    /// steady flow wakes no thread for its acks. Otherwise (or when the write has to wait) the ack loop's way applies.
+    /// </summary>
+    private void SendDueAck(ClientWebSocket socket, ClientSession session)
+    {
+        if (!_sendLock.Wait(0, CancellationToken.None))
+        {
+            SignalAck();
+            return;
+        }
+
+        ValueTask sending;
+        try
+        {
+            sending = socket.SendAsync(WriteAckFrame(session), WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            _sendLock.Release(); // the connection is over
+            return;
+        }
+
+        if (!sending.IsCompleted)
+        {
+            _ = ReleaseSendLockAfterAsync(sending);
+            return;
+        }
+
+        try
+        {
+            sending.GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The connection is over; the next session's Hello states what was delivered.
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    private async Task ReleaseSendLockAfterAsync(ValueTask sending)
+    {
+        try
+        {
+            await sending.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The connection is over.
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
     /// <summary>Sends an Ack frame whenever one is due and no Data frame carried it (count, bytes or delay).</summary>
     private async Task AckLoopAsync(ClientWebSocket socket, ClientSession session, CancellationToken cancellationToken)
     {
         try
         {
+            var justAcknowledged = false;
             while (true)
             {
-                var dueIn = session.Inbound.AckDueIn;
+                var dueIn = session.Inbound.NextAckLoopWait(justAcknowledged);
+                justAcknowledged = false;
                 if (dueIn is null)
                 {
                     await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -468,12 +540,11 @@ public sealed partial class LifelineClient
 
                 if (session.Inbound.IsAckDue)
                 {
+                    justAcknowledged = true;
                     await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                     try
                     {
-                        var writer = new ArrayBufferWriter<byte>(16);
-                        SessionFrameWriter.WriteAck(writer, session.Inbound.TakeAck());
-                        await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+                        await socket.SendAsync(WriteAckFrame(session), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                     }
                     finally
                     {

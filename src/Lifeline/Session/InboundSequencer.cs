@@ -3,18 +3,22 @@ namespace Lifeline.Session;
 /// <summary>When a receiver acknowledges: after so many messages, bytes or time, whichever comes first.</summary>
 public sealed class SessionAckOptions
 {
-    private int _maxMessages = 64;
-    private long _maxBytes = 64 * 1024;
+    private int _maxMessages = 1024;
+    private long _maxBytes = 256 * 1024;
     private TimeSpan _maxDelay = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>An ack is due once this many delivered messages are unacknowledged. Default 64. At least 1.</summary>
+    /// <summary>
+    /// An ack is due once this many delivered messages are unacknowledged. Default 1,024. At least 1. Every ack is a
+    /// write (a system call and a TCP segment), so small messages in a flood are acknowledged in large batches; the
+    /// peer's replay buffer (10,000 messages and 1 MiB by default) must hold twice this.
+    /// </summary>
     public int MaxMessages
     {
         get => _maxMessages;
         set => _maxMessages = OptionGuard.AtLeast(value, 1);
     }
 
-    /// <summary>An ack is due once this many delivered payload bytes are unacknowledged. Default 64 KiB. At least 1.</summary>
+    /// <summary>An ack is due once this many delivered payload bytes are unacknowledged. Default 256 KiB. At least 1.</summary>
     public long MaxBytes
     {
         get => _maxBytes;
@@ -42,6 +46,19 @@ public enum InboundDecision
     Gap,
 }
 
+/// <summary>What a delivery asks of whoever sends Ack frames.</summary>
+internal enum AckTrigger
+{
+    /// <summary>Nothing new: an ack is not due, and the loop that sends them already knows when to look.</summary>
+    None,
+
+    /// <summary>The first unacknowledged delivery while the ack loop waits without a timeout: its delay starts now.</summary>
+    WakeLoop,
+
+    /// <summary>An ack is due now, by count or bytes.</summary>
+    DueNow,
+}
+
 /// <summary>
 /// The inbound cursor of a session: delivers messages once and in order by sequence number, drops duplicates,
 /// reports gaps, and decides when an acknowledgement is due (batched by <see cref="SessionAckOptions"/>).
@@ -65,6 +82,9 @@ public sealed class InboundSequencer
     private int _pendingMessages;
     private long _pendingBytes;
     private long _firstPendingTimestamp;
+    private bool _ackLoopParked = true;
+    private int _peerHalfMessages = int.MaxValue;
+    private long _peerHalfBytes = long.MaxValue;
 
     /// <summary>Creates a cursor.</summary>
     /// <param name="options">The ack policy; read on every call, so later changes apply.</param>
@@ -78,6 +98,24 @@ public sealed class InboundSequencer
         _timeProvider = timeProvider ?? TimeProvider.System;
         _lastDelivered = lastDelivered;
         _lastAcknowledged = lastDelivered;
+    }
+
+    // The ack triggers in force: the options, lowered to half of what the peer said its replay buffer holds.
+    private int MaxMessages => Math.Min(_options.MaxMessages, _peerHalfMessages);
+
+    private long MaxBytes => Math.Min(_options.MaxBytes, _peerHalfBytes);
+
+    /// <summary>
+    /// The peer stated its replay bounds (the server does in Welcome): acknowledge before half of either is used, so a
+    /// sender never waits for room in its buffer while acks are merely batched.
+    /// </summary>
+    internal void LimitToPeerReplay(int maxMessages, long maxBytes)
+    {
+        lock (_lock)
+        {
+            _peerHalfMessages = Math.Max(1, maxMessages / 2);
+            _peerHalfBytes = Math.Max(1, maxBytes / 2);
+        }
     }
 
     /// <summary>The last sequence delivered: what a resume Hello or Resumed states as "last received".</summary>
@@ -123,8 +161,8 @@ public sealed class InboundSequencer
         {
             lock (_lock)
             {
-                return _pendingMessages > 0 && (_pendingMessages >= _options.MaxMessages
-                    || _pendingBytes >= _options.MaxBytes
+                return _pendingMessages > 0 && (_pendingMessages >= MaxMessages
+                    || _pendingBytes >= MaxBytes
                     || _timeProvider.GetElapsedTime(_firstPendingTimestamp) >= _options.MaxDelay);
             }
         }
@@ -142,7 +180,7 @@ public sealed class InboundSequencer
                     return null;
                 }
 
-                if (_pendingMessages >= _options.MaxMessages || _pendingBytes >= _options.MaxBytes)
+                if (_pendingMessages >= MaxMessages || _pendingBytes >= MaxBytes)
                 {
                     return TimeSpan.Zero;
                 }
@@ -156,16 +194,16 @@ public sealed class InboundSequencer
     /// <summary>Classifies a received Data frame and, when it is next in order, records it as delivered.</summary>
     /// <param name="sequence">The frame's sequence number.</param>
     /// <param name="payloadLength">Its payload length, for the byte trigger of the ack policy.</param>
-    public InboundDecision Accept(long sequence, int payloadLength) => Accept(sequence, payloadLength, out _);
+    public InboundDecision Accept(long sequence, int payloadLength) => Accept(sequence, payloadLength, out AckTrigger _);
 
     /// <summary>
-    /// <see cref="Accept(long, int)"/>, also saying whether a loop that sends Ack frames must look again now: this delivery
-    /// is the first unacknowledged one (the delay starts) or makes an ack due by count or bytes. Between those, waking it
-    /// would only make it wait again.
+    /// <see cref="Accept(long, int)"/>, also saying whether the ack loop must look again now: this delivery is the first
+    /// unacknowledged one while the loop waits without a timeout (the delay starts), or makes an ack due by count or bytes.
+    /// Between those, waking it would only make it wait again.
     /// </summary>
-    internal InboundDecision Accept(long sequence, int payloadLength, out bool wakeAckLoop)
+    internal InboundDecision Accept(long sequence, int payloadLength, out AckTrigger trigger)
     {
-        wakeAckLoop = false;
+        trigger = AckTrigger.None;
         lock (_lock)
         {
             if (sequence <= _lastDelivered)
@@ -180,15 +218,51 @@ public sealed class InboundSequencer
             }
 
             _lastDelivered = sequence;
-            if (_pendingMessages++ == 0)
+            var first = _pendingMessages++ == 0;
+            if (first)
             {
                 _firstPendingTimestamp = _timeProvider.GetTimestamp();
             }
 
             _pendingBytes += payloadLength;
-            wakeAckLoop = _pendingMessages == 1 || _pendingMessages == _options.MaxMessages ||
-                (_pendingBytes >= _options.MaxBytes && _pendingBytes - payloadLength < _options.MaxBytes);
+            if (_pendingMessages == MaxMessages || (_pendingBytes >= MaxBytes && _pendingBytes - payloadLength < MaxBytes))
+            {
+                trigger = AckTrigger.DueNow;
+            }
+            else if (first && _ackLoopParked)
+            {
+                trigger = AckTrigger.WakeLoop;
+            }
+
+            _ackLoopParked &= !first;
             return InboundDecision.Deliver;
+        }
+    }
+
+    /// <summary>
+    /// For the loop that sends Ack frames: how long to wait for the next one to fall due (zero: due now). Null: nothing
+    /// is unacknowledged, so wait for a wake-up; the next delivery then reports <c>wakeAckLoop</c>. Right after the loop
+    /// sent an ack (<paramref name="justAcknowledged"/>) it waits <see cref="SessionAckOptions.MaxDelay"/> instead, and
+    /// a delivery meanwhile need not wake it: under a steady flow that halves the wake-ups (one per batch, by count).
+    /// </summary>
+    internal TimeSpan? NextAckLoopWait(bool justAcknowledged)
+    {
+        lock (_lock)
+        {
+            _ackLoopParked = false;
+            if (_pendingMessages == 0)
+            {
+                _ackLoopParked = !justAcknowledged;
+                return justAcknowledged ? _options.MaxDelay : null;
+            }
+
+            if (_pendingMessages >= MaxMessages || _pendingBytes >= MaxBytes)
+            {
+                return TimeSpan.Zero;
+            }
+
+            var left = _options.MaxDelay - _timeProvider.GetElapsedTime(_firstPendingTimestamp);
+            return left > TimeSpan.Zero ? left : TimeSpan.Zero;
         }
     }
 

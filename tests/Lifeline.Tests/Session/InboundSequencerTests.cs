@@ -141,33 +141,71 @@ public class InboundSequencerTests
     }
 
     [Fact]
-    public void Accept_WakeAckLoop_OnlyForTheFirstPendingAndWhenAnAckBecomesDue()
+    public void Accept_Trigger_WakesTheParkedLoopForTheFirstPendingAndSaysWhenAnAckIsDue()
     {
         var sequencer = Create(maxMessages: 3);
-        var wakes = new List<bool>();
+        var triggers = new List<AckTrigger>();
 
         for (var sequence = 1; sequence <= 4; sequence++)
         {
-            Assert.Equal(InboundDecision.Deliver, sequencer.Accept(sequence, 10, out var wake));
-            wakes.Add(wake);
+            Assert.Equal(InboundDecision.Deliver, sequencer.Accept(sequence, 10, out AckTrigger trigger));
+            triggers.Add(trigger);
         }
 
-        Assert.Equal([true, false, true, false], wakes);
-        sequencer.TakeAck();
-        Assert.Equal(InboundDecision.Deliver, sequencer.Accept(5, 10, out var afterAck));
-        Assert.True(afterAck);
+        Assert.Equal([AckTrigger.WakeLoop, AckTrigger.None, AckTrigger.DueNow, AckTrigger.None], triggers);
     }
 
     [Fact]
-    public void Accept_WakeAckLoop_WhenTheByteTriggerIsCrossed()
+    public void NextAckLoopWait_AfterAnAck_WaitsTheDelayAndTheNextDeliveryNeedNotWakeIt()
+    {
+        var sequencer = Create(maxMessages: 3);
+        sequencer.Accept(1, 10, out AckTrigger _);
+        sequencer.TakeAck();
+
+        Assert.Equal(TimeSpan.FromMilliseconds(200), sequencer.NextAckLoopWait(justAcknowledged: true));
+        sequencer.Accept(2, 10, out AckTrigger whileTimed);
+        Assert.Equal(AckTrigger.None, whileTimed);
+
+        sequencer.TakeAck();
+        Assert.Null(sequencer.NextAckLoopWait(justAcknowledged: false)); // nothing pending: the loop parks
+        sequencer.Accept(3, 10, out AckTrigger whileParked);
+        Assert.Equal(AckTrigger.WakeLoop, whileParked);
+        Assert.Equal(TimeSpan.FromMilliseconds(200), sequencer.NextAckLoopWait(justAcknowledged: false));
+    }
+
+    [Fact]
+    public void Accept_Trigger_DueNowWhenTheByteTriggerIsCrossed()
     {
         var sequencer = Create(maxBytes: 100);
 
-        sequencer.Accept(1, 10, out var first);
-        sequencer.Accept(2, 50, out var below);
-        sequencer.Accept(3, 50, out var crossing);
-        sequencer.Accept(4, 50, out var beyond);
+        sequencer.Accept(1, 10, out AckTrigger first);
+        sequencer.Accept(2, 50, out AckTrigger below);
+        sequencer.Accept(3, 50, out AckTrigger crossing);
+        sequencer.Accept(4, 50, out AckTrigger beyond);
 
-        Assert.Equal((true, false, true, false), (first, below, crossing, beyond));
+        Assert.Equal((AckTrigger.WakeLoop, AckTrigger.None, AckTrigger.DueNow, AckTrigger.None), (first, below, crossing, beyond));
+    }
+
+    [Fact]
+    public void LimitToPeerReplay_AnAckFallsDueAtHalfThePeersBounds()
+    {
+        var sequencer = Create(maxMessages: 1024, maxBytes: 1 << 20);
+        sequencer.LimitToPeerReplay(maxMessages: 100, maxBytes: 1000);
+
+        var dueAt = new List<long>();
+        for (var sequence = 1; sequence <= 60; sequence++)
+        {
+            sequencer.Accept(sequence, 1, out AckTrigger trigger);
+            if (trigger == AckTrigger.DueNow)
+            {
+                dueAt.Add(sequence);
+            }
+        }
+
+        Assert.Equal([50L], dueAt);
+        Assert.True(sequencer.IsAckDue);
+        sequencer.TakeAck();
+        sequencer.Accept(61, 600, out AckTrigger bytes);
+        Assert.Equal(AckTrigger.DueNow, bytes); // 600 of 1000 bytes: past half
     }
 }
