@@ -68,11 +68,11 @@ public sealed partial class LifelineClient
                         _metrics.TimeToReconnect.Record(downtime.TotalSeconds);
                     }
 
-                    var receivedBefore = Interlocked.Read(ref _received);
+                    var receivedBefore = ReceivedCount;
                     close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime, stop).ConfigureAwait(false);
                     everConnected = true;
                     lostAt = _time.GetTimestamp();
-                    tracker.Disconnected(carriedMessages: Interlocked.Read(ref _received) > receivedBefore);
+                    tracker.Disconnected(carriedMessages: ReceivedCount > receivedBefore);
                     lastClose = close;
                     lastFailure = null;
                     failure = null;

@@ -447,7 +447,7 @@ public sealed partial class LifelineClient
             read = read with { Length = payloadLength, Type = payloadType };
         }
 
-        Interlocked.Increment(ref _received);
+        _receivedByReaders++; // only the reader holding the gate counts here: no interlocked operation per message
         _rxWatchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // the application is busy, not the link dead
         _rxReads++; // the loop reads ahead only once it has seen no read for a while
         if (read.Pooled is null && !retain)

@@ -53,11 +53,14 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private long _connects;
     private long _reconnectAttempts;
     private long _sent;
-    private long _received;
+    private long _received; // read ahead by the loop
+    private long _receivedByReaders; // read by the application's reader itself
     private long _queuedWhileDown;
     private long _droppedFull;
     private long _droppedStale;
     private long _droppedClosed;
+
+    private long ReceivedCount => Interlocked.Read(ref _received) + Volatile.Read(ref _receivedByReaders);
 
     /// <summary>Creates a client; nothing happens until <see cref="StartAsync"/>.</summary>
     /// <exception cref="ArgumentException">The options are incomplete or inconsistent; the message names the setting.</exception>
@@ -140,7 +143,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         Connects = Interlocked.Read(ref _connects),
         ReconnectAttempts = Interlocked.Read(ref _reconnectAttempts),
         MessagesSent = Interlocked.Read(ref _sent),
-        MessagesReceived = Interlocked.Read(ref _received),
+        MessagesReceived = ReceivedCount,
         MessagesQueuedWhileDisconnected = Interlocked.Read(ref _queuedWhileDown),
         MessagesDroppedQueueFull = Interlocked.Read(ref _droppedFull),
         MessagesDroppedStale = Interlocked.Read(ref _droppedStale),
