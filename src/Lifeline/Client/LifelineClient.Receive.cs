@@ -90,21 +90,16 @@ public sealed partial class LifelineClient
             return ReceiveCoreAsync(destination, retain: false, cancellationToken);
         }
 
-        // The per-message path: nobody else reading, no token. A message read ahead is taken, or else the socket is
-        // read straight into the caller's memory; only a read that does not complete at once goes asynchronous.
+        // The per-message path: nobody else reading, no token, the socket free and nothing read ahead. The socket is read
+        // straight into the caller's memory; only a read that does not complete at once goes asynchronous.
         var leave = true;
         try
         {
             while (true)
             {
-                var socket = TakeBufferedOrSocket(destination.Span, out var taken);
+                var socket = TryTakeSocketForDirectRead();
                 if (socket is null)
                 {
-                    if (taken.HasValue)
-                    {
-                        return new ValueTask<LifelineReceiveResult>(taken.Value);
-                    }
-
                     leave = false;
                     return ReceiveThenLeaveGateAsync(destination);
                 }
@@ -167,36 +162,36 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// The per-message path's first step, under the hand-off lock: a message read ahead (copied out, or a
-    /// too-small answer) or the end of the stream in <paramref name="taken"/>; otherwise the socket when it is free
-    /// for this reader to read itself (now owned by it); otherwise null, and the full path decides.
+    /// The per-message path's way to the socket, without the hand-off lock: one exchange of the owner from None to
+    /// Reader. Null when the socket is not free, or when a message read ahead, a message handed over and given up, or
+    /// the end of the stream is waiting: the full path deals with those.
     /// </summary>
-    private ClientWebSocket? TakeBufferedOrSocket(Span<byte> destination, out LifelineReceiveResult? taken)
+    /// <remarks>
+    /// Safe without the lock because only a reader holding the gate ever sets Reader, and everyone else who takes the
+    /// socket from None does so with an exchange too; whoever leaves the socket free after queueing a message (or
+    /// leaving a peeked one) writes that first, with a fence. The socket is read before the exchange, so a reader that
+    /// wins it just as the connection is replaced reads only the old socket, which fails, and then gives the owner back
+    /// (<see cref="ReleaseReader"/>).
+    /// </remarks>
+    private ClientWebSocket? TryTakeSocketForDirectRead()
     {
-        taken = null;
-        lock (RxLock)
+        var socket = Volatile.Read(ref _rxSocket);
+        if (socket is null || Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.Reader, ReceiveOwner.None) != ReceiveOwner.None)
         {
-            if (_incoming.TryTake(destination, out var buffered))
-            {
-                taken = buffered;
-                return null;
-            }
-
-            if (_incoming.IsCompleted)
-            {
-                taken = new LifelineReceiveResult(LifelineReceiveStatus.Closed, 0, WebSocketMessageType.Binary);
-                return null;
-            }
-
-            if (_rxSocket is null || _rxOwner != ReceiveOwner.None || _rxPeeked)
-            {
-                return null;
-            }
-
-            _rxOwner = ReceiveOwner.Reader;
-            return _rxSocket;
+            return null;
         }
+
+        if (_incoming.Count == 0 && !_incoming.IsCompleted && !_rxPeeked)
+        {
+            return socket;
+        }
+
+        ReleaseReader();
+        return null;
     }
+
+    /// <summary>Gives the socket back if this reader still holds it (only the reader holding the gate ever sets Reader).</summary>
+    private void ReleaseReader() => Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.None, ReceiveOwner.Reader);
 
     /// <summary>
     /// The per-message path's read did not finish at once (or needs more than one read): finishes it asynchronously,
@@ -412,10 +407,11 @@ public sealed partial class LifelineClient
 
                 lock (RxLock)
                 {
-                    if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
+                    if (_rxOwner == ReceiveOwner.Reader)
                     {
-                        _rxOwner = forLoop is null ? ReceiveOwner.None : ReceiveOwner.Loop;
-                        if (forLoop is not null)
+                        // Only this reader sets Reader; a frame for a connection already over is dropped.
+                        _rxOwner = forLoop is null || _rxSocket != socket ? ReceiveOwner.None : ReceiveOwner.Loop;
+                        if (_rxOwner == ReceiveOwner.Loop)
                         {
                             (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType) = (forLoop, read.Length, read.Type);
                             forLoop = null;
@@ -452,20 +448,14 @@ public sealed partial class LifelineClient
         _rxReads++; // the loop reads ahead only once it has seen no read for a while
         if (read.Pooled is null && !retain)
         {
-            // Only this reader can have set Reader, and only for its socket: a connection that ended meanwhile already
-            // reset the owner, so no lock is needed to give the socket back.
-            Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.None, ReceiveOwner.Reader);
+            ReleaseReader();
             result = new LifelineReceiveResult(LifelineReceiveStatus.Message, read.Length, read.Type);
             return true;
         }
 
         lock (RxLock)
         {
-            if (_rxSocket == socket && _rxOwner == ReceiveOwner.Reader)
-            {
-                _rxOwner = ReceiveOwner.None;
-            }
-
+            ReleaseReader();
             _incoming.PutFirst(read.Pooled ?? ArrayPool<byte>.Shared.Rent(1), read.Length, read.Type);
         }
 
@@ -491,7 +481,7 @@ public sealed partial class LifelineClient
 
                 if (_rxOwner == ReceiveOwner.HandedToReader)
                 {
-                    _rxOwner = ReceiveOwner.None; // the loop finishes the message it peeked
+                    Interlocked.Exchange(ref _rxOwner, ReceiveOwner.None); // the loop finishes the message it peeked (after _rxPeeked: see TryTakeSocketForDirectRead)
                 }
             }
 
@@ -507,7 +497,8 @@ public sealed partial class LifelineClient
         {
             if (_rxSocket != socket)
             {
-                return; // that connection is already over
+                ReleaseReader(); // that connection is already over
+                return;
             }
 
             _rxOwner = ReceiveOwner.Loop;
@@ -637,8 +628,7 @@ public sealed partial class LifelineClient
         lock (RxLock)
         {
             _rxSocket = socket;
-            _rxOwner = ReceiveOwner.None;
-            _rxPeeked = false;
+            _rxPeeked = false; // the owner is None (the last connection's end set it), or a reader on the per-message path took it
             _rxPendingPeek = null;
             _rxOutcome = ReceiveOutcome.None;
             _rxOutcomeError = null;
@@ -696,7 +686,6 @@ public sealed partial class LifelineClient
                         {
                             // A reader it was handed to gave up: finish the message.
                             (read, continuing, peekType, peekEnded) = (true, true, _rxPeekType, _rxPeekEnded);
-                            _rxPeeked = false;
                         }
                         else if (!_incoming.HasRoom)
                         {
@@ -713,9 +702,14 @@ public sealed partial class LifelineClient
                             park = ReadAheadDelay - idleFor;
                         }
 
-                        if (read)
+                        // A reader on the per-message path takes the socket without this lock, so take it with an exchange.
+                        if (read && Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.Loop, ReceiveOwner.None) != ReceiveOwner.None)
                         {
-                            _rxOwner = ReceiveOwner.Loop;
+                            (read, continuing, pauseWatchdog, park) = (false, false, false, ReadAheadDelay); // a reader just took it
+                        }
+                        else if (continuing)
+                        {
+                            _rxPeeked = false;
                         }
                     }
                     else
@@ -823,7 +817,7 @@ public sealed partial class LifelineClient
                 lock (RxLock)
                 {
                     _incoming.Enqueue(array, length, type);
-                    _rxOwner = ReceiveOwner.None;
+                    Interlocked.Exchange(ref _rxOwner, ReceiveOwner.None); // after the message: see TryTakeSocketForDirectRead
                     WakeReaderLocked();
                 }
             }
@@ -941,7 +935,7 @@ public sealed partial class LifelineClient
         {
             lock (RxLock)
             {
-                _rxOwner = ReceiveOwner.None;
+                Interlocked.Exchange(ref _rxOwner, ReceiveOwner.None); // after any message it delivered: see TryTakeSocketForDirectRead
                 WakeReaderLocked();
             }
         }

@@ -90,6 +90,40 @@ public sealed class LifelineClientReceiveTests
     }
 
     [Fact]
+    public async Task ReceiveAsync_ReadsThatPauseAndReadsWithATokenBetweenDirectOnes_EveryMessageOnceAndInOrder()
+    {
+        // The per-message path takes the socket without the hand-off lock. Pauses longer than the read-ahead delay let
+        // the connection's loop read ahead into its buffer and cancellable reads go through the loop's hand-off, so the
+        // direct reads keep meeting a socket that someone else just had: nothing may be lost, doubled or reordered.
+        const int Count = 3000;
+        var frames = Enumerable.Range(1, Count).Select(i => RawFrameServer.Frame(0x2, BitConverter.GetBytes(i))).ToArray();
+        await using var server = RawFrameServer.Start(frames);
+        // A small buffer: the loop fills it during a pause and leaves the socket free with more data waiting in it.
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReceiveCapacity = 100 };
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        var buffer = new byte[16];
+        var received = new List<int>(Count);
+        while (received.Count < Count)
+        {
+            if (received.Count is 400 or 1400 or 2400) // each followed by a direct read
+            {
+                await Task.Delay(600, timeout.Token); // longer than the read-ahead delay (250-500 ms)
+            }
+
+            var result = received.Count % 7 == 3
+                ? await client.ReceiveAsync(buffer, timeout.Token)
+                : await client.ReceiveAsync(buffer).AsTask().WaitAsync(timeout.Token);
+            Assert.Equal(LifelineReceiveStatus.Message, result.Status);
+            received.Add(BitConverter.ToInt32(buffer, 0));
+        }
+
+        Assert.Equal(Enumerable.Range(1, Count), received);
+    }
+
+    [Fact]
     public async Task ReceiveAsync_DestinationTooSmall_KeepsMessageUntilItFits()
     {
         var payload = Encoding.UTF8.GetBytes("a message of forty bytes, give or take.");
