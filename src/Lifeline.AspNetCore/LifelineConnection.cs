@@ -34,7 +34,7 @@ public sealed partial class LifelineConnection
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _closing = new();
-    private readonly Channel<LifelineMessage> _incoming;
+    private readonly ConnectionInbox _incoming;
     private readonly SentCloseObserver? _sentClose;
     private int _ended;
     private ConcurrentDictionary<string, byte>? _groups; // created by the first JoinGroup: most connections join none
@@ -56,7 +56,7 @@ public sealed partial class LifelineConnection
         _request = context;
         SubProtocol = socket.SubProtocol;
         _sentClose = context.Features.Get<IHttpUpgradeFeature>() as SentCloseObserver;
-        _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
+        _incoming = new ConnectionInbox(options.ReceiveCapacity);
     }
 
     /// <summary>A unique id for this connection.</summary>
@@ -96,7 +96,7 @@ public sealed partial class LifelineConnection
     /// the client's answer can be read.
     /// </para>
     /// </summary>
-    public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
+    public ChannelReader<LifelineMessage> Messages => _incoming;
 
     /// <summary>
     /// Cancelled once the connection is closing (a Close frame went either way, or the link died): use it to stop
@@ -230,7 +230,7 @@ public sealed partial class LifelineConnection
         finally
         {
             ReturnBuffer(ref buffer);
-            _incoming.Writer.TryComplete();
+            _incoming.Complete();
             await _closing.CancelAsync().ConfigureAwait(false);
         }
 
@@ -260,7 +260,7 @@ public sealed partial class LifelineConnection
     /// </summary>
     private async Task<Task<ValueWebSocketReceiveResult>?> DeliverAsync(LifelineMessage message, CancellationToken cancellationToken)
     {
-        if (_incoming.Writer.TryWrite(message))
+        if (_incoming.TryWrite(message))
         {
             return null;
         }
@@ -275,7 +275,7 @@ public sealed partial class LifelineConnection
                 return peek;
             }
 
-            var room = _incoming.Writer.WaitToWriteAsync(cancellationToken).AsTask();
+            var room = _incoming.WaitForRoomAsync(cancellationToken);
             peek ??= _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).AsTask();
             if (!peek.IsCompleted)
             {
@@ -285,7 +285,7 @@ public sealed partial class LifelineConnection
             if (peek.IsCompleted && (!peek.IsCompletedSuccessfully || peek.Result.MessageType == WebSocketMessageType.Close))
             {
                 // The client is closing (or the link failed): answer now, whatever the handler does.
-                if (!_incoming.Writer.TryWrite(message))
+                if (!_incoming.TryWrite(message))
                 {
                     ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
                 }
@@ -299,7 +299,7 @@ public sealed partial class LifelineConnection
                 await Task.WhenAny(room, closeRequested).ConfigureAwait(false);
             }
 
-            if (_incoming.Writer.TryWrite(message))
+            if (_incoming.TryWrite(message))
             {
                 return peek;
             }
@@ -381,7 +381,7 @@ public sealed partial class LifelineConnection
             return;
         }
 
-        _incoming.Writer.TryComplete();
+        _incoming.Complete();
         try
         {
             Task returned;
