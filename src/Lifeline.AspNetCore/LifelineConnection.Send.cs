@@ -174,7 +174,7 @@ public sealed partial class LifelineConnection
         await WriterDone().ConfigureAwait(false);
         try
         {
-            await _completion.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
+            await Completion.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

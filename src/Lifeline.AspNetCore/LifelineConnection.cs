@@ -41,8 +41,8 @@ public sealed partial class LifelineConnection
     private ConcurrentDictionary<string, object?>? _items;
     private HttpContext? _request; // the upgrade request while it lasts; RequestDetails are read from it on first use
     private RequestDetails? _details;
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private LazySignal _handlerReturned; // under _outgoingLock
+    private LazySignal _released; // Completion; under _outgoingLock: its task exists only if somebody waits before the end
 
     internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ServerMetrics metrics, ILogger logger, TimeProvider time)
     {
@@ -112,7 +112,16 @@ public sealed partial class LifelineConnection
     public CloseCode? ClosedWith { get; private set; }
 
     /// <summary>Completes when the connection is over and its handler has returned.</summary>
-    public Task Completion => _completion.Task;
+    public Task Completion
+    {
+        get
+        {
+            lock (_outgoingLock)
+            {
+                return _released.WaitLocked();
+            }
+        }
+    }
 
     /// <summary>The groups this connection belongs to.</summary>
     public IReadOnlyCollection<string> Groups => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
@@ -340,7 +349,11 @@ public sealed partial class LifelineConnection
             _registry.RemoveFromGroup(group, this);
         }
 
-        _completion.TrySetResult();
+        lock (_outgoingLock)
+        {
+            _released.SetLocked();
+        }
+
         // _closing is not disposed: Closing stays readable after the end, and the source owns no timer.
     }
 
