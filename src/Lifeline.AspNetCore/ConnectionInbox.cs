@@ -10,13 +10,15 @@ namespace Lifeline.AspNetCore;
 /// <see cref="Completion"/> ends once they are read, a wait ends with a cancellation of its token), but an idle
 /// connection pays for one small object and an empty queue instead of the ~800 bytes of a bounded channel (channel,
 /// reader, writer, deque, completion source and four waiter objects made up front). A reader parked in
-/// <see cref="WaitToReadAsync"/> uses this object itself as its awaitable, reused from one wait to the next.
+/// <see cref="WaitToReadAsync"/> uses this object itself as its awaitable, reused from one wait to the next, and a wait
+/// on the connection's <paramref name="closing"/> token (what a handler usually passes) does not register with it: the
+/// connection calls <see cref="ClosingCancelled"/> instead, which saves a registration (~150 bytes) per idle connection.
 /// </summary>
 /// <remarks>
 /// Thread-safe: every member takes the lock of <c>_items</c>. Waiters complete with their continuations on the thread
 /// pool, so waking them under the lock is safe.
 /// </remarks>
-internal sealed class ConnectionInbox(int capacity) : ChannelReader<LifelineMessage>, IValueTaskSource<bool>
+internal sealed class ConnectionInbox(int capacity, CancellationToken closing) : ChannelReader<LifelineMessage>, IValueTaskSource<bool>
 {
     private readonly Queue<LifelineMessage> _items = new(); // also the lock
     private bool _completed;
@@ -149,13 +151,14 @@ internal sealed class ConnectionInbox(int capacity) : ChannelReader<LifelineMess
     /// <summary>True when a message can be read, false once the inbox is completed and empty.</summary>
     public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled<bool>(cancellationToken);
-        }
-
         lock (_items)
         {
+            // Checked under the lock: a wait on Closing parked after this check is woken by ClosingCancelled.
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return ValueTask.FromCanceled<bool>(cancellationToken);
+            }
+
             if (_items.Count > 0)
             {
                 return new ValueTask<bool>(true);
@@ -175,12 +178,19 @@ internal sealed class ConnectionInbox(int capacity) : ChannelReader<LifelineMess
             _waitTaken = true;
             _waitParked = true;
             _waitToken = cancellationToken;
-            // Registered under the lock, so that a write cannot end the wait before the registration is stored (and
-            // leave it behind). A token cancelled meanwhile runs CancelWait here at once: the lock is reentrant.
-            _waitCancellation = cancellationToken.UnsafeRegister(CancelWait, this);
+            if (cancellationToken != closing)
+            {
+                // Registered under the lock, so that a write cannot end the wait before the registration is stored
+                // (and leave it behind). A token cancelled meanwhile runs CancelWait here at once: the lock is reentrant.
+                _waitCancellation = cancellationToken.UnsafeRegister(CancelWait, this);
+            }
+
             return new ValueTask<bool>(this, _wait.Version);
         }
     }
+
+    /// <summary>The connection cancelled its Closing token: a wait on it, which registered nothing, ends cancelled.</summary>
+    public void ClosingCancelled() => CancelWait(this, closing);
 
     bool IValueTaskSource<bool>.GetResult(short token)
     {

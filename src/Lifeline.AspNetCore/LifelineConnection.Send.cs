@@ -158,7 +158,7 @@ public sealed partial class LifelineConnection
         _metrics.SlowConsumers.Add(1);
         ClosedWith ??= ServerCloseCodes.SlowConsumer;
         RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true);
-        _ = _closing.CancelAsync();
+        _ = CancelClosingAsync();
         _ = EndSlowConsumerAsync();
     }
 

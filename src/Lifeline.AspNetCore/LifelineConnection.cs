@@ -56,7 +56,7 @@ public sealed partial class LifelineConnection
         _request = context;
         SubProtocol = socket.SubProtocol;
         _sentClose = context.Features.Get<IHttpUpgradeFeature>() as SentCloseObserver;
-        _incoming = new ConnectionInbox(options.ReceiveCapacity);
+        _incoming = new ConnectionInbox(options.ReceiveCapacity, _closing.Token);
     }
 
     /// <summary>A unique id for this connection.</summary>
@@ -240,7 +240,7 @@ public sealed partial class LifelineConnection
         {
             ReturnBuffer(ref buffer);
             _incoming.Complete();
-            await _closing.CancelAsync().ConfigureAwait(false);
+            await CancelClosingAsync().ConfigureAwait(false);
         }
 
         void Grow(ref byte[] array, int used)
@@ -355,6 +355,14 @@ public sealed partial class LifelineConnection
         }
 
         // _closing is not disposed: Closing stays readable after the end, and the source owns no timer.
+    }
+
+    /// <summary>Cancels <see cref="Closing"/>, and tells <see cref="Messages"/>, whose waits on it do not register with it.</summary>
+    private Task CancelClosingAsync()
+    {
+        var cancelled = _closing.CancelAsync(); // the token is cancelled at once, its callbacks run on the thread pool
+        _incoming.ClosingCancelled();
+        return cancelled;
     }
 
     private void ThrowIfEnded()

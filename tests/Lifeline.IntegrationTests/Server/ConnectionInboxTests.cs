@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using System.Threading.Channels;
 using Lifeline.AspNetCore;
+using Lifeline.IntegrationTests.Infrastructure;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -11,10 +12,54 @@ public sealed class ConnectionInboxTests
 
     private static LifelineMessage Text(string text) => new(WebSocketMessageType.Text, System.Text.Encoding.UTF8.GetBytes(text));
 
+    private static ConnectionInbox Inbox(int capacity, CancellationToken closing = default) => new(capacity, closing);
+
+    [Fact]
+    public async Task AWaitOnClosing_EndsCancelled_WhenTheConnectionSaysClosingWasCancelled()
+    {
+        using var closing = new CancellationTokenSource();
+        var inbox = Inbox(10, closing.Token);
+        var wait = inbox.WaitToReadAsync(closing.Token).AsTask();
+        Assert.False(wait.IsCompleted);
+
+        await closing.CancelAsync();
+        inbox.ClosingCancelled();
+        var thrown = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.WaitAsync(Bound));
+        Assert.Equal(closing.Token, thrown.CancellationToken);
+
+        // A wait on Closing after the cancellation ends at once; messages stay readable with TryRead.
+        Assert.True(inbox.TryWrite(Text("a")));
+        Assert.True(inbox.WaitToReadAsync(closing.Token).IsCanceled);
+        Assert.True(inbox.TryRead(out _));
+    }
+
+    [Fact]
+    public async Task ReadAllAsyncOnClosing_EndsWithTheCancellation_AfterTheMessagesAlreadyThere()
+    {
+        using var closing = new CancellationTokenSource();
+        var inbox = Inbox(10, closing.Token);
+        var read = new List<string>();
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var message in inbox.ReadAllAsync(closing.Token))
+            {
+                read.Add(message.Text);
+            }
+        });
+        Assert.True(inbox.TryWrite(Text("a")));
+        await Wait.UntilAsync(() => inbox.Count == 0, what: "the message to be read");
+        await Task.Delay(50); // parked again, on Closing
+
+        await closing.CancelAsync();
+        inbox.ClosingCancelled();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading.WaitAsync(Bound));
+        Assert.Equal(["a"], read);
+    }
+
     [Fact]
     public async Task TryWrite_AtCapacity_RefusesUntilAReadMakesRoom()
     {
-        var inbox = new ConnectionInbox(2);
+        var inbox = Inbox(2);
         Assert.True(inbox.TryWrite(Text("a")));
         Assert.True(inbox.TryWrite(Text("b")));
         Assert.False(inbox.TryWrite(Text("c")));
@@ -35,7 +80,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task WaitForRoom_Cancelled_EndsCancelled()
     {
-        var inbox = new ConnectionInbox(1);
+        var inbox = Inbox(1);
         Assert.True(inbox.TryWrite(Text("a")));
         using var cts = new CancellationTokenSource();
         var room = inbox.WaitForRoomAsync(cts.Token);
@@ -46,7 +91,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task Complete_MessagesStayReadable_AndCompletionEndsAfterTheLast()
     {
-        var inbox = new ConnectionInbox(10);
+        var inbox = Inbox(10);
         var completion = inbox.Completion;
         Assert.True(inbox.TryWrite(Text("a")));
         Assert.True(inbox.TryWrite(Text("b")));
@@ -70,7 +115,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task Complete_WhileFull_ReleasesAWaitingWriter()
     {
-        var inbox = new ConnectionInbox(1);
+        var inbox = Inbox(1);
         Assert.True(inbox.TryWrite(Text("a")));
         var room = inbox.WaitForRoomAsync(CancellationToken.None);
         inbox.Complete();
@@ -82,7 +127,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task ParkedWait_IsWokenByAWrite_ThenByTheEnd()
     {
-        var inbox = new ConnectionInbox(10);
+        var inbox = Inbox(10);
         var wait = inbox.WaitToReadAsync().AsTask();
         Assert.False(wait.IsCompleted);
         Assert.True(inbox.TryWrite(Text("a")));
@@ -98,7 +143,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task ParkedWait_Cancelled_Throws_AndTheNextWaitStillGetsTheMessage()
     {
-        var inbox = new ConnectionInbox(10);
+        var inbox = Inbox(10);
         using var cts = new CancellationTokenSource();
         var wait = inbox.WaitToReadAsync(cts.Token).AsTask();
         Assert.False(wait.IsCompleted);
@@ -127,7 +172,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task ReadAllAsync_Cancelled_WhileWaiting_Throws()
     {
-        var inbox = new ConnectionInbox(10);
+        var inbox = Inbox(10);
         using var cts = new CancellationTokenSource();
         var reading = Task.Run(async () =>
         {
@@ -144,7 +189,7 @@ public sealed class ConnectionInboxTests
     [Fact]
     public async Task TwoWaitingReaders_AreBothWoken()
     {
-        var inbox = new ConnectionInbox(10);
+        var inbox = Inbox(10);
         var first = inbox.WaitToReadAsync().AsTask();
         var second = inbox.WaitToReadAsync().AsTask();
         Assert.True(inbox.TryWrite(Text("a")));
@@ -163,7 +208,7 @@ public sealed class ConnectionInboxTests
     public async Task AWriterWithBackPressure_AndAReader_PassEveryMessageInOrder()
     {
         const int Count = 20_000;
-        var inbox = new ConnectionInbox(4);
+        var inbox = Inbox(4);
         var writer = Task.Run(async () =>
         {
             for (var i = 0; i < Count; i++)
