@@ -13,25 +13,28 @@ namespace Lifeline.AspNetCore;
 /// <see cref="WaitToReadAsync"/> uses this object itself as its awaitable, reused from one wait to the next, and a wait
 /// on the connection's <paramref name="closing"/> token (what a handler usually passes) does not register with it: the
 /// connection calls <see cref="ClosingCancelled"/> instead, which saves a registration (~150 bytes) per idle connection.
+/// <see cref="ReadAllAsync"/>, what a handler usually reads with, parks on the same wait (ConnectionInbox.ReadAll.cs).
 /// </summary>
 /// <remarks>
 /// Thread-safe: every member takes the lock of <c>_items</c>. Waiters complete with their continuations on the thread
 /// pool, so waking them under the lock is safe.
 /// </remarks>
-internal sealed class ConnectionInbox(int capacity, CancellationToken closing) : ChannelReader<LifelineMessage>, IValueTaskSource<bool>
+internal sealed partial class ConnectionInbox(int capacity, CancellationToken closing) : ChannelReader<LifelineMessage>, IValueTaskSource<bool>
 {
     private readonly Queue<LifelineMessage> _items = new(); // also the lock
     private bool _completed;
     private TaskCompletionSource? _completion; // only if somebody asks for Completion before the end
     private TaskCompletionSource? _room; // the writer waits for a reader to make room
 
-    // The reusable wait: taken from WaitToReadAsync until its result is read; parked until a write, the end or its
-    // token wakes it.
+    // The reusable wait: taken by WaitToReadAsync or a ReadAllAsync loop until its result is read; parked until a write,
+    // the end or its token wakes it.
     private ManualResetValueTaskSourceCore<bool> _wait = new() { RunContinuationsAsynchronously = true };
     private bool _waitTaken;
     private bool _waitParked;
     private CancellationToken _waitToken;
     private CancellationTokenRegistration _waitCancellation;
+    private bool _waitTakes; // parked for ReadAllAsync: the write that ends it hands over its message in _handed
+    private LifelineMessage? _handed;
 
     // Readers that wait while the reusable wait is taken (a second concurrent reader: rare), all woken together.
     private TaskCompletionSource<bool>? _otherWaits;
@@ -76,6 +79,15 @@ internal sealed class ConnectionInbox(int capacity, CancellationToken closing) :
             if (_completed || _items.Count >= capacity)
             {
                 return false;
+            }
+
+            if (_waitParked && _waitTakes)
+            {
+                // A ReadAllAsync loop is parked here: it gets the message directly (as the channel hands an item to
+                // a reader blocked in ReadAsync), and nobody else is woken for it.
+                _handed = message;
+                WakeParkedLocked(true);
+                return true;
             }
 
             _items.Enqueue(message);
@@ -175,16 +187,7 @@ internal sealed class ConnectionInbox(int capacity, CancellationToken closing) :
                 return new ValueTask<bool>(others.Task.WaitAsync(cancellationToken));
             }
 
-            _waitTaken = true;
-            _waitParked = true;
-            _waitToken = cancellationToken;
-            if (cancellationToken != closing)
-            {
-                // Registered under the lock, so that a write cannot end the wait before the registration is stored
-                // (and leave it behind). A token cancelled meanwhile runs CancelWait here at once: the lock is reentrant.
-                _waitCancellation = cancellationToken.UnsafeRegister(CancelWait, this);
-            }
-
+            ParkLocked(takes: false, cancellationToken);
             return new ValueTask<bool>(this, _wait.Version);
         }
     }
@@ -192,8 +195,27 @@ internal sealed class ConnectionInbox(int capacity, CancellationToken closing) :
     /// <summary>The connection cancelled its Closing token: a wait on it, which registered nothing, ends cancelled.</summary>
     public void ClosingCancelled() => CancelWait(this, closing);
 
-    bool IValueTaskSource<bool>.GetResult(short token)
+    bool IValueTaskSource<bool>.GetResult(short token) => EndWait(token, out _);
+
+    /// <summary>Takes the reusable wait; the caller has checked that it is free and that nothing can be read yet.</summary>
+    private void ParkLocked(bool takes, CancellationToken cancellationToken)
     {
+        _waitTaken = true;
+        _waitParked = true;
+        _waitTakes = takes;
+        _waitToken = cancellationToken;
+        if (cancellationToken != closing)
+        {
+            // Registered under the lock, so that a write cannot end the wait before the registration is stored (and
+            // leave it behind). A token cancelled meanwhile runs CancelWait here at once: the lock is reentrant.
+            _waitCancellation = cancellationToken.UnsafeRegister(CancelWait, this);
+        }
+    }
+
+    /// <summary>The result of the reusable wait (throws when it was cancelled); frees it for the next wait.</summary>
+    private bool EndWait(short token, out LifelineMessage? handed)
+    {
+        handed = null;
         try
         {
             return _wait.GetResult(token);
@@ -204,7 +226,10 @@ internal sealed class ConnectionInbox(int capacity, CancellationToken closing) :
             {
                 if (!_waitParked && token == _wait.Version)
                 {
-                    _wait.Reset(); // free for the next wait
+                    handed = _handed;
+                    _handed = null;
+                    _waitTakes = false;
+                    _wait.Reset();
                     _waitTaken = false;
                 }
             }
@@ -232,6 +257,13 @@ internal sealed class ConnectionInbox(int capacity, CancellationToken closing) :
 
     private void WakeReadersLocked(bool canRead)
     {
+        WakeParkedLocked(canRead);
+        _otherWaits?.TrySetResult(canRead);
+        _otherWaits = null;
+    }
+
+    private void WakeParkedLocked(bool canRead)
+    {
         if (_waitParked)
         {
             _waitParked = false;
@@ -239,9 +271,6 @@ internal sealed class ConnectionInbox(int capacity, CancellationToken closing) :
             _waitCancellation = default;
             _wait.SetResult(canRead);
         }
-
-        _otherWaits?.TrySetResult(canRead);
-        _otherWaits = null;
     }
 
     private void WakeWriterLocked()

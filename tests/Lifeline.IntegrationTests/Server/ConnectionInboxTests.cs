@@ -235,4 +235,93 @@ public sealed class ConnectionInboxTests
         await writer.WaitAsync(Bound);
         await inbox.Completion.WaitAsync(Bound);
     }
+
+    [Fact]
+    public async Task ReadAllAsync_Parked_GetsEachMessage_ThenEndsWithTheInbox()
+    {
+        var inbox = Inbox(10);
+        var read = new List<string>();
+        var firstRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var message in inbox.ReadAllAsync())
+            {
+                read.Add(message.Text);
+                firstRead.TrySetResult();
+            }
+        });
+        await Task.Delay(50); // parked
+        Assert.True(inbox.TryWrite(Text("a")));
+        await firstRead.Task.WaitAsync(Bound);
+        await Task.Delay(50); // parked again
+        Assert.True(inbox.TryWrite(Text("b")));
+        Assert.True(inbox.TryWrite(Text("c")));
+        inbox.Complete();
+
+        await reading.WaitAsync(Bound);
+        Assert.Equal(["a", "b", "c"], read);
+        await inbox.Completion.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task ReadAllAsync_WithCancellation_EndsOnEitherToken()
+    {
+        foreach (var cancelFirst in new[] { true, false })
+        {
+            var inbox = Inbox(10);
+            using var first = new CancellationTokenSource();
+            using var second = new CancellationTokenSource();
+            var reading = Task.Run(async () =>
+            {
+                await foreach (var message in inbox.ReadAllAsync(first.Token).WithCancellation(second.Token))
+                {
+                }
+            });
+            await Task.Delay(50);
+            Assert.False(reading.IsCompleted);
+            await (cancelFirst ? first : second).CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading.WaitAsync(Bound));
+        }
+    }
+
+    [Fact]
+    public async Task ReadAllAsync_AndASecondReader_ReadEveryMessageOnce()
+    {
+        const int Count = 20_000;
+        var inbox = Inbox(4);
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        async Task LoopAsync()
+        {
+            await foreach (var message in inbox.ReadAllAsync())
+            {
+                seen.AddOrUpdate(message.Text, 1, (_, n) => n + 1);
+            }
+        }
+
+        async Task WaitAndTryReadAsync()
+        {
+            while (await inbox.WaitToReadAsync())
+            {
+                if (inbox.TryRead(out var message))
+                {
+                    seen.AddOrUpdate(message.Text, 1, (_, n) => n + 1);
+                }
+            }
+        }
+
+        var readers = new[] { Task.Run(LoopAsync), Task.Run(WaitAndTryReadAsync) };
+        for (var i = 0; i < Count; i++)
+        {
+            var message = Text(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            while (!inbox.TryWrite(message))
+            {
+                await inbox.WaitForRoomAsync(CancellationToken.None);
+            }
+        }
+
+        inbox.Complete();
+        await Task.WhenAll(readers).WaitAsync(Bound);
+        Assert.Equal(Count, seen.Count);
+        Assert.All(seen.Values, n => Assert.Equal(1, n));
+    }
 }
