@@ -158,7 +158,7 @@ public sealed partial class LifelineConnection
         _metrics.SlowConsumers.Add(1);
         ClosedWith ??= ServerCloseCodes.SlowConsumer;
         RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true);
-        _ = _closing.CancelAsync();
+        _ = CancelClosingAsync();
         _ = EndSlowConsumerAsync();
     }
 
@@ -174,7 +174,7 @@ public sealed partial class LifelineConnection
         await WriterDone().ConfigureAwait(false);
         try
         {
-            await _completion.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
+            await Completion.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

@@ -34,15 +34,15 @@ public sealed partial class LifelineConnection
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _closing = new();
-    private readonly Channel<LifelineMessage> _incoming;
+    private readonly ConnectionInbox _incoming;
     private readonly SentCloseObserver? _sentClose;
     private int _ended;
     private ConcurrentDictionary<string, byte>? _groups; // created by the first JoinGroup: most connections join none
     private ConcurrentDictionary<string, object?>? _items;
     private HttpContext? _request; // the upgrade request while it lasts; RequestDetails are read from it on first use
     private RequestDetails? _details;
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private LazySignal _handlerReturned; // under _outgoingLock
+    private LazySignal _released; // Completion; under _outgoingLock: its task exists only if somebody waits before the end
 
     internal LifelineConnection(WebSocket socket, HttpContext context, LifelineServerOptions options, LifelineConnectionRegistry registry, ServerMetrics metrics, ILogger logger, TimeProvider time)
     {
@@ -56,7 +56,7 @@ public sealed partial class LifelineConnection
         _request = context;
         SubProtocol = socket.SubProtocol;
         _sentClose = context.Features.Get<IHttpUpgradeFeature>() as SentCloseObserver;
-        _incoming = Channel.CreateBounded<LifelineMessage>(new BoundedChannelOptions(options.ReceiveCapacity) { SingleWriter = true });
+        _incoming = new ConnectionInbox(options.ReceiveCapacity, _closing.Token);
     }
 
     /// <summary>A unique id for this connection.</summary>
@@ -96,7 +96,7 @@ public sealed partial class LifelineConnection
     /// the client's answer can be read.
     /// </para>
     /// </summary>
-    public ChannelReader<LifelineMessage> Messages => _incoming.Reader;
+    public ChannelReader<LifelineMessage> Messages => _incoming;
 
     /// <summary>
     /// Cancelled once the connection is closing (a Close frame went either way, or the link died): use it to stop
@@ -112,7 +112,16 @@ public sealed partial class LifelineConnection
     public CloseCode? ClosedWith { get; private set; }
 
     /// <summary>Completes when the connection is over and its handler has returned.</summary>
-    public Task Completion => _completion.Task;
+    public Task Completion
+    {
+        get
+        {
+            lock (_outgoingLock)
+            {
+                return _released.WaitLocked();
+            }
+        }
+    }
 
     /// <summary>The groups this connection belongs to.</summary>
     public IReadOnlyCollection<string> Groups => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
@@ -230,8 +239,8 @@ public sealed partial class LifelineConnection
         finally
         {
             ReturnBuffer(ref buffer);
-            _incoming.Writer.TryComplete();
-            await _closing.CancelAsync().ConfigureAwait(false);
+            _incoming.Complete();
+            await CancelClosingAsync().ConfigureAwait(false);
         }
 
         void Grow(ref byte[] array, int used)
@@ -260,7 +269,7 @@ public sealed partial class LifelineConnection
     /// </summary>
     private async Task<Task<ValueWebSocketReceiveResult>?> DeliverAsync(LifelineMessage message, CancellationToken cancellationToken)
     {
-        if (_incoming.Writer.TryWrite(message))
+        if (_incoming.TryWrite(message))
         {
             return null;
         }
@@ -275,7 +284,7 @@ public sealed partial class LifelineConnection
                 return peek;
             }
 
-            var room = _incoming.Writer.WaitToWriteAsync(cancellationToken).AsTask();
+            var room = _incoming.WaitForRoomAsync(cancellationToken);
             peek ??= _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).AsTask();
             if (!peek.IsCompleted)
             {
@@ -285,7 +294,7 @@ public sealed partial class LifelineConnection
             if (peek.IsCompleted && (!peek.IsCompletedSuccessfully || peek.Result.MessageType == WebSocketMessageType.Close))
             {
                 // The client is closing (or the link failed): answer now, whatever the handler does.
-                if (!_incoming.Writer.TryWrite(message))
+                if (!_incoming.TryWrite(message))
                 {
                     ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
                 }
@@ -299,7 +308,7 @@ public sealed partial class LifelineConnection
                 await Task.WhenAny(room, closeRequested).ConfigureAwait(false);
             }
 
-            if (_incoming.Writer.TryWrite(message))
+            if (_incoming.TryWrite(message))
             {
                 return peek;
             }
@@ -340,8 +349,20 @@ public sealed partial class LifelineConnection
             _registry.RemoveFromGroup(group, this);
         }
 
-        _completion.TrySetResult();
+        lock (_outgoingLock)
+        {
+            _released.SetLocked();
+        }
+
         // _closing is not disposed: Closing stays readable after the end, and the source owns no timer.
+    }
+
+    /// <summary>Cancels <see cref="Closing"/>, and tells <see cref="Messages"/>, whose waits on it do not register with it.</summary>
+    private Task CancelClosingAsync()
+    {
+        var cancelled = _closing.CancelAsync(); // the token is cancelled at once, its callbacks run on the thread pool
+        _incoming.ClosingCancelled();
+        return cancelled;
     }
 
     private void ThrowIfEnded()
@@ -381,7 +402,7 @@ public sealed partial class LifelineConnection
             return;
         }
 
-        _incoming.Writer.TryComplete();
+        _incoming.Complete();
         try
         {
             Task returned;

@@ -20,102 +20,117 @@ internal sealed class LifelineEndpoint(
     /// <summary>Whether the endpoint speaks <c>lifeline.v1</c>; a plain endpoint never selects it, so a session client gets 1010 from itself, not silence.</summary>
     public bool SupportsSessions { get; set; }
 
-    public async Task HandleAsync(HttpContext context)
+    /// <summary>
+    /// Synchronous up to the connection's own method when no <see cref="LifelineServerOptions.Authorize"/> is set, so a
+    /// connection does not keep a suspended frame of this method alive for its whole life.
+    /// </summary>
+    public Task HandleAsync(HttpContext context)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            // Plain HTTP, or an upgrade missing its WebSocket headers: say so instead of a bare 400.
-            context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            context.Response.ContentType = "text/plain; charset=utf-8";
-            await context.Response.WriteAsync(
-                "This endpoint accepts WebSocket connections only. Connect with a WebSocket client (ws:// or wss://), " +
-                "sending 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13' and a 'Sec-WebSocket-Key'.\n",
-                context.RequestAborted).ConfigureAwait(false);
-            return;
+            return RefuseNonWebSocketAsync(context);
         }
 
-        if (_options.Authorize is { } authorize && !await authorize(context).ConfigureAwait(false))
+        return _options.Authorize is { } authorize ? AuthorizeThenAdmitAsync(context, authorize) : AdmitAsync(context);
+    }
+
+    private static Task RefuseNonWebSocketAsync(HttpContext context)
+    {
+        // Plain HTTP, or an upgrade missing its WebSocket headers: say so instead of a bare 400.
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(
+            "This endpoint accepts WebSocket connections only. Connect with a WebSocket client (ws:// or wss://), " +
+            "sending 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13' and a 'Sec-WebSocket-Key'.\n",
+            context.RequestAborted);
+    }
+
+    private async Task AuthorizeThenAdmitAsync(HttpContext context, Func<HttpContext, ValueTask<bool>> authorize)
+    {
+        if (!await authorize(context).ConfigureAwait(false))
         {
             // A browser cannot read the status of a refused upgrade, so accept and close with a code it can see.
             await RejectAsync(context, CloseCode.PolicyViolation, "unauthorized", Admission.Unauthorized, retryAfter: null).ConfigureAwait(false);
             return;
         }
 
+        await AdmitAsync(context).ConfigureAwait(false);
+    }
+
+    private Task AdmitAsync(HttpContext context)
+    {
         switch (server.TryAdmit())
         {
             case Admission.Admitted:
-                break;
+                return RunConnectionAsync(context); // gives the admission back when it ends
             case Admission.Draining:
                 var hint = server.NextRestartHint();
-                await RejectAsync(context, server.DrainCode, server.DrainReason(hint), Admission.Draining, hint).ConfigureAwait(false);
-                return;
+                return RejectAsync(context, server.DrainCode, server.DrainReason(hint), Admission.Draining, hint);
             case var refused:
-                await RejectAsync(context, CloseCode.TryAgainLater, RetryHint.AppendTo("Try Again Later", _options.TryAgainLaterHint), refused, _options.TryAgainLaterHint).ConfigureAwait(false);
-                return;
-        }
-
-        try
-        {
-            await RunConnectionAsync(context).ConfigureAwait(false);
-        }
-        finally
-        {
-            server.Release();
+                return RejectAsync(context, CloseCode.TryAgainLater, RetryHint.AppendTo("Try Again Later", _options.TryAgainLaterHint), refused, _options.TryAgainLaterHint);
         }
     }
 
     private async Task RunConnectionAsync(HttpContext context)
     {
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(AcceptContext(context)).ConfigureAwait(false);
-        var connection = new LifelineConnection(socket, context, _options, server.Registry, server.Metrics, logger, time);
-        server.Registry.Add(connection);
-        server.Metrics.Accepted.Add(1);
-        server.Metrics.OpenConnections.Add(1);
-        if (logger.IsEnabled(LogLevel.Debug))
-        {
-            ServerLog.Accepted(logger, connection.Id, connection.RemoteEndPoint?.ToString()); // reads the address only when logged
-        }
+        // Admitted: the admission is given back however this ends, including a failed accept.
         try
         {
-            var receiving = connection.ReceiveLoopAsync(context.RequestAborted);
-            if (server.IsDraining)
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(AcceptContext(context)).ConfigureAwait(false);
+            var connection = new LifelineConnection(socket, context, _options, server.Registry, server.Metrics, logger, time);
+            server.Registry.Add(connection);
+            server.Metrics.Accepted.Add(1);
+            server.Metrics.OpenConnections.Add(1);
+            if (logger.IsEnabled(LogLevel.Debug))
             {
-                // Admitted just before a drain began and registered after its snapshot: it gets the same close,
-                // and the handler never starts.
-                var hint = server.NextRestartHint();
-                connection.DrainHint = hint;
-                await connection.CloseAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
-                await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
-                return;
+                ServerLog.Accepted(logger, connection.Id, connection.RemoteEndPoint?.ToString()); // reads the address only when logged
             }
-
             try
             {
-                await handler(connection, connection.Closing).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (connection.Closing.IsCancellationRequested)
-            {
-                // The handler stopped because the connection closed: that is its normal end.
-            }
-#pragma warning disable CA1031 // One handler's failure must not affect other connections or the host.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                ServerLog.HandlerFailed(logger, connection.Id, e);
-                await connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None).ConfigureAwait(false);
-            }
+                var receiving = connection.ReceiveLoopAsync(context.RequestAborted);
+                if (server.IsDraining)
+                {
+                    // Admitted just before a drain began and registered after its snapshot: it gets the same close,
+                    // and the handler never starts.
+                    var hint = server.NextRestartHint();
+                    connection.DrainHint = hint;
+                    await connection.CloseAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
+                    await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+                    return;
+                }
 
-            connection.HandlerReturned();
-            await connection.FinishAsync().ConfigureAwait(false);
-            await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+                try
+                {
+                    await handler(connection, connection.Closing).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (connection.Closing.IsCancellationRequested)
+                {
+                    // The handler stopped because the connection closed: that is its normal end.
+                }
+#pragma warning disable CA1031 // One handler's failure must not affect other connections or the host.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    ServerLog.HandlerFailed(logger, connection.Id, e);
+                    await connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None).ConfigureAwait(false);
+                }
+
+                connection.HandlerReturned();
+                await connection.FinishAsync().ConfigureAwait(false);
+                await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+            }
+            finally
+            {
+                server.Registry.Remove(connection);
+                await connection.StopWriterAsync().ConfigureAwait(false);
+                server.Metrics.OpenConnections.Add(-1);
+                ServerLog.Ended(logger, connection.Id, connection.ClosedWith?.ToString() ?? "aborted");
+                connection.Release();
+            }
         }
         finally
         {
-            server.Registry.Remove(connection);
-            await connection.StopWriterAsync().ConfigureAwait(false);
-            server.Metrics.OpenConnections.Add(-1);
-            ServerLog.Ended(logger, connection.Id, connection.ClosedWith?.ToString() ?? "aborted");
-            connection.Release();
+            server.Release();
         }
     }
 
