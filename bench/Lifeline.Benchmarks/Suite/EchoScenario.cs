@@ -8,7 +8,7 @@ namespace Lifeline.Benchmarks.Suite;
 
 /// <summary>
 /// Scenario 3: echo round trip, one 32-byte message in flight at a time, against one Kestrel server whose
-/// <c>/session</c> endpoint (<c>MapLifelineSession</c>) echoes in both modes, so all four clients meet the same server.
+/// <c>/session</c> endpoint (<c>MapLifelineSession</c>) echoes in both modes, so all the clients meet the same server.
 /// Each message's latency is taken with <see cref="Stopwatch.GetTimestamp"/> from before the send to the echo handed
 /// to the application; p50 and p99 over the measured messages after a warm-up, taken in interleaved rounds.
 /// </summary>
@@ -89,34 +89,35 @@ internal static class EchoScenario
         Func<Task> cleanup;
         switch (kind)
         {
-            case 0:
+            case ThroughputScenario.Raw or ThroughputScenario.RawWithPongChecks:
                 {
-                    var socket = new ClientWebSocket();
+                    var socket = ThroughputScenario.RawSocket(kind);
                     await socket.ConnectAsync(uri, ct);
                     var buffer = new byte[4096];
+                    var bound = ct.Register(socket.Abort); // no token per call, like the Lifeline rows
                     roundTrip = async () =>
                     {
-                        await socket.SendAsync(payload, WebSocketMessageType.Binary, true, ct);
+                        await socket.SendAsync(payload, WebSocketMessageType.Binary, true, CancellationToken.None);
                         ValueWebSocketReceiveResult result;
                         do
                         {
-                            result = await socket.ReceiveAsync(buffer.AsMemory(), ct);
+                            result = await socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
                         }
                         while (!result.EndOfMessage);
                     };
                     cleanup = async () =>
                     {
+                        await bound.DisposeAsync();
                         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, ct);
                         socket.Dispose();
                     };
                     break;
                 }
 
-            case 1:
-            case 2:
+            case ThroughputScenario.Plain or ThroughputScenario.Session:
                 {
                     var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance };
-                    if (kind == 2)
+                    if (kind == ThroughputScenario.Session)
                     {
                         options.Session = new SessionOptions();
                     }
