@@ -31,6 +31,10 @@ public static class LifelineEndpointRouteBuilderExtensions
                 if (context.Features.Get<IHttpUpgradeFeature>() is { } upgrade)
                 {
                     context.Features.Set<IHttpUpgradeFeature>(new SentCloseObserver(upgrade));
+
+                    // An application-wide UseWebSockets() has already put its WebSocket feature over the unobserved
+                    // upgrade (and checked the origin): drop it, so the one below is built over the observer.
+                    context.Features.Set<IHttpWebSocketFeature>(null);
                 }
 
                 return next(context);

@@ -3,6 +3,7 @@ using System.Text;
 using Lifeline.AspNetCore;
 using Lifeline.CloseCodes;
 using Lifeline.IntegrationTests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -153,24 +154,36 @@ public sealed class BadInputTests
 
 public sealed class ConnectionRecordTests
 {
-    public static TheoryData<string, int> ProtocolViolations => new()
+    public static TheoryData<string, int, bool> ProtocolViolations
     {
-        { "invalid UTF-8 in a text message", 1007 },
-        { "reserved close code 1004", 1002 },
-        { "close code 999", 1002 },
-        { "unknown opcode 3", 1002 },
-    };
+        get
+        {
+            var data = new TheoryData<string, int, bool>();
+            foreach (var appUsesWebSockets in new[] { false, true })
+            {
+                data.Add("invalid UTF-8 in a text message", 1007, appUsesWebSockets);
+                data.Add("reserved close code 1004", 1002, appUsesWebSockets);
+                data.Add("close code 999", 1002, appUsesWebSockets);
+                data.Add("unknown opcode 3", 1002, appUsesWebSockets);
+            }
+
+            return data;
+        }
+    }
 
     [Theory]
     [MemberData(nameof(ProtocolViolations))]
-    public async Task CloseCode_ClientViolatesTheProtocol_RecordsTheCodeTheServerSent(string violation, int expected)
+    public async Task CloseCode_ClientViolatesTheProtocol_RecordsTheCodeTheServerSent(string violation, int expected, bool appUsesWebSockets)
     {
+        // appUsesWebSockets: the application also calls app.UseWebSockets() for endpoints of its own (many do).
         var accepted = new TaskCompletionSource<LifelineConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var host = await LifelineTestHost.StartAsync(handler: (connection, ct) =>
-        {
-            accepted.TrySetResult(connection);
-            return LifelineTestHost.EchoAsync(connection, ct);
-        });
+        await using var host = await LifelineTestHost.StartAsync(
+            handler: (connection, ct) =>
+            {
+                accepted.TrySetResult(connection);
+                return LifelineTestHost.EchoAsync(connection, ct);
+            },
+            map: appUsesWebSockets ? app => app.UseWebSockets() : (Action<WebApplication>?)null);
         using var client = await RawWebSocketClient.ConnectAsync(host.Port);
         var connection = await accepted.Task.WaitAsync(TimeSpan.FromSeconds(15));
 
