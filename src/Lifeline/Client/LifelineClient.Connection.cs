@@ -406,10 +406,9 @@ public sealed partial class LifelineClient
             await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
         }
 
-        var sender = SendLoopAsync(socket, connection.Token);
+        OpenForSends(socket, connection.Token);
         var close = await receiver.ConfigureAwait(false);
-        await connection.CancelAsync().ConfigureAwait(false);
-        await sender.ConfigureAwait(false);
+        await ShutForSendsAsync(socket, connection).ConfigureAwait(false);
         await acker.ConfigureAwait(false);
         lock (_stateLock)
         {

@@ -8,13 +8,17 @@ namespace Lifeline.Client;
 
 public sealed partial class LifelineClient
 {
-    // Owned by the send loop: the message being written when the connection failed, resent first next time.
+    // Owned by the queue's writer: the message being written when the connection failed, resent first next time.
     private OutgoingMessage? _inFlight;
 
-    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), with the session
-    // it carries in session mode (a direct write numbers the message in that session only).
+    // The socket sends may write to directly: set while the connection takes writes (after OnReconnected), with the
+    // session it carries in session mode (a direct write numbers the message in that session only).
     private ClientWebSocket? _directSocket;
     private ClientSession? _directSession;
+
+    // Where the queue's writer writes: set before the connection opens for sends, read when a writer starts.
+    private ClientWebSocket? _writerSocket;
+    private CancellationToken _writerToken;
 
     /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
@@ -116,7 +120,7 @@ public sealed partial class LifelineClient
     /// <summary>
     /// Session mode, send lock held: numbers the message, keeps it in the replay buffer (which leaves room for the frame
     /// header in front of the copy) and writes the Data frame from that copy. Falls back to the queue when the append would
-    /// wait or decide something (full, ended) or the session is not the one the send loop carries.
+    /// wait or decide something (full, ended) or the session is not the one the open connection carries.
     /// </summary>
     private ValueTask SendSessionDirect(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type)
     {
@@ -272,34 +276,66 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// Writes queued messages in order until the connection ends. When the queue is completed (a stop) and empty,
-    /// writes the Close frame the stop asked for and returns.
+    /// The connection takes writes: direct sends may go to <paramref name="socket"/>, and the queue's writer runs on it
+    /// whenever something is queued (at once when messages waited for this connection). Called after OnReconnected.
     /// </summary>
-    private async Task SendLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    private void OpenForSends(ClientWebSocket socket, CancellationToken cancellationToken)
+    {
+        _writerSocket = socket;
+        _writerToken = cancellationToken;
+        if (_options.Session is null || Volatile.Read(ref _session) is not null)
+        {
+            Volatile.Write(ref _directSession, Volatile.Read(ref _session));
+            Volatile.Write(ref _directSocket, socket);
+        }
+
+        _queue.Open(pending: _inFlight is not null);
+    }
+
+    /// <summary>The connection is over: no more writes to <paramref name="socket"/>; waits for a running writer to give up.</summary>
+    private async Task ShutForSendsAsync(ClientWebSocket socket, CancellationTokenSource connection)
+    {
+        var writer = _queue.Shut();
+        _writerSocket = null; // no writer starts any more: do not keep the closed socket alive until the next connection
+        await connection.CancelAsync().ConfigureAwait(false);
+        await writer.ConfigureAwait(false);
+        Interlocked.CompareExchange(ref _directSocket, null, socket);
+    }
+
+    /// <summary>Starts the queue's writer on the thread pool (the queue calls it under its lock: it only queues work).</summary>
+    private Task StartWriter()
+    {
+        var (socket, cancellationToken) = (_writerSocket!, _writerToken);
+        return Task.Run(() => WriteQueuedAsync(socket, cancellationToken), CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Writes queued messages in order until the queue is empty, then ends. When the queue is completed (a stop) and
+    /// empty, writes the Close frame the stop asked for. A message whose write the connection's end cut short stays in
+    /// <see cref="_inFlight"/> for the next connection.
+    /// </summary>
+    private async Task WriteQueuedAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
         try
         {
             while (true)
             {
-                if (_inFlight is null)
-                {
-                    _queue.Untake(); // nothing of the queue's is unwritten: direct writes may go ahead
-                    if (_options.Session is null || Volatile.Read(ref _session) is not null)
-                    {
-                        Volatile.Write(ref _directSession, Volatile.Read(ref _session));
-                        Volatile.Write(ref _directSocket, socket);
-                    }
-                }
-
-                var message = _inFlight ?? await _queue.DequeueAsync(cancellationToken).ConfigureAwait(false);
+                var message = _inFlight;
                 if (message is null)
                 {
-                    await SendStopCloseFrameAsync(socket, cancellationToken).ConfigureAwait(false);
-                    return;
+                    switch (_queue.TakeNext(out message))
+                    {
+                        case TakeResult.Empty:
+                            return;
+                        case TakeResult.Completed:
+                            await SendStopCloseFrameAsync(socket, cancellationToken).ConfigureAwait(false);
+                            return;
+                    }
+
+                    _inFlight = message;
                 }
 
-                _inFlight = message;
-                if (_options.SendQueue.MaxAge is { } maxAge && _time.GetElapsedTime(message.EnqueuedAt) > maxAge)
+                if (_options.SendQueue.MaxAge is { } maxAge && _time.GetElapsedTime(message!.EnqueuedAt) > maxAge)
                 {
                     _inFlight = null;
                     message.Release();
@@ -309,9 +345,9 @@ public sealed partial class LifelineClient
 
                 if (Volatile.Read(ref _session) is { } session)
                 {
-                    if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
+                    if (!await SendSessionMessageAsync(socket, session, message!, cancellationToken).ConfigureAwait(false))
                     {
-                        return; // the session ended under the message: it goes out in the next session
+                        break; // the session ended under the message: it goes out in the next session
                     }
 
                     continue;
@@ -320,7 +356,7 @@ public sealed partial class LifelineClient
                 await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    await socket.SendAsync(message.Data, message.Type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+                    await socket.SendAsync(message!.Data, message.Type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -336,10 +372,8 @@ public sealed partial class LifelineClient
         {
             // The connection is over; anything in flight stays in _inFlight for the next one.
         }
-        finally
-        {
-            Interlocked.CompareExchange(ref _directSocket, null, socket);
-        }
+
+        _queue.WriterStopped();
     }
 
     private async ValueTask SendDirectAsync(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)

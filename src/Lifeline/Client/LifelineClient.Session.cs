@@ -27,8 +27,8 @@ internal readonly record struct SessionHandshake(bool Resumed, long ReplayedToSe
 
 public sealed partial class LifelineClient
 {
-    // Written by the connection loop (handshake) and the receive/send loops of the current connection only; one
-    // connection runs at a time, so reads from those loops see a stable value. Other threads read it through Volatile.
+    // Written by the connection loop (handshake), the receive loop and the queue's writer of the current connection
+    // only; one connection runs at a time, so reads from those loops see a stable value. Other threads read it through Volatile.
     private ClientSession? _session;
     private SessionLostEventArgs? _lastSessionLost;
     private readonly SemaphoreSlim _ackSignal = new(0, 1);

@@ -13,10 +13,10 @@ namespace Lifeline.Client;
 /// ping/pong, and queues sends while it is down. Built on <see cref="ClientWebSocket"/>.
 /// </summary>
 /// <remarks>
-/// Thread-safety: every public member may be called from any thread. Sends are queued and written by one loop,
-/// in the order they were accepted. State changes happen under one lock; <see cref="StateChanged"/> handlers and
-/// the hooks run off the I/O loop, and their exceptions are logged, never fatal. A client runs once: after
-/// <see cref="LifelineClientState.Closed"/> create a new one.
+/// Thread-safety: every public member may be called from any thread. Sends are written in the order they were
+/// accepted: straight to the socket when nothing is queued ahead, else by the queue's writer. State changes happen
+/// under one lock; <see cref="StateChanged"/> handlers and the hooks run off the I/O loop, and their exceptions are
+/// logged, never fatal. A client runs once: after <see cref="LifelineClientState.Closed"/> create a new one.
 /// </remarks>
 public sealed partial class LifelineClient : IAsyncDisposable
 {
@@ -72,7 +72,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _time = options.TimeProvider;
         _metrics = ClientInstruments.For(options.MeterFactory);
-        _queue = new SendQueue(options.SendQueue, OnDropped);
+        _queue = new SendQueue(options.SendQueue, OnDropped, StartWriter);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
         _messages = new MessageReader(this, _incoming);
 
@@ -259,7 +259,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
             await _stopping.CancelAsync().ConfigureAwait(false);
         }
 
-        // Connected: the send loop writes what is queued, then the Close frame; the receive loop ends with the reply.
+        // Connected: the queue's writer writes what is queued, then the Close frame; the receive loop ends with the reply.
         try
         {
             await _loop.WaitAsync(_stopDeadline!.Token).ConfigureAwait(false);
