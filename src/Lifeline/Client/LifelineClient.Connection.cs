@@ -396,7 +396,14 @@ public sealed partial class LifelineClient
         _metrics.Connects.Add(1);
         Log.Connected(_logger, uri);
         Transition(LifelineClientState.Connected, attempt: attempts, session: handshake);
-        _firstConnected.TrySetResult();
+        TaskCompletionSource? firstConnected;
+        lock (_stateLock)
+        {
+            firstConnected = _firstConnected;
+            _firstConnected = null; // StartAsync's wait is over: a running client does not keep it
+        }
+
+        firstConnected?.TrySetResult();
 
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var receiver = ReceiveLoopAsync(socket, connection.Token);

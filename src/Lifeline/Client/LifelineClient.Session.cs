@@ -31,7 +31,7 @@ public sealed partial class LifelineClient
     // only; one connection runs at a time, so reads from those loops see a stable value. Other threads read it through Volatile.
     private ClientSession? _session;
     private SessionLostEventArgs? _lastSessionLost;
-    private readonly SemaphoreSlim _ackSignal = new(0, 1);
+    private readonly SemaphoreSlim? _ackSignal; // session mode only
     private ArrayBufferWriter<byte>? _ackFrame; // reused under the send lock
     private long _sessionsStarted;
     private long _sessionsResumed;
@@ -438,11 +438,11 @@ public sealed partial class LifelineClient
 
     private void SignalAck()
     {
-        if (_ackSignal.CurrentCount == 0)
+        if (_ackSignal!.CurrentCount == 0)
         {
             try
             {
-                _ackSignal.Release();
+                _ackSignal!.Release();
             }
             catch (SemaphoreFullException)
             {
@@ -531,11 +531,11 @@ public sealed partial class LifelineClient
                 justAcknowledged = false;
                 if (dueIn is null)
                 {
-                    await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await _ackSignal!.WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
                 else if (dueIn > TimeSpan.Zero)
                 {
-                    await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                    await _ackSignal!.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
                 }
 
                 if (session.Inbound.IsAckDue)

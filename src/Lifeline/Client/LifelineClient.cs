@@ -34,9 +34,11 @@ public sealed partial class LifelineClient : IAsyncDisposable
     // whatever is left (connect attempts, a socket that did not close within CloseTimeout).
     private readonly CancellationTokenSource _stopRequested = new();
     private readonly CancellationTokenSource _stopping = new();
-    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Created when someone waits for them, so that a running client holds none of them. Guarded by _stateLock.
+    private TaskCompletionSource? _stopped; // by StopAsync or DisposeAsync
+    private TaskCompletionSource? _firstConnected; // by StartAsync, dropped once the first connection opened
+    private TaskCompletionSource? _closed; // by Completion
+    private bool _closeDelivered; // Completion's moment has come: every StateChanged handler has seen Closed
     // State changes waiting for their StateChanged handlers, and the pump that runs them: both exist only while there
     // are changes to deliver (an idle client holds neither). Guarded by _stateLock.
     private Queue<LifelineStateChangedEventArgs>? _events;
@@ -75,9 +77,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _queue = new SendQueue(options.SendQueue, OnDropped, StartWriter);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
         _messages = new MessageReader(this, _incoming);
-
-        // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
-        _ = _firstConnected.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _ackSignal = options.Session is null ? null : new SemaphoreSlim(0, 1);
     }
 
     /// <summary>Creates a client for an address with default options.</summary>
@@ -132,7 +132,25 @@ public sealed partial class LifelineClient : IAsyncDisposable
     public ChannelReader<LifelineMessage> Messages => _messages;
 
     /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/> and every <see cref="StateChanged"/> handler has seen it.</summary>
-    public Task Completion => _closed.Task;
+    public Task Completion
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                if (_closed is null)
+                {
+                    _closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (_closeDelivered)
+                    {
+                        _closed.TrySetResult();
+                    }
+                }
+
+                return _closed.Task;
+            }
+        }
+    }
 
     /// <summary>The options the client runs with.</summary>
     public LifelineClientOptions Options => _options;
@@ -166,6 +184,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
+        TaskCompletionSource firstConnected;
         lock (_stateLock)
         {
             if (_state != LifelineClientState.NotStarted)
@@ -173,11 +192,14 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 throw new InvalidOperationException($"The client was already started (state {_state}); a client runs once, create a new one to start again.");
             }
 
+            firstConnected = _firstConnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             TransitionLocked(LifelineClientState.Connecting, new LifelineStateChangedEventArgs(_state, LifelineClientState.Connecting, _time.GetUtcNow()) { Attempt = 1 });
             _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
         }
 
-        return _firstConnected.Task.WaitAsync(cancellationToken);
+        // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
+        _ = firstConnected.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        return firstConnected.Task.WaitAsync(cancellationToken);
     }
 
     /// <summary>
@@ -204,8 +226,10 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
         CloseReason.ThrowIfInvalid(reason, nameof(reason));
         bool first;
+        Task stopped;
         lock (_stateLock)
         {
+            stopped = Stopped().Task;
             first = _stopRequest is null;
             if (first)
             {
@@ -219,7 +243,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
             _ = RunStopAsync();
         }
 
-        return _stopped.Task.WaitAsync(cancellationToken);
+        return stopped.WaitAsync(cancellationToken);
     }
 
     private async Task RunStopAsync()
@@ -230,9 +254,15 @@ public sealed partial class LifelineClient : IAsyncDisposable
         }
         finally
         {
-            _stopped.TrySetResult();
+            lock (_stateLock)
+            {
+                Stopped().TrySetResult();
+            }
         }
     }
+
+    // Caller holds the lock.
+    private TaskCompletionSource Stopped() => _stopped ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private async Task StopCoreAsync()
     {
@@ -276,7 +306,13 @@ public sealed partial class LifelineClient : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            await _stopped.Task.ConfigureAwait(false);
+            Task stopped;
+            lock (_stateLock)
+            {
+                stopped = Stopped().Task; // a first DisposeAsync may not have called StopAsync yet
+            }
+
+            await stopped.ConfigureAwait(false);
             return;
         }
 
@@ -349,7 +385,8 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _queue.Complete($"The client is closed ({close?.ToString() ?? failure?.Description ?? "stopped"}); create a new client to send again.");
         _queue.Clear();
         CompleteIncoming();
-        _firstConnected.TrySetException(new LifelineConnectException(close, failure));
+        _firstConnected?.TrySetException(new LifelineConnectException(close, failure));
+        _firstConnected = null;
     }
 
     /// <summary>Runs the handlers for each queued change, in order, off the caller's thread; ends when none is left.</summary>
@@ -386,7 +423,14 @@ public sealed partial class LifelineClient : IAsyncDisposable
             if (change.Current == LifelineClientState.Closed)
             {
                 // Completion follows the last event, so awaiting it means every handler has seen the close.
-                _closed.TrySetResult();
+                TaskCompletionSource? closed;
+                lock (_stateLock)
+                {
+                    _closeDelivered = true;
+                    closed = _closed;
+                }
+
+                closed?.TrySetResult();
             }
         }
     }

@@ -20,7 +20,7 @@ internal sealed class ReceiveBuffer
     private readonly Queue<Item> _queue = new();
     private readonly int _maxMessages;
     private readonly long _maxBytes;
-    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource? _drained; // created by the first look at Drained
     private Item _head;
     private bool _hasHead;
     private long _bytes;
@@ -37,8 +37,26 @@ internal sealed class ReceiveBuffer
 
     public int Count => _queue.Count + (_hasHead ? 1 : 0);
 
-    /// <summary>Completes once the buffer is completed and empty.</summary>
-    public Task Drained => _drained.Task;
+    /// <summary>Completes once the buffer is completed and empty. Takes the lock itself.</summary>
+    public Task Drained
+    {
+        get
+        {
+            lock (SyncRoot)
+            {
+                if (_drained is null)
+                {
+                    _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (IsCompleted && Count == 0)
+                    {
+                        _drained.TrySetResult();
+                    }
+                }
+
+                return _drained.Task;
+            }
+        }
+    }
 
     /// <summary>True when the loop may read one more message ahead.</summary>
     public bool HasRoom => _queue.Count < _maxMessages && _bytes < _maxBytes;
@@ -108,7 +126,7 @@ internal sealed class ReceiveBuffer
         IsCompleted = true;
         if (Count == 0)
         {
-            _drained.TrySetResult();
+            _drained?.TrySetResult();
         }
     }
 
@@ -141,7 +159,7 @@ internal sealed class ReceiveBuffer
         ArrayPool<byte>.Shared.Return(item.Array);
         if (IsCompleted && Count == 0)
         {
-            _drained.TrySetResult();
+            _drained?.TrySetResult();
         }
     }
 
