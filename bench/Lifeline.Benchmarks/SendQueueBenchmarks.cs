@@ -19,7 +19,7 @@ public class SendQueueBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _queue = new SendQueue(new SendQueueOptions { MaxMessages = 10_000, MaxBytes = 64 * 1024 * 1024 }, _ => { }, () => Task.CompletedTask);
+        _queue = new SendQueue(new SendQueueOptions { MaxMessages = 10_000, MaxBytes = 64 * 1024 * 1024 }, new NoWriter(), new Lock());
         _baseline = Channel.CreateBounded<byte[]>(10_000);
     }
 
@@ -42,5 +42,14 @@ public class SendQueueBenchmarks
             _ = _queue.TakeNext(out var message);
             message!.Release();
         }
+    }
+
+    private sealed class NoWriter : ISendQueueOwner
+    {
+        public void OnDropped(DropReason reason)
+        {
+        }
+
+        public Task StartWriter() => Task.CompletedTask;
     }
 }

@@ -15,6 +15,8 @@ public sealed partial class LifelineClient
     /// <summary>The connection loop: connect, run, decide with the policy, wait, repeat.</summary>
     private async Task RunAsync(CancellationToken stop)
     {
+        // Off the caller's thread (StartAsync holds the state lock) and its synchronization context, like Task.Run.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         var tracker = new ReconnectAttemptTracker(_time, _options.StablePeriod);
         var everConnected = false;
         TimeSpan? previousDelay = null;

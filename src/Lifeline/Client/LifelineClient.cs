@@ -18,7 +18,7 @@ namespace Lifeline.Client;
 /// under one lock; <see cref="StateChanged"/> handlers and the hooks run off the I/O loop, and their exceptions are
 /// logged, never fatal. A client runs once: after <see cref="LifelineClientState.Closed"/> create a new one.
 /// </remarks>
-public sealed partial class LifelineClient : IAsyncDisposable
+public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
 {
     private readonly LifelineClientOptions _options;
     private readonly ILogger _logger;
@@ -27,7 +27,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly Lock _stateLock = new();
     private readonly SendQueue _queue;
     private readonly ReceiveBuffer _incoming;
-    private readonly MessageReader _messages;
+    private MessageReader? _messages; // created by the first look at Messages
 
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _stopping aborts
@@ -74,9 +74,8 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _time = options.TimeProvider;
         _metrics = ClientInstruments.For(options.MeterFactory);
-        _queue = new SendQueue(options.SendQueue, OnDropped, StartWriter);
+        _queue = new SendQueue(options.SendQueue, this, _stateLock);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
-        _messages = new MessageReader(this, _incoming);
         _ackSignal = options.Session is null ? null : new SemaphoreSlim(0, 1);
     }
 
@@ -129,7 +128,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     /// Received messages, whole and in order, each a copy the application owns (one allocation per message; use
     /// <see cref="ReceiveAsync"/> to read into your own memory without). Completes when the client closes.
     /// </summary>
-    public ChannelReader<LifelineMessage> Messages => _messages;
+    public ChannelReader<LifelineMessage> Messages => MessageReader;
 
     /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/> and every <see cref="StateChanged"/> handler has seen it.</summary>
     public Task Completion
@@ -172,7 +171,18 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
     /// <summary>Reads received messages until the client closes.</summary>
     public IAsyncEnumerable<LifelineMessage> ReadAllAsync(CancellationToken cancellationToken = default) =>
-        _messages.ReadAllAsync(cancellationToken);
+        MessageReader.ReadAllAsync(cancellationToken);
+
+    private MessageReader MessageReader
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _messages ??= new MessageReader(this, _incoming);
+            }
+        }
+    }
 
     /// <summary>
     /// Starts connecting and completes once the first connection is open. Failed attempts are retried as the
@@ -194,7 +204,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
             firstConnected = _firstConnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             TransitionLocked(LifelineClientState.Connecting, new LifelineStateChangedEventArgs(_state, LifelineClientState.Connecting, _time.GetUtcNow()) { Attempt = 1 });
-            _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+            _loop = RunAsync(_stopping.Token); // it starts on the thread pool (its first await yields): no Task.Run wrapper to keep
         }
 
         // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
@@ -401,6 +411,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 {
                     _events = null;
                     _pumping = false; // the next change starts a new pump
+                    _eventPump = Task.CompletedTask; // every change was delivered: an idle client keeps no finished pump
                     return;
                 }
             }
@@ -434,6 +445,10 @@ public sealed partial class LifelineClient : IAsyncDisposable
             }
         }
     }
+
+    void ISendQueueOwner.OnDropped(DropReason reason) => OnDropped(reason);
+
+    Task ISendQueueOwner.StartWriter() => StartWriter();
 
     private void OnDropped(DropReason reason)
     {

@@ -8,6 +8,16 @@ internal enum DropReason
     Closed,
 }
 
+/// <summary>What the queue needs of the client: one object rather than two delegates a client would carry for its whole life.</summary>
+internal interface ISendQueueOwner
+{
+    /// <summary>Counts a dropped message.</summary>
+    void OnDropped(DropReason reason);
+
+    /// <summary>Starts the writer (off the caller's thread) and returns its task; called under the queue's lock, so it must only queue work.</summary>
+    Task StartWriter();
+}
+
 /// <summary>What <see cref="SendQueue.TakeNext"/> tells the writer.</summary>
 internal enum TakeResult
 {
@@ -36,9 +46,8 @@ internal enum TakeResult
 internal sealed class SendQueue
 {
     private readonly SendQueueOptions _options;
-    private readonly Action<DropReason> _onDrop;
-    private readonly Func<Task> _startWriter;
-    private readonly Lock _lock = new();
+    private readonly ISendQueueOwner _owner;
+    private readonly Lock _lock;
     private Queue<OutgoingMessage>? _messages;
     private OutgoingMessage? _first;
     private int _count;
@@ -50,13 +59,13 @@ internal sealed class SendQueue
     private Task? _writer; // the running writer, awaited when the connection ends
 
     /// <param name="options">The bounds and the full mode.</param>
-    /// <param name="onDrop">Counts a dropped message.</param>
-    /// <param name="startWriter">Starts the writer (off the caller's thread) and returns its task; called under the queue's lock, so it must only queue work.</param>
-    public SendQueue(SendQueueOptions options, Action<DropReason> onDrop, Func<Task> startWriter)
+    /// <param name="owner">Counts drops and starts the writer.</param>
+    /// <param name="sync">The lock guarding the queue: the client's state lock, so that a client carries one lock less.</param>
+    public SendQueue(SendQueueOptions options, ISendQueueOwner owner, Lock sync)
     {
         _options = options;
-        _onDrop = onDrop;
-        _startWriter = startWriter;
+        _owner = owner;
+        _lock = sync;
     }
 
     public int Count
@@ -142,7 +151,7 @@ internal sealed class SendQueue
                             var oldest = messages.Dequeue();
                             RemoveLocked(oldest);
                             oldest.Release();
-                            _onDrop(DropReason.QueueFull);
+                            _owner.OnDropped(DropReason.QueueFull);
                         }
 
                         AddLocked(message);
@@ -306,7 +315,7 @@ internal sealed class SendQueue
         foreach (var message in dropped)
         {
             message.Release();
-            _onDrop(DropReason.Closed);
+            _owner.OnDropped(DropReason.Closed);
         }
     }
 
@@ -328,7 +337,7 @@ internal sealed class SendQueue
         if (_open && !_writing && (force || _count > 0 || _closedBecause is not null))
         {
             _writing = true;
-            _writer = _startWriter();
+            _writer = _owner.StartWriter();
         }
     }
 

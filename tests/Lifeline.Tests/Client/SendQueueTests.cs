@@ -9,7 +9,7 @@ public class SendQueueTests
         new(Enumerable.Repeat(fill, size).ToArray(), WebSocketMessageType.Binary, 0);
 
     private static SendQueue Queue(SendQueueOptions options, Action<DropReason>? onDrop = null) =>
-        new(options, onDrop ?? (_ => { }), () => Task.CompletedTask);
+        new(options, new Writers(onDrop), new Lock());
 
     // What the writer would take next.
     private static byte Next(SendQueue queue)
@@ -18,14 +18,16 @@ public class SendQueueTests
         return message!.Data.Span[0];
     }
 
-    /// <summary>A queue whose writer starts are counted; each start hands out a task the test completes.</summary>
-    private sealed class Writers
+    /// <summary>The queue's owner: writer starts are counted, each hands out a task the test may complete.</summary>
+    private sealed class Writers(Action<DropReason>? onDrop = null) : ISendQueueOwner
     {
         public int Started { get; private set; }
 
         public TaskCompletionSource Current { get; private set; } = new();
 
-        public Task Start()
+        public void OnDropped(DropReason reason) => onDrop?.Invoke(reason);
+
+        public Task StartWriter()
         {
             Started++;
             Current = new TaskCompletionSource();
@@ -54,7 +56,7 @@ public class SendQueueTests
     public async Task Writer_StartsOnlyWhileOpen_OnceForABurst_AndAgainAfterItFoundTheQueueEmpty()
     {
         var writers = new Writers();
-        var queue = new SendQueue(new SendQueueOptions(), _ => { }, writers.Start);
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
 
         await queue.EnqueueAsync(Message(1, 1), default); // disconnected: it waits for the connection
         Assert.Equal(0, writers.Started);
@@ -79,7 +81,7 @@ public class SendQueueTests
     public async Task Open_StartsTheWriterForAMessageLeftInFlight_NotForNothing()
     {
         var writers = new Writers();
-        var queue = new SendQueue(new SendQueueOptions(), _ => { }, writers.Start);
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
 
         queue.Open(pending: false);
         Assert.Equal(0, writers.Started);
@@ -95,7 +97,7 @@ public class SendQueueTests
     public async Task Shut_ReturnsTheRunningWriter_AndNoWriterStartsUntilTheNextOpen()
     {
         var writers = new Writers();
-        var queue = new SendQueue(new SendQueueOptions(), _ => { }, writers.Start);
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
         queue.Open(pending: false);
         await queue.EnqueueAsync(Message(1, 1), default);
 
@@ -115,7 +117,7 @@ public class SendQueueTests
     public async Task Complete_WhileOpen_StartsTheWriterForTheCloseFrame_AfterWhatIsQueued()
     {
         var writers = new Writers();
-        var queue = new SendQueue(new SendQueueOptions(), _ => { }, writers.Start);
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
         queue.Open(pending: false);
         queue.Complete("stopping");
         Assert.Equal(1, writers.Started);
@@ -123,7 +125,7 @@ public class SendQueueTests
         Assert.Equal(TakeResult.Completed, queue.TakeNext(out _)); // it stays completed; no second writer
         Assert.Equal(1, writers.Started);
 
-        var stopping = new SendQueue(new SendQueueOptions(), _ => { }, writers.Start);
+        var stopping = new SendQueue(new SendQueueOptions(), writers, new Lock());
         await stopping.EnqueueAsync(Message(1, 5), default);
         stopping.Complete("stopping"); // not open: nothing starts
         Assert.Equal(1, writers.Started);
@@ -159,7 +161,7 @@ public class SendQueueTests
     public async Task Wait_ASenderWaitingForRoom_IsWokenByTheWriterTakingAMessage_AndKeepsItsPlace()
     {
         var writers = new Writers();
-        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 2, FullMode = SendQueueFullMode.Wait }, _ => { }, writers.Start);
+        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 2, FullMode = SendQueueFullMode.Wait }, writers, new Lock());
         await queue.EnqueueAsync(Message(1, 1), default);
         await queue.EnqueueAsync(Message(1, 2), default);
         var waiting = queue.EnqueueAsync(Message(1, 3), default).AsTask();
