@@ -111,10 +111,18 @@ public sealed partial class LifelineClient
                 _metrics.ReconnectAttempts.Add(1, LifelineMetrics.CloseCodeTag(close?.Code.Value));
                 Log.Reconnecting(_logger, delay.Value, tracker.Attempt);
                 Transition(LifelineClientState.Reconnecting, close, failure, delay, tracker.Attempt);
-                await Task.Delay(delay.Value, _time, _stopRequested.Token).ConfigureAwait(false);
+                var wait = BeginStep(endsOnRequest: true);
+                try
+                {
+                    await Task.Delay(delay.Value, _time, wait.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    EndStep(wait);
+                }
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested || _stopRequested.IsCancellationRequested)
+        catch (OperationCanceledException) when (stop.IsCancellationRequested || StopRequested)
         {
             // Stopped while waiting or connecting.
         }
@@ -276,21 +284,20 @@ public sealed partial class LifelineClient
         }
 
         var context = new ConnectAttemptContext(attempt, _options.Uri!, options);
-        using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, _stopRequested.Token, timeout.Token);
+        var connecting = BeginStep(endsOnRequest: true, _options.ConnectTimeout); // cancelled by a stop or the connect timeout
         try
         {
             _options.ConfigureWebSocket?.Invoke(options);
             if (_options.BeforeConnect is { } beforeConnect)
             {
                 using var hookTimeout = new CancellationTokenSource(_options.HookTimeout, _time);
-                using var hookToken = CancellationTokenSource.CreateLinkedTokenSource(linked.Token, hookTimeout.Token);
+                using var hookToken = CancellationTokenSource.CreateLinkedTokenSource(connecting.Token, hookTimeout.Token);
                 await beforeConnect(context, hookToken.Token).AsTask().WaitAsync(hookToken.Token).ConfigureAwait(false);
                 LifelineClientOptions.CheckUri(context.Uri);
             }
 
             Log.Connecting(_logger, context.Uri, attempt);
-            await socket.ConnectAsync(context.Uri, linked.Token).ConfigureAwait(false);
+            await socket.ConnectAsync(context.Uri, connecting.Token).ConfigureAwait(false);
             socket.HttpResponseHeaders = null; // collected for a refusal's Retry-After; an open socket would keep them for its whole life
             return (socket, null, context.Uri);
         }
@@ -298,9 +305,13 @@ public sealed partial class LifelineClient
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            var failure = ClassifyConnectFailure(e, socket, timeout.IsCancellationRequested && !stop.IsCancellationRequested);
+            var failure = ClassifyConnectFailure(e, socket, connecting.IsCancellationRequested && !stop.IsCancellationRequested && !StopRequested);
             socket.Dispose();
             return (null, failure, context.Uri);
+        }
+        finally
+        {
+            EndStep(connecting);
         }
     }
 
@@ -407,25 +418,32 @@ public sealed partial class LifelineClient
 
         firstConnected?.TrySetResult();
 
-        using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var receiver = ReceiveLoopAsync(socket, connection.Token);
-        var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
-        if (reconnected && _options.OnReconnected is { } onReconnected)
+        var connection = BeginStep(endsOnRequest: false); // a stop closes the connection gracefully; only its abort cancels this
+        try
         {
-            await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
-        }
+            var receiver = ReceiveLoopAsync(socket, connection.Token);
+            var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
+            if (reconnected && _options.OnReconnected is { } onReconnected)
+            {
+                await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
+            }
 
-        OpenForSends(socket, connection.Token);
-        var close = await receiver.ConfigureAwait(false);
-        await ShutForSendsAsync(socket, connection).ConfigureAwait(false);
-        await acker.ConfigureAwait(false);
-        lock (_stateLock)
+            OpenForSends(socket, connection.Token);
+            var close = await receiver.ConfigureAwait(false);
+            await ShutForSendsAsync(socket, connection).ConfigureAwait(false);
+            await acker.ConfigureAwait(false);
+            lock (_stateLock)
+            {
+                _currentSocket = null;
+            }
+
+            socket.Dispose();
+            return close;
+        }
+        finally
         {
-            _currentSocket = null;
+            EndStep(connection);
         }
-
-        socket.Dispose();
-        return close;
     }
 
     /// <summary>

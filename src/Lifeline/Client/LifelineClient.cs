@@ -292,11 +292,13 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
 
         _queue.Complete("The client is stopping (StopAsync or DisposeAsync was called); create a new client to send again.");
         await _stopRequested.CancelAsync().ConfigureAwait(false);
+        await CancelStepAsync(aborting: false).ConfigureAwait(false);
         WakeLoop(); // the receive loop reads the server's answer to the Close frame even if the application does not read
         if (socket is null)
         {
             // Not connected: nothing to close gracefully. A connect that completes meanwhile is closed by the loop.
             await _stopping.CancelAsync().ConfigureAwait(false);
+            await CancelStepAsync(aborting: true).ConfigureAwait(false);
         }
 
         // Connected: the queue's writer writes what is queued, then the Close frame; the receive loop ends with the reply.
@@ -307,6 +309,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         catch (OperationCanceledException)
         {
             await _stopping.CancelAsync().ConfigureAwait(false);
+            await CancelStepAsync(aborting: true).ConfigureAwait(false);
             await _loop.ConfigureAwait(false);
         }
     }
