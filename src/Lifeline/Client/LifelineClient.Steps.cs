@@ -1,3 +1,5 @@
+using System.Net.WebSockets;
+
 namespace Lifeline.Client;
 
 // The connection loop's current step (a connect attempt, a reconnect wait, an open connection) has a token source of its
@@ -39,13 +41,24 @@ public sealed partial class LifelineClient
         step.Dispose();
     }
 
-    /// <summary>For the stop: cancels the current step if it ends at this stage (<paramref name="aborting"/>: every step does).</summary>
+    /// <summary>
+    /// For the stop: cancels the current step if it ends at this stage (<paramref name="aborting"/>: every step does, and
+    /// the open socket is aborted and the receive loop woken, since its socket reads and short waits take no token).
+    /// </summary>
     private async Task CancelStepAsync(bool aborting)
     {
         CancellationTokenSource? step;
+        ClientWebSocket? socket;
         lock (_stateLock)
         {
             step = aborting || _stepEndsOnRequest ? _step : null;
+            socket = aborting ? _currentSocket : null;
+        }
+
+        if (socket is not null)
+        {
+            socket.Abort();
+            WakeLoop();
         }
 
         if (step is null)
