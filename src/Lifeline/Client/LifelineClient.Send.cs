@@ -20,6 +20,15 @@ public sealed partial class LifelineClient
     private ClientWebSocket? _writerSocket;
     private CancellationToken _writerToken;
 
+    /// <summary>The lock every write to the socket takes; a client that never writes never creates it.</summary>
+    private SemaphoreSlim SendLock => Volatile.Read(ref _sendLock) ?? CreateSendLock();
+
+    private SemaphoreSlim CreateSendLock()
+    {
+        var created = new SemaphoreSlim(1, 1);
+        return Interlocked.CompareExchange(ref _sendLock, created, null) ?? created;
+    }
+
     /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
     {
@@ -81,11 +90,11 @@ public sealed partial class LifelineClient
     /// <exception cref="ArgumentException">The type is Close.</exception>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
-        if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && _sendLock.Wait(0, CancellationToken.None))
+        if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && SendLock.Wait(0, CancellationToken.None))
         {
             if (!_queue.CanWriteDirect || Volatile.Read(ref _directSocket) != socket)
             {
-                _sendLock.Release();
+                SendLock.Release();
                 return EnqueueAsync(data, type, null, cancellationToken);
             }
 
@@ -106,7 +115,7 @@ public sealed partial class LifelineClient
 
             if (write.IsCompletedSuccessfully)
             {
-                _sendLock.Release();
+                SendLock.Release();
                 Interlocked.Increment(ref _sent);
                 return default;
             }
@@ -128,13 +137,13 @@ public sealed partial class LifelineClient
         var isText = type == WebSocketMessageType.Text;
         if (session is null || session != Volatile.Read(ref _directSession))
         {
-            _sendLock.Release();
+            SendLock.Release();
             return EnqueueAsync(data, type, null, CancellationToken.None);
         }
 
         if (!session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
         {
-            _sendLock.Release();
+            SendLock.Release();
             return session.Replay.HasRoomFor(data.Length)
                 ? EnqueueAsync(data, type, null, CancellationToken.None)
                 : WaitForReplayRoomThenSendAsync(session, data, type);
@@ -178,7 +187,7 @@ public sealed partial class LifelineClient
             }
 
             session.Replay.EndWrite();
-            _sendLock.Release();
+            SendLock.Release();
             Interlocked.Increment(ref _sent);
             return default;
         }
@@ -226,7 +235,7 @@ public sealed partial class LifelineClient
             }
 
             session.Replay.EndWrite();
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -244,7 +253,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -353,14 +362,14 @@ public sealed partial class LifelineClient
                     continue;
                 }
 
-                await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
                     await socket.SendAsync(message!.Data, message.Type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                 }
                 finally
                 {
-                    _sendLock.Release();
+                    SendLock.Release();
                 }
 
                 _inFlight = null;
@@ -378,7 +387,7 @@ public sealed partial class LifelineClient
 
     private async ValueTask SendDirectAsync(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await socket.SendAsync(data, type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
@@ -386,7 +395,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -403,14 +412,14 @@ public sealed partial class LifelineClient
         }
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline);
-        await _sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
+        await SendLock.WaitAsync(linked.Token).ConfigureAwait(false);
         try
         {
             await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), reason, linked.Token).ConfigureAwait(false);
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 }

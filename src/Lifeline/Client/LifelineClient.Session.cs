@@ -395,7 +395,7 @@ public sealed partial class LifelineClient
         var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
         try
         {
-            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 // The ack is taken under the send lock, so acks on the wire never go backwards.
@@ -405,7 +405,7 @@ public sealed partial class LifelineClient
             }
             finally
             {
-                _sendLock.Release();
+                SendLock.Release();
             }
         }
         finally
@@ -419,7 +419,7 @@ public sealed partial class LifelineClient
     private async Task SendControlFrameAsync(ClientWebSocket socket, Action<IBufferWriter<byte>> write, CancellationToken cancellationToken)
     {
         var writer = new ArrayBufferWriter<byte>(64);
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             write(writer);
@@ -427,7 +427,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -466,7 +466,7 @@ public sealed partial class LifelineClient
     /// </summary>
     private void SendDueAck(ClientWebSocket socket, ClientSession session)
     {
-        if (!_sendLock.Wait(0, CancellationToken.None))
+        if (!SendLock.Wait(0, CancellationToken.None))
         {
             SignalAck();
             return;
@@ -479,7 +479,7 @@ public sealed partial class LifelineClient
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
-            _sendLock.Release(); // the connection is over
+            SendLock.Release(); // the connection is over
             return;
         }
 
@@ -499,7 +499,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -515,7 +515,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -541,14 +541,14 @@ public sealed partial class LifelineClient
                 if (session.Inbound.IsAckDue)
                 {
                     justAcknowledged = true;
-                    await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                     try
                     {
                         await socket.SendAsync(WriteAckFrame(session), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                     }
                     finally
                     {
-                        _sendLock.Release();
+                        SendLock.Release();
                     }
                 }
             }
@@ -589,14 +589,14 @@ public sealed partial class LifelineClient
         try
         {
             using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
-            await _sendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            await SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
             try
             {
                 await socket.CloseAsync(code.ToWebSocketCloseStatus(), reason, timeout.Token).ConfigureAwait(false);
             }
             finally
             {
-                _sendLock.Release();
+                SendLock.Release();
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)

@@ -29,7 +29,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
     private readonly ReceiveBuffer _incoming;
     private MessageReader? _messages; // created by the first look at Messages
 
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private SemaphoreSlim? _sendLock; // serializes writes to the socket; created by the first write (see SendLock)
     // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _stopping aborts
     // whatever is left (connect attempts, a socket that did not close within CloseTimeout).
     private readonly CancellationTokenSource _stopRequested = new();
