@@ -428,7 +428,7 @@ public sealed partial class LifelineClient
                 await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
             }
 
-            OpenForSends(socket, connection.Token);
+            OpenForSends(socket); // the writer writes to the current socket, cancelled by this step
             var close = await receiver.ConfigureAwait(false);
             await ShutForSendsAsync(socket, connection).ConfigureAwait(false);
             await acker.ConfigureAwait(false);

@@ -16,10 +16,6 @@ public sealed partial class LifelineClient
     private ClientWebSocket? _directSocket;
     private ClientSession? _directSession;
 
-    // Where the queue's writer writes: set before the connection opens for sends, read when a writer starts.
-    private ClientWebSocket? _writerSocket;
-    private CancellationToken _writerToken;
-
     /// <summary>The lock every write to the socket takes; a client that never writes never creates it.</summary>
     private SemaphoreSlim SendLock => Volatile.Read(ref _sendLock) ?? CreateSendLock();
 
@@ -288,10 +284,8 @@ public sealed partial class LifelineClient
     /// The connection takes writes: direct sends may go to <paramref name="socket"/>, and the queue's writer runs on it
     /// whenever something is queued (at once when messages waited for this connection). Called after OnReconnected.
     /// </summary>
-    private void OpenForSends(ClientWebSocket socket, CancellationToken cancellationToken)
+    private void OpenForSends(ClientWebSocket socket)
     {
-        _writerSocket = socket;
-        _writerToken = cancellationToken;
         if (_options.Session is null || Volatile.Read(ref _session) is not null)
         {
             Volatile.Write(ref _directSession, Volatile.Read(ref _session));
@@ -305,16 +299,18 @@ public sealed partial class LifelineClient
     private async Task ShutForSendsAsync(ClientWebSocket socket, CancellationTokenSource connection)
     {
         var writer = _queue.Shut();
-        _writerSocket = null; // no writer starts any more: do not keep the closed socket alive until the next connection
         await connection.CancelAsync().ConfigureAwait(false);
         await writer.ConfigureAwait(false);
         Interlocked.CompareExchange(ref _directSocket, null, socket);
     }
 
-    /// <summary>Starts the queue's writer on the thread pool (the queue calls it under its lock: it only queues work).</summary>
+    /// <summary>
+    /// Starts the queue's writer on the thread pool. The queue calls it under its lock, which is the state lock, only
+    /// while a connection is open for sends: the current socket and step are that connection's.
+    /// </summary>
     private Task StartWriter()
     {
-        var (socket, cancellationToken) = (_writerSocket!, _writerToken);
+        var (socket, cancellationToken) = (_currentSocket!, _step!.Token);
         return Task.Run(() => WriteQueuedAsync(socket, cancellationToken), CancellationToken.None);
     }
 

@@ -76,7 +76,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         _metrics = ClientInstruments.For(options.MeterFactory);
         _queue = new SendQueue(options.SendQueue, this, _stateLock);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
-        _ackSignal = options.Session is null ? null : new SemaphoreSlim(0, 1);
+        _sessionMode = options.Session is null ? null : new SessionModeState();
     }
 
     /// <summary>Creates a client for an address with default options.</summary>
