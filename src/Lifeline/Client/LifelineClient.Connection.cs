@@ -13,7 +13,7 @@ public sealed partial class LifelineClient
     private ClientWebSocket? _currentSocket;
 
     /// <summary>The connection loop: connect, run, decide with the policy, wait, repeat.</summary>
-    private async Task RunAsync(CancellationToken stop)
+    private async Task RunAsync()
     {
         // Off the caller's thread (StartAsync holds the state lock) and its synchronization context, like Task.Run.
         await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
@@ -26,9 +26,9 @@ public sealed partial class LifelineClient
         CloseCode? outageCloseCode = null;
         try
         {
-            while (!stop.IsCancellationRequested)
+            while (!Aborting)
             {
-                var (socket, failure, uri) = await ConnectOnceAsync(tracker.Attempt, stop).ConfigureAwait(false);
+                var (socket, failure, uri) = await ConnectOnceAsync(tracker.Attempt).ConfigureAwait(false);
                 if (socket is not null && !TryAdopt(socket))
                 {
                     // A stop arrived while the upgrade completed: the server saw an open connection, so close it properly.
@@ -36,7 +36,7 @@ public sealed partial class LifelineClient
                     break;
                 }
 
-                if (stop.IsCancellationRequested)
+                if (Aborting)
                 {
                     break;
                 }
@@ -71,7 +71,7 @@ public sealed partial class LifelineClient
                     }
 
                     var receivedBefore = ReceivedCount;
-                    close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime, stop).ConfigureAwait(false);
+                    close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime).ConfigureAwait(false);
                     everConnected = true;
                     lostAt = _time.GetTimestamp();
                     tracker.Disconnected(carriedMessages: ReceivedCount > receivedBefore);
@@ -79,7 +79,7 @@ public sealed partial class LifelineClient
                     lastFailure = null;
                     failure = null;
                     outageCloseCode = close.Code;
-                    if (StopRequested || stop.IsCancellationRequested)
+                    if (StopRequested)
                     {
                         break;
                     }
@@ -122,7 +122,7 @@ public sealed partial class LifelineClient
                 }
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested || StopRequested)
+        catch (OperationCanceledException) when (StopRequested)
         {
             // Stopped while waiting or connecting.
         }
@@ -266,7 +266,7 @@ public sealed partial class LifelineClient
         }
     }
 
-    private async Task<(ClientWebSocket? Socket, ConnectFailure? Failure, Uri Uri)> ConnectOnceAsync(int attempt, CancellationToken stop)
+    private async Task<(ClientWebSocket? Socket, ConnectFailure? Failure, Uri Uri)> ConnectOnceAsync(int attempt)
     {
         var socket = new ClientWebSocket();
         var options = socket.Options;
@@ -305,7 +305,7 @@ public sealed partial class LifelineClient
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            var failure = ClassifyConnectFailure(e, socket, connecting.IsCancellationRequested && !stop.IsCancellationRequested && !StopRequested);
+            var failure = ClassifyConnectFailure(e, socket, connecting.IsCancellationRequested && !StopRequested);
             socket.Dispose();
             return (null, failure, context.Uri);
         }
@@ -385,12 +385,23 @@ public sealed partial class LifelineClient
             : null;
     }
 
-    private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime, CancellationToken stop)
+    private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime)
     {
         SessionHandshake? handshake = null;
         if (_options.Session is not null)
         {
-            var (result, failed) = await HandshakeAsync(socket, stop).ConfigureAwait(false);
+            var handshaking = BeginStep(endsOnRequest: false); // like the connection: a stop's abort cancels it, its request does not
+            (SessionHandshake? Result, CloseRecord? Close) outcome;
+            try
+            {
+                outcome = await HandshakeAsync(socket, handshaking.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                EndStep(handshaking);
+            }
+
+            var (result, failed) = outcome;
             if (failed is not null)
             {
                 lock (_stateLock)

@@ -4,7 +4,7 @@ namespace Lifeline.Client;
 
 // The connection loop's current step (a connect attempt, a reconnect wait, an open connection) has a token source of its
 // own, which the stop cancels directly: at the stop's request (connect attempts and waits) or only when the stop aborts
-// (an open connection, which a stop first closes gracefully). Linking each step to the client's stop tokens would do the
+// (a session handshake and an open connection, which a stop first closes gracefully). Linking each step to the client's stop tokens would do the
 // same, but every registration leaves a node on those long-lived sources: an idle client would carry them for its life.
 public sealed partial class LifelineClient
 {
@@ -19,7 +19,7 @@ public sealed partial class LifelineClient
         {
             _step = step;
             _stepEndsOnRequest = endsOnRequest;
-            if (_stopping.IsCancellationRequested || (endsOnRequest && _stopRequest is not null))
+            if (_aborting || (endsOnRequest && _stopRequest is not null))
             {
                 step.Cancel();
             }
@@ -41,9 +41,22 @@ public sealed partial class LifelineClient
         step.Dispose();
     }
 
+    /// <summary>True once the stop gave up on grace: the loop ends whatever it was doing.</summary>
+    private bool Aborting
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _aborting;
+            }
+        }
+    }
+
     /// <summary>
-    /// For the stop: cancels the current step if it ends at this stage (<paramref name="aborting"/>: every step does, and
-    /// the open socket is aborted and the receive loop woken, since its socket reads and short waits take no token).
+    /// For the stop: cancels the current step if it ends at this stage. <paramref name="aborting"/>: the stop gives up on
+    /// grace; every step ends from now on, and the open socket is aborted and the receive loop woken, since its socket
+    /// reads and short waits take no token.
     /// </summary>
     private async Task CancelStepAsync(bool aborting)
     {
@@ -51,6 +64,7 @@ public sealed partial class LifelineClient
         ClientWebSocket? socket;
         lock (_stateLock)
         {
+            _aborting |= aborting;
             step = aborting || _stepEndsOnRequest ? _step : null;
             socket = aborting ? _currentSocket : null;
         }

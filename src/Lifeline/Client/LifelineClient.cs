@@ -30,10 +30,11 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
     private MessageReader? _messages; // created by the first look at Messages
 
     private SemaphoreSlim? _sendLock; // serializes writes to the socket; created by the first write (see SendLock)
-    // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _stopping aborts
-    // whatever is left (connect attempts, a socket that did not close within CloseTimeout).
+    // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _aborting is set when the
+    // stop gives up on grace (not connected, or the socket did not close within CloseTimeout) and ends whatever is left
+    // (see CancelStepAsync). Guarded by _stateLock.
     private readonly CancellationTokenSource _stopRequested = new();
-    private readonly CancellationTokenSource _stopping = new();
+    private bool _aborting;
     // Created when someone waits for them, so that a running client holds none of them. Guarded by _stateLock.
     private TaskCompletionSource? _stopped; // by StopAsync or DisposeAsync
     private TaskCompletionSource? _firstConnected; // by StartAsync, dropped once the first connection opened
@@ -204,7 +205,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
 
             firstConnected = _firstConnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             TransitionLocked(LifelineClientState.Connecting, new LifelineStateChangedEventArgs(_state, LifelineClientState.Connecting, _time.GetUtcNow()) { Attempt = 1 });
-            _loop = RunAsync(_stopping.Token); // it starts on the thread pool (its first await yields): no Task.Run wrapper to keep
+            _loop = RunAsync(); // it starts on the thread pool (its first await yields): no Task.Run wrapper to keep
         }
 
         // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
@@ -282,7 +283,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
             if (_state == LifelineClientState.NotStarted)
             {
                 _stopRequested.Cancel();
-                _stopping.Cancel();
+                _aborting = true;
                 FinishLocked(new CloseRecord { Code = _stopRequest!.Value.Code, Reason = _stopRequest.Value.Reason, Initiator = CloseInitiator.Client, Cause = CloseCause.StoppedBeforeStart, Description = "stopped before it started" }, null);
                 return;
             }
@@ -297,7 +298,6 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         if (socket is null)
         {
             // Not connected: nothing to close gracefully. A connect that completes meanwhile is closed by the loop.
-            await _stopping.CancelAsync().ConfigureAwait(false);
             await CancelStepAsync(aborting: true).ConfigureAwait(false);
         }
 
@@ -308,7 +308,6 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         }
         catch (OperationCanceledException)
         {
-            await _stopping.CancelAsync().ConfigureAwait(false);
             await CancelStepAsync(aborting: true).ConfigureAwait(false);
             await _loop.ConfigureAwait(false);
         }
