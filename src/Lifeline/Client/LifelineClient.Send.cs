@@ -308,11 +308,7 @@ public sealed partial class LifelineClient
     /// Starts the queue's writer on the thread pool. The queue calls it under its lock, which is the state lock, only
     /// while a connection is open for sends: the current socket and step are that connection's.
     /// </summary>
-    private Task StartWriter()
-    {
-        var (socket, cancellationToken) = (_currentSocket!, _step!.Token);
-        return Task.Run(() => WriteQueuedAsync(socket, cancellationToken), CancellationToken.None);
-    }
+    private Task StartWriter() => WriteQueuedAsync(_currentSocket!, _step!.Token);
 
     /// <summary>
     /// Writes queued messages in order until the queue is empty, then ends. When the queue is completed (a stop) and
@@ -321,6 +317,9 @@ public sealed partial class LifelineClient
     /// </summary>
     private async Task WriteQueuedAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
+        // Off the caller's thread (the queue's lock is held; a sender returns once its message is queued) and its
+        // synchronization context, like Task.Run, which would cost a closure, a delegate and two tasks per start.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         try
         {
             while (true)
