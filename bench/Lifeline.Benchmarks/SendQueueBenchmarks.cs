@@ -50,6 +50,8 @@ public class SendQueueBenchmarks
         {
         }
 
-        public Task StartWriter() => Task.CompletedTask;
+        public void StartWriter()
+        {
+        }
     }
 }

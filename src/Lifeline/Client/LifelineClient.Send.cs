@@ -305,10 +305,14 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// Starts the queue's writer on the thread pool. The queue calls it under its lock, which is the state lock, only
-    /// while a connection is open for sends: the current socket and step are that connection's.
+    /// Starts the queue's writer on the thread pool: a sender returns once its message is queued, and the queue's lock is
+    /// held. The queue calls it only while a connection is open for sends: the current socket and step are that
+    /// connection's. A writer whose writes complete at once allocates nothing beyond the work item.
     /// </summary>
-    private Task StartWriter() => WriteQueuedAsync(_currentSocket!, _step!.Token);
+    private void StartWriter() => ThreadPool.UnsafeQueueUserWorkItem(
+        static state => _ = state.Client.WriteQueuedAsync(state.Socket, state.Token),
+        (Client: this, Socket: _currentSocket!, Token: _step!.Token),
+        preferLocal: false);
 
     /// <summary>
     /// Writes queued messages in order until the queue is empty, then ends. When the queue is completed (a stop) and
@@ -317,9 +321,7 @@ public sealed partial class LifelineClient
     /// </summary>
     private async Task WriteQueuedAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
-        // Off the caller's thread (the queue's lock is held; a sender returns once its message is queued) and its
-        // synchronization context, like Task.Run, which would cost a closure, a delegate and two tasks per start.
-        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        var endedByQueue = false;
         try
         {
             while (true)
@@ -330,6 +332,7 @@ public sealed partial class LifelineClient
                     switch (_queue.TakeNext(out message))
                     {
                         case TakeResult.Empty:
+                            endedByQueue = true;
                             return;
                         case TakeResult.Completed:
                             await SendStopCloseFrameAsync(socket, cancellationToken).ConfigureAwait(false);
@@ -376,8 +379,13 @@ public sealed partial class LifelineClient
         {
             // The connection is over; anything in flight stays in _inFlight for the next one.
         }
-
-        _queue.WriterStopped();
+        finally
+        {
+            if (!endedByQueue)
+            {
+                _queue.WriterEnded(); // the Close frame was written, or the connection ended under the writer
+            }
+        }
     }
 
     private async ValueTask SendDirectAsync(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)

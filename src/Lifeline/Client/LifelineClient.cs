@@ -450,7 +450,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
 
     void ISendQueueOwner.OnDropped(DropReason reason) => OnDropped(reason);
 
-    Task ISendQueueOwner.StartWriter() => StartWriter();
+    void ISendQueueOwner.StartWriter() => StartWriter();
 
     private void OnDropped(DropReason reason)
     {

@@ -14,8 +14,11 @@ internal interface ISendQueueOwner
     /// <summary>Counts a dropped message.</summary>
     void OnDropped(DropReason reason);
 
-    /// <summary>Starts the writer (off the caller's thread) and returns its task; called under the queue's lock, so it must only queue work.</summary>
-    Task StartWriter();
+    /// <summary>
+    /// Starts the writer off the caller's thread; called under the queue's lock, so it must only queue work. The writer
+    /// ends when <see cref="SendQueue.TakeNext"/> says <see cref="TakeResult.Empty"/>, or by <see cref="SendQueue.WriterEnded"/>.
+    /// </summary>
+    void StartWriter();
 }
 
 /// <summary>What <see cref="SendQueue.TakeNext"/> tells the writer.</summary>
@@ -27,7 +30,7 @@ internal enum TakeResult
     /// <summary>Nothing is queued: the writer ends (the next queued message starts a new one).</summary>
     Empty,
 
-    /// <summary>Nothing is queued and nothing ever will be (a stop): the writer sends the Close frame and ends for good.</summary>
+    /// <summary>Nothing is queued and nothing ever will be (a stop): the writer sends the Close frame and ends for good (<see cref="SendQueue.WriterEnded"/>).</summary>
     Completed,
 }
 
@@ -55,8 +58,9 @@ internal sealed class SendQueue
     private string? _closedBecause;
     private TaskCompletionSource? _spaceFreed;
     private bool _open;
-    private bool _writing;
-    private Task? _writer; // the running writer, awaited when the connection ends
+    private bool _writing; // a writer runs, or is queued to run
+    private bool _closeTaken; // a writer took the Close step: no writer starts again
+    private TaskCompletionSource? _writerEnded; // created when the connection's end waits for the running writer
 
     /// <param name="options">The bounds and the full mode.</param>
     /// <param name="owner">Counts drops and starts the writer.</param>
@@ -210,15 +214,17 @@ internal sealed class SendQueue
     }
 
     /// <summary>
-    /// The connection is over: no writer starts until the next <see cref="Open"/>. Returns the running writer's task,
-    /// which the caller cancels and awaits.
+    /// The connection is over: no writer starts until the next <see cref="Open"/>. Returns a task that completes when
+    /// the running writer (if any) has ended; the caller cancels the writer's token, then awaits it.
     /// </summary>
     public Task Shut()
     {
         lock (_lock)
         {
             _open = false;
-            return _writer ?? Task.CompletedTask;
+            return _writing
+                ? (_writerEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task
+                : Task.CompletedTask;
         }
     }
 
@@ -246,22 +252,21 @@ internal sealed class SendQueue
             _messages = null; // an idle client keeps no queue
             if (_closedBecause is not null)
             {
-                return TakeResult.Completed; // _writing stays set: the Close frame is written once, and nothing follows it
+                _closeTaken = true; // the Close frame is written once, and nothing follows it
+                return TakeResult.Completed;
             }
 
-            _writing = false;
-            _writer = null;
+            EndWriterLocked();
             return TakeResult.Empty;
         }
     }
 
-    /// <summary>For the writer: it ended early (the connection failed under it); the next <see cref="Open"/> starts a new one.</summary>
-    public void WriterStopped()
+    /// <summary>For the writer: it ended other than by <see cref="TakeResult.Empty"/> (the Close frame was written, or the connection failed under it).</summary>
+    public void WriterEnded()
     {
         lock (_lock)
         {
-            _writing = false;
-            _writer = null;
+            EndWriterLocked();
         }
     }
 
@@ -334,11 +339,19 @@ internal sealed class SendQueue
     private void StartWriterLocked(bool force)
     {
         // Once completed, the writer has the Close frame to write even when nothing is queued.
-        if (_open && !_writing && (force || _count > 0 || _closedBecause is not null))
+        if (_open && !_writing && !_closeTaken && (force || _count > 0 || _closedBecause is not null))
         {
             _writing = true;
-            _writer = _owner.StartWriter();
+            _owner.StartWriter();
         }
+    }
+
+    private void EndWriterLocked()
+    {
+        _writing = false;
+        var ended = _writerEnded;
+        _writerEnded = null;
+        ended?.TrySetResult();
     }
 
     private void RemoveLocked(OutgoingMessage message)

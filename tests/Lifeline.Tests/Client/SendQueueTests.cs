@@ -18,21 +18,14 @@ public class SendQueueTests
         return message!.Data.Span[0];
     }
 
-    /// <summary>The queue's owner: writer starts are counted, each hands out a task the test may complete.</summary>
+    /// <summary>The queue's owner: writer starts are counted; the test plays the writer.</summary>
     private sealed class Writers(Action<DropReason>? onDrop = null) : ISendQueueOwner
     {
         public int Started { get; private set; }
 
-        public TaskCompletionSource Current { get; private set; } = new();
-
         public void OnDropped(DropReason reason) => onDrop?.Invoke(reason);
 
-        public Task StartWriter()
-        {
-            Started++;
-            Current = new TaskCompletionSource();
-            return Current.Task;
-        }
+        public void StartWriter() => Started++;
     }
 
     [Fact]
@@ -94,17 +87,20 @@ public class SendQueueTests
     }
 
     [Fact]
-    public async Task Shut_ReturnsTheRunningWriter_AndNoWriterStartsUntilTheNextOpen()
+    public async Task Shut_WaitsForTheRunningWriter_AndNoWriterStartsUntilTheNextOpen()
     {
         var writers = new Writers();
         var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
         queue.Open(pending: false);
+        Assert.True(queue.Shut().IsCompletedSuccessfully); // no writer: nothing to wait for
+        queue.Open(pending: false);
         await queue.EnqueueAsync(Message(1, 1), default);
 
         var running = queue.Shut();
-        Assert.Same(writers.Current.Task, running);
+        Assert.False(running.IsCompleted);
         Assert.Equal(1, Next(queue)); // the writer took it, then the connection failed under the write
-        queue.WriterStopped();
+        queue.WriterEnded();
+        await running.WaitAsync(TimeSpan.FromSeconds(10));
         await queue.EnqueueAsync(Message(1, 2), default);
         Assert.Equal(1, writers.Started);
 
@@ -122,7 +118,11 @@ public class SendQueueTests
         queue.Complete("stopping");
         Assert.Equal(1, writers.Started);
         Assert.Equal(TakeResult.Completed, queue.TakeNext(out _));
-        Assert.Equal(TakeResult.Completed, queue.TakeNext(out _)); // it stays completed; no second writer
+        var shut = queue.Shut();
+        Assert.False(shut.IsCompleted); // the writer is writing the Close frame
+        queue.WriterEnded();
+        await shut.WaitAsync(TimeSpan.FromSeconds(10));
+        queue.Open(pending: true); // the Close step was taken: nothing starts again
         Assert.Equal(1, writers.Started);
 
         var stopping = new SendQueue(new SendQueueOptions(), writers, new Lock());
