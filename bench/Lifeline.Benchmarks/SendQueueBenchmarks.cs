@@ -19,7 +19,7 @@ public class SendQueueBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _queue = new SendQueue(new SendQueueOptions { MaxMessages = 10_000, MaxBytes = 64 * 1024 * 1024 }, _ => { });
+        _queue = new SendQueue(new SendQueueOptions { MaxMessages = 10_000, MaxBytes = 64 * 1024 * 1024 }, new NoWriter(), new Lock());
         _baseline = Channel.CreateBounded<byte[]>(10_000);
     }
 
@@ -39,8 +39,19 @@ public class SendQueueBenchmarks
         for (var i = 0; i < 100; i++)
         {
             await _queue.EnqueueAsync(new OutgoingMessage(_payload, WebSocketMessageType.Binary, 0), default);
-            var message = await _queue.DequeueAsync(default);
+            _ = _queue.TakeNext(out var message);
             message!.Release();
+        }
+    }
+
+    private sealed class NoWriter : ISendQueueOwner
+    {
+        public void OnDropped(DropReason reason)
+        {
+        }
+
+        public void StartWriter()
+        {
         }
     }
 }

@@ -13,8 +13,10 @@ public sealed partial class LifelineClient
     private ClientWebSocket? _currentSocket;
 
     /// <summary>The connection loop: connect, run, decide with the policy, wait, repeat.</summary>
-    private async Task RunAsync(CancellationToken stop)
+    private async Task RunAsync()
     {
+        // Off the caller's thread (StartAsync holds the state lock) and its synchronization context, like Task.Run.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         var tracker = new ReconnectAttemptTracker(_time, _options.StablePeriod);
         var everConnected = false;
         TimeSpan? previousDelay = null;
@@ -24,9 +26,9 @@ public sealed partial class LifelineClient
         CloseCode? outageCloseCode = null;
         try
         {
-            while (!stop.IsCancellationRequested)
+            while (!Aborting)
             {
-                var (socket, failure, uri) = await ConnectOnceAsync(tracker.Attempt, stop).ConfigureAwait(false);
+                var (socket, failure, uri) = await ConnectOnceAsync(tracker.Attempt).ConfigureAwait(false);
                 if (socket is not null && !TryAdopt(socket))
                 {
                     // A stop arrived while the upgrade completed: the server saw an open connection, so close it properly.
@@ -34,7 +36,7 @@ public sealed partial class LifelineClient
                     break;
                 }
 
-                if (stop.IsCancellationRequested)
+                if (Aborting)
                 {
                     break;
                 }
@@ -69,7 +71,7 @@ public sealed partial class LifelineClient
                     }
 
                     var receivedBefore = ReceivedCount;
-                    close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime, stop).ConfigureAwait(false);
+                    close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime).ConfigureAwait(false);
                     everConnected = true;
                     lostAt = _time.GetTimestamp();
                     tracker.Disconnected(carriedMessages: ReceivedCount > receivedBefore);
@@ -77,7 +79,7 @@ public sealed partial class LifelineClient
                     lastFailure = null;
                     failure = null;
                     outageCloseCode = close.Code;
-                    if (StopRequested || stop.IsCancellationRequested)
+                    if (StopRequested)
                     {
                         break;
                     }
@@ -109,10 +111,18 @@ public sealed partial class LifelineClient
                 _metrics.ReconnectAttempts.Add(1, LifelineMetrics.CloseCodeTag(close?.Code.Value));
                 Log.Reconnecting(_logger, delay.Value, tracker.Attempt);
                 Transition(LifelineClientState.Reconnecting, close, failure, delay, tracker.Attempt);
-                await Task.Delay(delay.Value, _time, _stopRequested.Token).ConfigureAwait(false);
+                var wait = BeginStep(endsOnRequest: true);
+                try
+                {
+                    await Task.Delay(delay.Value, _time, wait.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    EndStep(wait);
+                }
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested || _stopRequested.IsCancellationRequested)
+        catch (OperationCanceledException) when (StopRequested)
         {
             // Stopped while waiting or connecting.
         }
@@ -256,7 +266,7 @@ public sealed partial class LifelineClient
         }
     }
 
-    private async Task<(ClientWebSocket? Socket, ConnectFailure? Failure, Uri Uri)> ConnectOnceAsync(int attempt, CancellationToken stop)
+    private async Task<(ClientWebSocket? Socket, ConnectFailure? Failure, Uri Uri)> ConnectOnceAsync(int attempt)
     {
         var socket = new ClientWebSocket();
         var options = socket.Options;
@@ -274,21 +284,20 @@ public sealed partial class LifelineClient
         }
 
         var context = new ConnectAttemptContext(attempt, _options.Uri!, options);
-        using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, _stopRequested.Token, timeout.Token);
+        var connecting = BeginStep(endsOnRequest: true, _options.ConnectTimeout); // cancelled by a stop or the connect timeout
         try
         {
             _options.ConfigureWebSocket?.Invoke(options);
             if (_options.BeforeConnect is { } beforeConnect)
             {
                 using var hookTimeout = new CancellationTokenSource(_options.HookTimeout, _time);
-                using var hookToken = CancellationTokenSource.CreateLinkedTokenSource(linked.Token, hookTimeout.Token);
+                using var hookToken = CancellationTokenSource.CreateLinkedTokenSource(connecting.Token, hookTimeout.Token);
                 await beforeConnect(context, hookToken.Token).AsTask().WaitAsync(hookToken.Token).ConfigureAwait(false);
                 LifelineClientOptions.CheckUri(context.Uri);
             }
 
             Log.Connecting(_logger, context.Uri, attempt);
-            await socket.ConnectAsync(context.Uri, linked.Token).ConfigureAwait(false);
+            await socket.ConnectAsync(context.Uri, connecting.Token).ConfigureAwait(false);
             socket.HttpResponseHeaders = null; // collected for a refusal's Retry-After; an open socket would keep them for its whole life
             return (socket, null, context.Uri);
         }
@@ -296,9 +305,13 @@ public sealed partial class LifelineClient
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            var failure = ClassifyConnectFailure(e, socket, timeout.IsCancellationRequested && !stop.IsCancellationRequested);
+            var failure = ClassifyConnectFailure(e, socket, connecting.IsCancellationRequested && !StopRequested);
             socket.Dispose();
             return (null, failure, context.Uri);
+        }
+        finally
+        {
+            EndStep(connecting);
         }
     }
 
@@ -372,12 +385,23 @@ public sealed partial class LifelineClient
             : null;
     }
 
-    private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime, CancellationToken stop)
+    private async Task<CloseRecord> RunConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime)
     {
         SessionHandshake? handshake = null;
         if (_options.Session is not null)
         {
-            var (result, failed) = await HandshakeAsync(socket, stop).ConfigureAwait(false);
+            var handshaking = BeginStep(endsOnRequest: false); // like the connection: a stop's abort cancels it, its request does not
+            (SessionHandshake? Result, CloseRecord? Close) outcome;
+            try
+            {
+                outcome = await HandshakeAsync(socket, handshaking.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                EndStep(handshaking);
+            }
+
+            var (result, failed) = outcome;
             if (failed is not null)
             {
                 lock (_stateLock)
@@ -396,28 +420,41 @@ public sealed partial class LifelineClient
         _metrics.Connects.Add(1);
         Log.Connected(_logger, uri);
         Transition(LifelineClientState.Connected, attempt: attempts, session: handshake);
-        _firstConnected.TrySetResult();
-
-        using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var receiver = ReceiveLoopAsync(socket, connection.Token);
-        var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
-        if (reconnected && _options.OnReconnected is { } onReconnected)
-        {
-            await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
-        }
-
-        var sender = SendLoopAsync(socket, connection.Token);
-        var close = await receiver.ConfigureAwait(false);
-        await connection.CancelAsync().ConfigureAwait(false);
-        await sender.ConfigureAwait(false);
-        await acker.ConfigureAwait(false);
+        TaskCompletionSource? firstConnected;
         lock (_stateLock)
         {
-            _currentSocket = null;
+            firstConnected = _firstConnected;
+            _firstConnected = null; // StartAsync's wait is over: a running client does not keep it
         }
 
-        socket.Dispose();
-        return close;
+        firstConnected?.TrySetResult();
+
+        var connection = BeginStep(endsOnRequest: false); // a stop closes the connection gracefully; only its abort cancels this
+        try
+        {
+            var receiver = ReceiveLoopAsync(socket, connection.Token);
+            var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
+            if (reconnected && _options.OnReconnected is { } onReconnected)
+            {
+                await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
+            }
+
+            OpenForSends(socket); // the writer writes to the current socket, cancelled by this step
+            var close = await receiver.ConfigureAwait(false);
+            await ShutForSendsAsync(socket, connection).ConfigureAwait(false);
+            await acker.ConfigureAwait(false);
+            lock (_stateLock)
+            {
+                _currentSocket = null;
+            }
+
+            socket.Dispose();
+            return close;
+        }
+        finally
+        {
+            EndStep(connection);
+        }
     }
 
     /// <summary>

@@ -745,16 +745,19 @@ public sealed partial class LifelineClient
                         watchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // a slow reader is not a dead link
                     }
 
-                    await _loopWake.WaitAsync(park, cancellationToken).ConfigureAwait(false);
+                    // Only a wait without end needs the token; the stop's abort wakes the others (see CancelStepAsync).
+                    await _loopWake.WaitAsync(park, park == Timeout.InfiniteTimeSpan ? cancellationToken : CancellationToken.None).ConfigureAwait(false);
                     continue;
                 }
 
                 watchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
                 if (!continuing)
                 {
+                    // Socket reads take no token, as the readers' do: a registration stays on the connection's token source
+                    // for its whole life, and the stop's abort aborts the socket anyway (see CancelStepAsync).
                     var peek = pending is not null
                         ? await pending.ConfigureAwait(false)
-                        : await socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
+                        : await socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
                     if (peek.MessageType == WebSocketMessageType.Close)
                     {
                         return await OnCloseFrameAsync(socket).ConfigureAwait(false);
@@ -773,7 +776,7 @@ public sealed partial class LifelineClient
                     }
                 }
 
-                var message = await ReadMessageAsync(socket, default, 0, peekType, peekEnded, cancellationToken).ConfigureAwait(false);
+                var message = await ReadMessageAsync(socket, default, 0, peekType, peekEnded, CancellationToken.None).ConfigureAwait(false);
                 switch (message.Outcome)
                 {
                     case ReceiveOutcome.CloseFrame:

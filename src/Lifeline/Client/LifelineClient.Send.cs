@@ -8,13 +8,22 @@ namespace Lifeline.Client;
 
 public sealed partial class LifelineClient
 {
-    // Owned by the send loop: the message being written when the connection failed, resent first next time.
+    // Owned by the queue's writer: the message being written when the connection failed, resent first next time.
     private OutgoingMessage? _inFlight;
 
-    // The socket sends may write to directly: set by the send loop while it runs (after OnReconnected), with the session
-    // it carries in session mode (a direct write numbers the message in that session only).
+    // The socket sends may write to directly: set while the connection takes writes (after OnReconnected), with the
+    // session it carries in session mode (a direct write numbers the message in that session only).
     private ClientWebSocket? _directSocket;
     private ClientSession? _directSession;
+
+    /// <summary>The lock every write to the socket takes; a client that never writes never creates it.</summary>
+    private SemaphoreSlim SendLock => Volatile.Read(ref _sendLock) ?? CreateSendLock();
+
+    private SemaphoreSlim CreateSendLock()
+    {
+        var created = new SemaphoreSlim(1, 1);
+        return Interlocked.CompareExchange(ref _sendLock, created, null) ?? created;
+    }
 
     /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)
@@ -77,11 +86,11 @@ public sealed partial class LifelineClient
     /// <exception cref="ArgumentException">The type is Close.</exception>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
-        if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && _sendLock.Wait(0, CancellationToken.None))
+        if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && SendLock.Wait(0, CancellationToken.None))
         {
             if (!_queue.CanWriteDirect || Volatile.Read(ref _directSocket) != socket)
             {
-                _sendLock.Release();
+                SendLock.Release();
                 return EnqueueAsync(data, type, null, cancellationToken);
             }
 
@@ -102,7 +111,7 @@ public sealed partial class LifelineClient
 
             if (write.IsCompletedSuccessfully)
             {
-                _sendLock.Release();
+                SendLock.Release();
                 Interlocked.Increment(ref _sent);
                 return default;
             }
@@ -116,7 +125,7 @@ public sealed partial class LifelineClient
     /// <summary>
     /// Session mode, send lock held: numbers the message, keeps it in the replay buffer (which leaves room for the frame
     /// header in front of the copy) and writes the Data frame from that copy. Falls back to the queue when the append would
-    /// wait or decide something (full, ended) or the session is not the one the send loop carries.
+    /// wait or decide something (full, ended) or the session is not the one the open connection carries.
     /// </summary>
     private ValueTask SendSessionDirect(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type)
     {
@@ -124,13 +133,13 @@ public sealed partial class LifelineClient
         var isText = type == WebSocketMessageType.Text;
         if (session is null || session != Volatile.Read(ref _directSession))
         {
-            _sendLock.Release();
+            SendLock.Release();
             return EnqueueAsync(data, type, null, CancellationToken.None);
         }
 
         if (!session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
         {
-            _sendLock.Release();
+            SendLock.Release();
             return session.Replay.HasRoomFor(data.Length)
                 ? EnqueueAsync(data, type, null, CancellationToken.None)
                 : WaitForReplayRoomThenSendAsync(session, data, type);
@@ -174,7 +183,7 @@ public sealed partial class LifelineClient
             }
 
             session.Replay.EndWrite();
-            _sendLock.Release();
+            SendLock.Release();
             Interlocked.Increment(ref _sent);
             return default;
         }
@@ -222,7 +231,7 @@ public sealed partial class LifelineClient
             }
 
             session.Replay.EndWrite();
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -240,7 +249,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -272,34 +281,68 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// Writes queued messages in order until the connection ends. When the queue is completed (a stop) and empty,
-    /// writes the Close frame the stop asked for and returns.
+    /// The connection takes writes: direct sends may go to <paramref name="socket"/>, and the queue's writer runs on it
+    /// whenever something is queued (at once when messages waited for this connection). Called after OnReconnected.
     /// </summary>
-    private async Task SendLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    private void OpenForSends(ClientWebSocket socket)
     {
+        if (_options.Session is null || Volatile.Read(ref _session) is not null)
+        {
+            Volatile.Write(ref _directSession, Volatile.Read(ref _session));
+            Volatile.Write(ref _directSocket, socket);
+        }
+
+        _queue.Open(pending: _inFlight is not null);
+    }
+
+    /// <summary>The connection is over: no more writes to <paramref name="socket"/>; waits for a running writer to give up.</summary>
+    private async Task ShutForSendsAsync(ClientWebSocket socket, CancellationTokenSource connection)
+    {
+        var writer = _queue.Shut();
+        await connection.CancelAsync().ConfigureAwait(false);
+        await writer.ConfigureAwait(false);
+        Interlocked.CompareExchange(ref _directSocket, null, socket);
+    }
+
+    /// <summary>
+    /// Starts the queue's writer on the thread pool: a sender returns once its message is queued, and the queue's lock is
+    /// held. The queue calls it only while a connection is open for sends: the current socket and step are that
+    /// connection's. A writer whose writes complete at once allocates nothing beyond the work item.
+    /// </summary>
+    private void StartWriter() => ThreadPool.UnsafeQueueUserWorkItem(
+        static state => _ = state.Client.WriteQueuedAsync(state.Socket, state.Token),
+        (Client: this, Socket: _currentSocket!, Token: _step!.Token),
+        preferLocal: false);
+
+    /// <summary>
+    /// Writes queued messages in order until the queue is empty, then ends. When the queue is completed (a stop) and
+    /// empty, writes the Close frame the stop asked for. A message whose write the connection's end cut short stays in
+    /// <see cref="_inFlight"/> for the next connection.
+    /// </summary>
+    private async Task WriteQueuedAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    {
+        var endedByQueue = false;
         try
         {
             while (true)
             {
-                if (_inFlight is null)
-                {
-                    _queue.Untake(); // nothing of the queue's is unwritten: direct writes may go ahead
-                    if (_options.Session is null || Volatile.Read(ref _session) is not null)
-                    {
-                        Volatile.Write(ref _directSession, Volatile.Read(ref _session));
-                        Volatile.Write(ref _directSocket, socket);
-                    }
-                }
-
-                var message = _inFlight ?? await _queue.DequeueAsync(cancellationToken).ConfigureAwait(false);
+                var message = _inFlight;
                 if (message is null)
                 {
-                    await SendStopCloseFrameAsync(socket, cancellationToken).ConfigureAwait(false);
-                    return;
+                    switch (_queue.TakeNext(out message))
+                    {
+                        case TakeResult.Empty:
+                            endedByQueue = true;
+                            return;
+                        case TakeResult.Completed:
+                            await SendStopCloseFrameAsync(socket, cancellationToken).ConfigureAwait(false);
+                            return;
+                    }
+
+                    _inFlight = message;
                 }
 
-                _inFlight = message;
-                if (_options.SendQueue.MaxAge is { } maxAge && _time.GetElapsedTime(message.EnqueuedAt) > maxAge)
+                if (_options.SendQueue.MaxAge is { } maxAge && _time.GetElapsedTime(message!.EnqueuedAt) > maxAge)
                 {
                     _inFlight = null;
                     message.Release();
@@ -309,22 +352,22 @@ public sealed partial class LifelineClient
 
                 if (Volatile.Read(ref _session) is { } session)
                 {
-                    if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
+                    if (!await SendSessionMessageAsync(socket, session, message!, cancellationToken).ConfigureAwait(false))
                     {
-                        return; // the session ended under the message: it goes out in the next session
+                        break; // the session ended under the message: it goes out in the next session
                     }
 
                     continue;
                 }
 
-                await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    await socket.SendAsync(message.Data, message.Type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
+                    await socket.SendAsync(message!.Data, message.Type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                 }
                 finally
                 {
-                    _sendLock.Release();
+                    SendLock.Release();
                 }
 
                 _inFlight = null;
@@ -338,13 +381,16 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            Interlocked.CompareExchange(ref _directSocket, null, socket);
+            if (!endedByQueue)
+            {
+                _queue.WriterEnded(); // the Close frame was written, or the connection ended under the writer
+            }
         }
     }
 
     private async ValueTask SendDirectAsync(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await socket.SendAsync(data, type, endOfMessage: true, cancellationToken).ConfigureAwait(false);
@@ -352,7 +398,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -369,14 +415,14 @@ public sealed partial class LifelineClient
         }
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline);
-        await _sendLock.WaitAsync(linked.Token).ConfigureAwait(false);
+        await SendLock.WaitAsync(linked.Token).ConfigureAwait(false);
         try
         {
             await socket.CloseOutputAsync(code.ToWebSocketCloseStatus(), reason, linked.Token).ConfigureAwait(false);
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 }

@@ -27,15 +27,25 @@ internal readonly record struct SessionHandshake(bool Resumed, long ReplayedToSe
 
 public sealed partial class LifelineClient
 {
-    // Written by the connection loop (handshake) and the receive/send loops of the current connection only; one
-    // connection runs at a time, so reads from those loops see a stable value. Other threads read it through Volatile.
+    // Written by the connection loop (handshake), the receive loop and the queue's writer of the current connection
+    // only; one connection runs at a time, so reads from those loops see a stable value. Other threads read it through Volatile.
     private ClientSession? _session;
-    private SessionLostEventArgs? _lastSessionLost;
-    private readonly SemaphoreSlim _ackSignal = new(0, 1);
-    private ArrayBufferWriter<byte>? _ackFrame; // reused under the send lock
-    private long _sessionsStarted;
-    private long _sessionsResumed;
-    private long _sessionsLost;
+    private readonly SessionModeState? _sessionMode; // session mode only: a plain client does not carry these
+
+    /// <summary>What only a session-mode client needs, in one object.</summary>
+#pragma warning disable CA1001 // A SemaphoreSlim whose wait handle is never asked for holds nothing to dispose (as before, on the client).
+    private sealed class SessionModeState
+#pragma warning restore CA1001
+    {
+#pragma warning disable SA1401, CA1051 // Fields, for Interlocked and Volatile: a private holder of the client's own state.
+        public readonly SemaphoreSlim AckSignal = new(0, 1);
+        public ArrayBufferWriter<byte>? AckFrame; // reused under the send lock
+        public SessionLostEventArgs? LastLost;
+        public long Started;
+        public long Resumed;
+        public long Lost;
+#pragma warning restore SA1401, CA1051
+    }
 
     /// <summary>
     /// Session mode: a session could not continue losslessly (the server lost it, its window expired, a resume was
@@ -48,7 +58,7 @@ public sealed partial class LifelineClient
     public SessionId? SessionId => Volatile.Read(ref _session)?.Id;
 
     /// <summary>Session mode: the most recent session loss; null if none.</summary>
-    public SessionLostEventArgs? LastSessionLost => Volatile.Read(ref _lastSessionLost);
+    public SessionLostEventArgs? LastSessionLost => _sessionMode is { } mode ? Volatile.Read(ref mode.LastLost) : null;
 
     /// <summary>
     /// Session mode: how many sent messages the server has not acknowledged yet (held for replay); 0 in plain mode and
@@ -58,7 +68,7 @@ public sealed partial class LifelineClient
 
     /// <summary>Session mode: how many sessions started (Welcome), resumed (Resumed) and were lost.</summary>
     public (long Started, long Resumed, long Lost) SessionCounts =>
-        (Interlocked.Read(ref _sessionsStarted), Interlocked.Read(ref _sessionsResumed), Interlocked.Read(ref _sessionsLost));
+        _sessionMode is { } mode ? (Interlocked.Read(ref mode.Started), Interlocked.Read(ref mode.Resumed), Interlocked.Read(ref mode.Lost)) : (0, 0, 0);
 
     /// <summary>
     /// Session mode: sends a message like <see cref="SendAsync"/> and completes when the server acknowledges it (it was
@@ -150,7 +160,7 @@ public sealed partial class LifelineClient
                                     await SendDataFrameAsync(socket, session, frame.Sequence, frame.IsText, frame.Payload, linked.Token).ConfigureAwait(false);
                                 }
 
-                                Interlocked.Increment(ref _sessionsResumed);
+                                Interlocked.Increment(ref _sessionMode!.Resumed);
                                 _metrics.SessionsResumed.Add(1);
                                 _metrics.MessagesReplayed.Add(lease.Frames.Count);
                                 Log.SessionResumed(_logger, session.Id, lease.Frames.Count, resumed.ReplayCount);
@@ -213,7 +223,7 @@ public sealed partial class LifelineClient
         inbound.LimitToPeerReplay(welcome.ReplayMaxMessages, welcome.ReplayMaxBytes);
         var session = new ClientSession(welcome.SessionId, welcome.ResumeToken, new ReplayBuffer(options.Replay, _time), inbound, welcome.MaxFrameBytes);
         Volatile.Write(ref _session, session);
-        Interlocked.Increment(ref _sessionsStarted);
+        Interlocked.Increment(ref _sessionMode!.Started);
         _metrics.SessionsStarted.Add(1);
         Log.SessionStarted(_logger, session.Id);
     }
@@ -227,8 +237,8 @@ public sealed partial class LifelineClient
 
     private void ReportSessionLost(SessionLostEventArgs args)
     {
-        Volatile.Write(ref _lastSessionLost, args);
-        Interlocked.Increment(ref _sessionsLost);
+        Volatile.Write(ref _sessionMode!.LastLost, args);
+        Interlocked.Increment(ref _sessionMode.Lost);
         _metrics.SessionsLost.Add(1);
         Log.SessionLost(_logger, args.ToString());
         var handlers = SessionLost;
@@ -395,7 +405,7 @@ public sealed partial class LifelineClient
         var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
         try
         {
-            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 // The ack is taken under the send lock, so acks on the wire never go backwards.
@@ -405,7 +415,7 @@ public sealed partial class LifelineClient
             }
             finally
             {
-                _sendLock.Release();
+                SendLock.Release();
             }
         }
         finally
@@ -419,7 +429,7 @@ public sealed partial class LifelineClient
     private async Task SendControlFrameAsync(ClientWebSocket socket, Action<IBufferWriter<byte>> write, CancellationToken cancellationToken)
     {
         var writer = new ArrayBufferWriter<byte>(64);
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             write(writer);
@@ -427,7 +437,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -438,11 +448,11 @@ public sealed partial class LifelineClient
 
     private void SignalAck()
     {
-        if (_ackSignal.CurrentCount == 0)
+        if (_sessionMode!.AckSignal.CurrentCount == 0)
         {
             try
             {
-                _ackSignal.Release();
+                _sessionMode!.AckSignal.Release();
             }
             catch (SemaphoreFullException)
             {
@@ -454,7 +464,7 @@ public sealed partial class LifelineClient
     /// <summary>The Ack frame for what was delivered so far, taken as sent. Call holding the send lock (it reuses one buffer).</summary>
     private ReadOnlyMemory<byte> WriteAckFrame(ClientSession session)
     {
-        var writer = _ackFrame ??= new ArrayBufferWriter<byte>(16);
+        var writer = _sessionMode!.AckFrame ??= new ArrayBufferWriter<byte>(16);
         writer.ResetWrittenCount();
         SessionFrameWriter.WriteAck(writer, session.Inbound.TakeAck());
         return writer.WrittenMemory;
@@ -466,7 +476,7 @@ public sealed partial class LifelineClient
     /// </summary>
     private void SendDueAck(ClientWebSocket socket, ClientSession session)
     {
-        if (!_sendLock.Wait(0, CancellationToken.None))
+        if (!SendLock.Wait(0, CancellationToken.None))
         {
             SignalAck();
             return;
@@ -479,7 +489,7 @@ public sealed partial class LifelineClient
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
-            _sendLock.Release(); // the connection is over
+            SendLock.Release(); // the connection is over
             return;
         }
 
@@ -499,7 +509,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -515,7 +525,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            _sendLock.Release();
+            SendLock.Release();
         }
     }
 
@@ -531,24 +541,24 @@ public sealed partial class LifelineClient
                 justAcknowledged = false;
                 if (dueIn is null)
                 {
-                    await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await _sessionMode!.AckSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
                 else if (dueIn > TimeSpan.Zero)
                 {
-                    await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                    await _sessionMode!.AckSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
                 }
 
                 if (session.Inbound.IsAckDue)
                 {
                     justAcknowledged = true;
-                    await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                     try
                     {
                         await socket.SendAsync(WriteAckFrame(session), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                     }
                     finally
                     {
-                        _sendLock.Release();
+                        SendLock.Release();
                     }
                 }
             }
@@ -589,14 +599,14 @@ public sealed partial class LifelineClient
         try
         {
             using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
-            await _sendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            await SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
             try
             {
                 await socket.CloseAsync(code.ToWebSocketCloseStatus(), reason, timeout.Token).ConfigureAwait(false);
             }
             finally
             {
-                _sendLock.Release();
+                SendLock.Release();
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)

@@ -13,12 +13,12 @@ namespace Lifeline.Client;
 /// ping/pong, and queues sends while it is down. Built on <see cref="ClientWebSocket"/>.
 /// </summary>
 /// <remarks>
-/// Thread-safety: every public member may be called from any thread. Sends are queued and written by one loop,
-/// in the order they were accepted. State changes happen under one lock; <see cref="StateChanged"/> handlers and
-/// the hooks run off the I/O loop, and their exceptions are logged, never fatal. A client runs once: after
-/// <see cref="LifelineClientState.Closed"/> create a new one.
+/// Thread-safety: every public member may be called from any thread. Sends are written in the order they were
+/// accepted: straight to the socket when nothing is queued ahead, else by the queue's writer. State changes happen
+/// under one lock; <see cref="StateChanged"/> handlers and the hooks run off the I/O loop, and their exceptions are
+/// logged, never fatal. A client runs once: after <see cref="LifelineClientState.Closed"/> create a new one.
 /// </remarks>
-public sealed partial class LifelineClient : IAsyncDisposable
+public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
 {
     private readonly LifelineClientOptions _options;
     private readonly ILogger _logger;
@@ -27,16 +27,19 @@ public sealed partial class LifelineClient : IAsyncDisposable
     private readonly Lock _stateLock = new();
     private readonly SendQueue _queue;
     private readonly ReceiveBuffer _incoming;
-    private readonly MessageReader _messages;
+    private MessageReader? _messages; // created by the first look at Messages
 
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
-    // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _stopping aborts
-    // whatever is left (connect attempts, a socket that did not close within CloseTimeout).
+    private SemaphoreSlim? _sendLock; // serializes writes to the socket; created by the first write (see SendLock)
+    // _stopRequested is cancelled as soon as a stop is asked for (hooks and waits give up); _aborting is set when the
+    // stop gives up on grace (not connected, or the socket did not close within CloseTimeout) and ends whatever is left
+    // (see CancelStepAsync). Guarded by _stateLock.
     private readonly CancellationTokenSource _stopRequested = new();
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _firstConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _aborting;
+    // Created when someone waits for them, so that a running client holds none of them. Guarded by _stateLock.
+    private TaskCompletionSource? _stopped; // by StopAsync or DisposeAsync
+    private TaskCompletionSource? _firstConnected; // by StartAsync, dropped once the first connection opened
+    private TaskCompletionSource? _closed; // by Completion
+    private bool _closeDelivered; // Completion's moment has come: every StateChanged handler has seen Closed
     // State changes waiting for their StateChanged handlers, and the pump that runs them: both exist only while there
     // are changes to deliver (an idle client holds neither). Guarded by _stateLock.
     private Queue<LifelineStateChangedEventArgs>? _events;
@@ -72,12 +75,9 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _time = options.TimeProvider;
         _metrics = ClientInstruments.For(options.MeterFactory);
-        _queue = new SendQueue(options.SendQueue, OnDropped);
+        _queue = new SendQueue(options.SendQueue, this, _stateLock);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
-        _messages = new MessageReader(this, _incoming);
-
-        // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
-        _ = _firstConnected.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _sessionMode = options.Session is null ? null : new SessionModeState();
     }
 
     /// <summary>Creates a client for an address with default options.</summary>
@@ -129,10 +129,28 @@ public sealed partial class LifelineClient : IAsyncDisposable
     /// Received messages, whole and in order, each a copy the application owns (one allocation per message; use
     /// <see cref="ReceiveAsync"/> to read into your own memory without). Completes when the client closes.
     /// </summary>
-    public ChannelReader<LifelineMessage> Messages => _messages;
+    public ChannelReader<LifelineMessage> Messages => MessageReader;
 
     /// <summary>Completes when the client reaches <see cref="LifelineClientState.Closed"/> and every <see cref="StateChanged"/> handler has seen it.</summary>
-    public Task Completion => _closed.Task;
+    public Task Completion
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                if (_closed is null)
+                {
+                    _closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (_closeDelivered)
+                    {
+                        _closed.TrySetResult();
+                    }
+                }
+
+                return _closed.Task;
+            }
+        }
+    }
 
     /// <summary>The options the client runs with.</summary>
     public LifelineClientOptions Options => _options;
@@ -154,7 +172,18 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
     /// <summary>Reads received messages until the client closes.</summary>
     public IAsyncEnumerable<LifelineMessage> ReadAllAsync(CancellationToken cancellationToken = default) =>
-        _messages.ReadAllAsync(cancellationToken);
+        MessageReader.ReadAllAsync(cancellationToken);
+
+    private MessageReader MessageReader
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _messages ??= new MessageReader(this, _incoming);
+            }
+        }
+    }
 
     /// <summary>
     /// Starts connecting and completes once the first connection is open. Failed attempts are retried as the
@@ -166,6 +195,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
+        TaskCompletionSource firstConnected;
         lock (_stateLock)
         {
             if (_state != LifelineClientState.NotStarted)
@@ -173,11 +203,14 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 throw new InvalidOperationException($"The client was already started (state {_state}); a client runs once, create a new one to start again.");
             }
 
+            firstConnected = _firstConnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             TransitionLocked(LifelineClientState.Connecting, new LifelineStateChangedEventArgs(_state, LifelineClientState.Connecting, _time.GetUtcNow()) { Attempt = 1 });
-            _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+            _loop = RunAsync(); // it starts on the thread pool (its first await yields): no Task.Run wrapper to keep
         }
 
-        return _firstConnected.Task.WaitAsync(cancellationToken);
+        // Nobody may await StartAsync (a client started and left to run): observe its failure so it is not reported as unobserved.
+        _ = firstConnected.Task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        return firstConnected.Task.WaitAsync(cancellationToken);
     }
 
     /// <summary>
@@ -204,8 +237,10 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
         CloseReason.ThrowIfInvalid(reason, nameof(reason));
         bool first;
+        Task stopped;
         lock (_stateLock)
         {
+            stopped = Stopped().Task;
             first = _stopRequest is null;
             if (first)
             {
@@ -219,7 +254,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
             _ = RunStopAsync();
         }
 
-        return _stopped.Task.WaitAsync(cancellationToken);
+        return stopped.WaitAsync(cancellationToken);
     }
 
     private async Task RunStopAsync()
@@ -230,9 +265,15 @@ public sealed partial class LifelineClient : IAsyncDisposable
         }
         finally
         {
-            _stopped.TrySetResult();
+            lock (_stateLock)
+            {
+                Stopped().TrySetResult();
+            }
         }
     }
+
+    // Caller holds the lock.
+    private TaskCompletionSource Stopped() => _stopped ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private async Task StopCoreAsync()
     {
@@ -242,7 +283,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
             if (_state == LifelineClientState.NotStarted)
             {
                 _stopRequested.Cancel();
-                _stopping.Cancel();
+                _aborting = true;
                 FinishLocked(new CloseRecord { Code = _stopRequest!.Value.Code, Reason = _stopRequest.Value.Reason, Initiator = CloseInitiator.Client, Cause = CloseCause.StoppedBeforeStart, Description = "stopped before it started" }, null);
                 return;
             }
@@ -252,21 +293,22 @@ public sealed partial class LifelineClient : IAsyncDisposable
 
         _queue.Complete("The client is stopping (StopAsync or DisposeAsync was called); create a new client to send again.");
         await _stopRequested.CancelAsync().ConfigureAwait(false);
+        await CancelStepAsync(aborting: false).ConfigureAwait(false);
         WakeLoop(); // the receive loop reads the server's answer to the Close frame even if the application does not read
         if (socket is null)
         {
             // Not connected: nothing to close gracefully. A connect that completes meanwhile is closed by the loop.
-            await _stopping.CancelAsync().ConfigureAwait(false);
+            await CancelStepAsync(aborting: true).ConfigureAwait(false);
         }
 
-        // Connected: the send loop writes what is queued, then the Close frame; the receive loop ends with the reply.
+        // Connected: the queue's writer writes what is queued, then the Close frame; the receive loop ends with the reply.
         try
         {
             await _loop.WaitAsync(_stopDeadline!.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            await _stopping.CancelAsync().ConfigureAwait(false);
+            await CancelStepAsync(aborting: true).ConfigureAwait(false);
             await _loop.ConfigureAwait(false);
         }
     }
@@ -276,7 +318,13 @@ public sealed partial class LifelineClient : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            await _stopped.Task.ConfigureAwait(false);
+            Task stopped;
+            lock (_stateLock)
+            {
+                stopped = Stopped().Task; // a first DisposeAsync may not have called StopAsync yet
+            }
+
+            await stopped.ConfigureAwait(false);
             return;
         }
 
@@ -349,7 +397,8 @@ public sealed partial class LifelineClient : IAsyncDisposable
         _queue.Complete($"The client is closed ({close?.ToString() ?? failure?.Description ?? "stopped"}); create a new client to send again.");
         _queue.Clear();
         CompleteIncoming();
-        _firstConnected.TrySetException(new LifelineConnectException(close, failure));
+        _firstConnected?.TrySetException(new LifelineConnectException(close, failure));
+        _firstConnected = null;
     }
 
     /// <summary>Runs the handlers for each queued change, in order, off the caller's thread; ends when none is left.</summary>
@@ -364,6 +413,7 @@ public sealed partial class LifelineClient : IAsyncDisposable
                 {
                     _events = null;
                     _pumping = false; // the next change starts a new pump
+                    _eventPump = Task.CompletedTask; // every change was delivered: an idle client keeps no finished pump
                     return;
                 }
             }
@@ -386,10 +436,21 @@ public sealed partial class LifelineClient : IAsyncDisposable
             if (change.Current == LifelineClientState.Closed)
             {
                 // Completion follows the last event, so awaiting it means every handler has seen the close.
-                _closed.TrySetResult();
+                TaskCompletionSource? closed;
+                lock (_stateLock)
+                {
+                    _closeDelivered = true;
+                    closed = _closed;
+                }
+
+                closed?.TrySetResult();
             }
         }
     }
+
+    void ISendQueueOwner.OnDropped(DropReason reason) => OnDropped(reason);
+
+    void ISendQueueOwner.StartWriter() => StartWriter();
 
     private void OnDropped(DropReason reason)
     {

@@ -27,7 +27,7 @@ internal sealed class OutgoingMessage
         set => _acknowledged = value;
     }
 
-    /// <summary>Hands the acknowledgement source to the send loop (which links it to the replay buffer), so <see cref="Release"/> no longer fails it.</summary>
+    /// <summary>Hands the acknowledgement source to the queue's writer (which links it to the replay buffer), so <see cref="Release"/> no longer fails it.</summary>
     public TaskCompletionSource<bool>? TakeAcknowledged() => Interlocked.Exchange(ref _acknowledged, null);
 
     public WebSocketMessageType Type { get; }
@@ -45,6 +45,6 @@ internal sealed class OutgoingMessage
             ArrayPool<byte>.Shared.Return(buffer);
         }
 
-        TakeAcknowledged()?.TrySetResult(false); // null when the send loop already linked it to the replay buffer's task
+        TakeAcknowledged()?.TrySetResult(false); // null when the writer already linked it to the replay buffer's task
     }
 }

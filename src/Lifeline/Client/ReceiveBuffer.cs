@@ -17,10 +17,10 @@ namespace Lifeline.Client;
 /// </remarks>
 internal sealed class ReceiveBuffer
 {
-    private readonly Queue<Item> _queue = new();
+    private Queue<Item>? _queue; // created by the first message read ahead: a client whose reads keep up has none
     private readonly int _maxMessages;
     private readonly long _maxBytes;
-    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource? _drained; // created by the first look at Drained
     private Item _head;
     private bool _hasHead;
     private long _bytes;
@@ -35,13 +35,33 @@ internal sealed class ReceiveBuffer
 
     public bool IsCompleted { get; private set; }
 
-    public int Count => _queue.Count + (_hasHead ? 1 : 0);
+    public int Count => QueuedCount + (_hasHead ? 1 : 0);
 
-    /// <summary>Completes once the buffer is completed and empty.</summary>
-    public Task Drained => _drained.Task;
+    /// <summary>Completes once the buffer is completed and empty. Takes the lock itself.</summary>
+    public Task Drained
+    {
+        get
+        {
+            lock (SyncRoot)
+            {
+                if (_drained is null)
+                {
+                    _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (IsCompleted && Count == 0)
+                    {
+                        _drained.TrySetResult();
+                    }
+                }
+
+                return _drained.Task;
+            }
+        }
+    }
 
     /// <summary>True when the loop may read one more message ahead.</summary>
-    public bool HasRoom => _queue.Count < _maxMessages && _bytes < _maxBytes;
+    public bool HasRoom => QueuedCount < _maxMessages && _bytes < _maxBytes;
+
+    private int QueuedCount => _queue?.Count ?? 0;
 
     /// <summary>Adds a message read ahead; takes ownership of <paramref name="array"/> (rented from the shared pool).</summary>
     public void Enqueue(byte[] array, int length, WebSocketMessageType type)
@@ -52,7 +72,7 @@ internal sealed class ReceiveBuffer
             return;
         }
 
-        _queue.Enqueue(new Item(array, length, type));
+        (_queue ??= new Queue<Item>()).Enqueue(new Item(array, length, type));
         _bytes += length;
     }
 
@@ -108,7 +128,7 @@ internal sealed class ReceiveBuffer
         IsCompleted = true;
         if (Count == 0)
         {
-            _drained.TrySetResult();
+            _drained?.TrySetResult();
         }
     }
 
@@ -120,7 +140,8 @@ internal sealed class ReceiveBuffer
             return true;
         }
 
-        return _queue.TryPeek(out item);
+        item = default;
+        return _queue is not null && _queue.TryPeek(out item);
     }
 
     private void Remove()
@@ -134,14 +155,14 @@ internal sealed class ReceiveBuffer
         }
         else
         {
-            item = _queue.Dequeue();
+            item = _queue!.Dequeue(); // not at the head, so queued
             _bytes -= item.Length;
         }
 
         ArrayPool<byte>.Shared.Return(item.Array);
         if (IsCompleted && Count == 0)
         {
-            _drained.TrySetResult();
+            _drained?.TrySetResult();
         }
     }
 

@@ -1,5 +1,3 @@
-using System.Threading.Channels;
-
 namespace Lifeline.Client;
 
 /// <summary>Why a queued message was dropped.</summary>
@@ -10,35 +8,68 @@ internal enum DropReason
     Closed,
 }
 
+/// <summary>What the queue needs of the client: one object rather than two delegates a client would carry for its whole life.</summary>
+internal interface ISendQueueOwner
+{
+    /// <summary>Counts a dropped message.</summary>
+    void OnDropped(DropReason reason);
+
+    /// <summary>
+    /// Starts the writer off the caller's thread; called under the queue's lock, so it must only queue work. The writer
+    /// ends when <see cref="SendQueue.TakeNext"/> says <see cref="TakeResult.Empty"/>, or by <see cref="SendQueue.WriterEnded"/>.
+    /// </summary>
+    void StartWriter();
+}
+
+/// <summary>What <see cref="SendQueue.TakeNext"/> tells the writer.</summary>
+internal enum TakeResult
+{
+    /// <summary>Here is the next message.</summary>
+    Message,
+
+    /// <summary>Nothing is queued: the writer ends (the next queued message starts a new one).</summary>
+    Empty,
+
+    /// <summary>Nothing is queued and nothing ever will be (a stop): the writer sends the Close frame and ends for good (<see cref="SendQueue.WriterEnded"/>).</summary>
+    Completed,
+}
+
 /// <summary>
-/// The bounded send queue: a <see cref="Channel{T}"/> holds the messages in order, and the bounds (count and
-/// bytes, which a channel alone cannot express) are enforced here under one lock.
+/// The bounded send queue (count and bytes, under one lock), and when its writer runs. The writer runs only while
+/// there is something to write and the connection is open for writes (<see cref="Open"/>): it is started by the
+/// first message queued (or by <see cref="Open"/>, <see cref="Complete"/>) and ends when the queue is empty, so an
+/// idle client holds neither a waiting writer nor a queue; the queue itself exists only while it holds messages.
 /// </summary>
 /// <remarks>
 /// A message larger than the byte bound is still accepted when the queue is empty, so that one message of any
 /// size the application may send always gets through. Once <see cref="Complete"/> is called, no message is
 /// accepted (waiting senders included): they throw <see cref="LifelineClosedException"/> and release their buffer;
-/// what was already queued can still be dequeued, then <see cref="DequeueAsync"/> returns null.
+/// what was already queued can still be taken, then <see cref="TakeNext"/> says <see cref="TakeResult.Completed"/>.
 /// </remarks>
 internal sealed class SendQueue
 {
-    private readonly Channel<OutgoingMessage> _channel = Channel.CreateUnbounded<OutgoingMessage>(
-        new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
-
     private readonly SendQueueOptions _options;
-    private readonly Action<DropReason> _onDrop;
-    private readonly Lock _lock = new();
+    private readonly ISendQueueOwner _owner;
+    private readonly Lock _lock;
+    private Queue<OutgoingMessage>? _messages;
+    private OutgoingMessage? _first;
     private int _count;
     private long _bytes;
     private string? _closedBecause;
     private TaskCompletionSource? _spaceFreed;
-    private OutgoingMessage? _first;
-    private bool _taken;
+    private bool _open;
+    private bool _writing; // a writer runs, or is queued to run
+    private bool _closeTaken; // a writer took the Close step: no writer starts again
+    private TaskCompletionSource? _writerEnded; // created when the connection's end waits for the running writer
 
-    public SendQueue(SendQueueOptions options, Action<DropReason> onDrop)
+    /// <param name="options">The bounds and the full mode.</param>
+    /// <param name="owner">Counts drops and starts the writer.</param>
+    /// <param name="sync">The lock guarding the queue: the client's state lock, so that a client carries one lock less.</param>
+    public SendQueue(SendQueueOptions options, ISendQueueOwner owner, Lock sync)
     {
         _options = options;
-        _onDrop = onDrop;
+        _owner = owner;
+        _lock = sync;
     }
 
     public int Count
@@ -75,6 +106,21 @@ internal sealed class SendQueue
         }
     }
 
+    /// <summary>
+    /// True when a send may bypass the queue and write at once: nothing is queued, no writer runs (so nothing accepted
+    /// earlier is still unwritten), and the queue is not completed.
+    /// </summary>
+    public bool CanWriteDirect
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count == 0 && !_writing && _closedBecause is null;
+            }
+        }
+    }
+
     /// <summary>Adds a message, or waits, drops or fails as the full mode says. Takes ownership of the message's buffer.</summary>
     /// <exception cref="LifelineClosedException">The queue was completed (the client is stopping or closed).</exception>
     public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken)
@@ -92,7 +138,7 @@ internal sealed class SendQueue
 
                 if (Fits(message))
                 {
-                    Add(message);
+                    AddLocked(message);
                     return;
                 }
 
@@ -104,14 +150,15 @@ internal sealed class SendQueue
                             $"The send queue is full ({_count} messages, {_bytes} bytes; limits {_options.MaxMessages} and {_options.MaxBytes}). " +
                             "Wait for the connection, raise the limits, or choose SendQueueFullMode.Wait or DropOldest.");
                     case SendQueueFullMode.DropOldest:
-                        while (!Fits(message) && _channel.Reader.TryRead(out var oldest))
+                        while (!Fits(message) && _messages is { Count: > 0 } messages)
                         {
-                            Remove(oldest);
+                            var oldest = messages.Dequeue();
+                            RemoveLocked(oldest);
                             oldest.Release();
-                            _onDrop(DropReason.QueueFull);
+                            _owner.OnDropped(DropReason.QueueFull);
                         }
 
-                        Add(message);
+                        AddLocked(message);
                         return;
                     default:
                         _spaceFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -129,30 +176,6 @@ internal sealed class SendQueue
                 message.Release();
                 throw;
             }
-        }
-    }
-
-    /// <summary>
-    /// True when a send may bypass the queue and write at once: nothing is queued, the send loop holds no message
-    /// (so nothing accepted earlier is still unwritten), and the queue is not completed.
-    /// </summary>
-    public bool CanWriteDirect
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _count == 0 && !_taken && _closedBecause is null;
-            }
-        }
-    }
-
-    /// <summary>The send loop is done with the message it took (written, dropped, or kept for the next connection is not "done").</summary>
-    public void Untake()
-    {
-        lock (_lock)
-        {
-            _taken = false;
         }
     }
 
@@ -177,45 +200,80 @@ internal sealed class SendQueue
         }
     }
 
-    /// <summary>The next message, or null once the queue is completed and empty.</summary>
-    public async ValueTask<OutgoingMessage?> DequeueAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The connection takes writes from now on: starts the writer when there is something to write, or when
+    /// <paramref name="pending"/> (the writer holds a message the last connection did not finish).
+    /// </summary>
+    public void Open(bool pending)
     {
-        while (true)
+        lock (_lock)
         {
-            lock (_lock)
-            {
-                if (_first is { } first)
-                {
-                    _first = null;
-                    Remove(first);
-                    _taken = true;
-                    return first;
-                }
+            _open = true;
+            StartWriterLocked(pending);
+        }
+    }
 
-                if (_channel.Reader.TryRead(out var message))
-                {
-                    Remove(message);
-                    _taken = true;
-                    return message;
-                }
+    /// <summary>
+    /// The connection is over: no writer starts until the next <see cref="Open"/>. Returns a task that completes when
+    /// the running writer (if any) has ended; the caller cancels the writer's token, then awaits it.
+    /// </summary>
+    public Task Shut()
+    {
+        lock (_lock)
+        {
+            _open = false;
+            return _writing
+                ? (_writerEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task
+                : Task.CompletedTask;
+        }
+    }
+
+    /// <summary>For the writer: the next message, or why there is none (when <see cref="TakeResult.Empty"/>, the writer must end).</summary>
+    public TakeResult TakeNext(out OutgoingMessage? message)
+    {
+        lock (_lock)
+        {
+            message = _first;
+            if (message is not null)
+            {
+                _first = null;
+            }
+            else if (_messages is { Count: > 0 } messages)
+            {
+                message = messages.Dequeue();
             }
 
-            if (!await _channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            if (message is not null)
             {
-                lock (_lock)
-                {
-                    if (_first is null)
-                    {
-                        return null;
-                    }
-                }
+                RemoveLocked(message);
+                return TakeResult.Message;
             }
+
+            _messages = null; // an idle client keeps no queue
+            if (_closedBecause is not null)
+            {
+                _closeTaken = true; // the Close frame is written once, and nothing follows it
+                return TakeResult.Completed;
+            }
+
+            EndWriterLocked();
+            return TakeResult.Empty;
+        }
+    }
+
+    /// <summary>For the writer: it ended other than by <see cref="TakeResult.Empty"/> (the Close frame was written, or the connection failed under it).</summary>
+    public void WriterEnded()
+    {
+        lock (_lock)
+        {
+            EndWriterLocked();
         }
     }
 
     /// <summary>
     /// Refuses every later send, and every send waiting for room, with <see cref="LifelineClosedException"/>
-    /// carrying <paramref name="reason"/>. Messages already queued stay until dequeued or <see cref="Clear"/>ed.
+    /// carrying <paramref name="reason"/>. Messages already queued stay until taken or <see cref="Clear"/>ed; an open
+    /// connection's writer is started to write them and then the Close frame.
     /// </summary>
     public void Complete(string reason)
     {
@@ -227,42 +285,42 @@ internal sealed class SendQueue
             }
 
             _closedBecause = reason;
-            _channel.Writer.TryComplete();
             var waiters = _spaceFreed;
             _spaceFreed = null;
             waiters?.TrySetResult();
+            StartWriterLocked(force: false);
         }
     }
 
     /// <summary>Drops everything still queued (the client closed for good), counting each as dropped.</summary>
     public void Clear()
     {
-        OutgoingMessage? first;
+        var dropped = new List<OutgoingMessage>();
         lock (_lock)
         {
-            first = _first;
-            _first = null;
-            if (first is not null)
+            if (_first is { } first)
             {
-                Remove(first);
-            }
-        }
-
-        if (first is not null)
-        {
-            first.Release();
-            _onDrop(DropReason.Closed);
-        }
-
-        while (_channel.Reader.TryRead(out var message))
-        {
-            lock (_lock)
-            {
-                Remove(message);
+                dropped.Add(first);
+                _first = null;
             }
 
+            while (_messages is { Count: > 0 } messages)
+            {
+                dropped.Add(messages.Dequeue());
+            }
+
+            foreach (var message in dropped)
+            {
+                RemoveLocked(message);
+            }
+
+            _messages = null;
+        }
+
+        foreach (var message in dropped)
+        {
             message.Release();
-            _onDrop(DropReason.Closed);
+            _owner.OnDropped(DropReason.Closed);
         }
     }
 
@@ -270,15 +328,33 @@ internal sealed class SendQueue
     private bool Fits(OutgoingMessage message) =>
         _count == 0 || (_count + 1 <= _options.MaxMessages && _bytes + message.Length <= _options.MaxBytes);
 
-    private void Add(OutgoingMessage message)
+    private void AddLocked(OutgoingMessage message)
     {
+        (_messages ??= new Queue<OutgoingMessage>()).Enqueue(message);
         _count++;
         _bytes += message.Length;
-        _channel.Writer.TryWrite(message); // unbounded and not completed (checked under the lock): always succeeds
+        StartWriterLocked(force: false);
     }
 
-    // Called under _lock.
-    private void Remove(OutgoingMessage message)
+    private void StartWriterLocked(bool force)
+    {
+        // Once completed, the writer has the Close frame to write even when nothing is queued.
+        if (_open && !_writing && !_closeTaken && (force || _count > 0 || _closedBecause is not null))
+        {
+            _writing = true;
+            _owner.StartWriter();
+        }
+    }
+
+    private void EndWriterLocked()
+    {
+        _writing = false;
+        var ended = _writerEnded;
+        _writerEnded = null;
+        ended?.TrySetResult();
+    }
+
+    private void RemoveLocked(OutgoingMessage message)
     {
         _count--;
         _bytes -= message.Length;

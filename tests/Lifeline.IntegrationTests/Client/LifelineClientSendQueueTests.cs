@@ -19,6 +19,37 @@ public sealed class LifelineClientSendQueueTests
     }
 
     [Fact]
+    public async Task ConcurrentSendersWhileConnected_EveryMessageArrives_EachSendersInOrder()
+    {
+        // Sends with a token that can be cancelled always go through the queue; the others write directly when nothing is
+        // queued. So the queue's writer starts and ends many times over, between direct writes. A start that got lost
+        // would leave messages unwritten; two writers at once, or a direct write overtaking the queue, would break the order.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        const int senders = 4;
+        const int each = 300;
+        using var never = new CancellationTokenSource();
+
+        await Task.WhenAll(Enumerable.Range(0, senders).Select(s => Task.Run(async () =>
+        {
+            for (var i = 0; i < each; i++)
+            {
+                await client.SendTextAsync($"{s}:{i}", s % 2 == 0 ? never.Token : CancellationToken.None);
+            }
+        }))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        await Wait.UntilAsync(() => server.Received.Count >= senders * each, what: "every message at the server");
+        var received = server.Received.ToArray();
+        Assert.Equal(senders * each, received.Length);
+        for (var s = 0; s < senders; s++)
+        {
+            var prefix = $"{s}:";
+            Assert.Equal(Enumerable.Range(0, each).Select(i => prefix + i), received.Where(m => m.StartsWith(prefix, StringComparison.Ordinal)));
+        }
+    }
+
+    [Fact]
     public async Task SendsWhileDown_ArriveAfterReconnect_InOrder()
     {
         var (server, client, states) = await ConnectedThenServerDownAsync();

@@ -8,11 +8,178 @@ public class SendQueueTests
     private static OutgoingMessage Message(int size, byte fill = 1) =>
         new(Enumerable.Repeat(fill, size).ToArray(), WebSocketMessageType.Binary, 0);
 
+    private static SendQueue Queue(SendQueueOptions options, Action<DropReason>? onDrop = null) =>
+        new(options, new Writers(onDrop), new Lock());
+
+    // What the writer would take next.
+    private static byte Next(SendQueue queue)
+    {
+        Assert.Equal(TakeResult.Message, queue.TakeNext(out var message));
+        return message!.Data.Span[0];
+    }
+
+    /// <summary>The queue's owner: writer starts are counted; the test plays the writer.</summary>
+    private sealed class Writers(Action<DropReason>? onDrop = null) : ISendQueueOwner
+    {
+        public int Started { get; private set; }
+
+        public void OnDropped(DropReason reason) => onDrop?.Invoke(reason);
+
+        public void StartWriter() => Started++;
+    }
+
+    [Fact]
+    public async Task Take_KeepsTheOrderAccepted_AndAFailedDirectWriteGoesFirst()
+    {
+        var queue = Queue(new SendQueueOptions());
+        await queue.EnqueueAsync(Message(1, 1), default);
+        await queue.EnqueueAsync(Message(1, 2), default);
+        queue.PutFirst(Message(1, 9));
+        await queue.EnqueueAsync(Message(1, 3), default);
+
+        Assert.Equal(4, queue.Count);
+        Assert.Equal([9, 1, 2, 3], new[] { Next(queue), Next(queue), Next(queue), Next(queue) });
+        Assert.Equal(TakeResult.Empty, queue.TakeNext(out var none));
+        Assert.Null(none);
+        Assert.Equal(0, queue.Count);
+        Assert.Equal(0, queue.Bytes);
+    }
+
+    [Fact]
+    public async Task Writer_StartsOnlyWhileOpen_OnceForABurst_AndAgainAfterItFoundTheQueueEmpty()
+    {
+        var writers = new Writers();
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
+
+        await queue.EnqueueAsync(Message(1, 1), default); // disconnected: it waits for the connection
+        Assert.Equal(0, writers.Started);
+
+        queue.Open(pending: false);
+        Assert.Equal(1, writers.Started);
+        Assert.False(queue.CanWriteDirect);
+        await queue.EnqueueAsync(Message(1, 2), default); // the running writer takes it
+        Assert.Equal(1, writers.Started);
+
+        Assert.Equal([1, 2], new[] { Next(queue), Next(queue) });
+        Assert.False(queue.CanWriteDirect); // the writer may still be writing the last one
+        Assert.Equal(TakeResult.Empty, queue.TakeNext(out _));
+        Assert.True(queue.CanWriteDirect);
+
+        await queue.EnqueueAsync(Message(1, 3), default);
+        Assert.Equal(2, writers.Started);
+        Assert.Equal(3, Next(queue));
+    }
+
+    [Fact]
+    public async Task Open_StartsTheWriterForAMessageLeftInFlight_NotForNothing()
+    {
+        var writers = new Writers();
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
+
+        queue.Open(pending: false);
+        Assert.Equal(0, writers.Started);
+        Assert.True(queue.CanWriteDirect);
+        await queue.Shut();
+
+        queue.Open(pending: true);
+        Assert.Equal(1, writers.Started);
+        Assert.False(queue.CanWriteDirect);
+    }
+
+    [Fact]
+    public async Task Shut_WaitsForTheRunningWriter_AndNoWriterStartsUntilTheNextOpen()
+    {
+        var writers = new Writers();
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
+        queue.Open(pending: false);
+        Assert.True(queue.Shut().IsCompletedSuccessfully); // no writer: nothing to wait for
+        queue.Open(pending: false);
+        await queue.EnqueueAsync(Message(1, 1), default);
+
+        var running = queue.Shut();
+        Assert.False(running.IsCompleted);
+        Assert.Equal(1, Next(queue)); // the writer took it, then the connection failed under the write
+        queue.WriterEnded();
+        await running.WaitAsync(TimeSpan.FromSeconds(10));
+        await queue.EnqueueAsync(Message(1, 2), default);
+        Assert.Equal(1, writers.Started);
+
+        queue.Open(pending: true);
+        Assert.Equal(2, writers.Started);
+        Assert.Equal(2, Next(queue));
+    }
+
+    [Fact]
+    public async Task Complete_WhileOpen_StartsTheWriterForTheCloseFrame_AfterWhatIsQueued()
+    {
+        var writers = new Writers();
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
+        queue.Open(pending: false);
+        queue.Complete("stopping");
+        Assert.Equal(1, writers.Started);
+        Assert.Equal(TakeResult.Completed, queue.TakeNext(out _));
+        var shut = queue.Shut();
+        Assert.False(shut.IsCompleted); // the writer is writing the Close frame
+        queue.WriterEnded();
+        await shut.WaitAsync(TimeSpan.FromSeconds(10));
+        queue.Open(pending: true); // the Close step was taken: nothing starts again
+        Assert.Equal(1, writers.Started);
+
+        var stopping = new SendQueue(new SendQueueOptions(), writers, new Lock());
+        await stopping.EnqueueAsync(Message(1, 5), default);
+        stopping.Complete("stopping"); // not open: nothing starts
+        Assert.Equal(1, writers.Started);
+        stopping.Open(pending: false); // a connection that opens for sends after the stop (its hook ran meanwhile)
+        Assert.Equal(2, writers.Started);
+        Assert.Equal(5, Next(stopping));
+        Assert.Equal(TakeResult.Completed, stopping.TakeNext(out _));
+        Assert.False(stopping.CanWriteDirect);
+    }
+
+    [Fact]
+    public async Task Clear_DropsEverything_IncludingTheMessagePutFirst()
+    {
+        var drops = new List<DropReason>();
+        var queue = Queue(new SendQueueOptions(), drops.Add);
+        var queued = Message(1);
+        var first = Message(1);
+        await queue.EnqueueAsync(queued, default);
+        queue.PutFirst(first);
+        queue.Complete("closed");
+
+        queue.Clear();
+
+        Assert.Equal([DropReason.Closed, DropReason.Closed], drops);
+        Assert.Equal(0, queue.Count);
+        Assert.Equal(0, queue.Bytes);
+        Assert.Throws<ObjectDisposedException>(() => queued.Data);
+        Assert.Throws<ObjectDisposedException>(() => first.Data);
+        Assert.Equal(TakeResult.Completed, queue.TakeNext(out _));
+    }
+
+    [Fact]
+    public async Task Wait_ASenderWaitingForRoom_IsWokenByTheWriterTakingAMessage_AndKeepsItsPlace()
+    {
+        var writers = new Writers();
+        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 2, FullMode = SendQueueFullMode.Wait }, writers, new Lock());
+        await queue.EnqueueAsync(Message(1, 1), default);
+        await queue.EnqueueAsync(Message(1, 2), default);
+        var waiting = queue.EnqueueAsync(Message(1, 3), default).AsTask();
+        Assert.False(waiting.IsCompleted);
+
+        queue.Open(pending: false);
+        Assert.Equal(1, Next(queue));
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([2, 3], new[] { Next(queue), Next(queue) });
+        Assert.Equal(1, writers.Started);
+    }
+
     [Fact]
     public async Task DropOldest_OverTheMessageBound_DropsFromTheHeadAndCounts()
     {
         var drops = new List<DropReason>();
-        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 2, FullMode = SendQueueFullMode.DropOldest }, drops.Add);
+        var queue = Queue(new SendQueueOptions { MaxMessages = 2, FullMode = SendQueueFullMode.DropOldest }, drops.Add);
 
         await queue.EnqueueAsync(Message(1, 1), default);
         await queue.EnqueueAsync(Message(1, 2), default);
@@ -20,15 +187,15 @@ public class SendQueueTests
 
         Assert.Equal([DropReason.QueueFull], drops);
         Assert.Equal(2, queue.Count);
-        Assert.Equal(2, (await queue.DequeueAsync(default))!.Data.Span[0]);
-        Assert.Equal(3, (await queue.DequeueAsync(default))!.Data.Span[0]);
+        Assert.Equal(2, Next(queue));
+        Assert.Equal(3, Next(queue));
     }
 
     [Fact]
     public async Task DropOldest_OverTheByteBound_DropsUntilItFits()
     {
         var drops = 0;
-        var queue = new SendQueue(new SendQueueOptions { MaxBytes = 10, FullMode = SendQueueFullMode.DropOldest }, _ => drops++);
+        var queue = Queue(new SendQueueOptions { MaxBytes = 10, FullMode = SendQueueFullMode.DropOldest }, _ => drops++);
         await queue.EnqueueAsync(Message(4), default);
         await queue.EnqueueAsync(Message(4), default);
 
@@ -41,7 +208,7 @@ public class SendQueueTests
     [Fact]
     public async Task Fail_WhenFull_ThrowsAndKeepsTheQueue()
     {
-        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 1, FullMode = SendQueueFullMode.Fail }, _ => { });
+        var queue = Queue(new SendQueueOptions { MaxMessages = 1, FullMode = SendQueueFullMode.Fail });
         await queue.EnqueueAsync(Message(1), default);
 
         var error = await Assert.ThrowsAsync<SendQueueFullException>(() => queue.EnqueueAsync(Message(1), default).AsTask());
@@ -52,21 +219,21 @@ public class SendQueueTests
     [Fact]
     public async Task Wait_WhenFull_CompletesOnceSpaceIsFreed()
     {
-        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 1, FullMode = SendQueueFullMode.Wait }, _ => { });
+        var queue = Queue(new SendQueueOptions { MaxMessages = 1, FullMode = SendQueueFullMode.Wait });
         await queue.EnqueueAsync(Message(1, 1), default);
 
         var waiting = queue.EnqueueAsync(Message(1, 2), default).AsTask();
         Assert.False(waiting.IsCompleted);
 
-        Assert.Equal(1, (await queue.DequeueAsync(default))!.Data.Span[0]);
+        Assert.Equal(1, Next(queue));
         await waiting.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal(2, (await queue.DequeueAsync(default))!.Data.Span[0]);
+        Assert.Equal(2, Next(queue));
     }
 
     [Fact]
     public async Task Wait_Cancelled_Throws()
     {
-        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 1 }, _ => { });
+        var queue = Queue(new SendQueueOptions { MaxMessages = 1 });
         await queue.EnqueueAsync(Message(1), default);
         using var cts = new CancellationTokenSource();
 
@@ -80,7 +247,7 @@ public class SendQueueTests
     [Fact]
     public async Task Enqueue_MessageLargerThanTheByteBound_IsAcceptedIntoAnEmptyQueue()
     {
-        var queue = new SendQueue(new SendQueueOptions { MaxBytes = 8, FullMode = SendQueueFullMode.Fail }, _ => { });
+        var queue = Queue(new SendQueueOptions { MaxBytes = 8, FullMode = SendQueueFullMode.Fail });
 
         await queue.EnqueueAsync(Message(4 * 1024 * 1024), default);
 
@@ -91,7 +258,7 @@ public class SendQueueTests
     [Fact]
     public async Task Complete_WakesAWaitingSender_WithTheClosedExceptionAndReleasesItsBuffer()
     {
-        var queue = new SendQueue(new SendQueueOptions { MaxMessages = 1 }, _ => { });
+        var queue = Queue(new SendQueueOptions { MaxMessages = 1 });
         await queue.EnqueueAsync(Message(1), default);
         var waitingMessage = Message(1);
         var waiting = queue.EnqueueAsync(waitingMessage, default).AsTask();
@@ -108,13 +275,13 @@ public class SendQueueTests
     [Fact]
     public async Task Complete_QueuedMessagesStillDequeue_ThenNull()
     {
-        var queue = new SendQueue(new SendQueueOptions(), _ => { });
+        var queue = Queue(new SendQueueOptions());
         await queue.EnqueueAsync(Message(1, 7), default);
         queue.Complete("stopping");
 
         await Assert.ThrowsAsync<LifelineClosedException>(() => queue.EnqueueAsync(Message(1), default).AsTask());
-        Assert.Equal(7, (await queue.DequeueAsync(default))!.Data.Span[0]);
-        Assert.Null(await queue.DequeueAsync(default).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(7, Next(queue));
+        Assert.Equal(TakeResult.Completed, queue.TakeNext(out _));
     }
 
     [Fact]
