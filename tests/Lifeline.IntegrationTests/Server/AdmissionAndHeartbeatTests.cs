@@ -177,7 +177,9 @@ public sealed class AdmissionAndHeartbeatTests
         });
         await using var red = await PlainClient.ConnectAsync(host.Uri("/ws?group=red"));
         await using var blue = await PlainClient.ConnectAsync(host.Uri("/ws?group=blue"));
-        await Wait.UntilAsync(() => host.Registry.Count == 2);
+        // Registered first, then the handler joins: wait for the memberships, not only the connections.
+        await Wait.UntilAsync(() => host.Registry.GroupMembers("red").Count == 1 && host.Registry.GroupMembers("blue").Count == 1,
+            what: "both handlers to join their groups");
 
         Assert.Equal(1, await host.Registry.SendToGroupAsync("red", "for red"));
         Assert.Equal(2, await host.Registry.SendToAllAsync("for all"));
