@@ -27,6 +27,9 @@ internal static class ThroughputScenario
     public const int Plain = 2;
     public const int Session = 3;
 
+    private const int MaxWarmUpRounds = 20;
+    private static readonly TimeSpan WarmUpTime = TimeSpan.FromSeconds(1.5);
+
     public static async Task RunAsync(SuiteSettings settings, TextWriter output)
     {
         foreach (var direction in new[] { "receive", "send" })
@@ -39,21 +42,31 @@ internal static class ThroughputScenario
                 server.PrepareBlast(count, size);
                 var results = Kinds.Select(_ => new List<(double Rate, double Bytes)>()).ToArray();
 
-                // Two unmeasured rounds first: a run of 300,000 small messages lasts about 0.1 s, less than the JIT
-                // takes to move a hot path from its first, unoptimised code to the optimised one, so without them the
-                // first measured runs of every client (the more code, the more so: the session path) are warm-up.
-                var warmUps = settings.Repetitions > 1 ? 2 : 0;
-                for (var rep = -warmUps; rep < settings.Repetitions; rep++)
+                // Unmeasured rounds first, until every client has run for at least WarmUpTime: a run of 300,000 small
+                // messages lasts about 0.1 s, and the JIT takes several of them to move a hot path through its tiers
+                // (first code, instrumented, optimised), so without enough warm-up the measured runs of every client
+                // are partly warm-up, some more than others.
+                if (settings.Repetitions > 1)
+                {
+                    var warmedFor = new TimeSpan[Kinds.Length];
+                    for (var round = 0; round < MaxWarmUpRounds && (round < 2 || warmedFor.Any(t => t < WarmUpTime)); round++)
+                    {
+                        for (var k = 0; k < Kinds.Length; k++)
+                        {
+                            var started = Stopwatch.GetTimestamp();
+                            _ = direction == "receive" ? await ReceiveAsync(k, server, count) : await SendAsync(k, server, count, size);
+                            warmedFor[k] += Stopwatch.GetElapsedTime(started);
+                        }
+                    }
+                }
+
+                for (var rep = 0; rep < settings.Repetitions; rep++)
                 {
                     for (var k = 0; k < Kinds.Length; k++)
                     {
-                        var measured = direction == "receive"
+                        results[k].Add(direction == "receive"
                             ? await ReceiveAsync(k, server, count)
-                            : await SendAsync(k, server, count, size);
-                        if (rep >= 0)
-                        {
-                            results[k].Add(measured);
-                        }
+                            : await SendAsync(k, server, count, size));
                     }
                 }
 
