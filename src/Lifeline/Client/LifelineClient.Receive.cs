@@ -19,7 +19,11 @@ internal enum ReceiveOwner
     /// <summary>The loop saw data arrive while a reader waited and hands the socket to that reader.</summary>
     HandedToReader,
 
-    /// <summary>A reader reads the next message straight into its own memory.</summary>
+    /// <summary>
+    /// The readers: whoever holds the reader gate reads straight into its own memory. A reader that read a message keeps
+    /// the socket between its reads (one interlocked operation less per message each way); the loop takes it back by
+    /// entering the gate itself when readers pause, when one waits for a hand-off or when the client stops.
+    /// </summary>
     Reader,
 }
 
@@ -162,21 +166,31 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// The per-message path's way to the socket, without the hand-off lock: one exchange of the owner from None to
-    /// Reader. Null when the socket is not free, or when a message read ahead, a message handed over and given up, or
-    /// the end of the stream is waiting: the full path deals with those.
+    /// The per-message path's way to the socket, without the hand-off lock: the socket a reader kept from its last read
+    /// (the caller holds the gate, so it is this reader's), or one exchange of the owner from None to Reader. Null when
+    /// the socket is not free, or when a message read ahead, a message handed over and given up, or the end of the
+    /// stream is waiting: the full path deals with those.
     /// </summary>
     /// <remarks>
-    /// Safe without the lock because only a reader holding the gate ever sets Reader, and everyone else who takes the
-    /// socket from None does so with an exchange too; whoever leaves the socket free after queueing a message (or
-    /// leaving a peeked one) writes that first, with a fence. The socket is read before the exchange, so a reader that
-    /// wins it just as the connection is replaced reads only the old socket, which fails, and then gives the owner back
-    /// (<see cref="ReleaseReader"/>).
+    /// Safe without the lock because only a reader holding the gate ever sets Reader, the loop takes Reader back only
+    /// while it holds the gate itself, and everyone else who takes the socket from None does so with an exchange too;
+    /// whoever leaves the socket free after queueing a message (or leaving a peeked one) writes that first, with a fence.
+    /// The socket is read before the owner (the end of a connection clears the owner before a new socket is set), so a
+    /// reader that takes it just as the connection is replaced reads only the old socket, which fails, and then gives
+    /// the owner back (<see cref="ReleaseReader"/>).
     /// </remarks>
     private ClientWebSocket? TryTakeSocketForDirectRead()
     {
         var socket = Volatile.Read(ref _rxSocket);
-        if (socket is null || Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.Reader, ReceiveOwner.None) != ReceiveOwner.None)
+        if (socket is null)
+        {
+            return null;
+        }
+
+        // A plain read: entering the gate was a full fence, only gate holders set Reader, and anyone else clears it only
+        // as the connection ends (the socket read above then fails, see the remarks).
+        if (_rxOwner != ReceiveOwner.Reader &&
+            Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.Reader, ReceiveOwner.None) != ReceiveOwner.None)
         {
             return null;
         }
@@ -291,7 +305,8 @@ public sealed partial class LifelineClient
                 peeked = _rxPeeked;
                 peekType = _rxPeekType;
                 peekEnded = _rxPeekEnded;
-                if (_rxSocket is not null && (_rxOwner == ReceiveOwner.HandedToReader || (_rxOwner == ReceiveOwner.None && !_rxPeeked)))
+                // Reader: the socket a reader kept after its last read; this reader holds the gate, so it is its turn.
+                if (_rxSocket is not null && (_rxOwner is ReceiveOwner.HandedToReader or ReceiveOwner.Reader || (_rxOwner == ReceiveOwner.None && !_rxPeeked)))
                 {
                     _rxOwner = ReceiveOwner.Reader;
                     _rxPeeked = false;
@@ -448,7 +463,7 @@ public sealed partial class LifelineClient
         _rxReads++; // the loop reads ahead only once it has seen no read for a while
         if (read.Pooled is null && !retain)
         {
-            ReleaseReader();
+            // The reader keeps the socket for its next read (see ReceiveOwner.Reader).
             result = new LifelineReceiveResult(LifelineReceiveStatus.Message, read.Length, read.Type);
             return true;
         }
@@ -654,8 +669,17 @@ public sealed partial class LifelineClient
                 byte[]? loopFrame = null;
                 var loopFrameLength = 0;
                 var loopFrameType = WebSocketMessageType.Binary;
+                var reclaim = false;
                 lock (RxLock)
                 {
+                    if (_rxReads != _rxReadsSeen)
+                    {
+                        // Readers do not look at the clock per message: idle time counts from when the loop last saw a read.
+                        _rxReadsSeen = _rxReads;
+                        _rxReaderIdleAt = _time.GetTimestamp();
+                    }
+
+                    var idleFor = _time.GetElapsedTime(_rxReaderIdleAt);
                     if (_rxOutcome != ReceiveOutcome.None)
                     {
                         (outcome, error) = (_rxOutcome, _rxOutcomeError);
@@ -674,14 +698,6 @@ public sealed partial class LifelineClient
                     else if (_rxOwner == ReceiveOwner.None)
                     {
                         pauseWatchdog = true;
-                        if (_rxReads != _rxReadsSeen)
-                        {
-                            // Readers do not look at the clock per message: idle time counts from when the loop last saw a read.
-                            _rxReadsSeen = _rxReads;
-                            _rxReaderIdleAt = _time.GetTimestamp();
-                        }
-
-                        var idleFor = _time.GetElapsedTime(_rxReaderIdleAt);
                         if (_rxPeeked)
                         {
                             // A reader it was handed to gave up: finish the message.
@@ -712,10 +728,36 @@ public sealed partial class LifelineClient
                             _rxPeeked = false;
                         }
                     }
+                    else if (_rxOwner == ReceiveOwner.Reader &&
+                             (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0))
+                    {
+                        reclaim = true; // the loop has a reason to read: take back the socket a reader kept, if no reader is reading
+                    }
                     else
                     {
                         park = ReadAheadDelay; // a reader has the socket; look again later
                     }
+                }
+
+                if (reclaim)
+                {
+                    // A reader holds the gate while it reads: holding it, the loop knows that none is, so the socket
+                    // the last one kept is free. A reader that comes meanwhile waits its turn at the gate.
+                    if (_readerGate.TryEnter())
+                    {
+                        lock (RxLock)
+                        {
+                            if (_rxOwner == ReceiveOwner.Reader)
+                            {
+                                _rxOwner = ReceiveOwner.None;
+                            }
+                        }
+
+                        _readerGate.Exit();
+                        continue; // decide again, with the socket free
+                    }
+
+                    park = ReadAheadDelay; // a reader is reading; look again later
                 }
 
                 switch (outcome)

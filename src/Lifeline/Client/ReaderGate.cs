@@ -3,7 +3,8 @@ namespace Lifeline.Client;
 /// <summary>
 /// Lets one reader at a time in, served in turn. Getting in when nobody is inside or waiting costs one interlocked
 /// operation (the per-message path of <see cref="LifelineClient.ReceiveAsync"/>); only readers that must wait use the
-/// semaphore, which is created the first time one does (an idle client holds none).
+/// semaphore, which is created the first time one does (an idle client holds none). The receive loop enters it too,
+/// for a moment, to take back the socket a reader kept between its reads.
 /// </summary>
 internal sealed class ReaderGate
 {

@@ -124,6 +124,29 @@ public sealed class LifelineClientReceiveTests
     }
 
     [Fact]
+    public async Task ReceiveAsync_ReaderStopsAfterOneMessage_LoopTakesTheSocketBackAndSeesTheServersClose()
+    {
+        // A reader keeps the socket between its reads. When the application stops reading, the connection's loop must
+        // take it back to read ahead and to see the server's Close; otherwise the close would go unnoticed.
+        await using var server = RawFrameServer.Start(
+            RawFrameServer.Frame(0x2, [1]), RawFrameServer.Frame(0x2, [2]), RawFrameServer.Frame(0x8, [0x03, 0xE9, (byte)'b', (byte)'y', (byte)'e']));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var buffer = new byte[16];
+
+        var first = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal((LifelineReceiveStatus.Message, (byte)1), (first.Status, buffer[0]));
+
+        var closed = await states.NextAsync(LifelineClientState.Closed);
+        Assert.Equal(CloseCode.GoingAway, closed.Close!.Code);
+        var second = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal((LifelineReceiveStatus.Message, (byte)2), (second.Status, buffer[0]));
+        Assert.Equal(LifelineReceiveStatus.Closed, (await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15))).Status);
+    }
+
+    [Fact]
     public async Task ReceiveAsync_DestinationTooSmall_KeepsMessageUntilItFits()
     {
         var payload = Encoding.UTF8.GetBytes("a message of forty bytes, give or take.");
