@@ -420,15 +420,6 @@ public sealed partial class LifelineClient
         _metrics.Connects.Add(1);
         Log.Connected(_logger, uri);
         Transition(LifelineClientState.Connected, attempt: attempts, session: handshake);
-        TaskCompletionSource? firstConnected;
-        lock (_stateLock)
-        {
-            firstConnected = _firstConnected;
-            _firstConnected = null; // StartAsync's wait is over: a running client does not keep it
-        }
-
-        firstConnected?.TrySetResult();
-
         var connection = BeginStep(endsOnRequest: false); // a stop closes the connection gracefully; only its abort cancels this
         try
         {
@@ -440,6 +431,7 @@ public sealed partial class LifelineClient
             }
 
             OpenForSends(socket); // the writer writes to the current socket, cancelled by this step
+            CompleteStart(); // after OpenForSends: the first sends after StartAsync write directly rather than queue
             var close = await receiver.ConfigureAwait(false);
             await ShutForSendsAsync(socket, connection).ConfigureAwait(false);
             await acker.ConfigureAwait(false);
@@ -455,6 +447,18 @@ public sealed partial class LifelineClient
         {
             EndStep(connection);
         }
+    }
+
+    private void CompleteStart()
+    {
+        TaskCompletionSource? firstConnected;
+        lock (_stateLock)
+        {
+            firstConnected = _firstConnected;
+            _firstConnected = null; // StartAsync's wait is over: a running client does not keep it
+        }
+
+        firstConnected?.TrySetResult();
     }
 
     /// <summary>

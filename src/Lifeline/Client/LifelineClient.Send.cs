@@ -71,9 +71,11 @@ public sealed partial class LifelineClient
     /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written.
     /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send waits for
     /// the server's acknowledgements to make room, as a queued one would, instead of queueing. Otherwise the bytes are copied into the bounded send queue (the
-    /// caller may reuse its buffer as soon as the call returns), and the task completes when the message was queued;
-    /// while disconnected it waits there and goes out after the next connection (and after
-    /// <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
+    /// caller may reuse its buffer as soon as the call returns). The task then completes when the message was queued;
+    /// except that a send without a cancellable token made while the connection takes writes (it found messages queued
+    /// ahead) completes once written, as a direct one, or once the connection ended first: so a sender that awaits each
+    /// send lets the queue empty and goes back to direct writes. While disconnected a queued message waits and goes out
+    /// after the next connection (and after <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
     /// <see cref="SendAndWaitAckAsync"/> for end-to-end acknowledgement.
     /// </summary>
     /// <remarks>
@@ -272,7 +274,10 @@ public sealed partial class LifelineClient
             throw new InvalidOperationException($"The client is {state} and queueing is off (SendQueue.Enabled = false); wait for Connected or enable the queue.");
         }
 
-        await _queue.EnqueueAsync(new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged }, cancellationToken).ConfigureAwait(false);
+        // A send that could have been direct (no token) but found the queue busy waits until its message is written, as a
+        // direct one would; the others complete once queued. See SendQueue.EnqueueAsync.
+        var message = new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged };
+        await _queue.EnqueueAsync(message, cancellationToken, untilWritten: !cancellationToken.CanBeCanceled).ConfigureAwait(false);
         if (!connected)
         {
             Interlocked.Increment(ref _queuedWhileDown);
@@ -322,6 +327,10 @@ public sealed partial class LifelineClient
     private async Task WriteQueuedAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
         var endedByQueue = false;
+
+        // The sender waiting for the message last written is told after the next TakeNext: if that found the queue
+        // empty, this writer no longer counts as running, so the sender's next send writes directly.
+        TaskCompletionSource? written = null;
         try
         {
             while (true)
@@ -329,7 +338,10 @@ public sealed partial class LifelineClient
                 var message = _inFlight;
                 if (message is null)
                 {
-                    switch (_queue.TakeNext(out message))
+                    var next = _queue.TakeNext(out message);
+                    written?.TrySetResult();
+                    written = null;
+                    switch (next)
                     {
                         case TakeResult.Empty:
                             endedByQueue = true;
@@ -350,9 +362,10 @@ public sealed partial class LifelineClient
                     continue;
                 }
 
+                written = message!.TakeWritten();
                 if (Volatile.Read(ref _session) is { } session)
                 {
-                    if (!await SendSessionMessageAsync(socket, session, message!, cancellationToken).ConfigureAwait(false))
+                    if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
                     {
                         break; // the session ended under the message: it goes out in the next session
                     }
@@ -381,6 +394,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
+            written?.TrySetResult(); // written, or kept for the next connection: its sender goes on either way
             if (!endedByQueue)
             {
                 _queue.WriterEnded(); // the Close frame was written, or the connection ended under the writer

@@ -8,6 +8,7 @@ internal sealed class OutgoingMessage
 {
     private byte[]? _buffer;
     private TaskCompletionSource<bool>? _acknowledged;
+    private TaskCompletionSource? _written;
 
     public OutgoingMessage(ReadOnlySpan<byte> data, WebSocketMessageType type, long enqueuedAt)
     {
@@ -30,6 +31,25 @@ internal sealed class OutgoingMessage
     /// <summary>Hands the acknowledgement source to the queue's writer (which links it to the replay buffer), so <see cref="Release"/> no longer fails it.</summary>
     public TaskCompletionSource<bool>? TakeAcknowledged() => Interlocked.Exchange(ref _acknowledged, null);
 
+    /// <summary>
+    /// For a sender that waits until its message is written (queued while the connection takes writes): the task to
+    /// wait on. Completed by <see cref="TakeWritten"/>'s taker or <see cref="SettleWritten"/>, whichever comes first.
+    /// </summary>
+    public Task WaitUntilWritten()
+    {
+        _written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return _written.Task;
+    }
+
+    /// <summary>For the writer: the signal of a sender waiting for this message's write, to complete once written.</summary>
+    public TaskCompletionSource? TakeWritten() => Interlocked.Exchange(ref _written, null);
+
+    /// <summary>
+    /// The message will not be written on this connection (it stays queued for the next, or was dropped): a sender
+    /// waiting for its write goes on, as it would have had it queued while disconnected.
+    /// </summary>
+    public void SettleWritten() => TakeWritten()?.TrySetResult();
+
     public WebSocketMessageType Type { get; }
 
     /// <summary>The TimeProvider timestamp at which it was queued.</summary>
@@ -46,5 +66,6 @@ internal sealed class OutgoingMessage
         }
 
         TakeAcknowledged()?.TrySetResult(false); // null when the writer already linked it to the replay buffer's task
+        SettleWritten();
     }
 }

@@ -121,11 +121,17 @@ internal sealed class SendQueue
         }
     }
 
-    /// <summary>Adds a message, or waits, drops or fails as the full mode says. Takes ownership of the message's buffer.</summary>
+    /// <summary>
+    /// Adds a message, or waits, drops or fails as the full mode says. Takes ownership of the message's buffer. With
+    /// <paramref name="untilWritten"/>, when the connection takes writes, also waits until the writer wrote it (or the
+    /// connection ended first): a sender that awaits each send then finds the queue empty again and writes directly,
+    /// rather than keeping the queue busy for good by returning while its message is still queued.
+    /// </summary>
     /// <exception cref="LifelineClosedException">The queue was completed (the client is stopping or closed).</exception>
-    public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken)
+    public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken, bool untilWritten = false)
     {
-        while (true)
+        Task? written = null;
+        while (written is null)
         {
             Task waitForSpace;
             lock (_lock)
@@ -138,8 +144,9 @@ internal sealed class SendQueue
 
                 if (Fits(message))
                 {
+                    written = untilWritten && _open ? message.WaitUntilWritten() : Task.CompletedTask;
                     AddLocked(message);
-                    return;
+                    break;
                 }
 
                 switch (_options.FullMode)
@@ -158,8 +165,9 @@ internal sealed class SendQueue
                             _owner.OnDropped(DropReason.QueueFull);
                         }
 
+                        written = untilWritten && _open ? message.WaitUntilWritten() : Task.CompletedTask;
                         AddLocked(message);
-                        return;
+                        continue;
                     default:
                         _spaceFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                         waitForSpace = _spaceFreed.Task;
@@ -177,6 +185,8 @@ internal sealed class SendQueue
                 throw;
             }
         }
+
+        await written.ConfigureAwait(false);
     }
 
     /// <summary>
@@ -222,6 +232,15 @@ internal sealed class SendQueue
         lock (_lock)
         {
             _open = false;
+            _first?.SettleWritten(); // what stays queued waits for the next connection without its senders
+            if (_messages is { } messages)
+            {
+                foreach (var message in messages)
+                {
+                    message.SettleWritten();
+                }
+            }
+
             return _writing
                 ? (_writerEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task
                 : Task.CompletedTask;

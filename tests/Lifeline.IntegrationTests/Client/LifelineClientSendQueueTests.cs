@@ -1,3 +1,4 @@
+using System.Net.WebSockets;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 
@@ -46,6 +47,33 @@ public sealed class LifelineClientSendQueueTests
         {
             var prefix = $"{s}:";
             Assert.Equal(Enumerable.Range(0, each).Select(i => prefix + i), received.Where(m => m.StartsWith(prefix, StringComparison.Ordinal)));
+        }
+    }
+
+    [Fact]
+    public async Task AwaitedSendsBehindQueuedOnes_EachReturnsOnceWritten_SoTheQueueEmptiesAgain()
+    {
+        // Sends with a token that can be cancelled go through the queue and return once queued. An awaited send without
+        // a token that finds them ahead of it must return only once it was written, as a direct write does: returning
+        // once queued, a sender that awaits each send would keep the queue's writer busy for good, and every later send
+        // would be copied into the queue instead of written directly.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/silent")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        using var never = new CancellationTokenSource();
+        var payload = new byte[1024];
+        const int Queued = 300;
+
+        for (var i = 0; i < Queued; i++)
+        {
+            await client.SendAsync(payload, WebSocketMessageType.Binary, never.Token).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        }
+
+        for (var i = 1; i <= 20; i++)
+        {
+            await client.SendAsync(payload).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            var statistics = client.Statistics;
+            Assert.Equal((Queued + i, 0), (statistics.MessagesSent, statistics.QueuedMessages));
         }
     }
 

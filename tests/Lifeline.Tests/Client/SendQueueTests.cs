@@ -71,6 +71,44 @@ public class SendQueueTests
     }
 
     [Fact]
+    public async Task EnqueueUntilWritten_WhileOpen_WaitsForTheWriter_WhileShutOrDown_CompletesOnceQueued()
+    {
+        // A sender that awaits each send must not keep the queue busy for good: while the connection takes writes it
+        // waits until the writer wrote its message. While there is no connection, queued is all it waits for.
+        var queue = new SendQueue(new SendQueueOptions(), new Writers(), new Lock());
+        await queue.EnqueueAsync(Message(1, 1), default, untilWritten: true).AsTask().WaitAsync(TimeSpan.FromSeconds(10)); // down
+
+        queue.Open(pending: false);
+        var second = Message(1, 2);
+        var waiting = queue.EnqueueAsync(second, default, untilWritten: true).AsTask();
+        Assert.False(waiting.IsCompleted);
+        Assert.Equal([1, 2], new[] { Next(queue), Next(queue) });
+        Assert.False(waiting.IsCompleted); // taken is not written
+        second.TakeWritten()!.TrySetResult(); // the writer wrote it
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+
+        var third = queue.EnqueueAsync(Message(1, 3), default, untilWritten: true).AsTask();
+        Assert.False(third.IsCompleted);
+        _ = queue.Shut(); // the connection ended with it still queued: it waits for the next one, its sender does not
+        await third.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, queue.Count);
+        await queue.EnqueueAsync(Message(1, 4), default, untilWritten: true).AsTask().WaitAsync(TimeSpan.FromSeconds(10)); // shut: queued is enough
+        Assert.Equal(2, queue.Count);
+    }
+
+    [Fact]
+    public async Task EnqueueUntilWritten_DroppedMessage_ItsSenderGoesOn()
+    {
+        var queue = new SendQueue(new SendQueueOptions(), new Writers(), new Lock());
+        queue.Open(pending: false);
+        var waiting = queue.EnqueueAsync(Message(1, 1), default, untilWritten: true).AsTask();
+        Assert.False(waiting.IsCompleted);
+        queue.Complete("stopping");
+        queue.Clear();
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task Open_StartsTheWriterForAMessageLeftInFlight_NotForNothing()
     {
         var writers = new Writers();
