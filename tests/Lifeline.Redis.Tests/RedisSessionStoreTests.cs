@@ -61,12 +61,20 @@ public sealed class RedisSessionStoreTests(RedisServerFixture redis) : IClassFix
         var store = new RedisSessionStore(_nodeA);
         await using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
         await store.TryLoadAsync(ResumeToken.Create().DeriveSessionId()); // connected before the clock starts
+        var sinceCreated = Stopwatch.StartNew();
         var snapshot = Snapshots.Create(TimeSpan.FromSeconds(3));
         await store.SaveAsync(snapshot);
 
         var ttl = await raw.GetDatabase().KeyTimeToLiveAsync($"{_prefix}session:{{{snapshot.Id}}}");
-        Assert.NotNull(ttl);
-        Assert.InRange(ttl.Value, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(3));
+        if (ttl is null)
+        {
+            // Only a machine stalled for the whole window may find the key already gone.
+            Assert.True(sinceCreated.Elapsed >= TimeSpan.FromSeconds(3), $"the key had no TTL {sinceCreated.Elapsed.TotalMilliseconds} ms after a 3 s window began");
+        }
+        else
+        {
+            Assert.InRange(ttl.Value, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(3));
+        }
 
         var waited = Stopwatch.StartNew();
         while (await store.TryLoadAsync(snapshot.Id) is not null)
