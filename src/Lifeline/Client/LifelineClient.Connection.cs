@@ -427,6 +427,7 @@ public sealed partial class LifelineClient
             var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
             if (reconnected && _options.OnReconnected is { } onReconnected)
             {
+                CompleteStart(); // a first connection after failed handshakes: StartAsync does not wait for the hook
                 await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
             }
 

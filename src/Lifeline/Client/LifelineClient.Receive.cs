@@ -22,7 +22,8 @@ internal enum ReceiveOwner
     /// <summary>
     /// The readers: whoever holds the reader gate reads straight into its own memory. A reader that read a message keeps
     /// the socket between its reads (one interlocked operation less per message each way); the loop takes it back by
-    /// entering the gate itself when readers pause, when one waits for a hand-off or when the client stops.
+    /// entering the gate itself when readers pause, when the client stops, or (session mode) when sent messages await
+    /// the server's acks.
     /// </summary>
     Reader,
 }
@@ -46,7 +47,7 @@ public sealed partial class LifelineClient
     /// (counted from when the loop last saw a read, so between one and two of these after the last read). Within it
     /// an application that reads, answers and reads again sees the frames in the order a raw socket would.
     /// </summary>
-    private static readonly TimeSpan ReadAheadDelay = TimeSpan.FromMilliseconds(250);
+    private TimeSpan ReadAheadDelay => _options.ReadAheadDelay;
 
     private readonly ReaderGate _readerGate = new();
     private readonly SemaphoreSlim _loopWake = new(0, 1);
@@ -187,8 +188,8 @@ public sealed partial class LifelineClient
             return null;
         }
 
-        // A plain read: entering the gate was a full fence, only gate holders set Reader, and anyone else clears it only
-        // as the connection ends (the socket read above then fails, see the remarks).
+        // A plain read: entering the gate was a full fence, and only gate holders set Reader. The loop clears it either
+        // holding the gate itself (so not now) or as the connection ends (the socket read above then fails, see the remarks).
         if (_rxOwner != ReceiveOwner.Reader &&
             Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.Reader, ReceiveOwner.None) != ReceiveOwner.None)
         {
@@ -400,8 +401,9 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// A reader that owned the socket read a whole message: applies the session framing, counts it and gives the
-    /// socket back. False when there is nothing for the application (an Ack, a duplicate, or a frame the loop acts
+    /// A reader that owned the socket read a whole message: applies the session framing and counts it. A message for the
+    /// caller's memory leaves the socket with the readers (see <see cref="ReceiveOwner.Reader"/>); one that did not fit
+    /// gives it back. False when there is nothing for the application (an Ack, a duplicate, or a frame the loop acts
     /// on): read again.
     /// </summary>
     private bool TryFinishReaderRead(ClientWebSocket socket, Memory<byte> destination, bool retain, MessageRead read, out LifelineReceiveResult result)
@@ -626,7 +628,8 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// The connection's receive loop. It owns the socket's receive side whenever no reader does: it waits for data with
+    /// The connection's receive loop. It owns the socket's receive side whenever no reader has it (and takes it back from
+    /// readers that keep it but pause, see <see cref="ReceiveOwner.Reader"/>): it waits for data with
     /// zero-byte reads (no buffer held while idle; Pongs and Close frames are processed meanwhile), hands the socket to a
     /// reader that is waiting when data arrives, reads ahead into pooled memory when the application has not been reading
     /// for <see cref="ReadAheadDelay"/> (bounded by the receive capacity), and turns every way the connection ends into
@@ -705,7 +708,9 @@ public sealed partial class LifelineClient
                         }
                         else if (!_incoming.HasRoom)
                         {
-                            park = Timeout.InfiniteTimeSpan; // backpressure: the application frees room
+                            // Backpressure: the application frees room. Nothing wakes the loop when it does (a reader
+                            // then reads the socket itself and may keep it), so look again later.
+                            park = ReadAheadDelay;
                         }
                         else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0)
                         {
@@ -729,7 +734,7 @@ public sealed partial class LifelineClient
                         }
                     }
                     else if (_rxOwner == ReceiveOwner.Reader &&
-                             (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0))
+                             (_stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0))
                     {
                         reclaim = true; // the loop has a reason to read: take back the socket a reader kept, if no reader is reading
                     }
@@ -789,6 +794,7 @@ public sealed partial class LifelineClient
 
                     // Only a wait without end needs the token; the stop's abort wakes the others (see CancelStepAsync).
                     await _loopWake.WaitAsync(park, park == Timeout.InfiniteTimeSpan ? cancellationToken : CancellationToken.None).ConfigureAwait(false);
+                    cancellationToken.ThrowIfCancellationRequested(); // a finite wait ends a cancelled connection too (the abort wakes it)
                     continue;
                 }
 

@@ -73,8 +73,9 @@ public sealed partial class LifelineClient
     /// the server's acknowledgements to make room, as a queued one would, instead of queueing. Otherwise the bytes are copied into the bounded send queue (the
     /// caller may reuse its buffer as soon as the call returns). The task then completes when the message was queued;
     /// except that a send without a cancellable token made while the connection takes writes (it found messages queued
-    /// ahead) completes once written, as a direct one, or once the connection ended first: so a sender that awaits each
-    /// send lets the queue empty and goes back to direct writes. While disconnected a queued message waits and goes out
+    /// ahead) completes once written, as a direct one, or without error once it will not be written on this connection
+    /// (the connection failed or ended first, or the message was dropped: stale, full queue, stop): so a sender that
+    /// awaits each send lets the queue empty and goes back to direct writes. While disconnected a queued message waits and goes out
     /// after the next connection (and after <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
     /// <see cref="SendAndWaitAckAsync"/> for end-to-end acknowledgement.
     /// </summary>
@@ -310,8 +311,8 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// Starts the queue's writer on the thread pool: a sender returns once its message is queued, and the queue's lock is
-    /// held. The queue calls it only while a connection is open for sends: the current socket and step are that
+    /// Starts the queue's writer on the thread pool: the sender must not write it itself (it may return once its message
+    /// is queued, and the queue's lock is held). The queue calls it only while a connection is open for sends: the current socket and step are that
     /// connection's. A writer whose writes complete at once allocates nothing beyond the work item.
     /// </summary>
     private void StartWriter() => ThreadPool.UnsafeQueueUserWorkItem(
@@ -327,6 +328,7 @@ public sealed partial class LifelineClient
     private async Task WriteQueuedAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
         var endedByQueue = false;
+        var failed = false;
 
         // The sender waiting for the message last written is told after the next TakeNext: if that found the queue
         // empty, this writer no longer counts as running, so the sender's next send writes directly.
@@ -367,7 +369,8 @@ public sealed partial class LifelineClient
                 {
                     if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
                     {
-                        break; // the session ended under the message: it goes out in the next session
+                        failed = true; // the session ended under the message (the socket is aborted): it goes out in the next session
+                        break;
                     }
 
                     continue;
@@ -391,13 +394,18 @@ public sealed partial class LifelineClient
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
             // The connection is over; anything in flight stays in _inFlight for the next one.
+            failed = true;
         }
         finally
         {
             written?.TrySetResult(); // written, or kept for the next connection: its sender goes on either way
-            if (!endedByQueue)
+            if (failed)
             {
-                _queue.WriterEnded(); // the Close frame was written, or the connection ended under the writer
+                _queue.WriterFailed(); // and the senders waiting for queued messages go on
+            }
+            else if (!endedByQueue)
+            {
+                _queue.WriterEnded(); // the Close frame was written
             }
         }
     }

@@ -70,6 +70,12 @@ public sealed class LifelineClientOptions
         set => _connectTimeout = OptionGuard.Positive(value);
     }
 
+    /// <summary>
+    /// How long the receive loop leaves the socket to an application that reads before it reads ahead itself. Fixed for
+    /// users; internal so that a test whose point is the order of frames can rule out a loaded machine's stalls.
+    /// </summary>
+    internal TimeSpan ReadAheadDelay { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>How long a stop waits for the server's Close reply before aborting. Default 5 s. Positive.</summary>
     public TimeSpan CloseTimeout
     {

@@ -232,14 +232,7 @@ internal sealed class SendQueue
         lock (_lock)
         {
             _open = false;
-            _first?.SettleWritten(); // what stays queued waits for the next connection without its senders
-            if (_messages is { } messages)
-            {
-                foreach (var message in messages)
-                {
-                    message.SettleWritten();
-                }
-            }
+            SettleWrittenLocked();
 
             return _writing
                 ? (_writerEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task
@@ -285,6 +278,21 @@ internal sealed class SendQueue
     {
         lock (_lock)
         {
+            EndWriterLocked();
+        }
+    }
+
+    /// <summary>
+    /// For the writer: a write failed, so this connection takes no more. Until the next <see cref="Open"/> no writer
+    /// starts and no sender waits for a write, and the senders waiting now go on: the messages stay queued for the next
+    /// connection (the connection's end, which calls <see cref="Shut"/>, may be a while coming when nobody reads).
+    /// </summary>
+    public void WriterFailed()
+    {
+        lock (_lock)
+        {
+            _open = false;
+            SettleWrittenLocked();
             EndWriterLocked();
         }
     }
@@ -362,6 +370,19 @@ internal sealed class SendQueue
         {
             _writing = true;
             _owner.StartWriter();
+        }
+    }
+
+    // Queued messages will not be written on this connection: their senders go on, as if they had queued while down.
+    private void SettleWrittenLocked()
+    {
+        _first?.SettleWritten();
+        if (_messages is { } messages)
+        {
+            foreach (var message in messages)
+            {
+                message.SettleWritten();
+            }
         }
     }
 

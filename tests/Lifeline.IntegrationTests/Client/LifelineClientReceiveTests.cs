@@ -20,7 +20,8 @@ public sealed class LifelineClientReceiveTests
         await using var server = RawFrameServer.Start(
             RawFrameServer.Frame(0x1, Encoding.UTF8.GetBytes("hello")),
             RawFrameServer.Frame(0x1, Encoding.UTF8.GetBytes("bad"), rsv: 2));
-        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        // The order holds while the application reads within the read-ahead delay: a loaded machine may stall it longer.
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReadAheadDelay = TimeSpan.FromSeconds(30) };
         await using var client = new LifelineClient(options);
         var states = new StateRecorder(client);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
@@ -144,6 +145,38 @@ public sealed class LifelineClientReceiveTests
         var second = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
         Assert.Equal((LifelineReceiveStatus.Message, (byte)2), (second.Status, buffer[0]));
         Assert.Equal(LifelineReceiveStatus.Closed, (await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15))).Status);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_AfterTheReceiveBufferWasFull_LoopStillTakesTheSocketBackAndSeesTheServersClose()
+    {
+        // The loop waits while the application has not made room in a full buffer. The application then empties it and
+        // reads the next message straight from the socket, keeping it, and stops reading: the loop must look again by
+        // itself (nothing wakes it) to read the rest and see the Close.
+        const int Capacity = 10;
+        var frames = Enumerable.Range(1, Capacity + 5).Select(i => RawFrameServer.Frame(0x2, [(byte)i]))
+            .Append(RawFrameServer.Frame(0x8, [0x03, 0xE9])).ToArray();
+        await using var server = RawFrameServer.Start(frames);
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReceiveCapacity = Capacity };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => client.Statistics.MessagesReceived >= Capacity, what: "the loop filling the receive buffer");
+
+        var buffer = new byte[16];
+        for (var i = 1; i <= Capacity + 1; i++)
+        {
+            var result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal((LifelineReceiveStatus.Message, (byte)i), (result.Status, buffer[0]));
+        }
+
+        var closed = await states.NextAsync(LifelineClientState.Closed);
+        Assert.Equal(CloseCode.GoingAway, closed.Close!.Code);
+        for (var i = Capacity + 2; i <= Capacity + 5; i++)
+        {
+            var result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal((LifelineReceiveStatus.Message, (byte)i), (result.Status, buffer[0]));
+        }
     }
 
     [Fact]

@@ -97,6 +97,26 @@ public class SendQueueTests
     }
 
     [Fact]
+    public async Task WriterFailed_WaitingSendersGoOn_AndLaterOnesDoNotWaitUntilTheNextOpen()
+    {
+        var writers = new Writers();
+        var queue = new SendQueue(new SendQueueOptions(), writers, new Lock());
+        queue.Open(pending: false);
+        var waiting = queue.EnqueueAsync(Message(1, 1), default, untilWritten: true).AsTask();
+        Assert.Equal(1, writers.Started);
+
+        queue.WriterFailed(); // the socket failed under the writer; the connection's end may be a while coming
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        await queue.EnqueueAsync(Message(1, 2), default, untilWritten: true).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, writers.Started); // no writer for a connection that takes no more writes
+        Assert.Equal(2, queue.Count);
+
+        queue.Open(pending: false); // the next connection writes both
+        Assert.Equal(2, writers.Started);
+        Assert.Equal([1, 2], new[] { Next(queue), Next(queue) });
+    }
+
+    [Fact]
     public async Task EnqueueUntilWritten_DroppedMessage_ItsSenderGoesOn()
     {
         var queue = new SendQueue(new SendQueueOptions(), new Writers(), new Lock());
