@@ -14,11 +14,15 @@ namespace Lifeline.Benchmarks;
 /// reads and counts what the client sends (<see cref="SinkMessages"/>). It speaks just enough RFC 6455 for that: the
 /// upgrade, unmasked server frames, and the closing handshake. A client that offers <c>lifeline.v1</c> gets a session:
 /// its Hello is answered with a Welcome built with the session wire types, a blast is made of pre-built session Data
-/// frames numbered 1..count, and a sink acknowledges every Data frame it counted after each read, so the client's
-/// replay buffer never fills. Every other session frame (the client's Acks) is read and ignored.
+/// frames numbered 1..count, and a sink acknowledges the Data frames it counted as a Lifeline server does with its
+/// default ack options (once 1,024 messages or 256 KiB are unacknowledged), so the client's replay buffer never fills. Every other session frame (the client's Acks) is read and ignored.
 /// </summary>
 internal sealed class FramedServer : IDisposable
 {
+    // What a Lifeline server's SessionAckOptions default to: the sink acknowledges no more often than a real one would.
+    private const int AckEveryMessages = 1024;
+    private const long AckEveryBytes = 256 * 1024;
+
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly CancellationTokenSource _stop = new();
     private byte[] _blast = [];
@@ -156,6 +160,7 @@ internal sealed class FramedServer : IDisposable
             // Read until the client's Close (answered, so a client waiting for the closing handshake is not measured
             // waiting for a timeout) or the end of the stream; a sink counts, and acknowledges session Data frames.
             long acked = 0;
+            long ackedBytes = 0;
             var ack = new byte[16];
             while (true)
             {
@@ -176,9 +181,9 @@ internal sealed class FramedServer : IDisposable
                     return;
                 }
 
-                if (session && !blast && reader.DataFrames > acked)
+                if (session && !blast && (reader.DataFrames - acked >= AckEveryMessages || reader.DataBytes - ackedBytes >= AckEveryBytes))
                 {
-                    acked = reader.DataFrames;
+                    (acked, ackedBytes) = (reader.DataFrames, reader.DataBytes);
                     var writer = new ArrayBufferWriter<byte>(12);
                     SessionFrameWriter.WriteAck(writer, acked);
                     ack[0] = 0x82;
@@ -221,6 +226,9 @@ internal sealed class FramedServer : IDisposable
         private long _skip;
 
         public long DataFrames { get; private set; }
+
+        /// <summary>The bytes of the Data frames counted (their session headers included).</summary>
+        public long DataBytes { get; private set; }
 
         /// <summary>Reads one whole small frame (the Hello); its content is not needed.</summary>
         public async Task ReadFrameAsync(CancellationToken cancellationToken)
@@ -306,6 +314,7 @@ internal sealed class FramedServer : IDisposable
                     {
                         messages++;
                         DataFrames++;
+                        DataBytes += length;
                     }
                     else if (opcode is 0x1 or 0x2 && first == (byte)SessionFrameType.Hello)
                     {
