@@ -42,20 +42,24 @@ internal static class EchoScenario
 
             var perRound = Math.Max(1, settings.EchoMessages / Rounds);
             var samples = Enumerable.Range(0, kinds).Select(_ => new List<double>(perRound * Rounds)).ToArray();
+            var allocated = new long[kinds]; // the whole process: the client and the in-process server
             for (var round = 0; round < Rounds; round++)
             {
                 for (var kind = 0; kind < kinds; kind++)
                 {
+                    var before = GC.GetTotalAllocatedBytes(precise: true);
                     for (var i = 0; i < perRound; i++)
                     {
                         var start = Stopwatch.GetTimestamp();
                         await clients[kind].RoundTrip();
                         samples[kind].Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
                     }
+
+                    allocated[kind] += GC.GetTotalAllocatedBytes(precise: true) - before;
                 }
             }
 
-            var table = new Table("client", "p50 µs", "p50 ratio", "p99 µs", "p99 ratio", "mean µs");
+            var table = new Table("client", "p50 µs", "p50 ratio", "p99 µs", "p99 ratio", "mean µs", "B/round trip (client + server)");
             var results = samples.Select(list =>
             {
                 var sorted = list.ToArray();
@@ -65,7 +69,8 @@ internal static class EchoScenario
             for (var kind = 0; kind < kinds; kind++)
             {
                 var r = results[kind];
-                table.Add(ThroughputScenario.Kinds[kind], r.P50, Table.Ratio(r.P50, results[0].P50), r.P99, Table.Ratio(r.P99, results[0].P99), r.Mean);
+                table.Add(ThroughputScenario.Kinds[kind], r.P50, Table.Ratio(r.P50, results[0].P50), r.P99, Table.Ratio(r.P99, results[0].P99), r.Mean,
+                    (double)allocated[kind] / samples[kind].Count);
             }
 
             await output.WriteLineAsync($"### 3. Echo round trip, 32 B, {perRound * Rounds} messages per client in {Rounds} interleaved rounds (ratio: lower is better)\n\n{table}");

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using Lifeline.CloseCodes;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
@@ -212,6 +213,7 @@ public sealed partial class LifelineClient
     /// The per-message path's read did not finish at once (or needs more than one read): finishes it asynchronously,
     /// then goes on like any reader. Holds the reader gate and leaves it at the end.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // per message: no box allocated when it goes asynchronous
     private async ValueTask<LifelineReceiveResult> ContinueReaderReadAsync(ClientWebSocket socket, Memory<byte> destination, ValueTask<ValueWebSocketReceiveResult> pending)
     {
         try
@@ -250,6 +252,7 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>The per-message path could not be taken: goes on like any reader, then leaves the gate it holds.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // per message: no box allocated when it goes asynchronous
     private async ValueTask<LifelineReceiveResult> ReceiveThenLeaveGateAsync(Memory<byte> destination)
     {
         try
@@ -262,6 +265,7 @@ public sealed partial class LifelineClient
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // per message: no box allocated when it goes asynchronous
     private async ValueTask<LifelineReceiveResult> ReceiveCoreAsync(Memory<byte> destination, bool retain, CancellationToken cancellationToken)
     {
         await _readerGate.EnterAsync(cancellationToken).ConfigureAwait(false);
@@ -276,6 +280,7 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>Every way of reading, for the reader that holds the gate (the caller leaves it).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // per message: no box allocated when it goes asynchronous
     private async ValueTask<LifelineReceiveResult> ReceiveHoldingGateAsync(Memory<byte> destination, bool retain, CancellationToken cancellationToken)
     {
         while (true)

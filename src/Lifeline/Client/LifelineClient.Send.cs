@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Lifeline.CloseCodes;
 using Lifeline.Session.Wire;
@@ -50,6 +51,7 @@ public sealed partial class LifelineClient
 
         return ReturnAfterAsync(send, buffer);
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // per message: no box allocated when it goes asynchronous
         static async ValueTask ReturnAfterAsync(ValueTask send, byte[] buffer)
         {
             try
@@ -215,6 +217,7 @@ public sealed partial class LifelineClient
         await SendAsync(data, type, CancellationToken.None).ConfigureAwait(false);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // per message: no box allocated when it goes asynchronous
     private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session, byte[]? frame)
     {
         try
@@ -238,6 +241,7 @@ public sealed partial class LifelineClient
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // per message: no box allocated when it goes asynchronous
     private async ValueTask CompleteDirectAsync(ValueTask write, ReadOnlyMemory<byte> data, WebSocketMessageType type)
     {
         try
