@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Lifeline.CloseCodes;
 
@@ -369,10 +370,35 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>Writes one message within the send timeout; false when the link failed or the client fell behind.</summary>
-    private async ValueTask<bool> WriteAsync(Outbound item)
+    /// <remarks>
+    /// A write the socket takes at once (the usual case: the transport had room) needs no timeout, so it costs no token
+    /// source, timer or registration. Only a write left pending gets the timeout; when it runs out, the socket is aborted,
+    /// which is what cancelling the write would have done.
+    /// </remarks>
+    private ValueTask<bool> WriteAsync(Outbound item)
     {
-        // One token source serves every write of the writer while none times out (reset, then re-armed), so a write
-        // costs no timer of its own.
+        ValueTask pending;
+        try
+        {
+            pending = _socket.SendAsync(item.Memory, item.Type, endOfMessage: true, CancellationToken.None);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException or InvalidOperationException)
+        {
+            return new ValueTask<bool>(false);
+        }
+
+        if (pending.IsCompletedSuccessfully)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        return WaitForWriteAsync(pending);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> WaitForWriteAsync(ValueTask pending)
+    {
+        // One token source serves every pending write of the writer while none times out (reset, then re-armed).
         if (_writeTimeout is null || !_writeTimeout.TryReset())
         {
             _writeTimeout?.Dispose();
@@ -381,22 +407,25 @@ public sealed partial class LifelineConnection
 
         var timeout = _writeTimeout;
         timeout.CancelAfter(_options.SendTimeout);
+        using var onTimeout = timeout.Token.UnsafeRegister(static connection => ((LifelineConnection)connection!).OnWriteTimedOut(), this);
         try
         {
-            await _socket.SendAsync(item.Memory, item.Type, endOfMessage: true, timeout.Token).ConfigureAwait(false);
+            await pending.ConfigureAwait(false);
             return true;
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException)
         {
-            // The socket cannot take a Close frame either (the cancelled write aborted it): record why it ended.
-            CloseSlowConsumer($"writing one message took longer than {_options.SendTimeout}");
-            _socket.Abort();
-            return false;
+            return false; // the link failed, or the timeout ended it (see OnWriteTimedOut)
         }
-        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException)
-        {
-            return false;
-        }
+    }
+
+    /// <summary>A write stayed pending for the whole send timeout: the client is a slow consumer, and the link is aborted.</summary>
+    private void OnWriteTimedOut()
+    {
+        // Recorded before the abort, which the receive side would otherwise report first as a lost link (1006). The
+        // socket cannot take a Close frame either: the write ahead of it is stuck.
+        CloseSlowConsumer($"writing one message took longer than {_options.SendTimeout}");
+        _socket.Abort();
     }
 
     /// <summary>Runs the writer on the thread pool; created by the first send and reused, so starting it allocates nothing.</summary>

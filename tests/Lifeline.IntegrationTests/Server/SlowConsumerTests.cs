@@ -95,6 +95,30 @@ public sealed class SlowConsumerTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(0, host.Registry.Count);
     }
 
+    [Fact]
+    public async Task OneWriteStuckLongerThanSendTimeout_ClientClosedAsSlowConsumer()
+    {
+        // One message far larger than what the transport and the client's tiny window take: its write stays pending, and
+        // only the send timeout of that write (not a full buffer: the buffer holds just this one) can end the link.
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.SendTimeout = TimeSpan.FromSeconds(2);
+            o.KeepAliveInterval = TimeSpan.Zero;
+        }, handler: async (connection, ct) =>
+        {
+            await connection.SendAsync(new byte[8 * 1024 * 1024], WebSocketMessageType.Binary, ct);
+            await foreach (var message in connection.Messages.ReadAllAsync())
+            {
+            }
+        });
+        using var stalled = await ConnectNeverReadingAsync(host.Uri());
+        await Wait.UntilAsync(() => host.Registry.Count == 1, what: "the connection registered");
+        var connection = host.Registry.Connections.Single();
+
+        await connection.Completion.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(4008, connection.ClosedWith?.Value);
+    }
+
     /// <summary>A client with a tiny TCP receive window that never calls ReceiveAsync: the server's writes stall.</summary>
     internal static async Task<ClientWebSocket> ConnectNeverReadingAsync(Uri uri)
     {
