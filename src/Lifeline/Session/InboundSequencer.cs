@@ -83,6 +83,7 @@ public sealed class InboundSequencer
     private long _pendingBytes;
     private long _firstPendingTimestamp;
     private bool _ackLoopParked = true;
+    private bool _ackLoopLastParked; // the last NextAckLoopWait told the loop to park
     private int _peerHalfMessages = int.MaxValue;
     private long _peerHalfBytes = long.MaxValue;
 
@@ -243,17 +244,22 @@ public sealed class InboundSequencer
     /// For the loop that sends Ack frames: how long to wait for the next one to fall due (zero: due now). Null: nothing
     /// is unacknowledged, so wait for a wake-up; the next delivery then reports <c>wakeAckLoop</c>. Right after the loop
     /// sent an ack (<paramref name="justAcknowledged"/>) it waits <see cref="SessionAckOptions.MaxDelay"/> instead, and
-    /// a delivery meanwhile need not wake it: under a steady flow that halves the wake-ups (one per batch, by count).
+    /// a delivery meanwhile need not wake it: under a steady flow that halves the wake-ups (one per batch, by count). So
+    /// it does when a delivery woke it from parking but an outgoing Data frame carried the ack before it ran (request and
+    /// response): parking again at once would wake it for every message.
     /// </summary>
     internal TimeSpan? NextAckLoopWait(bool justAcknowledged)
     {
         lock (_lock)
         {
+            var wokenFromPark = _ackLoopLastParked;
             _ackLoopParked = false;
+            _ackLoopLastParked = false;
             if (_pendingMessages == 0)
             {
-                _ackLoopParked = !justAcknowledged;
-                return justAcknowledged ? _options.MaxDelay : null;
+                var waitTheDelay = justAcknowledged || wokenFromPark; // traffic flows: look again after the delay
+                _ackLoopParked = _ackLoopLastParked = !waitTheDelay;
+                return waitTheDelay ? _options.MaxDelay : null;
             }
 
             if (_pendingMessages >= MaxMessages || _pendingBytes >= MaxBytes)

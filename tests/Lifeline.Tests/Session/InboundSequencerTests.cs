@@ -156,6 +156,29 @@ public class InboundSequencerTests
     }
 
     [Fact]
+    public void NextAckLoopWait_WokenFromParkButTheAckWentPiggyBacked_WaitsTheDelayInsteadOfParkingAgain()
+    {
+        // Request and response: each delivery wakes the parked loop, and the answer carries the ack before the loop
+        // runs. Parking again at once would wake the loop (a thread hop and an allocation) for every message.
+        var sequencer = Create(maxMessages: 1000);
+        Assert.Null(sequencer.NextAckLoopWait(justAcknowledged: false)); // idle: the loop parks
+        var triggers = new List<AckTrigger>();
+        for (var sequence = 1; sequence <= 5; sequence++)
+        {
+            sequencer.Accept(sequence, 10, out AckTrigger trigger);
+            triggers.Add(trigger);
+            sequencer.TakeAck(); // the answer went out with the ack
+            if (trigger == AckTrigger.WakeLoop)
+            {
+                Assert.Equal(TimeSpan.FromMilliseconds(200), sequencer.NextAckLoopWait(justAcknowledged: false));
+            }
+        }
+
+        Assert.Equal([AckTrigger.WakeLoop, AckTrigger.None, AckTrigger.None, AckTrigger.None, AckTrigger.None], triggers);
+        Assert.Null(sequencer.NextAckLoopWait(justAcknowledged: false)); // the delay passed with nothing pending: it parks
+    }
+
+    [Fact]
     public void NextAckLoopWait_AfterAnAck_WaitsTheDelayAndTheNextDeliveryNeedNotWakeIt()
     {
         var sequencer = Create(maxMessages: 3);
