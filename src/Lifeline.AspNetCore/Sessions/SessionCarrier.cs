@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using Lifeline.CloseCodes;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
@@ -209,7 +210,8 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         }
     }
 
-    private async Task<LifelineMessage?> ReadAsync(CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // per message: no box allocated when it waits
+    private async ValueTask<LifelineMessage?> ReadAsync(CancellationToken cancellationToken)
     {
         var reader = Connection.Messages;
         while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
