@@ -235,7 +235,9 @@ public sealed class InboundSequencer
                 trigger = AckTrigger.WakeLoop;
             }
 
-            _ackLoopParked &= !first;
+            // Only a wake-up ends the loop's parking: an ack due now may be sent by whoever found it due, without waking
+            // the loop, which then still waits for the next delivery to wake it.
+            _ackLoopParked &= trigger != AckTrigger.WakeLoop;
             return InboundDecision.Deliver;
         }
     }

@@ -156,6 +156,22 @@ public class InboundSequencerTests
     }
 
     [Fact]
+    public void Accept_DueNowWhileTheLoopIsParked_TheLoopStaysParked_SoTheNextDeliveryWakesIt()
+    {
+        // A delivery that makes an ack due by itself (here by bytes) is acknowledged by whoever found it due, without
+        // waking the parked loop. The loop must still count as parked: the next small delivery has to wake it, or that
+        // message waits for an ack that only a later due-now ack or Data frame would carry.
+        var sequencer = Create(maxMessages: 1000, maxBytes: 100);
+        Assert.Null(sequencer.NextAckLoopWait(justAcknowledged: false)); // idle: parked
+
+        sequencer.Accept(1, 500, out AckTrigger big);
+        Assert.Equal(AckTrigger.DueNow, big);
+        sequencer.TakeAck(); // the reader sent it inline
+        sequencer.Accept(2, 10, out AckTrigger small);
+        Assert.Equal(AckTrigger.WakeLoop, small);
+    }
+
+    [Fact]
     public void NextAckLoopWait_WokenFromParkButTheAckWentPiggyBacked_WaitsTheDelayInsteadOfParkingAgain()
     {
         // Request and response: each delivery wakes the parked loop, and the answer carries the ack before the loop
