@@ -24,7 +24,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     {
         LifelineSession? session = null;
         Task acker = Task.CompletedTask;
-        using var stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing);
+        var stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing); // one per session on this socket
         var afterLost = false;
         try
         {
@@ -155,6 +155,11 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         session.Inbox.Delivered -= SignalAck;
                         session = null;
                         afterLost = true;
+
+                        // The next session on this socket (5.7) gets an ack loop of its own, not a cancelled token.
+                        stopAcks.Dispose();
+                        stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing);
+                        acker = Task.CompletedTask;
                         break;
                     default:
                         await FailAsync(CloseCode.ProtocolError, "unexpected frame", $"{header.Type} on an established session").ConfigureAwait(false);
@@ -166,6 +171,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         {
             await stopAcks.CancelAsync().ConfigureAwait(false);
             await acker.ConfigureAwait(false);
+            stopAcks.Dispose();
             if (session is not null)
             {
                 session.Inbox.Delivered -= SignalAck;

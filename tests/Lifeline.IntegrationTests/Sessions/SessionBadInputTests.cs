@@ -58,6 +58,34 @@ public sealed class SessionBadInputTests
         return (welcome.SessionId, welcome.ResumeToken);
     }
 
+    [Fact]
+    public async Task NewSessionOnTheSameSocketAfterTheClientsSessionLost_ServerStillAcknowledges()
+    {
+        // Protocol 5.7: after SessionLost a client may start the next session with a Hello on the same socket. That
+        // session needs an ack loop of its own: a handler that only reads sends no Data for acks to ride on.
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"));
+        using var socket = await ConnectAsync(host.Uri("/numbered"));
+        await HelloAsync(socket);
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.ReplayUnavailable, 0, SequenceRange.Empty))));
+        await HelloAsync(socket);
+
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, SessionTestHost.Number(1))));
+        var buffer = new byte[1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, bound.Token); // the server's ack delay is 200 ms
+            Assert.NotEqual(WebSocketMessageType.Close, result.MessageType);
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out _));
+            if (header.Type == SessionFrameType.Ack)
+            {
+                Assert.Equal(1, header.Ack);
+                return;
+            }
+        }
+    }
+
     public static TheoryData<string, int> Cases => new()
     {
         { "garbage-before-hello", 1002 },
