@@ -392,6 +392,20 @@ public sealed partial class LifelineConnection
             return new ValueTask<bool>(true);
         }
 
+        if (pending.IsCompleted)
+        {
+            // Failed at once (the socket is closed or aborted): nothing to time.
+            try
+            {
+                pending.GetAwaiter().GetResult();
+                return new ValueTask<bool>(true);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException)
+            {
+                return new ValueTask<bool>(false);
+            }
+        }
+
         return WaitForWriteAsync(pending);
     }
 
