@@ -381,33 +381,23 @@ public sealed partial class LifelineConnection
         try
         {
             pending = _socket.SendAsync(item.Memory, item.Type, endOfMessage: true, CancellationToken.None);
+            if (pending.IsCompleted)
+            {
+                pending.GetAwaiter().GetResult(); // taken at once, or failed at once (closed or aborted): nothing to time
+                return new ValueTask<bool>(true);
+            }
         }
-        catch (Exception e) when (e is WebSocketException or ObjectDisposedException or IOException or InvalidOperationException)
+        catch (Exception e) when (IsLinkFailure(e))
         {
             return new ValueTask<bool>(false);
         }
 
-        if (pending.IsCompletedSuccessfully)
-        {
-            return new ValueTask<bool>(true);
-        }
-
-        if (pending.IsCompleted)
-        {
-            // Failed at once (the socket is closed or aborted): nothing to time.
-            try
-            {
-                pending.GetAwaiter().GetResult();
-                return new ValueTask<bool>(true);
-            }
-            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException)
-            {
-                return new ValueTask<bool>(false);
-            }
-        }
-
         return WaitForWriteAsync(pending);
     }
+
+    /// <summary>How a write fails when the link is over (closed, aborted, or cut by the send timeout).</summary>
+    private static bool IsLinkFailure(Exception e) =>
+        e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> WaitForWriteAsync(ValueTask pending)
@@ -427,7 +417,7 @@ public sealed partial class LifelineConnection
             await pending.ConfigureAwait(false);
             return true;
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException)
+        catch (Exception e) when (IsLinkFailure(e))
         {
             return false; // the link failed, or the timeout ended it (see OnWriteTimedOut)
         }

@@ -65,8 +65,7 @@ public sealed partial class LifelineClient
     private Exception? _rxOutcomeError;
     private TaskCompletionSource? _rxWaiter;
     private long _rxReaderIdleAt;
-    private int _rxReads; // messages readers read themselves; written only by the reader holding the gate
-    private int _rxReadsSeen;
+    private long _rxReadsSeen; // _receivedByReaders when the loop last looked: a change means a reader read meanwhile
     private ITimer? _rxWatchdog;
 
     // Session mode: a frame a reader read that the loop must act on (it may end the connection); set with _rxOwner Loop.
@@ -467,7 +466,6 @@ public sealed partial class LifelineClient
 
         _receivedByReaders++; // only the reader holding the gate counts here: no interlocked operation per message
         _rxWatchdog?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan); // the application is busy, not the link dead
-        _rxReads++; // the loop reads ahead only once it has seen no read for a while
         if (read.Pooled is null && !retain)
         {
             // The reader keeps the socket for its next read (see ReceiveOwner.Reader).
@@ -680,10 +678,10 @@ public sealed partial class LifelineClient
                 var reclaim = false;
                 lock (RxLock)
                 {
-                    if (_rxReads != _rxReadsSeen)
+                    if (Volatile.Read(ref _receivedByReaders) != _rxReadsSeen)
                     {
                         // Readers do not look at the clock per message: idle time counts from when the loop last saw a read.
-                        _rxReadsSeen = _rxReads;
+                        _rxReadsSeen = Volatile.Read(ref _receivedByReaders);
                         _rxReaderIdleAt = _time.GetTimestamp();
                     }
 

@@ -18,13 +18,7 @@ public sealed partial class LifelineClient
     private ClientSession? _directSession;
 
     /// <summary>The lock every write to the socket takes; a client that never writes never creates it.</summary>
-    private SemaphoreSlim SendLock => Volatile.Read(ref _sendLock) ?? CreateSendLock();
-
-    private SemaphoreSlim CreateSendLock()
-    {
-        var created = new SemaphoreSlim(1, 1);
-        return Interlocked.CompareExchange(ref _sendLock, created, null) ?? created;
-    }
+    private SemaphoreSlim SendLock => LazyInitializer.EnsureInitialized(ref _sendLock, static () => new SemaphoreSlim(1, 1));
 
     /// <summary>Sends a text message, encoded once as UTF-8 into pooled memory. See <see cref="SendAsync"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)

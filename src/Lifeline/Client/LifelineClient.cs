@@ -174,16 +174,9 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
     public IAsyncEnumerable<LifelineMessage> ReadAllAsync(CancellationToken cancellationToken = default) =>
         MessageReader.ReadAllAsync(cancellationToken);
 
-    private MessageReader MessageReader
-    {
-        get
-        {
-            lock (_stateLock)
-            {
-                return _messages ??= new MessageReader(this, _incoming);
-            }
-        }
-    }
+    // Created on first use; read on every call to Messages, so without a lock once it exists.
+    private MessageReader MessageReader =>
+        Volatile.Read(ref _messages) ?? LazyInitializer.EnsureInitialized(ref _messages, () => new MessageReader(this, _incoming));
 
     /// <summary>
     /// Starts connecting and completes once the first connection is open. Failed attempts are retried as the

@@ -35,24 +35,7 @@ internal sealed class ReaderGate
         }
     }
 
-    private SemaphoreSlim Turns
-    {
-        get
-        {
-            var turns = Volatile.Read(ref _turns);
-            if (turns is null)
-            {
-                var created = new SemaphoreSlim(0);
-                turns = Interlocked.CompareExchange(ref _turns, created, null) ?? created;
-                if (turns != created)
-                {
-                    created.Dispose();
-                }
-            }
-
-            return turns;
-        }
-    }
+    private SemaphoreSlim Turns => LazyInitializer.EnsureInitialized(ref _turns, static () => new SemaphoreSlim(0));
 
     private async ValueTask WaitForTurnAsync(CancellationToken cancellationToken)
     {

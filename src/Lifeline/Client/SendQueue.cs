@@ -144,8 +144,7 @@ internal sealed class SendQueue
 
                 if (Fits(message))
                 {
-                    written = untilWritten && _open ? message.WaitUntilWritten() : Task.CompletedTask;
-                    AddLocked(message);
+                    written = AddLocked(message, untilWritten);
                     break;
                 }
 
@@ -165,8 +164,7 @@ internal sealed class SendQueue
                             _owner.OnDropped(DropReason.QueueFull);
                         }
 
-                        written = untilWritten && _open ? message.WaitUntilWritten() : Task.CompletedTask;
-                        AddLocked(message);
+                        written = AddLocked(message, untilWritten);
                         continue;
                     default:
                         _spaceFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -355,12 +353,15 @@ internal sealed class SendQueue
     private bool Fits(OutgoingMessage message) =>
         _count == 0 || (_count + 1 <= _options.MaxMessages && _bytes + message.Length <= _options.MaxBytes);
 
-    private void AddLocked(OutgoingMessage message)
+    /// <summary>Queues a message; returns what its sender waits for (its write, when asked and the connection takes writes).</summary>
+    private Task AddLocked(OutgoingMessage message, bool untilWritten)
     {
+        var written = untilWritten && _open ? message.WaitUntilWritten() : Task.CompletedTask;
         (_messages ??= new Queue<OutgoingMessage>()).Enqueue(message);
         _count++;
         _bytes += message.Length;
         StartWriterLocked(force: false);
+        return written;
     }
 
     private void StartWriterLocked(bool force)

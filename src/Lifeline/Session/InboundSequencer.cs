@@ -176,20 +176,21 @@ public sealed class InboundSequencer
         {
             lock (_lock)
             {
-                if (_pendingMessages == 0)
-                {
-                    return null;
-                }
-
-                if (_pendingMessages >= MaxMessages || _pendingBytes >= MaxBytes)
-                {
-                    return TimeSpan.Zero;
-                }
-
-                var left = _options.MaxDelay - _timeProvider.GetElapsedTime(_firstPendingTimestamp);
-                return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+                return _pendingMessages == 0 ? null : DueInLocked();
             }
         }
+    }
+
+    // Something is pending: how long until an ack is due (zero when due now by count, bytes or delay).
+    private TimeSpan DueInLocked()
+    {
+        if (_pendingMessages >= MaxMessages || _pendingBytes >= MaxBytes)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var left = _options.MaxDelay - _timeProvider.GetElapsedTime(_firstPendingTimestamp);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     /// <summary>Classifies a received Data frame and, when it is next in order, records it as delivered.</summary>
@@ -244,7 +245,7 @@ public sealed class InboundSequencer
 
     /// <summary>
     /// For the loop that sends Ack frames: how long to wait for the next one to fall due (zero: due now). Null: nothing
-    /// is unacknowledged, so wait for a wake-up; the next delivery then reports <c>wakeAckLoop</c>. Right after the loop
+    /// is unacknowledged, so wait for a wake-up; the next delivery then reports <see cref="AckTrigger.WakeLoop"/>. Right after the loop
     /// sent an ack (<paramref name="justAcknowledged"/>) it waits <see cref="SessionAckOptions.MaxDelay"/> instead, and
     /// a delivery meanwhile need not wake it: under a steady flow that halves the wake-ups (one per batch, by count). So
     /// it does when a delivery woke it from parking but an outgoing Data frame carried the ack before it ran (request and
@@ -264,13 +265,7 @@ public sealed class InboundSequencer
                 return waitTheDelay ? _options.MaxDelay : null;
             }
 
-            if (_pendingMessages >= MaxMessages || _pendingBytes >= MaxBytes)
-            {
-                return TimeSpan.Zero;
-            }
-
-            var left = _options.MaxDelay - _timeProvider.GetElapsedTime(_firstPendingTimestamp);
-            return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+            return DueInLocked();
         }
     }
 
