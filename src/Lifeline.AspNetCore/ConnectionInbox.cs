@@ -41,6 +41,18 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
 
     public override bool CanCount => true;
 
+    /// <summary>Whether a reader is parked on the reusable wait (for tests that must reach that state before acting).</summary>
+    internal bool HasParkedReader
+    {
+        get
+        {
+            lock (_items)
+            {
+                return _waitParked;
+            }
+        }
+    }
+
     public override bool CanPeek => true;
 
     public override int Count

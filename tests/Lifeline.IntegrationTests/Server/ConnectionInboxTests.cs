@@ -48,7 +48,7 @@ public sealed class ConnectionInboxTests
         });
         Assert.True(inbox.TryWrite(Text("a")));
         await Wait.UntilAsync(() => inbox.Count == 0, what: "the message to be read");
-        await Task.Delay(50); // parked again, on Closing
+        await Wait.UntilAsync(() => inbox.HasParkedReader, what: "the reader parked again, on Closing");
 
         await closing.CancelAsync();
         inbox.ClosingCancelled();
@@ -180,7 +180,7 @@ public sealed class ConnectionInboxTests
             {
             }
         });
-        await Task.Delay(100);
+        await Wait.UntilAsync(() => inbox.HasParkedReader, what: "the reader parked");
         Assert.False(reading.IsCompleted);
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading.WaitAsync(Bound));
@@ -250,10 +250,10 @@ public sealed class ConnectionInboxTests
                 firstRead.TrySetResult();
             }
         });
-        await Task.Delay(50); // parked
+        await Wait.UntilAsync(() => inbox.HasParkedReader, what: "the reader parked");
         Assert.True(inbox.TryWrite(Text("a")));
         await firstRead.Task.WaitAsync(Bound);
-        await Task.Delay(50); // parked again
+        await Wait.UntilAsync(() => inbox.HasParkedReader, what: "the reader parked again");
         Assert.True(inbox.TryWrite(Text("b")));
         Assert.True(inbox.TryWrite(Text("c")));
         inbox.Complete();
@@ -277,7 +277,7 @@ public sealed class ConnectionInboxTests
                 {
                 }
             });
-            await Task.Delay(50);
+            await Wait.UntilAsync(() => inbox.HasParkedReader, what: "the reader parked");
             Assert.False(reading.IsCompleted);
             await (cancelFirst ? first : second).CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading.WaitAsync(Bound));
