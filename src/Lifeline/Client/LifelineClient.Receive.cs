@@ -926,47 +926,48 @@ public sealed partial class LifelineClient
         payloadLength = 0;
         payloadType = WebSocketMessageType.Binary;
         var session = Volatile.Read(ref _session);
-        if (type == WebSocketMessageType.Text || session is null ||
-            SessionFrameReader.TryRead(frame, _options.MaxMessageSize, out var parsed) != SessionFrameError.None)
+        if (type == WebSocketMessageType.Text || session is null)
         {
             return SessionFrameVerdict.ForLoop;
         }
 
-        var header = parsed.Header;
-        switch (header.Type)
+        if (SessionFrameReader.TryReadData(frame, _options.MaxMessageSize, out var sequence, out var ack, out var headerLength, out var isText))
         {
-            case SessionFrameType.Data:
-                if (header.Ack > session.Replay.LastAcknowledgedHint && session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
-                {
-                    return SessionFrameVerdict.ForLoop;
-                }
-
-                switch (session.Inbound.Accept(header.Sequence, frame.Length - header.HeaderLength, out AckTrigger trigger))
-                {
-                    case InboundDecision.Deliver:
-                        payloadLength = frame.Length - header.HeaderLength;
-                        payloadType = header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
-                        if (trigger == AckTrigger.DueNow)
-                        {
-                            SendDueAck(socket, session);
-                        }
-                        else if (trigger == AckTrigger.WakeLoop)
-                        {
-                            SignalAck();
-                        }
-
-                        return SessionFrameVerdict.Deliver;
-                    case InboundDecision.Duplicate:
-                        return SessionFrameVerdict.Skip;
-                    default:
-                        return SessionFrameVerdict.ForLoop; // a gap changes nothing: the loop finds it again and closes
-                }
-
-            case SessionFrameType.Ack:
-                return session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent ? SessionFrameVerdict.ForLoop : SessionFrameVerdict.Skip;
-            default:
+            if (ack > session.Replay.LastAcknowledgedHint && session.Replay.Acknowledge(ack).Status == ReplayAckStatus.BeyondSent)
+            {
                 return SessionFrameVerdict.ForLoop;
+            }
+
+            switch (session.Inbound.Accept(sequence, frame.Length - headerLength, out AckTrigger trigger))
+            {
+                case InboundDecision.Deliver:
+                    payloadLength = frame.Length - headerLength;
+                    payloadType = isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+                    if (trigger == AckTrigger.DueNow)
+                    {
+                        SendDueAck(socket, session);
+                    }
+                    else if (trigger == AckTrigger.WakeLoop)
+                    {
+                        SignalAck();
+                    }
+
+                    return SessionFrameVerdict.Deliver;
+                case InboundDecision.Duplicate:
+                    return SessionFrameVerdict.Skip;
+                default:
+                    return SessionFrameVerdict.ForLoop; // a gap changes nothing: the loop finds it again and closes
+            }
         }
+
+        // Not a well-formed Data frame: an Ack is applied here, anything else (or anything malformed) goes to the loop.
+        if (SessionFrameReader.TryRead(frame, _options.MaxMessageSize, out var parsed) != SessionFrameError.None ||
+            parsed.Header.Type != SessionFrameType.Ack)
+        {
+            return SessionFrameVerdict.ForLoop;
+        }
+
+        return session.Replay.Acknowledge(parsed.Header.Ack).Status == ReplayAckStatus.BeyondSent ? SessionFrameVerdict.ForLoop : SessionFrameVerdict.Skip;
     }
 
     /// <summary>Session mode: the loop acts on a frame (returns its pooled copy); the close record when the connection must end.</summary>

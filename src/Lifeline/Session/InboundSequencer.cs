@@ -75,7 +75,7 @@ public sealed class InboundSequencer
 {
     private readonly SessionAckOptions _options;
     private readonly TimeProvider _timeProvider;
-    private readonly Lock _lock = new();
+    private readonly ShortLock _lock = new();
     private long _lastDelivered;
     private long _lastAcknowledged;
     private long _duplicates;
@@ -112,7 +112,7 @@ public sealed class InboundSequencer
     /// </summary>
     internal void LimitToPeerReplay(int maxMessages, long maxBytes)
     {
-        lock (_lock)
+        using (_lock.Enter())
         {
             _peerHalfMessages = Math.Max(1, maxMessages / 2);
             _peerHalfBytes = Math.Max(1, maxBytes / 2);
@@ -124,7 +124,7 @@ public sealed class InboundSequencer
     {
         get
         {
-            lock (_lock)
+            using (_lock.Enter())
             {
                 return _lastDelivered;
             }
@@ -136,7 +136,7 @@ public sealed class InboundSequencer
     {
         get
         {
-            lock (_lock)
+            using (_lock.Enter())
             {
                 return _lastAcknowledged;
             }
@@ -148,7 +148,7 @@ public sealed class InboundSequencer
     {
         get
         {
-            lock (_lock)
+            using (_lock.Enter())
             {
                 return _duplicates;
             }
@@ -160,7 +160,7 @@ public sealed class InboundSequencer
     {
         get
         {
-            lock (_lock)
+            using (_lock.Enter())
             {
                 return _pendingMessages > 0 && (_pendingMessages >= MaxMessages
                     || _pendingBytes >= MaxBytes
@@ -174,7 +174,7 @@ public sealed class InboundSequencer
     {
         get
         {
-            lock (_lock)
+            using (_lock.Enter())
             {
                 return _pendingMessages == 0 ? null : DueInLocked();
             }
@@ -206,7 +206,7 @@ public sealed class InboundSequencer
     internal InboundDecision Accept(long sequence, int payloadLength, out AckTrigger trigger)
     {
         trigger = AckTrigger.None;
-        lock (_lock)
+        using (_lock.Enter())
         {
             if (sequence <= _lastDelivered)
             {
@@ -253,7 +253,7 @@ public sealed class InboundSequencer
     /// </summary>
     internal TimeSpan? NextAckLoopWait(bool justAcknowledged)
     {
-        lock (_lock)
+        using (_lock.Enter())
         {
             var wokenFromPark = _ackLoopLastParked;
             _ackLoopParked = false;
@@ -275,7 +275,7 @@ public sealed class InboundSequencer
     /// </summary>
     public long TakeAck()
     {
-        lock (_lock)
+        using (_lock.Enter())
         {
             _lastAcknowledged = _lastDelivered;
             _pendingMessages = 0;

@@ -113,6 +113,45 @@ public class SessionFrameTests
         Assert.Equal(bytes.Length - payload.Length, frame.Header.HeaderLength);
     }
 
+    [Theory]
+    [InlineData(false, 1L, 0L, 0)]
+    [InlineData(true, 300L, 5L, 5)]
+    [InlineData(false, long.MaxValue, long.MaxValue, 70_000)]
+    public void TryReadData_DataFrame_GivesTheSameFieldsAsTryRead(bool isText, long sequence, long ack, int size)
+    {
+        var bytes = Write(w => SessionFrameWriter.WriteData(w, sequence, ack, isText, new byte[size]));
+        var header = ReadOk(bytes);
+
+        Assert.True(SessionFrameReader.TryReadData(bytes, Limit, out var readSequence, out var readAck, out var headerLength, out var readIsText));
+
+        Assert.Equal((header.Sequence, header.Ack, header.HeaderLength, header.IsText), (readSequence, readAck, headerLength, readIsText));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { })] // empty
+    [InlineData(new byte[] { 0x05, 0x03 })] // an Ack, not Data
+    [InlineData(new byte[] { 0x08, 0x01, 0x00 })] // unknown type
+    [InlineData(new byte[] { 0x06, 0x00, 0x00 })] // sequence 0
+    [InlineData(new byte[] { 0x06, 0x01 })] // truncated: no ack
+    [InlineData(new byte[] { 0x07, 0xFF, 0xFF })] // truncated varint
+    [InlineData(new byte[] { 0x06, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 })] // ack above long.MaxValue
+    public void TryReadData_AnythingButAWellFormedDataFrame_IsLeftToTryRead(byte[] bytes)
+    {
+        Assert.False(SessionFrameReader.TryReadData(bytes, Limit, out _, out _, out _, out _));
+
+        var isDataFrameTryReadAccepts = SessionFrameReader.TryRead(bytes, Limit, out var frame) == SessionFrameError.None && frame.Type == SessionFrameType.Data;
+        Assert.False(isDataFrameTryReadAccepts);
+    }
+
+    [Fact]
+    public void TryReadData_OverTheLimit_IsLeftToTryRead()
+    {
+        var bytes = Write(w => SessionFrameWriter.WriteData(w, 1, 0, false, new byte[100]));
+
+        Assert.False(SessionFrameReader.TryReadData(bytes, bytes.Length - 1, out _, out _, out _, out _));
+        Assert.Equal(SessionFrameError.Oversized, SessionFrameReader.TryRead(bytes, bytes.Length - 1, out _));
+    }
+
     [Fact]
     public void TryWriteDataHeader_FollowedByPayload_ReadsAsOneFrame()
     {

@@ -63,6 +63,36 @@ public static class SessionFrameReader
         return error;
     }
 
+    /// <summary>
+    /// The per-message fast path: decodes a Data frame's fields into scalars. <see cref="SessionFrameHeader"/> is large
+    /// (it holds every frame type's fields), and copying it costs more than decoding a Data header. False when
+    /// <paramref name="message"/> is not a well-formed Data frame within <paramref name="maxFrameBytes"/>: the caller
+    /// then decodes it with <see cref="TryRead(ReadOnlySpan{byte}, int, out SessionFrame)"/>, which says what it is or
+    /// what is wrong with it.
+    /// </summary>
+    internal static bool TryReadData(ReadOnlySpan<byte> message, int maxFrameBytes, out long sequence, out long ack, out int headerLength, out bool isText)
+    {
+        sequence = 0;
+        ack = 0;
+        headerLength = 0;
+        isText = false;
+        if (message.IsEmpty || message.Length > maxFrameBytes || (message[0] != DataBinaryByte && message[0] != DataTextByte))
+        {
+            return false;
+        }
+
+        var reader = new FieldReader(message[1..]);
+        if (reader.Sequence(out sequence) != SessionFrameError.None || sequence == 0 || reader.Sequence(out ack) != SessionFrameError.None)
+        {
+            sequence = 0;
+            return false;
+        }
+
+        headerLength = 1 + reader.Position;
+        isText = message[0] == DataTextByte;
+        return true;
+    }
+
     /// <summary>Decodes the header from <paramref name="head"/>, a prefix (or all) of a message <paramref name="totalLength"/> bytes long.</summary>
     private static SessionFrameError TryReadHeader(ReadOnlySpan<byte> head, long totalLength, int maxFrameBytes, out SessionFrameHeader header)
     {
