@@ -622,6 +622,8 @@ public sealed class LifelineSessionManager : IDisposable
 
         try
         {
+            var failed = 0;
+            (SessionId Id, Exception Error)? firstFailure = null;
             foreach (var session in _sessions.Values.Where(s => s.IsResumable && !s.IsEnded))
             {
                 // Wait briefly for a send in progress, so state and replay buffer are saved together.
@@ -631,6 +633,13 @@ public sealed class LifelineSessionManager : IDisposable
                     await Store.SaveAsync(session.FreezeLocked(now, Options.ResumeWindow), cancellationToken).ConfigureAwait(false);
                     count++;
                 }
+#pragma warning disable CA1031 // One session the store refuses (full, for one) must not cost the others their save.
+                catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+#pragma warning restore CA1031
+                {
+                    failed++;
+                    firstFailure ??= (session.Id, e);
+                }
                 finally
                 {
                     if (locked)
@@ -638,6 +647,11 @@ public sealed class LifelineSessionManager : IDisposable
                         session.SendLock.Release();
                     }
                 }
+            }
+
+            if (firstFailure is { } first)
+            {
+                SessionLog.SomeNotSaved(Logger, failed, failed + count, first.Id, first.Error);
             }
 
             if (Store is InMemorySessionStore memory)

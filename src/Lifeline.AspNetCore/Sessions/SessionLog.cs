@@ -33,6 +33,9 @@ internal static partial class SessionLog
     [LoggerMessage(309, LogLevel.Error, "Drain: saving sessions failed; they will be answered SessionLost after the restart.")]
     public static partial void SaveFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(319, LogLevel.Error, "Drain: {Failed} of {Total} sessions could not be saved and will be answered SessionLost after the restart; the others are saved. First failure: session {SessionId}.")]
+    public static partial void SomeNotSaved(ILogger logger, int failed, int total, SessionId sessionId, Exception exception);
+
     [LoggerMessage(310, LogLevel.Information, "Session {SessionId} taken over by a newer connection; closing the old one with 4001.")]
     public static partial void TakenOver(ILogger logger, SessionId sessionId);
 

@@ -1,4 +1,7 @@
+using System.Collections.Concurrent;
 using Lifeline.Client;
+using Lifeline.Session.Store;
+using Microsoft.Extensions.DependencyInjection;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Client;
 using Lifeline.IntegrationTests.Infrastructure;
@@ -219,6 +222,59 @@ public sealed class SessionResumeTests
             await client.SendTextAsync("two");
             Assert.Equal("two", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
             Assert.NotEqual(first, client.SessionId);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task GracefulRestart_StoreRefusesOneSession_TheOtherIsStillSavedAndResumes()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        var drain = NewDrainFile();
+        // The default store holds one session: the drain's second save fails (SessionStoreFullException).
+        void OneSessionStore(IServiceCollection services) =>
+            services.AddSingleton(sp => new InMemorySessionStore(new InMemorySessionStoreOptions { MaxSessions = 1 }, sp.GetService<TimeProvider>()));
+        var host = await SessionTestHost.StartAsync(log, drain, services: OneSessionStore);
+        var port = host.Port;
+        await using var first = new LifelineClient(SessionClient(host.Uri("/echo")));
+        await using var second = new LifelineClient(SessionClient(host.Uri("/echo")));
+        var lost = new ConcurrentQueue<SessionLostEventArgs>();
+        first.SessionLost += (_, e) => lost.Enqueue(e);
+        second.SessionLost += (_, e) => lost.Enqueue(e);
+        var resumed = 0;
+        void CountResumes(object? sender, LifelineStateChangedEventArgs e)
+        {
+            if (e.Current == LifelineClientState.Connected && e.SessionResumed == true)
+            {
+                Interlocked.Increment(ref resumed);
+            }
+        }
+
+        first.StateChanged += CountResumes;
+        second.StateChanged += CountResumes;
+        await Task.WhenAll(first.StartAsync(), second.StartAsync()).WaitAsync(TimeSpan.FromSeconds(15));
+        try
+        {
+            foreach (var client in new[] { first, second })
+            {
+                await client.SendTextAsync("before");
+                Assert.Equal("before", (await Wait.ReadAsync(client.Messages)).Text);
+            }
+
+            await host.StopAsync();
+            host = await SessionTestHost.StartAsync(log, drain, port, services: OneSessionStore);
+
+            // One session was saved and resumes; the other was refused by the store and is reported lost.
+            await Wait.UntilAsync(() => Volatile.Read(ref resumed) == 1 && lost.Count == 1, TimeSpan.FromSeconds(30), "one resume and one session lost");
+            Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, Assert.Single(lost).Reason);
+            foreach (var client in new[] { first, second })
+            {
+                await client.SendTextAsync("after");
+                Assert.Equal("after", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+            }
         }
         finally
         {

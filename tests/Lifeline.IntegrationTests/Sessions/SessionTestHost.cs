@@ -45,9 +45,10 @@ internal sealed class SessionTestHost : IAsyncDisposable
     public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
 
     public static async Task<SessionTestHost> StartAsync(NumberedServerLog log, string drainFile, int port = 0,
-        Action<LifelineSessionOptions>? sessions = null, Action<LifelineServerOptions>? server = null)
+        Action<LifelineSessionOptions>? sessions = null, Action<LifelineServerOptions>? server = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        services?.Invoke(builder.Services);
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, port));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
