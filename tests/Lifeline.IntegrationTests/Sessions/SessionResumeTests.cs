@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using Lifeline.Client;
-using Lifeline.Session.Store;
-using Microsoft.Extensions.DependencyInjection;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Client;
 using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Session.Store;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Lifeline.IntegrationTests.Sessions;
 
