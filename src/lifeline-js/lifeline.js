@@ -210,7 +210,9 @@ export function nextDelay(context, options = DEFAULT_RECONNECT_OPTIONS, random =
   } else {
     delay = capped;
   }
-  if (tryAgainLater) delay = Math.max(delay, base); // the server asked for room: never sooner than the larger base
+  // The server asked for room: never sooner than the larger base, and spread above it (raising the jittered delay to
+  // the base instead brought most clients shed together back at the same instant).
+  if (tryAgainLater) delay = base + delay;
   return hint != null && hint > delay ? hint : delay;
 }
 

@@ -125,8 +125,9 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
         var capped = Backoff.Exponential(context.Attempt, baseDelay, _options.Multiplier, cap);
         var delay = Backoff.Jitter(_options.Jitter, capped, baseDelay, cap, context.PreviousDelay, _random);
 
-        // After 1013 the server asked for room: never come back sooner than the larger base.
-        return tryAgainLater ? Max(delay, baseDelay) : delay;
+        // After 1013 the server asked for room: never come back sooner than the larger base, and spread above it. (Raising
+        // the jittered delay to the base instead would bring most clients shed together back at the same instant.)
+        return tryAgainLater ? baseDelay + delay : delay;
     }
 
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;

@@ -36,7 +36,7 @@ public sealed class ReconnectPolicyOptions
     /// <summary>How randomness is mixed in. Default <see cref="JitterMode.Full"/>.</summary>
     public JitterMode Jitter { get; set; } = JitterMode.Full;
 
-    /// <summary>The floor and base of the backoff after 1013 Try Again Later. Default 5 s. Must be positive.</summary>
+    /// <summary>The floor and base of the backoff after 1013 Try Again Later: the delay is this plus a jittered exponential backoff from it. Default 5 s. Must be positive.</summary>
     public TimeSpan TryAgainLaterBaseDelay { get => _tryAgainLaterBaseDelay; set => _tryAgainLaterBaseDelay = OptionGuard.Positive(value); }
 
     /// <summary>The lower bound of the short random delay after 1012 and 1001. Default 1 s. Zero or more.</summary>

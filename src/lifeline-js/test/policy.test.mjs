@@ -50,15 +50,21 @@ describe('nextDelay', () => {
     }
   });
 
-  test('nextDelay_1013_LargerBaseAndNeverSoonerThan5s', () => {
-    assert.equal(nextDelay(ctx({ code: 1013, attempt: 1 }), undefined, fixed(0.1)), 5000); // 500 ms raised to the 5 s floor
-    assert.equal(nextDelay(ctx({ code: 1013, attempt: 3 }), undefined, fixed(0.5)), 10_000); // 0.5 × 20 s
-    assert.equal(nextDelay(ctx({ code: 1013, attempt: 9 }), undefined, fixed(0.5)), 15_000); // capped at 30 s
+  test('nextDelay_1013_TheLargerBasePlusTheJitteredBackoff', () => {
+    assert.equal(nextDelay(ctx({ code: 1013, attempt: 1 }), undefined, fixed(0.1)), 5500); // 5 s + 0.1 × 5 s
+    assert.equal(nextDelay(ctx({ code: 1013, attempt: 3 }), undefined, fixed(0.5)), 15_000); // 5 s + 0.5 × 20 s
+    assert.equal(nextDelay(ctx({ code: 1013, attempt: 9 }), undefined, fixed(0.5)), 20_000); // 5 s + 0.5 × 30 s (capped)
+  });
+
+  test('nextDelay_1013_ClientsShedTogetherComeBackSpreadOut', () => {
+    const delays = [0.05, 0.2, 0.4, 0.6, 0.8, 0.95].map((r) => nextDelay(ctx({ code: 1013, attempt: 1 }), undefined, fixed(r)));
+    assert.ok(delays.every((d) => d >= 5000), `${delays} has a delay below the 5 s base`);
+    assert.equal(new Set(delays).size, delays.length, `${delays} repeats a delay`);
   });
 
   test('nextDelay_1013_HintOnlyLengthens', () => {
     assert.equal(nextDelay(ctx({ code: 1013, attempt: 1, reason: 'busy; retry-after-ms=12000' }), undefined, fixed(0.1)), 12_000);
-    assert.equal(nextDelay(ctx({ code: 1013, attempt: 3, reason: 'busy; retry-after-ms=200' }), undefined, fixed(0.5)), 10_000);
+    assert.equal(nextDelay(ctx({ code: 1013, attempt: 3, reason: 'busy; retry-after-ms=200' }), undefined, fixed(0.5)), 15_000);
   });
 
   test('nextDelay_StopCodes_ReturnNullEvenWithHint', () => {

@@ -103,7 +103,7 @@ describe('LifelineSocket, plain mode', () => {
     ws().open();
     ws().receive('x');
     ws().serverClose(1013, 'busy');
-    assert.equal(of('close')[0].delay, 5000);
+    assert.equal(of('close')[0].delay, 5500); // the 5 s base plus 0.1 × 5 s
   });
 
   for (const code of [1000, 1008, 1002, 1003, 1007, 1009, 1010, 1015]) {

@@ -74,8 +74,20 @@ public class DefaultReconnectPolicyTests
         for (var attempt = 1; attempt <= 6; attempt++)
         {
             var delay = policy.NextDelay(Closed(1013, attempt))!.Value;
-            Assert.InRange(delay, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30));
+            Assert.InRange(delay, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5 + 30));
         }
+    }
+
+    [Fact]
+    public void NextDelay_TryAgainLater_ClientsShedTogetherComeBackSpreadOut()
+    {
+        var delays = Enumerable.Range(1, 200).Select(seed => Policy(seed: seed).NextDelay(Closed(1013, attempt: 1))!.Value).ToList();
+
+        Assert.All(delays, d => Assert.True(d >= TimeSpan.FromSeconds(5), $"{d} is sooner than the 5 s base"));
+        // Raising a full-jitter delay to the base put about every client at exactly 5 s.
+        Assert.True(delays.Count(d => d == TimeSpan.FromSeconds(5)) <= 2, "most clients come back at the same instant");
+        Assert.True(delays.Distinct().Count() >= 190, $"only {delays.Distinct().Count()} distinct delays among 200 clients");
+        Assert.Contains(delays, d => d > TimeSpan.FromSeconds(8));
     }
 
     [Theory]
