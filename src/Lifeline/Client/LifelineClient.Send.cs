@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Lifeline.CloseCodes;
+using Lifeline.Session;
 using Lifeline.Session.Wire;
 
 namespace Lifeline.Client;
@@ -82,9 +83,15 @@ public sealed partial class LifelineClient
     /// <exception cref="LifelineClosedException">The client is stopping, closed or disposed; also thrown to a send that was waiting for room when that happened.</exception>
     /// <exception cref="InvalidOperationException">The client is disconnected and queueing is off.</exception>
     /// <exception cref="SendQueueFullException">The queue is full and its mode is <see cref="SendQueueFullMode.Fail"/>.</exception>
-    /// <exception cref="ArgumentException">The type is Close.</exception>
+    /// <exception cref="ArgumentException">The type is Close; or, in session mode, the message is larger than the replay buffer holds or the server accepts.</exception>
+    /// <exception cref="Lifeline.Session.ReplayBufferFullException">Session mode: the replay buffer is full and its mode is <see cref="Lifeline.Session.ReplayBufferFullMode.Fail"/>.</exception>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
+        if (_options.Session is not null)
+        {
+            ThrowIfTooLargeForSession(data);
+        }
+
         if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && SendLock.Wait(0, CancellationToken.None))
         {
             if (!_queue.CanWriteDirect || Volatile.Read(ref _directSocket) != socket)
@@ -122,6 +129,28 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
+    /// Session mode: a message that can never be sent is refused at the call, where the caller learns it, instead of
+    /// being queued and then dropped (or, bigger than the server's frame limit, closing the connection with 1009).
+    /// </summary>
+    /// <exception cref="ArgumentException">The payload is larger than the replay buffer holds or the server accepts.</exception>
+    private void ThrowIfTooLargeForSession(ReadOnlyMemory<byte> data)
+    {
+        var length = data.Length;
+        var replayLimit = _options.Session!.Replay.MaxBytes;
+        if (length > replayLimit)
+        {
+            throw new ArgumentException(
+                $"The message is {length} bytes but the session's replay buffer holds at most {replayLimit}; raise SessionOptions.Replay.MaxBytes or send smaller messages.", nameof(data));
+        }
+
+        if (Volatile.Read(ref _session) is { } session && length > session.MaxFrameBytes - SessionFrameWriter.MaxDataHeaderLength)
+        {
+            throw new ArgumentException(
+                $"The message is {length} bytes but the server accepts session frames of at most {session.MaxFrameBytes} bytes (header included); send smaller messages.", nameof(data));
+        }
+    }
+
+    /// <summary>
     /// Session mode, send lock held: numbers the message, keeps it in the replay buffer (which leaves room for the frame
     /// header in front of the copy) and writes the Data frame from that copy. Falls back to the queue when the append would
     /// wait or decide something (full, ended) or the session is not the one the open connection carries.
@@ -139,6 +168,15 @@ public sealed partial class LifelineClient
         if (!session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
         {
             SendLock.Release();
+            try
+            {
+                session.Replay.ThrowIfFullInFailMode(data.Length);
+            }
+            catch (ReplayBufferFullException e)
+            {
+                return ValueTask.FromException(e);
+            }
+
             return session.Replay.HasRoomFor(data.Length)
                 ? EnqueueAsync(data, type, null, CancellationToken.None)
                 : WaitForReplayRoomThenSendAsync(session, data, type);

@@ -83,6 +83,7 @@ public sealed partial class LifelineClient
             throw new InvalidOperationException("Acknowledgements need a session: set LifelineClientOptions.Session.");
         }
 
+        ThrowIfTooLargeForSession(data);
         var acknowledged = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         await EnqueueAsync(data, type, acknowledged, cancellationToken).ConfigureAwait(false);
         return await acknowledged.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -332,6 +333,12 @@ public sealed partial class LifelineClient
         ReplayAppendResult appended;
         try
         {
+            if (message.Data.Length > session.MaxFrameBytes - SessionFrameWriter.MaxDataHeaderLength)
+            {
+                // Queued before this session said its limit: sending it would close the connection with 1009.
+                throw new ArgumentException($"a queued message of {message.Data.Length} bytes is larger than the server accepts ({session.MaxFrameBytes}-byte frames)");
+            }
+
             var append = session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken);
             if (!append.IsCompleted)
             {
@@ -340,8 +347,9 @@ public sealed partial class LifelineClient
 
             appended = await append.ConfigureAwait(false);
         }
-        catch (ReplayBufferFullException e)
+        catch (Exception e) when (e is ReplayBufferFullException or ArgumentException)
         {
+            // Never written, and never retried: a message that cannot go must not block the queue behind it.
             Log.MessageDropped(_logger, e.Message);
             _inFlight = null;
             acknowledged?.TrySetResult(false);

@@ -200,6 +200,32 @@ public sealed class ReplayBuffer : IDisposable
         }
     }
 
+    /// <summary>
+    /// For a sender about to queue a message the buffer did not take at once: in <see cref="ReplayBufferFullMode.Fail"/>
+    /// a full buffer throws here, to that sender, instead of later in the send queue's writer where nobody can catch it.
+    /// </summary>
+    /// <exception cref="ReplayBufferFullException">The buffer is full and the mode is <see cref="ReplayBufferFullMode.Fail"/>.</exception>
+    internal void ThrowIfFullInFailMode(int length)
+    {
+        if (_options.FullMode != ReplayBufferFullMode.Fail)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            ExpireLocked();
+            if (_end is null && !_disposed && (_count + 1 > _options.MaxMessages || _bytes + length > _options.MaxBytes))
+            {
+                throw FullLocked();
+            }
+        }
+    }
+
+    private ReplayBufferFullException FullLocked() => new(
+        $"The replay buffer is full ({_count} messages, {_bytes} bytes unacknowledged; limits {_options.MaxMessages} and {_options.MaxBytes}). " +
+        "The peer is not acknowledging fast enough: raise the limits, or choose ReplayBufferFullMode.Wait or EndSession.");
+
     /// <summary>The write of a message appended by <see cref="TryAppendForWrite"/> is over: its copy may be released once acknowledged.</summary>
     internal void EndWrite() => EndLease();
 
@@ -488,9 +514,7 @@ public sealed class ReplayBuffer : IDisposable
             switch (_options.FullMode)
             {
                 case ReplayBufferFullMode.Fail:
-                    throw new ReplayBufferFullException(
-                        $"The replay buffer is full ({_count} messages, {_bytes} bytes unacknowledged; limits {_options.MaxMessages} and {_options.MaxBytes}). " +
-                        "The peer is not acknowledging fast enough: raise the limits, or choose ReplayBufferFullMode.Wait or EndSession.");
+                    throw FullLocked();
                 case ReplayBufferFullMode.EndSession:
                     EndLocked(SessionLostReason.BufferFull);
                     result = new ReplayAppendResult(ReplayAppendStatus.SessionEnded, 0, null);

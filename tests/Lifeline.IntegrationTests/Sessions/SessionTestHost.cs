@@ -68,6 +68,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapLifelineSession("/numbered", (session, ct) => NumberedAsync(session, log, ct));
         app.MapLifelineSession("/echo", EchoAsync);
         app.MapLifelineSession("/slow-echo", SlowEchoAsync);
+        app.MapLifelineSession("/silent", (session, ct) => Task.Delay(Timeout.Infinite, ct)); // never reads, so never acknowledges
         await app.StartAsync();
         return new SessionTestHost(app, new Uri(app.Urls.First()).Port);
     }
