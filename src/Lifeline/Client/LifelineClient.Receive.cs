@@ -284,7 +284,13 @@ public sealed partial class LifelineClient
     {
         while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // A hand-off may have come just before the cancellation: give it back, or nobody would read the socket.
+                GiveBackHandOff(null);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
             ClientWebSocket? socket = null;
             Task? wait = null;
             bool peeked;
@@ -328,6 +334,7 @@ public sealed partial class LifelineClient
             {
                 WakeLoop();
                 await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
+                AfterHandOffWaitForTest?.Invoke();
                 continue;
             }
 
@@ -352,6 +359,7 @@ public sealed partial class LifelineClient
 
                     WakeLoop();
                     await WaitForHandOffAsync(wait, cancellationToken).ConfigureAwait(false);
+                    AfterHandOffWaitForTest?.Invoke();
                     continue;
                 }
 
@@ -492,21 +500,42 @@ public sealed partial class LifelineClient
         }
         catch (OperationCanceledException)
         {
-            lock (RxLock)
-            {
-                if (_rxWaiter?.Task == wait)
-                {
-                    _rxWaiter = null;
-                }
+            GiveBackHandOff(wait);
+            throw;
+        }
+    }
 
-                if (_rxOwner == ReceiveOwner.HandedToReader)
-                {
-                    Interlocked.Exchange(ref _rxOwner, ReceiveOwner.None); // the loop finishes the message it peeked (after _rxPeeked: see TryTakeSocketForDirectRead)
-                }
+    /// <summary>A cancelled reader gives back anything handed over to it; the loop finishes the message it peeked.</summary>
+    private void GiveBackHandOff(Task? wait)
+    {
+        lock (RxLock)
+        {
+            if (wait is not null && _rxWaiter?.Task == wait)
+            {
+                _rxWaiter = null;
             }
 
-            WakeLoop();
-            throw;
+            if (_rxOwner == ReceiveOwner.HandedToReader)
+            {
+                Interlocked.Exchange(ref _rxOwner, ReceiveOwner.None); // after _rxPeeked: see TryTakeSocketForDirectRead
+            }
+        }
+
+        WakeLoop();
+    }
+
+    /// <summary>Tests: runs after a reader's wait for a hand-off ended, before it goes on.</summary>
+    internal Action? AfterHandOffWaitForTest { get; set; }
+
+    /// <summary>Tests: whether a reader waits for the loop to hand it the socket or a message.</summary>
+    internal bool HasReaderWaitingForHandOff
+    {
+        get
+        {
+            lock (RxLock)
+            {
+                return _rxWaiter is { Task.IsCompleted: false };
+            }
         }
     }
 

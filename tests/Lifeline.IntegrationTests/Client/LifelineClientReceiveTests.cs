@@ -148,6 +148,33 @@ public sealed class LifelineClientReceiveTests
     }
 
     [Fact]
+    public async Task ReceiveAsync_CancelledJustAfterTheLoopHandedItTheSocket_LoopStillReadsOnAndSeesTheServersClose()
+    {
+        // A reader with a token waits while the loop holds a zero-byte read; data arrives and the loop hands the socket
+        // over; the token is cancelled before the reader goes on. The reader must give the socket back: otherwise nobody
+        // reads it until the application reads again, and the server's Close (or a dead link) goes unnoticed.
+        await using var server = RawFrameServer.StartHeld(RawFrameServer.Frame(0x2, [7]), RawFrameServer.Frame(0x8, [0x03, 0xE9]));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        using var cancel = new CancellationTokenSource();
+        client.AfterHandOffWaitForTest = cancel.Cancel;
+        var buffer = new byte[16];
+
+        var read = client.ReceiveAsync(buffer, cancel.Token).AsTask();
+        await Wait.UntilAsync(() => client.HasReaderWaitingForHandOff, what: "the reader to wait for the loop's hand-off");
+        server.Release();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read.WaitAsync(TimeSpan.FromSeconds(15)));
+        client.AfterHandOffWaitForTest = null;
+        var closed = await states.NextAsync(LifelineClientState.Closed);
+        Assert.Equal(CloseCode.GoingAway, closed.Close!.Code);
+        var message = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal((LifelineReceiveStatus.Message, (byte)7), (message.Status, buffer[0]));
+    }
+
+    [Fact]
     public async Task ReceiveAsync_AfterTheReceiveBufferWasFull_LoopStillTakesTheSocketBackAndSeesTheServersClose()
     {
         // The loop waits while the application has not made room in a full buffer. The application then empties it and

@@ -16,10 +16,16 @@ internal sealed class RawFrameServer : IAsyncDisposable
     private readonly byte[] _frames;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
+    private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private RawFrameServer(byte[] frames)
+    private RawFrameServer(byte[] frames, bool held = false)
     {
         _frames = frames;
+        if (!held)
+        {
+            _release.SetResult();
+        }
+
         _listener.Start();
         _loop = Task.Run(AcceptLoopAsync);
     }
@@ -30,6 +36,12 @@ internal sealed class RawFrameServer : IAsyncDisposable
     public List<byte[]> Received { get; } = [];
 
     public static RawFrameServer Start(params byte[][] frames) => new([.. frames.SelectMany(f => f)]);
+
+    /// <summary>Like <see cref="Start"/>, but the frames are written only once <see cref="Release"/> is called.</summary>
+    public static RawFrameServer StartHeld(params byte[][] frames) => new([.. frames.SelectMany(f => f)], held: true);
+
+    /// <summary>Lets a held server write its frames.</summary>
+    public void Release() => _release.TrySetResult();
 
     /// <summary>An unmasked server frame: FIN set, the given RSV bits and opcode, a short payload.</summary>
     public static byte[] Frame(byte opcode, byte[] payload, byte rsv = 0)
@@ -68,6 +80,7 @@ internal sealed class RawFrameServer : IAsyncDisposable
             var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
             var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
             await stream.WriteAsync(Encoding.ASCII.GetBytes(response), _stop.Token);
+            await _release.Task.WaitAsync(_stop.Token);
             await stream.WriteAsync(_frames, _stop.Token);
 
             using var received = new MemoryStream();
