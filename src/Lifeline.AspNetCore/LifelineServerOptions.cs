@@ -146,7 +146,9 @@ public sealed class LifelineServerOptions
     /// <summary>
     /// The longest one message may take to be written to a connection's socket, and the longest a direct send waits
     /// for room in a full outbound buffer. Past it the client is a slow consumer: it is closed with
-    /// <see cref="ServerCloseCodes.SlowConsumer"/> (or aborted when even the Close frame cannot be written). Default 10 s.
+    /// <see cref="ServerCloseCodes.SlowConsumer"/> (or aborted when even the Close frame cannot be written). Sessions: the
+    /// longest a group send or broadcast waits for room in one member's replay buffer before that session is lost
+    /// (SessionLost, buffer full). Default 10 s.
     /// </summary>
     public TimeSpan SendTimeout
     {

@@ -813,18 +813,40 @@ public sealed class LifelineSessionManager : IDisposable
         }
     }
 
-    private static async Task<int> SendToManyAsync(LifelineSession[] members, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends to every member at once. A member whose replay buffer stays full for <see cref="LifelineServerOptions.SendTimeout"/>
+    /// (its client does not acknowledge) loses its session (SessionLost, buffer full) rather than hold up the others:
+    /// one stalled member must not stall a group send or a broadcast.
+    /// </summary>
+    private async Task<int> SendToManyAsync(LifelineSession[] members, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {
+        if (members.Length == 0)
+        {
+            return 0;
+        }
+
+        using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var results = await Task.WhenAll(members.Select(async member =>
         {
             try
             {
-                await member.SendAsync(data, type, cancellationToken).ConfigureAwait(false);
+                await member.SendAsync(data, type, bounded.Token).ConfigureAwait(false);
                 return 1;
             }
             catch (InvalidOperationException)
             {
                 return 0; // ended or saved meanwhile
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                if (!member.Replay.HasRoomFor(data.Length))
+                {
+                    SessionLog.SlowMember(Logger, member.Id, _serverOptions.SendTimeout);
+                    Lose(member, SessionLostReason.BufferFull, tellClient: true);
+                }
+
+                return 0;
             }
         })).ConfigureAwait(false);
         return results.Sum();

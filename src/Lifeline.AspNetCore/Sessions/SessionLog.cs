@@ -36,6 +36,9 @@ internal static partial class SessionLog
     [LoggerMessage(319, LogLevel.Error, "Drain: {Failed} of {Total} sessions could not be saved and will be answered SessionLost after the restart; the others are saved. First failure: session {SessionId}.")]
     public static partial void SomeNotSaved(ILogger logger, int failed, int total, SessionId sessionId, Exception exception);
 
+    [LoggerMessage(320, LogLevel.Warning, "Session {SessionId}: a group send or broadcast found its replay buffer full for {Bound} (the client does not acknowledge); the session is lost so that it does not hold up the other members.")]
+    public static partial void SlowMember(ILogger logger, SessionId sessionId, TimeSpan bound);
+
     [LoggerMessage(310, LogLevel.Information, "Session {SessionId} taken over by a newer connection; closing the old one with 4001.")]
     public static partial void TakenOver(ILogger logger, SessionId sessionId);
 

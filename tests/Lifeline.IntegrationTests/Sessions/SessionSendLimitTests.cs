@@ -1,6 +1,9 @@
+using System.Buffers;
+using System.Net.WebSockets;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Session;
+using Lifeline.Session.Wire;
 
 namespace Lifeline.IntegrationTests.Sessions;
 
@@ -44,5 +47,42 @@ public sealed class SessionSendLimitTests
 
         await Assert.ThrowsAsync<ReplayBufferFullException>(async () => await client.SendAsync(new byte[] { 3 }));
         Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
+    public async Task GroupSend_OneMemberNeverAcknowledges_TheOthersGetEverySendAndThatMemberIsLost()
+    {
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => o.Replay.MaxMessages = 5, server: o => o.SendTimeout = TimeSpan.FromSeconds(1));
+
+        // A member that completes the handshake and then reads nothing, so it never acknowledges.
+        using var stalled = new ClientWebSocket();
+        stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
+        await stalled.ConnectAsync(host.Uri("/group"), CancellationToken.None);
+        var hello = new ArrayBufferWriter<byte>();
+        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
+        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var welcome = await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(WebSocketMessageType.Binary, welcome.MessageType);
+
+        await using var healthy = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/group")));
+        await healthy.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 2 && host.Sessions.Sessions.All(s => s.Groups.Contains("g")), what: "both members in the group");
+
+        // Before, the sixth send waited for the stalled member's acks for good, and every send after it with it.
+        var reached = new List<int>();
+        for (var i = 1; i <= 10; i++)
+        {
+            reached.Add(await host.Sessions.SendToGroupAsync("g", SessionTestHost.Number(i)).WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+
+        for (var i = 1; i <= 10; i++)
+        {
+            Assert.Equal(i, SessionTestHost.Number((await Wait.ReadAsync(healthy.Messages, TimeSpan.FromSeconds(30))).Data));
+        }
+
+        Assert.Equal(Enumerable.Repeat(2, 5), reached.Take(5));
+        Assert.All(reached.Skip(6), r => Assert.Equal(1, r));
+        Assert.Single(host.Sessions.Sessions);
     }
 }

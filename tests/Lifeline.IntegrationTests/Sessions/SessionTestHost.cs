@@ -69,6 +69,11 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapLifelineSession("/echo", EchoAsync);
         app.MapLifelineSession("/slow-echo", SlowEchoAsync);
         app.MapLifelineSession("/silent", (session, ct) => Task.Delay(Timeout.Infinite, ct)); // never reads, so never acknowledges
+        app.MapLifelineSession("/group", async (session, ct) =>
+        {
+            session.JoinGroup("g");
+            await Task.Delay(Timeout.Infinite, ct);
+        });
         await app.StartAsync();
         return new SessionTestHost(app, new Uri(app.Urls.First()).Port);
     }
