@@ -13,7 +13,7 @@ namespace Lifeline.AspNetCore;
 public sealed class LifelineConnectionRegistry
 {
     private readonly ConcurrentDictionary<string, LifelineConnection> _connections = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, LifelineConnection>> _groups = new(StringComparer.Ordinal);
+    private readonly GroupTable<string, LifelineConnection> _groups = new();
 
     /// <summary>How many connections are open.</summary>
     public int Count => _connections.Count;
@@ -25,8 +25,7 @@ public sealed class LifelineConnectionRegistry
     public LifelineConnection? Find(string id) => _connections.GetValueOrDefault(id);
 
     /// <summary>The connections in a group now.</summary>
-    public IReadOnlyCollection<LifelineConnection> GroupMembers(string group) =>
-        _groups.TryGetValue(group, out var members) ? [.. members.Values] : [];
+    public IReadOnlyCollection<LifelineConnection> GroupMembers(string group) => _groups.Members(group);
 
     /// <summary>Sends a text message to every open connection; returns how many it reached.</summary>
     public Task<int> SendToAllAsync(string text, CancellationToken cancellationToken = default) =>
@@ -48,16 +47,12 @@ public sealed class LifelineConnectionRegistry
 
     internal void Remove(LifelineConnection connection) => _connections.TryRemove(connection.Id, out _);
 
-    internal void AddToGroup(string group, LifelineConnection connection) =>
-        _groups.GetOrAdd(group, _ => new(StringComparer.Ordinal))[connection.Id] = connection;
+    internal void AddToGroup(string group, LifelineConnection connection) => _groups.Add(group, connection.Id, connection);
 
-    internal void RemoveFromGroup(string group, LifelineConnection connection)
-    {
-        if (_groups.TryGetValue(group, out var members))
-        {
-            members.TryRemove(connection.Id, out _);
-        }
-    }
+    internal void RemoveFromGroup(string group, LifelineConnection connection) => _groups.Remove(group, connection.Id);
+
+    /// <summary>Tests: how many groups have members.</summary>
+    internal int GroupCount => _groups.Count;
 
     private static Task<int> SendAsync(IEnumerable<LifelineConnection> targets, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {

@@ -52,7 +52,7 @@ public sealed class LifelineSessionManager : IDisposable
     private readonly Counter<long> _lost;
     private readonly Counter<long> _replayed;
     private readonly ConcurrentDictionary<SessionId, LifelineSession> _sessions = new();
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<SessionId, LifelineSession>> _groups = new(StringComparer.Ordinal);
+    private readonly GroupTable<SessionId, LifelineSession> _groups = new();
     private readonly LifelineServer _server;
     private readonly LifelineServerOptions _serverOptions;
     private readonly ISessionJournal? _journal;
@@ -124,7 +124,7 @@ public sealed class LifelineSessionManager : IDisposable
     public async Task<int> SendToGroupAsync(string group, ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        var reached = await SendToManyAsync(_groups.TryGetValue(group, out var members) ? [.. members.Values] : [], data, type, cancellationToken).ConfigureAwait(false);
+        var reached = await SendToManyAsync(_groups.Members(group), data, type, cancellationToken).ConfigureAwait(false);
         if (_fanout is not null)
         {
             await _fanout.PublishAsync(group, data, type == WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
@@ -255,7 +255,7 @@ public sealed class LifelineSessionManager : IDisposable
     {
         LifelineSession[] members = group is null
             ? [.. _sessions.Values]
-            : _groups.TryGetValue(group, out var found) ? [.. found.Values] : [];
+            : _groups.Members(group);
         if (members.Length > 0)
         {
             await SendToManyAsync(members, payload.ToArray(), isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, cancellationToken).ConfigureAwait(false);
@@ -285,16 +285,12 @@ public sealed class LifelineSessionManager : IDisposable
         }
     }
 
-    internal void AddToGroup(string group, LifelineSession session) =>
-        _groups.GetOrAdd(group, _ => new ConcurrentDictionary<SessionId, LifelineSession>())[session.Id] = session;
+    internal void AddToGroup(string group, LifelineSession session) => _groups.Add(group, session.Id, session);
 
-    internal void RemoveFromGroup(string group, LifelineSession session)
-    {
-        if (_groups.TryGetValue(group, out var members))
-        {
-            members.TryRemove(session.Id, out _);
-        }
-    }
+    internal void RemoveFromGroup(string group, LifelineSession session) => _groups.Remove(group, session.Id);
+
+    /// <summary>Tests: how many groups have members.</summary>
+    internal int GroupCount => _groups.Count;
 
     /// <summary>The per-socket handler of a session endpoint.</summary>
     internal async Task RunSocketAsync(LifelineConnection connection, Func<LifelineSession, CancellationToken, Task> handler)
