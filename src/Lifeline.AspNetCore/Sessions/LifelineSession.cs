@@ -122,6 +122,12 @@ public sealed class LifelineSession
 
     internal bool IsEnded => Volatile.Read(ref _ended) != 0;
 
+    /// <summary>
+    /// The server ended the session and sent the client SessionLost on the socket it had: the client now either closes or
+    /// starts its next session on that socket (protocol 5.7), so the carrier must take a new Hello there.
+    /// </summary>
+    internal bool ClientToldLost { get; set; }
+
     internal bool IsFrozen { get; private set; }
 
     internal Lock SyncRoot { get; } = new();

@@ -560,6 +560,7 @@ public sealed class LifelineSessionManager : IDisposable
         SessionLog.Lost(Logger, session.Id, reason.ToString());
         if (tellClient && session.Carrier is { } carrier)
         {
+            session.ClientToldLost = true;
             var end = session.Replay.End;
             _ = carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w,
                 new SessionLostFrame(reason, session.Inbound.LastDelivered, end?.Unacknowledged ?? SequenceRange.Empty))).AsTask();

@@ -49,6 +49,13 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     return; // the socket ended
                 }
 
+                if (session is { IsEnded: true, ClientToldLost: true })
+                {
+                    // The server ended the session and told the client (5.7): what the client sent before it read that
+                    // is dropped, and a Hello starts its next session on this socket.
+                    await LeaveSessionAsync().ConfigureAwait(false);
+                }
+
                 if (message.Type == WebSocketMessageType.Text)
                 {
                     await FailAsync(CloseCode.UnsupportedData, "session frames are binary", "a text message on a session connection").ConfigureAwait(false);
@@ -134,6 +141,12 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         }
                         catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
                         {
+                            if (session is { IsEnded: true, ClientToldLost: true })
+                            {
+                                await LeaveSessionAsync().ConfigureAwait(false); // the client was told: it may go on with a Hello (5.7)
+                                continue;
+                            }
+
                             return; // the session ended or was frozen; the client resends what was not read
                         }
 
@@ -150,16 +163,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         break;
                     case SessionFrameType.SessionLost:
                         manager.Lose(session, header.SessionLost.Reason, tellClient: false);
-                        await stopAcks.CancelAsync().ConfigureAwait(false);
-                        await acker.ConfigureAwait(false);
-                        session.Inbox.Delivered -= SignalAck;
-                        session = null;
-                        afterLost = true;
-
-                        // The next session on this socket (5.7) gets an ack loop of its own, not a cancelled token.
-                        stopAcks.Dispose();
-                        stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing);
-                        acker = Task.CompletedTask;
+                        await LeaveSessionAsync().ConfigureAwait(false);
                         break;
                     default:
                         await FailAsync(CloseCode.ProtocolError, "unexpected frame", $"{header.Type} on an established session").ConfigureAwait(false);
@@ -177,6 +181,22 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 session.Inbox.Delivered -= SignalAck;
                 manager.Detached(session, this);
             }
+        }
+
+        // The session on this socket is over (lost, and the client knows): stop its ack loop and wait for the next Hello.
+        async Task LeaveSessionAsync()
+        {
+            await stopAcks.CancelAsync().ConfigureAwait(false);
+            await acker.ConfigureAwait(false);
+            session!.Inbox.Delivered -= SignalAck;
+            manager.Detached(session, this);
+            session = null;
+            afterLost = true;
+
+            // The next session on this socket (5.7) gets an ack loop of its own, not a cancelled token.
+            stopAcks.Dispose();
+            stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing);
+            acker = Task.CompletedTask;
         }
     }
 

@@ -86,6 +86,50 @@ public sealed class SessionBadInputTests
         }
     }
 
+    [Fact]
+    public async Task ServerEndsTheSessionWhileConnected_ClientsNextHelloOnTheSameSocketStartsANewSession()
+    {
+        // Protocol 5.7 from the server's side: the server ends a session (here its replay buffer fills in EndSession
+        // mode, as the client never acknowledges) and sends SessionLost; the client then sends Data it had in flight
+        // and a new Hello on the same socket. The Data is dropped and the Hello answered with Welcome, not closed with 1002.
+        var log = new NumberedServerLog { ServerSendCount = 10 };
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
+            sessions: o =>
+            {
+                o.Replay.MaxMessages = 3;
+                o.Replay.FullMode = ReplayBufferFullMode.EndSession;
+            });
+        using var socket = await ConnectAsync(host.Uri("/numbered"));
+        var (first, _) = await HelloAsync(socket);
+
+        var lost = await ReadUntilAsync(socket, SessionFrameType.SessionLost);
+        Assert.Equal(SessionLostReason.BufferFull, lost.SessionLost.Reason);
+
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, SessionTestHost.Number(1)))); // in flight from the lost session
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var welcome = await ReadUntilAsync(socket, SessionFrameType.Welcome);
+        Assert.NotEqual(first, welcome.Welcome.SessionId);
+        await Wait.UntilAsync(() => Volatile.Read(ref log.HandlerStarts) == 2, what: "the handler of the second session");
+        Assert.Empty(log.Received); // the Data frame of the lost session reached no handler
+    }
+
+    /// <summary>Reads frames until one of <paramref name="type"/>; fails on a Close.</summary>
+    private static async Task<SessionFrameHeader> ReadUntilAsync(ClientWebSocket socket, SessionFrameType type)
+    {
+        var buffer = new byte[64 * 1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, bound.Token);
+            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)socket.CloseStatus} {socket.CloseStatusDescription} before {type}");
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out _));
+            if (header.Type == type)
+            {
+                return header;
+            }
+        }
+    }
+
     public static TheoryData<string, int> Cases => new()
     {
         { "garbage-before-hello", 1002 },
