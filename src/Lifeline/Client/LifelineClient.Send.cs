@@ -328,14 +328,18 @@ public sealed partial class LifelineClient
     /// </summary>
     private void OpenForSends(ClientWebSocket socket)
     {
+        // The queue first: with a message carried over from the last connection its writer is running before direct
+        // sends are allowed, so none of them overtakes that message.
+        _queue.Open(pending: _inFlight is not null);
         if (_options.Session is null || Volatile.Read(ref _session) is not null)
         {
             Volatile.Write(ref _directSession, Volatile.Read(ref _session));
             Volatile.Write(ref _directSocket, socket);
         }
-
-        _queue.Open(pending: _inFlight is not null);
     }
+
+    /// <summary>Tests: whether the queue's writer holds a message it took but has not written.</summary>
+    internal bool HasMessageInFlight => Volatile.Read(ref _inFlight) is not null;
 
     /// <summary>The connection is over: no more writes to <paramref name="socket"/>; waits for a running writer to give up.</summary>
     private async Task ShutForSendsAsync(ClientWebSocket socket, CancellationTokenSource connection)
@@ -374,6 +378,11 @@ public sealed partial class LifelineClient
             while (true)
             {
                 var message = _inFlight;
+                if (message is not null && _queue.TrySwapWithPutBack(ref message))
+                {
+                    _inFlight = message; // a direct write that failed meanwhile was accepted before it: that one goes first
+                }
+
                 if (message is null)
                 {
                     var next = _queue.TakeNext(out message);

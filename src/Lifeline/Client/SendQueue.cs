@@ -238,6 +238,29 @@ internal sealed class SendQueue
         }
     }
 
+    /// <summary>
+    /// For the writer holding <paramref name="inFlight"/> (taken earlier, not yet written): a direct write that failed
+    /// after it was taken (<see cref="PutFirst"/>) was accepted before it, since direct writes happen only while nothing
+    /// is queued. Swaps them: the earlier message becomes the one in flight, the other goes first in line after it.
+    /// </summary>
+    public bool TrySwapWithPutBack(ref OutgoingMessage inFlight)
+    {
+        lock (_lock)
+        {
+            if (_first is not { } earlier)
+            {
+                return false;
+            }
+
+            RemoveLocked(earlier);
+            _first = inFlight;
+            _count++;
+            _bytes += inFlight.Length;
+            inFlight = earlier;
+            return true;
+        }
+    }
+
     /// <summary>For the writer: the next message, or why there is none (when <see cref="TakeResult.Empty"/>, the writer must end).</summary>
     public TakeResult TakeNext(out OutgoingMessage? message)
     {

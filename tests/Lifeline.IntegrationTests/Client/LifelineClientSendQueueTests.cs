@@ -1,5 +1,7 @@
 using System.Net.WebSockets;
 using Lifeline.Client;
+using Lifeline.FaultProxy;
+using Lifeline.FaultProxy.Toxics;
 using Lifeline.IntegrationTests.Infrastructure;
 
 namespace Lifeline.IntegrationTests.Client;
@@ -17,6 +19,35 @@ public sealed class LifelineClientSendQueueTests
         await server.StopAsync();
         await states.NextAsync(LifelineClientState.Reconnecting);
         return (server, client, states);
+    }
+
+    [Fact]
+    public async Task DirectWriteStalledThenLinkLost_ItGoesOutBeforeTheMessageQueuedBehindIt()
+    {
+        // A direct write stalls (the link stops taking bytes) and holds the socket; a later send is queued and taken by
+        // the queue's writer, which waits for the socket. The link is then lost: both writes fail. After the reconnect
+        // the direct one (accepted first) must still go first; it used to go second.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/count")));
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var stall = new BandwidthToxic(1);
+        proxy.AddToxic(stall, Direction.Upstream);
+
+        const int Big = 16 * 1024 * 1024; // more than the socket buffers on the way can hold
+        var first = client.SendAsync(new byte[Big]).AsTask();
+        using var queued = new CancellationTokenSource();
+        await client.SendAsync(new byte[10], cancellationToken: queued.Token); // a cancellable token always goes through the queue
+        await Wait.UntilAsync(() => client.HasMessageInFlight, what: "the queue's writer to take the second message");
+        Assert.False(first.IsCompleted);
+
+        proxy.RemoveToxic(stall);
+        proxy.ResetAll();
+        await first.WaitAsync(TimeSpan.FromSeconds(30)); // kept for the next connection: not an error
+        await Wait.UntilAsync(() => server.ReceivedLengths.Count >= 2, TimeSpan.FromSeconds(60), "both messages after the reconnect");
+
+        Assert.Equal([Big, 10], server.ReceivedLengths.ToArray());
     }
 
     [Fact]
