@@ -471,7 +471,7 @@ public sealed partial class LifelineClient
         using var lost = new CancellationTokenSource();
         var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => handshake is null
             ? SendDirectAsync(socket, data, type, ct)
-            : SendAsync(data, type, ct)) // a session numbers every message: the hook's sends join the queue
+            : SendSessionAheadOfQueueAsync(socket, data, type, ct))
         {
             SessionResumed = handshake?.Resumed,
             MessagesReplayedToServer = handshake is { Resumed: true } h1 ? h1.ReplayedToServer : null,

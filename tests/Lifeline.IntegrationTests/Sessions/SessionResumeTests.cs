@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.WebSockets;
 using Lifeline.Client;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Client;
@@ -49,6 +50,41 @@ public sealed class SessionResumeTests
         await reading;
         await Wait.UntilAsync(() => log.Received.Count >= count, TimeSpan.FromSeconds(60), "the server to receive every message");
         return received;
+    }
+
+    [Fact]
+    public async Task OnReconnectedSend_GoesOutAheadOfWhatWasQueuedWhileDown()
+    {
+        // ReconnectedContext promises that the hook's sends (a re-subscribe, a re-authentication) go out ahead of anything
+        // queued. In session mode they used to join the queue behind the messages sent while the client was down.
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var options = SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/numbered"));
+        var hookRuns = 0;
+        options.OnReconnected = async (context, ct) =>
+        {
+            if (Interlocked.Increment(ref hookRuns) == 1)
+            {
+                await context.SendAsync(SessionTestHost.Number(1000), WebSocketMessageType.Binary, ct);
+            }
+        };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        proxy.RefuseConnections();
+        proxy.ResetAll();
+        await states.NextAsync(LifelineClientState.Reconnecting);
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.SendAsync(SessionTestHost.Number(i));
+        }
+
+        proxy.AcceptConnections();
+        await Wait.UntilAsync(() => log.Received.Count >= 6, TimeSpan.FromSeconds(30), "the hook's message and the five queued ones");
+
+        Assert.Equal([1000, 1, 2, 3, 4, 5], log.Received.ToArray());
     }
 
     [Fact]
