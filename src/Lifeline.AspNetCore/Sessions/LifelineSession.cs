@@ -134,6 +134,13 @@ public sealed class LifelineSession
 
     internal SemaphoreSlim SendLock => _sendLock;
 
+    /// <summary>
+    /// Taken by a socket's carrier to check a client message's sequence and hand it to the inbox. While a resume takes the
+    /// session over, the old socket's carrier may still hold frames it read: one carrier at a time, and only the
+    /// session's current one, delivers (two at once could deliver a message twice or out of order).
+    /// </summary>
+    internal SemaphoreSlim InboundTurn { get; } = new(1, 1);
+
     internal SessionCarrier? Carrier => Volatile.Read(ref _carrier);
 
     internal long Generation => Interlocked.Read(ref _generation);

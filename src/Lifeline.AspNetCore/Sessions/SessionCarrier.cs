@@ -119,35 +119,17 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         }
 
                         session.Journal?.ClientAcknowledged(header.Ack);
-
-                        if (header.Sequence <= session.LastEnqueued)
+                        switch (await DeliverAsync(session, header, message).ConfigureAwait(false))
                         {
-                            continue; // a duplicate, normal after a resume
-                        }
-
-                        if (header.Sequence != session.LastEnqueued + 1)
-                        {
-                            await FailAsync(CloseCode.ProtocolError, "sequence gap",
-                                $"sequence gap: got {header.Sequence.ToString(CultureInfo.InvariantCulture)}, expected {(session.LastEnqueued + 1).ToString(CultureInfo.InvariantCulture)}").ConfigureAwait(false);
-                            return;
-                        }
-
-                        session.LastEnqueued = header.Sequence;
-                        try
-                        {
-                            await session.Inbox.WriteAsync(header.Sequence,
-                                new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, message.Data[header.HeaderLength..]), // the connection's copy is the message's own: no second copy
-                                session.Ending).ConfigureAwait(false);
-                        }
-                        catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
-                        {
-                            if (session is { IsEnded: true, ClientToldLost: true })
-                            {
+                            case Delivery.Gap:
+                                await FailAsync(CloseCode.ProtocolError, "sequence gap",
+                                    $"sequence gap: got {header.Sequence.ToString(CultureInfo.InvariantCulture)}, expected {(session.LastEnqueued + 1).ToString(CultureInfo.InvariantCulture)}").ConfigureAwait(false);
+                                return;
+                            case Delivery.NotTaken when session is { IsEnded: true, ClientToldLost: true }:
                                 await LeaveSessionAsync().ConfigureAwait(false); // the client was told: it may go on with a Hello (5.7)
                                 continue;
-                            }
-
-                            return; // the session ended or was frozen; the client resends what was not read
+                            case Delivery.NotTaken:
+                                return; // the session ended, was frozen or went to another socket; the client resends what was not delivered
                         }
 
                         break;
@@ -197,6 +179,59 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
             stopAcks.Dispose();
             stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing);
             acker = Task.CompletedTask;
+        }
+    }
+
+    private enum Delivery
+    {
+        Delivered,
+        Duplicate,
+        Gap,
+        NotTaken,
+    }
+
+    /// <summary>Hands a client Data frame's payload to the session's inbox, in its turn (see <see cref="LifelineSession.InboundTurn"/>).</summary>
+    private async ValueTask<Delivery> DeliverAsync(LifelineSession session, SessionFrameHeader header, LifelineMessage message)
+    {
+        try
+        {
+            await session.InboundTurn.WaitAsync(Connection.Closing).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return Delivery.NotTaken; // this socket is closing
+        }
+
+        try
+        {
+            if (session.Carrier != this)
+            {
+                return Delivery.NotTaken; // a resume took the session to another socket
+            }
+
+            if (header.Sequence <= session.LastEnqueued)
+            {
+                return Delivery.Duplicate; // normal after a resume
+            }
+
+            if (header.Sequence != session.LastEnqueued + 1)
+            {
+                return Delivery.Gap;
+            }
+
+            session.LastEnqueued = header.Sequence;
+            await session.Inbox.WriteAsync(header.Sequence,
+                new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, message.Data[header.HeaderLength..]), // the connection's copy is the message's own: no second copy
+                session.Ending).ConfigureAwait(false);
+            return Delivery.Delivered;
+        }
+        catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+        {
+            return Delivery.NotTaken;
+        }
+        finally
+        {
+            session.InboundTurn.Release();
         }
     }
 
@@ -288,6 +323,11 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 else if (dueIn > TimeSpan.Zero)
                 {
                     await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (session.Carrier != this)
+                {
+                    return; // a resume took the session to another socket, whose carrier sends the acks now
                 }
 
                 if (!session.Inbound.IsAckDue)

@@ -113,6 +113,41 @@ public sealed class SessionBadInputTests
         Assert.Empty(log.Received); // the Data frame of the lost session reached no handler
     }
 
+    [Fact]
+    public async Task ResumeTakesTheSessionOver_TheOldSocketDeliversNothingMore()
+    {
+        // Socket A sends 1..10 while the handler is not reading: the session's inbox (2) fills, so A's carrier holds the
+        // rest. Socket B then resumes the session. Once the handler reads, A's leftovers must not be delivered: only the
+        // current socket delivers (two carriers at once could deliver a message twice or out of order). B resends.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-takeover-{Guid.NewGuid():N}.bin"),
+            sessions: o => o.InboxCapacity = 2);
+        using var a = await ConnectAsync(host.Uri("/gated"));
+        var (id, token) = await HelloAsync(a);
+        for (var i = 1; i <= 10; i++)
+        {
+            await SendAsync(a, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i, (byte)'A'])));
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 3 }, what: "socket A to hand over 1..3 and wait with the rest");
+
+        using var b = await ConnectAsync(host.Uri("/gated"));
+        await SendAsync(b, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        var resumed = await ReadUntilAsync(b, SessionFrameType.Resumed); // the handler read nothing yet: B resends from there
+
+        log.Gate.SetResult();
+        await Wait.UntilAsync(() => log.GatedPayloads.Count >= 3, what: "the handler to read 1..3");
+        for (var i = (int)resumed.Resumed.LastReceived + 1; i <= 10; i++)
+        {
+            await SendAsync(b, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i, (byte)'B'])));
+        }
+
+        await Wait.UntilAsync(() => log.GatedPayloads.Count >= 10, what: "the handler to read 1..10");
+        var delivered = log.GatedPayloads.ToArray();
+        Assert.Equal(Enumerable.Range(1, 10), delivered.Select(p => (int)p[0]));
+        Assert.All(delivered.Skip(3), p => Assert.Equal((byte)'B', p[1]));
+    }
+
     /// <summary>Reads frames until one of <paramref name="type"/>; fails on a Close.</summary>
     private static async Task<SessionFrameHeader> ReadUntilAsync(ClientWebSocket socket, SessionFrameType type)
     {

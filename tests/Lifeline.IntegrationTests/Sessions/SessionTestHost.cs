@@ -21,6 +21,11 @@ internal sealed class NumberedServerLog
     public int HandlerStarts;
 
     public int ResumedStarts;
+
+    /// <summary>/gated: the handler reads nothing until this is set, then records each payload whole.</summary>
+    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ConcurrentQueue<byte[]> GatedPayloads { get; } = new();
 }
 
 /// <summary>A session server on real Kestrel at 127.0.0.1 with /numbered and /echo session endpoints.</summary>
@@ -69,6 +74,14 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapLifelineSession("/echo", EchoAsync);
         app.MapLifelineSession("/slow-echo", SlowEchoAsync);
         app.MapLifelineSession("/silent", (session, ct) => Task.Delay(Timeout.Infinite, ct)); // never reads, so never acknowledges
+        app.MapLifelineSession("/gated", async (session, ct) =>
+        {
+            await log.Gate.Task.WaitAsync(ct);
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                log.GatedPayloads.Enqueue(message.Data.ToArray());
+            }
+        });
         app.MapLifelineSession("/group", async (session, ct) =>
         {
             session.JoinGroup("g");
