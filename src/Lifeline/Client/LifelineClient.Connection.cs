@@ -33,6 +33,7 @@ public sealed partial class LifelineClient
                 {
                     // A stop arrived while the upgrade completed: the server saw an open connection, so close it properly.
                     lastClose = await CloseJustOpenedAsync(socket).ConfigureAwait(false);
+                    StopKeepAlive();
                     break;
                 }
 
@@ -72,6 +73,7 @@ public sealed partial class LifelineClient
 
                     var receivedBefore = ReceivedCount;
                     close = await RunConnectionAsync(socket, uri, everConnected, attempts, downtime).ConfigureAwait(false);
+                    StopKeepAlive();
                     everConnected = true;
                     lostAt = _time.GetTimestamp();
                     tracker.Disconnected(carriedMessages: ReceivedCount > receivedBefore);
@@ -128,6 +130,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
+            StopKeepAlive();
             _inFlight?.Release();
             _inFlight = null;
             if (Volatile.Read(ref _session) is { } session)
@@ -270,8 +273,9 @@ public sealed partial class LifelineClient
     {
         var socket = new ClientWebSocket();
         var options = socket.Options;
-        options.KeepAliveInterval = _options.KeepAliveInterval;
-        options.KeepAliveTimeout = _options.KeepAliveChecksPong ? _options.KeepAliveTimeout : Timeout.InfiniteTimeSpan;
+        var ownKeepAlive = _options.KeepAliveChecksPong; // pings and pong checks by Lifeline (see LinkStream), not the runtime
+        options.KeepAliveInterval = ownKeepAlive ? TimeSpan.Zero : _options.KeepAliveInterval;
+        options.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
         options.CollectHttpResponseDetails = true;
         if (_options.Session is not null)
         {
@@ -297,7 +301,21 @@ public sealed partial class LifelineClient
             }
 
             Log.Connecting(_logger, context.Uri, attempt);
-            await socket.ConnectAsync(context.Uri, connecting.Token).ConfigureAwait(false);
+            if (ownKeepAlive)
+            {
+                var (invoker, capture) = WebSocketInvoker.Create(options);
+                using (invoker)
+                {
+                    await socket.ConnectAsync(context.Uri, invoker, connecting.Token).ConfigureAwait(false);
+                }
+
+                StartKeepAlive(socket, capture.Stream);
+            }
+            else
+            {
+                await socket.ConnectAsync(context.Uri, connecting.Token).ConfigureAwait(false);
+            }
+
             socket.HttpResponseHeaders = null; // collected for a refusal's Retry-After; an open socket would keep them for its whole life
             return (socket, null, context.Uri);
         }
@@ -314,6 +332,26 @@ public sealed partial class LifelineClient
             EndStep(connecting);
         }
     }
+
+    /// <summary>Starts Lifeline's keep-alive on a connection just opened (see <see cref="KeepAliveMonitor"/>).</summary>
+    private void StartKeepAlive(ClientWebSocket socket, LinkStream? link)
+    {
+        if (link is null)
+        {
+            return; // the upgrade went through without the capturing handler: no stream to watch
+        }
+
+        _keepAlive = new KeepAliveMonitor(link, _options.KeepAliveInterval, _options.KeepAliveTimeout, _time, () =>
+        {
+            Log.KeepAliveExpired(_logger, _options.KeepAliveTimeout);
+            socket.Abort();
+        });
+    }
+
+    private void StopKeepAlive() => Interlocked.Exchange(ref _keepAlive, null)?.Dispose();
+
+    /// <summary>Tests: how many of Lifeline's pings on the current connection were answered.</summary>
+    internal long KeepAlivePingsAnswered => Volatile.Read(ref _keepAlive)?.PingsAnswered ?? 0;
 
     private ConnectFailure ClassifyConnectFailure(Exception exception, ClientWebSocket socket, bool timedOut)
     {

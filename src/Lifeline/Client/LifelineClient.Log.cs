@@ -50,6 +50,9 @@ public sealed partial class LifelineClient
         [LoggerMessage(14, LogLevel.Warning, "Session lost: {Detail}.")]
         public static partial void SessionLost(ILogger logger, string detail);
 
+        [LoggerMessage(16, LogLevel.Warning, "Keep-alive: no Pong (nor any other data) within {Timeout} of a Ping; the link is dead, aborting the connection.")]
+        public static partial void KeepAliveExpired(ILogger logger, TimeSpan timeout);
+
         [LoggerMessage(15, LogLevel.Warning, "Closing with {Code}: {Cause}.")]
         public static partial void SessionProtocolError(ILogger logger, CloseCode code, string cause);
     }

@@ -53,6 +53,7 @@ public sealed partial class LifelineClient
     private readonly ReaderGate _readerGate = new();
     private readonly SemaphoreSlim _loopWake = new(0, 1);
     private int _watchdogFired;
+    private KeepAliveMonitor? _keepAlive; // the current connection's, when Lifeline does the keep-alive
 
     // Receive hand-off state; guarded by RxLock (the receive buffer's lock).
     private ClientWebSocket? _rxSocket;
@@ -1108,7 +1109,7 @@ public sealed partial class LifelineClient
                 "stopped by the application; the server did not answer the Close frame in time");
         }
 
-        if (IsKeepAliveTimeout(exception))
+        if (Volatile.Read(ref _keepAlive) is { Expired: true })
         {
             return Ended(CloseCode.AbnormalClosure, CloseInitiator.Transport, exception, CloseCause.KeepAliveTimeout,
                 $"keep-alive timeout: no Pong within {_options.KeepAliveTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
@@ -1146,40 +1147,4 @@ public sealed partial class LifelineClient
     private static readonly string GenericFaultedMessage = new WebSocketException(WebSocketError.Faulted).Message;
 
     private static bool IsInvalidPayload(Exception exception) => exception.Message == GenericFaultedMessage;
-
-    /// <summary>
-    /// ClientWebSocket reports a missing Pong as an aborted receive (OperationCanceledException) whose inner
-    /// exceptions hold a WebSocketException about the KeepAliveTimeout.
-    /// </summary>
-    private bool IsKeepAliveTimeout(Exception exception)
-    {
-        if (!_options.KeepAliveChecksPong)
-        {
-            return false;
-        }
-
-        var pending = new Stack<Exception>();
-        pending.Push(exception);
-        while (pending.TryPop(out var current))
-        {
-            if (current is WebSocketException && current.Message.Contains("KeepAliveTimeout", StringComparison.Ordinal))
-            {
-                return true;
-            }
-
-            if (current is AggregateException aggregate)
-            {
-                foreach (var inner in aggregate.InnerExceptions)
-                {
-                    pending.Push(inner);
-                }
-            }
-            else if (current.InnerException is { } inner)
-            {
-                pending.Push(inner);
-            }
-        }
-
-        return false;
-    }
 }

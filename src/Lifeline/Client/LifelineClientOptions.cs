@@ -29,7 +29,11 @@ public sealed class LifelineClientOptions
     /// <summary>The reconnect policy. Default: <see cref="DefaultReconnectPolicy"/> with default options.</summary>
     public IReconnectPolicy ReconnectPolicy { get; set; } = new DefaultReconnectPolicy();
 
-    /// <summary>How often a protocol Ping is sent. Default 15 s. <see cref="TimeSpan.Zero"/> turns keep-alive off.</summary>
+    /// <summary>
+    /// How long the link may be silent (nothing received) before a protocol Ping is sent. Default 15 s.
+    /// <see cref="TimeSpan.Zero"/> turns keep-alive off. With <see cref="KeepAliveTimeout"/> off, the runtime's
+    /// unsolicited Pong is sent every interval instead (it keeps idle intermediaries open but detects nothing).
+    /// </summary>
     public TimeSpan KeepAliveInterval
     {
         get => _keepAliveInterval;
@@ -37,7 +41,9 @@ public sealed class LifelineClientOptions
     }
 
     /// <summary>
-    /// How long to wait for the Pong before the link is declared dead (reported as 1006, cause "keep-alive timeout").
+    /// How long to wait after a Ping for the Pong (or any data) before the link is declared dead (reported as 1006, cause
+    /// "keep-alive timeout"). Lifeline writes these pings itself, between ClientWebSocket's frames: the runtime's own
+    /// pong check costs every received message a clock reading.
     /// Default 15 s. <see cref="Timeout.InfiniteTimeSpan"/> or zero sends pings without checking for pongs.
     /// </summary>
     public TimeSpan KeepAliveTimeout

@@ -1,0 +1,99 @@
+namespace Lifeline.Client;
+
+/// <summary>
+/// Lifeline's keep-alive for one connection: when nothing has arrived for the keep-alive interval it sends a Ping, and
+/// when still nothing arrives within the keep-alive timeout after that the link is dead (<see cref="Expired"/>; the
+/// callback aborts the socket). Any data counts, not only the Pong, so a link that carries messages is never pinged.
+/// Checked on a timer every quarter of the shorter of the two periods.
+/// </summary>
+internal sealed class KeepAliveMonitor : IDisposable
+{
+    private static readonly TimeSpan ShortestTick = TimeSpan.FromMilliseconds(10);
+
+    private readonly LinkStream _stream;
+    private readonly TimeSpan _interval;
+    private readonly TimeSpan _timeout;
+    private readonly TimeProvider _time;
+    private readonly Action _onDead;
+    private readonly ITimer _timer;
+    private long _readsSeen;
+    private long _quietSince;
+    private long? _pingAskedAt;
+    private int _ticking;
+    private int _expired;
+    private long _pingsAnswered;
+
+    public KeepAliveMonitor(LinkStream stream, TimeSpan interval, TimeSpan timeout, TimeProvider time, Action onDead)
+    {
+        _stream = stream;
+        _interval = interval;
+        _timeout = timeout;
+        _time = time;
+        _onDead = onDead;
+        _readsSeen = stream.Reads;
+        _quietSince = time.GetTimestamp();
+        var shorter = interval < timeout ? interval : timeout;
+        var tick = shorter / 4 > ShortestTick ? shorter / 4 : ShortestTick;
+        _timer = time.CreateTimer(static state => ((KeepAliveMonitor)state!).Tick(), this, tick, tick);
+    }
+
+    /// <summary>Whether the link was declared dead: no data within the timeout after a ping.</summary>
+    public bool Expired => Volatile.Read(ref _expired) != 0;
+
+    /// <summary>How many pings were followed by data (the Pong, or anything else) in time.</summary>
+    public long PingsAnswered => Interlocked.Read(ref _pingsAnswered);
+
+    private void Tick()
+    {
+        if (Interlocked.Exchange(ref _ticking, 1) != 0)
+        {
+            return; // the previous tick still runs
+        }
+
+        try
+        {
+            var now = _time.GetTimestamp();
+            var reads = _stream.Reads;
+            if (reads != _readsSeen)
+            {
+                if (_pingAskedAt is not null)
+                {
+                    Interlocked.Increment(ref _pingsAnswered);
+                }
+
+                _readsSeen = reads;
+                _quietSince = now;
+                _pingAskedAt = null;
+                return;
+            }
+
+            if (_pingAskedAt is { } askedAt)
+            {
+                if (_time.GetElapsedTime(askedAt, now) >= _timeout)
+                {
+                    Volatile.Write(ref _expired, 1);
+                    _timer.Dispose();
+                    _onDead();
+                }
+                else if (_stream.PingPending)
+                {
+                    _stream.RequestPing(); // not written yet (the socket was writing): try again
+                }
+
+                return;
+            }
+
+            if (_time.GetElapsedTime(_quietSince, now) >= _interval)
+            {
+                _pingAskedAt = now;
+                _stream.RequestPing();
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _ticking, 0);
+        }
+    }
+
+    public void Dispose() => _timer.Dispose();
+}

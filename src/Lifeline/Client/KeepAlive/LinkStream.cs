@@ -1,0 +1,209 @@
+namespace Lifeline.Client;
+
+/// <summary>
+/// The connection's byte stream, under ClientWebSocket, for Lifeline's keep-alive: it counts the reads that brought data
+/// (any frame from the server proves the link alive, the Pong included) and writes a Ping frame between the socket's own
+/// frames when asked. Lifeline pings here instead of through the runtime's KeepAliveTimeout, which stamps the clock on
+/// every message received: about a tenth of what receiving a small message costs.
+/// </summary>
+/// <remarks>
+/// ClientWebSocket writes one frame per write and never two writes at once. A ping is written either by the pinger,
+/// when the socket is not writing, or by the socket's writer right after its current frame. The two decide with plain
+/// volatile flags on the writer's side and a process-wide barrier on the pinger's (rare) side, so a write costs no
+/// interlocked operation.
+/// </remarks>
+internal sealed class LinkStream(Stream inner) : Stream
+{
+    // FIN + Ping, masked (a client's frames must be), empty payload; any mask key will do.
+    private static readonly byte[] PingFrame = [0x89, 0x80, 0x4C, 0x49, 0x46, 0x45];
+
+    private long _reads; // written by the one reader ClientWebSocket allows at a time
+    private volatile bool _socketWriting;
+    private volatile bool _pingWriting;
+    private volatile bool _closeSent;
+    private int _pingWanted;
+    private TaskCompletionSource? _pingWritten;
+
+    /// <summary>How many reads brought data so far.</summary>
+    public long Reads => Volatile.Read(ref _reads);
+
+    /// <summary>Whether a ping was asked for and not written yet.</summary>
+    public bool PingPending => Volatile.Read(ref _pingWanted) != 0;
+
+    public override bool CanRead => true;
+
+    public override bool CanWrite => true;
+
+    public override bool CanSeek => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    /// <summary>Asks for a Ping: written now if the socket is not writing, else right after its current frame. Never after a Close.</summary>
+    public void RequestPing()
+    {
+        Volatile.Write(ref _pingWanted, 1);
+        var written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _pingWritten, written);
+        _pingWriting = true;
+        Interlocked.MemoryBarrierProcessWide(); // pairs with the writer's plain store then load (see WriteAsync)
+        if (_socketWriting || _closeSent || Interlocked.Exchange(ref _pingWanted, 0) == 0)
+        {
+            // The socket's writer is inside a write: it writes the ping after its frame (or a Close made it moot).
+            _pingWriting = false;
+            written.TrySetResult();
+            return;
+        }
+
+        _ = WritePingAsync(written);
+    }
+
+    private async Task WritePingAsync(TaskCompletionSource written)
+    {
+        try
+        {
+            await inner.WriteAsync(PingFrame, CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A failed ping means a failing link: the reads (or their absence) tell the monitor.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+        finally
+        {
+            _pingWriting = false;
+            written.TrySetResult();
+        }
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = inner.ReadAsync(buffer, cancellationToken);
+        if (read.IsCompletedSuccessfully)
+        {
+            var count = read.Result;
+            if (count > 0)
+            {
+                _reads++;
+            }
+
+            return new ValueTask<int>(count);
+        }
+
+        return CountWhenReadAsync(read);
+    }
+
+    private async ValueTask<int> CountWhenReadAsync(ValueTask<int> read)
+    {
+        var count = await read.ConfigureAwait(false);
+        if (count > 0)
+        {
+            _reads++;
+        }
+
+        return count;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var count = inner.Read(buffer);
+        if (count > 0)
+        {
+            _reads++;
+        }
+
+        return count;
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        // A plain store, then a plain load: the pinger's process-wide barrier makes sure that at least one of the two
+        // sides sees the other's flag, so a ping and a frame are never written at once.
+        _socketWriting = true;
+        if (_pingWriting)
+        {
+            _socketWriting = false;
+            return WriteAfterPingAsync(buffer, cancellationToken);
+        }
+
+        if (!buffer.IsEmpty && (buffer.Span[0] & 0x0F) == 0x08)
+        {
+            _closeSent = true; // no Ping after a Close frame
+        }
+
+        ValueTask write;
+        try
+        {
+            write = inner.WriteAsync(buffer, cancellationToken);
+        }
+        catch
+        {
+            _socketWriting = false;
+            throw;
+        }
+
+        if (write.IsCompletedSuccessfully && Volatile.Read(ref _pingWanted) == 0)
+        {
+            write.GetAwaiter().GetResult();
+            _socketWriting = false;
+            return default;
+        }
+
+        return FinishWriteAsync(write, cancellationToken);
+    }
+
+    private async ValueTask FinishWriteAsync(ValueTask write, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+            if (!_closeSent && Interlocked.Exchange(ref _pingWanted, 0) != 0)
+            {
+                await inner.WriteAsync(PingFrame, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _socketWriting = false;
+        }
+    }
+
+    private async ValueTask WriteAfterPingAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _pingWritten) is { } written)
+        {
+            await written.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override void Flush() => inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,49 @@
+using System.Net;
+
+namespace Lifeline.Client;
+
+/// <summary>
+/// The HTTP handler ClientWebSocket connects through: when the server accepts the upgrade it puts a <see cref="LinkStream"/>
+/// between the connection's stream and the WebSocket, for Lifeline's keep-alive.
+/// </summary>
+internal sealed class UpgradeCapture(HttpMessageHandler inner) : DelegatingHandler(inner)
+{
+    /// <summary>The upgraded connection's stream, once the server accepted.</summary>
+    public LinkStream? Stream { get; private set; }
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var upgraded = response.StatusCode == HttpStatusCode.SwitchingProtocols || (response.Version.Major >= 2 && response.StatusCode == HttpStatusCode.OK);
+        if (upgraded && response.Content is { } original)
+        {
+            Stream = new LinkStream(await original.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+            var content = new UpgradedContent(Stream);
+            foreach (var header in original.Headers)
+            {
+                content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            }
+
+            response.Content = content;
+        }
+
+        return response;
+    }
+
+    /// <summary>The response body of an accepted upgrade: the WebSocket's stream, handed out as is.</summary>
+    private sealed class UpgradedContent(Stream stream) : HttpContent
+    {
+        protected override Stream CreateContentReadStream(CancellationToken cancellationToken) => stream;
+
+        protected override Task<Stream> CreateContentReadStreamAsync() => Task.FromResult(stream);
+
+        protected override Task SerializeToStreamAsync(Stream target, TransportContext? context) =>
+            throw new NotSupportedException("An upgraded connection's stream cannot be copied.");
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,190 @@
+using System.Collections.Concurrent;
+using Lifeline.Client;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Lifeline.Tests.Client;
+
+public class KeepAliveTests
+{
+    private static readonly byte[] Frame = [0x82, 0x02, 0xAA, 0xBB]; // a binary frame, as ClientWebSocket writes one per write
+    private static readonly byte[] CloseFrame = [0x88, 0x02, 0x03, 0xE8];
+
+    /// <summary>Records every write; a write can be held open to see what happens meanwhile. Reads return what a test queues.</summary>
+    private sealed class FakeConnection : Stream
+    {
+        public ConcurrentQueue<byte[]> Written { get; } = new();
+
+        public TaskCompletionSource? HoldNextWrite { get; set; }
+
+        public ConcurrentQueue<byte[]> ToRead { get; } = new();
+
+        public override bool CanRead => true;
+
+        public override bool CanWrite => true;
+
+        public override bool CanSeek => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Written.Enqueue(buffer.ToArray());
+            if (HoldNextWrite is { } hold)
+            {
+                HoldNextWrite = null;
+                await hold.Task;
+            }
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (!ToRead.TryDequeue(out var data))
+            {
+                return new ValueTask<int>(0);
+            }
+
+            data.CopyTo(buffer);
+            return new ValueTask<int>(data.Length);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private static bool IsPing(byte[] bytes) => bytes is [0x89, 0x80, _, _, _, _];
+
+    [Fact]
+    public async Task RequestPing_WhileNothingIsWritten_WritesAMaskedEmptyPing()
+    {
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+
+        link.RequestPing();
+
+        await WaitUntilAsync(() => !connection.Written.IsEmpty);
+        Assert.True(IsPing(Assert.Single(connection.Written)));
+        Assert.False(link.PingPending);
+    }
+
+    [Fact]
+    public async Task RequestPing_WhileAFrameIsBeingWritten_ThePingFollowsThatFrame()
+    {
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+        var hold = new TaskCompletionSource();
+        connection.HoldNextWrite = hold;
+        var write = link.WriteAsync(Frame).AsTask();
+
+        link.RequestPing();
+        Assert.Single(connection.Written); // nothing may go between the frame's bytes
+        Assert.True(link.PingPending);
+
+        hold.SetResult();
+        await write;
+        Assert.Equal(2, connection.Written.Count);
+        Assert.Equal(Frame, connection.Written.First());
+        Assert.True(IsPing(connection.Written.Last()));
+        Assert.False(link.PingPending);
+    }
+
+    [Fact]
+    public async Task RequestPing_AfterACloseFrame_WritesNothing()
+    {
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+        await link.WriteAsync(CloseFrame);
+
+        link.RequestPing();
+        await link.WriteAsync(Frame); // not that a socket writes after its Close: the ping must not ride on it either
+
+        Assert.DoesNotContain(connection.Written, IsPing);
+    }
+
+    [Fact]
+    public async Task Reads_CountOnlyReadsThatBroughtData()
+    {
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+        connection.ToRead.Enqueue([1, 2, 3]);
+        var buffer = new byte[16];
+
+        Assert.Equal(3, await link.ReadAsync(buffer));
+        Assert.Equal(0, await link.ReadAsync(buffer));
+
+        Assert.Equal(1, link.Reads);
+    }
+
+    [Fact]
+    public async Task Monitor_SilentForTheInterval_Pings_ThenExpiresAfterTheTimeout()
+    {
+        var time = new FakeTimeProvider();
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+        var dead = 0;
+        using var monitor = new KeepAliveMonitor(link, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(4), time, () => Interlocked.Increment(ref dead));
+
+        time.Advance(TimeSpan.FromSeconds(9));
+        Assert.Empty(connection.Written);
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        await WaitUntilAsync(() => !connection.Written.IsEmpty);
+        Assert.True(IsPing(Assert.Single(connection.Written)));
+
+        time.Advance(TimeSpan.FromSeconds(3));
+        Assert.False(monitor.Expired);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(monitor.Expired);
+        Assert.Equal(1, dead);
+
+        time.Advance(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, dead); // once
+    }
+
+    [Fact]
+    public async Task Monitor_DataArrivesAfterThePing_NotExpired_AndNoPingWhileDataFlows()
+    {
+        var time = new FakeTimeProvider();
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+        var dead = 0;
+        using var monitor = new KeepAliveMonitor(link, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(4), time, () => Interlocked.Increment(ref dead));
+        var buffer = new byte[16];
+
+        time.Advance(TimeSpan.FromSeconds(10));
+        await WaitUntilAsync(() => !connection.Written.IsEmpty);
+        connection.ToRead.Enqueue([0x8A, 0x00]); // the Pong
+        Assert.Equal(2, await link.ReadAsync(buffer));
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        for (var second = 0; second < 60; second++)
+        {
+            connection.ToRead.Enqueue([0x82, 0x00]); // a message every second
+            Assert.Equal(2, await link.ReadAsync(buffer));
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.False(monitor.Expired);
+        Assert.Equal(0, dead);
+        Assert.Single(connection.Written, IsPing);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            await Task.Delay(10, bound.Token);
+        }
+    }
+}
