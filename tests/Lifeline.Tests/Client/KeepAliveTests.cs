@@ -60,6 +60,14 @@ public class KeepAliveTests
         public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public bool Disposed { get; private set; }
+
+        protected override void Dispose(bool disposing)
+        {
+            Disposed = true;
+            base.Dispose(disposing);
+        }
     }
 
     private static bool IsPing(byte[] bytes) => bytes is [0x89, 0x80, _, _, _, _];
@@ -96,6 +104,28 @@ public class KeepAliveTests
         Assert.Equal(Frame, connection.Written.First());
         Assert.True(IsPing(connection.Written.Last()));
         Assert.False(link.PingPending);
+    }
+
+    [Fact]
+    public async Task RequestPing_WhileAPingIsStillBeingWritten_WritesNoSecondOneBesideIt()
+    {
+        var connection = new FakeConnection();
+        var link = new LinkStream(connection);
+        var hold = new TaskCompletionSource();
+        connection.HoldNextWrite = hold;
+        link.RequestPing(); // stuck in the connection's write (a full send buffer)
+
+        link.RequestPing();
+        Assert.Single(connection.Written);
+
+        var frame = link.WriteAsync(Frame).AsTask(); // the socket's next frame waits for the ping, not beside it
+        Assert.Single(connection.Written);
+        hold.SetResult();
+        await frame;
+        await WaitUntilAsync(() => connection.Written.Count >= 2);
+        Assert.True(IsPing(connection.Written.First()));
+        Assert.Contains(Frame, connection.Written);
+        Assert.True(connection.Written.Count(IsPing) <= 2);
     }
 
     [Fact]
@@ -186,5 +216,42 @@ public class KeepAliveTests
         {
             await Task.Delay(10, bound.Token);
         }
+    }
+
+    [Fact]
+    public void Invoker_TakesTheApplicationsClientCertificates_WithoutEmptyingItsCollection()
+    {
+        using var key = System.Security.Cryptography.RSA.Create(2048);
+        using var certificate = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=client", key,
+            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1)
+            .CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddHours(1));
+        var applications = new System.Security.Cryptography.X509Certificates.X509CertificateCollection { certificate };
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.ClientCertificates = applications;
+
+        var (invoker, _) = WebSocketInvoker.Create(socket.Options);
+        invoker.Dispose();
+
+        Assert.Single(applications); // reused by the next attempt's ConfigureWebSocket: it must still hold the certificate
+        Assert.Empty(socket.Options.ClientCertificates);
+    }
+
+    [Fact]
+    public async Task UpgradedResponse_DisposedAfterAFailedConnect_ClosesTheConnectionsStream()
+    {
+        var connection = new FakeConnection();
+        using var invoker = new HttpMessageInvoker(new UpgradeCapture(new UpgradingHandler(connection)));
+
+        var response = await invoker.SendAsync(new HttpRequestMessage(HttpMethod.Get, "http://127.0.0.1/ws"), CancellationToken.None);
+        response.Dispose(); // what ClientWebSocket does when it refuses the upgrade's answer
+
+        Assert.True(connection.Disposed);
+    }
+
+    /// <summary>Answers every request with 101 and the given stream as the upgraded connection.</summary>
+    private sealed class UpgradingHandler(Stream connection) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.SwitchingProtocols) { Content = new StreamContent(connection) });
     }
 }

@@ -22,6 +22,7 @@ internal sealed class LinkStream(Stream inner) : Stream
     private volatile bool _pingWriting;
     private volatile bool _closeSent;
     private int _pingWanted;
+    private int _pinging; // someone is deciding about, or writing, a ping
     private TaskCompletionSource? _pingWritten;
 
     /// <summary>How many reads brought data so far.</summary>
@@ -44,19 +45,38 @@ internal sealed class LinkStream(Stream inner) : Stream
     public void RequestPing()
     {
         Volatile.Write(ref _pingWanted, 1);
-        var written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Volatile.Write(ref _pingWritten, written);
-        _pingWriting = true;
-        Interlocked.MemoryBarrierProcessWide(); // pairs with the writer's plain store then load (see WriteAsync)
-        if (_socketWriting || _closeSent || Interlocked.Exchange(ref _pingWanted, 0) == 0)
-        {
-            // The socket's writer is inside a write: it writes the ping after its frame (or a Close made it moot).
-            _pingWriting = false;
-            written.TrySetResult();
-            return;
-        }
+        TryWritePing();
+    }
 
-        _ = WritePingAsync(written);
+    /// <summary>
+    /// Writes the wanted ping unless the socket is inside a write (its writer then writes it after its frame) or another
+    /// ping is under way. Only one caller at a time gets to decide (<c>_pinging</c>).
+    /// </summary>
+    private void TryWritePing()
+    {
+        while (Interlocked.CompareExchange(ref _pinging, 1, 0) == 0)
+        {
+            var written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _pingWritten, written);
+            _pingWriting = true;
+            Interlocked.MemoryBarrierProcessWide(); // pairs with the writer's plain store then load (see WriteAsync)
+            if (!_socketWriting && !_closeSent && Interlocked.Exchange(ref _pingWanted, 0) != 0)
+            {
+                _ = WritePingAsync(written);
+                return;
+            }
+
+            _pingWriting = false;
+            Interlocked.Exchange(ref _pinging, 0); // a full fence: the checks below see a writer that finished meanwhile
+            written.TrySetResult();
+
+            // Handed to the socket's writer, which checks for a wanted ping after its frame. If it finished its frame
+            // while this caller held the turn, its own attempt found the turn taken: try again for it.
+            if (_socketWriting || _closeSent || Volatile.Read(ref _pingWanted) == 0)
+            {
+                return;
+            }
+        }
     }
 
     private async Task WritePingAsync(TaskCompletionSource written)
@@ -64,6 +84,7 @@ internal sealed class LinkStream(Stream inner) : Stream
         try
         {
             await inner.WriteAsync(PingFrame, CancellationToken.None).ConfigureAwait(false);
+            await inner.FlushAsync(CancellationToken.None).ConfigureAwait(false); // HTTP/2 sends buffered data only on a flush
         }
 #pragma warning disable CA1031 // A failed ping means a failing link: the reads (or their absence) tell the monitor.
         catch (Exception)
@@ -73,6 +94,7 @@ internal sealed class LinkStream(Stream inner) : Stream
         finally
         {
             _pingWriting = false;
+            Volatile.Write(ref _pinging, 0);
             written.TrySetResult();
         }
     }
@@ -151,7 +173,7 @@ internal sealed class LinkStream(Stream inner) : Stream
         if (write.IsCompletedSuccessfully && Volatile.Read(ref _pingWanted) == 0)
         {
             write.GetAwaiter().GetResult();
-            _socketWriting = false;
+            EndWrite();
             return default;
         }
 
@@ -165,12 +187,23 @@ internal sealed class LinkStream(Stream inner) : Stream
             await write.ConfigureAwait(false);
             if (!_closeSent && Interlocked.Exchange(ref _pingWanted, 0) != 0)
             {
-                await inner.WriteAsync(PingFrame, cancellationToken).ConfigureAwait(false);
+                await inner.WriteAsync(PingFrame, cancellationToken).ConfigureAwait(false); // ClientWebSocket flushes after its write
             }
         }
         finally
         {
-            _socketWriting = false;
+            EndWrite();
+        }
+    }
+
+    // A plain store, then a plain load, like the start of a write: a ping asked for while the socket was finishing this
+    // write is written now rather than left for the monitor's next look.
+    private void EndWrite()
+    {
+        _socketWriting = false;
+        if (Volatile.Read(ref _pingWanted) != 0)
+        {
+            TryWritePing();
         }
     }
 

@@ -45,5 +45,17 @@ internal sealed class UpgradeCapture(HttpMessageHandler inner) : DelegatingHandl
             length = 0;
             return false;
         }
+
+        // ClientWebSocket disposes the response only when the connect fails after the upgrade (a wrong subprotocol or
+        // header, a timeout): the connection must then close, as the content replaced here would have closed it.
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                stream.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }

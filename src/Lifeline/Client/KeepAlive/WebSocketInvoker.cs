@@ -60,7 +60,7 @@ internal static class WebSocketInvoker
         options.UseDefaultCredentials = false;
         options.Cookies = null;
         options.RemoteCertificateValidationCallback = null;
-        options.ClientCertificates.Clear();
+        options.ClientCertificates = []; // a new, empty collection: the one the application set may be its own, reused
 
         var capture = new UpgradeCapture(handler);
         return (new HttpMessageInvoker(capture, disposeHandler: custom), capture);
