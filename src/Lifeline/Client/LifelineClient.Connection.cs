@@ -341,11 +341,9 @@ public sealed partial class LifelineClient
             return; // the upgrade went through without the capturing handler: no stream to watch
         }
 
-        _keepAlive = new KeepAliveMonitor(link, _options.KeepAliveInterval, _options.KeepAliveTimeout, _time, () =>
-        {
-            Log.KeepAliveExpired(_logger, _options.KeepAliveTimeout);
-            socket.Abort();
-        });
+        // The receive loop then fails, finds the monitor expired, and records the close as a keep-alive timeout.
+        _keepAlive = new KeepAliveMonitor(link, _options.KeepAliveInterval, _options.KeepAliveTimeout, _time,
+            static socket => ((ClientWebSocket)socket!).Abort(), socket);
     }
 
     private void StopKeepAlive() => Interlocked.Exchange(ref _keepAlive, null)?.Dispose();

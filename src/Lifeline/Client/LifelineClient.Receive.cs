@@ -1111,6 +1111,7 @@ public sealed partial class LifelineClient
 
         if (Volatile.Read(ref _keepAlive) is { Expired: true })
         {
+            Log.KeepAliveExpired(_logger, _options.KeepAliveTimeout);
             return Ended(CloseCode.AbnormalClosure, CloseInitiator.Transport, exception, CloseCause.KeepAliveTimeout,
                 $"keep-alive timeout: no Pong within {_options.KeepAliveTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
         }

@@ -4,7 +4,7 @@ namespace Lifeline.Client;
 /// Lifeline's keep-alive for one connection: when nothing has arrived for the keep-alive interval it sends a Ping, and
 /// when still nothing arrives within the keep-alive timeout after that the link is dead (<see cref="Expired"/>; the
 /// callback aborts the socket). Any data counts, not only the Pong, so a link that carries messages is never pinged.
-/// Checked on a timer every quarter of the shorter of the two periods.
+/// Checked every quarter of the shorter of the two periods, on a timer shared by every monitor with the same tick.
 /// </summary>
 internal sealed class KeepAliveMonitor : IDisposable
 {
@@ -14,8 +14,9 @@ internal sealed class KeepAliveMonitor : IDisposable
     private readonly TimeSpan _interval;
     private readonly TimeSpan _timeout;
     private readonly TimeProvider _time;
-    private readonly Action _onDead;
-    private readonly ITimer _timer;
+    private readonly Action<object?> _onDead;
+    private readonly object? _state;
+    private readonly KeepAliveTicker _ticker;
     private long _readsSeen;
     private long _quietSince;
     private long? _pingAskedAt;
@@ -23,18 +24,21 @@ internal sealed class KeepAliveMonitor : IDisposable
     private int _expired;
     private long _pingsAnswered;
 
-    public KeepAliveMonitor(LinkStream stream, TimeSpan interval, TimeSpan timeout, TimeProvider time, Action onDead)
+    /// <summary>Starts watching <paramref name="stream"/>; <paramref name="onDead"/> is called once, with <paramref name="state"/>, when the link is declared dead (a static lambda: no closure per connection).</summary>
+    public KeepAliveMonitor(LinkStream stream, TimeSpan interval, TimeSpan timeout, TimeProvider time, Action<object?> onDead, object? state)
     {
         _stream = stream;
         _interval = interval;
         _timeout = timeout;
         _time = time;
         _onDead = onDead;
+        _state = state;
         _readsSeen = stream.Reads;
         _quietSince = time.GetTimestamp();
         var shorter = interval < timeout ? interval : timeout;
         var tick = shorter / 4 > ShortestTick ? shorter / 4 : ShortestTick;
-        _timer = time.CreateTimer(static state => ((KeepAliveMonitor)state!).Tick(), this, tick, tick);
+        _ticker = KeepAliveTicker.For(time, tick);
+        _ticker.Add(this);
     }
 
     /// <summary>Whether the link was declared dead: no data within the timeout after a ping.</summary>
@@ -43,7 +47,8 @@ internal sealed class KeepAliveMonitor : IDisposable
     /// <summary>How many pings were followed by data (the Pong, or anything else) in time.</summary>
     public long PingsAnswered => Interlocked.Read(ref _pingsAnswered);
 
-    private void Tick()
+    /// <summary>Called by the shared ticker.</summary>
+    internal void Tick()
     {
         if (Interlocked.Exchange(ref _ticking, 1) != 0)
         {
@@ -72,8 +77,8 @@ internal sealed class KeepAliveMonitor : IDisposable
                 if (_time.GetElapsedTime(askedAt, now) >= _timeout)
                 {
                     Volatile.Write(ref _expired, 1);
-                    _timer.Dispose();
-                    _onDead();
+                    _ticker.Remove(this);
+                    _onDead(_state);
                 }
                 else if (_stream.PingPending)
                 {
@@ -95,5 +100,5 @@ internal sealed class KeepAliveMonitor : IDisposable
         }
     }
 
-    public void Dispose() => _timer.Dispose();
+    public void Dispose() => _ticker.Remove(this);
 }

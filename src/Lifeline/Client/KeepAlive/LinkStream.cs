@@ -1,8 +1,10 @@
+using System.Runtime.CompilerServices;
+
 namespace Lifeline.Client;
 
 /// <summary>
-/// The connection's byte stream, under ClientWebSocket, for Lifeline's keep-alive: it counts the reads that brought data
-/// (any frame from the server proves the link alive, the Pong included) and writes a Ping frame between the socket's own
+/// The connection's byte stream, under ClientWebSocket, for Lifeline's keep-alive: it counts the reads (any frame from the
+/// server, the Pong included, makes ClientWebSocket read again, and proves the link alive) and writes a Ping frame between the socket's own
 /// frames when asked. Lifeline pings here instead of through the runtime's KeepAliveTimeout, which stamps the clock on
 /// every message received: about a tenth of what receiving a small message costs.
 /// </summary>
@@ -17,7 +19,7 @@ internal sealed class LinkStream(Stream inner) : Stream
     // FIN + Ping, masked (a client's frames must be), empty payload; any mask key will do.
     private static readonly byte[] PingFrame = [0x89, 0x80, 0x4C, 0x49, 0x46, 0x45];
 
-    private long _reads; // written by the one reader ClientWebSocket allows at a time
+    private long _reads; // reads started; written by the one reader ClientWebSocket allows at a time
     private volatile bool _socketWriting;
     private volatile bool _pingWriting;
     private volatile bool _closeSent;
@@ -25,7 +27,7 @@ internal sealed class LinkStream(Stream inner) : Stream
     private int _pinging; // someone is deciding about, or writing, a ping
     private TaskCompletionSource? _pingWritten;
 
-    /// <summary>How many reads brought data so far.</summary>
+    /// <summary>How many reads were started so far: each one after the first means data arrived.</summary>
     public long Reads => Volatile.Read(ref _reads);
 
     /// <summary>Whether a ping was asked for and not written yet.</summary>
@@ -99,32 +101,13 @@ internal sealed class LinkStream(Stream inner) : Stream
         }
     }
 
+    // Counted when a read starts: ClientWebSocket reads one at a time, so a new read means the last one returned, and data
+    // that arrives (a Pong included) is always followed by the next read. No wrapper around a pending read, so an idle
+    // connection holds nothing more than without this stream.
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = inner.ReadAsync(buffer, cancellationToken);
-        if (read.IsCompletedSuccessfully)
-        {
-            var count = read.Result;
-            if (count > 0)
-            {
-                _reads++;
-            }
-
-            return new ValueTask<int>(count);
-        }
-
-        return CountWhenReadAsync(read);
-    }
-
-    private async ValueTask<int> CountWhenReadAsync(ValueTask<int> read)
-    {
-        var count = await read.ConfigureAwait(false);
-        if (count > 0)
-        {
-            _reads++;
-        }
-
-        return count;
+        _reads++;
+        return inner.ReadAsync(buffer, cancellationToken);
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -134,13 +117,8 @@ internal sealed class LinkStream(Stream inner) : Stream
 
     public override int Read(Span<byte> buffer)
     {
-        var count = inner.Read(buffer);
-        if (count > 0)
-        {
-            _reads++;
-        }
-
-        return count;
+        _reads++;
+        return inner.Read(buffer);
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
@@ -180,6 +158,7 @@ internal sealed class LinkStream(Stream inner) : Stream
         return FinishWriteAsync(write, cancellationToken);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // every write that waits: no box per write
     private async ValueTask FinishWriteAsync(ValueTask write, CancellationToken cancellationToken)
     {
         try
