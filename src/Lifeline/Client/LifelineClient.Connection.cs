@@ -507,7 +507,7 @@ public sealed partial class LifelineClient
         using var lost = new CancellationTokenSource();
         var context = new ReconnectedContext(attempts, downtime, (data, type, ct) => handshake is null
             ? SendDirectAsync(socket, data, type, ct)
-            : SendSessionAheadOfQueueAsync(socket, data, type, ct))
+            : SendAsync(data, type, ct)) // a session numbers every message: the hook's sends join the queue (see ReconnectedContext)
         {
             SessionResumed = handshake?.Resumed,
             MessagesReplayedToServer = handshake is { Resumed: true } h1 ? h1.ReplayedToServer : null,

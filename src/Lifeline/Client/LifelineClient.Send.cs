@@ -469,24 +469,6 @@ public sealed partial class LifelineClient
         }
     }
 
-    /// <summary>
-    /// Session mode, for the OnReconnected hook: numbers the message and writes it now, before the queue's writer starts
-    /// on this connection, so it goes out ahead of anything queued (as the hook's context promises). A message the
-    /// session cannot carry is refused here, as <see cref="SendAsync"/> would.
-    /// </summary>
-    private async ValueTask SendSessionAheadOfQueueAsync(ClientWebSocket socket, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
-    {
-        ThrowIfTooLargeForSession(data);
-        var session = Volatile.Read(ref _session) ?? throw new InvalidOperationException("The session ended before the hook's send: it was not sent.");
-        session.Replay.ThrowIfFullInFailMode(data.Length);
-        var message = new OutgoingMessage(data.Span, type, _time.GetTimestamp());
-        if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
-        {
-            message.Release();
-            throw new InvalidOperationException("The session ended under the hook's send: it was not sent.");
-        }
-    }
-
     /// <summary>The stop's Close frame, after everything queued was written. Bounded by the stop's deadline.</summary>
     private async Task SendStopCloseFrameAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {

@@ -4,7 +4,9 @@ namespace Lifeline.Client;
 
 /// <summary>
 /// Passed to <see cref="LifelineClientOptions.OnReconnected"/>, which runs before queued sends are flushed:
-/// re-subscribe or re-authenticate here. Sends made through this context go out first, ahead of the queue.
+/// re-subscribe or re-authenticate here. In plain mode sends made through this context go out first, ahead of the queue.
+/// In session mode they join the queue, behind the messages sent while disconnected: a session numbers every message in
+/// the order it was accepted, and the server delivers them in that order.
 /// </summary>
 public sealed class ReconnectedContext
 {
@@ -32,11 +34,11 @@ public sealed class ReconnectedContext
     /// <summary>How long the client was disconnected.</summary>
     public TimeSpan Downtime { get; }
 
-    /// <summary>Sends a text message immediately, ahead of anything queued.</summary>
+    /// <summary>Sends a text message: plain mode immediately, ahead of anything queued; session mode queued (see the class).</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default) =>
         _send(System.Text.Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
 
-    /// <summary>Sends a message immediately, ahead of anything queued.</summary>
+    /// <summary>Sends a message: plain mode immediately, ahead of anything queued; session mode queued (see the class).</summary>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
         _send(data, type, cancellationToken);
 }
