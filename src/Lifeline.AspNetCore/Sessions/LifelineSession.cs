@@ -34,6 +34,8 @@ public sealed class LifelineSession
 {
     private readonly LifelineSessionManager _manager;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private long _lastEnqueued;
+    private bool _clientToldLost;
     private readonly CancellationTokenSource _ending = new();
     private ConcurrentDictionary<string, byte>? _groups; // created by the first group: most sessions join none
     private readonly LifelineConnection? _plain;
@@ -118,7 +120,11 @@ public sealed class LifelineSession
     internal SessionInbox Inbox { get; }
 
     /// <summary>The last client sequence put in the inbox (duplicates at or below it are dropped). Owned by the carrier loop.</summary>
-    internal long LastEnqueued { get; set; }
+    internal long LastEnqueued
+    {
+        get => Volatile.Read(ref _lastEnqueued);
+        set => Volatile.Write(ref _lastEnqueued, value);
+    }
 
     internal bool IsEnded => Volatile.Read(ref _ended) != 0;
 
@@ -126,7 +132,11 @@ public sealed class LifelineSession
     /// The server ended the session and sent the client SessionLost on the socket it had: the client now either closes or
     /// starts its next session on that socket (protocol 5.7), so the carrier must take a new Hello there.
     /// </summary>
-    internal bool ClientToldLost { get; set; }
+    internal bool ClientToldLost
+    {
+        get => Volatile.Read(ref _clientToldLost);
+        set => Volatile.Write(ref _clientToldLost, value);
+    }
 
     internal bool IsFrozen { get; private set; }
 
@@ -211,7 +221,15 @@ public sealed class LifelineSession
         return acknowledged is null || await acknowledged.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, CancellationToken cancellationToken)
+    /// <summary>
+    /// For a group send or broadcast: like <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>,
+    /// but the wait for room in the replay buffer also ends with <paramref name="roomDeadline"/> (the caller then ends the session).
+    /// </summary>
+    internal async ValueTask SendToMemberAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken roomDeadline, CancellationToken cancellationToken) =>
+        await SendCoreAsync(data, type, false, null, cancellationToken, roomDeadline).ConfigureAwait(false);
+
+    private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, CancellationToken cancellationToken,
+        CancellationToken roomDeadline = default)
     {
         if (type == WebSocketMessageType.Close)
         {
@@ -227,10 +245,10 @@ public sealed class LifelineSession
 
         if (Journal is { } journal)
         {
-            return await SendJournaledAsync(journal, data, type, track, updateState, cancellationToken).ConfigureAwait(false);
+            return await SendJournaledAsync(journal, data, type, track, updateState, cancellationToken, roomDeadline).ConfigureAwait(false);
         }
 
-        await EnterSendLockWithRoomAsync(data.Length, cancellationToken).ConfigureAwait(false);
+        await EnterSendLockWithRoomAsync(data.Length, cancellationToken, roomDeadline).ConfigureAwait(false);
         var answered = false;
         try
         {
@@ -266,11 +284,11 @@ public sealed class LifelineSession
     // With a shared store: number the message under the send lock, then wait (outside it, so sends close together
     // share one commit) until the store has it; the writer puts it on the wire after the commit.
     private async ValueTask<Task<bool>?> SendJournaledAsync(SessionJournalWriter journal, ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track,
-        Action<SessionStateBag>? updateState, CancellationToken cancellationToken)
+        Action<SessionStateBag>? updateState, CancellationToken cancellationToken, CancellationToken roomDeadline)
     {
         Task stored;
         Task<bool>? acknowledged;
-        await EnterSendLockWithRoomAsync(data.Length, cancellationToken).ConfigureAwait(false);
+        await EnterSendLockWithRoomAsync(data.Length, cancellationToken, roomDeadline).ConfigureAwait(false);
         try
         {
             ThrowIfUnusable();
@@ -311,12 +329,22 @@ public sealed class LifelineSession
     /// Takes the send lock once the replay buffer has room for <paramref name="length"/> bytes, so the append under the
     /// lock does not wait. A full buffer is waited for with the lock released: room comes only from the client's acks,
     /// and while the socket is gone those arrive only after a resume, which needs this lock to replay.
+    /// <paramref name="roomDeadline"/> also ends the wait for room (not the wait for the lock).
     /// </summary>
-    private async ValueTask EnterSendLockWithRoomAsync(int length, CancellationToken cancellationToken)
+    private async ValueTask EnterSendLockWithRoomAsync(int length, CancellationToken cancellationToken, CancellationToken roomDeadline)
     {
         while (true)
         {
-            await Replay.WaitForRoomAsync(length, cancellationToken).ConfigureAwait(false);
+            if (roomDeadline.CanBeCanceled)
+            {
+                using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, roomDeadline);
+                await Replay.WaitForRoomAsync(length, either.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                await Replay.WaitForRoomAsync(length, cancellationToken).ConfigureAwait(false);
+            }
+
             await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             if (Replay.HasRoomFor(length))
             {

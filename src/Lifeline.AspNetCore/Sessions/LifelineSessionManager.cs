@@ -551,16 +551,27 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Ends a session that cannot continue losslessly.</summary>
     internal void Lose(LifelineSession session, SessionLostReason reason, bool tellClient)
     {
+        // Marked before the end: a carrier that wakes to the ended session must know the client is told (5.7).
+        var telling = tellClient && session.Carrier is not null;
+        if (telling)
+        {
+            session.ClientToldLost = true;
+        }
+
         if (!session.TryEnd(reason))
         {
+            if (telling)
+            {
+                session.ClientToldLost = false; // ended by someone else, who did not tell the client
+            }
+
             return;
         }
 
         _lost.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
         SessionLog.Lost(Logger, session.Id, reason.ToString());
-        if (tellClient && session.Carrier is { } carrier)
+        if (telling && session.Carrier is { } carrier)
         {
-            session.ClientToldLost = true;
             var end = session.Replay.End;
             _ = carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w,
                 new SessionLostFrame(reason, session.Inbound.LastDelivered, end?.Unacknowledged ?? SequenceRange.Empty))).AsTask();
@@ -823,12 +834,11 @@ public sealed class LifelineSessionManager : IDisposable
         }
 
         using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var results = await Task.WhenAll(members.Select(async member =>
         {
             try
             {
-                await member.SendAsync(data, type, bounded.Token).ConfigureAwait(false);
+                await member.SendToMemberAsync(data, type, deadline.Token, cancellationToken).ConfigureAwait(false);
                 return 1;
             }
             catch (InvalidOperationException)
@@ -837,12 +847,10 @@ public sealed class LifelineSessionManager : IDisposable
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                if (!member.Replay.HasRoomFor(data.Length))
-                {
-                    SessionLog.SlowMember(Logger, member.Id, _serverOptions.SendTimeout);
-                    Lose(member, SessionLostReason.BufferFull, tellClient: true);
-                }
-
+                // Only the wait for room ends with the deadline: this member did not acknowledge for that long. Not
+                // numbered, so not replayed either: end the session and say so, never skip the member silently.
+                SessionLog.SlowMember(Logger, member.Id, _serverOptions.SendTimeout);
+                Lose(member, SessionLostReason.BufferFull, tellClient: true);
                 return 0;
             }
         })).ConfigureAwait(false);

@@ -193,6 +193,13 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     /// <summary>Hands a client Data frame's payload to the session's inbox, in its turn (see <see cref="LifelineSession.InboundTurn"/>).</summary>
     private async ValueTask<Delivery> DeliverAsync(LifelineSession session, SessionFrameHeader header, LifelineMessage message)
     {
+        if (header.Sequence <= session.LastEnqueued)
+        {
+            // Without the turn: the frames a client resends after a resume are mostly duplicates, and the Acks behind
+            // them must be read even while the old socket's carrier holds the turn, waiting for room in the inbox.
+            return Delivery.Duplicate;
+        }
+
         try
         {
             await session.InboundTurn.WaitAsync(Connection.Closing).ConfigureAwait(false);

@@ -94,7 +94,9 @@ public sealed partial class LifelineClient
 
         if (!cancellationToken.CanBeCanceled && type != WebSocketMessageType.Close && Volatile.Read(ref _directSocket) is { } socket && SendLock.Wait(0, CancellationToken.None))
         {
-            if (!_queue.CanWriteDirect || Volatile.Read(ref _directSocket) != socket)
+            // Not while the queue's writer holds a message it could not write yet (the connection failed under it): that
+            // one was accepted first.
+            if (!_queue.CanWriteDirect || Volatile.Read(ref _inFlight) is not null || Volatile.Read(ref _directSocket) != socket)
             {
                 SendLock.Release();
                 return EnqueueAsync(data, type, null, cancellationToken);
