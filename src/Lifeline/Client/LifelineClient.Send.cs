@@ -145,12 +145,20 @@ public sealed partial class LifelineClient
                 $"The message is {length} bytes but the session's replay buffer holds at most {replayLimit}; raise SessionOptions.Replay.MaxBytes or send smaller messages.", nameof(data));
         }
 
-        if (Volatile.Read(ref _session) is { } session && length > session.MaxFrameBytes - SessionFrameWriter.MaxDataHeaderLength)
+        if (Volatile.Read(ref _session) is { } session && length > session.MaxFrameBytes - NextDataHeaderLength(session))
         {
             throw new ArgumentException(
                 $"The message is {length} bytes but the server accepts session frames of at most {session.MaxFrameBytes} bytes (header included); send smaller messages.", nameof(data));
         }
     }
+
+    /// <summary>
+    /// The header length of the session's next Data frame, at most: its sequence and an ack no higher than what was
+    /// delivered, with a little room for the numbers to grow meanwhile. The worst case (21 bytes) would refuse messages
+    /// that fit.
+    /// </summary>
+    private static int NextDataHeaderLength(ClientSession session) =>
+        1 + Varint.GetLength((ulong)session.Replay.LastSequence + 2) + Varint.GetLength((ulong)session.Inbound.LastDelivered + 1);
 
     /// <summary>
     /// Session mode, send lock held: numbers the message, keeps it in the replay buffer (which leaves room for the frame

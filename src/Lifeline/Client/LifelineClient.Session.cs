@@ -333,7 +333,7 @@ public sealed partial class LifelineClient
         ReplayAppendResult appended;
         try
         {
-            if (message.Data.Length > session.MaxFrameBytes - SessionFrameWriter.MaxDataHeaderLength)
+            if (message.Data.Length > session.MaxFrameBytes - NextDataHeaderLength(session))
             {
                 // Queued before this session said its limit: sending it would close the connection with 1009.
                 throw new ArgumentException($"a queued message of {message.Data.Length} bytes is larger than the server accepts ({session.MaxFrameBytes}-byte frames)");

@@ -32,6 +32,21 @@ public sealed class SessionSendLimitTests
     }
 
     [Fact]
+    public async Task SendJustUnderTheServersFrameLimit_IsSent_AndOneOverIsRefusedAtTheCall()
+    {
+        // The server's limit counts the whole frame; a Data header is 3 bytes here, not the worst case of 21.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), server: o => o.MaxMessageSize = 1_000);
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        await client.SendAsync(new byte[995]);
+        Assert.Equal(995, (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Data.Length);
+
+        await Assert.ThrowsAsync<ArgumentException>(async () => await client.SendAsync(new byte[1_000]));
+        Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
     public async Task ReplayBufferFullInFailMode_TheSendThrows_NotADropInTheBackground()
     {
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
