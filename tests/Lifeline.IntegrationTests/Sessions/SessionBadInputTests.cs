@@ -148,6 +148,35 @@ public sealed class SessionBadInputTests
         Assert.All(delivered.Skip(3), p => Assert.Equal((byte)'B', p[1]));
     }
 
+    [Fact]
+    public async Task ResumeWhileTheOldSocketWaitsForInboxRoom_ResentDuplicatesDoNotHoldUpTheFramesBehindThem()
+    {
+        // Socket A's carrier waits for room in the full inbox (the handler reads nothing yet), holding the inbound turn.
+        // Socket B resumes and resends message 1, a duplicate, then a frame the server must act on (here an Ack beyond
+        // what was sent, answered with 1002). A duplicate is dropped without the turn, so B's carrier reaches that frame.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-dup-{Guid.NewGuid():N}.bin"),
+            sessions: o => o.InboxCapacity = 2);
+        using var a = await ConnectAsync(host.Uri("/gated"));
+        var (id, token) = await HelloAsync(a);
+        for (var i = 1; i <= 5; i++)
+        {
+            await SendAsync(a, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i])));
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 3 }, what: "socket A to wait for inbox room with message 3");
+
+        using var b = await ConnectAsync(host.Uri("/gated"));
+        await SendAsync(b, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        await ReadUntilAsync(b, SessionFrameType.Resumed);
+        await SendAsync(b, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, [1])));
+        await SendAsync(b, Frame(w => SessionFrameWriter.WriteAck(w, 999)));
+
+        var (code, _, _) = await ReadUntilCloseAsync(b);
+        Assert.Equal(1002, code);
+        log.Gate.SetResult();
+    }
+
     /// <summary>Reads frames until one of <paramref name="type"/>; fails on a Close.</summary>
     private static async Task<SessionFrameHeader> ReadUntilAsync(ClientWebSocket socket, SessionFrameType type)
     {
