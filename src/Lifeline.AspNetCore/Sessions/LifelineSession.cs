@@ -335,8 +335,9 @@ public sealed class LifelineSession
     {
         while (true)
         {
-            if (roomDeadline.CanBeCanceled)
+            if (roomDeadline.CanBeCanceled && !Replay.HasRoomFor(length))
             {
+                // Linked only when the wait is real: a group send reaches most members with room to spare.
                 using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, roomDeadline);
                 await Replay.WaitForRoomAsync(length, either.Token).ConfigureAwait(false);
             }

@@ -122,22 +122,13 @@ public sealed class SessionBadInputTests
         var log = new NumberedServerLog();
         await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-takeover-{Guid.NewGuid():N}.bin"),
             sessions: o => o.InboxCapacity = 2);
-        using var a = await ConnectAsync(host.Uri("/gated"));
-        var (id, token) = await HelloAsync(a);
-        for (var i = 1; i <= 10; i++)
-        {
-            await SendAsync(a, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i, (byte)'A'])));
-        }
-
-        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 3 }, what: "socket A to hand over 1..3 and wait with the rest");
-
-        using var b = await ConnectAsync(host.Uri("/gated"));
-        await SendAsync(b, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
-        var resumed = await ReadUntilAsync(b, SessionFrameType.Resumed); // the handler read nothing yet: B resends from there
+        var (a, b, resumed) = await ResumeBesideAWaitingSocketAsync(host, 10); // the handler read nothing yet: B resends from there
+        using var disposeA = a;
+        using var disposeB = b;
 
         log.Gate.SetResult();
         await Wait.UntilAsync(() => log.GatedPayloads.Count >= 3, what: "the handler to read 1..3");
-        for (var i = (int)resumed.Resumed.LastReceived + 1; i <= 10; i++)
+        for (var i = (int)resumed.LastReceived + 1; i <= 10; i++)
         {
             await SendAsync(b, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i, (byte)'B'])));
         }
@@ -157,24 +148,34 @@ public sealed class SessionBadInputTests
         var log = new NumberedServerLog();
         await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-dup-{Guid.NewGuid():N}.bin"),
             sessions: o => o.InboxCapacity = 2);
-        using var a = await ConnectAsync(host.Uri("/gated"));
-        var (id, token) = await HelloAsync(a);
-        for (var i = 1; i <= 5; i++)
-        {
-            await SendAsync(a, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i])));
-        }
-
-        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 3 }, what: "socket A to wait for inbox room with message 3");
-
-        using var b = await ConnectAsync(host.Uri("/gated"));
-        await SendAsync(b, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
-        await ReadUntilAsync(b, SessionFrameType.Resumed);
+        var (a, b, _) = await ResumeBesideAWaitingSocketAsync(host, 5);
+        using var disposeA = a;
+        using var disposeB = b;
         await SendAsync(b, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, [1])));
         await SendAsync(b, Frame(w => SessionFrameWriter.WriteAck(w, 999)));
 
         var (code, _, _) = await ReadUntilCloseAsync(b);
         Assert.Equal(1002, code);
         log.Gate.SetResult();
+    }
+
+    /// <summary>
+    /// Socket A starts a session on /gated and sends 1..<paramref name="count"/> (payload: the number, then 'A') while the
+    /// handler reads nothing: the inbox (2) fills and A's carrier waits with message 3. Socket B then resumes the session.
+    /// </summary>
+    private static async Task<(ClientWebSocket A, ClientWebSocket B, ResumedFrame Resumed)> ResumeBesideAWaitingSocketAsync(SessionTestHost host, int count)
+    {
+        var a = await ConnectAsync(host.Uri("/gated"));
+        var (id, token) = await HelloAsync(a);
+        for (var i = 1; i <= count; i++)
+        {
+            await SendAsync(a, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i, (byte)'A'])));
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 3 }, what: "socket A to hand over 1..3 and wait with the rest");
+        var b = await ConnectAsync(host.Uri("/gated"));
+        await SendAsync(b, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        return (a, b, (await ReadUntilAsync(b, SessionFrameType.Resumed)).Resumed);
     }
 
     /// <summary>Reads frames until one of <paramref name="type"/>; fails on a Close.</summary>
