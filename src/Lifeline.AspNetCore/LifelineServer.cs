@@ -57,6 +57,9 @@ public sealed class LifelineServer : IDisposable
     /// <summary>True once a drain has begun: health reports "draining" and new upgrades are turned away with 1012 (or 1013).</summary>
     public bool IsDraining => Volatile.Read(ref _draining) != 0;
 
+    /// <summary>When the drain began and how many connections it set out to close; null until <see cref="DrainAsync"/> is called.</summary>
+    internal DrainStart? DrainBegan { get; private set; }
+
     /// <summary>
     /// Drains: every open connection gets 1012 Service Restart (or 1013) with its own <c>retry-after-ms</c> hint, spread
     /// uniformly over the configured window and sent in paced batches; then waits for the clients to answer, up to the
@@ -135,6 +138,7 @@ public sealed class LifelineServer : IDisposable
     {
         var started = _time.GetTimestamp();
         var connections = Registry.Connections.ToArray();
+        DrainBegan = new DrainStart(_time.GetUtcNow(), connections.Length); // before the first await: set when DrainAsync returns
         ServerLog.DrainStarted(_logger, connections.Length, DrainCode.Value, _options.RestartHintMin, _options.RestartHintMax);
 
         using var timeout = new CancellationTokenSource(_options.DrainTimeout, _time);
@@ -180,3 +184,6 @@ public sealed class LifelineServer : IDisposable
         ServerLog.DrainFinished(_logger, duration, connections.Length - aborted, aborted);
     }
 }
+
+/// <summary>The moment a drain began and the connections open then (the ones it closes).</summary>
+internal sealed record DrainStart(DateTimeOffset At, int Connections);

@@ -17,9 +17,7 @@ internal sealed class LifelineDashboard : IDisposable
     private readonly LifelineServer _server;
     private readonly TimeProvider _time;
     private readonly Lock _drainLock = new();
-    private DateTimeOffset? _drainStartedAt;
     private DateTimeOffset? _drainFinishedAt;
-    private int _connectionsAtStart;
     private long _drainCloses;
 
     public LifelineDashboard(LifelineServer server, TimeProvider time, System.Diagnostics.Metrics.IMeterFactory? meterFactory = null)
@@ -103,13 +101,9 @@ internal sealed class LifelineDashboard : IDisposable
     {
         if (instrument == ClosesSent && _server.IsDraining)
         {
-            lock (_drainLock)
+            if (code is 1012 or 1013)
             {
-                NoteDrainStart(_time.GetUtcNow());
-                if (code is 1012 or 1013)
-                {
-                    _drainCloses++;
-                }
+                Interlocked.Increment(ref _drainCloses);
             }
         }
     }
@@ -117,27 +111,18 @@ internal sealed class LifelineDashboard : IDisposable
     private DrainProgress CaptureDrain(DateTimeOffset now)
     {
         var draining = _server.IsDraining;
+        // Taken by the server as the drain began: a dashboard that first looks later (the feed ticks once a second, and a
+        // quick drain is over by then) still shows how many connections there were to close.
+        var began = _server.DrainBegan;
         lock (_drainLock)
         {
-            if (draining)
+            if (draining && _drainFinishedAt is null && Drain is { IsCompleted: true })
             {
-                NoteDrainStart(now);
-                if (_drainFinishedAt is null && Drain is { IsCompleted: true })
-                {
-                    _drainFinishedAt = now;
-                }
+                _drainFinishedAt = now;
             }
 
-            return new DrainProgress(draining, _drainStartedAt, _connectionsAtStart, _server.Registry.Count, _drainCloses, _drainFinishedAt is not null, _drainFinishedAt);
-        }
-    }
-
-    private void NoteDrainStart(DateTimeOffset now)
-    {
-        if (_drainStartedAt is null)
-        {
-            _drainStartedAt = now;
-            _connectionsAtStart = _server.Registry.Count;
+            return new DrainProgress(draining, began?.At, began?.Connections ?? _server.Registry.Count, _server.Registry.Count, Interlocked.Read(ref _drainCloses),
+                _drainFinishedAt is not null, _drainFinishedAt);
         }
     }
 }

@@ -89,6 +89,39 @@ public sealed class DashboardDataTests
     }
 
     [Fact]
+    public async Task DashboardData_LookedAtOnlyAfterADrain_ReportsTheConnectionsItBeganWith()
+    {
+        // The dashboard used to note the drain's start the first time it saw it (a close measured, a snapshot taken),
+        // so a drain that was quicker than its first look reported 0 connections at the start (CI saw it once).
+        await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard());
+        using var http = Http(host);
+        var clients = new List<PlainClient>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                clients.Add(await PlainClient.ConnectAsync(host.Uri()));
+            }
+
+            await PollAsync(http, d => d.GetProperty("connections").GetInt32() == 3, "3 connections on /data");
+            await host.Server.DrainAsync().WaitAsync(Bound); // the drain alone: the host still serves /data
+            var drain = (await PollAsync(http, d => d.GetProperty("drain").GetProperty("finished").GetBoolean(), "a finished drain")).GetProperty("drain");
+
+            Assert.Equal(3, drain.GetProperty("connectionsAtStart").GetInt32());
+            Assert.Equal(0, drain.GetProperty("connectionsLeft").GetInt32());
+            Assert.Equal(3, drain.GetProperty("closesSent").GetInt64());
+            Assert.NotEqual(JsonValueKind.Null, drain.GetProperty("startedAt").ValueKind);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task MapLifelineDashboard_Page_IsSelfContainedAndPointsAtItsPrefix()
     {
         await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard("/ops/live"));
