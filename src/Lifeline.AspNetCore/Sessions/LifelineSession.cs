@@ -45,7 +45,7 @@ public sealed class LifelineSession
 
     internal LifelineSession(LifelineSessionManager manager, SessionId id, ResumeTokenHash tokenHash, string? userId, ClaimsPrincipal? user,
         bool isResumed, ReplayBuffer replay, InboundSequencer inbound, SessionStateBag state, IEnumerable<string> groups,
-        DateTimeOffset createdAt, int inboxCapacity, LifelineConnection? plain = null)
+        DateTimeOffset createdAt, int inboxCapacity, long inboxMaxBytes, LifelineConnection? plain = null)
     {
         _manager = manager;
         Id = id;
@@ -58,7 +58,7 @@ public sealed class LifelineSession
         State = state;
         CreatedAt = createdAt;
         _plain = plain;
-        Inbox = new SessionInbox(this, inboxCapacity);
+        Inbox = new SessionInbox(this, inboxCapacity, inboxMaxBytes);
         LastEnqueued = inbound.LastDelivered;
         foreach (var group in groups)
         {
@@ -468,15 +468,20 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
 {
     private readonly LifelineSession _session;
     private readonly Channel<(long Sequence, LifelineMessage Message)> _channel;
+    private readonly long _maxBytes;
+    private long _bytes; // payload bytes waiting for the handler (under the session's SyncRoot)
+    private TaskCompletionSource? _byteRoom; // the carrier waits here while _bytes is at the bound
+    private bool _completed; // no more writes: a waiting carrier goes on to find the channel closed
     private long _handedSequence;
     private int _handedLength;
     private bool _handedAccepted;
     private TaskCompletionSource? _hold;
     private TaskCompletionSource? _boundary;
 
-    public SessionInbox(LifelineSession session, int capacity)
+    public SessionInbox(LifelineSession session, int capacity, long maxBytes)
     {
         _session = session;
+        _maxBytes = maxBytes;
         _channel = Channel.CreateBounded<(long, LifelineMessage)>(new BoundedChannelOptions(capacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
     }
 
@@ -489,12 +494,43 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
 
     public override int Count => _channel.Reader.Count;
 
-    public ValueTask WriteAsync(long sequence, LifelineMessage message, CancellationToken cancellationToken) =>
-        _channel.Writer.WriteAsync((sequence, message), cancellationToken);
+    /// <summary>Queues a message for the handler; waits while the inbox is full by count or bytes (one message always fits an empty inbox).</summary>
+    public async ValueTask WriteAsync(long sequence, LifelineMessage message, CancellationToken cancellationToken)
+    {
+        var length = message.Data.Length;
+        while (true)
+        {
+            Task room;
+            lock (_session.SyncRoot)
+            {
+                if (_bytes == 0 || _bytes + length <= _maxBytes || _completed)
+                {
+                    _bytes += length;
+                    break;
+                }
+
+                _byteRoom ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                room = _byteRoom.Task;
+            }
+
+            await room.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await _channel.Writer.WriteAsync((sequence, message), cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            TakeBytes(length);
+            throw;
+        }
+    }
 
     public void Complete()
     {
         _channel.Writer.TryComplete();
+        ReleaseByteRoom();
         ReleaseHold();
     }
 
@@ -502,10 +538,12 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
     public void Discard()
     {
         _channel.Writer.TryComplete();
-        while (_channel.Reader.TryRead(out _))
+        while (_channel.Reader.TryRead(out var entry))
         {
+            TakeBytes(entry.Message.Data.Length);
         }
 
+        ReleaseByteRoom();
         ReleaseHold();
     }
 
@@ -553,6 +591,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
 
             (_handedSequence, _handedLength, _handedAccepted) = (entry.Sequence, entry.Message.Data.Length, false);
             item = entry.Message;
+            TakeBytesLocked(entry.Message.Data.Length);
         }
 
         return true;
@@ -629,6 +668,36 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
         {
             Delivered?.Invoke();
         }
+    }
+
+    private void TakeBytes(int length)
+    {
+        lock (_session.SyncRoot)
+        {
+            TakeBytesLocked(length);
+        }
+    }
+
+    // A message left the inbox: the carrier may have room for the next one now.
+    private void TakeBytesLocked(int length)
+    {
+        _bytes -= length;
+        var room = _byteRoom;
+        _byteRoom = null;
+        room?.TrySetResult(); // runs its continuation elsewhere: safe under the lock
+    }
+
+    private void ReleaseByteRoom()
+    {
+        TaskCompletionSource? room;
+        lock (_session.SyncRoot)
+        {
+            _completed = true;
+            room = _byteRoom;
+            _byteRoom = null;
+        }
+
+        room?.TrySetResult();
     }
 
     private void ReleaseHold()

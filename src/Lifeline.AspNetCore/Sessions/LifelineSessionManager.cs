@@ -314,7 +314,7 @@ public sealed class LifelineSessionManager : IDisposable
             var token = ResumeToken.Create();
             var created = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), userId, connection.User, false,
                 new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
-                new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity);
+                new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, Options.InboxMaxBytes);
             if (_journal is not null)
             {
                 try
@@ -709,7 +709,7 @@ public sealed class LifelineSessionManager : IDisposable
         }
 
         return new LifelineSession(this, snapshot.Id, snapshot.TokenHash, snapshot.UserId, user, true, replay,
-            new InboundSequencer(Options.Ack, Time, snapshot.LastInboundDelivered), state, snapshot.Groups, snapshot.CreatedAt, Options.InboxCapacity);
+            new InboundSequencer(Options.Ack, Time, snapshot.LastInboundDelivered), state, snapshot.Groups, snapshot.CreatedAt, Options.InboxCapacity, Options.InboxMaxBytes);
     }
 
     private void StartHandler(LifelineSession session, Func<LifelineSession, CancellationToken, Task> handler) =>
@@ -782,7 +782,7 @@ public sealed class LifelineSessionManager : IDisposable
         var token = ResumeToken.Create();
         var session = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), UserIdOf(connection.User), connection.User, false,
             new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
-            new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, connection);
+            new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, Options.InboxMaxBytes, connection);
         _sessions[session.Id] = session;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(connection.Closing, session.Ending);
         var pump = Task.Run(async () =>

@@ -9,7 +9,8 @@ public sealed class LifelineSessionOptions
 {
     private TimeSpan _resumeWindow = SessionProtocol.DefaultResumeWindow;
     private TimeSpan _handshakeTimeout = SessionProtocol.DefaultHandshakeTimeout;
-    private int _inboxCapacity = 1024;
+    private int _inboxCapacity = 10_000;
+    private long _inboxMaxBytes = 4 * 1024 * 1024;
     private TimeSpan _storeWriteTimeout = TimeSpan.FromSeconds(10);
     private int _stateMaxEntries = SessionStateBag.DefaultMaxEntries;
     private int _stateMaxBytes = SessionStateBag.DefaultMaxBytes;
@@ -37,13 +38,30 @@ public sealed class LifelineSessionOptions
     public SessionAckOptions Ack { get; } = new();
 
     /// <summary>
-    /// How many received messages wait for the handler to read them. Default 1024. At least 1. When full, the session
-    /// stops reading its socket (backpressure); nothing is acknowledged before the handler reads it.
+    /// How many received messages wait for the handler to read them. Default 10,000. At least 1. When full (by count or
+    /// by <see cref="InboxMaxBytes"/>), the session stops reading its socket (backpressure); nothing is acknowledged before
+    /// the handler reads it.
     /// </summary>
+    /// <remarks>
+    /// Keep both bounds at or above what a client's replay buffer holds (Lifeline's clients default to 10,000 messages
+    /// and 1 MiB): a client never has more unacknowledged, so its inbox then never fills and the Acks it sends behind its
+    /// Data are always read. Below that, a client that sends ahead of its answers can stall a handler that waits for
+    /// acks (a full outbound replay buffer in Wait mode) until the send times out.
+    /// </remarks>
     public int InboxCapacity
     {
         get => _inboxCapacity;
         set => _inboxCapacity = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(InboxCapacity), value, "InboxCapacity must be at least 1.");
+    }
+
+    /// <summary>
+    /// How many payload bytes of received messages wait for the handler. Default 4 MiB. At least 1. A single larger
+    /// message is still taken when the inbox is empty. See <see cref="InboxCapacity"/>.
+    /// </summary>
+    public long InboxMaxBytes
+    {
+        get => _inboxMaxBytes;
+        set => _inboxMaxBytes = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(InboxMaxBytes), value, "InboxMaxBytes must be at least 1.");
     }
 
     /// <summary>The most entries of a session's <see cref="SessionStateBag"/>. Default 32. At least 1.</summary>

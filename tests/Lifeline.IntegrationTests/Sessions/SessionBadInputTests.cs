@@ -11,7 +11,7 @@ namespace Lifeline.IntegrationTests.Sessions;
 [Collection(SerialCollection.Name)]
 public sealed class SessionBadInputTests
 {
-    private static async Task<ClientWebSocket> ConnectAsync(Uri uri)
+    internal static async Task<ClientWebSocket> ConnectAsync(Uri uri)
     {
         var socket = new ClientWebSocket();
         socket.Options.AddSubProtocol(SessionProtocol.SubProtocol);
@@ -20,14 +20,14 @@ public sealed class SessionBadInputTests
         return socket;
     }
 
-    private static byte[] Frame(Action<IBufferWriter<byte>> write)
+    internal static byte[] Frame(Action<IBufferWriter<byte>> write)
     {
         var writer = new ArrayBufferWriter<byte>();
         write(writer);
         return writer.WrittenSpan.ToArray();
     }
 
-    private static Task SendAsync(ClientWebSocket socket, byte[] frame, WebSocketMessageType type = WebSocketMessageType.Binary) =>
+    internal static Task SendAsync(ClientWebSocket socket, byte[] frame, WebSocketMessageType type = WebSocketMessageType.Binary) =>
         socket.SendAsync(frame, type, true, CancellationToken.None);
 
     /// <summary>Reads until the server closes; returns the close code and the frames seen before it.</summary>
@@ -48,7 +48,7 @@ public sealed class SessionBadInputTests
         }
     }
 
-    private static async Task<(SessionId Id, ResumeToken Token)> HelloAsync(ClientWebSocket socket)
+    internal static async Task<(SessionId Id, ResumeToken Token)> HelloAsync(ClientWebSocket socket)
     {
         await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
         var buffer = new byte[1024];

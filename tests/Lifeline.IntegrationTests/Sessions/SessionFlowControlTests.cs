@@ -1,0 +1,87 @@
+using Lifeline.AspNetCore;
+using Lifeline.Client;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.IntegrationTests.Sessions;
+
+/// <summary>
+/// A session's inbox holds what a client may have unacknowledged, so the Acks a client sends behind its Data are
+/// always read; and it is bounded in bytes as well as in messages.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class SessionFlowControlTests
+{
+    private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-flow-{Guid.NewGuid():N}.bin");
+
+    [Fact]
+    public async Task ClientSendsFarAheadOfAnEchoWhoseReplayBufferIsSmall_EveryAnswerArrives()
+    {
+        // The echo's replay buffer (2,000) fills when the client's Acks for the answers lag; they travel behind the
+        // client's Data. With an inbox of 1,024 the carrier stopped reading at a full inbox, the handler waited for
+        // replay room, and neither moved again (about 4,500 of 50,000 answers arrived). The client never has more
+        // unacknowledged than its replay buffer (10,000), which the inbox now holds.
+        const int count = 50_000;
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), sessions: o => o.Replay.MaxMessages = 2_000);
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var sender = Task.Run(async () =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                await client.SendAsync(SessionTestHost.Number(i));
+            }
+        });
+        var buffer = new byte[64];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var received = 0;
+        try
+        {
+            for (; received < count; received++)
+            {
+                var result = await client.ReceiveAsync(buffer, timeout.Token);
+                Assert.Equal(received, SessionTestHost.Number(buffer.AsMemory(0, result.Count)));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"{received} of {count} answers arrived in 120 s");
+        }
+
+        await sender.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task InboxAtItsByteBound_TheCarrierWaits_AndEverythingArrivesInOrderOnceTheHandlerReads()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o => o.InboxMaxBytes = 1_000);
+        using var socket = await SessionBadInputTests.ConnectAsync(host.Uri("/gated"));
+        var (id, _) = await SessionBadInputTests.HelloAsync(socket);
+        for (var i = 1; i <= 10; i++)
+        {
+            var payload = new byte[400];
+            payload[0] = (byte)i;
+            await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, payload)));
+        }
+
+        // Two messages (800 bytes) fill the inbox; the carrier holds the third and reads no further.
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 3 }, what: "the carrier to hand over 1..3");
+        await Task.Delay(500);
+        Assert.Equal(3, host.Sessions.Find(id)!.LastEnqueued);
+
+        log.Gate.SetResult();
+        await Wait.UntilAsync(() => log.GatedPayloads.Count >= 10, what: "the handler to read 1..10");
+        Assert.Equal(Enumerable.Range(1, 10), log.GatedPayloads.Select(p => (int)p[0]));
+    }
+
+    [Fact]
+    public void InboxOptions_DefaultToWhatAClientsReplayBufferHolds_AndRefuseZero()
+    {
+        var options = new LifelineSessionOptions();
+        Assert.True(options.InboxCapacity >= new Lifeline.Session.ReplayBufferOptions().MaxMessages);
+        Assert.True(options.InboxMaxBytes >= new Lifeline.Session.ReplayBufferOptions().MaxBytes);
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.InboxMaxBytes = 0);
+    }
+}
