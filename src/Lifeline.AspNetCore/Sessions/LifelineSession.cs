@@ -639,6 +639,19 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
 
     public void RaiseDelivered() => Delivered?.Invoke();
 
+    /// <summary>The session ends: the message the handler holds counts as delivered (the end's report includes it).</summary>
+    public void AcceptHanded()
+    {
+        lock (_session.SyncRoot)
+        {
+            if (_handedSequence != 0 && !_handedAccepted && !_session.IsFrozen)
+            {
+                _session.Inbound.Accept(_handedSequence, _handedLength, out AckTrigger _);
+                _handedAccepted = true;
+            }
+        }
+    }
+
     /// <summary>The handler came back for more: the message it was handed is done, so it counts as delivered now.</summary>
     private void FinishHanded()
     {

@@ -558,7 +558,10 @@ public sealed class LifelineSessionManager : IDisposable
             session.ClientToldLost = true;
         }
 
-        if (!session.TryEnd(reason))
+        // Unread messages are dropped, not left for the handler: the SessionLost frame (and the client's own account of
+        // a loss it declared) counts them as lost, and the client's application may send them again. The message the
+        // handler holds counts as delivered: it has it.
+        if (!session.TryEnd(reason, discardUnread: true, beforeReadsEnd: session.Inbox.AcceptHanded))
         {
             if (telling)
             {

@@ -159,6 +159,31 @@ public sealed class SessionBadInputTests
         log.Gate.SetResult();
     }
 
+    [Fact]
+    public async Task SessionLostWhileMessagesWaitUnread_TheReportCountsThemLost_AndTheHandlerNeverGetsThem()
+    {
+        // SessionLost tells the client what the server took (LastReceived); the client's application may send the rest
+        // again. The unread messages used to stay readable, so a handler still acted on messages reported lost.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-unread-{Guid.NewGuid():N}.bin"));
+        using var socket = await ConnectAsync(host.Uri("/gated"));
+        var (id, _) = await HelloAsync(socket);
+        for (var i = 1; i <= 5; i++)
+        {
+            await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, i, 0, false, [(byte)i])));
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { LastEnqueued: 5 }, what: "1..5 in the inbox");
+        var session = host.Sessions.Find(id)!;
+        host.Sessions.Lose(session, SessionLostReason.BufferFull, tellClient: true);
+
+        var lost = await ReadUntilAsync(socket, SessionFrameType.SessionLost);
+        Assert.Equal(0, lost.SessionLost.LastReceived);
+        Assert.False(session.Messages.TryRead(out _)); // what a handler that reads on (ignoring its token) would get
+        await session.Messages.Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        log.Gate.SetResult();
+    }
+
     /// <summary>
     /// Socket A starts a session on /gated and sends 1..<paramref name="count"/> (payload: the number, then 'A') while the
     /// handler reads nothing: the inbox (2) fills and A's carrier waits with message 3. Socket B then resumes the session.
