@@ -424,12 +424,13 @@ public sealed partial class LifelineClient
         result = default;
         if (_options.Session is not null)
         {
-            var frame = read.Pooled is null ? destination[..read.Length] : read.Pooled.AsMemory(0, read.Length);
-            var verdict = TakeSessionFrame(socket, read.Type, frame.Span, out var payloadLength, out var payloadType);
+            // Memory<T>.Span checks what backs the memory on every call: take it once per message.
+            var frame = read.Pooled is null ? destination.Span[..read.Length] : read.Pooled.AsSpan(0, read.Length);
+            var verdict = TakeSessionFrame(socket, read.Type, frame, out var payloadLength, out var payloadType);
             if (verdict != SessionFrameVerdict.Deliver)
             {
                 // An Ack, a duplicate, or a frame the loop acts on (it may end the connection): no message for the reader.
-                var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame.Span) : null;
+                var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame) : null;
                 if (forLoop is null && read.Pooled is { } pooled)
                 {
                     ArrayPool<byte>.Shared.Return(pooled);
@@ -467,7 +468,7 @@ public sealed partial class LifelineClient
             }
             else
             {
-                frame.Span[(read.Length - payloadLength)..].CopyTo(frame.Span);
+                frame[(read.Length - payloadLength)..].CopyTo(frame);
             }
 
             read = read with { Length = payloadLength, Type = payloadType };
