@@ -472,6 +472,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
     private long _bytes; // payload bytes waiting for the handler (under the session's SyncRoot)
     private TaskCompletionSource? _byteRoom; // the carrier waits here while _bytes is at the bound
     private bool _completed; // no more writes: a waiting carrier goes on to find the channel closed
+    private bool _readsEnded; // a lost session: nothing more for the handler, even before the unread rest is dropped
     private long _handedSequence;
     private int _handedLength;
     private bool _handedAccepted;
@@ -584,7 +585,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
         item = null;
         lock (_session.SyncRoot)
         {
-            if (_session.IsFrozen || _hold is not null || !_channel.Reader.TryRead(out var entry))
+            if (_session.IsFrozen || _hold is not null || _readsEnded || !_channel.Reader.TryRead(out var entry))
             {
                 return false;
             }
@@ -639,11 +640,15 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
 
     public void RaiseDelivered() => Delivered?.Invoke();
 
-    /// <summary>The session ends: the message the handler holds counts as delivered (the end's report includes it).</summary>
-    public void AcceptHanded()
+    /// <summary>
+    /// The session is being lost: the handler gets nothing more, and the message it holds counts as delivered (the
+    /// SessionLost report includes it). The unread rest is dropped next (<see cref="Discard"/>).
+    /// </summary>
+    public void EndReads()
     {
         lock (_session.SyncRoot)
         {
+            _readsEnded = true;
             if (_handedSequence != 0 && !_handedAccepted && !_session.IsFrozen)
             {
                 _session.Inbound.Accept(_handedSequence, _handedLength, out AckTrigger _);

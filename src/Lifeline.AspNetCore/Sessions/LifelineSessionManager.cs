@@ -560,8 +560,10 @@ public sealed class LifelineSessionManager : IDisposable
 
         // Unread messages are dropped, not left for the handler: the SessionLost frame (and the client's own account of
         // a loss it declared) counts them as lost, and the client's application may send them again. The message the
-        // handler holds counts as delivered: it has it.
-        if (!session.TryEnd(reason, discardUnread: true, beforeReadsEnd: session.Inbox.AcceptHanded))
+        // handler holds counts as delivered: it has it. With a shared store, under the gate its commits read the cursor by.
+        if (!session.TryEnd(reason, discardUnread: true, beforeReadsEnd: session.Journal is { } journal
+                ? () => journal.WithGate(session.Inbox.EndReads)
+                : session.Inbox.EndReads))
         {
             if (telling)
             {

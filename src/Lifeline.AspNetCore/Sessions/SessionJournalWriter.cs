@@ -185,6 +185,18 @@ internal sealed class SessionJournalWriter
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> holding the gate a commit reads the inbound cursor under: a session ending moves
+    /// the cursor this way, so a commit either reads it before (and commits as before) or finds the session ended.
+    /// </summary>
+    public void WithGate(Action action)
+    {
+        lock (_gate)
+        {
+            action();
+        }
+    }
+
     /// <summary>Fails every queued send (the session ended or was fenced).</summary>
     public void FailPending(Exception reason)
     {
@@ -241,23 +253,29 @@ internal sealed class SessionJournalWriter
                 await _signal.WaitAsync().ConfigureAwait(false);
             }
 
-            if (_session.IsEnded)
+            List<(SessionMessage Message, TaskCompletionSource Done)> batch = [];
+            bool snapshot = false, ack = false, renew = false, ended;
+            long clientAck = 0, inbound = 0;
+            lock (_gate)
+            {
+                // Checked under the gate: a session that ends moves its inbound cursor under it (see WithGate), so a commit
+                // never records as delivered a message whose answer it does not carry.
+                ended = _session.IsEnded;
+                if (!ended)
+                {
+                    var take = Math.Min(_pending.Count, MaxBatch);
+                    batch = _pending.GetRange(0, take);
+                    _pending.RemoveRange(0, take);
+                    (snapshot, ack, renew, clientAck) = (_snapshotDirty, _ackRequested, _renew, _clientAck);
+                    (_snapshotDirty, _ackRequested, _renew) = (false, false, false);
+                    inbound = _session.Inbound.LastDelivered;
+                }
+            }
+
+            if (ended)
             {
                 FailPendingEnded();
                 return;
-            }
-
-            List<(SessionMessage Message, TaskCompletionSource Done)> batch;
-            bool snapshot, ack, renew;
-            long clientAck, inbound;
-            lock (_gate)
-            {
-                var take = Math.Min(_pending.Count, MaxBatch);
-                batch = _pending.GetRange(0, take);
-                _pending.RemoveRange(0, take);
-                (snapshot, ack, renew, clientAck) = (_snapshotDirty, _ackRequested, _renew, _clientAck);
-                (_snapshotDirty, _ackRequested, _renew) = (false, false, false);
-                inbound = _session.Inbound.LastDelivered;
             }
 
             if (batch.Count == 0 && !snapshot && !renew && !(ack && inbound > DurableInbound) && clientAck - _recordedAck < 64)
