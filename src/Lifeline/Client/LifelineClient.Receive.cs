@@ -740,10 +740,13 @@ public sealed partial class LifelineClient
                             // A reader it was handed to gave up: finish the message.
                             (read, continuing, peekType, peekEnded) = (true, true, _rxPeekType, _rxPeekEnded);
                         }
-                        else if (!_incoming.HasRoom)
+                        else if (!_incoming.HasRoom && !(session is not null && _incoming.HasOverflowRoom && session.Replay.HasWaiters))
                         {
                             // Backpressure: the application frees room. Nothing wakes the loop when it does (a reader
-                            // then reads the socket itself and may keep it), so look again later.
+                            // then reads the socket itself and may keep it), so look again later. Session mode: while a
+                            // send waits for the server's acks, read on (up to the overflow room): those acks travel
+                            // behind the Data held up here, and an application that replies to each message would wait
+                            // for them in its send, never reading to make room (a deadlock).
                             park = ReadAheadDelay;
                         }
                         else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0)
@@ -872,7 +875,13 @@ public sealed partial class LifelineClient
                 var type = message.Type;
                 if (_options.Session is not null)
                 {
-                    var verdict = TakeSessionFrame(socket, type, array.AsSpan(0, length), out var payloadLength, out var payloadType);
+                    bool overBounds;
+                    lock (RxLock)
+                    {
+                        overBounds = !_incoming.HasRoom; // read past them while a send waits for acks: hold it unacknowledged
+                    }
+
+                    var verdict = TakeSessionFrame(socket, type, array.AsSpan(0, length), out var payloadLength, out var payloadType, hold: overBounds);
                     if (verdict == SessionFrameVerdict.ForLoop)
                     {
                         if (await OnSessionFrameInLoopAsync(socket, session, array, length, type).ConfigureAwait(false) is { } ended)
@@ -952,7 +961,8 @@ public sealed partial class LifelineClient
     /// cursor (a message counts as delivered when handed to the application, which this is). Anything that may end the
     /// connection is left unapplied for the loop (<see cref="OnSessionMessageAsync"/> decides it again from scratch).
     /// </summary>
-    private SessionFrameVerdict TakeSessionFrame(ClientWebSocket socket, WebSocketMessageType type, ReadOnlySpan<byte> frame, out int payloadLength, out WebSocketMessageType payloadType)
+    private SessionFrameVerdict TakeSessionFrame(ClientWebSocket socket, WebSocketMessageType type, ReadOnlySpan<byte> frame, out int payloadLength, out WebSocketMessageType payloadType,
+        bool hold = false)
     {
         payloadLength = 0;
         payloadType = WebSocketMessageType.Binary;
@@ -969,7 +979,7 @@ public sealed partial class LifelineClient
                 return SessionFrameVerdict.ForLoop;
             }
 
-            switch (session.Inbound.Accept(sequence, frame.Length - headerLength, out AckTrigger trigger))
+            switch (session.Inbound.Accept(sequence, frame.Length - headerLength, hold, out AckTrigger trigger))
             {
                 case InboundDecision.Deliver:
                     payloadLength = frame.Length - headerLength;

@@ -288,7 +288,13 @@ public sealed partial class LifelineClient
                     return await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false);
                 }
 
-                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, out AckTrigger trigger))
+                bool overBounds;
+                lock (RxLock)
+                {
+                    overBounds = !_incoming.HasRoom; // read past them while a send waits for acks: hold it unacknowledged
+                }
+
+                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, overBounds, out AckTrigger trigger))
                 {
                     case InboundDecision.Deliver:
                         DeliverSessionMessage(payload.FirstSpan, header.IsText);
@@ -453,6 +459,18 @@ public sealed partial class LifelineClient
         SendControlFrameAsync(socket, w => SessionFrameWriter.WriteHello(w, session is null
             ? HelloFrame.NewSession()
             : HelloFrame.Resume(session.Id, session.Token, session.Inbound.TakeAck())), cancellationToken);
+
+    /// <summary>
+    /// The application took a message read ahead: a message held past the buffer's bounds may be acknowledged now
+    /// (see <see cref="InboundSequencer.Accept(long, int, bool, out AckTrigger)"/>). Called holding the receive lock.
+    /// </summary>
+    private void OnReadAheadMessageTaken(int payloadLength)
+    {
+        if (Volatile.Read(ref _session) is { } session && session.Inbound.ReleaseHeld(payloadLength) != AckTrigger.None)
+        {
+            SignalAck();
+        }
+    }
 
     private void SignalAck()
     {

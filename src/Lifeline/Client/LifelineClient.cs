@@ -78,6 +78,10 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         _queue = new SendQueue(options.SendQueue, this, _stateLock);
         _incoming = new ReceiveBuffer(options.ReceiveCapacity, options.ReceiveCapacityBytes);
         _sessionMode = options.Session is null ? null : new SessionModeState();
+        if (_sessionMode is not null)
+        {
+            _incoming.QueuedItemTaken = OnReadAheadMessageTaken;
+        }
     }
 
     /// <summary>Creates a client for an address with default options.</summary>

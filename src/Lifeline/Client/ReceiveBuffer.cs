@@ -35,6 +35,9 @@ internal sealed class ReceiveBuffer
 
     public bool IsCompleted { get; private set; }
 
+    /// <summary>Called (holding the lock) with the payload length when the application took a message read ahead.</summary>
+    public Action<int>? QueuedItemTaken { get; set; }
+
     public int Count => QueuedCount + (_hasHead ? 1 : 0);
 
     /// <summary>Completes once the buffer is completed and empty. Takes the lock itself.</summary>
@@ -60,6 +63,13 @@ internal sealed class ReceiveBuffer
 
     /// <summary>True when the loop may read one more message ahead.</summary>
     public bool HasRoom => QueuedCount < _maxMessages && _bytes < _maxBytes;
+
+    /// <summary>
+    /// True while under twice the bounds: how far a session's loop reads past them while a send waits for acks. A
+    /// server sends at most its replay buffer's worth past what was acknowledged (Lifeline's default equals this
+    /// buffer's), so reading that far reaches the frames that carry the acks.
+    /// </summary>
+    public bool HasOverflowRoom => QueuedCount < 2L * _maxMessages && _bytes < 2 * _maxBytes;
 
     private int QueuedCount => _queue?.Count ?? 0;
 
@@ -157,6 +167,7 @@ internal sealed class ReceiveBuffer
         {
             item = _queue!.Dequeue(); // not at the head, so queued
             _bytes -= item.Length;
+            QueuedItemTaken?.Invoke(item.Length);
         }
 
         ArrayPool<byte>.Shared.Return(item.Array);

@@ -84,6 +84,7 @@ public sealed class InboundSequencer
     private long _firstPendingTimestamp;
     private bool _ackLoopParked = true;
     private bool _ackLoopLastParked; // the last NextAckLoopWait told the loop to park
+    private int _held; // the last deliveries, held by the receiver past its buffer's bounds: not acknowledged yet
     private int _peerHalfMessages = int.MaxValue;
     private long _peerHalfBytes = long.MaxValue;
 
@@ -203,7 +204,15 @@ public sealed class InboundSequencer
     /// unacknowledged one while the loop waits without a timeout (the delay starts), or makes an ack due by count or bytes.
     /// Between those, waking it would only make it wait again.
     /// </summary>
-    internal InboundDecision Accept(long sequence, int payloadLength, out AckTrigger trigger)
+    internal InboundDecision Accept(long sequence, int payloadLength, out AckTrigger trigger) => Accept(sequence, payloadLength, hold: false, out trigger);
+
+    /// <summary>
+    /// <see cref="Accept(long, int, out AckTrigger)"/>; with <paramref name="hold"/> the message is delivered (the cursor
+    /// moves, so a resume does not ask for it again) but not acknowledged until <see cref="ReleaseHeld"/>: a receiver
+    /// reading past its buffer's bounds (to reach the acks behind the Data) keeps the sender within its replay buffer.
+    /// Held messages are always the latest deliveries.
+    /// </summary>
+    internal InboundDecision Accept(long sequence, int payloadLength, bool hold, out AckTrigger trigger)
     {
         trigger = AckTrigger.None;
         using (_lock.Enter())
@@ -220,27 +229,58 @@ public sealed class InboundSequencer
             }
 
             _lastDelivered = sequence;
-            var first = _pendingMessages++ == 0;
-            if (first)
+            if (hold)
             {
-                _firstPendingTimestamp = _timeProvider.GetTimestamp();
+                _held++;
+            }
+            else
+            {
+                trigger = CountAckableLocked(payloadLength);
             }
 
-            _pendingBytes += payloadLength;
-            if (_pendingMessages == MaxMessages || (_pendingBytes >= MaxBytes && _pendingBytes - payloadLength < MaxBytes))
-            {
-                trigger = AckTrigger.DueNow;
-            }
-            else if (first && _ackLoopParked)
-            {
-                trigger = AckTrigger.WakeLoop;
-            }
-
-            // Only a wake-up ends the loop's parking: an ack due now may be sent by whoever found it due, without waking
-            // the loop, which then still waits for the next delivery to wake it.
-            _ackLoopParked &= trigger != AckTrigger.WakeLoop;
             return InboundDecision.Deliver;
         }
+    }
+
+    /// <summary>The oldest held delivery may be acknowledged now (the application took a message); what the ack loop must do.</summary>
+    internal AckTrigger ReleaseHeld(int payloadLength)
+    {
+        using (_lock.Enter())
+        {
+            if (_held == 0)
+            {
+                return AckTrigger.None;
+            }
+
+            _held--;
+            return CountAckableLocked(payloadLength);
+        }
+    }
+
+    // One more delivery may be acknowledged: counts it toward the ack triggers.
+    private AckTrigger CountAckableLocked(int payloadLength)
+    {
+        var trigger = AckTrigger.None;
+        var first = _pendingMessages++ == 0;
+        if (first)
+        {
+            _firstPendingTimestamp = _timeProvider.GetTimestamp();
+        }
+
+        _pendingBytes += payloadLength;
+        if (_pendingMessages == MaxMessages || (_pendingBytes >= MaxBytes && _pendingBytes - payloadLength < MaxBytes))
+        {
+            trigger = AckTrigger.DueNow;
+        }
+        else if (first && _ackLoopParked)
+        {
+            trigger = AckTrigger.WakeLoop;
+        }
+
+        // Only a wake-up ends the loop's parking: an ack due now may be sent by whoever found it due, without waking
+        // the loop, which then still waits for the next delivery to wake it.
+        _ackLoopParked &= trigger != AckTrigger.WakeLoop;
+        return trigger;
     }
 
     /// <summary>
@@ -270,17 +310,17 @@ public sealed class InboundSequencer
     }
 
     /// <summary>
-    /// The ack to send now (<see cref="LastDelivered"/>), recorded as sent: call it for every outgoing Data frame
+    /// The ack to send now (<see cref="LastDelivered"/>, less any held deliveries), recorded as sent: call it for every outgoing Data frame
     /// (piggy-backed) and for each Ack frame. Resets the ack triggers.
     /// </summary>
     public long TakeAck()
     {
         using (_lock.Enter())
         {
-            _lastAcknowledged = _lastDelivered;
+            _lastAcknowledged = _lastDelivered - _held;
             _pendingMessages = 0;
             _pendingBytes = 0;
-            return _lastDelivered;
+            return _lastAcknowledged;
         }
     }
 }

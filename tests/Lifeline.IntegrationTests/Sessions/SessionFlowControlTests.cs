@@ -53,6 +53,41 @@ public sealed class SessionFlowControlTests
     }
 
     [Fact]
+    public async Task ClientThatAnswersEachMessageOfAFastServer_NeverStalls()
+    {
+        // The server streams faster than the application reads, so the client's receive buffer fills; the application
+        // answers each message with 1 KiB, so its replay buffer (1 MiB) waits for the server's acks. Those travelled
+        // behind Data the loop no longer read: the send waited for good and the application never read again. The loop
+        // now reads past its bounds while a send waits, holding what it reads past them unacknowledged, so the server
+        // stays within its replay buffer and its acks come through.
+        const int count = 100_000;
+        var log = new NumberedServerLog { ServerSendCount = count };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var client = new LifelineClient(new LifelineClientOptions { Uri = host.Uri("/numbered"), Session = new Lifeline.Client.SessionOptions() });
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var buffer = new byte[64];
+        var answer = new byte[1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var received = 0;
+        try
+        {
+            for (; received < count; received++)
+            {
+                var result = await client.ReceiveAsync(buffer, timeout.Token);
+                Assert.Equal(received + 1, SessionTestHost.Number(buffer.AsMemory(0, result.Count)));
+                await client.SendAsync(answer, cancellationToken: timeout.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"stalled: {received} of {count} messages read in 120 s");
+        }
+
+        await Wait.UntilAsync(() => log.Received.Count == count, TimeSpan.FromSeconds(60), "the server to read every answer");
+    }
+
+    [Fact]
     public async Task InboxAtItsByteBound_TheCarrierWaits_AndEverythingArrivesInOrderOnceTheHandlerReads()
     {
         var log = new NumberedServerLog();

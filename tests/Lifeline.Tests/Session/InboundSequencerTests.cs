@@ -247,4 +247,24 @@ public class InboundSequencerTests
         sequencer.Accept(61, 600, out AckTrigger bytes);
         Assert.Equal(AckTrigger.DueNow, bytes); // 600 of 1000 bytes: past half
     }
+
+    [Fact]
+    public void Accept_Held_MovesTheCursorButIsNotAcknowledgedUntilReleased()
+    {
+        var sequencer = Create(maxMessages: 2);
+        sequencer.Accept(1, 10, hold: false, out _);
+        sequencer.Accept(2, 10, hold: true, out AckTrigger held);
+        sequencer.Accept(3, 10, hold: true, out _);
+
+        Assert.Equal(AckTrigger.None, held); // held deliveries do not count toward an ack
+        Assert.Equal(3, sequencer.LastDelivered); // a resume does not ask for them again
+        Assert.Equal(1, sequencer.TakeAck());
+
+        Assert.NotEqual(AckTrigger.DueNow, sequencer.ReleaseHeld(10)); // one of two
+        Assert.True(sequencer.IsAckDue is false && sequencer.AckDueIn is not null); // counted: due by delay from now
+        Assert.Equal(AckTrigger.DueNow, sequencer.ReleaseHeld(10)); // the second reaches MaxMessages
+        Assert.Equal(3, sequencer.TakeAck());
+        Assert.Equal(AckTrigger.None, sequencer.ReleaseHeld(10)); // nothing held any more
+        Assert.Equal(3, sequencer.TakeAck());
+    }
 }
