@@ -740,13 +740,14 @@ public sealed partial class LifelineClient
                             // A reader it was handed to gave up: finish the message.
                             (read, continuing, peekType, peekEnded) = (true, true, _rxPeekType, _rxPeekEnded);
                         }
-                        else if (!_incoming.HasRoom && !(session is not null && _incoming.HasOverflowRoom && session.Replay.HasWaiters))
+                        else if (!_incoming.HasRoom && !(session is not null && session.Replay.Count > 0
+                                     && _incoming.HasOverflowRoom(session.PeerReplayMessages, session.PeerReplayBytes + _options.MaxMessageSize)))
                         {
                             // Backpressure: the application frees room. Nothing wakes the loop when it does (a reader
-                            // then reads the socket itself and may keep it), so look again later. Session mode: while a
-                            // send waits for the server's acks, read on (up to the overflow room): those acks travel
-                            // behind the Data held up here, and an application that replies to each message would wait
-                            // for them in its send, never reading to make room (a deadlock).
+                            // then reads the socket itself and may keep it), so look again later. Session mode: while
+                            // sends await the server's acks, read on (up to the overflow room): those acks travel behind
+                            // the Data held up here, and an application that replies to each message (or waits for an
+                            // ack) would wait for them, never reading to make room (a deadlock).
                             park = ReadAheadDelay;
                         }
                         else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0)

@@ -8,8 +8,15 @@ using Lifeline.Session.Wire;
 namespace Lifeline.Client;
 
 /// <summary>The client's state of one session (docs/protocol.md section 5): identity, outbound log and inbound cursor.</summary>
-internal sealed class ClientSession(SessionId id, ResumeToken token, ReplayBuffer replay, InboundSequencer inbound, int maxFrameBytes)
+internal sealed class ClientSession(SessionId id, ResumeToken token, ReplayBuffer replay, InboundSequencer inbound, int maxFrameBytes,
+    int peerReplayMessages = 0, long peerReplayBytes = 0)
 {
+    /// <summary>The server's replay bounds (Welcome): the most it sends past what the client acknowledged.</summary>
+    public int PeerReplayMessages { get; } = peerReplayMessages;
+
+    /// <inheritdoc cref="PeerReplayMessages"/>
+    public long PeerReplayBytes { get; } = peerReplayBytes;
+
     public SessionId Id { get; } = id;
 
     public ResumeToken Token { get; } = token;
@@ -222,7 +229,8 @@ public sealed partial class LifelineClient
         var options = _options.Session!;
         var inbound = new InboundSequencer(options.Ack, _time);
         inbound.LimitToPeerReplay(welcome.ReplayMaxMessages, welcome.ReplayMaxBytes);
-        var session = new ClientSession(welcome.SessionId, welcome.ResumeToken, new ReplayBuffer(options.Replay, _time), inbound, welcome.MaxFrameBytes);
+        var session = new ClientSession(welcome.SessionId, welcome.ResumeToken, new ReplayBuffer(options.Replay, _time), inbound, welcome.MaxFrameBytes,
+            welcome.ReplayMaxMessages, welcome.ReplayMaxBytes);
         Volatile.Write(ref _session, session);
         Interlocked.Increment(ref _sessionMode!.Started);
         _metrics.SessionsStarted.Add(1);

@@ -101,9 +101,9 @@ public sealed class LifelineClientOptions
     /// <see cref="ReceiveCapacityBytes"/> is reached the receive loop stops reading the socket until the
     /// application reads (backpressure; the <see cref="ReceiveWatchdog"/> is paused meanwhile). No Pong can be read
     /// while it waits either, so a reader that stalls for longer than <see cref="KeepAliveTimeout"/> gets the link
-    /// declared dead. Read promptly. In session mode, while a send waits for the server's acks, the loop reads on up to
-    /// twice this (the acks travel behind the Data), acknowledging what it reads past the bound only as the application
-    /// takes messages.
+    /// declared dead. Read promptly. In session mode, while sent messages await the server's acks, the loop reads on past
+    /// this by up to the server's replay bounds (the acks travel behind the Data), acknowledging what it reads past the
+    /// bound only as the application takes messages.
     /// </summary>
     public int ReceiveCapacity
     {

@@ -65,11 +65,13 @@ internal sealed class ReceiveBuffer
     public bool HasRoom => QueuedCount < _maxMessages && _bytes < _maxBytes;
 
     /// <summary>
-    /// True while under twice the bounds: how far a session's loop reads past them while a send waits for acks. A
-    /// server sends at most its replay buffer's worth past what was acknowledged (Lifeline's default equals this
-    /// buffer's), so reading that far reaches the frames that carry the acks.
+    /// True while at most <paramref name="extraMessages"/> and <paramref name="extraBytes"/> past the bounds: how far a
+    /// session's loop reads past them while its sends await acks. Given the server's replay bounds: it sends no more
+    /// Data than that past what was acknowledged, and what is read past the bounds is not acknowledged, so once that
+    /// much is held only frames that carry acks can follow, and the loop still reads them.
     /// </summary>
-    public bool HasOverflowRoom => QueuedCount < 2L * _maxMessages && _bytes < 2 * _maxBytes;
+    public bool HasOverflowRoom(int extraMessages, long extraBytes) =>
+        QueuedCount - (long)_maxMessages <= extraMessages && _bytes - _maxBytes <= extraBytes; // differences: no overflow at long.MaxValue
 
     private int QueuedCount => _queue?.Count ?? 0;
 

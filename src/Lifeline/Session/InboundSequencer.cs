@@ -208,9 +208,10 @@ public sealed class InboundSequencer
 
     /// <summary>
     /// <see cref="Accept(long, int, out AckTrigger)"/>; with <paramref name="hold"/> the message is delivered (the cursor
-    /// moves, so a resume does not ask for it again) but not acknowledged until <see cref="ReleaseHeld"/>: a receiver
-    /// reading past its buffer's bounds (to reach the acks behind the Data) keeps the sender within its replay buffer.
-    /// Held messages are always the latest deliveries.
+    /// moves: it is the application's, and a copy the peer resends is a duplicate) but not acknowledged until
+    /// <see cref="ReleaseHeld"/>: a receiver reading past its buffer's bounds (to reach the acks behind the Data) keeps
+    /// the sender within its replay buffer. A resume states the acknowledged position, so held messages come again
+    /// and are dropped as duplicates. Held messages are always the latest deliveries.
     /// </summary>
     internal InboundDecision Accept(long sequence, int payloadLength, bool hold, out AckTrigger trigger)
     {

@@ -52,8 +52,10 @@ public sealed class SessionFlowControlTests
         await sender.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
-    [Fact]
-    public async Task ClientThatAnswersEachMessageOfAFastServer_NeverStalls()
+    [Theory]
+    [InlineData(10_000)] // the default: as large as the server's replay buffer
+    [InlineData(100)] // far smaller: reading on by only the client's own capacity would stop short of the acks
+    public async Task ClientThatAnswersEachMessageOfAFastServer_NeverStalls(int receiveCapacity)
     {
         // The server streams faster than the application reads, so the client's receive buffer fills; the application
         // answers each message with 1 KiB, so its replay buffer (1 MiB) waits for the server's acks. Those travelled
@@ -63,7 +65,12 @@ public sealed class SessionFlowControlTests
         const int count = 100_000;
         var log = new NumberedServerLog { ServerSendCount = count };
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
-        await using var client = new LifelineClient(new LifelineClientOptions { Uri = host.Uri("/numbered"), Session = new Lifeline.Client.SessionOptions() });
+        await using var client = new LifelineClient(new LifelineClientOptions
+        {
+            Uri = host.Uri("/numbered"),
+            Session = new Lifeline.Client.SessionOptions(),
+            ReceiveCapacity = receiveCapacity,
+        });
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
 
         var buffer = new byte[64];
@@ -85,6 +92,38 @@ public sealed class SessionFlowControlTests
         }
 
         await Wait.UntilAsync(() => log.Received.Count == count, TimeSpan.FromSeconds(60), "the server to read every answer");
+    }
+
+    [Fact]
+    public async Task ClientThatWaitsForTheAckOfEachAnswer_WhileItsReceiveBufferIsFull_GetsEveryAck()
+    {
+        // The server streams; the client's small receive buffer fills; the application answers each message and waits
+        // for the server's ack. Nothing waits for replay room, but the ack travels behind Data the loop had stopped
+        // reading, so the first wait never ended. The loop reads on while any sent message awaits an ack.
+        const int answers = 10;
+        var log = new NumberedServerLog { ServerSendCount = 100_000 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var client = new LifelineClient(new LifelineClientOptions
+        {
+            Uri = host.Uri("/numbered"),
+            Session = new Lifeline.Client.SessionOptions(),
+            ReceiveCapacity = 100,
+        });
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var buffer = new byte[64];
+        await Wait.UntilAsync(() => client.Statistics.MessagesReceived >= 100, what: "the receive buffer to fill");
+        for (var i = 1; i <= answers; i++)
+        {
+            var result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(i, SessionTestHost.Number(buffer.AsMemory(0, result.Count)));
+            var acked = client.SendAndWaitAckAsync(SessionTestHost.Number(i));
+            var done = await Task.WhenAny(acked, Task.Delay(30_000));
+            Assert.True(done == acked, $"answer {i} not acknowledged in 30 s; received {client.Statistics.MessagesReceived}, server got {log.Received.Count}");
+            Assert.True(await acked);
+        }
+
+        Assert.Equal(Enumerable.Range(1, answers), log.Received.Take(answers)); // acknowledged means the handler has them
     }
 
     [Fact]
