@@ -666,7 +666,8 @@ public sealed partial class LifelineClient
     /// readers that keep it but pause, see <see cref="ReceiveOwner.Reader"/>): it waits for data with
     /// zero-byte reads (no buffer held while idle; Pongs and Close frames are processed meanwhile), hands the socket to a
     /// reader that is waiting when data arrives, reads ahead into pooled memory when the application has not been reading
-    /// for <see cref="ReadAheadDelay"/> (bounded by the receive capacity), and turns every way the connection ends into
+    /// for <see cref="ReadAheadDelay"/> (bounded by the receive capacity; in session mode, while sent messages await
+    /// acks, by that plus the server's replay bounds), and turns every way the connection ends into
     /// its close record.
     /// </summary>
     // Outside the loop's method, so that the closure over the socket exists only when there is a watchdog.
@@ -741,7 +742,7 @@ public sealed partial class LifelineClient
                             (read, continuing, peekType, peekEnded) = (true, true, _rxPeekType, _rxPeekEnded);
                         }
                         else if (!_incoming.HasRoom && !(session is not null && session.Replay.Count > 0
-                                     && _incoming.HasOverflowRoom(session.PeerReplayMessages, session.PeerReplayBytes + _options.MaxMessageSize)))
+                                     && _incoming.HasOverflowRoom(session.PeerReplayMessages, SaturatingAdd(session.PeerReplayBytes, _options.MaxMessageSize))))
                         {
                             // Backpressure: the application frees room. Nothing wakes the loop when it does (a reader
                             // then reads the socket itself and may keep it), so look again later. Session mode: while
@@ -1039,6 +1040,8 @@ public sealed partial class LifelineClient
 
         return ended;
     }
+
+    private static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b; // b >= 0
 
     private static byte[] CopyToPooled(ReadOnlySpan<byte> data)
     {

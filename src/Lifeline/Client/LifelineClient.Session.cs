@@ -9,7 +9,7 @@ namespace Lifeline.Client;
 
 /// <summary>The client's state of one session (docs/protocol.md section 5): identity, outbound log and inbound cursor.</summary>
 internal sealed class ClientSession(SessionId id, ResumeToken token, ReplayBuffer replay, InboundSequencer inbound, int maxFrameBytes,
-    int peerReplayMessages = 0, long peerReplayBytes = 0)
+    int peerReplayMessages, long peerReplayBytes)
 {
     /// <summary>The server's replay bounds (Welcome): the most it sends past what the client acknowledged.</summary>
     public int PeerReplayMessages { get; } = peerReplayMessages;

@@ -7,7 +7,8 @@ namespace Lifeline.Client;
 
 /// <summary>
 /// Messages read ahead of the application, each in pooled memory, bounded by count and by payload bytes. The
-/// receive loop reads ahead only while there is room (backpressure: it stops reading the socket); a reader copies
+/// receive loop reads ahead only while there is room (backpressure: it stops reading the socket), except in session
+/// mode while sent messages await acks (see <see cref="HasOverflowRoom"/>); a reader copies
 /// a message out and its buffer goes back to the pool. Every member must be called holding <see cref="SyncRoot"/>,
 /// which is also the lock of the receive hand-off in <see cref="LifelineClient"/>.
 /// </summary>

@@ -120,7 +120,10 @@ public sealed class InboundSequencer
         }
     }
 
-    /// <summary>The last sequence delivered: what a resume Hello or Resumed states as "last received".</summary>
+    /// <summary>
+    /// The last sequence delivered: what Resumed states as "last received". A client's resume Hello states
+    /// <see cref="TakeAck"/> instead, which is lower while deliveries are held (those then come again as duplicates).
+    /// </summary>
     public long LastDelivered
     {
         get

@@ -257,7 +257,7 @@ public class InboundSequencerTests
         sequencer.Accept(3, 10, hold: true, out _);
 
         Assert.Equal(AckTrigger.None, held); // held deliveries do not count toward an ack
-        Assert.Equal(3, sequencer.LastDelivered); // a resume does not ask for them again
+        Assert.Equal(3, sequencer.LastDelivered); // copies the peer sends again are duplicates
         Assert.Equal(1, sequencer.TakeAck());
 
         Assert.NotEqual(AckTrigger.DueNow, sequencer.ReleaseHeld(10)); // one of two
