@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Lifeline.Packaging.Tests;
 
@@ -73,12 +71,7 @@ public sealed class SampleTests(PackageFeedFixture feed)
 
     private static bool IsTick(string line) => line.StartsWith("tick ", StringComparison.Ordinal);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Lifeline.TestSupport.ServerPorts.Unused();
 
     /// <summary>A process whose output lines are collected; waits are bounded and wake on every new line.</summary>
     private sealed class OutputProcess : IAsyncDisposable

@@ -106,12 +106,7 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Lifeline.TestSupport.ServerPorts.Unused();
 }
 
 /// <summary>One redis-server shared by the tests of a class.</summary>

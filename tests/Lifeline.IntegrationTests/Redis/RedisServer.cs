@@ -126,11 +126,6 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    internal static int FreePort() => Lifeline.TestSupport.ServerPorts.Unused();
 }
 
