@@ -877,13 +877,7 @@ public sealed partial class LifelineClient
                 var type = message.Type;
                 if (_options.Session is not null)
                 {
-                    bool overBounds;
-                    lock (RxLock)
-                    {
-                        overBounds = !_incoming.HasRoom; // read past them while a send waits for acks: hold it unacknowledged
-                    }
-
-                    var verdict = TakeSessionFrame(socket, type, array.AsSpan(0, length), out var payloadLength, out var payloadType, hold: overBounds);
+                    var verdict = TakeSessionFrame(socket, type, array.AsSpan(0, length), out var payloadLength, out var payloadType, hold: IsPastReceiveBounds());
                     if (verdict == SessionFrameVerdict.ForLoop)
                     {
                         if (await OnSessionFrameInLoopAsync(socket, session, array, length, type).ConfigureAwait(false) is { } ended)
@@ -1039,6 +1033,15 @@ public sealed partial class LifelineClient
         }
 
         return ended;
+    }
+
+    /// <summary>Session mode: the loop reads past the receive bounds (while sends await acks); what it reads there is held unacknowledged.</summary>
+    private bool IsPastReceiveBounds()
+    {
+        lock (RxLock)
+        {
+            return !_incoming.HasRoom;
+        }
     }
 
     private static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b; // b >= 0

@@ -296,13 +296,7 @@ public sealed partial class LifelineClient
                     return await CloseWithAsync(socket, CloseCode.ProtocolError, "ack beyond sent", "the server acknowledged a message the client never sent").ConfigureAwait(false);
                 }
 
-                bool overBounds;
-                lock (RxLock)
-                {
-                    overBounds = !_incoming.HasRoom; // read past them while a send waits for acks: hold it unacknowledged
-                }
-
-                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, overBounds, out AckTrigger trigger))
+                switch (session.Inbound.Accept(header.Sequence, (int)payload.Length, IsPastReceiveBounds(), out AckTrigger trigger))
                 {
                     case InboundDecision.Deliver:
                         DeliverSessionMessage(payload.FirstSpan, header.IsText);

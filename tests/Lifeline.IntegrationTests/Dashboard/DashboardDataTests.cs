@@ -40,12 +40,7 @@ public sealed class DashboardDataTests
         var clients = new List<PlainClient>();
         try
         {
-            for (var i = 0; i < 3; i++)
-            {
-                clients.Add(await PlainClient.ConnectAsync(host.Uri()));
-            }
-
-            await PollAsync(http, d => d.GetProperty("connections").GetInt32() == 3, "3 connections on /data");
+            await ConnectAsync(host, http, clients, 3);
             using var feed = await http.GetAsync("/lifeline/dashboard/events", HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal("text/event-stream", feed.Content.Headers.ContentType?.MediaType);
             using var reader = new StreamReader(await feed.Content.ReadAsStreamAsync());
@@ -98,12 +93,7 @@ public sealed class DashboardDataTests
         var clients = new List<PlainClient>();
         try
         {
-            for (var i = 0; i < 3; i++)
-            {
-                clients.Add(await PlainClient.ConnectAsync(host.Uri()));
-            }
-
-            await PollAsync(http, d => d.GetProperty("connections").GetInt32() == 3, "3 connections on /data");
+            await ConnectAsync(host, http, clients, 3);
             await host.Server.DrainAsync().WaitAsync(Bound); // the drain alone: the host still serves /data
             var drain = (await PollAsync(http, d => d.GetProperty("drain").GetProperty("finished").GetBoolean(), "a finished drain")).GetProperty("drain");
 
@@ -136,6 +126,17 @@ public sealed class DashboardDataTests
         Assert.DoesNotContain("src=\"http", html, StringComparison.Ordinal);
         Assert.DoesNotContain("href=\"http", html, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/ops/live/data")).StatusCode);
+    }
+
+    /// <summary>Connects <paramref name="count"/> plain clients (into <paramref name="clients"/>, for the caller to dispose) and waits until /data counts them.</summary>
+    private static async Task ConnectAsync(LifelineTestHost host, HttpClient http, List<PlainClient> clients, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            clients.Add(await PlainClient.ConnectAsync(host.Uri()));
+        }
+
+        await PollAsync(http, d => d.GetProperty("connections").GetInt32() == count, $"{count} connections on /data");
     }
 
     private static HttpClient Http(LifelineTestHost host) =>

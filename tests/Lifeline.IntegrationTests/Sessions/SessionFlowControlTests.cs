@@ -6,13 +6,54 @@ using Lifeline.Session.Wire;
 namespace Lifeline.IntegrationTests.Sessions;
 
 /// <summary>
-/// A session's inbox holds what a client may have unacknowledged, so the Acks a client sends behind its Data are
-/// always read; and it is bounded in bytes as well as in messages.
+/// Acks travel behind Data: neither side stops reading so early that the acks its own sends wait for go unread. The
+/// server's inbox holds what a client may have unacknowledged (and is bounded in bytes too); the client reads past its
+/// receive bounds while its sends await acks.
 /// </summary>
 [Collection(SerialCollection.Name)]
 public sealed class SessionFlowControlTests
 {
     private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-flow-{Guid.NewGuid():N}.bin");
+
+    /// <summary>A started session client of the /numbered stream with the given receive capacity.</summary>
+    private static async Task<LifelineClient> StreamClientAsync(SessionTestHost host, int receiveCapacity)
+    {
+        var client = new LifelineClient(new LifelineClientOptions
+        {
+            Uri = host.Uri("/numbered"),
+            Session = new Lifeline.Client.SessionOptions(),
+            ReceiveCapacity = receiveCapacity,
+        });
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        return client;
+    }
+
+    /// <summary>
+    /// Reads <paramref name="count"/> numbered messages, which must run on from <paramref name="first"/>, calling
+    /// <paramref name="afterEach"/> after each; within 120 s in all, or fails saying how far it got.
+    /// </summary>
+    private static async Task ReadNumbersInOrderAsync(LifelineClient client, int first, int count, Func<CancellationToken, Task>? afterEach = null)
+    {
+        var buffer = new byte[64];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var received = 0;
+        try
+        {
+            for (; received < count; received++)
+            {
+                var result = await client.ReceiveAsync(buffer, timeout.Token);
+                Assert.Equal(first + received, SessionTestHost.Number(buffer.AsMemory(0, result.Count)));
+                if (afterEach is not null)
+                {
+                    await afterEach(timeout.Token);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"stalled: {received} of {count} messages read in 120 s");
+        }
+    }
 
     [Fact]
     public async Task ClientSendsFarAheadOfAnEchoWhoseReplayBufferIsSmall_EveryAnswerArrives()
@@ -33,21 +74,7 @@ public sealed class SessionFlowControlTests
                 await client.SendAsync(SessionTestHost.Number(i));
             }
         });
-        var buffer = new byte[64];
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        var received = 0;
-        try
-        {
-            for (; received < count; received++)
-            {
-                var result = await client.ReceiveAsync(buffer, timeout.Token);
-                Assert.Equal(received, SessionTestHost.Number(buffer.AsMemory(0, result.Count)));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"{received} of {count} answers arrived in 120 s");
-        }
+        await ReadNumbersInOrderAsync(client, first: 0, count);
 
         await sender.WaitAsync(TimeSpan.FromSeconds(30));
     }
@@ -65,31 +92,10 @@ public sealed class SessionFlowControlTests
         const int count = 100_000;
         var log = new NumberedServerLog { ServerSendCount = count };
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
-        await using var client = new LifelineClient(new LifelineClientOptions
-        {
-            Uri = host.Uri("/numbered"),
-            Session = new Lifeline.Client.SessionOptions(),
-            ReceiveCapacity = receiveCapacity,
-        });
-        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await using var client = await StreamClientAsync(host, receiveCapacity);
 
-        var buffer = new byte[64];
         var answer = new byte[1024];
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        var received = 0;
-        try
-        {
-            for (; received < count; received++)
-            {
-                var result = await client.ReceiveAsync(buffer, timeout.Token);
-                Assert.Equal(received + 1, SessionTestHost.Number(buffer.AsMemory(0, result.Count)));
-                await client.SendAsync(answer, cancellationToken: timeout.Token);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"stalled: {received} of {count} messages read in 120 s");
-        }
+        await ReadNumbersInOrderAsync(client, first: 1, count, afterEach: token => client.SendAsync(answer, cancellationToken: token).AsTask());
 
         await Wait.UntilAsync(() => log.Received.Count == count, TimeSpan.FromSeconds(60), "the server to read every answer");
     }
@@ -103,13 +109,7 @@ public sealed class SessionFlowControlTests
         const int answers = 10;
         var log = new NumberedServerLog { ServerSendCount = 100_000 };
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
-        await using var client = new LifelineClient(new LifelineClientOptions
-        {
-            Uri = host.Uri("/numbered"),
-            Session = new Lifeline.Client.SessionOptions(),
-            ReceiveCapacity = 100,
-        });
-        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await using var client = await StreamClientAsync(host, receiveCapacity: 100);
 
         var buffer = new byte[64];
         await Wait.UntilAsync(() => client.Statistics.MessagesReceived >= 100, what: "the receive buffer to fill");
