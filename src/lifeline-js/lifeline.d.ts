@@ -141,7 +141,7 @@ export interface LifelineOptions {
   sendQueue?: { maxMessages?: number; maxBytes?: number; fullMode?: 'wait' | 'fail' | 'drop-oldest' };
   /** Session mode: bounds of the replay buffer (sent, not yet acknowledged). Defaults 10000 messages, 1 MiB. When full, sends wait in the send queue. */
   replay?: { maxMessages?: number; maxBytes?: number };
-  /** Session mode: send an Ack after this many deliveries, bytes or ms, whichever first. Defaults 1024, 262144, 200. */
+  /** Session mode: send an Ack after this many deliveries, bytes or ms, whichever first. Defaults 4096, 262144, 200. */
   ack?: { messages?: number; bytes?: number; delay?: number };
   /**
    * Session mode: every `interval` an Ack frame is sent as a heartbeat (browsers cannot send pings); a link with

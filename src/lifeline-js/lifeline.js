@@ -517,7 +517,7 @@ const DEFAULT_OPTIONS = Object.freeze({
   session: false,
   sendQueue: Object.freeze({ maxMessages: 1000, maxBytes: 1_048_576, fullMode: 'fail' }),
   replay: Object.freeze({ maxMessages: 10_000, maxBytes: 1_048_576 }),
-  ack: Object.freeze({ messages: 1024, bytes: 262_144, delay: 200 }),
+  ack: Object.freeze({ messages: 4096, bytes: 262_144, delay: 200 }),
   heartbeat: Object.freeze({ interval: 15_000, timeout: 30_000 }),
   receiveTimeout: null,
   connectTimeout: 10_000,

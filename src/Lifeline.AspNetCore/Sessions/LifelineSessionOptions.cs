@@ -34,7 +34,11 @@ public sealed class LifelineSessionOptions
     /// <summary>Bounds of each session's outbound replay buffer. Default: 10,000 messages, 1 MiB, 5 minutes, full mode Wait.</summary>
     public ReplayBufferOptions Replay { get; } = new();
 
-    /// <summary>When the server acknowledges what its handler read. Default: 64 messages, 64 KiB or 200 ms.</summary>
+    /// <summary>
+    /// When the server acknowledges what its handler read. Default: after 1,024 messages, 256 KiB or 200 ms, whichever
+    /// comes first. A client does not state its replay bounds, so keep these at or below half of what the clients'
+    /// replay buffers hold (10,000 messages and 1 MiB for Lifeline's clients by default).
+    /// </summary>
     public SessionAckOptions Ack { get; } = new();
 
     /// <summary>

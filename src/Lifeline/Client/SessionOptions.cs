@@ -15,8 +15,13 @@ public sealed class SessionOptions
     /// <summary>Bounds of the outbound replay buffer (unacknowledged sends). Default: 10,000 messages, 1 MiB, 5 minutes, full mode Wait.</summary>
     public ReplayBufferOptions Replay { get; } = new();
 
-    /// <summary>When received messages are acknowledged. Default: after 64 messages, 64 KiB or 200 ms.</summary>
-    public SessionAckOptions Ack { get; } = new();
+    /// <summary>
+    /// When received messages are acknowledged. Default: after 4,096 messages, 256 KiB or 200 ms, whichever comes first,
+    /// and before half of the replay bounds the server states in its Welcome (10,000 messages and 1 MiB for a Lifeline
+    /// server's defaults). Fewer acks than a server sends (1,024) because the client knows the server's bounds: each Ack
+    /// is a frame the server must read, and in a flood of small messages every one of them costs it a wake-up.
+    /// </summary>
+    public SessionAckOptions Ack { get; } = new() { MaxMessages = 4096 };
 
     /// <summary>
     /// How long the client waits for the server's Welcome, Resumed or SessionLost after its Hello. Default 10 seconds.

@@ -8,9 +8,10 @@ public sealed class SessionAckOptions
     private TimeSpan _maxDelay = TimeSpan.FromMilliseconds(200);
 
     /// <summary>
-    /// An ack is due once this many delivered messages are unacknowledged. Default 1,024. At least 1. Every ack is a
-    /// write (a system call and a TCP segment), so small messages in a flood are acknowledged in large batches; the
-    /// peer's replay buffer (10,000 messages and 1 MiB by default) must hold twice this.
+    /// An ack is due once this many delivered messages are unacknowledged. Default 1,024 (4,096 in a client's
+    /// <c>SessionOptions.Ack</c>). At least 1. Every ack is a write (a system call and a TCP segment) that the peer must
+    /// read, so small messages in a flood are acknowledged in large batches; the peer's replay buffer (10,000 messages
+    /// and 1 MiB by default) must hold twice this.
     /// </summary>
     public int MaxMessages
     {

@@ -133,6 +133,27 @@ public class InboundSequencerTests
     }
 
     [Fact]
+    public void ClientDefaults_AgainstAServerWithDefaultReplayBounds_AckEvery4096SmallMessages_WellBeforeHalfItsBuffer()
+    {
+        // A client's acks are batched more than a server's (each is a frame the server must read), but a server with
+        // default bounds must never have to wait for one: the count in force stays below half of its replay buffer.
+        var serverReplay = new ReplayBufferOptions();
+        var sequencer = new InboundSequencer(new Lifeline.Client.SessionOptions().Ack, new FakeTimeProvider());
+        sequencer.LimitToPeerReplay(serverReplay.MaxMessages, serverReplay.MaxBytes);
+
+        var firstDue = 0;
+        for (var sequence = 1; sequence <= serverReplay.MaxMessages && firstDue == 0; sequence++)
+        {
+            sequencer.Accept(sequence, 32, out AckTrigger trigger);
+            firstDue = trigger == AckTrigger.DueNow ? sequence : 0;
+        }
+
+        Assert.Equal(4096, firstDue);
+        Assert.True(firstDue <= serverReplay.MaxMessages / 2);
+        Assert.Equal(1024, new SessionAckOptions().MaxMessages); // what a server acknowledges by
+    }
+
+    [Fact]
     public void Options_OutOfRange_Throw()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new SessionAckOptions { MaxMessages = 0 });
