@@ -468,7 +468,7 @@ public sealed partial class LifelineClient
             }
             else
             {
-                frame[(read.Length - payloadLength)..].CopyTo(frame);
+                PayloadMove.ToFront(frame, read.Length - payloadLength, payloadLength);
             }
 
             read = read with { Length = payloadLength, Type = payloadType };
@@ -899,7 +899,7 @@ public sealed partial class LifelineClient
                         continue;
                     }
 
-                    array.AsSpan(length - payloadLength, payloadLength).CopyTo(array); // the payload, in place of the frame
+                    PayloadMove.ToFront(array, length - payloadLength, payloadLength); // the payload, in place of the frame
                     (length, type) = (payloadLength, payloadType);
                 }
 
