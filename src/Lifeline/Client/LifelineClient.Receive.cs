@@ -429,33 +429,7 @@ public sealed partial class LifelineClient
             var verdict = TakeSessionFrame(socket, read.Type, frame, out var payloadLength, out var payloadType);
             if (verdict != SessionFrameVerdict.Deliver)
             {
-                // An Ack, a duplicate, or a frame the loop acts on (it may end the connection): no message for the reader.
-                var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame) : null;
-                if (forLoop is null && read.Pooled is { } pooled)
-                {
-                    ArrayPool<byte>.Shared.Return(pooled);
-                }
-
-                lock (RxLock)
-                {
-                    if (_rxOwner == ReceiveOwner.Reader)
-                    {
-                        // Only this reader sets Reader; a frame for a connection already over is dropped.
-                        _rxOwner = forLoop is null || _rxSocket != socket ? ReceiveOwner.None : ReceiveOwner.Loop;
-                        if (_rxOwner == ReceiveOwner.Loop)
-                        {
-                            (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType) = (forLoop, read.Length, read.Type);
-                            forLoop = null;
-                        }
-                    }
-                }
-
-                if (forLoop is not null)
-                {
-                    ArrayPool<byte>.Shared.Return(forLoop); // that connection is already over
-                }
-
-                WakeLoop();
+                OnReaderFrameNotDelivered(socket, read, frame, verdict);
                 return false;
             }
 
@@ -491,6 +465,41 @@ public sealed partial class LifelineClient
 
         result = new LifelineReceiveResult(LifelineReceiveStatus.DestinationTooSmall, read.Length, read.Type);
         return true;
+    }
+
+    /// <summary>
+    /// A reader read an Ack, a duplicate, or a frame the loop acts on (it may end the connection): no message for the
+    /// reader. Kept out of <see cref="TryFinishReaderRead"/>, which runs once per message, to keep its stack frame small.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void OnReaderFrameNotDelivered(ClientWebSocket socket, MessageRead read, ReadOnlySpan<byte> frame, SessionFrameVerdict verdict)
+    {
+        var forLoop = verdict == SessionFrameVerdict.ForLoop ? read.Pooled ?? CopyToPooled(frame) : null;
+        if (forLoop is null && read.Pooled is { } pooled)
+        {
+            ArrayPool<byte>.Shared.Return(pooled);
+        }
+
+        lock (RxLock)
+        {
+            if (_rxOwner == ReceiveOwner.Reader)
+            {
+                // Only this reader sets Reader; a frame for a connection already over is dropped.
+                _rxOwner = forLoop is null || _rxSocket != socket ? ReceiveOwner.None : ReceiveOwner.Loop;
+                if (_rxOwner == ReceiveOwner.Loop)
+                {
+                    (_rxLoopFrame, _rxLoopFrameLength, _rxLoopFrameType) = (forLoop, read.Length, read.Type);
+                    forLoop = null;
+                }
+            }
+        }
+
+        if (forLoop is not null)
+        {
+            ArrayPool<byte>.Shared.Return(forLoop); // that connection is already over
+        }
+
+        WakeLoop();
     }
 
     /// <summary>Waits for the loop to hand over the socket or a message; on cancellation gives back anything handed over meanwhile.</summary>
@@ -997,7 +1006,17 @@ public sealed partial class LifelineClient
             }
         }
 
-        // Not a well-formed Data frame: an Ack is applied here, anything else (or anything malformed) goes to the loop.
+        return TakeOtherSessionFrame(session, frame);
+    }
+
+    /// <summary>
+    /// Not a well-formed Data frame: an Ack is applied here, anything else (or anything malformed) goes to the loop. Kept
+    /// out of <see cref="TakeSessionFrame"/>: the general decoder's header struct, inlined there, made the per-message
+    /// method's stack frame several hundred bytes larger, all zeroed on every call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private SessionFrameVerdict TakeOtherSessionFrame(ClientSession session, ReadOnlySpan<byte> frame)
+    {
         if (SessionFrameReader.TryRead(frame, _options.MaxMessageSize, out var parsed) != SessionFrameError.None ||
             parsed.Header.Type != SessionFrameType.Ack)
         {
