@@ -105,6 +105,8 @@ internal static class ThroughputScenario
 
     private static async Task<(double Rate, double Bytes)> ReceiveAsync(int kind, FramedServer server, int count)
     {
+        // Timed from the first message to the last: at least two, or there is nothing to time.
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 2);
         GC.Collect();
         GC.WaitForPendingFinalizers();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));

@@ -22,7 +22,7 @@ internal static class PayloadMove
     {
         if ((uint)from > (uint)buffer.Length || (uint)length > (uint)(buffer.Length - from))
         {
-            throw new ArgumentOutOfRangeException(nameof(length), "The payload lies outside the buffer.");
+            throw new ArgumentOutOfRangeException((uint)from > (uint)buffer.Length ? nameof(from) : nameof(length), "The payload lies outside the buffer.");
         }
 
         if (length > ManagedUpTo)
