@@ -54,6 +54,7 @@ public sealed partial class LifelineClient
     private readonly SemaphoreSlim _loopWake = new(0, 1);
     private int _watchdogFired;
     private KeepAliveMonitor? _keepAlive; // the current connection's, when Lifeline does the keep-alive
+    private LinkStream? _rxLink; // the newest connection's stream when it reads frame by frame (see LinkStream.TryReadMessage)
 
     // Receive hand-off state; guarded by RxLock (the receive buffer's lock).
     private ClientWebSocket? _rxSocket;
@@ -111,6 +112,19 @@ public sealed partial class LifelineClient
                 }
 
                 _rxWatchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
+                var link = _rxLink;
+                if (link is not null && link.Socket == socket &&
+                    link.TryReadMessage(destination.Span, _options.MaxMessageSize, out var taken, out var takenType))
+                {
+                    // A whole frame that was already buffered, taken without a pass through ClientWebSocket.
+                    if (TryFinishReaderRead(socket, destination, retain: false, new MessageRead(takenType, taken, null, ReceiveOutcome.None), out var fromBuffer))
+                    {
+                        return new ValueTask<LifelineReceiveResult>(fromBuffer);
+                    }
+
+                    continue;
+                }
+
                 ValueTask<ValueWebSocketReceiveResult> pending;
                 try
                 {
@@ -135,6 +149,11 @@ public sealed partial class LifelineClient
                 {
                     leave = false;
                     return ContinueReaderReadAsync(socket, destination, pending: new ValueTask<ValueWebSocketReceiveResult>(first));
+                }
+
+                if (link?.Socket == socket)
+                {
+                    link.MarkMessageEnded();
                 }
 
                 if (TryFinishReaderRead(socket, destination, retain: false, new MessageRead(first.MessageType, first.Count, null, ReceiveOutcome.None), out var result))
@@ -206,6 +225,15 @@ public sealed partial class LifelineClient
         return null;
     }
 
+    /// <summary>ClientWebSocket just handed out the end of a message read from <paramref name="socket"/>: frames buffered after it may be taken directly.</summary>
+    private void MarkMessageEnded(ClientWebSocket socket)
+    {
+        if (Volatile.Read(ref _rxLink) is { } link && link.Socket == socket)
+        {
+            link.MarkMessageEnded();
+        }
+    }
+
     /// <summary>Gives the socket back if this reader still holds it (only the reader holding the gate ever sets Reader).</summary>
     private void ReleaseReader() => Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.None, ReceiveOwner.Reader);
 
@@ -238,9 +266,13 @@ public sealed partial class LifelineClient
             {
                 ReportOutcome(socket, read.Outcome, null);
             }
-            else if (TryFinishReaderRead(socket, destination, retain: false, read, out var result))
+            else
             {
-                return result;
+                MarkMessageEnded(socket);
+                if (TryFinishReaderRead(socket, destination, retain: false, read, out var result))
+                {
+                    return result;
+                }
             }
 
             return await ReceiveHoldingGateAsync(destination, retain: false, CancellationToken.None).ConfigureAwait(false);

@@ -249,6 +249,105 @@ public sealed class LifelineClientReceiveTests
         Assert.Equal(1, client.Statistics.Connects);
     }
 
+    [Fact]
+    public async Task ReceiveAsync_FramesOfEveryKindArrivingTogether_EachMessageWholeAndInOrder_AndThePingAnswered()
+    {
+        // Written at once after the client is up, so they reach it in a few reads: the client takes whole buffered
+        // frames itself and leaves the rest (a Ping, fragments, a frame larger than its buffer, a message larger than
+        // the caller's memory, the Close) to ClientWebSocket. Every message must come out whole, once, in order.
+        static byte[] Bytes(int count, int seed) => [.. Enumerable.Range(0, count).Select(i => (byte)(i * 7 + seed))];
+        var expected = new List<(WebSocketMessageType Type, byte[] Data)>
+        {
+            (WebSocketMessageType.Binary, [1]),
+            (WebSocketMessageType.Text, Encoding.UTF8.GetBytes("héllo")),
+            (WebSocketMessageType.Binary, Bytes(300, 3)),
+            (WebSocketMessageType.Text, Encoding.UTF8.GetBytes("fragment")),
+            (WebSocketMessageType.Binary, []),
+            (WebSocketMessageType.Binary, Bytes(70_000, 5)),
+            (WebSocketMessageType.Binary, Bytes(100, 9)),
+            (WebSocketMessageType.Text, Encoding.UTF8.GetBytes("end")),
+        };
+        await using var server = RawFrameServer.StartHeld(
+            RawFrameServer.LongFrame(0x2, expected[0].Data),
+            RawFrameServer.LongFrame(0x1, expected[1].Data),
+            RawFrameServer.Frame(0x9, [9, 9]),
+            RawFrameServer.LongFrame(0x2, expected[2].Data),
+            RawFrameServer.LongFrame(0x1, Encoding.UTF8.GetBytes("frag"), fin: false),
+            RawFrameServer.Frame(0xA, [4]), // an unasked Pong between the fragments
+            RawFrameServer.LongFrame(0x0, Encoding.UTF8.GetBytes("ment")),
+            RawFrameServer.LongFrame(0x2, expected[4].Data),
+            RawFrameServer.LongFrame(0x2, expected[5].Data),
+            RawFrameServer.LongFrame(0x2, expected[6].Data),
+            RawFrameServer.LongFrame(0x1, expected[7].Data),
+            RawFrameServer.Frame(0x8, [0x03, 0xE8]));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReadAheadDelay = TimeSpan.FromSeconds(30) };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var first = client.ReceiveAsync(new byte[128 * 1024]).AsTask();
+        server.Release();
+        Assert.Equal(LifelineReceiveStatus.Message, (await first.WaitAsync(TimeSpan.FromSeconds(15))).Status);
+
+        var buffer = new byte[128 * 1024];
+        var received = new List<(WebSocketMessageType, byte[])> { expected[0] };
+        while (received.Count < expected.Count)
+        {
+            var room = received.Count == 6 ? 16 : buffer.Length; // the 100-byte message first meets too little memory
+            var result = await client.ReceiveAsync(buffer.AsMemory(0, room)).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            if (result.Status == LifelineReceiveStatus.DestinationTooSmall)
+            {
+                Assert.Equal(100, result.Count);
+                result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            }
+
+            Assert.Equal(LifelineReceiveStatus.Message, result.Status);
+            received.Add((result.MessageType, buffer[..result.Count]));
+        }
+
+        Assert.Equal(expected.Count, received.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Type, received[i].Item1);
+            Assert.True(expected[i].Data.AsSpan().SequenceEqual(received[i].Item2), $"message {i} differs");
+        }
+
+        // The reader goes on to the Close frame, buffered behind the last message.
+        Assert.Equal(LifelineReceiveStatus.Closed, (await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15))).Status);
+        Assert.Equal(CloseCode.NormalClosure, (await states.NextAsync(LifelineClientState.Closed)).Close!.Code);
+        await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count == 1; } }, what: "the server's record of the connection");
+        Assert.Contains(ClientFrames(server.Received[0]), frame => frame.Opcode == 0xA && frame.Payload.SequenceEqual(new byte[] { 9, 9 }));
+    }
+
+    [Theory]
+    [InlineData("invalid UTF-8", (byte)0x1, (byte)0, 1007)]
+    [InlineData("a reserved bit", (byte)0x2, (byte)4, 1002)]
+    [InlineData("a reserved opcode", (byte)0x3, (byte)0, 1002)]
+    public async Task ReceiveAsync_ABadFrameBehindGoodOnesArrivingTogether_TheGoodOnesThenTheRightCloseCode(string what, byte opcode, byte rsv, int code)
+    {
+        // The bad frame is buffered behind good ones the client takes itself: it must still reach ClientWebSocket,
+        // which refuses it, and nothing after it may be delivered.
+        var good = Enumerable.Range(1, 5).Select(i => RawFrameServer.Frame(0x2, [(byte)i])).ToArray();
+        await using var server = RawFrameServer.StartHeld([.. good, RawFrameServer.Frame(opcode, [0xC3, 0x28], rsv), RawFrameServer.Frame(0x2, [99])]);
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReadAheadDelay = TimeSpan.FromSeconds(30) };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var buffer = new byte[64];
+        var first = client.ReceiveAsync(buffer).AsTask();
+        server.Release();
+
+        var received = new List<byte>();
+        var result = await first.WaitAsync(TimeSpan.FromSeconds(15));
+        while (result.Status == LifelineReceiveStatus.Message)
+        {
+            received.Add(buffer[0]);
+            result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        }
+
+        Assert.True(received.SequenceEqual(new byte[] { 1, 2, 3, 4, 5 }), $"{what}: received [{string.Join(", ", received)}]");
+        Assert.Equal(code, (await states.NextAsync(LifelineClientState.Closed)).Close!.Code.Value);
+    }
+
     /// <summary>Parses the masked frames a client sent.</summary>
     private static List<(byte Opcode, byte[] Payload)> ClientFrames(byte[] bytes)
     {

@@ -54,6 +54,19 @@ internal sealed class RawFrameServer : IAsyncDisposable
         return [(byte)(0x80 | (rsv << 4) | opcode), (byte)payload.Length, .. payload];
     }
 
+    /// <summary>An unmasked server frame of any length, with or without FIN.</summary>
+    public static byte[] LongFrame(byte opcode, byte[] payload, bool fin = true)
+    {
+        var first = (byte)((fin ? 0x80 : 0) | opcode);
+        byte[] header = payload.Length switch
+        {
+            < 126 => [first, (byte)payload.Length],
+            <= ushort.MaxValue => [first, 126, (byte)(payload.Length >> 8), (byte)payload.Length],
+            _ => [first, 127, 0, 0, 0, 0, (byte)(payload.Length >> 24), (byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length],
+        };
+        return [.. header, .. payload];
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 
 namespace Lifeline.Client;
@@ -14,7 +15,7 @@ namespace Lifeline.Client;
 /// volatile flags on the writer's side and a process-wide barrier on the pinger's (rare) side, so a write costs no
 /// interlocked operation.
 /// </remarks>
-internal sealed class LinkStream(Stream inner) : Stream
+internal sealed partial class LinkStream(Stream inner, bool framed = false) : Stream
 {
     // FIN + Ping, masked (a client's frames must be), empty payload; any mask key will do.
     private static readonly byte[] PingFrame = [0x89, 0x80, 0x4C, 0x49, 0x46, 0x45];
@@ -27,7 +28,7 @@ internal sealed class LinkStream(Stream inner) : Stream
     private int _pinging; // someone is deciding about, or writing, a ping
     private TaskCompletionSource? _pingWritten;
 
-    /// <summary>How many reads were started so far: each one after the first means data arrived.</summary>
+    /// <summary>How many reads were started so far, and messages taken from the buffer: each one after the first means data arrived.</summary>
     public long Reads => Volatile.Read(ref _reads);
 
     /// <summary>Whether a ping was asked for and not written yet.</summary>
@@ -101,24 +102,30 @@ internal sealed class LinkStream(Stream inner) : Stream
         }
     }
 
-    // Counted when a read starts: ClientWebSocket reads one at a time, so a new read means the last one returned, and data
-    // that arrives (a Pong included) is always followed by the next read. No wrapper around a pending read, so an idle
-    // connection holds nothing more than without this stream.
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        _reads++;
-        return inner.ReadAsync(buffer, cancellationToken);
-    }
-
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public override int Read(Span<byte> buffer)
     {
-        _reads++;
-        return inner.Read(buffer);
+        if (!framed)
+        {
+            _reads++;
+            return inner.Read(buffer);
+        }
+
+        var array = ArrayPool<byte>.Shared.Rent(buffer.Length);
+        try
+        {
+            var count = Read(array, 0, buffer.Length);
+            array.AsSpan(0, count).CopyTo(buffer);
+            return count;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(array);
+        }
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
@@ -213,6 +220,7 @@ internal sealed class LinkStream(Stream inner) : Stream
     {
         if (disposing)
         {
+            _disposed = true; // the buffer is not returned: a reader may be taking a message from it right now
             inner.Dispose();
         }
 

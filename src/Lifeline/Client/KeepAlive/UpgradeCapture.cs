@@ -14,10 +14,13 @@ internal sealed class UpgradeCapture(HttpMessageHandler inner) : DelegatingHandl
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        var upgraded = response.StatusCode == HttpStatusCode.SwitchingProtocols || (response.Version.Major >= 2 && response.StatusCode == HttpStatusCode.OK);
+        // HTTP/1.1 answers 101 and the stream is the WebSocket's bytes as they come, which LinkStream can read frame by
+        // frame; over HTTP/2 (200) it is passed through.
+        var http11 = response.StatusCode == HttpStatusCode.SwitchingProtocols;
+        var upgraded = http11 || (response.Version.Major >= 2 && response.StatusCode == HttpStatusCode.OK);
         if (upgraded && response.Content is { } original)
         {
-            Stream = new LinkStream(await original.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+            Stream = new LinkStream(await original.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), framed: http11);
             var content = new UpgradedContent(Stream);
             foreach (var header in original.Headers)
             {

@@ -1,0 +1,269 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.WebSockets;
+using System.Text.Unicode;
+
+namespace Lifeline.Client;
+
+/// <summary>
+/// The read side. Passed through as is, unless the connection is an HTTP/1.1 upgrade (see <see cref="UpgradeCapture"/>):
+/// then reads from the connection go into a pooled buffer, and ClientWebSocket is given the bytes of one WebSocket
+/// frame at a time, never past a frame's end. Because of that, whenever ClientWebSocket has handed a whole message to
+/// the application it holds no byte of the next frame, and a reader may take the whole data frames that are already
+/// buffered itself (<see cref="TryReadMessage"/>): a small message then costs a header check and a copy instead of a
+/// pass through ClientWebSocket's receive. Anything else (control frames, fragments, reserved bits, masked frames,
+/// text that is not valid UTF-8, a message larger than the caller's memory, an error, the end of the stream) is left
+/// to ClientWebSocket, which reads the same bytes and reacts as it always does.
+/// </summary>
+/// <remarks>
+/// No buffer is held while the connection is idle: once the buffer is empty it goes back to the pool, and after a
+/// read that found the connection drained the next one waits for data with a zero-byte read before renting.
+/// ClientWebSocket reads one at a time, and a reader takes buffered frames only while it owns the receive side, so
+/// the buffer has one user at a time; it is never returned on dispose (an abort may come from another thread).
+/// </remarks>
+internal sealed partial class LinkStream
+{
+    private const int BufferSize = 16 * 1024;
+    private const int LongestHeader = 10; // a server's frames are not masked: 2 bytes, 8 more for a 64-bit length
+
+    private byte[]? _buffer;
+    private int _start;
+    private int _end;
+    private long _frameLeft; // bytes of the frame at _start not given to ClientWebSocket yet; 0 at a frame's start
+    private bool _drained = true; // the last read from the connection returned less than asked for
+    private bool _socketAtBoundary = true; // ClientWebSocket holds no byte it read: see MarkMessageEnded
+    private volatile bool _disposed;
+
+    /// <summary>The socket reading this stream, so that a reader can tell that this is its socket's stream.</summary>
+    public ClientWebSocket? Socket { get; set; }
+
+    /// <summary>Whether reads are frame by frame (an HTTP/1.1 upgrade), so that <see cref="TryReadMessage"/> can take messages.</summary>
+    public bool Framed => framed;
+
+    /// <summary>Tests: whether a pooled buffer is held (never while the connection is idle).</summary>
+    internal bool HoldsBuffer => _buffer is not null;
+
+    /// <summary>
+    /// The caller just had a whole message from ClientWebSocket (a result with EndOfMessage): everything it read is
+    /// handed out, so buffered frames after it may be taken by <see cref="TryReadMessage"/>. Any read by
+    /// ClientWebSocket clears this again.
+    /// </summary>
+    public void MarkMessageEnded() => _socketAtBoundary = true;
+
+    /// <summary>
+    /// Takes the next message when it is one whole, unfragmented, unmasked text or binary frame that is already
+    /// buffered and fits in <paramref name="destination"/> (and <paramref name="maxLength"/>); text must be valid
+    /// UTF-8. False leaves everything as it was: read through ClientWebSocket then. Only for the reader that owns the
+    /// socket's receive side, between ClientWebSocket's reads.
+    /// </summary>
+    public bool TryReadMessage(Span<byte> destination, int maxLength, out int length, out WebSocketMessageType type)
+    {
+        length = 0;
+        type = WebSocketMessageType.Binary;
+        var available = _end - _start;
+        if (!_socketAtBoundary || _frameLeft != 0 || available < 2 || _disposed)
+        {
+            return false;
+        }
+
+        var frame = _buffer.AsSpan(_start, available);
+        var first = frame[0];
+        var opcode = first & 0x0F;
+        // FIN set, no reserved bit, not masked, Text (1) or Binary (2).
+        if ((first & 0xF0) != 0x80 || (frame[1] & 0x80) != 0 || (uint)(opcode - 1) > 1)
+        {
+            return false;
+        }
+
+        var header = 2;
+        long payload = frame[1];
+        if (payload == 126)
+        {
+            if (available < 4)
+            {
+                return false;
+            }
+
+            payload = BinaryPrimitives.ReadUInt16BigEndian(frame[2..]);
+            header = 4;
+        }
+        else if (payload == 127)
+        {
+            if (available < 10)
+            {
+                return false;
+            }
+
+            var wide = BinaryPrimitives.ReadUInt64BigEndian(frame[2..]);
+            if (wide > int.MaxValue)
+            {
+                return false;
+            }
+
+            payload = (long)wide;
+            header = 10;
+        }
+
+        if (payload > destination.Length || payload > maxLength || payload > available - header)
+        {
+            return false;
+        }
+
+        var body = frame.Slice(header, (int)payload);
+        if (opcode == 1 && !Utf8.IsValid(body))
+        {
+            return false; // ClientWebSocket reads it and closes with 1007
+        }
+
+        body.CopyTo(destination);
+        _start += header + (int)payload;
+        _reads++; // a message taken counts as a read for the keep-alive, as ClientWebSocket's reads of it would have
+        if (_start == _end)
+        {
+            ReturnBuffer();
+        }
+
+        length = (int)payload;
+        type = opcode == 1 ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+        return true;
+    }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (!framed)
+        {
+            _reads++;
+            return inner.ReadAsync(buffer, cancellationToken);
+        }
+
+        _socketAtBoundary = false;
+        if (_end > _start)
+        {
+            if (buffer.IsEmpty)
+            {
+                return new ValueTask<int>(0); // a zero-byte read: data is there
+            }
+
+            if (_frameLeft > 0 || TryStartFrame())
+            {
+                return new ValueTask<int>(GiveFromBuffer(buffer.Span));
+            }
+        }
+        else if (buffer.IsEmpty)
+        {
+            _reads++;
+            return inner.ReadAsync(buffer, cancellationToken);
+        }
+
+        return ReadFramedAsync(buffer, cancellationToken);
+    }
+
+    private async ValueTask<int> ReadFramedAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_end > _start)
+            {
+                if (_frameLeft > 0 || TryStartFrame())
+                {
+                    return GiveFromBuffer(destination.Span);
+                }
+
+                // A header split between two reads: read the rest of it after what is buffered.
+            }
+            else if (_frameLeft > 0)
+            {
+                // Inside a frame with nothing buffered (a large payload): straight into ClientWebSocket's memory, up to the frame's end.
+                _reads++;
+                var direct = await inner.ReadAsync(destination[..(int)Math.Min(destination.Length, _frameLeft)], cancellationToken).ConfigureAwait(false);
+                _frameLeft -= direct;
+                return direct;
+            }
+            else if (_drained)
+            {
+                _reads++;
+                await inner.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false); // wait for data without a buffer
+            }
+
+            if (_buffer is null)
+            {
+                _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+            }
+            else if (_start > 0)
+            {
+                _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+                (_start, _end) = (0, _end - _start);
+            }
+
+            _reads++;
+            var room = _buffer.Length - _end;
+            var read = await inner.ReadAsync(_buffer.AsMemory(_end, room), cancellationToken).ConfigureAwait(false);
+            _drained = read < room;
+            if (read == 0)
+            {
+                if (_end == _start)
+                {
+                    ReturnBuffer();
+                    return 0;
+                }
+
+                _frameLeft = _end - _start; // the stream ended inside a header: hand over what is left, then the end
+                return GiveFromBuffer(destination.Span);
+            }
+
+            _end += read;
+        }
+    }
+
+    /// <summary>Reads the header of the frame at <c>_start</c>, if it is all buffered, to know where the frame ends.</summary>
+    private bool TryStartFrame()
+    {
+        var frame = _buffer.AsSpan(_start, _end - _start);
+        if (frame.Length < 2)
+        {
+            return false;
+        }
+
+        var masked = (frame[1] & 0x80) != 0;
+        var length = frame[1] & 0x7F;
+        var header = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) + (masked ? 4 : 0);
+        if (frame.Length < header)
+        {
+            return false;
+        }
+
+        // A length ClientWebSocket refuses (the top bit set) still only has to end where the stream does.
+        var payload = length switch
+        {
+            126 => BinaryPrimitives.ReadUInt16BigEndian(frame[2..]),
+            127 => (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(frame[2..]), long.MaxValue - LongestHeader - 4),
+            _ => length,
+        };
+        _frameLeft = header + payload;
+        return true;
+    }
+
+    private int GiveFromBuffer(Span<byte> destination)
+    {
+        var count = (int)Math.Min(Math.Min(destination.Length, _end - _start), _frameLeft);
+        _buffer.AsSpan(_start, count).CopyTo(destination);
+        _start += count;
+        _frameLeft -= count;
+        if (_start == _end)
+        {
+            ReturnBuffer();
+        }
+
+        return count;
+    }
+
+    private void ReturnBuffer()
+    {
+        if (_buffer is { } buffer)
+        {
+            _buffer = null;
+            (_start, _end) = (0, 0);
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+using System.Net.WebSockets;
+using System.Text;
+using Lifeline.Client;
+
+namespace Lifeline.Tests.Client;
+
+/// <summary>
+/// LinkStream's frame-by-frame reads: ClientWebSocket is never given a byte past the end of the frame it is reading,
+/// so buffered whole frames after a message can be taken directly, and everything else is left exactly as it came.
+/// </summary>
+public class LinkStreamReadingTests
+{
+    /// <summary>Returns the chunks a test queues, each at most as large as asked for; records every read's size.</summary>
+    private sealed class ScriptedConnection(params byte[][] chunks) : Stream
+    {
+        private Queue<byte[]> _chunks = new(chunks);
+
+        public List<int> Requests { get; } = [];
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Requests.Add(buffer.Length);
+            if (buffer.IsEmpty || _chunks.Count == 0)
+            {
+                return new ValueTask<int>(0);
+            }
+
+            var chunk = _chunks.Dequeue();
+            var count = Math.Min(chunk.Length, buffer.Length);
+            chunk.AsSpan(0, count).CopyTo(buffer.Span);
+            if (count < chunk.Length)
+            {
+                _chunks = new Queue<byte[]>([chunk[count..], .. _chunks]);
+            }
+
+            return new ValueTask<int>(count);
+        }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>An unmasked server frame: FIN, opcode, payload of any length, optional mask bit.</summary>
+    private static byte[] ServerFrame(byte opcode, byte[] payload, bool fin = true, byte rsv = 0, bool masked = false)
+    {
+        var first = (byte)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+        var maskBit = masked ? 0x80 : 0;
+        byte[] header = payload.Length switch
+        {
+            < 126 => [first, (byte)(maskBit | payload.Length)],
+            <= ushort.MaxValue => [first, (byte)(maskBit | 126), (byte)(payload.Length >> 8), (byte)payload.Length],
+            _ => [first, (byte)(maskBit | 127), 0, 0, 0, 0, (byte)(payload.Length >> 24), (byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length],
+        };
+        byte[] mask = masked ? [0, 0, 0, 0] : []; // a zero key leaves the payload as it is
+        return [.. header, .. mask, .. payload];
+    }
+
+    private static byte[] Bytes(int count, byte start = 1) => [.. Enumerable.Range(0, count).Select(i => (byte)(start + i))];
+
+    private static async Task<byte[]> ReadAllAsync(LinkStream link, int count)
+    {
+        var bytes = new byte[count];
+        for (var at = 0; at < count;)
+        {
+            var read = await link.ReadAsync(bytes.AsMemory(at));
+            Assert.True(read > 0, $"the stream ended after {at} of {count} bytes");
+            at += read;
+        }
+
+        return bytes;
+    }
+
+    [Fact]
+    public async Task ReadAsync_TwoFramesArriveInOneRead_TheSocketIsGivenOneFrameAtATime()
+    {
+        var first = ServerFrame(0x2, Bytes(32));
+        var second = ServerFrame(0x1, Encoding.UTF8.GetBytes("hi"));
+        var link = new LinkStream(new ScriptedConnection([.. first, .. second]), framed: true);
+        var buffer = new byte[200];
+
+        Assert.Equal(first.Length, await link.ReadAsync(buffer));
+        Assert.Equal(first, buffer[..first.Length]);
+        Assert.Equal(second.Length, await link.ReadAsync(buffer));
+        Assert.Equal(second, buffer[..second.Length]);
+        Assert.False(link.HoldsBuffer);
+    }
+
+    [Fact]
+    public async Task ReadAsync_AHeaderSplitBetweenReads_StillStopsAtTheFramesEnd()
+    {
+        var first = ServerFrame(0x2, Bytes(300)); // a 16-bit length: four header bytes
+        var second = ServerFrame(0x2, [9]);
+        byte[] all = [.. first, .. second];
+        var link = new LinkStream(new ScriptedConnection(all[..3], all[3..]), framed: true);
+
+        Assert.Equal(first, await ReadAllAsync(link, first.Length));
+        var buffer = new byte[100];
+        Assert.Equal(second.Length, await link.ReadAsync(buffer));
+        Assert.Equal(second, buffer[..second.Length]);
+    }
+
+    [Fact]
+    public async Task ReadAsync_AFrameLargerThanTheBuffer_TheRestIsReadStraightIntoTheSocketsMemoryUpToTheFramesEnd()
+    {
+        var large = ServerFrame(0x2, Bytes(40_000));
+        var next = ServerFrame(0x2, [7, 7]);
+        byte[] all = [.. large, .. next];
+        var connection = new ScriptedConnection(all[..1000], all[1000..]);
+        var link = new LinkStream(connection, framed: true);
+
+        var buffer = new byte[64 * 1024];
+        var got = new List<byte>();
+        while (got.Count < large.Length)
+        {
+            var read = await link.ReadAsync(buffer.AsMemory(0, Math.Min(buffer.Length, 50_000)));
+            Assert.True(read > 0);
+            got.AddRange(buffer[..read]);
+        }
+
+        Assert.Equal(large, got); // not a byte of the next frame
+        Assert.Equal(next.Length, await link.ReadAsync(buffer));
+        Assert.Equal(next, buffer[..next.Length]);
+    }
+
+    [Fact]
+    public async Task TryReadMessage_AfterAMessageEnded_TakesTheWholeFramesBufferedBehindIt()
+    {
+        var first = ServerFrame(0x2, Bytes(32));
+        var text = ServerFrame(0x1, Encoding.UTF8.GetBytes("héllo"));
+        var medium = ServerFrame(0x2, Bytes(300, start: 5));
+        var large = ServerFrame(0x2, Bytes(70_000 % 16_000, start: 9)); // still inside the 16 KiB buffer
+        var link = new LinkStream(new ScriptedConnection([.. first, .. text, .. medium, .. large]), framed: true);
+        var buffer = new byte[20_000];
+
+        Assert.Equal(first.Length, await link.ReadAsync(buffer)); // as ClientWebSocket's read of the first message
+        Assert.False(link.TryReadMessage(buffer, int.MaxValue, out _, out _)); // it has not handed that message out yet
+        link.MarkMessageEnded();
+
+        Assert.True(link.TryReadMessage(buffer, int.MaxValue, out var length, out var type));
+        Assert.Equal((WebSocketMessageType.Text, "héllo"), (type, Encoding.UTF8.GetString(buffer, 0, length)));
+        Assert.True(link.TryReadMessage(buffer, int.MaxValue, out length, out type));
+        Assert.Equal(WebSocketMessageType.Binary, type);
+        Assert.Equal(Bytes(300, start: 5), buffer[..length]);
+        Assert.True(link.TryReadMessage(buffer, int.MaxValue, out length, out _));
+        Assert.Equal(Bytes(70_000 % 16_000, start: 9), buffer[..length]);
+        Assert.False(link.TryReadMessage(buffer, int.MaxValue, out _, out _));
+        Assert.False(link.HoldsBuffer);
+    }
+
+    public static TheoryData<string, byte[], int, int> FramesLeftToTheSocket => new()
+    {
+        { "a Ping", ServerFrame(0x9, [1, 2]), 100, 100 },
+        { "a Close", ServerFrame(0x8, [0x03, 0xE8]), 100, 100 },
+        { "the first fragment of a message", ServerFrame(0x2, [1, 2], fin: false), 100, 100 },
+        { "a continuation frame", ServerFrame(0x0, [1, 2]), 100, 100 },
+        { "a reserved bit set", ServerFrame(0x2, [1, 2], rsv: 4), 100, 100 },
+        { "a masked frame", ServerFrame(0x2, [1, 2], masked: true), 100, 100 },
+        { "a reserved opcode", ServerFrame(0x3, [1, 2]), 100, 100 },
+        { "text that is not UTF-8", ServerFrame(0x1, [0xC3, 0x28]), 100, 100 },
+        { "a message larger than the caller's memory", ServerFrame(0x2, Bytes(50)), 49, 100 },
+        { "a message larger than the largest allowed", ServerFrame(0x2, Bytes(50)), 100, 49 },
+        { "a frame not all buffered yet", ServerFrame(0x2, Bytes(50))[..20], 100, 100 },
+    };
+
+    [Theory]
+    [MemberData(nameof(FramesLeftToTheSocket))]
+    public async Task TryReadMessage_AFrameClientWebSocketMustSee_IsLeftAsItCameForTheSocket(string what, byte[] frame, int room, int maxLength)
+    {
+        var first = ServerFrame(0x2, [0]);
+        var link = new LinkStream(new ScriptedConnection([.. first, .. frame]), framed: true);
+        var buffer = new byte[200];
+        Assert.Equal(first.Length, await link.ReadAsync(buffer));
+        link.MarkMessageEnded();
+
+        Assert.False(link.TryReadMessage(buffer.AsSpan(0, room), maxLength, out _, out _), what);
+
+        Assert.Equal(frame, await ReadAllAsync(link, frame.Length));
+    }
+
+    [Fact]
+    public async Task ReadAsync_OnAConnectionThatWasDrained_WaitsWithAZeroByteReadBeforeTakingABuffer()
+    {
+        var frame = ServerFrame(0x2, [1, 2, 3]);
+        var connection = new ScriptedConnection(frame, frame);
+        var link = new LinkStream(connection, framed: true);
+        var buffer = new byte[100];
+
+        Assert.Equal(frame.Length, await link.ReadAsync(buffer));
+        Assert.False(link.HoldsBuffer); // everything handed out: back to the pool
+        Assert.Equal(frame.Length, await link.ReadAsync(buffer));
+
+        // Each time: wait for data without a buffer, then read into one (each read returned less than asked: drained).
+        Assert.Equal(4, connection.Requests.Count);
+        Assert.Equal([0, 0], new[] { connection.Requests[0], connection.Requests[2] });
+        Assert.All(new[] { connection.Requests[1], connection.Requests[3] }, size => Assert.True(size >= 16 * 1024, $"read of {size} bytes"));
+    }
+
+    [Fact]
+    public async Task ReadAsync_TheStreamEndsInsideAHeader_HandsOverWhatIsLeftThenTheEnd()
+    {
+        var link = new LinkStream(new ScriptedConnection([0x82, 0x7E, 0x01]), framed: true);
+        var buffer = new byte[100];
+
+        Assert.Equal(3, await link.ReadAsync(buffer));
+        Assert.Equal(0, await link.ReadAsync(buffer));
+        Assert.False(link.HoldsBuffer);
+    }
+
+    [Fact]
+    public async Task ReadAsync_NotFramed_PassesEveryReadThroughAsItIs()
+    {
+        var first = ServerFrame(0x2, Bytes(32));
+        var connection = new ScriptedConnection([.. first, .. first]);
+        var link = new LinkStream(connection);
+        var buffer = new byte[200];
+
+        Assert.Equal(2 * first.Length, await link.ReadAsync(buffer));
+        Assert.Equal([200], connection.Requests);
+        Assert.False(link.TryReadMessage(buffer, int.MaxValue, out _, out _));
+    }
+
+    [Fact]
+    public async Task TryReadMessage_TakenMessages_CountAsReadsForTheKeepAlive()
+    {
+        var frame = ServerFrame(0x2, [1]);
+        var link = new LinkStream(new ScriptedConnection([.. frame, .. frame, .. frame]), framed: true);
+        var buffer = new byte[100];
+        Assert.Equal(frame.Length, await link.ReadAsync(buffer));
+        link.MarkMessageEnded();
+        var before = link.Reads;
+
+        Assert.True(link.TryReadMessage(buffer, int.MaxValue, out _, out _));
+        Assert.True(link.TryReadMessage(buffer, int.MaxValue, out _, out _));
+
+        Assert.Equal(before + 2, link.Reads);
+    }
+}
