@@ -341,9 +341,6 @@ public sealed partial class LifelineClient
             return; // the upgrade went through without the capturing handler: no stream to watch
         }
 
-        link.Socket = socket;
-        Volatile.Write(ref _rxLink, link.Framed ? link : null);
-
         // The receive loop then fails, finds the monitor expired, and records the close as a keep-alive timeout.
         _keepAlive = new KeepAliveMonitor(link, _options.KeepAliveInterval, _options.KeepAliveTimeout, _time,
             static socket => ((ClientWebSocket)socket!).Abort(), socket);

@@ -54,7 +54,6 @@ public sealed partial class LifelineClient
     private readonly SemaphoreSlim _loopWake = new(0, 1);
     private int _watchdogFired;
     private KeepAliveMonitor? _keepAlive; // the current connection's, when Lifeline does the keep-alive
-    private LinkStream? _rxLink; // the newest connection's stream when it reads frame by frame (see LinkStream.TryReadMessage)
 
     // Receive hand-off state; guarded by RxLock (the receive buffer's lock).
     private ClientWebSocket? _rxSocket;
@@ -112,8 +111,8 @@ public sealed partial class LifelineClient
                 }
 
                 _rxWatchdog?.Change(_options.ReceiveWatchdog!.Value, Timeout.InfiniteTimeSpan);
-                var link = _rxLink;
-                if (link is not null && link.Socket == socket &&
+                var link = FramedLinkOf(socket);
+                if (link is not null &&
                     link.TryReadMessage(destination.Span, _options.MaxMessageSize, out var taken, out var takenType))
                 {
                     // A whole frame that was already buffered, taken without a pass through ClientWebSocket.
@@ -151,10 +150,7 @@ public sealed partial class LifelineClient
                     return ContinueReaderReadAsync(socket, destination, pending: new ValueTask<ValueWebSocketReceiveResult>(first));
                 }
 
-                if (link?.Socket == socket)
-                {
-                    link.MarkMessageEnded();
-                }
+                link?.MarkMessageEnded();
 
                 if (TryFinishReaderRead(socket, destination, retain: false, new MessageRead(first.MessageType, first.Count, null, ReceiveOutcome.None), out var result))
                 {
@@ -226,13 +222,14 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>ClientWebSocket just handed out the end of a message read from <paramref name="socket"/>: frames buffered after it may be taken directly.</summary>
-    private void MarkMessageEnded(ClientWebSocket socket)
-    {
-        if (Volatile.Read(ref _rxLink) is { } link && link.Socket == socket)
-        {
-            link.MarkMessageEnded();
-        }
-    }
+    private void MarkMessageEnded(ClientWebSocket socket) => FramedLinkOf(socket)?.MarkMessageEnded();
+
+    /// <summary>
+    /// The stream under <paramref name="socket"/> when it reads frame by frame (see <see cref="LinkStream.TryReadMessage"/>),
+    /// or null. Found through the keep-alive monitor, which holds the socket and its stream together: no field per client.
+    /// </summary>
+    private LinkStream? FramedLinkOf(ClientWebSocket socket) =>
+        Volatile.Read(ref _keepAlive) is { } monitor && monitor.Watches(socket) && monitor.Stream.Framed ? monitor.Stream : null;
 
     /// <summary>Gives the socket back if this reader still holds it (only the reader holding the gate ever sets Reader).</summary>
     private void ReleaseReader() => Interlocked.CompareExchange(ref _rxOwner, ReceiveOwner.None, ReceiveOwner.Reader);

@@ -41,6 +41,12 @@ internal sealed class KeepAliveMonitor : IDisposable
         _ticker.Add(this);
     }
 
+    /// <summary>The connection's stream this monitor watches.</summary>
+    public LinkStream Stream => _stream;
+
+    /// <summary>Whether this monitor watches the connection of <paramref name="state"/> (the state its callback gets: the socket).</summary>
+    public bool Watches(object state) => ReferenceEquals(_state, state);
+
     /// <summary>Whether the link was declared dead: no data within the timeout after a ping.</summary>
     public bool Expired => Volatile.Read(ref _expired) != 0;
 

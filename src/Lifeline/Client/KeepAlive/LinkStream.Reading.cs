@@ -23,7 +23,7 @@ namespace Lifeline.Client;
 /// </remarks>
 internal sealed partial class LinkStream
 {
-    private const int BufferSize = 16 * 1024;
+    private const int BufferSize = 64 * 1024; // held only while it has bytes; 16 KiB made 4 KiB messages straddle reads more often
     private const int LongestHeader = 10; // a server's frames are not masked: 2 bytes, 8 more for a 64-bit length
 
     private byte[]? _buffer;
@@ -33,9 +33,6 @@ internal sealed partial class LinkStream
     private bool _drained = true; // the last read from the connection returned less than asked for
     private bool _socketAtBoundary = true; // ClientWebSocket holds no byte it read: see MarkMessageEnded
     private volatile bool _disposed;
-
-    /// <summary>The socket reading this stream, so that a reader can tell that this is its socket's stream.</summary>
-    public ClientWebSocket? Socket { get; set; }
 
     /// <summary>Whether reads are frame by frame (an HTTP/1.1 upgrade), so that <see cref="TryReadMessage"/> can take messages.</summary>
     public bool Framed => framed;
