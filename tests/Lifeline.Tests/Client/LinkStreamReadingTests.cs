@@ -197,21 +197,45 @@ public class LinkStreamReadingTests
     }
 
     [Fact]
-    public async Task ReadAsync_OnAConnectionThatWasDrained_WaitsWithAZeroByteReadBeforeTakingABuffer()
+    public async Task ReadAsync_OnADrainedConnection_ReadsIntoTheSocketsOwnMemoryAndKeepsOnlyWhatFollowsTheFrame()
     {
-        var frame = ServerFrame(0x2, [1, 2, 3]);
-        var connection = new ScriptedConnection(frame, frame);
+        // A read that will likely wait is made into ClientWebSocket's memory, so an idle connection holds no buffer.
+        var first = ServerFrame(0x2, [1, 2, 3]);
+        var second = ServerFrame(0x2, [4]);
+        var third = ServerFrame(0x1, [5, 6]);
+        var connection = new ScriptedConnection([.. first, .. second], third);
         var link = new LinkStream(connection, framed: true);
         var buffer = new byte[100];
 
-        Assert.Equal(frame.Length, await link.ReadAsync(buffer));
+        Assert.Equal(first.Length, await link.ReadAsync(buffer));
+        Assert.Equal(first, buffer[..first.Length]);
+        Assert.True(link.HoldsBuffer); // the second frame, kept
+        Assert.Equal(second.Length, await link.ReadAsync(buffer));
+        Assert.Equal(second, buffer[..second.Length]);
         Assert.False(link.HoldsBuffer); // everything handed out: back to the pool
-        Assert.Equal(frame.Length, await link.ReadAsync(buffer));
+        Assert.Equal(third.Length, await link.ReadAsync(buffer));
+        Assert.Equal(third, buffer[..third.Length]);
 
-        // Each time: wait for data without a buffer, then read into one (each read returned less than asked: drained).
-        Assert.Equal(4, connection.Requests.Count);
-        Assert.Equal([0, 0], new[] { connection.Requests[0], connection.Requests[2] });
-        Assert.All(new[] { connection.Requests[1], connection.Requests[3] }, size => Assert.True(size >= 16 * 1024, $"read of {size} bytes"));
+        Assert.Equal([100, 100], connection.Requests); // both reads from the connection into the caller's memory
+        Assert.False(link.HoldsBuffer);
+    }
+
+    [Fact]
+    public async Task ReadAsync_WhileDataKeepsComing_FillsABufferOfItsOwn()
+    {
+        var frame = ServerFrame(0x2, Bytes(20));
+        var connection = new ScriptedConnection([.. frame, .. frame, .. frame, .. frame, .. frame], [.. frame, .. frame]);
+        var link = new LinkStream(connection, framed: true);
+        var buffer = new byte[2 * frame.Length]; // filled to the last byte by the first read: data keeps coming
+
+        for (var i = 0; i < 7; i++)
+        {
+            Assert.Equal(frame.Length, await link.ReadAsync(buffer));
+            Assert.Equal(frame, buffer[..frame.Length]);
+        }
+
+        Assert.Equal(2 * frame.Length, connection.Requests[0]);
+        Assert.True(connection.Requests[1] >= 16 * 1024, $"read of {connection.Requests[1]} bytes");
     }
 
     [Fact]

@@ -17,7 +17,9 @@ namespace Lifeline.Client;
 /// </summary>
 /// <remarks>
 /// No buffer is held while the connection is idle: once the buffer is empty it goes back to the pool, and after a
-/// read that found the connection drained the next one waits for data with a zero-byte read before renting.
+/// read that found the connection drained the next one is made into ClientWebSocket's own memory (its header buffer,
+/// there anyway); only what arrives past the end of that frame is then kept here. Filling a buffer of ours is for
+/// when data keeps coming.
 /// ClientWebSocket reads one at a time, and a reader takes buffered frames only while it owns the receive side, so
 /// the buffer has one user at a time; it is never returned on dispose (an abort may come from another thread).
 /// </remarks>
@@ -143,6 +145,7 @@ internal sealed partial class LinkStream
 
             if (_frameLeft > 0 || TryStartFrame())
             {
+                _reads++;
                 return new ValueTask<int>(GiveFromBuffer(buffer.Span));
             }
         }
@@ -178,8 +181,24 @@ internal sealed partial class LinkStream
             }
             else if (_drained)
             {
+                // A frame's start, nothing buffered, and the last read emptied the connection: this read will likely
+                // wait. It waits in ClientWebSocket's memory (its header buffer) rather than in a buffer of ours, so an
+                // idle connection holds nothing more, and what arrives past the frame's end is kept here.
                 _reads++;
-                await inner.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false); // wait for data without a buffer
+                var read = await inner.ReadAsync(destination, cancellationToken).ConfigureAwait(false);
+                _drained = read < destination.Length;
+                if (read == 0)
+                {
+                    return 0;
+                }
+
+                var given = KeepWhatFollowsTheFrame(destination.Span[..read]);
+                if (given > 0)
+                {
+                    return given;
+                }
+
+                continue; // the header is not complete: it is all in the buffer now, read the rest after it
             }
 
             if (_buffer is null)
@@ -194,9 +213,9 @@ internal sealed partial class LinkStream
 
             _reads++;
             var room = _buffer.Length - _end;
-            var read = await inner.ReadAsync(_buffer.AsMemory(_end, room), cancellationToken).ConfigureAwait(false);
-            _drained = read < room;
-            if (read == 0)
+            var filled = await inner.ReadAsync(_buffer.AsMemory(_end, room), cancellationToken).ConfigureAwait(false);
+            _drained = filled < room;
+            if (filled == 0)
             {
                 if (_end == _start)
                 {
@@ -208,36 +227,68 @@ internal sealed partial class LinkStream
                 return GiveFromBuffer(destination.Span);
             }
 
-            _end += read;
+            _end += filled;
         }
+    }
+
+    /// <summary>
+    /// Bytes just read into ClientWebSocket's memory at a frame's start: how many of them it may have (no more than
+    /// that frame); the rest is kept in the buffer. 0 when the frame's header is not complete: then all of them are in
+    /// the buffer, to be handed over once it is.
+    /// </summary>
+    private int KeepWhatFollowsTheFrame(ReadOnlySpan<byte> read)
+    {
+        var frameLength = FrameLength(read);
+        if (frameLength >= read.Length)
+        {
+            _frameLeft = frameLength - read.Length;
+            return read.Length;
+        }
+
+        var given = frameLength < 0 ? 0 : (int)frameLength;
+        _buffer ??= ArrayPool<byte>.Shared.Rent(BufferSize);
+        read[given..].CopyTo(_buffer);
+        (_start, _end) = (0, read.Length - given);
+        return given;
     }
 
     /// <summary>Reads the header of the frame at <c>_start</c>, if it is all buffered, to know where the frame ends.</summary>
     private bool TryStartFrame()
     {
-        var frame = _buffer.AsSpan(_start, _end - _start);
-        if (frame.Length < 2)
+        var length = FrameLength(_buffer.AsSpan(_start, _end - _start));
+        if (length < 0)
         {
             return false;
         }
 
-        var masked = (frame[1] & 0x80) != 0;
-        var length = frame[1] & 0x7F;
-        var header = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) + (masked ? 4 : 0);
-        if (frame.Length < header)
+        _frameLeft = length;
+        return true;
+    }
+
+    /// <summary>The length of the frame that starts <paramref name="bytes"/>, header included; -1 when its header is not all there.</summary>
+    private static long FrameLength(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length < 2)
         {
-            return false;
+            return -1;
+        }
+
+        var masked = (bytes[1] & 0x80) != 0;
+        var length = bytes[1] & 0x7F;
+        var header = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) + (masked ? 4 : 0);
+        if (bytes.Length < header)
+        {
+            return -1;
         }
 
         // A length ClientWebSocket refuses (the top bit set) still only has to end where the stream does.
         var payload = length switch
         {
-            126 => BinaryPrimitives.ReadUInt16BigEndian(frame[2..]),
-            127 => (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(frame[2..]), long.MaxValue - LongestHeader - 4),
+            126 => BinaryPrimitives.ReadUInt16BigEndian(bytes[2..]),
+            127 => (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(bytes[2..]), long.MaxValue - LongestHeader - 4),
             _ => length,
         };
-        _frameLeft = header + payload;
-        return true;
+        return header + payload;
     }
 
     private int GiveFromBuffer(Span<byte> destination)
