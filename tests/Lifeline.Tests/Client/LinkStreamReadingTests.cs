@@ -36,11 +36,13 @@ public class LinkStreamReadingTests
             return new ValueTask<int>(count);
         }
 
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => default; // a Pong, a Close
+
         public override bool CanRead => true;
 
         public override bool CanSeek => false;
 
-        public override bool CanWrite => false;
+        public override bool CanWrite => true;
 
         public override long Length => throw new NotSupportedException();
 
@@ -236,6 +238,120 @@ public class LinkStreamReadingTests
 
         Assert.Equal(2 * frame.Length, connection.Requests[0]);
         Assert.True(connection.Requests[1] >= 16 * 1024, $"read of {connection.Requests[1]} bytes");
+    }
+
+    public static TheoryData<int> Seeds => [.. Enumerable.Range(1, 16)];
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public async Task UnderARealClientWebSocket_RandomFramesInRandomPieces_EveryMessageWholeOnceAndInOrder(int seed)
+    {
+        // ClientWebSocket's own implementation reads through the stream while the reader takes buffered frames between
+        // its messages, as LifelineClient does, with peeks and too-small memory mixed in. Frames of every size and kind
+        // arrive cut at random places.
+        var random = new Random(seed);
+        var expected = new List<(WebSocketMessageType Type, byte[] Data)>();
+        var wire = new List<byte>();
+        for (var i = 0; i < 150; i++)
+        {
+            var size = random.Next(10) switch
+            {
+                < 6 => random.Next(0, 200),
+                < 9 => random.Next(200, 5000),
+                _ => random.Next(60_000, 100_000),
+            };
+            var data = new byte[size];
+            random.NextBytes(data);
+            var text = random.Next(3) == 0;
+            if (text)
+            {
+                data = Encoding.UTF8.GetBytes(new string([.. data.Select(b => (char)('a' + (b % 26)))]) + "é");
+            }
+
+            var opcode = (byte)(text ? 0x1 : 0x2);
+            expected.Add((text ? WebSocketMessageType.Text : WebSocketMessageType.Binary, data));
+            if (random.Next(8) == 0 && data.Length > 4)
+            {
+                var cut = random.Next(1, data.Length - 1); // two fragments, a Ping between them
+                wire.AddRange(ServerFrame(opcode, data[..cut], fin: false));
+                wire.AddRange(ServerFrame(0x9, [1]));
+                wire.AddRange(ServerFrame(0x0, data[cut..]));
+            }
+            else
+            {
+                wire.AddRange(ServerFrame(opcode, data));
+            }
+
+            if (random.Next(10) == 0)
+            {
+                wire.AddRange(ServerFrame(0xA, [2])); // an unasked Pong
+            }
+        }
+
+        wire.AddRange(ServerFrame(0x8, [0x03, 0xE8]));
+        var chunks = new List<byte[]>();
+        for (var at = 0; at < wire.Count;)
+        {
+            var length = Math.Min(wire.Count - at, random.Next(3) == 0 ? random.Next(1, 8) : random.Next(1, 9000));
+            chunks.Add([.. wire.GetRange(at, length)]);
+            at += length;
+        }
+
+        var link = new LinkStream(new ScriptedConnection([.. chunks]), framed: true);
+        using var socket = WebSocket.CreateFromStream(link, new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
+        var buffer = new byte[128 * 1024];
+        var received = new List<(WebSocketMessageType Type, byte[] Data)>();
+        var taken = 0;
+        while (true)
+        {
+            var room = random.Next(5) == 0 ? random.Next(1, 64) : buffer.Length;
+            if (random.Next(5) != 0 && link.TryReadMessage(buffer.AsSpan(0, room), int.MaxValue, out var length, out var type))
+            {
+                received.Add((type, buffer[..length]));
+                taken++;
+                continue;
+            }
+
+            if (random.Next(6) == 0)
+            {
+                var peek = await socket.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None); // as the receive loop waits for data
+                if (peek.MessageType == WebSocketMessageType.Close)
+                {
+                    break;
+                }
+
+                if (peek.EndOfMessage)
+                {
+                    received.Add((peek.MessageType, [])); // an empty message, whole
+                    link.MarkMessageEnded();
+                    continue;
+                }
+            }
+
+            var message = new List<byte>();
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                result = await socket.ReceiveAsync(buffer.AsMemory(0, room), CancellationToken.None);
+                message.AddRange(buffer[..result.Count]);
+            }
+            while (!result.EndOfMessage);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                break;
+            }
+
+            received.Add((result.MessageType, [.. message]));
+            link.MarkMessageEnded();
+        }
+
+        Assert.Equal(expected.Count, received.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.True(expected[i].Type == received[i].Type && expected[i].Data.AsSpan().SequenceEqual(received[i].Data), $"message {i} differs (seed {seed})");
+        }
+
+        Assert.True(taken > 0, "no message was taken from the buffer");
     }
 
     [Fact]
