@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Text.Unicode;
 
 namespace Lifeline.Client;
@@ -158,6 +159,7 @@ internal sealed partial class LinkStream
         return ReadFramedAsync(buffer, cancellationToken);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // a read that waits (every round trip of a request/response) allocates nothing
     private async ValueTask<int> ReadFramedAsync(Memory<byte> destination, CancellationToken cancellationToken)
     {
         while (true)
