@@ -17,9 +17,17 @@ public class LinkStreamReadingTests
 
         public List<int> Requests { get; } = [];
 
+        /// <summary>Once the chunks are used up, reads wait (an idle link) instead of ending the stream.</summary>
+        public bool WaitWhenEmpty { get; init; }
+
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             Requests.Add(buffer.Length);
+            if (_chunks.Count == 0 && WaitWhenEmpty)
+            {
+                return new ValueTask<int>(new TaskCompletionSource<int>().Task);
+            }
+
             if (buffer.IsEmpty || _chunks.Count == 0)
             {
                 return new ValueTask<int>(0);
@@ -149,7 +157,7 @@ public class LinkStreamReadingTests
         var first = ServerFrame(0x2, Bytes(32));
         var text = ServerFrame(0x1, Encoding.UTF8.GetBytes("héllo"));
         var medium = ServerFrame(0x2, Bytes(300, start: 5));
-        var large = ServerFrame(0x2, Bytes(70_000 % 16_000, start: 9)); // still inside the 16 KiB buffer
+        var large = ServerFrame(0x2, Bytes(70_000 % 16_000, start: 9)); // well inside the buffer
         var link = new LinkStream(new ScriptedConnection([.. first, .. text, .. medium, .. large]), framed: true);
         var buffer = new byte[20_000];
 
@@ -219,6 +227,23 @@ public class LinkStreamReadingTests
         Assert.Equal(third, buffer[..third.Length]);
 
         Assert.Equal([100, 100], connection.Requests); // both reads from the connection into the caller's memory
+        Assert.False(link.HoldsBuffer);
+    }
+
+    [Fact]
+    public async Task ReadAsync_AfterAFrameLargerThanTheSocketsHeaderBuffer_TheNextWaitHoldsNoBuffer()
+    {
+        // As ClientWebSocket reads: the header into its 125-byte buffer (filled to the last byte), the rest of the
+        // payload straight into the caller's memory. The link then goes quiet: the read that waits must not hold a buffer.
+        var frame = ServerFrame(0x2, Bytes(4000));
+        var link = new LinkStream(new ScriptedConnection(frame[..125], frame[125..]) { WaitWhenEmpty = true }, framed: true);
+        var header = new byte[125];
+
+        Assert.Equal(125, await link.ReadAsync(header));
+        Assert.Equal(frame[125..], await ReadAllAsync(link, frame.Length - 125));
+
+        var waiting = link.ReadAsync(header);
+        Assert.False(waiting.IsCompleted);
         Assert.False(link.HoldsBuffer);
     }
 

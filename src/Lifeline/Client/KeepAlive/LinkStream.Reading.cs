@@ -179,6 +179,11 @@ internal sealed partial class LinkStream
                 _reads++;
                 var direct = await inner.ReadAsync(destination[..(int)Math.Min(destination.Length, _frameLeft)], cancellationToken).ConfigureAwait(false);
                 _frameLeft -= direct;
+                if (_frameLeft == 0)
+                {
+                    _drained = true; // a frame's end read exactly: nothing is known to follow, so the next read may wait
+                }
+
                 return direct;
             }
             else if (_drained)
@@ -187,8 +192,8 @@ internal sealed partial class LinkStream
                 // wait. It waits in ClientWebSocket's memory (its header buffer) rather than in a buffer of ours, so an
                 // idle connection holds nothing more, and what arrives past the frame's end is kept here.
                 _reads++;
-                var read = await inner.ReadAsync(destination, cancellationToken).ConfigureAwait(false);
-                _drained = read < destination.Length;
+                var read = await inner.ReadAsync(destination[..Math.Min(destination.Length, BufferSize)], cancellationToken).ConfigureAwait(false);
+                _drained = read < Math.Min(destination.Length, BufferSize);
                 if (read == 0)
                 {
                     return 0;

@@ -105,7 +105,8 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override int Read(byte[] buffer, int offset, int count) =>
+        framed ? ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult() : Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
