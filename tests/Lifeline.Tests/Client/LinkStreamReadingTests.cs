@@ -86,12 +86,12 @@ public class LinkStreamReadingTests
 
     private static byte[] Bytes(int count, byte start = 1) => [.. Enumerable.Range(0, count).Select(i => (byte)(start + i))];
 
-    private static async Task<byte[]> ReadAllAsync(LinkStream link, int count)
+    private static async Task<byte[]> ReadAllAsync(LinkStream link, int count, int readSize = int.MaxValue)
     {
         var bytes = new byte[count];
         for (var at = 0; at < count;)
         {
-            var read = await link.ReadAsync(bytes.AsMemory(at));
+            var read = await link.ReadAsync(bytes.AsMemory(at, Math.Min(readSize, count - at)));
             Assert.True(read > 0, $"the stream ended after {at} of {count} bytes");
             at += read;
         }
@@ -263,6 +263,30 @@ public class LinkStreamReadingTests
 
         Assert.Equal(2 * frame.Length, connection.Requests[0]);
         Assert.True(connection.Requests[1] >= 16 * 1024, $"read of {connection.Requests[1]} bytes");
+    }
+
+    [Fact]
+    public async Task ReadAsync_WhileSmallFramesKeepComing_AFrameCutAtTheBuffersEnd_DoesNotTurnEveryLaterReadIntoASmallOne()
+    {
+        // A flood of small frames, all there at once, read as ClientWebSocket reads them (into its 125-byte header
+        // buffer). The one frame cut at the end of the 64 KiB buffer has its rest read straight into the socket's
+        // memory; that must not count as 'the link went quiet', or every later read goes into the header buffer: two
+        // reads from the connection for every three frames instead of one per 64 KiB.
+        var frame = ServerFrame(0x2, Bytes(32));
+        const int Frames = 4000; // 136,000 bytes: more than two buffers' worth
+        var flood = new byte[Frames * frame.Length];
+        for (var i = 0; i < Frames; i++)
+        {
+            frame.CopyTo(flood, i * frame.Length);
+        }
+
+        var connection = new ScriptedConnection(flood);
+        var link = new LinkStream(connection, framed: true);
+
+        var received = await ReadAllAsync(link, flood.Length, readSize: 125);
+
+        Assert.Equal(flood, received);
+        Assert.True(connection.Requests.Count <= 10, $"{connection.Requests.Count} reads from the connection: {string.Join(", ", connection.Requests.Take(20))}");
     }
 
     public static TheoryData<int> Seeds => [.. Enumerable.Range(1, 16)];

@@ -179,11 +179,6 @@ internal sealed partial class LinkStream
                 _reads++;
                 var direct = await inner.ReadAsync(destination[..(int)Math.Min(destination.Length, _frameLeft)], cancellationToken).ConfigureAwait(false);
                 _frameLeft -= direct;
-                if (_frameLeft == 0)
-                {
-                    _drained = true; // a frame's end read exactly: nothing is known to follow, so the next read may wait
-                }
-
                 return direct;
             }
             else if (_drained)
@@ -192,14 +187,19 @@ internal sealed partial class LinkStream
                 // wait. It waits in ClientWebSocket's memory (its header buffer) rather than in a buffer of ours, so an
                 // idle connection holds nothing more, and what arrives past the frame's end is kept here.
                 _reads++;
-                var read = await inner.ReadAsync(destination[..Math.Min(destination.Length, BufferSize)], cancellationToken).ConfigureAwait(false);
-                _drained = read < Math.Min(destination.Length, BufferSize);
+                var asked = Math.Min(destination.Length, BufferSize);
+                var read = await inner.ReadAsync(destination[..asked], cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
                     return 0;
                 }
 
                 var given = KeepWhatFollowsTheFrame(destination.Span[..read]);
+
+                // Data keeps coming only if the read was full and went past the frame's end. A full read that ended
+                // inside the frame says nothing about what follows it (the rest of the frame is then read straight
+                // into ClientWebSocket's memory), so the next read still waits here, not in a buffer of ours.
+                _drained = read < asked || given == read;
                 if (given > 0)
                 {
                     return given;
