@@ -20,12 +20,20 @@ public class LinkStreamReadingTests
         /// <summary>Once the chunks are used up, reads wait (an idle link) instead of ending the stream.</summary>
         public bool WaitWhenEmpty { get; init; }
 
+        /// <summary>The first read completes only after a wait, as on a quiet link where the bytes are not there yet.</summary>
+        public bool FirstReadWaits { get; init; }
+
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             Requests.Add(buffer.Length);
             if (_chunks.Count == 0 && WaitWhenEmpty)
             {
                 return new ValueTask<int>(new TaskCompletionSource<int>().Task);
+            }
+
+            if (FirstReadWaits && Requests.Count == 1)
+            {
+                return AfterAWaitAsync(ReadAsync(buffer, cancellationToken));
             }
 
             if (buffer.IsEmpty || _chunks.Count == 0)
@@ -42,6 +50,12 @@ public class LinkStreamReadingTests
             }
 
             return new ValueTask<int>(count);
+        }
+
+        private static async ValueTask<int> AfterAWaitAsync(ValueTask<int> read)
+        {
+            await Task.Yield();
+            return await read;
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => default; // a Pong, a Close
@@ -233,10 +247,11 @@ public class LinkStreamReadingTests
     [Fact]
     public async Task ReadAsync_AfterAFrameLargerThanTheSocketsHeaderBuffer_TheNextWaitHoldsNoBuffer()
     {
-        // As ClientWebSocket reads: the header into its 125-byte buffer (filled to the last byte), the rest of the
-        // payload straight into the caller's memory. The link then goes quiet: the read that waits must not hold a buffer.
+        // A reply on a quiet link, read as ClientWebSocket reads: the header into its 125-byte buffer (filled to the
+        // last byte, after a wait), the rest of the payload straight into the caller's memory. The link then goes
+        // quiet again: the read that waits must not hold a buffer.
         var frame = ServerFrame(0x2, Bytes(4000));
-        var link = new LinkStream(new ScriptedConnection(frame[..125], frame[125..]) { WaitWhenEmpty = true }, framed: true);
+        var link = new LinkStream(new ScriptedConnection(frame[..125], frame[125..]) { WaitWhenEmpty = true, FirstReadWaits = true }, framed: true);
         var header = new byte[125];
 
         Assert.Equal(125, await link.ReadAsync(header));
@@ -263,6 +278,27 @@ public class LinkStreamReadingTests
 
         Assert.Equal(2 * frame.Length, connection.Requests[0]);
         Assert.True(connection.Requests[1] >= 16 * 1024, $"read of {connection.Requests[1]} bytes");
+    }
+
+    [Fact]
+    public async Task ReadAsync_LargeFramesAlreadyThere_AfterTheFirstOneTheReadsFillABufferOfItsOwn()
+    {
+        // As ClientWebSocket reads each frame: the header into its 125-byte buffer, the rest straight into the caller's
+        // memory. The first read found its bytes there without waiting: data keeps coming, so the next frames come from
+        // one large read instead of two reads each.
+        var frame = ServerFrame(0x2, Bytes(4000));
+        var connection = new ScriptedConnection([.. frame, .. frame, .. frame, .. frame, .. frame, .. frame]);
+        var link = new LinkStream(connection, framed: true);
+
+        for (var i = 0; i < 6; i++)
+        {
+            var header = await ReadAllAsync(link, 125);
+            var rest = await ReadAllAsync(link, frame.Length - 125);
+            Assert.Equal(frame, header.Concat(rest).ToArray());
+        }
+
+        Assert.Equal([125, frame.Length - 125], connection.Requests[..2]);
+        Assert.True(connection.Requests[2] >= 16 * 1024, $"reads from the connection: {string.Join(", ", connection.Requests)}");
     }
 
     [Fact]

@@ -188,7 +188,9 @@ internal sealed partial class LinkStream
                 // idle connection holds nothing more, and what arrives past the frame's end is kept here.
                 _reads++;
                 var asked = Math.Min(destination.Length, BufferSize);
-                var read = await inner.ReadAsync(destination[..asked], cancellationToken).ConfigureAwait(false);
+                var reading = inner.ReadAsync(destination[..asked], cancellationToken);
+                var waited = !reading.IsCompleted;
+                var read = await reading.ConfigureAwait(false);
                 if (read == 0)
                 {
                     return 0;
@@ -196,10 +198,11 @@ internal sealed partial class LinkStream
 
                 var given = KeepWhatFollowsTheFrame(destination.Span[..read]);
 
-                // Data keeps coming only if the read was full and went past the frame's end. A full read that ended
-                // inside the frame says nothing about what follows it (the rest of the frame is then read straight
-                // into ClientWebSocket's memory), so the next read still waits here, not in a buffer of ours.
-                _drained = read < asked || given == read;
+                // Data keeps coming if the read was full and either went past the frame's end or found its bytes
+                // already there. A full read that waited and ended inside its frame (a larger reply on a quiet link)
+                // says nothing about what follows: the rest of that frame goes straight into ClientWebSocket's memory,
+                // and the next read waits here again, not in a buffer of ours.
+                _drained = read < asked || (given == read && waited);
                 if (given > 0)
                 {
                     return given;
