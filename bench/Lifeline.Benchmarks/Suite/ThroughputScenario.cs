@@ -38,13 +38,23 @@ internal static class ThroughputScenario
             var table = new Table("client", "size", "msg/s", "ratio to raw", "B/msg", "B/msg beyond raw");
             foreach (var size in new[] { 32, 4096 })
             {
-                var count = size == 32 ? settings.SmallMessages : settings.LargeMessages;
+                var count = (direction, size) switch
+                {
+                    ("receive", 32) => settings.SmallMessagesReceived,
+                    ("receive", _) => settings.LargeMessagesReceived,
+                    (_, 32) => settings.SmallMessagesSent,
+                    _ => settings.LargeMessagesSent,
+                };
                 using var server = new FramedServer();
-                server.PrepareBlast(count, size);
+                if (direction == "receive")
+                {
+                    server.PrepareBlast(count, size);
+                }
+
                 var results = Kinds.Select(_ => new List<(double Rate, double Bytes)>()).ToArray();
 
-                // Unmeasured rounds first, until every client has run for at least WarmUpTime: a run of 300,000 small
-                // messages lasts about 0.1 s, and the JIT takes several of them to move a hot path through its tiers
+                // Unmeasured rounds first, until every client has run for at least WarmUpTime: a run lasts a few tenths
+                // of a second, and the JIT takes several of them to move a hot path through its tiers
                 // (first code, instrumented, optimised), so without enough warm-up the measured runs of every client
                 // are partly warm-up, some more than others.
                 if (settings.Repetitions > 1)
