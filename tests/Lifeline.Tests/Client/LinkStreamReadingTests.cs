@@ -20,8 +20,14 @@ public class LinkStreamReadingTests
         /// <summary>Once the chunks are used up, reads wait (an idle link) instead of ending the stream.</summary>
         public bool WaitWhenEmpty { get; init; }
 
-        /// <summary>The first read completes only after a wait, as on a quiet link where the bytes are not there yet.</summary>
+        /// <summary>
+        /// The first read waits until the test calls <see cref="CompleteWaitingRead"/>, as on a quiet link where the
+        /// bytes are not there yet.
+        /// </summary>
         public bool FirstReadWaits { get; init; }
+
+        private TaskCompletionSource<int>? _waitingRead;
+        private Memory<byte> _waitingBuffer;
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -33,12 +39,21 @@ public class LinkStreamReadingTests
 
             if (FirstReadWaits && Requests.Count == 1)
             {
-                return AfterAWaitAsync(ReadAsync(buffer, cancellationToken));
+                (_waitingRead, _waitingBuffer) = (new TaskCompletionSource<int>(), buffer);
+                return new ValueTask<int>(_waitingRead.Task);
             }
 
+            return new ValueTask<int>(Take(buffer));
+        }
+
+        /// <summary>The bytes arrive for the read that waits (<see cref="FirstReadWaits"/>).</summary>
+        public void CompleteWaitingRead() => _waitingRead!.SetResult(Take(_waitingBuffer));
+
+        private int Take(Memory<byte> buffer)
+        {
             if (buffer.IsEmpty || _chunks.Count == 0)
             {
-                return new ValueTask<int>(0);
+                return 0;
             }
 
             var chunk = _chunks.Dequeue();
@@ -49,13 +64,7 @@ public class LinkStreamReadingTests
                 _chunks = new Queue<byte[]>([chunk[count..], .. _chunks]);
             }
 
-            return new ValueTask<int>(count);
-        }
-
-        private static async ValueTask<int> AfterAWaitAsync(ValueTask<int> read)
-        {
-            await Task.Yield();
-            return await read;
+            return count;
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => default; // a Pong, a Close
@@ -251,10 +260,14 @@ public class LinkStreamReadingTests
         // last byte, after a wait), the rest of the payload straight into the caller's memory. The link then goes
         // quiet again: the read that waits must not hold a buffer.
         var frame = ServerFrame(0x2, Bytes(4000));
-        var link = new LinkStream(new ScriptedConnection(frame[..125], frame[125..]) { WaitWhenEmpty = true, FirstReadWaits = true }, framed: true);
+        var connection = new ScriptedConnection(frame[..125], frame[125..]) { WaitWhenEmpty = true, FirstReadWaits = true };
+        var link = new LinkStream(connection, framed: true);
         var header = new byte[125];
 
-        Assert.Equal(125, await link.ReadAsync(header));
+        var first = link.ReadAsync(header);
+        Assert.False(first.IsCompleted);
+        connection.CompleteWaitingRead();
+        Assert.Equal(125, await first);
         Assert.Equal(frame[125..], await ReadAllAsync(link, frame.Length - 125));
 
         var waiting = link.ReadAsync(header);
