@@ -41,7 +41,7 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
             },
             DisconnectKind.ConnectFailed => CloseReaction.ReconnectWithBackoff,
             _ when context.Code is not { } code => CloseReaction.ReconnectWithBackoff,
-            _ when _options.CodeReactions.TryGetValue(context.Code.Value.Value, out var overridden) => overridden,
+            _ when _options.TryGetCodeReaction(context.Code.Value.Value, out var overridden) => overridden,
             _ => context.Code.Value.Info.DefaultReaction switch
             {
                 CloseReaction.ApplicationDecides => CloseReaction.ReconnectWithBackoff,
