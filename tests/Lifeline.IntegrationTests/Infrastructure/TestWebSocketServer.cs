@@ -60,8 +60,27 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>Starts the host again on the same port (after <see cref="StopAsync"/>).</summary>
-    public Task RestartAsync() => StartHostAsync(Port);
+    /// <summary>
+    /// Starts the host again on the same port (after <see cref="StopAsync"/>). While it was down another socket on this
+    /// machine may have taken the port for a moment (an outgoing connection's local port comes from the same range), so
+    /// a refused bind is tried again for a while.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            try
+            {
+                await StartHostAsync(Port);
+                return;
+            }
+            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
 
     /// <summary>Aborts every connection; waits first for one to be registered (a client may see the upgrade before the handler ran).</summary>
     public void AbortAll()
@@ -190,7 +209,16 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             await socket.SendAsync(new byte[size], WebSocketMessageType.Binary, true, context.RequestAborted);
             await DrainAsync(socket, context.RequestAborted);
         });
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
         Port = new Uri(app.Urls.First()).Port;
         _app = app;
     }
