@@ -212,6 +212,9 @@ public class LinkStreamReadingTests
         { "a message larger than the caller's memory", ServerFrame(0x2, Bytes(50)), 49, 100 },
         { "a message larger than the largest allowed", ServerFrame(0x2, Bytes(50)), 100, 49 },
         { "a frame not all buffered yet", ServerFrame(0x2, Bytes(50))[..20], 100, 100 },
+        { "a header not all buffered yet", ServerFrame(0x2, Bytes(150))[..3], 200, 200 },
+        { "a 64-bit length past any memory", [0x82, 127, 0, 0, 1, 0, 0, 0, 0, 0, 1, 2], 100, int.MaxValue },
+        { "a 64-bit length with the top bit set", [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 2, 1, 2], 100, int.MaxValue },
     };
 
     [Theory]

@@ -75,36 +75,8 @@ internal sealed partial class LinkStream
             return false;
         }
 
-        var header = 2;
-        long payload = frame[1];
-        if (payload == 126)
-        {
-            if (available < 4)
-            {
-                return false;
-            }
-
-            payload = BinaryPrimitives.ReadUInt16BigEndian(frame[2..]);
-            header = 4;
-        }
-        else if (payload == 127)
-        {
-            if (available < 10)
-            {
-                return false;
-            }
-
-            var wide = BinaryPrimitives.ReadUInt64BigEndian(frame[2..]);
-            if (wide > int.MaxValue)
-            {
-                return false;
-            }
-
-            payload = (long)wide;
-            header = 10;
-        }
-
-        if (payload > destination.Length || payload > maxLength || payload > available - header)
+        if (!TryReadHeader(frame, out var header, out var payload)
+            || payload > destination.Length || payload > maxLength || payload > available - header)
         {
             return false;
         }
@@ -276,29 +248,37 @@ internal sealed partial class LinkStream
     }
 
     /// <summary>The length of the frame that starts <paramref name="bytes"/>, header included; -1 when its header is not all there.</summary>
-    private static long FrameLength(ReadOnlySpan<byte> bytes)
+    private static long FrameLength(ReadOnlySpan<byte> bytes) => TryReadHeader(bytes, out var header, out var payload) ? header + payload : -1;
+
+    /// <summary>
+    /// The header of the frame that starts <paramref name="bytes"/>: its length (a mask key included) and the payload's
+    /// length. False when the header is not all there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // on the per-message path of TryReadMessage
+    private static bool TryReadHeader(ReadOnlySpan<byte> bytes, out int header, out long payload)
     {
+        header = 0;
+        payload = 0;
         if (bytes.Length < 2)
         {
-            return -1;
+            return false;
         }
 
-        var masked = (bytes[1] & 0x80) != 0;
         var length = bytes[1] & 0x7F;
-        var header = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) + (masked ? 4 : 0);
+        header = 2 + (length == 126 ? 2 : length == 127 ? 8 : 0) + ((bytes[1] & 0x80) != 0 ? 4 : 0);
         if (bytes.Length < header)
         {
-            return -1;
+            return false;
         }
 
         // A length ClientWebSocket refuses (the top bit set) still only has to end where the stream does.
-        var payload = length switch
+        payload = length switch
         {
             126 => BinaryPrimitives.ReadUInt16BigEndian(bytes[2..]),
             127 => (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(bytes[2..]), long.MaxValue - LongestHeader - 4),
             _ => length,
         };
-        return header + payload;
+        return true;
     }
 
     private int GiveFromBuffer(Span<byte> destination)
