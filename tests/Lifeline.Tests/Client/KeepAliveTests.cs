@@ -239,6 +239,20 @@ public class KeepAliveTests
     }
 
     [Fact]
+    public void Invoker_LeavesEverySocketsOptionsTheSameEmptyCertificateCollection()
+    {
+        // An idle connection keeps its socket's options: a collection of its own there would cost 56 B per connection.
+        using var first = new System.Net.WebSockets.ClientWebSocket();
+        using var second = new System.Net.WebSockets.ClientWebSocket();
+
+        WebSocketInvoker.Create(first.Options).Invoker.Dispose();
+        WebSocketInvoker.Create(second.Options).Invoker.Dispose();
+
+        Assert.Empty(first.Options.ClientCertificates);
+        Assert.Same(first.Options.ClientCertificates, second.Options.ClientCertificates);
+    }
+
+    [Fact]
     public async Task UpgradedResponse_DisposedAfterAFailedConnect_ClosesTheConnectionsStream()
     {
         var connection = new FakeConnection();

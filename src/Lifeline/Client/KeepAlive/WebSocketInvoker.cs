@@ -17,6 +17,11 @@ internal static class WebSocketInvoker
     private static SocketsHttpHandler? s_systemProxy;
     private static SocketsHttpHandler? s_noProxy;
 
+    // What each socket's options are left with once their certificates moved to the handler: one shared empty collection,
+    // so that an idle connection does not keep a collection of its own (56 B). Nothing adds to it: the options are the
+    // connection attempt's own, and past this point only ClientWebSocket reads them.
+    private static readonly X509CertificateCollection NoCertificates = [];
+
     /// <summary>The invoker for one connection attempt, and the handler that captures its stream. Dispose the invoker after the attempt.</summary>
     public static (HttpMessageInvoker Invoker, UpgradeCapture Capture) Create(ClientWebSocketOptions options)
     {
@@ -60,7 +65,7 @@ internal static class WebSocketInvoker
         options.UseDefaultCredentials = false;
         options.Cookies = null;
         options.RemoteCertificateValidationCallback = null;
-        options.ClientCertificates = []; // a new, empty collection: the one the application set may be its own, reused
+        options.ClientCertificates = NoCertificates; // not cleared in place: the collection the application set may be its own, reused
 
         var capture = new UpgradeCapture(handler);
         return (new HttpMessageInvoker(capture, disposeHandler: custom), capture);
