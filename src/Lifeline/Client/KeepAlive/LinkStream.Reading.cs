@@ -33,7 +33,7 @@ internal sealed partial class LinkStream
     private int _start;
     private int _end;
     private long _frameLeft; // bytes of the frame at _start not given to ClientWebSocket yet; 0 at a frame's start
-    private bool _drained = true; // the last read from the connection returned less than asked for
+    private bool _drained = true; // the next read from the connection will likely wait: see where it is set
     private bool _socketAtBoundary = true; // ClientWebSocket holds no byte it read: see MarkMessageEnded
     private volatile bool _disposed;
 
