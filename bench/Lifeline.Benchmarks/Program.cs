@@ -16,8 +16,8 @@ switch (args)
         return await Lifeline.Benchmarks.RedisNodeRunner.RunAsync(args[1..], Console.Out);
     case ["all" or "smoke", ..]:
         return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out);
-    case ["mem-server"]:
-        return await IdleMemoryScenario.ServeAsync();
+    case ["host-process"]:
+        return await HostProcess.ServeAsync();
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

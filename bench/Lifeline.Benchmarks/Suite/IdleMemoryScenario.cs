@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.WebSockets;
 using Lifeline.Client;
 using Lifeline.Reconnect;
@@ -7,7 +6,7 @@ using Lifeline.Reconnect;
 namespace Lifeline.Benchmarks.Suite;
 
 /// <summary>
-/// Scenario 6. Memory per idle connection: the server runs in its own process (this assembly, <c>mem-server</c> mode,
+/// Scenario 6. Memory per idle connection: the server runs in its own process (<see cref="HostProcess"/>,
 /// one process per kind) and reports <see cref="GC.GetTotalMemory(bool)"/> after a full collection before and after the
 /// clients connect; the clients live in this process and are measured the same way. Both figures are the difference
 /// divided by N: managed heap only (native socket buffers and the kernel are not in it). Then the drain: N connections
@@ -22,7 +21,7 @@ internal static class IdleMemoryScenario
         (double Server, double Client) raw = default;
         foreach (var kind in new[] { "raw", "plain", "session" })
         {
-            await using var server = await MemoryServer.StartAsync();
+            await using var server = await HostProcess.StartAsync();
             var (s, c, _) = await HoldAsync(server, kind, settings.IdleConnections, TimeSpan.FromSeconds(settings.IsSmoke ? 0.2 : 2), stop: false);
             if (kind == "raw")
             {
@@ -38,7 +37,7 @@ internal static class IdleMemoryScenario
             return;
         }
 
-        await using (var server = await MemoryServer.StartAsync())
+        await using (var server = await HostProcess.StartAsync())
         {
             var (s, c, drain) = await HoldAsync(server, "plain", settings.HeldConnections, settings.HoldFor, stop: true);
             var held = new Table("connections", "held for", "server B/conn", "client B/conn", "server stop took", "all clients closed after", "closed with 1012", "other closes");
@@ -49,7 +48,7 @@ internal static class IdleMemoryScenario
 
     private sealed record Drain(TimeSpan StopTook, object AllClosed, int With1012, int Other);
 
-    private static async Task<(double Server, double Client, Drain? Drain)> HoldAsync(MemoryServer server, string kind, int n, TimeSpan hold, bool stop)
+    private static async Task<(double Server, double Client, Drain? Drain)> HoldAsync(HostProcess server, string kind, int n, TimeSpan hold, bool stop)
     {
         var serverBefore = await server.MeasureAsync();
         var clientBefore = Measure();
@@ -137,99 +136,12 @@ internal static class IdleMemoryScenario
         return (serverPer, clientPer, drain);
     }
 
-    private static long Measure()
+    /// <summary>This process's managed heap after full, compacting collections.</summary>
+    internal static long Measure()
     {
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         return GC.GetTotalMemory(forceFullCollection: true);
-    }
-
-    /// <summary>The child process: <c>mem-server</c> starts a <see cref="LifelineHost"/> and answers "measure" and "stop" on stdin.</summary>
-    public static async Task<int> ServeAsync()
-    {
-        var host = await LifelineHost.StartAsync();
-        Console.WriteLine($"port {host.Port}");
-        while (await Console.In.ReadLineAsync() is { } line)
-        {
-            switch (line)
-            {
-                case "measure":
-                    Console.WriteLine(Measure().ToString(CultureInfo.InvariantCulture));
-                    break;
-                case "stop":
-                    var start = Stopwatch.GetTimestamp();
-                    await host.StopAsync();
-                    Console.WriteLine(Stopwatch.GetElapsedTime(start).TotalMilliseconds.ToString(CultureInfo.InvariantCulture));
-                    break;
-                default:
-                    await host.DisposeAsync();
-                    return 0;
-            }
-        }
-
-        await host.DisposeAsync();
-        return 0;
-    }
-
-    private sealed class MemoryServer : IAsyncDisposable
-    {
-        private readonly Process _process;
-
-        private MemoryServer(Process process, int port)
-        {
-            _process = process;
-            Port = port;
-        }
-
-        public int Port { get; }
-
-        public static async Task<MemoryServer> StartAsync()
-        {
-            var assembly = typeof(MemoryServer).Assembly.Location;
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
-            start.ArgumentList.Add("exec");
-            start.ArgumentList.Add("--runtimeconfig");
-            start.ArgumentList.Add(Path.ChangeExtension(assembly, ".runtimeconfig.json"));
-            start.ArgumentList.Add(assembly);
-            start.ArgumentList.Add("mem-server");
-            start.Environment["DOTNET_gcServer"] = "0";
-            var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the memory server");
-            var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            if (line is null || !line.StartsWith("port ", StringComparison.Ordinal))
-            {
-                process.Kill(entireProcessTree: true);
-                throw new InvalidOperationException($"memory server said: {line}");
-            }
-
-            return new MemoryServer(process, int.Parse(line[5..], CultureInfo.InvariantCulture));
-        }
-
-        public async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
-
-        public async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
-
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                await _process.StandardInput.WriteLineAsync("quit");
-                _process.StandardInput.Close();
-                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
-            }
-            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            _process.Dispose();
-        }
-
-        private async Task<string> AskAsync(string command)
-        {
-            await _process.StandardInput.WriteLineAsync(command);
-            await _process.StandardInput.FlushAsync();
-            return await _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) ?? throw new InvalidOperationException("memory server ended");
-        }
     }
 }

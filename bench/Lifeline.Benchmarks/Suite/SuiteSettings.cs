@@ -43,7 +43,7 @@ internal sealed record SuiteSettings
     /// <summary>Interleaved runs per throughput row; the median is reported.</summary>
     public int Repetitions { get; init; } = 5;
 
-    public int EchoMessages { get; init; } = 20_000;
+    public int EchoMessages { get; init; } = 100_000;
 
     public int EchoWarmup { get; init; } = 2_000;
 

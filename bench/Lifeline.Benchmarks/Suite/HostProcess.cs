@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Lifeline.Benchmarks.Suite;
+
+/// <summary>
+/// A <see cref="LifelineHost"/> in a child process of this assembly (<c>host-process</c> mode), so that what is
+/// measured in this process is the clients alone: their heap (scenario 6) and their latency (scenario 3), without the
+/// server's objects on the same heap or its work items on the same thread pool. The child answers "measure" (its
+/// heap after a full collection) and "stop" (a graceful stop, and how long it took) on stdin; anything else ends it.
+/// </summary>
+internal sealed class HostProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private HostProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+
+    public static async Task<HostProcess> StartAsync()
+    {
+        var assembly = typeof(HostProcess).Assembly.Location;
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add("exec");
+        start.ArgumentList.Add("--runtimeconfig");
+        start.ArgumentList.Add(Path.ChangeExtension(assembly, ".runtimeconfig.json"));
+        start.ArgumentList.Add(assembly);
+        start.ArgumentList.Add("host-process");
+        start.Environment["DOTNET_gcServer"] = "0";
+        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host process");
+        var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        if (line is null || !line.StartsWith("port ", StringComparison.Ordinal))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"the host process said: {line}");
+        }
+
+        return new HostProcess(process, int.Parse(line[5..], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The child's side: starts a <see cref="LifelineHost"/>, prints its port and answers on stdin.</summary>
+    public static async Task<int> ServeAsync()
+    {
+        var host = await LifelineHost.StartAsync();
+        Console.WriteLine($"port {host.Port}");
+        while (await Console.In.ReadLineAsync() is { } line)
+        {
+            switch (line)
+            {
+                case "measure":
+                    Console.WriteLine(IdleMemoryScenario.Measure().ToString(CultureInfo.InvariantCulture));
+                    break;
+                case "stop":
+                    var start = Stopwatch.GetTimestamp();
+                    await host.StopAsync();
+                    Console.WriteLine(Stopwatch.GetElapsedTime(start).TotalMilliseconds.ToString(CultureInfo.InvariantCulture));
+                    break;
+                default:
+                    await host.DisposeAsync();
+                    return 0;
+            }
+        }
+
+        await host.DisposeAsync();
+        return 0;
+    }
+
+    public async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
+
+    public async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _process.StandardInput.WriteLineAsync("quit");
+            _process.StandardInput.Close();
+            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
+        }
+        catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _process.Dispose();
+    }
+
+    private async Task<string> AskAsync(string command)
+    {
+        await _process.StandardInput.WriteLineAsync(command);
+        await _process.StandardInput.FlushAsync();
+        return await _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) ?? throw new InvalidOperationException("the host process ended");
+    }
+}
