@@ -351,6 +351,9 @@ public sealed partial class LifelineClient
     /// <summary>Tests: how many of Lifeline's pings on the current connection were answered.</summary>
     internal long KeepAlivePingsAnswered => Volatile.Read(ref _keepAlive)?.PingsAnswered ?? 0;
 
+    /// <summary>How many messages the current connection's stream handed out without a pass through ClientWebSocket (tests).</summary>
+    internal int MessagesTakenFromLink => Volatile.Read(ref _keepAlive)?.Stream.MessagesTaken ?? 0;
+
     private ConnectFailure ClassifyConnectFailure(Exception exception, ClientWebSocket socket, bool timedOut)
     {
         var status = (int)socket.HttpStatusCode;

@@ -17,6 +17,7 @@ internal sealed class RawFrameServer : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private RawFrameServer(byte[] frames, bool held = false)
     {
@@ -42,6 +43,9 @@ internal sealed class RawFrameServer : IAsyncDisposable
 
     /// <summary>Lets a held server write its frames.</summary>
     public void Release() => _release.TrySetResult();
+
+    /// <summary>Completes once the frames were written to the first connection (handed to the kernel).</summary>
+    public Task Written => _written.Task;
 
     /// <summary>An unmasked server frame: FIN set, the given RSV bits and opcode, a short payload.</summary>
     public static byte[] Frame(byte opcode, byte[] payload, byte rsv = 0)
@@ -95,6 +99,7 @@ internal sealed class RawFrameServer : IAsyncDisposable
             await stream.WriteAsync(Encoding.ASCII.GetBytes(response), _stop.Token);
             await _release.Task.WaitAsync(_stop.Token);
             await stream.WriteAsync(_frames, _stop.Token);
+            _written.TrySetResult();
 
             using var received = new MemoryStream();
             var buffer = new byte[4096];

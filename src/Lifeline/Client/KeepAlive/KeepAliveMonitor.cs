@@ -17,7 +17,7 @@ internal sealed class KeepAliveMonitor : IDisposable
     private readonly Action<object?> _onDead;
     private readonly object? _state;
     private readonly KeepAliveTicker _ticker;
-    private long _readsSeen;
+    private int _readsSeen;
     private long _quietSince;
     private long? _pingAskedAt;
     private int _ticking;

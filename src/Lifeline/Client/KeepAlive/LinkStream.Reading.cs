@@ -90,6 +90,7 @@ internal sealed partial class LinkStream
         body.CopyTo(destination);
         _start += header + (int)payload;
         _reads++; // a message taken counts as a read for the keep-alive, as ClientWebSocket's reads of it would have
+        _taken++;
         if (_start == _end)
         {
             ReturnBuffer();

@@ -20,7 +20,10 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     // FIN + Ping, masked (a client's frames must be), empty payload; any mask key will do.
     private static readonly byte[] PingFrame = [0x89, 0x80, 0x4C, 0x49, 0x46, 0x45];
 
-    private long _reads; // reads started; written by the one reader ClientWebSocket allows at a time
+    // Written by the one reader ClientWebSocket allows at a time. Ints that may wrap: the keep-alive only asks whether
+    // _reads moved, and two ints take the room of the one long _reads was.
+    private int _reads; // reads started, and messages taken from the buffer
+    private int _taken; // messages taken from the buffer without a pass through ClientWebSocket
     private volatile bool _socketWriting;
     private volatile bool _pingWriting;
     private volatile bool _closeSent;
@@ -29,7 +32,10 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     private TaskCompletionSource? _pingWritten;
 
     /// <summary>How many reads were started so far, and messages taken from the buffer: each one after the first means data arrived.</summary>
-    public long Reads => Volatile.Read(ref _reads);
+    public int Reads => Volatile.Read(ref _reads);
+
+    /// <summary>How many messages <see cref="TryReadMessage"/> took so far: how often the direct path ran.</summary>
+    public int MessagesTaken => Volatile.Read(ref _taken);
 
     /// <summary>Whether a ping was asked for and not written yet.</summary>
     public bool PingPending => Volatile.Read(ref _pingWanted) != 0;
