@@ -79,7 +79,14 @@ internal static class IdleMemoryScenario
             }
             else
             {
-                var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance };
+                // The per-connection figures are for the options users start with; the drain (6b) must see each
+                // client's 1012 as its last close, so there they do not reconnect.
+                var options = new LifelineClientOptions { Uri = uri };
+                if (stop)
+                {
+                    options.ReconnectPolicy = NeverReconnectPolicy.Instance;
+                }
+
                 if (kind == "session")
                 {
                     options.Session = new SessionOptions();

@@ -282,7 +282,7 @@ public sealed partial class LifelineClient
             options.AddSubProtocol(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
         }
 
-        foreach (var subProtocol in _options.SubProtocols)
+        foreach (var subProtocol in _options.OfferedSubProtocols)
         {
             options.AddSubProtocol(subProtocol);
         }

@@ -18,6 +18,7 @@ public sealed class LifelineClientOptions
     private int _receiveCapacity = 10_000;
     private long _receiveCapacityBytes = 16 * 1024 * 1024;
     private TimeSpan _hookTimeout = TimeSpan.FromSeconds(10);
+    private List<string>? _subProtocols;
 
     /// <summary>The server address: an absolute ws:// or wss:// URI. Required.</summary>
     public Uri? Uri
@@ -27,7 +28,7 @@ public sealed class LifelineClientOptions
     }
 
     /// <summary>The reconnect policy. Default: <see cref="DefaultReconnectPolicy"/> with default options.</summary>
-    public IReconnectPolicy ReconnectPolicy { get; set; } = new DefaultReconnectPolicy();
+    public IReconnectPolicy ReconnectPolicy { get; set; } = DefaultReconnectPolicy.WithDefaults; // one for all: it holds no state
 
     /// <summary>
     /// How long the link may be silent (nothing received) before a protocol Ping is sent. Default 15 s.
@@ -136,7 +137,10 @@ public sealed class LifelineClientOptions
     public SendQueueOptions SendQueue { get; } = new();
 
     /// <summary>Subprotocols offered in the upgrade, in order of preference. Default none.</summary>
-    public IList<string> SubProtocols { get; } = new List<string>();
+    public IList<string> SubProtocols => _subProtocols ??= [];
+
+    /// <summary>The subprotocols offered, without making a list for a client that offers none (most of them: a list is 32 B per idle client).</summary>
+    internal IReadOnlyList<string> OfferedSubProtocols => _subProtocols ?? (IReadOnlyList<string>)[];
 
     /// <summary>Configures every new socket (proxy, TLS certificates and callbacks, cookies, HTTP version). Default none.</summary>
     public Action<ClientWebSocketOptions>? ConfigureWebSocket { get; set; }
