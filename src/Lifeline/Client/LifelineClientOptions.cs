@@ -137,7 +137,7 @@ public sealed class LifelineClientOptions
     public SendQueueOptions SendQueue { get; } = new();
 
     /// <summary>Subprotocols offered in the upgrade, in order of preference. Default none.</summary>
-    public IList<string> SubProtocols => _subProtocols ??= [];
+    public IList<string> SubProtocols => LazyInitializer.EnsureInitialized(ref _subProtocols);
 
     /// <summary>The subprotocols offered, without making a list for a client that offers none (most of them: a list is 32 B per idle client).</summary>
     internal IReadOnlyList<string> OfferedSubProtocols => _subProtocols ?? (IReadOnlyList<string>)[];

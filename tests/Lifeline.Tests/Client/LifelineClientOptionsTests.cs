@@ -25,8 +25,8 @@ public sealed class LifelineClientOptionsTests
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         // The options object and its send-queue options: 248 B. A policy with its own options (176 B) and an empty
-        // subprotocol list (32 B) each made 456 B.
-        Assert.InRange(allocated, 1, 300);
+        // subprotocol list (32 B) made 456 B; either one alone would be 424 or 280 B.
+        Assert.InRange(allocated, 1, 256);
         GC.KeepAlive(options);
     }
 
