@@ -34,14 +34,23 @@ internal sealed class HostProcess : IAsyncDisposable
         start.ArgumentList.Add("host-process");
         start.Environment["DOTNET_gcServer"] = "0";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host process");
-        var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        if (line is null || !line.StartsWith("port ", StringComparison.Ordinal))
+        try
         {
-            process.Kill(entireProcessTree: true);
-            throw new InvalidOperationException($"the host process said: {line}");
-        }
+            var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            if (line is null || !line.StartsWith("port ", StringComparison.Ordinal) || !int.TryParse(line.AsSpan(5), CultureInfo.InvariantCulture, out var port))
+            {
+                throw new InvalidOperationException($"the host process said: {line}");
+            }
 
-        return new HostProcess(process, int.Parse(line[5..], CultureInfo.InvariantCulture));
+            return new HostProcess(process, port);
+        }
+        catch
+        {
+            // Whatever went wrong, the child must not outlive the scenario with its port.
+            KillQuietly(process);
+            process.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The child's side: starts a <see cref="LifelineHost"/>, prints its port and answers on stdin.</summary>
@@ -85,10 +94,28 @@ internal sealed class HostProcess : IAsyncDisposable
         }
         catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException)
         {
-            _process.Kill(entireProcessTree: true);
+            // It did not stop by itself: stopped here below.
         }
+        finally
+        {
+            KillQuietly(_process);
+            _process.Dispose();
+        }
+    }
 
-        _process.Dispose();
+    private static void KillQuietly(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or AggregateException)
+        {
+            // Gone already, or not ours to stop: nothing more to do.
+        }
     }
 
     private async Task<string> AskAsync(string command)

@@ -12,17 +12,19 @@ namespace Lifeline.Benchmarks.Suite;
 /// </summary>
 public static class SuiteRunner
 {
-    private static readonly string[] Scenarios = ["throughput", "echo", "storm", "deadlink", "memory"];
+    // Memory before the storm and the dead link: objects those two leave behind (closing sockets, the timers of clients
+    // disposed) were let go during the raw client's window, which then read 130-230 B lower per connection.
+    private static readonly string[] Scenarios = ["throughput", "echo", "memory", "storm", "deadlink"];
 
-    /// <summary>Scenarios that run only when named.</summary>
-    private static readonly string[] OnRequest = ["memory-idle"];
+    /// <summary>Every scenario in the order they run, with those that run only when named (memory-idle).</summary>
+    private static readonly string[] InOrder = ["throughput", "echo", "memory-idle", "memory", "storm", "deadlink"];
 
     public static async Task<int> RunAsync(bool smoke, IReadOnlyCollection<string> only, TextWriter output)
     {
         ArgumentNullException.ThrowIfNull(only);
         ArgumentNullException.ThrowIfNull(output);
         var settings = smoke ? SuiteSettings.Smoke : SuiteSettings.Full;
-        var selected = only.Count == 0 ? Scenarios : [.. Scenarios.Concat(OnRequest).Where(only.Contains)];
+        var selected = only.Count == 0 ? Scenarios : [.. InOrder.Where(only.Contains)];
         await output.WriteLineAsync($"# Lifeline benchmark suite ({(smoke ? "smoke" : "full")}): {string.Join(", ", selected)}");
         await output.WriteLineAsync($"{RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores, load average {LoadAverage()}\n");
         var total = Stopwatch.GetTimestamp();
