@@ -85,7 +85,7 @@ public sealed class ReconnectPolicyOptions
     /// Reactions that replace the catalogue's default for given codes, e.g. <c>{ [4001] = CloseReaction.Stop }</c>.
     /// Codes the application owns (3000-4999 without a registration) default to backoff. Default empty.
     /// </summary>
-    public IDictionary<int, CloseReaction> CodeReactions => _codeReactions ??= new Dictionary<int, CloseReaction>();
+    public IDictionary<int, CloseReaction> CodeReactions => LazyInitializer.EnsureInitialized(ref _codeReactions);
 
     /// <summary>The reaction set for <paramref name="code"/> in <see cref="CodeReactions"/>, without creating it.</summary>
     internal bool TryGetCodeReaction(int code, out CloseReaction reaction)
