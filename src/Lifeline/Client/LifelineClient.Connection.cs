@@ -354,6 +354,9 @@ public sealed partial class LifelineClient
     /// <summary>How many messages the current connection's stream handed out without a pass through ClientWebSocket (tests).</summary>
     internal int MessagesTakenFromLink => Volatile.Read(ref _keepAlive)?.Stream.MessagesTaken ?? 0;
 
+    /// <summary>How many writes the current connection's write-behind made to the connection (tests; see <see cref="WriteBehind"/>).</summary>
+    internal int LinkWritesBehind => Volatile.Read(ref _keepAlive)?.Stream.WriteBehind?.LinkWrites ?? 0;
+
     private ConnectFailure ClassifyConnectFailure(Exception exception, ClientWebSocket socket, bool timedOut)
     {
         var status = (int)socket.HttpStatusCode;

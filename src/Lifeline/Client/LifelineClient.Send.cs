@@ -64,7 +64,11 @@ public sealed partial class LifelineClient
     /// Sends a message. Messages are written in the order they were accepted. When the client is connected, nothing is
     /// queued ahead and <paramref name="cancellationToken"/> cannot be cancelled, the message is written straight to the
     /// socket from <paramref name="data"/> (no copy, no queue) and the task completes once it was written; the caller must
-    /// not change <paramref name="data"/> until then. In session mode such a message is numbered, copied once into the
+    /// not change <paramref name="data"/> until then. "Written" means handed to the connection, as a socket's send hands
+    /// its bytes to the kernel: over HTTP/1.1, a sender that streams (it sends again before anything was read) has its
+    /// frames copied into the connection's write buffer (at most 64 KiB, pooled, held only while not empty), which a
+    /// thread-pool worker writes to the connection in few large writes; an answer to something just read is written at
+    /// once. In session mode such a message is numbered, copied once into the
     /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written.
     /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send waits for
     /// the server's acknowledgements to make room, as a queued one would, instead of queueing. Otherwise the bytes are copied into the bounded send queue (the
@@ -78,7 +82,9 @@ public sealed partial class LifelineClient
     /// </summary>
     /// <remarks>
     /// A direct write that fails because the connection was lost under it is not an error: the message is kept, first in
-    /// line, and written after the next connection, as a queued one would be.
+    /// line, and written after the next connection, as a queued one would be. A message already handed to the connection
+    /// is not kept in plain mode (it may be lost with the connection, as bytes in the kernel's send buffer are); a
+    /// session replays it.
     /// </remarks>
     /// <exception cref="LifelineClosedException">The client is stopping, closed or disposed; also thrown to a send that was waiting for room when that happened.</exception>
     /// <exception cref="InvalidOperationException">The client is disconnected and queueing is off.</exception>

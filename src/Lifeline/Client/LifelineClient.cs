@@ -14,7 +14,8 @@ namespace Lifeline.Client;
 /// </summary>
 /// <remarks>
 /// Thread-safety: every public member may be called from any thread. Sends are written in the order they were
-/// accepted: straight to the socket when nothing is queued ahead, else by the queue's writer. State changes happen
+/// accepted: straight to the socket when nothing is queued ahead (through a write buffer that gathers the frames of a
+/// sender that streams), else by the queue's writer. State changes happen
 /// under one lock; <see cref="StateChanged"/> handlers and the hooks run off the I/O loop, and their exceptions are
 /// logged, never fatal. A client runs once: after <see cref="LifelineClientState.Closed"/> create a new one.
 /// </remarks>

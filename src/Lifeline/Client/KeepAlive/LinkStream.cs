@@ -27,9 +27,12 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     private volatile bool _socketWriting;
     private volatile bool _pingWriting;
     private volatile bool _closeSent;
+    private bool _writeFailed; // a write of the socket's failed: nothing is gathered after it (see WriteToLink)
     private int _pingWanted;
     private int _pinging; // someone is deciding about, or writing, a ping
     private TaskCompletionSource? _pingWritten;
+    private int _readsAtLastWrite = -1; // _reads when the socket last wrote: unchanged at its next write means it streams
+    private WriteBehind? _writeBehind; // made when the socket first streams (see WriteToLink)
 
     /// <summary>How many reads were started so far, and messages taken from the buffer: each one after the first means data arrived.</summary>
     public int Reads => Volatile.Read(ref _reads);
@@ -92,7 +95,7 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     {
         try
         {
-            await inner.WriteAsync(PingFrame, CancellationToken.None).ConfigureAwait(false);
+            await WriteToLink(PingFrame, socketFrame: false, CancellationToken.None).ConfigureAwait(false);
             await inner.FlushAsync(CancellationToken.None).ConfigureAwait(false); // HTTP/2 sends buffered data only on a flush
         }
 #pragma warning disable CA1031 // A failed ping means a failing link: the reads (or their absence) tell the monitor.
@@ -154,10 +157,11 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
         ValueTask write;
         try
         {
-            write = inner.WriteAsync(buffer, cancellationToken);
+            write = WriteToLink(buffer, socketFrame: true, cancellationToken);
         }
         catch
         {
+            _writeFailed = true;
             _socketWriting = false;
             throw;
         }
@@ -180,14 +184,54 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
             await write.ConfigureAwait(false);
             if (!_closeSent && Interlocked.Exchange(ref _pingWanted, 0) != 0)
             {
-                await inner.WriteAsync(PingFrame, cancellationToken).ConfigureAwait(false); // ClientWebSocket flushes after its write
+                await WriteToLink(PingFrame, socketFrame: false, cancellationToken).ConfigureAwait(false); // ClientWebSocket flushes after its write
             }
+        }
+        catch
+        {
+            _writeFailed = true;
+            throw;
         }
         finally
         {
             EndWrite();
         }
     }
+
+    /// <summary>
+    /// Writes a frame to the connection. When the socket streams (it writes again and nothing was read since, as a
+    /// sender in a loop does) over HTTP/1.1, its frames go through <see cref="WriteBehind"/>, which gathers them into
+    /// few writes; an answer to something just read, a Ping and the Close are written at once, behind anything
+    /// gathered, and the Close only completes once written. Over HTTP/2 everything is written at once.
+    /// </summary>
+    private ValueTask WriteToLink(ReadOnlyMemory<byte> frame, bool socketFrame, CancellationToken cancellationToken)
+    {
+        var streams = false;
+        if (socketFrame)
+        {
+            var reads = _reads; // the reader's counter; a stale value only decides one write the other way
+            // After a failed write nothing is gathered: the connection's own write then says at once whether it still
+            // takes bytes, so a message sent to a link already known broken fails, and is kept for the next one.
+            streams = framed && reads == _readsAtLastWrite && !_closeSent && !_writeFailed;
+            _readsAtLastWrite = reads;
+        }
+
+        var behind = _writeBehind;
+        if (behind is null)
+        {
+            if (!streams)
+            {
+                return inner.WriteAsync(frame, cancellationToken);
+            }
+
+            _writeBehind = behind = new WriteBehind(inner);
+        }
+
+        return behind.WriteAsync(frame, mayWait: streams, untilWritten: _closeSent, cancellationToken);
+    }
+
+    /// <summary>Tests: the link's write-behind, once the socket streamed.</summary>
+    internal WriteBehind? WriteBehind => _writeBehind;
 
     // A plain store, then a plain load, like the start of a write: a ping asked for while the socket was finishing this
     // write is written now rather than left for the monitor's next look.
