@@ -63,7 +63,7 @@ public sealed partial class LifelineClient
     /// <summary>
     /// Sends a message. Messages are written in the order they were accepted. When the client is connected, nothing is
     /// queued ahead and <paramref name="cancellationToken"/> cannot be cancelled, the message is written straight to the
-    /// socket from <paramref name="data"/> (no copy, no queue) and the task completes once it was written; the caller must
+    /// socket from <paramref name="data"/> (no queue) and the task completes once it was written; the caller must
     /// not change <paramref name="data"/> until then. "Written" means handed to the connection, as a socket's send hands
     /// its bytes to the kernel: over HTTP/1.1, a sender that streams (it sends again before anything was read) has its
     /// frames copied into the connection's write buffer (at most 64 KiB, pooled, held only while not empty), which a

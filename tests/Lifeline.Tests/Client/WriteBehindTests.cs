@@ -299,4 +299,45 @@ public class WriteBehindTests
         connection.Open();
         await next.WaitAsync(Bound);
     }
+
+    [Fact]
+    public async Task LinkStream_TheCloseAfterGatheredFrames_CompletesOnlyOnceAllIsWritten()
+    {
+        var connection = new GatedConnection();
+        var link = new LinkStream(connection, framed: true);
+        await link.WriteAsync(FrameNumber(1));
+        connection.Hold();
+        await link.WriteAsync(FrameNumber(2)); // gathered; the worker is held at the connection
+        await connection.WriteWaiting.Task.WaitAsync(Bound);
+        byte[] close = [0x88, 0x02, 0x03, 0xE8];
+
+        var closing = link.WriteAsync(close).AsTask();
+
+        Assert.False(closing.IsCompleted); // ClientWebSocket may dispose the connection right after its Close
+        connection.Open();
+        await closing.WaitAsync(Bound);
+        Assert.Equal([.. FrameNumber(1), .. FrameNumber(2), .. close], connection.AllWritten);
+    }
+
+    [Fact]
+    public async Task LinkStream_APingAskedForWhileTheWorkerWrites_GoesBehindTheGatheredFrames_NeverBetweenTheirBytes()
+    {
+        var connection = new GatedConnection();
+        var link = new LinkStream(connection, framed: true);
+        await link.WriteAsync(FrameNumber(1));
+        connection.Hold();
+        await link.WriteAsync(FrameNumber(2));
+        await connection.WriteWaiting.Task.WaitAsync(Bound); // the worker writes frame 2, held
+        await link.WriteAsync(FrameNumber(3)); // gathered behind it
+
+        link.RequestPing();
+        connection.Open();
+        await UntilIdleAsync(link.WriteBehind!);
+
+        Assert.False(link.PingPending);
+        var written = connection.AllWritten;
+        Assert.Equal([.. FrameNumber(1), .. FrameNumber(2), .. FrameNumber(3)], written[..18]);
+        Assert.Equal([0x89, 0x80], written[18..20]); // the Ping, whole, after them
+        Assert.Equal(24, written.Length);
+    }
 }

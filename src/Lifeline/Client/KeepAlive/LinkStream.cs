@@ -96,7 +96,7 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
         try
         {
             await WriteToLink(PingFrame, socketFrame: false, CancellationToken.None).ConfigureAwait(false);
-            await inner.FlushAsync(CancellationToken.None).ConfigureAwait(false); // HTTP/2 sends buffered data only on a flush
+            await FlushAsync(CancellationToken.None).ConfigureAwait(false); // HTTP/2 sends buffered data only on a flush
         }
 #pragma warning disable CA1031 // A failed ping means a failing link: the reads (or their absence) tell the monitor.
         catch (Exception)
@@ -173,28 +173,48 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
             return default;
         }
 
-        return FinishWriteAsync(write, cancellationToken);
+        return FinishWriteAsync(write);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // every write that waits: no box per write
-    private async ValueTask FinishWriteAsync(ValueTask write, CancellationToken cancellationToken)
+    private async ValueTask FinishWriteAsync(ValueTask write)
     {
         try
         {
-            await write.ConfigureAwait(false);
+            try
+            {
+                await write.ConfigureAwait(false);
+            }
+            catch
+            {
+                _writeFailed = true;
+                throw;
+            }
+
             if (!_closeSent && Interlocked.Exchange(ref _pingWanted, 0) != 0)
             {
-                await WriteToLink(PingFrame, socketFrame: false, cancellationToken).ConfigureAwait(false); // ClientWebSocket flushes after its write
+                await WritePingAfterFrameAsync().ConfigureAwait(false);
             }
-        }
-        catch
-        {
-            _writeFailed = true;
-            throw;
         }
         finally
         {
             EndWrite();
+        }
+    }
+
+    // Not with the send's token, and never failing the send: its frame is written (or gathered) already, and a send
+    // reported failed would be sent again. A link that broke shows in the reads.
+    private async ValueTask WritePingAfterFrameAsync()
+    {
+        try
+        {
+            await WriteToLink(PingFrame, socketFrame: false, CancellationToken.None).ConfigureAwait(false); // ClientWebSocket flushes after its write
+        }
+#pragma warning disable CA1031 // see above
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            _writeFailed = true;
         }
     }
 
@@ -259,9 +279,17 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
 
     public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
-    public override void Flush() => inner.Flush();
+    // ClientWebSocket flushes after every write. Over HTTP/1.1 the upgraded connection writes without a buffer of its
+    // own, so there is nothing to flush, and the write-behind's worker may be writing to it right now: not passed on.
+    public override void Flush()
+    {
+        if (!framed)
+        {
+            inner.Flush();
+        }
+    }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) => framed ? Task.CompletedTask : inner.FlushAsync(cancellationToken);
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
