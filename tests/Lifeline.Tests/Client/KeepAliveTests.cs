@@ -10,23 +10,13 @@ public class KeepAliveTests
     private static readonly byte[] CloseFrame = [0x88, 0x02, 0x03, 0xE8];
 
     /// <summary>Records every write; a write can be held open to see what happens meanwhile. Reads return what a test queues.</summary>
-    private sealed class FakeConnection : Stream
+    private sealed class FakeConnection : DuplexTestStream
     {
         public ConcurrentQueue<byte[]> Written { get; } = new();
 
         public TaskCompletionSource? HoldNextWrite { get; set; }
 
         public ConcurrentQueue<byte[]> ToRead { get; } = new();
-
-        public override bool CanRead => true;
-
-        public override bool CanWrite => true;
-
-        public override bool CanSeek => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -48,18 +38,6 @@ public class KeepAliveTests
             data.CopyTo(buffer);
             return new ValueTask<int>(data.Length);
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         public bool Disposed { get; private set; }
 

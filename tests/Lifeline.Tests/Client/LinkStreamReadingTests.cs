@@ -11,7 +11,7 @@ namespace Lifeline.Tests.Client;
 public class LinkStreamReadingTests
 {
     /// <summary>Returns the chunks a test queues, each at most as large as asked for; records every read's size.</summary>
-    private sealed class ScriptedConnection(params byte[][] chunks) : Stream
+    private sealed class ScriptedConnection(params byte[][] chunks) : DuplexTestStream
     {
         private Queue<byte[]> _chunks = new(chunks);
 
@@ -68,28 +68,6 @@ public class LinkStreamReadingTests
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => default; // a Pong, a Close
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>An unmasked server frame: FIN, opcode, payload of any length, optional mask bit.</summary>

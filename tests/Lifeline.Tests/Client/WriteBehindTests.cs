@@ -13,7 +13,7 @@ public class WriteBehindTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     /// <summary>Records each write as one piece; writes can be held until the test opens the gate. Reads return what a test queues.</summary>
-    private sealed class GatedConnection : Stream
+    private sealed class GatedConnection : DuplexTestStream
     {
         private TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private volatile bool _held;
@@ -71,28 +71,6 @@ public class WriteBehindTests
             data.CopyTo(buffer);
             return new ValueTask<int>(data.Length);
         }
-
-        public override bool CanRead => true;
-
-        public override bool CanWrite => true;
-
-        public override bool CanSeek => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static GatedConnection HeldConnection()
