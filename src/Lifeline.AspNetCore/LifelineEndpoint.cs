@@ -64,7 +64,7 @@ internal sealed class LifelineEndpoint(
             case Admission.Admitted:
                 return RunConnectionAsync(context); // gives the admission back when it ends
             case Admission.Draining:
-                var hint = server.NextRestartHint();
+                var hint = server.LateArrivalHint();
                 return RejectAsync(context, server.DrainCode, server.DrainReason(hint), Admission.Draining, hint);
             case var refused:
                 return RejectAsync(context, CloseCode.TryAgainLater, RetryHint.AppendTo("Try Again Later", _options.TryAgainLaterHint), refused, _options.TryAgainLaterHint);
@@ -92,7 +92,7 @@ internal sealed class LifelineEndpoint(
                 {
                     // Admitted just before a drain began and registered after its snapshot: it gets the same close,
                     // and the handler never starts.
-                    var hint = server.NextRestartHint();
+                    var hint = server.LateArrivalHint();
                     connection.DrainHint = hint;
                     await connection.CloseAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
                     await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);

@@ -83,6 +83,41 @@ public sealed class LifelineServer : IDisposable
 #pragma warning restore CA5394
     }
 
+    /// <summary>
+    /// The hint for a client that arrives while the drain is under way: a moment drawn uniformly from what is left of the
+    /// drain's window (<see cref="LifelineServerOptions.RestartHintMin"/> to <see cref="LifelineServerOptions.RestartHintMax"/>
+    /// after the drain began), at least <see cref="LateArrivalMinHint"/> away. Such a client was usually told to come back
+    /// early in the window and found this host still draining; a fresh hint from the whole window would bring it back up
+    /// to a whole window late. Once the window has passed (a long drain), a hint from the whole window again.
+    /// </summary>
+    internal TimeSpan LateArrivalHint()
+    {
+        if (DrainBegan is not { } began)
+        {
+            return NextRestartHint();
+        }
+
+        var since = _time.GetElapsedTime(began.Timestamp);
+        var earliest = _options.RestartHintMin - since;
+        if (earliest < LateArrivalMinHint)
+        {
+            earliest = LateArrivalMinHint;
+        }
+
+        var latest = _options.RestartHintMax - since;
+        if (latest <= earliest)
+        {
+            return NextRestartHint();
+        }
+
+#pragma warning disable CA5394 // Spread, not secrecy.
+        return earliest + TimeSpan.FromTicks((long)(_random.NextDouble() * (latest - earliest).Ticks));
+#pragma warning restore CA5394
+    }
+
+    /// <summary>The shortest hint given to a late arrival, so one still draining host is not knocked on in a tight loop.</summary>
+    internal static TimeSpan LateArrivalMinHint { get; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>The code new upgrades and open connections get during a drain.</summary>
     internal CloseCode DrainCode => _options.DrainWithServiceRestart ? CloseCode.ServiceRestart : CloseCode.TryAgainLater;
 
@@ -138,7 +173,7 @@ public sealed class LifelineServer : IDisposable
     {
         var started = _time.GetTimestamp();
         var connections = Registry.Connections.ToArray();
-        DrainBegan = new DrainStart(_time.GetUtcNow(), connections.Length); // before the first await: set when DrainAsync returns
+        DrainBegan = new DrainStart(_time.GetUtcNow(), started, connections.Length); // before the first await: set when DrainAsync returns
         ServerLog.DrainStarted(_logger, connections.Length, DrainCode.Value, _options.RestartHintMin, _options.RestartHintMax);
 
         using var timeout = new CancellationTokenSource(_options.DrainTimeout, _time);
@@ -185,5 +220,5 @@ public sealed class LifelineServer : IDisposable
     }
 }
 
-/// <summary>The moment a drain began and the connections open then (the ones it closes).</summary>
-internal sealed record DrainStart(DateTimeOffset At, int Connections);
+/// <summary>The moment a drain began (wall clock, and the time provider's timestamp to measure from) and the connections open then (the ones it closes).</summary>
+internal sealed record DrainStart(DateTimeOffset At, long Timestamp, int Connections);

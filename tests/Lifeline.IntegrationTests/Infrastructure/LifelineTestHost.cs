@@ -33,7 +33,8 @@ internal sealed class LifelineTestHost : IAsyncDisposable
         Action<LifelineServerOptions>? configure = null,
         Func<LifelineConnection, CancellationToken, Task>? handler = null,
         int port = 0,
-        Action<WebApplication>? map = null)
+        Action<WebApplication>? map = null,
+        Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -44,6 +45,7 @@ internal sealed class LifelineTestHost : IAsyncDisposable
             options.Limits.MaxConcurrentUpgradedConnections = null;
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        services?.Invoke(builder.Services);
         builder.Services.AddLifeline(configure);
         var app = builder.Build();
         app.MapLifelineHealth();

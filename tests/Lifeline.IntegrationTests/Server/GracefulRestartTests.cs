@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -70,6 +72,47 @@ public sealed class GracefulRestartTests
         Assert.Contains("draining", await health.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(1012, close.Code);
         Assert.True(RetryHint.TryParse(close.Reason, out var hint));
+        Assert.InRange(hint, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task UpgradeLateInADrain_GetsAHintInsideWhatIsLeftOfTheWindow()
+    {
+        // A client told to come back after about 1 s that finds this host still draining must land inside the same
+        // 1-5 s window as everyone else, not a whole window later: a fresh 1-5 s hint kept session clients in the
+        // benchmark's restart storm away up to 6.2 s.
+        var time = new FakeTimeProvider();
+        await using var host = await LifelineTestHost.StartAsync(services: s => s.AddSingleton<TimeProvider>(time));
+        await host.Server.DrainAsync();
+        time.Advance(TimeSpan.FromSeconds(3));
+
+        var hints = new List<TimeSpan>();
+        for (var i = 0; i < 10; i++)
+        {
+            await using var late = await PlainClient.ConnectAsync(host.Uri());
+            var close = await late.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal(1012, close.Code);
+            Assert.True(RetryHint.TryParse(close.Reason, out var hint), $"no hint in '{close.Reason}'");
+            hints.Add(hint);
+        }
+
+        // 3 s into the 1-5 s window, 2 s of it are left.
+        Assert.All(hints, hint => Assert.InRange(hint, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2)));
+    }
+
+    [Fact]
+    public async Task UpgradeAfterTheDrainWindowPassed_GetsAHintFromTheWholeWindow()
+    {
+        var time = new FakeTimeProvider();
+        await using var host = await LifelineTestHost.StartAsync(services: s => s.AddSingleton<TimeProvider>(time));
+        await host.Server.DrainAsync();
+        time.Advance(TimeSpan.FromSeconds(6));
+
+        await using var late = await PlainClient.ConnectAsync(host.Uri());
+        var close = await late.Closed.WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal(1012, close.Code);
+        Assert.True(RetryHint.TryParse(close.Reason, out var hint), $"no hint in '{close.Reason}'");
         Assert.InRange(hint, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
     }
 
