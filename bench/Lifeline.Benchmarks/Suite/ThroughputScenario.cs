@@ -8,8 +8,8 @@ namespace Lifeline.Benchmarks.Suite;
 
 /// <summary>
 /// Scenarios 1 and 2: receive and send throughput with the client as the bottleneck (<see cref="FramedServer"/>:
-/// pre-built frames for receiving, a counting sink for sending), the clients interleaved in each repetition, the
-/// median reported. Receive: a fresh connection per run, and the server writes all its frames as soon as the upgrade
+/// pre-built frames for receiving, a counting sink for sending), the clients interleaved in each repetition (each
+/// repetition starting with the next client), the median reported. Receive: a fresh connection per run, and the server writes all its frames as soon as the upgrade
 /// is done; the clock starts when the first message is handed to the application and stops at the last, so the rate
 /// is that of the messages after the first, all read after the clock started (what connecting costs, a session's
 /// handshake included, is not part of it: the restart storm measures that). Send: it stops when the server has counted
@@ -71,10 +71,14 @@ internal static class ThroughputScenario
                     }
                 }
 
+                // Each repetition starts with the next client, so that with as many repetitions as clients each one
+                // runs once in every place of the order: what one run leaves behind (garbage to collect, a warm or cold
+                // cache) falls on every client alike rather than always on the one after it.
                 for (var rep = 0; rep < settings.Repetitions; rep++)
                 {
-                    for (var k = 0; k < Kinds.Length; k++)
+                    for (var turn = 0; turn < Kinds.Length; turn++)
                     {
+                        var k = (rep + turn) % Kinds.Length;
                         results[k].Add(direction == "receive"
                             ? await ReceiveAsync(k, server, count)
                             : await SendAsync(k, server, count, size));
