@@ -464,7 +464,7 @@ public sealed class LifelineSession
 /// a message, sends its answer and reads on therefore has the answer in the replay buffer (or the store) before the
 /// message is acknowledged: a drain or a crash in between makes the client resend the message rather than lose the answer.
 /// </summary>
-internal sealed class SessionInbox : ChannelReader<LifelineMessage>
+internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
 {
     private readonly LifelineSession _session;
     private readonly Channel<(long Sequence, LifelineMessage Message)> _channel;
@@ -526,11 +526,14 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
             TakeBytes(length);
             throw;
         }
+
+        WakeParkedReader(inline: true);
     }
 
     public void Complete()
     {
         _channel.Writer.TryComplete();
+        WakeParkedReader(inline: false);
         ReleaseByteRoom();
         ReleaseHold();
     }
@@ -544,6 +547,7 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
             TakeBytes(entry.Message.Data.Length);
         }
 
+        WakeParkedReader(inline: false);
         ReleaseByteRoom();
         ReleaseHold();
     }
@@ -602,7 +606,12 @@ internal sealed class SessionInbox : ChannelReader<LifelineMessage>
     {
         FinishHanded();
         var hold = Volatile.Read(ref _hold);
-        return hold is null ? _channel.Reader.WaitToReadAsync(cancellationToken) : WaitPastHoldAsync(hold.Task, cancellationToken);
+        if (hold is not null)
+        {
+            return WaitPastHoldAsync(hold.Task, cancellationToken);
+        }
+
+        return TryPark(cancellationToken, out var parked) ? parked : _channel.Reader.WaitToReadAsync(cancellationToken);
     }
 
     // While a drain holds the inbox, a reader waits here (not spinning on data it may not take) until the inbox ends.

@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.WebSockets;
+using Lifeline.AspNetCore;
+using Lifeline.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Lifeline.IntegrationTests.Sessions;
+
+/// <summary>
+/// How a session's handler waits for its next message: parked on the inbox, handed the message by the carrier that
+/// wrote it (on the carrier's thread, without a thread-pool hop), and still cancellable by its own token.
+/// </summary>
+public sealed class SessionInboxReadTests
+{
+    [Fact]
+    public async Task HandlerWaitingForAMessage_IsHandedItByTheCarrierThatWroteIt()
+    {
+        var handedByTheWrite = 0;
+        await using var app = await StartHostAsync(async (session, ct) =>
+        {
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                // Handed over inline, the handler runs inside the inbox's write: no thread-pool hop in between.
+                if (new StackTrace().ToString().Contains("SessionInbox.WriteAsync", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref handedByTheWrite);
+                }
+
+                await session.SendAsync(message.Data, message.Type, ct);
+            }
+        });
+        await using var client = await StartClientAsync(app);
+
+        for (var i = 0; i < 100; i++)
+        {
+            await client.SendAsync(new byte[] { (byte)i }, WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            var echo = await client.ReceiveAsync(new byte[16]).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(1, echo.Count);
+        }
+
+        // One at a time, each message finds the handler waiting; a loaded machine may delay some answers past the next
+        // message, so not every one, but with the hop back in none would be.
+        Assert.True(Volatile.Read(ref handedByTheWrite) > 0, "no message was handed to the waiting handler by the carrier's write");
+    }
+
+    [Fact]
+    public async Task HandlerWaitCancelledByItsToken_EndsCancelled_AndTheNextWaitGetsTheNextMessage()
+    {
+        var firstWait = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await StartHostAsync(async (session, ct) =>
+        {
+            using (var stop = new CancellationTokenSource())
+            {
+                var waiting = session.Messages.WaitToReadAsync(stop.Token).AsTask(); // nothing sent yet: it waits
+                await stop.CancelAsync();
+                try
+                {
+                    await waiting;
+                    firstWait.TrySetResult("completed");
+                }
+                catch (OperationCanceledException e)
+                {
+                    firstWait.TrySetResult(e.CancellationToken == stop.Token ? "cancelled by its token" : "cancelled by another token");
+                }
+            }
+
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                await session.SendAsync(message.Data, message.Type, ct);
+            }
+        });
+        await using var client = await StartClientAsync(app);
+
+        Assert.Equal("cancelled by its token", await firstWait.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        for (var i = 0; i < 3; i++)
+        {
+            await client.SendAsync(new byte[] { 7, (byte)i }, WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            var buffer = new byte[16];
+            var echo = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(new byte[] { 7, (byte)i }, buffer[..echo.Count]);
+        }
+    }
+
+    [Fact]
+    public async Task SessionEndsWhileTheHandlerWaits_TheWaitEndsWithNoMoreMessages()
+    {
+        var readsEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await StartHostAsync(async (session, ct) =>
+        {
+            await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
+            {
+                await session.SendAsync(message.Data, message.Type, CancellationToken.None);
+            }
+
+            readsEnded.TrySetResult();
+        }, sessions: o => o.ResumeWindow = TimeSpan.FromMilliseconds(200));
+        var client = await StartClientAsync(app);
+        await client.SendAsync(new byte[] { 1 }, WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        _ = await client.ReceiveAsync(new byte[16]).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The client goes for good; the session expires after its resume window and its reads end.
+        await client.DisposeAsync();
+
+        await readsEnded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    private static async Task<WebApplication> StartHostAsync(Func<LifelineSession, CancellationToken, Task> handler, Action<LifelineSessionOptions>? sessions = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddLifelineSessions(o =>
+        {
+            o.DrainFilePath = Path.Combine(Path.GetTempPath(), $"lifeline-inbox-{Guid.NewGuid():N}.bin");
+            sessions?.Invoke(o);
+        });
+        var app = builder.Build();
+        app.MapLifelineSession("/s", handler);
+        await app.StartAsync();
+        return app;
+    }
+
+    private static async Task<LifelineClient> StartClientAsync(WebApplication app)
+    {
+        var client = new LifelineClient(new LifelineClientOptions
+        {
+            Uri = new Uri(new Uri(app.Urls.First().Replace("http://", "ws://", StringComparison.Ordinal)), "/s"),
+            Session = new Lifeline.Client.SessionOptions(),
+        });
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        return client;
+    }
+}
