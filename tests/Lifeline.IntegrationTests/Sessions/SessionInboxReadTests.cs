@@ -5,7 +5,6 @@ using Lifeline.AspNetCore;
 using Lifeline.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Lifeline.IntegrationTests.Sessions;
