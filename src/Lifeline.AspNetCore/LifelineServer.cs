@@ -86,28 +86,25 @@ public sealed class LifelineServer : IDisposable
     /// <summary>
     /// The hint for a client that arrives while the drain is under way: a moment drawn uniformly from what is left of the
     /// drain's window (<see cref="LifelineServerOptions.RestartHintMin"/> to <see cref="LifelineServerOptions.RestartHintMax"/>
-    /// after the drain began), at least <see cref="LateArrivalMinHint"/> away. Such a client was usually told to come back
-    /// early in the window and found this host still draining; a fresh hint from the whole window would bring it back up
-    /// to a whole window late. Once the window has passed (a long drain), a hint from the whole window again.
+    /// after the drain began). Such a client was usually told to come back early in the window and found this host still
+    /// draining; a fresh hint from the whole window would bring it back up to a whole window late. Once the window has
+    /// passed (a long drain), a hint from the whole window again. Never below <see cref="LateArrivalMinHint"/> (or the
+    /// window's end, when that is sooner), so a host that stays draining is not knocked on in a tight loop.
     /// </summary>
     internal TimeSpan LateArrivalHint()
     {
+        var floor = _options.RestartHintMax < LateArrivalMinHint ? _options.RestartHintMax : LateArrivalMinHint;
         if (DrainBegan is not { } began)
         {
-            return NextRestartHint();
+            return AtLeast(NextRestartHint(), floor); // the drain is starting
         }
 
         var since = _time.GetElapsedTime(began.Timestamp);
-        var earliest = _options.RestartHintMin - since;
-        if (earliest < LateArrivalMinHint)
-        {
-            earliest = LateArrivalMinHint;
-        }
-
+        var earliest = AtLeast(_options.RestartHintMin - since, floor);
         var latest = _options.RestartHintMax - since;
         if (latest <= earliest)
         {
-            return NextRestartHint();
+            return AtLeast(NextRestartHint(), floor);
         }
 
 #pragma warning disable CA5394 // Spread, not secrecy.
@@ -115,8 +112,10 @@ public sealed class LifelineServer : IDisposable
 #pragma warning restore CA5394
     }
 
-    /// <summary>The shortest hint given to a late arrival, so one still draining host is not knocked on in a tight loop.</summary>
+    /// <summary>The shortest hint given to a late arrival (unless the window ends sooner).</summary>
     internal static TimeSpan LateArrivalMinHint { get; } = TimeSpan.FromMilliseconds(250);
+
+    private static TimeSpan AtLeast(TimeSpan value, TimeSpan floor) => value < floor ? floor : value;
 
     /// <summary>The code new upgrades and open connections get during a drain.</summary>
     internal CloseCode DrainCode => _options.DrainWithServiceRestart ? CloseCode.ServiceRestart : CloseCode.TryAgainLater;

@@ -116,6 +116,28 @@ public sealed class GracefulRestartTests
         Assert.InRange(hint, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
     }
 
+    [Theory]
+    [InlineData(0, 5000, 4900, 250)] // the window nearly over, and a zero minimum: no hint shorter than 250 ms
+    [InlineData(0, 5000, 60_000, 250)] // long past the window: the whole window again, still not below 250 ms
+    [InlineData(50, 200, 100, 200)] // a window shorter than 250 ms: never past its end
+    public async Task LateArrivalHint_NeverShorterThanItsFloor(int minMs, int maxMs, int sinceDrainMs, int floorMs)
+    {
+        var time = new FakeTimeProvider();
+        var options = new Lifeline.AspNetCore.LifelineServerOptions
+        {
+            RestartHintMin = TimeSpan.FromMilliseconds(minMs),
+            RestartHintMax = TimeSpan.FromMilliseconds(maxMs),
+        };
+        using var server = new Lifeline.AspNetCore.LifelineServer(Microsoft.Extensions.Options.Options.Create(options),
+            new Lifeline.AspNetCore.LifelineConnectionRegistry(), logger: null, time, new Random(42));
+        await server.DrainAsync(); // no connections: it ends at once, and the server stays draining
+        time.Advance(TimeSpan.FromMilliseconds(sinceDrainMs));
+
+        var hints = Enumerable.Range(0, 1000).Select(_ => server.LateArrivalHint()).ToArray();
+
+        Assert.All(hints, hint => Assert.InRange(hint, TimeSpan.FromMilliseconds(floorMs), TimeSpan.FromMilliseconds(Math.Max(maxMs, floorMs))));
+    }
+
     [Fact]
     public async Task DrainWithTryAgainLater_Sends1013()
     {
