@@ -94,6 +94,12 @@ public sealed class LifelineSession
     public IReadOnlyCollection<string> Groups => GroupNames();
 
     /// <summary>Messages from the client, each once and in order across sockets. Completes when the session ends.</summary>
+    /// <remarks>
+    /// A handler that waits here for the next message is handed it on the thread that read it from the socket, and runs
+    /// there until its next await (its next read, for a handler that answers and reads on): that saves a thread-pool hop
+    /// per message. So do not block between reads (no <c>.Wait()</c>, <c>.Result</c> or long synchronous work): the
+    /// socket's reading, the acks that a send waiting for room needs among it, waits until the handler awaits.
+    /// </remarks>
     public ChannelReader<LifelineMessage> Messages => Inbox;
 
     /// <summary>Cancelled when the session ends (window expired, lost, handler done) or is handed to the store by a drain.</summary>
@@ -495,7 +501,10 @@ internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
 
     public override int Count => _channel.Reader.Count;
 
-    /// <summary>Queues a message for the handler; waits while the inbox is full by count or bytes (one message always fits an empty inbox).</summary>
+    /// <summary>
+    /// Queues a message for the handler; waits while the inbox is full by count or bytes (one message always fits an
+    /// empty inbox). The writer then calls <see cref="HandOver"/> once it holds no lock or turn.
+    /// </summary>
     public async ValueTask WriteAsync(long sequence, LifelineMessage message, CancellationToken cancellationToken)
     {
         var length = message.Data.Length;
@@ -526,8 +535,6 @@ internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
             TakeBytes(length);
             throw;
         }
-
-        WakeParkedReader(inline: true);
     }
 
     public void Complete()

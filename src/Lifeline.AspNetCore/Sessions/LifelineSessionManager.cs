@@ -799,6 +799,7 @@ public sealed class LifelineSessionManager : IDisposable
                 await foreach (var message in connection.Messages.ReadAllAsync(session.Ending).ConfigureAwait(false))
                 {
                     await session.Inbox.WriteAsync(++sequence, message, session.Ending).ConfigureAwait(false);
+                    session.Inbox.HandOver();
                 }
             }
             catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)

@@ -190,8 +190,22 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         NotTaken,
     }
 
-    /// <summary>Hands a client Data frame's payload to the session's inbox, in its turn (see <see cref="LifelineSession.InboundTurn"/>).</summary>
+    /// <summary>
+    /// Hands a client Data frame's payload to the session's inbox, in its turn (see <see cref="LifelineSession.InboundTurn"/>);
+    /// once the turn is given back, a handler waiting for it runs on this thread (<see cref="SessionInbox.HandOver"/>).
+    /// </summary>
     private async ValueTask<Delivery> DeliverAsync(LifelineSession session, SessionFrameHeader header, LifelineMessage message)
+    {
+        var delivery = await EnqueueAsync(session, header, message).ConfigureAwait(false);
+        if (delivery == Delivery.Delivered)
+        {
+            session.Inbox.HandOver();
+        }
+
+        return delivery;
+    }
+
+    private async ValueTask<Delivery> EnqueueAsync(LifelineSession session, SessionFrameHeader header, LifelineMessage message)
     {
         if (header.Sequence <= session.LastEnqueued)
         {

@@ -4,22 +4,25 @@ namespace Lifeline.AspNetCore;
 
 /// <summary>
 /// The handler's wait for its next message, parked on this inbox rather than on its channel, so that the carrier that
-/// writes the message runs the handler's continuation on its own thread. A message then reaches a session's handler
-/// with one thread-pool hop from the socket (to the carrier), as it reaches a plain connection's handler, instead of
-/// two; side by side on one host that lowered the echo round trip's p99 (143 µs against 157 µs, the mean of eight
-/// runs). Every other wake (the inbox completed or discarded, the wait cancelled) runs the continuation on the thread
-/// pool: those come from a drain, a session's end or a token's owner, which must not run a handler's code in their turn.
+/// wrote the message can run the handler's continuation on its own thread (<see cref="HandOver"/>, called once the
+/// carrier holds nothing). A message then reaches a session's handler with one thread-pool hop from the socket (to the
+/// carrier), as it reaches a plain connection's handler, instead of two; side by side on one host that lowered the
+/// echo round trip's p99 in six runs of eight. Every other wake (the inbox completed or discarded, the wait cancelled)
+/// runs the continuation on the thread pool: those come from a drain, a session's end or a token's owner, which must
+/// not run a handler's code in their turn.
 /// </summary>
 /// <remarks>
-/// One reader parks at a time (a second concurrent reader waits on the channel as before). The check that there is
-/// nothing to read and the parking happen under the session's lock; a writer wakes after its write, under the same
-/// lock, so a message written in between is never missed. The handler then runs on the carrier until its next await,
-/// which for a handler that answers and reads on is its next read.
+/// One wait at a time uses this object, from parking until its result is read; a second concurrent reader waits on the
+/// channel as before. The check that there is nothing to read and the parking happen under the session's lock, and a
+/// writer looks for a parked reader under the same lock after its write, so a message written in between is never
+/// missed. A handed-over handler runs on the carrier until its next await: a handler that blocks there holds up the
+/// reading of its own socket (documented on <see cref="LifelineSession.Messages"/>).
 /// </remarks>
 internal sealed partial class SessionInbox : IValueTaskSource<bool>
 {
     private ManualResetValueTaskSourceCore<bool> _parkedRead = new() { RunContinuationsAsynchronously = true };
-    private bool _readerParked;
+    private bool _parkedReadTaken; // from parking until the wait's result is read: nobody else may reset it meanwhile
+    private bool _readerParked; // parked and not woken yet
     private CancellationToken _parkedToken;
     private CancellationTokenRegistration _parkedCancellation;
 
@@ -35,7 +38,13 @@ internal sealed partial class SessionInbox : IValueTaskSource<bool>
         }
     }
 
-    /// <summary>Parks the reader when there is nothing to read and nobody else is parked; false: wait on the channel.</summary>
+    /// <summary>
+    /// The carrier wrote a message (<see cref="WriteAsync"/>) and holds no lock or turn now: a parked reader is woken
+    /// and runs on this thread until its next await.
+    /// </summary>
+    public void HandOver() => WakeParkedReader(inline: true);
+
+    /// <summary>Parks the reader when there is nothing to read and this object's wait is free; false: wait on the channel.</summary>
     private bool TryPark(CancellationToken cancellationToken, out ValueTask<bool> parked)
     {
         parked = default;
@@ -44,46 +53,36 @@ internal sealed partial class SessionInbox : IValueTaskSource<bool>
             return false; // the channel's wait reports it
         }
 
-        short version;
         lock (_session.SyncRoot)
         {
-            if (_readerParked || _channel.Reader.Count > 0 || _channel.Reader.Completion.IsCompleted)
+            if (_parkedReadTaken || _channel.Reader.Count > 0 || _channel.Reader.Completion.IsCompleted)
             {
-                return false; // the channel's wait completes at once, or another reader is parked here
+                return false; // the channel's wait completes at once, or another reader's wait uses this object
             }
 
-            _parkedRead.Reset();
-            version = _parkedRead.Version;
+            _parkedReadTaken = true;
             _readerParked = true;
             _parkedToken = cancellationToken;
-        }
-
-        parked = new ValueTask<bool>(this, version);
-        if (!cancellationToken.CanBeCanceled)
-        {
-            return true;
-        }
-
-        // Registered outside the lock (a token cancelled meanwhile runs the callback at once, and it takes the lock),
-        // then kept only if this wait is still parked; a wake in between took nothing to unregister, so it is done here.
-        var registration = cancellationToken.UnsafeRegister(static (state, token) => ((SessionInbox)state!).CancelParkedRead(token), this);
-        lock (_session.SyncRoot)
-        {
-            if (_readerParked && _parkedRead.Version == version)
+            parked = new ValueTask<bool>(this, _parkedRead.Version);
+            if (cancellationToken.CanBeCanceled)
             {
-                _parkedCancellation = registration;
-                return true;
+                // Under the lock (it is re-entrant): a token cancelled meanwhile runs the callback here, and it finds the
+                // wait parked.
+                _parkedCancellation = cancellationToken.UnsafeRegister(static (state, token) => ((SessionInbox)state!).CancelParkedRead(token), this);
             }
         }
 
-        registration.Unregister();
         return true;
     }
 
-    /// <summary>A message was written or the inbox ended: the parked reader, if any, may read (or find the end).</summary>
+    /// <summary>
+    /// A message was written (<paramref name="inline"/>: by the carrier, which runs the reader now), or the inbox ended
+    /// (the reader runs on the thread pool, and finds "no more" when nothing is left to read).
+    /// </summary>
     private void WakeParkedReader(bool inline)
     {
         CancellationTokenRegistration registration;
+        bool canRead;
         lock (_session.SyncRoot)
         {
             if (!_readerParked)
@@ -94,11 +93,13 @@ internal sealed partial class SessionInbox : IValueTaskSource<bool>
             _readerParked = false;
             registration = _parkedCancellation;
             _parkedCancellation = default;
+            _parkedToken = default;
+            canRead = inline || !_channel.Reader.Completion.IsCompleted;
         }
 
         registration.Unregister(); // does not wait for a callback under way: that one finds nobody parked
         _parkedRead.RunContinuationsAsynchronously = !inline;
-        _parkedRead.SetResult(true);
+        _parkedRead.SetResult(canRead);
     }
 
     private void CancelParkedRead(CancellationToken token)
@@ -113,13 +114,33 @@ internal sealed partial class SessionInbox : IValueTaskSource<bool>
 
             _readerParked = false;
             _parkedCancellation = default;
+            _parkedToken = default;
         }
 
         _parkedRead.RunContinuationsAsynchronously = true;
         _parkedRead.SetException(new OperationCanceledException(token));
     }
 
-    bool IValueTaskSource<bool>.GetResult(short token) => _parkedRead.GetResult(token);
+    bool IValueTaskSource<bool>.GetResult(short token)
+    {
+        try
+        {
+            return _parkedRead.GetResult(token);
+        }
+        finally
+        {
+            lock (_session.SyncRoot)
+            {
+                // The wait is over once its result is read: only now may the next one reset this object. (Not for a
+                // stale token, or a result asked for before the wait ended: that wait, or a newer one, still uses it.)
+                if (_parkedReadTaken && !_readerParked && token == _parkedRead.Version)
+                {
+                    _parkedRead.Reset();
+                    _parkedReadTaken = false;
+                }
+            }
+        }
+    }
 
     ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _parkedRead.GetStatus(token);
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.WebSockets;
 using Lifeline.AspNetCore;
 using Lifeline.Client;
+using Lifeline.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
@@ -23,8 +24,9 @@ public sealed class SessionInboxReadTests
         {
             await foreach (var message in session.Messages.ReadAllAsync(ct))
             {
-                // Handed over inline, the handler runs inside the inbox's write: no thread-pool hop in between.
-                if (new StackTrace().ToString().Contains("SessionInbox.WriteAsync", StringComparison.Ordinal))
+                // Handed over inline, the handler runs inside the carrier's hand-over: no thread-pool hop in between.
+                var stack = new StackTrace().ToString();
+                if (stack.Contains("SessionInbox.HandOver", StringComparison.Ordinal) || stack.Contains("SessionInbox.WakeParkedReader", StringComparison.Ordinal))
                 {
                     Interlocked.Increment(ref handedByTheWrite);
                 }
@@ -85,26 +87,88 @@ public sealed class SessionInboxReadTests
     }
 
     [Fact]
-    public async Task SessionEndsWhileTheHandlerWaits_TheWaitEndsWithNoMoreMessages()
+    public async Task SessionEndsWhileTheHandlerWaits_TheWaitSaysNoMore_WithoutAWakeThatFindsNothing()
     {
-        var readsEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A reader written as "while (await WaitToReadAsync()) take one" must not be woken with true at the session's end
+        // and then find nothing: its next ReadAsync would throw, its TryRead fail.
+        var parkedSession = new TaskCompletionSource<LifelineSession>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ended = new TaskCompletionSource<(int Read, int WokenForNothing)>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var app = await StartHostAsync(async (session, ct) =>
         {
-            await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
+            int read = 0, wokenForNothing = 0;
+            var waiting = session.Messages.WaitToReadAsync(CancellationToken.None);
+            parkedSession.TrySetResult(session);
+            while (await waiting)
             {
-                await session.SendAsync(message.Data, message.Type, CancellationToken.None);
+                if (session.Messages.TryRead(out var message))
+                {
+                    read++;
+                    await session.SendAsync(message.Data, message.Type, CancellationToken.None);
+                }
+                else
+                {
+                    wokenForNothing++;
+                }
+
+                waiting = session.Messages.WaitToReadAsync(CancellationToken.None);
             }
 
-            readsEnded.TrySetResult();
+            ended.TrySetResult((read, wokenForNothing));
         }, sessions: o => o.ResumeWindow = TimeSpan.FromMilliseconds(200));
         var client = await StartClientAsync(app);
         await client.SendAsync(new byte[] { 1 }, WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
         _ = await client.ReceiveAsync(new byte[16]).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var session = await parkedSession.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => session.Inbox.HasParkedReader, TimeSpan.FromSeconds(30), "the handler to wait for its next message");
 
         // The client goes for good; the session expires after its resume window and its reads end.
         await client.DisposeAsync();
 
-        await readsEnded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var (read, wokenForNothing) = await ended.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, read);
+        Assert.Equal(0, wokenForNothing);
+    }
+
+    [Fact]
+    public async Task TwoReadersOfOneSession_ShareItsMessages_EachOnce()
+    {
+        // Only one wait at a time parks on the inbox; the other reader waits on the channel. Bursts keep both busy, so a
+        // wait woken while the other reader parks must neither be lost nor reset under it.
+        const int messages = 2_000;
+        var taken = 0;
+        await using var app = await StartHostAsync(async (session, ct) =>
+        {
+            async Task ReadAsync()
+            {
+                await foreach (var message in session.Messages.ReadAllAsync(ct))
+                {
+                    Interlocked.Increment(ref taken);
+                    await session.SendAsync(message.Data, message.Type, ct);
+                }
+            }
+
+            await Task.WhenAll(Task.Run(ReadAsync, ct), Task.Run(ReadAsync, ct));
+        });
+        await using var client = await StartClientAsync(app);
+
+        var echoes = 0;
+        var buffer = new byte[16];
+        for (var burst = 0; burst < messages / 50; burst++)
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                await client.SendAsync(new byte[] { (byte)i }, WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            }
+
+            for (var i = 0; i < 50; i++)
+            {
+                _ = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+                echoes++;
+            }
+        }
+
+        Assert.Equal(messages, echoes);
+        Assert.Equal(messages, Volatile.Read(ref taken));
     }
 
     private static async Task<WebApplication> StartHostAsync(Func<LifelineSession, CancellationToken, Task> handler, Action<LifelineSessionOptions>? sessions = null)
@@ -112,12 +176,14 @@ public sealed class SessionInboxReadTests
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
+        var drainFile = Path.Combine(Path.GetTempPath(), $"lifeline-inbox-{Guid.NewGuid():N}.bin");
         builder.Services.AddLifelineSessions(o =>
         {
-            o.DrainFilePath = Path.Combine(Path.GetTempPath(), $"lifeline-inbox-{Guid.NewGuid():N}.bin");
+            o.DrainFilePath = drainFile;
             sessions?.Invoke(o);
         });
         var app = builder.Build();
+        app.Lifetime.ApplicationStopped.Register(() => File.Delete(drainFile)); // written by the graceful stop
         app.MapLifelineSession("/s", handler);
         await app.StartAsync();
         return app;
