@@ -92,10 +92,40 @@ public sealed class LifelineClientReceiveTests
         }
 
         Assert.Equal(Enumerable.Range(1, Count), received);
-        // Some go through ClientWebSocket: the connection's stream under it reads the socket 4 KiB at a time when asked
-        // for less (as ClientWebSocket's header reads do), and about three messages of every 4 KiB straddle those reads
-        // (965 of 1,000 taken here; 498 when every read after a frame's end went through ClientWebSocket again).
+        // Some may go through ClientWebSocket: the first frame, and a frame cut at the end of a read (965 of 1,000 were
+        // taken here while a frame's short rest was read straight into ClientWebSocket's memory, which made the
+        // connection's stream hand out 4 KiB pieces; 498 when every read after a frame's end went through ClientWebSocket).
         Assert.InRange(client.MessagesTakenFromLink, Count * 9 / 10, Count);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_Many4KFramesAlreadyInTheSocket_MostAreTakenWithoutAPassThroughClientWebSocket()
+    {
+        // 4 KiB messages (4,100 bytes a frame) on real parts. Until the rest of a frame under 16 KiB went through the
+        // client's own buffer, reading it straight into ClientWebSocket's memory made the connection's stream fill its own
+        // 4 KiB buffer and hand it out in 4 KiB pieces, so no frame was ever whole in the client's buffer: 0-1% were taken
+        // directly, and every message went through ClientWebSocket.
+        const int Count = 500;
+        var frames = Enumerable.Range(1, Count).Select(i => RawFrameServer.LongFrame(0x2, [.. BitConverter.GetBytes(i), .. new byte[4092]])).ToArray();
+        await using var server = RawFrameServer.StartHeld(frames);
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReadAheadDelay = TimeSpan.FromSeconds(60) };
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        server.Release();
+        await server.Written.WaitAsync(TimeSpan.FromSeconds(15));
+
+        var buffer = new byte[8192];
+        var received = new List<int>(Count);
+        while (received.Count < Count)
+        {
+            var result = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal(LifelineReceiveStatus.Message, result.Status);
+            Assert.Equal(4096, result.Count);
+            received.Add(BitConverter.ToInt32(buffer));
+        }
+
+        Assert.Equal(Enumerable.Range(1, Count), received);
+        Assert.InRange(client.MessagesTakenFromLink, Count / 2, Count);
     }
 
     [Fact]

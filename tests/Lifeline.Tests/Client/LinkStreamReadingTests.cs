@@ -275,11 +275,13 @@ public class LinkStreamReadingTests
     }
 
     [Fact]
-    public async Task ReadAsync_LargeFramesAlreadyThere_AfterTheFirstOneTheReadsFillABufferOfItsOwn()
+    public async Task ReadAsync_4KFramesAlreadyThere_AfterTheFirstHeaderTheReadsFillABufferOfItsOwn()
     {
-        // As ClientWebSocket reads each frame: the header into its 125-byte buffer, the rest straight into the caller's
-        // memory. The first read found its bytes there without waiting: data keeps coming, so the next frames come from
-        // one large read instead of two reads each.
+        // As ClientWebSocket reads each frame: the header into its 125-byte buffer, then the rest. The first read found
+        // its bytes there without waiting: data keeps coming, so the rest of that frame (under 16 KiB) and the frames
+        // after it come from large reads into the buffer. (Read straight into ClientWebSocket's memory, a rest under
+        // 4 KiB made the HTTP connection's stream fill its own 4 KiB buffer and hand it out in 4 KiB pieces, so no 4 KiB
+        // frame was ever whole in the buffer to be taken directly.)
         var frame = ServerFrame(0x2, Bytes(4000));
         var connection = new ScriptedConnection([.. frame, .. frame, .. frame, .. frame, .. frame, .. frame]);
         var link = new LinkStream(connection, framed: true);
@@ -291,8 +293,24 @@ public class LinkStreamReadingTests
             Assert.Equal(frame, header.Concat(rest).ToArray());
         }
 
+        Assert.Equal(125, connection.Requests[0]);
+        Assert.All(connection.Requests.Skip(1), request => Assert.True(request >= 16 * 1024, $"reads from the connection: {string.Join(", ", connection.Requests)}"));
+    }
+
+    [Fact]
+    public async Task ReadAsync_LargeFrameAlreadyThere_ItsRestGoesStraightIntoTheReadersMemory()
+    {
+        // A rest of 16 KiB or more is not copied twice: it is read straight into ClientWebSocket's memory.
+        var frame = ServerFrame(0x2, Bytes(40_000));
+        var connection = new ScriptedConnection([.. frame, .. frame]);
+        var link = new LinkStream(connection, framed: true);
+
+        var header = await ReadAllAsync(link, 125);
+        var rest = await ReadAllAsync(link, frame.Length - 125);
+
+        Assert.Equal(frame, header.Concat(rest).ToArray());
         Assert.Equal([125, frame.Length - 125], connection.Requests[..2]);
-        Assert.True(connection.Requests[2] >= 16 * 1024, $"reads from the connection: {string.Join(", ", connection.Requests)}");
+        Assert.False(link.HoldsBuffer);
     }
 
     [Fact]
