@@ -105,7 +105,7 @@ public sealed class LifelineClientReceiveTests
         // client's own buffer, reading it straight into ClientWebSocket's memory made the connection's stream fill its own
         // 4 KiB buffer and hand it out in 4 KiB pieces, so no frame was ever whole in the client's buffer: 0-1% were taken
         // directly, and every message went through ClientWebSocket.
-        const int Count = 500;
+        const int Count = 200; // 820 KB, all written before the client reads: well within the socket buffers
         var frames = Enumerable.Range(1, Count).Select(i => RawFrameServer.LongFrame(0x2, [.. BitConverter.GetBytes(i), .. new byte[4092]])).ToArray();
         await using var server = RawFrameServer.StartHeld(frames);
         var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2), ReadAheadDelay = TimeSpan.FromSeconds(60) };

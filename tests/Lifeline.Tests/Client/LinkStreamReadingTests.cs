@@ -238,8 +238,8 @@ public class LinkStreamReadingTests
     public async Task ReadAsync_AfterAFrameLargerThanTheSocketsHeaderBuffer_TheNextWaitHoldsNoBuffer()
     {
         // A reply on a quiet link, read as ClientWebSocket reads: the header into its 125-byte buffer (filled to the
-        // last byte, after a wait), the rest of the payload straight into the caller's memory. The link then goes
-        // quiet again: the read that waits must not hold a buffer.
+        // last byte, after a wait), then the rest of the payload. The link then goes quiet again: the read that waits
+        // must not hold a buffer.
         var frame = ServerFrame(0x2, Bytes(4000));
         var connection = new ScriptedConnection(frame[..125], frame[125..]) { WaitWhenEmpty = true, FirstReadWaits = true };
         var link = new LinkStream(connection, framed: true);
@@ -295,6 +295,25 @@ public class LinkStreamReadingTests
 
         Assert.Equal(125, connection.Requests[0]);
         Assert.All(connection.Requests.Skip(1), request => Assert.True(request >= 16 * 1024, $"reads from the connection: {string.Join(", ", connection.Requests)}"));
+    }
+
+    [Fact]
+    public async Task ReadAsync_QuietLink_TheRestOfAFrameThatIsNotThereYet_IsWaitedForWithoutABufferHeld()
+    {
+        // A 5,000-byte reply on a quiet link whose rest is late (a stalled sender, a lost packet, a link that died inside
+        // the frame): the wait for it holds no pooled buffer, as an idle link holds none.
+        var frame = ServerFrame(0x2, Bytes(5000));
+        var connection = new ScriptedConnection(frame[..125]) { FirstReadWaits = true, WaitWhenEmpty = true };
+        var link = new LinkStream(connection, framed: true);
+
+        var headerRead = link.ReadAsync(new byte[125]).AsTask();
+        connection.CompleteWaitingRead();
+        Assert.Equal(125, await headerRead.WaitAsync(TimeSpan.FromSeconds(30)));
+        var rest = link.ReadAsync(new byte[frame.Length - 125]).AsTask();
+
+        Assert.False(rest.IsCompleted);
+        Assert.False(link.HoldsBuffer);
+        Assert.Equal(0, connection.Requests[^1]); // the wait is a zero-byte read
     }
 
     [Fact]

@@ -159,6 +159,11 @@ internal sealed partial class LinkStream
                 _reads++;
                 var direct = await inner.ReadAsync(destination[..(int)Math.Min(destination.Length, _frameLeft)], cancellationToken).ConfigureAwait(false);
                 _frameLeft -= direct;
+                if (_frameLeft == 0)
+                {
+                    _drained = true; // nothing says more is coming: the next frame's start waits in ClientWebSocket's memory
+                }
+
                 return direct;
             }
             else if (_drained && _frameLeft == 0)
@@ -180,8 +185,8 @@ internal sealed partial class LinkStream
 
                 // Data keeps coming if the read was full and either went past the frame's end or found its bytes
                 // already there. A full read that waited and ended inside its frame (a larger reply on a quiet link)
-                // says nothing about what follows: the rest of that frame goes straight into ClientWebSocket's memory,
-                // and the next read waits here again, not in a buffer of ours.
+                // says nothing about what follows: the rest of that frame is waited for without a buffer of ours
+                // (below), and the next frame's start waits here again.
                 _drained = read < asked || (given == read && waited);
                 if (given > 0)
                 {
@@ -189,6 +194,14 @@ internal sealed partial class LinkStream
                 }
 
                 continue; // the header is not complete: it is all in the buffer now, read the rest after it
+            }
+
+            if (_buffer is null && _frameLeft > 0 && _drained)
+            {
+                // Inside a frame on a link that went quiet: wait for the rest with a zero-byte read, so a sender stalled
+                // inside a frame (or a link that died there) keeps no buffer of ours; then read it into one.
+                _reads++;
+                _ = await inner.ReadAsync(Memory<byte>.Empty, cancellationToken).ConfigureAwait(false);
             }
 
             if (_buffer is null)
