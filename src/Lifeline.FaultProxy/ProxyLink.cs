@@ -89,7 +89,7 @@ public sealed class ProxyLink : IAsyncDisposable
             }
         }
 
-        _stop.Cancel();
+        StopPumps();
         _proxy.OnLinkEnded(this);
     }
 
@@ -114,8 +114,24 @@ public sealed class ProxyLink : IAsyncDisposable
             }
         }
 
-        _stop.Cancel();
+        StopPumps();
         _proxy.OnLinkEnded(this);
+    }
+
+    /// <summary>
+    /// Stops the pumps. The caller won the link's end, but a dispose that lost it may already have waited for the pumps
+    /// (which end once the sockets are closed) and disposed the stop source: then they are stopped already.
+    /// </summary>
+    private void StopPumps()
+    {
+        try
+        {
+            _stop.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed after the pumps ended: nothing left to stop.
+        }
     }
 
     /// <summary>Keeps the link open but lets nothing through either way from now on (a silent drop).</summary>
