@@ -75,13 +75,7 @@ public sealed class LifelineServer : IDisposable
     }
 
     /// <summary>A retry hint drawn uniformly from the restart window.</summary>
-    public TimeSpan NextRestartHint()
-    {
-#pragma warning disable CA5394 // Spread, not secrecy.
-        var span = (_options.RestartHintMax - _options.RestartHintMin).Ticks;
-        return _options.RestartHintMin + TimeSpan.FromTicks((long)(_random.NextDouble() * span));
-#pragma warning restore CA5394
-    }
+    public TimeSpan NextRestartHint() => Between(_options.RestartHintMin, _options.RestartHintMax);
 
     /// <summary>
     /// The hint for a client that arrives while the drain is under way: a moment drawn uniformly from what is left of the
@@ -107,15 +101,20 @@ public sealed class LifelineServer : IDisposable
             return AtLeast(NextRestartHint(), floor);
         }
 
-#pragma warning disable CA5394 // Spread, not secrecy.
-        return earliest + TimeSpan.FromTicks((long)(_random.NextDouble() * (latest - earliest).Ticks));
-#pragma warning restore CA5394
+        return Between(earliest, latest);
     }
 
     /// <summary>The shortest hint given to a late arrival (unless the window ends sooner).</summary>
     internal static TimeSpan LateArrivalMinHint { get; } = TimeSpan.FromMilliseconds(250);
 
     private static TimeSpan AtLeast(TimeSpan value, TimeSpan floor) => value < floor ? floor : value;
+
+    private TimeSpan Between(TimeSpan min, TimeSpan max)
+    {
+#pragma warning disable CA5394 // Spread, not secrecy.
+        return min + TimeSpan.FromTicks((long)(_random.NextDouble() * (max - min).Ticks));
+#pragma warning restore CA5394
+    }
 
     /// <summary>The code new upgrades and open connections get during a drain.</summary>
     internal CloseCode DrainCode => _options.DrainWithServiceRestart ? CloseCode.ServiceRestart : CloseCode.TryAgainLater;
