@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Lifeline.Cli;
 
@@ -7,34 +6,24 @@ namespace Lifeline.IntegrationTests.Infrastructure;
 /// <summary>Runs a long-lived <c>lifeline</c> command in-process with captured, thread-safe output.</summary>
 internal sealed class CliProcess : IAsyncDisposable
 {
-    private readonly StringBuilder _output = new();
-    private readonly StringBuilder _error = new();
+    private readonly CapturedText _output = new();
+    private readonly CapturedText _error = new();
     private readonly CancellationTokenSource _stop = new();
 
     private CliProcess(string input, string[] args)
     {
-        var console = new CliConsole(TextWriter.Synchronized(new StringWriter(_output)), TextWriter.Synchronized(new StringWriter(_error)), input);
+        var console = new CliConsole(_output.Writer, _error.Writer, input);
         Exit = Task.Run(() => LifelineCli.RunAsync(args, console, _stop.Token));
     }
 
     public Task<int> Exit { get; }
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _output.ToString();
 
     public string Error => _error.ToString();
 
-    /// <summary>The JSON lines printed so far.</summary>
-    public IReadOnlyList<JsonElement> JsonLines =>
-        [.. Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement.Clone())];
+    /// <summary>The complete JSON lines printed so far; a line still being written is left for the next look.</summary>
+    public IReadOnlyList<JsonElement> JsonLines => ToolProcess.ParseJsonLines(Output);
 
     public static CliProcess Start(string input, params string[] args) => new(input, args);
 

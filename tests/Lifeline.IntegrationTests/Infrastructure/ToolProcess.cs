@@ -57,8 +57,7 @@ internal sealed class ToolProcess : IAsyncDisposable
     }
 
     /// <summary>Every complete line of stdout parsed as JSON (each line must be one whole document).</summary>
-    public IReadOnlyList<JsonElement> JsonLines =>
-        [.. CompleteLines(Output).Where(line => line.Length > 0).Select(line => JsonDocument.Parse(line).RootElement.Clone())];
+    public IReadOnlyList<JsonElement> JsonLines => ParseJsonLines(Output);
 
     public StreamWriter Input => _process.StandardInput;
 
@@ -147,6 +146,10 @@ internal sealed class ToolProcess : IAsyncDisposable
     public Task WaitForEventAsync(string name, TimeSpan? timeout = null) =>
         Wait.UntilAsync(() => JsonLines.Any(line => line.GetProperty("event").GetString() == name),
             timeout ?? TimeSpan.FromSeconds(30), $"a '{name}' event (stdout so far: {Tail(Output)}; stderr: {Tail(Error)})");
+
+    /// <summary>Every complete, non-empty line of <paramref name="text"/> parsed as one JSON document; a last line without its newline is left out.</summary>
+    public static IReadOnlyList<JsonElement> ParseJsonLines(string text) =>
+        [.. CompleteLines(text).Where(line => line.Length > 0).Select(line => JsonDocument.Parse(line).RootElement.Clone())];
 
     /// <summary>The lines of <paramref name="text"/> that ended with a line break (a line still being written is left out).</summary>
     public static IEnumerable<string> CompleteLines(string text)
