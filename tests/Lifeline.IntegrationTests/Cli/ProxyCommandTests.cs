@@ -77,8 +77,8 @@ public sealed partial class ProxyCommandTests
         var (cli, _, _) = await StartProxyAsync(server.Port, "idle-cut 2 fin\nstatus\n", "--json");
         await using var scope = cli;
 
-        await Wait.UntilAsync(() => cli.Output.Contains("idleCut", StringComparison.Ordinal), what: "the status answer");
-        var answers = cli.Output.Split('\n').Where(line => line.StartsWith('{'))
+        await Wait.UntilAsync(() => ToolProcess.CompleteLines(cli.Output).Any(line => line.Contains("idleCut", StringComparison.Ordinal)), what: "the status answer");
+        var answers = ToolProcess.CompleteLines(cli.Output).Where(line => line.StartsWith('{'))
             .Select(line => JsonDocument.Parse(line).RootElement)
             .Where(e => e.GetProperty("event").GetString() == "control")
             .Select(e => e.GetProperty("data").GetString()!)
