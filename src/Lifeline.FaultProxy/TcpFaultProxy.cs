@@ -12,15 +12,18 @@ namespace Lifeline.FaultProxy;
 /// switched at run time for every link or for one link.
 /// </summary>
 /// <remarks>Thread-safe. Intended for tests and diagnostics on loopback, not for production traffic.</remarks>
-public sealed class TcpFaultProxy : IAsyncDisposable
+public sealed partial class TcpFaultProxy : IAsyncDisposable
 {
+    /// <summary>How soon a timed refusal tries again to listen when its port was taken meanwhile.</summary>
+    private static readonly TimeSpan RelistenRetry = TimeSpan.FromMilliseconds(250);
+
     private readonly FaultProxyOptions _options;
     private readonly ConcurrentDictionary<long, ProxyLink> _links = new();
     private readonly DirectionalToxics _toxics = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _listenLock = new();
     private Socket? _listener;
-    private ITimer? _refuseTimer;
+    private TimedRefusal? _timedRefusal;
     private Task _idleMonitor = Task.CompletedTask;
     private long _nextId;
     private long _accepted;
@@ -164,24 +167,20 @@ public sealed class TcpFaultProxy : IAsyncDisposable
         {
             _listener?.Dispose();
             _listener = null;
-            _refuseTimer?.Dispose();
-            _refuseTimer = duration is { } period
-                ? _options.TimeProvider.CreateTimer(_ => AcceptConnections(), null, period, Timeout.InfiniteTimeSpan)
-                : null;
+            _timedRefusal?.Dispose();
+            _timedRefusal = duration is { } period ? new TimedRefusal(this, period) : null;
         }
     }
 
     /// <summary>Listens again after <see cref="RefuseConnections"/>.</summary>
+    /// <exception cref="SocketException">Another socket took the port meanwhile; the proxy goes on refusing.</exception>
     public void AcceptConnections()
     {
         lock (_listenLock)
         {
-            _refuseTimer?.Dispose();
-            _refuseTimer = null;
-            if (_listener is null && EndPoint.Port != 0 && !_stop.IsCancellationRequested)
-            {
-                Listen(EndPoint);
-            }
+            _timedRefusal?.Dispose();
+            _timedRefusal = null;
+            ListenAgain();
         }
     }
 
@@ -196,7 +195,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
         _stop.Cancel();
         lock (_listenLock)
         {
-            _refuseTimer?.Dispose();
+            _timedRefusal?.Dispose();
             _listener?.Dispose();
             _listener = null;
         }
@@ -227,12 +226,55 @@ public sealed class TcpFaultProxy : IAsyncDisposable
     }
 
     // Called under _listenLock.
+    private void ListenAgain()
+    {
+        if (_listener is null && EndPoint.Port != 0 && !_stop.IsCancellationRequested)
+        {
+            Listen(EndPoint);
+        }
+    }
+
+    /// <summary>The end of a <see cref="RefuseConnections(TimeSpan?)"/> period, called by its timer.</summary>
+    private void EndRefusal(TimedRefusal refusal)
+    {
+        lock (_listenLock)
+        {
+            if (!ReferenceEquals(_timedRefusal, refusal))
+            {
+                return; // replaced, ended or disposed since
+            }
+
+            try
+            {
+                ListenAgain();
+                refusal.Dispose();
+                _timedRefusal = null;
+            }
+            catch (SocketException)
+            {
+                // Another socket took the port during the refusal. An exception out of a timer callback would end the
+                // whole process, so go on refusing and try again shortly; AcceptConnections or DisposeAsync ends this.
+                refusal.RetryAfter(RelistenRetry);
+            }
+        }
+    }
+
+    // Called under _listenLock.
     private void Listen(IPEndPoint endPoint)
     {
         var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        listener.Bind(endPoint);
-        listener.Listen(512);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(endPoint);
+            listener.Listen(512);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
         EndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _listener = listener;
         _ = AcceptLoopAsync(listener, _stop.Token);

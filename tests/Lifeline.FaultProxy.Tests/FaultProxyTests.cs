@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Lifeline.FaultProxy.Toxics;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lifeline.FaultProxy.Tests;
 
@@ -347,6 +348,44 @@ public sealed class FaultProxyTests : IAsyncLifetime
 
         using var socket = await ConnectAsync();
         Assert.Equal("ok", await RoundTripAsync(socket, "ok"));
+    }
+
+    [Fact]
+    public async Task RefuseConnections_PortTakenDuringThePeriod_GoesOnRefusingAndListensOnceItIsFree()
+    {
+        var time = new FakeTimeProvider();
+        await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+        proxy.RefuseConnections(TimeSpan.FromSeconds(1));
+        using (var squatter = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            squatter.Bind(proxy.EndPoint);
+            squatter.Listen();
+
+            // The period's end finds the port taken. From a real timer an exception here would end the process.
+            time.Advance(TimeSpan.FromSeconds(1));
+            Assert.True(proxy.IsRefusingConnections);
+        }
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(proxy.IsRefusingConnections);
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(proxy.EndPoint);
+        Assert.Equal("back", await RoundTripAsync(socket, "back"));
+    }
+
+    [Fact]
+    public async Task RefuseConnections_ReplacedBeforeItsPeriodEnds_TheOldPeriodDoesNotEndTheNewRefusal()
+    {
+        var time = new FakeTimeProvider();
+        await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+        proxy.RefuseConnections(TimeSpan.FromSeconds(1));
+        proxy.RefuseConnections();
+
+        time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(proxy.IsRefusingConnections);
+
+        proxy.AcceptConnections();
+        Assert.False(proxy.IsRefusingConnections);
     }
 
     [Fact]
