@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -7,6 +8,10 @@ namespace Lifeline.TestSupport;
 /// <summary>Ports for servers a test starts later on a port it must name first (a process, or a node that comes back on its port).</summary>
 internal static class ServerPorts
 {
+    // A port handed out is free until its server binds it, so a second call before then could be given it again (three
+    // Redis nodes picked in a row). Within one test process no port is handed out twice.
+    private static readonly ConcurrentDictionary<int, byte> HandedOut = new();
+
     /// <summary>
     /// A port free on 127.0.0.1 now, below the kernel's ephemeral range. A port picked by binding port 0 comes from that
     /// range, and an outgoing connection of a test running alongside can be given it before the server binds it
@@ -21,11 +26,19 @@ internal static class ServerPorts
             for (var attempt = 0; attempt < 200; attempt++)
             {
                 var port = Random.Shared.Next(from, low);
+                if (HandedOut.ContainsKey(port))
+                {
+                    continue;
+                }
+
                 try
                 {
                     using var probe = new TcpListener(IPAddress.Loopback, port);
                     probe.Start();
-                    return port;
+                    if (HandedOut.TryAdd(port, 0))
+                    {
+                        return port;
+                    }
                 }
                 catch (SocketException)
                 {
