@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Lifeline.FaultProxy;
 
 namespace Lifeline.Benchmarks;
 
@@ -25,7 +26,7 @@ internal sealed class RedisProcess : IAsyncDisposable
 
     public static async Task<RedisProcess> StartAsync()
     {
-        var port = Suite.LifelineHost.FreePort();
+        var port = LoopbackPorts.ForRestartableServer();
         var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, WorkingDirectory = Path.GetTempPath() };
         foreach (var arg in new[] { "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
         {

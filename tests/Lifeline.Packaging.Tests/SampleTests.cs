@@ -71,7 +71,7 @@ public sealed class SampleTests(PackageFeedFixture feed)
 
     private static bool IsTick(string line) => line.StartsWith("tick ", StringComparison.Ordinal);
 
-    private static int FreePort() => Lifeline.TestSupport.ServerPorts.Unused();
+    private static int FreePort() => Lifeline.FaultProxy.LoopbackPorts.ForRestartableServer();
 
     /// <summary>A process whose output lines are collected; waits are bounded and wake on every new line.</summary>
     private sealed class OutputProcess : IAsyncDisposable

@@ -106,7 +106,7 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    private static int FreePort() => Lifeline.TestSupport.ServerPorts.Unused();
+    private static int FreePort() => Lifeline.FaultProxy.LoopbackPorts.ForRestartableServer();
 }
 
 /// <summary>One redis-server shared by the tests of a class.</summary>

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using Lifeline.AspNetCore;
 using Microsoft.AspNetCore.Builder;
@@ -57,13 +56,6 @@ internal sealed class LifelineHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public static async Task<LifelineHost> StartAsync(int port = 0, HostCounters? counters = null, string? drainFile = null, Action<LifelineServerOptions>? configure = null)
     {

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net.WebSockets;
 using Lifeline.Client;
+using Lifeline.FaultProxy;
 using Websocket.Client;
 
 namespace Lifeline.Benchmarks.Suite;
@@ -64,7 +65,7 @@ internal static class RestartStormScenario
     {
         var counters = new HostCounters();
         var drainFile = Path.Combine(Path.GetTempPath(), $"lifeline-storm-{Guid.NewGuid():N}.bin");
-        var port = LifelineHost.FreePort();
+        var port = LoopbackPorts.ForRestartableServer(); // restarted on this port: not one from the range for outgoing connections
         var host = await LifelineHost.StartAsync(port, counters, drainFile);
         var session = kind == "Lifeline session";
         var clients = new List<IStormClient>(settings.StormClients);

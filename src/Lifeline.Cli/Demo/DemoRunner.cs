@@ -45,7 +45,9 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
         var clients = new List<IDemoClient>();
         try
         {
-            host = await DemoHost.StartAsync(Ledger, Traffic, drainFile, 0, cancellationToken).ConfigureAwait(false);
+            // The restart brings a new host up on this port. Port 0 would pick it from the range for outgoing connections,
+            // where the proxy's reconnects to it could be given it while the host is down.
+            host = await DemoHost.StartAsync(Ledger, Traffic, drainFile, LoopbackPorts.ForRestartableServer(), cancellationToken).ConfigureAwait(false);
             proxy = new TcpFaultProxy(new FaultProxyOptions
             {
                 UpstreamHost = "127.0.0.1",

@@ -1,7 +1,7 @@
 using System.Text.Json;
+using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Protocol;
-using Lifeline.TestSupport;
 
 namespace Lifeline.IntegrationTests.Browser;
 
@@ -16,7 +16,7 @@ public sealed class ServePageBrowserTests
     [Fact]
     public async Task ServeRestarts_PageReconnectsAfterTheHintedDelayAndLogsIt()
     {
-        var (serve, port) = await ServeProcess.StartOnPortAsync(ServerPorts.Unused(), "--hint-min", "1", "--hint-max", "2");
+        var (serve, port) = await ServeProcess.StartOnPortAsync(LoopbackPorts.ForRestartableServer(), "--hint-min", "1", "--hint-max", "2");
         CliProcess? restarted = null;
         var (playwright, browser) = await Chromium.LaunchAsync();
         using var __ = playwright;

@@ -4,7 +4,6 @@ using System.Text.RegularExpressions;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Protocol;
-using Lifeline.TestSupport;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 
@@ -32,7 +31,7 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
         try
         {
             string[] hints = ["--hint-min", "1", "--hint-max", "2"];
-            first = ToolProcess.Start(["serve", "--urls", $"http://127.0.0.1:{ServerPorts.Unused()}", "--session-file", sessionFile, .. hints]);
+            first = ToolProcess.Start(["serve", "--urls", $"http://127.0.0.1:{LoopbackPorts.ForRestartableServer()}", "--session-file", sessionFile, .. hints]);
             await first.WaitForOutputAsync("press Ctrl-C", Bound);
             var port = int.Parse(Listening().Match(first.Output).Groups[1].Value, CultureInfo.InvariantCulture);
             proxy = new TcpFaultProxy("127.0.0.1", port).Start();

@@ -3,10 +3,10 @@ using System.Text.RegularExpressions;
 using Lifeline.Cli;
 using Lifeline.Client;
 using Lifeline.CloseCodes;
+using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
-using Lifeline.TestSupport;
 
 namespace Lifeline.IntegrationTests.Cli;
 
@@ -24,7 +24,7 @@ public sealed partial class ProcessKillTests
     {
         var sessionFile = Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.sessions");
         ToolProcess? second = null;
-        await using var first = ToolProcess.Start("serve", "--urls", $"http://127.0.0.1:{ServerPorts.Unused()}", "--session-file", sessionFile, "--hint-min", "0", "--hint-max", "1");
+        await using var first = ToolProcess.Start("serve", "--urls", $"http://127.0.0.1:{LoopbackPorts.ForRestartableServer()}", "--session-file", sessionFile, "--hint-min", "0", "--hint-max", "1");
         try
         {
             await first.WaitForOutputAsync("press Ctrl-C", Bound);

@@ -3,8 +3,8 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Lifeline.Cli;
 using Lifeline.Cli.Commands;
+using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
-using Lifeline.TestSupport;
 
 namespace Lifeline.IntegrationTests.Cli;
 
@@ -20,7 +20,7 @@ public sealed partial class ProcessSessionTests
         var sessionFile = Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.sessions");
         try
         {
-            await using var first = ToolProcess.Start("serve", "--urls", $"http://127.0.0.1:{ServerPorts.Unused()}", "--session-file", sessionFile, "--hint-min", "0", "--hint-max", "1");
+            await using var first = ToolProcess.Start("serve", "--urls", $"http://127.0.0.1:{LoopbackPorts.ForRestartableServer()}", "--session-file", sessionFile, "--hint-min", "0", "--hint-max", "1");
             await first.WaitForOutputAsync("press Ctrl-C");
             var port = int.Parse(Listening().Match(first.Output).Groups[1].Value, CultureInfo.InvariantCulture);
             await using var client = ToolProcess.Start("connect", $"ws://127.0.0.1:{port}/stream?interval=20", "--session", "--json", "--no-stdin");

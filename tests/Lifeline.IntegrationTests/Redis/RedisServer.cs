@@ -126,6 +126,6 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    internal static int FreePort() => Lifeline.TestSupport.ServerPorts.Unused();
+    internal static int FreePort() => Lifeline.FaultProxy.LoopbackPorts.ForRestartableServer();
 }
 

@@ -1,8 +1,8 @@
 using Lifeline.Client;
 using Lifeline.CloseCodes;
+using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Protocol;
-using Lifeline.TestSupport;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -13,7 +13,7 @@ public sealed class ClientServerRestartTests
     public async Task HostRestartsOnTheSamePort_EveryLifelineClientReturnsOnItsHint()
     {
         const int count = 20;
-        var host = await LifelineTestHost.StartAsync(port: ServerPorts.Unused());
+        var host = await LifelineTestHost.StartAsync(port: LoopbackPorts.ForRestartableServer());
         var port = host.Port;
         var clients = Enumerable.Range(0, count).Select(_ => new LifelineClient(new LifelineClientOptions { Uri = host.Uri() })).ToArray();
         var recorders = clients.Select(c => new StateRecorder(c)).ToArray();
@@ -48,7 +48,7 @@ public sealed class ClientServerRestartTests
     [Fact]
     public async Task LifelineConnect_ShowsTheRestart()
     {
-        var host = await LifelineTestHost.StartAsync(port: ServerPorts.Unused());
+        var host = await LifelineTestHost.StartAsync(port: LoopbackPorts.ForRestartableServer());
         var port = host.Port;
         await using var cli = CliProcess.Start(string.Empty, "connect", host.Uri().ToString(), "--json", "--no-stdin");
         await cli.WaitForEventAsync("connected");

@@ -3,7 +3,6 @@ using Lifeline.Client;
 using Lifeline.CloseCodes;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
-using Lifeline.TestSupport;
 
 namespace Lifeline.IntegrationTests.Sessions;
 
@@ -35,7 +34,7 @@ public sealed class SessionFaultTests
         var random = new Random(seed);
         var log = new NumberedServerLog { ServerSendCount = count };
         var drain = Path.Combine(Path.GetTempPath(), $"lifeline-fault-{Guid.NewGuid():N}.bin");
-        var host = await SessionTestHost.StartAsync(log, drain, ServerPorts.Unused());
+        var host = await SessionTestHost.StartAsync(log, drain, LoopbackPorts.ForRestartableServer());
         var port = host.Port;
         var faults = new List<string>();
         await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();

@@ -5,7 +5,6 @@ using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Session.Store;
-using Lifeline.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Lifeline.IntegrationTests.Sessions;
@@ -154,7 +153,7 @@ public sealed class SessionResumeTests
     {
         var log = new NumberedServerLog { ServerSendCount = 1000 };
         var drain = NewDrainFile();
-        var host = await SessionTestHost.StartAsync(log, drain, ServerPorts.Unused());
+        var host = await SessionTestHost.StartAsync(log, drain, LoopbackPorts.ForRestartableServer());
         var port = host.Port;
         await using var client = new LifelineClient(SessionClient(host.Uri("/numbered")));
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
@@ -188,7 +187,7 @@ public sealed class SessionResumeTests
         // delivered together with its answer, or the answer is lost (counted, never sent) or doubled (resent, answered twice).
         var log = new NumberedServerLog();
         var drain = NewDrainFile();
-        var host = await SessionTestHost.StartAsync(log, drain, ServerPorts.Unused());
+        var host = await SessionTestHost.StartAsync(log, drain, LoopbackPorts.ForRestartableServer());
         var port = host.Port;
         await using var client = new LifelineClient(SessionClient(host.Uri("/slow-echo")));
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
@@ -235,7 +234,7 @@ public sealed class SessionResumeTests
     {
         var log = new NumberedServerLog { ServerSendCount = 0 };
         var drain = NewDrainFile();
-        var host = await SessionTestHost.StartAsync(log, drain, ServerPorts.Unused(), sessions: o => o.PersistOnDrain = false);
+        var host = await SessionTestHost.StartAsync(log, drain, LoopbackPorts.ForRestartableServer(), sessions: o => o.PersistOnDrain = false);
         var port = host.Port;
         await using var client = new LifelineClient(SessionClient(host.Uri("/echo")));
         var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -274,7 +273,7 @@ public sealed class SessionResumeTests
         // The default store holds one session: the drain's second save fails (SessionStoreFullException).
         void OneSessionStore(IServiceCollection services) =>
             services.AddSingleton(sp => new InMemorySessionStore(new InMemorySessionStoreOptions { MaxSessions = 1 }, sp.GetService<TimeProvider>()));
-        var host = await SessionTestHost.StartAsync(log, drain, ServerPorts.Unused(), services: OneSessionStore);
+        var host = await SessionTestHost.StartAsync(log, drain, LoopbackPorts.ForRestartableServer(), services: OneSessionStore);
         var port = host.Port;
         await using var first = new LifelineClient(SessionClient(host.Uri("/echo")));
         await using var second = new LifelineClient(SessionClient(host.Uri("/echo")));

@@ -1,0 +1,68 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Lifeline.FaultProxy;
+
+/// <summary>Ports on 127.0.0.1 for servers that a test (or a demo) stops and starts again on the same port.</summary>
+public static class LoopbackPorts
+{
+    // A port handed out stays free until its server binds it, so a second call before then could be given it again.
+    private static readonly ConcurrentDictionary<int, byte> HandedOut = new();
+
+    /// <summary>
+    /// A port free on 127.0.0.1 now, below the kernel's range for outgoing connections, and never handed out before
+    /// by this process. A port picked by binding port 0 comes from that range: while its server is down for a restart,
+    /// an outgoing connection (a client reconnecting to that very port, even) can be given it, and the server cannot
+    /// bind it again. Below the range only another listener can take it.
+    /// </summary>
+    /// <remarks>Outside Linux, or with no room below the range, the port comes from binding port 0.</remarks>
+    public static int ForRestartableServer()
+    {
+        var (low, _) = EphemeralRange();
+        var from = Math.Max(10_000, low - 12_000);
+        if (low - from >= 1_000)
+        {
+            for (var attempt = 0; attempt < 200; attempt++)
+            {
+                var port = Random.Shared.Next(from, low);
+                if (!HandedOut.ContainsKey(port) && IsFree(port) && HandedOut.TryAdd(port, 0))
+                {
+                    return port;
+                }
+            }
+        }
+
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var probe = new TcpListener(IPAddress.Loopback, port);
+            probe.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static (int Low, int High) EphemeralRange()
+    {
+        try
+        {
+            var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            return (int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return (32_768, 60_999); // Linux's default
+        }
+    }
+}
