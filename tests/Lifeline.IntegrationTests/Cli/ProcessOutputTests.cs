@@ -122,12 +122,7 @@ public sealed partial class ProcessOutputTests
     [Fact]
     public async Task Proxy_UpstreamUnreachable_IsLogged()
     {
-        int closedPort;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
+        const int closedPort = 1; // tcpmux: served nowhere
 
         await using var tool = ToolProcess.Start("proxy", "--upstream", $"127.0.0.1:{closedPort}", "--json");
         await tool.WaitForOutputAsync("type 'help'");

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
 using System.Text;
+using Lifeline.FaultProxy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -53,10 +54,12 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
 
     public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
 
+    /// <summary>Starts on <paramref name="port"/>, or by default on a port below the ephemeral range: tests restart the
+    /// server on its port, or use the port once the server stopped, and no outgoing connection can be given it meanwhile.</summary>
     public static async Task<TestWebSocketServer> StartAsync(int port = 0)
     {
         var server = new TestWebSocketServer();
-        await server.StartHostAsync(port);
+        await server.StartHostAsync(port == 0 ? LoopbackPorts.ForRestartableServer() : port);
         return server;
     }
 
