@@ -36,7 +36,7 @@ public sealed class IdleScannerTests
     public async Task ScanAsync_NothingCutsTheSilence_ReportsNotFoundWithTheLongestSurvivor()
     {
         await using var server = await TestServer.StartAsync();
-        var options = new IdleScanOptions(server.Uri("/ws")) { MinSilence = TimeSpan.FromSeconds(0.2), MaxSilence = TimeSpan.FromSeconds(0.5), Parallel = 2 };
+        var options = new IdleScanOptions(server.Uri("/ws")) { MinSilence = TimeSpan.FromSeconds(0.2), MaxSilence = TimeSpan.FromSeconds(0.5), Parallel = 2, PongTimeout = TimeSpan.FromSeconds(10) }; // a slow pong is not a cut
 
         var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
 

@@ -23,7 +23,7 @@ public sealed class ConnectCommandTests
         Assert.Single(lines, l => l.GetProperty("event").GetString() == "connected");
         Assert.Equal(["hello", "world"], lines.Where(l => l.GetProperty("event").GetString() == "message").Select(l => l.GetProperty("data").GetString()));
         Assert.True(DateTimeOffset.TryParse(lines[0].GetProperty("time").GetString(), out _));
-        Assert.Equal("stopped", lines[^1].GetProperty("event").GetString());
+        Assert.Equal("stopped", lines.Last(l => l.GetProperty("event").GetString() != "message").GetProperty("event").GetString());
     }
 
     [Fact]

@@ -46,7 +46,7 @@ public sealed class IdleScanCommandTests
         await using var _ = serve;
         await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
 
-        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "0.5", "--max", "2");
+        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "0.5", "--max", "2", "--pong-timeout", "10"); // a slow pong is not a cut
 
         Assert.False(result.GetProperty("found").GetBoolean());
         Assert.Equal(JsonValueKind.Null, result.GetProperty("idleTimeoutSeconds").ValueKind);

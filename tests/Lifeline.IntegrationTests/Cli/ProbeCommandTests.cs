@@ -121,7 +121,7 @@ public sealed class ProbeCommandTests
     {
         await using var server = await TestWebSocketServer.StartAsync();
         await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
-        proxy.SetIdleCut(TimeSpan.FromMilliseconds(300), IdleCutKind.Reset);
+        proxy.SetIdleCut(TimeSpan.FromSeconds(1.5), IdleCutKind.Reset); // longer than a slow upgrade, shorter than --duration
 
         var (exit, report, cli) = await ProbeAsync($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo", "--pings", "0", "--duration", "5");
         await using var _ = cli;

@@ -93,7 +93,7 @@ public sealed partial class ProxyCommandTests
     public async Task Proxy_StartupFlags_ApplyIdleCut()
     {
         await using var server = await TestWebSocketServer.StartAsync();
-        var (cli, proxyPort, _) = await StartProxyAsync(server.Port, "", "--idle-cut", "0.5", "--idle-cut-kind", "fin");
+        var (cli, proxyPort, _) = await StartProxyAsync(server.Port, "", "--idle-cut", "2", "--idle-cut-kind", "fin"); // longer than a slow upgrade
         await using var scope = cli;
 
         await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/echo"));

@@ -127,8 +127,9 @@ public sealed class LifelineClientFaultTests
         var states = new StateRecorder(client);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
 
-        // The announced restart: 1012 with a short hint, then the port refuses for a while.
-        await server.CloseAllAsync(1012, "Service Restart; retry-after-ms=200");
+        // The announced restart: 1012 with a short hint, then the port refuses for a while. The hint leaves a loaded
+        // machine time to stop the server first: a reconnect to the old one would be aborted, a 1006 instead of the 1012.
+        await server.CloseAllAsync(1012, "Service Restart; retry-after-ms=1000");
         await Wait.UntilAsync(() => server.OpenCount == 0, what: "the closing handshake");
         await server.StopAsync();
         await states.NextAsync(LifelineClientState.Reconnecting);
