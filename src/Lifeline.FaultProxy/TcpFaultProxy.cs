@@ -104,6 +104,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
     public bool RemoveToxic(IToxic toxic) => _toxics.Remove(toxic);
 
     /// <summary>Removes every proxy-wide fault and the idle cut, and accepts connections again.</summary>
+    /// <exception cref="SocketException">Refusing, and another socket took the port meanwhile: the faults are cleared, the proxy goes on refusing.</exception>
     public void ClearFaults()
     {
         _toxics.Clear();
@@ -154,7 +155,8 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
     /// <summary>
     /// Stops listening so that new connections are refused by the operating system (ECONNREFUSED), for
-    /// <paramref name="duration"/> or until <see cref="AcceptConnections"/>. Open links are not touched.
+    /// <paramref name="duration"/> or until <see cref="AcceptConnections"/>. Open links are not touched. If another
+    /// socket took the port when the period ends, the proxy goes on refusing and tries to listen again every 250 ms.
     /// </summary>
     public void RefuseConnections(TimeSpan? duration = null)
     {
@@ -173,14 +175,15 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
     }
 
     /// <summary>Listens again after <see cref="RefuseConnections"/>.</summary>
-    /// <exception cref="SocketException">Another socket took the port meanwhile; the proxy goes on refusing.</exception>
+    /// <exception cref="SocketException">Another socket took the port meanwhile: the proxy goes on refusing (and a timed
+    /// refusal goes on trying to listen again).</exception>
     public void AcceptConnections()
     {
         lock (_listenLock)
         {
+            ListenAgain();
             _timedRefusal?.Dispose();
             _timedRefusal = null;
-            ListenAgain();
         }
     }
 
@@ -196,6 +199,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
         lock (_listenLock)
         {
             _timedRefusal?.Dispose();
+            _timedRefusal = null;
             _listener?.Dispose();
             _listener = null;
         }
@@ -282,6 +286,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
     private async Task AcceptLoopAsync(Socket listener, CancellationToken cancellationToken)
     {
+        await Task.Yield(); // started under _listenLock: links (and their events' handlers) never run under it
         while (!cancellationToken.IsCancellationRequested)
         {
             Socket client;

@@ -373,18 +373,64 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task RefuseConnections_ReplacedBeforeItsPeriodEnds_TheOldPeriodDoesNotEndTheNewRefusal()
+    public async Task AcceptConnections_PortTaken_ThrowsAndTheTimedRefusalGoesOnTrying()
     {
         var time = new FakeTimeProvider();
         await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
         proxy.RefuseConnections(TimeSpan.FromSeconds(1));
-        proxy.RefuseConnections();
+        using (var squatter = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            squatter.Bind(proxy.EndPoint);
+            squatter.Listen();
 
-        time.Advance(TimeSpan.FromSeconds(5));
-        Assert.True(proxy.IsRefusingConnections);
+            Assert.Throws<SocketException>(proxy.AcceptConnections);
+            Assert.True(proxy.IsRefusingConnections);
+        }
 
-        proxy.AcceptConnections();
+        time.Advance(TimeSpan.FromSeconds(1)); // the period's end, with the port free again
         Assert.False(proxy.IsRefusingConnections);
+    }
+
+    [Fact]
+    public async Task RefuseConnections_ReplacedWhileItsTimerIsFiring_TheOldPeriodDoesNotEndTheNewRefusal()
+    {
+        var time = new RecordingTimeProvider();
+        await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+        var before = time.Timers.Count;
+        proxy.RefuseConnections(TimeSpan.FromSeconds(1));
+        var (callback, state) = Assert.Single(time.Timers.Skip(before));
+
+        proxy.RefuseConnections(); // until told otherwise
+        callback(state); // the first period's callback, already on its way when the timer was disposed
+
+        Assert.True(proxy.IsRefusingConnections);
+    }
+
+    /// <summary>Records every timer's callback and never fires one, so a test can run a callback at the worst moment.</summary>
+    private sealed class RecordingTimeProvider : TimeProvider
+    {
+        public List<(TimerCallback Callback, object? State)> Timers { get; } = [];
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            lock (Timers)
+            {
+                Timers.Add((callback, state));
+            }
+
+            return new IdleTimer();
+        }
+
+        private sealed class IdleTimer : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose()
+            {
+            }
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
     }
 
     [Fact]
