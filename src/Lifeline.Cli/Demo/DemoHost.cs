@@ -6,6 +6,7 @@ using Lifeline.CloseCodes;
 using Lifeline.Protocol;
 using Lifeline.Session.Wire;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -54,9 +55,21 @@ internal sealed class DemoHost : IAsyncDisposable
         app.Use((context, next) => traffic.IsShedding && context.WebSockets.IsWebSocketRequest ? ShedAsync(context, traffic) : next(context));
         app.MapLifelineSession(SessionPath, (session, ct) => SessionStreamAsync(session, ledger, traffic, ct));
         app.MapLifeline(PlainPath, (connection, ct) => PlainStreamAsync(connection, ledger, traffic, ct));
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false); // a failed bind is retried with a new host: this one must not linger
+            throw;
+        }
+
         return new DemoHost(app, new Uri(app.Urls.First()).Port);
     }
+
+    /// <summary>Whether <see cref="StartAsync"/> failed because something else listens on the port (Kestrel's wrapping).</summary>
+    public static bool IsAddressInUse(Exception e) => e is IOException { InnerException: AddressInUseException };
 
     /// <summary>Closes the server's side of each client's connection with 1013 and a retry hint (the load shed).</summary>
     public static Task ShedAsync(IEnumerable<DemoClientRecord> clients, DemoTraffic traffic) =>

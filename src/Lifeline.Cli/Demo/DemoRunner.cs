@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Lifeline.FaultProxy;
 
 namespace Lifeline.Cli.Demo;
@@ -224,7 +223,7 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
             {
                 return await DemoHost.StartAsync(Ledger, Traffic, drainFile, port, cancellationToken).ConfigureAwait(false);
             }
-            catch (IOException e) when (attempt < 20 && e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } or null)
+            catch (Exception e) when (attempt < 20 && DemoHost.IsAddressInUse(e))
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken).ConfigureAwait(false);
             }

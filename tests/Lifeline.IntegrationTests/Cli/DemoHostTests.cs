@@ -1,0 +1,25 @@
+using System.Net;
+using System.Net.Sockets;
+using Lifeline.Cli.Demo;
+
+namespace Lifeline.IntegrationTests.Cli;
+
+public sealed class DemoHostTests
+{
+    [Fact]
+    public async Task StartAsync_PortTaken_FailsWithTheErrorTheRestartRetries()
+    {
+        // The demo's restart starts the new host on the old port and retries while something else holds it. Kestrel
+        // wraps the refusal as IOException over AddressInUseException; the retry once looked for a SocketException.
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        var drainFile = Path.Combine(Path.GetTempPath(), $"lifeline-demohost-{Guid.NewGuid():N}.sessions");
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => DemoHost.StartAsync(new DemoLedger(1), new DemoTraffic(TimeProvider.System, 1), drainFile, port, CancellationToken.None));
+
+        Assert.True(DemoHost.IsAddressInUse(error), $"not recognised as the port being taken: {error}");
+        Assert.False(DemoHost.IsAddressInUse(new IOException("disk full")));
+        File.Delete(drainFile);
+    }
+}
