@@ -14,7 +14,8 @@ internal sealed class CapturedText
 
     public TextWriter Writer { get; }
 
-    /// <summary>The text so far; it can end inside a line, because a WriteLine is written as text, then newline.</summary>
+    /// <summary>The text so far. Each call to the writer is seen whole; a line the program writes in several calls can
+    /// still be caught half written, so readers take only the lines that end with a newline.</summary>
     public override string ToString()
     {
         // A synchronized TextWriter locks on itself for every call, so no append is half done under this lock.

@@ -64,9 +64,9 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts the host again on the same port (after <see cref="StopAsync"/>). While it was down another socket on this
-    /// machine may have taken the port for a moment (an outgoing connection's local port comes from the same range), so
-    /// a refused bind is tried again for a while.
+    /// Starts the host again on the same port (after <see cref="StopAsync"/>). While it was down another listener on this
+    /// machine may have taken the port for a moment (another test process probing for a free port, or a server given an
+    /// explicit port), so a refused bind is tried again for a while.
     /// </summary>
     public async Task RestartAsync()
     {
