@@ -130,7 +130,9 @@ public sealed partial class ProcessOutputTests
         using (var client = new TcpClient())
         {
             await client.ConnectAsync(IPAddress.Loopback, port);
-            await tool.WaitForOutputAsync("upstream-failed");
+            // The whole line: the text can be on stdout before the line's end is (a failure seen once in a loaded run).
+            await Wait.UntilAsync(() => ToolProcess.CompleteLines(tool.Output).Any(l => l.Contains("upstream-failed", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(30), "the upstream-failed line");
         }
 
         var failed = ToolProcess.CompleteLines(tool.Output).Where(l => l.StartsWith('{')).Select(l => JsonDocument.Parse(l).RootElement)
