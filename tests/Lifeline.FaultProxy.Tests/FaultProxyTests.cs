@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Lifeline.FaultProxy.Toxics;
@@ -349,17 +350,27 @@ public sealed class FaultProxyTests : IAsyncLifetime
         Assert.Equal("ok", await RoundTripAsync(socket, "ok"));
     }
 
+    /// <summary>A second proxy in front of the same echo server, on the given clock.</summary>
+    private TcpFaultProxy ProxyOnClock(TimeProvider time) =>
+        new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+
+    /// <summary>Another socket listening on the port a refusing proxy let go.</summary>
+    private static Socket Squat(IPEndPoint endPoint)
+    {
+        var squatter = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        squatter.Bind(endPoint);
+        squatter.Listen();
+        return squatter;
+    }
+
     [Fact]
     public async Task RefuseConnections_PortTakenDuringThePeriod_GoesOnRefusingAndListensOnceItIsFree()
     {
         var time = new FakeTimeProvider();
-        await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+        await using var proxy = ProxyOnClock(time);
         proxy.RefuseConnections(TimeSpan.FromSeconds(1));
-        using (var squatter = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        using (Squat(proxy.EndPoint))
         {
-            squatter.Bind(proxy.EndPoint);
-            squatter.Listen();
-
             // The period's end finds the port taken. From a real timer an exception here would end the process.
             time.Advance(TimeSpan.FromSeconds(1));
             Assert.True(proxy.IsRefusingConnections);
@@ -376,13 +387,10 @@ public sealed class FaultProxyTests : IAsyncLifetime
     public async Task AcceptConnections_PortTaken_ThrowsAndTheTimedRefusalGoesOnTrying()
     {
         var time = new FakeTimeProvider();
-        await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+        await using var proxy = ProxyOnClock(time);
         proxy.RefuseConnections(TimeSpan.FromSeconds(1));
-        using (var squatter = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        using (Squat(proxy.EndPoint))
         {
-            squatter.Bind(proxy.EndPoint);
-            squatter.Listen();
-
             Assert.Throws<SocketException>(proxy.AcceptConnections);
             Assert.True(proxy.IsRefusingConnections);
         }
@@ -395,7 +403,7 @@ public sealed class FaultProxyTests : IAsyncLifetime
     public async Task RefuseConnections_ReplacedWhileItsTimerIsFiring_TheOldPeriodDoesNotEndTheNewRefusal()
     {
         var time = new RecordingTimeProvider();
-        await using var proxy = new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
+        await using var proxy = ProxyOnClock(time);
         var before = time.Timers.Count;
         proxy.RefuseConnections(TimeSpan.FromSeconds(1));
         var (callback, state) = Assert.Single(time.Timers.Skip(before));
