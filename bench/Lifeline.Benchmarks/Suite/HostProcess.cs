@@ -65,6 +65,9 @@ internal sealed class HostProcess : IAsyncDisposable
                 case "measure":
                     Console.WriteLine(IdleMemoryScenario.Measure().ToString(CultureInfo.InvariantCulture));
                     break;
+                case "allocated":
+                    Console.WriteLine(GC.GetTotalAllocatedBytes(precise: true).ToString(CultureInfo.InvariantCulture));
+                    break;
                 case "stop":
                     var start = Stopwatch.GetTimestamp();
                     await host.StopAsync();
@@ -81,6 +84,9 @@ internal sealed class HostProcess : IAsyncDisposable
     }
 
     public async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
+
+    /// <summary>The bytes the host process has allocated so far (precise).</summary>
+    public async Task<long> AllocatedAsync() => long.Parse(await AskAsync("allocated"), CultureInfo.InvariantCulture);
 
     public async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
 

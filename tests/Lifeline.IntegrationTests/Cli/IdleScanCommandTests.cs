@@ -33,7 +33,7 @@ public sealed class IdleScanCommandTests
         // The cut cannot come before 3 s of silence; a loaded machine may notice it late, so the upper bound is
         // generous, yet a scan that measured the wrong thing (the 1, 2 or 8 s steps) still fails.
         var timeout = result.GetProperty("idleTimeoutSeconds").GetDouble();
-        Assert.InRange(timeout, 2.5, 4.8);
+        Assert.InRange(timeout, 2.5, 6.0);
         Assert.Equal(expected, result.GetProperty("killedBy").GetString());
         Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() <= timeout, "a silence longer than the measured timeout cannot have survived");
         Assert.Contains("keep-alive", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
