@@ -15,7 +15,16 @@ switch (args)
     case ["redis-node", ..]:
         return await Lifeline.Benchmarks.RedisNodeRunner.RunAsync(args[1..], Console.Out);
     case ["all" or "smoke", ..]:
-        return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out);
+        try
+        {
+            return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out, SuiteHost);
+        }
+        catch (ArgumentException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message);
+            return 2;
+        }
+
     case ["host-process"]:
         return await HostProcess.ServeAsync();
 }
@@ -24,4 +33,8 @@ BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;
 
 /// <summary>Entry point type for BenchmarkSwitcher.</summary>
-public partial class Program;
+public partial class Program
+{
+    /// <summary>The suite's server process is this program again, in <c>host-process</c> mode.</summary>
+    public static SuiteHostCommand SuiteHost { get; } = new(typeof(Program).Assembly.Location, ["host-process"]);
+}

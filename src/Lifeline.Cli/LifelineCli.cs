@@ -27,6 +27,7 @@ internal static class LifelineCli
         root.Subcommands.Add(IdleScanCommand.Create(console));
         root.Subcommands.Add(ProxyCommand.Create(console));
         root.Subcommands.Add(Demo.DemoCommand.Create(console));
+        root.Subcommands.Add(BenchCommand.Create(console));
         AddExitCodesToHelp(root);
         return root;
     }

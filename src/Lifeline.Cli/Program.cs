@@ -1,5 +1,13 @@
 using System.Runtime.InteropServices;
+using Lifeline.Benchmarks.Suite;
 using Lifeline.Cli;
+using Lifeline.Cli.Commands;
+
+if (args is [BenchCommand.HostProcessArgument])
+{
+    // `lifeline bench` started this process as its server: it serves until its standard input ends.
+    return await HostProcess.ServeAsync().ConfigureAwait(false);
+}
 
 // Ctrl-C and SIGTERM cancel the running command, which then closes its connections cleanly and ends at once,
 // whatever stdin is doing. A second signal ends the process without waiting.

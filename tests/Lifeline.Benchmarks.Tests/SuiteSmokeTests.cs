@@ -10,7 +10,7 @@ public sealed class SuiteSmokeTests(ITestOutputHelper output)
     public async Task RunAsync_Smoke_EveryScenarioRuns()
     {
         using var writer = new StringWriter();
-        var exit = await SuiteRunner.RunAsync(smoke: true, [], writer);
+        var exit = await SuiteRunner.RunAsync(smoke: true, [], writer, Program.SuiteHost);
         output.WriteLine(writer.ToString());
         Assert.Equal(0, exit);
         foreach (var heading in new[] { "1. Receive", "2. Send", "3. Echo", "4. Restart storm", "5. Dead-link", "6a. Memory", "6b." })

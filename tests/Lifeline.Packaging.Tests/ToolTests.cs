@@ -7,7 +7,7 @@ namespace Lifeline.Packaging.Tests;
 public sealed class ToolTests(PackageFeedFixture feed)
 {
     [Fact]
-    public async Task ToolInstall_FromLocalFeed_ExplainAndCodesRunFromTheInstalledTool()
+    public async Task ToolInstall_FromLocalFeed_ExplainCodesAndBenchRunFromTheInstalledTool()
     {
         var toolPath = Path.Combine(feed.WorkDirectory, "tools");
         // --add-source adds the local feed to the machine's configured sources (no source is named here).
@@ -33,6 +33,14 @@ public sealed class ToolTests(PackageFeedFixture feed)
         var (badExit, _, badError) = await RunToolAsync(lifeline, "explain", "not-a-code");
         Assert.Equal(2, badExit);
         Assert.StartsWith("error:", badError, StringComparison.Ordinal);
+
+        // The benchmark suite ships inside the tool, Websocket.Client included, and starts its server process from the
+        // install directory.
+        var (benchExit, bench, benchError) = await RunToolAsync(lifeline, "bench", "--smoke", "echo");
+        Assert.True(benchExit == 0, $"exit {benchExit}; stderr: {benchError}");
+        Assert.Contains("| Lifeline session |", bench, StringComparison.Ordinal);
+        Assert.Contains("| Websocket.Client 5.5.1 |", bench, StringComparison.Ordinal);
+        Assert.Contains("0 scenario(s) failed", bench, StringComparison.Ordinal);
     }
 
     private static async Task<(int ExitCode, string Output, string Error)> RunToolAsync(string command, params string[] args)

@@ -26,7 +26,7 @@ internal static class EchoScenario
 
     public static async Task RunAsync(SuiteSettings settings, TextWriter output)
     {
-        await using var host = await HostProcess.StartAsync();
+        await using var host = await HostProcess.StartAsync(settings.Host);
         var uri = host.Uri("/session");
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(300));
         var kinds = ThroughputScenario.Kinds.Length;

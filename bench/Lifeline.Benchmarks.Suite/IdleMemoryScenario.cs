@@ -21,7 +21,7 @@ internal static class IdleMemoryScenario
         (double Server, double Client) raw = default;
         foreach (var kind in new[] { "raw", "plain", "session" })
         {
-            await using var server = await HostProcess.StartAsync();
+            await using var server = await HostProcess.StartAsync(settings.Host);
             var (s, c, _) = await HoldAsync(server, kind, settings.IdleConnections, TimeSpan.FromSeconds(settings.IsSmoke ? 0.2 : 2), stop: false);
             if (kind == "raw")
             {
@@ -37,7 +37,7 @@ internal static class IdleMemoryScenario
             return;
         }
 
-        await using (var server = await HostProcess.StartAsync())
+        await using (var server = await HostProcess.StartAsync(settings.Host))
         {
             var (s, c, drain) = await HoldAsync(server, "plain", settings.HeldConnections, settings.HoldFor, stop: true);
             var held = new Table("connections", "held for", "server B/conn", "client B/conn", "server stop took", "all clients closed after", "closed with 1012", "other closes");

@@ -4,12 +4,13 @@ using System.Globalization;
 namespace Lifeline.Benchmarks.Suite;
 
 /// <summary>
-/// A <see cref="LifelineHost"/> in a child process of this assembly (<c>host-process</c> mode), so that what is
+/// A <see cref="LifelineHost"/> in a child process (the program that runs the suite, started again as its
+/// <see cref="SuiteHostCommand"/> says), so that what is
 /// measured in this process is the clients alone: their heap (scenario 6) and their latency (scenario 3), without the
 /// server's objects on the same heap or its work items on the same thread pool. The child answers "measure" (its
 /// heap after a full collection) and "stop" (a graceful stop, and how long it took) on stdin; anything else ends it.
 /// </summary>
-internal sealed class HostProcess : IAsyncDisposable
+public sealed class HostProcess : IAsyncDisposable
 {
     private readonly Process _process;
 
@@ -19,19 +20,24 @@ internal sealed class HostProcess : IAsyncDisposable
         Port = port;
     }
 
-    public int Port { get; }
+    internal int Port { get; }
 
-    public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
+    internal Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
 
-    public static async Task<HostProcess> StartAsync()
+    internal static async Task<HostProcess> StartAsync(SuiteHostCommand? command)
     {
-        var assembly = typeof(HostProcess).Assembly.Location;
+        ArgumentNullException.ThrowIfNull(command);
+        var assembly = command.AssemblyPath;
         var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add("--runtimeconfig");
         start.ArgumentList.Add(Path.ChangeExtension(assembly, ".runtimeconfig.json"));
         start.ArgumentList.Add(assembly);
-        start.ArgumentList.Add("host-process");
+        foreach (var argument in command.Arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         start.Environment["DOTNET_gcServer"] = "0";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host process");
         try
@@ -83,12 +89,12 @@ internal sealed class HostProcess : IAsyncDisposable
         return 0;
     }
 
-    public async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
+    internal async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
 
     /// <summary>The bytes the host process has allocated so far (precise).</summary>
-    public async Task<long> AllocatedAsync() => long.Parse(await AskAsync("allocated"), CultureInfo.InvariantCulture);
+    internal async Task<long> AllocatedAsync() => long.Parse(await AskAsync("allocated"), CultureInfo.InvariantCulture);
 
-    public async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
+    internal async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
 
     public async ValueTask DisposeAsync()
     {

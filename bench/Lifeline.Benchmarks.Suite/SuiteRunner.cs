@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Lifeline.Benchmarks.Suite;
+
+/// <summary>
+/// The whole suite of issue 13 in one command: full (the sizes in docs/benchmarks.md, under 15 minutes on the
+/// 2-core VM) or smoke (tiny counts; only checks that every scenario runs). An optional list of scenario names
+/// (throughput, echo, storm, deadlink, memory) runs only those; <c>memory-idle</c>, never part of the default run, is
+/// the memory scenario without its long hold (only the per-connection figures), for iterating on them. Everything
+/// listens on 127.0.0.1 and is stopped at the end.
+/// </summary>
+public static class SuiteRunner
+{
+    // Memory before the storm and the dead link: objects those two leave behind (closing sockets, the timers of clients
+    // disposed) were let go during the raw client's window, which then read 130-230 B lower per connection.
+    private static readonly string[] Scenarios = ["throughput", "echo", "memory", "storm", "deadlink"];
+
+    /// <summary>Every scenario in the order they run, with those that run only when named (memory-idle).</summary>
+    private static readonly string[] InOrder = ["throughput", "echo", "memory-idle", "memory", "storm", "deadlink"];
+
+    /// <summary>The scenario names <see cref="RunAsync"/> accepts, in the order they run.</summary>
+    public static IReadOnlyList<string> ScenarioNames => InOrder;
+
+    /// <summary>
+    /// Runs the named scenarios (all but memory-idle when none is named) and writes their tables to
+    /// <paramref name="output"/> as Markdown. Returns 0 when every scenario ran, 1 when one failed (its error is in the
+    /// output and the others still run).
+    /// </summary>
+    /// <param name="smoke">Tiny counts: checks that every scenario runs, in about a minute; the figures mean nothing.</param>
+    /// <param name="only">Scenario names (<see cref="ScenarioNames"/>); empty for the whole suite.</param>
+    /// <param name="output">Where the tables go.</param>
+    /// <param name="host">How to start the server that runs in a process of its own.</param>
+    /// <param name="cancellationToken">Stops the run between scenarios, or abandons the one under way (its child
+    /// process ends with this one: it serves only while its standard input is open).</param>
+    /// <exception cref="ArgumentException">A name in <paramref name="only"/> is not a scenario.</exception>
+    public static async Task<int> RunAsync(bool smoke, IReadOnlyCollection<string> only, TextWriter output, SuiteHostCommand host, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(only);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(host);
+        if (only.FirstOrDefault(name => !InOrder.Contains(name, StringComparer.Ordinal)) is { } unknown)
+        {
+            throw new ArgumentException($"'{unknown}' is not a scenario of the suite. Name any of: {string.Join(", ", InOrder)} (none: all but memory-idle).", nameof(only));
+        }
+
+        var settings = (smoke ? SuiteSettings.Smoke : SuiteSettings.Full) with { Host = host };
+        var selected = only.Count == 0 ? Scenarios : [.. InOrder.Where(only.Contains)];
+        await output.WriteLineAsync($"# Lifeline benchmark suite ({(smoke ? "smoke" : "full")}): {string.Join(", ", selected)}");
+        await output.WriteLineAsync($"{RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores, load average {LoadAverage()}\n");
+        var total = Stopwatch.GetTimestamp();
+        var failed = 0;
+        foreach (var name in selected)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var start = Stopwatch.GetTimestamp();
+            try
+            {
+                await RunScenarioAsync(name, settings, output).WaitAsync(cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                failed++;
+                await output.WriteLineAsync($"FAILED {name}: {e}");
+            }
+
+            await output.WriteLineAsync($"({name}: {Table.Format(Stopwatch.GetElapsedTime(start))}, load average {LoadAverage()})\n");
+        }
+
+        await output.WriteLineAsync($"suite: {Table.Format(Stopwatch.GetElapsedTime(total))}, {failed} scenario(s) failed");
+        return failed == 0 ? 0 : 1;
+    }
+
+    private static Task RunScenarioAsync(string name, SuiteSettings settings, TextWriter output) => name switch
+    {
+        "throughput" => ThroughputScenario.RunAsync(settings, output),
+        "echo" => EchoScenario.RunAsync(settings, output),
+        "storm" => RestartStormScenario.RunAsync(settings, output),
+        "deadlink" => DeadLinkScenario.RunAsync(settings, output),
+        "memory-idle" => IdleMemoryScenario.RunAsync(settings, output, hold: false),
+        _ => IdleMemoryScenario.RunAsync(settings, output, hold: true),
+    };
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+}
