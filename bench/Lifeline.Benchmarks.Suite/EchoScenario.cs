@@ -47,7 +47,7 @@ internal static class EchoScenario
             }
 
             // The clients take turns round trip by round trip, so a slow spell of the machine (a noisy neighbour, a
-            // GC, a late worker) falls on all of them alike. In rounds of 2,000 round trips (until 2026-11-27 14:00) one
+            // GC, a late worker) falls on all of them alike. In rounds of 2,000 round trips (until cff1b10) one
             // round lasted about as long as such a spell, which then fell on one client alone: the p99 of the raw socket
             // and of its own twin moved 0.70x-1.19x apart. The order of the turns is shuffled anew for every round trip:
             // in a fixed rotation each client always followed the same one, and the raw socket, always right after

@@ -28,7 +28,13 @@ public sealed class HostProcess : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(command);
         var assembly = command.AssemblyPath;
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true, // passed on below: the child must not hold the caller's stderr open
+            UseShellExecute = false,
+        };
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add("--runtimeconfig");
         start.ArgumentList.Add(Path.ChangeExtension(assembly, ".runtimeconfig.json"));
@@ -40,6 +46,19 @@ public sealed class HostProcess : IAsyncDisposable
 
         start.Environment["DOTNET_gcServer"] = "0";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host process");
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                Console.Error.WriteLine($"bench server process: {e.Data}");
+            }
+        };
+        process.BeginErrorReadLine();
+        if (command.Log is { } log)
+        {
+            await log.WriteLineAsync($"bench: server process {process.Id.ToString(CultureInfo.InvariantCulture)} started");
+        }
+
         try
         {
             var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -57,6 +76,18 @@ public sealed class HostProcess : IAsyncDisposable
             process.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The <c>dotnet</c> host of the runtime this process runs on (found from the runtime's own directory, so neither
+    /// PATH nor another installed SDK decides which runtime the server gets); <c>dotnet</c> from PATH when that layout
+    /// is not there.
+    /// </summary>
+    private static string DotnetHost()
+    {
+        var name = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+        var beside = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", name));
+        return File.Exists(beside) ? beside : name;
     }
 
     /// <summary>The child's side: starts a <see cref="LifelineHost"/>, prints its port and answers on stdin.</summary>

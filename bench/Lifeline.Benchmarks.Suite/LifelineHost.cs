@@ -59,7 +59,10 @@ internal sealed class LifelineHost : IAsyncDisposable
 
     public static async Task<LifelineHost> StartAsync(int port = 0, HostCounters? counters = null, string? drainFile = null, Action<LifelineServerOptions>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // Nothing from the current directory or the environment: the installed tool may run inside a user's project,
+        // whose appsettings.json (Kestrel endpoints, logging) must not change what is measured.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o =>
         {

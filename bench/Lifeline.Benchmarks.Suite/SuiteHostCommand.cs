@@ -7,4 +7,8 @@ namespace Lifeline.Benchmarks.Suite;
 /// </summary>
 /// <param name="AssemblyPath">The program's main assembly; its <c>.runtimeconfig.json</c> lies beside it.</param>
 /// <param name="Arguments">What makes that program serve as the suite's host.</param>
-public sealed record SuiteHostCommand(string AssemblyPath, IReadOnlyList<string> Arguments);
+public sealed record SuiteHostCommand(string AssemblyPath, IReadOnlyList<string> Arguments)
+{
+    /// <summary>Where to say which server process was started ("bench: server process 1234 started"); none by default.</summary>
+    public TextWriter? Log { get; init; }
+}

@@ -31,8 +31,12 @@ public static class SuiteRunner
     /// <param name="only">Scenario names (<see cref="ScenarioNames"/>); empty for the whole suite.</param>
     /// <param name="output">Where the tables go.</param>
     /// <param name="host">How to start the server that runs in a process of its own.</param>
-    /// <param name="cancellationToken">Stops the run between scenarios, or abandons the one under way (its child
-    /// process ends with this one: it serves only while its standard input is open).</param>
+    /// <param name="cancellationToken">
+    /// Stops the run between scenarios, or abandons the one under way: it is not stopped, and goes on writing to
+    /// <paramref name="output"/> in the background. Meant for a program that ends when cancelled (the <c>lifeline</c>
+    /// tool): the scenario's clients and hosts end with the process, and its server process, which serves only while
+    /// its standard input is open, ends with it too.
+    /// </param>
     /// <exception cref="ArgumentException">A name in <paramref name="only"/> is not a scenario.</exception>
     public static async Task<int> RunAsync(bool smoke, IReadOnlyCollection<string> only, TextWriter output, SuiteHostCommand host, CancellationToken cancellationToken = default)
     {

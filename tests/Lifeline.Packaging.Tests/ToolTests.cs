@@ -57,7 +57,16 @@ public sealed class ToolTests(PackageFeedFixture feed)
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(cts.Token);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true); // bench starts a server process of its own: end it too
+            throw;
+        }
+
         return (process.ExitCode, await output, await error);
     }
 }

@@ -46,7 +46,7 @@ internal static class BenchCommand
                 await console.Error.WriteLineAsync("warning: Lifeline was built without optimisations (a Debug build): its figures say little. Build with -c Release, or run the installed tool.").ConfigureAwait(false);
             }
 
-            var host = new SuiteHostCommand(typeof(BenchCommand).Assembly.Location, [HostProcessArgument]);
+            var host = new SuiteHostCommand(typeof(BenchCommand).Assembly.Location, [HostProcessArgument]) { Log = console.Error };
             try
             {
                 var exit = await SuiteRunner.RunAsync(result.GetValue(smoke), names, console.Output, host, cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Lifeline.Cli;
 using Lifeline.IntegrationTests.Infrastructure;
 
@@ -8,7 +10,7 @@ namespace Lifeline.IntegrationTests.Cli;
 /// while the server it started in a process of its own is up.
 /// </summary>
 [Collection(ToolProcessCollection.Name)]
-public sealed class ProcessBenchTests
+public sealed partial class ProcessBenchTests
 {
     private static readonly string[] EchoRows = ["raw ClientWebSocket", "raw, runtime pong check", "Lifeline plain", "Lifeline session", "Websocket.Client 5.5.1"];
 
@@ -30,7 +32,7 @@ public sealed class ProcessBenchTests
 
         Assert.Contains("suite: ", tool.Output, StringComparison.Ordinal);
         Assert.Contains("0 scenario(s) failed", tool.Output, StringComparison.Ordinal);
-        Assert.True(host.WaitForExit(TimeSpan.FromSeconds(30)), "the suite's server process outlived the run");
+        Assert.True(await EndsWithinAsync(host, TimeSpan.FromSeconds(30)), $"the suite's server process {host} outlived the run");
     }
 
     [Fact]
@@ -47,77 +49,54 @@ public sealed class ProcessBenchTests
     [Fact]
     public async Task Bench_CtrlCWhileTheServerProcessRuns_Exits130AndTheServerProcessEnds()
     {
-        // The full echo scenario: its clients make 100,000 round trips each, so it is still running at the signal.
+        // The full echo scenario: its clients make 120,000 round trips each, so it is still running at the signal.
         await using var tool = ToolProcess.Start("bench", "echo");
         tool.CloseInput();
         var host = await WaitForHostProcessAsync(tool);
+        Assert.False(await EndsWithinAsync(host, TimeSpan.FromMilliseconds(500)), "the server process should still run before the signal");
 
         tool.Signal(ToolProcess.SIGINT);
 
         Assert.Equal(ExitCodes.Interrupted, await tool.Exit.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("bench interrupted", tool.Error, StringComparison.Ordinal);
-        Assert.True(host.WaitForExit(TimeSpan.FromSeconds(30)), "the suite's server process outlived the interrupted run");
+        Assert.True(await EndsWithinAsync(host, TimeSpan.FromSeconds(30)), $"the suite's server process {host} outlived the interrupted run");
     }
 
-    /// <summary>The server process the tool started for the echo scenario (a child running with the host argument).</summary>
-    private static async Task<System.Diagnostics.Process> WaitForHostProcessAsync(ToolProcess tool)
+    /// <summary>The server process the tool started for the echo scenario, as the tool names it on stderr.</summary>
+    private static async Task<int> WaitForHostProcessAsync(ToolProcess tool)
     {
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        while (true)
-        {
-            foreach (var child in ChildProcessIds(tool.Id))
-            {
-                if (CommandLine(child).Contains("--bench-host-process", StringComparison.Ordinal))
-                {
-                    return System.Diagnostics.Process.GetProcessById(child);
-                }
-            }
-
-            Assert.False(tool.Exit.IsCompleted, $"the tool ended before its server process was seen; stderr: {tool.Error}");
-            await Task.Delay(50, bound.Token);
-        }
+        await Wait.UntilAsync(() => ServerProcessLine().IsMatch(tool.Error), TimeSpan.FromSeconds(60),
+            "the tool naming its server process on stderr");
+        return int.Parse(ServerProcessLine().Match(tool.Error).Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
-    private static IEnumerable<int> ChildProcessIds(int parent)
+    /// <summary>Whether the process has ended (gone, or a zombie its parent has not reaped yet) within the bound.</summary>
+    private static async Task<bool> EndsWithinAsync(int id, TimeSpan bound)
     {
-        string[] tasks;
-        try
+        var deadline = DateTime.UtcNow + bound;
+        while (DateTime.UtcNow < deadline)
         {
-            tasks = Directory.GetDirectories($"/proc/{parent}/task");
-        }
-        catch (DirectoryNotFoundException)
-        {
-            yield break;
-        }
-
-        foreach (var task in tasks)
-        {
-            string children;
+            string stat;
             try
             {
-                children = File.ReadAllText(Path.Combine(task, "children"));
+                stat = await File.ReadAllTextAsync($"/proc/{id}/stat");
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                continue; // the thread ended meanwhile
+                return true; // gone (DirectoryNotFoundException and FileNotFoundException are IOExceptions)
             }
 
-            foreach (var id in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            if (stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z'))
             {
-                yield return int.Parse(id, System.Globalization.CultureInfo.InvariantCulture);
+                return true;
             }
+
+            await Task.Delay(100);
         }
+
+        return false;
     }
 
-    private static string CommandLine(int id)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{id}/cmdline").Replace('\0', ' ');
-        }
-        catch (IOException)
-        {
-            return string.Empty;
-        }
-    }
+    [GeneratedRegex(@"bench: server process (\d+) started\n")]
+    private static partial Regex ServerProcessLine();
 }
