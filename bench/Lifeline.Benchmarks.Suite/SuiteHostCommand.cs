@@ -9,6 +9,9 @@ namespace Lifeline.Benchmarks.Suite;
 /// <param name="Arguments">What makes that program serve as the suite's host.</param>
 public sealed record SuiteHostCommand(string AssemblyPath, IReadOnlyList<string> Arguments)
 {
-    /// <summary>Where to say which server process was started ("bench: server process 1234 started"); none by default.</summary>
+    /// <summary>
+    /// Where to say what runs: each scenario as it starts ("bench: echo (2 of 5)") and each server process started
+    /// ("bench: server process 1234 started"). None by default.
+    /// </summary>
     public TextWriter? Log { get; init; }
 }

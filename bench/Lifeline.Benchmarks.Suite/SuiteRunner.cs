@@ -54,9 +54,16 @@ public static class SuiteRunner
         await output.WriteLineAsync($"{RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores, load average {LoadAverage()}\n");
         var total = Stopwatch.GetTimestamp();
         var failed = 0;
-        foreach (var name in selected)
+        for (var i = 0; i < selected.Length; i++)
         {
+            var name = selected[i];
             cancellationToken.ThrowIfCancellationRequested();
+            if (host.Log is { } log)
+            {
+                // A scenario's table comes only at its end (the throughput one after about 3 minutes): say what runs.
+                await log.WriteLineAsync($"bench: {name} ({i + 1} of {selected.Length})");
+            }
+
             var start = Stopwatch.GetTimestamp();
             try
             {

@@ -31,6 +31,7 @@ public sealed partial class ProcessBenchTests
         }
 
         Assert.Contains("suite: ", tool.Output, StringComparison.Ordinal);
+        Assert.Contains("bench: echo (1 of 1)\n", tool.Error, StringComparison.Ordinal); // progress goes to stderr
         Assert.Contains("0 scenario(s) failed", tool.Output, StringComparison.Ordinal);
         Assert.True(await EndsWithinAsync(host, TimeSpan.FromSeconds(30)), $"the suite's server process {host} outlived the run");
     }
