@@ -241,9 +241,10 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
             }
 
             session.LastEnqueued = header.Sequence;
-            await session.Inbox.WriteAsync(header.Sequence,
-                new LifelineMessage(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, message.Data[header.HeaderLength..]), // the connection's copy is the message's own: no second copy
-                session.Ending).ConfigureAwait(false);
+            // The connection's message becomes the payload's, in place: no second object per message, and the connection's
+            // copy of the bytes is the message's own, so no second copy either.
+            message.UnwrapSessionPayload(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, header.HeaderLength);
+            await session.Inbox.WriteAsync(header.Sequence, message, session.Ending).ConfigureAwait(false);
             return Delivery.Delivered;
         }
         catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
