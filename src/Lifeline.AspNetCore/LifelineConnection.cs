@@ -95,6 +95,11 @@ public sealed partial class LifelineConnection
     /// arrives next; once the server itself is closing, messages that do not fit are dropped (and logged) so that
     /// the client's answer can be read.
     /// </para>
+    /// <para>
+    /// On a session's socket (<see cref="LifelineSession.Connection"/>) the session reads this itself and owns
+    /// what it reads (it turns each frame into the message it hands on): read <see cref="LifelineSession.Messages"/>
+    /// there instead; reading or peeking here takes frames from the session.
+    /// </para>
     /// </summary>
     public ChannelReader<LifelineMessage> Messages => _incoming;
 
