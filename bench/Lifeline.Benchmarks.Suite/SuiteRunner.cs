@@ -22,6 +22,12 @@ public static class SuiteRunner
     /// <summary>The scenario names <see cref="RunAsync"/> accepts, in the order they run.</summary>
     public static IReadOnlyList<string> ScenarioNames => InOrder;
 
+    /// <summary>What is wrong with a list of scenario names, in words for the user; null when every name is a scenario.</summary>
+    public static string? UnknownScenario(IEnumerable<string> names) =>
+        names.FirstOrDefault(name => !InOrder.Contains(name, StringComparer.Ordinal)) is { } unknown
+            ? $"'{unknown}' is not a scenario: name any of {string.Join(", ", InOrder)}, or none for all but memory-idle."
+            : null;
+
     /// <summary>
     /// Runs the named scenarios (all but memory-idle when none is named) and writes their tables to
     /// <paramref name="output"/> as Markdown. Returns 0 when every scenario ran, 1 when one failed (its error is in the
@@ -43,9 +49,9 @@ public static class SuiteRunner
         ArgumentNullException.ThrowIfNull(only);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(host);
-        if (only.FirstOrDefault(name => !InOrder.Contains(name, StringComparer.Ordinal)) is { } unknown)
+        if (UnknownScenario(only) is { } problem)
         {
-            throw new ArgumentException($"'{unknown}' is not a scenario of the suite. Name any of: {string.Join(", ", InOrder)} (none: all but memory-idle).", nameof(only));
+            throw new ArgumentException(problem, nameof(only));
         }
 
         var settings = (smoke ? SuiteSettings.Smoke : SuiteSettings.Full) with { Host = host };

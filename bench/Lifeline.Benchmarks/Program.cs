@@ -15,15 +15,13 @@ switch (args)
     case ["redis-node", ..]:
         return await Lifeline.Benchmarks.RedisNodeRunner.RunAsync(args[1..], Console.Out);
     case ["all" or "smoke", ..]:
-        try
+        if (SuiteRunner.UnknownScenario(args[1..]) is { } problem)
         {
-            return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out, SuiteHost);
-        }
-        catch (ArgumentException e)
-        {
-            await Console.Error.WriteLineAsync(e.Message);
+            await Console.Error.WriteLineAsync(problem);
             return 2;
         }
+
+        return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out, SuiteHost);
 
     case ["host-process"]:
         return await HostProcess.ServeAsync();

@@ -36,9 +36,9 @@ internal static class BenchCommand
         command.SetAction(async (result, cancellationToken) =>
         {
             var names = result.GetValue(scenarios) ?? [];
-            if (names.FirstOrDefault(name => !SuiteRunner.ScenarioNames.Contains(name, StringComparer.Ordinal)) is { } unknown)
+            if (SuiteRunner.UnknownScenario(names) is { } problem)
             {
-                throw new UsageException($"'{unknown}' is not a scenario: name any of {string.Join(", ", SuiteRunner.ScenarioNames)}, or none for all but memory-idle.", "bench");
+                throw new UsageException(problem, "bench");
             }
 
             if (IsUnoptimized(typeof(LifelineClient).Assembly))

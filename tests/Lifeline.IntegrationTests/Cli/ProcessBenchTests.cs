@@ -33,7 +33,7 @@ public sealed partial class ProcessBenchTests
         Assert.Contains("suite: ", tool.Output, StringComparison.Ordinal);
         Assert.Contains("bench: echo (1 of 1)\n", tool.Error, StringComparison.Ordinal); // progress goes to stderr
         Assert.Contains("0 scenario(s) failed", tool.Output, StringComparison.Ordinal);
-        Assert.True(await EndsWithinAsync(host, TimeSpan.FromSeconds(30)), $"the suite's server process {host} outlived the run");
+        await WaitForEndAsync(host, "the run");
     }
 
     [Fact]
@@ -54,13 +54,13 @@ public sealed partial class ProcessBenchTests
         await using var tool = ToolProcess.Start("bench", "echo");
         tool.CloseInput();
         var host = await WaitForHostProcessAsync(tool);
-        Assert.False(await EndsWithinAsync(host, TimeSpan.FromMilliseconds(500)), "the server process should still run before the signal");
+        Assert.False(HasEnded(host), "the server process should still run before the signal");
 
         tool.Signal(ToolProcess.SIGINT);
 
         Assert.Equal(ExitCodes.Interrupted, await tool.Exit.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("bench interrupted", tool.Error, StringComparison.Ordinal);
-        Assert.True(await EndsWithinAsync(host, TimeSpan.FromSeconds(30)), $"the suite's server process {host} outlived the interrupted run");
+        await WaitForEndAsync(host, "the interrupted run");
     }
 
     /// <summary>The server process the tool started for the echo scenario, as the tool names it on stderr.</summary>
@@ -71,32 +71,22 @@ public sealed partial class ProcessBenchTests
         return int.Parse(ServerProcessLine().Match(tool.Error).Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Whether the process has ended (gone, or a zombie its parent has not reaped yet) within the bound.</summary>
-    private static async Task<bool> EndsWithinAsync(int id, TimeSpan bound)
+    /// <summary>Whether the process has ended: gone, or a zombie its parent has not reaped yet.</summary>
+    private static bool HasEnded(int id)
     {
-        var deadline = DateTime.UtcNow + bound;
-        while (DateTime.UtcNow < deadline)
+        try
         {
-            string stat;
-            try
-            {
-                stat = await File.ReadAllTextAsync($"/proc/{id}/stat");
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return true; // gone (DirectoryNotFoundException and FileNotFoundException are IOExceptions)
-            }
-
-            if (stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z'))
-            {
-                return true;
-            }
-
-            await Task.Delay(100);
+            var stat = File.ReadAllText($"/proc/{id}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
         }
-
-        return false;
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true; // gone (DirectoryNotFoundException and FileNotFoundException are IOExceptions)
+        }
     }
+
+    private static Task WaitForEndAsync(int id, string after) =>
+        Wait.UntilAsync(() => HasEnded(id), TimeSpan.FromSeconds(30), $"the suite's server process {id} to end after {after}");
 
     [GeneratedRegex(@"bench: server process (\d+) started\n")]
     private static partial Regex ServerProcessLine();
