@@ -62,6 +62,43 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     return;
                 }
 
+                if (SessionFrameReader.TryReadData(message.Data.Span, int.MaxValue, out var sequence, out var ack, out var headerLength, out var isText))
+                {
+                    // The per-message path: a Data frame, decoded into scalars (the general header is large, and this
+                    // loop keeps its locals across awaits).
+                    if (session is null)
+                    {
+                        if (afterLost)
+                        {
+                            continue; // in flight from the lost session (5.7)
+                        }
+
+                        await FailAsync(CloseCode.ProtocolError, "first frame not Hello", $"expected Hello, got {SessionFrameType.Data}").ConfigureAwait(false);
+                        return;
+                    }
+
+                    if (!Acknowledge(session, ack))
+                    {
+                        await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
+                        return;
+                    }
+
+                    switch (await DeliverAsync(session, sequence, isText, headerLength, message).ConfigureAwait(false))
+                    {
+                        case Delivery.Gap:
+                            await FailAsync(CloseCode.ProtocolError, "sequence gap",
+                                $"sequence gap: got {sequence.ToString(CultureInfo.InvariantCulture)}, expected {(session.LastEnqueued + 1).ToString(CultureInfo.InvariantCulture)}").ConfigureAwait(false);
+                            return;
+                        case Delivery.NotTaken when session is { IsEnded: true, ClientToldLost: true }:
+                            await LeaveSessionAsync().ConfigureAwait(false); // the client was told: it may go on with a Hello (5.7)
+                            continue;
+                        case Delivery.NotTaken:
+                            return; // the session ended, was frozen or went to another socket; the client resends what was not delivered
+                    }
+
+                    continue;
+                }
+
                 var error = SessionFrameReader.TryRead(new ReadOnlySequence<byte>(message.Data), int.MaxValue, out var header, out _);
                 if (error != SessionFrameError.None)
                 {
@@ -73,7 +110,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 {
                     if (header.Type != SessionFrameType.Hello)
                     {
-                        if (afterLost && header.Type is SessionFrameType.Data or SessionFrameType.Ack)
+                        if (afterLost && header.Type == SessionFrameType.Ack)
                         {
                             continue; // in flight from the lost session (5.7)
                         }
@@ -111,36 +148,12 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
 
                 switch (header.Type)
                 {
-                    case SessionFrameType.Data:
-                        if (session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
-                        {
-                            await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
-                            return;
-                        }
-
-                        session.Journal?.ClientAcknowledged(header.Ack);
-                        switch (await DeliverAsync(session, header, message).ConfigureAwait(false))
-                        {
-                            case Delivery.Gap:
-                                await FailAsync(CloseCode.ProtocolError, "sequence gap",
-                                    $"sequence gap: got {header.Sequence.ToString(CultureInfo.InvariantCulture)}, expected {(session.LastEnqueued + 1).ToString(CultureInfo.InvariantCulture)}").ConfigureAwait(false);
-                                return;
-                            case Delivery.NotTaken when session is { IsEnded: true, ClientToldLost: true }:
-                                await LeaveSessionAsync().ConfigureAwait(false); // the client was told: it may go on with a Hello (5.7)
-                                continue;
-                            case Delivery.NotTaken:
-                                return; // the session ended, was frozen or went to another socket; the client resends what was not delivered
-                        }
-
-                        break;
                     case SessionFrameType.Ack:
-                        if (session.Replay.Acknowledge(header.Ack).Status == ReplayAckStatus.BeyondSent)
+                        if (!Acknowledge(session, header.Ack))
                         {
                             await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
                             return;
                         }
-
-                        session.Journal?.ClientAcknowledged(header.Ack);
 
                         break;
                     case SessionFrameType.SessionLost:
@@ -182,6 +195,18 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         }
     }
 
+    /// <summary>Applies the client's cumulative ack (on a Data or Ack frame); false when it acknowledges a message never sent.</summary>
+    private static bool Acknowledge(LifelineSession session, long ack)
+    {
+        if (session.Replay.Acknowledge(ack).Status == ReplayAckStatus.BeyondSent)
+        {
+            return false;
+        }
+
+        session.Journal?.ClientAcknowledged(ack);
+        return true;
+    }
+
     private enum Delivery
     {
         Delivered,
@@ -194,9 +219,9 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     /// Hands a client Data frame's payload to the session's inbox, in its turn (see <see cref="LifelineSession.InboundTurn"/>);
     /// once the turn is given back, a handler waiting for it runs on this thread (<see cref="SessionInbox.HandOver"/>).
     /// </summary>
-    private async ValueTask<Delivery> DeliverAsync(LifelineSession session, SessionFrameHeader header, LifelineMessage message)
+    private async ValueTask<Delivery> DeliverAsync(LifelineSession session, long sequence, bool isText, int headerLength, LifelineMessage message)
     {
-        var delivery = await EnqueueAsync(session, header, message).ConfigureAwait(false);
+        var delivery = await EnqueueAsync(session, sequence, isText, headerLength, message).ConfigureAwait(false);
         if (delivery == Delivery.Delivered)
         {
             session.Inbox.HandOver();
@@ -205,22 +230,30 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         return delivery;
     }
 
-    private async ValueTask<Delivery> EnqueueAsync(LifelineSession session, SessionFrameHeader header, LifelineMessage message)
+    private async ValueTask<Delivery> EnqueueAsync(LifelineSession session, long sequence, bool isText, int headerLength, LifelineMessage message)
     {
-        if (header.Sequence <= session.LastEnqueued)
+        if (sequence <= session.LastEnqueued)
         {
             // Without the turn: the frames a client resends after a resume are mostly duplicates, and the Acks behind
             // them must be read even while the old socket's carrier holds the turn, waiting for room in the inbox.
             return Delivery.Duplicate;
         }
 
-        try
-        {
-            await session.InboundTurn.WaitAsync(Connection.Closing).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
+        if (Connection.Closing.IsCancellationRequested)
         {
             return Delivery.NotTaken; // this socket is closing
+        }
+
+        if (!session.InboundTurn.Wait(0, CancellationToken.None)) // the usual case: the turn is free, and taken without an asynchronous wait
+        {
+            try
+            {
+                await session.InboundTurn.WaitAsync(Connection.Closing).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return Delivery.NotTaken; // this socket is closing
+            }
         }
 
         try
@@ -230,21 +263,21 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 return Delivery.NotTaken; // a resume took the session to another socket
             }
 
-            if (header.Sequence <= session.LastEnqueued)
+            if (sequence <= session.LastEnqueued)
             {
                 return Delivery.Duplicate; // normal after a resume
             }
 
-            if (header.Sequence != session.LastEnqueued + 1)
+            if (sequence != session.LastEnqueued + 1)
             {
                 return Delivery.Gap;
             }
 
-            session.LastEnqueued = header.Sequence;
+            session.LastEnqueued = sequence;
             // The connection's message becomes the payload's, in place: no second object per message, and the connection's
             // copy of the bytes is the message's own, so no second copy either.
-            message.UnwrapSessionPayload(header.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, header.HeaderLength);
-            await session.Inbox.WriteAsync(header.Sequence, message, session.Ending).ConfigureAwait(false);
+            message.UnwrapSessionPayload(isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, headerLength);
+            await session.Inbox.WriteAsync(sequence, message, session.Ending).ConfigureAwait(false);
             return Delivery.Delivered;
         }
         catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
