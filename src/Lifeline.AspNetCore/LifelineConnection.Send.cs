@@ -114,6 +114,25 @@ public sealed partial class LifelineConnection
         }
     }
 
+    /// <summary>
+    /// Queues a copy of the message when it fits now: false, with nothing queued, when the outbound buffer is full or the
+    /// connection is closing (the caller then takes <see cref="SendAsync"/>, which waits for room or throws).
+    /// </summary>
+    internal bool TryQueueNow(ReadOnlyMemory<byte> data, WebSocketMessageType type)
+    {
+        var item = Outbound.Copy(data, type);
+        lock (_outgoingLock)
+        {
+            if (_closeRequest is null && TryQueueLocked(item))
+            {
+                return true;
+            }
+        }
+
+        item.Return();
+        return false;
+    }
+
     /// <summary>Queues a broadcast without ever waiting: false when the connection is closing or just fell behind.</summary>
     internal bool TryQueueBroadcast(ReadOnlyMemory<byte> data, WebSocketMessageType type)
     {

@@ -207,8 +207,91 @@ public sealed class LifelineSession
     /// </summary>
     /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
+    {
+        // The usual case takes no asynchronous step: a session kept in memory whose send lock is free.
+        if (_plain is null && Journal is null && type != WebSocketMessageType.Close && !cancellationToken.IsCancellationRequested && _sendLock.Wait(0, CancellationToken.None))
+        {
+            return SendHoldingLock(data, type, cancellationToken);
+        }
+
+        return SendWaitingAsync(data, type, cancellationToken);
+    }
+
+    private async ValueTask SendWaitingAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken) =>
         await SendCoreAsync(data, type, false, null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/> with the send lock taken at
+    /// once: numbers the message and keeps it in the replay buffer, which leaves room for the frame header in front of its
+    /// copy, and queues the frame built there on the socket. Whatever would wait or decide something (a full replay
+    /// buffer, a session ended or frozen) goes the general way, <see cref="SendCoreAsync"/>, with nothing done yet.
+    /// </summary>
+    private ValueTask SendHoldingLock(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
+    {
+        var isText = type == WebSocketMessageType.Text;
+        if (IsFrozen || IsEnded ||
+            !Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
+        {
+            _sendLock.Release();
+            return SendWaitingAsync(data, type, cancellationToken);
+        }
+
+        var answered = false;
+        var frame = default(DataFrameInPlace);
+        var endHere = true;
+        try
+        {
+            answered = Inbox.AcceptHandedForSend(); // under the send lock, as in SendCoreAsync: a drain's snapshot has both or neither
+            if (Volatile.Read(ref _carrier) is { } carrier)
+            {
+                frame = DataFrameInPlace.Build(buffer, offset, data.Length, sequence, AckToSend, isText);
+                if (!carrier.Connection.TryQueueNow(frame.Bytes, WebSocketMessageType.Binary))
+                {
+                    endHere = false;
+                    return QueueThenEndSendAsync(carrier, frame, answered);
+                }
+            }
+
+            // No socket: the message waits in the replay buffer for the resume.
+            return default;
+        }
+        finally
+        {
+            if (endHere)
+            {
+                EndSend(frame, answered);
+            }
+        }
+    }
+
+    /// <summary>The socket's outbound buffer was full (or the socket is closing): waits for room there, still holding the send lock.</summary>
+    private async ValueTask QueueThenEndSendAsync(SessionCarrier carrier, DataFrameInPlace frame, bool answered)
+    {
+        try
+        {
+            await carrier.Connection.SendAsync(frame.Bytes, WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            // The socket is closing: the message stays in the replay buffer for the resume.
+        }
+        finally
+        {
+            EndSend(frame, answered);
+        }
+    }
+
+    private void EndSend(DataFrameInPlace frame, bool answered)
+    {
+        frame.Return();
+        Replay.EndWrite();
+        _sendLock.Release();
+        if (answered)
+        {
+            Inbox.RaiseDelivered();
+        }
+    }
 
     /// <summary>
     /// Sends a message and updates <see cref="State"/> in the same step: a drain saves both or neither, so an application

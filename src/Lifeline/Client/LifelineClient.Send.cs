@@ -199,29 +199,11 @@ public sealed partial class LifelineClient
         }
 
         // The ack is taken under the send lock, so acks on the wire never go backwards.
-        Span<byte> header = stackalloc byte[SessionFrameWriter.MaxDataHeaderLength];
-        SessionFrameWriter.TryWriteDataHeader(header, sequence, session.Inbound.TakeAck(), isText, out var headerLength);
-        byte[]? frame = null;
-        ReadOnlyMemory<byte> bytes;
-        if (offset >= headerLength)
-        {
-            // The header goes in front of the replay buffer's copy: the frame is written from there.
-            header[..headerLength].CopyTo(buffer.AsSpan(offset - headerLength));
-            bytes = buffer.AsMemory(offset - headerLength, headerLength + data.Length);
-        }
-        else
-        {
-            // Room for the header would have cost the copy a twice bigger array: build the frame in a rented one.
-            frame = ArrayPool<byte>.Shared.Rent(headerLength + data.Length);
-            header[..headerLength].CopyTo(frame);
-            buffer.AsSpan(offset, data.Length).CopyTo(frame.AsSpan(headerLength));
-            bytes = frame.AsMemory(0, headerLength + data.Length);
-        }
-
+        var frame = DataFrameInPlace.Build(buffer, offset, data.Length, sequence, session.Inbound.TakeAck(), isText);
         ValueTask write;
         try
         {
-            write = socket.SendAsync(bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+            write = socket.SendAsync(frame.Bytes, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -230,11 +212,7 @@ public sealed partial class LifelineClient
 
         if (write.IsCompletedSuccessfully)
         {
-            if (frame is not null)
-            {
-                ArrayPool<byte>.Shared.Return(frame);
-            }
-
+            frame.Return();
             session.Replay.EndWrite();
             SendLock.Release();
             Interlocked.Increment(ref _sent);
@@ -266,7 +244,7 @@ public sealed partial class LifelineClient
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // per message: no box allocated when it goes asynchronous
-    private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session, byte[]? frame)
+    private async ValueTask CompleteSessionDirectAsync(ValueTask write, ClientSession session, DataFrameInPlace frame)
     {
         try
         {
@@ -279,11 +257,7 @@ public sealed partial class LifelineClient
         }
         finally
         {
-            if (frame is not null)
-            {
-                ArrayPool<byte>.Shared.Return(frame);
-            }
-
+            frame.Return();
             session.Replay.EndWrite();
             SendLock.Release();
         }

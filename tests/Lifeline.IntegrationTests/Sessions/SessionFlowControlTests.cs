@@ -79,6 +79,30 @@ public sealed class SessionFlowControlTests
         await sender.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public async Task EchoWhoseSocketHoldsOneQueuedMessage_EveryAnswerArrivesOnceAndInOrder()
+    {
+        // A session's send queues its frame on the socket at once when there is room; with room for one message most
+        // answers find the previous one still queued and wait for room instead, holding the session's send lock, so
+        // the two ways must not reorder, drop or repeat anything.
+        const int count = 5_000;
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), server: o => o.SendBufferMessages = 1);
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var sender = Task.Run(async () =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                await client.SendAsync(SessionTestHost.Number(i));
+            }
+        });
+        await ReadNumbersInOrderAsync(client, first: 0, count);
+
+        await sender.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, client.Statistics.Connects); // no answer waited so long that the socket was closed as a slow consumer
+    }
+
     [Theory]
     [InlineData(10_000)] // the default: as large as the server's replay buffer
     [InlineData(100)] // far smaller: reading on by only the client's own capacity would stop short of the acks
