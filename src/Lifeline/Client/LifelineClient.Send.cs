@@ -151,7 +151,9 @@ public sealed partial class LifelineClient
                 $"The message is {length} bytes but the session's replay buffer holds at most {replayLimit}; raise SessionOptions.Replay.MaxBytes or send smaller messages.", nameof(data));
         }
 
-        if (Volatile.Read(ref _session) is { } session && length > session.MaxFrameBytes - NextDataHeaderLength(session))
+        // The exact header length takes two locks: only worked out for a message that a header of the worst case would not fit.
+        if (Volatile.Read(ref _session) is { } session && length > session.MaxFrameBytes - SessionFrameWriter.MaxDataHeaderLength &&
+            length > session.MaxFrameBytes - NextDataHeaderLength(session))
         {
             throw new ArgumentException(
                 $"The message is {length} bytes but the server accepts session frames of at most {session.MaxFrameBytes} bytes (header included); send smaller messages.", nameof(data));
