@@ -230,8 +230,22 @@ public sealed class LifelineSession
     private ValueTask SendHoldingLock(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {
         var isText = type == WebSocketMessageType.Text;
-        if (IsFrozen || IsEnded ||
-            !Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
+        long sequence = 0;
+        byte[] buffer = [];
+        var offset = 0;
+        bool appended;
+        try
+        {
+            appended = !IsFrozen && !IsEnded &&
+                Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out sequence, out buffer, out offset);
+        }
+        catch
+        {
+            _sendLock.Release(); // nothing was appended: never leave the lock taken
+            throw;
+        }
+
+        if (!appended)
         {
             _sendLock.Release();
             return SendWaitingAsync(data, type, cancellationToken);
@@ -715,7 +729,8 @@ internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
     /// The handler sends while it holds a message: that message counts as delivered from this send on, so the cursor
     /// the send is stored with (replay buffer, drain snapshot or store commit) includes it. Answer and "delivered" are
     /// kept together: after a drain or a crash the client neither loses the answer nor gets it twice. Call under the
-    /// session's send lock, before the message is appended; then <see cref="RaiseDelivered"/> outside any lock when true.
+    /// session's send lock, with the message's append (before or after it: a snapshot takes the same lock) and before its
+    /// frame takes the ack; then <see cref="RaiseDelivered"/> outside any lock when true.
     /// </summary>
     public bool AcceptHandedForSend()
     {
