@@ -136,16 +136,11 @@ public sealed partial class LifelineConnection
     /// <summary>Queues a broadcast without ever waiting: false when the connection is closing or just fell behind.</summary>
     internal bool TryQueueBroadcast(ReadOnlyMemory<byte> data, WebSocketMessageType type)
     {
-        var item = Outbound.Copy(data, type);
-        lock (_outgoingLock)
+        if (TryQueueNow(data, type))
         {
-            if (_closeRequest is null && TryQueueLocked(item))
-            {
-                return true;
-            }
+            return true;
         }
 
-        item.Return();
         CloseSlowConsumer($"a broadcast found the outbound buffer full ({_options.SendBufferMessages} messages, {_options.SendBufferBytes} bytes)");
         return false;
     }

@@ -55,6 +55,34 @@ public sealed class SessionFlowControlTests
         }
     }
 
+    /// <summary>
+    /// A session client of the /echo endpoint sends 0..<paramref name="count"/>-1 as fast as it may while it reads the
+    /// answers, which must come back in order; returns the client (its caller disposes it).
+    /// </summary>
+    private static async Task<LifelineClient> EchoNumbersAsync(SessionTestHost host, int count)
+    {
+        var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+        try
+        {
+            await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            var sender = Task.Run(async () =>
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    await client.SendAsync(SessionTestHost.Number(i));
+                }
+            });
+            await ReadNumbersInOrderAsync(client, first: 0, count);
+            await sender.WaitAsync(TimeSpan.FromSeconds(30));
+            return client;
+        }
+        catch
+        {
+            await client.DisposeAsync();
+            throw;
+        }
+    }
+
     [Fact]
     public async Task ClientSendsFarAheadOfAnEchoWhoseReplayBufferIsSmall_EveryAnswerArrives()
     {
@@ -64,19 +92,7 @@ public sealed class SessionFlowControlTests
         // unacknowledged than its replay buffer (10,000), which the inbox now holds.
         const int count = 50_000;
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), sessions: o => o.Replay.MaxMessages = 2_000);
-        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
-        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
-
-        var sender = Task.Run(async () =>
-        {
-            for (var i = 0; i < count; i++)
-            {
-                await client.SendAsync(SessionTestHost.Number(i));
-            }
-        });
-        await ReadNumbersInOrderAsync(client, first: 0, count);
-
-        await sender.WaitAsync(TimeSpan.FromSeconds(30));
+        await using var client = await EchoNumbersAsync(host, count);
     }
 
     [Fact]
@@ -87,19 +103,7 @@ public sealed class SessionFlowControlTests
         // the two ways must not reorder, drop or repeat anything.
         const int count = 5_000;
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), server: o => o.SendBufferMessages = 1);
-        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
-        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
-
-        var sender = Task.Run(async () =>
-        {
-            for (var i = 0; i < count; i++)
-            {
-                await client.SendAsync(SessionTestHost.Number(i));
-            }
-        });
-        await ReadNumbersInOrderAsync(client, first: 0, count);
-
-        await sender.WaitAsync(TimeSpan.FromSeconds(30));
+        await using var client = await EchoNumbersAsync(host, count);
         Assert.Equal(1, client.Statistics.Connects); // no answer waited so long that the socket was closed as a slow consumer
     }
 
