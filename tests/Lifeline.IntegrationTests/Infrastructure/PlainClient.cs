@@ -9,6 +9,7 @@ internal sealed class PlainClient : IAsyncDisposable
     private readonly ClientWebSocket _socket = new();
     private readonly TaskCompletionSource<(int? Code, string? Reason)> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<string> _messages = [];
+    private Task _receiving = Task.CompletedTask;
 
     public Task<(int? Code, string? Reason)> Closed => _closed.Task;
 
@@ -31,7 +32,7 @@ internal sealed class PlainClient : IAsyncDisposable
         client._socket.Options.KeepAliveInterval = keepAlive ?? TimeSpan.Zero;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await client._socket.ConnectAsync(uri, timeout.Token);
-        _ = client.ReceiveAsync();
+        client._receiving = client.ReceiveAsync();
         return client;
     }
 
@@ -71,10 +72,27 @@ internal sealed class PlainClient : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
+        // Once the server's Close was read, the receive loop answers it and the runtime then disposes the connection's
+        // stream itself; an Abort racing that disposal threw a NullReferenceException inside the runtime
+        // (HttpContentStream.Dispose; CI, 2026-11-27). So the loop finishes its answer first. Otherwise the loop is
+        // still reading: the Abort ends it.
+        if (!_closed.Task.IsCompleted)
+        {
+            _socket.Abort();
+        }
+
+        try
+        {
+            await _receiving.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException)
+        {
+            // An answer stuck on a dead link: the Abort below ends it.
+        }
+
         _socket.Abort();
         _socket.Dispose();
-        return ValueTask.CompletedTask;
     }
 }
