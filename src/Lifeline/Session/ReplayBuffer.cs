@@ -42,6 +42,9 @@ public sealed class ReplayBuffer : IDisposable
     private Stack<byte[]>?[]? _free;
     private long _freeBytes;
 
+    // A copy this long or shorter always gets the header room it is asked for, even in an array one size up.
+    private const int SmallCopyLength = 1024;
+
     // The free list keeps copies up to 64 KiB, at most MaxBytes of arrays (so at most about twice the bound in all).
     private const int MaxRecycledLength = 64 * 1024;
 
@@ -171,13 +174,16 @@ public sealed class ReplayBuffer : IDisposable
     /// <summary>
     /// Numbers a message and keeps a copy of it, when that needs no wait and no decision: there is room, the buffer has not
     /// ended and no acknowledgement is tracked. The copy starts at <paramref name="offset"/> in <paramref name="buffer"/>:
-    /// <paramref name="headroom"/> when that many bytes in front of it (room for a frame header) cost no bigger array, else 0.
+    /// <paramref name="headroom"/> when that many bytes in front of it (room for a frame header) cost no bigger array or the
+    /// array is small anyway (at most <see cref="SmallCopyLength"/>), else 0: the caller then builds the frame in an array of
+    /// its own, a second copy on every send, which for small messages (where most sizes plus a header pass a power of two)
+    /// costs more than the few bytes it saves.
     /// It stays valid, as with a lease, until <see cref="EndWrite"/>: write the frame from it, then call that.
     /// </summary>
     /// <returns>False when the append must take the general path (<see cref="AppendAsync"/>); nothing changed then.</returns>
     internal bool TryAppendForWrite(ReadOnlySpan<byte> payload, bool isText, int headroom, out long sequence, out byte[] buffer, out int offset)
     {
-        offset = Bucket(payload.Length + headroom) == Bucket(payload.Length) ? headroom : 0;
+        offset = payload.Length + headroom <= SmallCopyLength || Bucket(payload.Length + headroom) == Bucket(payload.Length) ? headroom : 0;
         lock (_lock)
         {
             if (_disposed || payload.Length > _options.MaxBytes)

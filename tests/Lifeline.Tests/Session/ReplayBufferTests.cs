@@ -446,6 +446,23 @@ public class ReplayBufferTests
         buffer.EndWrite();
     }
 
+    [Theory]
+    [InlineData(32)] // a power of two: the header room alone takes it to the next array size
+    [InlineData(1)]
+    [InlineData(1000)]
+    public void TryAppendForWrite_SmallPayload_LeavesHeaderRoomEvenInABiggerArray(int length)
+    {
+        // A small copy in an array one size up costs a few bytes; without the room the frame is built in a second
+        // rented array, copied again, on every send.
+        using var buffer = Create(maxBytes: 10_000);
+
+        Assert.True(buffer.TryAppendForWrite(new byte[length], isText: false, headroom: SessionFrameWriter.MaxDataHeaderLength, out _, out var array, out var offset));
+
+        Assert.Equal(SessionFrameWriter.MaxDataHeaderLength, offset);
+        Assert.True(array.Length >= offset + length);
+        buffer.EndWrite();
+    }
+
     [Fact]
     public void TryAppendForWrite_HeaderRoomWouldNeedABiggerArray_CopyStartsAtZero()
     {
