@@ -75,7 +75,7 @@ internal enum AckTrigger
 public sealed class InboundSequencer
 {
     private readonly SessionAckOptions _options;
-    private readonly TimeProvider _timeProvider;
+    private readonly CoarseClock _clock;
     private readonly ShortLock _lock = new();
     private long _lastDelivered;
     private long _lastAcknowledged;
@@ -98,7 +98,7 @@ public sealed class InboundSequencer
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(lastDelivered);
         _options = options;
-        _timeProvider = timeProvider ?? TimeProvider.System;
+        _clock = new CoarseClock(timeProvider ?? TimeProvider.System);
         _lastDelivered = lastDelivered;
         _lastAcknowledged = lastDelivered;
     }
@@ -169,7 +169,7 @@ public sealed class InboundSequencer
             {
                 return _pendingMessages > 0 && (_pendingMessages >= MaxMessages
                     || _pendingBytes >= MaxBytes
-                    || _timeProvider.GetElapsedTime(_firstPendingTimestamp) >= _options.MaxDelay);
+                    || _clock.Since(_firstPendingTimestamp) >= _options.MaxDelay);
             }
         }
     }
@@ -194,7 +194,7 @@ public sealed class InboundSequencer
             return TimeSpan.Zero;
         }
 
-        var left = _options.MaxDelay - _timeProvider.GetElapsedTime(_firstPendingTimestamp);
+        var left = _options.MaxDelay - _clock.Since(_firstPendingTimestamp);
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
@@ -269,7 +269,7 @@ public sealed class InboundSequencer
         var first = _pendingMessages++ == 0;
         if (first)
         {
-            _firstPendingTimestamp = _timeProvider.GetTimestamp();
+            _firstPendingTimestamp = _clock.Now();
         }
 
         _pendingBytes += payloadLength;

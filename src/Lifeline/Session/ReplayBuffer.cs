@@ -26,7 +26,7 @@ namespace Lifeline.Session;
 public sealed class ReplayBuffer : IDisposable
 {
     private readonly ReplayBufferOptions _options;
-    private readonly TimeProvider _timeProvider;
+    private readonly CoarseClock _clock;
     private readonly Lock _lock = new();
     private Entry[] _ring = []; // allocated by the first message: a session that sends nothing holds no ring
     private bool _disposed;
@@ -60,7 +60,7 @@ public sealed class ReplayBuffer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(lastAcknowledged);
         _options = options;
-        _timeProvider = timeProvider ?? TimeProvider.System;
+        _clock = new CoarseClock(timeProvider ?? TimeProvider.System);
         _lastSequence = lastAcknowledged;
         _lastAcknowledged = lastAcknowledged;
     }
@@ -553,7 +553,7 @@ public sealed class ReplayBuffer : IDisposable
 
         var buffer = payload.IsEmpty && headroom == 0 ? [] : RentLocked(headroom + payload.Length);
         payload.CopyTo(buffer.AsSpan(headroom));
-        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, headroom, payload.Length, isText, _timeProvider.GetTimestamp(), acknowledged);
+        _ring[(_head + _count) % _ring.Length] = new Entry(buffer, headroom, payload.Length, isText, _clock.Now(), acknowledged);
         _count++;
         _bytes += payload.Length;
         _lastSequence++;
@@ -562,7 +562,7 @@ public sealed class ReplayBuffer : IDisposable
 
     private void ExpireLocked()
     {
-        if (_end is null && _count > 0 && _timeProvider.GetElapsedTime(_ring[_head].Timestamp) > _options.MaxAge)
+        if (_end is null && _count > 0 && _clock.Since(_ring[_head].Timestamp) > _options.MaxAge)
         {
             EndLocked(SessionLostReason.Expired);
         }
