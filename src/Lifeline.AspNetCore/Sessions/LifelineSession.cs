@@ -524,7 +524,7 @@ public sealed class LifelineSession
             };
         }
 
-        Inbox.Discard();
+        Inbox.Discard(); // before Ending is cancelled: that wakes a reader parked on Ending (SessionInbox.TryPark)
         _ending.Cancel();
         return snapshot;
     }
@@ -553,7 +553,7 @@ public sealed class LifelineSession
             Inbox.Complete();
         }
 
-        _ending.Cancel();
+        _ending.Cancel(); // after the inbox ended: that woke a reader parked on Ending (SessionInbox.TryPark)
         return true;
     }
 
@@ -774,6 +774,11 @@ internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
     /// <summary>The handler came back for more: the message it was handed is done, so it counts as delivered now.</summary>
     private void FinishHanded()
     {
+        if (Volatile.Read(ref _handedSequence) == 0)
+        {
+            return; // nothing handed out since the last call (only a reader sets it): no lock on the reader's every wait
+        }
+
         TaskCompletionSource? boundary;
         bool accepted;
         lock (_session.SyncRoot)

@@ -64,7 +64,10 @@ internal sealed partial class SessionInbox : IValueTaskSource<bool>
             _readerParked = true;
             _parkedToken = cancellationToken;
             parked = new ValueTask<bool>(this, _parkedRead.Version);
-            if (cancellationToken.CanBeCanceled)
+            // The session's own Ending token, the one its handler is given, is not registered with (a registration and its
+            // removal on every message): Ending is cancelled only after this inbox was completed or discarded, which
+            // wakes the parked reader first (LifelineSession.TryEnd and FreezeLocked).
+            if (cancellationToken.CanBeCanceled && cancellationToken != _session.Ending)
             {
                 // Under the lock (it is re-entrant): a token cancelled meanwhile runs the callback here, and it finds the
                 // wait parked.
