@@ -194,8 +194,10 @@ public sealed class InboundSequencer
             return TimeSpan.Zero;
         }
 
+        // Rounded up to whole milliseconds, as timers wait: a remainder below one would be a wait of zero, and the ack loop
+        // would go round without waiting until the clock moved (a tick of the coarse clock: 4 ms on Linux, ~16 on Windows).
         var left = _options.MaxDelay - _clock.Since(_firstPendingTimestamp);
-        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+        return left > TimeSpan.Zero ? TimeSpan.FromMilliseconds(Math.Ceiling(left.TotalMilliseconds)) : TimeSpan.Zero;
     }
 
     /// <summary>Classifies a received Data frame and, when it is next in order, records it as delivered.</summary>

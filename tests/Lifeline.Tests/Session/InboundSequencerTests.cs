@@ -82,6 +82,26 @@ public class InboundSequencerTests
     }
 
     [Fact]
+    public void AckDueIn_LessThanAMillisecondLeft_IsRoundedUpToOne()
+    {
+        // Timers wait whole milliseconds: a remainder below one would be a wait of zero, and the ack loop would go round
+        // without waiting until the clock moved (a tick of the system's coarse clock: 4 ms on Linux, about 16 on Windows).
+        var time = new FakeTimeProvider();
+        var sequencer = new InboundSequencer(new SessionAckOptions { MaxDelay = TimeSpan.FromMilliseconds(200.5) }, time);
+        sequencer.Accept(1, 1);
+        time.Advance(TimeSpan.FromMilliseconds(200));
+
+        Assert.False(sequencer.IsAckDue);
+        Assert.Equal(TimeSpan.FromMilliseconds(1), sequencer.AckDueIn);
+        Assert.Equal(TimeSpan.FromMilliseconds(1), sequencer.NextAckLoopWait(justAcknowledged: false));
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+
+        Assert.True(sequencer.IsAckDue);
+        Assert.Equal(TimeSpan.Zero, sequencer.AckDueIn);
+    }
+
+    [Fact]
     public void IsAckDue_AfterMaxDelaySinceFirstUnacknowledged_BecomesTrue()
     {
         var time = new FakeTimeProvider();
