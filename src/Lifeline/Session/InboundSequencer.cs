@@ -26,7 +26,10 @@ public sealed class SessionAckOptions
         set => _maxBytes = OptionGuard.AtLeast(value, 1L);
     }
 
-    /// <summary>An ack is due this long after the first unacknowledged delivery. Default 200 ms. Positive.</summary>
+    /// <summary>
+    /// An ack is due this long after the first unacknowledged delivery. Default 200 ms. Positive. Under the system clock
+    /// it is measured with the millisecond tick count, so it may run late by up to one of its ticks (4 ms on Linux).
+    /// </summary>
     public TimeSpan MaxDelay
     {
         get => _maxDelay;
