@@ -45,20 +45,72 @@ internal sealed class RawWebSocketClient : IDisposable
         return client;
     }
 
-    /// <summary>Sends one masked frame (payload up to 125 bytes).</summary>
-    public async Task SendFrameAsync(int opcode, byte[] payload, bool fin = true)
+    /// <summary>Sends one masked frame.</summary>
+    public async Task SendFrameAsync(int opcode, byte[] payload, bool fin = true) => await _stream.WriteAsync(Frame(opcode, payload, fin));
+
+    /// <summary>Sends bytes as they are, in one write: several frames built with <see cref="Frame"/> arrive together.</summary>
+    public async Task SendRawAsync(byte[] bytes) => await _stream.WriteAsync(bytes);
+
+    /// <summary>
+    /// One masked client frame (payload up to 65,535 bytes). <paramref name="rsv"/> sets the reserved bits (1-7), which no
+    /// extension negotiated here allows.
+    /// </summary>
+    public static byte[] Frame(int opcode, byte[] payload, bool fin = true, int rsv = 0)
     {
-        var frame = new byte[2 + 4 + payload.Length];
-        frame[0] = (byte)((fin ? 0x80 : 0) | opcode);
-        frame[1] = (byte)(0x80 | payload.Length);
-        byte[] mask = [1, 2, 3, 4];
-        mask.CopyTo(frame, 2);
-        for (var i = 0; i < payload.Length; i++)
+        var lengthBytes = payload.Length < 126 ? 0 : 2;
+        var frame = new byte[2 + lengthBytes + 4 + payload.Length];
+        frame[0] = (byte)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+        if (lengthBytes == 0)
         {
-            frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
+            frame[1] = (byte)(0x80 | payload.Length);
+        }
+        else
+        {
+            frame[1] = 0x80 | 126;
+            frame[2] = (byte)(payload.Length >> 8);
+            frame[3] = (byte)payload.Length;
         }
 
-        await _stream.WriteAsync(frame);
+        var maskAt = 2 + lengthBytes;
+        byte[] mask = [1, 2, 3, 4];
+        mask.CopyTo(frame, maskAt);
+        for (var i = 0; i < payload.Length; i++)
+        {
+            frame[maskAt + 4 + i] = (byte)(payload[i] ^ mask[i % 4]);
+        }
+
+        return frame;
+    }
+
+    /// <summary>Reads the next frame from the server; null when the connection ended (FIN or reset) first.</summary>
+    public async Task<(int Opcode, bool Fin, byte[] Payload)?> ReadFrameAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            var header = await ReadExactlyAsync(2, cts.Token);
+            long length = header[1] & 0x7F;
+            if (length == 126)
+            {
+                var ext = await ReadExactlyAsync(2, cts.Token);
+                length = (ext[0] << 8) | ext[1];
+            }
+            else if (length == 127)
+            {
+                var ext = await ReadExactlyAsync(8, cts.Token);
+                length = 0;
+                foreach (var b in ext)
+                {
+                    length = (length << 8) | b;
+                }
+            }
+
+            return (header[0] & 0x0F, (header[0] & 0x80) != 0, await ReadExactlyAsync((int)length, cts.Token));
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Reads frames until a Close frame; returns its code (null when it had none, or the link ended first).</summary>
