@@ -88,26 +88,9 @@ internal sealed class RawWebSocketClient : IDisposable
         using var cts = new CancellationTokenSource(timeout);
         try
         {
-            var header = await ReadExactlyAsync(2, cts.Token);
-            long length = header[1] & 0x7F;
-            if (length == 126)
-            {
-                var ext = await ReadExactlyAsync(2, cts.Token);
-                length = (ext[0] << 8) | ext[1];
-            }
-            else if (length == 127)
-            {
-                var ext = await ReadExactlyAsync(8, cts.Token);
-                length = 0;
-                foreach (var b in ext)
-                {
-                    length = (length << 8) | b;
-                }
-            }
-
-            return (header[0] & 0x0F, (header[0] & 0x80) != 0, await ReadExactlyAsync((int)length, cts.Token));
+            return await ReadOneFrameAsync(cts.Token);
         }
-        catch (Exception e) when (e is EndOfStreamException or IOException)
+        catch (IOException) // an end of the stream (EndOfStreamException) or a reset
         {
             return null;
         }
@@ -121,25 +104,7 @@ internal sealed class RawWebSocketClient : IDisposable
         {
             while (true)
             {
-                var header = await ReadExactlyAsync(2, cts.Token);
-                var opcode = header[0] & 0x0F;
-                long length = header[1] & 0x7F;
-                if (length == 126)
-                {
-                    var ext = await ReadExactlyAsync(2, cts.Token);
-                    length = (ext[0] << 8) | ext[1];
-                }
-                else if (length == 127)
-                {
-                    var ext = await ReadExactlyAsync(8, cts.Token);
-                    length = 0;
-                    foreach (var b in ext)
-                    {
-                        length = (length << 8) | b;
-                    }
-                }
-
-                var payload = await ReadExactlyAsync((int)length, cts.Token);
+                var (opcode, _, payload) = await ReadOneFrameAsync(cts.Token);
                 if (opcode == 8)
                 {
                     return payload.Length >= 2 ? (payload[0] << 8) | payload[1] : null;
@@ -167,6 +132,28 @@ internal sealed class RawWebSocketClient : IDisposable
         {
             // A reset ends it too.
         }
+    }
+
+    private async Task<(int Opcode, bool Fin, byte[] Payload)> ReadOneFrameAsync(CancellationToken cancellationToken)
+    {
+        var header = await ReadExactlyAsync(2, cancellationToken);
+        long length = header[1] & 0x7F;
+        if (length == 126)
+        {
+            var ext = await ReadExactlyAsync(2, cancellationToken);
+            length = (ext[0] << 8) | ext[1];
+        }
+        else if (length == 127)
+        {
+            var ext = await ReadExactlyAsync(8, cancellationToken);
+            length = 0;
+            foreach (var b in ext)
+            {
+                length = (length << 8) | b;
+            }
+        }
+
+        return (header[0] & 0x0F, (header[0] & 0x80) != 0, await ReadExactlyAsync((int)length, cancellationToken));
     }
 
     private async Task<byte[]> ReadExactlyAsync(int count, CancellationToken cancellationToken)
