@@ -57,6 +57,7 @@ internal sealed class RawWebSocketClient : IDisposable
     /// </summary>
     public static byte[] Frame(int opcode, byte[] payload, bool fin = true, int rsv = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(payload.Length, ushort.MaxValue); // no 64-bit length here
         var lengthBytes = payload.Length < 126 ? 0 : 2;
         var frame = new byte[2 + lengthBytes + 4 + payload.Length];
         frame[0] = (byte)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
