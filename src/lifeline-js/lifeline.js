@@ -1124,7 +1124,8 @@ export class LifelineSocket extends EventTarget {
 
   _established() {
     this._phase = 'established';
-    this._carried = true; // a completed handshake counts as a working connection
+    // A completed handshake alone does not reset the backoff: a server that welcomes and then closes at once (a handler
+    // that fails on start) must meet a growing delay. A delivered message does (_deliver), as in plain mode.
     if (this._options.heartbeat.interval) this._scheduleHeartbeat();
   }
 
@@ -1241,6 +1242,7 @@ export class LifelineSocket extends EventTarget {
     }
     this._lastDelivered = s;
     this.stats.messagesReceived++;
+    this._carried = true;
     const ws = this._ws;
     this._emit('message', { data, seq: s });
     if (ws !== this._ws || this._phase !== 'established') return; // a listener closed the socket

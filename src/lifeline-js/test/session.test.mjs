@@ -297,6 +297,36 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.deepEqual([of('close')[0].code, of('close')[0].reason, of('close')[0].willReconnect], [1006, 'handshake timeout', true]);
   });
 
+  test('session_HandshakeThenCloseEveryTime_BackoffGrows', () => {
+    // A server that completes the handshake and closes at once (a handler that fails on start) must meet a growing
+    // delay, as in plain mode (docs/protocol.md section 3): only a received message or the stable period resets it.
+    const { ws, of, establish } = setup();
+    for (let i = 0; i < 4; i++) {
+      if (i === 0) establish();
+      else { ws().open('lifeline.v1'); ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 }); }
+      ws().serverClose(1011, 'handler failed');
+      mock.timers.tick(of('close').at(-1).delay);
+    }
+    // As a plain-mode link that carried nothing: each drop counts as one more attempt (random 0.5 of 2 s, 4 s, 8 s, 16 s).
+    assert.deepEqual(of('close').map((e) => e.delay), [1000, 2000, 4000, 8000]);
+    assert.deepEqual(of('reconnecting').map((e) => e.attempt), [2, 3, 4, 5]);
+  });
+
+  test('session_MessageReceivedThenClose_BackoffStartsOver', () => {
+    const { ws, of, establish } = setup();
+    for (let i = 0; i < 2; i++) {
+      if (i === 0) establish();
+      else { ws().open('lifeline.v1'); ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 }); }
+      ws().serverClose(1011, 'handler failed');
+      mock.timers.tick(of('close').at(-1).delay);
+    }
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'carried' });
+    ws().serverClose(1011, 'handler failed');
+    assert.deepEqual(of('close').map((e) => e.delay), [1000, 2000, 500]); // the link that carried a message starts over
+  });
+
   test('session_OversizedInbound_Closes1009', () => {
     const { ws, of, establish } = setup({ maxReceiveBytes: 64 });
     establish();
