@@ -1001,7 +1001,7 @@ public sealed partial class LifelineClient
         payloadLength = 0;
         payloadType = WebSocketMessageType.Binary;
         var session = Volatile.Read(ref _session);
-        if (type == WebSocketMessageType.Text || session is null)
+        if (type == WebSocketMessageType.Text || session is null || session.IsEnded)
         {
             return SessionFrameVerdict.ForLoop;
         }
@@ -1061,9 +1061,12 @@ public sealed partial class LifelineClient
         CloseRecord? ended;
         try
         {
+            // The loop runs only after a handshake, so no session here means the client ended it on this connection (the
+            // queue's writer, for a full or expired replay buffer) and is telling the server, then aborting the socket:
+            // what the server sent meanwhile is ignored (5.7), not a protocol error and not delivered.
             session ??= Volatile.Read(ref _session);
-            ended = session is null
-                ? await CloseWithAsync(socket, CloseCode.ProtocolError, "no session", "the server sent a frame with no session established").ConfigureAwait(false)
+            ended = session is null || session.IsEnded
+                ? null
                 : await OnSessionMessageAsync(socket, session, type, frame.AsMemory(0, length)).ConfigureAwait(false);
         }
         finally

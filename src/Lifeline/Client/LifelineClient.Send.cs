@@ -136,6 +136,12 @@ public sealed partial class LifelineClient
         return EnqueueAsync(data, type, null, cancellationToken);
     }
 
+    /// <summary>Tests: runs in a direct session send, holding the send lock, just before the message is numbered.</summary>
+    internal Action? BeforeDirectSessionAppendForTest { get; set; }
+
+    /// <summary>Tests: the sequence number of the last message the current session numbered (0 without a session).</summary>
+    internal long LastSequenceNumberedForTest => Volatile.Read(ref _session)?.Replay.LastSequence ?? 0;
+
     /// <summary>
     /// Session mode: a message that can never be sent is refused at the call, where the caller learns it, instead of
     /// being queued and then dropped (or, bigger than the server's frame limit, closing the connection with 1009).
@@ -183,6 +189,7 @@ public sealed partial class LifelineClient
             return EnqueueAsync(data, type, null, CancellationToken.None);
         }
 
+        BeforeDirectSessionAppendForTest?.Invoke();
         if (!session.Replay.TryAppendForWrite(data.Span, isText, SessionFrameWriter.MaxDataHeaderLength, out var sequence, out var buffer, out var offset))
         {
             SendLock.Release();
@@ -296,6 +303,9 @@ public sealed partial class LifelineClient
         {
             throw new LifelineClosedException($"The client is {(state == LifelineClientState.Closed ? "closed" : "stopping")} ({LastClose?.ToString() ?? LastFailure?.Description ?? "stopped by the application"}); create a new client to send again.");
         }
+
+        // ReplayBufferFullMode.Fail: a full buffer is the sender's error on every path, not only a direct write's.
+        Volatile.Read(ref _session)?.Replay.ThrowIfFullInFailMode(data.Length);
 
         var connected = state == LifelineClientState.Connected;
         if (!connected && !_options.SendQueue.Enabled)

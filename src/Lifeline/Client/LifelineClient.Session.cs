@@ -27,6 +27,16 @@ internal sealed class ClientSession(SessionId id, ResumeToken token, ReplayBuffe
 
     /// <summary>The server's frame limit from Welcome.</summary>
     public int MaxFrameBytes { get; } = maxFrameBytes;
+
+    /// <summary>
+    /// The client ended this session (<see cref="LifelineClient"/>'s EndSession): what the server sends on its socket from
+    /// now on is not delivered (5.7), since the client tells the server, or told it, what it last received.
+    /// </summary>
+    public bool IsEnded => Volatile.Read(ref _ended);
+
+    private bool _ended;
+
+    public void MarkEnded() => Volatile.Write(ref _ended, true);
 }
 
 /// <summary>The outcome of a session handshake on one socket.</summary>
@@ -239,6 +249,7 @@ public sealed partial class LifelineClient
 
     private void EndSession(ClientSession session, SessionLostReason reason)
     {
+        session.MarkEnded(); // first: a receive loop that still holds the session must stop delivering for it
         Interlocked.CompareExchange(ref _session, null, session);
         session.Replay.EndSession(reason);
         session.Replay.Dispose();
@@ -332,13 +343,23 @@ public sealed partial class LifelineClient
         }
     }
 
+    /// <summary>Tests: awaited by the queue's writer after it ended the session, before it tells the server.</summary>
+    internal Func<Task>? AfterWriterEndedSessionForTest { get; set; }
+
     /// <summary>Session mode: numbers a dequeued message, keeps it for replay and writes it as a Data frame.</summary>
     /// <returns>False when the session ended under it (the message stays in flight for the next session).</returns>
+    /// <remarks>
+    /// The message is numbered and written under one hold of the send lock, as a direct send's is: frames must go on the
+    /// wire in sequence order. Numbered outside it, a direct send that had found the queue empty just before this writer
+    /// started could take the next number and write it first, and the server closes for the gap (1002). The wait for room
+    /// happens before the lock: the acknowledgements that make room may need it (a due Ack frame, a resume).
+    /// </remarks>
     private async Task<bool> SendSessionMessageAsync(ClientWebSocket socket, ClientSession session, OutgoingMessage message, CancellationToken cancellationToken)
     {
         var isText = message.Type == WebSocketMessageType.Text;
         var acknowledged = message.TakeAcknowledged();
         ReplayAppendResult appended;
+        var locked = false;
         try
         {
             if (message.Data.Length > session.MaxFrameBytes - NextDataHeaderLength(session))
@@ -347,17 +368,36 @@ public sealed partial class LifelineClient
                 throw new ArgumentException($"a queued message of {message.Data.Length} bytes is larger than the server accepts ({session.MaxFrameBytes}-byte frames)");
             }
 
-            var append = session.Replay.AppendAsync(message.Data, isText, acknowledged is not null, cancellationToken);
-            if (!append.IsCompleted)
+            while (true)
             {
-                WakeLoop(); // it waits for the server's acks: the receive side reads them even if the application does not
-            }
+                // In ReplayBufferFullMode.Fail as well: the sender was told at its call if the buffer was full then; a
+                // message accepted into the queue waits for room rather than being dropped where nobody learns of it.
+                var room = session.Replay.WaitForRoomAsync(message.Data.Length, cancellationToken, alsoInFailMode: true);
+                if (!room.IsCompleted)
+                {
+                    WakeLoop(); // it waits for the server's acks: the receive side reads them even if the application does not
+                }
 
-            appended = await append.ConfigureAwait(false);
+                await room.ConfigureAwait(false);
+                await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                locked = true;
+                if (session.Replay.TryAppend(message.Data.Span, isText, acknowledged is not null, out appended))
+                {
+                    break;
+                }
+
+                SendLock.Release(); // the room went again before the lock was ours: wait for it anew
+                locked = false;
+            }
         }
         catch (Exception e) when (e is ReplayBufferFullException or ArgumentException)
         {
             // Never written, and never retried: a message that cannot go must not block the queue behind it.
+            if (locked)
+            {
+                SendLock.Release();
+            }
+
             Log.MessageDropped(_logger, e.Message);
             _inFlight = null;
             acknowledged?.TrySetResult(false);
@@ -366,15 +406,26 @@ public sealed partial class LifelineClient
         }
         catch
         {
+            if (locked)
+            {
+                SendLock.Release();
+            }
+
             message.Acknowledged = acknowledged;
             throw;
         }
 
         if (appended.Status == ReplayAppendStatus.SessionEnded)
         {
+            SendLock.Release();
             message.Acknowledged = acknowledged;
             var end = session.Replay.End!.Value;
             EndSession(session, end.Reason);
+            if (AfterWriterEndedSessionForTest is { } pause)
+            {
+                await pause().ConfigureAwait(false);
+            }
+
             await TrySendAsync(socket, w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(end.Reason, session.Inbound.LastDelivered, end.Unacknowledged))).ConfigureAwait(false);
             ReportSessionLost(new SessionLostEventArgs(session.Id, end.Reason, false, false, 0, SequenceRange.Empty, end.Unacknowledged, _time.GetUtcNow()));
             socket.Abort();
@@ -390,10 +441,11 @@ public sealed partial class LifelineClient
         _inFlight = null;
         try
         {
-            await SendDataFrameAsync(socket, session, appended.Sequence, isText, message.Data, cancellationToken).ConfigureAwait(false);
+            await WriteDataFrameLockedAsync(socket, session, appended.Sequence, isText, message.Data, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
+            SendLock.Release();
             message.Release();
         }
 
@@ -416,23 +468,30 @@ public sealed partial class LifelineClient
         }
     }
 
+    /// <summary>Writes a Data frame under the send lock (a resume's replay).</summary>
     private async Task SendDataFrameAsync(ClientWebSocket socket, ClientSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await WriteDataFrameLockedAsync(socket, session, sequence, isText, payload, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            SendLock.Release();
+        }
+    }
+
+    /// <summary>Writes a Data frame; the caller holds the send lock.</summary>
+    private async Task WriteDataFrameLockedAsync(ClientWebSocket socket, ClientSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
         try
         {
-            await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
-            {
-                // The ack is taken under the send lock, so acks on the wire never go backwards.
-                SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.Inbound.TakeAck(), isText, out var header);
-                payload.Span.CopyTo(buffer.AsSpan(header));
-                await socket.SendAsync(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                SendLock.Release();
-            }
+            // The ack is taken under the send lock, so acks on the wire never go backwards.
+            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.Inbound.TakeAck(), isText, out var header);
+            payload.Span.CopyTo(buffer.AsSpan(header));
+            await socket.SendAsync(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

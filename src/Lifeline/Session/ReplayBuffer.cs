@@ -150,12 +150,7 @@ public sealed class ReplayBuffer : IDisposable
     /// <exception cref="ObjectDisposedException">The buffer was disposed.</exception>
     public ValueTask<ReplayAppendResult> AppendAsync(ReadOnlyMemory<byte> payload, bool isText, bool trackAcknowledgement = false, CancellationToken cancellationToken = default)
     {
-        if (payload.Length > _options.MaxBytes)
-        {
-            throw new ArgumentException(
-                $"The message is {payload.Length} bytes but the replay buffer holds at most {_options.MaxBytes}; raise ReplayBufferOptions.MaxBytes or send smaller messages.",
-                nameof(payload));
-        }
+        ThrowIfLargerThanTheBuffer(payload.Span);
 
         Task waitForSpace;
         lock (_lock)
@@ -169,6 +164,33 @@ public sealed class ReplayBuffer : IDisposable
         }
 
         return WaitThenAppendAsync(waitForSpace, payload, isText, trackAcknowledgement, cancellationToken);
+    }
+
+    private void ThrowIfLargerThanTheBuffer(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > _options.MaxBytes)
+        {
+            throw new ArgumentException(
+                $"The message is {payload.Length} bytes but the replay buffer holds at most {_options.MaxBytes}; raise ReplayBufferOptions.MaxBytes or send smaller messages.",
+                nameof(payload));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="AppendAsync"/> without its wait: decides the append now (appended, or the session ended, or a throw in
+    /// <see cref="ReplayBufferFullMode.Fail"/>), or returns false when it would wait for room. For a caller that numbers
+    /// messages under a lock of its own and waits for room with <see cref="WaitForRoomAsync"/> outside it.
+    /// </summary>
+    /// <exception cref="ReplayBufferFullException">The buffer is full and the mode is <see cref="ReplayBufferFullMode.Fail"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer was disposed.</exception>
+    internal bool TryAppend(ReadOnlySpan<byte> payload, bool isText, bool trackAcknowledgement, out ReplayAppendResult result)
+    {
+        ThrowIfLargerThanTheBuffer(payload);
+
+        lock (_lock)
+        {
+            return TryAppendLocked(payload, isText, trackAcknowledgement, out result);
+        }
     }
 
     /// <summary>
@@ -423,14 +445,20 @@ public sealed class ReplayBuffer : IDisposable
     /// caller that serialises appends under its own lock wait for room without holding that lock, since the room comes
     /// from acknowledgements that may need the same lock to arrive (a resume replays under it).
     /// </summary>
-    internal async ValueTask WaitForRoomAsync(int length, CancellationToken cancellationToken)
+    /// <param name="length">The payload's length.</param>
+    /// <param name="cancellationToken">Bounds the wait.</param>
+    /// <param name="alsoInFailMode">
+    /// Wait for room in <see cref="ReplayBufferFullMode.Fail"/> as well: for a message already accepted (queued), whose
+    /// sender can no longer be told, so that it waits instead of being dropped.
+    /// </param>
+    internal async ValueTask WaitForRoomAsync(int length, CancellationToken cancellationToken, bool alsoInFailMode = false)
     {
         while (true)
         {
             Task waitForSpace;
             lock (_lock)
             {
-                if (HasRoomLocked(length))
+                if (HasRoomLocked(length, alsoInFailMode))
                 {
                     return;
                 }
@@ -483,8 +511,9 @@ public sealed class ReplayBuffer : IDisposable
         }
     }
 
-    private bool HasRoomLocked(int length) =>
-        _options.FullMode != ReplayBufferFullMode.Wait || _end is not null || _disposed || length > _options.MaxBytes ||
+    private bool HasRoomLocked(int length, bool alsoInFailMode = false) =>
+        !(_options.FullMode == ReplayBufferFullMode.Wait || (alsoInFailMode && _options.FullMode == ReplayBufferFullMode.Fail)) ||
+        _end is not null || _disposed || length > _options.MaxBytes ||
         (_count + 1 <= _options.MaxMessages && _bytes + length <= _options.MaxBytes);
 
     private async ValueTask<ReplayAppendResult> WaitThenAppendAsync(Task waitForSpace, ReadOnlyMemory<byte> payload, bool isText, bool trackAcknowledgement, CancellationToken cancellationToken)

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Net.WebSockets;
 using Lifeline.Client;
+using Lifeline.CloseCodes;
+using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
@@ -47,6 +49,37 @@ public sealed class SessionSendLimitTests
     }
 
     [Fact]
+    public async Task ReplayBufferFullInEndSessionMode_FramesReadBeforeTheAbort_AreIgnored_AndANewSessionStarts()
+    {
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        var options = SessionResumeTests.SessionClient(host.Uri("/push"));
+        options.Session!.Replay.MaxMessages = 2;
+        options.Session.Replay.FullMode = ReplayBufferFullMode.EndSession;
+        await using var client = new LifelineClient(options);
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var first = client.SessionId;
+
+        // The server sends every 20 ms and never acknowledges: the third message ends the session in the queue's writer.
+        // While the writer tells the server, the receive loop reads what the server sent meanwhile. Before, it found no
+        // session and closed the connection with 1002 (which ends the client for good), or delivered the message to
+        // the application after the client had told the server the session was over.
+        client.AfterWriterEndedSessionForTest = async () =>
+        {
+            client.AfterWriterEndedSessionForTest = null;
+            await Task.Delay(300); // the server's next messages arrive meanwhile
+        };
+        await client.SendAsync(new byte[] { 1 });
+        await client.SendAsync(new byte[] { 2 });
+        await client.SendAsync(new byte[] { 3 });
+
+        Assert.Equal(SessionLostReason.BufferFull, (await lost.Task.WaitAsync(TimeSpan.FromSeconds(30))).Reason);
+        await Wait.UntilAsync(() => client.State == LifelineClientState.Connected && client.SessionId is { } id && id != first, TimeSpan.FromSeconds(30));
+        Assert.NotEqual(CloseCode.ProtocolError.Value, client.LastClose?.Code.Value);
+    }
+
+    [Fact]
     public async Task ReplayBufferFullInFailMode_TheSendThrows_NotADropInTheBackground()
     {
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
@@ -61,7 +94,45 @@ public sealed class SessionSendLimitTests
         await client.SendAsync(new byte[] { 2 });
 
         await Assert.ThrowsAsync<ReplayBufferFullException>(async () => await client.SendAsync(new byte[] { 3 }));
+
+        // A send with a token goes through the queue: it too is told at the call, rather than its message being dropped later.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await Assert.ThrowsAsync<ReplayBufferFullException>(async () => await client.SendAsync(new byte[] { 4 }, WebSocketMessageType.Binary, cts.Token));
         Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
+    public async Task ReplayBufferFullInFailMode_MessagesQueuedWhileDown_WaitForRoomAfterTheResume_NoneDropped()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var options = SessionResumeTests.SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/gated"));
+        options.Session!.Replay.MaxMessages = 3;
+        options.Session.Replay.FullMode = ReplayBufferFullMode.Fail;
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        // The gated handler reads nothing yet, so nothing is acknowledged. One message in the buffer, then the link drops
+        // and three more are accepted into the queue (the buffer had room for each when it was sent).
+        await client.SendAsync(new byte[] { 1 });
+        proxy.RefuseConnections();
+        proxy.ResetAll();
+        await states.NextAsync(LifelineClientState.Reconnecting);
+        for (byte i = 2; i <= 4; i++)
+        {
+            await client.SendAsync(new byte[] { i });
+        }
+
+        // After the resume, 2 and 3 fill the buffer. Before, the queue's writer dropped 4 with a log line; now it waits
+        // for room, holding it as the message in flight.
+        proxy.AcceptConnections();
+        await Wait.UntilAsync(() => client.State == LifelineClientState.Connected && client.HasMessageInFlight, TimeSpan.FromSeconds(30), "the fourth message to wait for room");
+
+        log.Gate.SetResult();
+        await Wait.UntilAsync(() => log.GatedPayloads.Count >= 4, TimeSpan.FromSeconds(30), "the handler to read 1..4");
+        Assert.Equal([1, 2, 3, 4], log.GatedPayloads.Select(p => (int)p[0]));
     }
 
     [Fact]

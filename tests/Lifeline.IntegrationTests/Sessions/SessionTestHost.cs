@@ -28,7 +28,7 @@ internal sealed class NumberedServerLog
     public ConcurrentQueue<byte[]> GatedPayloads { get; } = new();
 }
 
-/// <summary>A session server on real Kestrel at 127.0.0.1 with /numbered and /echo session endpoints.</summary>
+/// <summary>A session server on real Kestrel at 127.0.0.1 with /numbered, /echo, /push and other session endpoints.</summary>
 internal sealed class SessionTestHost : IAsyncDisposable
 {
     private WebApplication? _app;
@@ -74,6 +74,22 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapLifelineSession("/echo", EchoAsync);
         app.MapLifelineSession("/slow-echo", SlowEchoAsync);
         app.MapLifelineSession("/silent", (session, ct) => Task.Delay(Timeout.Infinite, ct)); // never reads, so never acknowledges
+        app.MapLifelineSession("/push", async (session, ct) =>
+        {
+            // Sends a message every 20 ms and never reads, so it never acknowledges what the client sends.
+            for (var n = 1; !ct.IsCancellationRequested; n++)
+            {
+                try
+                {
+                    await session.SendAsync(Number(n), WebSocketMessageType.Binary, ct);
+                    await Task.Delay(20, ct);
+                }
+                catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+                {
+                    return;
+                }
+            }
+        });
         app.MapLifelineSession("/gated", async (session, ct) =>
         {
             await log.Gate.Task.WaitAsync(ct);

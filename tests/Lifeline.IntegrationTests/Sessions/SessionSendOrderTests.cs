@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using Lifeline.Client;
+using Lifeline.IntegrationTests.Infrastructure;
+
+namespace Lifeline.IntegrationTests.Sessions;
+
+/// <summary>Session Data frames go on the wire in sequence order, whichever send path numbered them.</summary>
+[Collection(SerialCollection.Name)]
+public sealed class SessionSendOrderTests
+{
+    private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.bin");
+
+    [Fact]
+    public async Task QueuedSendStartsItsWriterWhileADirectSendIsAboutToNumberItsMessage_BothArriveAndTheClientStaysConnected()
+    {
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendTextAsync("first");
+        Assert.Equal("first", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+
+        // The direct send below has checked that nothing is queued and holds the send lock. Now a send with a token
+        // queues its message and starts the queue's writer, which numbers that message. Before, the writer numbered it
+        // without the send lock (sequence N), the direct send then took N+1 and wrote it first, and the server closed
+        // the connection for a sequence gap (1002), which ends the client for good.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Task? queued = null;
+        var before = client.LastSequenceNumberedForTest;
+        client.BeforeDirectSessionAppendForTest = () =>
+        {
+            client.BeforeDirectSessionAppendForTest = null;
+            queued = client.SendTextAsync("queued", cts.Token).AsTask();
+
+            // Give the writer (on the thread pool) a chance to number its message first, as it did before the fix; with
+            // the fix it waits for the send lock instead, and this wait runs out.
+            var waited = Stopwatch.StartNew();
+            while (client.LastSequenceNumberedForTest == before && waited.Elapsed < TimeSpan.FromSeconds(1))
+            {
+                Thread.Sleep(5);
+            }
+        };
+        await client.SendTextAsync("direct");
+        Assert.NotNull(queued);
+        await queued!.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var echoes = new List<string>
+        {
+            (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text,
+            (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text,
+        };
+        Assert.Equal(["direct", "queued"], echoes.Order(StringComparer.Ordinal));
+        Assert.Equal(LifelineClientState.Connected, client.State);
+
+        await client.SendTextAsync("after");
+        Assert.Equal("after", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+    }
+}
