@@ -219,7 +219,7 @@ public sealed class LifelineSession
     }
 
     private async ValueTask SendWaitingAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken) =>
-        await SendCoreAsync(data, type, false, null, cancellationToken).ConfigureAwait(false);
+        await SendCoreAsync(data, type, false, null, answersHanded: true, cancellationToken).ConfigureAwait(false);
 
     /// <summary>
     /// <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/> with the send lock taken at
@@ -314,13 +314,13 @@ public sealed class LifelineSession
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, Action<SessionStateBag> updateState, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updateState);
-        await SendCoreAsync(data, type, false, updateState, cancellationToken).ConfigureAwait(false);
+        await SendCoreAsync(data, type, false, updateState, answersHanded: true, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Sends a message and completes when the client acknowledges it: true then, false when the session ends first.</summary>
     public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
-        var acknowledged = await SendCoreAsync(data, type, true, null, cancellationToken).ConfigureAwait(false);
+        var acknowledged = await SendCoreAsync(data, type, true, null, answersHanded: true, cancellationToken).ConfigureAwait(false);
         return acknowledged is null || await acknowledged.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -329,10 +329,12 @@ public sealed class LifelineSession
     /// but the wait for room in the replay buffer also ends with <paramref name="roomDeadline"/> (the caller then ends the session).
     /// </summary>
     internal async ValueTask SendToMemberAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken roomDeadline, CancellationToken cancellationToken) =>
-        await SendCoreAsync(data, type, false, null, cancellationToken, roomDeadline).ConfigureAwait(false);
+        await SendCoreAsync(data, type, false, null, answersHanded: false, cancellationToken, roomDeadline).ConfigureAwait(false);
 
-    private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, CancellationToken cancellationToken,
-        CancellationToken roomDeadline = default)
+    // answersHanded: whether this send counts as the handler's answer to the message it holds (that message is then
+    // delivered). A group send or broadcast does not: the member's handler may still be working on it.
+    private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, bool answersHanded,
+        CancellationToken cancellationToken, CancellationToken roomDeadline = default)
     {
         if (type == WebSocketMessageType.Close)
         {
@@ -348,7 +350,7 @@ public sealed class LifelineSession
 
         if (Journal is { } journal)
         {
-            return await SendJournaledAsync(journal, data, type, track, updateState, cancellationToken, roomDeadline).ConfigureAwait(false);
+            return await SendJournaledAsync(journal, data, type, track, updateState, answersHanded, cancellationToken, roomDeadline).ConfigureAwait(false);
         }
 
         await EnterSendLockWithRoomAsync(data.Length, cancellationToken, roomDeadline).ConfigureAwait(false);
@@ -356,7 +358,7 @@ public sealed class LifelineSession
         try
         {
             ThrowIfUnusable();
-            answered = Inbox.AcceptHandedForSend(); // under the send lock: a drain's snapshot has both or neither
+            answered = answersHanded && Inbox.AcceptHandedForSend(); // under the send lock: a drain's snapshot has both or neither
             var isText = type == WebSocketMessageType.Text;
             var appended = await Replay.AppendAsync(data, isText, track, cancellationToken).ConfigureAwait(false);
             if (appended.Status == ReplayAppendStatus.SessionEnded)
@@ -387,7 +389,7 @@ public sealed class LifelineSession
     // With a shared store: number the message under the send lock, then wait (outside it, so sends close together
     // share one commit) until the store has it; the writer puts it on the wire after the commit.
     private async ValueTask<Task<bool>?> SendJournaledAsync(SessionJournalWriter journal, ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track,
-        Action<SessionStateBag>? updateState, CancellationToken cancellationToken, CancellationToken roomDeadline)
+        Action<SessionStateBag>? updateState, bool answersHanded, CancellationToken cancellationToken, CancellationToken roomDeadline)
     {
         Task stored;
         Task<bool>? acknowledged;
@@ -405,7 +407,7 @@ public sealed class LifelineSession
             }
 
             updateState?.Invoke(State);
-            stored = journal.Enqueue(appended.Sequence, isText, data, updateState is not null);
+            stored = journal.Enqueue(appended.Sequence, isText, data, updateState is not null, answersHanded);
             acknowledged = appended.Acknowledged;
         }
         finally

@@ -73,7 +73,8 @@ internal sealed class SessionJournalWriter
     public void Renew(SessionJournalLease lease) => Volatile.Write(ref _lease, lease);
 
     /// <summary>Queues a numbered message (call under the session's send lock, so queue order is sequence order).</summary>
-    public Task Enqueue(long sequence, bool isText, ReadOnlyMemory<byte> payload, bool stateChanged)
+    // answersHanded: whether the send answers the message the handler holds (not a group send); see LifelineSession.SendCoreAsync.
+    public Task Enqueue(long sequence, bool isText, ReadOnlyMemory<byte> payload, bool stateChanged, bool answersHanded = true)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         bool answered;
@@ -81,7 +82,7 @@ internal sealed class SessionJournalWriter
         {
             // The message the handler holds counts as delivered in the same commit as what it sends: the writer reads
             // the inbound cursor under this lock too, so no commit carries one without the other.
-            answered = _session.Inbox.AcceptHandedForSend();
+            answered = answersHanded && _session.Inbox.AcceptHandedForSend();
             _pending.Add((new SessionMessage(sequence, isText, payload.ToArray()), done));
             _snapshotDirty |= stateChanged;
         }

@@ -186,4 +186,25 @@ public sealed class SessionFlowControlTests
         Assert.True(options.InboxMaxBytes >= new Lifeline.Session.ReplayBufferOptions().MaxBytes);
         Assert.Throws<ArgumentOutOfRangeException>(() => options.InboxMaxBytes = 0);
     }
+
+    [Fact]
+    public async Task GroupSendWhileTheHandlerHoldsAMessage_DoesNotAcknowledgeIt_TheHandlersNextReadDoes()
+    {
+        // A message counts as delivered when the handler comes back for more, or answers it with a send of its own. A
+        // group send from elsewhere is no answer: before, it acknowledged the message the member's handler was still
+        // working on, so after a crash the client would not resend it, and the handler's answer would never come.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/hold")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        await client.SendAsync(new byte[] { 7 });
+        await Wait.UntilAsync(() => !log.GatedPayloads.IsEmpty, TimeSpan.FromSeconds(30), "the handler to take the message");
+        Assert.Equal(1, await host.Sessions.SendToGroupAsync("held", "news").WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("news", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
+        Assert.Equal(1, client.UnacknowledgedMessages); // the group message's frame carried no ack for it
+
+        log.Gate.SetResult();
+        await Wait.UntilAsync(() => client.UnacknowledgedMessages == 0, TimeSpan.FromSeconds(30), "the ack once the handler reads on");
+    }
 }

@@ -90,6 +90,18 @@ internal sealed class SessionTestHost : IAsyncDisposable
                 }
             }
         });
+        app.MapLifelineSession("/hold", async (session, ct) =>
+        {
+            // Member of group "held": reads one message and works on it until the gate opens, then reads on.
+            session.JoinGroup("held");
+            var first = await session.Messages.ReadAsync(ct);
+            log.GatedPayloads.Enqueue(first.Data.ToArray());
+            await log.Gate.Task.WaitAsync(ct);
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                log.GatedPayloads.Enqueue(message.Data.ToArray());
+            }
+        });
         app.MapLifelineSession("/gated", async (session, ct) =>
         {
             await log.Gate.Task.WaitAsync(ct);
