@@ -49,6 +49,18 @@ internal static class RedisScripts
         """;
 
     /// <summary>
+    /// ARGV: owner value. Deletes every key of the session when it is still ours (the session ended). Returns 1 when
+    /// ended, 0 when not ours (another node owns it now, or it is gone).
+    /// </summary>
+    public const string End = """
+        if redis.call('GET', KEYS[3]) == ARGV[1] then
+          redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+          return 1
+        end
+        return 0
+        """;
+
+    /// <summary>
     /// ARGV: owner value, snapshot bytes, snapshot ttl ms (0 or less: already expired, delete it), lease ttl ms.
     /// Returns {1} or the fenced answer. Every other key of the session lives at least as long as the snapshot.
     /// </summary>

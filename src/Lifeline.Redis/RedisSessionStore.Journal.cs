@@ -118,6 +118,17 @@ public sealed partial class RedisSessionStore : ISessionJournal
             cancellationToken).ConfigureAwait(false);
     }
 
+    /// <inheritdoc />
+    async ValueTask ISessionJournal.EndAsync(SessionJournalLease lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var keys = Keys(lease.SessionId);
+        await _connection.ExecuteAsync(
+            "session.end",
+            m => m.GetDatabase().ScriptEvaluateAsync(RedisScripts.End, keys.All, [lease.Owner]),
+            cancellationToken).ConfigureAwait(false);
+    }
+
     private static SessionSnapshot StripLog(SessionSnapshot snapshot) => new()
     {
         Id = snapshot.Id,

@@ -276,6 +276,7 @@ internal sealed class SessionJournalWriter
             if (ended)
             {
                 FailPendingEnded();
+                await EndInStoreAsync().ConfigureAwait(false);
                 return;
             }
 
@@ -433,6 +434,25 @@ internal sealed class SessionJournalWriter
             _snapshotDirty |= snapshot;
             _ackRequested |= ack;
             _renew |= renew;
+        }
+    }
+
+    /// <summary>
+    /// The session ended on this node: removes it from the store, so that a resume on any node is told SessionLost
+    /// rather than given a new handler for a session whose handler already returned. Fenced: nothing happens when
+    /// another node owns the session now. A store that does not answer leaves the keys to expire with their TTL.
+    /// </summary>
+    private async Task EndInStoreAsync()
+    {
+        try
+        {
+            await _journal.EndAsync(Lease).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Best effort: the session is over here either way.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            SessionLog.StoreEndFailed(_manager.Logger, _session.Id, e.Message);
         }
     }
 

@@ -65,4 +65,7 @@ internal static partial class SessionLog
 
     [LoggerMessage(318, LogLevel.Warning, "Drain: {Count} session handler(s) had not finished the message they hold within {Bound}; those messages are not counted as delivered, so their clients resend them to the next process.")]
     public static partial void HandlersStillBusy(ILogger logger, int count, TimeSpan bound);
+
+    [LoggerMessage(321, LogLevel.Warning, "Session {SessionId} ended, but the session store could not remove it ({Error}); its keys expire with their TTL, and a resume before then continues it.")]
+    public static partial void StoreEndFailed(ILogger logger, SessionId sessionId, string error);
 }

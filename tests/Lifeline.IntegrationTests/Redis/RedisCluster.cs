@@ -25,11 +25,14 @@ internal sealed class ClusterLog
     public int SendErrors;
 
     public int GroupJoins;
+
+    /// <summary>Ends every /finish handler (and so its session).</summary>
+    public TaskCompletionSource Finish { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
 
 /// <summary>
 /// One server node on real Kestrel at a fixed port of 127.0.0.1 with the session store and fan-out on Redis: /echo
-/// sends every client message back; /group joins group "g" and reads. <see cref="KillAsync"/> stops it as a kill -9
+/// sends every client message back; /group joins group "g" and reads; /finish returns once <see cref="ClusterLog.Finish"/> is set. <see cref="KillAsync"/> stops it as a kill -9
 /// would: its Redis connection is closed first (nothing more reaches the store), its sockets are aborted, no drain.
 /// </summary>
 internal sealed class ClusterNode : IAsyncDisposable
@@ -105,6 +108,16 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
+        app.MapLifelineSession("/finish", async (session, ct) =>
+        {
+            Interlocked.Increment(ref log.HandlerStarts);
+            if (session.IsResumed)
+            {
+                Interlocked.Increment(ref log.ResumedStarts);
+            }
+
+            await log.Finish.Task.WaitAsync(ct); // then the handler returns: the session is over
+        });
         app.MapLifelineSession("/group", async (session, ct) =>
         {
             if (!session.IsResumed)

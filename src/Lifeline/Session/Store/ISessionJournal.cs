@@ -38,6 +38,14 @@ public interface ISessionJournal
     /// <summary>Gives the session up when <paramref name="lease"/> is still current; its keys then expire with their TTL.</summary>
     /// <exception cref="SessionStoreUnavailableException">The store did not answer in time.</exception>
     ValueTask ReleaseAsync(SessionJournalLease lease, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The session ended (its handler returned, or it was lost): when <paramref name="lease"/> is still current, removes it,
+    /// so that <see cref="ReadAsync"/> returns null and no node restores it for a resume (which is told SessionLost
+    /// instead). The default only releases the lease, leaving the keys to expire with their TTL; a store should override it.
+    /// </summary>
+    /// <exception cref="SessionStoreUnavailableException">The store did not answer in time.</exception>
+    ValueTask EndAsync(SessionJournalLease lease, CancellationToken cancellationToken = default) => ReleaseAsync(lease, cancellationToken);
 }
 
 /// <summary>Proof of ownership of a session in an <see cref="ISessionJournal"/>.</summary>
