@@ -172,13 +172,28 @@ public sealed class LifelineSession
 
     private string[] GroupNames() => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
 
-    /// <summary>Adds the session to a group: group sends of <see cref="LifelineSessionManager"/> reach it, replayed like any send.</summary>
+    /// <summary>
+    /// Adds the session to a group: group sends of <see cref="LifelineSessionManager"/> reach it, replayed like any send.
+    /// No effect once the session has ended.
+    /// </summary>
     public void JoinGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        if (IsEnded)
+        {
+            return; // its groups were left when it ended: joining now would leave it in the group table for good
+        }
+
         if (GroupSet.TryAdd(group, 0))
         {
             _manager.AddToGroup(group, this);
+            if (IsEnded)
+            {
+                // Ended meanwhile: the end may have left its groups before this one was added, so leave it here.
+                _manager.RemoveFromGroup(group, this);
+                return;
+            }
+
             Journal?.MarkSnapshotDirty();
         }
     }

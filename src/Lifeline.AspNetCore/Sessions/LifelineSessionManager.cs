@@ -544,6 +544,9 @@ public sealed class LifelineSessionManager : IDisposable
             return;
         }
 
+        // With a shared store: its keys live a resume window from the last commit, and the renewals only cover sessions
+        // with a socket. One now makes the store keep the session a full window from the disconnect, as this node does.
+        session.Journal?.RequestRenew();
         var generation = session.Generation;
         _ = ExpireLaterAsync(session, generation);
     }
@@ -846,6 +849,15 @@ public sealed class LifelineSessionManager : IDisposable
             {
                 await member.SendToMemberAsync(data, type, deadline.Token, cancellationToken).ConfigureAwait(false);
                 return 1;
+            }
+            catch (ReplayBufferFullException)
+            {
+                // ReplayBufferFullMode.Fail, and this member's buffer is full: as for a member full past the deadline
+                // below, end its session and say so rather than skip it silently (ReplayBufferFullException is an
+                // InvalidOperationException: caught here first).
+                SessionLog.FullMember(Logger, member.Id);
+                Lose(member, SessionLostReason.BufferFull, tellClient: true);
+                return 0;
             }
             catch (InvalidOperationException)
             {

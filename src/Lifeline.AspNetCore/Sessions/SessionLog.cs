@@ -68,4 +68,7 @@ internal static partial class SessionLog
 
     [LoggerMessage(321, LogLevel.Warning, "Session {SessionId} ended, but the session store could not remove it ({Error}); its keys expire with their TTL, and a resume before then continues it.")]
     public static partial void StoreEndFailed(ILogger logger, SessionId sessionId, string error);
+
+    [LoggerMessage(322, LogLevel.Warning, "Session {SessionId}: its replay buffer is full (mode Fail) for a group send or broadcast; the session is lost (buffer full) rather than miss the message unseen.")]
+    public static partial void FullMember(ILogger logger, SessionId sessionId);
 }

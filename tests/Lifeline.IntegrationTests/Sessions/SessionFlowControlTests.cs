@@ -207,4 +207,22 @@ public sealed class SessionFlowControlTests
         log.Gate.SetResult();
         await Wait.UntilAsync(() => client.UnacknowledgedMessages == 0, TimeSpan.FromSeconds(30), "the ack once the handler reads on");
     }
+
+    [Fact]
+    public async Task JoinGroupAfterTheSessionEnded_LeavesNothingInTheGroupTable()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/hold")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => Volatile.Read(ref log.HeldSession) is not null && host.Sessions.GroupCount == 1, TimeSpan.FromSeconds(30), "the member in its group");
+
+        host.Sessions.Lose(log.HeldSession!, SessionLostReason.NotFound, tellClient: true); // the session ends, and leaves its group
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 0 && host.Sessions.GroupCount == 0, TimeSpan.FromSeconds(30), "the session to end");
+
+        // Something outside the handler still holds the session and joins a group. Before, the ended session stayed in
+        // the group table for good: a leak, and a member every group send to that group tried and skipped.
+        log.HeldSession!.JoinGroup("late");
+        Assert.Equal(0, host.Sessions.GroupCount);
+    }
 }

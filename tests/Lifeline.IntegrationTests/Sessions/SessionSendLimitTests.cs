@@ -171,4 +171,31 @@ public sealed class SessionSendLimitTests
         Assert.All(reached.Skip(6), r => Assert.Equal(1, r));
         Assert.Single(host.Sessions.Sessions);
     }
+
+    [Fact]
+    public async Task GroupSend_MemberFullInFailMode_ThatMemberIsLost_NotSkippedSilently()
+    {
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => { o.Replay.MaxMessages = 5; o.Replay.FullMode = ReplayBufferFullMode.Fail; });
+
+        // A member that completes the handshake and then reads nothing, so it never acknowledges.
+        using var stalled = new ClientWebSocket();
+        stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
+        await stalled.ConnectAsync(host.Uri("/group"), CancellationToken.None);
+        var hello = new ArrayBufferWriter<byte>();
+        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
+        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
+        await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 1 && host.Sessions.Sessions.All(s => s.Groups.Contains("g")), what: "the member in the group");
+
+        for (var i = 1; i <= 5; i++)
+        {
+            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", SessionTestHost.Number(i)).WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+
+        // Its buffer is full: in mode Fail the sixth cannot be numbered for it. Before, that was counted as "ended
+        // meanwhile" and the member stayed, having missed the message without anybody knowing.
+        Assert.Equal(0, await host.Sessions.SendToGroupAsync("g", SessionTestHost.Number(6)).WaitAsync(TimeSpan.FromSeconds(30)));
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 0, TimeSpan.FromSeconds(30), "the full member's session to be lost");
+    }
 }

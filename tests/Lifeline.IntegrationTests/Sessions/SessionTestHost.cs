@@ -26,6 +26,9 @@ internal sealed class NumberedServerLog
     public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ConcurrentQueue<byte[]> GatedPayloads { get; } = new();
+
+    /// <summary>/hold: the member's session, for tests that act on it from outside its handler.</summary>
+    public LifelineSession? HeldSession;
 }
 
 /// <summary>A session server on real Kestrel at 127.0.0.1 with /numbered, /echo, /push and other session endpoints.</summary>
@@ -94,6 +97,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
         {
             // Member of group "held": reads one message and works on it until the gate opens, then reads on.
             session.JoinGroup("held");
+            Volatile.Write(ref log.HeldSession, session);
             var first = await session.Messages.ReadAsync(ct);
             log.GatedPayloads.Enqueue(first.Data.ToArray());
             await log.Gate.Task.WaitAsync(ct);
