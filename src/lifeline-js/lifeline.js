@@ -26,7 +26,7 @@ const isLetterOrDigit = (ch) => /[\p{L}\p{Nd}]/u.test(ch);
  */
 export function parseRetryHint(reason) {
   if (typeof reason !== 'string' || reason.length === 0) return null;
-  const lower = reason.toLowerCase();
+  const lower = reason.replace(/[A-Z]/g, (c) => c.toLowerCase()); // ASCII only: the same length, so positions match `reason`
   let from = 0;
   for (;;) {
     const at = lower.indexOf(HINT_NAME, from);
@@ -541,7 +541,7 @@ function makeEvent(type, props) {
   return event;
 }
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }) /* keep a leading U+FEFF, as a WebSocket does */;
 const byteLengthOf = (data) => (typeof data === 'string' ? utf8Encoder.encode(data).length : toBytes(data).byteLength);
 
 function truncateUtf8(text, maxBytes) {
@@ -793,7 +793,7 @@ export class LifelineSocket extends EventTarget {
     this._everOpen = true;
     this.state = 'open';
     this._emit('open', { reconnected, ...props });
-    this._flush();
+    if (this.state === 'open') this._flush(); // not when a listener closed the socket
   }
 
   _onMessage(ws, data) {
@@ -1015,6 +1015,11 @@ export class LifelineSocket extends EventTarget {
         }
         this._queue.shift();
         this._queueBytes -= item.size;
+        if (this.session && this._maxFrameBytes && item.size + 21 > this._maxFrameBytes) {
+          // Queued before Welcome said the limit (send() refuses it after): sent, it would close the session with 1009.
+          this._emit('drop', { data: item.data, reason: `larger than the server's max frame bytes (${this._maxFrameBytes})` });
+          continue;
+        }
         if (this.session) this._sendData(item);
         else {
           this._ws.send(item.data);
@@ -1163,7 +1168,9 @@ export class LifelineSocket extends EventTarget {
     this._unackedSince = null;
     for (const entry of this._replay) this._writeData(entry);
     this.stats.replayedOut += replayCount;
+    const ws = this._ws;
     this._emit('resumed', { sessionId: this.sessionId, replayedByServer: frame.replayCount, replayedByClient: replayCount, serverLastReceived: s });
+    if (ws !== this._ws || this.state !== 'open') return; // a listener closed the socket
     this._becameOpen({ resumed: true, sessionId: this.sessionId });
   }
 

@@ -40,3 +40,9 @@ test('formatRetryHint_RoundTrips', () => {
   assert.equal(formatRetryHint(2350, 'Service Restart'), 'Service Restart; retry-after-ms=2350');
   assert.equal(parseRetryHint(formatRetryHint(1234.9)), 1234);
 });
+
+test('parseRetryHint_NonAsciiTextBeforeTheHint_StillFound', () => {
+  // Lower-casing 'İ' gives two code units: positions in a fully lower-cased copy drift from the original's.
+  assert.equal(parseRetryHint('İ; retry-after-ms=2000'), 2000);
+  assert.equal(parseRetryHint('Redémarrage ÉTÉ; Retry-After-Ms=1500'), 1500);
+});

@@ -327,6 +327,41 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.deepEqual(of('close').map((e) => e.delay), [1000, 2000, 500]); // the link that carried a message starts over
   });
 
+  test('session_CloseInResumedListener_StaysClosing_NothingFlushedAndNoReconnect', () => {
+    const { socket, ws, of, establish } = setup();
+    establish();
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    socket.send(text('queued while down'));
+    socket.addEventListener('resumed', () => socket.close(1000, 'done'));
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+    // Before, the resume went on to 'open': state open again, the queue flushed into the closing socket, and the
+    // server's echo of the close was taken as a drop to reconnect from.
+    assert.equal(socket.state, 'closing');
+    assert.equal(of('open').length, 1);
+    assert.equal(ws().frames().filter((f) => f.type === 'data').length, 0);
+  });
+
+  test('session_QueuedBeforeWelcomeLargerThanTheServersFrames_DroppedWithEvent_SessionGoesOn', () => {
+    const { socket, ws, of } = setup();
+    ws().open('lifeline.v1');
+    socket.send(new Uint8Array(200)); // queued: the frame limit is not known before Welcome
+    socket.send(text('small'));
+    ws().receiveFrame({ ...WELCOME, maxFrameBytes: 100 });
+    // Before, the big one was sent: the server closed with 1009, which stops the client for good.
+    assert.deepEqual(of('drop').map((e) => e.reason), ["larger than the server's max frame bytes (100)"]);
+    assert.deepEqual(ws().frames().filter((f) => f.type === 'data').map((f) => f.seq), [1]);
+    assert.equal(socket.state, 'open');
+  });
+
+  test('session_TextWithByteOrderMark_KeptAsSent', () => {
+    const { ws, of, establish } = setup();
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: '\uFEFFhi' });
+    assert.equal(of('message')[0].data, '\uFEFFhi'); // as a plain browser WebSocket delivers it
+  });
+
   test('session_OversizedInbound_Closes1009', () => {
     const { ws, of, establish } = setup({ maxReceiveBytes: 64 });
     establish();
