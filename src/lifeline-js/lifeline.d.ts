@@ -224,7 +224,7 @@ export interface LifelineSessionLostEvent extends Event {
   readonly lostIncoming: { first: WireNumber; count: WireNumber };
   /** Our messages the server's application certainly did not get. */
   readonly undelivered: LostMessages;
-  /** Our messages without confirmation either way. */
+  /** Our messages without confirmation either way (none when the server stated its last received: those up to it were handled). */
   readonly unconfirmed: LostMessages;
   /** The last sequence this client delivered in the lost session. */
   readonly lastDelivered: number;

@@ -1183,10 +1183,11 @@ export class LifelineSocket extends EventTarget {
       messages: list.map((e) => e.data),
     });
     // With a record (the peer stated its last received), our messages after it certainly did not reach its
-    // application; without one (not found, refused) they are unconfirmed: they may or may not have been handled.
+    // application and those up to it certainly did (they are in neither list); without one (not found, refused) they
+    // are unconfirmed: they may or may not have been handled.
     const hasRecord = initiator === 'server' && reasonCode != null && reason !== 'not-found' && reason !== 'unknown' && typeof lastReceived === 'number';
     const undelivered = hasRecord ? entries.filter((e) => e.seq > lastReceived) : [];
-    const unconfirmed = hasRecord ? entries.filter((e) => e.seq <= lastReceived) : entries;
+    const unconfirmed = hasRecord ? [] : entries;
     this._emit('sessionlost', {
       reason,
       reasonCode,
