@@ -960,7 +960,7 @@ export class LifelineSocket extends EventTarget {
   /**
    * Liveness. Plain and session mode: `receiveTimeout` (no inbound message within it is a dead link). Session
    * mode: `heartbeat.timeout` (data sent and unacknowledged, and nothing inbound for that long, is a dead link;
-   * a Lifeline server acknowledges within 200 ms).
+   * a Lifeline server acknowledges within 200 ms once its handler took the message, and answers each heartbeat).
    */
   _armLiveness() {
     const { receiveTimeout } = this._options;

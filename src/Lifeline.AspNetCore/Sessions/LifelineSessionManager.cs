@@ -58,6 +58,15 @@ public sealed class LifelineSessionManager : IDisposable
     private readonly ISessionJournal? _journal;
     private readonly ISessionGroupFanout? _fanout;
     private readonly CancellationTokenSource _stopping = new();
+
+    // Resumes of one session on this node go through the shared store one at a time: two at once (a client that
+    // reconnected twice in quick succession) each restored it and started a handler of its own. Striped by session id,
+    // so there is no per-session object to clean up; a resume is rare next to the messages it carries.
+    private readonly SemaphoreSlim[] _resumeTurns = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
+
+    // Sessions that ended here and are being removed from the shared store: a resume of one waits for that first, so it
+    // does not read the store a moment before the removal and bring the session back.
+    private readonly ConcurrentDictionary<SessionId, Task> _endingInStore = new();
     private IAsyncDisposable? _subscription;
     private int _saved;
 
@@ -488,7 +497,26 @@ public sealed class LifelineSessionManager : IDisposable
     /// </summary>
     private async Task<(OpenOutcome? Outcome, LifelineSession? Session, bool Restored)> OpenJournaledAsync(SessionCarrier carrier, HelloFrame hello, string? userId)
     {
+        var turn = _resumeTurns[(hello.SessionId.GetHashCode() & int.MaxValue) % _resumeTurns.Length];
+        await turn.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return await OpenJournaledInTurnAsync(carrier, hello, userId).ConfigureAwait(false);
+        }
+        finally
+        {
+            turn.Release();
+        }
+    }
+
+    private async Task<(OpenOutcome? Outcome, LifelineSession? Session, bool Restored)> OpenJournaledInTurnAsync(SessionCarrier carrier, HelloFrame hello, string? userId)
+    {
         var journal = _journal!;
+        if (_endingInStore.TryGetValue(hello.SessionId, out var ending))
+        {
+            await ending.WaitAsync(Options.StoreWriteTimeout, Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // best effort either way
+        }
+
         try
         {
             var stored = await journal.ReadAsync(hello.SessionId).ConfigureAwait(false);
@@ -546,7 +574,11 @@ public sealed class LifelineSessionManager : IDisposable
 
         // With a shared store: its keys live a resume window from the last commit, and the renewals only cover sessions
         // with a socket. One now makes the store keep the session a full window from the disconnect, as this node does.
-        session.Journal?.RequestRenew();
+        if (!_server.IsDraining)
+        {
+            session.Journal?.RequestRenew(); // a drain commits every session itself
+        }
+
         var generation = session.Generation;
         _ = ExpireLaterAsync(session, generation);
     }
@@ -777,6 +809,15 @@ public sealed class LifelineSessionManager : IDisposable
     {
         session.Journal?.FailPending(new InvalidOperationException($"Session {session.Id} ended before this send was stored."));
         _sessions.TryRemove(new KeyValuePair<SessionId, LifelineSession>(session.Id, session));
+        if (session.Journal is { } journal && session.IsEnded && !session.IsFrozen)
+        {
+            // Out of the store too; a resume that reaches this node meanwhile waits for it (see OpenJournaledInTurnAsync).
+            var ending = journal.EndInStoreAsync();
+            _endingInStore[session.Id] = ending;
+            _ = ending.ContinueWith(_ => _endingInStore.TryRemove(new KeyValuePair<SessionId, Task>(session.Id, ending)), CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
         foreach (var group in session.Groups)
         {
             RemoveFromGroup(group, session);

@@ -15,6 +15,7 @@ namespace Lifeline.AspNetCore;
 internal sealed class SessionCarrier(LifelineConnection connection, LifelineSessionManager manager, Func<LifelineSession, CancellationToken, Task> handler)
 {
     private readonly SemaphoreSlim _ackSignal = new(0, 1);
+    private long _lastHeartbeatAnswer = long.MinValue / 2; // Environment.TickCount64 of the last answer (the carrier's loop only)
 
     public LifelineConnection Connection { get; } = connection;
 
@@ -160,10 +161,16 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 switch (header.Type)
                 {
                     case SessionFrameType.Ack:
+                        var repeated = header.Ack <= session.Replay.LastAcknowledgedHint;
                         if (!Acknowledge(session, header.Ack))
                         {
                             await FailAsync(CloseCode.ProtocolError, "ack beyond sent", "the client acknowledged a message never sent").ConfigureAwait(false);
                             return;
+                        }
+
+                        if (repeated)
+                        {
+                            AnswerHeartbeat(session);
                         }
 
                         break;
@@ -330,6 +337,30 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     {
         SessionLog.ProtocolError(manager.Logger, Connection.Id, code.Value, cause);
         await Connection.CloseAsync(code, reason, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An Ack frame that acknowledges nothing new is a heartbeat (the browser client sends one every 15 s: it can neither
+    /// send pings nor see ours). It is answered with an Ack frame, at most once a second, so that such a client learns
+    /// the link is alive while its messages wait for a handler still busy with an earlier one (docs/protocol.md 5.4).
+    /// </summary>
+    private void AnswerHeartbeat(LifelineSession session)
+    {
+        var now = Environment.TickCount64;
+        if (now - _lastHeartbeatAnswer < 1000)
+        {
+            return;
+        }
+
+        _lastHeartbeatAnswer = now;
+        if (session.Journal is { } journal)
+        {
+            journal.RequestAck(); // its writer sends what the store holds as delivered
+        }
+        else
+        {
+            _ = SendControlAsync(w => SessionFrameWriter.WriteAck(w, session.Inbound.TakeAck())).AsTask();
+        }
     }
 
     private void SignalAck()

@@ -276,7 +276,6 @@ internal sealed class SessionJournalWriter
             if (ended)
             {
                 FailPendingEnded();
-                await EndInStoreAsync().ConfigureAwait(false);
                 return;
             }
 
@@ -442,7 +441,7 @@ internal sealed class SessionJournalWriter
     /// rather than given a new handler for a session whose handler already returned. Fenced: nothing happens when
     /// another node owns the session now. A store that does not answer leaves the keys to expire with their TTL.
     /// </summary>
-    private async Task EndInStoreAsync()
+    public async Task EndInStoreAsync()
     {
         try
         {

@@ -93,6 +93,7 @@ public sealed partial class LifelineClient
     /// closed first; the message is then unconfirmed).
     /// </summary>
     /// <exception cref="InvalidOperationException">Sessions are off (<see cref="LifelineClientOptions.Session"/> is null).</exception>
+    /// <exception cref="Lifeline.Session.ReplayBufferFullException">The replay buffer is full and its mode is <see cref="Lifeline.Session.ReplayBufferFullMode.Fail"/>.</exception>
     public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
         if (_options.Session is null)
@@ -199,9 +200,7 @@ public sealed partial class LifelineClient
 
                     case SessionFrameType.SessionLost when session is not null:
                         var report = header.SessionLost;
-                        var unconfirmedToServer = report.LastReceived > 0
-                            ? SequenceRange.FromBounds(Math.Max(report.LastReceived, session.Replay.LastAcknowledged) + 1, session.Replay.LastSequence)
-                            : session.Replay.Unacknowledged;
+                        var unconfirmedToServer = UnconfirmedToServer(session, report.LastReceived);
                         EndSession(session, report.Reason);
                         ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived,
                             report.Lost, unconfirmedToServer, _time.GetUtcNow()));
@@ -331,7 +330,7 @@ public sealed partial class LifelineClient
 
             case SessionFrameType.SessionLost:
                 var report = header.SessionLost;
-                var unconfirmed = session.Replay.Unacknowledged;
+                var unconfirmed = UnconfirmedToServer(session, report.LastReceived);
                 EndSession(session, report.Reason);
                 ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
                 // A new session starts with the next connection (its Hello is a new-session Hello).
@@ -342,6 +341,14 @@ public sealed partial class LifelineClient
                 return await CloseWithAsync(socket, CloseCode.ProtocolError, "unexpected frame", $"the server sent {header.Type} on an established session").ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The client's messages a server's SessionLost leaves unconfirmed: all unacknowledged ones, or, when the server states
+    /// its last received, those after it (the ones up to it reached its application).
+    /// </summary>
+    private static SequenceRange UnconfirmedToServer(ClientSession session, long serverLastReceived) => serverLastReceived > 0
+        ? SequenceRange.FromBounds(Math.Max(serverLastReceived, session.Replay.LastAcknowledged) + 1, session.Replay.LastSequence)
+        : session.Replay.Unacknowledged;
 
     /// <summary>Tests: awaited by the queue's writer after it ended the session, before it tells the server.</summary>
     internal Func<Task>? AfterWriterEndedSessionForTest { get; set; }
@@ -381,7 +388,7 @@ public sealed partial class LifelineClient
                 await room.ConfigureAwait(false);
                 await SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
                 locked = true;
-                if (session.Replay.TryAppend(message.Data.Span, isText, acknowledged is not null, out appended))
+                if (session.Replay.TryAppend(message.Data.Span, isText, acknowledged is not null, alsoWaitInFailMode: true, out appended))
                 {
                     break;
                 }

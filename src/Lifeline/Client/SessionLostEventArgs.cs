@@ -41,8 +41,8 @@ public sealed class SessionLostEventArgs : EventArgs
     public SequenceRange LostFromServer { get; }
 
     /// <summary>
-    /// The client's messages that were sent but never acknowledged: the server may or may not have handled them
-    /// (when it states its last received, those after it never reached it).
+    /// The client's messages that were sent but never confirmed: the server may or may not have handled them. When it
+    /// states its last received (<see cref="ServerLastReceived"/>), only those after it, which never reached its application.
     /// </summary>
     public SequenceRange UnconfirmedToServer { get; }
 

@@ -181,14 +181,25 @@ public sealed class ReplayBuffer : IDisposable
     /// <see cref="ReplayBufferFullMode.Fail"/>), or returns false when it would wait for room. For a caller that numbers
     /// messages under a lock of its own and waits for room with <see cref="WaitForRoomAsync"/> outside it.
     /// </summary>
-    /// <exception cref="ReplayBufferFullException">The buffer is full and the mode is <see cref="ReplayBufferFullMode.Fail"/>.</exception>
+    /// <param name="payload">The application payload (copied).</param>
+    /// <param name="isText">Whether it is UTF-8 text.</param>
+    /// <param name="trackAcknowledgement">Whether the result carries a task that completes when the peer acknowledges it.</param>
+    /// <param name="alsoWaitInFailMode">In <see cref="ReplayBufferFullMode.Fail"/>, return false when full (the caller waits, see <see cref="WaitForRoomAsync"/>) instead of throwing.</param>
+    /// <param name="result">The decision, when true is returned.</param>
+    /// <exception cref="ReplayBufferFullException">The buffer is full, the mode is <see cref="ReplayBufferFullMode.Fail"/> and <paramref name="alsoWaitInFailMode"/> is false.</exception>
     /// <exception cref="ObjectDisposedException">The buffer was disposed.</exception>
-    internal bool TryAppend(ReadOnlySpan<byte> payload, bool isText, bool trackAcknowledgement, out ReplayAppendResult result)
+    internal bool TryAppend(ReadOnlySpan<byte> payload, bool isText, bool trackAcknowledgement, bool alsoWaitInFailMode, out ReplayAppendResult result)
     {
         ThrowIfLargerThanTheBuffer(payload);
 
         lock (_lock)
         {
+            if (alsoWaitInFailMode && _options.FullMode == ReplayBufferFullMode.Fail && _end is null && !_disposed && !HasRoomLocked(payload.Length, alsoInFailMode: true))
+            {
+                result = default;
+                return false;
+            }
+
             return TryAppendLocked(payload, isText, trackAcknowledgement, out result);
         }
     }

@@ -6,7 +6,12 @@ public enum ReplayBufferFullMode
     /// <summary>Wait until an acknowledgement frees room (the caller's cancellation token bounds the wait). The default.</summary>
     Wait,
 
-    /// <summary>Throw <see cref="ReplayBufferFullException"/>; the message is not sent and the session carries on.</summary>
+    /// <summary>
+    /// Throw <see cref="ReplayBufferFullException"/> to the sender; the message is not sent and the session carries on.
+    /// A client's message already accepted into its send queue (while disconnected) waits for room instead, since its
+    /// sender can no longer be told; a server's group send or broadcast ends the full member's session (SessionLost,
+    /// buffer full) rather than skip it.
+    /// </summary>
     Fail,
 
     /// <summary>End the session: the send reports <see cref="ReplayAppendStatus.SessionEnded"/> and the peer is sent SessionLost (buffer full).</summary>

@@ -2,6 +2,7 @@ using Lifeline.Client;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.IntegrationTests.Sessions;
+using Lifeline.Session;
 using Lifeline.Session.Wire;
 
 namespace Lifeline.IntegrationTests.Redis;
@@ -66,8 +67,42 @@ public sealed class RedisSessionLifetimeTests
         await Wait.UntilAsync(() => node.Sessions.Journal!.ReadAsync(id).AsTask().GetAwaiter().GetResult() is null, TimeSpan.FromSeconds(30), "the store to forget the ended session");
         proxy.AcceptConnections();
 
+        // The client starts a new session (whose handler, with Finish set, returns at once: the client then stops on 1000).
         Assert.Equal(SessionLostReason.NotFound, (await lost.Task.WaitAsync(TimeSpan.FromSeconds(30))).Reason);
-        await Wait.UntilAsync(() => client.State == LifelineClientState.Connected && client.SessionId is { } next && next != id, TimeSpan.FromSeconds(30), "a new session");
+        await Wait.UntilAsync(() => Volatile.Read(ref log.HandlerStarts) == 2, TimeSpan.FromSeconds(30), "the new session's handler");
         Assert.Equal(0, Volatile.Read(ref log.ResumedStarts));
+    }
+
+    [Fact]
+    public async Task TwoResumesAtOnceOnANodeWithoutTheSession_OneHandler()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var prefix = $"t{Guid.NewGuid():N}:";
+        var log = new ClusterLog();
+        var first = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        SessionId id;
+        ResumeToken token;
+        await using (first)
+        {
+            using var socket = await SessionBadInputTests.ConnectAsync(first.Uri("/finish"));
+            (id, token) = await SessionBadInputTests.HelloAsync(socket);
+            await Wait.UntilAsync(() => Volatile.Read(ref log.HandlerStarts) == 1, TimeSpan.FromSeconds(30), "the handler on node1");
+            await first.KillAsync();
+        }
+
+        // A client that reconnected twice in quick succession: both resumes reach a node that has no copy of the session.
+        // Before, each read it from the store, restored it and started a handler of its own.
+        await using var second = await ClusterNode.StartAsync("node2", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        using var a = await SessionBadInputTests.ConnectAsync(second.Uri("/finish"));
+        using var b = await SessionBadInputTests.ConnectAsync(second.Uri("/finish"));
+        var resume = SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0)));
+        await Task.WhenAll(SessionBadInputTests.SendAsync(a, resume), SessionBadInputTests.SendAsync(b, resume));
+        await Task.WhenAll(
+            SessionBadInputTests.ReadUntilAsync(a, SessionFrameType.Resumed),
+            SessionBadInputTests.ReadUntilAsync(b, SessionFrameType.Resumed));
+
+        await Wait.UntilAsync(() => Volatile.Read(ref log.ResumedStarts) >= 1, TimeSpan.FromSeconds(30), "the resumed session's handler");
+        Assert.Equal(1, Volatile.Read(ref log.ResumedStarts));
+        Assert.Single(second.Sessions.Sessions);
     }
 }

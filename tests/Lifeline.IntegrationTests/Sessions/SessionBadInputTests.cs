@@ -204,7 +204,7 @@ public sealed class SessionBadInputTests
     }
 
     /// <summary>Reads frames until one of <paramref name="type"/>; fails on a Close.</summary>
-    private static async Task<SessionFrameHeader> ReadUntilAsync(ClientWebSocket socket, SessionFrameType type)
+    internal static async Task<SessionFrameHeader> ReadUntilAsync(ClientWebSocket socket, SessionFrameType type)
     {
         var buffer = new byte[64 * 1024];
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));

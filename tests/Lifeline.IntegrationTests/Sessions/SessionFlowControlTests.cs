@@ -1,6 +1,7 @@
 using Lifeline.AspNetCore;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Session;
 using Lifeline.Session.Wire;
 
 namespace Lifeline.IntegrationTests.Sessions;
@@ -224,5 +225,46 @@ public sealed class SessionFlowControlTests
         // the group table for good: a leak, and a member every group send to that group tried and skipped.
         log.HeldSession!.JoinGroup("late");
         Assert.Equal(0, host.Sessions.GroupCount);
+    }
+
+    [Fact]
+    public async Task RepeatedAckWhileTheHandlerIsBusy_IsAnsweredWithAnAck()
+    {
+        // The browser client's heartbeat is an Ack frame that repeats its ack: it can neither send pings nor see ours.
+        // Before, the server ignored it; a client whose message waited for a busy handler then heard nothing for 30 s
+        // and took a live link for dead.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        using var socket = await SessionBadInputTests.ConnectAsync(host.Uri("/gated"));
+        await SessionBadInputTests.HelloAsync(socket);
+        await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, SessionTestHost.Number(1))));
+        await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteAck(w, 0)));
+
+        var answer = await SessionBadInputTests.ReadUntilAsync(socket, SessionFrameType.Ack);
+        Assert.Equal(0, answer.Ack); // the gated handler has not taken the message: nothing is acknowledged yet
+    }
+
+    [Fact]
+    public async Task ServerLosesTheSessionWhileConnected_MessagesUpToItsLastReceivedAreNotReportedUnconfirmed()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/hold")));
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        // The handler takes 1 and works on it; 2 and 3 wait in its inbox. Nothing is acknowledged.
+        for (byte i = 1; i <= 3; i++)
+        {
+            await client.SendAsync(new byte[] { i });
+        }
+
+        await Wait.UntilAsync(() => !log.GatedPayloads.IsEmpty && Volatile.Read(ref log.HeldSession) is { Inbox.Count: 2 }, TimeSpan.FromSeconds(30), "1 taken, 2 and 3 waiting");
+
+        // The session is lost: the message the handler holds counts as handed over, so SessionLost says last received 1.
+        host.Sessions.Lose(log.HeldSession!, SessionLostReason.BufferFull, tellClient: true);
+        var report = await lost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, report.ServerLastReceived);
+        Assert.Equal(SequenceRange.FromBounds(2, 3), report.UnconfirmedToServer); // before, 1..3: 1 was handled
     }
 }
