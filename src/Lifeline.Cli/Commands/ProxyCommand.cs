@@ -5,6 +5,7 @@ using System.Text;
 using Lifeline.Cli.Diagnostics;
 using Lifeline.Cli.Input;
 using Lifeline.Cli.Rendering;
+using Lifeline.Cli.Serve;
 using Lifeline.FaultProxy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -62,6 +63,11 @@ internal static class ProxyCommand
             if (result.GetValue(slice) is { } bytes)
             {
                 startup.Add(string.Create(CultureInfo.InvariantCulture, $"slice {bytes}"));
+            }
+
+            if (result.GetResult(idleCutKind) is { Implicit: false } && result.GetValue(idleCut) is null)
+            {
+                throw new UsageException("--idle-cut-kind needs --idle-cut SECONDS (after how long a silent link is cut).", "proxy");
             }
 
             if (result.GetValue(idleCut) is { } seconds)
@@ -181,6 +187,7 @@ internal static class ProxyCommand
     private static async Task<WebApplication> StartControlAsync(IPEndPoint at, ProxyControl control)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        CommandHostLifetime.Use(builder.Services); // the command stops it; a second Ctrl-C must end the process
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o => o.Listen(at));
         var app = builder.Build();

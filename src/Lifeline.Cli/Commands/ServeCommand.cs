@@ -153,6 +153,7 @@ internal static class ServeCommand
 
         var server = app.Services.GetRequiredService<LifelineServer>();
         await console.Output.WriteLineAsync($"draining {server.Registry.Count} connections with 1012").ConfigureAwait(false);
+        await console.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false); // seen while the drain runs, also through a pipe
         var started = TimeProvider.System.GetTimestamp();
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await console.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
 using Lifeline.AspNetCore;
+using Lifeline.Cli.Serve;
 using Lifeline.CloseCodes;
 using Lifeline.Protocol;
 using Lifeline.Session.Wire;
@@ -39,6 +40,7 @@ internal sealed class DemoHost : IAsyncDisposable
     public static async Task<DemoHost> StartAsync(DemoLedger ledger, DemoTraffic traffic, string drainFile, int port, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        CommandHostLifetime.Use(builder.Services); // the command stops it; a second Ctrl-C must end the process
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, port));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));

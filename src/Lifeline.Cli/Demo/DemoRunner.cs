@@ -36,6 +36,10 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
     /// <summary>The server's and the proxy's ports, once they listen.</summary>
     public (int Server, int Proxy)? Ports { get; private set; }
 
+    // The host a restart brought up, as soon as it listens: a Ctrl-C while the clients come back to it must stop this
+    // one, not the old host the incident loop still holds (PlayAsync has not returned it yet).
+    private DemoHost? _restartedHost;
+
     public async Task<DemoResult> RunAsync(CancellationToken cancellationToken)
     {
         var drainFile = Path.Combine(Path.GetTempPath(), $"lifeline-demo-{Guid.NewGuid():N}.sessions");
@@ -108,7 +112,7 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
         finally
         {
             _stage = "stopping";
-            await StopAllAsync(clients, host, proxy, drainFile).ConfigureAwait(false);
+            await StopAllAsync(clients, _restartedHost ?? host, proxy, drainFile).ConfigureAwait(false);
         }
     }
 
@@ -181,6 +185,7 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
                 await host.StopAsync().ConfigureAwait(false);
                 announce($"  the old host stopped after {(Traffic.Now - fault) / 1000:0.0} s; a new one starts on port {port}");
                 host = await StartOnPortAsync(port, drainFile, cancellationToken).ConfigureAwait(false);
+                _restartedHost = host;
                 measureEnd = await WaitBackAsync(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
                 break;
 

@@ -34,6 +34,7 @@ internal static class DemoServer
     public static WebApplication Build(string urls, Action<LifelineServerOptions>? configure = null, Action<LifelineSessionOptions>? configureSessions = null, string? redis = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        CommandHostLifetime.Use(builder.Services); // the command stops it; a second Ctrl-C must end the process
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls(urls);
         var lifeline = new LifelineServerOptions();

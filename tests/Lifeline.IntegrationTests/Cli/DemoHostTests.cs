@@ -22,4 +22,24 @@ public sealed class DemoHostTests
         Assert.False(DemoHost.IsAddressInUse(new IOException("disk full")));
         File.Delete(drainFile);
     }
+
+    [Fact]
+    public async Task CancelledWhileClientsComeBackAfterTheRestart_TheNewHostIsStoppedToo()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var runner = new DemoRunner(new DemoSettings(5, DemoIncident.Parse(["restart"]), 7), TimeProvider.System, line =>
+        {
+            if (line.Contains("a new one starts on port", StringComparison.Ordinal))
+            {
+                cts.CancelAfter(TimeSpan.FromMilliseconds(300)); // Ctrl-C while the clients come back to the new host
+            }
+        });
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => runner.RunAsync(cts.Token));
+
+        // Before, the clean-up stopped the old host (already stopped) and left the new one listening.
+        var port = runner.Ports!.Value.Server;
+        using var probe = new TcpListener(IPAddress.Loopback, port);
+        probe.Start();
+    }
 }

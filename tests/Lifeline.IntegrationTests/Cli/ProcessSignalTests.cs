@@ -76,6 +76,28 @@ public sealed partial class ProcessSignalTests
         Assert.Contains("draining 0 connections with 1012", tool.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Serve_SecondCtrlCDuringALongDrain_EndsTheProcessAtOnce()
+    {
+        await using var tool = ToolProcess.Start("serve", "--urls", "http://127.0.0.1:0", "--drain-timeout", "120");
+        await tool.WaitForOutputAsync("press Ctrl-C");
+        var port = int.Parse(ServePort().Match(tool.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+        // A client that never reads: it never answers the 1012, so the drain waits for it up to the drain timeout.
+        using var silent = await RawWebSocketClient.ConnectAsync(port);
+        await silent.SendFrameAsync(0x1, "registered?"u8.ToArray());
+        Assert.NotNull(await silent.ReadFrameAsync(Bound)); // the echo: the server counts this connection
+        tool.Signal(ToolProcess.SIGINT);
+        await tool.WaitForOutputAsync("draining 1 connections");
+
+        // Before, the host's console lifetime marked every Ctrl-C handled, so the second one was ignored too and the
+        // process went on draining (the user needed kill -9). Now the runtime ends it.
+        tool.Signal(ToolProcess.SIGINT);
+        var exit = await tool.Exit.WaitAsync(Bound);
+        Assert.DoesNotContain("stopped after", tool.Output, StringComparison.Ordinal); // it did not wait for the drain
+        Assert.NotEqual(ExitCodes.Success, exit);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -106,4 +128,7 @@ public sealed partial class ProcessSignalTests
 
     [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ProxyPort();
+
+    [GeneratedRegex(@"http://127\.0\.0\.1:(\d+)")]
+    private static partial Regex ServePort();
 }

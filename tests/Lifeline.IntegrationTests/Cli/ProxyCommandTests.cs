@@ -117,6 +117,18 @@ public sealed partial class ProxyCommandTests
         Assert.StartsWith("error:", cli.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("explode")]
+    [InlineData("fin")]
+    public async Task Proxy_IdleCutKindWithoutIdleCut_ExitCode2(string kind)
+    {
+        // Before, the kind was checked (and used) only with --idle-cut: alone, even a bad one was accepted silently.
+        await using var cli = CliProcess.Start(string.Empty, "proxy", "--upstream", "127.0.0.1:1", "--idle-cut-kind", kind);
+
+        Assert.Equal(2, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.StartsWith("error: --idle-cut-kind needs --idle-cut", cli.Error, StringComparison.Ordinal);
+    }
+
     [GeneratedRegex(@"control on (http://127\.0\.0\.1:\d+)")]
     private static partial Regex ControlLine();
 
