@@ -122,7 +122,7 @@ public sealed partial class LifelineClient
                     };
                 }
 
-                var delay = await DecideAsync(context, close, failure).ConfigureAwait(false);
+                var delay = WithinTimerRange(await DecideAsync(context, close, failure).ConfigureAwait(false));
                 if (delay is null)
                 {
                     Log.PolicyStopped(_logger, close?.ToString() ?? failure?.Description ?? "unknown");
@@ -257,6 +257,21 @@ public sealed partial class LifelineClient
 
         return reconnecting.Cancel ? null : reconnecting.Delay < TimeSpan.Zero ? TimeSpan.Zero : reconnecting.Delay;
     }
+
+    /// <summary>
+    /// A delay a timer can wait: a custom policy or hook may return a negative one (taken as zero) or one beyond what a
+    /// timer takes, about 49 days (taken as that). Out of range, Task.Delay threw and ended the connection loop: the
+    /// client went to Closed unlogged, right after announcing the reconnect.
+    /// </summary>
+    private static TimeSpan? WithinTimerRange(TimeSpan? delay) => delay switch
+    {
+        null => null,
+        { } d when d < TimeSpan.Zero => TimeSpan.Zero,
+        { } d when d > LongestTimerDelay => LongestTimerDelay,
+        var d => d,
+    };
+
+    private static readonly TimeSpan LongestTimerDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     /// <summary>
     /// Runs a user hook with a token cancelled on stop, on <paramref name="cancellationToken"/> and after

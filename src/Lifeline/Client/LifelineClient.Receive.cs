@@ -372,7 +372,19 @@ public sealed partial class LifelineClient
             {
                 // A cancellable reader never leaves a read pending on its memory: wait for data with a zero-byte
                 // read, and if none is there yet let the loop hold that wait while the reader waits on its token.
-                var peek = socket!.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+                ValueTask<ValueWebSocketReceiveResult> peek;
+                try
+                {
+                    peek = socket!.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None);
+                }
+#pragma warning disable CA1031 // As below: a socket aborted under the loop (keep-alive, stop) throws here at once; the loop records it.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    ReportOutcome(socket!, ReceiveOutcome.Failed, e);
+                    continue;
+                }
+
                 if (!peek.IsCompleted)
                 {
                     lock (RxLock)

@@ -50,7 +50,14 @@ public static class RetryHint
                 continue;
             }
 
-            var digits = reason.AsSpan(start, Math.Min(end - start, 10));
+            // Leading zeros first, so "000000000002500" is 2,500 ms; more than ten digits left is more than a day anyway.
+            var first = start;
+            while (first < end - 1 && reason[first] == '0')
+            {
+                first++;
+            }
+
+            var digits = reason.AsSpan(first, Math.Min(end - first, 10));
             var milliseconds = long.Parse(digits, NumberStyles.None, CultureInfo.InvariantCulture);
             delay = TimeSpan.FromMilliseconds(Math.Min(milliseconds, MaxValue.TotalMilliseconds));
             return true;

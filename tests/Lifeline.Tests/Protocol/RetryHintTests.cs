@@ -11,6 +11,8 @@ public class RetryHintTests
     [InlineData("Service Restart; retry-after-ms=1500", 1500)]
     [InlineData("retry-after-ms=0", 0)]
     [InlineData("overloaded, RETRY-AFTER-MS=42 please", 42)]
+    [InlineData("retry-after-ms=000000000002500", 2500)] // leading zeros are not a huge number (before: the first ten digits, 0)
+    [InlineData("retry-after-ms=0000000000000", 0)]
     public void TryParse_TokenAnywhere_ReadsMilliseconds(string reason, int expected)
     {
         Assert.True(RetryHint.TryParse(reason, out var delay));
