@@ -123,6 +123,11 @@ public sealed partial class LifelineClient
                 }
 
                 var delay = WithinTimerRange(await DecideAsync(context, close, failure).ConfigureAwait(false));
+                if (StopRequested)
+                {
+                    break; // stopped while the policy or its hook decided: nothing to announce, the stop ends the client
+                }
+
                 if (delay is null)
                 {
                     Log.PolicyStopped(_logger, close?.ToString() ?? failure?.Description ?? "unknown");
