@@ -498,15 +498,29 @@ public sealed class LifelineSessionManager : IDisposable
     private async Task<(OpenOutcome? Outcome, LifelineSession? Session, bool Restored)> OpenJournaledAsync(SessionCarrier carrier, HelloFrame hello, string? userId)
     {
         var turn = _resumeTurns[(hello.SessionId.GetHashCode() & int.MaxValue) % _resumeTurns.Length];
-        await turn.WaitAsync().ConfigureAwait(false);
         try
         {
-            return await OpenJournaledInTurnAsync(carrier, hello, userId).ConfigureAwait(false);
+            await turn.WaitAsync(carrier.Connection.Closing).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return (GoneWhileWaiting(), null, false);
+        }
+
+        try
+        {
+            // A resume whose client left while it waited must not take the session over: that would fence out the
+            // node the client may have resumed on since, closing a live link.
+            return carrier.Connection.Closing.IsCancellationRequested
+                ? (GoneWhileWaiting(), null, false)
+                : await OpenJournaledInTurnAsync(carrier, hello, userId).ConfigureAwait(false);
         }
         finally
         {
             turn.Release();
         }
+
+        static OpenOutcome GoneWhileWaiting() => new(OpenKind.Unavailable, Detail: "the connection closed while the resume waited for its turn");
     }
 
     private async Task<(OpenOutcome? Outcome, LifelineSession? Session, bool Restored)> OpenJournaledInTurnAsync(SessionCarrier carrier, HelloFrame hello, string? userId)
@@ -574,9 +588,9 @@ public sealed class LifelineSessionManager : IDisposable
 
         // With a shared store: its keys live a resume window from the last commit, and the renewals only cover sessions
         // with a socket. One now makes the store keep the session a full window from the disconnect, as this node does.
-        if (!_server.IsDraining)
+        if (!_server.IsDraining || !Options.PersistOnDrain)
         {
-            session.Journal?.RequestRenew(); // a drain commits every session itself
+            session.Journal?.RequestRenew(); // a drain that persists commits every session itself
         }
 
         var generation = session.Generation;
