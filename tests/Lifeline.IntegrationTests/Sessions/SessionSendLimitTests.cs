@@ -13,6 +13,20 @@ namespace Lifeline.IntegrationTests.Sessions;
 [Collection(SerialCollection.Name)]
 public sealed class SessionSendLimitTests
 {
+    /// <summary>A member of group "g" that completes the handshake and then reads nothing, so it never acknowledges.</summary>
+    private static async Task<ClientWebSocket> ConnectStalledMemberAsync(SessionTestHost host)
+    {
+        var stalled = new ClientWebSocket();
+        stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
+        await stalled.ConnectAsync(host.Uri("/group"), CancellationToken.None);
+        var hello = new ArrayBufferWriter<byte>();
+        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
+        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var welcome = await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(WebSocketMessageType.Binary, welcome.MessageType);
+        return stalled;
+    }
+
     private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.bin");
 
     [Fact]
@@ -141,15 +155,7 @@ public sealed class SessionSendLimitTests
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
             sessions: o => o.Replay.MaxMessages = 5, server: o => o.SendTimeout = TimeSpan.FromSeconds(3)); // the healthy member's acks, on a loaded machine, come well within it
 
-        // A member that completes the handshake and then reads nothing, so it never acknowledges.
-        using var stalled = new ClientWebSocket();
-        stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
-        await stalled.ConnectAsync(host.Uri("/group"), CancellationToken.None);
-        var hello = new ArrayBufferWriter<byte>();
-        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
-        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
-        var welcome = await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
-        Assert.Equal(WebSocketMessageType.Binary, welcome.MessageType);
+        using var stalled = await ConnectStalledMemberAsync(host);
 
         await using var healthy = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/group")));
         await healthy.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
@@ -178,14 +184,7 @@ public sealed class SessionSendLimitTests
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
             sessions: o => { o.Replay.MaxMessages = 5; o.Replay.FullMode = ReplayBufferFullMode.Fail; });
 
-        // A member that completes the handshake and then reads nothing, so it never acknowledges.
-        using var stalled = new ClientWebSocket();
-        stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
-        await stalled.ConnectAsync(host.Uri("/group"), CancellationToken.None);
-        var hello = new ArrayBufferWriter<byte>();
-        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
-        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
-        await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        using var stalled = await ConnectStalledMemberAsync(host);
         await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 1 && host.Sessions.Sessions.All(s => s.Groups.Contains("g")), what: "the member in the group");
 
         for (var i = 1; i <= 5; i++)
