@@ -27,14 +27,17 @@ public sealed class IdleScanCommandTests
         await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
         proxy.SetIdleCut(TimeSpan.FromSeconds(3), kind);
 
-        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "1", "--max", "8");
+        // A pong later than the pong timeout reads as a silent cut, so the test waits longer than the default 2 s: a cut
+        // connection never answers, and a longer wait only makes the silent case slower to conclude.
+        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "1", "--max", "8", "--pong-timeout", "4");
 
         Assert.True(result.GetProperty("found").GetBoolean(), result.ToString());
-        // The cut cannot come before 3 s of silence; a loaded machine may notice it late, so the upper bound is
-        // generous (6 s once failed in a full run; the result is printed now), yet a scan that measured the wrong thing (the 1, 2 or 8 s
-        // steps) still fails.
+        // The proxy's idle clock starts when it forwards the upgrade response, the scan's silence once it has read it:
+        // on a loaded machine the scan starts late and its silences read short. A full CI run once measured 2.2 s
+        // (survived 2 s, cut at 2.4 s, "silent") for this 3 s cut. A loaded machine may also notice a cut late. The
+        // bounds allow both, yet a scan that measured the wrong thing (the 1 or 8 s steps) still fails.
         var timeout = result.GetProperty("idleTimeoutSeconds").GetDouble();
-        Assert.True(timeout is >= 2.5 and <= 7.5, result.ToString());
+        Assert.True(timeout is > 2.0 and <= 7.5, result.ToString());
         Assert.True(expected == result.GetProperty("killedBy").GetString(), result.ToString());
         Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() <= timeout, "a silence longer than the measured timeout cannot have survived");
         Assert.Contains("keep-alive", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
