@@ -108,24 +108,21 @@ public sealed partial class RedisSessionStore : ISessionJournal
     }
 
     /// <inheritdoc />
-    async ValueTask ISessionJournal.ReleaseAsync(SessionJournalLease lease, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(lease);
-        var keys = Keys(lease.SessionId);
-        await _connection.ExecuteAsync(
-            "session.release",
-            m => m.GetDatabase().ScriptEvaluateAsync(RedisScripts.Release, keys.All, [lease.Owner]),
-            cancellationToken).ConfigureAwait(false);
-    }
+    ValueTask ISessionJournal.ReleaseAsync(SessionJournalLease lease, CancellationToken cancellationToken) =>
+        RunOwnerScriptAsync("session.release", RedisScripts.Release, lease, cancellationToken);
 
     /// <inheritdoc />
-    async ValueTask ISessionJournal.EndAsync(SessionJournalLease lease, CancellationToken cancellationToken)
+    ValueTask ISessionJournal.EndAsync(SessionJournalLease lease, CancellationToken cancellationToken) =>
+        RunOwnerScriptAsync("session.end", RedisScripts.End, lease, cancellationToken);
+
+    /// <summary>Runs a script that acts only while <paramref name="lease"/> still owns the session (its owner value as the one argument).</summary>
+    private async ValueTask RunOwnerScriptAsync(string operation, string script, SessionJournalLease lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
         var keys = Keys(lease.SessionId);
         await _connection.ExecuteAsync(
-            "session.end",
-            m => m.GetDatabase().ScriptEvaluateAsync(RedisScripts.End, keys.All, [lease.Owner]),
+            operation,
+            m => m.GetDatabase().ScriptEvaluateAsync(script, keys.All, [lease.Owner]),
             cancellationToken).ConfigureAwait(false);
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 
@@ -33,11 +32,7 @@ public sealed class SessionSendOrderTests
 
             // Give the writer (on the thread pool) a chance to number its message first, as it did before the fix; with
             // the fix it waits for the send lock instead, and this wait runs out.
-            var waited = Stopwatch.StartNew();
-            while (client.LastSequenceNumberedForTest == before && waited.Elapsed < TimeSpan.FromSeconds(1))
-            {
-                Thread.Sleep(5);
-            }
+            SpinWait.SpinUntil(() => client.LastSequenceNumberedForTest != before, TimeSpan.FromSeconds(1));
         };
         await client.SendTextAsync("direct");
         Assert.NotNull(queued);
