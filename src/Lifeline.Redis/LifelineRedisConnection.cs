@@ -23,6 +23,9 @@ public sealed partial class LifelineRedisConnection : IAsyncDisposable
     private Task<ConnectionMultiplexer>? _connect;
     private bool _disposed;
 
+    /// <summary>Fan-out subscriptions started on this connection and not yet disposed (see <see cref="RedisGroupFanout"/>).</summary>
+    internal int LiveFanoutSubscriptions;
+
     /// <summary>Creates the connection; nothing is connected until the first operation.</summary>
     /// <param name="options">The settings, read once here.</param>
     /// <param name="logger">Where failures and reconnects are logged. Default none.</param>

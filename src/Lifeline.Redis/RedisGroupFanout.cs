@@ -66,12 +66,66 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
         ArgumentNullException.ThrowIfNull(deliver);
         var subscription = new Subscription(this, deliver);
         // The queue form of a subscription hands messages over in arrival order (the handler form may run them concurrently).
-        var redisQueue = await _connection.ExecuteAsync(
-            "fanout.subscribe",
-            m => m.GetSubscriber().SubscribeAsync(_channel),
-            cancellationToken).ConfigureAwait(false);
+        ISubscriber? subscriber = null;
+        Task<ChannelMessageQueue>? subscribing = null;
+        ChannelMessageQueue redisQueue;
+        try
+        {
+            redisQueue = await _connection.ExecuteAsync(
+                "fanout.subscribe",
+                m =>
+                {
+                    subscriber = m.GetSubscriber();
+                    return subscribing = subscriber.SubscribeAsync(_channel);
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SessionStoreUnavailableException or OperationCanceledException && subscribing is not null)
+        {
+            await UndoUnconfirmedSubscribeAsync(subscriber!, subscribing!).ConfigureAwait(false);
+            throw;
+        }
+
         subscription.Start(redisQueue);
         return subscription;
+    }
+
+    /// <summary>
+    /// Our wait for a SUBSCRIBE ended without its answer, but StackExchange.Redis registered the queue when the call was
+    /// made: it would hand that queue every message of the channel (and subscribe it again after a reconnect) although
+    /// nobody reads it, so the queue would grow for good. Undone before the caller tries again.
+    /// </summary>
+    private async Task UndoUnconfirmedSubscribeAsync(ISubscriber subscriber, Task<ChannelMessageQueue> subscribing)
+    {
+        // StackExchange.Redis ends the call within its own timeout (the same OperationTimeout); this bound is a safety net.
+        var bound = (2 * _connection.Options.OperationTimeout) + TimeSpan.FromSeconds(1);
+        try
+        {
+            var late = await subscribing.WaitAsync(bound, _connection.TimeProvider).ConfigureAwait(false);
+            await late.UnsubscribeAsync().WaitAsync(bound, _connection.TimeProvider).ConfigureAwait(false);
+            return;
+        }
+#pragma warning disable CA1031 // Never confirmed, or Redis is away: the registration is removed below instead.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        // Never confirmed: that queue is out of reach, and only a wipe of the channel's registration removes it. The wipe
+        // would also end another live subscription on this connection, so it is done only when there is none.
+        if (Volatile.Read(ref _connection.LiveFanoutSubscriptions) == 0)
+        {
+            try
+            {
+                // The registration goes at once; the UNSUBSCRIBE sent to Redis may fail while it is away, which is fine.
+                await subscriber.UnsubscribeAsync(_channel).WaitAsync(bound, _connection.TimeProvider).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // As above.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
+        }
     }
 
     /// <inheritdoc />
@@ -119,6 +173,7 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
 
         public void Start(ChannelMessageQueue redisQueue)
         {
+            Interlocked.Increment(ref _owner._connection.LiveFanoutSubscriptions);
             _redisQueue = redisQueue;
             _loop = Task.Run(RunAsync);
             redisQueue.OnMessage(OnMessage);
@@ -153,6 +208,8 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
             {
                 return;
             }
+
+            Interlocked.Decrement(ref _owner._connection.LiveFanoutSubscriptions);
 
             try
             {

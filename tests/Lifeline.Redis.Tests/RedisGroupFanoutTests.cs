@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
+using Lifeline.Session.Store;
 
 namespace Lifeline.Redis.Tests;
 
@@ -41,6 +43,44 @@ public sealed class RedisGroupFanoutTests(RedisServerFixture redis) : IClassFixt
         Assert.Equal("room-2", atAFirst.Group);
         Assert.False(atA.Reader.TryRead(out _));
         Assert.False(atB.Reader.TryRead(out _)); // B skipped its own "from b"
+    }
+
+    [Fact]
+    public async Task SubscribeAsync_TimesOutButRedisSubscribesLater_ThatSubscriptionIsUndone()
+    {
+        // A node's subscribe loop tries again after a timeout. Before, a SUBSCRIBE that Redis answered after the timeout
+        // left a queue that nobody read: it kept the channel subscribed and collected every fan-out message for good.
+        await using var server = await RedisServer.StartNewAsync();
+        var prefix = $"t{Guid.NewGuid():N}:";
+        await using var node = new LifelineRedisConnection(new LifelineRedisOptions { Configuration = server.Configuration, KeyPrefix = prefix, OperationTimeout = TimeSpan.FromSeconds(1) });
+        var fanout = new RedisGroupFanout(node);
+        await fanout.PublishBroadcastAsync(new byte[] { 1 }, isText: false); // connected before the pause
+
+        await server.PauseAsync();
+        try
+        {
+            await Assert.ThrowsAsync<SessionStoreUnavailableException>(() => fanout.SubscribeAsync((_, _) => ValueTask.CompletedTask));
+        }
+        finally
+        {
+            await server.ResumeAsync();
+        }
+
+        // Redis answers the SUBSCRIBE that waited. Commands on one connection run in order, so by the time this second
+        // subscription is confirmed the first one is too; once the second is disposed nothing may hold the channel.
+        var second = await fanout.SubscribeAsync((_, _) => ValueTask.CompletedTask);
+        await second.DisposeAsync();
+        await using var observer = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration);
+        var channel = StackExchange.Redis.RedisChannel.Literal(node.Options.FanoutChannel);
+        var redisServer = observer.GetServer(observer.GetEndPoints()[0]);
+        var bound = Stopwatch.StartNew();
+        long subscribers;
+        while ((subscribers = await redisServer.SubscriptionSubscriberCountAsync(channel)) != 0 && bound.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(subscribers == 0, $"the channel still has {subscribers} subscriber(s) after 15 s: the late subscription was left in place");
     }
 
     [Fact]

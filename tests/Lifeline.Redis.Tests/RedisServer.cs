@@ -85,7 +85,25 @@ public sealed class RedisServer : IAsyncDisposable
         _process = null;
     }
 
-    public async ValueTask DisposeAsync() => await StopAsync();
+    /// <summary>Freezes the server (SIGSTOP): connections stay open and commands wait unanswered until <see cref="ResumeAsync"/>.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>Lets a paused server go on (SIGCONT): it then answers the commands that waited.</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
+    public async ValueTask DisposeAsync() => await StopAsync(); // SIGKILL ends a paused process too
+
+    private async Task SignalAsync(string signal)
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            return;
+        }
+
+        using var kill = Process.Start("kill", [signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+            ?? throw new InvalidOperationException("kill did not start.");
+        await kill.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
 
     private async Task<bool> PingAsync()
     {
