@@ -164,6 +164,12 @@ public sealed class LifelineSession
     /// <summary>The writer to the shared store (Redis), when one is registered; null with the in-memory store.</summary>
     internal SessionJournalWriter? Journal { get; set; }
 
+    /// <summary>
+    /// The last group message from another node (the fan-out) handed to this session, while it is being sent; the next
+    /// one waits for it, so they keep their order. Only the node's fan-out subscription, one message at a time, sets it.
+    /// </summary>
+    internal Task? FanoutTail { get; set; }
+
     /// <summary>The ack the client may see: what the store recorded as delivered, or (no shared store) what the handler read.</summary>
     internal long AckToSend => Journal?.DurableInbound ?? Inbound.TakeAck();
 

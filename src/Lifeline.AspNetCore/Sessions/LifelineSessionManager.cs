@@ -260,14 +260,80 @@ public sealed class LifelineSessionManager : IDisposable
         }
     }
 
-    private async ValueTask DeliverFromFanoutAsync(string? group, ReadOnlyMemory<byte> payload, bool isText, CancellationToken cancellationToken)
+    /// <summary>
+    /// A group message or broadcast from another node, for this node's members. It is not awaited member by member: the
+    /// subscription hands over one message at a time, so a member that waits for room (it does not acknowledge) would
+    /// hold every later message for every member of this node for up to SendTimeout. Each member's send runs on its own;
+    /// a member's next fan-out message waits behind its previous one (<see cref="LifelineSession.FanoutTail"/>), which
+    /// keeps their order. What waits is bounded in time: a send ends within SendTimeout (the member is then lost, and
+    /// those behind it fail at once) or StoreWriteTimeout.
+    /// </summary>
+    private ValueTask DeliverFromFanoutAsync(string? group, ReadOnlyMemory<byte> payload, bool isText, CancellationToken cancellationToken)
     {
         LifelineSession[] members = group is null
             ? [.. _sessions.Values]
             : _groups.Members(group);
-        if (members.Length > 0)
+        if (members.Length == 0)
         {
-            await SendToManyAsync(members, payload.ToArray(), isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, cancellationToken).ConfigureAwait(false);
+            return ValueTask.CompletedTask;
+        }
+
+        var data = payload.ToArray(); // the sends outlive this call
+        var type = isText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
+        var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time); // for the members sent to now
+        List<Task>? pending = null;
+        foreach (var member in members)
+        {
+            var tail = member.FanoutTail is { IsCompleted: false } previous
+                ? SendBehindAsync(previous, member, data, type, cancellationToken)
+                : SendFanoutToMemberAsync(member, data, type, deadline.Token, cancellationToken);
+            member.FanoutTail = tail.IsCompleted ? null : tail;
+            if (!tail.IsCompleted)
+            {
+                (pending ??= []).Add(tail);
+            }
+        }
+
+        if (pending is null)
+        {
+            deadline.Dispose();
+        }
+        else
+        {
+            _ = DisposeWhenDoneAsync(deadline, pending);
+        }
+
+        return ValueTask.CompletedTask;
+
+        static async Task DisposeWhenDoneAsync(CancellationTokenSource deadline, List<Task> sends)
+        {
+            await Task.WhenAll(sends).ConfigureAwait(false); // they never fault (SendFanoutToMemberAsync)
+            deadline.Dispose();
+        }
+    }
+
+    /// <summary>A member's fan-out message that waited behind its previous one: its own SendTimeout starts now.</summary>
+    private async Task SendBehindAsync(Task previous, LifelineSession member, byte[] data, WebSocketMessageType type, CancellationToken cancellationToken)
+    {
+        await previous.ConfigureAwait(false);
+        using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
+        await SendFanoutToMemberAsync(member, data, type, deadline.Token, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>One member's copy of a fan-out message; never faults (nobody awaits it to see a failure).</summary>
+    private async Task SendFanoutToMemberAsync(LifelineSession member, byte[] data, WebSocketMessageType type, CancellationToken deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SendToMemberAsync(member, data, type, deadline, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The node stops.
+        }
+        catch (SessionStoreUnavailableException)
+        {
+            // Numbered and kept in the session's log: delivered when the store is back, or the session is lost (logged by the store).
         }
     }
 
@@ -297,6 +363,9 @@ public sealed class LifelineSessionManager : IDisposable
     internal void AddToGroup(string group, LifelineSession session) => _groups.Add(group, session.Id, session);
 
     internal void RemoveFromGroup(string group, LifelineSession session) => _groups.Remove(group, session.Id);
+
+    /// <summary>Tests: whether the group fan-out's subscription is confirmed (messages published from now on arrive).</summary>
+    internal bool IsFanoutSubscribed => Volatile.Read(ref _subscription) is not null;
 
     /// <summary>Tests: how many groups have members.</summary>
     internal int GroupCount => _groups.Count;
@@ -898,36 +967,42 @@ public sealed class LifelineSessionManager : IDisposable
         }
 
         using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
-        var results = await Task.WhenAll(members.Select(async member =>
-        {
-            try
-            {
-                await member.SendToMemberAsync(data, type, deadline.Token, cancellationToken).ConfigureAwait(false);
-                return 1;
-            }
-            catch (ReplayBufferFullException)
-            {
-                // ReplayBufferFullMode.Fail, and this member's buffer is full: as for a member full past the deadline
-                // below, end its session and say so rather than skip it silently (ReplayBufferFullException is an
-                // InvalidOperationException: caught here first).
-                SessionLog.FullMember(Logger, member.Id);
-                Lose(member, SessionLostReason.BufferFull, tellClient: true);
-                return 0;
-            }
-            catch (InvalidOperationException)
-            {
-                return 0; // ended or saved meanwhile
-            }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                // Only the wait for room ends with the deadline: this member did not acknowledge for that long. Not
-                // numbered, so not replayed either: end the session and say so, never skip the member silently.
-                SessionLog.SlowMember(Logger, member.Id, _serverOptions.SendTimeout);
-                Lose(member, SessionLostReason.BufferFull, tellClient: true);
-                return 0;
-            }
-        })).ConfigureAwait(false);
+        var results = await Task.WhenAll(members.Select(member => SendToMemberAsync(member, data, type, deadline.Token, cancellationToken))).ConfigureAwait(false);
         return results.Sum();
+    }
+
+    /// <summary>
+    /// One member's copy of a group send or broadcast: 1 when sent, 0 when the member ended meanwhile or is lost because
+    /// it could not take the message (told, and logged).
+    /// </summary>
+    private async Task<int> SendToMemberAsync(LifelineSession member, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken deadline, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await member.SendToMemberAsync(data, type, deadline, cancellationToken).ConfigureAwait(false);
+            return 1;
+        }
+        catch (ReplayBufferFullException)
+        {
+            // ReplayBufferFullMode.Fail, and this member's buffer is full: as for a member full past the deadline
+            // below, end its session and say so rather than skip it silently (ReplayBufferFullException is an
+            // InvalidOperationException: caught here first).
+            SessionLog.FullMember(Logger, member.Id);
+            Lose(member, SessionLostReason.BufferFull, tellClient: true);
+            return 0;
+        }
+        catch (InvalidOperationException)
+        {
+            return 0; // ended or saved meanwhile
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Only the wait for room ends with the deadline: this member did not acknowledge for that long. Not
+            // numbered, so not replayed either: end the session and say so, never skip the member silently.
+            SessionLog.SlowMember(Logger, member.Id, _serverOptions.SendTimeout);
+            Lose(member, SessionLostReason.BufferFull, tellClient: true);
+            return 0;
+        }
     }
 
     private static string? UserIdOf(ClaimsPrincipal? user) =>

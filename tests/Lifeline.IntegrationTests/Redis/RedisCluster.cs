@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using Lifeline.AspNetCore;
+using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Redis;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -38,13 +39,17 @@ internal sealed class ClusterLog
 internal sealed class ClusterNode : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<HttpContext, byte> _contexts = new();
+    private readonly Action<LifelineSessionOptions>? _sessions;
+    private readonly Action<LifelineServerOptions>? _server;
     private WebApplication? _app;
     private bool _killed;
 
-    private ClusterNode(string name, int port)
+    private ClusterNode(string name, int port, Action<LifelineSessionOptions>? sessions, Action<LifelineServerOptions>? server)
     {
         Name = name;
         Port = port;
+        _sessions = sessions;
+        _server = server;
     }
 
     public string Name { get; }
@@ -57,9 +62,12 @@ internal sealed class ClusterNode : IAsyncDisposable
 
     public Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
 
-    public static async Task<ClusterNode> StartAsync(string name, int port, string redis, string prefix, ClusterLog log)
+    /// <param name="sessions">Changes to the test's session options, on every start of this node.</param>
+    /// <param name="server">Changes to the test's server options, on every start of this node.</param>
+    public static async Task<ClusterNode> StartAsync(string name, int port, string redis, string prefix, ClusterLog log,
+        Action<LifelineSessionOptions>? sessions = null, Action<LifelineServerOptions>? server = null)
     {
-        var node = new ClusterNode(name, port);
+        var node = new ClusterNode(name, port, sessions, server);
         await node.StartAsync(redis, prefix, log);
         return node;
     }
@@ -80,11 +88,13 @@ internal sealed class ClusterNode : IAsyncDisposable
             o.RestartHintMin = TimeSpan.FromMilliseconds(50);
             o.RestartHintMax = TimeSpan.FromMilliseconds(300);
             o.DrainTimeout = TimeSpan.FromSeconds(5);
+            _server?.Invoke(o);
         });
         builder.Services.AddLifelineSessions(o =>
         {
             o.ResumeWindow = TimeSpan.FromSeconds(60);
             o.StoreWriteTimeout = TimeSpan.FromSeconds(10);
+            _sessions?.Invoke(o);
         });
         builder.Services.AddLifelineRedis(o =>
         {
@@ -181,6 +191,13 @@ internal sealed class ClusterNode : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await KillAsync();
+
+    /// <summary>
+    /// A node subscribes to the fan-out channel in the background when it starts, and a message published before then
+    /// does not reach it: waits until its subscription is confirmed.
+    /// </summary>
+    public Task WaitForFanoutAsync() =>
+        Wait.UntilAsync(() => Sessions.IsFanoutSubscribed, TimeSpan.FromSeconds(20), $"{Name}'s fan-out subscription");
 
     private static async Task EchoAsync(LifelineSession session, ClusterLog log, Func<bool> killed, CancellationToken ct)
     {

@@ -163,14 +163,7 @@ public sealed class RedisClusterTests(ITestOutputHelper output)
         {
             await Task.WhenAll(members.Select(m => m.StartAsync().WaitAsync(TimeSpan.FromSeconds(15))));
             await Wait.UntilAsync(() => cluster.Log.GroupJoins >= 3, TimeSpan.FromSeconds(15), "three members");
-            // Each node subscribes to the fan-out channel in the background when it starts; a publish before then is not
-            // seen by that node. Wait until Redis counts all three subscribers.
-            await using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(cluster.Redis.Configuration))
-            {
-                var server = redis.GetServer(redis.GetEndPoints()[0]);
-                var fanout = StackExchange.Redis.RedisChannel.Literal(new Lifeline.Redis.LifelineRedisOptions { KeyPrefix = cluster.Prefix }.FanoutChannel);
-                await Wait.UntilAsync(() => server.SubscriptionSubscriberCount(fanout) >= 3, TimeSpan.FromSeconds(20), "the three nodes' fan-out subscriptions");
-            }
+            await Task.WhenAll(cluster.Nodes.Select(node => node.WaitForFanoutAsync()));
 
             proxy.ResetAll();      // the third member is between sockets when the group send happens
             await a.Sessions.SendToGroupAsync("g", "hello from A");

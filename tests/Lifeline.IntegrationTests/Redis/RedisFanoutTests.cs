@@ -1,0 +1,151 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using Lifeline.Client;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.IntegrationTests.Sessions;
+using Lifeline.Session.Wire;
+
+namespace Lifeline.IntegrationTests.Redis;
+
+/// <summary>
+/// Group sends that reach a node through Redis: one member that does not acknowledge must not hold up the node's other
+/// members, and still gets its messages in order (or is lost and told) like a member of a local group send.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class RedisFanoutTests
+{
+    private sealed class TwoNodes : IAsyncDisposable
+    {
+        public RedisServer Redis { get; private init; } = null!;
+
+        public ClusterNode A { get; private set; } = null!;
+
+        public ClusterNode B { get; private set; } = null!;
+
+        public ClusterLog Log { get; } = new();
+
+        /// <summary>Node B keeps 5 unacknowledged messages per session and waits <paramref name="sendTimeout"/> for room.</summary>
+        public static async Task<TwoNodes> StartAsync(TimeSpan sendTimeout)
+        {
+            var nodes = new TwoNodes { Redis = await RedisServer.StartNewAsync() };
+            try
+            {
+                var prefix = $"t{Guid.NewGuid():N}:";
+                nodes.A = await ClusterNode.StartAsync("nodeA", RedisServer.FreePort(), nodes.Redis.Configuration, prefix, nodes.Log);
+                nodes.B = await ClusterNode.StartAsync("nodeB", RedisServer.FreePort(), nodes.Redis.Configuration, prefix, nodes.Log,
+                    sessions: o => o.Replay.MaxMessages = 5, server: o => o.SendTimeout = sendTimeout);
+                await Task.WhenAll(nodes.A.WaitForFanoutAsync(), nodes.B.WaitForFanoutAsync());
+                return nodes;
+            }
+            catch
+            {
+                await nodes.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (A is not null)
+            {
+                await A.KillAsync();
+            }
+
+            if (B is not null)
+            {
+                await B.KillAsync();
+            }
+
+            await Redis.DisposeAsync();
+        }
+    }
+
+    /// <summary>On node B: a member of group "g" that completes the handshake and then reads nothing, and one that reads.</summary>
+    private static async Task<(ClientWebSocket Stalled, LifelineClient Healthy)> TwoMembersOnBAsync(TwoNodes nodes)
+    {
+        var stalled = await SessionBadInputTests.ConnectAsync(nodes.B.Uri("/group"));
+        await SessionBadInputTests.HelloAsync(stalled);
+        var healthy = new LifelineClient(SessionResumeTests.SessionClient(nodes.B.Uri("/group")));
+        await healthy.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupJoins) >= 2 && nodes.B.Sessions.Sessions.Count == 2, TimeSpan.FromSeconds(15), "both members in the group");
+        return (stalled, healthy);
+    }
+
+    private static async Task SendOneToTenFromAAsync(TwoNodes nodes)
+    {
+        for (var i = 1; i <= 10; i++)
+        {
+            await nodes.A.Sessions.SendToGroupAsync("g", SessionTestHost.Number(i)).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+
+    private static async Task AssertReadsAsync(LifelineClient member, int from, int to)
+    {
+        for (var i = from; i <= to; i++)
+        {
+            LifelineMessage message;
+            try
+            {
+                message = await Wait.ReadAsync(member.Messages, TimeSpan.FromSeconds(20));
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"Message {i} did not arrive within 20 s.");
+            }
+
+            Assert.Equal(i, SessionTestHost.Number(message.Data));
+        }
+    }
+
+    [Fact]
+    public async Task OneMemberDoesNotAcknowledge_TheOtherMemberOnItsNodeGetsEveryMessage_AndItGetsTheRestInOrderOnceItReads()
+    {
+        await using var nodes = await TwoNodes.StartAsync(sendTimeout: TimeSpan.FromSeconds(60));
+        var (stalled, healthy) = await TwoMembersOnBAsync(nodes);
+        using var disposeStalled = stalled;
+        await using var disposeHealthy = healthy;
+
+        await SendOneToTenFromAAsync(nodes);
+
+        // Before, B delivered the fan-out one message at a time: message 6 waited for room in the stalled member's replay
+        // buffer (up to SendTimeout, 60 s here), and the healthy member's 6..10 waited behind it.
+        await AssertReadsAsync(healthy, 1, 10);
+
+        // The stalled member reads and acknowledges: it gets all ten, once each and in order.
+        var received = new List<int>();
+        var buffer = new byte[64 * 1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (received.Count < 10)
+        {
+            var result = await stalled.ReceiveAsync(buffer, bound.Token);
+            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)stalled.CloseStatus} {stalled.CloseStatusDescription}");
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out var payload));
+            if (header.Type == SessionFrameType.Data)
+            {
+                received.Add(SessionTestHost.Number(payload.ToArray()));
+                await SessionBadInputTests.SendAsync(stalled, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteAck(w, header.Sequence)));
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(1, 10), received);
+        Assert.Equal(2, nodes.B.Sessions.Sessions.Count);
+    }
+
+    [Fact]
+    public async Task OneMemberNeverAcknowledges_ItIsLostAfterSendTimeout_AndTheFanoutGoesOn()
+    {
+        await using var nodes = await TwoNodes.StartAsync(sendTimeout: TimeSpan.FromSeconds(3));
+        var (stalled, healthy) = await TwoMembersOnBAsync(nodes);
+        using var disposeStalled = stalled;
+        await using var disposeHealthy = healthy;
+
+        await SendOneToTenFromAAsync(nodes);
+        await AssertReadsAsync(healthy, 1, 10);
+        await Wait.UntilAsync(() => nodes.B.Sessions.Sessions.Count == 1, TimeSpan.FromSeconds(30), "the stalled member's session to be lost");
+
+        // The messages that waited behind the lost member's sixth went nowhere, and B's fan-out still delivers.
+        await nodes.A.Sessions.SendToGroupAsync("g", SessionTestHost.Number(11)).WaitAsync(TimeSpan.FromSeconds(30));
+        await AssertReadsAsync(healthy, 11, 11);
+        Assert.False(healthy.Messages.TryRead(out _), "each message once");
+    }
+}
