@@ -30,7 +30,17 @@ internal static class DemoCommand
             var chosen = result.GetValue(incidents) is { Length: > 0 } names ? DemoIncident.Parse(names) : DemoIncident.All;
             var settings = new DemoSettings((int)result.GetValue(clients), chosen, (int)result.GetValue(seed));
             var asJson = result.GetValue(json);
-            var outcome = await RunAsync(console, settings, asJson, cancellationToken).ConfigureAwait(false);
+            DemoResult outcome;
+            try
+            {
+                outcome = await RunAsync(console, settings, asJson, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DemoSetupException e)
+            {
+                await console.Error.WriteLineAsync($"error: demo: {e.Message}").ConfigureAwait(false);
+                return ExitCodes.Failure;
+            }
+
             if (asJson)
             {
                 await console.Output.WriteLineAsync(DemoReport.Json(outcome)).ConfigureAwait(false);

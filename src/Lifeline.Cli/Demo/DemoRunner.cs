@@ -1,9 +1,17 @@
+using System.Globalization;
 using Lifeline.FaultProxy;
 
 namespace Lifeline.Cli.Demo;
 
 /// <summary>What <c>lifeline demo</c> was asked for.</summary>
-internal sealed record DemoSettings(int ClientsPerKind, IReadOnlyList<DemoIncident> Incidents, int Seed);
+/// <param name="ClientsPerKind">Clients of each of the three kinds.</param>
+/// <param name="Incidents">The incidents to play, in the catalogue's order.</param>
+/// <param name="Seed">Seed for the jitter, the retry hints and which clients a shed hits.</param>
+/// <param name="ConnectBound">How long the clients get to connect before the incidents start; default 30 s.</param>
+internal sealed record DemoSettings(int ClientsPerKind, IReadOnlyList<DemoIncident> Incidents, int Seed, TimeSpan? ConnectBound = null);
+
+/// <summary>The demo could not set itself up (its clients did not connect in time): nothing was measured.</summary>
+internal sealed class DemoSetupException(string message) : Exception(message);
 
 /// <summary>
 /// Plays the demo: starts the server host, the fault proxy in front of it and the clients, plays each incident and
@@ -71,10 +79,22 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
 
             _stage = $"connecting {clients.Count} clients";
             announce($"{settings.ClientsPerKind} clients of each kind (Lifeline with sessions, Lifeline without sessions, ClientWebSocket with a naive reconnect loop) stream numbered messages both ways, 5 a second each");
-            using (var connectBound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            var connectBound = settings.ConnectBound ?? TimeSpan.FromSeconds(30);
+            using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
-                connectBound.CancelAfter(TimeSpan.FromSeconds(30));
-                await Task.WhenAll(clients.Select(c => c.StartAsync(connectBound.Token))).ConfigureAwait(false);
+                connecting.CancelAfter(connectBound);
+                try
+                {
+                    await Task.WhenAll(clients.Select(c => c.StartAsync(connecting.Token))).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // Before, this reached the CLI's last line of defence and was reported as a bug in lifeline.
+                    var connected = Ledger.Clients.Count(c => c.IsConnected);
+                    var within = connectBound.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+                    throw new DemoSetupException($"only {connected} of {clients.Count} demo clients connected within {within} s, so no incident was played. " +
+                        "The machine may be too busy: try again, or with fewer clients (--clients 20).");
+                }
             }
 
             _stage = "warming up";

@@ -42,4 +42,21 @@ public sealed class DemoHostTests
         using var probe = new TcpListener(IPAddress.Loopback, port);
         probe.Start();
     }
+
+    [Fact]
+    public async Task ClientsDoNotConnectInTime_ASetupErrorThatSaysSo_AndEverythingIsStopped()
+    {
+        // A bound no client can meet stands in for a machine too busy to connect 300 clients in 30 s. Before, the bound's
+        // cancellation reached the CLI's last line of defence, which called it a bug in lifeline.
+        var runner = new DemoRunner(new DemoSettings(5, DemoIncident.Parse(["link-drop"]), 7, ConnectBound: TimeSpan.FromTicks(1)), TimeProvider.System, _ => { });
+
+        var error = await Assert.ThrowsAsync<DemoSetupException>(() => runner.RunAsync(CancellationToken.None));
+
+        Assert.Contains("of 15 demo clients connected within", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--clients", error.Message, StringComparison.Ordinal);
+        using var server = new TcpListener(IPAddress.Loopback, runner.Ports!.Value.Server);
+        server.Start();
+        using var proxy = new TcpListener(IPAddress.Loopback, runner.Ports!.Value.Proxy);
+        proxy.Start();
+    }
 }
