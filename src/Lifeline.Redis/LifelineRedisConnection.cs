@@ -23,8 +23,8 @@ public sealed partial class LifelineRedisConnection : IAsyncDisposable
     private Task<ConnectionMultiplexer>? _connect;
     private bool _disposed;
 
-    /// <summary>Fan-out subscriptions started on this connection and not yet disposed (see <see cref="RedisGroupFanout"/>).</summary>
-    internal int LiveFanoutSubscriptions;
+    /// <summary>Fan-out subscriptions on this connection, from the start of their SUBSCRIBE until they fail or are disposed (see <see cref="RedisGroupFanout"/>).</summary>
+    internal int FanoutSubscriptions;
 
     /// <summary>Creates the connection; nothing is connected until the first operation.</summary>
     /// <param name="options">The settings, read once here.</param>

@@ -69,6 +69,7 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
         ISubscriber? subscriber = null;
         Task<ChannelMessageQueue>? subscribing = null;
         ChannelMessageQueue redisQueue;
+        Interlocked.Increment(ref _connection.FanoutSubscriptions); // counted from now: see UndoUnconfirmedSubscribeAsync
         try
         {
             redisQueue = await _connection.ExecuteAsync(
@@ -80,9 +81,20 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
                 },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SessionStoreUnavailableException or OperationCanceledException && subscribing is not null)
+        catch (Exception)
         {
-            await UndoUnconfirmedSubscribeAsync(subscriber!, subscribing!).ConfigureAwait(false);
+            try
+            {
+                if (subscribing is not null)
+                {
+                    await UndoUnconfirmedSubscribeAsync(subscriber!, subscribing).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _connection.FanoutSubscriptions);
+            }
+
             throw;
         }
 
@@ -112,12 +124,15 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
         }
 
         // Never confirmed: that queue is out of reach, and only a wipe of the channel's registration removes it. The wipe
-        // would also end another live subscription on this connection, so it is done only when there is none.
-        if (Volatile.Read(ref _connection.LiveFanoutSubscriptions) == 0)
+        // would also end another subscription on this connection (live, or still subscribing), so it is done only when
+        // this one is the only one counted.
+        if (Volatile.Read(ref _connection.FanoutSubscriptions) == 1)
         {
             try
             {
-                // The registration goes at once; the UNSUBSCRIBE sent to Redis may fail while it is away, which is fine.
+                // The registration goes at once. StackExchange.Redis sends no UNSUBSCRIBE for a SUBSCRIBE still unanswered,
+                // so Redis may go on sending this connection the channel's messages, which it then drops, until the
+                // caller's next SUBSCRIBE and UNSUBSCRIBE on the channel (or the connection's end) set that straight.
                 await subscriber.UnsubscribeAsync(_channel).WaitAsync(bound, _connection.TimeProvider).ConfigureAwait(false);
             }
 #pragma warning disable CA1031 // As above.
@@ -173,7 +188,6 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
 
         public void Start(ChannelMessageQueue redisQueue)
         {
-            Interlocked.Increment(ref _owner._connection.LiveFanoutSubscriptions);
             _redisQueue = redisQueue;
             _loop = Task.Run(RunAsync);
             redisQueue.OnMessage(OnMessage);
@@ -209,7 +223,7 @@ public sealed partial class RedisGroupFanout : ISessionGroupFanout
                 return;
             }
 
-            Interlocked.Decrement(ref _owner._connection.LiveFanoutSubscriptions);
+            Interlocked.Decrement(ref _owner._connection.FanoutSubscriptions);
 
             try
             {

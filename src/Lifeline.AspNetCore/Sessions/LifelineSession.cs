@@ -165,10 +165,14 @@ public sealed class LifelineSession
     internal SessionJournalWriter? Journal { get; set; }
 
     /// <summary>
-    /// The last group message from another node (the fan-out) handed to this session, while it is being sent; the next
-    /// one waits for it, so they keep their order. Only the node's fan-out subscription, one message at a time, sets it.
+    /// Completes once the last group message from another node (the fan-out) handed to this session has its sequence
+    /// number (or its send ended); null when it had one at once. The next one waits for it, so they keep their order.
+    /// Only the node's fan-out subscription, one message at a time, sets it.
     /// </summary>
-    internal Task? FanoutTail { get; set; }
+    internal Task? FanoutPlaced { get; set; }
+
+    /// <summary>How many fan-out messages wait behind <see cref="FanoutPlaced"/> (changed with Interlocked).</summary>
+    internal int FanoutWaiting;
 
     /// <summary>The ack the client may see: what the store recorded as delivered, or (no shared store) what the handler read.</summary>
     internal long AckToSend => Journal?.DurableInbound ?? Inbound.TakeAck();
@@ -240,7 +244,7 @@ public sealed class LifelineSession
     }
 
     private async ValueTask SendWaitingAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken) =>
-        await SendCoreAsync(data, type, false, null, answersHanded: true, cancellationToken).ConfigureAwait(false);
+        await SendCoreAsync(data, type, false, null, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);
 
     /// <summary>
     /// <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/> with the send lock taken at
@@ -335,27 +339,30 @@ public sealed class LifelineSession
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, Action<SessionStateBag> updateState, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updateState);
-        await SendCoreAsync(data, type, false, updateState, answersHanded: true, cancellationToken).ConfigureAwait(false);
+        await SendCoreAsync(data, type, false, updateState, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Sends a message and completes when the client acknowledges it: true then, false when the session ends first.</summary>
     public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
-        var acknowledged = await SendCoreAsync(data, type, true, null, answersHanded: true, cancellationToken).ConfigureAwait(false);
+        var acknowledged = await SendCoreAsync(data, type, true, null, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);
         return acknowledged is null || await acknowledged.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// For a group send or broadcast: like <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>,
-    /// but the wait for room in the replay buffer also ends with <paramref name="roomDeadline"/> (the caller then ends the session).
+    /// but the wait for room in the replay buffer also ends with <paramref name="roomDeadline"/> (the caller then ends the
+    /// session). <paramref name="numbered"/>, if given, is set once the message has its sequence number (its place in the
+    /// session's order), before the socket write or the store's commit; a send that fails before that leaves it unset.
     /// </summary>
-    internal async ValueTask SendToMemberAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken roomDeadline, CancellationToken cancellationToken) =>
-        await SendCoreAsync(data, type, false, null, answersHanded: false, cancellationToken, roomDeadline).ConfigureAwait(false);
+    internal async ValueTask SendToMemberAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource? numbered, CancellationToken roomDeadline,
+        CancellationToken cancellationToken) =>
+        await SendCoreAsync(data, type, false, null, answersHanded: false, numbered, cancellationToken, roomDeadline).ConfigureAwait(false);
 
     // answersHanded: whether this send counts as the handler's answer to the message it holds (that message is then
     // delivered). A group send or broadcast does not: the member's handler may still be working on it.
     private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, bool answersHanded,
-        CancellationToken cancellationToken, CancellationToken roomDeadline = default)
+        TaskCompletionSource? numbered, CancellationToken cancellationToken, CancellationToken roomDeadline = default)
     {
         if (type == WebSocketMessageType.Close)
         {
@@ -371,7 +378,7 @@ public sealed class LifelineSession
 
         if (Journal is { } journal)
         {
-            return await SendJournaledAsync(journal, data, type, track, updateState, answersHanded, cancellationToken, roomDeadline).ConfigureAwait(false);
+            return await SendJournaledAsync(journal, data, type, track, updateState, answersHanded, numbered, cancellationToken, roomDeadline).ConfigureAwait(false);
         }
 
         await EnterSendLockWithRoomAsync(data.Length, cancellationToken, roomDeadline).ConfigureAwait(false);
@@ -390,6 +397,7 @@ public sealed class LifelineSession
             }
 
             updateState?.Invoke(State);
+            numbered?.TrySetResult();
             if (Volatile.Read(ref _carrier) is { } carrier)
             {
                 await carrier.SendDataAsync(this, appended.Sequence, isText, data).ConfigureAwait(false);
@@ -410,7 +418,7 @@ public sealed class LifelineSession
     // With a shared store: number the message under the send lock, then wait (outside it, so sends close together
     // share one commit) until the store has it; the writer puts it on the wire after the commit.
     private async ValueTask<Task<bool>?> SendJournaledAsync(SessionJournalWriter journal, ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track,
-        Action<SessionStateBag>? updateState, bool answersHanded, CancellationToken cancellationToken, CancellationToken roomDeadline)
+        Action<SessionStateBag>? updateState, bool answersHanded, TaskCompletionSource? numbered, CancellationToken cancellationToken, CancellationToken roomDeadline)
     {
         Task stored;
         Task<bool>? acknowledged;
@@ -429,6 +437,7 @@ public sealed class LifelineSession
 
             updateState?.Invoke(State);
             stored = journal.Enqueue(appended.Sequence, isText, data, updateState is not null, answersHanded);
+            numbered?.TrySetResult();
             acknowledged = appended.Acknowledged;
         }
         finally

@@ -263,10 +263,11 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>
     /// A group message or broadcast from another node, for this node's members. It is not awaited member by member: the
     /// subscription hands over one message at a time, so a member that waits for room (it does not acknowledge) would
-    /// hold every later message for every member of this node for up to SendTimeout. Each member's send runs on its own;
-    /// a member's next fan-out message waits behind its previous one (<see cref="LifelineSession.FanoutTail"/>), which
-    /// keeps their order. What waits is bounded in time: a send ends within SendTimeout (the member is then lost, and
-    /// those behind it fail at once) or StoreWriteTimeout.
+    /// hold every later message for every member of this node for up to SendTimeout. Each member's send runs on its own.
+    /// A member's next fan-out message starts once the previous one has its place in the member's order (numbered; see
+    /// <see cref="LifelineSession.FanoutPlaced"/>), which is at once unless it waits for room: then the next ones wait
+    /// behind it, in order. A wait for room ends within SendTimeout (the member is then lost, and those behind it end at
+    /// once); a member with as many fan-out messages waiting as its replay buffer holds is lost at once.
     /// </summary>
     private ValueTask DeliverFromFanoutAsync(string? group, ReadOnlyMemory<byte> payload, bool isText, CancellationToken cancellationToken)
     {
@@ -284,14 +285,30 @@ public sealed class LifelineSessionManager : IDisposable
         List<Task>? pending = null;
         foreach (var member in members)
         {
-            var tail = member.FanoutTail is { IsCompleted: false } previous
-                ? SendBehindAsync(previous, member, data, type, cancellationToken)
-                : SendFanoutToMemberAsync(member, data, type, deadline.Token, cancellationToken);
-            member.FanoutTail = tail.IsCompleted ? null : tail;
-            if (!tail.IsCompleted)
+            var placed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (member.FanoutPlaced is { IsCompleted: false } previous)
             {
-                (pending ??= []).Add(tail);
+                var waiting = Interlocked.Increment(ref member.FanoutWaiting);
+                if (waiting >= Options.Replay.MaxMessages)
+                {
+                    Interlocked.Decrement(ref member.FanoutWaiting);
+                    SessionLog.FanoutBacklog(Logger, member.Id, waiting);
+                    Lose(member, SessionLostReason.BufferFull, tellClient: true);
+                    continue;
+                }
+
+                _ = SendBehindAsync(previous, member, data, type, placed, cancellationToken);
             }
+            else
+            {
+                var sent = SendFanoutToMemberAsync(member, data, type, placed, deadline.Token, cancellationToken);
+                if (!sent.IsCompleted)
+                {
+                    (pending ??= []).Add(sent);
+                }
+            }
+
+            member.FanoutPlaced = placed.Task.IsCompleted ? null : placed.Task;
         }
 
         if (pending is null)
@@ -307,25 +324,36 @@ public sealed class LifelineSessionManager : IDisposable
 
         static async Task DisposeWhenDoneAsync(CancellationTokenSource deadline, List<Task> sends)
         {
-            await Task.WhenAll(sends).ConfigureAwait(false); // they never fault (SendFanoutToMemberAsync)
-            deadline.Dispose();
+            try
+            {
+                await Task.WhenAll(sends).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // they do not fault; this only waits
+            }
+            finally
+            {
+                deadline.Dispose();
+            }
         }
     }
 
-    /// <summary>A member's fan-out message that waited behind its previous one: its own SendTimeout starts now.</summary>
-    private async Task SendBehindAsync(Task previous, LifelineSession member, byte[] data, WebSocketMessageType type, CancellationToken cancellationToken)
+    /// <summary>A member's fan-out message that waited for the previous one to be placed: its own SendTimeout starts now.</summary>
+    private async Task SendBehindAsync(Task previous, LifelineSession member, byte[] data, WebSocketMessageType type, TaskCompletionSource placed, CancellationToken cancellationToken)
     {
-        await previous.ConfigureAwait(false);
+        await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        Interlocked.Decrement(ref member.FanoutWaiting);
         using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
-        await SendFanoutToMemberAsync(member, data, type, deadline.Token, cancellationToken).ConfigureAwait(false);
+        await SendFanoutToMemberAsync(member, data, type, placed, deadline.Token, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>One member's copy of a fan-out message; never faults (nobody awaits it to see a failure).</summary>
-    private async Task SendFanoutToMemberAsync(LifelineSession member, byte[] data, WebSocketMessageType type, CancellationToken deadline, CancellationToken cancellationToken)
+    /// <summary>
+    /// One member's copy of a fan-out message. Sets <paramref name="placed"/> once numbered, or at the end whatever the
+    /// outcome. Never faults: nobody awaits it to see a failure, and the member's later ones wait for it.
+    /// </summary>
+    private async Task SendFanoutToMemberAsync(LifelineSession member, byte[] data, WebSocketMessageType type, TaskCompletionSource placed, CancellationToken deadline,
+        CancellationToken cancellationToken)
     {
         try
         {
-            await SendToMemberAsync(member, data, type, deadline, cancellationToken).ConfigureAwait(false);
+            await SendToMemberAsync(member, data, type, placed, deadline, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -334,6 +362,17 @@ public sealed class LifelineSessionManager : IDisposable
         catch (SessionStoreUnavailableException)
         {
             // Numbered and kept in the session's log: delivered when the store is back, or the session is lost (logged by the store).
+        }
+#pragma warning disable CA1031 // Anything else (a message larger than this node's replay buffer): the member must not miss it unseen.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            SessionLog.FanoutSendFailed(Logger, member.Id, e);
+            Lose(member, SessionLostReason.BufferFull, tellClient: true);
+        }
+        finally
+        {
+            placed.TrySetResult(); // a plain-mode member's message is placed once queued, which is when its send returns
         }
     }
 
@@ -967,7 +1006,7 @@ public sealed class LifelineSessionManager : IDisposable
         }
 
         using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
-        var results = await Task.WhenAll(members.Select(member => SendToMemberAsync(member, data, type, deadline.Token, cancellationToken))).ConfigureAwait(false);
+        var results = await Task.WhenAll(members.Select(member => SendToMemberAsync(member, data, type, numbered: null, deadline.Token, cancellationToken))).ConfigureAwait(false);
         return results.Sum();
     }
 
@@ -975,11 +1014,12 @@ public sealed class LifelineSessionManager : IDisposable
     /// One member's copy of a group send or broadcast: 1 when sent, 0 when the member ended meanwhile or is lost because
     /// it could not take the message (told, and logged).
     /// </summary>
-    private async Task<int> SendToMemberAsync(LifelineSession member, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken deadline, CancellationToken cancellationToken)
+    private async Task<int> SendToMemberAsync(LifelineSession member, ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource? numbered, CancellationToken deadline,
+        CancellationToken cancellationToken)
     {
         try
         {
-            await member.SendToMemberAsync(data, type, deadline, cancellationToken).ConfigureAwait(false);
+            await member.SendToMemberAsync(data, type, numbered, deadline, cancellationToken).ConfigureAwait(false);
             return 1;
         }
         catch (ReplayBufferFullException)

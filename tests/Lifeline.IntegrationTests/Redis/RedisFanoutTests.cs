@@ -24,8 +24,8 @@ public sealed class RedisFanoutTests
 
         public ClusterLog Log { get; } = new();
 
-        /// <summary>Node B keeps 5 unacknowledged messages per session and waits <paramref name="sendTimeout"/> for room.</summary>
-        public static async Task<TwoNodes> StartAsync(TimeSpan sendTimeout)
+        /// <summary>Node B keeps 5 unacknowledged messages (at most <paramref name="maxBytes"/>) per session and waits <paramref name="sendTimeout"/> for room.</summary>
+        public static async Task<TwoNodes> StartAsync(TimeSpan sendTimeout, long maxBytes = 1024 * 1024)
         {
             var nodes = new TwoNodes { Redis = await RedisServer.StartNewAsync() };
             try
@@ -33,7 +33,12 @@ public sealed class RedisFanoutTests
                 var prefix = $"t{Guid.NewGuid():N}:";
                 nodes.A = await ClusterNode.StartAsync("nodeA", RedisServer.FreePort(), nodes.Redis.Configuration, prefix, nodes.Log);
                 nodes.B = await ClusterNode.StartAsync("nodeB", RedisServer.FreePort(), nodes.Redis.Configuration, prefix, nodes.Log,
-                    sessions: o => o.Replay.MaxMessages = 5, server: o => o.SendTimeout = sendTimeout);
+                    sessions: o =>
+                    {
+                        o.Replay.MaxMessages = 5;
+                        o.Replay.MaxBytes = maxBytes;
+                    },
+                    server: o => o.SendTimeout = sendTimeout);
                 await Task.WhenAll(nodes.A.WaitForFanoutAsync(), nodes.B.WaitForFanoutAsync());
                 return nodes;
             }
@@ -64,16 +69,25 @@ public sealed class RedisFanoutTests
     private static async Task<(ClientWebSocket Stalled, LifelineClient Healthy)> TwoMembersOnBAsync(TwoNodes nodes)
     {
         var stalled = await SessionBadInputTests.ConnectAsync(nodes.B.Uri("/group"));
-        await SessionBadInputTests.HelloAsync(stalled);
         var healthy = new LifelineClient(SessionResumeTests.SessionClient(nodes.B.Uri("/group")));
-        await healthy.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
-        await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupJoins) >= 2 && nodes.B.Sessions.Sessions.Count == 2, TimeSpan.FromSeconds(15), "both members in the group");
-        return (stalled, healthy);
+        try
+        {
+            await SessionBadInputTests.HelloAsync(stalled);
+            await healthy.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupJoins) >= 2 && nodes.B.Sessions.Sessions.Count == 2, TimeSpan.FromSeconds(15), "both members in the group");
+            return (stalled, healthy);
+        }
+        catch
+        {
+            stalled.Dispose();
+            await healthy.DisposeAsync();
+            throw;
+        }
     }
 
-    private static async Task SendOneToTenFromAAsync(TwoNodes nodes)
+    private static async Task SendFromAAsync(TwoNodes nodes, int count)
     {
-        for (var i = 1; i <= 10; i++)
+        for (var i = 1; i <= count; i++)
         {
             await nodes.A.Sessions.SendToGroupAsync("g", SessionTestHost.Number(i)).WaitAsync(TimeSpan.FromSeconds(30));
         }
@@ -105,11 +119,12 @@ public sealed class RedisFanoutTests
         using var disposeStalled = stalled;
         await using var disposeHealthy = healthy;
 
-        await SendOneToTenFromAAsync(nodes);
+        var reading = AssertReadsAsync(healthy, 1, 10);
+        await SendFromAAsync(nodes, 10);
 
         // Before, B delivered the fan-out one message at a time: message 6 waited for room in the stalled member's replay
         // buffer (up to SendTimeout, 60 s here), and the healthy member's 6..10 waited behind it.
-        await AssertReadsAsync(healthy, 1, 10);
+        await reading;
 
         // The stalled member reads and acknowledges: it gets all ten, once each and in order.
         var received = new List<int>();
@@ -139,13 +154,47 @@ public sealed class RedisFanoutTests
         using var disposeStalled = stalled;
         await using var disposeHealthy = healthy;
 
-        await SendOneToTenFromAAsync(nodes);
-        await AssertReadsAsync(healthy, 1, 10);
+        var reading = AssertReadsAsync(healthy, 1, 10);
+        await SendFromAAsync(nodes, 10);
+        await reading;
         await Wait.UntilAsync(() => nodes.B.Sessions.Sessions.Count == 1, TimeSpan.FromSeconds(30), "the stalled member's session to be lost");
 
         // The messages that waited behind the lost member's sixth went nowhere, and B's fan-out still delivers.
         await nodes.A.Sessions.SendToGroupAsync("g", SessionTestHost.Number(11)).WaitAsync(TimeSpan.FromSeconds(30));
         await AssertReadsAsync(healthy, 11, 11);
         Assert.False(healthy.Messages.TryRead(out _), "each message once");
+    }
+
+    [Fact]
+    public async Task OneMemberDoesNotAcknowledge_AsManyMessagesWaitBehindItAsItsBufferHolds_ItIsLostAtOnce()
+    {
+        // SendTimeout is 60 s, but the messages waiting behind a member are bounded by count too: before, nothing bounded
+        // them but time, and a member that acknowledged now and then could collect them without end.
+        await using var nodes = await TwoNodes.StartAsync(sendTimeout: TimeSpan.FromSeconds(60));
+        using var stalled = await SessionBadInputTests.ConnectAsync(nodes.B.Uri("/group"));
+        await SessionBadInputTests.HelloAsync(stalled);
+        await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupJoins) == 1, TimeSpan.FromSeconds(15), "the member in the group");
+
+        await SendFromAAsync(nodes, 12); // 1..5 fill its buffer, 6 waits for room, 7..10 wait behind 6, 11 is one too many
+        await Wait.UntilAsync(() => nodes.B.Sessions.Sessions.Count == 0, TimeSpan.FromSeconds(30), "the stalled member's session to be lost");
+    }
+
+    [Fact]
+    public async Task GroupMessageLargerThanTheMembersReplayBuffer_TheMemberIsLostAndTold_NotSkippedUnseen()
+    {
+        // Nodes may be configured differently: B's replay buffer holds at most 100 bytes, A publishes 200.
+        await using var nodes = await TwoNodes.StartAsync(sendTimeout: TimeSpan.FromSeconds(10), maxBytes: 100);
+        await using var member = new LifelineClient(SessionResumeTests.SessionClient(nodes.B.Uri("/group")));
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        member.SessionLost += (_, e) => lost.TrySetResult(e);
+        await member.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupJoins) == 1, TimeSpan.FromSeconds(15), "the member in the group");
+        var first = member.SessionId!.Value;
+
+        await nodes.A.Sessions.SendToGroupAsync("g", new byte[200]).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Before, B's send to the member threw, nobody saw it, and the member went on without the message.
+        Assert.Equal(SessionLostReason.BufferFull, (await lost.Task.WaitAsync(TimeSpan.FromSeconds(30))).Reason);
+        Assert.Null(nodes.B.Sessions.Find(first));
     }
 }
