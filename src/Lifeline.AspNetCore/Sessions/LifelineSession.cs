@@ -174,6 +174,9 @@ public sealed class LifelineSession
     /// <summary>How many fan-out messages wait behind <see cref="FanoutPlaced"/> (changed with Interlocked).</summary>
     internal int FanoutWaiting;
 
+    /// <summary>Their payload bytes (changed with Interlocked).</summary>
+    internal long FanoutWaitingBytes;
+
     /// <summary>The ack the client may see: what the store recorded as delivered, or (no shared store) what the handler read.</summary>
     internal long AckToSend => Journal?.DurableInbound ?? Inbound.TakeAck();
 

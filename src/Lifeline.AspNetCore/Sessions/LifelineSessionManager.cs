@@ -267,7 +267,7 @@ public sealed class LifelineSessionManager : IDisposable
     /// A member's next fan-out message starts once the previous one has its place in the member's order (numbered; see
     /// <see cref="LifelineSession.FanoutPlaced"/>), which is at once unless it waits for room: then the next ones wait
     /// behind it, in order. A wait for room ends within SendTimeout (the member is then lost, and those behind it end at
-    /// once); a member with as many fan-out messages waiting as its replay buffer holds is lost at once.
+    /// once); a member with as many fan-out messages (or bytes) waiting as its replay buffer holds is lost at once.
     /// </summary>
     private ValueTask DeliverFromFanoutAsync(string? group, ReadOnlyMemory<byte> payload, bool isText, CancellationToken cancellationToken)
     {
@@ -289,10 +289,12 @@ public sealed class LifelineSessionManager : IDisposable
             if (member.FanoutPlaced is { IsCompleted: false } previous)
             {
                 var waiting = Interlocked.Increment(ref member.FanoutWaiting);
-                if (waiting >= Options.Replay.MaxMessages)
+                var waitingBytes = Interlocked.Add(ref member.FanoutWaitingBytes, data.Length);
+                if (waiting >= Options.Replay.MaxMessages || waitingBytes > Options.Replay.MaxBytes)
                 {
                     Interlocked.Decrement(ref member.FanoutWaiting);
-                    SessionLog.FanoutBacklog(Logger, member.Id, waiting);
+                    Interlocked.Add(ref member.FanoutWaitingBytes, -data.Length);
+                    SessionLog.FanoutBacklog(Logger, member.Id, waiting, waitingBytes);
                     Lose(member, SessionLostReason.BufferFull, tellClient: true);
                     continue;
                 }
@@ -338,10 +340,18 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>A member's fan-out message that waited for the previous one to be placed: its own SendTimeout starts now.</summary>
     private async Task SendBehindAsync(Task previous, LifelineSession member, byte[] data, WebSocketMessageType type, TaskCompletionSource placed, CancellationToken cancellationToken)
     {
-        await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        Interlocked.Decrement(ref member.FanoutWaiting);
-        using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
-        await SendFanoutToMemberAsync(member, data, type, placed, deadline.Token, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            Interlocked.Decrement(ref member.FanoutWaiting);
+            Interlocked.Add(ref member.FanoutWaitingBytes, -data.Length);
+            using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
+            await SendFanoutToMemberAsync(member, data, type, placed, deadline.Token, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            placed.TrySetResult(); // set already, unless something above threw: the member's next messages must not wait for good
+        }
     }
 
     /// <summary>

@@ -72,8 +72,8 @@ internal static partial class SessionLog
     [LoggerMessage(322, LogLevel.Warning, "Session {SessionId}: its replay buffer is full (mode Fail) for a group send or broadcast; the session is lost (buffer full) rather than miss the message unseen.")]
     public static partial void FullMember(ILogger logger, SessionId sessionId);
 
-    [LoggerMessage(323, LogLevel.Warning, "Session {SessionId}: {Count} group messages from other nodes wait behind its full replay buffer, as many as the buffer holds; the session is lost (buffer full) rather than let them pile up.")]
-    public static partial void FanoutBacklog(ILogger logger, SessionId sessionId, int count);
+    [LoggerMessage(323, LogLevel.Warning, "Session {SessionId}: {Count} group messages from other nodes ({Bytes} bytes) wait behind its earlier ones (its replay buffer or its socket is full), as many as its replay buffer holds; the session is lost (buffer full) rather than let them pile up.")]
+    public static partial void FanoutBacklog(ILogger logger, SessionId sessionId, int count, long bytes);
 
     [LoggerMessage(324, LogLevel.Error, "Session {SessionId}: a group message from another node could not be handed to it; the session is lost (buffer full) rather than miss it unseen.")]
     public static partial void FanoutSendFailed(ILogger logger, SessionId sessionId, Exception exception);

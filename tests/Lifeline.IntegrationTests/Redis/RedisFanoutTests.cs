@@ -176,7 +176,9 @@ public sealed class RedisFanoutTests
         await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupJoins) == 1, TimeSpan.FromSeconds(15), "the member in the group");
 
         await SendFromAAsync(nodes, 12); // 1..5 fill its buffer, 6 waits for room, 7..10 wait behind 6, 11 is one too many
-        await Wait.UntilAsync(() => nodes.B.Sessions.Sessions.Count == 0, TimeSpan.FromSeconds(30), "the stalled member's session to be lost");
+        var lost = await SessionBadInputTests.ReadUntilAsync(stalled, SessionFrameType.SessionLost); // within 20 s, a third of SendTimeout
+        Assert.Equal(SessionLostReason.BufferFull, lost.SessionLost.Reason);
+        await Wait.UntilAsync(() => nodes.B.Sessions.Sessions.Count == 0, TimeSpan.FromSeconds(30), "the stalled member's session to be gone");
     }
 
     [Fact]
