@@ -12,8 +12,8 @@ namespace Lifeline.AspNetCore.Dashboard;
 /// </summary>
 /// <remarks>
 /// Thread-safe: measurements arrive on any thread and are added under one lock (a few additions per connection
-/// event; histograms count records and sum values). Metrics are process-wide, like the meter: two hosts in one
-/// process share them. Bounded: one fixed ring per instrument and per (instrument, close code) pair, and at most
+/// event; histograms count records and sum values). It reads this host's instruments (its meter factory's) and the
+/// process-wide ones, not another host's in the same process. Bounded: one fixed ring per instrument and per (instrument, close code) pair, and at most
 /// <see cref="MaxSeries"/> of them.
 /// </remarks>
 internal sealed class DashboardMetrics : IDisposable
@@ -58,9 +58,10 @@ internal sealed class DashboardMetrics : IDisposable
     /// <summary>The current second (Unix time), the clock all rings are indexed by.</summary>
     public long Now => _time.GetUtcNow().ToUnixTimeSeconds();
 
-    /// <summary>A consistent copy of every instrument's state.</summary>
+    /// <summary>A consistent copy of every instrument's state, observable ones read now.</summary>
     public IReadOnlyList<InstrumentSnapshot> Snapshot(long now)
     {
+        _listener.RecordObservableInstruments(); // outside the lock: their callbacks come back through Record
         lock (_lock)
         {
             return [.. _instruments.Values.OrderBy(i => i.Name, StringComparer.Ordinal).Select(i => i.Snapshot(now))];
@@ -85,7 +86,7 @@ internal sealed class DashboardMetrics : IDisposable
         {
             if (!_instruments.TryGetValue(instrument.Name, out var state))
             {
-                state = new InstrumentState(instrument.Name, Kind(instrument), instrument.Unit, _series < MaxSeries);
+                state = new InstrumentState(instrument.Name, Kind(instrument), instrument.Unit, instrument.IsObservable, _series < MaxSeries);
                 _series++;
                 _instruments.Add(instrument.Name, state);
             }
@@ -134,9 +135,10 @@ internal sealed class DashboardMetrics : IDisposable
         var name = type.IsGenericType ? type.GetGenericTypeDefinition().Name : type.Name;
         return name switch
         {
-            "Counter`1" => "counter",
-            "UpDownCounter`1" => "updown",
+            "Counter`1" or "ObservableCounter`1" => "counter",
+            "UpDownCounter`1" or "ObservableUpDownCounter`1" => "updown",
             "Histogram`1" => "histogram",
+            "ObservableGauge`1" or "Gauge`1" => "gauge",
             _ => "other",
         };
     }
@@ -145,15 +147,21 @@ internal sealed class DashboardMetrics : IDisposable
     /// <param name="Name">The instrument name, e.g. <c>lifeline.server.closes_sent</c>.</param>
     /// <param name="Kind">counter, updown, histogram or other.</param>
     /// <param name="Unit">The instrument's unit.</param>
-    /// <param name="Total">Counters: the sum since the dashboard started; up-down counters: the current value; histograms: the number of records.</param>
+    /// <param name="Total">Counters: the sum since the dashboard started; up-down counters: the current value; histograms: the number of records; observable instruments and gauges: the last value read.</param>
     /// <param name="Sum">The sum of all values (for histograms, the sum of the recorded values).</param>
     /// <param name="PerSecond">The last <see cref="HistorySeconds"/> seconds, oldest first: the sum of values (histograms: records) in each second.</param>
     /// <param name="ByCode">For measurements tagged <c>close_code</c>: totals and per-second history per code.</param>
     internal sealed record InstrumentSnapshot(string Name, string Kind, string? Unit, double Total, double Sum, double[] PerSecond, IReadOnlyDictionary<int, (double Total, double[] PerSecond)> ByCode);
 
-    private sealed class InstrumentState(string name, string kind, string? unit, bool keepHistory)
+    /// <param name="name">The instrument name.</param>
+    /// <param name="kind">counter, updown, histogram, gauge or other.</param>
+    /// <param name="unit">The instrument's unit.</param>
+    /// <param name="lastValue">Observable instruments report their whole value each time they are read, and gauges a level: keep the last, never add them up.</param>
+    /// <param name="keepHistory">Whether a per-second ring is kept (false past <see cref="MaxSeries"/>).</param>
+    private sealed class InstrumentState(string name, string kind, string? unit, bool lastValue, bool keepHistory)
     {
         private readonly Ring _ring = new(keepHistory);
+        private readonly bool _lastValue = lastValue || kind == "gauge";
         private double _sum;
         private double _count;
 
@@ -163,8 +171,15 @@ internal sealed class DashboardMetrics : IDisposable
 
         public void Add(long now, double value)
         {
-            _sum += value;
             _count++;
+            if (_lastValue)
+            {
+                _sum = value;
+                _ring.Set(now, value);
+                return;
+            }
+
+            _sum += value;
             _ring.Add(now, kind == "histogram" ? 1 : value);
         }
 
@@ -202,6 +217,20 @@ internal sealed class DashboardMetrics : IDisposable
             }
 
             _values[slot] += value;
+        }
+
+        /// <summary>A level rather than an amount: <paramref name="value"/> replaces what this second held.</summary>
+        public void Set(long second, double value)
+        {
+            Total = value;
+            if (_values.Length == 0)
+            {
+                return;
+            }
+
+            var slot = (int)(second % HistorySeconds);
+            _seconds[slot] = second;
+            _values[slot] = value;
         }
 
         /// <summary>The window ending with <paramref name="now"/>, oldest first.</summary>

@@ -12,6 +12,7 @@ internal sealed class LifelineDashboard : IDisposable
     public const string ClosesSent = "lifeline.server.closes_sent";
     public const string Accepted = "lifeline.server.accepted";
     public const string Rejected = "lifeline.server.rejected";
+    public const string Sessions = "lifeline.server.sessions";
 
     private readonly DashboardMetrics _metrics;
     private readonly LifelineServer _server;
@@ -47,11 +48,12 @@ internal sealed class LifelineDashboard : IDisposable
             }).ToList();
 
         var accepts = Last(Sum(instruments, i => i.Name == Accepted));
-        var reconnects = Last(Sum(instruments, i => i.Kind == "counter" && (i.Name.Contains("resum", StringComparison.Ordinal) || i.Name.Contains("reconnect", StringComparison.Ordinal))));
-        var replay = Last(Sum(instruments, i => i.Kind == "counter" && i.Name.Contains("replay", StringComparison.Ordinal)));
+        // Server instruments only: a Lifeline client in the same process (its reconnect attempts, its replays) is not this server's traffic.
+        var reconnects = Last(Sum(instruments, i => IsServerCounter(i) && (i.Name.Contains("resum", StringComparison.Ordinal) || i.Name.Contains("reconnect", StringComparison.Ordinal))));
+        var replay = Last(Sum(instruments, i => IsServerCounter(i) && i.Name.Contains("replay", StringComparison.Ordinal)));
         var rejects = Last(Sum(instruments, i => i.Name == Rejected));
         var closesPerSecond = Last(closes?.PerSecond ?? new double[DashboardMetrics.HistorySeconds]);
-        var sessions = instruments.Where(i => i.Kind == "updown" && i.Name.Contains("sessions", StringComparison.Ordinal)).Sum(i => i.Total);
+        var sessions = instruments.Where(i => i.Name == Sessions).Sum(i => i.Total);
 
         return new DashboardSnapshot(
             now,
@@ -65,6 +67,9 @@ internal sealed class LifelineDashboard : IDisposable
     }
 
     public void Dispose() => _metrics.Dispose();
+
+    private static bool IsServerCounter(DashboardMetrics.InstrumentSnapshot instrument) =>
+        instrument.Kind == "counter" && instrument.Name.StartsWith("lifeline.server.", StringComparison.Ordinal);
 
     /// <summary>The last complete second of a per-second series (the last entry is the current, partial one).</summary>
     private static double Complete(double[] perSecond) => perSecond.Length >= 2 ? perSecond[^2] : 0;

@@ -35,7 +35,7 @@ public static class LifelineDashboardEndpointRouteBuilderExtensions
             ?? throw new InvalidOperationException("Call services.AddLifeline() before building the application: the dashboard shows its server.");
 
         var group = endpoints.MapGroup(prefix);
-        group.MapGet(string.Empty, (HttpContext context) => WritePageAsync(context, prefix)).WithDisplayName($"Lifeline dashboard {prefix}");
+        group.MapGet(string.Empty, (HttpContext context) => WritePageAsync(context)).WithDisplayName($"Lifeline dashboard {prefix}");
         group.MapGet("/data", (HttpContext context) =>
         {
             context.Response.Headers.CacheControl = "no-store";
@@ -46,10 +46,10 @@ public static class LifelineDashboardEndpointRouteBuilderExtensions
         return group;
     }
 
-    private static Task WritePageAsync(HttpContext context, string prefix)
+    private static Task WritePageAsync(HttpContext context)
     {
-        var basePath = context.Request.PathBase.Add(prefix).Value ?? prefix;
-        var html = DashboardPage.Html.Replace("\"__LIFELINE_DASHBOARD_BASE__\"", JsonSerializer.Serialize(basePath), StringComparison.Ordinal);
+        // The page finds its feed relative to its own address (see dashboard.html), so it works behind a proxy that strips a prefix.
+        var html = DashboardPage.Html;
         context.Response.ContentType = "text/html; charset=utf-8";
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers.XContentTypeOptions = "nosniff";

@@ -95,6 +95,8 @@ public sealed class LifelineSessionManager : IDisposable
         _resumed = _meter.CreateCounter<long>("lifeline.server.sessions_resumed", "{session}", "Sessions resumed, tagged restored=true when loaded from the store.");
         _lost = _meter.CreateCounter<long>("lifeline.server.sessions_lost", "{session}", "Sessions lost, tagged with the reason.");
         _replayed = _meter.CreateCounter<long>("lifeline.server.messages_replayed", "{message}", "Messages resent to clients after a resume.");
+        _meter.CreateObservableUpDownCounter("lifeline.server.sessions", () => _sessions.Count,
+            "{session}", "Sessions this node holds now: connected, or waiting for their client to resume.");
         _meter.CreateObservableGauge("lifeline.server.session_replay_bytes",
             () => _sessions.Values.Sum(s => s.IsResumable && !s.IsEnded ? s.Unacknowledged.Bytes : 0),
             "By", "Payload bytes held in session replay buffers (unacknowledged).");

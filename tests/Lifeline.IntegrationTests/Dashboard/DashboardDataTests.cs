@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 
@@ -30,6 +31,33 @@ public sealed class DashboardDataTests
         Assert.True(accepted.GetProperty("total").GetDouble() >= 3);
         Assert.True(data.GetProperty("series").GetProperty("accepts").EnumerateArray().Sum(v => v.GetDouble()) >= 3);
         Assert.Equal(5, data.GetProperty("closes").GetProperty("bucketSeconds").GetInt32());
+    }
+
+    [Fact]
+    public async Task DashboardData_SessionsHeld_AreCounted()
+    {
+        // Before, "sessions" summed up-down counters named like sessions, and the server had none: always 0.
+        await using var host = await LifelineTestHost.StartAsync(
+            services: s => s.AddLifelineSessions(),
+            map: app =>
+            {
+                app.MapLifelineSession("/s", async (session, ct) =>
+                {
+                    await foreach (var _ in session.Messages.ReadAllAsync(ct))
+                    {
+                    }
+                });
+                app.MapLifelineDashboard();
+            });
+        using var http = Http(host);
+        await using var first = new LifelineClient(Sessions.SessionResumeTests.SessionClient(host.Uri("/s")));
+        await using var second = new LifelineClient(Sessions.SessionResumeTests.SessionClient(host.Uri("/s")));
+        await first.StartAsync().WaitAsync(Bound);
+        await second.StartAsync().WaitAsync(Bound);
+
+        var data = await PollAsync(http, d => d.GetProperty("sessions").GetDouble() == 2, "2 sessions on /data");
+        var instrument = data.GetProperty("instruments").EnumerateArray().Single(i => i.GetProperty("name").GetString() == "lifeline.server.sessions");
+        Assert.Equal("updown", instrument.GetProperty("kind").GetString());
     }
 
     [Fact]
@@ -122,7 +150,7 @@ public sealed class DashboardDataTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
-        Assert.Contains("const base = \"/ops/live\";", html, StringComparison.Ordinal);
+        Assert.Contains("location.pathname", html, StringComparison.Ordinal); // its feed is found from its own address
         Assert.DoesNotContain("src=\"http", html, StringComparison.Ordinal);
         Assert.DoesNotContain("href=\"http", html, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/ops/live/data")).StatusCode);
