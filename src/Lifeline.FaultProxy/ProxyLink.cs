@@ -24,6 +24,7 @@ public sealed class ProxyLink : IAsyncDisposable
     private long _bytesUpstream;
     private long _bytesDownstream;
     private int _silenced;
+    private int _forgotten;
     private int _ended;
     private Task _pumps = Task.CompletedTask;
 
@@ -58,6 +59,9 @@ public sealed class ProxyLink : IAsyncDisposable
 
     /// <summary>True when the link was silenced: it stays open but swallows everything.</summary>
     public bool IsSilenced => Volatile.Read(ref _silenced) != 0;
+
+    /// <summary>True when the link was forgotten: the next packet from either side resets it (see <see cref="Forget"/>).</summary>
+    public bool IsForgotten => Volatile.Read(ref _forgotten) != 0;
 
     /// <summary>Completes when both pumps have ended.</summary>
     public Task Completion => _pumps;
@@ -137,6 +141,9 @@ public sealed class ProxyLink : IAsyncDisposable
     /// <summary>Keeps the link open but lets nothing through either way from now on (a silent drop).</summary>
     public void Silence() => Volatile.Write(ref _silenced, 1);
 
+    /// <summary>Forgets the flow as a stateful firewall does after its timeout: nothing is sent now, and the next packet from either side resets both.</summary>
+    public void Forget() => Volatile.Write(ref _forgotten, 1);
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
@@ -180,6 +187,13 @@ public sealed class ProxyLink : IAsyncDisposable
             while (!token.IsCancellationRequested)
             {
                 var read = await source.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, token).ConfigureAwait(false);
+                if (IsForgotten)
+                {
+                    // A packet (data or FIN) for a flow the middlebox no longer knows: it answers with a reset.
+                    Reset();
+                    return;
+                }
+
                 if (read == 0)
                 {
                     // The source sent FIN: pass it on so the other side sees an orderly TCP close.

@@ -342,7 +342,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
             foreach (var link in _links.Values)
             {
-                if (link.IsSilenced || link.IdleFor < cut.After)
+                if (link.IsSilenced || link.IsForgotten || link.IdleFor < cut.After)
                 {
                     continue;
                 }
@@ -354,6 +354,9 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
                         break;
                     case IdleCutKind.Fin:
                         link.CloseWithFin();
+                        break;
+                    case IdleCutKind.ResetOnNextPacket:
+                        link.Forget();
                         break;
                     default:
                         link.Silence();

@@ -288,6 +288,26 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task IdleCut_ResetOnNextPacket_NothingUntilOneSideSends_ThenBothAreReset()
+    {
+        using var socket = await ConnectAsync();
+        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(200), IdleCutKind.ResetOnNextPacket);
+        var link = Assert.Single(_proxy.Links);
+        await WaitUntilAsync(() => link.IsForgotten);
+
+        // Forgotten, not cut: the client hears nothing while it stays quiet.
+        var receive = socket.ReceiveAsync(new byte[4], SocketFlags.None);
+        await Task.WhenAny(receive, Task.Delay(TimeSpan.FromMilliseconds(300)));
+        Assert.False(receive.IsCompleted, "the forgotten link was cut before anyone sent");
+
+        await socket.SendAsync("x"u8.ToArray(), SocketFlags.None);
+        var error = await Assert.ThrowsAsync<SocketException>(async () => await receive.WaitAsync(Bound));
+        Assert.Equal(SocketError.ConnectionReset, error.SocketErrorCode);
+        Assert.Empty(_server.ReadSizes); // the packet that met the forgotten flow never reached the server
+        await WaitUntilAsync(() => link.IsClosed);
+    }
+
+    [Fact]
     public async Task Silence_UpstreamResetsAfterwards_ClientSideStaysOpen()
     {
         // A silenced link is a black hole: a reset from the server must not cross it either, or a client's dead-link

@@ -27,7 +27,7 @@ internal static class ProxyCommand
         var slice = NumberOptions.OptionalWhole("--slice", "Split writes into pieces of this many bytes.", 1, ProxyControl.MaxNumber);
         var blackhole = new Option<bool>("--blackhole") { Description = "Start with every byte swallowed." };
         var idleCut = NumberOptions.OptionalSeconds("--idle-cut", "Cut links idle for this many seconds.");
-        var idleCutKind = new Option<string>("--idle-cut-kind") { Description = "How idle links are cut: reset, fin or silent.", DefaultValueFactory = _ => "reset" };
+        var idleCutKind = new Option<string>("--idle-cut-kind") { Description = "How idle links are cut: reset (RST at the deadline), fin, silent, or reset-on-next (forgotten silently, RST for the next packet).", DefaultValueFactory = _ => "reset" };
         var control = new Option<string?>("--control") { Description = "Also take commands over HTTP at HOST:PORT (POST /command with the command as the body; GET /status)." };
         var json = CommonOptions.Json("Print link events and command answers as JSON lines.");
         var command = new Command("proxy", "Run the fault proxy between a client and a server; switch faults at run time by typing commands ('help' lists them).")

@@ -13,7 +13,7 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
 {
     public const string Help =
         "commands: status | links | reset [ID] | fin [ID] | silence [ID] | blackhole on|off | latency MS [JITTER_MS] | latency off | " +
-        "bandwidth BYTES_PER_S | bandwidth off | slice BYTES [PAUSE_MS] | slice off | idle-cut SECONDS [reset|fin|silent] | idle-cut off | " +
+        "bandwidth BYTES_PER_S | bandwidth off | slice BYTES [PAUSE_MS] | slice off | idle-cut SECONDS [reset|fin|silent|reset-on-next] | idle-cut off | " +
         "refuse [SECONDS] | accept | clear | help";
 
     private readonly Dictionary<string, IToxic> _toxics = new(StringComparer.Ordinal);
@@ -103,7 +103,7 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
     {
         if (words.Length < 2)
         {
-            throw new ArgumentException("idle-cut needs SECONDS (and optionally reset, fin or silent), or 'off'.");
+            throw new ArgumentException("idle-cut needs SECONDS (and optionally reset, fin, silent or reset-on-next), or 'off'.");
         }
 
         if (words[1].Equals("off", StringComparison.OrdinalIgnoreCase))
@@ -157,7 +157,8 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         "reset" or "rst" => IdleCutKind.Reset,
         "fin" => IdleCutKind.Fin,
         "silent" => IdleCutKind.Silent,
-        _ => throw new ArgumentException($"'{text}' is not a cut kind; use reset, fin or silent."),
+        "reset-on-next" => IdleCutKind.ResetOnNextPacket,
+        _ => throw new ArgumentException($"'{text}' is not a cut kind; use reset, fin, silent or reset-on-next."),
     };
 
     /// <summary>The largest count a command takes (bytes per second, slice bytes): what an int holds.</summary>

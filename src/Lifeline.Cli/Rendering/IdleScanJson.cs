@@ -19,6 +19,9 @@ internal sealed record IdleScanReport
     /// <summary>reset, fin, close-frame or silent.</summary>
     public string? KilledBy { get; init; }
 
+    /// <summary>The cut showed only in answer to the first packet after the silence (the path had forgotten the connection silently).</summary>
+    public bool CutOnNextPacket { get; init; }
+
     public int? CloseCode { get; init; }
 
     public string? CloseReason { get; init; }
@@ -45,6 +48,7 @@ internal sealed record IdleScanReport
         LongestSurvivedSeconds = scan.LongestSurvived?.TotalSeconds,
         ShortestKilledSeconds = scan.ShortestKilled?.TotalSeconds,
         KilledBy = scan.KilledBy is { } kind ? EndReport.KindName(kind) : null,
+        CutOnNextPacket = scan.CutOnNextPacket,
         CloseCode = scan.CloseCode,
         CloseReason = scan.CloseReason,
         MaxSeconds = scan.MaxSilence.TotalSeconds,
@@ -62,7 +66,7 @@ internal sealed record IdleScanReport
         var advice = scan.Interrupted && !scan.Found
             ? string.Create(CultureInfo.InvariantCulture,
                 $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
-            : scan.Found && scan.ShortestKilled is { } timeout
+            : scan.Found && (scan.IdleTimeout ?? scan.ShortestKilled) is { } timeout
             ? string.Create(CultureInfo.InvariantCulture,
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
@@ -92,7 +96,11 @@ internal sealed record IdleScanReport
     }
 
     /// <summary>The end kinds as the text output describes them.</summary>
-    public static string DescribeKilledBy(IdleScanResult scan) => scan.KilledBy switch
+    public static string DescribeKilledBy(IdleScanResult scan) => scan.CutOnNextPacket
+        ? DescribeKind(scan) + ", but only in answer to the first packet after the silence: the path forgot the connection silently, so clients learn of it only when they next send"
+        : DescribeKind(scan);
+
+    private static string DescribeKind(IdleScanResult scan) => scan.KilledBy switch
     {
         null => "-",
         ConnectionEndKind.CloseFrame => $"a Close frame with {scan.CloseCode} {scan.CloseReason}",

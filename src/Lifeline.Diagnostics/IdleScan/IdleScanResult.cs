@@ -14,8 +14,9 @@ public sealed class IdleScanResult
     public bool Found { get; internal init; }
 
     /// <summary>
-    /// The best estimate of the idle timeout: the moment a visible cut (FIN, RST, Close frame) arrived, or for a
-    /// silent drop the middle of the range between the longest survivor and the shortest victim. Null when not found.
+    /// The best estimate of the idle timeout: the moment a visible cut (FIN, RST, Close frame) arrived during a silence,
+    /// or otherwise (a silent drop, or a cut that showed only in answer to the next packet) the middle of the range
+    /// between the longest survivor and the shortest victim. Null when not found.
     /// </summary>
     public TimeSpan? IdleTimeout { get; internal init; }
 
@@ -27,6 +28,13 @@ public sealed class IdleScanResult
 
     /// <summary>How the path cuts idle connections; null when no cut was seen.</summary>
     public ConnectionEndKind? KilledBy { get; internal init; }
+
+    /// <summary>
+    /// The cut (<see cref="KilledBy"/>: a reset, FIN or Close frame) came only in answer to the first packet after the
+    /// silence: the path had forgotten the connection without a word, as a stateful firewall or NAT does, so a client
+    /// learns of it only when it next sends.
+    /// </summary>
+    public bool CutOnNextPacket { get; internal init; }
 
     /// <summary>The code of the Close frame that cut the connection, when <see cref="KilledBy"/> is <see cref="ConnectionEndKind.CloseFrame"/>.</summary>
     public int? CloseCode { get; internal init; }

@@ -21,7 +21,9 @@ internal sealed class IdleScanRun
     private int _silentNow;
     private TimeSpan? _survived;
     private TimeSpan? _killed;
-    private ConnectionEnd? _cut;
+    private ConnectionEnd? _timedCut;    // the earliest cut that arrived during a silence: timed by its own arrival
+    private ConnectionEnd? _provokedCut; // a reset, FIN or Close that came only in answer to the ping after a silence
+    private ConnectionEnd? _silentCut;   // a ping after a silence that got nothing back
     private ConnectionFailure? _failure;
 
     public IdleScanRun(IdleScanOptions options, IProgress<IdleScanProgress>? progress)
@@ -75,8 +77,9 @@ internal sealed class IdleScanRun
                 return Result(found: false, round);
             }
 
-            // A visible cut is timed by its own arrival; a silent one needs the range narrowed.
-            if (_cut is not null && _cut.Kind != ConnectionEndKind.Silent)
+            // A cut that arrived during a silence is timed by its own arrival. One that shows only when the scan sends
+            // again (a silent drop, or a firewall that forgot the flow and resets the next packet) needs the range narrowed.
+            if (_timedCut is not null)
             {
                 return Result(found: true, round);
             }
@@ -107,14 +110,21 @@ internal sealed class IdleScanRun
             else
             {
                 var end = probe.End!;
-                var at = end.Kind == ConnectionEndKind.Silent ? probe.Silence : end.After;
+                var at = probe.EndedInSilence ? end.After : probe.Silence;
                 _killed = Min(_killed, at);
-                if (end.Kind != ConnectionEndKind.Silent && (_cut is null || end.After < _cut.After))
+                if (probe.EndedInSilence)
                 {
-                    _cut = end;
+                    _timedCut = _timedCut is null || end.After < _timedCut.After ? end : _timedCut;
+                }
+                else if (end.Kind == ConnectionEndKind.Silent)
+                {
+                    _silentCut ??= end;
+                }
+                else
+                {
+                    _provokedCut ??= end;
                 }
 
-                _cut ??= end;
                 report = new IdleScanProgress(IdleScanProgressKind.SilenceKilled, Elapsed) { Silence = probe.Silence, KilledAfter = at, End = end };
             }
         }
@@ -221,7 +231,7 @@ internal sealed class IdleScanRun
             var end = await session.ObserveAsync(silence, cancellationToken).ConfigureAwait(false);
             if (end is not null)
             {
-                return new SilenceProbe(silence, false, end);
+                return new SilenceProbe(silence, false, end, EndedInSilence: true);
             }
 
             var rtt = await session.PingAsync(_options.PongTimeout, cancellationToken).ConfigureAwait(false);
@@ -232,9 +242,10 @@ internal sealed class IdleScanRun
                 return new SilenceProbe(silence, true, null);
             }
 
-            // Either the ping revealed a visible end, or nothing came back at all: a silent drop.
+            // Either the ping provoked a visible end (the path had forgotten the connection and rejects what comes next),
+            // or nothing came back at all: a silent drop. Either way the cut happened at some point during the silence.
             var visible = session.Ended.IsCompleted ? await session.Ended.ConfigureAwait(false) : null;
-            return new SilenceProbe(silence, false, visible is { Kind: not ConnectionEndKind.StillOpen } ? visible : session.MarkSilent());
+            return new SilenceProbe(silence, false, visible is { Kind: not ConnectionEndKind.StillOpen } ? visible : session.MarkSilent(), EndedInSilence: false);
         }
         catch (OperationCanceledException)
         {
@@ -250,21 +261,23 @@ internal sealed class IdleScanRun
     {
         TimeSpan? survived, killed;
         ConnectionEnd? cut;
+        bool timed;
         lock (_lock)
         {
-            (survived, killed, cut) = (_survived, _killed, _cut);
+            (survived, killed, cut, timed) = (_survived, _killed, _timedCut ?? _provokedCut ?? _silentCut, _timedCut is not null);
         }
 
         return new IdleScanResult
         {
             Found = found,
-            // A visible cut is timed exactly; a silent one lies between the longest survivor and the shortest victim.
+            // A cut seen as it happened is timed exactly; any other lies between the longest survivor and the shortest victim.
             IdleTimeout = !found ? null
-                : cut is { Kind: not ConnectionEndKind.Silent } || survived is null ? killed
+                : timed || survived is null ? killed
                 : TimeSpan.FromSeconds(Math.Round((survived.Value + killed!.Value).TotalSeconds / 2, 3)),
             LongestSurvived = survived,
             ShortestKilled = killed,
             KilledBy = cut?.Kind,
+            CutOnNextPacket = !timed && cut is { Kind: not ConnectionEndKind.Silent },
             CloseCode = cut?.Kind == ConnectionEndKind.CloseFrame ? cut.CloseCode : null,
             CloseReason = cut?.CloseReason,
             MaxSilence = _options.MaxSilence,
@@ -282,7 +295,11 @@ internal sealed class IdleScanRun
     private static TimeSpan? Min(TimeSpan? a, TimeSpan b) => a is null || b < a ? b : a;
 
     /// <summary>The outcome of one silent connection.</summary>
-    private sealed record SilenceProbe(TimeSpan Silence, bool Survived, ConnectionEnd? End);
+    /// <param name="Silence">How long it was held silent.</param>
+    /// <param name="Survived">A ping after the silence got its pong.</param>
+    /// <param name="End">How it ended, when it did not survive.</param>
+    /// <param name="EndedInSilence">The end arrived during the silence (timed by its arrival), not in answer to the ping after it.</param>
+    private sealed record SilenceProbe(TimeSpan Silence, bool Survived, ConnectionEnd? End, bool EndedInSilence = false);
 
     /// <summary>A connection of the scan could not be opened: the scan cannot run.</summary>
     private sealed class ConnectFailedException(ConnectionFailure failure) : Exception(failure.Message)

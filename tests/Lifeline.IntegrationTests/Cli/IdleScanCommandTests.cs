@@ -20,6 +20,7 @@ public sealed class IdleScanCommandTests
     [InlineData(IdleCutKind.Fin, "fin")]
     [InlineData(IdleCutKind.Reset, "reset")]
     [InlineData(IdleCutKind.Silent, "silent")]
+    [InlineData(IdleCutKind.ResetOnNextPacket, "reset")]
     public async Task IdleScan_ProxyCutsAfterThreeSeconds_FindsThreeSecondsAndTheKind(IdleCutKind kind, string expected)
     {
         var (serve, port) = await ServeProcess.StartAsync();
@@ -40,6 +41,15 @@ public sealed class IdleScanCommandTests
         Assert.True(timeout is > 2.0 and <= 7.5, result.ToString());
         Assert.True(expected == result.GetProperty("killedBy").GetString(), result.ToString());
         Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() <= timeout, "a silence longer than the measured timeout cannot have survived");
+
+        // A reset that answers the scan's ping after the silence is not timed by its arrival: before, the scan stopped
+        // after one round and gave the length of that silence (4 s of the 1, 2, 4, 8 s steps) as the timeout.
+        Assert.True((kind == IdleCutKind.ResetOnNextPacket) == result.GetProperty("cutOnNextPacket").GetBoolean(), result.ToString());
+        if (kind == IdleCutKind.ResetOnNextPacket)
+        {
+            Assert.True(result.GetProperty("rounds").GetInt32() >= 2, result.ToString());
+            Assert.True(timeout < result.GetProperty("shortestKilledSeconds").GetDouble(), result.ToString());
+        }
         Assert.Contains("keep-alive", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
     }
 
