@@ -11,8 +11,9 @@ public static class WebSocketProbe
     /// <summary>Runs one probe. Network failures are reported in <see cref="ProbeResult.Failure"/>, never thrown.</summary>
     /// <param name="options">What to probe and how; read once, at start.</param>
     /// <param name="progress">Told of each step as it completes; may be null.</param>
-    /// <param name="cancellationToken">Stops the probe; a cancelled connect is reported as a failure, a cancelled watch throws.</param>
+    /// <param name="cancellationToken">Stops the probe.</param>
     /// <returns>What the probe found.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, at any step.</exception>
     public static async Task<ProbeResult> RunAsync(ProbeOptions options, IProgress<ProbeProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -27,6 +28,8 @@ public static class WebSocketProbe
         var (socket, failure, timings) = await RawWebSocket.ConnectAsync(uri, connect, time, cancellationToken).ConfigureAwait(false);
         if (socket is null)
         {
+            // Stopped by the caller, not a failure of the endpoint: say so the way the watch below does.
+            cancellationToken.ThrowIfCancellationRequested();
             return new ProbeResult(uri)
             {
                 Failure = failure,

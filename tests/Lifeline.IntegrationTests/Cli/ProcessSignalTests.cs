@@ -126,6 +126,24 @@ public sealed partial class ProcessSignalTests
         }
     }
 
+    [Theory]
+    [InlineData(ToolProcess.SIGINT, ExitCodes.Interrupted)]
+    [InlineData(ToolProcess.SIGTERM, ExitCodes.Terminated)]
+    public async Task Probe_SignalWhileTheUpgradeGoesUnanswered_ExitsInterrupted(int signal, int expected)
+    {
+        // A server that takes the TCP connection and never answers the upgrade: the probe waits (up to --timeout).
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+        await using var tool = ToolProcess.Start("probe", $"ws://127.0.0.1:{port}/ws", "--timeout", "60");
+        using var accepted = await silent.AcceptTcpClientAsync().WaitAsync(Bound);
+
+        tool.Signal(signal);
+
+        // Before, the cancelled connect was reported as a failed probe ("tcp failed: The operation was canceled", exit 1).
+        Assert.Equal(expected, await tool.Exit.WaitAsync(Bound));
+    }
+
     [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ProxyPort();
 
