@@ -32,7 +32,7 @@ internal static partial class CommonOptions
     /// <summary>Checks a ws:// or wss:// URL from the command line.</summary>
     public static Uri ParseWebSocketUrl(string text, string command)
     {
-        CheckPortInUrl(text, text, command);
+        CheckPortInUrl(text, text, command, allowZero: false); // a server to reach: port 0 would silently mean 80 or 443
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "wss") || string.IsNullOrEmpty(uri.Host))
         {
             throw new UsageException($"'{text}' is not a WebSocket URL; use ws://host:port/path or wss://host:port/path.", command);
@@ -41,13 +41,13 @@ internal static partial class CommonOptions
         return uri;
     }
 
-    /// <summary>Rejects a URL whose port is out of range with the same words as every other port.</summary>
-    public static void CheckPortInUrl(string text, string what, string command)
+    /// <summary>Rejects a URL whose port is out of range with the same words as every other port; 0 (any free port) only where a server listens.</summary>
+    public static void CheckPortInUrl(string text, string what, string command, bool allowZero)
     {
         var match = UrlPort().Match(text);
-        if (match.Success && !IsPort(match.Groups[1].Value, allowZero: true))
+        if (match.Success && !IsPort(match.Groups[1].Value, allowZero))
         {
-            throw new UsageException(PortMessage(what, match.Groups[1].Value, allowZero: false), command);
+            throw new UsageException(PortMessage(what, match.Groups[1].Value, allowZero: false), command); // one wording everywhere: 0 is serve's special case
         }
     }
 

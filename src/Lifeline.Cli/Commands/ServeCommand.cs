@@ -40,7 +40,7 @@ internal static class ServeCommand
     /// <summary>One http:// address with a host and a port in range; what Kestrel would only reject at start is refused here.</summary>
     internal static void CheckUrls(string urls)
     {
-        CommonOptions.CheckPortInUrl(urls, $"--urls '{urls}'", "serve");
+        CommonOptions.CheckPortInUrl(urls, $"--urls '{urls}'", "serve", allowZero: true);
         if (!Uri.TryCreate(urls, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
         {
             throw new UsageException($"--urls '{urls}' is not an http:// address such as http://127.0.0.1:5000.", "serve");

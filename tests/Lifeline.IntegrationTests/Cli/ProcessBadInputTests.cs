@@ -36,6 +36,11 @@ public sealed partial class ProcessBadInputTests
         { new[] { "idle-scan", "ws://127.0.0.1:99999/x" } },
         { new[] { "proxy", "--upstream", "127.0.0.1:99999" } },
         { new[] { "serve", "--urls", "http://127.0.0.1:99999" } },
+
+        // Port 0 is no server to reach: before, it was taken and replaced with 80 by the probe's raw socket.
+        { new[] { "connect", "ws://127.0.0.1:0/x" } },
+        { new[] { "probe", "ws://127.0.0.1:0/x" } },
+        { new[] { "idle-scan", "ws://127.0.0.1:0/x" } },
     };
 
     [Theory]
@@ -57,7 +62,7 @@ public sealed partial class ProcessBadInputTests
         var (exit, _, error) = await ToolProcess.RunAsync(args);
 
         Assert.Equal(ExitCodes.Usage, exit);
-        Assert.Contains("the port must be a whole number from 1 to 65535, not 99999.", error, StringComparison.Ordinal);
+        Assert.Matches("the port must be a whole number from 1 to 65535, not (99999|0)\\.", error);
         AssertNoCrash(error);
     }
 
