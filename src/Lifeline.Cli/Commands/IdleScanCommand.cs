@@ -37,6 +37,11 @@ internal static class IdleScanCommand
             if (scan.Failure is { } failure)
             {
                 await console.Error.WriteLineAsync($"error: cannot connect to {uri}: {failure.Message}").ConfigureAwait(false);
+                if (scan.Connections > 0)
+                {
+                    Render(console, scan, asJson); // what the connections opened before measured
+                }
+
                 return ExitCodes.Failure;
             }
 

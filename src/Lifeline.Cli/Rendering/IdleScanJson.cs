@@ -39,6 +39,9 @@ internal sealed record IdleScanReport
 
     public double ElapsedSeconds { get; init; }
 
+    /// <summary>Why the scan stopped early (a connection could not be opened); the figures are what it measured before.</summary>
+    public string? Failure { get; init; }
+
     public required string Advice { get; init; }
 
     public static IdleScanReport From(IdleScanResult scan) => new()
@@ -57,12 +60,19 @@ internal sealed record IdleScanReport
         ServerPings = scan.ServerPings,
         Interrupted = scan.Interrupted,
         ElapsedSeconds = Math.Round(scan.Elapsed.TotalSeconds, 3),
+        Failure = scan.Failure?.Message,
         Advice = AdviceFor(scan),
     };
 
     /// <summary>What to do about the finding, in a sentence.</summary>
     public static string AdviceFor(IdleScanResult scan)
     {
+        if (scan.Failure is { } failure)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"scan stopped early: a connection could not be opened ({failure.Message}); so far the longest silence survived was {(scan.LongestSurvived is { } survived ? $"{survived.TotalSeconds:0.##} s" : "none")} and the shortest cut {(scan.ShortestKilled is { } killed ? $"{killed.TotalSeconds:0.##} s" : "none")}; run it again for an answer");
+        }
+
         var advice = scan.Interrupted && !scan.Found
             ? string.Create(CultureInfo.InvariantCulture,
                 $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")

@@ -60,6 +60,9 @@ public sealed class IdleScanResult
     /// <summary>Time the scan took.</summary>
     public TimeSpan Elapsed { get; internal init; }
 
-    /// <summary>Why the scan could not run (the endpoint could not be reached or refused the upgrade); null when it ran.</summary>
+    /// <summary>
+    /// Why the scan could not run or could not go on (the endpoint could not be reached or refused an upgrade); null when
+    /// it ran to the end. When <see cref="Connections"/> is above zero the figures are what it measured before that.
+    /// </summary>
     public ConnectionFailure? Failure { get; internal init; }
 }

@@ -64,7 +64,8 @@ internal sealed class IdleScanRun
             await RunRoundAsync(durations, cancellationToken).ConfigureAwait(false);
             if (Volatile.Read(ref _failure) is not null)
             {
-                return Result(found: false, round);
+                // What earlier connections measured stays: a refusal in round 5 must not throw away rounds 1 to 4.
+                return Result(found: _killed is not null, round);
             }
 
             if (cancellationToken.IsCancellationRequested)

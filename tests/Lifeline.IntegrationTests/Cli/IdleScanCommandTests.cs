@@ -54,6 +54,28 @@ public sealed class IdleScanCommandTests
     }
 
     [Fact]
+    public async Task IdleScan_RefusedAfterTheFirstRound_ReportsWhatItMeasuredAndExits1()
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        await using var _ = serve;
+        await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
+        proxy.SetIdleCut(TimeSpan.FromSeconds(3), IdleCutKind.Silent); // a silent cut needs a second round to narrow
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{proxy.EndPoint.Port}/ws", "--json", "--min", "1", "--max", "8", "--pong-timeout", "4"]);
+        await Wait.UntilAsync(() => proxy.AcceptedCount >= 4, TimeSpan.FromSeconds(30), "round 1's four connections");
+
+        proxy.RefuseConnections(); // round 2 cannot connect
+
+        Assert.Equal(1, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(90)));
+        Assert.Contains("error: cannot connect", cli.Error, StringComparison.Ordinal);
+        // Before, everything round 1 measured was thrown away: stdout stayed empty.
+        var result = JsonDocument.Parse(cli.Output).RootElement;
+        Assert.False(string.IsNullOrEmpty(result.GetProperty("failure").GetString()), result.ToString());
+        Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() >= 1, result.ToString());
+        Assert.Equal(JsonValueKind.Number, result.GetProperty("shortestKilledSeconds").ValueKind);
+        Assert.StartsWith("scan stopped early", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task IdleScan_NoCut_ReportsNoneUpToMax()
     {
         var (serve, port) = await ServeProcess.StartAsync();
