@@ -47,7 +47,7 @@ public sealed class ConnectionEnd
 
     /// <summary>
     /// For <see cref="ConnectionEndKind.CloseFrame"/>: the code in the server's Close frame (null when it carried none).
-    /// For <see cref="ConnectionEndKind.ProtocolError"/>: the code the diagnostics closed with (1002 or 1009). Otherwise null.
+    /// For <see cref="ConnectionEndKind.ProtocolError"/>: the code the diagnostics closed with (1002, 1007 or 1009). Otherwise null.
     /// </summary>
     public int? CloseCode { get; }
 

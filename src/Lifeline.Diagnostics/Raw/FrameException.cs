@@ -2,11 +2,12 @@ namespace Lifeline.Diagnostics.Raw;
 
 /// <summary>
 /// The peer broke the framing rules of RFC 6455 (or sent more than the reader accepts). Carries the close code the
-/// reader answers with: 1002 Protocol Error, or 1009 Message Too Big.
+/// reader answers with: 1002 Protocol Error, 1007 Invalid Payload Data, or 1009 Message Too Big.
 /// </summary>
 internal sealed class FrameException : Exception
 {
     public const int ProtocolError = 1002;
+    public const int InvalidPayload = 1007;
     public const int MessageTooBig = 1009;
 
     public FrameException()

@@ -138,6 +138,23 @@ internal sealed class FrameReader
             throw new FrameException("a Close frame carries either no payload or a two-byte code, never one byte");
         }
 
+        if (opcode == RawFrame.Close && payload.Length >= 2)
+        {
+            // What a client such as .NET's ClientWebSocket or a browser does with it: fail the connection, so the probe
+            // reports what they would see rather than the code the server meant.
+            var code = BinaryPrimitives.ReadUInt16BigEndian(payload);
+            if (!MayBeSent(code))
+            {
+                throw new FrameException(string.Create(CultureInfo.InvariantCulture,
+                    $"the Close frame carries code {code}, which no endpoint may send (RFC 6455 7.4: only 1000-1003, 1007-1014 and 3000-4999)"));
+            }
+
+            if (!System.Text.Unicode.Utf8.IsValid(payload.AsSpan(2)))
+            {
+                throw new FrameException(FrameException.InvalidPayload, "the Close frame's reason is not valid UTF-8");
+            }
+        }
+
         if (opcode is RawFrame.Text or RawFrame.Binary or RawFrame.Continuation)
         {
             _inFragmentedMessage = !fin;
@@ -189,4 +206,7 @@ internal sealed class FrameReader
 
         return result;
     }
+
+    /// <summary>The close codes an endpoint may put on the wire (RFC 6455 7.4 and the IANA registry).</summary>
+    private static bool MayBeSent(int code) => code is (>= 1000 and <= 1003) or (>= 1007 and <= 1014) or (>= 3000 and <= 4999);
 }

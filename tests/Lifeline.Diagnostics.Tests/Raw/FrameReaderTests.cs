@@ -113,6 +113,45 @@ public sealed class FrameReaderTests
     }
 
     [Theory]
+    [InlineData(999)]
+    [InlineData(1004)]
+    [InlineData(1005)]
+    [InlineData(1006)]
+    [InlineData(1015)]
+    [InlineData(1016)]
+    [InlineData(2999)]
+    [InlineData(5000)]
+    public async Task ReadFrameAsync_CloseWithACodeNoEndpointMaySend_RefusedWith1002(int code)
+    {
+        // A client such as ClientWebSocket fails the connection with 1002 here; before, the probe took the code as sent.
+        var refused = await RefusedAsync(Frame(RawFrame.Close, [(byte)(code >> 8), (byte)code]));
+
+        Assert.Equal(1002, refused.CloseCode);
+        Assert.Contains(code.ToString(System.Globalization.CultureInfo.InvariantCulture), refused.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(1012)]
+    [InlineData(1014)]
+    [InlineData(3000)]
+    [InlineData(4999)]
+    public async Task ReadFrameAsync_CloseWithASendableCode_IsRead(int code)
+    {
+        var frame = await Reader(Frame(RawFrame.Close, [(byte)(code >> 8), (byte)code, .. "bye"u8])).ReadFrameAsync(CancellationToken.None);
+
+        Assert.Equal(RawFrame.Close, frame.Opcode);
+    }
+
+    [Fact]
+    public async Task ReadFrameAsync_CloseReasonNotUtf8_RefusedWith1007()
+    {
+        var refused = await RefusedAsync(Frame(RawFrame.Close, [0x03, 0xE8, 0xC3, 0x28])); // 1000, then a broken two-byte sequence
+
+        Assert.Equal(1007, refused.CloseCode);
+    }
+
+    [Theory]
     [InlineData(0x8000_0000_0000_0000UL)]
     [InlineData(0x8000_0000_0000_0005UL)]
     [InlineData(ulong.MaxValue)]
