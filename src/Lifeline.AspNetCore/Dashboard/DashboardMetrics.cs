@@ -29,6 +29,8 @@ internal sealed class DashboardMetrics : IDisposable
     private readonly MeterListener _listener;
     private readonly Dictionary<string, InstrumentState> _instruments = new(StringComparer.Ordinal);
     private int _series;
+    private long _observedSecond = long.MinValue; // when observable instruments were last read
+    private long _observePass;                    // which read their measurements belong to (summed within one)
 
     public DashboardMetrics(TimeProvider time, IMeterFactory? meterFactory = null)
     {
@@ -61,7 +63,15 @@ internal sealed class DashboardMetrics : IDisposable
     /// <summary>A consistent copy of every instrument's state, observable ones read now.</summary>
     public IReadOnlyList<InstrumentSnapshot> Snapshot(long now)
     {
-        _listener.RecordObservableInstruments(); // outside the lock: their callbacks come back through Record
+        // At most once a second, whatever the number of viewers: some callbacks walk every session. Outside the lock:
+        // their measurements come back through Record.
+        var observed = Interlocked.Read(ref _observedSecond);
+        if (observed != now && Interlocked.CompareExchange(ref _observedSecond, now, observed) == observed)
+        {
+            Interlocked.Increment(ref _observePass);
+            _listener.RecordObservableInstruments();
+        }
+
         lock (_lock)
         {
             return [.. _instruments.Values.OrderBy(i => i.Name, StringComparer.Ordinal).Select(i => i.Snapshot(now))];
@@ -91,7 +101,7 @@ internal sealed class DashboardMetrics : IDisposable
                 _instruments.Add(instrument.Name, state);
             }
 
-            state.Add(now, value);
+            state.Add(now, value, instrument.IsObservable ? Interlocked.Read(ref _observePass) : -1);
             if (code is { } c)
             {
                 if (!state.ByCode.TryGetValue(c, out var ring))
@@ -135,10 +145,10 @@ internal sealed class DashboardMetrics : IDisposable
         var name = type.IsGenericType ? type.GetGenericTypeDefinition().Name : type.Name;
         return name switch
         {
-            "Counter`1" or "ObservableCounter`1" => "counter",
+            "Counter`1" => "counter",
             "UpDownCounter`1" or "ObservableUpDownCounter`1" => "updown",
             "Histogram`1" => "histogram",
-            "ObservableGauge`1" or "Gauge`1" => "gauge",
+            "ObservableGauge`1" or "Gauge`1" or "ObservableCounter`1" => "gauge", // an observable counter reports its running total: a level
             _ => "other",
         };
     }
@@ -164,18 +174,23 @@ internal sealed class DashboardMetrics : IDisposable
         private readonly bool _lastValue = lastValue || kind == "gauge";
         private double _sum;
         private double _count;
+        private long _pass = -1;
 
         public string Name { get; } = name;
 
         public Dictionary<int, Ring> ByCode { get; } = [];
 
-        public void Add(long now, double value)
+        /// <param name="now">The current second.</param>
+        /// <param name="value">The measurement.</param>
+        /// <param name="pass">For observable instruments, which read it came from: the measurements of one read (one per tag set) add up.</param>
+        public void Add(long now, double value, long pass)
         {
             _count++;
             if (_lastValue)
             {
-                _sum = value;
-                _ring.Set(now, value);
+                _sum = pass >= 0 && pass == _pass ? _sum + value : value;
+                _pass = pass;
+                _ring.Set(now, _sum);
                 return;
             }
 

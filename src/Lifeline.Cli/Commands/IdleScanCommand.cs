@@ -37,7 +37,7 @@ internal static class IdleScanCommand
             if (scan.Failure is { } failure)
             {
                 await console.Error.WriteLineAsync($"error: cannot connect to {uri}: {failure.Message}").ConfigureAwait(false);
-                if (scan.Connections > 0)
+                if (scan.LongestSurvived is not null || scan.ShortestKilled is not null)
                 {
                     Render(console, scan, asJson); // what the connections opened before measured
                 }
@@ -97,7 +97,9 @@ internal static class IdleScanCommand
         void Row(string label, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value));
         var interrupted = scan.Interrupted ? ", scan interrupted" : string.Empty;
         Row("idle timeout", scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
-            : scan.Interrupted ? "not found yet, scan interrupted" : $"none up to --max ({Seconds(scan.MaxSeconds)})");
+            : scan.Interrupted ? "not found yet, scan interrupted"
+            : scan.Failure is not null ? "not found, scan stopped early (see advice)"
+            : $"none up to --max ({Seconds(scan.MaxSeconds)})");
         Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds) + interrupted);
         Row("shortest silence killed", Seconds(scan.ShortestKilledSeconds));
         Row("killed by", IdleScanReport.DescribeKilledBy(result));

@@ -64,8 +64,9 @@ internal sealed class IdleScanRun
             await RunRoundAsync(durations, cancellationToken).ConfigureAwait(false);
             if (Volatile.Read(ref _failure) is not null)
             {
-                // What earlier connections measured stays: a refusal in round 5 must not throw away rounds 1 to 4.
-                return Result(found: _killed is not null, round);
+                // Not an answer, but what earlier connections measured stays in the result (longest survivor, shortest
+                // victim): a refusal in round 5 must not throw away rounds 1 to 4.
+                return Result(found: false, round);
             }
 
             if (cancellationToken.IsCancellationRequested)
