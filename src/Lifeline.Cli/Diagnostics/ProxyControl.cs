@@ -35,7 +35,7 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
                 {
                     "help" => Help,
                     "status" => Status(),
-                    "links" => JsonSerializer.Serialize(proxy.Links.Select(l => new { id = l.Id, client = l.ClientEndPoint?.ToString(), up = l.BytesUpstream, down = l.BytesDownstream, idleMs = (long)l.IdleFor.TotalMilliseconds, silenced = l.IsSilenced })),
+                    "links" => JsonSerializer.Serialize(proxy.Links.Select(l => new { id = l.Id, client = l.ClientEndPoint?.ToString(), up = l.BytesUpstream, down = l.BytesDownstream, idleMs = (long)l.IdleFor.TotalMilliseconds, silenced = l.IsSilenced, forgotten = l.IsForgotten })),
                     "reset" => ForLinks(words, link => link.Reset(), "reset"),
                     "fin" => ForLinks(words, link => link.CloseWithFin(), "closed with FIN"),
                     "silence" => ForLinks(words, link => link.Silence(), "silenced"),
@@ -66,7 +66,7 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         accepted = proxy.AcceptedCount,
         refusing = proxy.IsRefusingConnections,
         faults = _toxics.Keys.Order(StringComparer.Ordinal).ToArray(),
-        idleCut = proxy.IdleCut is { } cut ? new { seconds = cut.After.TotalSeconds, kind = cut.Kind.ToString().ToLowerInvariant() } : null,
+        idleCut = proxy.IdleCut is { } cut ? new { seconds = cut.After.TotalSeconds, kind = KindName(cut.Kind) } : null,
     });
 
     private string Toggle(string[] words, string name, Func<IToxic> create)
@@ -114,7 +114,7 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
 
         var kind = words.Length > 2 ? ParseKind(words[2]) : IdleCutKind.Reset;
         proxy.SetIdleCut(Seconds(words, 1), kind);
-        return $"ok idle-cut {words[1]} s {kind.ToString().ToLowerInvariant()}";
+        return $"ok idle-cut {words[1]} s {KindName(kind)}";
     }
 
     private string Refuse(string[] words)
@@ -151,6 +151,9 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         action();
         return "ok " + done;
     }
+
+    /// <summary>The word for a cut kind, as <see cref="ParseKind"/> reads it.</summary>
+    internal static string KindName(IdleCutKind kind) => kind == IdleCutKind.ResetOnNextPacket ? "reset-on-next" : kind.ToString().ToLowerInvariant();
 
     internal static IdleCutKind ParseKind(string text) => text.ToLowerInvariant() switch
     {

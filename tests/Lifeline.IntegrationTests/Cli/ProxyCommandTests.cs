@@ -74,10 +74,10 @@ public sealed partial class ProxyCommandTests
     public async Task Proxy_StdinCommands_AreAnswered()
     {
         await using var server = await TestWebSocketServer.StartAsync();
-        var (cli, _, _) = await StartProxyAsync(server.Port, "idle-cut 2 fin\nstatus\n", "--json");
+        var (cli, _, _) = await StartProxyAsync(server.Port, "idle-cut 2 fin\nstatus\nidle-cut 3 reset-on-next\nlinks\n", "--json");
         await using var scope = cli;
 
-        await Wait.UntilAsync(() => ToolProcess.CompleteLines(cli.Output).Any(line => line.Contains("idleCut", StringComparison.Ordinal)), what: "the status answer");
+        await Wait.UntilAsync(() => ToolProcess.CompleteLines(cli.Output).Any(line => line.Contains("reset-on-next", StringComparison.Ordinal)), what: "the answers");
         var answers = ToolProcess.CompleteLines(cli.Output).Where(line => line.StartsWith('{'))
             .Select(line => JsonDocument.Parse(line).RootElement)
             .Where(e => e.GetProperty("event").GetString() == "control")
@@ -87,6 +87,7 @@ public sealed partial class ProxyCommandTests
         var status = JsonDocument.Parse(answers[1]).RootElement;
         Assert.Equal(2, status.GetProperty("idleCut").GetProperty("seconds").GetDouble());
         Assert.Equal("fin", status.GetProperty("idleCut").GetProperty("kind").GetString());
+        Assert.Equal("ok idle-cut 3 s reset-on-next", answers[2]); // named as it is typed
     }
 
     [Fact]
