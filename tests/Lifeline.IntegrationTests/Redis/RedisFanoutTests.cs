@@ -93,6 +93,14 @@ public sealed class RedisFanoutTests
         }
     }
 
+    /// <summary>A sends 1..10 to group "g" while B's healthy member reads them, each within 20 s.</summary>
+    private static async Task SendTenWhileTheHealthyMemberReadsAsync(TwoNodes nodes, LifelineClient healthy)
+    {
+        var reading = AssertReadsAsync(healthy, 1, 10);
+        await SendFromAAsync(nodes, 10);
+        await reading;
+    }
+
     private static async Task AssertReadsAsync(LifelineClient member, int from, int to)
     {
         for (var i = from; i <= to; i++)
@@ -119,12 +127,9 @@ public sealed class RedisFanoutTests
         using var disposeStalled = stalled;
         await using var disposeHealthy = healthy;
 
-        var reading = AssertReadsAsync(healthy, 1, 10);
-        await SendFromAAsync(nodes, 10);
-
         // Before, B delivered the fan-out one message at a time: message 6 waited for room in the stalled member's replay
         // buffer (up to SendTimeout, 60 s here), and the healthy member's 6..10 waited behind it.
-        await reading;
+        await SendTenWhileTheHealthyMemberReadsAsync(nodes, healthy);
 
         // The stalled member reads and acknowledges: it gets all ten, once each and in order.
         var received = new List<int>();
@@ -154,9 +159,7 @@ public sealed class RedisFanoutTests
         using var disposeStalled = stalled;
         await using var disposeHealthy = healthy;
 
-        var reading = AssertReadsAsync(healthy, 1, 10);
-        await SendFromAAsync(nodes, 10);
-        await reading;
+        await SendTenWhileTheHealthyMemberReadsAsync(nodes, healthy);
         await Wait.UntilAsync(() => nodes.B.Sessions.Sessions.Count == 1, TimeSpan.FromSeconds(30), "the stalled member's session to be lost");
 
         // The messages that waited behind the lost member's sixth went nowhere, and B's fan-out still delivers.
