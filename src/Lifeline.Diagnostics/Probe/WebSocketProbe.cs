@@ -4,7 +4,8 @@ namespace Lifeline.Diagnostics.Probe;
 
 /// <summary>
 /// Opens one WebSocket over a raw socket and reports on it: DNS, TCP, TLS and upgrade timings, the upgrade response,
-/// ping round trips, and how the connection ended (a Close frame, FIN, RST or still open), watched without sending.
+/// ping round trips, and how the connection ended (a Close frame, FIN, RST, a silent drop or still open), watched
+/// without sending and then checked with one more ping.
 /// </summary>
 public static class WebSocketProbe
 {
@@ -74,10 +75,21 @@ public static class WebSocketProbe
 
         progress?.Report(new ProbeProgress(ProbeStage.Watch, null));
         var end = await session.ObserveAsync(watch, cancellationToken).ConfigureAwait(false);
+        if (end is null && watch > TimeSpan.Zero)
+        {
+            // Nothing arrived during the watch, which a link that was dropped silently (a load balancer's idle cut) looks
+            // like too: only an answer to a ping tells "still open" from "silently dead".
+            if (await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false) is null)
+            {
+                end = session.Ended.IsCompleted ? await session.Ended.ConfigureAwait(false) : session.MarkSilent();
+            }
+        }
+
         var closedByProbe = end is null;
         if (end is null)
         {
-            await session.CloseAsync(1000, CancellationToken.None).ConfigureAwait(false);
+            using var closeBound = new CancellationTokenSource(pingTimeout, time); // a peer that reads nothing must not hold the probe
+            await session.CloseAsync(1000, closeBound.Token).ConfigureAwait(false);
             end = new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
         }
 

@@ -132,6 +132,22 @@ public sealed class ProbeCommandTests
     }
 
     [Fact]
+    public async Task Probe_LinkDroppedSilentlyDuringTheWatch_ReportsASilentDrop()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        proxy.SetIdleCut(TimeSpan.FromSeconds(1.5), IdleCutKind.Silent); // like a load balancer that forgets the flow without a word
+
+        var (exit, report, cli) = await ProbeAsync($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo", "--pings", "0", "--duration", "4");
+        await using var _ = cli;
+
+        // Before, a watch that heard nothing reported the connection as still open and closed by the probe.
+        Assert.Equal(0, exit);
+        Assert.Equal("silent", report.GetProperty("end").GetProperty("kind").GetString());
+        Assert.Equal(1006, report.GetProperty("end").GetProperty("code").GetInt32());
+    }
+
+    [Fact]
     public async Task Probe_NoAnswer_GivesUpWithinTheTimeout()
     {
         await using var server = await TestWebSocketServer.StartAsync();
