@@ -38,6 +38,9 @@ public enum ConnectionFailureReason
 
     /// <summary>The server answered 101 with a wrong Sec-WebSocket-Accept: not a conforming WebSocket server.</summary>
     InvalidAcceptKey,
+
+    /// <summary>The server answered 101 with a subprotocol the client did not offer: clients (ClientWebSocket, browsers) fail such a connection.</summary>
+    UnrequestedSubProtocol,
 }
 
 /// <summary>Where and why a diagnostic connection could not be opened.</summary>

@@ -124,6 +124,16 @@ internal sealed class RawWebSocket : IAsyncDisposable
                     "the server answered 101 but with a wrong Sec-WebSocket-Accept: it is not a conforming WebSocket server", raw.Response), timings);
             }
 
+            var requested = options.SubProtocols ?? [];
+            if (raw.Response.GetHeader("Sec-WebSocket-Protocol") is { Length: > 0 } chosen
+                && !requested.Contains(chosen, StringComparer.OrdinalIgnoreCase))
+            {
+                await raw.DisposeAsync().ConfigureAwait(false);
+                var offered = requested.Count == 0 ? "none was offered" : $"only {string.Join(", ", requested)} was offered";
+                return (null, new ConnectionFailure(stage, ConnectionFailureReason.UnrequestedSubProtocol,
+                    $"the server chose subprotocol '{chosen}', but {offered}: ClientWebSocket and browsers fail such a connection", raw.Response), timings);
+            }
+
             socket = null; // owned by raw now
             return (raw, null, timings);
         }

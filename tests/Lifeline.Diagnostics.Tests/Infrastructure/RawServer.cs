@@ -13,11 +13,11 @@ internal sealed class RawServer : IDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
 
-    private RawServer(byte[] afterUpgrade)
+    private RawServer(byte[] afterUpgrade, string extraHeaders)
     {
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        Received = Task.Run(() => ServeAsync(afterUpgrade));
+        Received = Task.Run(() => ServeAsync(afterUpgrade, extraHeaders));
     }
 
     public int Port { get; }
@@ -27,11 +27,13 @@ internal sealed class RawServer : IDisposable
 
     public Uri Uri => new($"ws://127.0.0.1:{Port}/");
 
-    public static RawServer Start(byte[] afterUpgrade) => new(afterUpgrade);
+    /// <param name="afterUpgrade">The bytes written after the 101.</param>
+    /// <param name="extraHeaders">Header lines added to the 101, each ending with CRLF.</param>
+    public static RawServer Start(byte[] afterUpgrade, string extraHeaders = "") => new(afterUpgrade, extraHeaders);
 
     public void Dispose() => _listener.Dispose();
 
-    private async Task<byte[]> ServeAsync(byte[] afterUpgrade)
+    private async Task<byte[]> ServeAsync(byte[] afterUpgrade, string extraHeaders)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         using var client = await _listener.AcceptTcpClientAsync(timeout.Token);
@@ -55,7 +57,7 @@ internal sealed class RawServer : IDisposable
         var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
 #pragma warning restore CA5350
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"), timeout.Token);
+            $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extraHeaders}\r\n"), timeout.Token);
         await stream.WriteAsync(afterUpgrade, timeout.Token);
 
         var received = new List<byte>();

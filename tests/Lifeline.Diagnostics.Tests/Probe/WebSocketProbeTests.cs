@@ -91,6 +91,20 @@ public sealed class WebSocketProbeTests
     }
 
     [Theory]
+    [InlineData("")]
+    [InlineData("other")]
+    public async Task RunAsync_ServerChoosesASubprotocolNotOffered_FailsAsClientsDo(string offered)
+    {
+        using var server = RawServer.Start([], "Sec-WebSocket-Protocol: chat\r\n");
+
+        var result = await RunAsync(new ProbeOptions(server.Uri) { Pings = 0, WatchDuration = TimeSpan.Zero, SubProtocols = offered.Length == 0 ? [] : [offered] }, null);
+
+        // Before, the probe carried on as if connected; ClientWebSocket and browsers refuse such an answer.
+        Assert.Equal(ConnectionFailureReason.UnrequestedSubProtocol, result.Failure?.Reason);
+        Assert.Contains("'chat'", result.Failure!.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(0x8000_0000_0000_0000UL, 1002)]
     [InlineData(ulong.MaxValue, 1002)]
     [InlineData(1UL << 40, 1009)]
