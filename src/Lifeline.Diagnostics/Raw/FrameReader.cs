@@ -23,16 +23,21 @@ internal sealed class FrameReader
 
     private readonly Stream _stream;
     private readonly byte[] _buffer = new byte[BufferSize];
+    private readonly bool _fromServer;
     private int _start;
     private int _end;
     private bool _inFragmentedMessage;
 
-    public FrameReader(Stream stream, int maxPayload = DefaultMaxPayload)
+    /// <param name="stream">What to read frames from.</param>
+    /// <param name="maxPayload">The largest frame payload accepted.</param>
+    /// <param name="fromServer">The frames come from a server, which must never mask them (RFC 6455 5.1): a masked one is refused.</param>
+    public FrameReader(Stream stream, int maxPayload = DefaultMaxPayload, bool fromServer = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentOutOfRangeException.ThrowIfNegative(maxPayload);
         _stream = stream;
         MaxPayload = maxPayload;
+        _fromServer = fromServer;
     }
 
     /// <summary>The largest frame payload accepted; a longer one is refused with 1009.</summary>
@@ -100,6 +105,11 @@ internal sealed class FrameReader
         var fin = (header[0] & 0x80) != 0;
         var opcode = (byte)(header[0] & 0x0F);
         var masked = (header[1] & 0x80) != 0;
+        if (masked && _fromServer)
+        {
+            throw new FrameException("the server masked a frame, which RFC 6455 forbids (5.1); a client fails the connection");
+        }
+
         var length7 = header[1] & 0x7F;
         CheckHeader(header[0], opcode, fin, length7);
 

@@ -33,7 +33,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
     {
         _socket = socket;
         _stream = stream;
-        _reader = new FrameReader(stream);
+        _reader = new FrameReader(stream, fromServer: true);
         RemoteEndPoint = remote;
         Addresses = addresses;
     }

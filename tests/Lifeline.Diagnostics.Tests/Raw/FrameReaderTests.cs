@@ -144,6 +144,17 @@ public sealed class FrameReaderTests
     }
 
     [Fact]
+    public async Task ReadFrameAsync_MaskedFrameFromAServer_RefusedWith1002()
+    {
+        var reader = new FrameReader(new MemoryStream(Frame(RawFrame.Text, "hi"u8.ToArray(), masked: true)), fromServer: true);
+
+        var refused = await Assert.ThrowsAsync<FrameException>(() => reader.ReadFrameAsync(CancellationToken.None));
+
+        Assert.Equal(1002, refused.CloseCode);
+        Assert.Contains("masked", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ReadFrameAsync_CloseReasonNotUtf8_RefusedWith1007()
     {
         var refused = await RefusedAsync(Frame(RawFrame.Close, [0x03, 0xE8, 0xC3, 0x28])); // 1000, then a broken two-byte sequence
