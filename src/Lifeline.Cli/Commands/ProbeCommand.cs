@@ -90,7 +90,7 @@ internal static class ProbeCommand
             return;
         }
 
-        Row("pings", report.PingsMs.Length == 0 ? "none answered" : string.Join(", ", report.PingsMs.Select(p => p.ToString("0.###", CultureInfo.InvariantCulture))) + " ms");
+        Row("pings", report.PingsMs.Length == 0 ? (report.PingsLost == 0 ? "none sent" : "none answered") : string.Join(", ", report.PingsMs.Select(p => p.ToString("0.###", CultureInfo.InvariantCulture))) + " ms");
         if (report.PingsMs.Length > 0)
         {
             Row("  min/avg/max", string.Create(CultureInfo.InvariantCulture, $"{report.PingsMs.Min():0.###} / {report.PingsMs.Average():0.###} / {report.PingsMs.Max():0.###} ms, {report.PingsLost} lost"));

@@ -58,6 +58,17 @@ public sealed class ProbeCommandTests
     }
 
     [Fact]
+    public async Task Probe_TextOutput_NoPingsAsked_SaysNoneSent()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var cli = CliProcess.Start(string.Empty, "probe", server.Uri("/echo").ToString(), "--pings", "0", "--duration", "0");
+
+        Assert.Equal(0, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("none sent", cli.Output, StringComparison.Ordinal); // before: "none answered", as if they were lost
+        Assert.DoesNotContain("none answered", cli.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Probe_ClosedPort_SaysConnectionRefused()
     {
         await using var server = await TestWebSocketServer.StartAsync();
