@@ -246,8 +246,7 @@ internal sealed class IdleScanRun
 
             // Either the ping provoked a visible end (the path had forgotten the connection and rejects what comes next),
             // or nothing came back at all: a silent drop. Either way the cut happened at some point during the silence.
-            var visible = session.Ended.IsCompleted ? await session.Ended.ConfigureAwait(false) : null;
-            return new SilenceProbe(silence, false, visible is { Kind: not ConnectionEndKind.StillOpen } ? visible : session.MarkSilent(), EndedInSilence: false);
+            return new SilenceProbe(silence, false, session.MarkSilent(), EndedInSilence: false);
         }
         catch (OperationCanceledException)
         {

@@ -81,7 +81,7 @@ public static class WebSocketProbe
             // like too: only an answer to a ping tells "still open" from "silently dead".
             if (await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false) is null)
             {
-                end = session.Ended.IsCompleted ? await session.Ended.ConfigureAwait(false) : session.MarkSilent();
+                end = session.MarkSilent(); // or the visible end the ping provoked, if one came
             }
         }
 

@@ -151,7 +151,7 @@ internal sealed class RawSession : IAsyncDisposable
                         var reason = frame.Payload.Length > 2 ? Encoding.UTF8.GetString(frame.Payload, 2, frame.Payload.Length - 2) : null;
                         // Answer before reporting the end, so a caller that stops at once does not cut the answer off.
                         var end = new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason);
-                        await SendCloseQuietlyAsync(code is { } c && c != 1005 && c != 1006 && c != 1015 ? c : 1000, null).ConfigureAwait(false);
+                        await SendCloseQuietlyAsync(code ?? 1000, null).ConfigureAwait(false); // the reader refuses codes no endpoint may send
                         _ended.TrySetResult(end);
                         return;
                     default:
