@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Lifeline.Cli.Rendering;
 using Lifeline.Diagnostics.IdleScan;
+using Lifeline.Diagnostics.Probe;
 using Spectre.Console;
 
 namespace Lifeline.Cli.Commands;
@@ -36,10 +37,11 @@ internal static class IdleScanCommand
             var scan = await IdleScanner.ScanAsync(options, progress, cancellationToken).ConfigureAwait(false);
             if (scan.Failure is { } failure)
             {
-                await console.Error.WriteLineAsync($"error: cannot connect to {uri}: {failure.Message}").ConfigureAwait(false);
-                if (scan.LongestSurvived is not null || scan.ShortestKilled is not null)
+                var what = failure.Stage == ProbeStage.Ping ? $"{uri} does not hold the connection" : $"cannot connect to {uri}";
+                await console.Error.WriteLineAsync($"error: {what}: {failure.Message}").ConfigureAwait(false);
+                if (failure.Stage == ProbeStage.Ping || scan.LongestSurvived is not null || scan.ShortestKilled is not null)
                 {
-                    Render(console, scan, asJson); // what the connections opened before measured
+                    Render(console, scan, asJson); // what the connections opened before measured, or why none could be timed
                 }
 
                 return ExitCodes.Failure;
@@ -98,6 +100,7 @@ internal static class IdleScanCommand
         var interrupted = scan.Interrupted ? ", scan interrupted" : string.Empty;
         Row("idle timeout", scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
             : scan.Interrupted ? "not found yet, scan interrupted"
+            : result.Failure is { Stage: ProbeStage.Ping } ? "cannot be measured (see advice)"
             : scan.Failure is not null ? "not found, scan stopped early (see advice)"
             : $"none up to --max ({Seconds(scan.MaxSeconds)})");
         Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds) + interrupted);

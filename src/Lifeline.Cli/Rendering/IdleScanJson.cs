@@ -39,8 +39,11 @@ internal sealed record IdleScanReport
 
     public double ElapsedSeconds { get; init; }
 
-    /// <summary>Why the scan stopped early (a connection could not be opened); the figures are what it measured before.</summary>
+    /// <summary>Why the scan stopped early (a connection could not be opened, or was not held open); the figures are what it measured before.</summary>
     public string? Failure { get; init; }
+
+    /// <summary>Where it failed, as <c>lifeline probe</c> names it: dns, tcp, tls, upgrade, or ping (opened, but ended at once or no pong).</summary>
+    public string? FailedStage { get; init; }
 
     public required string Advice { get; init; }
 
@@ -61,12 +64,18 @@ internal sealed record IdleScanReport
         Interrupted = scan.Interrupted,
         ElapsedSeconds = Math.Round(scan.Elapsed.TotalSeconds, 3),
         Failure = scan.Failure?.Message,
+        FailedStage = scan.Failure is { } failed ? failed.Stage.ToString().ToLowerInvariant() : null,
         Advice = AdviceFor(scan),
     };
 
     /// <summary>What to do about the finding, in a sentence.</summary>
     public static string AdviceFor(IdleScanResult scan)
     {
+        if (scan.Failure is { Stage: ProbeStage.Ping } notHeld)
+        {
+            return $"cannot scan: {notHeld.Message}";
+        }
+
         if (scan.Failure is { } failure)
         {
             return string.Create(CultureInfo.InvariantCulture,

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Lifeline.Diagnostics.Probe;
 using Lifeline.Diagnostics.Raw;
 
@@ -230,6 +231,16 @@ internal sealed class IdleScanRun
         await using var session = new RawSession(socket, _time);
         try
         {
+            // One ping before the silence. A server that ends every connection at once (a 1008 for a missing token, a
+            // 1013 when full) would otherwise read as an idle timeout of about 0 s, and one that answers no ping as a
+            // silent drop after every silence. Its traffic also restarts the path's idle clock, so the silence that
+            // follows is measured from the last packet both ways.
+            if (await session.PingAsync(_options.PongTimeout, cancellationToken).ConfigureAwait(false) is null)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                throw new ConnectFailedException(NotHeld(session));
+            }
+
             var end = await session.ObserveAsync(silence, cancellationToken).ConfigureAwait(false);
             if (end is not null)
             {
@@ -256,6 +267,21 @@ internal sealed class IdleScanRun
         {
             Interlocked.Decrement(ref _silentNow);
         }
+    }
+
+    /// <summary>Why a connection that opened cannot time a silence: it ended before its first pong, or no pong came.</summary>
+    private ConnectionFailure NotHeld(RawSession session)
+    {
+        if (session.Ended.IsCompleted)
+        {
+            var end = session.Ended.Result;
+            return new ConnectionFailure(ProbeStage.Ping, ConnectionFailureReason.EndedAtOnce,
+                $"the connection ended at once, before a first ping was answered ({end.Describe()}): the server does not keep this connection open at all, so there is no idle timeout to measure; see what the close says (a missing token, origin or subprotocol, a full server)",
+                end: end);
+        }
+
+        return new ConnectionFailure(ProbeStage.Ping, ConnectionFailureReason.NoPong, string.Create(CultureInfo.InvariantCulture,
+            $"the connection opened, but a first ping got no pong within {_options.PongTimeout.TotalSeconds:0.##} s: the scan tells a live link by its pong; raise the pong timeout (--pong-timeout) for a slow path, or the server, or something on the path, does not answer pings"));
     }
 
     private IdleScanResult Result(bool found, int rounds, bool interrupted = false)

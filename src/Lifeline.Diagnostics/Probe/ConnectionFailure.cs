@@ -41,18 +41,28 @@ public enum ConnectionFailureReason
 
     /// <summary>The server answered 101 with a subprotocol the client did not offer: clients (ClientWebSocket, browsers) fail such a connection.</summary>
     UnrequestedSubProtocol,
+
+    /// <summary>
+    /// The connection opened, but the server (or something on the path) ended it at once, before answering a first ping:
+    /// it does not keep the connection open at all (a missing token, a full server). See <see cref="ConnectionFailure.End"/>.
+    /// </summary>
+    EndedAtOnce,
+
+    /// <summary>The connection opened and stayed open, but a first ping got no pong within the pong timeout.</summary>
+    NoPong,
 }
 
-/// <summary>Where and why a diagnostic connection could not be opened.</summary>
+/// <summary>Where and why a diagnostic connection could not be opened, or (idle scan) was not held open.</summary>
 /// <remarks>Immutable; safe to share between threads.</remarks>
 public sealed class ConnectionFailure
 {
-    internal ConnectionFailure(ProbeStage stage, ConnectionFailureReason reason, string message, UpgradeResponse? response = null)
+    internal ConnectionFailure(ProbeStage stage, ConnectionFailureReason reason, string message, UpgradeResponse? response = null, ConnectionEnd? end = null)
     {
         Stage = stage;
         Reason = reason;
         Message = message;
         Response = response;
+        End = end;
     }
 
     /// <summary>The step that failed: <see cref="ProbeStage.Dns"/>, <see cref="ProbeStage.Tcp"/>, <see cref="ProbeStage.Tls"/> or <see cref="ProbeStage.Upgrade"/>.</summary>
@@ -66,6 +76,9 @@ public sealed class ConnectionFailure
 
     /// <summary>The server's HTTP answer when it answered the upgrade but did not accept it; otherwise null.</summary>
     public UpgradeResponse? Response { get; }
+
+    /// <summary>How the open connection ended, for <see cref="ConnectionFailureReason.EndedAtOnce"/>; otherwise null.</summary>
+    public ConnectionEnd? End { get; }
 
     /// <inheritdoc />
     public override string ToString() => $"{Stage}: {Message}";

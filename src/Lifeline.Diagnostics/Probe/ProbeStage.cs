@@ -15,7 +15,7 @@ public enum ProbeStage
     /// <summary>The HTTP upgrade request and its response.</summary>
     Upgrade,
 
-    /// <summary>A timed ping round trip on the open connection.</summary>
+    /// <summary>A timed ping round trip on the open connection (the idle scan's first ping, before a silence, too).</summary>
     Ping,
 
     /// <summary>Watching the open connection, sending nothing, until it ends or the watch is over.</summary>

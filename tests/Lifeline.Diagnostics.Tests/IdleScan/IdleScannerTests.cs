@@ -62,6 +62,49 @@ public sealed class IdleScannerTests
     }
 
     [Fact]
+    public async Task ScanAsync_ServerEndsEveryConnectionAtOnce_SaysSoInsteadOfReportingATimeoutOfZero()
+    {
+        // A server that refuses to keep the connection (here 1008 for a missing token) is not an idle timeout: before,
+        // the scan reported it as one of about 0 s, with keep-alive advice to match.
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/close/1008?reason=token%20missing")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(2), Parallel = 2 };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        Assert.Null(result.IdleTimeout);
+        Assert.Equal(ProbeStage.Ping, result.Failure!.Stage);
+        Assert.Equal(ConnectionFailureReason.EndedAtOnce, result.Failure.Reason);
+        Assert.Equal((ConnectionEndKind.CloseFrame, 1008, "token missing"), (result.Failure.End!.Kind, result.Failure.End.CloseCode, result.Failure.End.CloseReason));
+        Assert.Contains("1008 \"token missing\"", result.Failure.Message, StringComparison.Ordinal);
+        Assert.Null(result.ShortestKilled);
+    }
+
+    [Fact]
+    public async Task ScanAsync_ServerNeverAnswersPings_SaysSoInsteadOfReportingASilentDrop()
+    {
+        // The scan tells a live link by its pong. A server that answers none looked like a silent drop after every silence.
+        using var server = RawServer.Start([]);
+        var options = new IdleScanOptions(server.Uri)
+        {
+            MinSilence = TimeSpan.FromSeconds(0.5),
+            MaxSilence = TimeSpan.FromSeconds(1),
+            Parallel = 1,
+            PongTimeout = TimeSpan.FromSeconds(1),
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+        };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        Assert.Equal((ProbeStage.Ping, ConnectionFailureReason.NoPong), (result.Failure!.Stage, result.Failure.Reason));
+        Assert.Null(result.Failure.End);
+        Assert.Contains("--pong-timeout", result.Failure.Message, StringComparison.Ordinal);
+        Assert.Null(result.ShortestKilled);
+        Assert.Equal(1, result.Connections);
+    }
+
+    [Fact]
     public async Task ScanAsync_Cancelled_EndsAtOnceMarkedInterrupted()
     {
         await using var server = await TestServer.StartAsync();

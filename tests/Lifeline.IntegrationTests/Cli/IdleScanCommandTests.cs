@@ -1,3 +1,4 @@
+using System.Net.WebSockets;
 using System.Text.Json;
 using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
@@ -74,6 +75,28 @@ public sealed class IdleScanCommandTests
         Assert.True(result.GetProperty("longestSurvivedSeconds").GetDouble() >= 1, result.ToString());
         Assert.Equal(JsonValueKind.Number, result.GetProperty("shortestKilledSeconds").ValueKind);
         Assert.StartsWith("scan stopped early", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task IdleScan_ServerClosesEveryConnectionAtOnce_SaysSoAndExits1()
+    {
+        // The server is full: it accepts each upgrade and closes with 1013 at once. Before, the scan took that for an idle
+        // timeout of about 0 s and advised keep-alive pings every 0.5 s.
+        var (serve, port) = await ServeProcess.StartAsync("--max-connections", "1");
+        await using var _ = serve;
+        using var holder = new ClientWebSocket();
+        await holder.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/ws"), CancellationToken.None);
+
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{port}/ws", "--json", "--min", "1", "--max", "4"]);
+
+        Assert.Equal(1, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("does not hold the connection", cli.Error, StringComparison.Ordinal);
+        Assert.Contains("1013", cli.Error, StringComparison.Ordinal);
+        var result = JsonDocument.Parse(cli.Output).RootElement;
+        Assert.False(result.GetProperty("found").GetBoolean(), result.ToString());
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("idleTimeoutSeconds").ValueKind);
+        Assert.Equal("ping", result.GetProperty("failedStage").GetString());
+        Assert.StartsWith("cannot scan", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
