@@ -183,6 +183,9 @@ public sealed class LifelineSession
     private ConcurrentDictionary<string, byte> GroupSet =>
         Volatile.Read(ref _groups) ?? Interlocked.CompareExchange(ref _groups, new(StringComparer.Ordinal), null) ?? _groups;
 
+    /// <summary>Whether the session is in the group now (a fan-out message that waited checks it when its turn comes).</summary>
+    internal bool IsInGroup(string group) => Volatile.Read(ref _groups) is { } groups && groups.ContainsKey(group);
+
     private string[] GroupNames() => Volatile.Read(ref _groups) is { } groups ? [.. groups.Keys] : [];
 
     /// <summary>

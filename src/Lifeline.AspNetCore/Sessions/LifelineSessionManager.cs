@@ -301,7 +301,7 @@ public sealed class LifelineSessionManager : IDisposable
                     continue;
                 }
 
-                _ = SendBehindAsync(previous, member, data, type, placed, cancellationToken);
+                _ = SendBehindAsync(previous, member, group, data, type, placed, cancellationToken);
             }
             else
             {
@@ -339,14 +339,23 @@ public sealed class LifelineSessionManager : IDisposable
         }
     }
 
-    /// <summary>A member's fan-out message that waited for the previous one to be placed: its own SendTimeout starts now.</summary>
-    private async Task SendBehindAsync(Task previous, LifelineSession member, byte[] data, WebSocketMessageType type, TaskCompletionSource placed, CancellationToken cancellationToken)
+    /// <summary>
+    /// A member's fan-out message that waited for the previous one to be placed: its own SendTimeout starts now. A group
+    /// message is dropped if the member left the group meanwhile, as a local group send after the leave would not reach it.
+    /// </summary>
+    private async Task SendBehindAsync(Task previous, LifelineSession member, string? group, byte[] data, WebSocketMessageType type, TaskCompletionSource placed,
+        CancellationToken cancellationToken)
     {
         try
         {
             await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Interlocked.Decrement(ref member.FanoutWaiting);
             Interlocked.Add(ref member.FanoutWaitingBytes, -data.Length);
+            if (group is not null && !member.IsInGroup(group))
+            {
+                return;
+            }
+
             using var deadline = new CancellationTokenSource(_serverOptions.SendTimeout, Time);
             await SendFanoutToMemberAsync(member, data, type, placed, deadline.Token, cancellationToken).ConfigureAwait(false);
         }

@@ -27,13 +27,16 @@ internal sealed class ClusterLog
 
     public int GroupJoins;
 
+    /// <summary>Members of /group that left "g" (they sent the text "leave").</summary>
+    public int GroupLeaves;
+
     /// <summary>Ends every /finish handler (and so its session).</summary>
     public TaskCompletionSource Finish { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
 
 /// <summary>
 /// One server node on real Kestrel at a fixed port of 127.0.0.1 with the session store and fan-out on Redis: /echo
-/// sends every client message back; /group joins group "g" and reads; /finish returns once <see cref="ClusterLog.Finish"/> is set. <see cref="KillAsync"/> stops it as a kill -9
+/// sends every client message back; /group joins group "g" and reads (the text "leave" leaves it); /finish returns once <see cref="ClusterLog.Finish"/> is set. <see cref="KillAsync"/> stops it as a kill -9
 /// would: its Redis connection is closed first (nothing more reaches the store), its sockets are aborted, no drain.
 /// </summary>
 internal sealed class ClusterNode : IAsyncDisposable
@@ -136,8 +139,13 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
 
             Interlocked.Increment(ref log.GroupJoins);
-            await foreach (var _ in session.Messages.ReadAllAsync(CancellationToken.None))
+            await foreach (var message in session.Messages.ReadAllAsync(CancellationToken.None))
             {
+                if (message.Data.Span.SequenceEqual("leave"u8))
+                {
+                    session.LeaveGroup("g");
+                    Interlocked.Increment(ref log.GroupLeaves);
+                }
             }
         });
         await app.StartAsync();

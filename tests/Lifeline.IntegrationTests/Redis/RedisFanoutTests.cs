@@ -152,6 +152,45 @@ public sealed class RedisFanoutTests
     }
 
     [Fact]
+    public async Task MessagesWaitingBehindAMember_WhenItLeavesTheGroup_AreNotDeliveredToIt()
+    {
+        await using var nodes = await TwoNodes.StartAsync(sendTimeout: TimeSpan.FromSeconds(60));
+        var (stalled, healthy) = await TwoMembersOnBAsync(nodes);
+        using var disposeStalled = stalled;
+        await using var disposeHealthy = healthy;
+
+        // 1..5 fill the stalled member's replay buffer, 6 waits for room (handed to it while a member), 7..9 wait behind 6.
+        var reading = AssertReadsAsync(healthy, 1, 9);
+        await SendFromAAsync(nodes, 9);
+        await reading;
+
+        await SessionBadInputTests.SendAsync(stalled, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 1, 0, true, "leave"u8)));
+        await Wait.UntilAsync(() => Volatile.Read(ref nodes.Log.GroupLeaves) == 1, TimeSpan.FromSeconds(15), "the member to leave the group");
+
+        // A message to every session queues behind 7..9 in the member's order, and marks the end of what it is sent.
+        await nodes.A.Sessions.SendToAllAsync(SessionTestHost.Number(99)).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Before, 7..9 still reached the member that had left "g" before their turn came.
+        var received = new List<int>();
+        var buffer = new byte[64 * 1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (received.LastOrDefault() != 99)
+        {
+            var result = await stalled.ReceiveAsync(buffer, bound.Token);
+            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)stalled.CloseStatus} {stalled.CloseStatusDescription}");
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out var payload));
+            if (header.Type == SessionFrameType.Data)
+            {
+                received.Add(SessionTestHost.Number(payload.ToArray()));
+                await SessionBadInputTests.SendAsync(stalled, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteAck(w, header.Sequence)));
+            }
+        }
+
+        Assert.Equal([1, 2, 3, 4, 5, 6, 99], received);
+        await AssertReadsAsync(healthy, 99, 99);
+    }
+
+    [Fact]
     public async Task OneMemberNeverAcknowledges_ItIsLostAfterSendTimeout_AndTheFanoutGoesOn()
     {
         await using var nodes = await TwoNodes.StartAsync(sendTimeout: TimeSpan.FromSeconds(3));
