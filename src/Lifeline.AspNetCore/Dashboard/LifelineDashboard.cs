@@ -17,7 +17,13 @@ internal sealed class LifelineDashboard : IDisposable
     private readonly DashboardMetrics _metrics;
     private readonly LifelineServer _server;
     private readonly TimeProvider _time;
+    /// <summary>How long the live feed's pages share one snapshot: half their period, so none is more than that behind.</summary>
+    internal static readonly TimeSpan SharedFor = TimeSpan.FromMilliseconds(500);
+
     private readonly Lock _drainLock = new();
+    private readonly Lock _sharedLock = new();
+    private SharedSnapshot? _shared;
+    private long _sharedAt;
     private DateTimeOffset? _drainFinishedAt;
     private long _drainCloses;
 
@@ -31,6 +37,26 @@ internal sealed class LifelineDashboard : IDisposable
     /// <summary>The drain, once one has begun; completes when it is over.</summary>
     public Task? Drain => _server.IsDraining ? _server.DrainAsync(CancellationToken.None) : null;
 
+    /// <summary>
+    /// The snapshot the live feed sends: one captured within the last <see cref="SharedFor"/> is sent as it is, so a
+    /// server watched by many pages builds about two a second, not one per page per second.
+    /// </summary>
+    public SharedSnapshot CaptureShared()
+    {
+        var now = _time.GetTimestamp();
+        lock (_sharedLock)
+        {
+            if (_shared is null || _time.GetElapsedTime(_sharedAt, now) >= SharedFor)
+            {
+                _shared = new SharedSnapshot(Capture());
+                _sharedAt = now;
+            }
+
+            return _shared;
+        }
+    }
+
+    /// <summary>A fresh snapshot (the <c>/data</c> endpoint, the feed's last one after a drain).</summary>
     public DashboardSnapshot Capture()
     {
         var now = _time.GetUtcNow();
@@ -130,4 +156,15 @@ internal sealed class LifelineDashboard : IDisposable
                 _drainFinishedAt is not null, _drainFinishedAt);
         }
     }
+}
+
+/// <summary>A snapshot shared by the live feed's pages, serialized once for all of them.</summary>
+/// <param name="Snapshot">The snapshot.</param>
+internal sealed record SharedSnapshot(DashboardSnapshot Snapshot)
+{
+    private string? _json;
+
+    /// <summary>The snapshot as JSON, made by the first page that asks.</summary>
+    public string Json(Func<DashboardSnapshot, string> serialize) =>
+        Volatile.Read(ref _json) ?? Interlocked.CompareExchange(ref _json, serialize(Snapshot), null) ?? _json!;
 }

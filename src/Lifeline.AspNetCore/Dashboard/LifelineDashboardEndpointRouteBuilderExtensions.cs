@@ -77,7 +77,7 @@ public static class LifelineDashboardEndpointRouteBuilderExtensions
             DateTimeOffset? stopSeen = null;
             while (true)
             {
-                await WriteEventAsync(response, "snapshot", dashboard.Capture(), aborted);
+                await WriteEventAsync(response, "snapshot", dashboard.CaptureShared().Json(Serialize), aborted);
                 if (stopping.IsCancellationRequested)
                 {
                     stopSeen ??= time.GetUtcNow();
@@ -86,7 +86,7 @@ public static class LifelineDashboardEndpointRouteBuilderExtensions
                     var drainOver = dashboard.Drain is { IsCompleted: true };
                     if (drainOver || (dashboard.Drain is null && time.GetUtcNow() - stopSeen > TimeSpan.FromSeconds(5)))
                     {
-                        await WriteEventAsync(response, "snapshot", dashboard.Capture(), aborted);
+                        await WriteEventAsync(response, "snapshot", Serialize(dashboard.Capture()), aborted); // fresh: the drain's end
                         await response.WriteAsync("event: end\ndata: {}\n\n", aborted);
                         return;
                     }
@@ -108,10 +108,12 @@ public static class LifelineDashboardEndpointRouteBuilderExtensions
         }
     }
 
-    private static async Task WriteEventAsync(HttpResponse response, string name, DashboardSnapshot snapshot, CancellationToken cancellationToken)
+    private static string Serialize(DashboardSnapshot snapshot) => JsonSerializer.Serialize(snapshot, Json);
+
+    private static async Task WriteEventAsync(HttpResponse response, string name, string json, CancellationToken cancellationToken)
     {
-        var text = new StringBuilder(4096).Append("event: ").Append(name).Append("\ndata: ")
-            .Append(JsonSerializer.Serialize(snapshot, Json)).Append("\n\n").ToString();
+        var text = new StringBuilder(json.Length + 32).Append("event: ").Append(name).Append("\ndata: ")
+            .Append(json).Append("\n\n").ToString();
         await response.WriteAsync(text, cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
     }

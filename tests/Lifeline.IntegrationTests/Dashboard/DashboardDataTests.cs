@@ -1,8 +1,11 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Lifeline.AspNetCore.Dashboard;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lifeline.IntegrationTests.Dashboard;
 
@@ -31,6 +34,33 @@ public sealed class DashboardDataTests
         Assert.True(accepted.GetProperty("total").GetDouble() >= 3);
         Assert.True(data.GetProperty("series").GetProperty("accepts").EnumerateArray().Sum(v => v.GetDouble()) >= 3);
         Assert.Equal(5, data.GetProperty("closes").GetProperty("bucketSeconds").GetInt32());
+    }
+
+    [Fact]
+    public async Task DashboardFeed_PagesWithinHalfASecond_ShareOneSnapshotAndItsJson()
+    {
+        // Before, every page of the live feed built and serialized its own snapshot every second.
+        await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard());
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var dashboard = new LifelineDashboard(host.Server, time);
+        var serialized = 0;
+        string Serialize(DashboardSnapshot snapshot)
+        {
+            serialized++;
+            return snapshot.Time.ToString("O", CultureInfo.InvariantCulture);
+        }
+
+        var first = dashboard.CaptureShared();
+        time.Advance(LifelineDashboard.SharedFor - TimeSpan.FromMilliseconds(1));
+        var second = dashboard.CaptureShared();
+        Assert.Same(first, second);
+        Assert.Equal(first.Json(Serialize), second.Json(Serialize));
+        Assert.Equal(1, serialized);
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var third = dashboard.CaptureShared();
+        Assert.NotSame(first, third);
+        Assert.True(third.Snapshot.Time > first.Snapshot.Time);
     }
 
     [Fact]
