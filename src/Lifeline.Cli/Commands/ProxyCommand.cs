@@ -50,6 +50,11 @@ internal static class ProxyCommand
                 startup.Add("blackhole on");
             }
 
+            if (result.GetValue(jitter) is not null && result.GetValue(latency) is null)
+            {
+                throw new UsageException("--jitter needs --latency MS (the delay it varies).", "proxy");
+            }
+
             if (result.GetValue(latency) is { } ms)
             {
                 startup.Add(string.Create(CultureInfo.InvariantCulture, $"latency {ms} {result.GetValue(jitter) ?? 0}"));

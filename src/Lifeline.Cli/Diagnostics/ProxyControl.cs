@@ -31,18 +31,25 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         {
             lock (_lock)
             {
-                return words[0].ToLowerInvariant() switch
+                var name = words[0].ToLowerInvariant();
+                if (MostWords.TryGetValue(name, out var most) && words.Length > most)
+                {
+                    // Ignoring them would answer "ok" to a command that was not understood ("blackhole on now").
+                    throw new ArgumentException($"too many words for '{name}': '{string.Join(' ', words[most..])}' is not understood; {Help}");
+                }
+
+                return name switch
                 {
                     "help" => Help,
-                    "status" => Status(),
+                    "status" => StatusLocked(),
                     "links" => JsonSerializer.Serialize(proxy.Links.Select(l => new { id = l.Id, client = l.ClientEndPoint?.ToString(), up = l.BytesUpstream, down = l.BytesDownstream, idleMs = (long)l.IdleFor.TotalMilliseconds, silenced = l.IsSilenced, forgotten = l.IsForgotten })),
                     "reset" => ForLinks(words, link => link.Reset(), "reset"),
                     "fin" => ForLinks(words, link => link.CloseWithFin(), "closed with FIN"),
                     "silence" => ForLinks(words, link => link.Silence(), "silenced"),
                     "blackhole" => Toggle(words, "blackhole", () => new BlackHoleToxic()),
-                    "latency" => Toggle(words, "latency", () => new LatencyToxic(Milliseconds(words, 1), words.Length > 2 ? Milliseconds(words, 2) : TimeSpan.Zero)),
+                    "latency" => Toggle(words, "latency", () => new LatencyToxic(Milliseconds(words, 1), words.Length > 2 ? Milliseconds(words, 2, allowZero: true) : TimeSpan.Zero)),
                     "bandwidth" => Toggle(words, "bandwidth", () => new BandwidthToxic(Number(words, 1))),
-                    "slice" => Toggle(words, "slice", () => new SlicerToxic((int)Number(words, 1), words.Length > 2 ? Milliseconds(words, 2) : TimeSpan.Zero)),
+                    "slice" => Toggle(words, "slice", () => new SlicerToxic((int)Number(words, 1), words.Length > 2 ? Milliseconds(words, 2, allowZero: true) : TimeSpan.Zero)),
                     "idle-cut" => IdleCut(words),
                     "refuse" => Refuse(words),
                     "accept" => Do(proxy.AcceptConnections, "accepting connections"),
@@ -59,7 +66,16 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         }
     }
 
-    public string Status() => JsonSerializer.Serialize(new
+    /// <summary>The proxy's state as JSON; safe beside commands arriving on another thread (GET /status).</summary>
+    public string Status()
+    {
+        lock (_lock)
+        {
+            return StatusLocked();
+        }
+    }
+
+    private string StatusLocked() => JsonSerializer.Serialize(new
     {
         listen = proxy.EndPoint.ToString(),
         links = proxy.Links.Count,
@@ -170,12 +186,31 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
     /// <summary>The longest delay a command takes, milliseconds: one day.</summary>
     internal const long MaxMilliseconds = 86_400_000;
 
-    private static long Number(string[] words, int index, long max = MaxNumber) =>
-        long.TryParse(words[index], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= max
-            ? value
-            : throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"'{words[index]}' is not a positive whole number up to {max}."));
+    /// <summary>The most words each command takes, its name included.</summary>
+    private static readonly Dictionary<string, int> MostWords = new(StringComparer.Ordinal)
+    {
+        ["help"] = 1,
+        ["status"] = 1,
+        ["links"] = 1,
+        ["accept"] = 1,
+        ["clear"] = 1,
+        ["reset"] = 2,
+        ["fin"] = 2,
+        ["silence"] = 2,
+        ["blackhole"] = 2,
+        ["bandwidth"] = 2,
+        ["refuse"] = 2,
+        ["latency"] = 3,
+        ["slice"] = 3,
+        ["idle-cut"] = 3,
+    };
 
-    private static TimeSpan Milliseconds(string[] words, int index) => TimeSpan.FromMilliseconds(Number(words, index, MaxMilliseconds));
+    private static long Number(string[] words, int index, long max = MaxNumber, bool allowZero = false) =>
+        long.TryParse(words[index], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && (value > 0 || allowZero && value == 0) && value <= max
+            ? value
+            : throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"'{words[index]}' is not a {(allowZero ? "whole number from 0" : "positive whole number")} up to {max}."));
+
+    private static TimeSpan Milliseconds(string[] words, int index, bool allowZero = false) => TimeSpan.FromMilliseconds(Number(words, index, MaxMilliseconds, allowZero));
 
     private static TimeSpan Seconds(string[] words, int index) =>
         double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= CommonOptions.OneDaySeconds

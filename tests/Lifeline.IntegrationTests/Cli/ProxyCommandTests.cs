@@ -71,6 +71,55 @@ public sealed partial class ProxyCommandTests
     }
 
     [Fact]
+    public async Task Proxy_LatencyWithoutJitter_StartsAndForwards()
+    {
+        // Before, --latency alone became "latency MS 0", and a jitter of 0 was refused: the proxy exited with 2.
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, proxyPort, control) = await StartProxyAsync(server.Port, "", "--latency", "20");
+        await using var scope = cli;
+        using var http = new HttpClient();
+
+        await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/echo"));
+        await client.SendTextAsync("through");
+        await Wait.UntilAsync(() => client.Messages.Contains("through"));
+        var status = JsonDocument.Parse(await http.GetStringAsync(new Uri(control, "/status"))).RootElement;
+        Assert.Equal(["latency"], status.GetProperty("faults").EnumerateArray().Select(f => f.GetString()));
+    }
+
+    [Theory]
+    [InlineData("latency 100 0", "ok latency on")]
+    [InlineData("slice 10 0", "ok slice on")]
+    public async Task Proxy_ZeroJitterOrSliceDelay_IsAccepted(string command, string answer)
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, _, control) = await StartProxyAsync(server.Port);
+        await using var scope = cli;
+        using var http = new HttpClient();
+
+        Assert.Equal((200, answer), await CommandAsync(http, control, command));
+    }
+
+    [Theory]
+    [InlineData("blackhole on now")]
+    [InlineData("reset 1 2")]
+    [InlineData("refuse 5 x")]
+    [InlineData("latency 10 5 junk")]
+    [InlineData("status please")]
+    public async Task Proxy_CommandWithWordsItDoesNotTake_Gets400(string command)
+    {
+        // Before, the extra words were ignored: "blackhole on now" answered "ok", as if understood.
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, _, control) = await StartProxyAsync(server.Port);
+        await using var scope = cli;
+        using var http = new HttpClient();
+
+        var (status, body) = await CommandAsync(http, control, command);
+
+        Assert.Equal(400, status);
+        Assert.Contains("too many words", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Proxy_StdinCommands_AreAnswered()
     {
         await using var server = await TestWebSocketServer.StartAsync();
@@ -116,6 +165,16 @@ public sealed partial class ProxyCommandTests
 
         Assert.Equal(2, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.StartsWith("error:", cli.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Proxy_JitterWithoutLatency_ExitCode2()
+    {
+        // Before, --jitter alone was ignored without a word.
+        await using var cli = CliProcess.Start(string.Empty, "proxy", "--upstream", "127.0.0.1:1", "--jitter", "5");
+
+        Assert.Equal(2, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.StartsWith("error: --jitter needs --latency", cli.Error, StringComparison.Ordinal);
     }
 
     [Theory]
