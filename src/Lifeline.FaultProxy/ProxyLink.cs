@@ -196,8 +196,9 @@ public sealed class ProxyLink : IAsyncDisposable
 
                 if (read == 0)
                 {
-                    // The source sent FIN: pass it on so the other side sees an orderly TCP close.
-                    if (!IsSilenced)
+                    // The source sent FIN: pass it on so the other side sees an orderly TCP close, once a black hole
+                    // lets it (a dead path carries a FIN no more than data).
+                    if (!IsSilenced && await WaitWhileHeldAsync(direction, token).ConfigureAwait(false) && !IsSilenced)
                     {
                         destination.Shutdown(SocketShutdown.Send);
                     }
@@ -217,8 +218,9 @@ public sealed class ProxyLink : IAsyncDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // A reset on one side is passed on as a reset to the other, unless the proxy ended the link itself or the
-            // link is silenced (a black hole passes nothing, resets included).
-            if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset } && !IsClosed && !IsSilenced)
+            // link is silenced; a black hole holds it until it ends, as it holds data.
+            if (e is SocketException { SocketErrorCode: SocketError.ConnectionReset } && !IsClosed && !IsSilenced
+                && await WaitWhileHeldAsync(direction, token).ConfigureAwait(false) && !IsClosed && !IsSilenced)
             {
                 Reset();
             }
@@ -226,6 +228,32 @@ public sealed class ProxyLink : IAsyncDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Waits while a black hole holds this direction (for a FIN or a reset, which cross a dead path no more than data
+    /// does). False when the link ended meanwhile.
+    /// </summary>
+    private async ValueTask<bool> WaitWhileHeldAsync(Direction direction, CancellationToken token)
+    {
+        try
+        {
+            while (true)
+            {
+                var proxyChanged = _proxy.ToxicsChangedFor(direction);
+                var linkChanged = _toxics.ChangedFor(direction);
+                if (!ToxicChain.Holds(_proxy.ToxicsFor(direction)) && !ToxicChain.Holds(_toxics.For(direction)))
+                {
+                    return true;
+                }
+
+                await Task.WhenAny(proxyChanged, linkChanged).WaitAsync(token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 

@@ -139,6 +139,40 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BlackHole_ClientClosesMeanwhile_TheFinWaitsUntilItEnds()
+    {
+        // Before, a pump idle in its read passed the FIN on at once: over a "dead path" the server saw a clean close.
+        using var socket = await ConnectAsync();
+        Assert.Equal("before", await RoundTripAsync(socket, "before"));
+        var hole = new BlackHoleToxic();
+        _proxy.AddToxic(hole);
+
+        socket.Shutdown(SocketShutdown.Send);
+        await Task.Delay(300); // nothing may arrive: there is no event to wait on for absence
+        Assert.False(_server.PeerClosed.Task.IsCompleted, "the FIN crossed the black hole");
+
+        Assert.True(_proxy.RemoveToxic(hole));
+        await _server.PeerClosed.Task.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task BlackHole_ClientResetsMeanwhile_TheResetWaitsUntilItEnds()
+    {
+        using var socket = await ConnectAsync();
+        Assert.Equal("before", await RoundTripAsync(socket, "before"));
+        var hole = new BlackHoleToxic();
+        _proxy.AddToxic(hole);
+
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close(); // RST
+        await Task.Delay(300); // nothing may arrive: there is no event to wait on for absence
+        Assert.False(_server.PeerFailed.Task.IsCompleted, "the reset crossed the black hole");
+
+        Assert.True(_proxy.RemoveToxic(hole));
+        Assert.Equal(SocketError.ConnectionReset, await _server.PeerFailed.Task.WaitAsync(Bound));
+    }
+
+    [Fact]
     public async Task BlackHole_LinkResetMeanwhile_HeldBytesAreNeverDelivered()
     {
         using var socket = await ConnectAsync();
