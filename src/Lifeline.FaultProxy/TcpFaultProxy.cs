@@ -43,7 +43,11 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
     {
     }
 
-    /// <summary>Raised when a link is established (client accepted and upstream connected).</summary>
+    /// <summary>
+    /// Raised when a link is established (client accepted and upstream connected), before it forwards anything: a
+    /// handler may add the link's own faults. An exception from a handler is ignored, as for the other events: the
+    /// proxy goes on forwarding and cutting.
+    /// </summary>
     public event Action<ProxyLink>? LinkOpened;
 
     /// <summary>Raised once when a link ends, for whatever reason.</summary>
@@ -225,7 +229,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
     {
         if (_links.TryRemove(link.Id, out _))
         {
-            LinkEnded?.Invoke(link);
+            Raise(LinkEnded, link);
         }
     }
 
@@ -316,7 +320,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             // The upstream is unreachable: the client sees what it would see without the proxy, a reset.
-            UpstreamConnectFailed?.Invoke(client.RemoteEndPoint, e);
+            Raise(UpstreamConnectFailed, client.RemoteEndPoint, e);
             upstream.Dispose();
             client.LingerState = new LingerOption(true, 0);
             client.Dispose();
@@ -325,9 +329,46 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
         var link = new ProxyLink(Interlocked.Increment(ref _nextId), client, upstream, this, _options.TimeProvider);
         _links[link.Id] = link;
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Disposed while the upstream connected: its pass over the links may have missed this one.
+            link.CloseWithFin();
+            return;
+        }
+
         Interlocked.Increment(ref _accepted);
-        LinkOpened?.Invoke(link);
+        Raise(LinkOpened, link);
         link.Start();
+    }
+
+    /// <summary>
+    /// Raises an event. A handler's exception must not leave a link unstarted, end the idle cut or reach the socket
+    /// code that raised it (and from there a dispose); the proxy is a test tool and its job is to go on.
+    /// </summary>
+    private static void Raise<T>(Action<T>? handler, T argument)
+    {
+        try
+        {
+            handler?.Invoke(argument);
+        }
+#pragma warning disable CA1031 // Any exception: see above.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+    }
+
+    private static void Raise<T1, T2>(Action<T1, T2>? handler, T1 first, T2 second)
+    {
+        try
+        {
+            handler?.Invoke(first, second);
+        }
+#pragma warning disable CA1031 // Any exception: see Raise{T}.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
     }
 
     private async Task MonitorIdleAsync(CancellationToken cancellationToken)

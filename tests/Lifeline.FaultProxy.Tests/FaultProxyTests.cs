@@ -226,6 +226,37 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LinkOpenedHandlerThrows_TheLinkStillForwards()
+    {
+        // Before, the exception escaped before the link was started: it sat in Links and forwarded nothing.
+        _proxy.LinkOpened += _ => throw new InvalidOperationException("a handler's bug");
+
+        using var socket = await ConnectAsync();
+
+        Assert.Equal("through", await RoundTripAsync(socket, "through"));
+    }
+
+    [Fact]
+    public async Task LinkEndedHandlerThrows_TheIdleCutGoesOnCuttingAndDisposeDoesNotThrow()
+    {
+        // Before, the exception ended the idle monitor (no link was cut after the first) and DisposeAsync rethrew it.
+        var ended = 0;
+        _proxy.LinkEnded += _ =>
+        {
+            Interlocked.Increment(ref ended);
+            throw new InvalidOperationException("a handler's bug");
+        };
+        _proxy.SetIdleCut(TimeSpan.FromMilliseconds(300), IdleCutKind.Reset);
+
+        using var first = await ConnectAsync();
+        await WaitUntilAsync(() => Volatile.Read(ref ended) == 1);
+        using var second = await ConnectAsync();
+        await WaitUntilAsync(() => Volatile.Read(ref ended) == 2);
+
+        await _proxy.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Latency_DelaysDelivery()
     {
         using var socket = await ConnectAsync();
