@@ -1,6 +1,12 @@
 namespace Lifeline.FaultProxy.Toxics;
 
 /// <summary>Delays every chunk by <see cref="Latency"/> plus a uniform random jitter of up to ± <see cref="Jitter"/>.</summary>
+/// <remarks>
+/// A direction's chunks are delayed one after another, and the proxy reads the next only after the delay: under a
+/// steady stream a chunk also waits for the ones before it, and a direction carries at most one read (16 KiB) per
+/// delay. That models a slow path for request-and-answer traffic, not a long fat pipe; to limit throughput alone, use
+/// <see cref="BandwidthToxic"/>.
+/// </remarks>
 public sealed class LatencyToxic : IToxic
 {
     private readonly TimeProvider _time;
