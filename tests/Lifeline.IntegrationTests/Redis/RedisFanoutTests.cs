@@ -119,6 +119,27 @@ public sealed class RedisFanoutTests
         }
     }
 
+    /// <summary>The raw member reads its Data frames and acknowledges each, until <paramref name="done"/> says so (30 s at most); their numbers.</summary>
+    private static async Task<List<int>> ReadAndAcknowledgeAsync(ClientWebSocket member, Func<List<int>, bool> done)
+    {
+        var received = new List<int>();
+        var buffer = new byte[64 * 1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (received.Count == 0 || !done(received))
+        {
+            var result = await member.ReceiveAsync(buffer, bound.Token);
+            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)member.CloseStatus} {member.CloseStatusDescription}");
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out var payload));
+            if (header.Type == SessionFrameType.Data)
+            {
+                received.Add(SessionTestHost.Number(payload.ToArray()));
+                await SessionBadInputTests.SendAsync(member, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteAck(w, header.Sequence)));
+            }
+        }
+
+        return received;
+    }
+
     [Fact]
     public async Task OneMemberDoesNotAcknowledge_TheOtherMemberOnItsNodeGetsEveryMessage_AndItGetsTheRestInOrderOnceItReads()
     {
@@ -132,20 +153,7 @@ public sealed class RedisFanoutTests
         await SendTenWhileTheHealthyMemberReadsAsync(nodes, healthy);
 
         // The stalled member reads and acknowledges: it gets all ten, once each and in order.
-        var received = new List<int>();
-        var buffer = new byte[64 * 1024];
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        while (received.Count < 10)
-        {
-            var result = await stalled.ReceiveAsync(buffer, bound.Token);
-            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)stalled.CloseStatus} {stalled.CloseStatusDescription}");
-            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out var payload));
-            if (header.Type == SessionFrameType.Data)
-            {
-                received.Add(SessionTestHost.Number(payload.ToArray()));
-                await SessionBadInputTests.SendAsync(stalled, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteAck(w, header.Sequence)));
-            }
-        }
+        var received = await ReadAndAcknowledgeAsync(stalled, numbers => numbers.Count == 10);
 
         Assert.Equal(Enumerable.Range(1, 10), received);
         Assert.Equal(2, nodes.B.Sessions.Sessions.Count);
@@ -171,20 +179,7 @@ public sealed class RedisFanoutTests
         await nodes.A.Sessions.SendToAllAsync(SessionTestHost.Number(99)).WaitAsync(TimeSpan.FromSeconds(30));
 
         // Before, 7..9 still reached the member that had left "g" before their turn came.
-        var received = new List<int>();
-        var buffer = new byte[64 * 1024];
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        while (received.LastOrDefault() != 99)
-        {
-            var result = await stalled.ReceiveAsync(buffer, bound.Token);
-            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)stalled.CloseStatus} {stalled.CloseStatusDescription}");
-            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out var payload));
-            if (header.Type == SessionFrameType.Data)
-            {
-                received.Add(SessionTestHost.Number(payload.ToArray()));
-                await SessionBadInputTests.SendAsync(stalled, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteAck(w, header.Sequence)));
-            }
-        }
+        var received = await ReadAndAcknowledgeAsync(stalled, numbers => numbers[^1] == 99);
 
         Assert.Equal([1, 2, 3, 4, 5, 6, 99], received);
         await AssertReadsAsync(healthy, 99, 99);
