@@ -20,7 +20,7 @@ internal static class IdleScanCommand
         var max = NumberOptions.Seconds("--max", "Longest silence to try, seconds; bounds the scan.", 600);
         var parallel = NumberOptions.Whole("--parallel", "Connections held silent at once (1-32).", 4, 1, 32);
         var resolution = NumberOptions.Seconds("--resolution", "Stop narrowing a silent drop once the range is this small, seconds.", 0.5);
-        var pongTimeout = NumberOptions.Seconds("--pong-timeout", "Seconds to wait for the pong that tells a live link after a silence.", 2);
+        var pongTimeout = NumberOptions.Seconds("--pong-timeout", "Seconds to wait for a pong (to the first ping of each connection, and to the ping after its silence).", 2);
         var timeout = NumberOptions.Seconds("--timeout", "Seconds allowed to open each connection.", 10);
         var json = CommonOptions.Json("Print the result as one JSON object (progress goes to stderr).");
         var command = new Command("idle-scan", "Find the idle timeout of whatever sits between client and server, and how it cuts idle connections.")

@@ -57,7 +57,7 @@ public sealed class IdleScanOptions
         set => _resolution = OptionGuard.Positive(value);
     }
 
-    /// <summary>How long to wait for the pong that tells a live link after a silence. Positive. Default 2 s.</summary>
+    /// <summary>How long to wait for a pong: to the first ping, which shows a connection is held, and to the one after a silence, which tells a live link. Positive. Default 2 s.</summary>
     public TimeSpan PongTimeout
     {
         get => _pongTimeout;

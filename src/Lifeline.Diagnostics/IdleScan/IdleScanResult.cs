@@ -61,8 +61,10 @@ public sealed class IdleScanResult
     public TimeSpan Elapsed { get; internal init; }
 
     /// <summary>
-    /// Why the scan could not run or could not go on (the endpoint could not be reached or refused an upgrade); null when
-    /// it ran to the end. When <see cref="Connections"/> is above zero the figures are what it measured before that.
+    /// Why the scan could not run or could not go on (the endpoint could not be reached or refused an upgrade; or, stage
+    /// <see cref="ProbeStage.Ping"/>, before anything was measured its connections were ended at once or got no pong to a
+    /// first ping); null when it ran to the end. When <see cref="Connections"/> is above zero the figures are what it
+    /// measured before that.
     /// </summary>
     public ConnectionFailure? Failure { get; internal init; }
 }

@@ -10,6 +10,12 @@ internal sealed class IdleScanRun
 {
     private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(10);
 
+    /// <summary>A 1003, 1008 or 1013 this soon after the upgrade refuses the client; it does not time a silence.</summary>
+    private static readonly TimeSpan RefusalWindow = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a failed first ping waits for the connection's end to be read, to tell a reset from a missing pong.</summary>
+    private static readonly TimeSpan EndSettles = TimeSpan.FromMilliseconds(500);
+
     private readonly IdleScanOptions _options;
     private readonly Uri _uri;
     private readonly TimeProvider _time;
@@ -238,10 +244,17 @@ internal sealed class IdleScanRun
             if (await session.PingAsync(_options.PongTimeout, cancellationToken).ConfigureAwait(false) is null)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                throw new ConnectFailedException(NotHeld(session));
+                return NotHeld(await WhyNotHeldAsync(session, cancellationToken).ConfigureAwait(false));
             }
 
             var end = await session.ObserveAsync(silence, cancellationToken).ConfigureAwait(false);
+            if (end is { Kind: ConnectionEndKind.CloseFrame, CloseCode: 1003 or 1008 or 1013 } && end.After < RefusalWindow)
+            {
+                // A verdict on the client, not on its silence, from a server that answered the ping first (one that
+                // answers pings by itself, then checks a token).
+                return NotHeld(EndedAtOnce(end));
+            }
+
             if (end is not null)
             {
                 return new SilenceProbe(silence, false, end, EndedInSilence: true);
@@ -269,20 +282,49 @@ internal sealed class IdleScanRun
         }
     }
 
-    /// <summary>Why a connection that opened cannot time a silence: it ended before its first pong, or no pong came.</summary>
-    private ConnectionFailure NotHeld(RawSession session)
+    /// <summary>
+    /// A connection that could not time a silence. Before anything was measured it means the server does not hold
+    /// connections (or answer pings): the scan stops with <paramref name="failure"/>. After that it is one connection's
+    /// mishap (a late pong, a connection cap the scan's own connections reached): this probe is left out.
+    /// </summary>
+    private SilenceProbe? NotHeld(ConnectionFailure failure)
     {
+        lock (_lock)
+        {
+            if (_survived is null && _killed is null)
+            {
+                throw new ConnectFailedException(failure);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Why a first ping got no pong: the connection ended (a reset may reach the reader a moment after the ping failed), or no pong came.</summary>
+    private async Task<ConnectionFailure> WhyNotHeldAsync(RawSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await session.Ended.WaitAsync(EndSettles, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Still open: no pong.
+        }
+
         if (session.Ended.IsCompleted)
         {
-            var end = session.Ended.Result;
-            return new ConnectionFailure(ProbeStage.Ping, ConnectionFailureReason.EndedAtOnce,
-                $"the connection ended at once, before a first ping was answered ({end.Describe()}): the server does not keep this connection open at all, so there is no idle timeout to measure; see what the close says (a missing token, origin or subprotocol, a full server)",
-                end: end);
+            return EndedAtOnce(session.Ended.Result);
         }
 
         return new ConnectionFailure(ProbeStage.Ping, ConnectionFailureReason.NoPong, string.Create(CultureInfo.InvariantCulture,
             $"the connection opened, but a first ping got no pong within {_options.PongTimeout.TotalSeconds:0.##} s: the scan tells a live link by its pong; raise the pong timeout (--pong-timeout) for a slow path, or the server, or something on the path, does not answer pings"));
     }
+
+    private static ConnectionFailure EndedAtOnce(ConnectionEnd end) => new(ProbeStage.Ping, ConnectionFailureReason.EndedAtOnce,
+        string.Create(CultureInfo.InvariantCulture,
+            $"the server ended the connection at once ({end.Describe()}, {end.After.TotalSeconds:0.###} s after it opened): it does not keep this connection open at all, so there is no idle timeout to measure; see what the close says (a missing token, origin or subprotocol, a full server)"),
+        end: end);
 
     private IdleScanResult Result(bool found, int rounds, bool interrupted = false)
     {

@@ -65,7 +65,7 @@ public sealed class ConnectionFailure
         End = end;
     }
 
-    /// <summary>The step that failed: <see cref="ProbeStage.Dns"/>, <see cref="ProbeStage.Tcp"/>, <see cref="ProbeStage.Tls"/> or <see cref="ProbeStage.Upgrade"/>.</summary>
+    /// <summary>The step that failed: <see cref="ProbeStage.Dns"/>, <see cref="ProbeStage.Tcp"/>, <see cref="ProbeStage.Tls"/> or <see cref="ProbeStage.Upgrade"/>; for an idle scan also <see cref="ProbeStage.Ping"/> (the connection opened but was not held).</summary>
     public ProbeStage Stage { get; }
 
     /// <summary>The cause, to branch on.</summary>

@@ -81,6 +81,19 @@ public sealed class IdleScannerTests
     }
 
     [Fact]
+    public async Task ScanAsync_ServerAnswersThePingThenRefusesWith1008_SaysSoInsteadOfReportingATimeout()
+    {
+        // A server that answers pings by itself and checks a token a moment later: its 1008 came after the first pong.
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/idle-close/100?code=1008")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(2), Parallel = 1 };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        Assert.Equal((ConnectionFailureReason.EndedAtOnce, 1008), (result.Failure!.Reason, result.Failure.End!.CloseCode));
+    }
+
+    [Fact]
     public async Task ScanAsync_ServerNeverAnswersPings_SaysSoInsteadOfReportingASilentDrop()
     {
         // The scan tells a live link by its pong. A server that answers none looked like a silent drop after every silence.

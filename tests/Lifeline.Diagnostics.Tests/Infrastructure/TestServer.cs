@@ -57,7 +57,8 @@ internal sealed class TestServer : IAsyncDisposable
             using var socket = await AcceptAsync(context);
             var receiving = socket.ReceiveAsync(new byte[1024], context.RequestAborted); // answers pings meanwhile
             await Task.WhenAny(receiving, Task.Delay(ms));
-            await socket.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "idle", CancellationToken.None);
+            var code = int.TryParse(context.Request.Query["code"], out var asked) ? (WebSocketCloseStatus)asked : WebSocketCloseStatus.EndpointUnavailable;
+            await socket.CloseOutputAsync(code, "idle", CancellationToken.None);
         });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
