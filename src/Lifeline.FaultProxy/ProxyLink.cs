@@ -180,8 +180,17 @@ public sealed class ProxyLink : IAsyncDisposable
 
     private async Task PumpAsync(Socket source, Socket destination, Direction direction)
     {
+        CancellationToken token;
+        try
+        {
+            token = _stop.Token;
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // disposed before it started (the proxy was disposed as the link opened): nothing to pump
+        }
+
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-        var token = _stop.Token;
         try
         {
             while (!token.IsCancellationRequested)

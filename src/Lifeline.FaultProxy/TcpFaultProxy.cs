@@ -338,7 +338,10 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
         Interlocked.Increment(ref _accepted);
         Raise(LinkOpened, link);
-        link.Start();
+        if (!link.IsClosed)
+        {
+            link.Start();
+        }
     }
 
     /// <summary>
