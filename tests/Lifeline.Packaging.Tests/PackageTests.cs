@@ -53,6 +53,17 @@ public sealed class PackageTests(PackageFeedFixture feed)
     }
 
     [Fact]
+    public void Pack_AspNetCore_DependsOnExactlyTheLifelineItWasBuiltWith()
+    {
+        // Lifeline.AspNetCore calls Lifeline's internals: a later Lifeline may change them, so ">= version" (NuGet's
+        // default for a project reference) would let a restore pair it with one that fails at run time.
+        Assert.Equal($"[{feed.Version}]", LifelineDependency("Lifeline.AspNetCore"));
+
+        // A package that uses only the public API takes any later Lifeline.
+        Assert.Equal(feed.Version, LifelineDependency("Lifeline.Redis"));
+    }
+
+    [Fact]
     public void Pack_Cli_IsADotnetToolNamedLifeline()
     {
         var metadata = Nuspec(PackageFeedFixture.ToolPackageId);
@@ -67,6 +78,9 @@ public sealed class PackageTests(PackageFeedFixture feed)
 
     private XElement Nuspec(string id) =>
         XDocument.Parse(feed.ReadPackageFile(id, id + ".nuspec")).Root!.Elements().Single(e => e.Name.LocalName == "metadata");
+
+    private string? LifelineDependency(string id) =>
+        Element(Nuspec(id), "dependencies").Descendants().Single(e => e.Name.LocalName == "dependency" && e.Attribute("id")?.Value == "Lifeline").Attribute("version")?.Value;
 
     private static XElement Element(XElement metadata, string name) => metadata.Elements().Single(e => e.Name.LocalName == name);
 
