@@ -17,6 +17,9 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
     /// <summary>How soon a timed refusal tries again to listen when its port was taken meanwhile.</summary>
     private static readonly TimeSpan RelistenRetry = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How soon the accept loop tries again after a failed accept (out of file descriptors, say).</summary>
+    private static readonly TimeSpan AcceptRetry = TimeSpan.FromMilliseconds(100);
+
     private readonly FaultProxyOptions _options;
     private readonly ConcurrentDictionary<long, ProxyLink> _links = new();
     private readonly DirectionalToxics _toxics = new();
@@ -55,6 +58,13 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
     /// <summary>Raised when a client connected but the upstream could not be reached (the client is then reset); gives the client's end point and the error.</summary>
     public event Action<EndPoint?, Exception>? UpstreamConnectFailed;
+
+    /// <summary>
+    /// Raised when accepting a connection fails while the proxy listens, typically with "too many open files" (EMFILE).
+    /// The proxy goes on listening and tries again every 100 ms; the event is raised once per run of failures, not on
+    /// every try.
+    /// </summary>
+    public event Action<SocketException>? AcceptFailed;
 
     /// <summary>The address the proxy listens on (the real port once started).</summary>
     public IPEndPoint EndPoint { get; private set; } = new(IPAddress.Loopback, 0);
@@ -171,8 +181,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
 
         lock (_listenLock)
         {
-            _listener?.Dispose();
-            _listener = null;
+            StopListening();
             _timedRefusal?.Dispose();
             _timedRefusal = duration is { } period ? new TimedRefusal(this, period) : null;
         }
@@ -204,8 +213,7 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
         {
             _timedRefusal?.Dispose();
             _timedRefusal = null;
-            _listener?.Dispose();
-            _listener = null;
+            StopListening();
         }
 
         foreach (var link in _links.Values)
@@ -288,9 +296,19 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
         _ = AcceptLoopAsync(listener, _stop.Token);
     }
 
+    // Called under _listenLock. The field is cleared before the socket is closed, so an accept that fails because of
+    // the close sees that its listener is gone and ends its loop.
+    private void StopListening()
+    {
+        var listener = _listener;
+        _listener = null;
+        listener?.Dispose();
+    }
+
     private async Task AcceptLoopAsync(Socket listener, CancellationToken cancellationToken)
     {
         await Task.Yield(); // started under _listenLock: links (and their events' handlers) never run under it
+        var failing = false;
         while (!cancellationToken.IsCancellationRequested)
         {
             Socket client;
@@ -298,32 +316,74 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
             {
                 client = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
             }
+            catch (SocketException e) when (IsListeningOn(listener))
+            {
+                // The port is still open, so one failed accept must not end the loop: with the loop gone, every later
+                // connection would wait in the backlog for ever. Out of descriptors (EMFILE), the connection stays
+                // queued: wait a little for some to come free rather than spin.
+                if (!failing)
+                {
+                    failing = true;
+                    Raise(AcceptFailed, e);
+                }
+
+                if (!await WaitBeforeAcceptingAgainAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                continue;
+            }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
             {
                 return; // The listener was closed: refusing, or disposed.
             }
 
+            failing = false;
             _ = LinkAsync(client, cancellationToken);
+        }
+    }
+
+    private bool IsListeningOn(Socket listener)
+    {
+        lock (_listenLock)
+        {
+            return ReferenceEquals(_listener, listener);
+        }
+    }
+
+    /// <summary>Waits <see cref="AcceptRetry"/>; false when the proxy was disposed meanwhile.</summary>
+    private async Task<bool> WaitBeforeAcceptingAgainAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(AcceptRetry, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 
     private async Task LinkAsync(Socket client, CancellationToken cancellationToken)
     {
-        var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        client.NoDelay = true;
+        Socket? upstream = null;
         try
         {
+            client.NoDelay = true;
+            upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }; // EMFILE can strike here too
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.ConnectTimeout);
             await upstream.ConnectAsync(_options.UpstreamHost, _options.UpstreamPort, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
-            // The upstream is unreachable: the client sees what it would see without the proxy, a reset.
-            Raise(UpstreamConnectFailed, client.RemoteEndPoint, e);
-            upstream.Dispose();
-            client.LingerState = new LingerOption(true, 0);
-            client.Dispose();
+            // The upstream is unreachable (or no socket could be made for it): the client sees what it would see
+            // without the proxy, a reset.
+            upstream?.Dispose();
+            Raise(UpstreamConnectFailed, RemoteEndPointOf(client), e);
+            ResetAndDispose(client);
             return;
         }
 
@@ -342,6 +402,33 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
         {
             link.Start();
         }
+    }
+
+    /// <summary>The peer's address, or null when the socket can no longer tell (the client reset it already).</summary>
+    private static EndPoint? RemoteEndPointOf(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+
+    private static void ResetAndDispose(Socket socket)
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (SocketException)
+        {
+            // Already reset by the client: closing it is all that is left.
+        }
+
+        socket.Dispose();
     }
 
     /// <summary>

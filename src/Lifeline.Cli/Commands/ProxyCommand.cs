@@ -128,6 +128,10 @@ internal static class ProxyCommand
             return ExitCodes.Failure;
         }
 
+        proxy.AcceptFailed += error => events.Write(events.Line("accept-failed") with
+        {
+            Data = $"cannot accept a connection: {error.Message}; still listening, trying again every 100 ms",
+        });
         proxy.UpstreamConnectFailed += (client, error) => events.Write(events.Line("upstream-failed") with
         {
             Data = $"link from {client}: cannot connect to the upstream {host}:{port}: {Explain(error)}; the client was reset",
