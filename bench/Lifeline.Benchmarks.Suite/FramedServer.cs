@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Lifeline.Session;
@@ -162,6 +163,7 @@ internal sealed class FramedServer : IDisposable
             long acked = 0;
             long ackedBytes = 0;
             var ack = new byte[16];
+            var ackWriter = new ArrayBufferWriter<byte>(12); // reused: no allocation per ack (see ReadBatchAsync)
             while (true)
             {
                 var batch = await reader.ReadBatchAsync(session, _stop.Token);
@@ -184,12 +186,12 @@ internal sealed class FramedServer : IDisposable
                 if (session && !blast && (reader.DataFrames - acked >= AckEveryMessages || reader.DataBytes - ackedBytes >= AckEveryBytes))
                 {
                     (acked, ackedBytes) = (reader.DataFrames, reader.DataBytes);
-                    var writer = new ArrayBufferWriter<byte>(12);
-                    SessionFrameWriter.WriteAck(writer, acked);
+                    ackWriter.ResetWrittenCount();
+                    SessionFrameWriter.WriteAck(ackWriter, acked);
                     ack[0] = 0x82;
-                    ack[1] = (byte)writer.WrittenCount;
-                    writer.WrittenSpan.CopyTo(ack.AsSpan(2));
-                    await stream.WriteAsync(ack.AsMemory(0, 2 + writer.WrittenCount), _stop.Token);
+                    ack[1] = (byte)ackWriter.WrittenCount;
+                    ackWriter.WrittenSpan.CopyTo(ack.AsSpan(2));
+                    await stream.WriteAsync(ack.AsMemory(0, 2 + ackWriter.WrittenCount), _stop.Token);
                 }
             }
         }
@@ -245,7 +247,10 @@ internal sealed class FramedServer : IDisposable
             }
         }
 
-        public async Task<Batch> ReadBatchAsync(bool session, CancellationToken cancellationToken)
+        // Pooled: the sink runs in the suite's own process, where GC.GetTotalAllocatedBytes counts the clients' bytes per
+        // message; a box per read that waits would be counted as theirs (and more for a client that writes more often).
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<Batch> ReadBatchAsync(bool session, CancellationToken cancellationToken)
         {
             if (_start > 0)
             {

@@ -104,6 +104,18 @@ internal static class ThroughputScenario
         return (rates[rates.Length / 2], bytes[bytes.Length / 2]);
     }
 
+    /// <summary>
+    /// A closed client's ReceiveAsync returns Closed at once instead of throwing: without this check a link lost mid-run
+    /// (or the run's timeout disposing the client) would race through the rest of the count and print a rate never measured.
+    /// </summary>
+    internal static void ExpectMessage(LifelineReceiveResult result)
+    {
+        if (result.Status != LifelineReceiveStatus.Message)
+        {
+            throw new InvalidOperationException($"the Lifeline client's receive ended with {result.Status} before the run's last message");
+        }
+    }
+
     private static LifelineClientOptions Options(Uri uri, bool session, int count, int size)
     {
         var options = new LifelineClientOptions { Uri = uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromMilliseconds(200) };
@@ -159,11 +171,11 @@ internal static class ThroughputScenario
                     await using var client = new LifelineClient(Options(server.BlastUri, kind == Session, count, 0));
                     await client.StartAsync(ct);
                     await using var bound = ct.Register(() => _ = client.DisposeAsync().AsTask());
-                    _ = await client.ReceiveAsync(buffer);
+                    ExpectMessage(await client.ReceiveAsync(buffer));
                     var (start, before) = Begin();
                     for (var received = 1; received < count; received++)
                     {
-                        _ = await client.ReceiveAsync(buffer);
+                        ExpectMessage(await client.ReceiveAsync(buffer));
                     }
 
                     return End(start, before, count - 1);

@@ -119,7 +119,7 @@ public class SessionThroughputBenchmarks
         await client.StartAsync();
         for (var received = 0; received < Messages; received++)
         {
-            _ = await client.ReceiveAsync(_receiveBuffer);
+            Suite.ThroughputScenario.ExpectMessage(await client.ReceiveAsync(_receiveBuffer));
         }
     }
 
