@@ -22,7 +22,8 @@ internal static class DeadLinkScenario
 
         await using var lifeline = new LifelineClient(new LifelineClientOptions { Uri = new Uri($"ws://127.0.0.1:{lifelineProxy.EndPoint.Port}/plain") });
         var lifelineNoticed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await lifeline.StartAsync();
+        using var connectDeadline = new CancellationTokenSource(TimeSpan.FromMinutes(1)); // a client that cannot connect fails the run
+        await lifeline.StartAsync(connectDeadline.Token);
         lifeline.StateChanged += (_, _) =>
         {
             if (lifeline.State != LifelineClientState.Connected)
@@ -33,8 +34,13 @@ internal static class DeadLinkScenario
 
         using var other = new WebsocketClient(new Uri($"ws://127.0.0.1:{otherProxy.EndPoint.Port}/plain"));
         var otherNoticed = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var subscription = other.DisconnectionHappened.Subscribe(_ => otherNoticed.TrySetResult(Stopwatch.GetTimestamp()));
-        await other.Start();
+        DisconnectionType? otherHow = null;
+        using var subscription = other.DisconnectionHappened.Subscribe(info =>
+        {
+            otherHow ??= info.Type; // the first disconnection's, set before the timing is handed over
+            otherNoticed.TrySetResult(Stopwatch.GetTimestamp());
+        });
+        await other.Start().WaitAsync(connectDeadline.Token);
 
         var start = Stopwatch.GetTimestamp();
         lifelineProxy.SilenceAll();
@@ -44,7 +50,8 @@ internal static class DeadLinkScenario
         var table = new Table("client (defaults)", "noticed after", "ratio to Websocket.Client", "how");
         table.Add("Lifeline", lifelineTime is { } l ? l : $"not within {Table.Format(settings.DeadLinkBound)}", lifelineTime is { } a && otherTime is { } b ? Table.Ratio(a.TotalSeconds, b.TotalSeconds) : "-",
             lifeline.LastClose is { } close ? $"{close.Code.Value} {close.Cause}" : "-");
-        table.Add("Websocket.Client 5.5.1", otherTime is { } o ? o : $"not within {Table.Format(settings.DeadLinkBound)}", "1.00x", "no message for ReconnectTimeout");
+        table.Add("Websocket.Client 5.5.1", otherTime is { } o ? o : $"not within {Table.Format(settings.DeadLinkBound)}", "1.00x",
+            otherHow switch { DisconnectionType.NoMessageReceived => "no message for ReconnectTimeout", { } how => how.ToString(), null => "-" });
         await output.WriteLineAsync($"### 5. Dead-link detection through a black hole\n\n{table}");
         lifelineProxy.ResetAll();
         otherProxy.ResetAll();

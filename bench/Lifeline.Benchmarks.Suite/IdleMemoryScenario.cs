@@ -57,90 +57,101 @@ internal static class IdleMemoryScenario
         var lifelines = new List<LifelineClient>();
         var uri = new Uri($"ws://127.0.0.1:{server.Port}/{kind}");
         using var gate = new SemaphoreSlim(64);
-        var connects = new List<Task>();
-        for (var i = 0; i < n; i++)
+        using var connectDeadline = new CancellationTokenSource(TimeSpan.FromMinutes(3)); // every connect, the default policy retrying included
+        try
         {
-            await gate.WaitAsync();
-            if (kind == "raw")
+            var connects = new List<Task>();
+            for (var i = 0; i < n; i++)
             {
-                var socket = new ClientWebSocket();
-                raws.Add(socket);
-                connects.Add(Task.Run(async () =>
+                await gate.WaitAsync(connectDeadline.Token);
+                if (kind == "raw")
                 {
-                    try
+                    var socket = new ClientWebSocket();
+                    raws.Add(socket);
+                    connects.Add(Task.Run(async () =>
                     {
-                        await socket.ConnectAsync(uri, CancellationToken.None);
-                    }
-                    finally
+                        try
+                        {
+                            await socket.ConnectAsync(uri, connectDeadline.Token);
+                        }
+                        finally
+                        {
+                            gate.Release();
+                        }
+                    }));
+                }
+                else
+                {
+                    // The per-connection figures are for the options users start with; the drain (6b) must see each
+                    // client's 1012 as its last close, so there they do not reconnect.
+                    var options = new LifelineClientOptions { Uri = uri };
+                    if (stop)
                     {
-                        gate.Release();
+                        options.ReconnectPolicy = NeverReconnectPolicy.Instance;
                     }
-                }));
+
+                    if (kind == "session")
+                    {
+                        options.Session = new SessionOptions();
+                    }
+
+                    var client = new LifelineClient(options);
+                    lifelines.Add(client);
+                    connects.Add(Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await client.StartAsync(connectDeadline.Token);
+                        }
+                        finally
+                        {
+                            gate.Release();
+                        }
+                    }));
+                }
             }
-            else
+
+            await Task.WhenAll(connects).WaitAsync(connectDeadline.Token);
+            connects.Clear(); // finished: their tasks are not part of what a connection costs
+            connectDeadline.CancelAfter(Timeout.Infinite); // the deadline was for the connects only
+
+            // A raw client waits the way an idle reader does: a zero-byte receive pending.
+            pending.AddRange(raws.Select(s => s.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).AsTask()));
+            await Task.Delay(hold);
+            var serverAfter = await server.MeasureAsync();
+            var clientAfter = Measure();
+            var serverPer = (double)(serverAfter - serverBefore) / n;
+            var clientPer = (double)(clientAfter - clientBefore) / n;
+            Drain? drain = null;
+            if (stop)
             {
-                // The per-connection figures are for the options users start with; the drain (6b) must see each
-                // client's 1012 as its last close, so there they do not reconnect.
-                var options = new LifelineClientOptions { Uri = uri };
-                if (stop)
+                var stopTook = await server.StopAsync();
+                var start = Stopwatch.GetTimestamp();
+                while (lifelines.Any(c => c.State != LifelineClientState.Closed) && Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(40))
                 {
-                    options.ReconnectPolicy = NeverReconnectPolicy.Instance;
+                    await Task.Delay(50);
                 }
 
-                if (kind == "session")
-                {
-                    options.Session = new SessionOptions();
-                }
-
-                var client = new LifelineClient(options);
-                lifelines.Add(client);
-                connects.Add(Task.Run(async () =>
-                {
-                    try
-                    {
-                        await client.StartAsync();
-                    }
-                    finally
-                    {
-                        gate.Release();
-                    }
-                }));
+                var allClosed = lifelines.All(c => c.State == LifelineClientState.Closed) ? (object)(stopTook + Stopwatch.GetElapsedTime(start)) : "not within 40 s after the stop";
+                var with1012 = lifelines.Count(c => c.LastClose?.Code.Value == 1012);
+                drain = new Drain(stopTook, allClosed, with1012, lifelines.Count - with1012);
             }
+
+            return (serverPer, clientPer, drain);
         }
-
-        await Task.WhenAll(connects).WaitAsync(TimeSpan.FromMinutes(3));
-
-        // A raw client waits the way an idle reader does: a zero-byte receive pending.
-        pending.AddRange(raws.Select(s => s.ReceiveAsync(Memory<byte>.Empty, CancellationToken.None).AsTask()));
-        await Task.Delay(hold);
-        var serverAfter = await server.MeasureAsync();
-        var clientAfter = Measure();
-        var serverPer = (double)(serverAfter - serverBefore) / n;
-        var clientPer = (double)(clientAfter - clientBefore) / n;
-        Drain? drain = null;
-        if (stop)
+        finally
         {
-            var stopTook = await server.StopAsync();
-            var start = Stopwatch.GetTimestamp();
-            while (lifelines.Any(c => c.State != LifelineClientState.Closed) && Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(40))
+            // Also when a connect or a measurement failed: the clients (whose default policy reconnects for ever) must not
+            // go on beside the next scenario.
+            foreach (var socket in raws)
             {
-                await Task.Delay(50);
+                socket.Abort();
+                socket.Dispose();
             }
 
-            var allClosed = lifelines.All(c => c.State == LifelineClientState.Closed) ? (object)(stopTook + Stopwatch.GetElapsedTime(start)) : "not within 40 s after the stop";
-            var with1012 = lifelines.Count(c => c.LastClose?.Code.Value == 1012);
-            drain = new Drain(stopTook, allClosed, with1012, lifelines.Count - with1012);
+            await Task.WhenAll(pending.Select(p => p.ContinueWith(_ => { }, TaskScheduler.Default)));
+            await Task.WhenAll(lifelines.Select(c => c.DisposeAsync().AsTask())).WaitAsync(TimeSpan.FromSeconds(60));
         }
-
-        foreach (var socket in raws)
-        {
-            socket.Abort();
-            socket.Dispose();
-        }
-
-        await Task.WhenAll(pending.Select(p => p.ContinueWith(_ => { }, TaskScheduler.Default)));
-        await Task.WhenAll(lifelines.Select(c => c.DisposeAsync().AsTask())).WaitAsync(TimeSpan.FromSeconds(60));
-        return (serverPer, clientPer, drain);
     }
 
     /// <summary>
