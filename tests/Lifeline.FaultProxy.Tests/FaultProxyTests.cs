@@ -74,6 +74,45 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AcceptFails_ForAWhile_TheProxyGoesOnAcceptingAndSaysSoOnce()
+    {
+        // Before, one failed accept (EMFILE when out of descriptors) ended the accept loop for good while the port
+        // stayed open: later connections waited in the backlog and nothing was forwarded again.
+        var failures = new List<SocketError>();
+        _proxy.AcceptFailed += e =>
+        {
+            lock (failures)
+            {
+                failures.Add(e.SocketErrorCode);
+            }
+        };
+        var failing = 3;
+        _proxy.BeforeAcceptForTest = () =>
+        {
+            if (Interlocked.Decrement(ref failing) >= 0)
+            {
+                throw new SocketException((int)SocketError.TooManyOpenSockets);
+            }
+        };
+
+        // The loop already waits in an accept that passed the hook: this connection takes it, the next accepts fail.
+        using var first = await ConnectAsync();
+        Assert.Equal("one", await RoundTripAsync(first, "one"));
+        await WaitUntilAsync(() => Volatile.Read(ref failing) < 0);
+
+        using var second = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await second.ConnectAsync(_proxy.EndPoint);
+
+        Assert.Equal("two", await RoundTripAsync(second, "two"));
+        lock (failures)
+        {
+            Assert.Equal([SocketError.TooManyOpenSockets], failures); // once for the run of three failures
+        }
+
+        Assert.Equal(2, _proxy.AcceptedCount);
+    }
+
+    [Fact]
     public async Task ResetAll_ClientSeesConnectionReset_ServerToo()
     {
         using var socket = await ConnectAsync();
