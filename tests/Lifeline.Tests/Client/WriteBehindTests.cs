@@ -113,6 +113,35 @@ public class WriteBehindTests
     }
 
     [Fact]
+    public async Task ASmallFrameThatWaits_HoldsASmallBuffer_WhichGrowsAsFramesGather()
+    {
+        // Thousands of clients in one process that each send one small message at once must not each take 64 KiB.
+        var connection = HeldConnection();
+        var writer = new WriteBehind(connection);
+        Assert.True(writer.WriteAsync(FrameNumber(0), mayWait: true, untilWritten: false, default).IsCompletedSuccessfully);
+        await connection.WriteWaiting.Task.WaitAsync(Bound);
+
+        Assert.True(writer.WriteAsync(FrameNumber(1), mayWait: true, untilWritten: false, default).IsCompletedSuccessfully);
+        Assert.InRange(writer.GatheringCapacity, 6, 4096);
+
+        var frame = new byte[1024];
+        for (var n = 0; n < 40; n++)
+        {
+            frame[0] = (byte)n;
+            Assert.True(writer.WriteAsync(frame, mayWait: true, untilWritten: false, default).IsCompletedSuccessfully);
+        }
+
+        Assert.InRange(writer.GatheringCapacity, 6 + (40 * 1024), WriteBehind.Limit);
+        connection.Open();
+        await UntilIdleAsync(writer);
+        var written = connection.AllWritten;
+        Assert.Equal(FrameNumber(0).Concat(FrameNumber(1)), written[..12]);
+        Assert.Equal(12 + (40 * 1024), written.Length);
+        Assert.Equal(Enumerable.Range(0, 40).Select(n => (byte)n), Enumerable.Range(0, 40).Select(n => written[12 + (n * 1024)]));
+        Assert.Equal(0, writer.GatheringCapacity);
+    }
+
+    [Fact]
     public async Task AFrameThatMayNotWait_IsWrittenAtOnce_WhenNothingIsGathered()
     {
         var connection = HeldConnection();

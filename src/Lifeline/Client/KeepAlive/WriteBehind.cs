@@ -20,6 +20,9 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
     /// <summary>The most bytes that wait for the worker.</summary>
     public const int Limit = 64 * 1024;
 
+    /// <summary>The smallest buffer taken from the pool; it grows (doubling) up to <see cref="Limit"/> while frames gather.</summary>
+    private const int SmallestBuffer = 1024;
+
     private readonly Lock _lock = new();
     private byte[]? _pending; // frames waiting for the worker, in order
     private int _count;
@@ -27,6 +30,7 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
     private Exception? _failure;
     private TaskCompletionSource? _progress; // a writer waiting for room, or for the worker to finish
     private int _linkWrites;
+    private int _lastGathered; // what the worker took last time: a sender that streams starts the next buffer that big
 
     /// <summary>Tests: how many writes reached the connection.</summary>
     public int LinkWrites => Volatile.Read(ref _linkWrites);
@@ -39,6 +43,18 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
             lock (_lock)
             {
                 return _flushing || _pending is not null;
+            }
+        }
+    }
+
+    /// <summary>Tests: the length of the buffer frames gather in; 0 when none is held.</summary>
+    public int GatheringCapacity
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pending?.Length ?? 0;
             }
         }
     }
@@ -101,9 +117,33 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
 
     private void Append(ReadOnlySpan<byte> frame)
     {
-        _pending ??= ArrayPool<byte>.Shared.Rent(Limit);
+        if (_pending is null || _count + frame.Length > _pending.Length)
+        {
+            Grow(_count + frame.Length);
+        }
+
         frame.CopyTo(_pending.AsSpan(_count));
         _count += frame.Length;
+    }
+
+    /// <summary>
+    /// Takes a buffer for at least <paramref name="needed"/> bytes (never more than <see cref="Limit"/>), keeping what
+    /// gathered. Sized to what is likely to gather rather than to the limit: a process with thousands of clients that
+    /// each send one small message at once (a load generator, a gateway) would otherwise take 64 KiB from the pool for
+    /// each, far more than the pool keeps, and allocate the rest: 64 KiB of garbage per client per burst.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_pending))]
+    private void Grow(int needed)
+    {
+        var wanted = _pending is null ? _lastGathered : _pending.Length * 2;
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(Limit, Math.Max(needed, Math.Max(SmallestBuffer, wanted))));
+        if (_pending is not null)
+        {
+            _pending.AsSpan(0, _count).CopyTo(bigger);
+            ArrayPool<byte>.Shared.Return(_pending);
+        }
+
+        _pending = bigger;
     }
 
     void IThreadPoolWorkItem.Execute() => _ = WriteGatheredAsync();
@@ -122,6 +162,7 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
                 _progress = null;
                 chunk = _pending;
                 length = _count;
+                _lastGathered = chunk is null ? _lastGathered : length;
                 _pending = null;
                 _count = 0;
                 if (chunk is null)
