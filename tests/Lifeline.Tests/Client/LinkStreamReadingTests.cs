@@ -130,6 +130,23 @@ public class LinkStreamReadingTests
     }
 
     [Fact]
+    public async Task ReadAsync_APartOfAFrameKeptInASmallBuffer_TheRestIsReadIntoAFullOne()
+    {
+        var first = ServerFrame(0x2, [1]);
+        var second = ServerFrame(0x2, Bytes(3000));
+        var connection = new ScriptedConnection([.. first, .. second[..2]], second[2..]);
+        var link = new LinkStream(connection, framed: true);
+        var buffer = new byte[100];
+
+        Assert.Equal(first.Length, await link.ReadAsync(buffer));
+        Assert.InRange(link.BufferLength, 2, 4096); // the start of the second frame's header
+
+        Assert.Equal(second, await ReadAllAsync(link, second.Length));
+        Assert.Equal(2, connection.Requests.Count);
+        Assert.True(connection.Requests[1] > 4096, $"the rest was read with room for {connection.Requests[1]} bytes");
+    }
+
+    [Fact]
     public async Task ReadAsync_AFrameLargerThanTheBuffer_TheRestIsReadStraightIntoTheSocketsMemoryUpToTheFramesEnd()
     {
         var large = ServerFrame(0x2, Bytes(40_000));
@@ -224,6 +241,7 @@ public class LinkStreamReadingTests
         Assert.Equal(first.Length, await link.ReadAsync(buffer));
         Assert.Equal(first, buffer[..first.Length]);
         Assert.True(link.HoldsBuffer); // the second frame, kept
+        Assert.InRange(link.BufferLength, second.Length, 4096); // in a buffer its size: thousands of clients reconnecting at once each hold one
         Assert.Equal(second.Length, await link.ReadAsync(buffer));
         Assert.Equal(second, buffer[..second.Length]);
         Assert.False(link.HoldsBuffer); // everything handed out: back to the pool

@@ -27,6 +27,7 @@ namespace Lifeline.Client;
 internal sealed partial class LinkStream
 {
     private const int BufferSize = 64 * 1024; // held only while it has bytes; 16 KiB made 4 KiB messages straddle reads more often
+    private const int SmallBuffer = 1024; // for what followed a frame in a read into ClientWebSocket's memory: see KeepWhatFollowsTheFrame
     private const int LongestHeader = 10; // a server's frames are not masked: 2 bytes, 8 more for a 64-bit length
 
     // The rest of a frame at least this large is read straight into ClientWebSocket's memory, and a smaller rest
@@ -49,6 +50,9 @@ internal sealed partial class LinkStream
 
     /// <summary>Tests: whether a pooled buffer is held (never while the connection is idle).</summary>
     internal bool HoldsBuffer => _buffer is not null;
+
+    /// <summary>Tests: the length of the pooled buffer held; 0 when none is.</summary>
+    internal int BufferLength => _buffer?.Length ?? 0;
 
     /// <summary>
     /// The caller just had a whole message from ClientWebSocket (a result with EndOfMessage): everything it read is
@@ -208,6 +212,14 @@ internal sealed partial class LinkStream
             {
                 _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
             }
+            else if (_buffer.Length < BufferSize)
+            {
+                // A small buffer kept what followed a frame, and now data keeps coming: read into a full one.
+                var full = ArrayPool<byte>.Shared.Rent(BufferSize);
+                _buffer.AsSpan(_start, _end - _start).CopyTo(full);
+                ArrayPool<byte>.Shared.Return(_buffer);
+                (_buffer, _start, _end) = (full, 0, _end - _start);
+            }
             else if (_start > 0)
             {
                 _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
@@ -248,8 +260,12 @@ internal sealed partial class LinkStream
             return read.Length;
         }
 
+        // What followed is usually a frame or two that came with it (a resume's answer and a replayed message): kept in
+        // a buffer its size, not a 64 KiB one. A process with thousands of clients that all reconnect at once would
+        // otherwise take 64 KiB from the pool for each, far more than it keeps, and allocate the rest. A buffer for
+        // reading into is taken if data keeps coming (above).
         var given = frameLength < 0 ? 0 : (int)frameLength;
-        _buffer ??= ArrayPool<byte>.Shared.Rent(BufferSize);
+        _buffer ??= ArrayPool<byte>.Shared.Rent(Math.Max(SmallBuffer, read.Length - given));
         read[given..].CopyTo(_buffer);
         (_start, _end) = (0, read.Length - given);
         return given;
