@@ -20,7 +20,7 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
     /// <summary>The most bytes that wait for the worker.</summary>
     public const int Limit = 64 * 1024;
 
-    /// <summary>The smallest buffer taken from the pool; it grows (doubling) up to <see cref="Limit"/> while frames gather.</summary>
+    /// <summary>The smallest buffer taken from the pool (see <see cref="Grow"/>).</summary>
     private const int SmallestBuffer = 1024;
 
     private readonly Lock _lock = new();
@@ -30,7 +30,7 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
     private Exception? _failure;
     private TaskCompletionSource? _progress; // a writer waiting for room, or for the worker to finish
     private int _linkWrites;
-    private int _lastGathered; // what the worker took last time: a sender that streams starts the next buffer that big
+    private bool _hasStreamed; // the worker once took more than SmallestBuffer: buffers start at the limit
 
     /// <summary>Tests: how many writes reached the connection.</summary>
     public int LinkWrites => Volatile.Read(ref _linkWrites);
@@ -127,16 +127,17 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// Takes a buffer for at least <paramref name="needed"/> bytes (never more than <see cref="Limit"/>), keeping what
-    /// gathered. Sized to what is likely to gather rather than to the limit: a process with thousands of clients that
-    /// each send one small message at once (a load generator, a gateway) would otherwise take 64 KiB from the pool for
-    /// each, far more than the pool keeps, and allocate the rest: 64 KiB of garbage per client per burst.
+    /// Takes a buffer for at least <paramref name="needed"/> bytes, keeping what gathered: 1 KiB until more than that has
+    /// gathered, then <see cref="Limit"/> (as every buffer was before). A process with thousands of clients that each
+    /// send one small message at once (a load generator, a gateway) would otherwise take 64 KiB from the pool for each,
+    /// far more than the pool keeps, and allocate the rest: 64 KiB of garbage per client per burst. A sender that has
+    /// streamed starts at the limit and is never copied, as before; a small buffer outgrown is copied once.
     /// </summary>
     [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(_pending))]
     private void Grow(int needed)
     {
-        var wanted = _pending is null ? _lastGathered : _pending.Length * 2;
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(Limit, Math.Max(needed, Math.Max(SmallestBuffer, wanted))));
+        var small = _pending is null && !_hasStreamed && needed <= SmallestBuffer;
+        var bigger = ArrayPool<byte>.Shared.Rent(small ? SmallestBuffer : Limit);
         if (_pending is not null)
         {
             _pending.AsSpan(0, _count).CopyTo(bigger);
@@ -162,7 +163,7 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
                 _progress = null;
                 chunk = _pending;
                 length = _count;
-                _lastGathered = chunk is null ? _lastGathered : length;
+                _hasStreamed |= length > SmallestBuffer;
                 _pending = null;
                 _count = 0;
                 if (chunk is null)
