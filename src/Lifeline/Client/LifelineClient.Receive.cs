@@ -40,7 +40,6 @@ internal enum ReceiveOutcome
 
 public sealed partial class LifelineClient
 {
-    private const int ReceiveChunk = 16 * 1024;
     private const int PooledStart = 4096;
 
     /// <summary>

@@ -670,7 +670,10 @@ public sealed partial class LifelineClient
         ValueWebSocketReceiveResult result;
         do
         {
-            result = await socket.ReceiveAsync(buffer.GetMemory(ReceiveChunk), cancellationToken).ConfigureAwait(false);
+            // The handshake's frames are a few dozen bytes: read them in 256-byte steps (the buffer grows for a larger
+            // one). Asking it for 16 KiB allocated that much for every handshake, and a reconnect storm of thousands
+            // of clients in one process allocated it thousands of times at once.
+            result = await socket.ReceiveAsync(buffer.GetMemory(256), cancellationToken).ConfigureAwait(false);
             if (result.MessageType == WebSocketMessageType.Close)
             {
                 return (result.MessageType, await OnCloseFrameAsync(socket).ConfigureAwait(false));
