@@ -8,7 +8,9 @@ namespace Lifeline.Benchmarks.Suite;
 /// <see cref="SuiteHostCommand"/> says), so that what is
 /// measured in this process is the clients alone: their heap (scenario 6) and their latency (scenario 3), without the
 /// server's objects on the same heap or its work items on the same thread pool. The child answers "measure" (its
-/// heap after a full collection) and "stop" (a graceful stop, and how long it took) on stdin; anything else ends it.
+/// heap after a full collection) and "stop" (a graceful stop, and how long it took) on stdin; for the restart storm also
+/// "origin T" (count upgrades from the Stopwatch timestamp T), "upgrades", "received-count" and "received" (its
+/// <see cref="HostCounters"/>); anything else ends it.
 /// </summary>
 public sealed class HostProcess : IAsyncDisposable
 {
@@ -24,7 +26,8 @@ public sealed class HostProcess : IAsyncDisposable
 
     internal Uri Uri(string path) => new($"ws://127.0.0.1:{Port}{path}");
 
-    internal static async Task<HostProcess> StartAsync(SuiteHostCommand? command)
+    /// <summary>Starts the child with a host on a free port, or as <paramref name="storm"/> says.</summary>
+    internal static async Task<HostProcess> StartAsync(SuiteHostCommand? command, StormHost? storm = null)
     {
         ArgumentNullException.ThrowIfNull(command);
         var assembly = command.AssemblyPath;
@@ -39,12 +42,16 @@ public sealed class HostProcess : IAsyncDisposable
         start.ArgumentList.Add("--runtimeconfig");
         start.ArgumentList.Add(Path.ChangeExtension(assembly, ".runtimeconfig.json"));
         start.ArgumentList.Add(assembly);
-        foreach (var argument in command.Arguments)
+        foreach (var argument in command.Arguments.Concat(storm?.Arguments() ?? []))
         {
             start.ArgumentList.Add(argument);
         }
 
-        start.Environment["DOTNET_gcServer"] = "0";
+        // The storm's host collects as an ASP.NET Core app does by default (server GC: Microsoft.NET.Sdk.Web turns it
+        // on), and pauses far less with 5,000 connections on its heap (100-240 ms in all over a restart, against
+        // 400-830 ms with the workstation GC here); a pause holds back the accepts and bunches the upgrades behind it.
+        // Echo and memory keep the workstation GC, which their figures were taken with.
+        start.Environment["DOTNET_gcServer"] = storm is null ? "0" : "1";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host process");
         process.ErrorDataReceived += (_, e) =>
         {
@@ -90,25 +97,49 @@ public sealed class HostProcess : IAsyncDisposable
         return File.Exists(beside) ? beside : name;
     }
 
-    /// <summary>The child's side: starts a <see cref="LifelineHost"/>, prints its port and answers on stdin.</summary>
-    public static async Task<int> ServeAsync()
+    /// <summary>
+    /// The child's side: starts a <see cref="LifelineHost"/>, prints its port and answers on stdin.
+    /// <paramref name="arguments"/> are what follows the program's own marker (<see cref="StormHost.Arguments"/>).
+    /// </summary>
+    public static async Task<int> ServeAsync(IReadOnlyList<string> arguments)
     {
-        var host = await LifelineHost.StartAsync();
+        var storm = StormHost.Parse(arguments);
+        var counters = storm is null ? null : new HostCounters();
+        if (storm?.BucketOrigin is { } origin)
+        {
+            counters!.ResetBuckets(origin);
+        }
+
+        var host = await LifelineHost.StartAsync(storm?.Port ?? 0, counters, storm?.DrainFile);
         Console.WriteLine($"port {host.Port}");
         while (await Console.In.ReadLineAsync() is { } line)
         {
-            switch (line)
+            switch (line.Split(' ', 2))
             {
-                case "measure":
+                case ["measure"]:
                     Console.WriteLine(IdleMemoryScenario.Measure().ToString(CultureInfo.InvariantCulture));
                     break;
-                case "allocated":
+                case ["allocated"]:
                     Console.WriteLine(GC.GetTotalAllocatedBytes(precise: true).ToString(CultureInfo.InvariantCulture));
                     break;
-                case "stop":
+                case ["stop"]:
                     var start = Stopwatch.GetTimestamp();
                     await host.StopAsync();
                     Console.WriteLine(Stopwatch.GetElapsedTime(start).TotalMilliseconds.ToString(CultureInfo.InvariantCulture));
+                    break;
+                case ["origin", var timestamp] when counters is not null:
+                    counters.ResetBuckets(long.Parse(timestamp, CultureInfo.InvariantCulture));
+                    Console.WriteLine("ok");
+                    break;
+                case ["upgrades"] when counters is not null:
+                    Console.WriteLine(string.Join(' ', counters.UpgradesPer100Ms.Select(p => FormattableString.Invariant($"{p.Key}:{p.Value}"))));
+                    break;
+                case ["received-count"] when counters is not null:
+                    Console.WriteLine(counters.Records.ToString(CultureInfo.InvariantCulture));
+                    break;
+                case ["received"] when counters is not null:
+                    // Session ids are GUIDs ("N"): no space or slash in them.
+                    Console.WriteLine(string.Join(' ', counters.Received.Keys.Select(k => FormattableString.Invariant($"{k.Session}/{k.Number}"))));
                     break;
                 default:
                     await host.DisposeAsync();
@@ -124,6 +155,24 @@ public sealed class HostProcess : IAsyncDisposable
 
     /// <summary>The bytes the host process has allocated so far (precise).</summary>
     internal async Task<long> AllocatedAsync() => long.Parse(await AskAsync("allocated"), CultureInfo.InvariantCulture);
+
+    /// <summary>Counts the host's upgrades from the Stopwatch timestamp <paramref name="origin"/>, forgetting those before.</summary>
+    internal async Task SetBucketOriginAsync(long origin) => _ = await AskAsync(FormattableString.Invariant($"origin {origin}"));
+
+    /// <summary>The host's upgrade requests per 100 ms since its origin.</summary>
+    internal async Task<Dictionary<long, int>> UpgradesAsync() =>
+        (await AskAsync("upgrades")).Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split(':'))
+            .ToDictionary(p => long.Parse(p[0], CultureInfo.InvariantCulture), p => int.Parse(p[1], CultureInfo.InvariantCulture));
+
+    /// <summary>The numbered messages the host received, repeats included.</summary>
+    internal async Task<long> ReceivedCountAsync() => long.Parse(await AskAsync("received-count"), CultureInfo.InvariantCulture);
+
+    /// <summary>The distinct (session, number) pairs the host received.</summary>
+    internal async Task<IEnumerable<(string Session, int Number)>> ReceivedAsync() =>
+        (await AskAsync("received")).Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split('/'))
+            .Select(p => (p[0], int.Parse(p[1], CultureInfo.InvariantCulture)));
 
     internal async Task<TimeSpan> StopAsync() => TimeSpan.FromMilliseconds(double.Parse(await AskAsync("stop"), CultureInfo.InvariantCulture));
 

@@ -11,27 +11,43 @@ using Microsoft.Extensions.Logging;
 
 namespace Lifeline.Benchmarks.Suite;
 
-/// <summary>Counters that outlive one host, so a restarted host adds to the same figures.</summary>
+/// <summary>
+/// What one host saw of the restart storm: upgrade requests per 100 ms and the numbered messages received. The storm's
+/// hosts run in processes of their own (<see cref="HostProcess"/>), so each process keeps its own counters and the
+/// scenario adds them up; the buckets count from an origin the scenario gives as a <see cref="System.Diagnostics.Stopwatch"/>
+/// timestamp, which on Linux (CLOCK_MONOTONIC) and Windows (QueryPerformanceCounter) reads the same in every process.
+/// </summary>
 internal sealed class HostCounters
 {
     private long _bucketOrigin = System.Diagnostics.Stopwatch.GetTimestamp();
+    private long _records;
 
-    /// <summary>WebSocket upgrade requests that reached the application, per 100 ms since <see cref="ResetBuckets"/>.</summary>
+    /// <summary>WebSocket upgrade requests that reached the application, per 100 ms since the origin.</summary>
     public ConcurrentDictionary<long, int> UpgradesPer100Ms { get; } = new();
 
     /// <summary>(session id or connection, message number) pairs the server received.</summary>
     public ConcurrentDictionary<(string Session, int Number), byte> Received { get; } = new();
 
-    public void ResetBuckets()
+    /// <summary>Every numbered message received, a repeat too: more than <see cref="Received"/> holds means duplicates.</summary>
+    public long Records => Interlocked.Read(ref _records);
+
+    /// <summary>Forgets the upgrades counted so far and counts the next ones from <paramref name="origin"/>.</summary>
+    public void ResetBuckets(long origin)
     {
         UpgradesPer100Ms.Clear();
-        Volatile.Write(ref _bucketOrigin, System.Diagnostics.Stopwatch.GetTimestamp());
+        Volatile.Write(ref _bucketOrigin, origin);
     }
 
     public void CountUpgrade()
     {
-        var bucket = (long)(System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _bucketOrigin)).TotalMilliseconds / 100);
+        var bucket = (long)Math.Floor(System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _bucketOrigin)).TotalMilliseconds / 100);
         UpgradesPer100Ms.AddOrUpdate(bucket, 1, (_, n) => n + 1);
+    }
+
+    public void Record(string id, int number)
+    {
+        Interlocked.Increment(ref _records);
+        Received.TryAdd((id, number), 0);
     }
 }
 
@@ -136,7 +152,7 @@ internal sealed class LifelineHost : IAsyncDisposable
     {
         if (counters is not null && data.Length == 4)
         {
-            counters.Received.TryAdd((id, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(data.Span)), 0);
+            counters.Record(id, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(data.Span));
         }
     }
 

@@ -23,8 +23,8 @@ switch (args)
 
         return await SuiteRunner.RunAsync(args[0] == "smoke", args[1..], Console.Out, SuiteHost);
 
-    case ["host-process"]:
-        return await HostProcess.ServeAsync();
+    case ["host-process", ..]:
+        return await HostProcess.ServeAsync(args[1..]);
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

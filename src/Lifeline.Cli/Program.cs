@@ -3,10 +3,10 @@ using Lifeline.Benchmarks.Suite;
 using Lifeline.Cli;
 using Lifeline.Cli.Commands;
 
-if (args is [BenchCommand.HostProcessArgument])
+if (args is [BenchCommand.HostProcessArgument, ..])
 {
     // `lifeline bench` started this process as its server: it serves until its standard input ends.
-    return await HostProcess.ServeAsync().ConfigureAwait(false);
+    return await HostProcess.ServeAsync(args[1..]).ConfigureAwait(false);
 }
 
 // Ctrl-C and SIGTERM cancel the running command, which then closes its connections cleanly and ends at once,
