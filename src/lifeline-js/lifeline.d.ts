@@ -38,7 +38,7 @@ export interface ReconnectOptions {
   /** A server hint is clamped to [minHintDelay, maxHintDelay]. Defaults 100 and 60000. */
   minHintDelay?: number;
   maxHintDelay?: number;
-  /** After 1012/1001, refused connects within this window retry after restartRetryMinDelay up to a ceiling of half the time since the loss, at least 4 × that minimum, at most restartRetryMaxDelay. Default 30000 (0: off). */
+  /** After 1012/1001, refused connects within this window retry after restartRetryMinDelay up to a ceiling of the time since the loss, at least 4 × that minimum, at most restartRetryMaxDelay. Default 30000 (0: off). */
   restartWindow?: number;
   /** Default 250. */
   restartRetryMinDelay?: number;

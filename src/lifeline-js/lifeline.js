@@ -164,7 +164,7 @@ const between = (min, max, random) => min + random() * (max - min);
  * The delay before the next attempt, in ms, or null to stop. A pure function of its arguments, mirroring the
  * .NET `DefaultReconnectPolicy.NextDelay`:
  * stop codes stop; refused connects during an announced restart (1012/1001 within `restartWindow`) retry after
- * 250 ms up to half the time since the loss (1 s at least, 3 s at most); 1012/1001 wait the server's hint (clamped to [minHintDelay, maxHintDelay]) or 1-5 s; backoff codes
+ * 250 ms up to the time since the loss (1 s at least, 3 s at most); 1012/1001 wait the server's hint (clamped to [minHintDelay, maxHintDelay]) or 1-5 s; backoff codes
  * wait random(0, min(cap, base × multiplier^(attempt-1))) (full jitter), from a 5 s base and never under 5 s after
  * 1013; a hint may lengthen a backoff, never shorten it.
  *
@@ -185,10 +185,11 @@ export function nextDelay(context, options = DEFAULT_RECONNECT_OPTIONS, random =
   if (context.kind === 'connect-failed' && context.outageCode != null
       && (o.codeReactions[context.outageCode] ?? defaultReaction(context.outageCode)) === Reaction.Soon
       && elapsed < o.restartWindow) {
-    // The server said it is restarting: the new process is still starting. Knock again soon, up to a ceiling of half
-    // the time since the loss (at least 4 × the minimum, at most restartRetryMaxDelay: 1 s growing to 3 s by default),
-    // so a long restart does not gather every refused client into the same second after the new process is up.
-    const ceiling = Math.min(Math.max(elapsed / 2, o.restartRetryMinDelay * 4), o.restartRetryMaxDelay);
+    // The server said it is restarting: the new process is still starting. Knock again soon, up to a ceiling of the
+    // time since the loss (at least 4 × the minimum, at most restartRetryMaxDelay: 1 s growing to 3 s by default), so
+    // the clients refused while it starts come back spread over as long as they gathered, not all in the second after
+    // the new process is up.
+    const ceiling = Math.min(Math.max(elapsed, o.restartRetryMinDelay * 4), o.restartRetryMaxDelay);
     return between(o.restartRetryMinDelay, ceiling, random);
   }
 

@@ -105,15 +105,18 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
 
     /// <summary>
     /// The ceiling of the retry delay for a connect refused <paramref name="elapsed"/> after the connection was lost:
-    /// half that time, at least four times the minimum, at most <see cref="ReconnectPolicyOptions.RestartRetryMaxDelay"/>
-    /// (defaults: 1 s for the first 2 s, growing to 3 s by 6 s). A restart that takes long would otherwise gather every
-    /// refused client into the same second after the new process is up, undoing the spread of the server's hints. Time,
-    /// not the attempt number, sets it: a client whose last connection was short already has a higher attempt number.
+    /// that time itself, at least four times the minimum, at most <see cref="ReconnectPolicyOptions.RestartRetryMaxDelay"/>
+    /// (defaults: 1 s for the first second, growing to 3 s by 3 s). The clients refused while the new process starts
+    /// gather for as long as it takes to start; spreading each one's next knock over as long as it has been away
+    /// brings the whole group back at no more than the rate the server's hints sent them (with half that time, they
+    /// all came back in the second after the new process listened: the restart storm's peak, table 4 of
+    /// docs/benchmarks.md). Time, not the attempt number, sets it: a client whose last connection was short already has
+    /// a higher attempt number.
     /// </summary>
     private TimeSpan RestartRetryCeiling(TimeSpan elapsed)
     {
         var floor = _options.RestartRetryMinDelay * 4;
-        var ceiling = elapsed / 2 > floor ? elapsed / 2 : floor;
+        var ceiling = elapsed > floor ? elapsed : floor;
         return ceiling < _options.RestartRetryMaxDelay ? ceiling : _options.RestartRetryMaxDelay;
     }
 

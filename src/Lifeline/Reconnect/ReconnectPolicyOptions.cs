@@ -55,8 +55,8 @@ public sealed class ReconnectPolicyOptions
     /// <summary>
     /// How long after a 1012 or 1001 close refused connects (and 502/503/504 upgrades) count as "the new process
     /// is still starting" and are retried after a random delay from <see cref="RestartRetryMinDelay"/> up to a ceiling
-    /// of half the time since the connection was lost, at least four times that minimum and at most
-    /// <see cref="RestartRetryMaxDelay"/> (defaults: up to 1 s for the first 2 s, growing to 3 s by 6 s), instead of
+    /// of the time since the connection was lost, at least four times that minimum and at most
+    /// <see cref="RestartRetryMaxDelay"/> (defaults: up to 1 s for the first second, growing to 3 s by 3 s), instead of
     /// backing off. Default 30 s (a common shutdown grace period). Zero turns this off.
     /// </summary>
     public TimeSpan RestartWindow { get => _restartWindow; set => _restartWindow = OptionGuard.NotNegative(value); }
@@ -64,7 +64,7 @@ public sealed class ReconnectPolicyOptions
     /// <summary>The lower bound of the retry delay inside <see cref="RestartWindow"/>. Default 250 ms. Must be positive.</summary>
     public TimeSpan RestartRetryMinDelay { get => _restartRetryMinDelay; set => _restartRetryMinDelay = OptionGuard.Positive(value); }
 
-    /// <summary>The largest retry delay inside <see cref="RestartWindow"/>, reached 6 s into a restart with the defaults. Default 3 s. Must be positive.</summary>
+    /// <summary>The largest retry delay inside <see cref="RestartWindow"/>, reached 3 s into a restart with the defaults. Default 3 s. Must be positive.</summary>
     public TimeSpan RestartRetryMaxDelay { get => _restartRetryMaxDelay; set => _restartRetryMaxDelay = OptionGuard.Positive(value); }
 
     /// <summary>Stop after this many consecutive attempts. Default null: no limit. At least 1 when set.</summary>

@@ -77,9 +77,9 @@ describe('nextDelay', () => {
     const refused = { kind: 'connect-failed', code: 1006, outageCode: 1012, attempt: 5 };
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0)), 250);
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 10_000 }), undefined, fixed(0.5)), 1625);
-    // up to 1 s for the first 2 s (whatever the attempt number), then half the time since the loss, up to 3 s
-    assert.equal(nextDelay(ctx({ ...refused, attempt: 7, elapsed: 1500 }), undefined, fixed(1)), 1000);
-    assert.equal(nextDelay(ctx({ ...refused, elapsed: 4000 }), undefined, fixed(1)), 2000);
+    // up to 1 s for the first second (whatever the attempt number), then the time since the loss, up to 3 s
+    assert.equal(nextDelay(ctx({ ...refused, attempt: 7, elapsed: 800 }), undefined, fixed(1)), 1000);
+    assert.equal(nextDelay(ctx({ ...refused, elapsed: 2000 }), undefined, fixed(1)), 2000);
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 6000 }), undefined, fixed(1)), 3000);
     assert.equal(nextDelay(ctx({ ...refused, elapsed: 20_000 }), undefined, fixed(1)), 3000);
     // after the restart window: ordinary backoff for attempt 5 (0.5 × 16 s)

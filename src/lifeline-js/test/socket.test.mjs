@@ -91,9 +91,9 @@ describe('LifelineSocket, plain mode', () => {
     mock.timers.tick(2350);
     assert.equal(Fake.instances.length, 2);
     ws().refuse(); // the new process is not listening yet
-    // 2.35 s after the loss the ceiling is 1.175 s: 250 + 0.5 × 925, not a long backoff
-    assert.equal(of('reconnecting')[1].delay, 712.5);
-    mock.timers.tick(712.5);
+    // 2.35 s after the loss the ceiling is 2.35 s: 250 + 0.5 × 2100, not a long backoff
+    assert.equal(of('reconnecting')[1].delay, 1300);
+    mock.timers.tick(1300);
     ws().open();
     assert.equal(of('open').length, 2);
   });

@@ -273,10 +273,10 @@ public class DefaultReconnectPolicyTests
 
     [Theory]
     [InlineData(2, 500, 1000)]    // early in a restart: 250 ms up to 1 s
-    [InlineData(7, 1500, 1000)]   // a high attempt number (short connections before) does not raise it early on
-    [InlineData(3, 3000, 1500)]   // then half the time since the loss...
-    [InlineData(4, 4000, 2000)]
-    [InlineData(5, 6000, 3000)]   // ...up to RestartRetryMaxDelay (3 s)
+    [InlineData(7, 800, 1000)]    // a high attempt number (short connections before) does not raise it early on
+    [InlineData(3, 1500, 1500)]   // then the time since the loss...
+    [InlineData(4, 2000, 2000)]
+    [InlineData(5, 3000, 3000)]   // ...up to RestartRetryMaxDelay (3 s)
     [InlineData(12, 20000, 3000)]
     public void NextDelay_RefusedDuringALongRestart_CeilingGrowsWithTheTimeSinceTheLoss(int attempt, int elapsedMs, int ceilingMs)
     {
