@@ -61,13 +61,13 @@ public sealed class HostProcess : IAsyncDisposable
             }
         };
         process.BeginErrorReadLine();
-        if (command.Log is { } log)
-        {
-            await log.WriteLineAsync($"bench: server process {process.Id.ToString(CultureInfo.InvariantCulture)} started");
-        }
-
         try
         {
+            if (command.Log is { } log)
+            {
+                await log.WriteLineAsync($"bench: server process {process.Id.ToString(CultureInfo.InvariantCulture)} started");
+            }
+
             var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
             if (line is null || !line.StartsWith("port ", StringComparison.Ordinal) || !int.TryParse(line.AsSpan(5), CultureInfo.InvariantCulture, out var port))
             {

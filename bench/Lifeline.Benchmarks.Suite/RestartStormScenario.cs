@@ -168,13 +168,19 @@ internal static class RestartStormScenario
             if (session)
             {
                 await sends.WaitAsync(TimeSpan.FromSeconds(10));
-                var before = await hosts[0].ReceivedCountAsync();
-                await WaitAsync(async () => before + await hosts[1].ReceivedCountAsync() >= 2 * clients.Count, TimeSpan.FromSeconds(10));
-                var received = new HashSet<(string, int)>();
+
+                // Distinct pairs across both processes: a count of records would let a repeat stand in for a message
+                // still on its way, which would then read as lost. The old process is stopped: its pairs are final.
+                var beforeRestart = (await hosts[0].ReceivedAsync()).ToHashSet();
+                var received = beforeRestart;
+                await WaitAsync(async () =>
+                {
+                    received = [.. beforeRestart, .. await hosts[1].ReceivedAsync()];
+                    return received.Count >= 2 * clients.Count;
+                }, TimeSpan.FromSeconds(10));
                 long records = 0;
                 foreach (var host in hosts)
                 {
-                    received.UnionWith(await host.ReceivedAsync());
                     records += await host.ReceivedCountAsync();
                 }
 

@@ -25,7 +25,7 @@ internal sealed record SuiteSettings
 
     public bool IsSmoke { get; init; }
 
-    /// <summary>How to start the server that runs in a process of its own (echo and memory); set by <see cref="SuiteRunner"/>.</summary>
+    /// <summary>How to start the server that runs in a process of its own (echo, memory and the restart storm); set by <see cref="SuiteRunner"/>.</summary>
     public SuiteHostCommand? Host { get; init; }
 
     // Each run lasts a few tenths of a second or more: shorter ones (300,000 small messages received in 25 ms) moved by
