@@ -48,8 +48,8 @@ public sealed class HostProcess : IAsyncDisposable
         }
 
         // The storm's host collects as an ASP.NET Core app does by default (server GC: Microsoft.NET.Sdk.Web turns it
-        // on), and pauses far less with 5,000 connections on its heap (100-240 ms in all over a restart, against
-        // 400-830 ms with the workstation GC here); a pause holds back the accepts and bunches the upgrades behind it.
+        // on), and pauses far less with 5,000 connections on its heap (84-240 ms in all over a restart, against
+        // 374-829 ms with the workstation GC here, in probe runs); a pause holds back the accepts and bunches the upgrades behind it.
         // Echo and memory keep the workstation GC, which their figures were taken with.
         start.Environment["DOTNET_gcServer"] = storm is null ? "0" : "1";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the host process");
