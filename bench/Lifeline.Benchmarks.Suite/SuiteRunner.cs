@@ -22,11 +22,23 @@ public static class SuiteRunner
     /// <summary>The scenario names <see cref="RunAsync"/> accepts, in the order they run.</summary>
     public static IReadOnlyList<string> ScenarioNames => InOrder;
 
+    /// <summary>The name that stands for the whole suite (all but memory-idle), as no name does.</summary>
+    public const string All = "all";
+
     /// <summary>What is wrong with a list of scenario names, in words for the user; null when every name is a scenario.</summary>
     public static string? UnknownScenario(IEnumerable<string> names) =>
-        names.FirstOrDefault(name => !InOrder.Contains(name, StringComparer.Ordinal)) is { } unknown
-            ? $"'{unknown}' is not a scenario: name any of {string.Join(", ", InOrder)}, or none for all but memory-idle."
+        names.FirstOrDefault(name => name != All && !InOrder.Contains(name, StringComparer.Ordinal)) is { } unknown
+            ? $"'{unknown}' is not a scenario: name any of {string.Join(", ", InOrder)}, or none (or '{All}') for all but memory-idle."
             : null;
+
+    /// <summary>
+    /// The scenarios a list of names runs, in the order they run: the whole suite for none or <c>all</c> (which users
+    /// type, as the bench program's verb reads), with memory-idle too when it is named beside it.
+    /// </summary>
+    internal static string[] Selected(IReadOnlyCollection<string> only) =>
+        only.Count == 0 || only.Contains(All)
+            ? [.. InOrder.Where(name => Scenarios.Contains(name) || only.Contains(name))]
+            : [.. InOrder.Where(only.Contains)];
 
     /// <summary>
     /// Runs the named scenarios (all but memory-idle when none is named) and writes their tables to
@@ -34,7 +46,7 @@ public static class SuiteRunner
     /// output and the others still run).
     /// </summary>
     /// <param name="smoke">Tiny counts: checks that every scenario runs, in about a minute; the figures mean nothing.</param>
-    /// <param name="only">Scenario names (<see cref="ScenarioNames"/>); empty for the whole suite.</param>
+    /// <param name="only">Scenario names (<see cref="ScenarioNames"/>); empty or <see cref="All"/> for the whole suite.</param>
     /// <param name="output">Where the tables go.</param>
     /// <param name="host">How to start the server that runs in a process of its own.</param>
     /// <param name="cancellationToken">
@@ -55,7 +67,7 @@ public static class SuiteRunner
         }
 
         var settings = (smoke ? SuiteSettings.Smoke : SuiteSettings.Full) with { Host = host };
-        var selected = only.Count == 0 ? Scenarios : [.. InOrder.Where(only.Contains)];
+        var selected = Selected(only);
         await output.WriteLineAsync($"# Lifeline benchmark suite ({(smoke ? "smoke" : "full")}): {string.Join(", ", selected)}");
         await output.WriteLineAsync($"{RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, {Environment.ProcessorCount} cores, load average {LoadAverage()}\n");
         var total = Stopwatch.GetTimestamp();
