@@ -27,8 +27,9 @@ switch (args)
         return await HostProcess.ServeAsync(args[1..]);
 }
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
-return 0;
+// Non-zero when a benchmark failed to build or run, or its setup was refused, so a script running this can tell.
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
 
 /// <summary>Entry point type for BenchmarkSwitcher.</summary>
 public partial class Program
