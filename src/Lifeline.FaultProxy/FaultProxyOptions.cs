@@ -33,7 +33,10 @@ public sealed class FaultProxyOptions
             : throw new ArgumentOutOfRangeException(nameof(value), value, "IdleCheckInterval must be positive.");
     }
 
-    /// <summary>The clock used for idle tracking and timed faults. Default <see cref="TimeProvider.System"/>.</summary>
+    /// <summary>
+    /// The clock used for idle tracking, timed faults and the delays of latency toxics (see <see cref="Toxics.LatencyToxic"/>).
+    /// Default <see cref="TimeProvider.System"/>.
+    /// </summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     internal void Validate()

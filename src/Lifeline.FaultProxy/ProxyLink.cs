@@ -27,6 +27,8 @@ public sealed class ProxyLink : IAsyncDisposable
     private int _forgotten;
     private int _ended;
     private Task _pumps = Task.CompletedTask;
+    private DelayLine? _upstreamLine;
+    private DelayLine? _downstreamLine;
 
     internal ProxyLink(long id, Socket client, Socket upstream, TcpFaultProxy proxy, TimeProvider time)
     {
@@ -191,6 +193,7 @@ public sealed class ProxyLink : IAsyncDisposable
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        DelayLine? line = null; // made at the first delayed chunk; from then on a chunk without delay must not overtake one
         try
         {
             while (!token.IsCancellationRequested)
@@ -205,13 +208,18 @@ public sealed class ProxyLink : IAsyncDisposable
 
                 if (read == 0)
                 {
-                    // The source sent FIN: pass it on so the other side sees an orderly TCP close, once a black hole
-                    // lets it (a dead path carries a FIN no more than data).
-                    if (!IsSilenced && await WaitWhileHeldAsync(direction, token).ConfigureAwait(false) && !IsSilenced)
+                    if (line is { IsEmpty: false })
                     {
-                        destination.Shutdown(SocketShutdown.Send);
+                        // Behind the chunks still on their way, as TCP orders it.
+                        if (await line.AddFinAsync(NextDelay(direction), token).ConfigureAwait(false))
+                        {
+                            await line.CompleteAsync().ConfigureAwait(false);
+                        }
+
+                        return;
                     }
 
+                    await PassFinAsync(destination, direction, token).ConfigureAwait(false);
                     return;
                 }
 
@@ -221,7 +229,19 @@ public sealed class ProxyLink : IAsyncDisposable
                     continue;
                 }
 
-                await ForwardAsync(destination, buffer.AsMemory(0, read), direction, token).ConfigureAwait(false);
+                var delay = NextDelay(direction);
+                if (delay <= TimeSpan.Zero && (line is null || line.IsEmpty))
+                {
+                    await ForwardAsync(destination, buffer.AsMemory(0, read), direction, token).ConfigureAwait(false);
+                    continue;
+                }
+
+                line ??= StartDelayLine(destination, direction, token);
+                if (!await line.AddAsync(buffer.AsMemory(0, read), delay, token).ConfigureAwait(false))
+                {
+                    await line.CompleteAsync().ConfigureAwait(false); // throws what ended it, for the catch below
+                    return;
+                }
             }
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
@@ -236,9 +256,43 @@ public sealed class ProxyLink : IAsyncDisposable
         }
         finally
         {
+            if (line is not null)
+            {
+                // After a FIN the line has emptied already; after a failure, a reset or a cut what waits is dropped
+                // (a line held by a black hole would otherwise keep the pump from ending).
+                await line.AbandonAsync().ConfigureAwait(false);
+            }
+
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    /// <summary>
+    /// The source sent FIN: passes it on so the other side sees an orderly TCP close, once a black hole lets it (a dead
+    /// path carries a FIN no more than data).
+    /// </summary>
+    private async ValueTask PassFinAsync(Socket destination, Direction direction, CancellationToken token)
+    {
+        if (!IsSilenced && await WaitWhileHeldAsync(direction, token).ConfigureAwait(false) && !IsSilenced)
+        {
+            destination.Shutdown(SocketShutdown.Send);
+        }
+    }
+
+    private DelayLine StartDelayLine(Socket destination, Direction direction, CancellationToken token)
+    {
+        var line = new DelayLine(_time, (chunk, ct) => ForwardAsync(destination, chunk, direction, ct), ct => PassFinAsync(destination, direction, ct), token);
+        Volatile.Write(ref direction == Direction.Upstream ? ref _upstreamLine : ref _downstreamLine, line);
+        return line;
+    }
+
+    /// <summary>What of a direction waits out a latency, if latency ever applied to it (for tests to wait on).</summary>
+    internal DelayLine? DelayLineFor(Direction direction) =>
+        Volatile.Read(ref direction == Direction.Upstream ? ref _upstreamLine : ref _downstreamLine);
+
+    /// <summary>The delay the latency toxics of both chains give the next chunk of a direction.</summary>
+    private TimeSpan NextDelay(Direction direction) =>
+        ToxicChain.NextDelay(_proxy.ToxicsFor(direction)) + ToxicChain.NextDelay(_toxics.For(direction));
 
     /// <summary>
     /// Waits while a black hole holds this direction (for a FIN or a reset, which cross a dead path no more than data
@@ -281,7 +335,8 @@ public sealed class ProxyLink : IAsyncDisposable
             var linkToxics = _toxics.For(direction);
             if (!ToxicChain.Holds(proxyToxics) && !ToxicChain.Holds(linkToxics))
             {
-                await ToxicChain.RunAsync(proxyToxics, linkToxics, chunk,
+                // Without the latency toxics: the pump has delayed the chunk already (a DelayLine).
+                await ToxicChain.RunAsync(ToxicChain.WithoutLatency(proxyToxics), ToxicChain.WithoutLatency(linkToxics), chunk,
                     (piece, ct) => WriteAsync(destination, piece, direction, ct), token).ConfigureAwait(false);
                 return;
             }

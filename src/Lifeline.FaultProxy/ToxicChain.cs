@@ -18,6 +18,25 @@ internal sealed class ToxicChain
     /// <summary>True when the chain holds a black hole: data must wait before it, not run through it.</summary>
     public static bool Holds(ImmutableArray<IToxic> toxics) => toxics.Any(toxic => toxic is BlackHoleToxic);
 
+    /// <summary>The delay the chain's latency toxics give the next chunk (the proxy applies it in a <see cref="DelayLine"/>).</summary>
+    public static TimeSpan NextDelay(ImmutableArray<IToxic> toxics)
+    {
+        var delay = TimeSpan.Zero;
+        foreach (var toxic in toxics)
+        {
+            if (toxic is LatencyToxic latency)
+            {
+                delay += latency.NextDelay();
+            }
+        }
+
+        return delay;
+    }
+
+    /// <summary>The chain without its latency toxics, whose delay the proxy has applied already.</summary>
+    public static ImmutableArray<IToxic> WithoutLatency(ImmutableArray<IToxic> toxics) =>
+        toxics.Any(toxic => toxic is LatencyToxic) ? toxics.RemoveAll(toxic => toxic is LatencyToxic) : toxics;
+
     public void Add(IToxic toxic)
     {
         ImmutableInterlocked.Update(ref _toxics, list => list.Add(toxic));

@@ -24,22 +24,23 @@ public sealed class FaultProxyTests : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    private async Task<Socket> ConnectAsync()
+    private Task<Socket> ConnectAsync() => ConnectAsync(_proxy);
+
+    private static async Task<Socket> ConnectAsync(TcpFaultProxy proxy)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(_proxy.EndPoint);
-        await WaitUntilAsync(() => _proxy.Links.Count > 0);
+        await socket.ConnectAsync(proxy.EndPoint);
+        await WaitUntilAsync(() => proxy.Links.Count > 0);
         return socket;
     }
 
-    private static async Task<string> RoundTripAsync(Socket socket, string text, TimeSpan? timeout = null)
+    /// <summary>Reads exactly <paramref name="count"/> bytes (fewer if the stream ends first) as text.</summary>
+    private static async Task<string> ReceiveAsync(Socket socket, int count, TimeSpan? timeout = null)
     {
-        var bytes = Encoding.UTF8.GetBytes(text);
-        await socket.SendAsync(bytes, SocketFlags.None);
-        var received = new byte[bytes.Length];
+        var received = new byte[count];
         var total = 0;
         using var cts = new CancellationTokenSource(timeout ?? Bound);
-        while (total < bytes.Length)
+        while (total < count)
         {
             var read = await socket.ReceiveAsync(received.AsMemory(total), SocketFlags.None, cts.Token);
             if (read == 0)
@@ -51,6 +52,13 @@ public sealed class FaultProxyTests : IAsyncLifetime
         }
 
         return Encoding.UTF8.GetString(received, 0, total);
+    }
+
+    private static async Task<string> RoundTripAsync(Socket socket, string text, TimeSpan? timeout = null)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        await socket.SendAsync(bytes, SocketFlags.None);
+        return await ReceiveAsync(socket, bytes.Length, timeout);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
@@ -304,6 +312,48 @@ public sealed class FaultProxyTests : IAsyncLifetime
         var started = TimeProvider.System.GetTimestamp();
         Assert.Equal("ping", await RoundTripAsync(socket, "ping"));
         Assert.True(TimeProvider.System.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(190));
+    }
+
+    [Fact]
+    public async Task Latency_TheProxyReadsOnWhileAChunkWaits_SoChunksSentApartArriveAfterOneDelay()
+    {
+        // Before, a direction read its next chunk only once the last had waited out its delay: a steady stream got one
+        // read (16 KiB) through per delay, and "b" here never came in while "a" waited.
+        var time = new FakeTimeProvider();
+        await using var proxy = ProxyOnClock(time);
+        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), Direction.Downstream);
+        using var socket = await ConnectAsync(proxy);
+        var link = Assert.Single(proxy.Links);
+
+        await socket.SendAsync("a"u8.ToArray(), SocketFlags.None);
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Downstream)?.WaitingBytes == 1);
+        await socket.SendAsync("b"u8.ToArray(), SocketFlags.None);
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Downstream)?.WaitingBytes == 2);
+        Assert.Equal(0, link.BytesDownstream);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal("ab", await ReceiveAsync(socket, 2));
+    }
+
+    [Fact]
+    public async Task Latency_AFinFollowsTheBytesOnTheirWay()
+    {
+        var time = new FakeTimeProvider();
+        await using var proxy = ProxyOnClock(time);
+        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), Direction.Upstream);
+        using var socket = await ConnectAsync(proxy);
+        var link = Assert.Single(proxy.Links);
+
+        await socket.SendAsync("xyz"u8.ToArray(), SocketFlags.None);
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.WaitingBytes == 3);
+        socket.Shutdown(SocketShutdown.Send);
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.Waiting == 2); // the bytes, then the FIN
+        Assert.False(_server.PeerClosed.Task.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await _server.PeerClosed.Task.WaitAsync(Bound);
+        Assert.Equal(3, _server.ReadSizes.Sum()); // every byte, then the FIN
+        Assert.Equal("xyz", await ReceiveAsync(socket, 3)); // the echo comes back through the other direction
     }
 
     [Fact]

@@ -3,7 +3,8 @@ namespace Lifeline.FaultProxy.Toxics;
 /// <summary>
 /// A network that stopped delivering: while it is in place nothing crosses the link and the proxy stops reading from
 /// the sending side, so its TCP window fills and its writes stall, as over a dead path. The bytes held meanwhile (at
-/// most one read, 16 KiB, in the proxy, the rest in the sender's TCP buffers) are delivered in order once the toxic is
+/// most one read, 16 KiB, in the proxy, and up to 1 MiB more on its way under a latency toxic; the rest in the sender's
+/// TCP buffers) are delivered in order once the toxic is
 /// removed, unless the link is cut (reset, FIN) first. A FIN or a reset from either end waits too, and follows once the
 /// toxic is removed. This is what a dead peer behind a NAT or a silently dropping
 /// load balancer looks like; only keep-alive pings can find it. To discard bytes instead, use <see cref="DropToxic"/>.

@@ -2,10 +2,12 @@ namespace Lifeline.FaultProxy.Toxics;
 
 /// <summary>Delays every chunk by <see cref="Latency"/> plus a uniform random jitter of up to ± <see cref="Jitter"/>.</summary>
 /// <remarks>
-/// A direction's chunks are delayed one after another, and the proxy reads the next only after the delay: under a
-/// steady stream a chunk also waits for the ones before it, and a direction carries at most one read (16 KiB) per
-/// delay. That models a slow path for request-and-answer traffic, not a long fat pipe; to limit throughput alone, use
-/// <see cref="BandwidthToxic"/>.
+/// In a proxy, each chunk leaves its delay after the proxy read it, on the proxy's clock
+/// (<see cref="FaultProxyOptions.TimeProvider"/>), and the proxy goes on reading meanwhile (up to 1 MiB waits per
+/// direction): a steady stream keeps its throughput and arrives that much later. A jitter never reorders: a chunk
+/// leaves no sooner than the one before it. A FIN follows the bytes before it; a reset is passed on at once, and what is
+/// still on its way is dropped. Used on its own (outside a proxy), <see cref="ProcessAsync"/> delays each
+/// chunk on this toxic's clock before passing it on. To limit throughput, use <see cref="BandwidthToxic"/>.
 /// </remarks>
 public sealed class LatencyToxic : IToxic
 {
@@ -37,16 +39,21 @@ public sealed class LatencyToxic : IToxic
     /// <inheritdoc />
     public async ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> forward, CancellationToken cancellationToken)
     {
-        // Chunks of one direction are processed one after another, so delaying here keeps their order.
-#pragma warning disable CA5394 // Jitter needs no cryptographic randomness.
-        var deviation = Jitter.Ticks == 0 ? 0 : (Random.Shared.NextDouble() * 2 - 1) * Jitter.Ticks;
-#pragma warning restore CA5394
-        var delay = TimeSpan.FromTicks(Latency.Ticks + (long)deviation);
+        var delay = NextDelay();
         if (delay > TimeSpan.Zero)
         {
             await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
         }
 
         await forward(chunk, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The delay of the next chunk: <see cref="Latency"/> with a jitter drawn for it.</summary>
+    internal TimeSpan NextDelay()
+    {
+#pragma warning disable CA5394 // Jitter needs no cryptographic randomness.
+        var deviation = Jitter.Ticks == 0 ? 0 : (Random.Shared.NextDouble() * 2 - 1) * Jitter.Ticks;
+#pragma warning restore CA5394
+        return TimeSpan.FromTicks(Latency.Ticks + (long)deviation);
     }
 }
