@@ -511,8 +511,16 @@ public sealed partial class LifelineClient
         var connection = BeginStep(endsOnRequest: false); // a stop closes the connection gracefully; only its abort cancels this
         try
         {
+            // The ack loop's wake exists before the receive loop runs: a delivery that makes an ack due must find it.
+            var session = Volatile.Read(ref _session);
+            var wake = session is null ? null : new AckWake(_time, connection.Token);
+            if (wake is not null)
+            {
+                Volatile.Write(ref _sessionMode!.AckWake, wake);
+            }
+
             var receiver = ReceiveLoopAsync(socket, connection.Token);
-            var acker = Volatile.Read(ref _session) is { } session ? AckLoopAsync(socket, session, connection.Token) : Task.CompletedTask;
+            var acker = wake is null ? Task.CompletedTask : AckLoopAsync(socket, session!, wake, connection.Token);
             if (reconnected && _options.OnReconnected is { } onReconnected)
             {
                 CompleteStart(); // a first connection after failed handshakes: StartAsync does not wait for the hook

@@ -50,12 +50,10 @@ public sealed partial class LifelineClient
     private readonly SessionModeState? _sessionMode; // session mode only: a plain client does not carry these
 
     /// <summary>What only a session-mode client needs, in one object.</summary>
-#pragma warning disable CA1001 // A SemaphoreSlim whose wait handle is never asked for holds nothing to dispose (as before, on the client).
     private sealed class SessionModeState
-#pragma warning restore CA1001
     {
 #pragma warning disable SA1401, CA1051 // Fields, for Interlocked and Volatile: a private holder of the client's own state.
-        public readonly SemaphoreSlim AckSignal = new(0, 1);
+        public AckWake? AckWake; // the current connection's, made before its receive loop starts
         public ArrayBufferWriter<byte>? AckFrame; // reused under the send lock
         public SessionLostEventArgs? LastLost;
         public long Started;
@@ -540,20 +538,7 @@ public sealed partial class LifelineClient
         }
     }
 
-    private void SignalAck()
-    {
-        if (_sessionMode!.AckSignal.CurrentCount == 0)
-        {
-            try
-            {
-                _sessionMode!.AckSignal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Already signalled.
-            }
-        }
-    }
+    private void SignalAck() => Volatile.Read(ref _sessionMode!.AckWake)?.Set();
 
     /// <summary>The Ack frame for what was delivered so far, taken as sent. Call holding the send lock (it reuses one buffer).</summary>
     private ReadOnlyMemory<byte> WriteAckFrame(ClientSession session)
@@ -624,7 +609,7 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>Sends an Ack frame whenever one is due and no Data frame carried it (count, bytes or delay).</summary>
-    private async Task AckLoopAsync(ClientWebSocket socket, ClientSession session, CancellationToken cancellationToken)
+    private async Task AckLoopAsync(ClientWebSocket socket, ClientSession session, AckWake wake, CancellationToken cancellationToken)
     {
         try
         {
@@ -635,11 +620,11 @@ public sealed partial class LifelineClient
                 justAcknowledged = false;
                 if (dueIn is null)
                 {
-                    await _sessionMode!.AckSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await wake.WaitAsync(Timeout.InfiniteTimeSpan).ConfigureAwait(false);
                 }
                 else if (dueIn > TimeSpan.Zero)
                 {
-                    await _sessionMode!.AckSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                    await wake.WaitAsync(dueIn.Value).ConfigureAwait(false);
                 }
 
                 if (session.Inbound.IsAckDue)
@@ -660,6 +645,10 @@ public sealed partial class LifelineClient
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or InvalidOperationException)
         {
             // The connection is over.
+        }
+        finally
+        {
+            wake.Dispose();
         }
     }
 
