@@ -11,10 +11,9 @@ namespace Lifeline.AspNetCore;
 /// One socket carrying (at most) one session at a time: runs the <c>lifeline.v1</c> handshake, turns frames into
 /// inbox messages and acks, and sends Data/Ack frames through the connection's bounded outbound buffer.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore is never waited on with a wait handle; it owns nothing to release.")]
 internal sealed class SessionCarrier(LifelineConnection connection, LifelineSessionManager manager, Func<LifelineSession, CancellationToken, Task> handler)
 {
-    private readonly SemaphoreSlim _ackSignal = new(0, 1);
+    private AckWake? _ackWake; // the ack loop's of the session on this socket; made before deliveries can signal it
     private long _lastHeartbeatAnswer = long.MinValue / 2; // Environment.TickCount64 of the last answer (the carrier's loop only)
 
     public LifelineConnection Connection { get; } = connection;
@@ -137,8 +136,10 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     {
                         case OpenKind.Opened:
                             session = outcome.Session!;
+                            var wake = new AckWake(manager.Time, stopAcks.Token);
+                            Volatile.Write(ref _ackWake, wake);
                             session.Inbox.Delivered += SignalAck;
-                            acker = AckLoopAsync(session, stopAcks.Token);
+                            acker = AckLoopAsync(session, wake);
                             afterLost = false;
                             continue;
                         case OpenKind.Refused:
@@ -363,22 +364,9 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         }
     }
 
-    private void SignalAck()
-    {
-        if (_ackSignal.CurrentCount == 0)
-        {
-            try
-            {
-                _ackSignal.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-                // Already signalled.
-            }
-        }
-    }
+    private void SignalAck() => Volatile.Read(ref _ackWake)?.Set();
 
-    private async Task AckLoopAsync(LifelineSession session, CancellationToken cancellationToken)
+    private async Task AckLoopAsync(LifelineSession session, AckWake wake)
     {
         try
         {
@@ -389,11 +377,11 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 justAcknowledged = false;
                 if (dueIn is null)
                 {
-                    await _ackSignal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await wake.WaitAsync(Timeout.InfiniteTimeSpan).ConfigureAwait(false);
                 }
                 else if (dueIn > TimeSpan.Zero)
                 {
-                    await _ackSignal.WaitAsync(dueIn.Value, cancellationToken).ConfigureAwait(false);
+                    await wake.WaitAsync(dueIn.Value).ConfigureAwait(false);
                 }
 
                 if (session.Carrier != this)
@@ -422,6 +410,10 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         catch (OperationCanceledException)
         {
             // The socket or the session is over.
+        }
+        finally
+        {
+            wake.Dispose();
         }
     }
 }

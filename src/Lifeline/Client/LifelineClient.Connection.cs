@@ -5,6 +5,7 @@ using System.Security.Authentication;
 using Lifeline.CloseCodes;
 using Lifeline.Diagnostics;
 using Lifeline.Reconnect;
+using Lifeline.Session;
 
 namespace Lifeline.Client;
 

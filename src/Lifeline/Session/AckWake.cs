@@ -1,14 +1,14 @@
 using System.Threading.Tasks.Sources;
 
-namespace Lifeline.Client;
+namespace Lifeline.Session;
 
 /// <summary>
-/// Wakes a connection's ack loop when a delivery makes an ack due, or when the ack delay has passed; throws
-/// <see cref="OperationCanceledException"/> once the connection ends. One per connection, with one waiter (the loop),
-/// and nothing allocated per wait: the <see cref="SemaphoreSlim"/> waited on with a timeout and a token before it
-/// allocated a state machine, a cancellation promise, a timer and, at each timeout, an exception, several times per
-/// connection and every ack delay of a busy session (a reconnect storm of 5,000 session clients in one process
-/// allocated them together, and the collections they caused held reconnect timers back).
+/// Wakes an ack loop (the client's for a connection, the server's for a session on a socket) when a delivery makes an
+/// ack due, or when the ack delay has passed; throws <see cref="OperationCanceledException"/> once its token ends. One
+/// waiter (the loop), and nothing allocated per wait: the <see cref="SemaphoreSlim"/> waited on with a timeout and a
+/// token before it allocated a state machine, a cancellation promise, a timer and, at each timeout, an exception,
+/// several times per connection and every ack delay of a busy session (a reconnect storm of 5,000 session clients in
+/// one process allocated them together, and the collections they caused held reconnect timers back).
 /// </summary>
 /// <remarks>
 /// A wake may come early (a timer that fired for the wait before); the loop looks at what is due each time it wakes.
@@ -28,7 +28,7 @@ internal sealed class AckWake : IValueTaskSource, IDisposable
     private int _state;
 
     /// <param name="time">The clock of the ack delay.</param>
-    /// <param name="connection">Ends the waits (the connection is over).</param>
+    /// <param name="connection">Ends the waits (the connection, or the session on it, is over).</param>
     public AckWake(TimeProvider time, CancellationToken connection)
     {
         _time = time;

@@ -1,7 +1,7 @@
-using Lifeline.Client;
+using Lifeline.Session;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Lifeline.Tests.Client;
+namespace Lifeline.Tests.Session;
 
 /// <summary>The ack loop's wake: set, timed out on the client's clock, ended with the connection, and free per wait.</summary>
 public sealed class AckWakeTests : IDisposable
