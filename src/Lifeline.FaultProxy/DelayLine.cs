@@ -6,7 +6,8 @@ namespace Lifeline.FaultProxy;
 /// <summary>
 /// The chunks of one direction of a link that are on their way under latency. The pump goes on reading while earlier
 /// chunks wait out their delay, so latency adds to each chunk's time on the way, as a long path does, instead of
-/// capping the throughput at one read per delay. Chunks leave in the order they came, and a FIN after them.
+/// capping the throughput at one read (16 KiB) per delay; at most 1 MiB is on its way per delay now, as over a path
+/// with a 1 MiB window. Chunks leave in the order they came, and a FIN after them.
 /// </summary>
 /// <remarks>One pump adds, one sending loop takes: adding and <see cref="CompleteAsync"/> are not thread-safe.</remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore's wait handle is never asked for; the token source is disposed by AbandonAsync, which the pump always calls last.")]
@@ -23,6 +24,9 @@ internal sealed class DelayLine
 
     private readonly SemaphoreSlim _room = new(Capacity); // taken by a chunk (or the FIN) until it has left
 
+    private static readonly TimeSpan LongestStep = TimeSpan.FromHours(1);
+    private static readonly TimeSpan LongestDelay = TimeSpan.FromDays(365);
+
     private readonly TimeProvider _time;
     private readonly Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> _forward;
     private readonly Func<CancellationToken, ValueTask> _passFin;
@@ -31,6 +35,7 @@ internal sealed class DelayLine
     private long _lastDue;
     private long _waitingBytes;
     private int _waiting;
+    private int _timersArmed;
 
     /// <param name="time">The clock the delays run on.</param>
     /// <param name="forward">Passes a chunk on (the other toxics, then the write) once its delay has passed.</param>
@@ -51,6 +56,12 @@ internal sealed class DelayLine
 
     /// <summary>The chunks, and the FIN, read but not yet passed on.</summary>
     public int Waiting => Volatile.Read(ref _waiting);
+
+    /// <summary>
+    /// How many delays the sending loop has armed (counted once its timer is set): a test on a fake clock waits on it
+    /// before it advances the clock, so that the advance cannot fall between the loop reading the clock and arming.
+    /// </summary>
+    internal int TimersArmed => Volatile.Read(ref _timersArmed);
 
     /// <summary>The bytes read but not yet passed on.</summary>
     public long WaitingBytes => Interlocked.Read(ref _waitingBytes);
@@ -90,17 +101,22 @@ internal sealed class DelayLine
         {
             await _sending.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+#pragma warning disable CA1031 // Whatever ended the loop (a toxic's own exception too) was the pump's to see through CompleteAsync; the pump is ending.
+        catch (Exception)
+#pragma warning restore CA1031
         {
-            // What ended it was thrown to the pump by CompleteAsync already, or no longer matters: the pump is ending.
         }
-
-        _stop.Dispose();
+        finally
+        {
+            _stop.Dispose();
+        }
     }
 
     private long Due(TimeSpan delay)
     {
-        var due = _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+        // A year at most, so that the timestamp cannot overflow (a delay of TimeSpan.MaxValue would otherwise be none).
+        var seconds = Math.Min(delay.TotalSeconds, LongestDelay.TotalSeconds);
+        var due = _time.GetTimestamp() + (long)(seconds * _time.TimestampFrequency);
         _lastDue = Math.Max(due, _lastDue);
         return _lastDue;
     }
@@ -143,10 +159,13 @@ internal sealed class DelayLine
                 {
                     try
                     {
-                        var remaining = _time.GetElapsedTime(_time.GetTimestamp(), entry.Due);
-                        if (remaining > TimeSpan.Zero)
+                        // In steps of at most an hour: Task.Delay takes no more than about 49 days at once.
+                        TimeSpan remaining;
+                        while ((remaining = _time.GetElapsedTime(_time.GetTimestamp(), entry.Due)) > TimeSpan.Zero)
                         {
-                            await Task.Delay(remaining, _time, stop).ConfigureAwait(false);
+                            var wait = Task.Delay(remaining < LongestStep ? remaining : LongestStep, _time, stop);
+                            Interlocked.Increment(ref _timersArmed);
+                            await wait.ConfigureAwait(false);
                         }
 
                         if (entry.Buffer is null)

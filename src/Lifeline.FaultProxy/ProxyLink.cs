@@ -208,18 +208,17 @@ public sealed class ProxyLink : IAsyncDisposable
 
                 if (read == 0)
                 {
-                    if (line is { IsEmpty: false })
+                    var finDelay = NextDelay(direction);
+                    if (finDelay <= TimeSpan.Zero && (line is null || line.IsEmpty))
                     {
-                        // Behind the chunks still on their way, as TCP orders it.
-                        if (await line.AddFinAsync(NextDelay(direction), token).ConfigureAwait(false))
-                        {
-                            await line.CompleteAsync().ConfigureAwait(false);
-                        }
-
+                        await PassFinAsync(destination, direction, token).ConfigureAwait(false);
                         return;
                     }
 
-                    await PassFinAsync(destination, direction, token).ConfigureAwait(false);
+                    // Behind the chunks still on their way, as TCP orders it, and delayed as they are.
+                    line ??= StartDelayLine(destination, direction, token);
+                    await line.AddFinAsync(finDelay, token).ConfigureAwait(false);
+                    await line.CompleteAsync().ConfigureAwait(false); // throws what ended the line early, for the catch below
                     return;
                 }
 
@@ -256,14 +255,19 @@ public sealed class ProxyLink : IAsyncDisposable
         }
         finally
         {
-            if (line is not null)
+            try
             {
-                // After a FIN the line has emptied already; after a failure, a reset or a cut what waits is dropped
-                // (a line held by a black hole would otherwise keep the pump from ending).
-                await line.AbandonAsync().ConfigureAwait(false);
+                if (line is not null)
+                {
+                    // After a FIN the line has emptied already; after a failure, a reset or a cut what waits is dropped
+                    // (a line held by a black hole would otherwise keep the pump from ending).
+                    await line.AbandonAsync().ConfigureAwait(false);
+                }
             }
-
-            ArrayPool<byte>.Shared.Return(buffer);
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
@@ -273,7 +277,7 @@ public sealed class ProxyLink : IAsyncDisposable
     /// </summary>
     private async ValueTask PassFinAsync(Socket destination, Direction direction, CancellationToken token)
     {
-        if (!IsSilenced && await WaitWhileHeldAsync(direction, token).ConfigureAwait(false) && !IsSilenced)
+        if (!IsSilenced && await WaitWhileHeldAsync(direction, token).ConfigureAwait(false) && !IsSilenced && !IsForgotten)
         {
             destination.Shutdown(SocketShutdown.Send);
         }
@@ -347,9 +351,9 @@ public sealed class ProxyLink : IAsyncDisposable
 
     private async ValueTask WriteAsync(Socket destination, ReadOnlyMemory<byte> chunk, Direction direction, CancellationToken cancellationToken)
     {
-        if (IsSilenced)
+        if (IsSilenced || IsForgotten)
         {
-            return;
+            return; // a forgotten flow sends nothing, chunks still on their way under latency included
         }
 
         while (!chunk.IsEmpty)

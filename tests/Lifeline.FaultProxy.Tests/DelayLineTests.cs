@@ -33,6 +33,7 @@ public sealed class DelayLineTests
         Assert.True(await line.AddAsync("a"u8.ToArray(), TimeSpan.FromSeconds(1), CancellationToken.None));
         Assert.True(await line.AddAsync("b"u8.ToArray(), TimeSpan.Zero, CancellationToken.None)); // a jitter drew less
         Assert.True(await line.AddFinAsync(TimeSpan.Zero, CancellationToken.None));
+        await WaitUntilAsync(() => line.TimersArmed == 1); // an advance before the timer is set would move its due
         _time.Advance(TimeSpan.FromMilliseconds(999));
         await Task.Delay(50); // what may not leave yet has had its chance to
         Assert.Empty(_passed);
@@ -52,11 +53,12 @@ public sealed class DelayLineTests
         var line = NewLine();
 
         await line.AddAsync("a"u8.ToArray(), TimeSpan.FromSeconds(1), CancellationToken.None);
+        await WaitUntilAsync(() => line.TimersArmed == 1);
         _time.Advance(TimeSpan.FromMilliseconds(500));
         await line.AddAsync("b"u8.ToArray(), TimeSpan.FromSeconds(1), CancellationToken.None);
         _time.Advance(TimeSpan.FromMilliseconds(500));
-        await WaitUntilAsync(() => _passed.Count == 1);
-        Assert.Equal(1, line.WaitingBytes); // "b" has half of its delay to go: it did not wait for "a" first
+        await WaitUntilAsync(() => line.WaitingBytes == 1 && line.TimersArmed == 2);
+        Assert.Equal(["a"], _passed); // "b" has half of its delay to go (its own timer): it did not wait for "a" first
 
         _time.Advance(TimeSpan.FromMilliseconds(500));
         await line.CompleteAsync().WaitAsync(Bound);
@@ -75,13 +77,12 @@ public sealed class DelayLineTests
         }
 
         var next = line.AddAsync("y"u8.ToArray(), TimeSpan.FromSeconds(1), CancellationToken.None).AsTask();
-        await Task.Delay(50);
+        await WaitUntilAsync(() => line.TimersArmed == 1);
         Assert.False(next.IsCompleted); // the pump stops reading: the sender's TCP window fills, as over a long path
         Assert.Equal(64, line.WaitingBytes);
 
-        _time.Advance(TimeSpan.FromSeconds(1));
+        _time.Advance(TimeSpan.FromSeconds(1)); // "y" was read then too: it leaves right behind the others
         Assert.True(await next.WaitAsync(Bound));
-        _time.Advance(TimeSpan.FromSeconds(1));
         await line.CompleteAsync().WaitAsync(Bound);
         Assert.Equal(65, _passed.Count);
         Assert.Equal("y", _passed.Last());

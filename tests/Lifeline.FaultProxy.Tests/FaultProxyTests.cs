@@ -329,6 +329,7 @@ public sealed class FaultProxyTests : IAsyncLifetime
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Downstream)?.WaitingBytes == 1);
         await socket.SendAsync("b"u8.ToArray(), SocketFlags.None);
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Downstream)?.WaitingBytes == 2);
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Downstream)?.TimersArmed == 1);
         Assert.Equal(0, link.BytesDownstream);
         time.Advance(TimeSpan.FromSeconds(1));
 
@@ -348,12 +349,32 @@ public sealed class FaultProxyTests : IAsyncLifetime
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.WaitingBytes == 3);
         socket.Shutdown(SocketShutdown.Send);
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.Waiting == 2); // the bytes, then the FIN
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.TimersArmed == 1);
         Assert.False(_server.PeerClosed.Task.IsCompleted);
         time.Advance(TimeSpan.FromSeconds(1));
 
         await _server.PeerClosed.Task.WaitAsync(Bound);
         Assert.Equal(3, _server.ReadSizes.Sum()); // every byte, then the FIN
         Assert.Equal("xyz", await ReceiveAsync(socket, 3)); // the echo comes back through the other direction
+    }
+
+    [Fact]
+    public async Task Latency_LinkResetWhileChunksWait_ThePumpsEndAndTheLinkIsGone()
+    {
+        var time = new FakeTimeProvider();
+        await using var proxy = ProxyOnClock(time);
+        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), Direction.Upstream);
+        using var socket = await ConnectAsync(proxy);
+        var link = Assert.Single(proxy.Links);
+        await socket.SendAsync("xyz"u8.ToArray(), SocketFlags.None);
+        await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.WaitingBytes == 3);
+
+        link.Reset();
+
+        await link.Completion.WaitAsync(Bound);
+        Assert.Equal(0, link.DelayLineFor(Direction.Upstream)!.WaitingBytes); // dropped, their buffers returned
+        Assert.Equal(0, link.BytesUpstream);
+        await WaitUntilAsync(() => proxy.Links.Count == 0);
     }
 
     [Fact]
