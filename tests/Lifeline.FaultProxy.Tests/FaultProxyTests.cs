@@ -319,11 +319,8 @@ public sealed class FaultProxyTests : IAsyncLifetime
     {
         // Before, a direction read its next chunk only once the last had waited out its delay: a steady stream got one
         // read (16 KiB) through per delay, and "b" here never came in while "a" waited.
-        var time = new FakeTimeProvider();
-        await using var proxy = ProxyOnClock(time);
-        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), Direction.Downstream);
-        using var socket = await ConnectAsync(proxy);
-        var link = Assert.Single(proxy.Links);
+        await using var delayed = await OneSecondLatencyOnAFakeClockAsync(Direction.Downstream);
+        var (time, socket, link) = (delayed.Time, delayed.Socket, delayed.Link);
 
         await socket.SendAsync("a"u8.ToArray(), SocketFlags.None);
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Downstream)?.WaitingBytes == 1);
@@ -339,11 +336,8 @@ public sealed class FaultProxyTests : IAsyncLifetime
     [Fact]
     public async Task Latency_AFinFollowsTheBytesOnTheirWay()
     {
-        var time = new FakeTimeProvider();
-        await using var proxy = ProxyOnClock(time);
-        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), Direction.Upstream);
-        using var socket = await ConnectAsync(proxy);
-        var link = Assert.Single(proxy.Links);
+        await using var delayed = await OneSecondLatencyOnAFakeClockAsync(Direction.Upstream);
+        var (time, socket, link) = (delayed.Time, delayed.Socket, delayed.Link);
 
         await socket.SendAsync("xyz"u8.ToArray(), SocketFlags.None);
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.WaitingBytes == 3);
@@ -361,11 +355,8 @@ public sealed class FaultProxyTests : IAsyncLifetime
     [Fact]
     public async Task Latency_LinkResetWhileChunksWait_ThePumpsEndAndTheLinkIsGone()
     {
-        var time = new FakeTimeProvider();
-        await using var proxy = ProxyOnClock(time);
-        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), Direction.Upstream);
-        using var socket = await ConnectAsync(proxy);
-        var link = Assert.Single(proxy.Links);
+        await using var delayed = await OneSecondLatencyOnAFakeClockAsync(Direction.Upstream);
+        var (socket, link) = (delayed.Socket, delayed.Link);
         await socket.SendAsync("xyz"u8.ToArray(), SocketFlags.None);
         await WaitUntilAsync(() => link.DelayLineFor(Direction.Upstream)?.WaitingBytes == 3);
 
@@ -374,7 +365,7 @@ public sealed class FaultProxyTests : IAsyncLifetime
         await link.Completion.WaitAsync(Bound);
         Assert.Equal(0, link.DelayLineFor(Direction.Upstream)!.WaitingBytes); // dropped, their buffers returned
         Assert.Equal(0, link.BytesUpstream);
-        await WaitUntilAsync(() => proxy.Links.Count == 0);
+        await WaitUntilAsync(() => delayed.Proxy.Links.Count == 0);
     }
 
     [Fact]
@@ -546,6 +537,25 @@ public sealed class FaultProxyTests : IAsyncLifetime
     }
 
     /// <summary>A second proxy in front of the same echo server, on the given clock.</summary>
+    /// <summary>A proxy on a fake clock with a latency of one second one way, and one client connected through it.</summary>
+    private async Task<DelayedLink> OneSecondLatencyOnAFakeClockAsync(Direction direction)
+    {
+        var time = new FakeTimeProvider();
+        var proxy = ProxyOnClock(time);
+        proxy.AddToxic(new LatencyToxic(TimeSpan.FromSeconds(1), timeProvider: time), direction);
+        var socket = await ConnectAsync(proxy);
+        return new DelayedLink(time, proxy, socket, Assert.Single(proxy.Links));
+    }
+
+    private sealed record DelayedLink(FakeTimeProvider Time, TcpFaultProxy Proxy, Socket Socket, ProxyLink Link) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Socket.Dispose();
+            await Proxy.DisposeAsync();
+        }
+    }
+
     private TcpFaultProxy ProxyOnClock(TimeProvider time) =>
         new TcpFaultProxy(new FaultProxyOptions { UpstreamHost = "127.0.0.1", UpstreamPort = _server.Port, TimeProvider = time }).Start();
 
