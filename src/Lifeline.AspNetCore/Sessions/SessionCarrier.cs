@@ -373,15 +373,16 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
             var justAcknowledged = false;
             while (true)
             {
+                var now = wake.Now;
                 var dueIn = session.Inbound.NextAckLoopWait(justAcknowledged);
                 justAcknowledged = false;
                 if (dueIn is null)
                 {
-                    await wake.WaitAsync(Timeout.InfiniteTimeSpan).ConfigureAwait(false);
+                    await wake.WaitAsync(Timeout.InfiniteTimeSpan, now).ConfigureAwait(false);
                 }
                 else if (dueIn > TimeSpan.Zero)
                 {
-                    await wake.WaitAsync(dueIn.Value).ConfigureAwait(false);
+                    await wake.WaitAsync(dueIn.Value, now).ConfigureAwait(false);
                 }
 
                 if (session.Carrier != this)

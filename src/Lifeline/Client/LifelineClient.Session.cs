@@ -616,15 +616,16 @@ public sealed partial class LifelineClient
             var justAcknowledged = false;
             while (true)
             {
+                var now = wake.Now;
                 var dueIn = session.Inbound.NextAckLoopWait(justAcknowledged);
                 justAcknowledged = false;
                 if (dueIn is null)
                 {
-                    await wake.WaitAsync(Timeout.InfiniteTimeSpan).ConfigureAwait(false);
+                    await wake.WaitAsync(Timeout.InfiniteTimeSpan, now).ConfigureAwait(false);
                 }
                 else if (dueIn > TimeSpan.Zero)
                 {
-                    await wake.WaitAsync(dueIn.Value).ConfigureAwait(false);
+                    await wake.WaitAsync(dueIn.Value, now).ConfigureAwait(false);
                 }
 
                 if (session.Inbound.IsAckDue)

@@ -12,6 +12,8 @@ namespace Lifeline.Session;
 /// </summary>
 /// <remarks>
 /// A wake may come early (a timer that fired for the wait before); the loop looks at what is due each time it wakes.
+/// On a fake clock, a test advances it only once the wait has begun: an advance between the delay's computation here
+/// and the arming of the timer would move the end of the wait by that much (the clock offers no absolute timers).
 /// </remarks>
 internal sealed class AckWake : IValueTaskSource, IDisposable
 {
@@ -53,15 +55,35 @@ internal sealed class AckWake : IValueTaskSource, IDisposable
         }
     }
 
+    /// <summary>A timestamp of this wake's clock: take it before working out how long to wait, and pass it to <see cref="WaitAsync"/>.</summary>
+    public long Now => _time.GetTimestamp();
+
     /// <summary>
-    /// Returns when set (at once if it was set since the last wait), when <paramref name="timeout"/> has passed
-    /// (<see cref="Timeout.InfiniteTimeSpan"/>: no timer), or throws when the connection ends. One caller at a time.
+    /// Returns when set (at once if it was set since the last wait), when <paramref name="delay"/> has passed since
+    /// <paramref name="from"/> (a <see cref="Now"/>; <see cref="Timeout.InfiniteTimeSpan"/>: no timer), or throws when
+    /// the connection ends. One caller at a time. Measured from <paramref name="from"/> so that time passing while the
+    /// caller worked out the delay (a fake clock advanced meanwhile) does not move the end of the wait.
     /// </summary>
-    public ValueTask WaitAsync(TimeSpan timeout)
+    public ValueTask WaitAsync(TimeSpan delay, long from)
     {
         if (Interlocked.CompareExchange(ref _state, Idle, Signalled) == Signalled)
         {
             return default;
+        }
+
+        var timed = delay != Timeout.InfiniteTimeSpan;
+        if (timed)
+        {
+            delay -= _time.GetElapsedTime(from);
+            if (delay <= TimeSpan.Zero)
+            {
+                return default; // due already
+            }
+        }
+        else
+        {
+            // A timer armed for an earlier wait, which a set may not have stopped in time, must not end this one early.
+            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
 
         if (Interlocked.CompareExchange(ref _state, Waiting, Idle) != Idle)
@@ -70,10 +92,10 @@ internal sealed class AckWake : IValueTaskSource, IDisposable
             return Interlocked.CompareExchange(ref _state, Idle, Signalled) == Signalled ? default : ValueTask.FromCanceled(_connection);
         }
 
-        if (timeout != Timeout.InfiniteTimeSpan)
+        if (timed)
         {
             _timer ??= _time.CreateTimer(static wake => ((AckWake)wake!).Elapsed(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            _timer.Change(timeout, Timeout.InfiniteTimeSpan);
+            _timer.Change(delay, Timeout.InfiniteTimeSpan);
         }
 
         return new ValueTask(this, _core.Version);
@@ -119,7 +141,10 @@ internal sealed class AckWake : IValueTaskSource, IDisposable
         }
     }
 
-    /// <summary>Completes the wait this caller took from Waiting. The timer stops first, so it cannot cut the next wait short.</summary>
+    /// <summary>
+    /// Completes the wait this caller took from Waiting. The timer stops first; if it was armed after this (a set racing
+    /// the wait's start), the next untimed wait stops it, and a timed one arms it anew.
+    /// </summary>
     private void Complete(bool ended)
     {
         try

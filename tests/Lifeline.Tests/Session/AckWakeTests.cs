@@ -19,8 +19,8 @@ public sealed class AckWakeTests : IDisposable
         wake.Set();
         wake.Set(); // a second set before the wait is the same wake
 
-        Assert.True(wake.WaitAsync(Timeout.InfiniteTimeSpan).IsCompletedSuccessfully);
-        var next = wake.WaitAsync(Timeout.InfiniteTimeSpan);
+        Assert.True(wake.WaitAsync(Timeout.InfiniteTimeSpan, wake.Now).IsCompletedSuccessfully);
+        var next = wake.WaitAsync(Timeout.InfiniteTimeSpan, wake.Now);
         Assert.False(next.IsCompleted);
 
         wake.Set();
@@ -30,43 +30,60 @@ public sealed class AckWakeTests : IDisposable
     [Fact]
     public async Task TimedWait_EndsWhenItsDelayHasPassedOnTheClientsClock()
     {
+        // An hour: on any other clock than the fake one the wait could not end within the test's bound.
         using var wake = new AckWake(_time, _connection.Token);
-        var wait = wake.WaitAsync(TimeSpan.FromMilliseconds(200)).AsTask();
+        var wait = wake.WaitAsync(TimeSpan.FromHours(1), wake.Now);
 
-        _time.Advance(TimeSpan.FromMilliseconds(199));
-        Assert.False(wait.IsCompleted);
+        _time.Advance(TimeSpan.FromHours(1) - TimeSpan.FromMilliseconds(1));
+        Assert.False(wait.IsCompleted); // the source itself, not a task completed later on the pool
         _time.Advance(TimeSpan.FromMilliseconds(1));
 
-        await wait.WaitAsync(Bound);
+        await wait.AsTask().WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task TheDelay_CountsFromWhenTheLoopTookTheTime()
+    {
+        using var wake = new AckWake(_time, _connection.Token);
+        var from = wake.Now;
+        _time.Advance(TimeSpan.FromMinutes(40)); // while the loop worked out its delay
+
+        var wait = wake.WaitAsync(TimeSpan.FromHours(1), from);
+        _time.Advance(TimeSpan.FromMinutes(20));
+        await wait.AsTask().WaitAsync(Bound);
+
+        from = wake.Now;
+        _time.Advance(TimeSpan.FromHours(2));
+        Assert.True(wake.WaitAsync(TimeSpan.FromHours(1), from).IsCompletedSuccessfully); // due already
     }
 
     [Fact]
     public async Task AWaitSetBeforeItsDelay_StopsItsTimer_SoTheNextWaitIsNotCutShort()
     {
         using var wake = new AckWake(_time, _connection.Token);
-        var first = wake.WaitAsync(TimeSpan.FromMilliseconds(200)).AsTask();
+        var first = wake.WaitAsync(TimeSpan.FromHours(1), wake.Now);
         wake.Set();
-        await first.WaitAsync(Bound);
+        await first.AsTask().WaitAsync(Bound);
 
-        var second = wake.WaitAsync(Timeout.InfiniteTimeSpan).AsTask();
-        _time.Advance(TimeSpan.FromSeconds(1));
+        var second = wake.WaitAsync(Timeout.InfiniteTimeSpan, wake.Now);
+        _time.Advance(TimeSpan.FromHours(2));
         Assert.False(second.IsCompleted);
 
         wake.Set();
-        await second.WaitAsync(Bound);
+        await second.AsTask().WaitAsync(Bound);
     }
 
     [Fact]
     public async Task ConnectionEnds_TheWaitThrows_AndSoDoesEveryLaterOne()
     {
         using var wake = new AckWake(_time, _connection.Token);
-        var wait = wake.WaitAsync(Timeout.InfiniteTimeSpan).AsTask();
+        var wait = wake.WaitAsync(Timeout.InfiniteTimeSpan, wake.Now).AsTask();
 
         await _connection.CancelAsync();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.WaitAsync(Bound));
         wake.Set(); // a delivery after the end changes nothing
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wake.WaitAsync(TimeSpan.FromSeconds(1)).AsTask());
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wake.WaitAsync(TimeSpan.FromSeconds(1), wake.Now).AsTask());
     }
 
     [Fact]
@@ -84,12 +101,12 @@ public sealed class AckWakeTests : IDisposable
         Assert.True(allocated < 1_000, $"{allocated} bytes for 1,000 waits");
     }
 
-    /// <summary>Timed waits, each set before it is awaited, on this thread alone.</summary>
+    /// <summary>Timed waits (on the system clock), each set before it is awaited, on this thread alone.</summary>
     private static void WaitAndSet(AckWake wake, int count)
     {
         for (var i = 0; i < count; i++)
         {
-            var wait = wake.WaitAsync(TimeSpan.FromMilliseconds(200));
+            var wait = wake.WaitAsync(TimeSpan.FromHours(1), wake.Now); // never reached: a stalled thread cannot race it
             wake.Set();
             wait.GetAwaiter().GetResult(); // completed by the set: returns at once
         }
