@@ -22,6 +22,10 @@ internal sealed class AckWake : IValueTaskSource, IDisposable
     private const int Signalled = 2;
     private const int Ended = 3;
 
+    // A timer takes at most about 49 days; an ack delay may be set longer (SessionAckOptions.MaxDelay is only checked to
+    // be positive). Waking after a day instead is one of the early wakes the loop takes in its stride.
+    private static readonly TimeSpan LongestTimer = TimeSpan.FromDays(1);
+
     private readonly TimeProvider _time;
     private readonly CancellationToken _connection;
     private readonly CancellationTokenRegistration _registration;
@@ -95,7 +99,7 @@ internal sealed class AckWake : IValueTaskSource, IDisposable
         if (timed)
         {
             _timer ??= _time.CreateTimer(static wake => ((AckWake)wake!).Elapsed(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            _timer.Change(delay, Timeout.InfiniteTimeSpan);
+            _timer.Change(delay < LongestTimer ? delay : LongestTimer, Timeout.InfiniteTimeSpan);
         }
 
         return new ValueTask(this, _core.Version);

@@ -74,6 +74,25 @@ public sealed class AckWakeTests : IDisposable
     }
 
     [Fact]
+    public async Task ADelayLongerThanATimerTakes_WaitsADayAtATime_InsteadOfThrowing()
+    {
+        // SessionAckOptions.MaxDelay accepts any positive delay; a timer refuses more than about 49 days, which ended the
+        // ack loop with an ArgumentOutOfRangeException (the SemaphoreSlim before refused more than about 24 days).
+        using (var onTheSystemClock = new AckWake(TimeProvider.System, _connection.Token))
+        {
+            var wait = onTheSystemClock.WaitAsync(TimeSpan.FromDays(60), onTheSystemClock.Now);
+            Assert.False(wait.IsCompleted);
+            onTheSystemClock.Set();
+            await wait.AsTask().WaitAsync(Bound);
+        }
+
+        using var wake = new AckWake(_time, _connection.Token);
+        var early = wake.WaitAsync(TimeSpan.FromDays(60), wake.Now);
+        _time.Advance(TimeSpan.FromDays(1));
+        await early.AsTask().WaitAsync(Bound); // an early wake: the loop looks at what is due and waits again
+    }
+
+    [Fact]
     public async Task ConnectionEnds_TheWaitThrows_AndSoDoesEveryLaterOne()
     {
         using var wake = new AckWake(_time, _connection.Token);
