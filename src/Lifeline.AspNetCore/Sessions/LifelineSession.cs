@@ -348,7 +348,10 @@ public sealed class LifelineSession
         await SendCoreAsync(data, type, false, updateState, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Sends a message and completes when the client acknowledges it: true then, false when the session ends first.</summary>
+    /// <summary>
+    /// Sends a message and completes when the client acknowledges it: true then, false when the session ends first. A
+    /// client that ends the session itself states what it last received; a message up to that counts as acknowledged.
+    /// </summary>
     public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
         var acknowledged = await SendCoreAsync(data, type, true, null, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);

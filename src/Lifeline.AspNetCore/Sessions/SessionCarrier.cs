@@ -176,6 +176,10 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
 
                         break;
                     case SessionFrameType.SessionLost:
+                        // The client's "last received" says which of our messages reached its application (5.7): those count
+                        // as acknowledged, so a send waiting for its ack learns it arrived. A number beyond what was sent is
+                        // not believed; the session ends either way.
+                        Acknowledge(session, header.SessionLost.LastReceived);
                         manager.Lose(session, header.SessionLost.Reason, tellClient: false);
                         await LeaveSessionAsync().ConfigureAwait(false);
                         break;

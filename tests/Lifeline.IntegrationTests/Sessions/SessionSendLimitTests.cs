@@ -94,6 +94,33 @@ public sealed class SessionSendLimitTests
     }
 
     [Fact]
+    public async Task ClientEndsItsSession_AServerMessageItHadReceived_CountsAsAcknowledged()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        var options = SessionResumeTests.SessionClient(host.Uri("/tracked"));
+        options.Session!.Replay.MaxMessages = 2;
+        options.Session.Replay.FullMode = ReplayBufferFullMode.EndSession;
+        options.Session.Ack.MaxDelay = TimeSpan.FromHours(1); // no Ack frame of the client's own: only its SessionLost tells
+        await using var client = new LifelineClient(options);
+        var lost = new TaskCompletionSource<SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        // Two messages fill the client's replay buffer (the handler never reads them); their frames acknowledge nothing.
+        await client.SendAsync(new byte[] { 1 });
+        await client.SendAsync(new byte[] { 2 });
+        log.Gate.TrySetResult();
+        Assert.Equal(1, SessionTestHost.Number((await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Data));
+
+        // The third ends the session in the queue's writer, whose SessionLost states "last received 1". Before, the server
+        // ignored that number and ended its tracked send as unacknowledged, though the client's application had it.
+        await client.SendAsync(new byte[] { 3 });
+        Assert.Equal(SessionLostReason.BufferFull, (await lost.Task.WaitAsync(TimeSpan.FromSeconds(30))).Reason);
+        Assert.True(await log.TrackedAcknowledged.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
     public async Task ReplayBufferFullInFailMode_TheSendThrows_NotADropInTheBackground()
     {
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());

@@ -27,6 +27,9 @@ internal sealed class NumberedServerLog
 
     public ConcurrentQueue<byte[]> GatedPayloads { get; } = new();
 
+    /// <summary>/tracked: what its one SendAndWaitAckAsync returned.</summary>
+    public TaskCompletionSource<bool> TrackedAcknowledged { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>/hold: the member's session, for tests that act on it from outside its handler.</summary>
     public LifelineSession? HeldSession;
 }
@@ -77,6 +80,14 @@ internal sealed class SessionTestHost : IAsyncDisposable
         app.MapLifelineSession("/echo", EchoAsync);
         app.MapLifelineSession("/slow-echo", SlowEchoAsync);
         app.MapLifelineSession("/silent", (session, ct) => Task.Delay(Timeout.Infinite, ct)); // never reads, so never acknowledges
+        app.MapLifelineSession("/tracked", async (session, ct) =>
+        {
+            // Never reads, so never acknowledges what the client sends; once the gate opens, sends one message and
+            // records whether the client acknowledged it (the wait has no token: the session's end answers it).
+            await log.Gate.Task.WaitAsync(ct);
+            log.TrackedAcknowledged.TrySetResult(await session.SendAndWaitAckAsync(Number(1)));
+            await Task.Delay(Timeout.Infinite, ct);
+        });
         app.MapLifelineSession("/push", async (session, ct) =>
         {
             // Sends a message every 20 ms and never reads, so it never acknowledges what the client sends.
