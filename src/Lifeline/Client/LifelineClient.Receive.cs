@@ -1039,7 +1039,7 @@ public sealed partial class LifelineClient
                     }
 
                     return SessionFrameVerdict.Deliver;
-                case InboundDecision.Duplicate:
+                case InboundDecision.Duplicate or InboundDecision.Ended: // Ended: the client ended the session meanwhile (5.7)
                     return SessionFrameVerdict.Skip;
                 default:
                     return SessionFrameVerdict.ForLoop; // a gap changes nothing: the loop finds it again and closes

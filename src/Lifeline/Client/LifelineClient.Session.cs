@@ -247,6 +247,7 @@ public sealed partial class LifelineClient
     private void EndSession(ClientSession session, SessionLostReason reason)
     {
         session.MarkEnded(); // first: a receive loop that still holds the session must stop delivering for it
+        session.Inbound.End(); // a frame a reader took just before is counted in the SessionLost's "last received", or not delivered
         Interlocked.CompareExchange(ref _session, null, session);
         session.Replay.EndSession(reason);
         session.Replay.Dispose();
@@ -314,7 +315,7 @@ public sealed partial class LifelineClient
                         }
 
                         return null;
-                    case InboundDecision.Duplicate:
+                    case InboundDecision.Duplicate or InboundDecision.Ended: // Ended: the client ended the session meanwhile (5.7)
                         return null;
                     default:
                         return await CloseWithAsync(socket, CloseCode.ProtocolError, "sequence gap",

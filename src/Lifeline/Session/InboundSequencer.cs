@@ -48,6 +48,12 @@ public enum InboundDecision
 
     /// <summary>A sequence was skipped: a protocol error (close with 1002). Nothing changed.</summary>
     Gap,
+
+    /// <summary>
+    /// The cursor was ended (<see cref="InboundSequencer.End"/>): this side has ended the session, so the frame belongs to
+    /// a session that is over. Drop it: it is not delivered and nothing changed.
+    /// </summary>
+    Ended,
 }
 
 /// <summary>What a delivery asks of whoever sends Ack frames.</summary>
@@ -86,6 +92,7 @@ public sealed class InboundSequencer
     private int _pendingMessages;
     private long _pendingBytes;
     private long _firstPendingTimestamp;
+    private bool _ended;
     private bool _ackLoopParked = true;
     private bool _ackLoopLastParked; // the last NextAckLoopWait told the loop to park
     private int _held; // the last deliveries, held by the receiver past its buffer's bounds: not acknowledged yet
@@ -227,6 +234,11 @@ public sealed class InboundSequencer
         trigger = AckTrigger.None;
         using (_lock.Enter())
         {
+            if (_ended)
+            {
+                return InboundDecision.Ended;
+            }
+
             if (sequence <= _lastDelivered)
             {
                 _duplicates++;
@@ -249,6 +261,22 @@ public sealed class InboundSequencer
             }
 
             return InboundDecision.Deliver;
+        }
+    }
+
+    /// <summary>
+    /// Ends the cursor when this side ends the session: every later <see cref="Accept(long, int)"/> answers
+    /// <see cref="InboundDecision.Ended"/> and delivers nothing, so the last delivered it returns is final. That is the
+    /// "last received" a SessionLost frame states: a frame a receive loop was still taking as the session ended is either
+    /// counted in it or not delivered, never delivered without being counted.
+    /// </summary>
+    /// <returns>The last sequence delivered, which no longer changes.</returns>
+    public long End()
+    {
+        using (_lock.Enter())
+        {
+            _ended = true;
+            return _lastDelivered;
         }
     }
 

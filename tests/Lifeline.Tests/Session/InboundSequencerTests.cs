@@ -309,4 +309,55 @@ public class InboundSequencerTests
         Assert.Equal(AckTrigger.None, sequencer.ReleaseHeld(10)); // nothing held any more
         Assert.Equal(3, sequencer.TakeAck());
     }
+
+    [Fact]
+    public void End_ReturnsTheLastDelivered_AndLaterFramesAreDroppedWithoutChangingIt()
+    {
+        var sequencer = Create();
+        sequencer.Accept(1, 10);
+        sequencer.Accept(2, 10);
+
+        Assert.Equal(2, sequencer.End());
+
+        Assert.Equal(InboundDecision.Ended, sequencer.Accept(3, 10)); // the next in order: not delivered
+        Assert.Equal(InboundDecision.Ended, sequencer.Accept(2, 10));
+        Assert.Equal(InboundDecision.Ended, sequencer.Accept(9, 10));
+        Assert.Equal(2, sequencer.LastDelivered);
+        Assert.Equal(0, sequencer.DuplicatesDropped);
+        Assert.Equal(2, sequencer.End()); // ending again changes nothing
+    }
+
+    [Fact]
+    public async Task End_WhileAnotherThreadAccepts_ReturnsExactlyWhatWasDelivered()
+    {
+        // What a SessionLost frame states as "last received" must be what the receive loop delivered: a frame taken at the
+        // moment the session ends is either counted or not delivered. Bounded: 50 rounds of at most 100,000 frames.
+        for (var round = 0; round < 50; round++)
+        {
+            var sequencer = Create(maxMessages: int.MaxValue, maxBytes: long.MaxValue);
+            using var started = new ManualResetEventSlim();
+            long delivered = 0;
+            var receiver = Task.Run(() =>
+            {
+                started.Set();
+                for (var sequence = 1L; sequence <= 100_000; sequence++)
+                {
+                    if (sequencer.Accept(sequence, 1) != InboundDecision.Deliver)
+                    {
+                        return;
+                    }
+
+                    delivered = sequence;
+                }
+            });
+            started.Wait(TimeSpan.FromSeconds(30));
+            Thread.SpinWait(round * 1_000);
+
+            var last = sequencer.End();
+
+            await receiver.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(delivered, last);
+            Assert.Equal(last, sequencer.LastDelivered);
+        }
+    }
 }
