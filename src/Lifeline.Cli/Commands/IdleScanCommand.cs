@@ -98,7 +98,8 @@ internal static class IdleScanCommand
         var grid = new Grid().AddColumn().AddColumn();
         void Row(string label, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value));
         var interrupted = scan.Interrupted ? ", scan interrupted" : string.Empty;
-        Row("idle timeout", scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
+        Row("idle timeout", scan.CutDespiteTraffic ? $"none seen: connections are cut after about {Seconds(scan.IdleTimeoutSeconds)} whatever their traffic (see advice)"
+            : scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
             : scan.Interrupted ? "not found yet, scan interrupted"
             : result.Failure is { Stage: ProbeStage.Ping } ? "cannot be measured (see advice)"
             : scan.Failure is not null ? "not found, scan stopped early (see advice)"
@@ -106,6 +107,9 @@ internal static class IdleScanCommand
         Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds) + interrupted);
         Row("shortest silence killed", Seconds(scan.ShortestKilledSeconds));
         Row("killed by", IdleScanReport.DescribeKilledBy(result));
+        Row("busy connection", result.BusyConnectionEnd is { } busy
+            ? string.Create(CultureInfo.InvariantCulture, $"cut after {busy.After.TotalSeconds:0.##} s ({busy.Describe()}), though pinged every {scan.BusyPingSeconds:0.##} s")
+            : result.Failure is null ? string.Create(CultureInfo.InvariantCulture, $"lived through the scan (pinged every {scan.BusyPingSeconds:0.##} s)") : "-");
         Row("connections used", scan.Connections.ToString(CultureInfo.InvariantCulture));
         Row("elapsed", Seconds(scan.ElapsedSeconds));
         Row("advice", scan.Advice);

@@ -22,6 +22,18 @@ internal sealed record IdleScanReport
     /// <summary>The cut showed only in answer to the first packet after the silence (the path had forgotten the connection silently).</summary>
     public bool CutOnNextPacket { get; init; }
 
+    /// <summary>The cut is not about idleness: the connection the scan kept busy was cut too, no later (a lifetime limit).</summary>
+    public bool CutDespiteTraffic { get; init; }
+
+    /// <summary>The age of the busy connection when something cut it; null when it lived through the scan.</summary>
+    public double? BusyConnectionCutAfterSeconds { get; init; }
+
+    /// <summary>How the busy connection was cut (reset, fin, close-frame or silent); null when it was not.</summary>
+    public string? BusyConnectionKilledBy { get; init; }
+
+    /// <summary>How often the scan pinged its busy connection.</summary>
+    public double BusyPingSeconds { get; init; }
+
     public int? CloseCode { get; init; }
 
     public string? CloseReason { get; init; }
@@ -55,6 +67,10 @@ internal sealed record IdleScanReport
         ShortestKilledSeconds = scan.ShortestKilled?.TotalSeconds,
         KilledBy = scan.KilledBy is { } kind ? EndReport.KindName(kind) : null,
         CutOnNextPacket = scan.CutOnNextPacket,
+        CutDespiteTraffic = scan.CutDespiteTraffic,
+        BusyConnectionCutAfterSeconds = scan.BusyConnectionEnd is { } busy ? Math.Round(busy.After.TotalSeconds, 3) : null,
+        BusyConnectionKilledBy = scan.BusyConnectionEnd is { } busyEnd ? EndReport.KindName(busyEnd.Kind) : null,
+        BusyPingSeconds = scan.BusyPingInterval.TotalSeconds,
         CloseCode = scan.CloseCode,
         CloseReason = scan.CloseReason,
         MaxSeconds = scan.MaxSilence.TotalSeconds,
@@ -82,6 +98,12 @@ internal sealed record IdleScanReport
                 $"scan stopped early: a connection could not be opened ({failure.Message}); so far the longest silence survived was {(scan.LongestSurvived is { } survived ? $"{survived.TotalSeconds:0.##} s" : "none")} and the shortest cut {(scan.ShortestKilled is { } killed ? $"{killed.TotalSeconds:0.##} s" : "none")}; run it again for an answer");
         }
 
+        if (scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.ShortestKilled) is { } lifetime)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s whatever their traffic: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut too, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s; this is a lifetime limit (a maximum connection duration, or a timeout counted from the start), not an idle timeout, so keep-alive pings will not prevent it: expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit");
+        }
+
         var advice = scan.Interrupted && !scan.Found
             ? string.Create(CultureInfo.InvariantCulture,
                 $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
@@ -90,6 +112,12 @@ internal sealed record IdleScanReport
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
                 $"none up to --max: connections survived {scan.MaxSilence.TotalSeconds:0.#} s of silence; a keep-alive interval below that is safe on this path");
+        if (scan.BusyConnectionEnd is { } busy)
+        {
+            advice += string.Create(CultureInfo.InvariantCulture,
+                $"; note: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut too, after {busy.After.TotalSeconds:0.#} s, so the path also limits how long a connection lives");
+        }
+
         if (scan.ServerPings > 0)
         {
             advice += "; note: the server sent pings during the silence, so the path was not fully idle";
@@ -108,6 +136,7 @@ internal sealed record IdleScanReport
                 $"round {progress.Round}: holding {progress.Silences.Count} connections silent for {string.Join(", ", progress.Silences.Select(d => Seconds(d)))}",
             IdleScanProgressKind.SilenceSurvived => $"  {Seconds(progress.Silence)} of silence: survived",
             IdleScanProgressKind.SilenceKilled => $"  {Seconds(progress.Silence)} of silence: killed after {Seconds(progress.KilledAfter)} ({progress.End?.Describe()})",
+            IdleScanProgressKind.BusyConnectionCut => $"  the connection kept busy with pings was cut too, after {Seconds(progress.KilledAfter)} ({progress.End?.Describe()})",
             _ => string.Create(CultureInfo.InvariantCulture,
                 $"  ... {progress.SilentConnections} connection(s) still silent; longest silence survived so far: {(progress.LongestSurvived is { } s ? Seconds(s) : "none yet")}"),
         };

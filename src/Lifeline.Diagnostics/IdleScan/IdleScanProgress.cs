@@ -16,6 +16,12 @@ public enum IdleScanProgressKind
 
     /// <summary>A periodic sign of life during long silences (every 10 s).</summary>
     StillWaiting,
+
+    /// <summary>
+    /// The connection the scan keeps busy (pinged all along) was cut after <see cref="IdleScanProgress.KilledAfter"/>
+    /// (its age), as <see cref="IdleScanProgress.End"/> says: the path cuts connections whatever their traffic.
+    /// </summary>
+    BusyConnectionCut,
 }
 
 /// <summary>One event of a running idle scan.</summary>
@@ -43,10 +49,13 @@ public sealed class IdleScanProgress
     /// <summary>For <see cref="IdleScanProgressKind.SilenceSurvived"/> and <see cref="IdleScanProgressKind.SilenceKilled"/>: the silence held.</summary>
     public TimeSpan? Silence { get; internal init; }
 
-    /// <summary>For <see cref="IdleScanProgressKind.SilenceKilled"/>: when the cut came (the silence itself for a silent drop).</summary>
+    /// <summary>
+    /// For <see cref="IdleScanProgressKind.SilenceKilled"/>: when the cut came (the silence itself for a silent drop). For
+    /// <see cref="IdleScanProgressKind.BusyConnectionCut"/>: the busy connection's age when it was cut.
+    /// </summary>
     public TimeSpan? KilledAfter { get; internal init; }
 
-    /// <summary>For <see cref="IdleScanProgressKind.SilenceKilled"/>: how the connection ended.</summary>
+    /// <summary>For <see cref="IdleScanProgressKind.SilenceKilled"/> and <see cref="IdleScanProgressKind.BusyConnectionCut"/>: how the connection ended.</summary>
     public ConnectionEnd? End { get; internal init; }
 
     /// <summary>For <see cref="IdleScanProgressKind.StillWaiting"/>: connections silent right now.</summary>

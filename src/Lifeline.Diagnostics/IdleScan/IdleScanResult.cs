@@ -61,10 +61,36 @@ public sealed class IdleScanResult
     public TimeSpan Elapsed { get; internal init; }
 
     /// <summary>
+    /// How the connection the scan kept busy (a ping every <see cref="BusyPingInterval"/>) ended, when something cut it
+    /// during the scan; <see cref="ConnectionEnd.After"/> is its age then. Null when it lived through the scan.
+    /// </summary>
+    public ConnectionEnd? BusyConnectionEnd { get; private set; }
+
+    /// <summary>How often the scan pinged its busy connection: a quarter of the shortest silence, between 50 ms and 1 s.</summary>
+    public TimeSpan BusyPingInterval { get; private set; }
+
+    /// <summary>
+    /// The cut found is not about idleness: the busy connection was cut too, no later than the silent ones (a quarter
+    /// and a second of margin). The path ends connections after a fixed time whatever their traffic (a maximum
+    /// connection lifetime, or a timeout counted from the start), so keep-alive pings will not prevent it.
+    /// </summary>
+    public bool CutDespiteTraffic => Found && BusyConnectionEnd is { } busy && ShortestKilled is { } killed &&
+        busy.After <= killed + killed / 4 + TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Why the scan could not run or could not go on (the endpoint could not be reached or refused an upgrade; or, stage
     /// <see cref="ProbeStage.Ping"/>, before anything was measured its connections were ended at once or got no pong to a
     /// first ping); null when it ran to the end. When <see cref="Connections"/> is above zero the figures are what it
     /// measured before that.
     /// </summary>
     public ConnectionFailure? Failure { get; internal init; }
+
+    /// <summary>This result with what the busy connection saw.</summary>
+    internal IdleScanResult WithBusyConnection(ConnectionEnd? end, TimeSpan pingInterval)
+    {
+        var copy = (IdleScanResult)MemberwiseClone();
+        copy.BusyConnectionEnd = end;
+        copy.BusyPingInterval = pingInterval;
+        return copy;
+    }
 }

@@ -23,6 +23,7 @@ internal sealed class IdleScanRun
     private readonly IProgress<IdleScanProgress>? _progress;
     private readonly Lock _lock = new();
     private readonly long _started;
+    private readonly TaskCompletionSource _firstSilenceStarted = new(TaskCreationOptions.RunContinuationsAsynchronously); // the busy connection waits for it
     private int _connections;
     private int _serverPings;
     private int _silentNow;
@@ -49,14 +50,71 @@ internal sealed class IdleScanRun
     {
         using var ticker = new CancellationTokenSource();
         var ticking = TickAsync(ticker.Token);
+        var busy = new BusyConnectionWatch(_uri, _connect, _time, _options.MinSilence, _options.PongTimeout);
+        using var busyStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watching = WatchBusyConnectionAsync(busy, busyStop.Token);
         try
         {
-            return await ScanRoundsAsync(cancellationToken).ConfigureAwait(false);
+            var result = await ScanRoundsAsync(cancellationToken).ConfigureAwait(false);
+            if (result.Found && !result.Interrupted && result.Failure is null)
+            {
+                await GiveTheBusyConnectionTimeAsync(busy, watching, result.ShortestKilled!.Value, cancellationToken).ConfigureAwait(false);
+            }
+
+            return result.WithBusyConnection(busy.Cut, busy.Interval);
         }
         finally
         {
+            await busyStop.CancelAsync().ConfigureAwait(false);
+            await watching.ConfigureAwait(false);
             await ticker.CancelAsync().ConfigureAwait(false);
             await ticking.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Opens the busy connection once the first silent one is held (it answered its first ping), so that it does not
+    /// take the place of the scan's own connections at a server that holds few, nor open at all where none is held.
+    /// </summary>
+    private async Task WatchBusyConnectionAsync(BusyConnectionWatch busy, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _firstSilenceStarted.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        await busy.RunAsync(end => _progress?.Report(new IdleScanProgress(IdleScanProgressKind.BusyConnectionCut, Elapsed) { KilledAfter = end.After, End = end }),
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A silence was cut after at most <paramref name="killed"/>. The busy connection opened with the first silent ones, so
+    /// a path that ends every connection at that age cuts it at about the same moment: give it that long, and the time to
+    /// notice the cut (half a second and a tenth more when the silent one saw it arrive; else its next ping and pong timeout).
+    /// </summary>
+    private async Task GiveTheBusyConnectionTimeAsync(BusyConnectionWatch busy, Task watching, TimeSpan killed, CancellationToken cancellationToken)
+    {
+        if (busy.Age is not { } age || watching.IsCompleted)
+        {
+            return;
+        }
+
+        bool timed;
+        lock (_lock)
+        {
+            timed = _timedCut is not null;
+        }
+
+        var notice = timed ? TimeSpan.FromMilliseconds(500) + killed / 10 : busy.Interval + _options.PongTimeout + TimeSpan.FromMilliseconds(500);
+        var left = killed + notice - age;
+        if (left > TimeSpan.Zero)
+        {
+            // Ends with the watch (a cut), the time, or the scan's cancellation, whichever comes first; never throws.
+            await Task.WhenAny(watching, Task.Delay(left, _time, cancellationToken)).ConfigureAwait(false);
         }
     }
 
@@ -247,6 +305,7 @@ internal sealed class IdleScanRun
                 return NotHeld(await WhyNotHeldAsync(session, cancellationToken).ConfigureAwait(false));
             }
 
+            _firstSilenceStarted.TrySetResult();
             var end = await session.ObserveAsync(silence, cancellationToken).ConfigureAwait(false);
             if (end is { Kind: ConnectionEndKind.CloseFrame, CloseCode: 1003 or 1008 or 1013 } && end.After < RefusalWindow)
             {

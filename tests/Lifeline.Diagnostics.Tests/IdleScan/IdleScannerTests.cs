@@ -10,8 +10,10 @@ public sealed class IdleScannerTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public async Task ScanAsync_ServerClosesIdleConnections_FindsTheCloseFrameInOneRound()
+    public async Task ScanAsync_ServerClosesEveryConnectionAfterAFixedTime_FindsTheCloseFrameInOneRound_AndThatTrafficDoesNotHelp()
     {
+        // /idle-close closes 300 ms after the upgrade whatever comes meanwhile (the pings the scan sends included): a
+        // lifetime, which the silent connection alone reads as an idle timeout.
         await using var server = await TestServer.StartAsync();
         var progress = new WebSocketProbeTests.Recorder<IdleScanProgress>();
         var options = new IdleScanOptions(server.Uri("/idle-close/300")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(20), Parallel = 1 };
@@ -28,8 +30,16 @@ public sealed class IdleScannerTests
         Assert.Equal(result.ShortestKilled, result.IdleTimeout);
         Assert.Null(result.LongestSurvived);
         Assert.Equal((1, 1, false), (result.Rounds, result.Connections, result.Interrupted));
-        Assert.Equal([IdleScanProgressKind.RoundStarted, IdleScanProgressKind.SilenceKilled], progress.Items.Select(p => p.Kind).Where(k => k != IdleScanProgressKind.StillWaiting));
+        Assert.Equal([IdleScanProgressKind.RoundStarted, IdleScanProgressKind.SilenceKilled],
+            progress.Items.Select(p => p.Kind).Where(k => k is not (IdleScanProgressKind.StillWaiting or IdleScanProgressKind.BusyConnectionCut)));
         Assert.Equal([TimeSpan.FromSeconds(20)], progress.Items[0].Silences);
+
+        // The connection pinged every 125 ms (a quarter of the shortest silence) was cut too, by the same Close frame.
+        Assert.Equal(TimeSpan.FromMilliseconds(125), result.BusyPingInterval);
+        Assert.Equal(ConnectionEndKind.CloseFrame, result.BusyConnectionEnd?.Kind);
+        Assert.Equal(1001, result.BusyConnectionEnd!.CloseCode);
+        Assert.True(result.CutDespiteTraffic);
+        Assert.Single(progress.Items, p => p.Kind == IdleScanProgressKind.BusyConnectionCut);
     }
 
     [Fact]
@@ -47,6 +57,8 @@ public sealed class IdleScannerTests
         Assert.Equal(TimeSpan.FromSeconds(0.5), result.MaxSilence);
         Assert.Equal(2, result.Connections);
         Assert.Equal(0, result.ServerPings);
+        Assert.Null(result.BusyConnectionEnd); // the busy connection lived through the scan too
+        Assert.False(result.CutDespiteTraffic);
     }
 
     [Fact]

@@ -52,6 +52,30 @@ public sealed class IdleScanCommandTests
             Assert.True(timeout < result.GetProperty("shortestKilledSeconds").GetDouble(), result.ToString());
         }
         Assert.Contains("keep-alive", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+
+        // The connection the scan keeps busy (a ping every 0.25 s) goes through the same proxy and is never idle: an idle
+        // cut leaves it alone, so the cut reads as an idle timeout, not as a lifetime.
+        Assert.False(result.GetProperty("cutDespiteTraffic").GetBoolean(), result.ToString());
+        Assert.True(result.GetProperty("busyConnectionCutAfterSeconds").ValueKind == JsonValueKind.Null, result.ToString());
+        Assert.Equal(0.25, result.GetProperty("busyPingSeconds").GetDouble());
+    }
+
+    [Fact]
+    public async Task IdleScan_ServerEndsEveryConnectionAfterTwoSeconds_SaysItIsALifetimeNotAnIdleTimeout()
+    {
+        // Before, a server (or load balancer) that ends each connection a fixed time after it opened, whatever its traffic,
+        // read as an idle timeout, with the advice to send keep-alive pings, which cannot help there.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{server.Port}/lifetime/2000", "--json", "--min", "0.5", "--max", "8"]);
+
+        Assert.Equal(0, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(90)));
+        var result = JsonDocument.Parse(cli.Output).RootElement;
+        Assert.True(result.GetProperty("found").GetBoolean(), result.ToString());
+        Assert.True(result.GetProperty("cutDespiteTraffic").GetBoolean(), result.ToString());
+        var busyCut = result.GetProperty("busyConnectionCutAfterSeconds").GetDouble();
+        Assert.True(busyCut is >= 1.5 and <= 7.5, result.ToString()); // its pings were answered until the 2 s lifetime ended it
+        Assert.Contains("lifetime limit", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+        Assert.Contains("kept busy with pings was cut too", cli.Error, StringComparison.Ordinal); // the progress line
     }
 
     [Fact]

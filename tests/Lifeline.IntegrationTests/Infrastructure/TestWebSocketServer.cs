@@ -16,7 +16,8 @@ namespace Lifeline.IntegrationTests.Infrastructure;
 /// abort every socket, close them with a chosen code, stop and start again on the same port.
 /// Paths: /echo (echo and record), /close/{code}?reason=... (accept then close), /reject/{status} (no upgrade),
 /// /big/{size} (send one message of that size), /silent (accept, never send, record),
-/// /headers (accept with the first offered subprotocol, send the request headers as one JSON text message, drain).
+/// /headers (accept with the first offered subprotocol, send the request headers as one JSON text message, drain),
+/// /lifetime/{ms} (abort each connection that long after its upgrade, whatever its traffic).
 /// </summary>
 internal sealed class TestWebSocketServer : IAsyncDisposable
 {
@@ -179,6 +180,17 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             await socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, true, context.RequestAborted);
             await Task.Delay(200, context.RequestAborted);
             socket.Abort();
+        });
+        app.Map("/lifetime/{ms:int}", async context =>
+        {
+            // Ends every connection that long after the upgrade, whatever passes meanwhile (a maximum lifetime); the
+            // pending read answers pings until then.
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var lifetime = int.Parse((string)context.Request.RouteValues["ms"]!, CultureInfo.InvariantCulture);
+            var draining = DrainAsync(socket, context.RequestAborted);
+            await Task.WhenAny(draining, Task.Delay(lifetime, context.RequestAborted));
+            socket.Abort();
+            await draining;
         });
         app.Map("/close/{code:int}", async context =>
         {
