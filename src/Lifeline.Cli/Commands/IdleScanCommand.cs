@@ -107,13 +107,26 @@ internal static class IdleScanCommand
         Row("longest silence survived", Seconds(scan.LongestSurvivedSeconds) + interrupted);
         Row("shortest silence killed", Seconds(scan.ShortestKilledSeconds));
         Row("killed by", IdleScanReport.DescribeKilledBy(result));
-        Row("busy connection", result.BusyConnectionEnd is { } busy
-            ? string.Create(CultureInfo.InvariantCulture, $"cut after {busy.After.TotalSeconds:0.##} s ({busy.Describe()}), though pinged every {scan.BusyPingSeconds:0.##} s")
-            : result.Failure is null ? string.Create(CultureInfo.InvariantCulture, $"lived through the scan (pinged every {scan.BusyPingSeconds:0.##} s)") : "-");
+        Row("busy connection", DescribeBusyConnection(result));
         Row("connections used", scan.Connections.ToString(CultureInfo.InvariantCulture));
         Row("elapsed", Seconds(scan.ElapsedSeconds));
         Row("advice", scan.Advice);
         console.Rich.Write(grid);
+    }
+
+    private static string DescribeBusyConnection(IdleScanResult result)
+    {
+        var every = string.Create(CultureInfo.InvariantCulture, $"pinged every {result.BusyPingInterval.TotalSeconds:0.##} s");
+        return result switch
+        {
+            { BusyConnectionEnd: { } end } => string.Create(CultureInfo.InvariantCulture, $"cut after {end.After.TotalSeconds:0.##} s ({end.Describe()}), though {every}"),
+            { BusyConnectionGaveWay: true, BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture,
+                $"closed after {watched.TotalSeconds:0.##} s to make room: a connection of the scan found none (the server, or a limit on the path, holds few connections)"),
+            { BusyConnectionNotHeld: true, BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture,
+                $"ended after {watched.TotalSeconds:0.##} s, before it answered its first pings (refused, or cut sooner than its interval): it tells nothing"),
+            { BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture, $"lived {watched.TotalSeconds:0.##} s, to the end of the scan ({every})"),
+            _ => "not opened (it opens once a first silent connection is held)",
+        };
     }
 
     /// <summary>Writes each progress event as one line at once, in order, whichever scan task reports it.</summary>

@@ -34,6 +34,15 @@ internal sealed record IdleScanReport
     /// <summary>How often the scan pinged its busy connection.</summary>
     public double BusyPingSeconds { get; init; }
 
+    /// <summary>How long the busy connection was watched open; null when it never opened.</summary>
+    public double? BusyConnectionWatchedSeconds { get; init; }
+
+    /// <summary>The busy connection was closed early to make room for one of the scan's own connections.</summary>
+    public bool BusyConnectionGaveWay { get; init; }
+
+    /// <summary>The busy connection ended before it answered its first pings: it tells nothing.</summary>
+    public bool BusyConnectionNotHeld { get; init; }
+
     public int? CloseCode { get; init; }
 
     public string? CloseReason { get; init; }
@@ -71,6 +80,9 @@ internal sealed record IdleScanReport
         BusyConnectionCutAfterSeconds = scan.BusyConnectionEnd is { } busy ? Math.Round(busy.After.TotalSeconds, 3) : null,
         BusyConnectionKilledBy = scan.BusyConnectionEnd is { } busyEnd ? EndReport.KindName(busyEnd.Kind) : null,
         BusyPingSeconds = scan.BusyPingInterval.TotalSeconds,
+        BusyConnectionWatchedSeconds = scan.BusyConnectionWatched is { } watched ? Math.Round(watched.TotalSeconds, 3) : null,
+        BusyConnectionGaveWay = scan.BusyConnectionGaveWay,
+        BusyConnectionNotHeld = scan.BusyConnectionNotHeld,
         CloseCode = scan.CloseCode,
         CloseReason = scan.CloseReason,
         MaxSeconds = scan.MaxSilence.TotalSeconds,
@@ -101,7 +113,7 @@ internal sealed record IdleScanReport
         if (scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.ShortestKilled) is { } lifetime)
         {
             return string.Create(CultureInfo.InvariantCulture,
-                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s whatever their traffic: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut too, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s; this is a lifetime limit (a maximum connection duration, or a timeout counted from the start), not an idle timeout, so keep-alive pings will not prevent it: expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit");
+                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s whatever their traffic: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut too, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s; WebSocket pings do not reset this clock (a maximum connection duration, a timeout counted from the start, or an idle timeout that counts only messages), so keep-alive pings will not prevent it: expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit");
         }
 
         var advice = scan.Interrupted && !scan.Found
@@ -115,7 +127,7 @@ internal sealed record IdleScanReport
         if (scan.BusyConnectionEnd is { } busy)
         {
             advice += string.Create(CultureInfo.InvariantCulture,
-                $"; note: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut too, after {busy.After.TotalSeconds:0.#} s, so the path also limits how long a connection lives");
+                $"; note: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut even so, after {busy.After.TotalSeconds:0.#} s ({busy.Describe()}): something may also limit how long a connection lives");
         }
 
         if (scan.ServerPings > 0)

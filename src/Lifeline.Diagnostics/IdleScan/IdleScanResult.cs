@@ -55,27 +55,59 @@ public sealed class IdleScanResult
     public int ServerPings { get; internal init; }
 
     /// <summary>The scan was cancelled before it finished: the figures are what it measured so far.</summary>
-    public bool Interrupted { get; internal init; }
+    public bool Interrupted { get; internal set; }
 
     /// <summary>Time the scan took.</summary>
-    public TimeSpan Elapsed { get; internal init; }
+    public TimeSpan Elapsed { get; internal set; }
 
     /// <summary>
-    /// How the connection the scan kept busy (a ping every <see cref="BusyPingInterval"/>) ended, when something cut it
-    /// during the scan; <see cref="ConnectionEnd.After"/> is its age then. Null when it lived through the scan.
+    /// How the connection the scan kept busy (a ping every <see cref="BusyPingInterval"/>) was cut during the scan, once it
+    /// had answered its first pings; <see cref="ConnectionEnd.After"/> is its age then (for a silent cut, when the third
+    /// ping in a row went unanswered). Null when it lived through the scan, or never opened or counted.
     /// </summary>
     public ConnectionEnd? BusyConnectionEnd { get; private set; }
 
     /// <summary>How often the scan pinged its busy connection: a quarter of the shortest silence, between 50 ms and 1 s.</summary>
     public TimeSpan BusyPingInterval { get; private set; }
 
+    /// <summary>How long the busy connection was watched open (to its cut, its close, or the scan's end); null when it never opened.</summary>
+    public TimeSpan? BusyConnectionWatched { get; private set; }
+
+    /// <summary>The busy connection ended before it had answered its first pings (the server refused it, or cut it sooner than its ping interval): it tells nothing.</summary>
+    public bool BusyConnectionNotHeld { get; private set; }
+
+    /// <summary>The busy connection was closed early to make room: one of the scan's own connections found none (a server, or a limit on the path, that holds few connections).</summary>
+    public bool BusyConnectionGaveWay { get; private set; }
+
     /// <summary>
-    /// The cut found is not about idleness: the busy connection was cut too, no later than the silent ones (a quarter
-    /// and a second of margin). The path ends connections after a fixed time whatever their traffic (a maximum
-    /// connection lifetime, or a timeout counted from the start), so keep-alive pings will not prevent it.
+    /// The cut found is not about idleness: the busy connection, pinged all along, was cut too, at the same age as the
+    /// silent ones (within <see cref="LifetimeTolerance"/>; for a cut found by a ping, within the range the silences left).
+    /// The path ends connections a fixed time after they open, whatever their traffic (a maximum connection lifetime, a
+    /// timeout counted from the start, or an idle clock that WebSocket pings do not reset), so keep-alive pings will not
+    /// prevent it. Never claimed when the cut came sooner than two ping intervals.
     /// </summary>
-    public bool CutDespiteTraffic => Found && BusyConnectionEnd is { } busy && ShortestKilled is { } killed &&
-        busy.After <= killed + killed / 4 + TimeSpan.FromSeconds(1);
+    public bool CutDespiteTraffic
+    {
+        get
+        {
+            if (!Found || BusyConnectionEnd is not { } busy || ShortestKilled is not { } killed || killed <= BusyPingInterval * 2)
+            {
+                return false;
+            }
+
+            // For a silent cut of the busy connection, it came between its last answered ping and the third one unanswered.
+            var earliest = busy.Kind == ConnectionEndKind.Silent ? BusyLastAlive : busy.After;
+            var timed = !CutOnNextPacket && KilledBy != ConnectionEndKind.Silent;
+            var lowest = timed ? killed - LifetimeTolerance : LongestSurvived ?? TimeSpan.Zero;
+            return earliest <= killed + LifetimeTolerance && busy.After >= lowest;
+        }
+    }
+
+    /// <summary>How far apart the busy connection's cut and the silent ones' may be and still be the same lifetime.</summary>
+    internal static TimeSpan LifetimeTolerance { get; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The busy connection's age at its last answered ping.</summary>
+    internal TimeSpan BusyLastAlive { get; private set; }
 
     /// <summary>
     /// Why the scan could not run or could not go on (the endpoint could not be reached or refused an upgrade; or, stage
@@ -85,12 +117,18 @@ public sealed class IdleScanResult
     /// </summary>
     public ConnectionFailure? Failure { get; internal init; }
 
-    /// <summary>This result with what the busy connection saw.</summary>
-    internal IdleScanResult WithBusyConnection(ConnectionEnd? end, TimeSpan pingInterval)
+    /// <summary>This result with what the busy connection saw, once it was stopped; and the time the scan took in all.</summary>
+    internal IdleScanResult WithBusyConnection(BusyConnectionWatch busy, bool interrupted, TimeSpan elapsed)
     {
         var copy = (IdleScanResult)MemberwiseClone();
-        copy.BusyConnectionEnd = end;
-        copy.BusyPingInterval = pingInterval;
+        copy.BusyConnectionEnd = busy.Cut;
+        copy.BusyPingInterval = busy.Interval;
+        copy.BusyConnectionWatched = busy.Watched;
+        copy.BusyConnectionGaveWay = busy.GaveWay;
+        copy.BusyConnectionNotHeld = busy.NotHeld;
+        copy.BusyLastAlive = busy.LastAlive;
+        copy.Interrupted |= interrupted;
+        copy.Elapsed = elapsed;
         return copy;
     }
 }

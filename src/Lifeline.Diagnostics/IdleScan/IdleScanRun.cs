@@ -6,12 +6,15 @@ namespace Lifeline.Diagnostics.IdleScan;
 
 /// <summary>The state of one running scan (see <see cref="IdleScanner"/>).</summary>
 /// <remarks>Probes finish on several tasks at once: the measured range is kept under <see cref="_lock"/>.</remarks>
-internal sealed class IdleScanRun
+internal sealed class IdleScanRun : IDisposable
 {
     private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(10);
 
     /// <summary>A 1003, 1008 or 1013 this soon after the upgrade refuses the client; it does not time a silence.</summary>
     private static readonly TimeSpan RefusalWindow = TimeSpan.FromSeconds(1);
+
+    /// <summary>After the busy connection gave way, the time the server gets to free its place before a connection tries again.</summary>
+    private static readonly TimeSpan GiveWayPause = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How long a failed first ping waits for the connection's end to be read, to tell a reset from a missing pong.</summary>
     private static readonly TimeSpan EndSettles = TimeSpan.FromMilliseconds(500);
@@ -24,6 +27,7 @@ internal sealed class IdleScanRun
     private readonly Lock _lock = new();
     private readonly long _started;
     private readonly TaskCompletionSource _firstSilenceStarted = new(TaskCreationOptions.RunContinuationsAsynchronously); // the busy connection waits for it
+    private readonly BusyConnectionWatch _busy;
     private int _connections;
     private int _serverPings;
     private int _silentNow;
@@ -42,6 +46,7 @@ internal sealed class IdleScanRun
         _connect = new RawConnectOptions(options.ConnectTimeout, options.Origin, options.SubProtocols, options.AllowUntrustedCertificate);
         _progress = progress;
         _started = _time.GetTimestamp();
+        _busy = new BusyConnectionWatch(_uri, _connect, _time, options.MinSilence, options.PongTimeout);
     }
 
     private TimeSpan Elapsed => _time.GetElapsedTime(_started);
@@ -50,71 +55,51 @@ internal sealed class IdleScanRun
     {
         using var ticker = new CancellationTokenSource();
         var ticking = TickAsync(ticker.Token);
-        var busy = new BusyConnectionWatch(_uri, _connect, _time, _options.MinSilence, _options.PongTimeout);
-        using var busyStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var watching = WatchBusyConnectionAsync(busy, busyStop.Token);
+        // The busy connection opens once the first silent one is held: not where none is held, and not before the scan's
+        // own connections (it gives way if one of them finds no room).
+        _busy.StartAfter(_firstSilenceStarted.Task,
+            end => _progress?.Report(new IdleScanProgress(IdleScanProgressKind.BusyConnectionCut, Elapsed) { KilledAfter = end.After, End = end }));
+        IdleScanResult result;
+        var interrupted = false;
         try
         {
-            var result = await ScanRoundsAsync(cancellationToken).ConfigureAwait(false);
+            result = await ScanRoundsAsync(cancellationToken).ConfigureAwait(false);
             if (result.Found && !result.Interrupted && result.Failure is null)
             {
-                await GiveTheBusyConnectionTimeAsync(busy, watching, result.ShortestKilled!.Value, cancellationToken).ConfigureAwait(false);
+                await GiveTheBusyConnectionTimeAsync(result, cancellationToken).ConfigureAwait(false);
+                interrupted = cancellationToken.IsCancellationRequested;
             }
-
-            return result.WithBusyConnection(busy.Cut, busy.Interval);
         }
         finally
         {
-            await busyStop.CancelAsync().ConfigureAwait(false);
-            await watching.ConfigureAwait(false);
             await ticker.CancelAsync().ConfigureAwait(false);
+            await _busy.StopAsync().ConfigureAwait(false); // never throws
             await ticking.ConfigureAwait(false);
         }
+
+        return result.WithBusyConnection(_busy, interrupted, Elapsed);
     }
 
     /// <summary>
-    /// Opens the busy connection once the first silent one is held (it answered its first ping), so that it does not
-    /// take the place of the scan's own connections at a server that holds few, nor open at all where none is held.
+    /// A silence was cut. The busy connection opened with the first silent ones, so a path that ends every connection at
+    /// that age cuts it at about the same moment: give it that long and the time to notice (2 s for a cut the silent
+    /// connection saw arrive; for one found by a ping, the three unanswered pings that make a silent cut, and a second).
     /// </summary>
-    private async Task WatchBusyConnectionAsync(BusyConnectionWatch busy, CancellationToken cancellationToken)
+    private async Task GiveTheBusyConnectionTimeAsync(IdleScanResult result, CancellationToken cancellationToken)
     {
-        try
-        {
-            await _firstSilenceStarted.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
+        if (_busy.Age is not { } age || _busy.Running.IsCompleted)
         {
             return;
         }
 
-        await busy.RunAsync(end => _progress?.Report(new IdleScanProgress(IdleScanProgressKind.BusyConnectionCut, Elapsed) { KilledAfter = end.After, End = end }),
-            cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// A silence was cut after at most <paramref name="killed"/>. The busy connection opened with the first silent ones, so
-    /// a path that ends every connection at that age cuts it at about the same moment: give it that long, and the time to
-    /// notice the cut (half a second and a tenth more when the silent one saw it arrive; else its next ping and pong timeout).
-    /// </summary>
-    private async Task GiveTheBusyConnectionTimeAsync(BusyConnectionWatch busy, Task watching, TimeSpan killed, CancellationToken cancellationToken)
-    {
-        if (busy.Age is not { } age || watching.IsCompleted)
-        {
-            return;
-        }
-
-        bool timed;
-        lock (_lock)
-        {
-            timed = _timedCut is not null;
-        }
-
-        var notice = timed ? TimeSpan.FromMilliseconds(500) + killed / 10 : busy.Interval + _options.PongTimeout + TimeSpan.FromMilliseconds(500);
-        var left = killed + notice - age;
+        var killed = result.ShortestKilled!.Value;
+        var left = (result.CutOnNextPacket || result.KilledBy == ConnectionEndKind.Silent
+            ? killed + ((_busy.Interval + _options.PongTimeout) * 3) + TimeSpan.FromSeconds(1)
+            : killed + IdleScanResult.LifetimeTolerance) - age;
         if (left > TimeSpan.Zero)
         {
             // Ends with the watch (a cut), the time, or the scan's cancellation, whichever comes first; never throws.
-            await Task.WhenAny(watching, Task.Delay(left, _time, cancellationToken)).ConfigureAwait(false);
+            await Task.WhenAny(_busy.Running, Task.Delay(left, _time, cancellationToken)).ConfigureAwait(false);
         }
     }
 
@@ -281,8 +266,49 @@ internal sealed class IdleScanRun
         }
     }
 
-    /// <summary>One silent connection; null when it was cancelled (a shorter silence already died, or the scan stopped).</summary>
+    public void Dispose() => _busy.Dispose();
+
+    /// <summary>
+    /// One silent connection; null when it was cancelled (a shorter silence already died, or the scan stopped) or, after
+    /// something was measured, when it was not held (see <see cref="NotHeld"/>).
+    /// </summary>
     private async Task<SilenceProbe?> ProbeAsync(TimeSpan silence, CancellationToken cancellationToken)
+    {
+        ConnectFailedException failed;
+        try
+        {
+            return await ProbeOnceAsync(silence, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ConnectFailedException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            failed = e;
+        }
+
+        // The busy connection may have taken the last place a server (or a per-client limit on the path) had: it gives
+        // way, and this connection tries once more.
+        if (await _busy.GiveWayAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                await Task.Delay(GiveWayPause, _time, cancellationToken).ConfigureAwait(false);
+                return await ProbeOnceAsync(silence, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+            catch (ConnectFailedException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                failed = e;
+            }
+        }
+
+        // A connection that cannot be opened ends the scan; one opened but not held ends it only before anything was measured.
+        return failed.Failure.Stage == ProbeStage.Ping ? NotHeld(failed.Failure) : throw failed;
+    }
+
+    /// <summary>One silent connection: throws <see cref="ConnectFailedException"/> when it cannot be opened or is not held.</summary>
+    private async Task<SilenceProbe?> ProbeOnceAsync(TimeSpan silence, CancellationToken cancellationToken)
     {
         var (socket, failure, _) = await RawWebSocket.ConnectAsync(_uri, _connect, _time, cancellationToken).ConfigureAwait(false);
         if (socket is null)
@@ -302,7 +328,7 @@ internal sealed class IdleScanRun
             if (await session.PingAsync(_options.PongTimeout, cancellationToken).ConfigureAwait(false) is null)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                return NotHeld(await WhyNotHeldAsync(session, cancellationToken).ConfigureAwait(false));
+                throw new ConnectFailedException(await WhyNotHeldAsync(session, cancellationToken).ConfigureAwait(false));
             }
 
             _firstSilenceStarted.TrySetResult();
@@ -311,7 +337,7 @@ internal sealed class IdleScanRun
             {
                 // A verdict on the client, not on its silence, from a server that answered the ping first (one that
                 // answers pings by itself, then checks a token).
-                return NotHeld(EndedAtOnce(end));
+                throw new ConnectFailedException(EndedAtOnce(end));
             }
 
             if (end is not null)

@@ -23,7 +23,13 @@ public static class IdleScanner
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        return new IdleScanRun(options, progress).ScanAsync(cancellationToken);
+        return RunAsync(options, progress, cancellationToken);
+
+        static async Task<IdleScanResult> RunAsync(IdleScanOptions options, IProgress<IdleScanProgress>? progress, CancellationToken cancellationToken)
+        {
+            using var run = new IdleScanRun(options, progress);
+            return await run.ScanAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The first round's silences: <paramref name="count"/> steps from min to max, each the same factor longer.</summary>

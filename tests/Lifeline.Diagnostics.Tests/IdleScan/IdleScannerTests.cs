@@ -12,11 +12,11 @@ public sealed class IdleScannerTests
     [Fact]
     public async Task ScanAsync_ServerClosesEveryConnectionAfterAFixedTime_FindsTheCloseFrameInOneRound_AndThatTrafficDoesNotHelp()
     {
-        // /idle-close closes 300 ms after the upgrade whatever comes meanwhile (the pings the scan sends included): a
+        // /idle-close closes 1.5 s after the upgrade whatever comes meanwhile (the pings the scan sends included): a
         // lifetime, which the silent connection alone reads as an idle timeout.
         await using var server = await TestServer.StartAsync();
         var progress = new WebSocketProbeTests.Recorder<IdleScanProgress>();
-        var options = new IdleScanOptions(server.Uri("/idle-close/300")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(20), Parallel = 1 };
+        var options = new IdleScanOptions(server.Uri("/idle-close/1500")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(20), Parallel = 1 };
 
         var result = await IdleScanner.ScanAsync(options, progress).WaitAsync(Bound);
 
@@ -38,7 +38,8 @@ public sealed class IdleScannerTests
         Assert.Equal(TimeSpan.FromMilliseconds(125), result.BusyPingInterval);
         Assert.Equal(ConnectionEndKind.CloseFrame, result.BusyConnectionEnd?.Kind);
         Assert.Equal(1001, result.BusyConnectionEnd!.CloseCode);
-        Assert.True(result.CutDespiteTraffic);
+        Assert.True(result.CutDespiteTraffic, $"busy cut after {result.BusyConnectionEnd.After}, silent one after {result.ShortestKilled}");
+        Assert.False(result.BusyConnectionGaveWay);
         Assert.Single(progress.Items, p => p.Kind == IdleScanProgressKind.BusyConnectionCut);
     }
 
@@ -59,6 +60,26 @@ public sealed class IdleScannerTests
         Assert.Equal(0, result.ServerPings);
         Assert.Null(result.BusyConnectionEnd); // the busy connection lived through the scan too
         Assert.False(result.CutDespiteTraffic);
+    }
+
+    [Fact]
+    public async Task ScanAsync_TheBusyConnectionTakesTheServersLastPlace_ItGivesWay_AndTheScanGoesOn()
+    {
+        // Two places, each held 8 s. The scan's second connection is answered only after 4 s; by then the busy connection
+        // (opened once the first was held, which is silent for at least 5 s) has its place, and it is closed with 1013 at once. Without giving way, that refusal before
+        // anything was measured would end the scan as "does not hold connections".
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/capped/2/8000")) { MinSilence = TimeSpan.FromSeconds(5), MaxSilence = TimeSpan.FromSeconds(10), Parallel = 2 };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.Null(result.Failure);
+        Assert.True(result.BusyConnectionGaveWay, $"busy: end {result.BusyConnectionEnd}, watched {result.BusyConnectionWatched}, not held {result.BusyConnectionNotHeld}; killed {result.ShortestKilled} by {result.KilledBy}, survived {result.LongestSurvived}, connections {result.Connections}, rounds {result.Rounds}");
+        Assert.Null(result.BusyConnectionEnd);
+        Assert.True(result.Found);
+        Assert.False(result.CutDespiteTraffic);
+        Assert.Equal(ConnectionEndKind.CloseFrame, result.KilledBy); // the 8 s lifetime cut the 10 s silence
+        Assert.Equal(3, result.Connections); // the first, the refused one, and its second try
     }
 
     [Fact]

@@ -14,7 +14,7 @@ namespace Lifeline.Diagnostics.Tests.Infrastructure;
 /// <summary>
 /// A tiny WebSocket server on real Kestrel at 127.0.0.1. Paths: /ws (accept, read until the client closes),
 /// /close/{code}?reason=... (accept, then close with that code), /idle-close/{ms} (accept, close with 1001 "idle"
-/// after that many milliseconds), anything else 404.
+/// after that many milliseconds, whatever comes meanwhile), /capped/{n}/{ms} (see there), anything else 404.
 /// </summary>
 internal sealed class TestServer : IAsyncDisposable
 {
@@ -59,6 +59,39 @@ internal sealed class TestServer : IAsyncDisposable
             await Task.WhenAny(receiving, Task.Delay(ms));
             var code = int.TryParse(context.Request.Query["code"], out var asked) ? (WebSocketCloseStatus)asked : WebSocketCloseStatus.EndpointUnavailable;
             await socket.CloseOutputAsync(code, "idle", CancellationToken.None);
+        });
+        var arrivals = 0;
+        var open = 0;
+        app.Map("/capped/{n:int}/{ms:int}", async (HttpContext context, int n, int ms) =>
+        {
+            // Holds at most n connections (one more is closed with 1013 at once) and ends each held one ms after its
+            // upgrade; the second upgrade request is answered only after 4 s, so a later one can take its place meanwhile.
+            if (Interlocked.Increment(ref arrivals) == 2)
+            {
+                await Task.Delay(4_000);
+            }
+
+            using var socket = await AcceptAsync(context);
+            try
+            {
+                if (Interlocked.Increment(ref open) > n)
+                {
+                    await socket.CloseOutputAsync((WebSocketCloseStatus)1013, "full", CancellationToken.None);
+                    return;
+                }
+
+                var receiving = socket.ReceiveAsync(new byte[1024], context.RequestAborted); // answers pings meanwhile
+                await Task.WhenAny(receiving, Task.Delay(ms));
+                await socket.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "lifetime", CancellationToken.None);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+                // The client went first.
+            }
+            finally
+            {
+                Interlocked.Decrement(ref open);
+            }
         });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
