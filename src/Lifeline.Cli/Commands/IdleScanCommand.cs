@@ -98,7 +98,7 @@ internal static class IdleScanCommand
         var grid = new Grid().AddColumn().AddColumn();
         void Row(string label, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value));
         var interrupted = scan.Interrupted ? ", scan interrupted" : string.Empty;
-        Row("idle timeout", scan.CutDespiteTraffic ? $"none seen: connections are cut after about {Seconds(scan.IdleTimeoutSeconds)} whatever their traffic (see advice)"
+        Row("idle timeout", scan.CutDespiteTraffic ? $"none that pings reset: connections are cut after about {Seconds(scan.IdleTimeoutSeconds)} even when pinged (see advice){interrupted}"
             : scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
             : scan.Interrupted ? "not found yet, scan interrupted"
             : result.Failure is { Stage: ProbeStage.Ping } ? "cannot be measured (see advice)"
@@ -124,6 +124,7 @@ internal static class IdleScanCommand
                 $"closed after {watched.TotalSeconds:0.##} s to make room: a connection of the scan found none (the server, or a limit on the path, holds few connections)"),
             { BusyConnectionNotHeld: true, BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture,
                 $"ended after {watched.TotalSeconds:0.##} s, before it answered its first pings (refused, or cut sooner than its interval): it tells nothing"),
+            { BusyConnectionNotHeld: true } => "could not be opened: it tells nothing",
             { BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture, $"lived {watched.TotalSeconds:0.##} s, to the end of the scan ({every})"),
             _ => "not opened (it opens once a first silent connection is held)",
         };

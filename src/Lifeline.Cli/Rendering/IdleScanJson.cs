@@ -110,13 +110,10 @@ internal sealed record IdleScanReport
                 $"scan stopped early: a connection could not be opened ({failure.Message}); so far the longest silence survived was {(scan.LongestSurvived is { } survived ? $"{survived.TotalSeconds:0.##} s" : "none")} and the shortest cut {(scan.ShortestKilled is { } killed ? $"{killed.TotalSeconds:0.##} s" : "none")}; run it again for an answer");
         }
 
-        if (scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.ShortestKilled) is { } lifetime)
-        {
-            return string.Create(CultureInfo.InvariantCulture,
-                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s whatever their traffic: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut too, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s; WebSocket pings do not reset this clock (a maximum connection duration, a timeout counted from the start, or an idle timeout that counts only messages), so keep-alive pings will not prevent it: expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit");
-        }
-
-        var advice = scan.Interrupted && !scan.Found
+        var advice = scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.ShortestKilled) is { } lifetime
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s even when they carry pings: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut the same way, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s, so keep-alive pings will not prevent it. Either it limits how long a connection lives (a maximum duration, a timeout counted from the start): expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit; or its idle clock counts only messages: send an application heartbeat message (not a ping) more often than that")
+            : scan.Interrupted && !scan.Found
             ? string.Create(CultureInfo.InvariantCulture,
                 $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
             : scan.Found && (scan.IdleTimeout ?? scan.ShortestKilled) is { } timeout
@@ -124,7 +121,7 @@ internal sealed record IdleScanReport
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
                 $"none up to --max: connections survived {scan.MaxSilence.TotalSeconds:0.#} s of silence; a keep-alive interval below that is safe on this path");
-        if (scan.BusyConnectionEnd is { } busy)
+        if (scan.BusyConnectionEnd is { } busy && !scan.CutDespiteTraffic)
         {
             advice += string.Create(CultureInfo.InvariantCulture,
                 $"; note: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut even so, after {busy.After.TotalSeconds:0.#} s ({busy.Describe()}): something may also limit how long a connection lives");

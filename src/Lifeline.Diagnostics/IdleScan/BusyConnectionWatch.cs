@@ -4,18 +4,15 @@ using Lifeline.Diagnostics.Raw;
 namespace Lifeline.Diagnostics.IdleScan;
 
 /// <summary>
-/// One connection an idle scan keeps busy while it runs: a ping every <see cref="Interval"/>, each answered. A path that
-/// cuts it too ends connections after a fixed time whatever their traffic (a maximum lifetime), which the silent
-/// connections alone would read as an idle timeout; keep-alive pings would not help there. It is a second opinion only:
-/// nothing it meets (a refusal, a failure, a server with no room for it) ends or changes the scan.
+/// One connection an idle scan keeps busy while it runs: a ping every <see cref="Interval"/>, whether or not the last one
+/// was answered yet. A path that cuts it too ends connections whatever their ping traffic (a maximum lifetime, or an idle
+/// clock that pings do not reset), which the silent connections alone would read as an idle timeout that pings cure. It
+/// is a second opinion only: nothing it meets (a refusal, a failure, a server with no room for it) ends or changes the scan.
 /// </summary>
 internal sealed class BusyConnectionWatch : IDisposable
 {
-    /// <summary>A silent cut is declared after this many pings in a row went unanswered: one slow pong is not a cut.</summary>
-    private const int MissedPongsForSilent = 3;
-
-    /// <summary>Its cut counts only once it answered this many pings: a connection ended before (refused, or cut by an idle timeout shorter than the interval) says nothing about lifetimes.</summary>
-    private const int AnsweredPingsToCount = 2;
+    /// <summary>Its cut counts only once this many pongs came back: a connection ended before (refused, or cut by an idle timeout shorter than the interval) says nothing.</summary>
+    private const int PongsToCount = 2;
 
     /// <summary>How long a failed ping waits for the connection's end to be read, to tell a reset from a missing pong.</summary>
     private static readonly TimeSpan EndSettles = TimeSpan.FromMilliseconds(500);
@@ -23,12 +20,12 @@ internal sealed class BusyConnectionWatch : IDisposable
     private readonly Uri _uri;
     private readonly RawConnectOptions _connect;
     private readonly TimeProvider _time;
-    private readonly TimeSpan _pongTimeout;
     private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _running = Task.CompletedTask;
-    private long _connectingSince; // 0 until it starts connecting
-    private long _openedAt;        // 0 until it is open
-    private long _watchedUntil;    // when it was cut or closed; 0 while it lives
+    private int _started;
+    private long _openedAt;     // 0 until it is open
+    private long _watchedUntil; // when it was cut or closed; 0 while it lives
     private ConnectionEnd? _cut;
     private int _gaveWay;
     private int _notHeld;
@@ -38,40 +35,47 @@ internal sealed class BusyConnectionWatch : IDisposable
         _uri = uri;
         _connect = connect;
         _time = time;
-        _pongTimeout = pongTimeout;
         Interval = TimeSpan.FromTicks(Math.Clamp(minSilence.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks, TimeSpan.FromSeconds(1).Ticks));
+        SilentAfter = (pongTimeout * 2) + Interval;
     }
 
     /// <summary>
     /// A quarter of the shortest silence tried, between 50 ms and 1 s: the connection is never idle for as long as any
-    /// silence the scan holds, so an idle timeout the scan could find does not cut this one.
+    /// silence the scan holds, so an idle timeout that pings reset does not cut this one.
     /// </summary>
     public TimeSpan Interval { get; }
 
+    /// <summary>No pong for this long (two pong timeouts and an interval: several pings unanswered) is a silent cut.</summary>
+    public TimeSpan SilentAfter { get; }
+
+    /// <summary>The longest a silent cut takes to be declared after its last pong: the silence, the next interval, and the settling.</summary>
+    public TimeSpan SilentCutNoticedWithin => SilentAfter + Interval + EndSettles;
+
     /// <summary>
     /// How the busy connection was cut, once it had answered its first pings (<see cref="ConnectionEnd.After"/> is its age
-    /// then; for a silent cut, when the third ping in a row went unanswered). Null while it lives, and when it never counted.
+    /// then; for a silent cut, when it was declared). Null while it lives, and when it never counted.
     /// </summary>
     public ConnectionEnd? Cut => Volatile.Read(ref _cut);
 
-    /// <summary>Its age when it last answered a ping: for a silent cut, the cut came after this.</summary>
+    /// <summary>Its age when the last pong arrived: a silent cut came after this.</summary>
     public TimeSpan LastAlive { get; private set; }
 
-    /// <summary>How long it has been connecting or open: null before it started connecting.</summary>
-    public TimeSpan? Age => Interlocked.Read(ref _openedAt) is not 0 and var opened ? _time.GetElapsedTime(opened)
-        : Interlocked.Read(ref _connectingSince) is not 0 and var connecting ? _time.GetElapsedTime(connecting)
-        : null;
+    /// <summary>Completes when the connection is open (or the watch is over without it).</summary>
+    public Task Opened => _opened.Task;
+
+    /// <summary>How long it has been open: null before it opened.</summary>
+    public TimeSpan? Age => Interlocked.Read(ref _openedAt) is not 0 and var opened ? _time.GetElapsedTime(opened) : null;
 
     /// <summary>How long it was watched open: to its cut, its close, or now. Null when it never opened.</summary>
     public TimeSpan? Watched => Interlocked.Read(ref _openedAt) is not 0 and var opened
         ? (Interlocked.Read(ref _watchedUntil) is not 0 and var until ? _time.GetElapsedTime(opened, until) : _time.GetElapsedTime(opened))
         : null;
 
-    /// <summary>It ended before it had answered its first pings (refused, or cut sooner than its interval): it says nothing.</summary>
-    public bool NotHeld => Volatile.Read(ref _notHeld) != 0;
-
     /// <summary>It was closed early to make room for one of the scan's own connections.</summary>
     public bool GaveWay => Volatile.Read(ref _gaveWay) != 0;
+
+    /// <summary>It could not be opened, or ended before it had answered its first pings (refused, or cut sooner than its interval): it says nothing.</summary>
+    public bool NotHeld => Volatile.Read(ref _notHeld) != 0;
 
     /// <summary>Completes when the watch is over (cut, closed, stopped, or it could not open); never faults.</summary>
     public Task Running => Volatile.Read(ref _running);
@@ -82,22 +86,23 @@ internal sealed class BusyConnectionWatch : IDisposable
     public void StartAfter(Task trigger, Action<ConnectionEnd> onCut) => Volatile.Write(ref _running, RunAsync(trigger, onCut, _stop.Token));
 
     /// <summary>
-    /// A scan connection could not be opened or held, perhaps because this one took the server's last place: closes it.
-    /// True when it had started (so there may be room now), false when it never took a place.
+    /// A scan connection found no room, perhaps because this one took the last place: closes it. True when it was
+    /// connecting or open just now (so there may be room), false when it held no place.
     /// </summary>
     public async Task<bool> GiveWayAsync()
     {
-        if (Interlocked.Read(ref _connectingSince) == 0)
+        if (Volatile.Read(ref _started) == 0 || Running.IsCompleted)
         {
             return false;
         }
 
-        if (Cut is null)
+        Volatile.Write(ref _gaveWay, 1);
+        await StopAsync().ConfigureAwait(false);
+        if (Cut is not null)
         {
-            Volatile.Write(ref _gaveWay, 1);
+            Volatile.Write(ref _gaveWay, 0); // it was cut before it could give way
         }
 
-        await StopAsync().ConfigureAwait(false);
         return true;
     }
 
@@ -115,19 +120,26 @@ internal sealed class BusyConnectionWatch : IDisposable
         try
         {
             await trigger.WaitAsync(cancellationToken).ConfigureAwait(false);
-            Interlocked.Exchange(ref _connectingSince, _time.GetTimestamp());
+            Volatile.Write(ref _started, 1);
             var (socket, _, _) = await RawWebSocket.ConnectAsync(_uri, _connect, _time, cancellationToken).ConfigureAwait(false);
             if (socket is null)
             {
+                if (!cancellationToken.IsCancellationRequested)
+                {
+                    Volatile.Write(ref _notHeld, 1);
+                }
+
                 return;
             }
 
             await using var session = new RawSession(socket, _time);
             Interlocked.Exchange(ref _openedAt, _time.GetTimestamp());
+            _opened.TrySetResult();
             try
             {
                 var end = await KeepBusyAsync(session, cancellationToken).ConfigureAwait(false);
-                if (end is null)
+                LastAlive = session.LastPongAge ?? TimeSpan.Zero;
+                if (session.PongsReceived < PongsToCount)
                 {
                     Volatile.Write(ref _notHeld, 1);
                 }
@@ -142,49 +154,41 @@ internal sealed class BusyConnectionWatch : IDisposable
                 Interlocked.Exchange(ref _watchedUntil, _time.GetTimestamp());
             }
         }
-#pragma warning disable CA1031 // A second opinion: whatever goes wrong here (a cancelled wait, a progress handler that throws) must not end the scan.
+#pragma warning disable CA1031 // A second opinion: whatever goes wrong here (a stop, a progress handler that throws) must not end the scan.
         catch (Exception)
 #pragma warning restore CA1031
         {
             // The watch is over; what it saw so far stays.
         }
+        finally
+        {
+            _opened.TrySetResult();
+        }
     }
 
-    /// <summary>The end that counts as a cut, or null when the connection ended before it had answered its first pings (a stop throws instead).</summary>
-    private async Task<ConnectionEnd?> KeepBusyAsync(RawSession session, CancellationToken cancellationToken)
+    /// <summary>Pings until the connection ends; a stop throws <see cref="OperationCanceledException"/>.</summary>
+    private async Task<ConnectionEnd> KeepBusyAsync(RawSession session, CancellationToken cancellationToken)
     {
-        var answered = 0;
-        var missed = 0;
         while (true)
         {
-            var end = await session.ObserveAsync(Interval, cancellationToken).ConfigureAwait(false);
-            if (end is null && await session.PingAsync(_pongTimeout, cancellationToken).ConfigureAwait(false) is not null)
+            if (await session.ObserveAsync(Interval, cancellationToken).ConfigureAwait(false) is { } end)
             {
-                (answered, missed) = (answered + 1, 0);
-                LastAlive = session.Elapsed;
-                continue;
+                return end;
             }
 
-            cancellationToken.ThrowIfCancellationRequested();
-            if (end is null)
+            var sincePong = session.Elapsed - (session.LastPongAge ?? TimeSpan.Zero);
+            if (sincePong >= SilentAfter || !await session.SendPingAsync(cancellationToken).ConfigureAwait(false))
             {
                 try
                 {
                     // A reset may reach the reader a moment after the ping failed.
-                    end = await session.Ended.WaitAsync(EndSettles, _time, cancellationToken).ConfigureAwait(false);
+                    return await session.Ended.WaitAsync(EndSettles, _time, cancellationToken).ConfigureAwait(false);
                 }
                 catch (TimeoutException)
                 {
-                    if (++missed < MissedPongsForSilent)
-                    {
-                        continue;
-                    }
-
-                    end = session.MarkSilent();
+                    return session.MarkSilent();
                 }
             }
-
-            return answered >= AnsweredPingsToCount ? end : null;
         }
     }
 }

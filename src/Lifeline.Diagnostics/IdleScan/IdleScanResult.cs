@@ -62,8 +62,8 @@ public sealed class IdleScanResult
 
     /// <summary>
     /// How the connection the scan kept busy (a ping every <see cref="BusyPingInterval"/>) was cut during the scan, once it
-    /// had answered its first pings; <see cref="ConnectionEnd.After"/> is its age then (for a silent cut, when the third
-    /// ping in a row went unanswered). Null when it lived through the scan, or never opened or counted.
+    /// had answered its first pings; <see cref="ConnectionEnd.After"/> is its age then (for a silent cut, when it was
+    /// declared: pongs missing for two pong timeouts and an interval). Null when it lived through the scan, or never opened or counted.
     /// </summary>
     public ConnectionEnd? BusyConnectionEnd { get; private set; }
 
@@ -73,15 +73,15 @@ public sealed class IdleScanResult
     /// <summary>How long the busy connection was watched open (to its cut, its close, or the scan's end); null when it never opened.</summary>
     public TimeSpan? BusyConnectionWatched { get; private set; }
 
-    /// <summary>The busy connection ended before it had answered its first pings (the server refused it, or cut it sooner than its ping interval): it tells nothing.</summary>
+    /// <summary>The busy connection could not be opened, or ended before it had answered its first pings (the server refused it, or cut it sooner than its ping interval): it tells nothing.</summary>
     public bool BusyConnectionNotHeld { get; private set; }
 
     /// <summary>The busy connection was closed early to make room: one of the scan's own connections found none (a server, or a limit on the path, that holds few connections).</summary>
     public bool BusyConnectionGaveWay { get; private set; }
 
     /// <summary>
-    /// The cut found is not about idleness: the busy connection, pinged all along, was cut too, at the same age as the
-    /// silent ones (within <see cref="LifetimeTolerance"/>; for a cut found by a ping, within the range the silences left).
+    /// The cut found is not one that pings prevent: the busy connection, pinged all along, was cut too, the same way and at
+    /// the same age as the silent ones (within <see cref="LifetimeTolerance"/>; for a cut found by a ping, within the range the silences left).
     /// The path ends connections a fixed time after they open, whatever their traffic (a maximum connection lifetime, a
     /// timeout counted from the start, or an idle clock that WebSocket pings do not reset), so keep-alive pings will not
     /// prevent it. Never claimed when the cut came sooner than two ping intervals.
@@ -95,7 +95,15 @@ public sealed class IdleScanResult
                 return false;
             }
 
-            // For a silent cut of the busy connection, it came between its last answered ping and the third one unanswered.
+            // Cut the same way as the silent ones: a Close frame with the same code, or both at the TCP level (a FIN, a
+            // reset or silence, which the busy connection's own pings may turn into one another). A server's eviction
+            // with another code, or a refusal, is not their cut.
+            if ((busy.Kind == ConnectionEndKind.CloseFrame) != (KilledBy == ConnectionEndKind.CloseFrame) || busy.CloseCode != CloseCode)
+            {
+                return false;
+            }
+
+            // For a silent cut of the busy connection, it came between its last pong and the moment it was declared.
             var earliest = busy.Kind == ConnectionEndKind.Silent ? BusyLastAlive : busy.After;
             var timed = !CutOnNextPacket && KilledBy != ConnectionEndKind.Silent;
             var lowest = timed ? killed - LifetimeTolerance : LongestSurvived ?? TimeSpan.Zero;
@@ -106,7 +114,7 @@ public sealed class IdleScanResult
     /// <summary>How far apart the busy connection's cut and the silent ones' may be and still be the same lifetime.</summary>
     internal static TimeSpan LifetimeTolerance { get; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>The busy connection's age at its last answered ping.</summary>
+    /// <summary>The busy connection's age when its last pong arrived.</summary>
     internal TimeSpan BusyLastAlive { get; private set; }
 
     /// <summary>

@@ -82,19 +82,26 @@ internal sealed class IdleScanRun : IDisposable
 
     /// <summary>
     /// A silence was cut. The busy connection opened with the first silent ones, so a path that ends every connection at
-    /// that age cuts it at about the same moment: give it that long and the time to notice (2 s for a cut the silent
-    /// connection saw arrive; for one found by a ping, the three unanswered pings that make a silent cut, and a second).
+    /// that age cuts it at about the same moment: give it that long (from its own opening) and the time to notice (2 s
+    /// for a cut the silent connection saw arrive; for one found by a ping, what a silent cut of the busy one takes).
     /// </summary>
     private async Task GiveTheBusyConnectionTimeAsync(IdleScanResult result, CancellationToken cancellationToken)
     {
-        if (_busy.Age is not { } age || _busy.Running.IsCompleted)
+        if (_busy.Running.IsCompleted)
+        {
+            return;
+        }
+
+        // Still connecting: a slow upgrade must not shorten the wait.
+        await Task.WhenAny(_busy.Opened, Task.Delay(_options.ConnectTimeout, _time, cancellationToken)).ConfigureAwait(false);
+        if (_busy.Age is not { } age)
         {
             return;
         }
 
         var killed = result.ShortestKilled!.Value;
         var left = (result.CutOnNextPacket || result.KilledBy == ConnectionEndKind.Silent
-            ? killed + ((_busy.Interval + _options.PongTimeout) * 3) + TimeSpan.FromSeconds(1)
+            ? killed + _busy.SilentCutNoticedWithin + TimeSpan.FromSeconds(1)
             : killed + IdleScanResult.LifetimeTolerance) - age;
         if (left > TimeSpan.Zero)
         {
@@ -279,14 +286,19 @@ internal sealed class IdleScanRun : IDisposable
         {
             return await ProbeOnceAsync(silence, cancellationToken).ConfigureAwait(false);
         }
-        catch (ConnectFailedException e) when (!cancellationToken.IsCancellationRequested)
+        catch (ConnectFailedException e)
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return null; // stopped meanwhile: as any cancelled probe
+            }
+
             failed = e;
         }
 
-        // The busy connection may have taken the last place a server (or a per-client limit on the path) had: it gives
-        // way, and this connection tries once more.
-        if (await _busy.GiveWayAsync().ConfigureAwait(false))
+        // A server (or a per-client limit on the path) with no room for this connection: the busy connection may have
+        // taken the last place. It gives way, and this connection tries once more.
+        if (LooksFull(failed.Failure) && await _busy.GiveWayAsync().ConfigureAwait(false))
         {
             try
             {
@@ -297,8 +309,13 @@ internal sealed class IdleScanRun : IDisposable
             {
                 return null;
             }
-            catch (ConnectFailedException e) when (!cancellationToken.IsCancellationRequested)
+            catch (ConnectFailedException e)
             {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return null;
+                }
+
                 failed = e;
             }
         }
@@ -306,6 +323,18 @@ internal sealed class IdleScanRun : IDisposable
         // A connection that cannot be opened ends the scan; one opened but not held ends it only before anything was measured.
         return failed.Failure.Stage == ProbeStage.Ping ? NotHeld(failed.Failure) : throw failed;
     }
+
+    /// <summary>
+    /// A failure a full server gives: ended at once (but not with 1003 or 1008, a verdict on the client), an upgrade
+    /// answered 503 or 429, or a connection refused or reset. A missing pong or a bad address is no such thing.
+    /// </summary>
+    private static bool LooksFull(ConnectionFailure failure) => failure.Reason switch
+    {
+        ConnectionFailureReason.EndedAtOnce => failure.End is not { Kind: ConnectionEndKind.CloseFrame, CloseCode: 1003 or 1008 },
+        ConnectionFailureReason.UpgradeRefused => failure.Response?.StatusCode is 503 or 429,
+        ConnectionFailureReason.ConnectionRefused or ConnectionFailureReason.ConnectionReset or ConnectionFailureReason.ClosedWithoutAnswer => true,
+        _ => false,
+    };
 
     /// <summary>One silent connection: throws <see cref="ConnectFailedException"/> when it cannot be opened or is not held.</summary>
     private async Task<SilenceProbe?> ProbeOnceAsync(TimeSpan silence, CancellationToken cancellationToken)

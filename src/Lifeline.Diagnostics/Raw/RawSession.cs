@@ -31,6 +31,8 @@ internal sealed class RawSession : IAsyncDisposable
     private readonly Task _reader;
     private int _dataFrames;
     private int _serverPings;
+    private int _pongsReceived;
+    private long _lastPongAt; // 0 until a pong arrived
     private ushort _nextPing;
 
     public RawSession(RawWebSocket socket, TimeProvider time)
@@ -44,6 +46,12 @@ internal sealed class RawSession : IAsyncDisposable
     public int DataFrames => Volatile.Read(ref _dataFrames);
 
     public int ServerPings => Volatile.Read(ref _serverPings);
+
+    /// <summary>Pongs received, whichever ping they answer.</summary>
+    public int PongsReceived => Volatile.Read(ref _pongsReceived);
+
+    /// <summary>The session's age when the last pong arrived; null before the first.</summary>
+    public TimeSpan? LastPongAge => Interlocked.Read(ref _lastPongAt) is not 0 and var at ? _time.GetElapsedTime(_started, at) : null;
 
     /// <summary>Completes when the connection ends.</summary>
     public Task<ConnectionEnd> Ended => _ended.Task;
@@ -78,6 +86,27 @@ internal sealed class RawSession : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ChannelClosedException or ObjectDisposedException)
         {
             return null;
+        }
+    }
+
+    /// <summary>Sends a ping without waiting for its pong (see <see cref="PongsReceived"/>): false when the link is gone.</summary>
+    public async Task<bool> SendPingAsync(CancellationToken cancellationToken)
+    {
+        if (_ended.Task.IsCompleted)
+        {
+            return false;
+        }
+
+        var payload = new byte[2];
+        BinaryPrimitives.WriteUInt16BigEndian(payload, ++_nextPing);
+        try
+        {
+            await _socket.SendPingAsync(payload, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 
@@ -144,6 +173,8 @@ internal sealed class RawSession : IAsyncDisposable
                         await _socket.SendPongAsync(frame.Payload, _stop.Token).ConfigureAwait(false);
                         break;
                     case RawFrame.Pong:
+                        Interlocked.Exchange(ref _lastPongAt, _time.GetTimestamp());
+                        Interlocked.Increment(ref _pongsReceived);
                         _pongs.Writer.TryWrite(frame);
                         break;
                     case RawFrame.Close:

@@ -74,12 +74,14 @@ public sealed class IdleScannerTests
         var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
 
         Assert.Null(result.Failure);
-        Assert.True(result.BusyConnectionGaveWay, $"busy: end {result.BusyConnectionEnd}, watched {result.BusyConnectionWatched}, not held {result.BusyConnectionNotHeld}; killed {result.ShortestKilled} by {result.KilledBy}, survived {result.LongestSurvived}, connections {result.Connections}, rounds {result.Rounds}");
-        Assert.Null(result.BusyConnectionEnd);
         Assert.True(result.Found);
         Assert.False(result.CutDespiteTraffic);
+        Assert.Null(result.BusyConnectionEnd);
         Assert.Equal(ConnectionEndKind.CloseFrame, result.KilledBy); // the 8 s lifetime cut the 10 s silence
-        Assert.Equal(3, result.Connections); // the first, the refused one, and its second try
+        // On a loaded machine the busy connection's request may come second instead, wait the 4 s and be the one refused:
+        // then nothing had to give way. Either way the scan goes on; without giving way, the refusal ended it.
+        Assert.True(result.BusyConnectionGaveWay ? result.Connections == 3 : result.BusyConnectionNotHeld,
+            $"busy: gave way {result.BusyConnectionGaveWay}, not held {result.BusyConnectionNotHeld}, watched {result.BusyConnectionWatched}; connections {result.Connections}");
     }
 
     [Fact]
