@@ -125,6 +125,7 @@ internal static class IdleScanCommand
             { BusyConnectionNotHeld: true, BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture,
                 $"ended after {watched.TotalSeconds:0.##} s, before it answered its first pings (refused, or cut sooner than its interval): it tells nothing"),
             { BusyConnectionNotHeld: true } => "could not be opened: it tells nothing",
+            { BusyConnectionGaveWay: true } => "closed while it was opening, to make room: a connection of the scan found none (the server, or a limit on the path, holds few connections)",
             { BusyConnectionWatched: { } watched } => string.Create(CultureInfo.InvariantCulture, $"lived {watched.TotalSeconds:0.##} s, to the end of the scan ({every})"),
             _ => "not opened (it opens once a first silent connection is held)",
         };

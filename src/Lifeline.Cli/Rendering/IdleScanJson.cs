@@ -22,7 +22,7 @@ internal sealed record IdleScanReport
     /// <summary>The cut showed only in answer to the first packet after the silence (the path had forgotten the connection silently).</summary>
     public bool CutOnNextPacket { get; init; }
 
-    /// <summary>The cut is not about idleness: the connection the scan kept busy was cut too, no later (a lifetime limit).</summary>
+    /// <summary>The cut is not one pings prevent: the connection the scan kept busy was cut too, the same way and at the same age (a lifetime limit, or an idle clock that counts only messages).</summary>
     public bool CutDespiteTraffic { get; init; }
 
     /// <summary>The age of the busy connection when something cut it; null when it lived through the scan.</summary>
@@ -40,7 +40,7 @@ internal sealed record IdleScanReport
     /// <summary>The busy connection was closed early to make room for one of the scan's own connections.</summary>
     public bool BusyConnectionGaveWay { get; init; }
 
-    /// <summary>The busy connection ended before it answered its first pings: it tells nothing.</summary>
+    /// <summary>The busy connection could not be opened, or ended before it answered its first pings: it tells nothing.</summary>
     public bool BusyConnectionNotHeld { get; init; }
 
     public int? CloseCode { get; init; }

@@ -326,13 +326,15 @@ internal sealed class IdleScanRun : IDisposable
 
     /// <summary>
     /// A failure a full server gives: ended at once (but not with 1003 or 1008, a verdict on the client), an upgrade
-    /// answered 503 or 429, or a connection refused or reset. A missing pong or a bad address is no such thing.
+    /// answered 503 or 429, a connection refused, reset or timed out. A missing pong or a bad address is no such thing.
     /// </summary>
     private static bool LooksFull(ConnectionFailure failure) => failure.Reason switch
     {
         ConnectionFailureReason.EndedAtOnce => failure.End is not { Kind: ConnectionEndKind.CloseFrame, CloseCode: 1003 or 1008 },
         ConnectionFailureReason.UpgradeRefused => failure.Response?.StatusCode is 503 or 429,
-        ConnectionFailureReason.ConnectionRefused or ConnectionFailureReason.ConnectionReset or ConnectionFailureReason.ClosedWithoutAnswer => true,
+        // A timeout too: a limit that drops what it has no room for (a balancer at its maximum, a connlimit rule) says nothing.
+        ConnectionFailureReason.ConnectionRefused or ConnectionFailureReason.ConnectionReset or ConnectionFailureReason.ClosedWithoutAnswer
+            or ConnectionFailureReason.TimedOut => true,
         _ => false,
     };
 
