@@ -396,6 +396,12 @@ public sealed partial class LifelineClient
     /// <summary>How many messages the current connection's stream handed out without a pass through ClientWebSocket (tests).</summary>
     internal int MessagesTakenFromLink => Volatile.Read(ref _keepAlive)?.Stream.MessagesTaken ?? 0;
 
+    /// <summary>
+    /// Tests: the current connection's write-behind, once made, waits for <paramref name="hold"/> before each write to the
+    /// connection. Set before the socket streams.
+    /// </summary>
+    internal void HoldLinkWritesForTest(Task hold) => Volatile.Read(ref _keepAlive)!.Stream.HoldWritesForTest = hold;
+
     /// <summary>How many writes the current connection's write-behind made to the connection (tests; see <see cref="WriteBehind"/>).</summary>
     internal int LinkWritesBehind => Volatile.Read(ref _keepAlive)?.Stream.WriteBehind?.LinkWrites ?? 0;
 

@@ -244,7 +244,7 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
                 return inner.WriteAsync(frame, cancellationToken);
             }
 
-            _writeBehind = behind = new WriteBehind(inner);
+            _writeBehind = behind = new WriteBehind(inner) { HoldForTest = HoldWritesForTest };
         }
 
         return behind.WriteAsync(frame, mayWait: streams, untilWritten: _closeSent, cancellationToken);
@@ -252,6 +252,9 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
 
     /// <summary>Tests: the link's write-behind, once the socket streamed.</summary>
     internal WriteBehind? WriteBehind => _writeBehind;
+
+    /// <summary>Tests: given to the write-behind when it is made (see <see cref="Client.WriteBehind.HoldForTest"/>).</summary>
+    internal Task? HoldWritesForTest { get; set; }
 
     // A plain store, then a plain load, like the start of a write: a ping asked for while the socket was finishing this
     // write is written now rather than left for the monitor's next look.

@@ -32,6 +32,9 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
     private int _linkWrites;
     private bool _hasStreamed; // the worker once took more than SmallestBuffer: buffers start at the limit
 
+    /// <summary>Tests: the worker waits for this before each write to the connection, so a burst gathers behind it for certain.</summary>
+    public Task? HoldForTest { get; init; }
+
     /// <summary>Tests: how many writes reached the connection.</summary>
     public int LinkWrites => Volatile.Read(ref _linkWrites);
 
@@ -180,6 +183,11 @@ internal sealed class WriteBehind(Stream inner) : IThreadPoolWorkItem
 
             try
             {
+                if (HoldForTest is { } hold)
+                {
+                    await hold.ConfigureAwait(false);
+                }
+
                 Interlocked.Increment(ref _linkWrites);
                 await inner.WriteAsync(chunk.AsMemory(0, length), CancellationToken.None).ConfigureAwait(false);
             }
