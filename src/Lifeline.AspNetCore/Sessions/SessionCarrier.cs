@@ -121,9 +121,11 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                 {
                     if (header.Type != SessionFrameType.Hello)
                     {
-                        if (afterLost && header.Type == SessionFrameType.Ack)
+                        if (afterLost && header.Type is SessionFrameType.Ack or SessionFrameType.SessionLost)
                         {
-                            continue; // in flight from the lost session (5.7)
+                            // In flight from the lost session (5.7): an Ack, or the client's own SessionLost when both sides
+                            // ended the session at once. The session is over either way; its Hello comes next.
+                            continue;
                         }
 
                         await FailAsync(CloseCode.ProtocolError, "first frame not Hello", $"expected Hello, got {header.Type}").ConfigureAwait(false);

@@ -114,6 +114,31 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task BothSidesEndTheSessionAtOnce_TheClientsSessionLostIsIgnored_AndItsHelloStartsANewSession()
+    {
+        // The server ends the session (its replay buffer fills in EndSession mode) while the client ends it too (its own
+        // SessionLost crosses the server's on the wire), then the client sends a new Hello. Before, the server answered
+        // the crossed SessionLost with 1002 "first frame not Hello", a close the client does not reconnect after.
+        var log = new NumberedServerLog { ServerSendCount = 10 };
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
+            sessions: o =>
+            {
+                o.Replay.MaxMessages = 3;
+                o.Replay.FullMode = ReplayBufferFullMode.EndSession;
+            });
+        using var socket = await ConnectAsync(host.Uri("/numbered"));
+        var (first, _) = await HelloAsync(socket);
+
+        var lost = await ReadUntilAsync(socket, SessionFrameType.SessionLost);
+        Assert.Equal(SessionLostReason.BufferFull, lost.SessionLost.Reason);
+
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.BufferFull, 0, SequenceRange.Empty))));
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var welcome = await ReadUntilAsync(socket, SessionFrameType.Welcome);
+        Assert.NotEqual(first, welcome.Welcome.SessionId);
+    }
+
+    [Fact]
     public async Task ResumeTakesTheSessionOver_TheOldSocketDeliversNothingMore()
     {
         // Socket A sends 1..10 while the handler is not reading: the session's inbox (2) fills, so A's carrier holds the
