@@ -86,6 +86,25 @@ public sealed class SessionBadInputTests
         }
     }
 
+    /// <summary>A host whose replay buffer holds 3 messages in EndSession mode: /numbered sends more, unacknowledged, so the server ends the session.</summary>
+    private static Task<SessionTestHost> StartHostThatEndsSessionsAsync(NumberedServerLog log) =>
+        SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
+            sessions: o =>
+            {
+                o.Replay.MaxMessages = 3;
+                o.Replay.FullMode = ReplayBufferFullMode.EndSession;
+            });
+
+    /// <summary>Opens a session on /numbered, never acknowledging, and reads the server's SessionLost for it (its buffer full).</summary>
+    private static async Task<(ClientWebSocket Socket, SessionId First)> OpenASessionTheServerEndsAsync(SessionTestHost host)
+    {
+        var socket = await ConnectAsync(host.Uri("/numbered"));
+        var (first, _) = await HelloAsync(socket);
+        var lost = await ReadUntilAsync(socket, SessionFrameType.SessionLost);
+        Assert.Equal(SessionLostReason.BufferFull, lost.SessionLost.Reason);
+        return (socket, first);
+    }
+
     [Fact]
     public async Task ServerEndsTheSessionWhileConnected_ClientsNextHelloOnTheSameSocketStartsANewSession()
     {
@@ -93,17 +112,9 @@ public sealed class SessionBadInputTests
         // mode, as the client never acknowledges) and sends SessionLost; the client then sends Data it had in flight
         // and a new Hello on the same socket. The Data is dropped and the Hello answered with Welcome, not closed with 1002.
         var log = new NumberedServerLog { ServerSendCount = 10 };
-        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
-            sessions: o =>
-            {
-                o.Replay.MaxMessages = 3;
-                o.Replay.FullMode = ReplayBufferFullMode.EndSession;
-            });
-        using var socket = await ConnectAsync(host.Uri("/numbered"));
-        var (first, _) = await HelloAsync(socket);
-
-        var lost = await ReadUntilAsync(socket, SessionFrameType.SessionLost);
-        Assert.Equal(SessionLostReason.BufferFull, lost.SessionLost.Reason);
+        await using var host = await StartHostThatEndsSessionsAsync(log);
+        var (socket, first) = await OpenASessionTheServerEndsAsync(host);
+        using var _ = socket;
 
         await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, false, SessionTestHost.Number(1)))); // in flight from the lost session
         await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
@@ -120,17 +131,9 @@ public sealed class SessionBadInputTests
         // SessionLost crosses the server's on the wire), then the client sends a new Hello. Before, the server answered
         // the crossed SessionLost with 1002 "first frame not Hello", a close the client does not reconnect after.
         var log = new NumberedServerLog { ServerSendCount = 10 };
-        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
-            sessions: o =>
-            {
-                o.Replay.MaxMessages = 3;
-                o.Replay.FullMode = ReplayBufferFullMode.EndSession;
-            });
-        using var socket = await ConnectAsync(host.Uri("/numbered"));
-        var (first, _) = await HelloAsync(socket);
-
-        var lost = await ReadUntilAsync(socket, SessionFrameType.SessionLost);
-        Assert.Equal(SessionLostReason.BufferFull, lost.SessionLost.Reason);
+        await using var host = await StartHostThatEndsSessionsAsync(log);
+        var (socket, first) = await OpenASessionTheServerEndsAsync(host);
+        using var _ = socket;
 
         await SendAsync(socket, Frame(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.BufferFull, 0, SequenceRange.Empty))));
         await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
