@@ -109,7 +109,8 @@ internal static class ProxyCommand
             }
         }
 
-        var events = new EventWriter(console, json, TimeProvider.System);
+        // Queued: the links raise their events before they forward, and must not wait on a stdout nobody reads.
+        await using var events = EventWriter.Queued(console, json, TimeProvider.System);
         proxy.LinkOpened += link => events.Write(events.Line("link-opened") with
         {
             Data = string.Create(CultureInfo.InvariantCulture, $"link {link.Id} from {link.ClientEndPoint}"),
@@ -152,14 +153,27 @@ internal static class ProxyCommand
         }
 
         await using var controlScope = controlServer;
-        await console.Output.WriteLineAsync($"proxy listening on {proxy.EndPoint} -> {host}:{port}").ConfigureAwait(false);
-        if (controlServer is not null)
+        // Through the events' queue too: one writer keeps every line of stdout whole and in order. With --json every
+        // line is JSON: these are "started" events.
+        void Started(string text)
         {
-            await console.Output.WriteLineAsync($"control on {controlServer.Urls.First()}").ConfigureAwait(false);
+            if (json)
+            {
+                events.Write(events.Line("started") with { Data = text });
+            }
+            else
+            {
+                events.WriteText(text);
+            }
         }
 
-        await console.Output.WriteLineAsync("type 'help' for commands; Ctrl-C stops").ConfigureAwait(false);
-        await console.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        Started($"proxy listening on {proxy.EndPoint} -> {host}:{port}");
+        if (controlServer is not null)
+        {
+            Started($"control on {controlServer.Urls.First()}");
+        }
+
+        Started("type 'help' for commands; Ctrl-C stops");
 
         try
         {

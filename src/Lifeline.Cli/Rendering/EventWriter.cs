@@ -1,24 +1,145 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Threading.Channels;
 
 namespace Lifeline.Cli.Rendering;
 
-/// <summary>Writes connection events as JSON lines or as readable text, one line each, never wrapped; safe to call from several threads.</summary>
-internal sealed class EventWriter(CliConsole console, bool json, TimeProvider time)
+/// <summary>
+/// Writes connection events as JSON lines or as readable text, one line each, never wrapped; safe to call from several
+/// threads. Made with <see cref="Queued"/>, a call never waits on stdout: lines go through a bounded queue that one task
+/// writes out in order, so a command whose stdout is a full pipe nobody reads goes on working (see <see cref="Queued"/>).
+/// </summary>
+internal sealed class EventWriter : IAsyncDisposable
 {
-    private readonly Lock _lock = new();
+    /// <summary>How long <see cref="DisposeAsync"/> waits for queued lines to be written before the command ends without them.</summary>
+    private static readonly TimeSpan FinalWriteBound = TimeSpan.FromSeconds(2);
 
-    public void Write(EventLine line)
+    private readonly Lock _lock = new();
+    private readonly CliConsole _console;
+    private readonly bool _json;
+    private readonly TimeProvider _time;
+    private readonly Channel<string>? _queue;
+    private readonly Task _writing = Task.CompletedTask;
+    private long _dropped;
+
+    public EventWriter(CliConsole console, bool json, TimeProvider time)
+        : this(console, json, time, queueCapacity: null)
     {
-        lock (_lock)
+    }
+
+    private EventWriter(CliConsole console, bool json, TimeProvider time, int? queueCapacity)
+    {
+        _console = console;
+        _json = json;
+        _time = time;
+        if (queueCapacity is { } capacity)
         {
-            // Plain writes, never through the rich console: a line goes out whole whatever the terminal width.
-            console.Output.WriteLine(json ? JsonSerializer.Serialize(line, CatalogJson.Compact) : Describe(line));
-            console.Output.Flush();
+            _queue = Channel.CreateBounded<string>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+            _writing = Task.Run(WriteQueuedAsync);
         }
     }
 
-    public EventLine Line(string name) => new(time.GetUtcNow(), name);
+    /// <summary>
+    /// A writer for a command whose events come from work that must not wait on stdout (the proxy's links, raised
+    /// before they forward). Once <paramref name="capacity"/> lines wait, further ones are dropped and counted, and a
+    /// line saying how many comes out when stdout takes lines again.
+    /// </summary>
+    public static EventWriter Queued(CliConsole console, bool json, TimeProvider time, int capacity = 10_000)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        return new EventWriter(console, json, time, capacity);
+    }
+
+    /// <summary>Lines dropped so far because the queue was full (a queued writer only).</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public void Write(EventLine line) => WriteText(_json ? JsonSerializer.Serialize(line, CatalogJson.Compact) : Describe(line));
+
+    /// <summary>A line as it is: a queued writer keeps it in order with the events.</summary>
+    public void WriteText(string text)
+    {
+        if (_queue is null)
+        {
+            lock (_lock)
+            {
+                // Plain writes, never through the rich console: a line goes out whole whatever the terminal width.
+                _console.Output.WriteLine(text);
+                _console.Output.Flush();
+            }
+
+            return;
+        }
+
+        if (!_queue.Writer.TryWrite(text))
+        {
+            Interlocked.Increment(ref _dropped); // full, or the command is ending
+        }
+    }
+
+    /// <summary>A queued writer: lets the queued lines out (for at most two seconds: stdout may never be read) and stops.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_queue is null)
+        {
+            return;
+        }
+
+        _queue.Writer.TryComplete();
+        try
+        {
+            await _writing.WaitAsync(FinalWriteBound).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // stdout is not read: the command ends without the lines still waiting.
+        }
+    }
+
+    private async Task WriteQueuedAsync()
+    {
+        var reader = _queue!.Reader;
+        long reported = 0;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var text))
+                {
+                    _console.Output.WriteLine(text);
+                    reported = ReportDropped(reported);
+                }
+
+                _console.Output.Flush(); // once the queue is empty: a burst of lines goes out in few writes
+            }
+
+            ReportDropped(reported);
+            _console.Output.Flush();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // stdout is gone (the reading end closed): nothing more can be written, and the command goes on.
+        }
+    }
+
+    /// <summary>Writes how many lines were dropped since the last report, if any; returns the count reported so far.</summary>
+    private long ReportDropped(long reported)
+    {
+        var dropped = Dropped;
+        if (dropped == reported)
+        {
+            return reported;
+        }
+
+        var line = Line("events-dropped") with
+        {
+            Data = string.Create(CultureInfo.InvariantCulture,
+                $"{dropped - reported} lines were dropped: stdout was not read for a while, and the command went on without waiting for it"),
+        };
+        _console.Output.WriteLine(_json ? JsonSerializer.Serialize(line, CatalogJson.Compact) : Describe(line));
+        return dropped;
+    }
+
+    public EventLine Line(string name) => new(_time.GetUtcNow(), name);
 
     private static string Describe(EventLine line)
     {

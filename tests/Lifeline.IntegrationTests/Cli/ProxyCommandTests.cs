@@ -140,6 +140,47 @@ public sealed partial class ProxyCommandTests
     }
 
     [Fact]
+    public async Task Proxy_WhileNobodyReadsItsOutput_GoesOnForwarding_AndItsLinesComeAfterInOrder()
+    {
+        // A script that starts the proxy and never reads its stdout fills the pipe. Before, each link wrote its
+        // link-opened line before forwarding anything, so with stdout full no new link forwarded a byte (the connect
+        // below timed out) and the threads writing piled up.
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, proxyPort, control) = await StartProxyAsync(server.Port, "", "--json");
+        await using var scope = cli;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        const int links = 3;
+        cli.StallOutput();
+        try
+        {
+            for (var i = 0; i < links; i++)
+            {
+                await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/echo"));
+                await client.SendTextAsync($"through {i}");
+                await Wait.UntilAsync(() => client.Messages.Contains($"through {i}"), what: "the echo through the proxy");
+            }
+
+            var status = JsonDocument.Parse(await http.GetStringAsync(new Uri(control, "/status"))).RootElement;
+            Assert.Equal(links, status.GetProperty("accepted").GetInt32());
+        }
+        finally
+        {
+            cli.ResumeOutput();
+        }
+
+        // The lines waiting meanwhile come out once stdout is read again: every link's opening, then its end.
+        await Wait.UntilAsync(() => cli.JsonLines.Count(e => e.GetProperty("event").GetString() == "link-ended") == links, what: "the links' lines");
+        var lines = cli.JsonLines.Where(e => e.GetProperty("event").GetString() is "link-opened" or "link-ended")
+            .Select(e => (Event: e.GetProperty("event").GetString()!, Link: LinkId().Match(e.GetProperty("data").GetString()!).Groups[1].Value))
+            .ToList();
+        Assert.Equal(2 * links, lines.Count);
+        foreach (var link in lines.Select(l => l.Link).Distinct())
+        {
+            Assert.Equal(["link-opened", "link-ended"], lines.Where(l => l.Link == link).Select(l => l.Event));
+        }
+    }
+
+    [Fact]
     public async Task Proxy_StartupFlags_ApplyIdleCut()
     {
         await using var server = await TestWebSocketServer.StartAsync();
@@ -191,6 +232,9 @@ public sealed partial class ProxyCommandTests
 
     [GeneratedRegex(@"control on (http://127\.0\.0\.1:\d+)")]
     private static partial Regex ControlLine();
+
+    [GeneratedRegex(@"^link (\d+)")]
+    private static partial Regex LinkId();
 
     [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ListenLine();

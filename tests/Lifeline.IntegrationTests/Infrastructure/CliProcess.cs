@@ -27,6 +27,11 @@ internal sealed class CliProcess : IAsyncDisposable
 
     public static CliProcess Start(string input, params string[] args) => new(input, args);
 
+    /// <summary>Stdout becomes a full pipe that nobody reads: every write to it waits until <see cref="ResumeOutput"/>.</summary>
+    public void StallOutput() => _output.Stall();
+
+    public void ResumeOutput() => _output.Resume();
+
     /// <summary>Sends the equivalent of Ctrl-C.</summary>
     public void Interrupt() => _stop.Cancel();
 
@@ -35,6 +40,7 @@ internal sealed class CliProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _output.Resume(); // a stalled write must not hold the command's exit
         _stop.Cancel();
         try
         {
