@@ -1,4 +1,5 @@
 using System.Globalization;
+using Lifeline.CloseCodes;
 using Lifeline.Diagnostics.IdleScan;
 using Lifeline.Diagnostics.Probe;
 
@@ -121,6 +122,18 @@ internal sealed record IdleScanReport
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
                 $"none up to --max: connections survived {scan.MaxSilence.TotalSeconds:0.#} s of silence; a keep-alive interval below that is safe on this path");
+        if (scan.CutDespiteTraffic && scan.KilledBy == ConnectionEndKind.CloseFrame && scan.CloseCode is { } code)
+        {
+            // A Close frame comes from the server or a proxy that speaks WebSocket, not from a TCP-level timeout; 1008 in
+            // particular is a verdict on the client, which no traffic changes.
+            var name = CloseCodeCatalog.Get(new Lifeline.CloseCodes.CloseCode(code)).GetName(CultureInfo.InvariantCulture);
+            advice += code == Lifeline.CloseCodes.CloseCode.PolicyViolation.Value
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"; the cut is a Close frame with {code} ({name}): the server ends connections on a policy of its own after that long, often a credential it checks again (an access token that expired): renew it before then, and reconnect with a fresh one rather than retrying the old")
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"; the cut is a Close frame with {code} ({name}): the server or a proxy that speaks WebSocket ends the connections, not a TCP-level timeout");
+        }
+
         if (scan.BusyConnectionEnd is { } busy && !scan.CutDespiteTraffic)
         {
             advice += string.Create(CultureInfo.InvariantCulture,

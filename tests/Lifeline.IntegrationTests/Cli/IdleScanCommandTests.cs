@@ -79,6 +79,23 @@ public sealed class IdleScanCommandTests
     }
 
     [Fact]
+    public async Task IdleScan_ServerClosesEveryConnectionWith1008AfterTwoSeconds_AdviceNamesThePolicyNotAnIdleTimeout()
+    {
+        // A 1008 a fixed time after the upgrade is the server's own verdict (a token checked again, say), which neither
+        // pings nor heartbeat messages cure; before, the advice offered only those.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{server.Port}/lifetime/2000/close/1008", "--json", "--min", "0.5", "--max", "8"]);
+
+        Assert.Equal(0, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(90)));
+        var result = JsonDocument.Parse(cli.Output).RootElement;
+        Assert.True(result.GetProperty("cutDespiteTraffic").GetBoolean(), result.ToString());
+        Assert.Equal(1008, result.GetProperty("closeCode").GetInt32());
+        var advice = result.GetProperty("advice").GetString()!;
+        Assert.Contains("Close frame with 1008 (Policy Violation)", advice, StringComparison.Ordinal);
+        Assert.Contains("credential", advice, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task IdleScan_RefusedAfterTheFirstRound_ReportsWhatItMeasuredAndExits1()
     {
         var (serve, port) = await ServeProcess.StartAsync();

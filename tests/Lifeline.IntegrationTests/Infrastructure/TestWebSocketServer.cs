@@ -17,7 +17,8 @@ namespace Lifeline.IntegrationTests.Infrastructure;
 /// Paths: /echo (echo and record), /close/{code}?reason=... (accept then close), /reject/{status} (no upgrade),
 /// /big/{size} (send one message of that size), /silent (accept, never send, record),
 /// /headers (accept with the first offered subprotocol, send the request headers as one JSON text message, drain),
-/// /lifetime/{ms} (abort each connection that long after its upgrade, whatever its traffic).
+/// /lifetime/{ms} (abort each connection that long after its upgrade, whatever its traffic), /lifetime/{ms}/close/{code}
+/// (the same with a Close frame of that code).
 /// </summary>
 internal sealed class TestWebSocketServer : IAsyncDisposable
 {
@@ -190,6 +191,22 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             var draining = DrainAsync(socket, context.RequestAborted);
             await Task.WhenAny(draining, Task.Delay(lifetime, context.RequestAborted));
             socket.Abort();
+            await draining;
+        });
+        app.Map("/lifetime/{ms:int}/close/{code:int}", async context =>
+        {
+            // As /lifetime, but ends each connection with a Close frame of that code (a server that checks a credential
+            // again after a while, say).
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var lifetime = int.Parse((string)context.Request.RouteValues["ms"]!, CultureInfo.InvariantCulture);
+            var code = int.Parse((string)context.Request.RouteValues["code"]!, CultureInfo.InvariantCulture);
+            var draining = DrainAsync(socket, context.RequestAborted);
+            await Task.WhenAny(draining, Task.Delay(lifetime, context.RequestAborted));
+            if (!draining.IsCompleted)
+            {
+                await socket.CloseOutputAsync((WebSocketCloseStatus)code, "expired", context.RequestAborted);
+            }
+
             await draining;
         });
         app.Map("/close/{code:int}", async context =>
