@@ -28,5 +28,15 @@ using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
 var exit = await LifelineCli.RunAsync(args, CliConsole.FromProcess(), stop.Token).ConfigureAwait(false);
-await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+try
+{
+    // Bounded: a write still blocked on a stdout nobody reads (a full pipe) holds Console.Out's lock, and the process
+    // must end all the same.
+    await Task.Run(() => Console.Out.Flush()).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+}
+catch (TimeoutException)
+{
+    // Ends without it.
+}
+
 return exit == ExitCodes.Interrupted && Volatile.Read(ref signal) == 15 ? ExitCodes.Terminated : exit;

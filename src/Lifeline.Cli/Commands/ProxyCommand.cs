@@ -29,7 +29,7 @@ internal static class ProxyCommand
         var idleCut = NumberOptions.OptionalSeconds("--idle-cut", "Cut links idle for this many seconds.");
         var idleCutKind = new Option<string>("--idle-cut-kind") { Description = "How idle links are cut: reset (RST at the deadline), fin, silent, or reset-on-next (forgotten silently, RST for the next packet).", DefaultValueFactory = _ => "reset" };
         var control = new Option<string?>("--control") { Description = "Also take commands over HTTP at HOST:PORT (POST /command with the command as the body; GET /status)." };
-        var json = CommonOptions.Json("Print link events and command answers as JSON lines.");
+        var json = CommonOptions.Json("Print every line as JSON: link events, command answers and the start-up lines ('started').");
         var command = new Command("proxy", "Run the fault proxy between a client and a server; switch faults at run time by typing commands ('help' lists them).")
         {
             listen, upstream, latency, jitter, bandwidth, slice, blackhole, idleCut, idleCutKind, control, json,
@@ -98,6 +98,9 @@ internal static class ProxyCommand
     private static async Task<int> RunAsync(CliConsole console, IPEndPoint listen, string host, int port, List<string> startup, IPEndPoint? controlAt,
         bool json, CancellationToken cancellationToken)
     {
+        // Made first, so disposed last: the links the proxy ends when it stops still get their link-ended lines. Queued:
+        // the links raise their events before they forward, and must not wait on a stdout nobody reads.
+        await using var events = EventWriter.Queued(console, json, TimeProvider.System);
         await using var proxy = new TcpFaultProxy(new FaultProxyOptions { ListenEndPoint = listen, UpstreamHost = host, UpstreamPort = port });
         var control = new ProxyControl(proxy);
         foreach (var line in startup)
@@ -109,8 +112,20 @@ internal static class ProxyCommand
             }
         }
 
-        // Queued: the links raise their events before they forward, and must not wait on a stdout nobody reads.
-        await using var events = EventWriter.Queued(console, json, TimeProvider.System);
+        // Every line of stdout goes through the events' queue, which keeps them whole and in order. With --json every
+        // line is JSON: the start-up lines are "started" events.
+        void Started(string text)
+        {
+            if (json)
+            {
+                events.Write(events.Line("started") with { Data = text });
+            }
+            else
+            {
+                events.WriteText(text);
+            }
+        }
+
         proxy.LinkOpened += link => events.Write(events.Line("link-opened") with
         {
             Data = string.Create(CultureInfo.InvariantCulture, $"link {link.Id} from {link.ClientEndPoint}"),
@@ -118,6 +133,14 @@ internal static class ProxyCommand
         proxy.LinkEnded += link => events.Write(events.Line("link-ended") with
         {
             Data = string.Create(CultureInfo.InvariantCulture, $"link {link.Id}: {link.BytesUpstream} bytes up, {link.BytesDownstream} down"),
+        });
+        proxy.AcceptFailed += error => events.Write(events.Line("accept-failed") with
+        {
+            Data = $"cannot accept a connection: {error.Message}; still listening, trying again every 100 ms",
+        });
+        proxy.UpstreamConnectFailed += (client, error) => events.Write(events.Line("upstream-failed") with
+        {
+            Data = $"link from {client}: cannot connect to the upstream {host}:{port}: {Explain(error)}; the client was reset",
         });
         try
         {
@@ -129,14 +152,7 @@ internal static class ProxyCommand
             return ExitCodes.Failure;
         }
 
-        proxy.AcceptFailed += error => events.Write(events.Line("accept-failed") with
-        {
-            Data = $"cannot accept a connection: {error.Message}; still listening, trying again every 100 ms",
-        });
-        proxy.UpstreamConnectFailed += (client, error) => events.Write(events.Line("upstream-failed") with
-        {
-            Data = $"link from {client}: cannot connect to the upstream {host}:{port}: {Explain(error)}; the client was reset",
-        });
+        Started($"proxy listening on {proxy.EndPoint} -> {host}:{port}"); // at once, ahead of the links' lines
 
         WebApplication? controlServer = null;
         if (controlAt is not null)
@@ -153,21 +169,6 @@ internal static class ProxyCommand
         }
 
         await using var controlScope = controlServer;
-        // Through the events' queue too: one writer keeps every line of stdout whole and in order. With --json every
-        // line is JSON: these are "started" events.
-        void Started(string text)
-        {
-            if (json)
-            {
-                events.Write(events.Line("started") with { Data = text });
-            }
-            else
-            {
-                events.WriteText(text);
-            }
-        }
-
-        Started($"proxy listening on {proxy.EndPoint} -> {host}:{port}");
         if (controlServer is not null)
         {
             Started($"control on {controlServer.Urls.First()}");

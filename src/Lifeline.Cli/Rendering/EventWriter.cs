@@ -18,9 +18,10 @@ internal sealed class EventWriter : IAsyncDisposable
     private readonly CliConsole _console;
     private readonly bool _json;
     private readonly TimeProvider _time;
-    private readonly Channel<string>? _queue;
+    private readonly Channel<QueuedLine>? _queue;
     private readonly Task _writing = Task.CompletedTask;
     private long _dropped;
+    private long _droppedSinceQueued; // under _lock: dropped since the last line queued, reported just before the next
 
     public EventWriter(CliConsole console, bool json, TimeProvider time)
         : this(console, json, time, queueCapacity: null)
@@ -34,15 +35,15 @@ internal sealed class EventWriter : IAsyncDisposable
         _time = time;
         if (queueCapacity is { } capacity)
         {
-            _queue = Channel.CreateBounded<string>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+            _queue = Channel.CreateBounded<QueuedLine>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
             _writing = Task.Run(WriteQueuedAsync);
         }
     }
 
     /// <summary>
     /// A writer for a command whose events come from work that must not wait on stdout (the proxy's links, raised
-    /// before they forward). Once <paramref name="capacity"/> lines wait, further ones are dropped and counted, and a
-    /// line saying how many comes out when stdout takes lines again.
+    /// before they forward). Once <paramref name="capacity"/> lines wait, further ones are dropped and counted; an
+    /// <c>events-dropped</c> line saying how many comes out where they were, before the next line kept.
     /// </summary>
     public static EventWriter Queued(CliConsole console, bool json, TimeProvider time, int capacity = 10_000)
     {
@@ -58,25 +59,32 @@ internal sealed class EventWriter : IAsyncDisposable
     /// <summary>A line as it is: a queued writer keeps it in order with the events.</summary>
     public void WriteText(string text)
     {
-        if (_queue is null)
+        lock (_lock)
         {
-            lock (_lock)
+            if (_queue is null)
             {
                 // Plain writes, never through the rich console: a line goes out whole whatever the terminal width.
                 _console.Output.WriteLine(text);
                 _console.Output.Flush();
+                return;
             }
 
-            return;
-        }
+            // No I/O under the lock here: it only keeps each line's count of the drops before it right.
+            if (_queue.Writer.TryWrite(new QueuedLine(text, _droppedSinceQueued)))
+            {
+                _droppedSinceQueued = 0;
+                return;
+            }
 
-        if (!_queue.Writer.TryWrite(text))
-        {
-            Interlocked.Increment(ref _dropped); // full, or the command is ending
+            _droppedSinceQueued++; // full, or the command is ending
+            Interlocked.Increment(ref _dropped);
         }
     }
 
-    /// <summary>A queued writer: lets the queued lines out (for at most two seconds: stdout may never be read) and stops.</summary>
+    /// <summary>
+    /// A queued writer: lets the queued lines out and stops; it waits for them at most two seconds (on its clock), since
+    /// stdout may never be read. Dispose it after whatever raises events, so their last lines are kept.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (_queue is null)
@@ -87,7 +95,7 @@ internal sealed class EventWriter : IAsyncDisposable
         _queue.Writer.TryComplete();
         try
         {
-            await _writing.WaitAsync(FinalWriteBound).ConfigureAwait(false);
+            await _writing.WaitAsync(FinalWriteBound, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -98,21 +106,27 @@ internal sealed class EventWriter : IAsyncDisposable
     private async Task WriteQueuedAsync()
     {
         var reader = _queue!.Reader;
-        long reported = 0;
         try
         {
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                while (reader.TryRead(out var text))
+                while (reader.TryRead(out var queued))
                 {
-                    _console.Output.WriteLine(text);
-                    reported = ReportDropped(reported);
+                    WriteDropped(queued.DroppedBefore);
+                    _console.Output.WriteLine(queued.Text);
                 }
 
                 _console.Output.Flush(); // once the queue is empty: a burst of lines goes out in few writes
             }
 
-            ReportDropped(reported);
+            long droppedLast;
+            lock (_lock)
+            {
+                droppedLast = _droppedSinceQueued; // after the last line kept
+                _droppedSinceQueued = 0;
+            }
+
+            WriteDropped(droppedLast);
             _console.Output.Flush();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
@@ -121,23 +135,23 @@ internal sealed class EventWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes how many lines were dropped since the last report, if any; returns the count reported so far.</summary>
-    private long ReportDropped(long reported)
+    private void WriteDropped(long count)
     {
-        var dropped = Dropped;
-        if (dropped == reported)
+        if (count == 0)
         {
-            return reported;
+            return;
         }
 
         var line = Line("events-dropped") with
         {
             Data = string.Create(CultureInfo.InvariantCulture,
-                $"{dropped - reported} lines were dropped: stdout was not read for a while, and the command went on without waiting for it"),
+                $"{count} lines were dropped here: stdout took no lines for a while, and the command went on without waiting for it"),
         };
         _console.Output.WriteLine(_json ? JsonSerializer.Serialize(line, CatalogJson.Compact) : Describe(line));
-        return dropped;
     }
+
+    /// <summary>A line waiting for stdout, with the number of lines dropped just before it.</summary>
+    private readonly record struct QueuedLine(string Text, long DroppedBefore);
 
     public EventLine Line(string name) => new(_time.GetUtcNow(), name);
 

@@ -2,54 +2,66 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Lifeline.Cli.Rendering;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Lifeline.Cli.Tests.Rendering;
 
 public sealed class QueuedEventWriterTests
 {
     [Fact]
-    public async Task WhileStdoutTakesNothing_WritesDoNotWait_ExtraLinesAreDroppedAndCounted_AndTheRestComeOutInOrder()
+    public async Task WhileStdoutTakesNothing_WritesDoNotWait_ExtraLinesAreDropped_AndCountedWhereTheyWere()
     {
         var output = new StallingWriter();
         var console = new CliConsole(output, TextWriter.Null);
         output.Stall();
-        var events = EventWriter.Queued(console, json: true, TimeProvider.System, capacity: 2);
+        var events = EventWriter.Queued(console, json: true, new FakeTimeProvider(), capacity: 2); // its clock never ends the final wait
 
-        // Ten events while stdout takes nothing: none of these calls may wait for it.
-        await Task.Run(() =>
-        {
-            for (var i = 0; i < 10; i++)
-            {
-                events.Write(events.Line("tick") with { Data = i.ToString(CultureInfo.InvariantCulture) });
-            }
-        }).WaitAsync(TimeSpan.FromSeconds(30));
-
-        // Two wait in the queue, and the writer may hold one more that it took before stdout stalled.
+        // Ten events while stdout takes nothing: none of these calls may wait for it. The writer holds the first (its
+        // write waits), two wait in the queue, and the other seven are dropped.
+        WriteTicks(events, 0, 1);
+        await output.WriteWaiting.WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.Run(() => WriteTicks(events, 1, 9)).WaitAsync(TimeSpan.FromSeconds(30));
+        const int kept = 3;
         var dropped = events.Dropped;
-        Assert.InRange(dropped, 7, 8);
+        Assert.Equal(7, dropped);
 
+        // Once stdout takes lines again and the queue is empty, the next line is kept, with the count of the drops before it.
         output.Resume();
-        await events.DisposeAsync();
+        await WaitUntilAsync(() => Lines(output).Count == kept);
+        WriteTicks(events, 10, 1);
+        await events.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
 
-        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
-        var ticks = lines.Where(e => e.GetProperty("event").GetString() == "tick").Select(e => int.Parse(e.GetProperty("data").GetString()!, CultureInfo.InvariantCulture)).ToList();
-        Assert.Equal(10 - dropped, ticks.Count);
-        Assert.Equal(ticks.Order(), ticks); // the ones kept, in the order they were written
-        Assert.Equal(0, ticks[0]);
-        var report = Assert.Single(lines, e => e.GetProperty("event").GetString() == "events-dropped");
-        Assert.StartsWith($"{dropped} lines were dropped", report.GetProperty("data").GetString(), StringComparison.Ordinal);
+        var lines = Lines(output);
+        Assert.Equal([.. Enumerable.Range(0, kept).Select(i => $"tick {i}"), $"events-dropped {dropped}", "tick 10"], lines.Select(Describe));
+    }
+
+    [Fact]
+    public async Task LinesDroppedAfterTheLastOneKept_AreCountedAtTheEnd()
+    {
+        var output = new StallingWriter();
+        output.Stall();
+        var events = EventWriter.Queued(new CliConsole(output, TextWriter.Null), json: true, new FakeTimeProvider(), capacity: 1);
+
+        // The writer holds the first, one waits in the queue, and the last three are dropped with nothing after them.
+        WriteTicks(events, 0, 1);
+        await output.WriteWaiting.WaitAsync(TimeSpan.FromSeconds(30));
+        WriteTicks(events, 1, 4);
+        output.Resume();
+        await events.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(["tick 0", "tick 1", "events-dropped 3"], Lines(output).Select(Describe));
     }
 
     [Fact]
     public async Task LinesWrittenAsTheyAre_KeepTheirPlaceAmongTheEvents()
     {
         var output = new StallingWriter();
-        var events = EventWriter.Queued(new CliConsole(output, TextWriter.Null), json: false, TimeProvider.System);
+        var events = EventWriter.Queued(new CliConsole(output, TextWriter.Null), json: false, new FakeTimeProvider());
 
         events.WriteText("first");
         events.Write(events.Line("link-opened") with { Data = "second" });
         events.WriteText("third");
-        await events.DisposeAsync();
+        await events.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
 
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(3, lines.Length);
@@ -59,13 +71,45 @@ public sealed class QueuedEventWriterTests
         Assert.Equal(0, events.Dropped);
     }
 
+    private static void WriteTicks(EventWriter events, int first, int count)
+    {
+        for (var i = first; i < first + count; i++)
+        {
+            events.Write(events.Line("tick") with { Data = i.ToString(CultureInfo.InvariantCulture) });
+        }
+    }
+
+    private static List<JsonElement> Lines(StallingWriter output) =>
+        [.. output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement)];
+
+    /// <summary>"tick N", or "events-dropped N" with the count the line states.</summary>
+    private static string Describe(JsonElement line) => line.GetProperty("event").GetString() switch
+    {
+        "events-dropped" => "events-dropped " + line.GetProperty("data").GetString()!.Split(' ')[0],
+        var name => $"{name} {line.GetProperty("data").GetString()}",
+    };
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for stdout to take the queued lines");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>A stdout that can stop taking lines, as a full pipe nobody reads does.</summary>
     private sealed class StallingWriter : TextWriter
     {
         private readonly StringBuilder _text = new();
         private readonly ManualResetEventSlim _open = new(initialState: true);
+        private readonly TaskCompletionSource _writeWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public override Encoding Encoding => Encoding.UTF8;
+
+        /// <summary>Completes once a write found stdout stalled and waits.</summary>
+        public Task WriteWaiting => _writeWaiting.Task;
 
         public void Stall() => _open.Reset();
 
@@ -73,7 +117,7 @@ public sealed class QueuedEventWriterTests
 
         public override void Write(char value)
         {
-            _open.Wait();
+            WaitIfStalled();
             lock (_text)
             {
                 _text.Append(value);
@@ -82,7 +126,7 @@ public sealed class QueuedEventWriterTests
 
         public override void Write(string? value)
         {
-            _open.Wait();
+            WaitIfStalled();
             lock (_text)
             {
                 _text.Append(value);
@@ -90,6 +134,16 @@ public sealed class QueuedEventWriterTests
         }
 
         public override void WriteLine(string? value) => Write(value + "\n");
+
+        private void WaitIfStalled()
+        {
+            if (!_open.IsSet)
+            {
+                _writeWaiting.TrySetResult();
+            }
+
+            _open.Wait();
+        }
 
         public override string ToString()
         {

@@ -65,6 +65,52 @@ public sealed partial class ProcessSignalTests
     }
 
     [Fact]
+    public async Task Proxy_StdoutNeverRead_GoesOnForwarding_AndSigtermStillEndsIt()
+    {
+        // A script that starts the proxy and never reads its stdout: once the pipe is full, the proxy's writes to stdout
+        // wait. Before, each link waited on its link-opened line before forwarding, so the proxy stopped forwarding;
+        // and the last flush at exit waited on the blocked write, so SIGTERM never ended the process.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var tool = ToolProcess.Start("proxy", "--upstream", $"127.0.0.1:{server.Port}");
+        await tool.WaitForOutputAsync("type 'help'");
+        var port = int.Parse(ProxyPort().Match(tool.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        tool.PauseOutput();
+
+        // About 100 bytes of stdout per link: 2,000 links make far more than the pipe and the reader's buffers hold.
+        var linked = 0;
+        using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            for (; linked < 2_000 && !bound.IsCancellationRequested; linked++)
+            {
+                using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                try
+                {
+                    await socket.ConnectAsync(System.Net.IPAddress.Loopback, port, bound.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // the proxy stopped taking connections
+                }
+            }
+        }
+
+        await using (var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/echo")))
+        {
+            await client.SendTextAsync("through the proxy");
+            await Wait.UntilAsync(() => client.Messages.Contains("through the proxy"), Bound, "the echo through the proxy");
+        }
+
+        tool.Signal(ToolProcess.SIGTERM);
+
+        await tool.Ended.WaitAsync(Bound); // with stdout still unread
+        Assert.Equal(ExitCodes.Success, tool.ExitCode);
+        Assert.Equal(2_000, linked);
+        tool.ResumeOutput();
+        Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
+        Assert.Contains("link-opened", tool.Output, StringComparison.Ordinal); // what stdout held comes out at the end
+    }
+
+    [Fact]
     public async Task Serve_SigtermWithStdinHeldOpen_DrainsAndExitsZero()
     {
         await using var tool = ToolProcess.Start("serve", "--urls", "http://127.0.0.1:0", "--drain-timeout", "2");

@@ -181,6 +181,25 @@ public sealed partial class ProxyCommandTests
     }
 
     [Fact]
+    public async Task Proxy_CtrlCWithALinkOpen_PrintsThatLinksEnd()
+    {
+        // The links the proxy ends when it stops raise link-ended then: the queue their lines go through must still be
+        // taking lines (it was closed first for a while, and those lines were dropped).
+        await using var server = await TestWebSocketServer.StartAsync();
+        var (cli, proxyPort, _) = await StartProxyAsync(server.Port, "", "--json");
+        await using var scope = cli;
+        await using var client = await PlainClient.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/echo"));
+        await client.SendTextAsync("open");
+        await Wait.UntilAsync(() => client.Messages.Contains("open"), what: "the echo through the proxy");
+
+        cli.Interrupt();
+
+        Assert.Equal(0, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains(cli.JsonLines, e => e.GetProperty("event").GetString() == "link-ended");
+        Assert.DoesNotContain(cli.JsonLines, e => e.GetProperty("event").GetString() == "events-dropped");
+    }
+
+    [Fact]
     public async Task Proxy_StartupFlags_ApplyIdleCut()
     {
         await using var server = await TestWebSocketServer.StartAsync();

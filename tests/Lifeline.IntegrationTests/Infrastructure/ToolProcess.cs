@@ -21,13 +21,28 @@ internal sealed class ToolProcess : IAsyncDisposable
     private readonly StringBuilder _output = new();
     private readonly StringBuilder _error = new();
     private readonly Task _pumps;
+    private TaskCompletionSource _outputRead = Open();
 
     private ToolProcess(Process process)
     {
         _process = process;
-        _pumps = Task.WhenAll(PumpAsync(process.StandardOutput, _output), PumpAsync(process.StandardError, _error));
+        _pumps = Task.WhenAll(PumpAsync(process.StandardOutput, _output, () => Volatile.Read(ref _outputRead).Task), PumpAsync(process.StandardError, _error, static () => Task.CompletedTask));
         Exit = WaitForExitAsync();
+        Ended = _process.WaitForExitAsync();
     }
+
+    /// <summary>The process ended, whether or not its output was read to the end (see <see cref="Exit"/>).</summary>
+    public Task Ended { get; }
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>
+    /// Stops reading stdout, as a script that never reads it does: once the pipe and the reader's buffers are full (a
+    /// few tens of KB), the tool's writes to stdout wait. <see cref="ResumeOutput"/> reads on.
+    /// </summary>
+    public void PauseOutput() => Volatile.Write(ref _outputRead, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public void ResumeOutput() => Volatile.Read(ref _outputRead).TrySetResult();
 
     public int Id => _process.Id;
 
@@ -167,6 +182,8 @@ internal sealed class ToolProcess : IAsyncDisposable
                 _process.Kill(entireProcessTree: true);
             }
 
+            ResumeOutput(); // the output is read to the end before Exit completes
+
             await Exit.WaitAsync(TimeSpan.FromSeconds(10));
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or System.ComponentModel.Win32Exception)
@@ -178,12 +195,25 @@ internal sealed class ToolProcess : IAsyncDisposable
 
     private static string Tail(string text) => text.Length > 500 ? "..." + text[^500..] : text;
 
-    private static async Task PumpAsync(StreamReader reader, StringBuilder into)
+    private static TaskCompletionSource Open()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.SetResult();
+        return open;
+    }
+
+    private static async Task PumpAsync(StreamReader reader, StringBuilder into, Func<Task> mayRead)
     {
         var buffer = new char[16 * 1024];
-        int read;
-        while ((read = await reader.ReadAsync(buffer)) > 0)
+        while (true)
         {
+            await mayRead();
+            var read = await reader.ReadAsync(buffer);
+            if (read == 0)
+            {
+                return;
+            }
+
             lock (into)
             {
                 into.Append(buffer, 0, read);
