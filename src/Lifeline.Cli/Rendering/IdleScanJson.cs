@@ -113,7 +113,7 @@ internal sealed record IdleScanReport
 
         var advice = scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.ShortestKilled) is { } lifetime
             ? string.Create(CultureInfo.InvariantCulture,
-                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s even when they carry pings: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut the same way, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s, so keep-alive pings will not prevent it. Either it limits how long a connection lives (a maximum duration, a timeout counted from the start): expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit; or its idle clock counts only messages: send an application heartbeat message (not a ping) more often than that")
+                $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s even when they carry pings: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut the same way, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s, so keep-alive pings will not prevent it. ") + CutDespiteTrafficRemedy(scan, lifetime)
             : scan.Interrupted && !scan.Found
             ? string.Create(CultureInfo.InvariantCulture,
                 $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
@@ -122,18 +122,6 @@ internal sealed record IdleScanReport
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
                 $"none up to --max: connections survived {scan.MaxSilence.TotalSeconds:0.#} s of silence; a keep-alive interval below that is safe on this path");
-        if (scan.CutDespiteTraffic && scan.KilledBy == ConnectionEndKind.CloseFrame && scan.CloseCode is { } code)
-        {
-            // A Close frame comes from the server or a proxy that speaks WebSocket, not from a TCP-level timeout; 1008 in
-            // particular is a verdict on the client, which no traffic changes.
-            var name = CloseCodeCatalog.Get(new Lifeline.CloseCodes.CloseCode(code)).GetName(CultureInfo.InvariantCulture);
-            advice += code == Lifeline.CloseCodes.CloseCode.PolicyViolation.Value
-                ? string.Create(CultureInfo.InvariantCulture,
-                    $"; the cut is a Close frame with {code} ({name}): the server ends connections on a policy of its own after that long, often a credential it checks again (an access token that expired): renew it before then, and reconnect with a fresh one rather than retrying the old")
-                : string.Create(CultureInfo.InvariantCulture,
-                    $"; the cut is a Close frame with {code} ({name}): the server or a proxy that speaks WebSocket ends the connections, not a TCP-level timeout");
-        }
-
         if (scan.BusyConnectionEnd is { } busy && !scan.CutDespiteTraffic)
         {
             advice += string.Create(CultureInfo.InvariantCulture,
@@ -146,6 +134,28 @@ internal sealed record IdleScanReport
         }
 
         return advice;
+    }
+
+    /// <summary>
+    /// What to do about connections cut at a fixed age whatever their traffic. A Close frame comes from the server or a
+    /// proxy that speaks WebSocket, not from a TCP-level timeout; a 1008 in particular is a verdict on the client (a
+    /// credential checked again), which neither a longer limit on the path nor heartbeat messages change.
+    /// </summary>
+    private static string CutDespiteTrafficRemedy(IdleScanResult scan, TimeSpan lifetime)
+    {
+        var closeFrame = scan.KilledBy == ConnectionEndKind.CloseFrame && scan.CloseCode is not null;
+        var name = closeFrame ? CloseCodeCatalog.Get(new Lifeline.CloseCodes.CloseCode(scan.CloseCode!.Value)).GetName(CultureInfo.InvariantCulture) : null;
+        if (closeFrame && scan.CloseCode == Lifeline.CloseCodes.CloseCode.PolicyViolation.Value)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"The cut is a Close frame with {scan.CloseCode} ({name}): the server ends connections on a policy of its own after that long, often a credential it checks again (an access token that expired). Renew it before then, and reconnect with a fresh one rather than retrying the old");
+        }
+
+        var remedy = string.Create(CultureInfo.InvariantCulture,
+            $"Either it limits how long a connection lives (a maximum duration, a timeout counted from the start): expect a reconnect about every {lifetime.TotalSeconds:0.#} s, or raise the limit; or its idle clock counts only messages: send an application heartbeat message (not a ping) more often than that");
+        return closeFrame
+            ? remedy + string.Create(CultureInfo.InvariantCulture, $"; the cut is a Close frame with {scan.CloseCode} ({name}): the server or a proxy that speaks WebSocket ends the connections, not a TCP-level timeout")
+            : remedy;
     }
 
     /// <summary>One progress event as the line the CLI prints: "[  12.0 s] round 2: ...".</summary>

@@ -204,7 +204,14 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             await Task.WhenAny(draining, Task.Delay(lifetime, context.RequestAborted));
             if (!draining.IsCompleted)
             {
-                await socket.CloseOutputAsync((WebSocketCloseStatus)code, "expired", context.RequestAborted);
+                try
+                {
+                    await socket.CloseOutputAsync((WebSocketCloseStatus)code, "expired", context.RequestAborted);
+                }
+                catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+                {
+                    // The client went first.
+                }
             }
 
             await draining;
