@@ -22,6 +22,7 @@ internal sealed class EventWriter : IAsyncDisposable
     private readonly Task _writing = Task.CompletedTask;
     private long _dropped;
     private long _droppedSinceQueued; // under _lock: dropped since the last line queued, reported just before the next
+    private DateTimeOffset _firstDropSinceQueued; // under _lock: when the first of those was dropped (the report's time)
 
     public EventWriter(CliConsole console, bool json, TimeProvider time)
         : this(console, json, time, queueCapacity: null)
@@ -70,13 +71,17 @@ internal sealed class EventWriter : IAsyncDisposable
             }
 
             // No I/O under the lock here: it only keeps each line's count of the drops before it right.
-            if (_queue.Writer.TryWrite(new QueuedLine(text, _droppedSinceQueued)))
+            if (_queue.Writer.TryWrite(new QueuedLine(text, _droppedSinceQueued, _firstDropSinceQueued)))
             {
                 _droppedSinceQueued = 0;
                 return;
             }
 
-            _droppedSinceQueued++; // full, or the command is ending
+            if (_droppedSinceQueued++ == 0) // full, or the command is ending
+            {
+                _firstDropSinceQueued = _time.GetUtcNow();
+            }
+
             Interlocked.Increment(ref _dropped);
         }
     }
@@ -112,21 +117,22 @@ internal sealed class EventWriter : IAsyncDisposable
             {
                 while (reader.TryRead(out var queued))
                 {
-                    WriteDropped(queued.DroppedBefore);
+                    WriteDropped(queued.DroppedBefore, queued.FirstDropAt);
                     _console.Output.WriteLine(queued.Text);
                 }
 
-                _console.Output.Flush(); // once the queue is empty: a burst of lines goes out in few writes
+                _console.Output.Flush(); // once the queue is empty: a writer that buffers sends a burst in few writes
             }
 
             long droppedLast;
+            DateTimeOffset firstDropAt;
             lock (_lock)
             {
-                droppedLast = _droppedSinceQueued; // after the last line kept
+                (droppedLast, firstDropAt) = (_droppedSinceQueued, _firstDropSinceQueued); // after the last line kept
                 _droppedSinceQueued = 0;
             }
 
-            WriteDropped(droppedLast);
+            WriteDropped(droppedLast, firstDropAt);
             _console.Output.Flush();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
@@ -135,14 +141,15 @@ internal sealed class EventWriter : IAsyncDisposable
         }
     }
 
-    private void WriteDropped(long count)
+    /// <summary>The report of <paramref name="count"/> dropped lines, stamped with the first drop's time: it stands where they were.</summary>
+    private void WriteDropped(long count, DateTimeOffset firstDropAt)
     {
         if (count == 0)
         {
             return;
         }
 
-        var line = Line("events-dropped") with
+        var line = new EventLine(firstDropAt, "events-dropped") with
         {
             Data = string.Create(CultureInfo.InvariantCulture,
                 $"{count} lines were dropped here: stdout took no lines for a while, and the command went on without waiting for it"),
@@ -151,7 +158,7 @@ internal sealed class EventWriter : IAsyncDisposable
     }
 
     /// <summary>A line waiting for stdout, with the number of lines dropped just before it.</summary>
-    private readonly record struct QueuedLine(string Text, long DroppedBefore);
+    private readonly record struct QueuedLine(string Text, long DroppedBefore, DateTimeOffset FirstDropAt);
 
     public EventLine Line(string name) => new(_time.GetUtcNow(), name);
 

@@ -148,7 +148,7 @@ internal sealed record IdleScanReport
         if (closeFrame && scan.CloseCode == Lifeline.CloseCodes.CloseCode.PolicyViolation.Value)
         {
             return string.Create(CultureInfo.InvariantCulture,
-                $"The cut is a Close frame with {scan.CloseCode} ({name}): the server ends connections on a policy of its own after that long, often a credential it checks again (an access token that expired). Renew it before then, and reconnect with a fresh one rather than retrying the old");
+                $"The cut is a Close frame with {scan.CloseCode} ({name}) from the server itself: most likely a policy of its own after that long, such as a credential it checks again (an access token that expired): renew it before then, and reconnect with a fresh one rather than retrying the old. If instead its idle clock counts only application messages, send a heartbeat message (not a ping) more often than that. Until then expect a reconnect about every {lifetime.TotalSeconds:0.#} s");
         }
 
         var remedy = string.Create(CultureInfo.InvariantCulture,

@@ -14,12 +14,14 @@ public sealed class QueuedEventWriterTests
         var output = new StallingWriter();
         var console = new CliConsole(output, TextWriter.Null);
         output.Stall();
-        var events = EventWriter.Queued(console, json: true, new FakeTimeProvider(), capacity: 2); // its clock never ends the final wait
+        var clock = new FakeTimeProvider(); // moved by hand only: it never ends the final wait
+        var events = EventWriter.Queued(console, json: true, clock, capacity: 2);
 
         // Ten events while stdout takes nothing: none of these calls may wait for it. The writer holds the first (its
         // write waits), two wait in the queue, and the other seven are dropped.
         WriteTicks(events, 0, 1);
         await output.WriteWaiting.WaitAsync(TimeSpan.FromSeconds(30));
+        var droppedAt = clock.GetUtcNow();
         await Task.Run(() => WriteTicks(events, 1, 9)).WaitAsync(TimeSpan.FromSeconds(30));
         const int kept = 3;
         var dropped = events.Dropped;
@@ -28,11 +30,13 @@ public sealed class QueuedEventWriterTests
         // Once stdout takes lines again and the queue is empty, the next line is kept, with the count of the drops before it.
         output.Resume();
         await WaitUntilAsync(() => Lines(output).Count == kept);
+        clock.Advance(TimeSpan.FromSeconds(5));
         WriteTicks(events, 10, 1);
         await events.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
 
         var lines = Lines(output);
         Assert.Equal([.. Enumerable.Range(0, kept).Select(i => $"tick {i}"), $"events-dropped {dropped}", "tick 10"], lines.Select(Describe));
+        Assert.Equal(droppedAt, lines[kept].GetProperty("time").GetDateTimeOffset()); // stamped when the drops began, not when reported
     }
 
     [Fact]

@@ -92,8 +92,8 @@ public sealed class IdleScanCommandTests
         Assert.Equal(1008, result.GetProperty("closeCode").GetInt32());
         var advice = result.GetProperty("advice").GetString()!;
         Assert.Contains("Close frame with 1008 (Policy Violation)", advice, StringComparison.Ordinal);
-        Assert.Contains("credential", advice, StringComparison.Ordinal);
-        Assert.DoesNotContain("heartbeat", advice, StringComparison.Ordinal); // no cure for a verdict on the client
+        var credential = advice.IndexOf("credential", StringComparison.Ordinal);
+        Assert.True(credential >= 0 && credential < advice.IndexOf("heartbeat", StringComparison.Ordinal), advice); // the likelier cause first
     }
 
     [Fact]
