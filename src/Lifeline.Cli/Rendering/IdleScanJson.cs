@@ -2,6 +2,7 @@ using System.Globalization;
 using Lifeline.CloseCodes;
 using Lifeline.Diagnostics.IdleScan;
 using Lifeline.Diagnostics.Probe;
+using WireCloseCode = Lifeline.CloseCodes.CloseCode; // IdleScanReport has a CloseCode property
 
 namespace Lifeline.Cli.Rendering;
 
@@ -138,14 +139,15 @@ internal sealed record IdleScanReport
 
     /// <summary>
     /// What to do about connections cut at a fixed age whatever their traffic. A Close frame comes from the server or a
-    /// proxy that speaks WebSocket, not from a TCP-level timeout; a 1008 in particular is a verdict on the client (a
-    /// credential checked again), which neither a longer limit on the path nor heartbeat messages change.
+    /// proxy that speaks WebSocket, not from a TCP-level timeout; a 1008 in particular is most likely a verdict on the
+    /// client (a credential checked again), which a longer limit on the path does not change. The scan sends no
+    /// messages, so an idle clock that counts only messages stays the other possibility.
     /// </summary>
     private static string CutDespiteTrafficRemedy(IdleScanResult scan, TimeSpan lifetime)
     {
         var closeFrame = scan.KilledBy == ConnectionEndKind.CloseFrame && scan.CloseCode is not null;
-        var name = closeFrame ? CloseCodeCatalog.Get(new Lifeline.CloseCodes.CloseCode(scan.CloseCode!.Value)).GetName(CultureInfo.InvariantCulture) : null;
-        if (closeFrame && scan.CloseCode == Lifeline.CloseCodes.CloseCode.PolicyViolation.Value)
+        var name = closeFrame ? CloseCodeCatalog.Get(new WireCloseCode(scan.CloseCode!.Value)).GetName(CultureInfo.InvariantCulture) : null;
+        if (closeFrame && scan.CloseCode == WireCloseCode.PolicyViolation.Value)
         {
             return string.Create(CultureInfo.InvariantCulture,
                 $"The cut is a Close frame with {scan.CloseCode} ({name}) from the server itself: most likely a policy of its own after that long, such as a credential it checks again (an access token that expired): renew it before then, and reconnect with a fresh one rather than retrying the old. If instead its idle clock counts only application messages, send a heartbeat message (not a ping) more often than that. Until then expect a reconnect about every {lifetime.TotalSeconds:0.#} s");
