@@ -182,10 +182,10 @@ public sealed class LifelineServer : IDisposable
             // Batches pace the Close frames (DrainCloseBatchSize per DrainCloseBatchInterval); they do not wait for each
             // other's writes, so one client whose TCP window is shut cannot hold back everyone after it.
             var closes = new List<Task>(connections.Length);
-            var batchIndex = 0;
+            var due = TimeSpan.Zero; // when the next batch is due, counted from the drain's start
             foreach (var batch in connections.Chunk(_options.DrainCloseBatchSize))
             {
-                await WaitForBatchAsync(batchIndex++, started, linked.Token).ConfigureAwait(false);
+                due = await WaitForBatchAsync(due, started, linked.Token).ConfigureAwait(false);
                 foreach (var connection in batch)
                 {
                     var hint = NextRestartHint();
@@ -215,15 +215,24 @@ public sealed class LifelineServer : IDisposable
     }
 
     /// <summary>
-    /// Waits until batch <paramref name="index"/> of a drain is due: <see cref="LifelineServerOptions.DrainCloseBatchInterval"/>
-    /// times its index after the drain began. Each batch is due at a time of its own, not an interval after the one before:
-    /// a timer wakes a little late on a busy host, and those delays added up (5,000 closes in 50 batches 10 ms apart took
-    /// 0.8-1.2 s instead of 0.5 s, and the restart took that much longer).
+    /// Waits until a drain's next batch is <paramref name="due"/> (counted from <paramref name="started"/>); returns when
+    /// the one after it is due. Each batch is due one interval after the one before was due, not after it went out: a
+    /// timer wakes a little late on a busy host, and those delays added up (5,000 closes in 50 batches 10 ms apart took
+    /// 0.8-1.2 s instead of 0.5 s, and the restart took that much longer). After a stall longer than an interval (a
+    /// collection, say) the schedule moves on instead of catching up, so at most two batches go out together.
     /// </summary>
-    private Task WaitForBatchAsync(int index, long started, CancellationToken cancellationToken)
+    private async Task<TimeSpan> WaitForBatchAsync(TimeSpan due, long started, CancellationToken cancellationToken)
     {
-        var due = _options.DrainCloseBatchInterval * index - _time.GetElapsedTime(started);
-        return due > TimeSpan.Zero ? Task.Delay(due, _time, cancellationToken) : Task.CompletedTask;
+        var wait = due - _time.GetElapsedTime(started);
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested(); // past the drain timeout: no more closes, the rest are aborted
+        var interval = _options.DrainCloseBatchInterval;
+        var now = _time.GetElapsedTime(started);
+        return (due < now - interval ? now - interval : due) + interval;
     }
 }
 

@@ -103,7 +103,11 @@ public sealed class LifelineServerOptions
         set => _drainCloseBatchSize = OptionGuard.AtLeast(value, 1);
     }
 
-    /// <summary>The pause between drain batches. Default 10 ms (so up to 10,000 closes per second).</summary>
+    /// <summary>
+    /// How far apart drain batches are due. Default 10 ms (so up to 10,000 closes per second). A batch is due one interval
+    /// after the one before was due, so a timer that wakes late does not slow the drain; after a longer stall at most two
+    /// batches go out together.
+    /// </summary>
     public TimeSpan DrainCloseBatchInterval
     {
         get => _drainCloseBatchInterval;

@@ -142,11 +142,12 @@ public sealed class GracefulRestartTests
     }
 
     [Fact]
-    public async Task Drain_TimerWokeLate_BatchesAlreadyDueGoOutAtOnce()
+    public async Task Drain_TimersWakeLate_BatchesStayOnTheirSchedule()
     {
-        // Each batch is due DrainCloseBatchInterval x its index after the drain began. A timer that wakes late (here:
-        // the fake clock moves on 100 ms in one step, past the due times of all four later batches) must not make every
-        // later batch wait a whole interval more: those waits added up to 0.8-1.2 s instead of 0.5 s for 5,000 closes.
+        // Each batch is due one interval after the one before was due (10 ms apart here). Timers that wake 5 ms late
+        // (the fake clock moves 15 ms at a time) must not push every later batch back: such delays added up to
+        // 0.8-1.2 s instead of 0.5 s for 5,000 closes. Due at 0, 10, 20, 30 and 40 ms: at 15 ms two batches are out, at
+        // 30 ms four, at 45 ms all five (one per wake-up, as before the fix, made it four).
         var time = new FakeTimeProvider();
         await using var host = await LifelineTestHost.StartAsync(o =>
         {
@@ -160,15 +161,21 @@ public sealed class GracefulRestartTests
         }
 
         await Wait.UntilAsync(() => host.Registry.Count == 5);
+        var connections = host.Registry.Connections.ToArray();
+        int Closed() => connections.Count(c => c.DrainHint is not null);
 
         var drain = host.Server.DrainAsync();
         try
         {
-            var first = await Task.WhenAny(clients.Select(c => c.Closed)).WaitAsync(TimeSpan.FromSeconds(15)); // batch 0 is due at once
-            time.Advance(TimeSpan.FromMilliseconds(100)); // the only move of the clock
-            var closes = await Task.WhenAll(clients.Select(c => c.Closed)).WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal(1, Closed()); // batch 0 at once; batch 1 waits for the clock: the batches are still paced
+            foreach (var expected in new[] { 2, 4, 5 })
+            {
+                time.Advance(TimeSpan.FromMilliseconds(15));
+                await Wait.UntilAsync(() => Closed() >= expected, TimeSpan.FromSeconds(15), $"{expected} batches out");
+                Assert.Equal(expected, Closed());
+            }
 
-            Assert.Equal(1012, (await first).Code);
+            var closes = await Task.WhenAll(clients.Select(c => c.Closed)).WaitAsync(TimeSpan.FromSeconds(15));
             Assert.All(closes, close => Assert.Equal(1012, close.Code));
             await drain.WaitAsync(TimeSpan.FromSeconds(15));
         }
