@@ -30,6 +30,9 @@ public enum CloseCause
     /// <summary>The server broke the WebSocket or session protocol; the client failed the connection (1002, 1003, 1007).</summary>
     ProtocolViolation,
 
-    /// <summary>The session could not go on over this connection (no answer to the handshake, or the server ended the session).</summary>
+    /// <summary>
+    /// The session could not go on over this connection (no answer to the handshake, or the server or the client ended the
+    /// session). The code is 1006, so the client connects again as after a lost link, even when Close frames were exchanged.
+    /// </summary>
     SessionInterrupted,
 }

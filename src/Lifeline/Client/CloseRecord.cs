@@ -7,7 +7,7 @@ namespace Lifeline.Client;
 /// <remarks>Immutable; properties may be added in later versions.</remarks>
 public sealed class CloseRecord
 {
-    /// <summary>The close code; 1006 when no Close frame arrived, 1005 when one arrived without a code.</summary>
+    /// <summary>The close code; 1006 when no Close frame arrived, 1005 when one arrived without a code; 1006 for <see cref="CloseCause.SessionInterrupted"/>.</summary>
     public required CloseCode Code { get; init; }
 
     /// <summary>The close reason text, if any.</summary>

@@ -1153,6 +1153,21 @@ public sealed partial class LifelineClient
             }
         }
 
+        if (!StopRequested && ReferenceEquals(Interlocked.CompareExchange(ref _closedForNewSession, null, socket), socket))
+        {
+            // The server's answer to the Close the client sent after ending its session (CloseForNewSessionAsync): reconnect
+            // for a new session, as when the server ends one.
+            return new CloseRecord
+            {
+                Code = CloseCode.AbnormalClosure,
+                Reason = reason,
+                Initiator = CloseInitiator.Client,
+                CloseFrameReceived = true,
+                Cause = CloseCause.SessionInterrupted,
+                Description = "the client ended the session (its replay buffer gave up) and closed the connection; starting a new one",
+            };
+        }
+
         return StopRequested
             ? new CloseRecord { Code = code, Reason = reason, Initiator = CloseInitiator.Client, CloseFrameReceived = true, Cause = CloseCause.StoppedByApplication, Description = "closed by the application" }
             : new CloseRecord { Code = code, Reason = reason, Initiator = CloseInitiator.Server, CloseFrameReceived = true, Cause = CloseCause.ServerClosed, Description = "the server closed the connection" };

@@ -349,6 +349,9 @@ public sealed partial class LifelineClient
         ? SequenceRange.FromBounds(Math.Max(serverLastReceived, session.Replay.LastAcknowledged) + 1, session.Replay.LastSequence)
         : session.Replay.Unacknowledged;
 
+    // The connection the client closed after ending its session (CloseForNewSessionAsync): its Close reply starts a new one.
+    private ClientWebSocket? _closedForNewSession;
+
     /// <summary>Tests: awaited by the queue's writer after it ended the session, before it tells the server.</summary>
     internal Func<Task>? AfterWriterEndedSessionForTest { get; set; }
 
@@ -434,7 +437,7 @@ public sealed partial class LifelineClient
 
             await TrySendAsync(socket, w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(end.Reason, session.Inbound.LastDelivered, end.Unacknowledged))).ConfigureAwait(false);
             ReportSessionLost(new SessionLostEventArgs(session.Id, end.Reason, false, false, 0, SequenceRange.Empty, end.Unacknowledged, _time.GetUtcNow()));
-            socket.Abort();
+            await CloseForNewSessionAsync(socket).ConfigureAwait(false);
             return false;
         }
 
@@ -456,6 +459,56 @@ public sealed partial class LifelineClient
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The client ended its session on this connection and told the server (SessionLost): ends the connection with a Close
+    /// frame, which the server reads after that SessionLost, and lets the loop connect again for a new session when the
+    /// server's Close comes back (see <see cref="OnCloseFrameAsync"/>). Not an abort: aborting a socket while a receive is
+    /// pending resets the connection, and the reset could discard the SessionLost before the server read it; the server
+    /// then kept the session for a resume that never came, and a send waiting for the client's acknowledgement waited
+    /// with it. A server that does not answer within <see cref="LifelineClientOptions.CloseTimeout"/> is aborted.
+    /// </summary>
+    private async Task CloseForNewSessionAsync(ClientWebSocket socket)
+    {
+        Volatile.Write(ref _closedForNewSession, socket);
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.CloseTimeout, _time);
+            await SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "session ended; starting a new one", timeout.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                SendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            socket.Abort(); // the connection is failing anyway: the loop ends with it
+            return;
+        }
+
+        _ = AbortUnlessClosedAsync(socket);
+    }
+
+    /// <summary>Aborts <paramref name="socket"/> if the server has not answered its Close within the close timeout.</summary>
+    private async Task AbortUnlessClosedAsync(ClientWebSocket socket)
+    {
+        try
+        {
+            await Task.Delay(_options.CloseTimeout, _time).ConfigureAwait(false);
+            if (socket.State == WebSocketState.CloseSent)
+            {
+                socket.Abort();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The connection has ended and was cleaned up.
+        }
     }
 
     private static async Task LinkAcknowledgementAsync(Task<bool> source, TaskCompletionSource<bool> target) =>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
 using Lifeline.Client;
 using Lifeline.CloseCodes;
@@ -6,6 +7,7 @@ using Lifeline.FaultProxy;
 using Lifeline.IntegrationTests.Infrastructure;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Lifeline.IntegrationTests.Sessions;
 
@@ -118,6 +120,56 @@ public sealed class SessionSendLimitTests
         await client.SendAsync(new byte[] { 3 });
         Assert.Equal(SessionLostReason.BufferFull, (await lost.Task.WaitAsync(TimeSpan.FromSeconds(30))).Reason);
         Assert.True(await log.TrackedAcknowledged.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task ClientEndsItsSession_ClosesTheConnectionWithACloseFrame_ThenStartsANewSession()
+    {
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        var factory = host.App.Services.GetRequiredService<IMeterFactory>();
+        var normalClosesSent = 0;
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Name == "lifeline.server.closes_sent" && ReferenceEquals(instrument.Meter.Scope, factory))
+                {
+                    l.EnableMeasurementEvents(instrument); // this host's only: other hosts cannot add to it
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag is { Key: "close_code", Value: 1000 })
+                {
+                    Interlocked.Add(ref normalClosesSent, (int)value);
+                }
+            }
+        });
+        listener.Start();
+        var options = SessionResumeTests.SessionClient(host.Uri("/silent"));
+        options.Session!.Replay.MaxMessages = 2;
+        options.Session.Replay.FullMode = ReplayBufferFullMode.EndSession;
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var first = client.SessionId;
+
+        // The third message ends the session in the queue's writer, which tells the server (SessionLost). Before, it then
+        // aborted the socket with its receive pending: a reset, which could discard the SessionLost before the server read
+        // it (the server kept the session for a resume that never came). Now it closes with a Close frame, sent after it.
+        await client.SendAsync(new byte[] { 1 });
+        await client.SendAsync(new byte[] { 2 });
+        await client.SendAsync(new byte[] { 3 });
+
+        await Wait.UntilAsync(() => client.State == LifelineClientState.Connected && client.SessionId is { } id && id != first, TimeSpan.FromSeconds(30), "a new session");
+        var close = client.LastClose!;
+        Assert.Equal(CloseCause.SessionInterrupted, close.Cause);
+        Assert.True(close.CloseFrameReceived, close.Description);
+        Assert.Equal(CloseInitiator.Client, close.Initiator);
+        Assert.Equal(CloseCode.AbnormalClosure, close.Code); // reconnects as after a lost link
+        await Wait.UntilAsync(() => Volatile.Read(ref normalClosesSent) >= 1, TimeSpan.FromSeconds(30), "the server's answer to the client's Close");
     }
 
     [Fact]
