@@ -5,11 +5,16 @@ namespace Lifeline.Diagnostics;
 /// <summary>Checks for option setters: every failure names the property and the accepted range.</summary>
 internal static class OptionGuard
 {
+    /// <summary>The longest a timer waits (about 49.7 days): a longer duration made the timer that uses it throw.</summary>
+    public static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     public static TimeSpan Positive(TimeSpan value, [CallerMemberName] string name = "") =>
-        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive.");
+        value > TimeSpan.Zero && value <= LongestTimer ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive and at most {Longest}.");
 
     public static TimeSpan NotNegative(TimeSpan value, [CallerMemberName] string name = "") =>
-        value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be zero or more.");
+        value >= TimeSpan.Zero && value <= LongestTimer ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be zero or more and at most {Longest}.");
+
+    private const string Longest = "49 days (the longest a timer waits)";
 
     public static int InRange(int value, int minimum, int maximum, [CallerMemberName] string name = "") =>
         value >= minimum && value <= maximum ? value

@@ -17,20 +17,23 @@ public sealed class FaultProxyOptions
     /// <summary>The upstream port (1-65535). Required.</summary>
     public int UpstreamPort { get; set; }
 
+    /// <summary>The longest a timer waits (about 49.7 days): a longer duration made the timer that uses it throw.</summary>
+    internal static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     /// <summary>How long to wait for the upstream connection before resetting the client. Default 5 s.</summary>
     public TimeSpan ConnectTimeout
     {
         get => _connectTimeout;
-        set => _connectTimeout = value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(value), value, "ConnectTimeout must be positive.");
+        set => _connectTimeout = value > TimeSpan.Zero && value <= LongestTimer ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "ConnectTimeout must be positive and at most 49 days (the longest a timer waits).");
     }
 
     /// <summary>How often idle links are checked against the idle cut. Default 100 ms; it bounds the cut's precision.</summary>
     public TimeSpan IdleCheckInterval
     {
         get => _idleCheckInterval;
-        set => _idleCheckInterval = value > TimeSpan.Zero ? value
-            : throw new ArgumentOutOfRangeException(nameof(value), value, "IdleCheckInterval must be positive.");
+        set => _idleCheckInterval = value > TimeSpan.Zero && value <= LongestTimer ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "IdleCheckInterval must be positive and at most 49 days (the longest a timer waits).");
     }
 
     /// <summary>

@@ -174,9 +174,9 @@ public sealed partial class TcpFaultProxy : IAsyncDisposable
     /// </summary>
     public void RefuseConnections(TimeSpan? duration = null)
     {
-        if (duration is { } d && d <= TimeSpan.Zero)
+        if (duration is { } d && (d <= TimeSpan.Zero || d > FaultProxyOptions.LongestTimer))
         {
-            throw new ArgumentOutOfRangeException(nameof(duration), duration, "The refusal period must be positive, or null for 'until AcceptConnections'.");
+            throw new ArgumentOutOfRangeException(nameof(duration), duration, "The refusal period must be positive and at most 49 days, or null for 'until AcceptConnections'.");
         }
 
         lock (_listenLock)

@@ -700,6 +700,9 @@ public sealed class FaultProxyTests : IAsyncLifetime
         Assert.Throws<ArgumentOutOfRangeException>(() => new SlicerToxic(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => _proxy.SetIdleCut(TimeSpan.Zero));
         Assert.Throws<ArgumentOutOfRangeException>(() => _proxy.RefuseConnections(TimeSpan.FromSeconds(-1)));
+        Assert.Contains("49 days", Assert.Throws<ArgumentOutOfRangeException>(() => _proxy.RefuseConnections(TimeSpan.FromDays(50))).Message, StringComparison.Ordinal);
+        Assert.Contains("49 days", Assert.Throws<ArgumentOutOfRangeException>(() => new FaultProxyOptions { ConnectTimeout = TimeSpan.FromDays(50) }).Message, StringComparison.Ordinal);
+        Assert.Contains("49 days", Assert.Throws<ArgumentOutOfRangeException>(() => new FaultProxyOptions { IdleCheckInterval = TimeSpan.FromDays(50) }).Message, StringComparison.Ordinal);
     }
 }
 

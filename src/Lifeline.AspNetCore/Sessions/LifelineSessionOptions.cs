@@ -28,7 +28,7 @@ public sealed class LifelineSessionOptions
     public TimeSpan HandshakeTimeout
     {
         get => _handshakeTimeout;
-        set => _handshakeTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), value, "HandshakeTimeout must be positive.");
+        set => _handshakeTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>Bounds of each session's outbound replay buffer. Default: 10,000 messages, 1 MiB, 5 minutes, full mode Wait.</summary>
@@ -96,7 +96,7 @@ public sealed class LifelineSessionOptions
     public TimeSpan StoreWriteTimeout
     {
         get => _storeWriteTimeout;
-        set => _storeWriteTimeout = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(StoreWriteTimeout), value, "StoreWriteTimeout must be positive.");
+        set => _storeWriteTimeout = OptionGuard.Positive(value);
     }
 
     /// <summary>Whether a graceful drain saves sessions (and the start loads them). Default true.</summary>

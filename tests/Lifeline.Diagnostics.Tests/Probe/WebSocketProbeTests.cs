@@ -148,6 +148,7 @@ public sealed class WebSocketProbeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => options.ConnectTimeout = TimeSpan.Zero);
         Assert.Throws<ArgumentOutOfRangeException>(() => options.PingTimeout = TimeSpan.FromSeconds(-1));
         Assert.Throws<ArgumentOutOfRangeException>(() => options.WatchDuration = TimeSpan.FromSeconds(-1));
+        Assert.Contains("49 days", Assert.Throws<ArgumentOutOfRangeException>(() => options.PingInterval = TimeSpan.FromDays(50)).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentNullException>(() => options.TimeProvider = null!);
         Assert.Equal((5, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10)), (options.Pings, options.ConnectTimeout, options.WatchDuration));
     }

@@ -42,6 +42,43 @@ public sealed class LifelineClientBadInputTests
     }
 
     [Fact]
+    public async Task Options_DurationsLongerThanATimerWaits_ThrowNamingTheLimit_AndTheLongestStillConnects()
+    {
+        // Timers wait at most 2^32-2 ms (about 49.7 days). Before, a 60-day ConnectTimeout was accepted and the client
+        // closed at once: "The client closed before it could connect", with no failure recorded.
+        var fiftyDays = TimeSpan.FromDays(50);
+        var options = new LifelineClientOptions();
+        var session = new SessionOptions();
+        var policy = new Lifeline.Reconnect.ReconnectPolicyOptions();
+        foreach (var (name, set) in new (string, Action)[]
+        {
+            ("ConnectTimeout", () => options.ConnectTimeout = fiftyDays),
+            ("CloseTimeout", () => options.CloseTimeout = fiftyDays),
+            ("KeepAliveInterval", () => options.KeepAliveInterval = fiftyDays),
+            ("KeepAliveTimeout", () => options.KeepAliveTimeout = fiftyDays),
+            ("ReceiveWatchdog", () => options.ReceiveWatchdog = fiftyDays),
+            ("HandshakeTimeout", () => session.HandshakeTimeout = fiftyDays),
+            ("MaxAge", () => session.Replay.MaxAge = fiftyDays),
+            ("BaseDelay", () => policy.BaseDelay = fiftyDays),
+        })
+        {
+            var message = Assert.Throws<ArgumentOutOfRangeException>(set).Message;
+            Assert.Contains(name, message, StringComparison.Ordinal);
+            Assert.Contains("49 days", message, StringComparison.Ordinal);
+        }
+
+        await using var server = await TestWebSocketServer.StartAsync();
+        var longest = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+        var connecting = ClientTestOptions.Fast(server.Uri("/echo"));
+        connecting.ConnectTimeout = longest;
+        connecting.CloseTimeout = longest;
+        await using var client = new LifelineClient(connecting);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendTextAsync("at the longest timeouts");
+        Assert.Equal("at the longest timeouts", (await Wait.ReadAsync(client.Messages)).Text);
+    }
+
+    [Fact]
     public async Task Stop_ReasonOver123Bytes_ThrowsAndConnectionSurvives()
     {
         await using var server = await TestWebSocketServer.StartAsync();

@@ -134,6 +134,39 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void Options_DurationsLongerThanATimerWaits_ThrowNamingTheSettingAndTheLimit()
+    {
+        // Timers wait at most 2^32-2 ms (about 49.7 days). Before, a longer value was accepted and made the timer that
+        // used it throw later, in the drain or a session's handshake, far from the setting.
+        var fiftyDays = TimeSpan.FromDays(50);
+        var server = new LifelineServerOptions();
+        var sessions = new Lifeline.AspNetCore.LifelineSessionOptions();
+        foreach (var (name, set) in new (string, Action)[]
+        {
+            ("DrainCloseBatchInterval", () => server.DrainCloseBatchInterval = fiftyDays),
+            ("DrainTimeout", () => server.DrainTimeout = fiftyDays),
+            ("KeepAliveTimeout", () => server.KeepAliveTimeout = fiftyDays),
+            ("IdleTimeout", () => server.IdleTimeout = fiftyDays),
+            ("SendTimeout", () => server.SendTimeout = fiftyDays),
+            ("HandshakeTimeout", () => sessions.HandshakeTimeout = fiftyDays),
+            ("StoreWriteTimeout", () => sessions.StoreWriteTimeout = fiftyDays),
+        })
+        {
+            var message = Assert.Throws<ArgumentOutOfRangeException>(set).Message;
+            Assert.Contains(name, message, StringComparison.Ordinal);
+            Assert.Contains("49 days", message, StringComparison.Ordinal);
+        }
+
+        // The longest a timer waits is still taken, and so is an infinite keep-alive timeout.
+        var longest = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+        server.DrainCloseBatchInterval = longest;
+        sessions.HandshakeTimeout = longest;
+        server.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+        Assert.Equal(longest, server.DrainCloseBatchInterval);
+        Assert.Equal(Timeout.InfiniteTimeSpan, server.KeepAliveTimeout);
+    }
+
+    [Fact]
     public async Task Options_DrainLongerThanShutdownTimeout_FailTheHostStart()
     {
         var error = await Assert.ThrowsAnyAsync<Exception>(() => LifelineTestHost.StartAsync(o => o.DrainTimeout = TimeSpan.FromSeconds(45)));
