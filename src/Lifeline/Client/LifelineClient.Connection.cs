@@ -557,6 +557,7 @@ public sealed partial class LifelineClient
                 _currentSocket = null;
             }
 
+            Interlocked.CompareExchange(ref _closedForNewSession, null, socket); // it ended another way (abort, stop): hold no socket
             socket.Dispose();
             return close;
         }

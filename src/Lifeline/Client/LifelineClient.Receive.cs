@@ -1073,7 +1073,7 @@ public sealed partial class LifelineClient
         try
         {
             // The loop runs only after a handshake, so no session here means the client ended it on this connection (the
-            // queue's writer, for a full or expired replay buffer) and is telling the server, then aborting the socket:
+            // queue's writer, for a full or expired replay buffer) and is telling the server, then closing the connection:
             // what the server sent meanwhile is ignored (5.7), not a protocol error and not delivered.
             session ??= Volatile.Read(ref _session);
             ended = session is null || session.IsEnded
@@ -1153,10 +1153,11 @@ public sealed partial class LifelineClient
             }
         }
 
-        if (!StopRequested && ReferenceEquals(Interlocked.CompareExchange(ref _closedForNewSession, null, socket), socket))
+        if (!StopRequested && code == CloseCode.NormalClosure && ReferenceEquals(Interlocked.CompareExchange(ref _closedForNewSession, null, socket), socket))
         {
             // The server's answer to the Close the client sent after ending its session (CloseForNewSessionAsync): reconnect
-            // for a new session, as when the server ends one.
+            // for a new session, as when the server ends one. A close of the server's own that crossed it (1012 for a
+            // drain, 1008) keeps its code and the reaction it asks for.
             return new CloseRecord
             {
                 Code = CloseCode.AbnormalClosure,

@@ -416,7 +416,7 @@ public sealed partial class LifelineClient
                 {
                     if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
                     {
-                        failed = true; // the session ended under the message (the socket is aborted): it goes out in the next session
+                        failed = true; // the session ended under the message (the connection is closing): it goes out in the next session
                         break;
                     }
 

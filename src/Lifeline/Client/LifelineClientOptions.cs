@@ -83,7 +83,10 @@ public sealed class LifelineClientOptions
     /// </summary>
     internal TimeSpan ReadAheadDelay { get; set; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>How long a stop waits for the server's Close reply before aborting. Default 5 s. Positive.</summary>
+    /// <summary>
+    /// How long a stop waits for the server's Close reply before aborting; also the bound on each step of the close after
+    /// the client ended its session (sending the Close, then waiting for the reply). Default 5 s. Positive, at most 49 days.
+    /// </summary>
     public TimeSpan CloseTimeout
     {
         get => _closeTimeout;

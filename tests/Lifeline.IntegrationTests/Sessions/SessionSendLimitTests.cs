@@ -65,7 +65,7 @@ public sealed class SessionSendLimitTests
     }
 
     [Fact]
-    public async Task ReplayBufferFullInEndSessionMode_FramesReadBeforeTheAbort_AreIgnored_AndANewSessionStarts()
+    public async Task ReplayBufferFullInEndSessionMode_FramesReadBeforeTheClose_AreIgnored_AndANewSessionStarts()
     {
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
         var options = SessionResumeTests.SessionClient(host.Uri("/push"));
