@@ -464,10 +464,11 @@ public sealed partial class LifelineClient
     /// <summary>
     /// The client ended its session on this connection and told the server (SessionLost): ends the connection with a Close
     /// frame, which the server reads after that SessionLost (unless it is still waiting for room for frames before them),
-    /// and lets the loop connect again for a new session when the server's Close comes back (see <see cref="OnCloseFrameAsync"/>). Not an abort: aborting a socket while a receive is
-    /// pending resets the connection, and the reset could discard the SessionLost before the server read it; the server
-    /// then kept the session for a resume that never came, and a send waiting for the client's acknowledgement waited
-    /// with it. A server that does not answer within <see cref="LifelineClientOptions.CloseTimeout"/> is aborted.
+    /// and lets the loop connect again for a new session when the server's Close comes back (see
+    /// <see cref="OnCloseFrameAsync"/>). Not an abort: aborting a socket while a receive is pending resets the connection,
+    /// and the reset could discard the SessionLost before the server read it; the server then kept the session for a
+    /// resume that never came, and a send waiting for the client's acknowledgement waited with it. A server that does not
+    /// answer within <see cref="LifelineClientOptions.CloseTimeout"/> is aborted.
     /// </summary>
     private async Task CloseForNewSessionAsync(ClientWebSocket socket)
     {
