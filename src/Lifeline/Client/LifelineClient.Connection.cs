@@ -273,11 +273,9 @@ public sealed partial class LifelineClient
     {
         null => null,
         { } d when d < TimeSpan.Zero => TimeSpan.Zero,
-        { } d when d > LongestTimerDelay => LongestTimerDelay,
+        { } d when d > OptionGuard.LongestTimer => OptionGuard.LongestTimer,
         var d => d,
     };
-
-    private static readonly TimeSpan LongestTimerDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     /// <summary>
     /// Runs a user hook with a token cancelled on stop, on <paramref name="cancellationToken"/> and after

@@ -502,17 +502,10 @@ public sealed partial class LifelineClient
     /// <summary>Aborts <paramref name="socket"/> if the server has not answered its Close within the close timeout.</summary>
     private async Task AbortUnlessClosedAsync(ClientWebSocket socket)
     {
-        try
+        await Task.Delay(_options.CloseTimeout, _time).ConfigureAwait(false);
+        if (socket.State == WebSocketState.CloseSent) // a disposed socket reads Closed, and is left alone
         {
-            await Task.Delay(_options.CloseTimeout, _time).ConfigureAwait(false);
-            if (socket.State == WebSocketState.CloseSent)
-            {
-                socket.Abort();
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            // The connection has ended and was cleaned up.
+            socket.Abort();
         }
     }
 
