@@ -236,6 +236,12 @@ public sealed class LifelineSession
     /// Numbers the message, keeps it until the client acknowledges it and writes it to the current socket, if any (else it
     /// waits in the replay buffer for the resume). Completes when it is kept and queued, not when acknowledged.
     /// </summary>
+    /// <remarks>
+    /// Sent by the handler (or a task it started) while it holds a message, this is the answer to that message, which
+    /// then counts as delivered and is acknowledged with it. Sent from elsewhere, such as a background service pushing
+    /// to the session, it answers nothing: the message the handler holds counts as delivered once the handler answers
+    /// it or reads on, so a crash in between makes the client send it again.
+    /// </remarks>
     /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
     public ValueTask SendAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
@@ -767,7 +773,8 @@ internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
     }
 
     /// <summary>
-    /// The handler sends while it holds a message: that message counts as delivered from this send on, so the cursor
+    /// The handler sends while it holds a message (from its own flow, <see cref="SessionHandlerFlow"/>; a push from
+    /// elsewhere answers nothing): that message counts as delivered from this send on, so the cursor
     /// the send is stored with (replay buffer, drain snapshot or store commit) includes it. Answer and "delivered" are
     /// kept together: after a drain or a crash the client neither loses the answer nor gets it twice. Call under the
     /// session's send lock, with the message's append (before or after it: a snapshot takes the same lock) and before its
@@ -778,6 +785,11 @@ internal sealed partial class SessionInbox : ChannelReader<LifelineMessage>
         if (Volatile.Read(ref _handedSequence) == 0)
         {
             return false; // nothing handed out (a handler that only sends): no lock on this per-send path
+        }
+
+        if (!SessionHandlerFlow.IsHandlerOf(_session))
+        {
+            return false; // a push from outside the handler: the message it holds is not answered yet
         }
 
         lock (_session.SyncRoot)

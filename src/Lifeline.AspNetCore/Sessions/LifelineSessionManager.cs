@@ -900,7 +900,7 @@ public sealed class LifelineSessionManager : IDisposable
         {
             try
             {
-                await handler(session, session.Ending).ConfigureAwait(false);
+                await SessionHandlerFlow.RunAsync(session, handler, session.Ending).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (session.Ending.IsCancellationRequested)
             {
@@ -1000,7 +1000,7 @@ public sealed class LifelineSessionManager : IDisposable
         });
         try
         {
-            await handler(session, linked.Token).ConfigureAwait(false);
+            await SessionHandlerFlow.RunAsync(session, handler, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
         {

@@ -12,7 +12,8 @@ namespace Lifeline.IntegrationTests.Sessions;
 
 /// <summary>
 /// How a session's handler waits for its next message: parked on the inbox, handed the message by the carrier that
-/// wrote it (on the carrier's thread, without a thread-pool hop), and still cancellable by its own token.
+/// wrote it (on the carrier's thread, without a thread-pool hop), and still cancellable by its own token; and which send
+/// answers the message it holds.
 /// </summary>
 public sealed class SessionInboxReadTests
 {
@@ -169,6 +170,39 @@ public sealed class SessionInboxReadTests
 
         Assert.Equal(messages, echoes);
         Assert.Equal(messages, Volatile.Read(ref taken));
+    }
+
+    [Fact]
+    public async Task APushFromOutsideTheHandler_DoesNotAcknowledgeTheMessageTheHandlerHolds()
+    {
+        // A push from elsewhere (here the test's own flow) while the handler still works on a message must not tell the
+        // client that message was handled: a crash before the handler's answer would lose it. Its answer acknowledges it.
+        var holding = new TaskCompletionSource<LifelineSession>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await StartHostAsync(async (session, ct) =>
+        {
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                holding.TrySetResult(session);
+                await answer.Task.WaitAsync(ct);
+                await session.SendAsync(message.Data, message.Type, ct);
+            }
+        });
+        await using var client = await StartClientAsync(app);
+
+        await client.SendAsync("question"u8.ToArray(), WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var session = await holding.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await session.SendAsync("push"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        var buffer = new byte[16];
+        var push = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("push"u8.ToArray(), buffer[..push.Count]);
+        Assert.Equal(1, client.UnacknowledgedMessages); // the push's frame did not acknowledge the question
+
+        answer.SetResult();
+        var echo = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("question"u8.ToArray(), buffer[..echo.Count]);
+        Assert.Equal(0, client.UnacknowledgedMessages); // the answer's frame did
     }
 
     private static async Task<WebApplication> StartHostAsync(Func<LifelineSession, CancellationToken, Task> handler, Action<LifelineSessionOptions>? sessions = null)
