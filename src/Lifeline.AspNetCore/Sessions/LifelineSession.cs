@@ -237,10 +237,11 @@ public sealed class LifelineSession
     /// waits in the replay buffer for the resume). Completes when it is kept and queued, not when acknowledged.
     /// </summary>
     /// <remarks>
-    /// Sent by the handler (or a task it started) while it holds a message, this is the answer to that message, which
-    /// then counts as delivered and is acknowledged with it. Sent from elsewhere, such as a background service pushing
-    /// to the session, it answers nothing: the message the handler holds counts as delivered once the handler answers
-    /// it or reads on, so a crash in between makes the client send it again.
+    /// Sent by the handler (or a task or timer it started, while it runs) when it holds a message, this is the answer
+    /// to that message, which then counts as delivered and is acknowledged with it. Sent from elsewhere, such as a
+    /// background service pushing to the session, it answers nothing: the message the handler holds counts as delivered
+    /// once the handler answers it or reads on, so a crash in between makes the client send it again. A handler that
+    /// starts a push loop of its own and wants the same starts it under <see cref="ExecutionContext.SuppressFlow"/>.
     /// </remarks>
     /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>

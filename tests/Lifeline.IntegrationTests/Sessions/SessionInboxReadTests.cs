@@ -172,15 +172,31 @@ public sealed class SessionInboxReadTests
         Assert.Equal(messages, Volatile.Read(ref taken));
     }
 
-    [Fact]
-    public async Task APushFromOutsideTheHandler_DoesNotAcknowledgeTheMessageTheHandlerHolds()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task APushFromOutsideTheHandler_DoesNotAcknowledgeTheMessageTheHandlerHolds(bool fromALoopTheHandlerStartedWithoutItsFlow)
     {
-        // A push from elsewhere (here the test's own flow) while the handler still works on a message must not tell the
-        // client that message was handled: a crash before the handler's answer would lose it. Its answer acknowledges it.
+        // A push from elsewhere (the test's own flow, or a loop the handler started without its flow, as the docs advise)
+        // while the handler still works on a message must not tell the client that message was handled: a crash before
+        // the handler's answer would lose it. Its answer acknowledges it.
         var holding = new TaskCompletionSource<LifelineSession>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pushNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var app = await StartHostAsync(async (session, ct) =>
         {
+            if (fromALoopTheHandlerStartedWithoutItsFlow)
+            {
+                using (ExecutionContext.SuppressFlow())
+                {
+                    _ = Task.Run(async () =>
+                    {
+                        await pushNow.Task.WaitAsync(ct);
+                        await session.SendAsync("push"u8.ToArray(), cancellationToken: ct);
+                    }, ct);
+                }
+            }
+
             await foreach (var message in session.Messages.ReadAllAsync(ct))
             {
                 holding.TrySetResult(session);
@@ -192,7 +208,14 @@ public sealed class SessionInboxReadTests
 
         await client.SendAsync("question"u8.ToArray(), WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
         var session = await holding.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        await session.SendAsync("push"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        if (fromALoopTheHandlerStartedWithoutItsFlow)
+        {
+            pushNow.SetResult();
+        }
+        else
+        {
+            await session.SendAsync("push"u8.ToArray()).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        }
 
         var buffer = new byte[16];
         var push = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
