@@ -240,8 +240,8 @@ public sealed class LifelineSession
     /// Sent by the handler (or a task or timer it started, while it runs) when it holds a message, this is the answer
     /// to that message, which then counts as delivered and is acknowledged with it. Sent from elsewhere, such as a
     /// background service pushing to the session, it answers nothing: the message the handler holds counts as delivered
-    /// once the handler answers it or reads on, so a crash in between makes the client send it again. A handler that
-    /// starts a push loop of its own and wants the same starts it under <see cref="ExecutionContext.SuppressFlow"/>.
+    /// once the handler answers it or reads on, so a crash in between makes the client send it again. A push loop the
+    /// handler starts itself sends with <see cref="PushAsync"/>.
     /// </remarks>
     /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
@@ -356,6 +356,17 @@ public sealed class LifelineSession
     }
 
     /// <summary>
+    /// Sends a message that answers nothing: like <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>,
+    /// but the message the handler holds, if any, stays unacknowledged until the handler answers it or reads on, even
+    /// when this is called from the handler's flow. For a push loop the handler starts (ticks, notifications): its sends
+    /// must not tell the client that a message the handler is still working on was handled.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
+    /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
+    public async ValueTask PushAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
+        await SendCoreAsync(data, type, false, null, answersHanded: false, numbered: null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
     /// Sends a message and completes when the client acknowledges it: true then, false when the session ends first. A
     /// client that ends the session itself states what it last received; a message up to that counts as acknowledged.
     /// </summary>
@@ -376,7 +387,7 @@ public sealed class LifelineSession
         await SendCoreAsync(data, type, false, null, answersHanded: false, numbered, cancellationToken, roomDeadline).ConfigureAwait(false);
 
     // answersHanded: whether this send counts as the handler's answer to the message it holds (that message is then
-    // delivered). A group send or broadcast does not: the member's handler may still be working on it.
+    // delivered). A group send, a broadcast or a push (PushAsync) does not: the handler may still be working on it.
     private async ValueTask<Task<bool>?> SendCoreAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, bool track, Action<SessionStateBag>? updateState, bool answersHanded,
         TaskCompletionSource? numbered, CancellationToken cancellationToken, CancellationToken roomDeadline = default)
     {

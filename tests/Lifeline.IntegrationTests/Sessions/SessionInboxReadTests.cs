@@ -175,26 +175,23 @@ public sealed class SessionInboxReadTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task APushFromOutsideTheHandler_DoesNotAcknowledgeTheMessageTheHandlerHolds(bool fromALoopTheHandlerStartedWithoutItsFlow)
+    public async Task APush_DoesNotAcknowledgeTheMessageTheHandlerHolds(bool fromALoopTheHandlerStarted)
     {
-        // A push from elsewhere (the test's own flow, or a loop the handler started without its flow, as the docs advise)
-        // while the handler still works on a message must not tell the client that message was handled: a crash before
-        // the handler's answer would lose it. Its answer acknowledges it.
+        // A push while the handler still works on a message must not tell the client that message was handled: a crash
+        // before the handler's answer would lose it. Its answer acknowledges it. The push: SendAsync from outside the
+        // handler's flow (the test's own), or PushAsync from a loop the handler started (in its flow).
         var holding = new TaskCompletionSource<LifelineSession>(TaskCreationOptions.RunContinuationsAsynchronously);
         var pushNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var app = await StartHostAsync(async (session, ct) =>
         {
-            if (fromALoopTheHandlerStartedWithoutItsFlow)
+            if (fromALoopTheHandlerStarted)
             {
-                using (ExecutionContext.SuppressFlow())
+                _ = Task.Run(async () =>
                 {
-                    _ = Task.Run(async () =>
-                    {
-                        await pushNow.Task.WaitAsync(ct);
-                        await session.SendAsync("push"u8.ToArray(), cancellationToken: ct);
-                    }, ct);
-                }
+                    await pushNow.Task.WaitAsync(ct);
+                    await session.PushAsync("push"u8.ToArray(), cancellationToken: ct);
+                }, ct);
             }
 
             await foreach (var message in session.Messages.ReadAllAsync(ct))
@@ -208,7 +205,7 @@ public sealed class SessionInboxReadTests
 
         await client.SendAsync("question"u8.ToArray(), WebSocketMessageType.Binary).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
         var session = await holding.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        if (fromALoopTheHandlerStartedWithoutItsFlow)
+        if (fromALoopTheHandlerStarted)
         {
             pushNow.SetResult();
         }
