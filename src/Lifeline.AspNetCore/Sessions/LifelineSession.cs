@@ -241,7 +241,7 @@ public sealed class LifelineSession
     /// to that message, which then counts as delivered and is acknowledged with it. Sent from elsewhere, such as a
     /// background service pushing to the session, it answers nothing: the message the handler holds counts as delivered
     /// once the handler answers it or reads on, so a crash in between makes the client send it again. A push loop the
-    /// handler starts itself sends with <see cref="PushAsync"/>.
+    /// handler starts itself sends with <see cref="PushAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>.
     /// </remarks>
     /// <exception cref="InvalidOperationException">The session has ended or was handed to the store by a drain.</exception>
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
@@ -365,6 +365,17 @@ public sealed class LifelineSession
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
     public async ValueTask PushAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default) =>
         await SendCoreAsync(data, type, false, null, answersHanded: false, numbered: null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// <see cref="PushAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/> that updates
+    /// <see cref="State"/> in the same step, as <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, Action{SessionStateBag}, CancellationToken)"/>
+    /// does: a push loop that keeps its position in the state neither skips nor repeats a message across a restart.
+    /// </summary>
+    public async ValueTask PushAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, Action<SessionStateBag> updateState, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(updateState);
+        await SendCoreAsync(data, type, false, updateState, answersHanded: false, numbered: null, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Sends a message and completes when the client acknowledges it: true then, false when the session ends first. A

@@ -173,7 +173,8 @@ internal sealed class DemoHost : IAsyncDisposable
 
                 var n = next;
                 client.Down.RecordSent(n, traffic.Incident);
-                await session.SendAsync(SequenceLog.Encode(n), WebSocketMessageType.Binary,
+                // A push: it must not acknowledge a message the reader above holds but has not recorded yet.
+                await session.PushAsync(SequenceLog.Encode(n), WebSocketMessageType.Binary,
                     bag => bag.Set("next", (n + 1).ToString(CultureInfo.InvariantCulture)), ct).ConfigureAwait(false);
                 next = n + 1;
             }

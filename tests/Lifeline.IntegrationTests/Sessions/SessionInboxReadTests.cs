@@ -173,13 +173,15 @@ public sealed class SessionInboxReadTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task APush_DoesNotAcknowledgeTheMessageTheHandlerHolds(bool fromALoopTheHandlerStarted)
+    [InlineData("SendAsync from outside")]
+    [InlineData("PushAsync")]
+    [InlineData("PushAsync with state")]
+    public async Task APush_DoesNotAcknowledgeTheMessageTheHandlerHolds(string push)
     {
         // A push while the handler still works on a message must not tell the client that message was handled: a crash
         // before the handler's answer would lose it. Its answer acknowledges it. The push: SendAsync from outside the
         // handler's flow (the test's own), or PushAsync from a loop the handler started (in its flow).
+        var fromALoopTheHandlerStarted = push.StartsWith("PushAsync", StringComparison.Ordinal);
         var holding = new TaskCompletionSource<LifelineSession>(TaskCreationOptions.RunContinuationsAsynchronously);
         var pushNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -190,7 +192,14 @@ public sealed class SessionInboxReadTests
                 _ = Task.Run(async () =>
                 {
                     await pushNow.Task.WaitAsync(ct);
-                    await session.PushAsync("push"u8.ToArray(), cancellationToken: ct);
+                    if (push == "PushAsync")
+                    {
+                        await session.PushAsync("push"u8.ToArray(), cancellationToken: ct);
+                    }
+                    else
+                    {
+                        await session.PushAsync("push"u8.ToArray(), WebSocketMessageType.Binary, state => state.Set("pushed", "1"), ct);
+                    }
                 }, ct);
             }
 
@@ -215,9 +224,10 @@ public sealed class SessionInboxReadTests
         }
 
         var buffer = new byte[16];
-        var push = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal("push"u8.ToArray(), buffer[..push.Count]);
+        var pushed = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("push"u8.ToArray(), buffer[..pushed.Count]);
         Assert.Equal(1, client.UnacknowledgedMessages); // the push's frame did not acknowledge the question
+        Assert.Equal(push == "PushAsync with state", session.State.TryGetValue("pushed", out _)); // updated with the push
 
         answer.SetResult();
         var echo = await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
