@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Lifeline.AspNetCore;
 
 /// <summary>
@@ -9,14 +11,14 @@ namespace Lifeline.AspNetCore;
 /// </summary>
 internal static class SessionHandlerFlow
 {
-    private static readonly AsyncLocal<Mark?> Current = new();
+    private static readonly AsyncLocal<StrongBox<LifelineSession?>?> Current = new();
 
     /// <summary>Runs <paramref name="handler"/> in a flow marked as <paramref name="session"/>'s handler.</summary>
     public static async Task RunAsync(LifelineSession session, Func<LifelineSession, CancellationToken, Task> handler, CancellationToken cancellationToken)
     {
         // Set inside this async method: the caller's flow is restored when it returns. The mark is cleared at the end,
         // so that a timer or loop the handler left behind neither keeps the session in memory nor answers for it.
-        var mark = new Mark(session);
+        var mark = new StrongBox<LifelineSession?>(session);
         Current.Value = mark;
         try
         {
@@ -24,15 +26,10 @@ internal static class SessionHandlerFlow
         }
         finally
         {
-            mark.Session = null;
+            mark.Value = null;
         }
     }
 
     /// <summary>Whether the calling code runs in <paramref name="session"/>'s handler flow, while the handler runs.</summary>
-    public static bool IsHandlerOf(LifelineSession session) => ReferenceEquals(Current.Value?.Session, session);
-
-    private sealed class Mark(LifelineSession session)
-    {
-        public LifelineSession? Session { get; set; } = session;
-    }
+    public static bool IsHandlerOf(LifelineSession session) => ReferenceEquals(Current.Value?.Value, session);
 }
