@@ -7,7 +7,7 @@ namespace Lifeline.AspNetCore;
 /// wrote the message can run the handler's continuation on its own thread (<see cref="HandOver"/>, called once the
 /// carrier holds nothing). A message then reaches a session's handler with one thread-pool hop from the socket (to the
 /// carrier), as it reaches a plain connection's handler, instead of two; side by side on one host it lowered the echo
-/// round trip's p50 by 0.3-1.5 µs and its p99 by 12-25% in each of six runs (docs/benchmarks.md). Every other wake (the inbox completed or discarded, the wait cancelled)
+/// round trip's p50 by 0.3-1.5 µs and its p99 by 12-25% in each of six runs (docs/benchmarks-history.md). Every other wake (the inbox completed or discarded, the wait cancelled)
 /// runs the continuation on the thread pool: those come from a drain, a session's end or a token's owner, which must
 /// not run a handler's code in their turn.
 /// </summary>

@@ -109,9 +109,9 @@ public sealed class DefaultReconnectPolicy : IReconnectPolicy
     /// (defaults: 1 s for the first second, growing to 3 s by 3 s). The clients refused while the new process starts
     /// gather for as long as it takes to start; spreading each one's next knock over as long as it has been away
     /// brings the whole group back at no more than the rate the server's hints sent them (with half that time, they
-    /// all came back in the second after the new process listened: the restart storm's peak, table 4 of
-    /// docs/benchmarks.md). Time, not the attempt number, sets it: a client whose last connection was short already has
-    /// a higher attempt number.
+    /// all came back in the second after the new process listened: the restart storm's peak, table 4 of the run log,
+    /// docs/benchmarks-history.md). Time, not the attempt number, sets it: a client whose last connection was short
+    /// already has a higher attempt number.
     /// </summary>
     private TimeSpan RestartRetryCeiling(TimeSpan elapsed)
     {
