@@ -282,6 +282,9 @@ public sealed partial class LifelineConnection
         Task<ValueWebSocketReceiveResult>? peek = null;
         while (true)
         {
+            // The request was aborted (the link died): the wait for room then ends at once, cancelled, every time, and
+            // with the next frame already peeked nothing else here waits either. Leave, as the receive loop does.
+            cancellationToken.ThrowIfCancellationRequested();
             var closeRequested = CloseRequested();
             if (closeRequested.IsCompleted)
             {

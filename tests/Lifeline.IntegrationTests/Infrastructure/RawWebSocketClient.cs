@@ -164,5 +164,12 @@ internal sealed class RawWebSocketClient : IDisposable
         return buffer;
     }
 
+    /// <summary>Drops the connection with a TCP reset instead of a FIN: the link dies as a crashed peer's does.</summary>
+    public void Reset()
+    {
+        _tcp.Client.LingerState = new LingerOption(true, 0);
+        _tcp.Dispose();
+    }
+
     public void Dispose() => _tcp.Dispose();
 }

@@ -27,6 +27,41 @@ public sealed class UnreadMessagesTests
         await Wait.UntilAsync(() => host.Registry.Count == 0, what: "the connection to end");
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ClientVanishes_HandlerNotReadingAndBufferFull_EndsTheConnection(bool reset)
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.ReceiveCapacity = 2, NeverReadsAsync);
+        using var client = await RawWebSocketClient.ConnectAsync(host.Port);
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+        var connection = Assert.Single(host.Registry.Connections);
+
+        // Two fill the buffer, the third waits for room, and the fourth is already there behind it: the receive loop then
+        // waits for room alone (nothing more can be read before the handler makes some).
+        for (var i = 0; i < 4; i++)
+        {
+            await client.SendFrameAsync(2, [(byte)i]);
+        }
+
+        var inbox = (ConnectionInbox)connection.Messages;
+        await Wait.UntilAsync(() => inbox.Count == 2 && inbox.HasWriterWaiting, what: "the receive loop to wait for room");
+        if (reset)
+        {
+            client.Reset();
+        }
+        else
+        {
+            client.Dispose();
+        }
+
+        // The link is gone: the connection ends (its handler sees Closing) although its messages are never read. Before,
+        // the receive loop went round without end once the request was aborted, on a thread of its own, and the
+        // connection stayed registered for good.
+        await Wait.UntilAsync(() => host.Registry.Count == 0, TimeSpan.FromSeconds(20), what: "the connection to end");
+        Assert.Equal(1006, connection.ClosedWith?.Value);
+    }
+
     [Fact]
     public async Task Drain_HandlerNotReadingAndBufferFull_CompletesWithTheClientsAnswer()
     {
