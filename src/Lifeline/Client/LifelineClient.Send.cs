@@ -412,9 +412,11 @@ public sealed partial class LifelineClient
                 }
 
                 written = message!.TakeWritten();
-                if (Volatile.Read(ref _session) is { } session)
+                if (_options.Session is not null)
                 {
-                    if (!await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
+                    // No session on a session connection: its session just ended (a SessionLost), and the connection is
+                    // about to close. Written bare, the message would count as sent but belong to no session.
+                    if (Volatile.Read(ref _session) is not { } session || !await SendSessionMessageAsync(socket, session, message, cancellationToken).ConfigureAwait(false))
                     {
                         failed = true; // the session ended under the message (the connection is closing): it goes out in the next session
                         break;

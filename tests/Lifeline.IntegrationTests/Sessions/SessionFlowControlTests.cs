@@ -267,4 +267,59 @@ public sealed class SessionFlowControlTests
         Assert.Equal(1, report.ServerLastReceived);
         Assert.Equal(SequenceRange.FromBounds(2, 3), report.UnconfirmedToServer); // before, 1..3: 1 was handled
     }
+
+    [Fact]
+    public async Task SendWhileTheClientEndsALostSession_GoesOutInTheNextSession()
+    {
+        // The server ends the session; the client's receive loop has let go of it but not yet of the socket (held here in
+        // its SessionLost log line). A send in that window found no session and went to the queue, whose writer wrote it
+        // as a bare payload without session framing: the send completed, the server could not take the frame, and the
+        // message was in neither session nor in the SessionLost report. Now it waits for the next session.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        var logger = new PausingLogger(eventId: 14); // "Session lost: ..."
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/hold")), logger);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendAsync(new byte[] { 1 });
+        await Wait.UntilAsync(() => !log.GatedPayloads.IsEmpty && Volatile.Read(ref log.HeldSession) is not null, TimeSpan.FromSeconds(30), "1 taken");
+
+        host.Sessions.Lose(log.HeldSession!, SessionLostReason.BufferFull, tellClient: true);
+        await logger.Paused.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        try
+        {
+            await client.SendAsync(new byte[] { 9 }).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        }
+        finally
+        {
+            logger.Resume.TrySetResult();
+        }
+
+        // The next session's handler takes 9 first: /hold records the first message it reads.
+        await Wait.UntilAsync(() => log.GatedPayloads.Any(p => p is [9]), TimeSpan.FromSeconds(30), "9 in the next session");
+        Assert.Equal(2, client.SessionCounts.Started);
+    }
+
+    /// <summary>Holds the thread that logs the given event, once, until the test resumes it.</summary>
+    private sealed class PausingLogger(int eventId) : Microsoft.Extensions.Logging.ILogger<LifelineClient>
+    {
+        private int _paused;
+
+        public TaskCompletionSource Paused { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Resume { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId id, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (id.Id == eventId && Interlocked.Exchange(ref _paused, 1) == 0)
+            {
+                Paused.TrySetResult();
+                Resume.Task.Wait(TimeSpan.FromSeconds(30));
+            }
+        }
+    }
 }
