@@ -133,8 +133,7 @@ public sealed partial class LifelineClient
                     if (session is not null && close.Code == CloseCode.PolicyViolation)
                     {
                         // A refused resume (wrong token, another user's session): report it, never try that token again.
-                        var unconfirmed = session.Replay.Unacknowledged;
-                        EndSession(session, SessionLostReason.NotFound);
+                        var unconfirmed = EndSession(session, SessionLostReason.NotFound).Unacknowledged;
                         ReportSessionLost(new SessionLostEventArgs(session.Id, SessionLostReason.NotFound, refused: true, lostByServer: true, 0,
                             SequenceRange.Empty, unconfirmed, _time.GetUtcNow()));
                     }
@@ -198,8 +197,7 @@ public sealed partial class LifelineClient
 
                     case SessionFrameType.SessionLost when session is not null:
                         var report = header.SessionLost;
-                        var unconfirmedToServer = UnconfirmedToServer(session, report.LastReceived);
-                        EndSession(session, report.Reason);
+                        var unconfirmedToServer = UnconfirmedToServer(EndSession(session, report.Reason), report.LastReceived);
                         ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived,
                             report.Lost, unconfirmedToServer, _time.GetUtcNow()));
                         session = null;
@@ -244,13 +242,19 @@ public sealed partial class LifelineClient
         Log.SessionStarted(_logger, session.Id);
     }
 
-    private void EndSession(ClientSession session, SessionLostReason reason)
+    /// <summary>Ends <paramref name="session"/> on this side; returns what its replay buffer held unacknowledged at its end.</summary>
+    /// <remarks>
+    /// Work out what the server did not confirm from the returned end, not from the buffer before: a send still numbering a
+    /// message up to the buffer's end is in it, and one after it never gets a number (it waits for the next session).
+    /// </remarks>
+    private ReplayBufferEnd EndSession(ClientSession session, SessionLostReason reason)
     {
         session.MarkEnded(); // first: a receive loop that still holds the session must stop delivering for it
         session.Inbound.End(); // a frame a reader took just before is counted in the SessionLost's "last received", or not delivered
         Interlocked.CompareExchange(ref _session, null, session);
-        session.Replay.EndSession(reason);
+        var end = session.Replay.EndSession(reason);
         session.Replay.Dispose();
+        return end;
     }
 
     private void ReportSessionLost(SessionLostEventArgs args)
@@ -329,8 +333,7 @@ public sealed partial class LifelineClient
 
             case SessionFrameType.SessionLost:
                 var report = header.SessionLost;
-                var unconfirmed = UnconfirmedToServer(session, report.LastReceived);
-                EndSession(session, report.Reason);
+                var unconfirmed = UnconfirmedToServer(EndSession(session, report.Reason), report.LastReceived);
                 ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
                 // A new session starts with the next connection (its Hello is a new-session Hello).
                 socket.Abort();
@@ -345,9 +348,9 @@ public sealed partial class LifelineClient
     /// The client's messages a server's SessionLost leaves unconfirmed: all unacknowledged ones, or, when the server states
     /// its last received, those after it (the ones up to it reached its application).
     /// </summary>
-    private static SequenceRange UnconfirmedToServer(ClientSession session, long serverLastReceived) => serverLastReceived > 0
-        ? SequenceRange.FromBounds(Math.Max(serverLastReceived, session.Replay.LastAcknowledged) + 1, session.Replay.LastSequence)
-        : session.Replay.Unacknowledged;
+    private static SequenceRange UnconfirmedToServer(ReplayBufferEnd end, long serverLastReceived) => serverLastReceived > 0 && !end.Unacknowledged.IsEmpty
+        ? SequenceRange.FromBounds(Math.Max(serverLastReceived + 1, end.Unacknowledged.First), end.Unacknowledged.Last)
+        : end.Unacknowledged;
 
     // The connection the client closed after ending its session (CloseForNewSessionAsync): its Close reply starts a new one.
     private ClientWebSocket? _closedForNewSession;
