@@ -381,10 +381,36 @@ public sealed class LifelineSession
     /// Sends a message and completes when the client acknowledges it: true then, false when the session ends first. A
     /// client that ends the session itself states what it last received; a message up to that counts as acknowledged.
     /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// The session has ended or was handed to the store by a drain, before the send or, for a drain, while it waited for
+    /// the client's ack (the message is then replayed by the process that resumes the session, and acknowledged there).
+    /// </exception>
+    /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
     public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
         var acknowledged = await SendCoreAsync(data, type, true, null, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);
-        return acknowledged is null || await acknowledged.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (acknowledged is null || acknowledged.IsCompleted)
+        {
+            return acknowledged is null || await acknowledged.ConfigureAwait(false);
+        }
+
+        // A session's end answers the wait (false); a drain does not: the client's ack, if it comes, reaches the process
+        // that resumes the session. Ending ends the wait then, and says so.
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Ending);
+        try
+        {
+            return await acknowledged.WaitAsync(either.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (Ending.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            if (IsFrozen && !acknowledged.IsCompleted)
+            {
+                throw new InvalidOperationException(
+                    $"Session {Id} was handed to the session store by a drain before the client acknowledged this message; it is replayed to the client when the session resumes elsewhere.");
+            }
+
+            return await acknowledged.ConfigureAwait(false); // ended: the end answered it
+        }
     }
 
     /// <summary>
@@ -508,15 +534,20 @@ public sealed class LifelineSession
     {
         while (true)
         {
-            if (roomDeadline.CanBeCanceled && !Replay.HasRoomFor(length))
+            if (!Replay.HasRoomFor(length))
             {
-                // Linked only when the wait is real: a group send reaches most members with room to spare.
-                using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, roomDeadline);
-                await Replay.WaitForRoomAsync(length, either.Token).ConfigureAwait(false);
-            }
-            else
-            {
-                await Replay.WaitForRoomAsync(length, cancellationToken).ConfigureAwait(false);
+                // Linked only when the wait is real: most sends find room. The session's end (Ending) ends the wait too: a
+                // drain hands the session to the store without ending its buffer, and no ack comes after that.
+                using var any = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, roomDeadline, Ending);
+                try
+                {
+                    await Replay.WaitForRoomAsync(length, any.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (Ending.IsCancellationRequested && !cancellationToken.IsCancellationRequested && !roomDeadline.IsCancellationRequested)
+                {
+                    ThrowIfUnusable(); // frozen by a drain, or ended
+                    throw;
+                }
             }
 
             await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);

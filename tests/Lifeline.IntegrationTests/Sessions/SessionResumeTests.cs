@@ -181,6 +181,38 @@ public sealed class SessionResumeTests
     }
 
     [Fact]
+    public async Task Drain_SendsWaitingForTheClientsAcks_EndWithAnError_NotNever()
+    {
+        // A drain hands the session to the store: no ack reaches this process any more. A send waiting for room in the full
+        // replay buffer, and a send waiting for its ack, both without a token, waited for good before (a background
+        // service sending so held the host's stop until its shutdown timeout). Now both end, telling why.
+        var log = new NumberedServerLog();
+        var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o => o.Replay.MaxMessages = 1);
+        try
+        {
+            using var socket = await SessionBadInputTests.ConnectAsync(host.Uri("/hold")); // says Hello, then never acknowledges
+            await SessionBadInputTests.HelloAsync(socket);
+            await Wait.UntilAsync(() => Volatile.Read(ref log.HeldSession) is not null, what: "the session's handler");
+            var session = log.HeldSession!;
+
+            var tracked = session.SendAndWaitAckAsync(SessionTestHost.Number(1)); // fills the replay buffer, then waits for its ack
+            await Wait.UntilAsync(() => session.Replay.LastSequence == 1, what: "the first message in the replay buffer");
+            var waitingForRoom = session.PushAsync(SessionTestHost.Number(2), WebSocketMessageType.Binary).AsTask();
+
+            await host.StopAsync(); // the drain saves the session to the drain file
+
+            var waitError = await Assert.ThrowsAsync<InvalidOperationException>(() => waitingForRoom.WaitAsync(TimeSpan.FromSeconds(15)));
+            Assert.Contains("drain", waitError.Message, StringComparison.Ordinal);
+            var ackError = await Assert.ThrowsAsync<InvalidOperationException>(() => tracked.WaitAsync(TimeSpan.FromSeconds(15)));
+            Assert.Contains("drain", ackError.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task GracefulRestart_HandlerMidMessage_ItsAnswerSurvivesAndNothingIsLostOrRepeated()
     {
         // The handler spends 30 ms on each message, so the drain finds it holding one: that message may only count as
