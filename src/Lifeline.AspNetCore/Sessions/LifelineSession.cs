@@ -462,7 +462,15 @@ public sealed class LifelineSession
 
             updateState?.Invoke(State);
             numbered?.TrySetResult();
-            if (Volatile.Read(ref _carrier) is { } carrier)
+            if (Volatile.Read(ref _carrier) is not { } carrier)
+            {
+                // No socket: the message waits in the replay buffer for the resume.
+            }
+            else if (roomDeadline.CanBeCanceled)
+            {
+                carrier.QueueDataOrCloseSlow(this, appended.Sequence, isText, data); // a group send or broadcast (only they have a room deadline)
+            }
+            else
             {
                 await carrier.SendDataAsync(this, appended.Sequence, isText, data).ConfigureAwait(false);
             }

@@ -132,6 +132,11 @@ public sealed class LifelineSessionManager : IDisposable
     /// node's sessions it reached. With a group fan-out (Redis) it is also published to the other nodes, which hand it
     /// to their members; a publish that fails throws <see cref="SessionStoreUnavailableException"/> after the local sends.
     /// </summary>
+    /// <remarks>
+    /// No member holds up the others. One whose socket's outbound buffer is full gets its socket closed with 4008 (slow
+    /// consumer) and keeps its session: the copy waits in its replay buffer for the resume. One whose replay buffer stays
+    /// full for <see cref="LifelineServerOptions.SendTimeout"/> (its client does not acknowledge) loses its session.
+    /// </remarks>
     public async Task<int> SendToGroupAsync(string group, ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
@@ -1017,7 +1022,8 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>
     /// Sends to every member at once. A member whose replay buffer stays full for <see cref="LifelineServerOptions.SendTimeout"/>
     /// (its client does not acknowledge) loses its session (SessionLost, buffer full) rather than hold up the others:
-    /// one stalled member must not stall a group send or a broadcast.
+    /// one stalled member must not stall a group send or a broadcast. A member's full socket never waits at all
+    /// (<see cref="SessionCarrier.QueueDataOrCloseSlow"/>).
     /// </summary>
     private async Task<int> SendToManyAsync(LifelineSession[] members, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {

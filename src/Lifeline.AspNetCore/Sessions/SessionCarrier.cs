@@ -324,6 +324,27 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         }
     }
 
+    /// <summary>
+    /// A group send's or broadcast's Data frame (the session's send lock is held by the caller): queued on the socket
+    /// without waiting, as a plain broadcast is. A socket whose outbound buffer is full is closed as a slow consumer
+    /// (4008): one member that stopped reading must not hold up the sender, and so every other member. The message is in
+    /// the replay buffer already and reaches the member when it resumes.
+    /// </summary>
+    public void QueueDataOrCloseSlow(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
+        try
+        {
+            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.AckToSend, isText, out var header);
+            payload.Span.CopyTo(buffer.AsSpan(header));
+            Connection.TryQueueBroadcast(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary); // copies the frame
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
     /// <summary>Writes a control frame; false when the socket is closing.</summary>
     public async ValueTask<bool> SendControlAsync(Action<IBufferWriter<byte>> write)
     {

@@ -276,4 +276,77 @@ public sealed class SessionSendLimitTests
         Assert.Equal(0, await host.Sessions.SendToGroupAsync("g", SessionTestHost.Number(6)).WaitAsync(TimeSpan.FromSeconds(30)));
         await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 0, TimeSpan.FromSeconds(30), "the full member's session to be lost");
     }
+
+    [Fact]
+    public async Task GroupSend_OneMemberStopsReading_NoSendWaitsOnItsSocket_ItIsClosedAsSlowAndKeepsItsSession()
+    {
+        // The stalled member acknowledges nothing but its replay buffer has room for everything: what fills is its socket
+        // (a tiny TCP window, then the server's outbound buffer). Before, a group send then waited for room on that socket,
+        // up to SendTimeout (60 s here), and every later send with it; a plain broadcast never waits. Now the member's
+        // socket is closed as a slow consumer (4008) at once; its session keeps the messages for its resume.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
+            server: o =>
+            {
+                o.SendBufferBytes = 256 * 1024;
+                o.SendTimeout = TimeSpan.FromSeconds(60);
+            });
+        using var stalled = await ConnectStalledMemberWithATinyWindowAsync(host);
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 1 && host.Sessions.Sessions.All(s => s.Groups.Contains("g")), what: "the stalled member in the group");
+        var stalledSession = host.Sessions.Sessions.Single();
+        var stalledConnection = stalledSession.Connection!;
+
+        await using var healthy = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/group")));
+        await healthy.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 2 && host.Sessions.Sessions.All(s => s.Groups.Contains("g")), what: "both members in the group");
+
+        // 200 x 32 KiB: 6.4 MB, far more than the stalled member's window and the server's outbound buffer hold. In bursts
+        // of 4, which the healthy member reads before the next.
+        var payload = new byte[32 * 1024];
+        for (var i = 1; i <= 200; i += 4)
+        {
+            for (var j = i; j < i + 4; j++)
+            {
+                SessionTestHost.Number(j).CopyTo(payload, 0);
+                await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(20));
+            }
+
+            for (var j = i; j < i + 4; j++)
+            {
+                Assert.Equal(j, SessionTestHost.Number((await Wait.ReadAsync(healthy.Messages, TimeSpan.FromSeconds(30))).Data));
+            }
+        }
+
+        // Closing: its Close frame and the end of the link each wait up to SendTimeout on the stalled socket.
+        await Wait.UntilAsync(() => stalledConnection.ClosedWith is not null, what: "the stalled member's socket to close");
+        Assert.Equal(4008, stalledConnection.ClosedWith?.Value);
+        Assert.False(stalledSession.IsEnded); // detached, waiting for its resume with every message it missed
+        Assert.Equal(200, stalledSession.LastSentSequence);
+    }
+
+    /// <summary>A member of group "g" with a tiny TCP receive window that completes the handshake and then reads nothing.</summary>
+    private static async Task<ClientWebSocket> ConnectStalledMemberWithATinyWindowAsync(SessionTestHost host)
+    {
+        var stalled = new ClientWebSocket();
+        stalled.Options.KeepAliveInterval = TimeSpan.Zero;
+        stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
+        using var handler = new System.Net.Http.SocketsHttpHandler
+        {
+            ConnectCallback = async (context, ct) =>
+            {
+                var tcp = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
+                await tcp.ConnectAsync(context.DnsEndPoint, ct);
+                return new System.Net.Sockets.NetworkStream(tcp, ownsSocket: true);
+            },
+        };
+        using var invoker = new System.Net.Http.HttpMessageInvoker(handler, disposeHandler: false);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await stalled.ConnectAsync(host.Uri("/group"), invoker, timeout.Token);
+        var hello = new ArrayBufferWriter<byte>();
+        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
+        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var welcome = await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(WebSocketMessageType.Binary, welcome.MessageType);
+        return stalled;
+    }
 }
