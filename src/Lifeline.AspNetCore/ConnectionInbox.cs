@@ -53,18 +53,6 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
         }
     }
 
-    /// <summary>Whether the receive loop waits for room (for tests that must reach that state before acting).</summary>
-    internal bool HasWriterWaiting
-    {
-        get
-        {
-            lock (_items)
-            {
-                return _room is not null;
-            }
-        }
-    }
-
     public override bool CanPeek => true;
 
     public override int Count

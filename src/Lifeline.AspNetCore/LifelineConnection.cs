@@ -272,6 +272,9 @@ public sealed partial class LifelineConnection
     /// a client's Close is answered at once and, once we are closing, messages that do not fit are dropped so that the
     /// client's answer can be read. Returns that pending receive, if one was started, for the loop to continue from.
     /// </summary>
+    /// <summary>Tests: the receive loop waits for room with the next frame already peeked (nothing else is read meanwhile).</summary>
+    internal bool WaitsBehindPeekedData { get; private set; }
+
     private async Task<Task<ValueWebSocketReceiveResult>?> DeliverAsync(LifelineMessage message, CancellationToken cancellationToken)
     {
         if (_incoming.TryWrite(message))
@@ -313,7 +316,9 @@ public sealed partial class LifelineConnection
             if (peek.IsCompleted && !room.IsCompleted)
             {
                 // Data comes next: nothing more can be read until the handler makes room (or we close).
+                WaitsBehindPeekedData = true;
                 await Task.WhenAny(room, closeRequested).ConfigureAwait(false);
+                WaitsBehindPeekedData = false;
             }
 
             if (_incoming.TryWrite(message))

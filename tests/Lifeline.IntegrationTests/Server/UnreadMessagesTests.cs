@@ -44,8 +44,7 @@ public sealed class UnreadMessagesTests
             await client.SendFrameAsync(2, [(byte)i]);
         }
 
-        var inbox = (ConnectionInbox)connection.Messages;
-        await Wait.UntilAsync(() => inbox.Count == 2 && inbox.HasWriterWaiting, what: "the receive loop to wait for room");
+        await Wait.UntilAsync(() => connection.WaitsBehindPeekedData, what: "the receive loop to wait for room, the fourth frame peeked");
         if (reset)
         {
             client.Reset();
