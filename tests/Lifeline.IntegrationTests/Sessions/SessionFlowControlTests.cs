@@ -283,10 +283,10 @@ public sealed class SessionFlowControlTests
         await client.SendAsync(new byte[] { 1 });
         await Wait.UntilAsync(() => !log.GatedPayloads.IsEmpty && Volatile.Read(ref log.HeldSession) is not null, TimeSpan.FromSeconds(30), "1 taken");
 
-        host.Sessions.Lose(log.HeldSession!, SessionLostReason.BufferFull, tellClient: true);
-        await logger.Paused.Task.WaitAsync(TimeSpan.FromSeconds(30));
         try
         {
+            host.Sessions.Lose(log.HeldSession!, SessionLostReason.BufferFull, tellClient: true);
+            await logger.Paused.Task.WaitAsync(TimeSpan.FromSeconds(30));
             await client.SendAsync(new byte[] { 9 }).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
         }
         finally
