@@ -383,34 +383,13 @@ public sealed class LifelineSession
     /// </summary>
     /// <exception cref="InvalidOperationException">
     /// The session has ended or was handed to the store by a drain, before the send or, for a drain, while it waited for
-    /// the client's ack (the message is then replayed by the process that resumes the session, and acknowledged there).
+    /// the client's ack (if the session resumes elsewhere, the message is replayed and acknowledged there).
     /// </exception>
     /// <exception cref="ReplayBufferFullException">The replay buffer is full and its mode is Fail.</exception>
     public async Task<bool> SendAndWaitAckAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
         var acknowledged = await SendCoreAsync(data, type, true, null, answersHanded: true, numbered: null, cancellationToken).ConfigureAwait(false);
-        if (acknowledged is null || acknowledged.IsCompleted)
-        {
-            return acknowledged is null || await acknowledged.ConfigureAwait(false);
-        }
-
-        // A session's end answers the wait (false); a drain does not: the client's ack, if it comes, reaches the process
-        // that resumes the session. Ending ends the wait then, and says so.
-        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Ending);
-        try
-        {
-            return await acknowledged.WaitAsync(either.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (Ending.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            if (IsFrozen && !acknowledged.IsCompleted)
-            {
-                throw new InvalidOperationException(
-                    $"Session {Id} was handed to the session store by a drain before the client acknowledged this message; it is replayed to the client when the session resumes elsewhere.");
-            }
-
-            return await acknowledged.ConfigureAwait(false); // ended: the end answered it
-        }
+        return acknowledged is null || await acknowledged.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -435,7 +414,20 @@ public sealed class LifelineSession
 
         if (_plain is { } plain)
         {
-            await plain.SendAsync(data, type, cancellationToken).ConfigureAwait(false);
+            if (roomDeadline.CanBeCanceled)
+            {
+                // A group send or broadcast (only they have a room deadline): never wait on one member's socket. A full
+                // one is closed with 4008, as in the connection registry's broadcasts.
+                if (!plain.TryQueueBroadcast(data, type))
+                {
+                    throw new InvalidOperationException($"Connection {plain.Id} is closing.");
+                }
+            }
+            else
+            {
+                await plain.SendAsync(data, type, cancellationToken).ConfigureAwait(false);
+            }
+
             updateState?.Invoke(State);
             return null;
         }
@@ -551,9 +543,9 @@ public sealed class LifelineSession
                 {
                     await Replay.WaitForRoomAsync(length, any.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (Ending.IsCancellationRequested && !cancellationToken.IsCancellationRequested && !roomDeadline.IsCancellationRequested)
+                catch (OperationCanceledException) when (Ending.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
-                    ThrowIfUnusable(); // frozen by a drain, or ended
+                    ThrowIfUnusable(); // frozen by a drain, or ended (also when a group send's deadline passed at the same moment)
                     throw;
                 }
             }
@@ -633,6 +625,10 @@ public sealed class LifelineSession
             };
         }
 
+        // No ack reaches this process any more: a SendAndWaitAckAsync waiting for one learns why (the process that resumes
+        // the session replays the message, and hears the client's ack).
+        Replay.FailAcknowledgementWaits(new InvalidOperationException(
+            $"Session {Id} was handed to the session store by a drain before the client acknowledged this message; if the session resumes elsewhere, the message is replayed there."));
         Inbox.Discard(); // before Ending is cancelled: that wakes a reader parked on Ending (SessionInbox.TryPark)
         _ending.Cancel();
         return snapshot;

@@ -399,6 +399,21 @@ public sealed class ReplayBuffer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Ends every wait for an acknowledgement with <paramref name="error"/>: the buffer's owner will not learn of one any
+    /// more (a server session handed to the store by a drain). The messages themselves stay.
+    /// </summary>
+    internal void FailAcknowledgementWaits(Exception error)
+    {
+        lock (_lock)
+        {
+            for (var i = 0; i < _count; i++)
+            {
+                _ring[(_head + i) % _ring.Length].Acknowledged?.TrySetException(error);
+            }
+        }
+    }
+
     /// <summary>Copies the unacknowledged messages (for a store snapshot), oldest first.</summary>
     public IReadOnlyList<SessionMessage> SnapshotUnacknowledged()
     {
