@@ -20,6 +20,29 @@ internal static class OptionGuard
         value >= minimum && value <= maximum ? value
             : throw new ArgumentOutOfRangeException(name, value, $"{name} must be {minimum}-{maximum}.");
 
+    /// <summary>A header value for the upgrade request: a CR or LF would end the header and start one of the caller's making.</summary>
+    public static string? HeaderValue(string? value, [CallerMemberName] string name = "") =>
+        value is null || !value.Any(char.IsControl) ? value
+            : throw new ArgumentException($"{name} must not contain control characters such as CR or LF.", name);
+
+    /// <summary>Subprotocol names: HTTP tokens (RFC 6455 section 4.1), which is also what keeps the header well formed.</summary>
+    public static IReadOnlyList<string> SubProtocols(IReadOnlyList<string> value, [CallerMemberName] string name = "")
+    {
+        ArgumentNullException.ThrowIfNull(value, name);
+        foreach (var protocol in value)
+        {
+            if (!IsToken(protocol))
+            {
+                throw new ArgumentException($"{name}: '{protocol}' is not a subprotocol name (letters, digits and !#$%&'*+-.^_`|~ only, no spaces or commas).", name);
+            }
+        }
+
+        return [.. value];
+    }
+
+    public static bool IsToken(string? text) =>
+        !string.IsNullOrEmpty(text) && text.All(c => c is > ' ' and < (char)127 && !"\"(),/:;<=>?@[\\]{}".Contains(c));
+
     public static Uri WebSocketUri(Uri value, [CallerMemberName] string name = "")
     {
         ArgumentNullException.ThrowIfNull(value, name);

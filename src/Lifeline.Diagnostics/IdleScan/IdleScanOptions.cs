@@ -16,6 +16,7 @@ public sealed class IdleScanOptions
     private TimeSpan _connectTimeout = TimeSpan.FromSeconds(10);
     private int _maxRounds = 12;
     private IReadOnlyList<string> _subProtocols = [];
+    private string? _origin;
     private TimeProvider _timeProvider = TimeProvider.System;
 
     /// <summary>Creates options for scanning the path to <paramref name="uri"/>.</summary>
@@ -79,17 +80,17 @@ public sealed class IdleScanOptions
     }
 
     /// <summary>An Origin header to send on every connection. Default null: none sent.</summary>
-    public string? Origin { get; set; }
+    public string? Origin
+    {
+        get => _origin;
+        set => _origin = OptionGuard.HeaderValue(value);
+    }
 
     /// <summary>Subprotocols to offer on every connection. Default empty: none offered.</summary>
     public IReadOnlyList<string> SubProtocols
     {
         get => _subProtocols;
-        set
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            _subProtocols = [.. value];
-        }
+        set => _subProtocols = OptionGuard.SubProtocols(value);
     }
 
     /// <summary>INSECURE: accept any TLS certificate (test servers only). Default false.</summary>

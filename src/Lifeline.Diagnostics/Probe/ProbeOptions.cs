@@ -11,6 +11,7 @@ public sealed class ProbeOptions
     private TimeSpan _pingInterval = TimeSpan.FromMilliseconds(100);
     private TimeSpan _watchDuration = TimeSpan.FromSeconds(10);
     private IReadOnlyList<string> _subProtocols = [];
+    private string? _origin;
     private TimeProvider _timeProvider = TimeProvider.System;
 
     /// <summary>Creates options for probing <paramref name="uri"/>.</summary>
@@ -32,17 +33,17 @@ public sealed class ProbeOptions
     }
 
     /// <summary>An Origin header to send (servers that check origins answer 403 without one). Default null: none sent.</summary>
-    public string? Origin { get; set; }
+    public string? Origin
+    {
+        get => _origin;
+        set => _origin = OptionGuard.HeaderValue(value);
+    }
 
     /// <summary>Subprotocols to offer in Sec-WebSocket-Protocol. Default empty: none offered.</summary>
     public IReadOnlyList<string> SubProtocols
     {
         get => _subProtocols;
-        set
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            _subProtocols = [.. value];
-        }
+        set => _subProtocols = OptionGuard.SubProtocols(value);
     }
 
     /// <summary>INSECURE: accept any TLS certificate (test servers only). Default false.</summary>

@@ -90,6 +90,22 @@ public sealed class WebSocketProbeTests
         Assert.Null(result.SubProtocol);
     }
 
+    [Fact]
+    public void Options_HeaderPartsThatWouldBreakTheRequest_AreRefusedByTheSetter()
+    {
+        // A line break in Origin was written into the upgrade request as it was: a header of the caller's making.
+        var uri = new Uri("ws://127.0.0.1:1/");
+        Assert.Throws<ArgumentException>(() => new ProbeOptions(uri) { Origin = "a\r\nX-Injected: 1" });
+        Assert.Throws<ArgumentException>(() => new ProbeOptions(uri) { SubProtocols = ["a b"] });
+        Assert.Throws<ArgumentException>(() => new ProbeOptions(uri) { SubProtocols = ["ok", "x\r\ny"] });
+        Assert.Throws<ArgumentException>(() => new Lifeline.Diagnostics.IdleScan.IdleScanOptions(uri) { Origin = "a\nb" });
+        Assert.Throws<ArgumentException>(() => new Lifeline.Diagnostics.IdleScan.IdleScanOptions(uri) { SubProtocols = ["x,y"] });
+
+        var options = new ProbeOptions(uri) { Origin = "https://app.example", SubProtocols = ["lifeline.v1", "chat"] };
+        Assert.Equal("https://app.example", options.Origin);
+        Assert.Equal(["lifeline.v1", "chat"], options.SubProtocols);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("other")]
