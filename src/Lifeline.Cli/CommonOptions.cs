@@ -90,6 +90,25 @@ internal static partial class CommonOptions
         string.Create(CultureInfo.InvariantCulture, $"{option} must be a whole number from {min} to {max}, not {value}.");
 
     /// <summary>Turns "1006" or "abnormal-closure" into a code, or explains what is wrong.</summary>
+    /// <summary>A value for a header of the upgrade request (--origin, --header): no CR, LF or other control character.</summary>
+    public static string? HeaderValue(string? value, string option, string command) =>
+        value is null || !value.Any(char.IsControl) ? value
+            : throw new UsageException($"{option} must not contain control characters such as a line break: they would end the header.", command);
+
+    /// <summary>Subprotocol names (--subprotocol): HTTP tokens, as RFC 6455 asks.</summary>
+    public static string[] SubProtocols(string[] values, string command)
+    {
+        foreach (var value in values)
+        {
+            if (string.IsNullOrEmpty(value) || !value.All(c => c is > ' ' and < (char)127 && !"\"(),/:;<=>?@[\\]{}".Contains(c)))
+            {
+                throw new UsageException($"--subprotocol '{value}' is not a subprotocol name: letters, digits and !#$%&'*+-.^_`|~ only, no spaces or commas (repeat the option to offer several).", command);
+            }
+        }
+
+        return values;
+    }
+
     public static CloseCode ParseCode(string text, string command)
     {
         if (CloseCode.TryParse(text, out var code))

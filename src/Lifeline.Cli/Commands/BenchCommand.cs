@@ -22,7 +22,7 @@ internal static class BenchCommand
     {
         var scenarios = new Argument<string[]>("scenario")
         {
-            Description = $"Scenarios to run, in this order: {string.Join(", ", SuiteRunner.ScenarioNames)} (default, or 'all': all but memory-idle, about 7 minutes on 2 cores).",
+            Description = $"Scenarios to run, in this order: {string.Join(", ", SuiteRunner.ScenarioNames)} (default, or 'all': all but memory-idle, about 8 minutes on 2 cores).",
             Arity = ArgumentArity.ZeroOrMore,
         };
         var smoke = new Option<bool>("--smoke")

@@ -52,8 +52,8 @@ internal static class ConnectCommand
             Binary = result.GetValue(binary),
             MaxMessage = (int)result.GetValue(maxMessage),
             Headers = result.GetValue(headers) ?? [],
-            SubProtocols = result.GetValue(subprotocols) ?? [],
-            Origin = result.GetValue(origin),
+            SubProtocols = CommonOptions.SubProtocols(result.GetValue(subprotocols) ?? [], "connect"),
+            Origin = CommonOptions.HeaderValue(result.GetValue(origin), "--origin", "connect"),
             Insecure = result.GetValue(insecure),
             Session = result.GetValue(session),
         }, cancellationToken));
@@ -107,7 +107,7 @@ internal static class ConnectCommand
                 throw new UsageException($"--header '{name}' is set by the WebSocket handshake itself and cannot be replaced{(name.Equals("sec-websocket-protocol", StringComparison.OrdinalIgnoreCase) ? "; use --subprotocol" : string.Empty)}.", "connect");
             }
 
-            headers.Add((name, header[(colon + 1)..].Trim()));
+            headers.Add((name, CommonOptions.HeaderValue(header[(colon + 1)..].Trim(), $"--header '{name}'", "connect")!));
         }
 
         if (settings.Origin is { } originValue)

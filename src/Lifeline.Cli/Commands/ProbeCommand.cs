@@ -36,8 +36,8 @@ internal static class ProbeCommand
             var options = new ProbeOptions(uri)
             {
                 ConnectTimeout = CommonOptions.PositiveSeconds(result.GetValue(timeout), "--timeout", "probe"),
-                Origin = result.GetValue(origin),
-                SubProtocols = result.GetValue(subprotocols) ?? [],
+                Origin = CommonOptions.HeaderValue(result.GetValue(origin), "--origin", "probe"),
+                SubProtocols = CommonOptions.SubProtocols(result.GetValue(subprotocols) ?? [], "probe"),
                 AllowUntrustedCertificate = result.GetValue(insecure),
                 WatchDuration = CommonOptions.PositiveSeconds(result.GetValue(duration), "--duration", "probe", allowZero: true),
                 Pings = count,

@@ -11,7 +11,7 @@ internal static class ServeCommand
 {
     public static Command Create(CliConsole console)
     {
-        var urls = new Option<string>("--urls") { Description = "Where to listen, e.g. http://127.0.0.1:5000 (port 0 picks a free one).", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var urls = new Option<string>("--urls") { Description = "Where to listen: an IP address or localhost, e.g. http://127.0.0.1:5000 (port 0 picks a free one; http://0.0.0.0:5000 listens on every interface).", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
         var drainTimeout = NumberOptions.Seconds("--drain-timeout", "Seconds to wait for clients to answer the 1012 Close frames.", 20);
         var hintMin = NumberOptions.Seconds("--hint-min", "Lower end of the restart hint window, seconds.", 1, allowZero: true);
         var hintMax = NumberOptions.Seconds("--hint-max", "Upper end of the restart hint window, seconds.", 5);
@@ -55,6 +55,17 @@ internal static class ServeCommand
         {
             throw new UsageException($"--urls '{urls}': port 0 (pick a free port) needs an IP address, such as http://127.0.0.1:0, not a host name.", "serve");
         }
+
+        if (uri.HostNameType == UriHostNameType.Dns && !uri.IsLoopback)
+        {
+            // Kestrel listens on every interface for a host name it cannot bind to: a typo would expose the server.
+            throw new UsageException($"--urls '{urls}': give an IP address to listen on, such as http://127.0.0.1:5000 (or http://0.0.0.0:5000 for every interface), or localhost; not the host name '{uri.Host}'.", "serve");
+        }
+
+        if (uri.AbsolutePath != "/" || uri.Query.Length > 0 || uri.Fragment.Length > 0)
+        {
+            throw new UsageException($"--urls '{urls}': an address to listen on has no path, query or fragment; the endpoints are /ws and /stream.", "serve");
+        }
     }
 
     /// <summary>The drain file: <paramref name="sessionFile"/>, else one named for the port; null (not saved) for port 0 without it.</summary>
@@ -67,7 +78,13 @@ internal static class ServeCommand
                 throw new UsageException("--session-file needs a path.", "serve");
             }
 
-            return Path.GetFullPath(sessionFile);
+            var path = Path.GetFullPath(sessionFile);
+            if (Directory.Exists(path))
+            {
+                throw new UsageException($"--session-file '{sessionFile}' is a directory; give the path of a file, such as {Path.Combine(sessionFile, "lifeline.sessions")}.", "serve");
+            }
+
+            return path;
         }
 
         var port = new Uri(urls).Port;

@@ -70,11 +70,45 @@ public sealed partial class ProcessBadInputTests
     [InlineData("https://127.0.0.1:0", ExitCodes.Usage, "https needs a server certificate")]
     [InlineData("http://localhost:0", ExitCodes.Usage, "port 0 (pick a free port) needs an IP address")]
     [InlineData("http://192.0.2.1:5000", ExitCodes.Failure, "error: --urls: cannot listen on http://192.0.2.1:5000")] // TEST-NET-1: on no machine
+    [InlineData("http://x:0", ExitCodes.Usage, "give an IP address to listen on")] // Kestrel listened on every interface for it
+    [InlineData("http://127.0.0.1:0/path", ExitCodes.Usage, "has no path, query or fragment")] // was Kestrel's exception, exit 1
     public async Task Serve_UrlsItCannotUse_OneLineExplanation(string urls, int expected, string message)
     {
         var (exit, _, error) = await ToolProcess.RunAsync("serve", "--urls", urls);
 
         Assert.Equal(expected, exit);
+        Assert.Contains(message, error, StringComparison.Ordinal);
+        AssertNoCrash(error);
+    }
+
+    [Fact]
+    public async Task Serve_SessionFileIsADirectory_Exit2()
+    {
+        // Before, it started, said sessions were saved there, and at the stop saved nothing without a word.
+        var (exit, _, error) = await ToolProcess.RunAsync("serve", "--urls", "http://127.0.0.1:0", "--session-file", Path.GetTempPath());
+
+        Assert.Equal(ExitCodes.Usage, exit);
+        Assert.Contains("is a directory; give the path of a file", error, StringComparison.Ordinal);
+        AssertNoCrash(error);
+    }
+
+    public static TheoryData<string[], string> BadHeaderParts => new()
+    {
+        // A line break in --origin was written into the probe's upgrade request as a header of its own.
+        { new[] { "probe", "ws://127.0.0.1:1/", "--origin", "a\r\nX-Injected: 1" }, "--origin must not contain control characters" },
+        { new[] { "connect", "ws://127.0.0.1:1/", "--origin", "a\nb" }, "--origin must not contain control characters" },
+        { new[] { "connect", "ws://127.0.0.1:1/", "-H", "X-Trace: a\nb" }, "--header 'X-Trace' must not contain control characters" },
+        { new[] { "connect", "ws://127.0.0.1:1/", "-s", "a b" }, "--subprotocol 'a b' is not a subprotocol name" }, // was exit 3, "could not connect"
+        { new[] { "probe", "ws://127.0.0.1:1/", "-s", "a,b" }, "--subprotocol 'a,b' is not a subprotocol name" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadHeaderParts))]
+    public async Task HeaderValuesAndSubprotocols_ThatWouldBreakTheRequest_Exit2(string[] args, string message)
+    {
+        var (exit, _, error) = await ToolProcess.RunAsync(args);
+
+        Assert.Equal(ExitCodes.Usage, exit);
         Assert.Contains(message, error, StringComparison.Ordinal);
         AssertNoCrash(error);
     }
