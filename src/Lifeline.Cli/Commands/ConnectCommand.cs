@@ -362,6 +362,14 @@ internal static class ConnectCommand
                     continue;
                 }
 
+                if (!settings.Binary && !System.Text.Unicode.Utf8.IsValid(line.Data))
+                {
+                    // A text message must be UTF-8: the server would close the connection with 1007 for it.
+                    await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                        $"error: line {line.Number} is not valid UTF-8, which a text message must be; not sent (--binary sends lines as bytes)")).ConfigureAwait(false);
+                    continue;
+                }
+
                 await client.SendAsync(line.Data, settings.Binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
                 accepted++;
             }

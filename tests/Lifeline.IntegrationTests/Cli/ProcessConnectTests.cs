@@ -53,6 +53,24 @@ public sealed class ProcessConnectTests
     }
 
     [Fact]
+    public async Task Connect_LineThatIsNotUtf8_IsRefusedOnStderr_AndTheNextLinesStillGo()
+    {
+        // Before, it went out as a text message: the server closed the connection with 1007, and nothing after it was sent.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var tool = ToolProcess.Start("connect", server.Uri("/echo").ToString(), "--json");
+        await tool.Input.WriteAsync("before\n");
+        await tool.Input.BaseStream.WriteAsync(new byte[] { 0xFF, 0xFE, (byte)'\n' });
+        await tool.Input.BaseStream.FlushAsync();
+        await tool.Input.WriteAsync("after\n");
+        tool.CloseInput();
+
+        Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
+        Assert.Equal(["before", "after"], server.Received);
+        Assert.Equal(["before", "after"], Messages(tool));
+        Assert.Contains("error: line 2 is not valid UTF-8, which a text message must be; not sent", tool.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Connect_NoStdin_KeepsListeningAfterStdinEnds_UntilMaxTime_Exit5()
     {
         await using var server = await TestWebSocketServer.StartAsync();
