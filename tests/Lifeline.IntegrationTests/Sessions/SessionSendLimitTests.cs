@@ -21,12 +21,18 @@ public sealed class SessionSendLimitTests
         var stalled = new ClientWebSocket();
         stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
         await stalled.ConnectAsync(host.Uri("/group"), CancellationToken.None);
+        await StartSessionAsync(stalled);
+        return stalled;
+    }
+
+    /// <summary>Says Hello for a new session and reads the Welcome.</summary>
+    private static async Task StartSessionAsync(ClientWebSocket socket)
+    {
         var hello = new ArrayBufferWriter<byte>();
         SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
-        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
-        var welcome = await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        await socket.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var welcome = await socket.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
         Assert.Equal(WebSocketMessageType.Binary, welcome.MessageType);
-        return stalled;
     }
 
     private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.bin");
@@ -353,16 +359,11 @@ public sealed class SessionSendLimitTests
         using var invoker = new System.Net.Http.HttpMessageInvoker(handler, disposeHandler: false);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         await stalled.ConnectAsync(host.Uri("/group"), invoker, timeout.Token);
-        if (!withSession)
+        if (withSession)
         {
-            return stalled;
+            await StartSessionAsync(stalled);
         }
 
-        var hello = new ArrayBufferWriter<byte>();
-        SessionFrameWriter.WriteHello(hello, HelloFrame.NewSession());
-        await stalled.SendAsync(hello.WrittenMemory, WebSocketMessageType.Binary, true, CancellationToken.None);
-        var welcome = await stalled.ReceiveAsync(new byte[1024], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
-        Assert.Equal(WebSocketMessageType.Binary, welcome.MessageType);
         return stalled;
     }
 }
