@@ -100,7 +100,7 @@ internal static partial class CommonOptions
     {
         foreach (var value in values)
         {
-            if (string.IsNullOrEmpty(value) || !value.All(c => c is > ' ' and < (char)127 && !"\"(),/:;<=>?@[\\]{}".Contains(c)))
+            if (!Lifeline.Diagnostics.OptionGuard.IsToken(value))
             {
                 throw new UsageException($"--subprotocol '{value}' is not a subprotocol name: letters, digits and !#$%&'*+-.^_`|~ only, no spaces or commas (repeat the option to offer several).", command);
             }
