@@ -307,12 +307,10 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     /// <summary>Writes a Data frame (the session's send lock is held by the caller).</summary>
     public async ValueTask SendDataAsync(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, long? ack = null)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
+        var buffer = RentDataFrame(sequence, ack ?? session.AckToSend, isText, payload.Span, out var length);
         try
         {
-            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, ack ?? session.AckToSend, isText, out var header);
-            payload.Span.CopyTo(buffer.AsSpan(header));
-            await Connection.SendAsync(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
+            await Connection.SendAsync(buffer.AsMemory(0, length), WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
         }
         catch (InvalidOperationException)
         {
@@ -332,17 +330,25 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     /// </summary>
     public void QueueDataOrCloseSlow(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
+        var buffer = RentDataFrame(sequence, session.AckToSend, isText, payload.Span, out var length);
         try
         {
-            SessionFrameWriter.TryWriteDataHeader(buffer, sequence, session.AckToSend, isText, out var header);
-            payload.Span.CopyTo(buffer.AsSpan(header));
-            Connection.TryQueueBroadcast(buffer.AsMemory(0, header + payload.Length), WebSocketMessageType.Binary); // copies the frame
+            Connection.TryQueueBroadcast(buffer.AsMemory(0, length), WebSocketMessageType.Binary); // copies the frame
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>A Data frame, header then payload, in a buffer from <see cref="ArrayPool{T}.Shared"/> (the caller returns it).</summary>
+    private static byte[] RentDataFrame(long sequence, long ack, bool isText, ReadOnlySpan<byte> payload, out int length)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(SessionFrameWriter.MaxDataHeaderLength + payload.Length);
+        SessionFrameWriter.TryWriteDataHeader(buffer, sequence, ack, isText, out var header);
+        payload.CopyTo(buffer.AsSpan(header));
+        length = header + payload.Length;
+        return buffer;
     }
 
     /// <summary>Writes a control frame; false when the socket is closing.</summary>
