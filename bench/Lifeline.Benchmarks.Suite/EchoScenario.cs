@@ -18,8 +18,8 @@ namespace Lifeline.Benchmarks.Suite;
 /// </summary>
 internal static class EchoScenario
 {
-    /// <summary>Round trips per client whose allocations are counted, in a pass of their own after the timed ones.</summary>
-    private const int AllocationRoundTrips = 10_000;
+    /// <summary>Round trips per client whose allocations and work items are counted, in a pass of their own after the timed ones.</summary>
+    private const int CostRoundTrips = 10_000;
 
     /// <summary>A fixed seed: every run takes the same orders of turns.</summary>
     private const int EchoOrderSeed = 6455;
@@ -68,25 +68,28 @@ internal static class EchoScenario
                 }
             }
 
-            // Allocations in a pass of their own: reading the precise count around every round trip would put work of
-            // its own between the timed ones.
-            var allocationRoundTrips = Math.Min(count, AllocationRoundTrips);
-            var allocated = new double[kinds]; // this process: the client alone, the server is a child process
-            var serverAllocated = new double[kinds];
+            // Allocations and thread-pool work items in a pass of their own, one client after the other: reading them around
+            // every round trip would put work of its own between the timed ones. A row with an extra hop per round trip,
+            // in the client or in the server, reads one more work item there. (CPU time is not shown: the thread pool's
+            // spinning while it waits for the next item makes it follow the wall clock.)
+            var costRoundTrips = Math.Min(count, CostRoundTrips);
+            var clientCost = new ProcessCost[kinds]; // this process: the client alone, the server is a child process
+            var serverCost = new ProcessCost[kinds];
             for (var kind = 0; kind < kinds; kind++)
             {
-                var serverBefore = await host.AllocatedAsync();
-                var before = GC.GetTotalAllocatedBytes(precise: true);
-                for (var i = 0; i < allocationRoundTrips; i++)
+                var serverBefore = await host.CostAsync();
+                var before = ProcessCost.Now();
+                for (var i = 0; i < costRoundTrips; i++)
                 {
                     await clients[kind].RoundTrip();
                 }
 
-                allocated[kind] = (double)(GC.GetTotalAllocatedBytes(precise: true) - before) / allocationRoundTrips;
-                serverAllocated[kind] = (double)(await host.AllocatedAsync() - serverBefore) / allocationRoundTrips;
+                clientCost[kind] = ProcessCost.Now() - before;
+                serverCost[kind] = await host.CostAsync() - serverBefore;
             }
 
-            var table = new Table("client", "p50 µs", "p50 ratio", "p99 µs", "p99 ratio", "mean µs", "B/round trip (client)", "B/round trip (server)");
+            var table = new Table("client", "p50 µs", "p50 ratio", "p99 µs", "p99 ratio", "mean µs", "B/round trip (client)", "B/round trip (server)",
+                "work items/round trip (client)", "work items/round trip (server)");
             var results = samples.Select(list =>
             {
                 var sorted = (double[])list.Clone();
@@ -96,7 +99,10 @@ internal static class EchoScenario
             for (var kind = 0; kind < kinds; kind++)
             {
                 var r = results[kind];
-                table.Add(ThroughputScenario.Kinds[kind], r.P50, Table.Ratio(r.P50, results[0].P50), r.P99, Table.Ratio(r.P99, results[0].P99), r.Mean, allocated[kind], serverAllocated[kind]);
+                double PerRoundTrip(double total) => total / costRoundTrips;
+                table.Add(ThroughputScenario.Kinds[kind], r.P50, Table.Ratio(r.P50, results[0].P50), r.P99, Table.Ratio(r.P99, results[0].P99), r.Mean,
+                    PerRoundTrip(clientCost[kind].Allocated), PerRoundTrip(serverCost[kind].Allocated),
+                    PerRoundTrip(clientCost[kind].WorkItems), PerRoundTrip(serverCost[kind].WorkItems));
             }
 
             await output.WriteLineAsync($"### 3. Echo round trip, 32 B, {count} round trips per client, the clients taking turns (ratio: lower is better)\n\n{table}");

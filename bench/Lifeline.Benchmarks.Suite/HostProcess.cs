@@ -119,8 +119,8 @@ public sealed class HostProcess : IAsyncDisposable
                 case ["measure"]:
                     Console.WriteLine(IdleMemoryScenario.Measure().ToString(CultureInfo.InvariantCulture));
                     break;
-                case ["allocated"]:
-                    Console.WriteLine(GC.GetTotalAllocatedBytes(precise: true).ToString(CultureInfo.InvariantCulture));
+                case ["cost"]:
+                    Console.WriteLine(ProcessCost.Now().ToString());
                     break;
                 case ["stop"]:
                     var start = Stopwatch.GetTimestamp();
@@ -153,8 +153,8 @@ public sealed class HostProcess : IAsyncDisposable
 
     internal async Task<long> MeasureAsync() => long.Parse(await AskAsync("measure"), CultureInfo.InvariantCulture);
 
-    /// <summary>The bytes the host process has allocated so far (precise).</summary>
-    internal async Task<long> AllocatedAsync() => long.Parse(await AskAsync("allocated"), CultureInfo.InvariantCulture);
+    /// <summary>The host process's allocations and thread-pool work items so far.</summary>
+    internal async Task<ProcessCost> CostAsync() => ProcessCost.Parse(await AskAsync("cost"));
 
     /// <summary>Counts the host's upgrades from the Stopwatch timestamp <paramref name="origin"/>, forgetting those before.</summary>
     internal async Task SetBucketOriginAsync(long origin) => _ = await AskAsync(FormattableString.Invariant($"origin {origin}"));
