@@ -1212,6 +1212,26 @@ public sealed partial class LifelineClient
                 $"keep-alive timeout: no Pong within {_options.KeepAliveTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s");
         }
 
+        if (exception is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted, InnerException: null or System.Text.DecoderFallbackException }
+            && socket.State is WebSocketState.CloseReceived or WebSocketState.Closed)
+        {
+            // A Close frame arrived, and ClientWebSocket refused it (a code that may not be sent or is out of range, a
+            // one-byte payload, a reason that is not UTF-8) and answered with 1002. Not a lost link: the server broke
+            // the protocol, and the policy hears 1002, not 1006.
+            var what = exception.InnerException is System.Text.DecoderFallbackException
+                ? "a reason that is not valid UTF-8"
+                : "a code that may not be sent, a code out of range or a one-byte payload";
+            return new CloseRecord
+            {
+                Code = CloseCode.ProtocolError,
+                Initiator = CloseInitiator.Client,
+                CloseFrameReceived = true,
+                Exception = exception,
+                Cause = CloseCause.ProtocolViolation,
+                Description = $"the client failed the connection with 1002: the server sent an invalid Close frame ({what})",
+            };
+        }
+
         if (exception is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted, InnerException: null } && socket.State == WebSocketState.Aborted)
         {
             // ClientWebSocket failed the connection itself (it sent the Close frame, then aborted): the server broke

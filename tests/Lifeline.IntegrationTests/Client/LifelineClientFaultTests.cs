@@ -96,6 +96,35 @@ public sealed class LifelineClientFaultTests
         Assert.False(closed.Close.CloseFrameReceived);
     }
 
+    [Theory]
+    [InlineData("reserved-1005")]
+    [InlineData("out-of-range-5000")]
+    [InlineData("one-byte-payload")]
+    [InlineData("reason-not-utf8")]
+    public async Task ServerSendsAnInvalidCloseFrame_CloseRecordSaysProtocolError_NotALostLink(string fault)
+    {
+        byte[] payload = fault switch
+        {
+            "reserved-1005" => [0x03, 0xED], // 1005 may never be sent (RFC 6455 7.4.1)
+            "out-of-range-5000" => [0x13, 0x88],
+            "one-byte-payload" => [0x03], // a code is two bytes
+            _ => [0x03, 0xE8, 0xCE, 0xBA, 0xED, 0xA0, 0x80], // 1000 with a reason that is not UTF-8
+        };
+        await using var server = RawFrameServer.Start(RawFrameServer.Frame(0x8, payload));
+        var options = new LifelineClientOptions { Uri = server.Uri, ReconnectPolicy = NeverReconnectPolicy.Instance, CloseTimeout = TimeSpan.FromSeconds(2) };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var closed = await states.NextAsync(LifelineClientState.Closed);
+
+        Assert.Equal(CloseCode.ProtocolError, closed.Close!.Code);
+        Assert.Equal(CloseInitiator.Client, closed.Close.Initiator);
+        Assert.Equal(CloseCause.ProtocolViolation, closed.Close.Cause);
+        Assert.Contains("invalid Close frame", closed.Close.Description, StringComparison.Ordinal);
+        Assert.True(closed.Close.CloseFrameReceived);
+    }
+
     [Fact]
     public async Task NeverReconnectPolicy_AfterALostLink_Closes()
     {
