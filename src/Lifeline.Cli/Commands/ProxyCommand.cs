@@ -140,7 +140,7 @@ internal static class ProxyCommand
         });
         proxy.UpstreamConnectFailed += (client, error) => events.Write(events.Line("upstream-failed") with
         {
-            Data = $"link from {client}: cannot connect to the upstream {host}:{port}: {Explain(error)}; the client was reset",
+            Data = $"link from {client}: cannot connect to the upstream {HostPort(host, port)}: {Explain(error)}; the client was reset",
         });
         try
         {
@@ -152,7 +152,7 @@ internal static class ProxyCommand
             return ExitCodes.Failure;
         }
 
-        Started($"proxy listening on {proxy.EndPoint} -> {host}:{port}"); // at once, ahead of the links' lines
+        Started($"proxy listening on {proxy.EndPoint} -> {HostPort(host, port)}"); // at once, ahead of the links' lines
 
         WebApplication? controlServer = null;
         if (controlAt is not null)
@@ -243,20 +243,57 @@ internal static class ProxyCommand
         return new IPEndPoint(address, port);
     }
 
+    /// <summary>HOST:PORT as the user would type it again: an IPv6 address in brackets.</summary>
+    private static string HostPort(string host, int port) =>
+        host.Contains(':', StringComparison.Ordinal) ? $"[{host}]:{port.ToString(CultureInfo.InvariantCulture)}" : $"{host}:{port.ToString(CultureInfo.InvariantCulture)}";
+
     internal static (string Host, int Port) ParseHostPort(string text, string option, bool allowZero = false)
     {
-        var colon = text.LastIndexOf(':');
-        if (colon <= 0)
+        var example = $"127.0.0.1:{(allowZero ? 0 : 5000)} or [::1]:{(allowZero ? 0 : 5000)}";
+        string host;
+        string portText;
+        if (text.StartsWith('['))
         {
-            throw new UsageException($"{option} '{text}' is not HOST:PORT, such as 127.0.0.1:{(allowZero ? 0 : 5000)}.", "proxy");
+            // An IPv6 address goes in brackets (RFC 3986): its own colons would otherwise be taken for the port's.
+            var close = text.IndexOf(']', StringComparison.Ordinal);
+            if (close < 0 || close + 1 >= text.Length || text[close + 1] != ':')
+            {
+                throw new UsageException($"{option} '{text}' is not HOST:PORT: an IPv6 address goes in brackets, followed by the port, such as [::1]:{(allowZero ? 0 : 5000)}.", "proxy");
+            }
+
+            host = text[1..close];
+            portText = text[(close + 2)..];
+            if (!IPAddress.TryParse(host, out var inBrackets) || inBrackets.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+            {
+                throw new UsageException($"{option} '{text}': '{host}' in brackets is not an IPv6 address; give one such as [::1]:{(allowZero ? 0 : 5000)}, or a host name or IPv4 address without brackets.", "proxy");
+            }
+        }
+        else
+        {
+            var colon = text.LastIndexOf(':');
+            if (colon <= 0)
+            {
+                throw new UsageException($"{option} '{text}' is not HOST:PORT, such as {example}.", "proxy");
+            }
+
+            host = text[..colon];
+            portText = text[(colon + 1)..];
+            if (host.Contains(':', StringComparison.Ordinal))
+            {
+                throw new UsageException($"{option} '{text}' is not HOST:PORT: put an IPv6 address in brackets, such as [{host}]:{portText}.", "proxy");
+            }
+
+            if (Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            {
+                throw new UsageException($"{option} '{text}': '{host}' is not a host name or IP address; give HOST:PORT such as {example}.", "proxy");
+            }
         }
 
-        var portText = text[(colon + 1)..];
         if (!CommonOptions.IsPort(portText, allowZero))
         {
             throw new UsageException(CommonOptions.PortMessage($"{option} '{text}'", portText, allowZero), "proxy");
         }
 
-        return (text[..colon].Trim('[', ']'), int.Parse(portText, NumberStyles.None, CultureInfo.InvariantCulture));
+        return (host, int.Parse(portText, NumberStyles.None, CultureInfo.InvariantCulture));
     }
 }

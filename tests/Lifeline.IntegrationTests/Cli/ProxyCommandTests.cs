@@ -214,7 +214,14 @@ public sealed partial class ProxyCommandTests
     [Theory]
     [InlineData("--upstream", "127.0.0.1")]
     [InlineData("--upstream", "127.0.0.1:99999")]
+    [InlineData("--upstream", "[::1")] // accepted before: it connected every link to the host "[:" on port 1
+    [InlineData("--upstream", "[::1]")]
+    [InlineData("--upstream", "::1:5000")] // IPv6 without brackets: which colon starts the port?
+    [InlineData("--upstream", ":5000")]
+    [InlineData("--upstream", "[nohost]:5000")]
+    [InlineData("--upstream", "a b:5000")]
     [InlineData("--listen", "nowhere:80")]
+    [InlineData("--listen", "[::1:80")]
     [InlineData("--idle-cut-kind", "explode")]
     public async Task Proxy_BadOptions_ExitCode2(string option, string value)
     {
