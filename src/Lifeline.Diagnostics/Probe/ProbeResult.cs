@@ -20,10 +20,10 @@ public sealed class ProbeResult
     /// <summary>Where and why the connection could not be opened; null when it opened.</summary>
     public ConnectionFailure? Failure { get; internal init; }
 
-    /// <summary>The addresses the host name resolved to (empty when the connection failed).</summary>
+    /// <summary>The addresses the host name resolved to (an IP address: itself); empty only when it did not resolve.</summary>
     public IReadOnlyList<IPAddress> Addresses { get; internal init; } = [];
 
-    /// <summary>The address and port actually connected to; null when the connection failed.</summary>
+    /// <summary>The address and port actually connected to; null when TCP did not connect (set when TLS or the upgrade failed).</summary>
     public IPEndPoint? RemoteEndPoint { get; internal init; }
 
     /// <summary>How long DNS took; null when no time was measured (no address found).</summary>

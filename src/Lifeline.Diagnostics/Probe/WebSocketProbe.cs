@@ -34,6 +34,8 @@ public static class WebSocketProbe
             return new ProbeResult(uri)
             {
                 Failure = failure,
+                Addresses = timings?.Addresses ?? [],
+                RemoteEndPoint = timings?.Remote,
                 DnsTime = timings?.Dns,
                 TcpTime = timings is null || failure!.Stage is ProbeStage.Dns or ProbeStage.Tcp ? null : timings.Tcp,
                 TlsTime = timings?.Tls,

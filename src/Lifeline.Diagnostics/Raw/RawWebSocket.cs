@@ -58,10 +58,12 @@ internal sealed class RawWebSocket : IAsyncDisposable
         var tcp = TimeSpan.Zero;
         TimeSpan? tls = null;
         Socket? socket = null;
+        IPAddress[] addresses = [];
+        IPEndPoint? remote = null;
         try
         {
             var started = time.GetTimestamp();
-            var addresses = IPAddress.TryParse(uri.IdnHost, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(uri.IdnHost, token).ConfigureAwait(false);
+            addresses = IPAddress.TryParse(uri.IdnHost, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(uri.IdnHost, token).ConfigureAwait(false);
             dns = time.GetElapsedTime(started);
             if (addresses.Length == 0)
             {
@@ -74,6 +76,12 @@ internal sealed class RawWebSocket : IAsyncDisposable
             var port = uri.Port > 0 ? uri.Port : uri.Scheme == "wss" ? 443 : 80;
             await socket.ConnectAsync(addresses, port, token).ConfigureAwait(false);
             tcp = time.GetElapsedTime(started);
+            remote = (IPEndPoint)socket.RemoteEndPoint!;
+            if (remote.Address.IsIPv4MappedToIPv6)
+            {
+                remote = new IPEndPoint(remote.Address.MapToIPv4(), remote.Port);
+            }
+
             Stream stream = new NetworkStream(socket, ownsSocket: false);
 
             if (uri.Scheme == "wss")
@@ -94,19 +102,13 @@ internal sealed class RawWebSocket : IAsyncDisposable
 
             stage = ProbeStage.Upgrade;
             started = time.GetTimestamp();
-            var remote = (IPEndPoint)socket.RemoteEndPoint!;
-            if (remote.Address.IsIPv4MappedToIPv6)
-            {
-                remote = new IPEndPoint(remote.Address.MapToIPv4(), remote.Port);
-            }
-
             var raw = new RawWebSocket(socket, stream, remote, addresses);
             var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
             await raw.WriteAsync(Encoding.ASCII.GetBytes(UpgradeRequest(uri, key, options)), token).ConfigureAwait(false);
             var head = await raw._reader.ReadHeadAsync(token).ConfigureAwait(false);
             var headersReadAt = time.GetTimestamp();
             raw.Response = await raw.ParseResponseAsync(head, time, token).ConfigureAwait(false);
-            var timings = new ConnectTimings(dns, tcp, tls, time.GetElapsedTime(started, headersReadAt));
+            var timings = new ConnectTimings(dns, tcp, tls, time.GetElapsedTime(started, headersReadAt)) { Addresses = addresses, Remote = remote };
             raw.Timings = timings;
             if (raw.Response.StatusCode != 101)
             {
@@ -139,7 +141,7 @@ internal sealed class RawWebSocket : IAsyncDisposable
         }
         catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or InvalidDataException)
         {
-            var partial = new ConnectTimings(dns, tcp, tls, TimeSpan.Zero);
+            var partial = new ConnectTimings(dns, tcp, tls, TimeSpan.Zero) { Addresses = addresses, Remote = remote };
             return (null, Describe(e, stage, uri, timeout.IsCancellationRequested, options.Timeout), partial);
         }
         finally

@@ -73,6 +73,20 @@ public sealed class WebSocketProbeTests
         Assert.Null(result.TcpTime);
         Assert.Null(result.UpgradeTime);
         Assert.Null(result.End);
+        Assert.Equal([IPAddress.Loopback], result.Addresses); // what it tried, though nothing answered
+        Assert.Null(result.RemoteEndPoint);
+    }
+
+    [Fact]
+    public async Task RunAsync_HostNameOnAClosedPort_ReportsTheAddressesItResolvedAndTried()
+    {
+        var port = TestServer.ClosedPort();
+
+        var result = await RunAsync(new ProbeOptions(new Uri($"ws://localhost:{port}/ws")));
+
+        Assert.Equal(ProbeStage.Tcp, result.Failure!.Stage);
+        Assert.NotEmpty(result.Addresses); // before, a failed probe reported none: which address was refused was lost
+        Assert.All(result.Addresses, a => Assert.True(IPAddress.IsLoopback(a), $"{a} is not a loopback address"));
     }
 
     [Fact]
@@ -88,6 +102,8 @@ public sealed class WebSocketProbeTests
         Assert.Same(result.Failure.Response, result.Response);
         Assert.NotNull(result.UpgradeTime);
         Assert.Null(result.SubProtocol);
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, server.Uri("/").Port), result.RemoteEndPoint); // the server that refused
+        Assert.Equal([IPAddress.Loopback], result.Addresses);
     }
 
     [Fact]
