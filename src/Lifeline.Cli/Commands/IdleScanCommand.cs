@@ -39,9 +39,11 @@ internal static class IdleScanCommand
             {
                 var what = failure.Stage == ProbeStage.Ping ? $"{uri} does not hold the connection" : $"cannot connect to {uri}";
                 await console.Error.WriteLineAsync($"error: {what}: {failure.Message}").ConfigureAwait(false);
-                if (failure.Stage == ProbeStage.Ping || scan.LongestSurvived is not null || scan.ShortestKilled is not null)
+                // What the connections opened before measured, or why none could be timed. With --json always: a script
+                // reading stdout gets one document, with the failure in it, whatever happened.
+                if (asJson || failure.Stage == ProbeStage.Ping || scan.LongestSurvived is not null || scan.ShortestKilled is not null)
                 {
-                    Render(console, scan, asJson); // what the connections opened before measured, or why none could be timed
+                    Render(console, scan, asJson);
                 }
 
                 return ExitCodes.Failure;

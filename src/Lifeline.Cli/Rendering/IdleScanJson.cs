@@ -106,6 +106,11 @@ internal sealed record IdleScanReport
             return $"cannot scan: {notHeld.Message}";
         }
 
+        if (scan.Failure is { } unreachable && scan.Connections == 0)
+        {
+            return $"cannot scan: no connection could be opened ({unreachable.Message}); check the URL, and that the server runs and accepts WebSockets there (lifeline probe URL shows each step)";
+        }
+
         if (scan.Failure is { } failure)
         {
             return string.Create(CultureInfo.InvariantCulture,

@@ -121,6 +121,27 @@ public sealed class IdleScanCommandTests
     }
 
     [Fact]
+    public async Task IdleScan_NothingListens_Json_StillPrintsOneDocumentWithTheFailure()
+    {
+        // Before, --json printed nothing at all when no connection opened: a script reading stdout got no document.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // a port nothing listens on
+
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{port}/ws", "--json", "--min", "1", "--max", "4"]);
+
+        Assert.Equal(1, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("error: cannot connect", cli.Error, StringComparison.Ordinal);
+        var result = JsonDocument.Parse(cli.Output).RootElement;
+        Assert.False(result.GetProperty("found").GetBoolean(), result.ToString());
+        Assert.Equal("tcp", result.GetProperty("failedStage").GetString());
+        Assert.Contains("connection refused", result.GetProperty("failure").GetString(), StringComparison.Ordinal);
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("idleTimeoutSeconds").ValueKind);
+        Assert.StartsWith("cannot scan: no connection could be opened", result.GetProperty("advice").GetString(), StringComparison.Ordinal); // not "run it again"
+    }
+
+    [Fact]
     public async Task IdleScan_ServerClosesEveryConnectionAtOnce_SaysSoAndExits1()
     {
         // The server is full: it accepts each upgrade and closes with 1013 at once. Before, the scan took that for an idle
