@@ -42,10 +42,20 @@ internal static class ProbeCommand
                 WatchDuration = CommonOptions.PositiveSeconds(result.GetValue(duration), "--duration", "probe", allowZero: true),
                 Pings = count,
             };
-            var probe = await WebSocketProbe.RunAsync(options, progress: null, cancellationToken).ConfigureAwait(false);
+            ProbeResult probe;
+            try
+            {
+                probe = await WebSocketProbe.RunAsync(options, progress: null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await console.Error.WriteLineAsync($"probe interrupted before the connection to {uri} opened: nothing measured").ConfigureAwait(false);
+                throw;
+            }
+
             var report = ProbeReport.From(probe);
             Render(console, report, result.GetValue(json));
-            return report.FailedStage is null ? ExitCodes.Success : ExitCodes.Failure;
+            return report.Interrupted ? ExitCodes.Interrupted : report.FailedStage is null ? ExitCodes.Success : ExitCodes.Failure;
         });
         return command;
     }
@@ -94,6 +104,11 @@ internal static class ProbeCommand
         if (report.PingsMs.Length > 0)
         {
             Row("  min/avg/max", string.Create(CultureInfo.InvariantCulture, $"{report.PingsMs.Min():0.###} / {report.PingsMs.Average():0.###} / {report.PingsMs.Max():0.###} ms, {report.PingsLost} lost"));
+        }
+
+        if (report.Interrupted)
+        {
+            Row("ended", "not watched to the end: interrupted (Ctrl-C); the probe closed the connection with 1000");
         }
 
         if (report.End is { } end)

@@ -41,6 +41,9 @@ internal sealed record ProbeReport
 
     public EndReport? End { get; init; }
 
+    /// <summary>Ctrl-C stopped the probe once the connection was open: the figures are what it measured until then.</summary>
+    public bool Interrupted { get; init; }
+
     public static double Ms(TimeSpan value) => Math.Round(value.TotalMilliseconds, 3);
 
     private static double? Ms(TimeSpan? value) => value is { } v ? Ms(v) : null;
@@ -64,6 +67,7 @@ internal sealed record ProbeReport
         Cause = result.Failure?.Message,
         BodyStart = result.Failure?.Response?.BodyStart,
         End = result.End is { } end ? EndReport.From(end, result.ClosedByProbe) : null,
+        Interrupted = result.Interrupted,
     };
 }
 

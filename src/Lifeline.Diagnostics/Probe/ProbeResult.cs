@@ -53,9 +53,16 @@ public sealed class ProbeResult
     /// <summary>How many pings got no pong within <see cref="ProbeOptions.PingTimeout"/>.</summary>
     public int PingsLost { get; internal init; }
 
-    /// <summary>How the connection ended; null when it never opened.</summary>
+    /// <summary>How the connection ended; null when it never opened or the probe was <see cref="Interrupted"/>.</summary>
     public ConnectionEnd? End { get; internal init; }
 
-    /// <summary>True when the connection was still open after <see cref="ProbeOptions.WatchDuration"/> and the probe closed it with 1000.</summary>
+    /// <summary>True when the connection was still open after <see cref="ProbeOptions.WatchDuration"/>, or when the probe was interrupted, and the probe closed it with 1000.</summary>
     public bool ClosedByProbe { get; internal init; }
+
+    /// <summary>
+    /// True when the caller's token stopped the probe after the connection opened: the timings and pings are what was
+    /// measured until then, <see cref="End"/> is null (how the connection would have ended is unknown), and the probe
+    /// closed the connection with 1000. Stopped before the connection opened, <see cref="WebSocketProbe.RunAsync"/> throws.
+    /// </summary>
+    public bool Interrupted { get; internal init; }
 }

@@ -12,9 +12,12 @@ public static class WebSocketProbe
     /// <summary>Runs one probe. Network failures are reported in <see cref="ProbeResult.Failure"/>, never thrown.</summary>
     /// <param name="options">What to probe and how; read once, at start.</param>
     /// <param name="progress">Told of each step as it completes; may be null.</param>
-    /// <param name="cancellationToken">Stops the probe.</param>
+    /// <param name="cancellationToken">
+    /// Stops the probe. Once the connection is open, the probe closes it and returns what it measured, marked
+    /// <see cref="ProbeResult.Interrupted"/>.
+    /// </param>
     /// <returns>What the probe found.</returns>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled, at any step.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the connection opened.</exception>
     public static async Task<ProbeResult> RunAsync(ProbeOptions options, IProgress<ProbeProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -56,35 +59,47 @@ public static class WebSocketProbe
         await using var session = new RawSession(socket, time);
         var samples = new List<TimeSpan>();
         var lost = 0;
-        for (var i = 0; i < pings && !session.Ended.IsCompleted; i++)
+        ConnectionEnd? end = null;
+        var interrupted = false;
+        try
         {
-            var rtt = await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false);
-            if (rtt is { } value)
+            for (var i = 0; i < pings && !session.Ended.IsCompleted; i++)
             {
-                samples.Add(value);
-            }
-            else
-            {
-                lost++;
+                var rtt = await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false);
+                if (rtt is { } value)
+                {
+                    samples.Add(value);
+                }
+                else
+                {
+                    lost++;
+                }
+
+                progress?.Report(new ProbeProgress(ProbeStage.Ping, rtt));
+                if (pingInterval > TimeSpan.Zero)
+                {
+                    await Task.Delay(pingInterval, time, cancellationToken).ConfigureAwait(false);
+                }
             }
 
-            progress?.Report(new ProbeProgress(ProbeStage.Ping, rtt));
-            if (pingInterval > TimeSpan.Zero)
+            progress?.Report(new ProbeProgress(ProbeStage.Watch, null));
+            end = await session.ObserveAsync(watch, cancellationToken).ConfigureAwait(false);
+            if (end is null && watch > TimeSpan.Zero)
             {
-                await Task.Delay(pingInterval, time, cancellationToken).ConfigureAwait(false);
+                // Nothing arrived during the watch, which a link that was dropped silently (a load balancer's idle cut) looks
+                // like too: only an answer to a ping tells "still open" from "silently dead".
+                if (await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false) is null)
+                {
+                    end = session.MarkSilent(); // or the visible end the ping provoked, if one came
+                }
             }
         }
-
-        progress?.Report(new ProbeProgress(ProbeStage.Watch, null));
-        var end = await session.ObserveAsync(watch, cancellationToken).ConfigureAwait(false);
-        if (end is null && watch > TimeSpan.Zero)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Nothing arrived during the watch, which a link that was dropped silently (a load balancer's idle cut) looks
-            // like too: only an answer to a ping tells "still open" from "silently dead".
-            if (await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false) is null)
-            {
-                end = session.MarkSilent(); // or the visible end the ping provoked, if one came
-            }
+            // Stopped by the caller once the connection was open: what was measured so far is still the answer, marked
+            // interrupted; how the connection would have ended is not known.
+            interrupted = true;
+            end = null;
         }
 
         var closedByProbe = end is null;
@@ -92,7 +107,7 @@ public static class WebSocketProbe
         {
             using var closeBound = new CancellationTokenSource(pingTimeout, time); // a peer that reads nothing must not hold the probe
             await session.CloseAsync(1000, closeBound.Token).ConfigureAwait(false);
-            end = new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
+            end = interrupted ? null : new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
         }
 
         return new ProbeResult(uri)
@@ -108,6 +123,7 @@ public static class WebSocketProbe
             PingsLost = lost,
             End = end,
             ClosedByProbe = closedByProbe,
+            Interrupted = interrupted,
         };
     }
 }

@@ -59,6 +59,50 @@ public sealed class WebSocketProbeTests
     }
 
     [Fact]
+    public async Task RunAsync_CancelledWhileWatching_ReturnsWhatItMeasured_MarkedInterrupted()
+    {
+        // Before, a cancelled probe threw away its timings and pings (the CLI printed nothing on Ctrl-C).
+        await using var server = await TestServer.StartAsync();
+        using var stop = new CancellationTokenSource();
+        var progress = new CallbackProgress(p =>
+        {
+            if (p.Stage == ProbeStage.Watch)
+            {
+                stop.Cancel(); // the connection is open and pinged: the watch would last a minute
+            }
+        });
+
+        var result = await WebSocketProbe.RunAsync(
+            new ProbeOptions(server.Uri("/ws")) { Pings = 2, WatchDuration = TimeSpan.FromMinutes(1) }, progress, stop.Token).WaitAsync(Bound);
+
+        Assert.True(result.Interrupted);
+        Assert.True(result.Succeeded);
+        Assert.Equal(101, result.Response!.StatusCode);
+        Assert.Equal(2, result.PingRoundTrips.Count);
+        Assert.Null(result.End); // how it would have ended is unknown
+        Assert.True(result.ClosedByProbe); // closed with 1000, not left open
+    }
+
+    [Fact]
+    public async Task RunAsync_CancelledBeforeTheConnectionOpened_Throws()
+    {
+        using var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0); // takes TCP, never answers the upgrade
+        silent.Start();
+        using var stop = new CancellationTokenSource();
+        var probe = WebSocketProbe.RunAsync(new ProbeOptions(new Uri($"ws://127.0.0.1:{((IPEndPoint)silent.LocalEndpoint).Port}/ws")) { ConnectTimeout = TimeSpan.FromMinutes(1) }, null, stop.Token);
+        using var accepted = await silent.AcceptTcpClientAsync().WaitAsync(Bound);
+
+        await stop.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => probe.WaitAsync(Bound));
+    }
+
+    private sealed class CallbackProgress(Action<ProbeProgress> report) : IProgress<ProbeProgress>
+    {
+        public void Report(ProbeProgress value) => report(value);
+    }
+
+    [Fact]
     public async Task RunAsync_ClosedPort_FailsAtTcpWithConnectionRefused()
     {
         var port = TestServer.ClosedPort();

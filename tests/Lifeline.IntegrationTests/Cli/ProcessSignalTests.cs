@@ -194,6 +194,36 @@ public sealed partial class ProcessSignalTests
         Assert.Equal(expected, await tool.Exit.WaitAsync(Bound));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Probe_InterruptedWhileWatching_PrintsWhatItMeasuredAndExits130(bool json)
+    {
+        // Before, Ctrl-C during the watch printed nothing at all: the timings and pings already taken were lost.
+        await using var server = await TestWebSocketServer.StartAsync();
+        string[] args = ["probe", server.Uri("/silent").ToString(), "--pings", "2", "--duration", "600", .. json ? new[] { "--json" } : []];
+        await using var tool = ToolProcess.Start(args);
+        await Wait.UntilAsync(() => server.AcceptedCount > 0, Bound, "the probe's connection"); // pinging or watching: both are after the upgrade
+
+        tool.Signal(ToolProcess.SIGINT);
+
+        Assert.Equal(ExitCodes.Interrupted, await tool.Exit.WaitAsync(Bound));
+        if (json)
+        {
+            var result = JsonDocument.Parse(tool.Output).RootElement;
+            Assert.True(result.GetProperty("interrupted").GetBoolean());
+            Assert.Equal(101, result.GetProperty("status").GetInt32());
+            Assert.Equal(JsonValueKind.Null, result.GetProperty("end").ValueKind);
+        }
+        else
+        {
+            Assert.Matches(@"status\s+101", tool.Output);
+            Assert.Contains("interrupted (Ctrl-C)", tool.Output, StringComparison.Ordinal);
+        }
+
+        await Wait.UntilAsync(() => server.ClosesReceived.Any(c => c.Status == System.Net.WebSockets.WebSocketCloseStatus.NormalClosure), Bound, "the probe's Close frame (1000)");
+    }
+
     [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ProxyPort();
 
