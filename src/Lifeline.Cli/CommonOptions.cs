@@ -13,17 +13,35 @@ internal static partial class CommonOptions
     public static readonly string[] Languages = ["en", "fr"];
     public static readonly string[] Formats = ["text", "markdown", "json"];
 
-    public static Option<string> Language() => new Option<string>("--lang")
+    public static Option<string> Language() => OneOf(new Option<string>("--lang")
     {
         Description = "Language of the texts: en or fr.",
         DefaultValueFactory = _ => "en",
-    }.AcceptOnlyFromAmong(Languages);
+    }, Languages);
 
-    public static Option<string> Format() => new Option<string>("--format", "-f")
+    public static Option<string> Format() => OneOf(new Option<string>("--format", "-f")
     {
         Description = "Output format: text, markdown or json.",
         DefaultValueFactory = _ => "text",
-    }.AcceptOnlyFromAmong(Formats);
+    }, Formats);
+
+    /// <summary>
+    /// Accepts only <paramref name="values"/>, with a one-line error that names the option and its values (the
+    /// parser's own, from AcceptOnlyFromAmong, runs over several lines with tabs).
+    /// </summary>
+    private static Option<string> OneOf(Option<string> option, string[] values)
+    {
+        var allowed = values.Length == 1 ? values[0] : $"{string.Join(", ", values[..^1])} or {values[^1]}";
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string>() is { } value && !values.Contains(value, StringComparer.Ordinal))
+            {
+                result.AddError($"{option.Name} must be {allowed}, not '{value}'.");
+            }
+        });
+        option.CompletionSources.Add(values);
+        return option;
+    }
 
     public static Option<bool> Json(string description) => new("--json", "-j") { Description = description };
 

@@ -77,6 +77,19 @@ public class CatalogCommandsTests
         Assert.Empty(run.Output);
     }
 
+    [Theory]
+    [InlineData("--format", "xml", "error: --format must be text, markdown or json, not 'xml'.")]
+    [InlineData("--lang", "de", "error: --lang must be en or fr, not 'de'.")]
+    public async Task UnknownChoice_OneLineNamingTheOptionAndItsValues(string option, string value, string expected)
+    {
+        // Before, System.CommandLine's own message ran over four lines with tabs ("Argument 'xml' not recognized. Must be one of:").
+        var run = await CliRun.RunAsync("explain", "1006", option, value);
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Equal(expected, run.Error.Split('\n')[0].TrimEnd('\r'));
+        Assert.StartsWith("usage:", run.Error.Split('\n')[1], StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Explain_OutOfRangeNumber_SaysWhatAValidCodeIs()
     {
