@@ -28,6 +28,12 @@ internal static class ServeCommand
             options.DrainTimeout = CommonOptions.Seconds(result.GetValue(drainTimeout), "--drain-timeout", "serve");
             options.RestartHintMin = CommonOptions.Seconds(result.GetValue(hintMin), "--hint-min", "serve", allowZero: true);
             options.RestartHintMax = CommonOptions.Seconds(result.GetValue(hintMax), "--hint-max", "serve");
+            if (options.RestartHintMin > options.RestartHintMax)
+            {
+                throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                    $"--hint-min ({result.GetValue(hintMin)} s) must not be above --hint-max ({result.GetValue(hintMax)} s); the restart hints are spread between the two."), "serve");
+            }
+
             options.MaxConnections = (int?)result.GetValue(maxConnections);
             if (result.GetValue(maxMessageSize) is { } size)
             {

@@ -92,6 +92,17 @@ public sealed partial class ProcessBadInputTests
         AssertNoCrash(error);
     }
 
+    [Fact]
+    public async Task Serve_HintMinAboveHintMax_NamesTheOptions_Exit2()
+    {
+        // Before, the message named the server's properties: "RestartHintMin (00:00:05) must not exceed RestartHintMax (00:00:02)".
+        var (exit, _, error) = await ToolProcess.RunAsync("serve", "--urls", "http://127.0.0.1:0", "--hint-min", "5", "--hint-max", "2");
+
+        Assert.Equal(ExitCodes.Usage, exit);
+        Assert.StartsWith("error: --hint-min (5 s) must not be above --hint-max (2 s);", error, StringComparison.Ordinal);
+        AssertNoCrash(error);
+    }
+
     public static TheoryData<string[], string> BadHeaderParts => new()
     {
         // A line break in --origin was written into the probe's upgrade request as a header of its own.
