@@ -32,11 +32,12 @@ internal sealed class ClientSession(SessionId id, ResumeToken token, ReplayBuffe
     /// The client ended this session (<see cref="LifelineClient"/>'s EndSession): what the server sends on its socket from
     /// now on is not delivered (5.7), since the client tells the server, or told it, what it last received.
     /// </summary>
-    public bool IsEnded => Volatile.Read(ref _ended);
+    public bool IsEnded => Volatile.Read(ref _ended) != 0;
 
-    private bool _ended;
+    private int _ended;
 
-    public void MarkEnded() => Volatile.Write(ref _ended, true);
+    /// <summary>Marks the session ended; true for the one call that ended it (that caller reports the end, no other).</summary>
+    public bool MarkEnded() => Interlocked.Exchange(ref _ended, 1) == 0;
 }
 
 /// <summary>The outcome of a session handshake on one socket.</summary>
@@ -247,12 +248,21 @@ public sealed partial class LifelineClient
     /// Work out what the server did not confirm from the returned end, not from the buffer before: a send still numbering a
     /// message up to the buffer's end is in it, and one after it never gets a number (it waits for the next session).
     /// </remarks>
-    private ReplayBufferEnd EndSession(ClientSession session, SessionLostReason reason)
+    private ReplayBufferEnd EndSession(ClientSession session, SessionLostReason reason) => EndSession(session, reason, out _);
+
+    /// <param name="session">The session to end.</param>
+    /// <param name="reason">Why, if this call is the one that ends it.</param>
+    /// <param name="first">
+    /// Whether this call ended it. The receive loop (a server's SessionLost) and the queue's writer (its append found the
+    /// buffer ended) can both end the same session at once: only the first reports it, or the application would get
+    /// two SessionLost events for one session, with different unconfirmed ranges.
+    /// </param>
+    private ReplayBufferEnd EndSession(ClientSession session, SessionLostReason reason, out bool first)
     {
-        session.MarkEnded(); // first: a receive loop that still holds the session must stop delivering for it
+        first = session.MarkEnded(); // first: a receive loop that still holds the session must stop delivering for it
         session.Inbound.End(); // a frame a reader took just before is counted in the SessionLost's "last received", or not delivered
         Interlocked.CompareExchange(ref _session, null, session);
-        var end = session.Replay.EndSession(reason);
+        var end = session.Replay.EndSession(reason); // the first end's, for every caller
         session.Replay.Dispose();
         return end;
     }
@@ -333,8 +343,12 @@ public sealed partial class LifelineClient
 
             case SessionFrameType.SessionLost:
                 var report = header.SessionLost;
-                var unconfirmed = UnconfirmedToServer(EndSession(session, report.Reason), report.LastReceived);
-                ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
+                var unconfirmed = UnconfirmedToServer(EndSession(session, report.Reason, out var first), report.LastReceived);
+                if (first)
+                {
+                    ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
+                }
+
                 // A new session starts with the next connection (its Hello is a new-session Hello).
                 socket.Abort();
                 return Ended(CloseCode.AbnormalClosure, CloseInitiator.Client, null, CloseCause.SessionInterrupted, "the server ended the session; starting a new one");
@@ -432,14 +446,20 @@ public sealed partial class LifelineClient
             SendLock.Release();
             message.Acknowledged = acknowledged;
             var end = session.Replay.End!.Value;
-            EndSession(session, end.Reason);
+            EndSession(session, end.Reason, out var first);
             if (AfterWriterEndedSessionForTest is { } pause)
             {
                 await pause().ConfigureAwait(false);
             }
 
-            await TrySendAsync(socket, w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(end.Reason, session.Inbound.LastDelivered, end.Unacknowledged))).ConfigureAwait(false);
-            ReportSessionLost(new SessionLostEventArgs(session.Id, end.Reason, false, false, 0, SequenceRange.Empty, end.Unacknowledged, _time.GetUtcNow()));
+            if (first)
+            {
+                // The buffer ended itself (full, in mode EndSession): the server learns it from us. Otherwise the receive
+                // loop ended the session (the server's SessionLost) and reported it.
+                await TrySendAsync(socket, w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(end.Reason, session.Inbound.LastDelivered, end.Unacknowledged))).ConfigureAwait(false);
+                ReportSessionLost(new SessionLostEventArgs(session.Id, end.Reason, false, false, 0, SequenceRange.Empty, end.Unacknowledged, _time.GetUtcNow()));
+            }
+
             await CloseForNewSessionAsync(socket).ConfigureAwait(false);
             return false;
         }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
 using Lifeline.Client;
@@ -99,6 +100,45 @@ public sealed class SessionSendLimitTests
         Assert.Equal(SessionLostReason.BufferFull, (await lost.Task.WaitAsync(TimeSpan.FromSeconds(30))).Reason);
         await Wait.UntilAsync(() => client.State == LifelineClientState.Connected && client.SessionId is { } id && id != first, TimeSpan.FromSeconds(30));
         Assert.NotEqual(CloseCode.ProtocolError.Value, client.LastClose?.Code.Value);
+    }
+
+    [Fact]
+    public async Task ServerEndsTheSession_WhileTheQueuesWriterWaitsForRoom_OneSessionLostReport()
+    {
+        // The client's replay buffer is full (the server never reads, so never acknowledges), and the queue's writer waits
+        // for room for a third message, holding the session. The server then ends the session: its own replay buffer
+        // fills, since the client's application reads nothing and the client holds back its acks. The receive loop ends
+        // the session and reports it; the writer, woken by that end, must not report it again (two events with different
+        // unconfirmed ranges: an application resending those would send some twice). In this order the writer finds the
+        // buffer disposed; only an append between the receive loop's two steps found it ended and reported it too, a
+        // window no test can hold open, closed by construction (ClientSession.MarkEnded: the first to end it reports).
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o =>
+        {
+            o.Replay.MaxMessages = 3;
+            o.Replay.FullMode = ReplayBufferFullMode.EndSession;
+        });
+        var options = SessionResumeTests.SessionClient(host.Uri("/gated-push"));
+        options.Session!.Replay.MaxMessages = 2;
+        options.ReceiveCapacity = 1;
+        await using var client = new LifelineClient(options);
+        var reports = new ConcurrentQueue<SessionLostEventArgs>();
+        client.SessionLost += (_, e) => reports.Enqueue(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var first = client.SessionId;
+
+        await client.SendAsync(new byte[] { 1 }).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        await client.SendAsync(new byte[] { 2 }).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        using var token = new CancellationTokenSource(); // a send with a token goes through the queue's writer
+        await client.SendAsync(new byte[] { 3 }, WebSocketMessageType.Binary, token.Token).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => client.Statistics is { MessagesSent: 2, QueuedMessages: 0 }, TimeSpan.FromSeconds(30), "the writer waiting for room for the third message");
+        log.Gate.TrySetResult();
+
+        await Wait.UntilAsync(() => client.SessionCounts.Started == 2 && client.State == LifelineClientState.Connected, TimeSpan.FromSeconds(30), "a new session");
+        await Wait.UntilAsync(() => !reports.IsEmpty, TimeSpan.FromSeconds(30), "the SessionLost event");
+        Assert.Equal(1, client.SessionCounts.Lost);
+        Assert.Single(reports, r => r.SessionId == first);
+        Assert.True(reports.Single().LostByServer);
     }
 
     [Fact]

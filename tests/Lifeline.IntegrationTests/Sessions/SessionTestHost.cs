@@ -104,6 +104,23 @@ internal sealed class SessionTestHost : IAsyncDisposable
                 }
             }
         });
+        app.MapLifelineSession("/gated-push", async (session, ct) =>
+        {
+            // Like /push, once the gate opens.
+            await log.Gate.Task.WaitAsync(ct);
+            for (var n = 1; !ct.IsCancellationRequested; n++)
+            {
+                try
+                {
+                    await session.SendAsync(Number(n), WebSocketMessageType.Binary, ct);
+                    await Task.Delay(20, ct);
+                }
+                catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+                {
+                    return;
+                }
+            }
+        });
         app.MapLifelineSession("/hold", async (session, ct) =>
         {
             // Member of group "held": reads one message and works on it until the gate opens, then reads on.
