@@ -133,6 +133,18 @@ public sealed partial class LifelineConnection
         return false;
     }
 
+    /// <summary>Whether a sender waits for room in the full outbound buffer now.</summary>
+    internal bool HasSendersWaitingForRoom
+    {
+        get
+        {
+            lock (_outgoingLock)
+            {
+                return _room is not null && _closeRequest is null;
+            }
+        }
+    }
+
     /// <summary>Queues a broadcast without ever waiting: false when the connection is closing or just fell behind.</summary>
     internal bool TryQueueBroadcast(ReadOnlyMemory<byte> data, WebSocketMessageType type)
     {
@@ -159,7 +171,8 @@ public sealed partial class LifelineConnection
         await WriterDone().ConfigureAwait(false);
     }
 
-    private void CloseSlowConsumer(string detail)
+    /// <summary>Closes the connection with 4008 as a slow consumer; <paramref name="detail"/> says why, in the log.</summary>
+    internal void CloseSlowConsumer(string detail)
     {
         lock (_outgoingLock)
         {

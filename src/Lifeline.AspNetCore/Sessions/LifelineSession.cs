@@ -550,7 +550,15 @@ public sealed class LifelineSession
                 }
             }
 
-            await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (roomDeadline.CanBeCanceled)
+            {
+                await EnterSendLockForGroupAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             if (Replay.HasRoomFor(length))
             {
                 return; // room only grows while the lock is held (appends take it), so the append will not wait
@@ -559,6 +567,32 @@ public sealed class LifelineSession
             _sendLock.Release();
         }
     }
+
+    /// <summary>
+    /// A group send or broadcast takes the send lock without waiting on one member's socket. A send of the session's own
+    /// (its handler's) can hold the lock while it waits for room in the socket's full outbound buffer, up to SendTimeout:
+    /// then the socket is closed as a slow consumer (4008), as when a group send finds the buffer full itself. That send
+    /// ends at once (its message stays in the replay buffer), and so does the wait here. Looked at again every
+    /// <see cref="GroupLockLookInterval"/>: the holder may start waiting for room after the first look.
+    /// </summary>
+    private async ValueTask EnterSendLockForGroupAsync(CancellationToken cancellationToken)
+    {
+        if (_sendLock.Wait(0, CancellationToken.None))
+        {
+            return;
+        }
+
+        do
+        {
+            if (Volatile.Read(ref _carrier) is { } carrier && carrier.Connection.HasSendersWaitingForRoom)
+            {
+                carrier.Connection.CloseSlowConsumer("a group send found a send of the session's own waiting for room in the full outbound buffer");
+            }
+        }
+        while (!await _sendLock.WaitAsync(GroupLockLookInterval, cancellationToken).ConfigureAwait(false));
+    }
+
+    private static readonly TimeSpan GroupLockLookInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>The session's metadata for the shared store: token hash, user, groups and state (messages and cursors are in its log).</summary>
     internal SessionSnapshot MetadataSnapshot(DateTimeOffset now, TimeSpan window) => new()

@@ -377,8 +377,35 @@ public sealed class SessionSendLimitTests
         }
     }
 
+    [Fact]
+    public async Task GroupSend_AMembersOwnSendIsStuckOnItsFullSocket_TheGroupSendDoesNotWaitForIt()
+    {
+        // The stalled member's handler sends on its own and is stuck waiting for room in the full outbound buffer, holding
+        // the session's send lock (up to SendTimeout, 60 s here). Before, a group send waited for that lock as long: one
+        // member's socket held up the sender. Now the group send closes that socket as a slow consumer (4008), as when it
+        // finds the buffer full itself; the stuck send ends, and the group's message waits in the replay buffer.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
+            server: o =>
+            {
+                o.SendBufferBytes = 256 * 1024;
+                o.SendTimeout = TimeSpan.FromSeconds(60);
+            });
+        using var stalled = await ConnectStalledMemberWithATinyWindowAsync(host, withSession: true, "/group-pusher");
+        await Wait.UntilAsync(() => host.Sessions.Sessions.Count == 1 && host.Sessions.Sessions.All(s => s.Groups.Contains("g")), what: "the stalled member in the group");
+        var stalledSession = host.Sessions.Sessions.Single();
+        var stalledConnection = stalledSession.Connection!;
+        await Wait.UntilAsync(() => stalledConnection.HasSendersWaitingForRoom, TimeSpan.FromSeconds(30), "the handler's own send stuck on the full outbound buffer");
+
+        var sent = await host.Sessions.SendToGroupAsync("g", SessionTestHost.Number(1)).WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(1, sent);
+        Assert.Equal(4008, stalledConnection.ClosedWith?.Value);
+        Assert.False(stalledSession.IsEnded); // detached, waiting for its resume with every message it missed
+    }
+
     /// <summary>A member of group "g" with a tiny TCP receive window that completes the session's handshake (or none, in plain mode) and then reads nothing.</summary>
-    private static async Task<ClientWebSocket> ConnectStalledMemberWithATinyWindowAsync(SessionTestHost host, bool withSession)
+    private static async Task<ClientWebSocket> ConnectStalledMemberWithATinyWindowAsync(SessionTestHost host, bool withSession, string path = "/group")
     {
         var stalled = new ClientWebSocket();
         stalled.Options.KeepAliveInterval = TimeSpan.Zero;
@@ -398,7 +425,7 @@ public sealed class SessionSendLimitTests
         };
         using var invoker = new System.Net.Http.HttpMessageInvoker(handler, disposeHandler: false);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        await stalled.ConnectAsync(host.Uri("/group"), invoker, timeout.Token);
+        await stalled.ConnectAsync(host.Uri(path), invoker, timeout.Token);
         if (withSession)
         {
             await StartSessionAsync(stalled);

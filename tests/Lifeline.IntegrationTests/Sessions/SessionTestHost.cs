@@ -121,6 +121,25 @@ internal sealed class SessionTestHost : IAsyncDisposable
                 }
             }
         });
+        app.MapLifelineSession("/group-pusher", async (session, ct) =>
+        {
+            // Member of group "g" whose handler sends 32 KiB messages of its own until its session can send no more.
+            session.JoinGroup("g");
+            var payload = new byte[32 * 1024];
+            try
+            {
+                while (!ct.IsCancellationRequested)
+                {
+                    await session.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+            {
+                // The session ended or was closed under the send.
+            }
+
+            await Task.Delay(Timeout.Infinite, ct);
+        });
         app.MapLifelineSession("/hold", async (session, ct) =>
         {
             // Member of group "held": reads one message and works on it until the gate opens, then reads on.
