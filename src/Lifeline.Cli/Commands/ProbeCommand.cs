@@ -108,7 +108,7 @@ internal static class ProbeCommand
 
         if (report.Interrupted)
         {
-            Row("ended", "not watched to the end: interrupted (Ctrl-C); the probe closed the connection with 1000");
+            Row("ended", "not watched to the end: interrupted; the probe closed the connection with 1000");
         }
 
         if (report.End is { } end)

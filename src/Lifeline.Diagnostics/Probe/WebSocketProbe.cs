@@ -66,6 +66,7 @@ public static class WebSocketProbe
             for (var i = 0; i < pings && !session.Ended.IsCompleted; i++)
             {
                 var rtt = await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested(); // a ping the caller stopped is not a lost one
                 if (rtt is { } value)
                 {
                     samples.Add(value);
@@ -88,7 +89,9 @@ public static class WebSocketProbe
             {
                 // Nothing arrived during the watch, which a link that was dropped silently (a load balancer's idle cut) looks
                 // like too: only an answer to a ping tells "still open" from "silently dead".
-                if (await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false) is null)
+                var answered = await session.PingAsync(pingTimeout, cancellationToken).ConfigureAwait(false) is not null;
+                cancellationToken.ThrowIfCancellationRequested(); // stopped, the ping tells nothing: not a silent drop
+                if (!answered)
                 {
                     end = session.MarkSilent(); // or the visible end the ping provoked, if one came
                 }
@@ -97,9 +100,10 @@ public static class WebSocketProbe
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Stopped by the caller once the connection was open: what was measured so far is still the answer, marked
-            // interrupted; how the connection would have ended is not known.
-            interrupted = true;
-            end = null;
+            // interrupted, as how the connection would have ended is not known; unless it ended already (the server
+            // closed between two pings), which is the answer then.
+            end = session.Ended.IsCompletedSuccessfully ? session.Ended.Result : null;
+            interrupted = end is null;
         }
 
         var closedByProbe = end is null;

@@ -84,6 +84,30 @@ public sealed class WebSocketProbeTests
     }
 
     [Fact]
+    public async Task RunAsync_CancelledDuringAPing_ThePingIsNotCountedLost()
+    {
+        // Before, the ping's wait swallowed the caller's cancellation and came back as "no pong": a ping lost that was
+        // never lost (and after the watch, a silent drop that never happened).
+        using var server = RawServer.Start([]); // answers the upgrade, then never a ping
+        using var stop = new CancellationTokenSource();
+        var progress = new CallbackProgress(p =>
+        {
+            if (p.Stage == ProbeStage.Upgrade)
+            {
+                stop.Cancel(); // the first ping then waits on a cancelled token
+            }
+        });
+
+        var result = await WebSocketProbe.RunAsync(
+            new ProbeOptions(server.Uri) { Pings = 3, PingTimeout = TimeSpan.FromMinutes(1), WatchDuration = TimeSpan.FromMinutes(1) }, progress, stop.Token).WaitAsync(Bound);
+
+        Assert.True(result.Interrupted);
+        Assert.Equal(0, result.PingsLost);
+        Assert.Empty(result.PingRoundTrips);
+        Assert.Null(result.End);
+    }
+
+    [Fact]
     public async Task RunAsync_CancelledBeforeTheConnectionOpened_Throws()
     {
         using var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0); // takes TCP, never answers the upgrade

@@ -197,13 +197,14 @@ public sealed partial class ProcessSignalTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Probe_InterruptedWhileWatching_PrintsWhatItMeasuredAndExits130(bool json)
+    public async Task Probe_InterruptedAfterTheUpgrade_PrintsWhatItMeasuredAndExits130(bool json)
     {
-        // Before, Ctrl-C during the watch printed nothing at all: the timings and pings already taken were lost.
-        await using var server = await TestWebSocketServer.StartAsync();
-        string[] args = ["probe", server.Uri("/silent").ToString(), "--pings", "2", "--duration", "600", .. json ? new[] { "--json" } : []];
+        // Before, Ctrl-C once the connection was open printed nothing at all: the timings already taken were lost. The
+        // server answers the upgrade and never a ping, so the probe is waiting for a pong, or watching, when stopped.
+        await using var server = RawFrameServer.Start();
+        string[] args = ["probe", server.Uri.ToString(), "--pings", "2", "--duration", "600", .. json ? new[] { "--json" } : []];
         await using var tool = ToolProcess.Start(args);
-        await Wait.UntilAsync(() => server.AcceptedCount > 0, Bound, "the probe's connection"); // pinging or watching: both are after the upgrade
+        await server.ClientSpoke.WaitAsync(Bound); // its first ping: it read the 101
 
         tool.Signal(ToolProcess.SIGINT);
 
@@ -218,10 +219,18 @@ public sealed partial class ProcessSignalTests
         else
         {
             Assert.Matches(@"status\s+101", tool.Output);
-            Assert.Contains("interrupted (Ctrl-C)", tool.Output, StringComparison.Ordinal);
+            Assert.Contains("not watched to the end: interrupted", tool.Output, StringComparison.Ordinal);
         }
 
-        await Wait.UntilAsync(() => server.ClosesReceived.Any(c => c.Status == System.Net.WebSockets.WebSocketCloseStatus.NormalClosure), Bound, "the probe's Close frame (1000)");
+        // The probe closed the connection with a Close frame (masked, code 1000): the last 8 bytes it sent.
+        await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count > 0; } }, Bound, "the probe's connection to end");
+        byte[] sent;
+        lock (server.Received)
+        {
+            sent = server.Received[0];
+        }
+
+        Assert.True(sent.Length >= 8 && sent[^8] == 0x88, "the probe's last frame is not a Close frame");
     }
 
     [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]

@@ -18,6 +18,7 @@ internal sealed class RawFrameServer : IAsyncDisposable
     private readonly Task _loop;
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _clientSpoke = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private RawFrameServer(byte[] frames, bool held = false)
     {
@@ -46,6 +47,9 @@ internal sealed class RawFrameServer : IAsyncDisposable
 
     /// <summary>Completes once the frames were written to the first connection (handed to the kernel).</summary>
     public Task Written => _written.Task;
+
+    /// <summary>Completes once a client sent something after the upgrade: it read the 101, and the WebSocket is open on its side.</summary>
+    public Task ClientSpoke => _clientSpoke.Task;
 
     /// <summary>An unmasked server frame: FIN set, the given RSV bits and opcode, a short payload.</summary>
     public static byte[] Frame(byte opcode, byte[] payload, byte rsv = 0)
@@ -111,6 +115,7 @@ internal sealed class RawFrameServer : IAsyncDisposable
                 while ((read = await stream.ReadAsync(buffer, bound.Token)) > 0)
                 {
                     received.Write(buffer, 0, read);
+                    _clientSpoke.TrySetResult();
                 }
             }
             catch (Exception e) when (e is IOException or OperationCanceledException)
