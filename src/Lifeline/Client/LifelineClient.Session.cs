@@ -263,9 +263,13 @@ public sealed partial class LifelineClient
         session.Inbound.End(); // a frame a reader took just before is counted in the SessionLost's "last received", or not delivered
         Interlocked.CompareExchange(ref _session, null, session);
         var end = session.Replay.EndSession(reason); // the first end's, for every caller
+        InsideEndSessionForTest?.Invoke();
         session.Replay.Dispose();
         return end;
     }
+
+    /// <summary>Tests: runs in EndSession between the replay buffer's end and its disposal (an append then finds it ended).</summary>
+    internal Action? InsideEndSessionForTest { get; set; }
 
     private void ReportSessionLost(SessionLostEventArgs args)
     {

@@ -109,9 +109,8 @@ public sealed class SessionSendLimitTests
         // for room for a third message, holding the session. The server then ends the session: its own replay buffer
         // fills, since the client's application reads nothing and the client holds back its acks. The receive loop ends
         // the session and reports it; the writer, woken by that end, must not report it again (two events with different
-        // unconfirmed ranges: an application resending those would send some twice). In this order the writer finds the
-        // buffer disposed; only an append between the receive loop's two steps found it ended and reported it too, a
-        // window no test can hold open, closed by construction (ClientSession.MarkEnded: the first to end it reports).
+        // unconfirmed ranges: an application resending those would send some twice). Before, when the writer's append
+        // fell between the receive loop's end of the replay buffer and its disposal (held open here), it reported too.
         var log = new NumberedServerLog();
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o =>
         {
@@ -132,8 +131,23 @@ public sealed class SessionSendLimitTests
         using var token = new CancellationTokenSource(); // a send with a token goes through the queue's writer
         await client.SendAsync(new byte[] { 3 }, WebSocketMessageType.Binary, token.Token).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
         await Wait.UntilAsync(() => client.Statistics is { MessagesSent: 2, QueuedMessages: 0 }, TimeSpan.FromSeconds(30), "the writer waiting for room for the third message");
+        // The receive loop's end of the session waits, between the buffer's end and its disposal, until the writer (woken
+        // by that end) has found the buffer ended and ended the session in turn.
+        using var writerEnded = new ManualResetEventSlim();
+        client.InsideEndSessionForTest = () =>
+        {
+            client.InsideEndSessionForTest = null;
+            writerEnded.Wait(TimeSpan.FromSeconds(20));
+        };
+        client.AfterWriterEndedSessionForTest = () =>
+        {
+            client.AfterWriterEndedSessionForTest = null;
+            writerEnded.Set();
+            return Task.CompletedTask;
+        };
         log.Gate.TrySetResult();
 
+        await Wait.UntilAsync(() => writerEnded.IsSet, TimeSpan.FromSeconds(30), "the writer to end the session the receive loop was ending");
         await Wait.UntilAsync(() => client.SessionCounts.Started == 2 && client.State == LifelineClientState.Connected, TimeSpan.FromSeconds(30), "a new session");
         await Wait.UntilAsync(() => !reports.IsEmpty, TimeSpan.FromSeconds(30), "the SessionLost event");
         Assert.Equal(1, client.SessionCounts.Lost);
