@@ -289,6 +289,11 @@ internal static class ProxyCommand
             }
         }
 
+        if (portText.Length == 0)
+        {
+            throw new UsageException($"{option} '{text}' has no port after the colon; give HOST:PORT such as {example}.", "proxy");
+        }
+
         if (!CommonOptions.IsPort(portText, allowZero))
         {
             throw new UsageException(CommonOptions.PortMessage($"{option} '{text}'", portText, allowZero), "proxy");

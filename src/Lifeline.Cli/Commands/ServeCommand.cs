@@ -30,8 +30,9 @@ internal static class ServeCommand
             options.RestartHintMax = CommonOptions.Seconds(result.GetValue(hintMax), "--hint-max", "serve");
             if (options.RestartHintMin > options.RestartHintMax)
             {
+                var maxGiven = result.GetResult(hintMax) is { Implicit: false };
                 throw new UsageException(string.Create(CultureInfo.InvariantCulture,
-                    $"--hint-min ({result.GetValue(hintMin)} s) must not be above --hint-max ({result.GetValue(hintMax)} s); the restart hints are spread between the two."), "serve");
+                    $"--hint-min ({result.GetValue(hintMin)} s) must not be above --hint-max ({result.GetValue(hintMax)} s{(maxGiven ? string.Empty : ", the default")}); the restart hints are spread between the two."), "serve");
             }
 
             options.MaxConnections = (int?)result.GetValue(maxConnections);
