@@ -88,38 +88,11 @@ internal sealed class SessionTestHost : IAsyncDisposable
             log.TrackedAcknowledged.TrySetResult(await session.SendAndWaitAckAsync(Number(1)));
             await Task.Delay(Timeout.Infinite, ct);
         });
-        app.MapLifelineSession("/push", async (session, ct) =>
-        {
-            // Sends a message every 20 ms and never reads, so it never acknowledges what the client sends.
-            for (var n = 1; !ct.IsCancellationRequested; n++)
-            {
-                try
-                {
-                    await session.SendAsync(Number(n), WebSocketMessageType.Binary, ct);
-                    await Task.Delay(20, ct);
-                }
-                catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
-                {
-                    return;
-                }
-            }
-        });
+        app.MapLifelineSession("/push", PushAsync);
         app.MapLifelineSession("/gated-push", async (session, ct) =>
         {
-            // Like /push, once the gate opens.
-            await log.Gate.Task.WaitAsync(ct);
-            for (var n = 1; !ct.IsCancellationRequested; n++)
-            {
-                try
-                {
-                    await session.SendAsync(Number(n), WebSocketMessageType.Binary, ct);
-                    await Task.Delay(20, ct);
-                }
-                catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
-                {
-                    return;
-                }
-            }
+            await log.Gate.Task.WaitAsync(ct); // then like /push
+            await PushAsync(session, ct);
         });
         app.MapLifelineSession("/group-pusher", async (session, ct) =>
         {
@@ -217,6 +190,23 @@ internal sealed class SessionTestHost : IAsyncDisposable
         }
 
         await reader; // the session's end (or a drain) completes Messages
+    }
+
+    /// <summary>Sends a message every 20 ms and never reads, so it never acknowledges what the client sends.</summary>
+    private static async Task PushAsync(LifelineSession session, CancellationToken ct)
+    {
+        for (var n = 1; !ct.IsCancellationRequested; n++)
+        {
+            try
+            {
+                await session.SendAsync(Number(n), WebSocketMessageType.Binary, ct);
+                await Task.Delay(20, ct);
+            }
+            catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+            {
+                return;
+            }
+        }
     }
 
     private static async Task EchoAsync(LifelineSession session, CancellationToken ct)
