@@ -80,6 +80,9 @@ public sealed class RedisSessionLifetimeTests
         var prefix = $"t{Guid.NewGuid():N}:";
         var log = new ClusterLog();
         var first = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        // A node connects to Redis on first use, within the 1 s operation timeout of these nodes: on a loaded machine a
+        // Hello sent at once could find the store "unavailable" (1013). Wait until the node's connection is up.
+        await first.WaitForFanoutAsync();
         SessionId id;
         ResumeToken token;
         await using (first)
@@ -93,6 +96,7 @@ public sealed class RedisSessionLifetimeTests
         // A client that reconnected twice in quick succession: both resumes reach a node that has no copy of the session.
         // Before, each read it from the store, restored it and started a handler of its own.
         await using var second = await ClusterNode.StartAsync("node2", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        await second.WaitForFanoutAsync();
         using var a = await SessionBadInputTests.ConnectAsync(second.Uri("/finish"));
         using var b = await SessionBadInputTests.ConnectAsync(second.Uri("/finish"));
         var resume = SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0)));
