@@ -222,15 +222,10 @@ public sealed partial class ProcessSignalTests
             Assert.Contains("not watched to the end: interrupted", tool.Output, StringComparison.Ordinal);
         }
 
-        // The probe closed the connection with a Close frame (masked, code 1000): the last 8 bytes it sent.
-        await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count > 0; } }, Bound, "the probe's connection to end");
-        byte[] sent;
-        lock (server.Received)
-        {
-            sent = server.Received[0];
-        }
-
-        Assert.True(sent.Length >= 8 && sent[^8] == 0x88, "the probe's last frame is not a Close frame");
+        // The probe closed the connection with a Close frame, code 1000: the last frame it sent.
+        var (opcode, payload) = (await server.FirstConnectionFramesAsync(Bound))[^1];
+        Assert.Equal(0x8, opcode);
+        Assert.Equal(1000, (payload[0] << 8) | payload[1]);
     }
 
     [GeneratedRegex(@"proxy listening on 127\.0\.0\.1:(\d+)")]

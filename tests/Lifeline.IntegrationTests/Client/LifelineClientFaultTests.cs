@@ -124,16 +124,10 @@ public sealed class LifelineClientFaultTests
         Assert.Contains("invalid Close frame", closed.Close.Description, StringComparison.Ordinal);
         Assert.True(closed.Close.CloseFrameReceived);
 
-        // On the wire, the client's answer was a Close frame with 1002 (masked, as every client frame).
-        await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count > 0; } }, TimeSpan.FromSeconds(30), "the client's side of the connection to end");
-        byte[] sent;
-        lock (server.Received)
-        {
-            sent = server.Received[0];
-        }
-
-        Assert.True(sent.Length >= 8 && sent[0] == 0x88 && (sent[1] & 0x7F) >= 2, "the client's first frame is not a Close frame with a code");
-        Assert.Equal(1002, ((sent[6] ^ sent[2]) << 8) | (sent[7] ^ sent[3]));
+        // On the wire, the client's answer was a Close frame with 1002.
+        var (opcode, answer) = (await server.FirstConnectionFramesAsync(TimeSpan.FromSeconds(30)))[0];
+        Assert.Equal(0x8, opcode);
+        Assert.Equal(1002, (answer[0] << 8) | answer[1]);
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public sealed class LifelineClientReceiveTests
         var closed = await states.NextAsync(LifelineClientState.Closed);
         Assert.Equal(CloseCode.ProtocolError, closed.Close!.Code);
         await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count == 1; } }, what: "the server's record of the connection");
-        var frames = ClientFrames(server.Received[0]);
+        var frames = RawFrameServer.ClientFrames(server.Received[0]);
         Assert.True(frames.Count >= 2, $"expected the echo and a Close frame, got {frames.Count} frame(s)");
         Assert.Equal((byte)0x1, frames[0].Opcode);
         Assert.Equal("hello", Encoding.UTF8.GetString(frames[0].Payload));
@@ -376,7 +376,7 @@ public sealed class LifelineClientReceiveTests
         Assert.Equal(LifelineReceiveStatus.Closed, (await client.ReceiveAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(15))).Status);
         Assert.Equal(CloseCode.NormalClosure, (await states.NextAsync(LifelineClientState.Closed)).Close!.Code);
         await Wait.UntilAsync(() => { lock (server.Received) { return server.Received.Count == 1; } }, what: "the server's record of the connection");
-        Assert.Contains(ClientFrames(server.Received[0]), frame => frame.Opcode == 0xA && frame.Payload.SequenceEqual(new byte[] { 9, 9 }));
+        Assert.Contains(RawFrameServer.ClientFrames(server.Received[0]), frame => frame.Opcode == 0xA && frame.Payload.SequenceEqual(new byte[] { 9, 9 }));
     }
 
     [Theory]
@@ -410,43 +410,4 @@ public sealed class LifelineClientReceiveTests
     }
 
     /// <summary>Parses the masked frames a client sent.</summary>
-    private static List<(byte Opcode, byte[] Payload)> ClientFrames(byte[] bytes)
-    {
-        var frames = new List<(byte, byte[])>();
-        var i = 0;
-        while (i + 2 <= bytes.Length)
-        {
-            var opcode = (byte)(bytes[i] & 0x0F);
-            long length = bytes[i + 1] & 0x7F;
-            i += 2;
-            if (length == 126)
-            {
-                length = (bytes[i] << 8) | bytes[i + 1];
-                i += 2;
-            }
-            else if (length == 127)
-            {
-                length = 0;
-                for (var k = 0; k < 8; k++)
-                {
-                    length = (length << 8) | bytes[i + k];
-                }
-
-                i += 8;
-            }
-
-            var mask = bytes.AsSpan(i, 4).ToArray();
-            i += 4;
-            var payload = new byte[length];
-            for (var k = 0; k < length; k++)
-            {
-                payload[k] = (byte)(bytes[i + k] ^ mask[k % 4]);
-            }
-
-            i += (int)length;
-            frames.Add((opcode, payload));
-        }
-
-        return frames;
-    }
 }

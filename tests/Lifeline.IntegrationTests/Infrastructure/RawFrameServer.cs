@@ -75,6 +75,57 @@ internal sealed class RawFrameServer : IAsyncDisposable
         return [.. header, .. payload];
     }
 
+    /// <summary>Waits until the first connection ended, then returns the frames the client sent on it, unmasked.</summary>
+    public async Task<List<(byte Opcode, byte[] Payload)>> FirstConnectionFramesAsync(TimeSpan bound)
+    {
+        await Wait.UntilAsync(() => { lock (Received) { return Received.Count > 0; } }, bound, "the client's side of the connection to end");
+        lock (Received)
+        {
+            return ClientFrames(Received[0]);
+        }
+    }
+
+    /// <summary>Splits bytes a client sent into frames (opcode and unmasked payload).</summary>
+    public static List<(byte Opcode, byte[] Payload)> ClientFrames(byte[] bytes)
+    {
+        var frames = new List<(byte, byte[])>();
+        var i = 0;
+        while (i + 2 <= bytes.Length)
+        {
+            var opcode = (byte)(bytes[i] & 0x0F);
+            long length = bytes[i + 1] & 0x7F;
+            i += 2;
+            if (length == 126)
+            {
+                length = (bytes[i] << 8) | bytes[i + 1];
+                i += 2;
+            }
+            else if (length == 127)
+            {
+                length = 0;
+                for (var k = 0; k < 8; k++)
+                {
+                    length = (length << 8) | bytes[i + k];
+                }
+
+                i += 8;
+            }
+
+            var mask = bytes.AsSpan(i, 4).ToArray();
+            i += 4;
+            var payload = new byte[length];
+            for (var k = 0; k < length; k++)
+            {
+                payload[k] = (byte)(bytes[i + k] ^ mask[k % 4]);
+            }
+
+            i += (int)length;
+            frames.Add((opcode, payload));
+        }
+
+        return frames;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
