@@ -678,16 +678,26 @@ public sealed class LifelineSessionManager : IDisposable
                 return (new OpenOutcome(OpenKind.Refused, Detail: "token or user does not match"), null, false);
             }
 
-            var lease = await journal.AcquireAsync(hello.SessionId, Options.ResumeWindow).ConfigureAwait(false);
+            SessionJournalLease lease;
             if (_sessions.TryGetValue(hello.SessionId, out var local) && !local.IsEnded && !local.IsFrozen && local.Journal is { } writer)
             {
-                if (writer.Lease.Epoch == lease.Epoch - 1)
+                // The running copy's writer may commit with its old lease between the acquire and the renewal below:
+                // the store refuses that commit, and the writer waits for this takeover instead of fencing the session.
+                using (writer.BeginTakeover())
                 {
-                    writer.Renew(lease);
-                    return (null, local, false);
+                    lease = await journal.AcquireAsync(hello.SessionId, Options.ResumeWindow).ConfigureAwait(false);
+                    if (writer.Lease.Epoch == lease.Epoch - 1 && !local.IsEnded)
+                    {
+                        writer.Renew(lease);
+                        return (null, local, false);
+                    }
                 }
 
                 Fenced(local, "another node served it since");
+            }
+            else
+            {
+                lease = await journal.AcquireAsync(hello.SessionId, Options.ResumeWindow).ConfigureAwait(false);
             }
 
             var snapshot = await journal.ReadAsync(hello.SessionId).ConfigureAwait(false);

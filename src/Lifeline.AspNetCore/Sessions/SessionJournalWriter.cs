@@ -37,6 +37,10 @@ internal sealed class SessionJournalWriter
     private Task _loop = Task.CompletedTask;
     private int _started;
 
+    // Set while a resume on this node takes the session over in the store: it takes a new epoch first and hands the
+    // new lease to this writer after, so a commit refused in between was refused for this node's own takeover.
+    private TaskCompletionSource? _takeover;
+
     public SessionJournalWriter(LifelineSession session, LifelineSessionManager manager, ISessionJournal journal, SessionJournalLease lease,
         long durableSequence, long durableInbound, long recordedAck)
     {
@@ -71,6 +75,43 @@ internal sealed class SessionJournalWriter
 
     /// <summary>A newer lease of this node (a resume that found no other owner in between).</summary>
     public void Renew(SessionJournalLease lease) => Volatile.Write(ref _lease, lease);
+
+    /// <summary>
+    /// A resume on this node is about to take the session over in the store: until the returned scope ends (after
+    /// <see cref="Renew"/>, or without it when another node served the session in between), a refused commit waits
+    /// for it instead of fencing the session out.
+    /// </summary>
+    public TakeoverScope BeginTakeover()
+    {
+        var takeover = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            _takeover = takeover;
+        }
+
+        return new TakeoverScope(this, takeover);
+    }
+
+    private void EndTakeover(TaskCompletionSource takeover)
+    {
+        lock (_gate)
+        {
+            if (ReferenceEquals(_takeover, takeover))
+            {
+                _takeover = null;
+            }
+        }
+
+        takeover.TrySetResult();
+    }
+
+    private Task? TakeoverInProgress()
+    {
+        lock (_gate)
+        {
+            return _takeover?.Task;
+        }
+    }
 
     /// <summary>Queues a numbered message (call under the session's send lock, so queue order is sequence order).</summary>
     // answersHanded: whether the send answers the message the handler holds (not a group send); see LifelineSession.SendCoreAsync.
@@ -337,6 +378,11 @@ internal sealed class SessionJournalWriter
 
             if (!committed)
             {
+                if (TakeoverInProgress() is { } takeover)
+                {
+                    await takeover.ConfigureAwait(false); // this node's own resume took the epoch: see what lease it leaves
+                }
+
                 if (!ReferenceEquals(lease, Lease))
                 {
                     PutBack(batch, snapshot, ack, renew);
@@ -457,4 +503,10 @@ internal sealed class SessionJournalWriter
 
     private void FailPendingEnded() =>
         FailPending(new InvalidOperationException($"Session {_session.Id} ended before this send was stored."));
+
+    /// <summary>Ends a <see cref="BeginTakeover"/>: a commit that waited for it goes on with the writer's lease then.</summary>
+    internal readonly struct TakeoverScope(SessionJournalWriter writer, TaskCompletionSource takeover) : IDisposable
+    {
+        public void Dispose() => writer.EndTakeover(takeover);
+    }
 }

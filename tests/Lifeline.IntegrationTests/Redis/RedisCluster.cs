@@ -44,15 +44,17 @@ internal sealed class ClusterNode : IAsyncDisposable
     private readonly ConcurrentDictionary<HttpContext, byte> _contexts = new();
     private readonly Action<LifelineSessionOptions>? _sessions;
     private readonly Action<LifelineServerOptions>? _server;
+    private readonly Action<IServiceCollection>? _services;
     private WebApplication? _app;
     private bool _killed;
 
-    private ClusterNode(string name, int port, Action<LifelineSessionOptions>? sessions, Action<LifelineServerOptions>? server)
+    private ClusterNode(string name, int port, Action<LifelineSessionOptions>? sessions, Action<LifelineServerOptions>? server, Action<IServiceCollection>? services)
     {
         Name = name;
         Port = port;
         _sessions = sessions;
         _server = server;
+        _services = services;
     }
 
     public string Name { get; }
@@ -67,10 +69,11 @@ internal sealed class ClusterNode : IAsyncDisposable
 
     /// <param name="sessions">Changes to the test's session options, on every start of this node.</param>
     /// <param name="server">Changes to the test's server options, on every start of this node.</param>
+    /// <param name="services">Changes to the node's services after the Redis ones are added (a decorated store).</param>
     public static async Task<ClusterNode> StartAsync(string name, int port, string redis, string prefix, ClusterLog log,
-        Action<LifelineSessionOptions>? sessions = null, Action<LifelineServerOptions>? server = null)
+        Action<LifelineSessionOptions>? sessions = null, Action<LifelineServerOptions>? server = null, Action<IServiceCollection>? services = null)
     {
-        var node = new ClusterNode(name, port, sessions, server);
+        var node = new ClusterNode(name, port, sessions, server, services);
         await node.StartAsync(redis, prefix, log);
         return node;
     }
@@ -107,6 +110,7 @@ internal sealed class ClusterNode : IAsyncDisposable
             o.OperationTimeout = TimeSpan.FromSeconds(1);
             o.ConnectTimeout = TimeSpan.FromSeconds(1);
         });
+        _services?.Invoke(builder.Services);
         var app = builder.Build();
         app.Use(async (context, next) =>
         {

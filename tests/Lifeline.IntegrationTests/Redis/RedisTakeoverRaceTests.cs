@@ -1,0 +1,138 @@
+using Lifeline.Client;
+using Lifeline.FaultProxy;
+using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.IntegrationTests.Sessions;
+using Lifeline.Redis;
+using Lifeline.Session;
+using Lifeline.Session.Store;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Lifeline.IntegrationTests.Redis;
+
+/// <summary>
+/// A resume on the node that runs the session takes it over in the store in two steps: a new epoch first, then the new
+/// lease handed to the session's writer. A commit of the writer between the two is refused by the store.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class RedisTakeoverRaceTests
+{
+    [Fact]
+    public async Task WriterCommitsBetweenTheResumesAcquireAndItsRenewal_TheSessionGoesOn_NoSecondHandler_NothingLost()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        HeldAcquireJournal? journal = null;
+        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
+            services: s =>
+            {
+                s.RemoveAll<ISessionJournal>();
+                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
+            });
+        await node.WaitForFanoutAsync(); // its Redis connection is up: a first Hello would otherwise wait for it within the 1 s timeout
+        await using var proxy = new TcpFaultProxy("127.0.0.1", node.Port).Start();
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/group")));
+        var received = new List<string>();
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await states.NextAsync(LifelineClientState.Connected);
+        var reading = Task.Run(async () =>
+        {
+            await foreach (var message in client.ReadAllAsync(CancellationToken.None))
+            {
+                lock (received)
+                {
+                    received.Add(message.Text);
+                }
+            }
+        });
+        await Wait.UntilAsync(() => Volatile.Read(ref log.GroupJoins) == 1, TimeSpan.FromSeconds(30), "the handler to join the group");
+
+        // The link drops; the client's resume reaches the same node, which still runs the session. Its acquire is held
+        // once the store has taken the new epoch, and meanwhile a group send makes the writer commit with the old lease.
+        journal!.HoldNextAcquire();
+        Task<int> groupSend;
+        try
+        {
+            proxy.ResetAll();
+            await journal.Acquired.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            groupSend = node.Sessions.SendToGroupAsync("g", "while resuming");
+            await Wait.UntilAsync(() => Volatile.Read(ref journal.RefusedCommits) >= 1, TimeSpan.FromSeconds(30), "the writer's commit with the old lease to be refused");
+        }
+        finally
+        {
+            journal.ReleaseAcquire();
+        }
+
+        // Before, the writer read the refusal as another node's takeover and ended the session: the resume then restored a
+        // second copy from the store, started a second handler, and the group send's message was lost.
+        await states.NextAsync(LifelineClientState.Reconnecting);
+        var resumed = await states.NextAsync(LifelineClientState.Connected, TimeSpan.FromSeconds(30));
+        Assert.True(resumed.SessionResumed);
+        var reached = await groupSend.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, Volatile.Read(ref log.GroupJoins)); // the handler did not start again
+        Assert.Equal(1, reached);
+        await Wait.UntilAsync(() => Count(received, "while resuming") >= 1, TimeSpan.FromSeconds(30), "the group send's message");
+        Assert.Equal(1, node.Sessions.Count);
+        Assert.Equal((1L, 1L, 0L), client.SessionCounts);
+
+        // The session still commits with the renewed lease: a second message goes through too, once.
+        Assert.Equal(1, await node.Sessions.SendToGroupAsync("g", "after").WaitAsync(TimeSpan.FromSeconds(30)));
+        await Wait.UntilAsync(() => Count(received, "after") == 1, TimeSpan.FromSeconds(30), "the message after the resume");
+        Assert.Equal(1, Count(received, "while resuming"));
+        await client.DisposeAsync();
+        await reading.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    private static int Count(List<string> received, string text)
+    {
+        lock (received)
+        {
+            return received.Count(r => r == text);
+        }
+    }
+
+    /// <summary>The node's Redis store, with the next acquire held once the store has taken the new epoch, and the commits it refused counted.</summary>
+    private sealed class HeldAcquireJournal(ISessionJournal inner) : ISessionJournal
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _armed;
+
+        public int RefusedCommits;
+
+        public TaskCompletionSource Acquired { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void HoldNextAcquire() => Volatile.Write(ref _armed, 1);
+
+        public void ReleaseAcquire() => _released.TrySetResult();
+
+        public async ValueTask<SessionJournalLease> AcquireAsync(SessionId id, TimeSpan keepFor, CancellationToken cancellationToken = default)
+        {
+            var lease = await inner.AcquireAsync(id, keepFor, cancellationToken);
+            if (Interlocked.Exchange(ref _armed, 0) == 1)
+            {
+                Acquired.TrySetResult();
+                await _released.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            }
+
+            return lease;
+        }
+
+        public async ValueTask<bool> CommitAsync(SessionJournalLease lease, SessionJournalCommit commit, CancellationToken cancellationToken = default)
+        {
+            var committed = await inner.CommitAsync(lease, commit, cancellationToken);
+            if (!committed)
+            {
+                Interlocked.Increment(ref RefusedCommits);
+            }
+
+            return committed;
+        }
+
+        public ValueTask<SessionSnapshot?> ReadAsync(SessionId id, CancellationToken cancellationToken = default) => inner.ReadAsync(id, cancellationToken);
+
+        public ValueTask ReleaseAsync(SessionJournalLease lease, CancellationToken cancellationToken = default) => inner.ReleaseAsync(lease, cancellationToken);
+
+        public ValueTask EndAsync(SessionJournalLease lease, CancellationToken cancellationToken = default) => inner.EndAsync(lease, cancellationToken);
+    }
+}
