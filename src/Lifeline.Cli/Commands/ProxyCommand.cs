@@ -267,6 +267,13 @@ internal static class ProxyCommand
             {
                 throw new UsageException($"{option} '{text}': '{host}' in brackets is not an IPv6 address; give one such as [::1]:{(allowZero ? 0 : 5000)}, or a host name or IPv4 address without brackets.", "proxy");
             }
+
+            // An unknown zone parses as no zone (scope 0): every link would then fail at connect with "invalid argument".
+            var zone = host.IndexOf('%', StringComparison.Ordinal);
+            if (zone >= 0 && inBrackets.ScopeId == 0)
+            {
+                throw new UsageException($"{option} '{text}': the zone '{host[(zone + 1)..]}' names no network interface of this machine; give an interface name or index after the %, such as [{host[..zone]}%lo]:{(allowZero ? 0 : 5000)}.", "proxy");
+            }
         }
         else
         {

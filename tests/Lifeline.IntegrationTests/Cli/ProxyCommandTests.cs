@@ -220,6 +220,7 @@ public sealed partial class ProxyCommandTests
     [InlineData("--upstream", ":5000")]
     [InlineData("--upstream", "[nohost]:5000")]
     [InlineData("--upstream", "a b:5000")]
+    [InlineData("--upstream", "[fe80::1%nosuch0]:5000")]
     [InlineData("--listen", "nowhere:80")]
     [InlineData("--listen", "[::1:80")]
     [InlineData("--idle-cut-kind", "explode")]
