@@ -27,11 +27,15 @@ internal sealed class GroupTable<TKey, TMember>
         }
     }
 
-    public void Remove(string group, TKey key)
+    /// <summary>
+    /// Removes <paramref name="member"/> under <paramref name="key"/>, and nothing when the key holds another member now:
+    /// a session restored under the same id must not lose its place when its ended copy leaves late.
+    /// </summary>
+    public void Remove(string group, TKey key, TMember member)
     {
         lock (_changes)
         {
-            if (_groups.TryGetValue(group, out var members) && members.TryRemove(key, out _) && members.IsEmpty)
+            if (_groups.TryGetValue(group, out var members) && members.TryRemove(new KeyValuePair<TKey, TMember>(key, member)) && members.IsEmpty)
             {
                 _groups.TryRemove(group, out _);
             }

@@ -49,7 +49,7 @@ public sealed class LifelineConnectionRegistry
 
     internal void AddToGroup(string group, LifelineConnection connection) => _groups.Add(group, connection.Id, connection);
 
-    internal void RemoveFromGroup(string group, LifelineConnection connection) => _groups.Remove(group, connection.Id);
+    internal void RemoveFromGroup(string group, LifelineConnection connection) => _groups.Remove(group, connection.Id, connection);
 
     /// <summary>Tests: how many groups have members.</summary>
     internal int GroupCount => _groups.Count;

@@ -41,6 +41,7 @@ public sealed class LifelineSession
     private readonly LifelineConnection? _plain;
     private SessionCarrier? _carrier;
     private int _ended;
+    private int _forgotten;
     private long _generation;
 
     internal LifelineSession(LifelineSessionManager manager, SessionId id, ResumeTokenHash tokenHash, string? userId, ClaimsPrincipal? user,
@@ -697,6 +698,9 @@ public sealed class LifelineSession
     }
 
     internal void ReleaseBuffers() => Replay.Dispose();
+
+    /// <summary>True for the first call only: a session ended by a loss or a fencing is forgotten again when its handler returns.</summary>
+    internal bool MarkForgotten() => Interlocked.Exchange(ref _forgotten, 1) == 0;
 }
 
 /// <summary>

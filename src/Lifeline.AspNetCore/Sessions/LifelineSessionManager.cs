@@ -427,7 +427,7 @@ public sealed class LifelineSessionManager : IDisposable
 
     internal void AddToGroup(string group, LifelineSession session) => _groups.Add(group, session.Id, session);
 
-    internal void RemoveFromGroup(string group, LifelineSession session) => _groups.Remove(group, session.Id);
+    internal void RemoveFromGroup(string group, LifelineSession session) => _groups.Remove(group, session.Id, session);
 
     /// <summary>Tests: whether the group fan-out's subscription is confirmed (messages published from now on arrive).</summary>
     internal bool IsFanoutSubscribed => Volatile.Read(ref _subscription) is not null;
@@ -965,6 +965,13 @@ public sealed class LifelineSessionManager : IDisposable
 
     private void Forget(LifelineSession session)
     {
+        // Once per copy: the second call, when a fenced copy's handler returns, came after a resume may have restored a
+        // new copy under the same id, and wrote over its store-removal entry.
+        if (!session.MarkForgotten())
+        {
+            return;
+        }
+
         session.Journal?.FailPending(new InvalidOperationException($"Session {session.Id} ended before this send was stored."));
         _sessions.TryRemove(new KeyValuePair<SessionId, LifelineSession>(session.Id, session));
         if (session.Journal is { } journal && session.IsEnded && !session.IsFrozen)

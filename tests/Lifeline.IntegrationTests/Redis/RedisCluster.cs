@@ -30,13 +30,17 @@ internal sealed class ClusterLog
     /// <summary>Members of /group that left "g" (they sent the text "leave").</summary>
     public int GroupLeaves;
 
+    /// <summary>The nodes on which a /group-late-exit handler returned.</summary>
+    public ConcurrentQueue<string> LateExits { get; } = new();
+
     /// <summary>Ends every /finish handler (and so its session).</summary>
     public TaskCompletionSource Finish { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
 
 /// <summary>
 /// One server node on real Kestrel at a fixed port of 127.0.0.1 with the session store and fan-out on Redis: /echo
-/// sends every client message back; /group joins group "g" and reads (the text "leave" leaves it); /finish returns once <see cref="ClusterLog.Finish"/> is set. <see cref="KillAsync"/> stops it as a kill -9
+/// sends every client message back; /group joins group "g" and reads (the text "leave" leaves it); /finish returns once <see cref="ClusterLog.Finish"/> is set;
+/// /group-late-exit joins "g" and returns 2 s after its session ended. <see cref="KillAsync"/> stops it as a kill -9
 /// would: its Redis connection is closed first (nothing more reaches the store), its sockets are aborted, no drain.
 /// </summary>
 internal sealed class ClusterNode : IAsyncDisposable
@@ -151,6 +155,19 @@ internal sealed class ClusterNode : IAsyncDisposable
                     Interlocked.Increment(ref log.GroupLeaves);
                 }
             }
+        });
+        app.MapLifelineSession("/group-late-exit", async (session, ct) =>
+        {
+            if (!session.IsResumed)
+            {
+                session.JoinGroup("g");
+            }
+
+            await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+
+            // A handler that cleans up after its session ended, and so returns a while later.
+            await Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None);
+            log.LateExits.Enqueue(Name);
         });
         await app.StartAsync();
         Volatile.Write(ref _killed, false);

@@ -5,6 +5,7 @@ using Lifeline.IntegrationTests.Sessions;
 using Lifeline.Redis;
 using Lifeline.Session;
 using Lifeline.Session.Store;
+using Lifeline.Session.Wire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -82,6 +83,47 @@ public sealed class RedisTakeoverRaceTests
         Assert.Equal(1, Count(received, "while resuming"));
         await client.DisposeAsync();
         await reading.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task ResumeBackOnANodeWhoseOldCopyIsFenced_TheOldHandlerReturnsLate_TheRestoredCopyStaysInItsGroup()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var prefix = $"t{Guid.NewGuid():N}:";
+        var log = new ClusterLog();
+        await using var a = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        await using var b = await ClusterNode.StartAsync("node2", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        await a.WaitForFanoutAsync();
+        await b.WaitForFanoutAsync();
+
+        // The session starts on node1 and joins "g"; the client moves to node2, then back to node1. node1 still holds its
+        // first copy: the resume fences it out (node2 served the session since) and restores a new copy from the store.
+        SessionId id;
+        ResumeToken token;
+        using (var first = await SessionBadInputTests.ConnectAsync(a.Uri("/group-late-exit")))
+        {
+            (id, token) = await SessionBadInputTests.HelloAsync(first);
+            await Wait.UntilAsync(() => a.Sessions.Find(id)?.Groups.Contains("g") == true, TimeSpan.FromSeconds(30), "the session to join g on node1");
+            first.Abort();
+        }
+
+        var resume = SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0)));
+        using (var second = await SessionBadInputTests.ConnectAsync(b.Uri("/group-late-exit")))
+        {
+            await SessionBadInputTests.SendAsync(second, resume);
+            await SessionBadInputTests.ReadUntilAsync(second, SessionFrameType.Resumed);
+            second.Abort();
+        }
+
+        using var third = await SessionBadInputTests.ConnectAsync(a.Uri("/group-late-exit"));
+        await SessionBadInputTests.SendAsync(third, resume);
+        await SessionBadInputTests.ReadUntilAsync(third, SessionFrameType.Resumed);
+
+        // The fenced copy's handler returns 2 s after its session ended, after the new copy joined "g" under the same id.
+        // Before, its end removed the group entry by id: the restored copy's, so no group send reached it again.
+        await Wait.UntilAsync(() => log.LateExits.Contains("node1"), TimeSpan.FromSeconds(30), "the fenced copy's handler on node1 to return");
+        Assert.Equal(1, await a.Sessions.SendToGroupAsync("g", "after the late exit").WaitAsync(TimeSpan.FromSeconds(30)));
+        await SessionBadInputTests.ReadUntilAsync(third, SessionFrameType.Data);
     }
 
     private static int Count(List<string> received, string text)

@@ -11,7 +11,7 @@ public sealed class GroupTableTests
         for (var i = 0; i < 1_000; i++)
         {
             groups.Add($"user-{i}", "a", "member a");
-            groups.Remove($"user-{i}", "a");
+            groups.Remove($"user-{i}", "a", "member a");
         }
 
         // Before, every name ever used stayed in the table with no members.
@@ -26,9 +26,21 @@ public sealed class GroupTableTests
         groups.Add("room", "a", "member a");
         groups.Add("room", "b", "member b");
 
-        groups.Remove("room", "a");
+        groups.Remove("room", "a", "member a");
 
         Assert.Equal(["member b"], groups.Members("room"));
+    }
+
+    [Fact]
+    public void Remove_AKeyThatHoldsAnotherMemberNow_LeavesThatMember()
+    {
+        var groups = new GroupTable<string, string>();
+        groups.Add("room", "a", "old copy");
+        groups.Add("room", "a", "new copy"); // a session restored under the same id
+
+        groups.Remove("room", "a", "old copy");
+
+        Assert.Equal(["new copy"], groups.Members("room"));
     }
 
     [Fact]
@@ -43,7 +55,7 @@ public sealed class GroupTableTests
             for (var i = 0; i < Rounds; i++)
             {
                 groups.Add($"g{i % 8}", -1, -1);
-                groups.Remove($"g{i % 8}", -1);
+                groups.Remove($"g{i % 8}", -1, -1);
             }
         });
         var stay = Task.Run(() =>
