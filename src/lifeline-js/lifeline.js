@@ -1103,8 +1103,7 @@ export class LifelineSocket extends EventTarget {
         this._sessionLost({
           reason: sessionLostReasonName(frame.reason), reasonCode: frame.reason, initiator: 'server',
           lastReceived: frame.lastReceived, lostFirst: frame.lostFirst, lostCount: frame.lostCount,
-        });
-        this._startNewSession();
+        }, () => this._startNewSession());
         return;
       case 'ack':
         if (!this._gate('Ack')) return;
@@ -1159,8 +1158,7 @@ export class LifelineSocket extends EventTarget {
       const lostFirst = s + 1;
       const lostCount = first - lostFirst;
       this._sendFrame({ type: 'sessionlost', reason: SessionLostReason.ReplayUnavailable, lastReceived: this._lastDelivered, lostFirst, lostCount });
-      this._sessionLost({ reason: 'replay-unavailable', reasonCode: SessionLostReason.ReplayUnavailable, initiator: 'client', lastReceived: s, lostFirst: 0, lostCount: 0, ownLost: { first: lostFirst, count: lostCount } });
-      this._startNewSession();
+      this._sessionLost({ reason: 'replay-unavailable', reasonCode: SessionLostReason.ReplayUnavailable, initiator: 'client', lastReceived: s, lostFirst: 0, lostCount: 0, ownLost: { first: lostFirst, count: lostCount } }, () => this._startNewSession());
       return;
     }
     this._established();
@@ -1175,8 +1173,12 @@ export class LifelineSocket extends EventTarget {
     this._becameOpen({ resumed: true, sessionId: this.sessionId });
   }
 
-  /** Reports a lost session to the application and forgets it (sequence numbers restart with the next Welcome). */
-  _sessionLost({ reason, reasonCode, initiator, lastReceived, lostFirst, lostCount, ownLost }) {
+  /**
+   * Forgets a lost session (sequence numbers restart with the next Welcome), runs `next` (the new session's Hello), and
+   * only then reports the loss to the application: a listener that sends the messages again (as the event invites)
+   * finds the old session gone, so they wait in the queue and go into the new one, not onto the old session's numbers.
+   */
+  _sessionLost({ reason, reasonCode, initiator, lastReceived, lostFirst, lostCount, ownLost }, next) {
     const entries = this._replay;
     const pick = (list) => ({
       first: list.length ? list[0].seq : 0,
@@ -1189,7 +1191,7 @@ export class LifelineSocket extends EventTarget {
     const hasRecord = initiator === 'server' && reasonCode != null && reason !== 'not-found' && reason !== 'unknown' && typeof lastReceived === 'number';
     const undelivered = hasRecord ? entries.filter((e) => e.seq > lastReceived) : [];
     const unconfirmed = hasRecord ? [] : entries;
-    this._emit('sessionlost', {
+    const lost = {
       reason,
       reasonCode,
       initiator,
@@ -1198,10 +1200,12 @@ export class LifelineSocket extends EventTarget {
       undelivered: ownLost ? { first: ownLost.first, count: ownLost.count, messages: [] } : pick(undelivered),
       unconfirmed: pick(unconfirmed),
       lastDelivered: this._lastDelivered,
-    });
+    };
     this._sessionId = null;
     this._token = null;
     this._resetSequences();
+    next?.();
+    this._emit('sessionlost', lost);
   }
 
   _startNewSession() {

@@ -130,6 +130,24 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.deepEqual(of('message').map((e) => e.data), ['new']);
   });
 
+  test('session_ResendFromSessionLostListener_GoesIntoTheNewSession_NotOntoTheOldNumbers', () => {
+    const { socket, ws, establish } = setup();
+    establish();
+    socket.send('a');
+    // The server ends the established session (a stuck group send ends a member this way); the listener sends the
+    // unconfirmed messages again, as the event invites.
+    socket.addEventListener('sessionlost', (e) => e.unconfirmed.messages.forEach((m) => socket.send(m)));
+    ws().receiveFrame({ type: 'sessionlost', reason: 1, lastReceived: 0, lostFirst: 0, lostCount: 0 });
+    // Before, 'a' went out at once as seq 2 of the lost session (whose Data the server ignores) and was then dropped
+    // with that session's replay buffer: in no session, no queue and no event.
+    const afterLost = ws().frames().slice(2); // Hello and Data 1 of the first session
+    assert.deepEqual(afterLost.map((f) => f.type), ['hello']);
+    ws().receiveFrame(WELCOME);
+    const data = ws().frames().slice(3);
+    assert.deepEqual(data.map((f) => [f.type, f.seq, new TextDecoder().decode(f.payload)]), [['data', 1, 'a']]);
+    assert.equal(socket.unacknowledged, 1);
+  });
+
   test('session_SessionLostReplayUnavailable_ReportsRanges', () => {
     const { socket, ws, of, establish } = setup();
     establish();
