@@ -254,6 +254,11 @@ export interface LifelineEventMap {
 }
 
 export declare class LifelineSocket extends EventTarget {
+  /**
+   * Starts connecting at once. Throws what `new WebSocket` throws for an error no retry can mend (`SyntaxError`: a bad
+   * URL or subprotocol; `SecurityError`: a page that may not open it); on a later attempt the same stops the socket
+   * with an `error` event and a final `close`.
+   */
   constructor(url: string | URL, options?: LifelineOptions);
   constructor(options: LifelineOptions & { url: string | URL });
   readonly url: string;

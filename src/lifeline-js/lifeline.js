@@ -13,6 +13,8 @@
 const HINT_NAME = 'retry-after-ms=';
 /** The largest hint honoured (one day, in ms); larger values are read as this. */
 export const MAX_RETRY_HINT_MS = 86_400_000;
+// setTimeout runs a delay over 2^31 - 1 ms at once: a longer one (a custom policy's) waits this long, about 24.8 days.
+const MAX_TIMER_MS = 2_147_483_647;
 
 const isAsciiDigit = (c) => c >= 0x30 && c <= 0x39;
 // Letters and digits in the Unicode sense, as .NET's char.IsLetter / IsLetterOrDigit.
@@ -659,7 +661,7 @@ export class LifelineSocket extends EventTarget {
       }
       this._signal.addEventListener('abort', this._onAbort, { once: true });
     }
-    this._connect();
+    this._connect(true);
   }
 
   /** The session id as 32 hex digits, or null outside a session. */
@@ -730,10 +732,13 @@ export class LifelineSocket extends EventTarget {
       this.state = 'closing';
       try { ws.close(code, reason); } catch { /* already closing */ }
       // A dead link may never deliver the close event: finish anyway after closeTimeout.
-      this._setTimer('close', this._options.closeTimeout ?? 0, () => {
-        this._detach(ws);
-        this._finish({ code: 1006, reason: 'close timeout', wasClean: false });
-      });
+      // closeTimeout null: wait for the close event, however long it takes.
+      if (this._options.closeTimeout != null) {
+        this._setTimer('close', this._options.closeTimeout, () => {
+          this._detach(ws);
+          this._finish({ code: 1006, reason: 'close timeout', wasClean: false });
+        });
+      }
       return;
     }
     this._detach(ws);
@@ -742,7 +747,8 @@ export class LifelineSocket extends EventTarget {
 
   // ----- connection lifecycle -----
 
-  _connect() {
+  /** @param {boolean} [first] the constructor's attempt: an error no retry can mend is thrown to the caller, as `new WebSocket` does. */
+  _connect(first = false) {
     this._clearTimer('reconnect');
     this.state = 'connecting';
     this._opened = false;
@@ -751,9 +757,17 @@ export class LifelineSocket extends EventTarget {
     try {
       ws = this._protocols.length ? new this._WebSocket(this.url, this._protocols) : new this._WebSocket(this.url);
     } catch (error) {
-      // A bad URL or a blocked port throws synchronously; treat as a failed attempt.
+      // A bad URL or subprotocol (SyntaxError) and a page that may not open it (SecurityError: ws:// from https, a
+      // blocked port) throw synchronously, and the same again on every retry: stop. Anything else counts as a failed attempt.
+      const permanent = error?.name === 'SyntaxError' || error?.name === 'SecurityError';
+      if (permanent && first) {
+        this._finish(null);
+        throw error;
+      }
       this._emit('error', { error });
-      this._lost({ code: 1006, reason: String(error?.message ?? error), wasClean: false });
+      const info = { code: 1006, reason: String(error?.message ?? error), wasClean: false };
+      if (permanent) this._finish(info);
+      else this._lost(info);
       return;
     }
     ws.binaryType = 'arraybuffer';
@@ -790,6 +804,7 @@ export class LifelineSocket extends EventTarget {
   }
 
   _becameOpen(props) {
+    if (this.state === 'closing' || this.state === 'closed') return; // the application closed it first
     const reconnected = Boolean(this._everOpen);
     this._everOpen = true;
     this.state = 'open';
@@ -806,6 +821,8 @@ export class LifelineSocket extends EventTarget {
       this._emit('message', { data });
       return;
     }
+    // Closed by the application while the handshake was in flight: a late Welcome or Resumed must not reopen it.
+    if (this.state === 'closing') return;
     if (typeof data === 'string') {
       this._fail(1003, 'text message on a session connection');
       return;
@@ -944,7 +961,7 @@ export class LifelineSocket extends EventTarget {
     const id = this._clock.setTimeout(() => {
       if (this._timers.get(name) === id) this._timers.delete(name);
       fn();
-    }, ms);
+    }, Math.min(ms, MAX_TIMER_MS));
     this._timers.set(name, id);
   }
 
@@ -1259,6 +1276,7 @@ export class LifelineSocket extends EventTarget {
     const ws = this._ws;
     this._emit('message', { data, seq: s });
     if (ws !== this._ws || this._phase !== 'established') return; // a listener closed the socket
+    if (this._ackSent >= s) return; // a listener's reply carried the ack already
     // Acknowledge what the application was handed: batched by count, bytes or delay.
     this._unackedMessages++;
     this._unackedBytes += frame.payload.byteLength;

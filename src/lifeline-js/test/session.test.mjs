@@ -267,6 +267,33 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.deepEqual(frames.slice(1).map((f) => [f.type, f.ack]), [['data', 1]]);
   });
 
+  test('session_ReplyFromTheMessageListener_CarriesTheAck_NoSeparateAck', () => {
+    const { socket, ws, establish } = setup();
+    establish();
+    socket.addEventListener('message', () => socket.send('reply'));
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'm' });
+    mock.timers.tick(1000);
+    // Before, the ack timer was armed after the reply had carried ack 1: an Ack 1 followed, which the server answers.
+    assert.deepEqual(ws().frames().slice(1).map((f) => [f.type, f.ack]), [['data', 1]]);
+  });
+
+  test('session_CloseWhileTheHelloIsAnswered_ALateWelcomeDoesNotReopen', () => {
+    const { socket, ws, of, Fake } = setup();
+    socket.send('queued');
+    ws().open('lifeline.v1');
+    socket.close();
+    ws().receiveFrame(WELCOME);
+    // Before, the Welcome set the state back to 'open', fired 'open' and flushed the queue into the closing socket;
+    // a 1006 that followed then reconnected a socket the application had closed.
+    assert.equal(socket.state, 'closing');
+    assert.equal(of('open').length, 0);
+    assert.deepEqual(ws().frames().map((f) => f.type), ['hello']);
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(10000);
+    assert.deepEqual(of('close').map((e) => [e.code, e.willReconnect]), [[1006, false]]);
+    assert.equal(Fake.instances.length, 1);
+  });
+
   test('session_ReplayBufferFull_HoldsSendsUntilAck', () => {
     const { socket, ws, establish } = setup({ replay: { maxMessages: 2 } });
     establish();

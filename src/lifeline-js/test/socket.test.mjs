@@ -292,4 +292,64 @@ describe('LifelineSocket, send queue bounds', () => {
     ws().open();
     assert.deepEqual(ws().sent[0], Uint8Array.of(1, 2, 3));
   });
+
+  test('close_CloseTimeoutNull_WaitsForTheCloseEvent', () => {
+    const { socket, ws, of } = setup({ closeTimeout: null });
+    ws().open();
+    socket.close(1000, 'bye');
+    mock.timers.tick(60000);
+    // Before, null made a 0 ms timer: every close ended at once as 1006 'close timeout'.
+    assert.equal(of('close').length, 0);
+    ws().serverClose(1000, 'bye');
+    assert.deepEqual(of('close').map((e) => [e.code, e.wasClean]), [[1000, true]]);
+  });
+
+  test('connect_ConstructorThrowsSyntaxError_ThrownToTheCaller_NoRetry', () => {
+    let calls = 0;
+    class Refusing {
+      constructor() {
+        calls++;
+        throw new DOMException('The URL is invalid.', 'SyntaxError');
+      }
+    }
+    // Before, every retry threw the same, with a backoff up to 30 s, for ever.
+    assert.throws(() => new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: Refusing, onlineTarget: null }), { name: 'SyntaxError' });
+    mock.timers.tick(600000);
+    assert.equal(calls, 1);
+  });
+
+  test('connect_SecurityErrorOnARetry_StopsWithAnErrorEvent', () => {
+    let refuse = false;
+    const Fake = fakeWebSocketClass();
+    class SometimesRefusing extends Fake {
+      constructor(url, protocols) {
+        if (refuse) throw new DOMException('blocked', 'SecurityError');
+        super(url, protocols);
+      }
+    }
+    const events = [];
+    const socket = new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: SometimesRefusing, random: () => 0.5, onlineTarget: null });
+    for (const type of EVENTS) socket.addEventListener(type, (e) => events.push(e));
+    Fake.instances[0].open();
+    refuse = true;
+    Fake.instances[0].serverClose(1006, '', false);
+    mock.timers.tick(600000);
+    assert.equal(socket.state, 'closed');
+    assert.deepEqual(events.filter((e) => e.type === 'close').map((e) => e.willReconnect), [true, false]);
+    assert.equal(events.filter((e) => e.type === 'error').length, 1);
+  });
+
+  test('reconnect_DelayBeyondTheTimerRange_WaitsTheLongestATimerCan', () => {
+    // A browser's setTimeout runs a delay over 2^31 - 1 ms at once (the mocked one does not): record what it is given.
+    const delays = [];
+    const clock = { setTimeout: (fn, ms) => { delays.push(ms); return setTimeout(fn, ms); } };
+    const { ws, of } = setup({ reconnect: () => 30 * 86_400_000, clock });
+    ws().open();
+    ws().serverClose(1006, '', false);
+    assert.equal(of('close')[0].willReconnect, true);
+    // Before, the 30 days went to setTimeout as they were: a reconnect loop with no delay in a browser.
+    assert.ok(delays.length > 0);
+    assert.ok(delays.every((ms) => ms <= 2_147_483_647), `delays ${delays}`);
+    assert.ok(delays.includes(2_147_483_647));
+  });
 });
