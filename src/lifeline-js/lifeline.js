@@ -640,6 +640,8 @@ export class LifelineSocket extends EventTarget {
     this._refusedRetryUsed = false;
     this.stats = { messagesSent: 0, messagesReceived: 0, duplicatesDropped: 0, replayedOut: 0, reconnects: 0 };
     this._resetSession();
+    this._heartbeatPending = null;
+    this._heartbeatsAnswered = false; // learned from the server: see _onMessage
 
     this._onOnline = () => {
       if (this.state === 'reconnecting' && this._timers.has('reconnect')) {
@@ -835,6 +837,12 @@ export class LifelineSocket extends EventTarget {
       else this._fail(1002, String(error?.message ?? error));
       return;
     }
+    if (this._heartbeatPending) {
+      // The server answers heartbeats (a Lifeline server does; another make need not): from now on an unanswered
+      // one means a dead link. Learned once per LifelineSocket.
+      if (frame.type === 'ack' && this._heartbeatPending.idle) this._heartbeatsAnswered = true;
+      this._heartbeatPending = null;
+    }
     this._onFrame(frame);
   }
 
@@ -979,6 +987,8 @@ export class LifelineSocket extends EventTarget {
    * Liveness. Plain and session mode: `receiveTimeout` (no inbound message within it is a dead link). Session
    * mode: `heartbeat.timeout` (data sent and unacknowledged, and nothing inbound for that long, is a dead link;
    * a Lifeline server acknowledges within 200 ms once its handler took the message, and answers each heartbeat).
+   * Once the server has answered a heartbeat, a heartbeat with nothing inbound for `heartbeat.timeout` is a dead
+   * link too: an idle or receive-only session then finds a black hole as well.
    */
   _armLiveness() {
     const { receiveTimeout } = this._options;
@@ -990,6 +1000,10 @@ export class LifelineSocket extends EventTarget {
     if (receiveTimeout) { deadline = this._lastInbound + receiveTimeout; cause = 'receive watchdog'; }
     if (heartbeatTimeout && this._unackedSince != null) {
       const d = Math.max(this._lastInbound, this._unackedSince) + heartbeatTimeout;
+      if (d < deadline) { deadline = d; cause = 'heartbeat timeout'; }
+    }
+    if (heartbeatTimeout && this._heartbeatsAnswered && this._heartbeatPending) {
+      const d = Math.max(this._lastInbound, this._heartbeatPending.at) + heartbeatTimeout;
       if (d < deadline) { deadline = d; cause = 'heartbeat timeout'; }
     }
     if (deadline === Infinity) { this._clearTimer('liveness'); return; }
@@ -1146,6 +1160,7 @@ export class LifelineSocket extends EventTarget {
 
   _established() {
     this._phase = 'established';
+    this._heartbeatPending = null; // { at, idle }: a heartbeat sent on this socket and nothing heard since
     // A completed handshake alone does not reset the backoff: a server that welcomes and then closes at once (a handler
     // that fails on start) must meet a growing delay. A delivered message does (_deliver), as in plain mode.
     if (this._options.heartbeat.interval) this._scheduleHeartbeat();
@@ -1156,8 +1171,14 @@ export class LifelineSocket extends EventTarget {
     // idle-killing proxies from cutting the link and tells the server we are alive; the server ignores a repeated ack.
     this._setTimer('heartbeat', this._options.heartbeat.interval, () => {
       if (this._phase !== 'established' || !this._ws) return;
+      // Only an Ack that acknowledges nothing new is a heartbeat the server answers (5.4). With nothing of ours
+      // outstanding the server has nothing else to acknowledge, so an Ack that comes back is its answer.
+      if (!this._heartbeatPending && this._ackSent === this._lastDelivered) {
+        this._heartbeatPending = { at: this._clock.now(), idle: this._replay.length === 0 };
+      }
       this._sendAck();
       this._scheduleHeartbeat();
+      this._armLiveness();
     });
   }
 

@@ -9,9 +9,10 @@ namespace Lifeline.Cli.Serve;
 /// <remarks>
 /// Query flags: <c>session=1</c> speaks <c>lifeline.v1</c> (exactly once, in order, resumable); <c>every=MS</c> sends
 /// that often (default 2000); <c>stream=MS</c> (session mode) also opens <c>/stream?interval=MS</c>;
-/// <c>retryRefused=0</c> stops after a refused resume instead of starting one new session.
+/// <c>retryRefused=0</c> stops after a refused resume instead of starting one new session; <c>heartbeat=MS</c> (session
+/// mode) sets the heartbeat interval (its timeout three of them).
 /// Tests read <c>window.__lifeline</c> (per socket: numbers sent and received, opens, closes, reconnects, resumes,
-/// lost sessions; <c>stopSending()</c>, <c>tamperToken(name)</c>) and the older <c>window.lifelineCloses</c>,
+/// lost sessions; <c>stopSending()</c>, <c>tamperToken(name)</c>, <c>heartbeatsAnswered(name)</c>) and the older <c>window.lifelineCloses</c>,
 /// <c>window.lifelineReconnects</c> and <c>window.lifelineOpens</c> of the echo socket.
 /// </remarks>
 internal static class BrowserPage
@@ -45,6 +46,8 @@ internal static class BrowserPage
           const EVERY = positive(params.get('every'), 2000);
           const STREAM = SESSION_MODE && params.has('stream') ? positive(params.get('stream'), 1000) : null;
           const RETRY_REFUSED = params.get('retryRefused') !== '0';
+          // Session heartbeat interval in ms (the timeout is three of them); the client's defaults (15 s, 30 s) without it.
+          const HEARTBEAT = SESSION_MODE && params.has('heartbeat') ? positive(params.get('heartbeat'), 15000) : null;
           const QUIET = EVERY < 1000 || (STREAM !== null && STREAM < 1000); // fast numbers: do not log each message
 
           window.lifelineSession = SESSION_MODE;
@@ -66,6 +69,7 @@ internal static class BrowserPage
           const options = {
             session: SESSION_MODE,
             retryNewSessionAfterRefusedResume: RETRY_REFUSED,
+            heartbeat: HEARTBEAT ? { interval: HEARTBEAT, timeout: 3 * HEARTBEAT } : undefined,
             // A session must not drop what it was given: a large queue that fails loudly; plain mode keeps the newest.
             sendQueue: SESSION_MODE ? { maxMessages: 10000, fullMode: 'fail' } : { maxMessages: 100, fullMode: 'drop-oldest' },
           };
@@ -74,6 +78,8 @@ internal static class BrowserPage
             session: SESSION_MODE, every: EVERY, stream: STREAM, sending: true, log: [], sockets: {},
             /** Stops the numbered sends (the echoes of what was sent still arrive). */
             stopSending() { this.sending = false; },
+            /** Whether the named socket has heard the server answer a heartbeat (then a silent link is found dead). */
+            heartbeatsAnswered(name = 'echo') { return Boolean(sockets[name]?._heartbeatsAnswered); },
             /** Spoils the resume token the named socket holds, so its next resume is refused. */
             tamperToken(name = 'echo') {
               const s = sockets[name];

@@ -316,6 +316,35 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.equal(ws().frames().filter((f) => f.type === 'ack').length, 2);
   });
 
+  test('session_IdleSessionWhoseServerAnswersHeartbeats_BlackHoleFoundByTheHeartbeat', () => {
+    const { ws, of, establish, Fake } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'pushed' }); // receive-only: the server pushes
+    mock.timers.tick(15_000); // the ack (200 ms), then the first heartbeat, answered as a Lifeline server does
+    ws().receiveFrame({ type: 'ack', ack: 0 });
+    // In steps: the mocked clock runs a timer set inside a tick only at a later tick.
+    for (let t = 0; t < 15_000 + 29_000; t += 1_000) mock.timers.tick(1_000); // the next heartbeat goes unanswered: a black hole
+    mock.timers.tick(999);
+    assert.equal(of('close').length, 0);
+    mock.timers.tick(1);
+    // Before, a session with nothing of its own outstanding was never declared dead: it sat 'open' on a black hole
+    // while the server gave the session up.
+    const close = of('close')[0];
+    assert.deepEqual([close.code, close.reason, close.willReconnect], [1006, 'heartbeat timeout', true]);
+    mock.timers.tick(close.delay);
+    assert.equal(Fake.instances.length, 2);
+  });
+
+  test('session_IdleSessionWhoseServerNeverAnswersHeartbeats_NotDeclaredDead', () => {
+    const { ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'pushed' });
+    mock.timers.tick(15_000);
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 0, text: true, payload: 'pushed' }); // data, not an answer
+    for (let t = 0; t < 300_000; t += 1_000) mock.timers.tick(1_000);
+    assert.equal(of('close').length, 0);
+  });
+
   test('session_HeartbeatTimeout_UnackedDataAndSilence_DeadLinkReconnectsAndResumes', () => {
     const { socket, ws, of, establish, Fake } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
     establish();

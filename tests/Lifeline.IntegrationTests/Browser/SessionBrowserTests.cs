@@ -210,6 +210,57 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task SessionPage_IdleAndReceiveOnlySockets_BlackHole_FoundByTheHeartbeat_ThenResumed()
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        TcpFaultProxy? proxy = null;
+        var (playwright, browser) = await Chromium.LaunchAsync();
+        try
+        {
+            proxy = new TcpFaultProxy("127.0.0.1", port).Start();
+            var page = await browser.NewPageAsync();
+
+            // The echo socket sends its greeting and then nothing (a ping every 10 minutes); the stream socket only
+            // receives. A heartbeat every second, a timeout of three.
+            await page.GotoAsync($"http://127.0.0.1:{proxy.EndPoint.Port}/?session=1&every=600000&stream=200&heartbeat=1000");
+            await WaitAsync(page, "s.echo.opens.length === 1 && s.stream.received.length >= 5");
+            await page.WaitForFunctionAsync("() => window.__lifeline.heartbeatsAnswered('echo') && window.__lifeline.heartbeatsAnswered('stream')", null,
+                new PageWaitForFunctionOptions { Timeout = (float)Bound.TotalMilliseconds, PollingInterval = 100 });
+            var before = await ReadAsync(page);
+
+            // Every open link goes silent both ways; new links pass. Before, neither socket had anything of its own
+            // outstanding, so neither was ever declared dead: both sat 'open' on the black hole.
+            proxy.SilenceAll();
+            await WaitAsync(page, $"s.echo.resumed.length === 1 && s.stream.resumed.length === 1 && s.stream.received.length >= {Count(before, "stream") + 5}");
+
+            var state = await ReadAsync(page);
+            foreach (var name in new[] { "echo", "stream" })
+            {
+                var socket = state.GetProperty("sockets").GetProperty(name);
+                var close = Assert.Single(socket.GetProperty("closes").EnumerateArray());
+                Assert.Equal(1006, close.GetProperty("code").GetInt32());
+                Assert.Equal("heartbeat timeout", close.GetProperty("reason").GetString());
+                Assert.True(close.GetProperty("willReconnect").GetBoolean());
+                Assert.Empty(socket.GetProperty("lost").EnumerateArray());
+            }
+
+            var stream = state.GetProperty("sockets").GetProperty("stream").GetProperty("received").EnumerateArray().Select(e => e.GetInt32()).ToList();
+            Assert.Equal(Enumerable.Range(1, stream.Count), stream); // nothing pushed meanwhile was lost: each once, in order
+        }
+        finally
+        {
+            await browser.DisposeAsync();
+            playwright.Dispose();
+            if (proxy is not null)
+            {
+                await proxy.DisposeAsync();
+            }
+
+            await serve.DisposeAsync();
+        }
+    }
+
     /// <summary>Waits, with a bound, for a condition on the page's data (<c>s</c> is <c>window.__lifeline.sockets</c>).</summary>
     private static async Task WaitAsync(IPage page, string condition)
     {
