@@ -585,7 +585,22 @@ public sealed class LifelineSessionManager : IDisposable
 
             using (lease)
             {
+                if (BeforeResumeAttachForTest is { } hook)
+                {
+                    await hook().ConfigureAwait(false);
+                }
+
                 previous = session.Attach(carrier, connection.User);
+                if (session.IsEnded)
+                {
+                    // It ended meanwhile (its handler returned, its window expired): that end looked for the session's
+                    // socket before this one was attached and closed nothing here. Answer as a resume after the end is
+                    // answered, or this socket would stay open on a session that is over.
+                    session.Detach(carrier);
+                    SessionLog.NotFound(Logger, carrier.Connection.Id, session.Id);
+                    await carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.NotFound, 0, SequenceRange.Empty))).ConfigureAwait(false);
+                    return new OpenOutcome(OpenKind.Lost);
+                }
 
                 // With a shared store only what it holds goes out (the writer sends the rest after its commit), and the
                 // client is told only the delivery the store recorded.
@@ -624,6 +639,9 @@ public sealed class LifelineSessionManager : IDisposable
 
         return new OpenOutcome(OpenKind.Opened, session);
     }
+
+    /// <summary>Tests: runs in a resume between the replay's start and the socket's attachment, under the session's send lock.</summary>
+    internal Func<Task>? BeforeResumeAttachForTest { get; set; }
 
     /// <summary>
     /// A resume with a shared store: check the token against the store, take the session over (fencing the node that

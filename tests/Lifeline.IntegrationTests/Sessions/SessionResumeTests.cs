@@ -390,4 +390,37 @@ public sealed class SessionResumeTests
         Assert.Equal(LifelineClientState.Reconnecting, reconnecting.Current);
         Assert.Equal(Lifeline.CloseCodes.CloseCode.TryAgainLater, reconnecting.Close?.Code);
     }
+
+    [Fact]
+    public async Task HandlerReturnsWhileAResumeIsAttaching_TheResumeIsToldTheSessionIsLost_NotLeftOpenOnAnEndedSession()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        using var first = await SessionBadInputTests.ConnectAsync(host.Uri("/ends-at-gate"));
+        var (id, token) = await SessionBadInputTests.HelloAsync(first);
+        first.Abort();
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, TimeSpan.FromSeconds(20), "the session to be detached");
+
+        // The resume is held after its replay started and before its socket is attached; meanwhile the handler returns.
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        host.Sessions.BeforeResumeAttachForTest = async () =>
+        {
+            reached.TrySetResult();
+            await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        };
+        using var second = await SessionBadInputTests.ConnectAsync(host.Uri("/ends-at-gate"));
+        await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteHello(w,
+            Lifeline.Session.Wire.HelloFrame.Resume(id, token, 0))));
+        await reached.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        log.Gate.SetResult();
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is null, TimeSpan.FromSeconds(20), "the handler's return to end the session");
+        host.Sessions.BeforeResumeAttachForTest = null;
+        release.SetResult();
+
+        // Before, the end had looked for the session's socket before this one was attached: the resume went on to Resumed,
+        // and the socket stayed open on a session that was over, told neither SessionLost nor 1000.
+        var lost = await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.SessionLost);
+        Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, lost.SessionLost.Reason);
+    }
 }

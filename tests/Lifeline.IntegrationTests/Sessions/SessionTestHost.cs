@@ -126,6 +126,7 @@ internal sealed class SessionTestHost : IAsyncDisposable
                 log.GatedPayloads.Enqueue(message.Data.ToArray());
             }
         });
+        app.MapLifelineSession("/ends-at-gate", (session, ct) => log.Gate.Task.WaitAsync(ct)); // returns (ends the session) when the gate opens
         app.MapLifelineSession("/gated", async (session, ct) =>
         {
             await log.Gate.Task.WaitAsync(ct);
