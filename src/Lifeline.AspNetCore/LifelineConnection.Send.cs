@@ -23,6 +23,8 @@ public sealed partial class LifelineConnection
     private bool _writeFailed;
     private int _queuedMessages;
     private long _queuedBytes;
+    private long _queuedEver; // messages ever queued, and ever taken off the queue by the writer (written or dropped)
+    private long _doneEver;
     private TaskCompletionSource? _room;
     private (CloseCode Code, string Reason)? _closeRequest;
     private bool _discardQueued;
@@ -133,6 +135,27 @@ public sealed partial class LifelineConnection
         return false;
     }
 
+    /// <summary>How many messages were ever queued: a mark for <see cref="HasWrittenPast"/>.</summary>
+    internal long QueuedMark
+    {
+        get
+        {
+            lock (_outgoingLock)
+            {
+                return _queuedEver;
+            }
+        }
+    }
+
+    /// <summary>Whether the writer has taken every message queued up to <paramref name="mark"/> off the queue.</summary>
+    internal bool HasWrittenPast(long mark)
+    {
+        lock (_outgoingLock)
+        {
+            return _doneEver >= mark;
+        }
+    }
+
     /// <summary>Whether a sender waits for room in the full outbound buffer now.</summary>
     internal bool HasSendersWaitingForRoom
     {
@@ -241,6 +264,7 @@ public sealed partial class LifelineConnection
         }
 
         (_outgoing ??= new Queue<Outbound>()).Enqueue(item);
+        _queuedEver++;
         _queuedMessages++;
         _queuedBytes += item.Length;
         StartWriterLocked();
@@ -336,6 +360,7 @@ public sealed partial class LifelineConnection
                     {
                         _queuedMessages--;
                         _queuedBytes -= item.Length;
+                        _doneEver++;
                         WakeSendersLocked();
                     }
                 }
@@ -386,6 +411,7 @@ public sealed partial class LifelineConnection
                 item.Return();
                 _queuedMessages--;
                 _queuedBytes -= item.Length;
+                _doneEver++;
             }
         }
     }

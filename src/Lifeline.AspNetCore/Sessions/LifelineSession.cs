@@ -459,7 +459,7 @@ public sealed class LifelineSession
             {
                 // No socket: the message waits in the replay buffer for the resume.
             }
-            else if (roomDeadline.CanBeCanceled)
+            else if (roomDeadline.CanBeCanceled && !carrier.IsCatchingUp)
             {
                 carrier.QueueDataOrCloseSlow(this, appended.Sequence, isText, data); // a group send or broadcast (only they have a room deadline)
             }
@@ -570,7 +570,9 @@ public sealed class LifelineSession
     }
 
     /// <summary>
-    /// A group send or broadcast takes the send lock without waiting on one member's socket. A send of the session's own
+    /// A group send or broadcast takes the send lock without waiting on one member's socket (except a socket catching up
+    /// after a resume: its replay holds the lock while the client reads it, and the group send then waits its turn and for
+    /// room, as the session's own sends do, up to SendTimeout). A send of the session's own
     /// (its handler's) can hold the lock while it waits for room in the socket's full outbound buffer, up to SendTimeout:
     /// then the socket is closed as a slow consumer (4008), as when a group send finds the buffer full itself. That send
     /// ends at once (its message stays in the replay buffer), and so does the wait here. Looked at again every
@@ -585,7 +587,8 @@ public sealed class LifelineSession
 
         do
         {
-            if (Volatile.Read(ref _carrier) is { } carrier && carrier.Connection.HasSendersWaitingForRoom)
+            // A resume's replay waits for room by design: that is the client catching up, not a stuck send.
+            if (Volatile.Read(ref _carrier) is { } carrier && !carrier.IsCatchingUp && carrier.Connection.HasSendersWaitingForRoom)
             {
                 carrier.Connection.CloseSlowConsumer("a group send found a send of the session's own waiting for room in the full outbound buffer");
             }

@@ -590,6 +590,7 @@ public sealed class LifelineSessionManager : IDisposable
                     await hook().ConfigureAwait(false);
                 }
 
+                carrier.BeginCatchUp(); // before the attach: a group send that finds this socket must not call the replay stuck
                 previous = session.Attach(carrier, connection.User);
                 if (session.IsEnded)
                 {
@@ -618,6 +619,7 @@ public sealed class LifelineSessionManager : IDisposable
         }
         finally
         {
+            carrier.EndCatchUp(); // also when the replay failed or the session had ended: this socket may start another
             wire?.Release();
             session.SendLock.Release();
         }

@@ -18,6 +18,20 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
 
     public LifelineConnection Connection { get; } = connection;
 
+    // A resume's replay fills the outbound buffer by design (it waits for room: the client catches up at its own pace).
+    // Until the writer is past the replay's last frame, a full buffer is that catch-up, not a slow consumer. long.MaxValue
+    // while the replay runs; 0 (never catching up) for a socket that started its session.
+    private long _catchUpMark;
+
+    /// <summary>Whether this socket still works through a resume's replay (see <see cref="BeginCatchUp"/>).</summary>
+    public bool IsCatchingUp => !Connection.HasWrittenPast(Volatile.Read(ref _catchUpMark));
+
+    /// <summary>A resume starts its replay on this socket: a full outbound buffer is the catch-up until <see cref="EndCatchUp"/>'s mark.</summary>
+    public void BeginCatchUp() => Volatile.Write(ref _catchUpMark, long.MaxValue);
+
+    /// <summary>The replay is queued: the catch-up lasts until the writer has taken its last frame.</summary>
+    public void EndCatchUp() => Volatile.Write(ref _catchUpMark, Connection.QueuedMark);
+
     /// <summary>Runs until the socket ends (or is closed for bad input).</summary>
     public async Task RunAsync()
     {

@@ -423,14 +423,73 @@ public sealed class SessionSendLimitTests
         Assert.False(stalledSession.IsEnded); // detached, waiting for its resume with every message it missed
     }
 
-    /// <summary>A member of group "g" with a tiny TCP receive window that completes the session's handshake (or none, in plain mode) and then reads nothing.</summary>
-    private static async Task<ClientWebSocket> ConnectStalledMemberWithATinyWindowAsync(SessionTestHost host, bool withSession, string path = "/group")
+    [Fact]
+    public async Task ResumeWithABacklogLargerThanTheOutboundBuffer_GroupSendsMeanwhile_NoSlowConsumerClose_EverythingInOrder()
     {
-        var stalled = new ClientWebSocket();
-        stalled.Options.KeepAliveInterval = TimeSpan.Zero;
-        if (withSession)
+        // The client was away while its group got 3,000 messages of 4 KiB (more than the kernel's socket buffers take); the
+        // outbound buffer holds 100. Its resume's replay fills that buffer and waits for room while the client reads at its own pace (a 4 KiB TCP window). Before, a group
+        // send in that time took the replay for a stuck send (or found the buffer full after it) and closed the freshly
+        // resumed socket with 4008: the client resumed again, with the same backlog.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
+            server: o =>
+            {
+                o.SendBufferMessages = 100;
+                o.SendTimeout = TimeSpan.FromSeconds(60);
+            });
+        SessionId id;
+        ResumeToken token;
+        using (var away = await SessionBadInputTests.ConnectAsync(host.Uri("/group")))
         {
-            stalled.Options.AddSubProtocol(SessionProtocol.SubProtocol);
+            (id, token) = await SessionBadInputTests.HelloAsync(away);
+            await Wait.UntilAsync(() => host.Sessions.Find(id)?.Groups.Contains("g") == true, what: "the member in group g");
+            away.Abort();
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, what: "the member to be away");
+        const int Backlog = 3000;
+        var payload = new byte[4096];
+        for (var i = 0; i < Backlog; i++)
+        {
+            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        using var back = await ConnectWithATinyWindowAsync(host, "/group");
+        await SessionBadInputTests.SendAsync(back, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        var session = host.Sessions.Find(id)!;
+        await Wait.UntilAsync(() => session.Connection is { HasSendersWaitingForRoom: true }, TimeSpan.FromSeconds(30), "the replay to wait for room");
+
+        const int Live = 5;
+        var live = Enumerable.Range(0, Live).Select(_ => host.Sessions.SendToGroupAsync("g", payload)).ToList();
+
+        var sequences = new List<long>();
+        var buffer = new byte[64 * 1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (sequences.Count < Backlog + Live)
+        {
+            var result = await back.ReceiveAsync(buffer, bound.Token);
+            Assert.True(result.MessageType != WebSocketMessageType.Close, $"closed with {(int?)back.CloseStatus} {back.CloseStatusDescription} after {sequences.Count} messages");
+            Assert.True(result.EndOfMessage);
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out _));
+            if (header.Type == SessionFrameType.Data)
+            {
+                sequences.Add(header.Sequence);
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(1, Backlog + Live).Select(n => (long)n), sequences);
+        Assert.All(await Task.WhenAll(live).WaitAsync(TimeSpan.FromSeconds(20)), reached => Assert.Equal(1, reached));
+        Assert.Null(session.Connection?.ClosedWith);
+    }
+
+    /// <summary>A WebSocket (offering lifeline.v1 unless <paramref name="session"/> is false) whose TCP receive window is tiny (4 KiB): what the server writes backs up fast.</summary>
+    private static async Task<ClientWebSocket> ConnectWithATinyWindowAsync(SessionTestHost host, string path, bool session = true)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        if (session)
+        {
+            socket.Options.AddSubProtocol(SessionProtocol.SubProtocol);
         }
 
         using var handler = new System.Net.Http.SocketsHttpHandler
@@ -444,7 +503,14 @@ public sealed class SessionSendLimitTests
         };
         using var invoker = new System.Net.Http.HttpMessageInvoker(handler, disposeHandler: false);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        await stalled.ConnectAsync(host.Uri(path), invoker, timeout.Token);
+        await socket.ConnectAsync(host.Uri(path), invoker, timeout.Token);
+        return socket;
+    }
+
+    /// <summary>A member of group "g" with a tiny TCP receive window that completes the session's handshake (or none, in plain mode) and then reads nothing.</summary>
+    private static async Task<ClientWebSocket> ConnectStalledMemberWithATinyWindowAsync(SessionTestHost host, bool withSession, string path = "/group")
+    {
+        var stalled = await ConnectWithATinyWindowAsync(host, path, withSession);
         if (withSession)
         {
             await StartSessionAsync(stalled);
