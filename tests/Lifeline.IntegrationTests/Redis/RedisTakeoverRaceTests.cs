@@ -126,6 +126,54 @@ public sealed class RedisTakeoverRaceTests
         await SessionBadInputTests.ReadUntilAsync(third, SessionFrameType.Data);
     }
 
+    [Fact]
+    public async Task HandlerReturnsWhileAResumeOnItsNodeTakesItOver_TheResumeIsToldTheSessionIsLost_NoSecondHandler()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        HeldAcquireJournal? journal = null;
+        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
+            services: s =>
+            {
+                s.RemoveAll<ISessionJournal>();
+                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
+            });
+        await node.WaitForFanoutAsync(); // its Redis connection is up: a first Hello would otherwise wait for it within the 1 s timeout
+        SessionId id;
+        ResumeToken token;
+        using (var first = await SessionBadInputTests.ConnectAsync(node.Uri("/finish")))
+        {
+            (id, token) = await SessionBadInputTests.HelloAsync(first);
+            await Wait.UntilAsync(() => Volatile.Read(ref log.HandlerStarts) == 1, TimeSpan.FromSeconds(30), "the handler to start");
+            first.Abort();
+        }
+
+        await Wait.UntilAsync(() => node.Sessions.Find(id) is { IsConnected: false }, TimeSpan.FromSeconds(30), "the session to be detached");
+
+        // The resume takes the session over (a new epoch) while its handler returns; the session's removal from the store
+        // then carries the old epoch, which the store refuses.
+        journal!.HoldNextAcquire();
+        using var back = await SessionBadInputTests.ConnectAsync(node.Uri("/finish"));
+        try
+        {
+            await SessionBadInputTests.SendAsync(back, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+            await journal.Acquired.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            log.Finish.SetResult();
+            await Wait.UntilAsync(() => node.Sessions.Find(id) is null, TimeSpan.FromSeconds(30), "the handler's return to end the session");
+        }
+        finally
+        {
+            journal.ReleaseAcquire();
+        }
+
+        // Before, the resume found the copy ended, read the session from the store (still there) and restored it with a
+        // second handler for a session whose handler had returned.
+        var lost = await SessionBadInputTests.ReadUntilAsync(back, SessionFrameType.SessionLost);
+        Assert.Equal(SessionLostReason.NotFound, lost.SessionLost.Reason);
+        Assert.Equal(0, Volatile.Read(ref log.ResumedStarts));
+        Assert.Null(await node.Sessions.Journal!.ReadAsync(id)); // gone from the store
+    }
+
     private static int Count(List<string> received, string text)
     {
         lock (received)
