@@ -465,7 +465,8 @@ public sealed class LifelineSession
             }
             else
             {
-                await carrier.SendDataAsync(this, appended.Sequence, isText, data).ConfigureAwait(false);
+                // A session's own send, or a group send to a socket catching up after a resume (bounded by its deadline).
+                await carrier.SendDataAsync(this, appended.Sequence, isText, data, groupDeadline: roomDeadline).ConfigureAwait(false);
             }
 
             return appended.Acknowledged;
@@ -553,7 +554,7 @@ public sealed class LifelineSession
 
             if (roomDeadline.CanBeCanceled)
             {
-                await EnterSendLockForGroupAsync(cancellationToken).ConfigureAwait(false);
+                await EnterSendLockForGroupAsync(roomDeadline, cancellationToken).ConfigureAwait(false);
             }
             else
             {
@@ -572,13 +573,13 @@ public sealed class LifelineSession
     /// <summary>
     /// A group send or broadcast takes the send lock without waiting on one member's socket (except a socket catching up
     /// after a resume: its replay holds the lock while the client reads it, and the group send then waits its turn and for
-    /// room, as the session's own sends do, up to SendTimeout). A send of the session's own
+    /// room up to its deadline, SendTimeout from its start, then closes that socket with 4008). A send of the session's own
     /// (its handler's) can hold the lock while it waits for room in the socket's full outbound buffer, up to SendTimeout:
     /// then the socket is closed as a slow consumer (4008), as when a group send finds the buffer full itself. That send
     /// ends at once (its message stays in the replay buffer), and so does the wait here. Looked at again every
     /// <see cref="GroupLockLookInterval"/>: the holder may start waiting for room after the first look.
     /// </summary>
-    private async ValueTask EnterSendLockForGroupAsync(CancellationToken cancellationToken)
+    private async ValueTask EnterSendLockForGroupAsync(CancellationToken deadline, CancellationToken cancellationToken)
     {
         if (_sendLock.Wait(0, CancellationToken.None))
         {
@@ -587,8 +588,21 @@ public sealed class LifelineSession
 
         do
         {
-            // A resume's replay waits for room by design: that is the client catching up, not a stuck send.
-            if (Volatile.Read(ref _carrier) is { } carrier && !carrier.IsCatchingUp && carrier.Connection.HasSendersWaitingForRoom)
+            if (Volatile.Read(ref _carrier) is not { } carrier)
+            {
+                continue;
+            }
+
+            if (carrier.IsCatchingUp)
+            {
+                // A resume's replay waits for room by design: the client catching up, not a stuck send. Up to the group
+                // send's deadline (SendTimeout), as the session's own sends wait.
+                if (deadline.IsCancellationRequested)
+                {
+                    carrier.Connection.CloseSlowConsumer("a group send waited its deadline for a resume's replay on a socket catching up");
+                }
+            }
+            else if (carrier.Connection.HasSendersWaitingForRoom)
             {
                 carrier.Connection.CloseSlowConsumer("a group send found a send of the session's own waiting for room in the full outbound buffer");
             }

@@ -133,9 +133,11 @@ public sealed class LifelineSessionManager : IDisposable
     /// to their members; a publish that fails throws <see cref="SessionStoreUnavailableException"/> after the local sends.
     /// </summary>
     /// <remarks>
-    /// No member holds up the others. One whose socket's outbound buffer is full gets its socket closed with 4008 (slow
-    /// consumer) and keeps its session: the copy waits in its replay buffer for the resume. One whose replay buffer stays
-    /// full for <see cref="LifelineServerOptions.SendTimeout"/> (its client does not acknowledge) loses its session.
+    /// No member holds up the others: each gets its copy at once. One whose socket's outbound buffer is full gets its
+    /// socket closed with 4008 (slow consumer) and keeps its session: the copy waits in its replay buffer for the resume.
+    /// One whose socket is still catching up after a resume (its replay fills that buffer by design) is given up to
+    /// <see cref="LifelineServerOptions.SendTimeout"/> for room before that close; this call then returns only when it has.
+    /// One whose replay buffer stays full for SendTimeout (its client does not acknowledge) loses its session.
     /// </remarks>
     public async Task<int> SendToGroupAsync(string group, ReadOnlyMemory<byte> data, WebSocketMessageType type = WebSocketMessageType.Binary, CancellationToken cancellationToken = default)
     {
@@ -1069,7 +1071,8 @@ public sealed class LifelineSessionManager : IDisposable
     /// Sends to every member at once. A member whose replay buffer stays full for <see cref="LifelineServerOptions.SendTimeout"/>
     /// (its client does not acknowledge) loses its session (SessionLost, buffer full) rather than hold up the others:
     /// one stalled member must not stall a group send or a broadcast. A member's full socket never waits at all
-    /// (<see cref="SessionCarrier.QueueDataOrCloseSlow"/>).
+    /// (<see cref="SessionCarrier.QueueDataOrCloseSlow"/>), except one catching up after a resume, whose buffer is full by
+    /// design: that copy waits for room up to the same deadline, then the socket is closed with 4008.
     /// </summary>
     private async Task<int> SendToManyAsync(LifelineSession[] members, ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken)
     {

@@ -318,17 +318,26 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         }
     }
 
-    /// <summary>Writes a Data frame (the session's send lock is held by the caller).</summary>
-    public async ValueTask SendDataAsync(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, long? ack = null)
+    /// <summary>
+    /// Writes a Data frame (the session's send lock is held by the caller). <paramref name="groupDeadline"/>: a group
+    /// send's deadline (<see cref="LifelineServerOptions.SendTimeout"/> from its start), for a socket still catching up
+    /// after a resume; past it the socket is closed as a slow consumer (4008), as a full one is at once otherwise.
+    /// </summary>
+    public async ValueTask SendDataAsync(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload, long? ack = null,
+        CancellationToken groupDeadline = default)
     {
         var buffer = RentDataFrame(sequence, ack ?? session.AckToSend, isText, payload.Span, out var length);
         try
         {
-            await Connection.SendAsync(buffer.AsMemory(0, length), WebSocketMessageType.Binary, CancellationToken.None).ConfigureAwait(false);
+            await Connection.SendAsync(buffer.AsMemory(0, length), WebSocketMessageType.Binary, groupDeadline).ConfigureAwait(false);
         }
         catch (InvalidOperationException)
         {
             // The socket is closing: the message stays in the replay buffer for the resume.
+        }
+        catch (OperationCanceledException) when (groupDeadline.IsCancellationRequested)
+        {
+            Connection.CloseSlowConsumer("a group send waited its deadline for room on a socket catching up after a resume");
         }
         finally
         {
@@ -340,7 +349,8 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
     /// A group send's or broadcast's Data frame (the session's send lock is held by the caller): queued on the socket
     /// without waiting, as a plain broadcast is. A socket whose outbound buffer is full is closed as a slow consumer
     /// (4008): one member that stopped reading must not hold up the sender, and so every other member. The message is in
-    /// the replay buffer already and reaches the member when it resumes.
+    /// the replay buffer already and reaches the member when it resumes. (A socket catching up after a resume takes
+    /// <see cref="SendDataAsync"/> with the group send's deadline instead: its buffer is full by design.)
     /// </summary>
     public void QueueDataOrCloseSlow(LifelineSession session, long sequence, bool isText, ReadOnlyMemory<byte> payload)
     {

@@ -482,6 +482,70 @@ public sealed class SessionSendLimitTests
         Assert.Null(session.Connection?.ClosedWith);
     }
 
+    [Fact]
+    public async Task GroupSendToAMemberCatchingUpSlowly_WaitsAtMostSendTimeout_ThenClosesIt4008_TheSessionStays()
+    {
+        // As above, but the client reads its backlog slowly (a message every 5 ms: 15 s or more for all of it, while no
+        // single write waits long). A group send gives a socket catching up SendTimeout (3 s here), not the whole
+        // replay: then 4008, and the session stays.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
+            server: o =>
+            {
+                o.SendBufferMessages = 100;
+                o.SendTimeout = TimeSpan.FromSeconds(3);
+            });
+        SessionId id;
+        ResumeToken token;
+        using (var away = await SessionBadInputTests.ConnectAsync(host.Uri("/group")))
+        {
+            (id, token) = await SessionBadInputTests.HelloAsync(away);
+            await Wait.UntilAsync(() => host.Sessions.Find(id)?.Groups.Contains("g") == true, what: "the member in group g");
+            away.Abort();
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, what: "the member to be away");
+        var payload = new byte[4096];
+        for (var i = 0; i < 3000; i++)
+        {
+            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        using var back = await ConnectWithATinyWindowAsync(host, "/group");
+        await SessionBadInputTests.SendAsync(back, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        var session = host.Sessions.Find(id)!;
+        await Wait.UntilAsync(() => session.Connection is { HasSendersWaitingForRoom: true }, TimeSpan.FromSeconds(30), "the replay to wait for room");
+        var connection = session.Connection!;
+        using var stopReading = new CancellationTokenSource();
+        var reading = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            while (!stopReading.IsCancellationRequested)
+            {
+                var result = await back.ReceiveAsync(buffer, stopReading.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+
+                await Task.Delay(5, stopReading.Token);
+            }
+        });
+
+        try
+        {
+            // Before, the group send waited for the whole replay, and the socket caught up with no 4008.
+            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(90)));
+            Assert.Equal(4008, connection.ClosedWith?.Value);
+            Assert.False(session.IsEnded); // its copies wait in the replay buffer for the next resume
+        }
+        finally
+        {
+            await stopReading.CancelAsync();
+            await reading.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
     /// <summary>A WebSocket (offering lifeline.v1 unless <paramref name="session"/> is false) whose TCP receive window is tiny (4 KiB): what the server writes backs up fast.</summary>
     private static async Task<ClientWebSocket> ConnectWithATinyWindowAsync(SessionTestHost host, string path, bool session = true)
     {
