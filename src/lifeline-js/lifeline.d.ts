@@ -144,9 +144,11 @@ export interface LifelineOptions {
   /** Session mode: send an Ack after this many deliveries, bytes or ms, whichever first. Defaults 4096, 262144, 200. */
   ack?: { messages?: number; bytes?: number; delay?: number };
   /**
-   * Session mode: every `interval` an Ack frame is sent as a heartbeat (browsers cannot send pings); a link with
-   * data sent and unacknowledged and nothing received for `timeout` is dead (reported as 1006 'heartbeat timeout',
-   * then reconnect and resume). Defaults 15000 and 30000; false turns both off.
+   * Session mode: every `interval` an Ack frame that acknowledges nothing new is sent as a heartbeat (browsers cannot
+   * send pings). A link with data sent and unacknowledged and nothing received for `timeout` is dead (reported as 1006
+   * 'heartbeat timeout', then reconnect and resume); so, once the server has answered a heartbeat (a Lifeline server
+   * does), is an idle or receive-only link whose heartbeat goes unanswered for `timeout`. Defaults 15000 and 30000;
+   * false turns both off.
    */
   heartbeat?: { interval?: number | null; timeout?: number | null } | false;
   /** Both modes: no inbound message within this is a dead link (1006 'receive watchdog'). Default null: off. */
@@ -157,7 +159,7 @@ export interface LifelineOptions {
   handshakeTimeout?: number | null;
   /** Session mode: a longer inbound frame closes with 1009. Default 4 MiB. */
   maxReceiveBytes?: number;
-  /** After close(), give up waiting for the peer's Close after this. Default 5000. */
+  /** After close(), give up waiting for the peer's Close after this (then 1006 'close timeout'). Default 5000; null or 0: wait for the close event however long it takes. */
   closeTimeout?: number | null;
   /** After a refused resume (1008), try one new session. Default true. */
   retryNewSessionAfterRefusedResume?: boolean;

@@ -641,6 +641,7 @@ export class LifelineSocket extends EventTarget {
     this.stats = { messagesSent: 0, messagesReceived: 0, duplicatesDropped: 0, replayedOut: 0, reconnects: 0 };
     this._resetSession();
     this._heartbeatPending = null;
+    this._heartbeatAsked = false; // an idle heartbeat went out and its answer may still come
     this._heartbeatsAnswered = false; // learned from the server: see _onMessage
 
     this._onOnline = () => {
@@ -785,6 +786,7 @@ export class LifelineSocket extends EventTarget {
 
   _onOpen(ws) {
     if (ws !== this._ws) return;
+    this._heartbeatPending = null; // the last socket's: this one's handshake has its own bound
     this._clearTimer('connect');
     this._opened = true;
     this._connectedAt = this._clock.now();
@@ -824,7 +826,8 @@ export class LifelineSocket extends EventTarget {
       return;
     }
     // Closed by the application while the handshake was in flight: a late Welcome or Resumed must not reopen it.
-    if (this.state === 'closing') return;
+    // (Once established, what arrives before the close event is still delivered, as a WebSocket's messages are.)
+    if (this.state === 'closing' && this._phase !== 'established') return;
     if (typeof data === 'string') {
       this._fail(1003, 'text message on a session connection');
       return;
@@ -837,12 +840,11 @@ export class LifelineSocket extends EventTarget {
       else this._fail(1002, String(error?.message ?? error));
       return;
     }
-    if (this._heartbeatPending) {
-      // The server answers heartbeats (a Lifeline server does; another make need not): from now on an unanswered
-      // one means a dead link. Learned once per LifelineSocket.
-      if (frame.type === 'ack' && this._heartbeatPending.idle) this._heartbeatsAnswered = true;
-      this._heartbeatPending = null;
-    }
+    // The server answers heartbeats (a Lifeline server does; another make need not): from now on an unanswered one
+    // means a dead link. Learned once per LifelineSocket, from an Ack that comes while a heartbeat waits for its answer
+    // and nothing of ours is outstanding (the server then has nothing else to acknowledge), Data before it or not.
+    if (this._heartbeatAsked && frame.type === 'ack' && this._replay.length === 0) this._heartbeatsAnswered = true;
+    this._heartbeatPending = null; // anything inbound shows the link alive
     this._onFrame(frame);
   }
 
@@ -1160,7 +1162,7 @@ export class LifelineSocket extends EventTarget {
 
   _established() {
     this._phase = 'established';
-    this._heartbeatPending = null; // { at, idle }: a heartbeat sent on this socket and nothing heard since
+    this._heartbeatPending = null; // { at }: a heartbeat sent on this socket and nothing heard since
     // A completed handshake alone does not reset the backoff: a server that welcomes and then closes at once (a handler
     // that fails on start) must meet a growing delay. A delivered message does (_deliver), as in plain mode.
     if (this._options.heartbeat.interval) this._scheduleHeartbeat();
@@ -1171,12 +1173,14 @@ export class LifelineSocket extends EventTarget {
     // idle-killing proxies from cutting the link and tells the server we are alive; the server ignores a repeated ack.
     this._setTimer('heartbeat', this._options.heartbeat.interval, () => {
       if (this._phase !== 'established' || !this._ws) return;
-      // Only an Ack that acknowledges nothing new is a heartbeat the server answers (5.4). With nothing of ours
-      // outstanding the server has nothing else to acknowledge, so an Ack that comes back is its answer.
-      if (!this._heartbeatPending && this._ackSent === this._lastDelivered) {
-        this._heartbeatPending = { at: this._clock.now(), idle: this._replay.length === 0 };
+      // It repeats the last ack sent, so it acknowledges nothing new: that is the heartbeat a Lifeline server answers
+      // (5.4). An ack that is due goes out with its own timer. With nothing of ours outstanding the server has nothing
+      // else to acknowledge, so an Ack that comes back is the answer.
+      if (!this._heartbeatPending) {
+        this._heartbeatPending = { at: this._clock.now() };
+        this._heartbeatAsked ||= this._replay.length === 0;
       }
-      this._sendAck();
+      this._sendFrame({ type: 'ack', ack: this._ackSent });
       this._scheduleHeartbeat();
       this._armLiveness();
     });

@@ -710,15 +710,16 @@ public sealed class LifelineSessionManager : IDisposable
                     lease = await journal.AcquireAsync(hello.SessionId, Options.ResumeWindow).ConfigureAwait(false);
                     if (writer.Lease.Epoch == lease.Epoch - 1)
                     {
+                        // Renewed before the check: an end after it removes the session from the store with this lease.
+                        writer.Renew(lease);
                         if (!local.IsEnded)
                         {
-                            writer.Renew(lease);
                             return (null, local, false);
                         }
 
-                        // It ended here meanwhile (its handler returned, or it was lost): its removal from the store ran,
-                        // or will run, with the old lease, which the store now refuses. Remove it with the new one, and
-                        // answer as a resume after the end is answered, not with a second handler.
+                        // It ended here meanwhile (its handler returned, or it was lost): its removal from the store may
+                        // have carried the old lease, which the store refuses. Remove it with the new one, and answer as a
+                        // resume after the end is answered, not with a second handler.
                         await journal.EndAsync(lease).ConfigureAwait(false);
                         return (await LostOnHelloAsync(carrier, hello.SessionId).ConfigureAwait(false), null, false);
                     }

@@ -335,6 +335,57 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.equal(Fake.instances.length, 2);
   });
 
+  test('session_Heartbeat_RepeatsTheLastAckSent_SoTheServerAnswersIt_EvenWithADeliveryNotYetAcknowledged', () => {
+    const { ws, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'a' });
+    mock.timers.tick(14_900); // Ack 1 after 200 ms
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 0, text: true, payload: 'b' }); // its ack is due in 200 ms
+    mock.timers.tick(100); // the heartbeat
+    // A Lifeline server answers only an Ack that acknowledges nothing new; Ack 2 here would be a plain ack.
+    assert.deepEqual(ws().frames().slice(1).map((f) => f.ack), [1, 1]);
+    mock.timers.tick(100);
+    assert.deepEqual(ws().frames().slice(1).map((f) => f.ack), [1, 1, 2]); // the due ack, on its timer
+  });
+
+  test('session_StreamWhoseDataComesBeforeTheHeartbeatsAnswer_StillLearnsThatTheServerAnswers', () => {
+    const { ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    mock.timers.tick(15_000); // the heartbeat
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'pushed' }); // a push overtakes the answer
+    ws().receiveFrame({ type: 'ack', ack: 0 }); // the answer
+    for (let t = 0; t < 15_000 + 29_000; t += 1_000) mock.timers.tick(1_000); // then a black hole
+    mock.timers.tick(999);
+    assert.equal(of('close').length, 0);
+    mock.timers.tick(1);
+    assert.deepEqual([of('close')[0].code, of('close')[0].reason], [1006, 'heartbeat timeout']);
+  });
+
+  test('session_CloseOnAnEstablishedSession_WhatArrivesBeforeTheCloseEventIsStillDelivered', () => {
+    const { socket, ws, of, establish } = setup();
+    establish();
+    socket.close();
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'in flight' });
+    assert.deepEqual(of('message').map((e) => e.data), ['in flight']);
+  });
+
+  test('session_HeartbeatPendingWhenTheLinkDropped_DoesNotBoundTheNextHandshake', () => {
+    const { ws, of, establish, Fake } = setup({ heartbeat: { interval: 1_000, timeout: 3_000 }, handshakeTimeout: 10_000 });
+    establish();
+    mock.timers.tick(1_000);
+    ws().receiveFrame({ type: 'ack', ack: 0 }); // answered: silence now counts
+    mock.timers.tick(1_000); // a heartbeat, pending when the link drops
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    assert.equal(Fake.instances.length, 2);
+    ws().open('lifeline.v1'); // the resume's Hello; its answer takes 5 s (a loaded server)
+    for (let t = 0; t < 5_000; t += 500) mock.timers.tick(500);
+    // Before, the dead socket's pending heartbeat bounded this handshake by the 3 s heartbeat timeout.
+    assert.equal(of('close').length, 1);
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+    assert.equal(of('resumed').length, 1);
+  });
+
   test('session_IdleSessionWhoseServerNeverAnswersHeartbeats_NotDeclaredDead', () => {
     const { ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
     establish();

@@ -30,7 +30,7 @@ internal sealed class ClusterLog
     /// <summary>Members of /group that left "g" (they sent the text "leave").</summary>
     public int GroupLeaves;
 
-    /// <summary>The nodes on which a /group-late-exit handler returned.</summary>
+    /// <summary>The nodes on which a /group-late-exit handler returned (said half a second after it did).</summary>
     public ConcurrentQueue<string> LateExits { get; } = new();
 
     /// <summary>Ends every /finish handler (and so its session).</summary>
@@ -165,9 +165,10 @@ internal sealed class ClusterNode : IAsyncDisposable
 
             await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
 
-            // A handler that cleans up after its session ended, and so returns a while later.
+            // A handler that cleans up after its session ended, and so returns a while later. The node ends the session's
+            // copy right after the return: it is said half a second after that.
             await Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None);
-            log.LateExits.Enqueue(Name);
+            _ = Task.Delay(TimeSpan.FromMilliseconds(500)).ContinueWith(_ => log.LateExits.Enqueue(Name), TaskScheduler.Default);
         });
         await app.StartAsync();
         Volatile.Write(ref _killed, false);
