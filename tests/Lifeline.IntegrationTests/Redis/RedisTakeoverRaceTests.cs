@@ -23,14 +23,9 @@ public sealed class RedisTakeoverRaceTests
     {
         await using var redis = await RedisServer.StartNewAsync();
         var log = new ClusterLog();
-        HeldAcquireJournal? journal = null;
-        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
-            services: s =>
-            {
-                s.RemoveAll<ISessionJournal>();
-                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
-            });
-        await node.WaitForFanoutAsync(); // its Redis connection is up: a first Hello would otherwise wait for it within the 1 s timeout
+        var started = await StartNodeWithAHeldAcquireAsync(redis, log);
+        await using var node = started.Node;
+        var journal = started.Journal;
         await using var proxy = new TcpFaultProxy("127.0.0.1", node.Port).Start();
         await using var client = new LifelineClient(SessionResumeTests.SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/group")));
         var received = new List<string>();
@@ -51,7 +46,7 @@ public sealed class RedisTakeoverRaceTests
 
         // The link drops; the client's resume reaches the same node, which still runs the session. Its acquire is held
         // once the store has taken the new epoch, and meanwhile a group send makes the writer commit with the old lease.
-        journal!.HoldNextAcquire();
+        journal.HoldNextAcquire();
         Task<int> groupSend;
         try
         {
@@ -131,14 +126,9 @@ public sealed class RedisTakeoverRaceTests
     {
         await using var redis = await RedisServer.StartNewAsync();
         var log = new ClusterLog();
-        HeldAcquireJournal? journal = null;
-        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
-            services: s =>
-            {
-                s.RemoveAll<ISessionJournal>();
-                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
-            });
-        await node.WaitForFanoutAsync(); // its Redis connection is up: a first Hello would otherwise wait for it within the 1 s timeout
+        var started = await StartNodeWithAHeldAcquireAsync(redis, log);
+        await using var node = started.Node;
+        var journal = started.Journal;
         SessionId id;
         ResumeToken token;
         using (var first = await SessionBadInputTests.ConnectAsync(node.Uri("/finish")))
@@ -152,7 +142,7 @@ public sealed class RedisTakeoverRaceTests
 
         // The resume takes the session over (a new epoch) while its handler returns; the session's removal from the store
         // then carries the old epoch, which the store refuses.
-        journal!.HoldNextAcquire();
+        journal.HoldNextAcquire();
         using var back = await SessionBadInputTests.ConnectAsync(node.Uri("/finish"));
         try
         {
@@ -172,6 +162,21 @@ public sealed class RedisTakeoverRaceTests
         Assert.Equal(SessionLostReason.NotFound, lost.SessionLost.Reason);
         Assert.Equal(0, Volatile.Read(ref log.ResumedStarts));
         Assert.Null(await node.Sessions.Journal!.ReadAsync(id)); // gone from the store
+    }
+
+    /// <summary>One node whose store is wrapped in a <see cref="HeldAcquireJournal"/>, its Redis connection up.</summary>
+    private static async Task<(ClusterNode Node, HeldAcquireJournal Journal)> StartNodeWithAHeldAcquireAsync(RedisServer redis, ClusterLog log)
+    {
+        HeldAcquireJournal? journal = null;
+        var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
+            services: s =>
+            {
+                s.RemoveAll<ISessionJournal>();
+                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
+            });
+        await node.WaitForFanoutAsync(); // its Redis connection is up: a first Hello would otherwise wait for it within the 1 s timeout
+        _ = node.Sessions.Journal; // resolves the store, and so the wrapper
+        return (node, journal!);
     }
 
     private static int Count(List<string> received, string text)

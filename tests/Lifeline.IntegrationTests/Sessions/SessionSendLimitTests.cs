@@ -427,37 +427,16 @@ public sealed class SessionSendLimitTests
     public async Task ResumeWithABacklogLargerThanTheOutboundBuffer_GroupSendsMeanwhile_NoSlowConsumerClose_EverythingInOrder()
     {
         // The client was away while its group got 3,000 messages of 4 KiB (more than the kernel's socket buffers take); the
-        // outbound buffer holds 100. Its resume's replay fills that buffer and waits for room while the client reads at its own pace (a 4 KiB TCP window). Before, a group
-        // send in that time took the replay for a stuck send (or found the buffer full after it) and closed the freshly
-        // resumed socket with 4008: the client resumed again, with the same backlog.
-        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
-            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
-            server: o =>
-            {
-                o.SendBufferMessages = 100;
-                o.SendTimeout = TimeSpan.FromSeconds(60);
-            });
-        SessionId id;
-        ResumeToken token;
-        using (var away = await SessionBadInputTests.ConnectAsync(host.Uri("/group")))
-        {
-            (id, token) = await SessionBadInputTests.HelloAsync(away);
-            await Wait.UntilAsync(() => host.Sessions.Find(id)?.Groups.Contains("g") == true, what: "the member in group g");
-            away.Abort();
-        }
-
-        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, what: "the member to be away");
+        // outbound buffer holds 100. Its resume's replay fills that buffer and waits for room while the client reads at
+        // its own pace (a 4 KiB TCP window). Before, a group send in that time took the replay for a stuck send (or found
+        // the buffer full after it) and closed the freshly resumed socket with 4008: the client resumed again, with the
+        // same backlog.
         const int Backlog = 3000;
+        await using var host = await StartHostWithASmallOutboundBufferAsync(TimeSpan.FromSeconds(60));
+        var resumed = await ResumeWithABacklogThroughATinyWindowAsync(host, Backlog);
+        using var back = resumed.Socket;
+        var session = resumed.Session;
         var payload = new byte[4096];
-        for (var i = 0; i < Backlog; i++)
-        {
-            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(20)));
-        }
-
-        using var back = await ConnectWithATinyWindowAsync(host, "/group");
-        await SessionBadInputTests.SendAsync(back, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
-        var session = host.Sessions.Find(id)!;
-        await Wait.UntilAsync(() => session.Connection is { HasSendersWaitingForRoom: true }, TimeSpan.FromSeconds(30), "the replay to wait for room");
 
         const int Live = 5;
         var live = Enumerable.Range(0, Live).Select(_ => host.Sessions.SendToGroupAsync("g", payload)).ToList();
@@ -488,33 +467,11 @@ public sealed class SessionSendLimitTests
         // As above, but the client reads its backlog slowly (a message every 5 ms: 15 s or more for all of it, while no
         // single write waits long). A group send gives a socket catching up SendTimeout (3 s here), not the whole
         // replay: then 4008, and the session stays.
-        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
-            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
-            server: o =>
-            {
-                o.SendBufferMessages = 100;
-                o.SendTimeout = TimeSpan.FromSeconds(3);
-            });
-        SessionId id;
-        ResumeToken token;
-        using (var away = await SessionBadInputTests.ConnectAsync(host.Uri("/group")))
-        {
-            (id, token) = await SessionBadInputTests.HelloAsync(away);
-            await Wait.UntilAsync(() => host.Sessions.Find(id)?.Groups.Contains("g") == true, what: "the member in group g");
-            away.Abort();
-        }
-
-        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, what: "the member to be away");
+        await using var host = await StartHostWithASmallOutboundBufferAsync(TimeSpan.FromSeconds(3));
+        var resumed = await ResumeWithABacklogThroughATinyWindowAsync(host, 3000);
+        using var back = resumed.Socket;
+        var session = resumed.Session;
         var payload = new byte[4096];
-        for (var i = 0; i < 3000; i++)
-        {
-            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(20)));
-        }
-
-        using var back = await ConnectWithATinyWindowAsync(host, "/group");
-        await SessionBadInputTests.SendAsync(back, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
-        var session = host.Sessions.Find(id)!;
-        await Wait.UntilAsync(() => session.Connection is { HasSendersWaitingForRoom: true }, TimeSpan.FromSeconds(30), "the replay to wait for room");
         var connection = session.Connection!;
         using var stopReading = new CancellationTokenSource();
         var reading = Task.Run(async () =>
@@ -544,6 +501,46 @@ public sealed class SessionSendLimitTests
             await stopReading.CancelAsync();
             await reading.ContinueWith(_ => { }, TaskScheduler.Default);
         }
+    }
+
+    /// <summary>Replay buffers of 64 MiB, outbound buffers of 100 messages.</summary>
+    private static Task<SessionTestHost> StartHostWithASmallOutboundBufferAsync(TimeSpan sendTimeout) =>
+        SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(),
+            sessions: o => o.Replay.MaxBytes = 64 * 1024 * 1024,
+            server: o =>
+            {
+                o.SendBufferMessages = 100;
+                o.SendTimeout = sendTimeout;
+            });
+
+    /// <summary>
+    /// A member of group "g" goes away while the group gets <paramref name="backlog"/> messages of 4 KiB (more than the
+    /// kernel's socket buffers take), then resumes through a 4 KiB TCP window without reading: returns once the replay
+    /// waits for room in the outbound buffer.
+    /// </summary>
+    private static async Task<(ClientWebSocket Socket, Lifeline.AspNetCore.LifelineSession Session)> ResumeWithABacklogThroughATinyWindowAsync(SessionTestHost host, int backlog)
+    {
+        SessionId id;
+        ResumeToken token;
+        using (var away = await SessionBadInputTests.ConnectAsync(host.Uri("/group")))
+        {
+            (id, token) = await SessionBadInputTests.HelloAsync(away);
+            await Wait.UntilAsync(() => host.Sessions.Find(id)?.Groups.Contains("g") == true, what: "the member in group g");
+            away.Abort();
+        }
+
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, what: "the member to be away");
+        var payload = new byte[4096];
+        for (var i = 0; i < backlog; i++)
+        {
+            Assert.Equal(1, await host.Sessions.SendToGroupAsync("g", payload).WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        var back = await ConnectWithATinyWindowAsync(host, "/group");
+        await SessionBadInputTests.SendAsync(back, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        var session = host.Sessions.Find(id)!;
+        await Wait.UntilAsync(() => session.Connection is { HasSendersWaitingForRoom: true }, TimeSpan.FromSeconds(30), "the replay to wait for room");
+        return (back, session);
     }
 
     /// <summary>A WebSocket (offering lifeline.v1 unless <paramref name="session"/> is false) whose TCP receive window is tiny (4 KiB): what the server writes backs up fast.</summary>
