@@ -23,8 +23,7 @@ public sealed partial class LifelineConnection
     private bool _writeFailed;
     private int _queuedMessages;
     private long _queuedBytes;
-    private long _queuedEver; // messages ever queued, and ever taken off the queue by the writer (written or dropped)
-    private long _doneEver;
+    private long _queuedEver; // messages ever queued; less _queuedMessages, those the writer took off (written or dropped)
     private TaskCompletionSource? _room;
     private (CloseCode Code, string Reason)? _closeRequest;
     private bool _discardQueued;
@@ -152,7 +151,7 @@ public sealed partial class LifelineConnection
     {
         lock (_outgoingLock)
         {
-            return _doneEver >= mark;
+            return _queuedEver - _queuedMessages >= mark;
         }
     }
 
@@ -360,7 +359,6 @@ public sealed partial class LifelineConnection
                     {
                         _queuedMessages--;
                         _queuedBytes -= item.Length;
-                        _doneEver++;
                         WakeSendersLocked();
                     }
                 }
@@ -411,7 +409,6 @@ public sealed partial class LifelineConnection
                 item.Return();
                 _queuedMessages--;
                 _queuedBytes -= item.Length;
-                _doneEver++;
             }
         }
     }

@@ -1169,8 +1169,8 @@ export class LifelineSocket extends EventTarget {
   }
 
   _scheduleHeartbeat() {
-    // Browsers cannot send protocol pings: an Ack frame (our current acknowledgement) is the heartbeat. It keeps
-    // idle-killing proxies from cutting the link and tells the server we are alive; the server ignores a repeated ack.
+    // Browsers cannot send protocol pings: an Ack frame (the last acknowledgement sent) is the heartbeat. It keeps
+    // idle-killing proxies from cutting the link and tells the server we are alive (a Lifeline server answers it).
     this._setTimer('heartbeat', this._options.heartbeat.interval, () => {
       if (this._phase !== 'established' || !this._ws) return;
       // It repeats the last ack sent, so it acknowledges nothing new: that is the heartbeat a Lifeline server answers
