@@ -767,10 +767,13 @@ export class LifelineSocket extends EventTarget {
         this._finish(null);
         throw error;
       }
-      this._emit('error', { error });
-      const info = { code: 1006, reason: String(error?.message ?? error), wasClean: false };
-      if (permanent) this._finish(info);
-      else this._lost(info);
+      if (first) {
+        // Still inside the constructor: no listener is attached yet. Report the failure from a timer, as a browser
+        // reports a failed `new WebSocket`; close() before then cancels it.
+        this._setTimer('failed', 0, () => this._failedAttempt(error, permanent));
+        return;
+      }
+      this._failedAttempt(error, permanent);
       return;
     }
     ws.binaryType = 'arraybuffer';
@@ -782,6 +785,14 @@ export class LifelineSocket extends EventTarget {
     if (this._options.connectTimeout) {
       this._setTimer('connect', this._options.connectTimeout, () => this._drop(ws, 1006, 'connect timeout'));
     }
+  }
+
+  /** A WebSocket constructor threw: report it, then stop (permanent) or ask the policy as for any failed attempt. */
+  _failedAttempt(error, permanent) {
+    this._emit('error', { error });
+    const info = { code: 1006, reason: String(error?.message ?? error), wasClean: false };
+    if (permanent) this._finish(info);
+    else this._lost(info);
   }
 
   _onOpen(ws) {

@@ -318,6 +318,43 @@ describe('LifelineSocket, send queue bounds', () => {
     assert.equal(calls, 1);
   });
 
+  test('connect_FirstConstructorThrowsARetriableError_ListenersAttachedAfterwardsSeeTheErrorAndTheClose', () => {
+    let refuse = true;
+    const Fake = fakeWebSocketClass();
+    class FailingOnce extends Fake {
+      constructor(url, protocols) {
+        if (refuse) { refuse = false; throw new Error('too many sockets'); }
+        super(url, protocols);
+      }
+    }
+    const events = [];
+    const socket = new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: FailingOnce, random: () => 0.5, onlineTarget: null });
+    for (const type of EVENTS) socket.addEventListener(type, (e) => events.push(e));
+    // Before, both events fired inside the constructor, before any listener existed.
+    mock.timers.tick(0);
+    assert.deepEqual(events.filter((e) => e.type === 'error').map((e) => e.error.message), ['too many sockets']);
+    assert.deepEqual(events.filter((e) => e.type === 'close').map((e) => [e.code, e.willReconnect]), [[1006, true]]);
+    mock.timers.tick(600000);
+    assert.equal(Fake.instances.length, 1);
+    Fake.instances[0].open();
+    assert.equal(socket.state, 'open');
+  });
+
+  test('connect_FirstConstructorThrows_CloseBeforeItIsReported_NoRetryAndOneClose', () => {
+    const Fake = fakeWebSocketClass();
+    class Failing extends Fake {
+      constructor() { throw new Error('too many sockets'); }
+    }
+    const events = [];
+    const socket = new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: Failing, onlineTarget: null });
+    for (const type of EVENTS) socket.addEventListener(type, (e) => events.push(e));
+    socket.close();
+    mock.timers.tick(600000);
+    assert.equal(socket.state, 'closed');
+    assert.deepEqual(events.filter((e) => e.type === 'close').map((e) => [e.code, e.willReconnect]), [[1000, false]]);
+    assert.equal(events.filter((e) => e.type === 'error').length, 0);
+  });
+
   test('connect_SecurityErrorOnARetry_StopsWithAnErrorEvent', () => {
     let refuse = false;
     const Fake = fakeWebSocketClass();
