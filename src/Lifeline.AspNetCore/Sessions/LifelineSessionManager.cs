@@ -719,8 +719,9 @@ public sealed class LifelineSessionManager : IDisposable
 
                         // It ended here meanwhile (its handler returned, or it was lost): its removal from the store may
                         // have carried the old lease, which the store refuses. Remove it with the new one, and answer as a
-                        // resume after the end is answered, not with a second handler.
-                        await journal.EndAsync(lease).ConfigureAwait(false);
+                        // resume after the end is answered, not with a second handler. Best effort, as every end's removal:
+                        // a store that fails it must not turn the answer into 1013, whose retry would restore the session.
+                        await writer.EndInStoreAsync().ConfigureAwait(false);
                         return (await LostOnHelloAsync(carrier, hello.SessionId).ConfigureAwait(false), null, false);
                     }
                 }

@@ -121,8 +121,10 @@ public sealed class RedisTakeoverRaceTests
         await SessionBadInputTests.ReadUntilAsync(third, SessionFrameType.Data);
     }
 
-    [Fact]
-    public async Task HandlerReturnsWhileAResumeOnItsNodeTakesItOver_TheResumeIsToldTheSessionIsLost_NoSecondHandler()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task HandlerReturnsWhileAResumeOnItsNodeTakesItOver_TheResumeIsToldTheSessionIsLost_NoSecondHandler(bool storeFailsTheRemoval)
     {
         await using var redis = await RedisServer.StartNewAsync();
         var log = new ClusterLog();
@@ -143,6 +145,7 @@ public sealed class RedisTakeoverRaceTests
         // The resume takes the session over (a new epoch) while its handler returns; the session's removal from the store
         // then carries the old epoch, which the store refuses.
         journal.HoldNextAcquire();
+        journal.FailEnds = storeFailsTheRemoval;
         using var back = await SessionBadInputTests.ConnectAsync(node.Uri("/finish"));
         try
         {
@@ -157,11 +160,15 @@ public sealed class RedisTakeoverRaceTests
         }
 
         // Before, the resume found the copy ended, read the session from the store (still there) and restored it with a
-        // second handler for a session whose handler had returned.
+        // second handler for a session whose handler had returned. With a store that then failed the removal, it closed
+        // with 1013, and the client's retry restored the session.
         var lost = await SessionBadInputTests.ReadUntilAsync(back, SessionFrameType.SessionLost);
         Assert.Equal(SessionLostReason.NotFound, lost.SessionLost.Reason);
         Assert.Equal(0, Volatile.Read(ref log.ResumedStarts));
-        Assert.Null(await node.Sessions.Journal!.ReadAsync(id)); // gone from the store
+        if (!storeFailsTheRemoval)
+        {
+            Assert.Null(await node.Sessions.Journal!.ReadAsync(id)); // gone from the store
+        }
     }
 
     /// <summary>One node whose store is wrapped in a <see cref="HeldAcquireJournal"/>, its Redis connection up.</summary>
@@ -228,6 +235,10 @@ public sealed class RedisTakeoverRaceTests
 
         public ValueTask ReleaseAsync(SessionJournalLease lease, CancellationToken cancellationToken = default) => inner.ReleaseAsync(lease, cancellationToken);
 
-        public ValueTask EndAsync(SessionJournalLease lease, CancellationToken cancellationToken = default) => inner.EndAsync(lease, cancellationToken);
+        /// <summary>Every removal fails as a store that timed out does.</summary>
+        public bool FailEnds { get; set; }
+
+        public ValueTask EndAsync(SessionJournalLease lease, CancellationToken cancellationToken = default) =>
+            FailEnds ? ValueTask.FromException(new SessionStoreUnavailableException("the store timed out (test)")) : inner.EndAsync(lease, cancellationToken);
     }
 }
