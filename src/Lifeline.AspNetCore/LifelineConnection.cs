@@ -178,6 +178,10 @@ public sealed partial class LifelineConnection
             : null;
         Task<ValueWebSocketReceiveResult>? peeked = null;
         byte[]? buffer = null;
+
+        // No array holds more than Array.MaxLength bytes, and the limit plus the one byte read past it must fit an int:
+        // int.MaxValue ("no limit") would otherwise overflow into a negative read size.
+        var maxSize = Math.Min(_options.MaxMessageSize, Array.MaxLength - 1);
         try
         {
             while (true)
@@ -210,13 +214,13 @@ public sealed partial class LifelineConnection
                     }
 
                     // Never read more than one byte past the limit: a message too big is refused, not buffered.
-                    var room = Math.Min(buffer.Length - written, _options.MaxMessageSize + 1 - written);
+                    var room = Math.Min(buffer.Length - written, maxSize + 1 - written);
                     result = await _socket.ReceiveAsync(buffer.AsMemory(written, room), requestAborted).ConfigureAwait(false);
                     written += result.Count;
-                    if (written > _options.MaxMessageSize)
+                    if (written > maxSize)
                     {
-                        ServerLog.MessageTooBig(_logger, Id, _options.MaxMessageSize);
-                        await CloseAsync(CloseCodes.CloseCode.MessageTooBig, $"message larger than {_options.MaxMessageSize} bytes", CancellationToken.None).ConfigureAwait(false);
+                        ServerLog.MessageTooBig(_logger, Id, maxSize);
+                        await CloseAsync(CloseCodes.CloseCode.MessageTooBig, $"message larger than {maxSize} bytes", CancellationToken.None).ConfigureAwait(false);
                         await WaitForCloseReplyAsync(requestAborted).ConfigureAwait(false);
                         return;
                     }
@@ -250,7 +254,7 @@ public sealed partial class LifelineConnection
 
         void Grow(ref byte[] array, int used)
         {
-            var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(array.Length * 2L, _options.MaxMessageSize + 1L));
+            var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(array.Length * 2L, maxSize + 1L));
             array.AsSpan(0, used).CopyTo(bigger);
             ArrayPool<byte>.Shared.Return(array);
             array = bigger;

@@ -89,6 +89,23 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public async Task MaxMessageSizeIntMaxValue_MessagesAreEchoed()
+    {
+        // int.MaxValue reads as "no limit". Before, the read size (limit + 1 - bytes read) overflowed to a negative number
+        // on the first message: the receive loop threw and the connection ended with 1000, the message undelivered.
+        await using var host = await LifelineTestHost.StartAsync(o => o.MaxMessageSize = int.MaxValue);
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+
+        await client.SendTextAsync("first");
+        await client.SendTextAsync(new string('x', 50_000)); // several reads, one buffer growth; within the test client's 64 KiB buffer
+
+        await Wait.UntilAsync(() => client.Messages.Count == 2, TimeSpan.FromSeconds(15), "both echoes");
+        Assert.Equal("first", client.Messages[0]);
+        Assert.Equal(50_000, client.Messages[1].Length);
+        Assert.False(client.Closed.IsCompleted);
+    }
+
+    [Fact]
     public async Task PlainHttpRequest_Gets400WithAnExplanation()
     {
         await using var host = await LifelineTestHost.StartAsync();
