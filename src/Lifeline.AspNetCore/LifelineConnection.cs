@@ -244,6 +244,10 @@ public sealed partial class LifelineConnection
             // The runtime's WebSocket fails a connection that breaks the protocol (1002) or sends invalid UTF-8 (1007)
             // with a Close frame of its own and only then throws: record the code that went out, not 1006.
             ClosedWith ??= _sentClose?.SentCode is > 0 and var sent ? new CloseCodes.CloseCode(sent) : CloseCodes.CloseCode.AbnormalClosure;
+
+            // Nothing more can reach the client: later sends throw (as after a close) instead of being dropped unseen,
+            // so a handler that pushes ends, and broadcasts no longer count this connection.
+            RequestClose(CloseCodes.CloseCode.AbnormalClosure, string.Empty, discardQueued: true);
         }
         finally
         {

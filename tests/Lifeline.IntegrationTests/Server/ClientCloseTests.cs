@@ -47,6 +47,44 @@ public sealed class ClientCloseTests
     }
 
     [Fact]
+    public async Task ClientVanishes_AHandlerPushingWithoutItsToken_GetsAThrowingSend_AndBroadcastsSkipIt()
+    {
+        var sendFailed = new TaskCompletionSource<Exception>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pushing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(handler: async (connection, _) =>
+        {
+            // Pushes until a send fails; ignores its token (bounded: 3,000 sends of 10 ms).
+            for (var i = 0; i < 3_000; i++)
+            {
+                try
+                {
+                    await connection.SendTextAsync($"push {i}");
+                }
+                catch (Exception e)
+                {
+                    sendFailed.TrySetResult(e);
+                    return;
+                }
+
+                pushing.TrySetResult();
+                await Task.Delay(10, CancellationToken.None);
+            }
+        });
+        using var socket = new ClientWebSocket();
+        await socket.ConnectAsync(host.Uri(), CancellationToken.None);
+        await pushing.Task.WaitAsync(TimeSpan.FromSeconds(15));
+
+        socket.Abort(); // the link ends without a Close frame
+
+        // Before, every send after the link died still completed (the writer dropped them): the handler never ended, and
+        // a broadcast counted the dead connection as reached.
+        var failure = await sendFailed.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.IsType<InvalidOperationException>(failure);
+        await Wait.UntilAsync(() => host.Registry.Count == 0, TimeSpan.FromSeconds(20), "the connection to leave the registry");
+        Assert.Equal(0, await host.Registry.SendToAllAsync("anyone?"));
+    }
+
+    [Fact]
     public async Task ClientCloses_HandlerThatRunsUntilClosing_IsAnsweredAfterTheGrace()
     {
         await using var host = await LifelineTestHost.StartAsync(o => o.CloseReplyGrace = TimeSpan.FromMilliseconds(200), handler: async (connection, ct) =>
