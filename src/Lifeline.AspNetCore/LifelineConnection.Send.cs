@@ -89,8 +89,9 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>
-    /// Sends a Close frame after the messages already queued; the connection ends when the client answers (or after the
-    /// drain timeout). Reasons longer than 123 bytes of UTF-8 are shortened on a character boundary. Every call after
+    /// Sends a Close frame after the messages already queued; the connection ends when the client answers, or is aborted
+    /// when it has not answered <see cref="LifelineServerOptions.SendTimeout"/> after the frame went out (or at the drain
+    /// timeout). Reasons longer than 123 bytes of UTF-8 are shortened on a character boundary. Every call after
     /// the first waits for the same Close frame and sends nothing more; after the connection ended it does nothing.
     /// </summary>
     /// <exception cref="ArgumentException">The code may not be sent by an endpoint (1005, 1006, 1015, 1004, 1016-2999, outside 1000-4999).</exception>
@@ -104,7 +105,11 @@ public sealed partial class LifelineConnection
                 nameof(code));
         }
 
-        RequestClose(code, CloseReason.Truncate(reason), discardQueued: false);
+        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false))
+        {
+            _ = AbortUnlessAnsweredAsync();
+        }
+
         try
         {
             await WriterDone().WaitAsync(CloseSendBound, _time, cancellationToken).ConfigureAwait(false);
@@ -112,6 +117,33 @@ public sealed partial class LifelineConnection
         catch (TimeoutException)
         {
             _socket.Abort(); // a link that cannot take a Close frame in that time is as good as dead
+        }
+    }
+
+    /// <summary>
+    /// After our Close frame went out, the client gets <see cref="LifelineServerOptions.SendTimeout"/> to answer it; then
+    /// the link is aborted. A client whose application froze with its TCP stack alive takes our Close but never answers,
+    /// and with keep-alive off nothing else would end the receive loop (hence <see cref="Messages"/>, the handler, and
+    /// the connection's slot).
+    /// </summary>
+    private async Task AbortUnlessAnsweredAsync()
+    {
+        await WriterDone().ConfigureAwait(false);
+        var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (Closing.UnsafeRegister(static state => ((TaskCompletionSource)state!).TrySetResult(), answered))
+        {
+            try
+            {
+                await answered.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                if (_socket.State is not (WebSocketState.Closed or WebSocketState.Aborted))
+                {
+                    ServerLog.CloseNotAnswered(_logger, Id, _options.SendTimeout);
+                    _socket.Abort();
+                }
+            }
         }
     }
 
@@ -235,13 +267,14 @@ public sealed partial class LifelineConnection
         }
     }
 
-    private void RequestClose(CloseCode code, string reason, bool discardQueued)
+    /// <summary>Asks the writer for a Close frame after what is queued; false when a close was requested before.</summary>
+    private bool RequestClose(CloseCode code, string reason, bool discardQueued)
     {
         lock (_outgoingLock)
         {
             if (_closeRequest is not null)
             {
-                return;
+                return false;
             }
 
             _closeRequest = (code, reason);
@@ -249,6 +282,7 @@ public sealed partial class LifelineConnection
             _discardQueued = discardQueued;
             WakeSendersLocked();
             StartWriterLocked(); // to send the Close frame when nothing else is queued
+            return true;
         }
     }
 

@@ -247,7 +247,7 @@ public sealed partial class LifelineConnection
 
             // Nothing more can reach the client: later sends throw (as after a close) instead of being dropped unseen,
             // so a handler that pushes ends, and broadcasts no longer count this connection.
-            RequestClose(CloseCodes.CloseCode.AbnormalClosure, string.Empty, discardQueued: true);
+            _ = RequestClose(CloseCodes.CloseCode.AbnormalClosure, string.Empty, discardQueued: true);
         }
         finally
         {

@@ -37,4 +37,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(111, LogLevel.Warning, "Upgrade refused ({Reason}) with HTTP 503: {MaxRefusalsInFlight} refusals are already in their close handshake.")]
     public static partial void RejectedWithoutUpgrade(ILogger logger, string reason, int maxRefusalsInFlight);
+
+    [LoggerMessage(112, LogLevel.Information, "Connection {ConnectionId} did not answer our Close frame within {SendTimeout}; aborted.")]
+    public static partial void CloseNotAnswered(ILogger logger, string connectionId, TimeSpan sendTimeout);
 }

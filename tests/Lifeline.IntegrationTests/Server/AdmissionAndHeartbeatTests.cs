@@ -1,3 +1,4 @@
+using System.Net.WebSockets;
 using Lifeline.FaultProxy;
 using Lifeline.FaultProxy.Toxics;
 using Lifeline.IntegrationTests.Infrastructure;
@@ -103,6 +104,36 @@ public sealed class AdmissionAndHeartbeatTests
 
         Assert.Equal(3008, close.Code);
         Assert.Equal("idle timeout", close.Reason);
+    }
+
+    [Fact]
+    public async Task IdleTimeout_ClientThatNeverAnswersTheClose_IsAbortedAfterTheSendTimeout_TheHandlerEnds()
+    {
+        var handlerEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(
+            o =>
+            {
+                o.IdleTimeout = TimeSpan.FromMilliseconds(500);
+                o.KeepAliveInterval = TimeSpan.Zero; // nothing else finds a frozen client
+                o.SendTimeout = TimeSpan.FromSeconds(2);
+            },
+            handler: async (connection, _) =>
+            {
+                await foreach (var message in connection.Messages.ReadAllAsync())
+                {
+                }
+
+                handlerEnded.SetResult();
+            });
+
+        // A frozen application: its TCP stack takes the Close frame, but it never reads, so it never answers.
+        using var frozen = new ClientWebSocket();
+        frozen.Options.KeepAliveInterval = TimeSpan.Zero;
+        await frozen.ConnectAsync(host.Uri(), CancellationToken.None);
+
+        // Before, the receive loop waited for the answer for ever: the handler, and the connection's slot, with it.
+        await handlerEnded.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => host.Registry.Count == 0, TimeSpan.FromSeconds(30), "the connection to be released");
     }
 
     [Fact]
