@@ -153,14 +153,23 @@ internal sealed class LifelineEndpoint(
     /// Accepts the upgrade only to close it at once with a code and hint the client can read, waiting at most
     /// <see cref="LifelineServerOptions.RefusalCloseTimeout"/> for the answer. When
     /// <see cref="LifelineServerOptions.MaxRefusalsInFlight"/> refusals are already in that handshake, answers HTTP 503
-    /// with <c>Retry-After</c> instead, which costs no upgraded socket.
+    /// with <c>Retry-After</c> instead (HTTP 403 for an unauthorized client, which must not retry), which costs no
+    /// upgraded socket.
     /// </summary>
     private async Task RejectAsync(HttpContext context, CloseCode code, string reason, Admission admission, TimeSpan? retryAfter)
     {
         server.Metrics.Rejected.Add(1, new KeyValuePair<string, object?>("reason", admission.Tag()));
         if (!server.TryEnterRefusal())
         {
-            ServerLog.RejectedWithoutUpgrade(logger, admission.Tag(), _options.MaxRefusalsInFlight);
+            if (admission == Admission.Unauthorized)
+            {
+                // Not 503: clients retry a 5xx, and this refusal means "stop", as 1008 does.
+                ServerLog.RejectedWithoutUpgrade(logger, admission.Tag(), StatusCodes.Status403Forbidden, _options.MaxRefusalsInFlight);
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            }
+
+            ServerLog.RejectedWithoutUpgrade(logger, admission.Tag(), StatusCodes.Status503ServiceUnavailable, _options.MaxRefusalsInFlight);
             context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
             var seconds = Math.Max(1, (int)Math.Ceiling((retryAfter ?? _options.TryAgainLaterHint).TotalSeconds));
             context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -184,8 +184,8 @@ public sealed class LifelineServerOptions
 
     /// <summary>
     /// The most refused upgrades that may be in their close handshake at once. Beyond it a refusal is answered with
-    /// HTTP 503 and a <c>Retry-After</c> header instead of an upgrade and a Close frame, so a flood of upgrades cannot
-    /// hold thousands of accepted sockets. Default 100. At least 1.
+    /// HTTP 503 and a <c>Retry-After</c> header (HTTP 403 when <see cref="Authorize"/> refused) instead of an upgrade and
+    /// a Close frame, so a flood of upgrades cannot hold thousands of accepted sockets. Default 100. At least 1.
     /// </summary>
     public int MaxRefusalsInFlight
     {

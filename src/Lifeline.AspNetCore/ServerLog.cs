@@ -35,8 +35,8 @@ internal static partial class ServerLog
     [LoggerMessage(110, LogLevel.Warning, "Connection {ConnectionId} is closing while its handler has not read {ReceiveCapacity} received messages; a message that did not fit was dropped so the close could complete.")]
     public static partial void MessageDropped(ILogger logger, string connectionId, int receiveCapacity);
 
-    [LoggerMessage(111, LogLevel.Warning, "Upgrade refused ({Reason}) with HTTP 503: {MaxRefusalsInFlight} refusals are already in their close handshake.")]
-    public static partial void RejectedWithoutUpgrade(ILogger logger, string reason, int maxRefusalsInFlight);
+    [LoggerMessage(111, LogLevel.Warning, "Upgrade refused ({Reason}) with HTTP {Status}: {MaxRefusalsInFlight} refusals are already in their close handshake.")]
+    public static partial void RejectedWithoutUpgrade(ILogger logger, string reason, int status, int maxRefusalsInFlight);
 
     [LoggerMessage(112, LogLevel.Information, "Connection {ConnectionId} did not answer our Close frame within {SendTimeout}; aborted.")]
     public static partial void CloseNotAnswered(ILogger logger, string connectionId, TimeSpan sendTimeout);

@@ -30,20 +30,41 @@ public sealed class RefusalTests
     {
         await using var host = await LifelineTestHost.StartAsync(o =>
         {
-            o.Authorize = _ => ValueTask.FromResult(false);
+            o.MaxConnections = 1;
             o.MaxRefusalsInFlight = 2;
             o.RefusalCloseTimeout = TimeSpan.FromSeconds(30);
         });
+        await using var admitted = await PlainClient.ConnectAsync(host.Uri());
 
-        // Two refused clients that never answer the Close frame fill the cap...
+        // Two clients over capacity that never answer the Close frame fill the cap...
         using var first = await RawWebSocketClient.ConnectAsync(host.Port);
         using var second = await RawWebSocketClient.ConnectAsync(host.Port);
-        Assert.Equal(1008, await first.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
-        Assert.Equal(1008, await second.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(1013, await first.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(1013, await second.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
 
         // ...so the next refusal costs no upgraded socket at all.
         var error = await Assert.ThrowsAsync<IOException>(() => RawWebSocketClient.ConnectAsync(host.Port));
         Assert.Contains("HTTP/1.1 503", error.Message, StringComparison.Ordinal);
         Assert.Contains("Retry-After", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Refusal_UnauthorizedBeyondTheCap_Gets403WithoutRetryAfter()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o =>
+        {
+            o.Authorize = _ => ValueTask.FromResult(false);
+            o.MaxRefusalsInFlight = 2;
+            o.RefusalCloseTimeout = TimeSpan.FromSeconds(30);
+        });
+        using var first = await RawWebSocketClient.ConnectAsync(host.Port);
+        using var second = await RawWebSocketClient.ConnectAsync(host.Port);
+        Assert.Equal(1008, await first.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(1008, await second.ReadCloseCodeAsync(TimeSpan.FromSeconds(15)));
+
+        // Before, 503 with Retry-After: clients retry a 5xx, so a refusal meant "stop" (1008) became "come back in 5 s".
+        var error = await Assert.ThrowsAsync<IOException>(() => RawWebSocketClient.ConnectAsync(host.Port));
+        Assert.Contains("HTTP/1.1 403", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Retry-After", error.Message, StringComparison.OrdinalIgnoreCase);
     }
 }
