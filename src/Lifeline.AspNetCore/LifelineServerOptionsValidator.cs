@@ -21,7 +21,7 @@ internal sealed class LifelineServerOptionsValidator(IOptions<HostOptions> hostO
         }
 
         var shutdown = hostOptions.Value.ShutdownTimeout;
-        return options.DrainTimeout >= shutdown
+        return shutdown != Timeout.InfiniteTimeSpan && options.DrainTimeout >= shutdown // infinite: the host waits for the drain
             ? ValidateOptionsResult.Fail(
                 $"DrainTimeout ({options.DrainTimeout}) must be shorter than HostOptions.ShutdownTimeout ({shutdown}), or the host stops before the drain ends. " +
                 "Lower DrainTimeout or raise ShutdownTimeout (and the orchestrator's grace period with it).")

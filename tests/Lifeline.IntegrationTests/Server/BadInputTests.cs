@@ -4,6 +4,8 @@ using Lifeline.AspNetCore;
 using Lifeline.CloseCodes;
 using Lifeline.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -180,6 +182,17 @@ public sealed class BadInputTests
     {
         var error = await Assert.ThrowsAnyAsync<Exception>(() => LifelineTestHost.StartAsync(o => o.DrainTimeout = TimeSpan.FromSeconds(45)));
         Assert.Contains("ShutdownTimeout", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Options_InfiniteShutdownTimeout_TheHostStartsAndServes()
+    {
+        // Infinite is the host's "wait as long as the services take". Before, it read as -1 ms: every DrainTimeout was
+        // "longer", and the host refused to start.
+        await using var host = await LifelineTestHost.StartAsync(services: s => s.Configure<HostOptions>(o => o.ShutdownTimeout = Timeout.InfiniteTimeSpan));
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+        await client.SendTextAsync("up");
+        await Wait.UntilAsync(() => client.Messages.Contains("up"), TimeSpan.FromSeconds(15), "the echo");
     }
 
     [Fact]
