@@ -141,15 +141,25 @@ public sealed partial class LifelineConnection
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
         ThrowIfEnded();
         var groups = Volatile.Read(ref _groups) ?? Interlocked.CompareExchange(ref _groups, new(StringComparer.Ordinal), null) ?? _groups;
-        if (groups.TryAdd(group, 0))
+
+        // The record here and the table entry change together: a LeaveGroup in between would otherwise remove the record,
+        // find no entry yet, and leave an entry that no end removes.
+        lock (groups)
         {
-            _registry.AddToGroup(group, this);
-            if (Volatile.Read(ref _ended) != 0)
+            if (!groups.TryAdd(group, 0))
             {
-                // Ended meanwhile: Release may have missed this group, so leave it here.
-                _registry.RemoveFromGroup(group, this);
-                ThrowIfEnded();
+                return;
             }
+
+            JoinRecordedForTest?.Invoke();
+            _registry.AddToGroup(group, this);
+        }
+
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            // Ended meanwhile: Release may have missed this group, so leave it here.
+            _registry.RemoveFromGroup(group, this);
+            ThrowIfEnded();
         }
     }
 
@@ -157,11 +167,22 @@ public sealed partial class LifelineConnection
     public void LeaveGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        if (Volatile.Read(ref _groups) is { } groups && groups.TryRemove(group, out _))
+        if (Volatile.Read(ref _groups) is not { } groups)
         {
-            _registry.RemoveFromGroup(group, this);
+            return;
+        }
+
+        lock (groups)
+        {
+            if (groups.TryRemove(group, out _))
+            {
+                _registry.RemoveFromGroup(group, this);
+            }
         }
     }
+
+    /// <summary>Tests: runs in <see cref="JoinGroup"/> between its own record of the group and the table entry.</summary>
+    internal Action? JoinRecordedForTest { get; set; }
 
     /// <summary>Drops the link at once, without a Close frame (the client sees 1006).</summary>
     public void Abort() => _socket.Abort();

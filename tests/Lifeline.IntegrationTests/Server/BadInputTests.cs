@@ -277,6 +277,38 @@ public sealed class ConnectionRecordTests
     }
 
     [Fact]
+    public async Task LeaveGroupDuringAJoinOfTheSameGroup_TheGroupTableAgreesWithTheConnection()
+    {
+        var accepted = new TaskCompletionSource<LifelineConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(handler: async (connection, ct) =>
+        {
+            accepted.TrySetResult(connection);
+            await foreach (var message in connection.Messages.ReadAllAsync())
+            {
+            }
+        });
+        await using var client = await PlainClient.ConnectAsync(host.Uri());
+        var connection = await accepted.Task.WaitAsync(TimeSpan.FromSeconds(15));
+
+        // A LeaveGroup from another thread runs while the join has made its own record but not yet the table entry. It
+        // waits for the join now (given a second to finish, it does not).
+        Task? leave = null;
+        connection.JoinRecordedForTest = () =>
+        {
+            leave = Task.Run(() => connection.LeaveGroup("g"));
+            leave.Wait(TimeSpan.FromSeconds(1));
+        };
+        connection.JoinGroup("g");
+        connection.JoinRecordedForTest = null;
+        await leave!.WaitAsync(TimeSpan.FromSeconds(15));
+
+        // Before, the leave removed the record, found no entry yet, and the join then added one: the table kept the
+        // connection in "g" while the connection said it was in no group, so no end ever removed it.
+        Assert.Equal(connection.Groups.Contains("g"), host.Registry.GroupMembers("g").Contains(connection));
+        Assert.Empty(connection.Groups);
+    }
+
+    [Fact]
     public async Task SendAsync_AfterTheConnectionEnded_ThrowsInvalidOperationException()
     {
         var accepted = new TaskCompletionSource<LifelineConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
