@@ -790,14 +790,16 @@ public sealed partial class LifelineClient
                             // A reader it was handed to gave up: finish the message.
                             (read, continuing, peekType, peekEnded) = (true, true, _rxPeekType, _rxPeekEnded);
                         }
-                        else if (!_incoming.HasRoom && !(session is not null && session.Replay.Count > 0
+                        else if (!_incoming.HasRoom && !_stopRequested.IsCancellationRequested && !(session is not null && session.Replay.Count > 0
                                      && _incoming.HasOverflowRoom(session.PeerReplayMessages, SaturatingAdd(session.PeerReplayBytes, _options.MaxMessageSize))))
                         {
                             // Backpressure: the application frees room. Nothing wakes the loop when it does (a reader
                             // then reads the socket itself and may keep it), so look again later. Session mode: while
                             // sends await the server's acks, read on (up to the overflow room): those acks travel behind
                             // the Data held up here, and an application that replies to each message (or waits for an
-                            // ack) would wait for them, never reading to make room (a deadlock).
+                            // ack) would wait for them, never reading to make room (a deadlock). Stopping: read on too,
+                            // past the bound, to reach the server's answer to our Close frame (what comes before it is
+                            // what the server sent before it read our Close, and the stop's deadline bounds it).
                             park = ReadAheadDelay;
                         }
                         else if (_rxWaiter is not null || _stopRequested.IsCancellationRequested || idleFor >= ReadAheadDelay || session?.Replay.Count > 0)

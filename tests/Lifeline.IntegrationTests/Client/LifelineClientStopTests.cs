@@ -32,6 +32,32 @@ public sealed class LifelineClientStopTests
     }
 
     [Fact]
+    public async Task DisposeAsync_ReceiveBufferFullAndUnread_TheServersCloseReplyIsStillRead()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/echo"));
+        options.ReceiveCapacity = 2;
+        options.CloseTimeout = TimeSpan.FromSeconds(10);
+        var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        // Five echoes come back; the application reads none, so two fill the buffer and three wait on the socket.
+        for (var i = 1; i <= 5; i++)
+        {
+            await client.SendTextAsync($"m{i}");
+        }
+
+        await Wait.UntilAsync(() => server.Received.Count == 5 && client.Statistics.MessagesReceived >= 2, TimeSpan.FromSeconds(15), "the buffer to fill");
+
+        // Before, the receive loop stayed parked on the full buffer: the server's answer to the Close frame was never
+        // read, and the stop ended after CloseTimeout as 1006 "the server did not answer the Close frame".
+        await client.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(CloseCode.NormalClosure, client.LastClose!.Code);
+        Assert.True(client.LastClose.CloseFrameReceived);
+        Assert.Equal(0, server.EndedWithoutClose);
+    }
+
+    [Fact]
     public async Task DisposeAsync_Twice_BothCompleteAfterOneClose()
     {
         await using var server = await TestWebSocketServer.StartAsync();
