@@ -113,14 +113,25 @@ internal static partial class CommonOptions
         value is null || !value.Any(char.IsControl) ? value
             : throw new UsageException($"{option} must not contain control characters such as a line break: they would end the header.", command);
 
-    /// <summary>Subprotocol names (--subprotocol): HTTP tokens, as RFC 6455 asks.</summary>
-    public static string[] SubProtocols(string[] values, string command)
+    /// <summary>Subprotocol names (--subprotocol): HTTP tokens, as RFC 6455 asks, each once (--session offers lifeline.v1 itself).</summary>
+    public static string[] SubProtocols(string[] values, string command, bool session = false)
     {
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var value in values)
         {
             if (!Lifeline.Diagnostics.OptionGuard.IsToken(value))
             {
                 throw new UsageException($"--subprotocol '{value}' is not a subprotocol name: letters, digits and !#$%&'*+-.^_`|~ only, no spaces or commas (repeat the option to offer several).", command);
+            }
+
+            if (session && value.Equals(Lifeline.Session.Wire.SessionProtocol.SubProtocol, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new UsageException($"--subprotocol '{value}': --session offers it already; drop this --subprotocol.", command);
+            }
+
+            if (!seen.Add(value))
+            {
+                throw new UsageException($"--subprotocol '{value}' is given twice (names are compared without case); offer each once.", command);
             }
         }
 

@@ -11,6 +11,10 @@ internal static class OptionGuard
     /// </summary>
     public static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
+    /// <summary>An HTTP token (RFC 9110), as a subprotocol name must be.</summary>
+    public static bool IsToken(string? text) =>
+        !string.IsNullOrEmpty(text) && text.All(c => c is > ' ' and < (char)127 && !"\"(),/:;<=>?@[\\]{}".Contains(c, StringComparison.Ordinal));
+
     public static TimeSpan Positive(TimeSpan value, [CallerMemberName] string name = "") =>
         value > TimeSpan.Zero && value <= LongestTimer ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive and at most {Longest}.");
 

@@ -52,7 +52,7 @@ internal static class ConnectCommand
             Binary = result.GetValue(binary),
             MaxMessage = (int)result.GetValue(maxMessage),
             Headers = result.GetValue(headers) ?? [],
-            SubProtocols = CommonOptions.SubProtocols(result.GetValue(subprotocols) ?? [], "connect"),
+            SubProtocols = CommonOptions.SubProtocols(result.GetValue(subprotocols) ?? [], "connect", result.GetValue(session)),
             Origin = CommonOptions.HeaderValue(result.GetValue(origin), "--origin", "connect"),
             Insecure = result.GetValue(insecure),
             Session = result.GetValue(session),

@@ -317,20 +317,21 @@ public sealed partial class LifelineClient
         options.KeepAliveInterval = ownKeepAlive ? TimeSpan.Zero : _options.KeepAliveInterval;
         options.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
         options.CollectHttpResponseDetails = true;
-        if (_options.Session is not null)
-        {
-            options.AddSubProtocol(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
-        }
-
-        foreach (var subProtocol in _options.OfferedSubProtocols)
-        {
-            options.AddSubProtocol(subProtocol);
-        }
-
         var context = new ConnectAttemptContext(attempt, _options.Uri!, options);
         var connecting = BeginStep(endsOnRequest: true, _options.ConnectTimeout); // cancelled by a stop or the connect timeout
         try
         {
+            // In here: a subprotocol added to the options after the constructor checked them fails this attempt, recorded.
+            if (_options.Session is not null)
+            {
+                options.AddSubProtocol(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+            }
+
+            foreach (var subProtocol in _options.OfferedSubProtocols)
+            {
+                options.AddSubProtocol(subProtocol);
+            }
+
             _options.ConfigureWebSocket?.Invoke(options);
             if (_options.BeforeConnect is { } beforeConnect)
             {

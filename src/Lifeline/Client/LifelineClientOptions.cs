@@ -139,7 +139,10 @@ public sealed class LifelineClientOptions
     /// <summary>The queue for sends made while disconnected.</summary>
     public SendQueueOptions SendQueue { get; } = new();
 
-    /// <summary>Subprotocols offered in the upgrade, in order of preference. Default none.</summary>
+    /// <summary>
+    /// Subprotocols offered in the upgrade, in order of preference: HTTP tokens, each once (not <c>lifeline.v1</c> when
+    /// <see cref="Session"/> is set: the client offers it first itself). Checked by the client's constructor. Default none.
+    /// </summary>
     public IList<string> SubProtocols => LazyInitializer.EnsureInitialized(ref _subProtocols);
 
     /// <summary>The subprotocols offered, without making a list for a client that offers none (most of them: a list is 32 B per idle client).</summary>
@@ -194,6 +197,36 @@ public sealed class LifelineClientOptions
 
         ArgumentNullException.ThrowIfNull(ReconnectPolicy);
         ArgumentNullException.ThrowIfNull(TimeProvider);
+        CheckSubProtocols();
+    }
+
+    /// <summary>The checks ClientWebSocket makes at each connect, made once here with a message that says what to change.</summary>
+    private void CheckSubProtocols()
+    {
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        if (Session is not null)
+        {
+            seen.Add(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+        }
+
+        foreach (var subProtocol in OfferedSubProtocols)
+        {
+            if (!OptionGuard.IsToken(subProtocol))
+            {
+                throw new ArgumentException(
+                    $"SubProtocols holds '{subProtocol}', which is not a subprotocol name: letters, digits and !#$%&'*+-.^_`|~ only, no spaces or commas.",
+                    nameof(SubProtocols));
+            }
+
+            if (!seen.Add(subProtocol))
+            {
+                throw new ArgumentException(
+                    Session is not null && subProtocol.Equals(Lifeline.Session.Wire.SessionProtocol.SubProtocol, StringComparison.OrdinalIgnoreCase)
+                        ? $"SubProtocols holds '{subProtocol}', which the client offers itself when Session is set; remove it from SubProtocols."
+                        : $"SubProtocols holds '{subProtocol}' twice (names are compared without case); offer each once.",
+                    nameof(SubProtocols));
+            }
+        }
     }
 
     internal bool KeepAliveChecksPong => KeepAliveInterval > TimeSpan.Zero && KeepAliveTimeout > TimeSpan.Zero && KeepAliveTimeout != Timeout.InfiniteTimeSpan;

@@ -111,6 +111,9 @@ public sealed partial class ProcessBadInputTests
         { new[] { "connect", "ws://127.0.0.1:1/", "-H", "X-Trace: a\nb" }, "--header 'X-Trace' must not contain control characters" },
         { new[] { "connect", "ws://127.0.0.1:1/", "-s", "a b" }, "--subprotocol 'a b' is not a subprotocol name" }, // was exit 3, "could not connect"
         { new[] { "probe", "ws://127.0.0.1:1/", "-s", "a,b" }, "--subprotocol 'a,b' is not a subprotocol name" },
+        // These two ended as "this is a bug in lifeline" (the client's constructor refused them).
+        { new[] { "connect", "ws://127.0.0.1:1/", "--session", "-s", "lifeline.v1" }, "--session offers it already" },
+        { new[] { "connect", "ws://127.0.0.1:1/", "-s", "chat", "-s", "Chat" }, "--subprotocol 'Chat' is given twice" },
     };
 
     [Theory]

@@ -30,6 +30,26 @@ public sealed class LifelineClientBadInputTests
         Assert.Contains("Uri is required", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false, new[] { "" }, "not a subprotocol name")]
+    [InlineData(false, new[] { "chat v2" }, "not a subprotocol name")]
+    [InlineData(false, new[] { "chat", "CHAT" }, "twice")]
+    [InlineData(true, new[] { "lifeline.v1" }, "offers itself when Session is set")]
+    public void Options_BadSubProtocols_ThrowAtConstructionSayingWhatToChange(bool session, string[] subProtocols, string expected)
+    {
+        // Before, ClientWebSocket threw at the first connect, outside the connect's error handling: the client went to
+        // Closed with no failure recorded, StartAsync said only "The client closed before it could connect".
+        var options = new LifelineClientOptions { Uri = new Uri("ws://127.0.0.1:1/ws"), Session = session ? new SessionOptions() : null };
+        foreach (var subProtocol in subProtocols)
+        {
+            options.SubProtocols.Add(subProtocol);
+        }
+
+        var error = Assert.Throws<ArgumentException>(() => new LifelineClient(options));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Equal("SubProtocols", error.ParamName);
+    }
+
     [Fact]
     public void Options_OutOfRange_ThrowNamingTheSetting()
     {
