@@ -906,8 +906,9 @@ export class LifelineSocket extends EventTarget {
     if (this.state === 'open') this.state = 'reconnecting';
     let context;
     let forcedReaction;
-    if (this.session && this._phase === 'hello-resume' && info.code === 1008) {
-      // Resume refused: report the loss, never use this token again, maybe start one new session.
+    if (this.session && this._phase === 'hello-resume' && info.code === 1008 && info.reason === 'session refused') {
+      // Resume refused: report the loss, never use this token again, maybe start one new session. Only with that reason
+      // (docs/protocol.md 5.9): another 1008 (the server's authorization refused the socket) says nothing of the session.
       this._sessionLost({ reason: 'refused', reasonCode: null, initiator: 'server', lastReceived: null, lostFirst: 0, lostCount: 0 });
       if (this._options.retryNewSessionAfterRefusedResume && !this._refusedRetryUsed) {
         this._refusedRetryUsed = true;

@@ -131,9 +131,11 @@ public sealed partial class LifelineClient
                 var (type, close) = await ReceiveWholeAsync(socket, buffer, linked.Token).ConfigureAwait(false);
                 if (close is not null)
                 {
-                    if (session is not null && close.Code == CloseCode.PolicyViolation)
+                    if (session is not null && close.Code == CloseCode.PolicyViolation && close.Reason == SessionProtocol.RefusedReason)
                     {
                         // A refused resume (wrong token, another user's session): report it, never try that token again.
+                        // Only with its reason (docs/protocol.md 5.9): another 1008 (the server's authorization refused
+                        // this connection) says nothing of the session, which a later resume may still reach.
                         var unconfirmed = EndSession(session, SessionLostReason.NotFound).Unacknowledged;
                         ReportSessionLost(new SessionLostEventArgs(session.Id, SessionLostReason.NotFound, refused: true, lostByServer: true, 0,
                             SequenceRange.Empty, unconfirmed, _time.GetUtcNow()));

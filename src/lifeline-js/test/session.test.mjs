@@ -183,6 +183,22 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.equal(Fake.instances.length, 3);
   });
 
+  test('session_Unauthorized1008DuringAResume_IsNotARefusedResume_ThePolicyDecides_TheSessionIsKept', () => {
+    // An application that retries 1008 (its credentials refreshed): the server's Authorize refusal is not a refused
+    // resume. Before, the session was reported lost and the next socket started a new one.
+    const { ws, of, establish } = setup({ reconnect: () => 100 });
+    establish();
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(100);
+    ws().open('lifeline.v1');
+    ws().serverClose(1008, 'unauthorized');
+    assert.equal(of('sessionlost').length, 0);
+    assert.equal(of('close').at(-1).willReconnect, true);
+    mock.timers.tick(100);
+    ws().open('lifeline.v1');
+    assert.ok(show(ws().sent[0]).startsWith('01 01 01'), show(ws().sent[0])); // a resume again, with the same token
+  });
+
   test('session_Close1008OnNewSession_Stops', () => {
     const { ws, of, socket } = setup();
     ws().open('lifeline.v1');

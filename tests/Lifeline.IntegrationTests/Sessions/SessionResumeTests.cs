@@ -88,6 +88,50 @@ public sealed class SessionResumeTests
     }
 
     [Fact]
+    public async Task Unauthorized1008DuringAResume_WithAPolicyThatRetriesIt_TheSessionIsKeptAndResumed()
+    {
+        // An application that refreshes its credentials before each connect retries 1008. The server's Authorize refusal
+        // (1008 "unauthorized") is not a refused resume (1008 "session refused", docs/protocol.md 5.9): before, the client
+        // took it for one, dropped the session and its unacknowledged messages, and started a new one.
+        var refusals = 0;
+        var refuse = false;
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), server: o => o.Authorize = _ =>
+        {
+            if (Volatile.Read(ref refuse))
+            {
+                Volatile.Write(ref refuse, false); // refused once: the next attempt is let in
+                Interlocked.Increment(ref refusals);
+                return ValueTask.FromResult(false);
+            }
+
+            return ValueTask.FromResult(true);
+        });
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var options = SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/numbered"));
+        var policy = new Lifeline.Reconnect.ReconnectPolicyOptions();
+        policy.CodeReactions[1008] = Lifeline.CloseCodes.CloseReaction.ReconnectWithBackoff;
+        options.ReconnectPolicy = new Lifeline.Reconnect.DefaultReconnectPolicy(policy);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendAsync(SessionTestHost.Number(1));
+        await Wait.UntilAsync(() => log.Received.Count == 1, TimeSpan.FromSeconds(15), "the first message");
+
+        Volatile.Write(ref refuse, true);
+        proxy.ResetAll();
+
+        var resumed = await states.NextAsync(s => s.Current == LifelineClientState.Connected && s.SessionResumed == true, TimeSpan.FromSeconds(30));
+        Assert.True(resumed.SessionResumed);
+        Assert.Equal(1, Volatile.Read(ref refusals));
+        Assert.Null(client.LastSessionLost);
+        await client.SendAsync(SessionTestHost.Number(2));
+        await Wait.UntilAsync(() => log.Received.Count == 2, TimeSpan.FromSeconds(15), "the message after the resume");
+        Assert.Equal([1, 2], log.Received.ToArray());
+        Assert.Equal(1, log.HandlerStarts);
+    }
+
+    [Fact]
     public async Task ProxyReset_MidStream_ResumesWithNothingLostOrDuplicated()
     {
         var log = new NumberedServerLog { ServerSendCount = 500 };
