@@ -48,7 +48,7 @@ export interface ReconnectOptions {
   maxAttempts?: number | null;
   /** Stop once the link has been down this long. Default null: no limit. */
   maxElapsed?: number | null;
-  /** Reactions replacing the catalogue's for given codes, e.g. `{ 4100: 'stop' }`. Session mode adds `{ 4001: 'stop' }`. */
+  /** Reactions replacing the catalogue's for given codes, e.g. `{ 4100: 'stop' }`. */
   codeReactions?: Record<number, Reaction>;
   /** A connection up this long (or one that carried a message) resets the attempt count to 1. Default 10000. */
   stablePeriod?: number;

@@ -609,10 +609,10 @@ export class LifelineSocket extends EventTarget {
     } else if (typeof given.reconnect === 'function') {
       this._policy = given.reconnect;
     } else {
-      const reconnect = { ...(given.reconnect ?? {}) };
-      // 4001: this session was resumed on a newer connection; the old one does not come back.
-      if (this.session) reconnect.codeReactions = { 4001: Reaction.Stop, ...(reconnect.codeReactions ?? {}) };
-      const resolved = resolveReconnectOptions(reconnect);
+      // 4001 backs off and resumes, as an unassigned code does: the server sends it on a socket whose session another
+      // connection or node now serves, or that its store lost (docs/protocol.md 5.9). The resume then finds the session
+      // where it is now, or is told SessionLost and starts a new one.
+      const resolved = resolveReconnectOptions({ ...(given.reconnect ?? {}) });
       this._policy = (context) => nextDelay(context, resolved, this._random);
     }
     this._stablePeriod = given.reconnect?.stablePeriod ?? DEFAULT_RECONNECT_OPTIONS.stablePeriod;

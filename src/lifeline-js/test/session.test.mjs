@@ -207,11 +207,17 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.equal(socket.state, 'closed');
   });
 
-  test('session_Close4001_TakenOver_Stops', () => {
+  test('session_Close4001_ReconnectsAndResumes', () => {
+    // A server closes a session's socket with 4001 when another node took the session over, or its store lost it (a
+    // Redis restart). Before, the browser client stopped for good; the .NET client and the server's design resume: the
+    // resume finds the session, or is told SessionLost and starts a new one.
     const { ws, of, establish } = setup();
     establish();
-    ws().serverClose(4001, 'resumed elsewhere');
-    assert.equal(of('close')[0].willReconnect, false);
+    ws().serverClose(4001, 'session resumed elsewhere');
+    assert.equal(of('close')[0].willReconnect, true);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    assert.ok(show(ws().sent[0]).startsWith('01 01 01'), show(ws().sent[0]));
   });
 
   test('session_SequenceGap_Closes1002AndStops', () => {

@@ -17,7 +17,11 @@ public static class SessionProtocol
     /// <summary>4000: the client did not send Hello in time (the server's handshake timeout). Reconnect with backoff.</summary>
     public static CloseCode HandshakeTimeout => new(4000);
 
-    /// <summary>4001: the session was resumed on a newer connection; the client of the old one does not reconnect.</summary>
+    /// <summary>
+    /// 4001: this socket no longer carries the session (resumed on a newer connection, served by another node now, or lost
+    /// by the store). A client that still holds the session reconnects with backoff and resumes; it is answered Resumed or
+    /// SessionLost.
+    /// </summary>
     public static CloseCode SessionTakenOver => new(4001);
 
     /// <summary>The one close reason (with 1008) for every refused resume, so the answer reveals nothing about the session.</summary>
