@@ -430,7 +430,7 @@ public sealed partial class LifelineClient
                 SendLock.Release();
             }
 
-            Log.MessageDropped(_logger, e.Message);
+            OnDropped(DropReason.TooLarge, e.Message);
             _inFlight = null;
             acknowledged?.TrySetResult(false);
             message.Release();

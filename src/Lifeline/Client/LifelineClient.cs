@@ -62,6 +62,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
     private long _queuedWhileDown;
     private long _droppedFull;
     private long _droppedStale;
+    private long _droppedTooLarge;
     private long _droppedClosed;
 
     private long ReceivedCount => Interlocked.Read(ref _received) + Volatile.Read(ref _receivedByReaders);
@@ -170,6 +171,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         MessagesQueuedWhileDisconnected = Interlocked.Read(ref _queuedWhileDown),
         MessagesDroppedQueueFull = Interlocked.Read(ref _droppedFull),
         MessagesDroppedStale = Interlocked.Read(ref _droppedStale),
+        MessagesDroppedTooLarge = Interlocked.Read(ref _droppedTooLarge),
         MessagesDroppedClosed = Interlocked.Read(ref _droppedClosed),
         QueuedMessages = _queue.Count,
         QueuedBytes = _queue.Bytes,
@@ -450,7 +452,7 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
 
     void ISendQueueOwner.StartWriter() => StartWriter();
 
-    private void OnDropped(DropReason reason)
+    private void OnDropped(DropReason reason, string? detail = null)
     {
         string tag;
         switch (reason)
@@ -463,6 +465,10 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
                 Interlocked.Increment(ref _droppedStale);
                 tag = "stale";
                 break;
+            case DropReason.TooLarge:
+                Interlocked.Increment(ref _droppedTooLarge);
+                tag = "too_large";
+                break;
             default:
                 Interlocked.Increment(ref _droppedClosed);
                 tag = "closed";
@@ -470,6 +476,6 @@ public sealed partial class LifelineClient : IAsyncDisposable, ISendQueueOwner
         }
 
         _metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", tag));
-        Log.MessageDropped(_logger, tag);
+        Log.MessageDropped(_logger, detail ?? tag);
     }
 }

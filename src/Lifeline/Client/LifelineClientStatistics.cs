@@ -27,6 +27,12 @@ public sealed record LifelineClientStatistics
     /// <summary>Queued messages dropped because the client closed for good.</summary>
     public long MessagesDroppedClosed { get; init; }
 
+    /// <summary>
+    /// Session mode: queued messages dropped because the session could not carry them: larger than the server's frame
+    /// limit (known from its Welcome, so a send made before it cannot be refused at the call) or than the replay buffer.
+    /// </summary>
+    public long MessagesDroppedTooLarge { get; init; }
+
     /// <summary>Messages waiting in the send queue now.</summary>
     public int QueuedMessages { get; init; }
 

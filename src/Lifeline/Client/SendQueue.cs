@@ -6,6 +6,7 @@ internal enum DropReason
     QueueFull,
     Stale,
     Closed,
+    TooLarge,
 }
 
 /// <summary>What the queue needs of the client: one object rather than two delegates a client would carry for its whole life.</summary>

@@ -72,6 +72,23 @@ public sealed class SessionSendLimitTests
     }
 
     [Fact]
+    public async Task SendBeforeTheFirstWelcome_OverTheServersFrameLimit_IsDroppedAndCounted_TheNextOneGoes()
+    {
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), server: o => o.MaxMessageSize = 1_000);
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+
+        // Queued before the client knows the server's limit: it cannot be refused at the call.
+        await client.SendAsync(new byte[5_000]);
+        await client.SendAsync(new byte[] { 7 });
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.Equal([7], (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Data.ToArray());
+        // Before, only a log line told of the drop: no statistic and no metric counted it.
+        Assert.Equal(1, client.Statistics.MessagesDroppedTooLarge);
+        Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
     public async Task ReplayBufferFullInEndSessionMode_FramesReadBeforeTheClose_AreIgnored_AndANewSessionStarts()
     {
         await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
