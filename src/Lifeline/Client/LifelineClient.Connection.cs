@@ -482,6 +482,7 @@ public sealed partial class LifelineClient
     private async Task<(OpenedConnection? Opened, CloseRecord? HandshakeFailed)> OpenConnectionAsync(ClientWebSocket socket, Uri uri, bool reconnected, int attempts, TimeSpan downtime)
     {
         SessionHandshake? handshake = null;
+        Volatile.Write(ref _watchdogFired, 0); // the last connection's: a failure of this one's handshake is not the watchdog's
         if (_options.Session is not null)
         {
             var handshaking = BeginStep(endsOnRequest: false); // like the connection: a stop's abort cancels it, its request does not

@@ -725,7 +725,6 @@ public sealed partial class LifelineClient
 
     private async Task<CloseRecord> ReceiveLoopAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
-        Volatile.Write(ref _watchdogFired, 0);
         using var watchdog = _options.ReceiveWatchdog is { } period ? CreateWatchdog(socket, period) : null;
         lock (RxLock)
         {

@@ -4,6 +4,7 @@ using Lifeline.CloseCodes;
 using Lifeline.FaultProxy;
 using Lifeline.FaultProxy.Toxics;
 using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.IntegrationTests.Sessions;
 
 namespace Lifeline.IntegrationTests.Client;
 
@@ -69,6 +70,41 @@ public sealed class LifelineClientLivenessTests(Xunit.Abstractions.ITestOutputHe
 
         Assert.Equal(CloseCode.AbnormalClosure, lost.Close!.Code);
         Assert.Equal(CloseCause.ReceiveWatchdog, lost.Close.Cause);
+    }
+
+    [Fact]
+    public async Task ReceiveWatchdog_EndedTheLastConnection_AResetDuringTheNextResume_IsNotBlamedOnIt()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.bin"));
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var options = SessionResumeTests.SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/silent"));
+        options.KeepAliveInterval = TimeSpan.Zero;
+        options.ReceiveWatchdog = TimeSpan.FromSeconds(1);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+
+        // The resume that follows the watchdog's end is reset by the proxy before it is answered.
+        var resets = 0;
+        host.Sessions.BeforeResumeAttachForTest = () =>
+        {
+            if (Interlocked.Increment(ref resets) == 1)
+            {
+                proxy.ResetAll();
+            }
+
+            return Task.CompletedTask;
+        };
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var first = await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(30));
+        Assert.Equal(CloseCause.ReceiveWatchdog, first.Close!.Cause);
+        var second = await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(30));
+
+        // Before, the flag the watchdog set stayed set until the next receive loop, which the failed handshake never reached.
+        Assert.Equal(1, Volatile.Read(ref resets));
+        Assert.NotEqual(CloseCause.ReceiveWatchdog, second.Close!.Cause);
+        host.Sessions.BeforeResumeAttachForTest = null;
     }
 
     [Fact]
