@@ -65,7 +65,10 @@ public sealed partial class LifelineClient
 
     /// <summary>
     /// Session mode: a session could not continue losslessly (the server lost it, its window expired, a resume was
-    /// refused, or a replay buffer gave up). Says what was lost; the client has already started a new session.
+    /// refused, or a replay buffer gave up). Says what was lost. What follows depends on how it was lost: after a
+    /// SessionLost answer to a resume the client starts a new session at once; after a refused resume (1008) or a
+    /// session lost on an open connection, that connection ends and the reconnect policy decides whether a new session
+    /// follows (the default policy stops on 1008).
     /// Raised off the I/O loop; handler exceptions are logged.
     /// </summary>
     public event EventHandler<SessionLostEventArgs>? SessionLost;

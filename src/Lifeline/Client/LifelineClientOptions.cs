@@ -45,7 +45,8 @@ public sealed class LifelineClientOptions
     /// How long to wait after a Ping for the Pong (or any data) before the link is declared dead (reported as 1006, cause
     /// "keep-alive timeout"). Lifeline writes these pings itself, between ClientWebSocket's frames: the runtime's own
     /// pong check costs every received message a clock reading.
-    /// Default 15 s. <see cref="Timeout.InfiniteTimeSpan"/> or zero sends pings without checking for pongs.
+    /// Default 15 s. <see cref="Timeout.InfiniteTimeSpan"/> or zero checks nothing: the runtime then sends an unsolicited
+    /// Pong every <see cref="KeepAliveInterval"/>, which keeps idle intermediaries open but finds no dead link.
     /// </summary>
     public TimeSpan KeepAliveTimeout
     {

@@ -5,7 +5,7 @@ namespace Lifeline.Client;
 
 /// <summary>
 /// A session could not continue losslessly (<see cref="LifelineClient.SessionLost"/>). Says what was lost in each
-/// direction; the client has already started a new session, whose sequences start at 1 again.
+/// direction. A new session, if one follows (see <see cref="LifelineClient.SessionLost"/>), numbers from 1 again.
 /// </summary>
 public sealed class SessionLostEventArgs : EventArgs
 {
