@@ -95,7 +95,17 @@ public sealed partial class LifelineConnection
     /// the first waits for the same Close frame and sends nothing more; after the connection ended it does nothing.
     /// </summary>
     /// <exception cref="ArgumentException">The code may not be sent by an endpoint (1005, 1006, 1015, 1004, 1016-2999, outside 1000-4999).</exception>
-    public async Task CloseAsync(CloseCode code, string? reason = null, CancellationToken cancellationToken = default)
+    public Task CloseAsync(CloseCode code, string? reason = null, CancellationToken cancellationToken = default) =>
+        CloseCoreAsync(code, reason, abortUnanswered: true, cancellationToken);
+
+    /// <summary>
+    /// A drain's close: as <see cref="CloseAsync"/>, but an unanswered Close is left to the drain, which waits up to
+    /// <see cref="LifelineServerOptions.DrainTimeout"/> for the answer (a client still reading its backlog gets that long).
+    /// </summary>
+    internal Task CloseForDrainAsync(CloseCode code, string reason, CancellationToken cancellationToken) =>
+        CloseCoreAsync(code, reason, abortUnanswered: false, cancellationToken);
+
+    private async Task CloseCoreAsync(CloseCode code, string? reason, bool abortUnanswered, CancellationToken cancellationToken)
     {
         if (!code.CanBeSent)
         {
@@ -105,7 +115,7 @@ public sealed partial class LifelineConnection
                 nameof(code));
         }
 
-        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false))
+        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false) && abortUnanswered)
         {
             _ = AbortUnlessAnsweredAsync();
         }

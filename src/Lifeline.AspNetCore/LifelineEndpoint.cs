@@ -94,7 +94,7 @@ internal sealed class LifelineEndpoint(
                     // and the handler never starts.
                     var hint = server.LateArrivalHint();
                     connection.DrainHint = hint;
-                    await connection.CloseAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
+                    await connection.CloseForDrainAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
                     await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
                     return;
                 }
@@ -106,6 +106,10 @@ internal sealed class LifelineEndpoint(
                 catch (OperationCanceledException) when (connection.Closing.IsCancellationRequested)
                 {
                     // The handler stopped because the connection closed: that is its normal end.
+                }
+                catch (InvalidOperationException) when (connection.Closing.IsCancellationRequested)
+                {
+                    // A send after the connection closed, or after its link died (SendAsync throws then): the same end.
                 }
 #pragma warning disable CA1031 // One handler's failure must not affect other connections or the host.
                 catch (Exception e)

@@ -190,7 +190,7 @@ public sealed class LifelineServer : IDisposable
                 {
                     var hint = NextRestartHint();
                     connection.DrainHint = hint;
-                    closes.Add(connection.CloseAsync(DrainCode, DrainReason(hint), linked.Token));
+                    closes.Add(connection.CloseForDrainAsync(DrainCode, DrainReason(hint), linked.Token));
                 }
             }
 

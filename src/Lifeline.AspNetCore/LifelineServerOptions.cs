@@ -152,7 +152,8 @@ public sealed class LifelineServerOptions
     /// for room in a full outbound buffer. Past it the client is a slow consumer: it is closed with
     /// <see cref="ServerCloseCodes.SlowConsumer"/> (or aborted when even the Close frame cannot be written). Sessions: the
     /// longest a group send or broadcast waits for room in one member's replay buffer before that session is lost
-    /// (SessionLost, buffer full). Default 10 s.
+    /// (SessionLost, buffer full). Also how long a client may take to answer the server's Close frame once it went out
+    /// (outside a drain, which waits up to <see cref="DrainTimeout"/>); then the link is aborted. Default 10 s.
     /// </summary>
     public TimeSpan SendTimeout
     {

@@ -201,9 +201,22 @@ public sealed class LifelineSession
             return; // its groups were left when it ended: joining now would leave it in the group table for good
         }
 
-        if (GroupSet.TryAdd(group, 0))
+        // The record here and the table entry change together: a LeaveGroup in between would otherwise remove the record,
+        // find no entry yet, and leave an entry that no end removes.
+        var groups = GroupSet;
+        bool joined;
+        lock (groups)
         {
-            _manager.AddToGroup(group, this);
+            joined = groups.TryAdd(group, 0);
+            if (joined)
+            {
+                JoinRecordedForTest?.Invoke();
+                _manager.AddToGroup(group, this);
+            }
+        }
+
+        if (joined)
+        {
             if (IsEnded)
             {
                 // Ended meanwhile: the end may have left its groups before this one was added, so leave it here.
@@ -219,12 +232,26 @@ public sealed class LifelineSession
     public void LeaveGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
-        if (Volatile.Read(ref _groups) is { } groups && groups.TryRemove(group, out _))
+        if (Volatile.Read(ref _groups) is not { } groups)
         {
-            _manager.RemoveFromGroup(group, this);
-            Journal?.MarkSnapshotDirty();
+            return;
         }
+
+        lock (groups)
+        {
+            if (!groups.TryRemove(group, out _))
+            {
+                return;
+            }
+
+            _manager.RemoveFromGroup(group, this);
+        }
+
+        Journal?.MarkSnapshotDirty();
     }
+
+    /// <summary>Tests: runs in <see cref="JoinGroup"/> between the session's own record of the group and the table entry.</summary>
+    internal Action? JoinRecordedForTest { get; set; }
 
     /// <summary>Sends a text message; see <see cref="SendAsync(ReadOnlyMemory{byte}, WebSocketMessageType, CancellationToken)"/>.</summary>
     public ValueTask SendTextAsync(string text, CancellationToken cancellationToken = default)

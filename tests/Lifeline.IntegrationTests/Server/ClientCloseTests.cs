@@ -1,6 +1,8 @@
 using System.Net.WebSockets;
 using System.Text;
 using Lifeline.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Lifeline.IntegrationTests.Server;
 
@@ -82,6 +84,69 @@ public sealed class ClientCloseTests
         Assert.IsType<InvalidOperationException>(failure);
         await Wait.UntilAsync(() => host.Registry.Count == 0, TimeSpan.FromSeconds(20), "the connection to leave the registry");
         Assert.Equal(0, await host.Registry.SendToAllAsync("anyone?"));
+    }
+
+    [Fact]
+    public async Task ClientVanishes_AHandlerWhoseSendThenThrows_EndsNormally_NoErrorLogged()
+    {
+        var errors = new ErrorCounter();
+        var sendFailed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var got = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(
+            handler: async (connection, _) =>
+            {
+                // The README's echo, slow: the answer goes out after the link died, and the send throws out of the handler.
+                await foreach (var message in connection.Messages.ReadAllAsync())
+                {
+                    got.TrySetResult();
+                    await Wait.UntilAsync(() => connection.Closing.IsCancellationRequested, TimeSpan.FromSeconds(20), "the link to die");
+                    try
+                    {
+                        await connection.SendAsync(message.Data, message.Type);
+                    }
+                    finally
+                    {
+                        sendFailed.TrySetResult();
+                    }
+                }
+            },
+            services: s => s.AddSingleton<ILoggerProvider>(errors));
+        using var socket = new ClientWebSocket();
+        await socket.ConnectAsync(host.Uri(), CancellationToken.None);
+        await socket.SendAsync(Encoding.UTF8.GetBytes("hello"), WebSocketMessageType.Text, true, CancellationToken.None);
+        await got.Task.WaitAsync(TimeSpan.FromSeconds(15));
+
+        socket.Abort();
+
+        // Before, the endpoint took the send's InvalidOperationException for a handler failure: an Error log ("handler
+        // failed") and an attempt at 1011 on every link lost while a handler answered.
+        await sendFailed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => host.Registry.Count == 0, TimeSpan.FromSeconds(20), "the connection to be released");
+        Assert.Equal(0, Volatile.Read(ref errors.Errors));
+    }
+
+    private sealed class ErrorCounter : ILoggerProvider, ILogger
+    {
+        public int Errors;
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Error)
+            {
+                Interlocked.Increment(ref Errors);
+            }
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     [Fact]

@@ -95,6 +95,27 @@ public sealed class GracefulRestartTests
         Assert.InRange(hints[0], TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
     }
 
+    [Fact]
+    public async Task Drain_ClientSlowerToAnswerThanTheSendTimeout_Reads1012AndAnswersIt_NotReset()
+    {
+        await using var host = await LifelineTestHost.StartAsync(o => o.SendTimeout = TimeSpan.FromSeconds(1));
+        using var slow = new System.Net.WebSockets.ClientWebSocket();
+        slow.Options.KeepAliveInterval = TimeSpan.Zero;
+        await slow.ConnectAsync(host.Uri(), CancellationToken.None);
+        await Wait.UntilAsync(() => host.Registry.Count == 1, TimeSpan.FromSeconds(15), "the connection");
+
+        var drain = host.Server.DrainAsync();
+
+        // The client reads nothing for 3 s (a busy application): the drain waits up to its DrainTimeout (20 s) for the
+        // answer. Before, the close's new abort, a SendTimeout after the Close frame went out, reset it after 1 s.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var result = await slow.ReceiveAsync(new byte[256], CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Close, result.MessageType);
+        Assert.Equal(1012, (int?)slow.CloseStatus);
+        await slow.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        await drain.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     /// <summary>
     /// On a host with a fake clock: a drain with no connections, the clock moved on by <paramref name="sinceDrain"/>,
     /// then that many upgrades, each closed with 1012; their hints.

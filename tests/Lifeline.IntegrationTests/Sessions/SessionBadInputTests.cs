@@ -59,6 +59,33 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task LeaveGroupDuringAJoinOfTheSameGroup_NoGroupSendReachesTheSessionAfterwards()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-group-{Guid.NewGuid():N}.bin"));
+        using var socket = await ConnectAsync(host.Uri("/numbered"));
+        var (id, _) = await HelloAsync(socket);
+        var session = host.Sessions.Find(id)!;
+
+        // A LeaveGroup from another thread runs while the join has made its own record but not yet the table entry. It
+        // waits for the join now (given a second to finish, it does not).
+        Task? leave = null;
+        session.JoinRecordedForTest = () =>
+        {
+            leave = Task.Run(() => session.LeaveGroup("g"));
+            leave.Wait(TimeSpan.FromSeconds(1));
+        };
+        session.JoinGroup("g");
+        session.JoinRecordedForTest = null;
+        await leave!.WaitAsync(TimeSpan.FromSeconds(15));
+
+        // Before, the leave removed the record and found no entry yet; the join then added one. The session said it was
+        // in no group, group sends still reached it, and its end (which leaves the groups it lists) never removed it.
+        Assert.Empty(session.Groups);
+        Assert.Equal(0, await host.Sessions.SendToGroupAsync("g", "after the leave").WaitAsync(TimeSpan.FromSeconds(15)));
+    }
+
+    [Fact]
     public async Task NewSessionOnTheSameSocketAfterTheClientsSessionLost_ServerStillAcknowledges()
     {
         // Protocol 5.7: after SessionLost a client may start the next session with a Hello on the same socket. That
