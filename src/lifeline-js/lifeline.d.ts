@@ -161,7 +161,7 @@ export interface LifelineOptions {
   maxReceiveBytes?: number;
   /** After close(), give up waiting for the peer's Close after this (then 1006 'close timeout'). Default 5000; null or 0: wait for the close event however long it takes. */
   closeTimeout?: number | null;
-  /** After a refused resume (1008), try one new session. Default true. */
+  /** After a refused resume (1008 with the reason `session refused`), try one new session. Default true. */
   retryNewSessionAfterRefusedResume?: boolean;
   /** Stops the socket for good when aborted (close 1000 'aborted'). */
   signal?: AbortSignal;

@@ -370,7 +370,17 @@ internal static class ConnectCommand
                     continue;
                 }
 
-                await client.SendAsync(line.Data, settings.Binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await client.SendAsync(line.Data, settings.Binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ArgumentException e)
+                {
+                    // Session mode: over the server's frame limit or the replay buffer. Refused like a line over --max-message.
+                    await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"error: line {line.Number}: {e.Message}; not sent")).ConfigureAwait(false);
+                    continue;
+                }
+
                 accepted++;
             }
         }
@@ -384,7 +394,7 @@ internal static class ConnectCommand
         {
             var statistics = client.Statistics;
             // In session mode "gone out" means acknowledged by the server (handed to its application), not just written.
-            if (client.State == LifelineClientState.Connected && statistics.MessagesSent + statistics.MessagesDroppedQueueFull + statistics.MessagesDroppedStale >= accepted && statistics.QueuedBytes == 0
+            if (client.State == LifelineClientState.Connected && statistics.MessagesSent + statistics.MessagesDroppedQueueFull + statistics.MessagesDroppedStale + statistics.MessagesDroppedTooLarge >= accepted && statistics.QueuedBytes == 0
                 && client.UnacknowledgedMessages == 0)
             {
                 return true;

@@ -664,7 +664,8 @@ public sealed partial class LifelineClient
                 var target = pooled is null ? destination[written..] : pooled.AsMemory(written);
                 if (target.IsEmpty)
                 {
-                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(PooledStart, written * 2));
+                    // In long: past 1 GiB, written * 2 overflows (MaxMessageSize may be int.MaxValue).
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Max(PooledStart, Math.Min(written * 2L, Math.Min(_options.MaxMessageSize + 1L, Array.MaxLength))));
                     (pooled is null ? destination.Span[..written] : pooled.AsSpan(0, written)).CopyTo(bigger);
                     if (pooled is not null)
                     {

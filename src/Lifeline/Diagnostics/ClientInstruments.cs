@@ -15,7 +15,7 @@ internal sealed class ClientInstruments
         ReconnectAttempts = meter.CreateCounter<long>("lifeline.client.reconnect_attempts", "{attempt}", "Reconnect attempts scheduled, tagged with the close code that caused them.");
         TimeToReconnect = meter.CreateHistogram<double>("lifeline.client.time_to_reconnect", "s", "Time from losing a connection to having a new one.");
         MessagesQueued = meter.CreateCounter<long>("lifeline.client.messages_queued", "{message}", "Messages queued while not connected.");
-        MessagesDropped = meter.CreateCounter<long>("lifeline.client.messages_dropped", "{message}", "Queued messages dropped, tagged with the reason (queue_full, stale, closed).");
+        MessagesDropped = meter.CreateCounter<long>("lifeline.client.messages_dropped", "{message}", "Queued messages dropped, tagged with the reason (queue_full, stale, closed, too_large).");
         SessionsStarted = meter.CreateCounter<long>("lifeline.client.sessions_started", "{session}", "Sessions started by Lifeline clients (Welcome received).");
         SessionsResumed = meter.CreateCounter<long>("lifeline.client.sessions_resumed", "{session}", "Sessions resumed by Lifeline clients (Resumed received).");
         SessionsLost = meter.CreateCounter<long>("lifeline.client.sessions_lost", "{session}", "Sessions that could not continue losslessly, seen by Lifeline clients.");

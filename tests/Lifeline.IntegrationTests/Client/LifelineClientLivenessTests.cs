@@ -102,7 +102,7 @@ public sealed class LifelineClientLivenessTests(Xunit.Abstractions.ITestOutputHe
         var second = await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(30));
 
         // Before, the flag the watchdog set stayed set until the next receive loop, which the failed handshake never reached.
-        Assert.Equal(1, Volatile.Read(ref resets));
+        Assert.True(Volatile.Read(ref resets) >= 1); // the next resume may already be under way
         Assert.NotEqual(CloseCause.ReceiveWatchdog, second.Close!.Cause);
         host.Sessions.BeforeResumeAttachForTest = null;
     }
