@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text;
 using System.Text.RegularExpressions;
 using Lifeline.CloseCodes;
 
@@ -75,10 +76,20 @@ internal static partial class CommonOptions
     public static string PortMessage(string what, string port, bool allowZero) =>
         $"{what}: the port must be a whole number from {(allowZero ? 0 : 1)} to 65535, not {port}.";
 
-    /// <summary>Checks a number of seconds: finite, not negative, zero only when allowed, at most <paramref name="max"/>.</summary>
+    /// <summary>
+    /// The shortest duration other than 0 an option takes: a millisecond. Shorter ones round to zero ticks (below 100 ns)
+    /// or to nothing a timer can wait, and the settings refused them with a message that named no option.
+    /// </summary>
+    public const double MinPositiveSeconds = 0.001;
+
+    /// <summary>Whether a number of seconds is in range: finite, 0 only when allowed, else from a millisecond to <paramref name="max"/>.</summary>
+    public static bool IsSeconds(double value, bool allowZero, double max) =>
+        double.IsFinite(value) && (value == 0 ? allowZero : value >= MinPositiveSeconds && value <= max);
+
+    /// <summary>Checks a number of seconds: finite, zero only when allowed, else from a millisecond to <paramref name="max"/>.</summary>
     public static TimeSpan Seconds(double value, string option, string command, bool allowZero = false, double max = OneDaySeconds)
     {
-        if (!double.IsFinite(value) || value < 0 || (!allowZero && value == 0) || value > max)
+        if (!IsSeconds(value, allowZero, max))
         {
             throw new UsageException(SecondsMessage(option, value.ToString(CultureInfo.InvariantCulture), allowZero, max), command);
         }
@@ -87,7 +98,7 @@ internal static partial class CommonOptions
     }
 
     public static string SecondsMessage(string option, string value, bool allowZero, double max = OneDaySeconds) =>
-        $"{option} must be a number of seconds{(allowZero ? " from 0 to " : ", more than 0 and at most ")}{max.ToString(CultureInfo.InvariantCulture)}{(max == OneDaySeconds ? " (one day)" : string.Empty)}, not {value}.";
+        $"{option} must be a number of seconds{(allowZero ? ": 0, or from 0.001 to " : " from 0.001 to ")}{max.ToString(CultureInfo.InvariantCulture)}{(max == OneDaySeconds ? " (one day)" : string.Empty)}, not {value}.";
 
     /// <summary>Checks a number of seconds. Kept for the commands written before <see cref="Seconds"/>.</summary>
     public static TimeSpan PositiveSeconds(double value, string option, string command, bool allowZero = false) =>
@@ -110,8 +121,10 @@ internal static partial class CommonOptions
     /// <summary>Turns "1006" or "abnormal-closure" into a code, or explains what is wrong.</summary>
     /// <summary>A value for a header of the upgrade request (--origin, --header): no CR, LF or other control character.</summary>
     public static string? HeaderValue(string? value, string option, string command) =>
-        value is null || !value.Any(char.IsControl) ? value
-            : throw new UsageException($"{option} must not contain control characters such as a line break: they would end the header.", command);
+        value is null ? null
+            : value.Any(char.IsControl) ? throw new UsageException($"{option} must not contain control characters such as a line break: they would end the header.", command)
+            : !Ascii.IsValid(value) ? throw new UsageException($"{option} must be ASCII, as a header of the upgrade request is (an address with other letters goes in its punycode form, xn--...).", command)
+            : value;
 
     /// <summary>Subprotocol names (--subprotocol): HTTP tokens, as RFC 6455 asks, each once (--session offers lifeline.v1 itself).</summary>
     public static string[] SubProtocols(string[] values, string command, bool session = false)

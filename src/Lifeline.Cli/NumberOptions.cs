@@ -10,7 +10,7 @@ namespace Lifeline.Cli;
 /// </summary>
 internal static class NumberOptions
 {
-    /// <summary>A number of seconds, from 0 (when allowed) or more than 0, up to <paramref name="max"/>.</summary>
+    /// <summary>A number of seconds: 0 (when allowed), or from a millisecond up to <paramref name="max"/>.</summary>
     public static Option<double> Seconds(string name, string description, double defaultValue, bool allowZero = false,
         double max = CommonOptions.OneDaySeconds, params string[] aliases) =>
         new(name, aliases)
@@ -54,8 +54,7 @@ internal static class NumberOptions
         }
 
         var text = result.Tokens[^1].Value;
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
-            && double.IsFinite(value) && value >= 0 && (allowZero || value > 0) && value <= max)
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && CommonOptions.IsSeconds(value, allowZero, max))
         {
             return value;
         }

@@ -102,6 +102,12 @@ internal static class ConnectCommand
                 throw new UsageException($"--header '{header}' is not 'Name: value'.", "connect");
             }
 
+            if (!Lifeline.Diagnostics.OptionGuard.IsToken(name))
+            {
+                // Before, the runtime refused it at each connect attempt, and the client retried for ever.
+                throw new UsageException($"--header '{name}' is not a header name: letters, digits and !#$%&'*+-.^_`|~ only.", "connect");
+            }
+
             if (ReservedHeaders.Contains(name.ToLowerInvariant()))
             {
                 throw new UsageException($"--header '{name}' is set by the WebSocket handshake itself and cannot be replaced{(name.Equals("sec-websocket-protocol", StringComparison.OrdinalIgnoreCase) ? "; use --subprotocol" : string.Empty)}.", "connect");

@@ -161,8 +161,10 @@ internal static class ProxyCommand
             {
                 controlServer = await StartControlAsync(controlAt, control).ConfigureAwait(false);
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or InvalidOperationException or System.Net.Sockets.SocketException)
             {
+                // Kestrel wraps only "address in use" in an IOException; a port that needs privileges or an address of
+                // no interface here comes as a bare SocketException.
                 await console.Error.WriteLineAsync($"error: --control: cannot listen on {controlAt}: {e.GetBaseException().Message}").ConfigureAwait(false);
                 return ExitCodes.Failure;
             }

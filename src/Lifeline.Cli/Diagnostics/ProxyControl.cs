@@ -47,7 +47,7 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
                     "fin" => ForLinks(words, link => link.CloseWithFin(), "closed with FIN"),
                     "silence" => ForLinks(words, link => link.Silence(), "silenced"),
                     "blackhole" => Toggle(words, "blackhole", () => new BlackHoleToxic()),
-                    "latency" => Toggle(words, "latency", () => new LatencyToxic(Milliseconds(words, 1), words.Length > 2 ? Milliseconds(words, 2, allowZero: true) : TimeSpan.Zero)),
+                    "latency" => Toggle(words, "latency", () => Latency(words)),
                     "bandwidth" => Toggle(words, "bandwidth", () => new BandwidthToxic(Number(words, 1))),
                     "slice" => Toggle(words, "slice", () => new SlicerToxic((int)Number(words, 1), words.Length > 2 ? Milliseconds(words, 2, allowZero: true) : TimeSpan.Zero)),
                     "idle-cut" => IdleCut(words),
@@ -213,7 +213,17 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
     private static TimeSpan Milliseconds(string[] words, int index, bool allowZero = false) => TimeSpan.FromMilliseconds(Number(words, index, MaxMilliseconds, allowZero));
 
     private static TimeSpan Seconds(string[] words, int index) =>
-        double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0 && value <= CommonOptions.OneDaySeconds
+        double.TryParse(words[index], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && CommonOptions.IsSeconds(value, allowZero: false, CommonOptions.OneDaySeconds)
             ? TimeSpan.FromSeconds(value)
-            : throw new ArgumentException($"'{words[index]}' is not a number of seconds, more than 0 and at most 86400 (one day).");
+            : throw new ArgumentException($"'{words[index]}' is not a number of seconds from 0.001 to 86400 (one day).");
+
+    private static LatencyToxic Latency(string[] words)
+    {
+        var latency = Milliseconds(words, 1);
+        var jitter = words.Length > 2 ? Milliseconds(words, 2, allowZero: true) : TimeSpan.Zero;
+        return jitter <= latency
+            ? new LatencyToxic(latency, jitter)
+            : throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"the jitter ({words[2]} ms) must be at most the latency ({words[1]} ms): a delay is latency plus or minus jitter, never below zero."));
+    }
 }

@@ -27,6 +27,12 @@ public sealed partial class ProcessBadInputTests
         { "--max", ["idle-scan", "ws://127.0.0.1:1/", "--max", "1e15"] },
         { "--parallel", ["idle-scan", "ws://127.0.0.1:1/", "--parallel", "many"] },
         { "--duration", ["probe", "ws://127.0.0.1:1/", "--duration", "1e15"] },
+
+        // Below 100 ns a duration is zero ticks: these passed the parse and then failed in the settings with a .NET
+        // message and "this is a bug".
+        { "--drain-timeout", ["serve", "--drain-timeout", "1e-8"] },
+        { "--timeout", ["probe", "ws://127.0.0.1:1/", "--timeout", "1e-8"] },
+        { "--resolution", ["idle-scan", "ws://127.0.0.1:1/", "--resolution", "1e-8"] },
     };
 
     public static TheoryData<string[]> PortOutOfRange => new()
@@ -50,7 +56,7 @@ public sealed partial class ProcessBadInputTests
         var (exit, _, error) = await ToolProcess.RunAsync(args);
 
         Assert.Equal(ExitCodes.Usage, exit);
-        Assert.Matches($@"^error: {Regex.Escape(option)} must be a (number of seconds|whole number)(, more than 0 and at most| from \S+ to) \d+.*, not \S+\.\n", error);
+        Assert.Matches($@"^error: {Regex.Escape(option)} must be a (number of seconds|whole number)( from \S+ to|: 0, or from \S+ to) \d+.*, not \S+\.\n", error);
         Assert.Contains($"usage: run 'lifeline {args[0]} --help'", error, StringComparison.Ordinal);
         AssertNoCrash(error);
     }
@@ -110,6 +116,10 @@ public sealed partial class ProcessBadInputTests
         { new[] { "connect", "ws://127.0.0.1:1/", "--origin", "a\nb" }, "--origin must not contain control characters" },
         { new[] { "connect", "ws://127.0.0.1:1/", "-H", "X-Trace: a\nb" }, "--header 'X-Trace' must not contain control characters" },
         { new[] { "connect", "ws://127.0.0.1:1/", "-s", "a b" }, "--subprotocol 'a b' is not a subprotocol name" }, // was exit 3, "could not connect"
+        // These three were refused by the runtime at every connect attempt: the client retried for ever.
+        { new[] { "connect", "ws://127.0.0.1:1/", "-H", "X(1): v" }, "--header 'X(1)' is not a header name" },
+        { new[] { "connect", "ws://127.0.0.1:1/", "-H", "X-Name: Bücher" }, "--header 'X-Name' must be ASCII" },
+        { new[] { "connect", "ws://127.0.0.1:1/", "--origin", "https://bücher.example" }, "--origin must be ASCII" },
         { new[] { "probe", "ws://127.0.0.1:1/", "-s", "a,b" }, "--subprotocol 'a,b' is not a subprotocol name" },
         // These two ended as "this is a bug in lifeline" (the client's constructor refused them).
         { new[] { "connect", "ws://127.0.0.1:1/", "--session", "-s", "lifeline.v1" }, "--session offers it already" },
@@ -138,6 +148,30 @@ public sealed partial class ProcessBadInputTests
 
         Assert.Equal(ExitCodes.Failure, exit);
         Assert.StartsWith($"error: --control: cannot listen on 127.0.0.1:{port}", error, StringComparison.Ordinal);
+        AssertNoCrash(error);
+    }
+
+    [Fact]
+    public async Task Proxy_ControlOnAnAddressOfNoInterface_OneLineExplanation_Exit1()
+    {
+        // Binding fails here, before any packet: 192.0.2.1 (TEST-NET-1) is no address of this machine. Before, Kestrel's
+        // bare SocketException ended as "this is a bug in lifeline".
+        var (exit, _, error) = await ToolProcess.RunAsync("proxy", "--upstream", "127.0.0.1:1", "--control", "192.0.2.1:45678");
+
+        Assert.Equal(ExitCodes.Failure, exit);
+        Assert.StartsWith("error: --control: cannot listen on 192.0.2.1:45678", error, StringComparison.Ordinal);
+        AssertNoCrash(error);
+    }
+
+    [Fact]
+    public async Task Proxy_JitterAboveTheLatency_OneLineError_Exit2()
+    {
+        var (exit, _, error) = await ToolProcess.RunAsync("proxy", "--upstream", "127.0.0.1:1", "--latency", "10", "--jitter", "20");
+
+        // Before, the toxic's own two-line .NET message, "(Parameter 'jitter')" and "Actual value was".
+        Assert.Equal(ExitCodes.Usage, exit);
+        Assert.StartsWith("error: the jitter (20 ms) must be at most the latency (10 ms)", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Parameter", error, StringComparison.Ordinal);
         AssertNoCrash(error);
     }
 
@@ -199,7 +233,7 @@ public sealed partial class ProcessBadInputTests
         await Wait.UntilAsync(() => Answers(tool).Length >= 2, TimeSpan.FromSeconds(20), "the answers on stdout");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains("'1e15' is not a number of seconds, more than 0 and at most 86400 (one day).", body, StringComparison.Ordinal);
+        Assert.Contains("'1e15' is not a number of seconds from 0.001 to 86400 (one day).", body, StringComparison.Ordinal);
         Assert.All(Answers(tool), answer => Assert.StartsWith("error: '1e15' is not", answer, StringComparison.Ordinal));
         Assert.False(tool.Exit.IsCompleted, "the proxy died: " + tool.Error);
         await client.SendTextAsync("still linked");
