@@ -91,11 +91,38 @@ internal static class ServeCommand
                 throw new UsageException($"--session-file '{sessionFile}' is a directory; give the path of a file, such as {Path.Combine(sessionFile, "lifeline.sessions")}.", "serve");
             }
 
+            // Tried now: the save happens at the drain, where a failure is only logged, and this tool logs nothing. Found
+            // then, the sessions would be lost after a restart that had promised to keep them.
+            if (!CanWriteBeside(path, out var why))
+            {
+                throw new UsageException($"--session-file '{sessionFile}' cannot be written ({why}); give a path in a folder this user can write.", "serve");
+            }
+
             return path;
         }
 
         var port = new Uri(urls).Port;
         return port == 0 ? null : Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture, $"lifeline-serve-{port}.sessions"));
+    }
+
+    /// <summary>Whether a file can be created next to <paramref name="path"/> (the drain writes a temporary file, then moves it).</summary>
+    private static bool CanWriteBeside(string path, out string why)
+    {
+        var directory = Path.GetDirectoryName(path) ?? ".";
+        var probe = Path.Combine(directory, $".lifeline-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(directory); // as the save does
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            why = string.Empty;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            why = e.Message;
+            return false;
+        }
     }
 
     /// <summary>HOST:PORT with a port in range (an IPv6 host in brackets).</summary>

@@ -88,6 +88,18 @@ public sealed partial class ProcessBadInputTests
     }
 
     [Fact]
+    public async Task Serve_SessionFileWhereNothingCanBeWritten_Exit2()
+    {
+        // /proc takes no new files, root or not. Before, the start said sessions were saved there; the save at the stop
+        // failed, and only a log this tool does not show said so.
+        var (exit, _, error) = await ToolProcess.RunAsync("serve", "--urls", "http://127.0.0.1:0", "--session-file", "/proc/lifeline.sessions");
+
+        Assert.Equal(ExitCodes.Usage, exit);
+        Assert.Contains("--session-file '/proc/lifeline.sessions' cannot be written", error, StringComparison.Ordinal);
+        AssertNoCrash(error);
+    }
+
+    [Fact]
     public async Task Serve_SessionFileIsADirectory_Exit2()
     {
         // Before, it started, said sessions were saved there, and at the stop saved nothing without a word.
