@@ -17,7 +17,11 @@ internal static class RedisScripts
         end
         """;
 
-    /// <summary>ARGV: node id, nonce, lease ttl ms. Returns the new epoch.</summary>
+    /// <summary>
+    /// ARGV: node id, nonce, lease ttl ms, and '1' to extend the snapshot too (the journal's acquire: every key of the
+    /// session lives at least the ttl, or a quiet session resumed late in its window loses its snapshot before its
+    /// first commit). Returns the new epoch.
+    /// </summary>
     public const string Acquire = Extend + """
 
         local epoch = redis.call('INCR', KEYS[2])
@@ -26,6 +30,7 @@ internal static class RedisScripts
         redis.call('SET', KEYS[3], epoch .. ':' .. ARGV[1] .. ':' .. ARGV[2], 'PX', ttl)
         extend(KEYS[4], ttl)
         extend(KEYS[5], ttl)
+        if ARGV[4] == '1' then extend(KEYS[1], ttl) end
         return epoch
         """;
 

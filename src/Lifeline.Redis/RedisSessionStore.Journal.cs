@@ -15,7 +15,7 @@ public sealed partial class RedisSessionStore : ISessionJournal
         var keep = Math.Max(1L, (long)keepFor.TotalMilliseconds);
         var result = await _connection.ExecuteAsync(
             "session.acquire",
-            m => m.GetDatabase().ScriptEvaluateAsync(RedisScripts.Acquire, keys.All, [_connection.NodeId, nonce, keep]),
+            m => m.GetDatabase().ScriptEvaluateAsync(RedisScripts.Acquire, keys.All, [_connection.NodeId, nonce, keep, 1]),
             cancellationToken).ConfigureAwait(false);
         var lease = new RedisSessionLease(id, (long)result, _connection.NodeId, nonce);
         return new SessionJournalLease(id, lease.Epoch, lease.OwnerValue);

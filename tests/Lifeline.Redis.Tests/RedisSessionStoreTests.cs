@@ -205,6 +205,28 @@ public sealed class RedisSessionStoreTests(RedisServerFixture redis) : IClassFix
     }
 
     [Fact]
+    public async Task JournalAcquire_LateInTheWindow_TheSnapshotLivesTheNewWindowToo()
+    {
+        // A session committed with 2 s left (a client away for most of its window), then resumed: the acquire gives the
+        // session a new window. Before, every key but the snapshot got it: a quiet session lost its snapshot 2 s later,
+        // and its next resume, on any node, was answered SessionLost.
+        ISessionJournal journal = new RedisSessionStore(_nodeA);
+        var snapshot = Snapshots.Create(TimeSpan.FromMinutes(1));
+        var first = await journal.AcquireAsync(snapshot.Id, TimeSpan.FromSeconds(2));
+        Assert.True(await journal.CommitAsync(first, new SessionJournalCommit { KeepFor = TimeSpan.FromSeconds(2), Snapshot = snapshot }));
+
+        await journal.AcquireAsync(snapshot.Id, TimeSpan.FromMinutes(2));
+
+        await using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        foreach (var suffix in new[] { "", ":epoch", ":owner", ":cursor" })
+        {
+            var ttl = await raw.GetDatabase().KeyTimeToLiveAsync($"{_prefix}session:{{{snapshot.Id}}}{suffix}");
+            Assert.NotNull(ttl);
+            Assert.True(ttl.Value > TimeSpan.FromMinutes(1), $"{suffix}: {ttl.Value}");
+        }
+    }
+
+    [Fact]
     public async Task SaveAsync_FencedWithSnapshot_SessionKeysLiveUntilSnapshotExpiry()
     {
         var store = new RedisSessionStore(_nodeA);
