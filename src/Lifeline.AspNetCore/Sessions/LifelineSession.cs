@@ -57,6 +57,7 @@ public sealed class LifelineSession
         Replay = replay;
         Inbound = inbound;
         State = state;
+        state.Changed = OnStateChanged;
         CreatedAt = createdAt;
         _plain = plain;
         Inbox = new SessionInbox(this, inboxCapacity, inboxMaxBytes);
@@ -164,6 +165,34 @@ public sealed class LifelineSession
 
     /// <summary>The writer to the shared store (Redis), when one is registered; null with the in-memory store.</summary>
     internal SessionJournalWriter? Journal { get; set; }
+
+    // Under the send lock: a send that updates the state commits it with its message, not ahead of it.
+    private bool _stateUpdatedBySend;
+
+    /// <summary>
+    /// A direct change of <see cref="State"/> (not through a send that updates it): with a shared store, the next commit
+    /// carries it, so a resume on another node after a crash finds it, not only one after a drain.
+    /// </summary>
+    private void OnStateChanged()
+    {
+        if (!Volatile.Read(ref _stateUpdatedBySend))
+        {
+            Journal?.MarkSnapshotDirty();
+        }
+    }
+
+    private void UpdateStateForSend(Action<SessionStateBag> updateState)
+    {
+        Volatile.Write(ref _stateUpdatedBySend, true);
+        try
+        {
+            updateState(State);
+        }
+        finally
+        {
+            Volatile.Write(ref _stateUpdatedBySend, false);
+        }
+    }
 
     /// <summary>
     /// Completes once the last group message from another node (the fan-out) handed to this session has its sequence
@@ -528,7 +557,11 @@ public sealed class LifelineSession
                 throw new InvalidOperationException($"Session {Id} ended ({end.Reason}): the client did not acknowledge in time.");
             }
 
-            updateState?.Invoke(State);
+            if (updateState is not null)
+            {
+                UpdateStateForSend(updateState);
+            }
+
             stored = journal.Enqueue(appended.Sequence, isText, data, updateState is not null, answersHanded);
             numbered?.TrySetResult();
             acknowledged = appended.Acknowledged;

@@ -129,6 +129,14 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
+        app.MapLifelineSession("/state", async (session, ct) =>
+        {
+            // Keeps the last message in the session's state, set directly (not through a send that updates it).
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                session.State.Set("last", message.Text);
+            }
+        });
         app.MapLifelineSession("/finish", async (session, ct) =>
         {
             Interlocked.Increment(ref log.HandlerStarts);

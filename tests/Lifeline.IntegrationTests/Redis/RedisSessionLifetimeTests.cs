@@ -44,6 +44,28 @@ public sealed class RedisSessionLifetimeTests
     }
 
     [Fact]
+    public async Task StateSetDirectly_IsCommittedToTheStore_WithoutADrain()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", new ClusterLog());
+        await node.WaitForFanoutAsync();
+        await using var client = new LifelineClient(SessionResumeTests.SessionClient(node.Uri("/state")));
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var id = client.SessionId!.Value;
+
+        await client.SendTextAsync("position 7");
+
+        // Before, a direct State.Set reached the store only with a later snapshot (a group change, a send that updates the
+        // state, a drain): after a crash, the session resumed on another node without it.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((await node.Sessions.Journal!.ReadAsync(id))?.State.GetValueOrDefault("last") != "position 7")
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), "the state never reached the store");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
     public async Task HandlerReturnsWhileTheClientIsAway_TheResumeIsToldTheSessionIsLost_NotGivenANewHandler()
     {
         await using var redis = await RedisServer.StartNewAsync();

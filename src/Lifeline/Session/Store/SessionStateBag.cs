@@ -87,9 +87,14 @@ public sealed class SessionStateBag
 
             _entries[key] = value;
             _bytes += size - existing;
-            return true;
         }
+
+        Changed?.Invoke();
+        return true;
     }
+
+    /// <summary>Raised after each change, outside the bag's lock: a shared store then commits the state (the session's writer).</summary>
+    internal Action? Changed { get; set; }
 
     /// <summary>Adds or replaces a value.</summary>
     /// <exception cref="SessionStateFullException">The entry does not fit within the bounds.</exception>
@@ -114,8 +119,10 @@ public sealed class SessionStateBag
             }
 
             _bytes -= Encoding.UTF8.GetByteCount(key) + Encoding.UTF8.GetByteCount(old);
-            return true;
         }
+
+        Changed?.Invoke();
+        return true;
     }
 
     /// <summary>A copy of the entries (for a snapshot).</summary>
