@@ -1113,6 +1113,12 @@ public sealed class LifelineSessionManager : IDisposable
         {
             return 0; // ended or saved meanwhile
         }
+        catch (SessionStoreUnavailableException)
+        {
+            // Numbered, and kept in its place: it goes out when the store confirms it (or the client is told SessionLost).
+            // One member's slow store write must not fail the group send, nor keep it from the other nodes' members.
+            return 1;
+        }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             // Only the wait for room ends with the deadline: this member did not acknowledge for that long. Not

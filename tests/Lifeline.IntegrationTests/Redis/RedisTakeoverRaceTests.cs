@@ -171,6 +171,46 @@ public sealed class RedisTakeoverRaceTests
         }
     }
 
+    [Fact]
+    public async Task GroupSend_OneLocalMembersStoreWriteTimesOut_TheSendStillReachesTheOtherNodes()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var prefix = $"t{Guid.NewGuid():N}:";
+        var log = new ClusterLog();
+        HeldAcquireJournal? journal = null;
+        await using var a = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, prefix, log,
+            sessions: o => o.StoreWriteTimeout = TimeSpan.FromSeconds(1),
+            services: s =>
+            {
+                s.RemoveAll<ISessionJournal>();
+                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
+            });
+        await using var b = await ClusterNode.StartAsync("node2", RedisServer.FreePort(), redis.Configuration, prefix, log);
+        await a.WaitForFanoutAsync();
+        await b.WaitForFanoutAsync();
+        _ = a.Sessions.Journal;
+        using var onA = await SessionBadInputTests.ConnectAsync(a.Uri("/group"));
+        using var onB = await SessionBadInputTests.ConnectAsync(b.Uri("/group"));
+        await SessionBadInputTests.HelloAsync(onA);
+        await SessionBadInputTests.HelloAsync(onB);
+        await Wait.UntilAsync(() => Volatile.Read(ref log.GroupJoins) == 2, TimeSpan.FromSeconds(30), "both sessions to join g");
+
+        // node1's store stops answering its commits: its member's copy cannot be confirmed within StoreWriteTimeout.
+        journal!.CommitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            // Before, that member's SessionStoreUnavailableException failed the whole group send, and the publish to the
+            // other nodes (node2's member) never ran.
+            Assert.Equal(1, await a.Sessions.SendToGroupAsync("g", "to everyone").WaitAsync(TimeSpan.FromSeconds(30)));
+            var data = await SessionBadInputTests.ReadUntilAsync(onB, SessionFrameType.Data);
+            Assert.Equal(SessionFrameType.Data, data.Type);
+        }
+        finally
+        {
+            journal.CommitGate.TrySetResult();
+        }
+    }
+
     /// <summary>One node whose store is wrapped in a <see cref="HeldAcquireJournal"/>, its Redis connection up.</summary>
     private static async Task<(ClusterNode Node, HeldAcquireJournal Journal)> StartNodeWithAHeldAcquireAsync(RedisServer redis, ClusterLog log)
     {
@@ -220,8 +260,16 @@ public sealed class RedisTakeoverRaceTests
             return lease;
         }
 
+        /// <summary>Set: every commit waits for it (a store that has stopped answering), then goes on.</summary>
+        public TaskCompletionSource? CommitGate { get; set; }
+
         public async ValueTask<bool> CommitAsync(SessionJournalLease lease, SessionJournalCommit commit, CancellationToken cancellationToken = default)
         {
+            if (CommitGate is { } gate)
+            {
+                await gate.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            }
+
             var committed = await inner.CommitAsync(lease, commit, cancellationToken);
             if (!committed)
             {
