@@ -25,7 +25,7 @@ internal sealed class SessionJournalWriter
     private readonly ISessionJournal _journal;
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _signal = new(0, 1);
-    private List<(SessionMessage Message, TaskCompletionSource Done)> _pending = [];
+    private List<PendingSend> _pending = [];
     private SessionJournalLease _lease;
     private bool _snapshotDirty;
     private bool _ackRequested;
@@ -124,7 +124,7 @@ internal sealed class SessionJournalWriter
             // The message the handler holds counts as delivered in the same commit as what it sends: the writer reads
             // the inbound cursor under this lock too, so no commit carries one without the other.
             answered = answersHanded && _session.Inbox.AcceptHandedForSend();
-            _pending.Add((new SessionMessage(sequence, isText, payload.ToArray()), done));
+            _pending.Add(new PendingSend(new SessionMessage(sequence, isText, payload.ToArray()), done, _session.Inbound.LastDelivered));
             _snapshotDirty |= stateChanged;
         }
 
@@ -242,7 +242,7 @@ internal sealed class SessionJournalWriter
     /// <summary>Fails every queued send (the session ended or was fenced).</summary>
     public void FailPending(Exception reason)
     {
-        List<(SessionMessage, TaskCompletionSource Done)> pending;
+        List<PendingSend> pending;
         lock (_gate)
         {
             pending = _pending;
@@ -295,7 +295,7 @@ internal sealed class SessionJournalWriter
                 await _signal.WaitAsync().ConfigureAwait(false);
             }
 
-            List<(SessionMessage Message, TaskCompletionSource Done)> batch = [];
+            List<PendingSend> batch = [];
             bool snapshot = false, ack = false, renew = false, ended;
             long clientAck = 0, inbound = 0;
             lock (_gate)
@@ -310,7 +310,11 @@ internal sealed class SessionJournalWriter
                     _pending.RemoveRange(0, take);
                     (snapshot, ack, renew, clientAck) = (_snapshotDirty, _ackRequested, _renew, _clientAck);
                     (_snapshotDirty, _ackRequested, _renew) = (false, false, false);
-                    inbound = _session.Inbound.LastDelivered;
+
+                    // A batch cut short records the inbound cursor as its last send left it: a later send left behind may
+                    // be the answer to a message delivered since, and the client must not drop that message before the
+                    // answer is stored.
+                    inbound = _pending.Count > 0 ? batch[^1].InboundAfter : _session.Inbound.LastDelivered;
                 }
             }
 
@@ -424,7 +428,7 @@ internal sealed class SessionJournalWriter
 
                 if (_session.Carrier is { } carrier)
                 {
-                    foreach (var (message, _) in batch)
+                    foreach (var (message, _, _) in batch)
                     {
                         await carrier.SendDataAsync(_session, message.Sequence, message.IsText, message.Payload, DurableInbound).ConfigureAwait(false);
                     }
@@ -440,7 +444,7 @@ internal sealed class SessionJournalWriter
                 WireLock.Release();
             }
 
-            foreach (var (_, done) in batch)
+            foreach (var (_, done, _) in batch)
             {
                 done.TrySetResult();
             }
@@ -471,7 +475,7 @@ internal sealed class SessionJournalWriter
         }
     }
 
-    private void PutBack(List<(SessionMessage, TaskCompletionSource)> batch, bool snapshot, bool ack, bool renew)
+    private void PutBack(List<PendingSend> batch, bool snapshot, bool ack, bool renew)
     {
         lock (_gate)
         {
@@ -503,6 +507,9 @@ internal sealed class SessionJournalWriter
 
     private void FailPendingEnded() =>
         FailPending(new InvalidOperationException($"Session {_session.Id} ended before this send was stored."));
+
+    /// <summary>A send waiting for its commit, and the inbound cursor as it stood once it was queued (its answer included).</summary>
+    private readonly record struct PendingSend(SessionMessage Message, TaskCompletionSource Done, long InboundAfter);
 
     /// <summary>Ends a <see cref="BeginTakeover"/>: a commit that waited for it goes on with the writer's lease then.</summary>
     internal readonly struct TakeoverScope(SessionJournalWriter writer, TaskCompletionSource takeover) : IDisposable

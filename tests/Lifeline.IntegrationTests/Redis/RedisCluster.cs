@@ -129,6 +129,27 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
+        app.MapLifelineSession("/pushes-then-answer", async (session, ct) =>
+        {
+            // "one": one push. Any other message: 300 pushes (answering nothing), then the answer, all queued at once.
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                if (message.Text == "one")
+                {
+                    _ = session.PushAsync("pushed"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, ct).AsTask();
+                    continue;
+                }
+
+                var sends = new List<Task>();
+                for (var i = 1; i <= 300; i++)
+                {
+                    sends.Add(session.PushAsync(System.Text.Encoding.UTF8.GetBytes($"push {i}"), System.Net.WebSockets.WebSocketMessageType.Text, ct).AsTask());
+                }
+
+                sends.Add(session.SendTextAsync("answer", ct).AsTask());
+                await Task.WhenAll(sends);
+            }
+        });
         app.MapLifelineSession("/state", async (session, ct) =>
         {
             // Keeps the last message in the session's state, set directly (not through a send that updates it).

@@ -211,6 +211,44 @@ public sealed class RedisTakeoverRaceTests
         }
     }
 
+    [Fact]
+    public async Task MoreSendsQueuedThanOneCommitTakes_TheMessageTheyAnswerIsRecordedDeliveredOnlyWithItsAnswer()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        var started = await StartNodeWithAHeldAcquireAsync(redis, log);
+        await using var node = started.Node;
+        var journal = started.Journal;
+        using var socket = await SessionBadInputTests.ConnectAsync(node.Uri("/pushes-then-answer"));
+        var (id, _) = await SessionBadInputTests.HelloAsync(socket);
+        var session = node.Sessions.Find(id)!;
+
+        // The store holds every commit: the writer waits in one with a single push, while the 300 pushes and the answer to
+        // the next message are queued behind it. Released, it commits them 256 at most at a time.
+        journal.RecordCommits = true;
+        journal.CommitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 1, 0, true, "one"u8)));
+        await Wait.UntilAsync(() => journal.Commits.Any(c => c.Messages.Contains("pushed")), TimeSpan.FromSeconds(30), "the single push's commit");
+        await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 2, 0, true, "question"u8)));
+        await Wait.UntilAsync(() => session.Replay.Count >= 302 && session.Inbound.LastDelivered >= 2, TimeSpan.FromSeconds(30),
+            "the 300 pushes and the answer to be queued (the answer's enqueue marks the question delivered)");
+        var gate = journal.CommitGate;
+        journal.CommitGate = null;
+        gate.TrySetResult();
+        await Wait.UntilAsync(() => journal.Commits.Any(c => c.Messages.Contains("answer")), TimeSpan.FromSeconds(30), "the answer's commit");
+
+        // Before, a batch cut at 256 recorded the question as delivered while its answer waited for the next batch: a
+        // crash between the two lost the answer, and the client had dropped the question.
+        var answered = false;
+        foreach (var (inbound, messages) in journal.Commits)
+        {
+            answered |= messages.Contains("answer");
+            Assert.True(answered || inbound is null or < 2, $"inbound {inbound} recorded before the answer was stored");
+        }
+
+        Assert.True(journal.Commits.Count(c => c.Messages.Count > 0) >= 3, "the 301 sends went in more than one commit");
+    }
+
     /// <summary>One node whose store is wrapped in a <see cref="HeldAcquireJournal"/>, its Redis connection up.</summary>
     private static async Task<(ClusterNode Node, HeldAcquireJournal Journal)> StartNodeWithAHeldAcquireAsync(RedisServer redis, ClusterLog log)
     {
@@ -260,11 +298,21 @@ public sealed class RedisTakeoverRaceTests
             return lease;
         }
 
+        public bool RecordCommits { get; set; }
+
+        /// <summary>With <see cref="RecordCommits"/>: each commit's inbound cursor and its messages' text, in order.</summary>
+        public System.Collections.Concurrent.ConcurrentQueue<(long? Inbound, List<string> Messages)> Commits { get; } = new();
+
         /// <summary>Set: every commit waits for it (a store that has stopped answering), then goes on.</summary>
         public TaskCompletionSource? CommitGate { get; set; }
 
         public async ValueTask<bool> CommitAsync(SessionJournalLease lease, SessionJournalCommit commit, CancellationToken cancellationToken = default)
         {
+            if (RecordCommits)
+            {
+                Commits.Enqueue((commit.InboundDelivered, [.. commit.Messages.Select(m => System.Text.Encoding.UTF8.GetString(m.Payload.Span))]));
+            }
+
             if (CommitGate is { } gate)
             {
                 await gate.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
