@@ -123,6 +123,9 @@ internal sealed record IdleScanReport
             : scan.Interrupted && !scan.Found
             ? string.Create(CultureInfo.InvariantCulture,
                 $"scan interrupted: no cut seen yet; the longest silence survived so far was {(scan.LongestSurvived is { } s ? $"{s.TotalSeconds:0.##} s" : "none")}; run it to the end for an answer")
+            : scan.Found && scan.IdleTimeout is null && scan.ShortestKilled is { } atMost
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"something on the path cuts connections idle for {atMost.TotalSeconds:0.##} s or less: even the shortest silence tried (--min) was cut, and the cut showed only when the scan sent again; run it again with a lower --min to time it")
             : scan.Found && (scan.IdleTimeout ?? scan.ShortestKilled) is { } timeout
             ? string.Create(CultureInfo.InvariantCulture,
                 $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")

@@ -16,7 +16,9 @@ public sealed class IdleScanResult
     /// <summary>
     /// The best estimate of the idle timeout: the moment a visible cut (FIN, RST, Close frame) arrived during a silence,
     /// or otherwise (a silent drop, or a cut that showed only in answer to the next packet) the middle of the range
-    /// between the longest survivor and the shortest victim. Null when not found.
+    /// between the longest survivor and the shortest victim. Null when not found, and when such a cut ended even the
+    /// shortest silence tried (<see cref="IdleScanOptions.MinSilence"/>): the timeout is then at most
+    /// <see cref="ShortestKilled"/>, and a scan with a lower minimum can time it.
     /// </summary>
     public TimeSpan? IdleTimeout { get; internal init; }
 

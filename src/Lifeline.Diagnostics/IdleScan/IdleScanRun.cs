@@ -456,8 +456,10 @@ internal sealed class IdleScanRun : IDisposable
         {
             Found = found,
             // A cut seen as it happened is timed exactly; any other lies between the longest survivor and the shortest victim.
+            // An untimed cut of even the shortest silence tried says only "at most that": no estimate (see the advice).
             IdleTimeout = !found ? null
-                : timed || survived is null ? killed
+                : timed ? killed
+                : survived is null ? null
                 : TimeSpan.FromSeconds(Math.Round((survived.Value + killed!.Value).TotalSeconds / 2, 3)),
             LongestSurvived = survived,
             ShortestKilled = killed,

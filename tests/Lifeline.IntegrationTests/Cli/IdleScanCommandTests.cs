@@ -61,6 +61,25 @@ public sealed class IdleScanCommandTests
     }
 
     [Fact]
+    public async Task IdleScan_ASilentCutShorterThanMin_SaysAtMostMin_NotMinAsTheTimeout()
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        await using var _ = serve;
+        await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
+        // The scan's busy connection pings every --min / 4 = 2 s: far inside the 6 s cut, even on a loaded machine.
+        proxy.SetIdleCut(TimeSpan.FromSeconds(6), IdleCutKind.Silent);
+
+        var result = await ScanAsync(proxy.EndPoint.Port, "--min", "8", "--max", "10", "--pong-timeout", "4");
+
+        // Before: "idle timeout: about 8 s" and pings every 4 s advised; against a 6 s cut that is barely enough.
+        Assert.True(result.GetProperty("found").GetBoolean(), result.ToString());
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("idleTimeoutSeconds").ValueKind);
+        Assert.Equal(8, result.GetProperty("shortestKilledSeconds").GetDouble());
+        Assert.True(result.GetProperty("advice").GetString()!.Contains("or less", StringComparison.Ordinal), result.ToString());
+        Assert.Contains("lower --min", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task IdleScan_ServerEndsEveryConnectionAfterTwoSeconds_SaysItIsALifetimeNotAnIdleTimeout()
     {
         // Before, a server (or load balancer) that ends each connection a fixed time after it opened, whatever its traffic,
