@@ -22,8 +22,10 @@ internal static class OptionGuard
 
     /// <summary>A header value for the upgrade request: a CR or LF would end the header and start one of the caller's making.</summary>
     public static string? HeaderValue(string? value, [CallerMemberName] string name = "") =>
-        value is null || !value.Any(char.IsControl) ? value
-            : throw new ArgumentException($"{name} must not contain control characters such as CR or LF.", name);
+        value is null ? null
+            : value.Any(char.IsControl) ? throw new ArgumentException($"{name} must not contain control characters such as CR or LF.", name)
+            : !System.Text.Ascii.IsValid(value) ? throw new ArgumentException($"{name} must be ASCII, as a header of the upgrade request is (the handshake would send '?' for any other character).", name)
+            : value;
 
     /// <summary>Subprotocol names: HTTP tokens (RFC 6455 section 4.1), which is also what keeps the header well formed.</summary>
     public static IReadOnlyList<string> SubProtocols(IReadOnlyList<string> value, [CallerMemberName] string name = "")

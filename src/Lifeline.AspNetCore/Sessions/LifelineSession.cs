@@ -175,7 +175,8 @@ public sealed class LifelineSession
     /// </summary>
     private void OnStateChanged()
     {
-        if (!Volatile.Read(ref _stateUpdatedBySend))
+        // Frozen by a drain (its final commit carries the state) or ended: nothing more is committed from here.
+        if (!Volatile.Read(ref _stateUpdatedBySend) && !IsFrozen && !IsEnded)
         {
             Journal?.MarkSnapshotDirty();
         }

@@ -129,7 +129,8 @@ public sealed class LifelineSessionManager : IDisposable
 
     /// <summary>
     /// Sends to every session of a group (each copy numbered and replayed by its session); returns how many of this
-    /// node's sessions it reached. With a group fan-out (Redis) it is also published to the other nodes, which hand it
+    /// node's sessions it reached (with a shared store, a copy numbered but not yet confirmed by it counts: it goes out
+    /// once the store confirms it, or the session ends with SessionLost). With a group fan-out (Redis) it is also published to the other nodes, which hand it
     /// to their members; a publish that fails throws <see cref="SessionStoreUnavailableException"/> after the local sends.
     /// </summary>
     /// <remarks>
@@ -1089,7 +1090,7 @@ public sealed class LifelineSessionManager : IDisposable
     }
 
     /// <summary>
-    /// One member's copy of a group send or broadcast: 1 when sent, 0 when the member ended meanwhile or is lost because
+    /// One member's copy of a group send or broadcast: 1 when sent (or numbered and waiting for the store), 0 when the member ended meanwhile or is lost because
     /// it could not take the message (told, and logged).
     /// </summary>
     private async Task<int> SendToMemberAsync(LifelineSession member, ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource? numbered, CancellationToken deadline,

@@ -100,7 +100,7 @@ internal static class IdleScanCommand
         var grid = new Grid().AddColumn().AddColumn();
         void Row(string label, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(label)}[/]"), new Text(value));
         var interrupted = scan.Interrupted ? ", scan interrupted" : string.Empty;
-        Row("idle timeout", scan.CutDespiteTraffic ? $"none that pings reset: connections are cut after about {Seconds(scan.IdleTimeoutSeconds)} even when pinged (see advice){interrupted}"
+        Row("idle timeout", scan.CutDespiteTraffic ? $"none that pings reset: connections are cut after about {Seconds(scan.IdleTimeoutSeconds ?? scan.BusyConnectionCutAfterSeconds)} even when pinged (see advice){interrupted}"
             : scan.Found && scan.IdleTimeoutSeconds is null ? $"at most {Seconds(scan.ShortestKilledSeconds)}, below --min (see advice){interrupted}"
             : scan.Found ? $"about {Seconds(scan.IdleTimeoutSeconds)}{interrupted}"
             : scan.Interrupted ? "not found yet, scan interrupted"

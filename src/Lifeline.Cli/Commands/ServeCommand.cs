@@ -105,14 +105,21 @@ internal static class ServeCommand
         return port == 0 ? null : Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture, $"lifeline-serve-{port}.sessions"));
     }
 
-    /// <summary>Whether a file can be created next to <paramref name="path"/> (the drain writes a temporary file, then moves it).</summary>
+    /// <summary>
+    /// Whether a file can be created next to <paramref name="path"/> (the drain writes a temporary file, then moves it).
+    /// The save creates missing folders, so the nearest folder that exists is tried; nothing is created but the probe.
+    /// </summary>
     private static bool CanWriteBeside(string path, out string why)
     {
         var directory = Path.GetDirectoryName(path) ?? ".";
+        while (!Directory.Exists(directory) && Path.GetDirectoryName(directory) is { } parent)
+        {
+            directory = parent;
+        }
+
         var probe = Path.Combine(directory, $".lifeline-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            Directory.CreateDirectory(directory); // as the save does
             File.WriteAllBytes(probe, []);
             File.Delete(probe);
             why = string.Empty;

@@ -117,7 +117,8 @@ internal sealed record IdleScanReport
                 $"scan stopped early: a connection could not be opened ({failure.Message}); so far the longest silence survived was {(scan.LongestSurvived is { } survived ? $"{survived.TotalSeconds:0.##} s" : "none")} and the shortest cut {(scan.ShortestKilled is { } killed ? $"{killed.TotalSeconds:0.##} s" : "none")}; run it again for an answer");
         }
 
-        var advice = scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.ShortestKilled) is { } lifetime
+        // No idle estimate (even --min was cut, unseen until the scan sent again): the pinged connection's own lifetime.
+        var advice = scan.CutDespiteTraffic && (scan.IdleTimeout ?? scan.BusyConnectionEnd?.After ?? scan.ShortestKilled) is { } lifetime
             ? string.Create(CultureInfo.InvariantCulture,
                 $"something on the path ends connections after about {lifetime.TotalSeconds:0.#} s even when they carry pings: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut the same way, after {scan.BusyConnectionEnd!.After.TotalSeconds:0.#} s, so keep-alive pings will not prevent it. ") + CutDespiteTrafficRemedy(scan, lifetime)
             : scan.Interrupted && !scan.Found

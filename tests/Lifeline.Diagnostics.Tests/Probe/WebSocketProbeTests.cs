@@ -185,6 +185,10 @@ public sealed class WebSocketProbeTests
         Assert.Throws<ArgumentException>(() => new Lifeline.Diagnostics.IdleScan.IdleScanOptions(uri) { Origin = "a\nb" });
         Assert.Throws<ArgumentException>(() => new Lifeline.Diagnostics.IdleScan.IdleScanOptions(uri) { SubProtocols = ["x,y"] });
 
+        // Not ASCII: the handshake is written as ASCII, which sent '?' for each such character.
+        Assert.Contains("ASCII", Assert.Throws<ArgumentException>(() => new ProbeOptions(uri) { Origin = "https://bücher.example" }).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new Lifeline.Diagnostics.IdleScan.IdleScanOptions(uri) { Origin = "https://bücher.example" });
+
         var options = new ProbeOptions(uri) { Origin = "https://app.example", SubProtocols = ["lifeline.v1", "chat"] };
         Assert.Equal("https://app.example", options.Origin);
         Assert.Equal(["lifeline.v1", "chat"], options.SubProtocols);

@@ -79,6 +79,11 @@ public sealed class SessionStateBag
         var size = Encoding.UTF8.GetByteCount(key) + Encoding.UTF8.GetByteCount(value);
         lock (_lock)
         {
+            if (_entries.TryGetValue(key, out var same) && same == value)
+            {
+                return true; // no change: nothing for a shared store to commit
+            }
+
             var existing = _entries.TryGetValue(key, out var old) ? Encoding.UTF8.GetByteCount(key) + Encoding.UTF8.GetByteCount(old) : 0;
             if ((old is null && _entries.Count + 1 > MaxEntries) || _bytes - existing + size > MaxBytes)
             {
