@@ -139,21 +139,19 @@ public sealed partial class LifelineConnection
     private async Task AbortUnlessAnsweredAsync()
     {
         await WriterDone().ConfigureAwait(false);
-        var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using (Closing.UnsafeRegister(static state => ((TaskCompletionSource)state!).TrySetResult(), answered))
+        try
         {
-            try
-            {
-                await answered.Task.WaitAsync(_options.SendTimeout, _time).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                if (_socket.State is not (WebSocketState.Closed or WebSocketState.Aborted))
-                {
-                    ServerLog.CloseNotAnswered(_logger, Id, _options.SendTimeout);
-                    _socket.Abort();
-                }
-            }
+            await Task.Delay(_options.SendTimeout, _time, Closing).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // the receive loop ended: the client answered, or the link is gone
+        }
+
+        if (_socket.State is not (WebSocketState.Closed or WebSocketState.Aborted))
+        {
+            ServerLog.CloseNotAnswered(_logger, Id, _options.SendTimeout);
+            _socket.Abort();
         }
     }
 

@@ -199,14 +199,7 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
         }
         finally
         {
-            await browser.DisposeAsync();
-            playwright.Dispose();
-            if (proxy is not null)
-            {
-                await proxy.DisposeAsync();
-            }
-
-            await serve.DisposeAsync();
+            await ShutDownAsync(playwright, browser, proxy, serve);
         }
     }
 
@@ -251,15 +244,21 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
         }
         finally
         {
-            await browser.DisposeAsync();
-            playwright.Dispose();
-            if (proxy is not null)
-            {
-                await proxy.DisposeAsync();
-            }
-
-            await serve.DisposeAsync();
+            await ShutDownAsync(playwright, browser, proxy, serve);
         }
+    }
+
+    /// <summary>Closes the browser, then the proxy (if it was started), then the server process.</summary>
+    private static async Task ShutDownAsync(IPlaywright playwright, IBrowser browser, TcpFaultProxy? proxy, IAsyncDisposable serve)
+    {
+        await browser.DisposeAsync();
+        playwright.Dispose();
+        if (proxy is not null)
+        {
+            await proxy.DisposeAsync();
+        }
+
+        await serve.DisposeAsync();
     }
 
     /// <summary>Waits, with a bound, for a condition on the page's data (<c>s</c> is <c>window.__lifeline.sockets</c>).</summary>
