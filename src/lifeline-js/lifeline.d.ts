@@ -147,8 +147,9 @@ export interface LifelineOptions {
    * Session mode: every `interval` an Ack frame that acknowledges nothing new is sent as a heartbeat (browsers cannot
    * send pings). A link with data sent and unacknowledged and nothing received for `timeout` is dead (reported as 1006
    * 'heartbeat timeout', then reconnect and resume); so, once the server has answered a heartbeat (a Lifeline server
-   * does), is an idle or receive-only link whose heartbeat goes unanswered for `timeout`. Defaults 15000 and 30000;
-   * false turns both off.
+   * does), is an idle or receive-only link whose heartbeat goes unanswered for `timeout`. To learn that at once, each
+   * socket sends its first heartbeat as soon as nothing of its own is outstanding. Defaults 15000 and 30000; false
+   * turns both off.
    */
   heartbeat?: { interval?: number | null; timeout?: number | null } | false;
   /** Both modes: no inbound message within this is a dead link (1006 'receive watchdog'). Default null: off. */

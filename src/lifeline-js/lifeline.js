@@ -642,6 +642,7 @@ export class LifelineSocket extends EventTarget {
     this._resetSession();
     this._heartbeatPending = null;
     this._heartbeatAsked = false; // an idle heartbeat went out and its answer may still come
+    this._heartbeatProbed = false; // this socket asked at once whether the server answers heartbeats
     this._heartbeatsAnswered = false; // learned from the server: see _onMessage
 
     this._onOnline = () => {
@@ -824,7 +825,9 @@ export class LifelineSocket extends EventTarget {
     this._everOpen = true;
     this.state = 'open';
     this._emit('open', { reconnected, ...props });
-    if (this.state === 'open') this._flush(); // not when a listener closed the socket
+    if (this.state !== 'open') return; // a listener closed the socket
+    this._flush();
+    this._askWhetherHeartbeatsAreAnswered();
   }
 
   _onMessage(ws, data) {
@@ -1175,6 +1178,7 @@ export class LifelineSocket extends EventTarget {
   _established() {
     this._phase = 'established';
     this._heartbeatPending = null; // { at }: a heartbeat sent on this socket and nothing heard since
+    this._heartbeatProbed = false;
     // A completed handshake alone does not reset the backoff: a server that welcomes and then closes at once (a handler
     // that fails on start) must meet a growing delay. A delivered message does (_deliver), as in plain mode.
     if (this._options.heartbeat.interval) this._scheduleHeartbeat();
@@ -1185,17 +1189,35 @@ export class LifelineSocket extends EventTarget {
     // idle-killing proxies from cutting the link and tells the server we are alive (a Lifeline server answers it).
     this._setTimer('heartbeat', this._options.heartbeat.interval, () => {
       if (this._phase !== 'established' || !this._ws) return;
-      // It repeats the last ack sent, so it acknowledges nothing new: that is the heartbeat a Lifeline server answers
-      // (5.4). An ack that is due goes out with its own timer. With nothing of ours outstanding the server has nothing
-      // else to acknowledge, so an Ack that comes back is the answer.
-      if (!this._heartbeatPending) {
-        this._heartbeatPending = { at: this._clock.now() };
-        this._heartbeatAsked ||= this._replay.length === 0;
-      }
-      this._sendFrame({ type: 'ack', ack: this._ackSent });
+      this._sendHeartbeat();
       this._scheduleHeartbeat();
-      this._armLiveness();
     });
+  }
+
+  _sendHeartbeat() {
+    // It repeats the last ack sent, so it acknowledges nothing new: that is the heartbeat a Lifeline server answers
+    // (5.4). An ack that is due goes out with its own timer. With nothing of ours outstanding the server has nothing
+    // else to acknowledge, so an Ack that comes back is the answer.
+    if (!this._heartbeatPending) {
+      this._heartbeatPending = { at: this._clock.now() };
+      this._heartbeatAsked ||= this._replay.length === 0;
+    }
+    this._sendFrame({ type: 'ack', ack: this._ackSent });
+    this._armLiveness();
+  }
+
+  /**
+   * Until the server has been seen answering a heartbeat, silence on an idle or receive-only session proves nothing
+   * (5.4). So a socket asks once, as soon as an answer can be told apart: established, with nothing of ours
+   * outstanding (at the Welcome or Resumed, or when an ack empties the replay buffer). Before, the first question was
+   * the heartbeat 15 s after the Welcome, and a link that went black before its answer left such a session open on
+   * it for good.
+   */
+  _askWhetherHeartbeatsAreAnswered() {
+    if (!this.session || this._heartbeatsAnswered || this._heartbeatProbed || !this._options.heartbeat.interval) return;
+    if (this._phase !== 'established' || !this._ws || this._replay.length !== 0) return;
+    this._heartbeatProbed = true;
+    this._sendHeartbeat();
   }
 
   _onResumed(frame) {
@@ -1280,6 +1302,7 @@ export class LifelineSocket extends EventTarget {
     const released = this._release(ack);
     this._emit('ack', { ack, released });
     this._flush();
+    this._askWhetherHeartbeatsAreAnswered();
     return true;
   }
 

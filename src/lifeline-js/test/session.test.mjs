@@ -34,7 +34,8 @@ function setup(options = {}) {
 
 describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
   test('session_ProtocolExample_BytesMatchSection5_10', () => {
-    const { socket, ws, of } = setup({ protocols: ['chat'] });
+    // The example shows no heartbeats (nor the first one, sent as soon as nothing of ours is outstanding).
+    const { socket, ws, of } = setup({ protocols: ['chat'], heartbeat: false });
     assert.deepEqual(ws().protocols, ['lifeline.v1', 'chat']);
     ws().open('lifeline.v1');
     assert.equal(show(ws().sent[0]), '01 01 00'); // Hello, version 1, new session
@@ -140,10 +141,10 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     ws().receiveFrame({ type: 'sessionlost', reason: 1, lastReceived: 0, lostFirst: 0, lostCount: 0 });
     // Before, 'a' went out at once as seq 2 of the lost session (whose Data the server ignores) and was then dropped
     // with that session's replay buffer: in no session, no queue and no event.
-    const afterLost = ws().frames().slice(2); // Hello and Data 1 of the first session
+    const afterLost = ws().frames().slice(3); // Hello, the first heartbeat and Data 1 of the first session
     assert.deepEqual(afterLost.map((f) => f.type), ['hello']);
     ws().receiveFrame(WELCOME);
-    const data = ws().frames().slice(3);
+    const data = ws().frames().slice(4);
     assert.deepEqual(data.map((f) => [f.type, f.seq, new TextDecoder().decode(f.payload)]), [['data', 1, 'a']]);
     assert.equal(socket.unacknowledged, 1);
   });
@@ -274,7 +275,7 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     const { ws, establish } = setup({ ack: { messages: 3 } });
     establish();
     for (let i = 1; i <= 2; i++) ws().receiveFrame({ type: 'data', seq: i, ack: 0, text: true, payload: 'm' });
-    assert.equal(ws().frames().length, 1); // only the Hello
+    assert.deepEqual(ws().frames().map((f) => [f.type, f.ack]), [['hello', undefined], ['ack', 0]]); // the Hello and the first heartbeat
     ws().receiveFrame({ type: 'data', seq: 3, ack: 0, text: true, payload: 'm' });
     assert.deepEqual(ws().frames().at(-1), { type: 'ack', ack: 3 });
   });
@@ -286,7 +287,7 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     socket.send('reply');
     mock.timers.tick(1000);
     const frames = ws().frames();
-    assert.deepEqual(frames.slice(1).map((f) => [f.type, f.ack]), [['data', 1]]);
+    assert.deepEqual(frames.slice(2).map((f) => [f.type, f.ack]), [['data', 1]]); // after the Hello and the first heartbeat
   });
 
   test('session_ReplyFromTheMessageListener_CarriesTheAck_NoSeparateAck', () => {
@@ -296,7 +297,7 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'm' });
     mock.timers.tick(1000);
     // Before, the ack timer was armed after the reply had carried ack 1: an Ack 1 followed, which the server answers.
-    assert.deepEqual(ws().frames().slice(1).map((f) => [f.type, f.ack]), [['data', 1]]);
+    assert.deepEqual(ws().frames().slice(2).map((f) => [f.type, f.ack]), [['data', 1]]); // after the Hello and the first heartbeat
   });
 
   test('session_CloseWhileTheHelloIsAnswered_ALateWelcomeDoesNotReopen', () => {
@@ -332,10 +333,11 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
   test('session_Heartbeat_SendsAckEveryInterval', () => {
     const { ws, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
     establish();
-    mock.timers.tick(15_000);
-    assert.deepEqual(ws().frames().at(-1), { type: 'ack', ack: 0 });
+    assert.deepEqual(ws().frames().at(-1), { type: 'ack', ack: 0 }); // the first, at once: does the server answer?
     mock.timers.tick(15_000);
     assert.equal(ws().frames().filter((f) => f.type === 'ack').length, 2);
+    mock.timers.tick(15_000);
+    assert.equal(ws().frames().filter((f) => f.type === 'ack').length, 3);
   });
 
   test('session_IdleSessionWhoseServerAnswersHeartbeats_BlackHoleFoundByTheHeartbeat', () => {
@@ -365,9 +367,46 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     ws().receiveFrame({ type: 'data', seq: 2, ack: 0, text: true, payload: 'b' }); // its ack is due in 200 ms
     mock.timers.tick(100); // the heartbeat
     // A Lifeline server answers only an Ack that acknowledges nothing new; Ack 2 here would be a plain ack.
-    assert.deepEqual(ws().frames().slice(1).map((f) => f.ack), [1, 1]);
+    assert.deepEqual(ws().frames().slice(2).map((f) => f.ack), [1, 1]); // after the Hello and the first heartbeat
     mock.timers.tick(100);
-    assert.deepEqual(ws().frames().slice(1).map((f) => f.ack), [1, 1, 2]); // the due ack, on its timer
+    assert.deepEqual(ws().frames().slice(2).map((f) => f.ack), [1, 1, 2]); // the due ack, on its timer
+  });
+
+  test('session_IdleSessionBlackHoledBeforeItsFirstTimedHeartbeat_FoundByTheHeartbeat', () => {
+    const { ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish();
+    assert.deepEqual(ws().frames().map((f) => f.type), ['hello', 'ack']); // asked at once
+    ws().receiveFrame({ type: 'ack', ack: 0 }); // answered, as a Lifeline server does; then the link goes black
+    for (let t = 0; t < 15_000 + 29_000; t += 1_000) mock.timers.tick(1_000);
+    mock.timers.tick(999);
+    assert.equal(of('close').length, 0);
+    mock.timers.tick(1);
+    // Before, the first question was the heartbeat at 15 s, which the black hole swallowed: the session sat 'open' on
+    // it for good.
+    assert.deepEqual([of('close')[0].code, of('close')[0].reason], [1006, 'heartbeat timeout']);
+  });
+
+  test('session_AsksOncePerSocketWhetherHeartbeatsAreAnswered_AsSoonAsNothingOfOursIsOutstanding', () => {
+    const { socket, ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    socket.send('q'); // queued: outstanding at the Welcome, so an Ack then could be its acknowledgement
+    establish();
+    assert.deepEqual(ws().frames().map((f) => f.type), ['hello', 'data']);
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 1, text: true, payload: 'a' }); // acknowledged: now it asks
+    assert.deepEqual(ws().frames().map((f) => [f.type, f.ack]), [['hello', undefined], ['data', 0], ['ack', 0]]);
+    socket.send('q2');
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 2, text: true, payload: 'b' }); // no answer yet: it does not ask again
+    assert.equal(ws().frames().filter((f) => f.type === 'ack').length, 1);
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 2, replayCount: 0 });
+    assert.deepEqual(ws().frames().map((f) => f.type), ['hello', 'ack']); // a new socket asks again, nothing learned yet
+    ws().receiveFrame({ type: 'ack', ack: 2 }); // answered
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[1].delay);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 2, replayCount: 0 });
+    assert.deepEqual(ws().frames().map((f) => f.type), ['hello']); // learned: no more questions
   });
 
   test('session_StreamWhoseDataComesBeforeTheHeartbeatsAnswer_StillLearnsThatTheServerAnswers', () => {

@@ -248,6 +248,32 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task SessionPage_AsksAtOnceWhetherTheServerAnswersHeartbeats_LongBeforeTheFirstTimedOne()
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        var (playwright, browser) = await Chromium.LaunchAsync();
+        try
+        {
+            var page = await browser.NewPageAsync();
+
+            // A heartbeat every 10 minutes: an answer heard within the bound is to the question each socket asks as soon
+            // as nothing of its own is outstanding. The stream socket asks at the Welcome; the echo socket, whose
+            // greeting is outstanding then, once its echo acknowledges it. Before, the first question was the first
+            // timed heartbeat, and a link that went black before its answer left an idle session open on it for good.
+            await page.GotoAsync($"http://127.0.0.1:{port}/?session=1&every=600000&stream=200&heartbeat=600000");
+            await page.WaitForFunctionAsync("() => window.__lifeline?.heartbeatsAnswered('echo') && window.__lifeline.heartbeatsAnswered('stream')", null,
+                new PageWaitForFunctionOptions { Timeout = (float)Bound.TotalMilliseconds, PollingInterval = 100 });
+            var state = await ReadAsync(page);
+            Assert.Equal(1, state.GetProperty("sockets").GetProperty("echo").GetProperty("opens").GetArrayLength());
+            Assert.Equal(1, state.GetProperty("sockets").GetProperty("stream").GetProperty("opens").GetArrayLength());
+        }
+        finally
+        {
+            await ShutDownAsync(playwright, browser, proxy: null, serve);
+        }
+    }
+
     /// <summary>Closes the browser, then the proxy (if it was started), then the server process.</summary>
     private static async Task ShutDownAsync(IPlaywright playwright, IBrowser browser, TcpFaultProxy? proxy, IAsyncDisposable serve)
     {
