@@ -99,8 +99,9 @@ public sealed partial class LifelineConnection
         CloseCoreAsync(code, reason, abortUnanswered: true, cancellationToken);
 
     /// <summary>
-    /// A drain's close: as <see cref="CloseAsync"/>, but an unanswered Close is left to the drain, which waits up to
-    /// <see cref="LifelineServerOptions.DrainTimeout"/> for the answer (a client still reading its backlog gets that long).
+    /// A drain's close: as <see cref="CloseAsync"/>, but the Close frame may wait behind the backlog, and an unanswered
+    /// Close is left to the drain, which waits up to <see cref="LifelineServerOptions.DrainTimeout"/> for both (a client
+    /// still reading its backlog gets that long; each write is bounded by <see cref="LifelineServerOptions.SendTimeout"/>).
     /// </summary>
     internal Task CloseForDrainAsync(CloseCode code, string reason, CancellationToken cancellationToken) =>
         CloseCoreAsync(code, reason, abortUnanswered: false, cancellationToken);
@@ -120,9 +121,13 @@ public sealed partial class LifelineConnection
             _ = AbortUnlessAnsweredAsync();
         }
 
+        // A drain's Close frame waits behind the backlog as long as the drain lets it (its token ends at DrainTimeout),
+        // each write bounded by SendTimeout: a client on a slow link then reads everything queued and 1012, where a
+        // 5 s bound reset it (1006, the rest of its backlog cut) though its drain had time left.
+        var bound = abortUnanswered ? CloseSendBound : Timeout.InfiniteTimeSpan;
         try
         {
-            await WriterDone().WaitAsync(CloseSendBound, _time, cancellationToken).ConfigureAwait(false);
+            await WriterDone().WaitAsync(bound, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

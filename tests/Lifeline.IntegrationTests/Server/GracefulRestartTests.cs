@@ -116,6 +116,66 @@ public sealed class GracefulRestartTests
         await drain.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public async Task Drain_BacklogLongerToWriteThanFiveSeconds_DeliveredThen1012_NotAborted()
+    {
+        // A client behind a slow link has a backlog of 32 MiB, more than the kernel buffers take, and reads nothing for
+        // 8 s (the server's fake clock, moved on in steps): its Close frame waits behind the backlog. The drain gives it
+        // its DrainTimeout (and each write its SendTimeout). Before, the close reset such a link 5 s after the drain
+        // began: a client that should have read 1012 and come back within its hint read 1006, its backlog cut.
+        const int messages = 32;
+        var time = new FakeTimeProvider();
+        var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(
+            o =>
+            {
+                o.SendBufferBytes = 64L << 20;
+                o.SendTimeout = TimeSpan.FromSeconds(15);
+                o.DrainTimeout = TimeSpan.FromSeconds(20);
+                o.KeepAliveInterval = TimeSpan.Zero;
+            },
+            async (connection, ct) =>
+            {
+                var payload = new byte[1 << 20];
+                for (var i = 0; i < messages; i++)
+                {
+                    payload[0] = (byte)i;
+                    await connection.SendAsync(payload, System.Net.WebSockets.WebSocketMessageType.Binary, ct);
+                }
+
+                queued.TrySetResult();
+                await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            },
+            services: s => s.AddSingleton<TimeProvider>(time));
+        using var slow = new System.Net.WebSockets.ClientWebSocket();
+        slow.Options.KeepAliveInterval = TimeSpan.Zero;
+        await slow.ConnectAsync(host.Uri(), CancellationToken.None);
+        await queued.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var drain = host.Server.DrainAsync();
+        var connection = host.Registry.Connections.Single();
+        await Wait.UntilAsync(() => connection.DrainHint is not null, TimeSpan.FromSeconds(15), "the drain's close");
+        for (var second = 0; second < 8; second++)
+        {
+            await Task.Delay(50);
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        var buffer = new byte[64 * 1024];
+        var received = 0;
+        System.Net.WebSockets.WebSocketReceiveResult result;
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while ((result = await slow.ReceiveAsync(buffer, bound.Token)).MessageType != System.Net.WebSockets.WebSocketMessageType.Close)
+        {
+            received += result.EndOfMessage ? 1 : 0;
+        }
+
+        Assert.Equal(messages, received);
+        Assert.Equal(1012, (int?)slow.CloseStatus);
+        await slow.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        await drain.WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
     /// <summary>
     /// On a host with a fake clock: a drain with no connections, the clock moved on by <paramref name="sinceDrain"/>,
     /// then that many upgrades, each closed with 1012; their hints.
@@ -251,7 +311,7 @@ public sealed class GracefulRestartTests
             o.DrainCloseBatchSize = 1;
             o.SendBufferBytes = 64 * 1024 * 1024;
             o.SendBufferMessages = 10_000;
-            o.SendTimeout = TimeSpan.FromMinutes(1);
+            o.SendTimeout = TimeSpan.FromSeconds(15);
         });
         await using var proxyA = new Lifeline.FaultProxy.TcpFaultProxy("127.0.0.1", host.Port).Start();
         await using var proxyB = new Lifeline.FaultProxy.TcpFaultProxy("127.0.0.1", host.Port).Start();
