@@ -48,8 +48,10 @@ export function parseRetryHint(reason) {
 
 /** Builds `text; retry-after-ms=N` (as a Lifeline server writes it). Mostly for tests and demos. */
 export function formatRetryHint(ms, text) {
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new RangeError(`a retry hint needs a number of milliseconds (got ${ms}).`);
   const token = `${HINT_NAME}${Math.min(Math.max(0, Math.floor(ms)), MAX_RETRY_HINT_MS)}`;
-  return text ? `${text}; ${token}` : token;
+  // A close reason holds at most 123 bytes of UTF-8: the text gives way, the hint stays whole.
+  return text ? `${truncateUtf8(String(text), 123 - 2 - token.length)}; ${token}` : token;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -581,7 +583,15 @@ export class LifelineSocket extends EventTarget {
     const given = typeof urlOrOptions === 'string' || urlOrOptions instanceof URL ? { ...(options ?? {}), url: urlOrOptions } : { ...(urlOrOptions ?? {}) };
     if (given.url == null) throw new TypeError('LifelineSocket needs a url.');
     this.url = String(given.url);
-    this.session = Boolean(given.session);
+    if (given.session !== undefined && typeof given.session !== 'boolean') throw new TypeError(`session must be true or false (got ${typeof given.session} ${String(given.session)}).`);
+    if (given.random !== undefined && typeof given.random !== 'function') throw new TypeError('random must be a function returning a number in [0, 1), like Math.random.');
+    if (given.clock !== undefined && given.clock !== null && !['now', 'setTimeout', 'clearTimeout'].every((k) => given.clock[k] === undefined || typeof given.clock[k] === 'function')) {
+      throw new TypeError('clock must be an object whose now, setTimeout and clearTimeout (each optional) are functions.');
+    }
+    if (given.onlineTarget != null && (typeof given.onlineTarget.addEventListener !== 'function' || typeof given.onlineTarget.removeEventListener !== 'function')) {
+      throw new TypeError('onlineTarget must be an event target (with addEventListener and removeEventListener), or null for none.');
+    }
+    this.session = given.session === true;
     const o = { ...DEFAULT_OPTIONS, ...given };
     o.sendQueue = { ...DEFAULT_OPTIONS.sendQueue, ...(given.sendQueue ?? {}) };
     o.replay = { ...DEFAULT_OPTIONS.replay, ...(given.replay ?? {}) };
@@ -791,6 +801,7 @@ export class LifelineSocket extends EventTarget {
   /** A WebSocket constructor threw: report it, then stop (permanent) or ask the policy as for any failed attempt. */
   _failedAttempt(error, permanent) {
     this._emit('error', { error });
+    if (this.state === 'closed' || this.state === 'closing') return; // a listener called close()
     const info = { code: 1006, reason: String(error?.message ?? error), wasClean: false };
     if (permanent) this._finish(info);
     else this._lost(info);
@@ -799,6 +810,7 @@ export class LifelineSocket extends EventTarget {
   _onOpen(ws) {
     if (ws !== this._ws) return;
     this._heartbeatPending = null; // the last socket's: this one's handshake has its own bound
+    this._unackedSince = null; // likewise; the replay after Resumed sets it again
     this._clearTimer('connect');
     this._opened = true;
     this._connectedAt = this._clock.now();
@@ -857,7 +869,10 @@ export class LifelineSocket extends EventTarget {
     // The server answers heartbeats (a Lifeline server does; another make need not): from now on an unanswered one
     // means a dead link. Learned once per LifelineSocket, from an Ack that comes while a heartbeat waits for its answer
     // and nothing of ours is outstanding (the server then has nothing else to acknowledge), Data before it or not.
-    if (this._heartbeatAsked && frame.type === 'ack' && this._replay.length === 0) this._heartbeatsAnswered = true;
+    if (frame.type === 'ack' && this._phase === 'established' && !this._ignoreUntilWelcome) {
+      if (this._heartbeatAsked && this._replay.length === 0) this._heartbeatsAnswered = true;
+      this._heartbeatAsked = false; // one Ack answers one question: a later one may be the server's own repeat
+    }
     this._heartbeatPending = null; // anything inbound shows the link alive
     this._onFrame(frame);
   }
@@ -903,6 +918,12 @@ export class LifelineSocket extends EventTarget {
 
   /** The transport is gone (not by the user's close): ask the policy what next. */
   _lost(info) {
+    if (this.state === 'closing') {
+      // The application closed the socket, and it ended otherwise first (an error in a frame still read, a dead link):
+      // that is the end the application asked for, reported once.
+      this._finish(info);
+      return;
+    }
     const now = this._clock.now();
     const opened = this._opened;
     this._opened = false;
@@ -913,6 +934,7 @@ export class LifelineSocket extends EventTarget {
       // Resume refused: report the loss, never use this token again, maybe start one new session. Only with that reason
       // (docs/protocol.md 5.9): another 1008 (the server's authorization refused the socket) says nothing of the session.
       this._sessionLost({ reason: 'refused', reasonCode: null, initiator: 'server', lastReceived: null, lostFirst: 0, lostCount: 0 });
+      if (this.state === 'closed' || this.state === 'closing') return; // a listener called close()
       if (this._options.retryNewSessionAfterRefusedResume && !this._refusedRetryUsed) {
         this._refusedRetryUsed = true;
         forcedReaction = Reaction.Backoff;
@@ -949,16 +971,17 @@ export class LifelineSocket extends EventTarget {
         delay = this._policy(context);
       } catch (error) {
         this._emit('error', { error });
+        if (this.state === 'closed' || this.state === 'closing') return; // a listener called close()
         delay = null;
       }
     }
     const willReconnect = typeof delay === 'number' && Number.isFinite(delay) && delay >= 0;
-    this._emit('close', { ...info, willReconnect, delay: willReconnect ? delay : null });
-    if (this.state === 'closed' || this.state === 'closing') return; // a listener called close()
     if (!willReconnect) {
-      this._finish(null);
+      this._finish(info); // 'closed' before the event: a listener's close() then does nothing
       return;
     }
+    this._emit('close', { ...info, willReconnect, delay });
+    if (this.state === 'closed' || this.state === 'closing') return; // a listener called close()
     this.state = 'reconnecting';
     this._previousDelay = delay;
     this.stats.reconnects++;
@@ -1008,6 +1031,7 @@ export class LifelineSocket extends EventTarget {
    * link too: an idle or receive-only session then finds a black hole as well.
    */
   _armLiveness() {
+    if (this.state === 'closing' || this.state === 'closed') return; // close() cleared it; its own timer bounds the rest
     const { receiveTimeout } = this._options;
     const heartbeatTimeout = this.session ? this._options.heartbeat.timeout : null;
     if (!receiveTimeout && !heartbeatTimeout) return;
@@ -1147,6 +1171,10 @@ export class LifelineSocket extends EventTarget {
       case 'sessionlost':
         if (this._ignoreUntilWelcome) return; // belongs to the session already lost
         if (this._phase !== 'hello-resume' && this._phase !== 'established') { this._fail(1002, 'unexpected SessionLost'); return; }
+        if (typeof frame.lastReceived !== 'number' || frame.lastReceived > this._nextSeq - 1) {
+          this._fail(1002, `SessionLost with last received ${frame.lastReceived} beyond the last sent ${this._nextSeq - 1}`);
+          return;
+        }
         this._clearTimer('handshake');
         this._sessionLost({
           reason: sessionLostReasonName(frame.reason), reasonCode: frame.reason, initiator: 'server',
@@ -1179,6 +1207,7 @@ export class LifelineSocket extends EventTarget {
     this._phase = 'established';
     this._heartbeatPending = null; // { at }: a heartbeat sent on this socket and nothing heard since
     this._heartbeatProbed = false;
+    this._heartbeatAsked = false; // a question on the last socket is not answered on this one
     // A completed handshake alone does not reset the backoff: a server that welcomes and then closes at once (a handler
     // that fails on start) must meet a growing delay. A delivered message does (_deliver), as in plain mode.
     if (this._options.heartbeat.interval) this._scheduleHeartbeat();
@@ -1231,10 +1260,12 @@ export class LifelineSocket extends EventTarget {
     const first = this._replay.length ? this._replay[0].seq : this._nextSeq;
     if (first > s + 1) {
       // The server wants messages we no longer hold: tell it, report, and start a new session on this socket.
+      // Every message of ours after S is lost with the session (5.6): those no longer held and those still held alike.
       const lostFirst = s + 1;
-      const lostCount = first - lostFirst;
+      const lostCount = this._nextSeq - lostFirst;
       this._sendFrame({ type: 'sessionlost', reason: SessionLostReason.ReplayUnavailable, lastReceived: this._lastDelivered, lostFirst, lostCount });
-      this._sessionLost({ reason: 'replay-unavailable', reasonCode: SessionLostReason.ReplayUnavailable, initiator: 'client', lastReceived: s, lostFirst: 0, lostCount: 0, ownLost: { first: lostFirst, count: lostCount } }, () => this._startNewSession());
+      const held = this._replay.map((e) => e.data);
+      this._sessionLost({ reason: 'replay-unavailable', reasonCode: SessionLostReason.ReplayUnavailable, initiator: 'client', lastReceived: s, lostFirst: 0, lostCount: 0, ownLost: { first: lostFirst, count: lostCount, messages: held } }, () => this._startNewSession());
       return;
     }
     this._established();
@@ -1273,8 +1304,8 @@ export class LifelineSocket extends EventTarget {
       initiator,
       sessionId: this.sessionId,
       lostIncoming: initiator === 'server' ? { first: lostFirst, count: lostCount } : { first: 0, count: 0 },
-      undelivered: ownLost ? { first: ownLost.first, count: ownLost.count, messages: [] } : pick(undelivered),
-      unconfirmed: pick(unconfirmed),
+      undelivered: ownLost ? { first: ownLost.first, count: ownLost.count, messages: ownLost.messages } : pick(undelivered),
+      unconfirmed: ownLost ? pick([]) : pick(unconfirmed),
       lastDelivered: this._lastDelivered,
     };
     this._sessionId = null;
@@ -1368,6 +1399,7 @@ export class LifelineSocket extends EventTarget {
 
   _writeData(entry) {
     entry.sentAt = this._clock.now();
+    this._heartbeatAsked = false; // an Ack from now on may acknowledge this, not answer a heartbeat
     this._sendFrame({ type: 'data', seq: entry.seq, ack: this._lastDelivered, text: entry.text, payload: entry.bytes });
     this._ackSent = this._lastDelivered;
     this._unackedMessages = 0;

@@ -46,3 +46,11 @@ test('parseRetryHint_NonAsciiTextBeforeTheHint_StillFound', () => {
   assert.equal(parseRetryHint('İ; retry-after-ms=2000'), 2000);
   assert.equal(parseRetryHint('Redémarrage ÉTÉ; Retry-After-Ms=1500'), 1500);
 });
+
+test('formatRetryHint_LongTextOrNoNumber_FitsACloseReasonOrThrows', () => {
+  const reason = formatRetryHint(2350, 'é'.repeat(100));
+  assert.ok(new TextEncoder().encode(reason).length <= 123, reason);
+  assert.ok(reason.endsWith('; retry-after-ms=2350'), reason);
+  assert.equal(parseRetryHint(reason), 2350);
+  assert.throws(() => formatRetryHint(Number.NaN), RangeError); // before: 'retry-after-ms=NaN'
+});

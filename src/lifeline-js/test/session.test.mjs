@@ -409,6 +409,112 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.deepEqual(ws().frames().map((f) => f.type), ['hello']); // learned: no more questions
   });
 
+  test('session_ARedundantAckAfterOurDataWasAcknowledged_DoesNotTeachThatHeartbeatsAreAnswered', () => {
+    const { socket, ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish(); // the first heartbeat goes out at once; this server (another make) never answers heartbeats
+    socket.send('a');
+    ws().receiveFrame({ type: 'ack', ack: 1 }); // acknowledges 'a'
+    ws().receiveFrame({ type: 'ack', ack: 1 }); // its ack timer repeats it: no answer to a heartbeat
+    for (let t = 0; t < 300_000; t += 1_000) mock.timers.tick(1_000);
+    // Before, the question asked at the Welcome stayed open for good, and the repeated Ack was taken as its answer: an
+    // idle session on a live link was then dropped 45 s later, and again after every resume.
+    assert.equal(of('close').length, 0);
+  });
+
+  test('session_AckOfTheLostSessionBeforeTheNewWelcome_DoesNotTeachThatHeartbeatsAreAnswered', () => {
+    const { ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
+    establish(); // asked at once, unanswered
+    ws().receiveFrame({ type: 'sessionlost', reason: 1, lastReceived: 0, lostFirst: 0, lostCount: 0 });
+    ws().receiveFrame({ type: 'ack', ack: 0 }); // in flight from the lost session: ignored until the Welcome
+    ws().receiveFrame(WELCOME);
+    for (let t = 0; t < 300_000; t += 1_000) mock.timers.tick(1_000);
+    assert.equal(of('close').length, 0);
+  });
+
+  test('session_CloseThenAFrameThatIsAProtocolError_OneCloseEvent_Closed', () => {
+    const { socket, ws, of, establish } = setup({ closeTimeout: 5_000 });
+    establish();
+    socket.close();
+    ws().receiveFrame({ type: 'data', seq: 5, ack: 0, text: true, payload: 'gap' }); // a gap: 1002
+    // Before, the error's close event came while the socket stayed 'closing', and the close timeout sent a second one.
+    assert.equal(socket.state, 'closed');
+    mock.timers.tick(5_000);
+    assert.deepEqual(of('close').map((e) => [e.code, e.willReconnect]), [[1002, false]]);
+  });
+
+  test('session_CloseThenAnAck_ReceiveWatchdogNotArmedAgain', () => {
+    const { socket, ws, of, establish } = setup({ receiveTimeout: 1_000, closeTimeout: 5_000 });
+    establish();
+    socket.send('a');
+    socket.close();
+    ws().receiveFrame({ type: 'ack', ack: 1 }); // still delivered while closing
+    mock.timers.tick(1_000);
+    // Before, the ack armed the watchdog again, which reported a dead link (willReconnect true) on a closing socket.
+    assert.equal(of('close').length, 0);
+    ws().serverClose(1000, '');
+    assert.deepEqual(of('close').map((e) => [e.code, e.willReconnect]), [[1000, false]]);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('session_CloseFromTheSessionLostListenerOfARefusedResume_OneCloseEvent', () => {
+    const { socket, ws, of, establish, Fake } = setup();
+    establish();
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    socket.addEventListener('sessionlost', () => socket.close());
+    ws().open('lifeline.v1');
+    ws().serverClose(1008, 'session refused');
+    // One close event: the listener's close() (1000). Before, the refusal's own followed it, saying it would reconnect.
+    assert.deepEqual(of('close').map((e) => [e.code, e.willReconnect]), [[1006, true], [1000, false]]);
+    assert.equal(socket.state, 'closed');
+    mock.timers.tick(60_000);
+    assert.equal(Fake.instances.length, 2);
+  });
+
+  test('session_ServerResumesBelowWhatItAcknowledged_TheClientsSessionLostCountsEveryMessageAfterIt', () => {
+    const { socket, ws, of, establish } = setup({ heartbeat: false });
+    establish();
+    for (const m of ['a', 'b', 'c']) socket.send(m);
+    ws().receiveFrame({ type: 'ack', ack: 2 }); // 'a' and 'b' released; 'c' held
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 }); // it lost what it acknowledged
+    const lost = ws().frames().find((f) => f.type === 'sessionlost');
+    // Before: lost 1-2 (the messages no longer held) on the wire, and 'c' reported unconfirmed though S = 0 proves the
+    // server never got it.
+    assert.deepEqual([lost.lostFirst, lost.lostCount], [1, 3]);
+    const event = of('sessionlost')[0];
+    assert.deepEqual([event.undelivered.first, event.undelivered.count, event.undelivered.messages], [1, 3, ['c']]);
+    assert.equal(event.unconfirmed.count, 0);
+  });
+
+  test('session_UnacknowledgedDataOfTheLastSocket_DoesNotBoundTheNextHandshake', () => {
+    const { socket, ws, of, establish, Fake } = setup({ heartbeat: { interval: 1_000, timeout: 3_000 }, handshakeTimeout: 10_000 });
+    establish();
+    socket.send('a'); // unacknowledged when the link drops
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    assert.equal(Fake.instances.length, 2);
+    ws().open('lifeline.v1'); // the resume's Hello; its answer takes 5 s (a loaded server)
+    for (let t = 0; t < 5_000; t += 500) mock.timers.tick(500);
+    // Before, the last socket's unacknowledged data bounded this handshake by the 3 s heartbeat timeout.
+    assert.equal(of('close').length, 1);
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+    assert.equal(of('resumed').length, 1);
+    assert.equal(ws().frames().at(-1).seq, 1); // replayed
+  });
+
+  test('session_SessionLostWhoseLastReceivedIsBeyondWhatWasSent_ProtocolError1002', () => {
+    const { socket, ws, of, establish } = setup();
+    establish();
+    socket.send('x1');
+    ws().receiveFrame({ type: 'sessionlost', reason: 2, lastReceived: 99, lostFirst: 0, lostCount: 0 });
+    // Before, every message was taken as handled (neither undelivered nor unconfirmed) and the session started anew.
+    assert.equal(of('sessionlost').length, 0);
+    assert.equal(of('close')[0].code, 1002);
+  });
+
   test('session_StreamWhoseDataComesBeforeTheHeartbeatsAnswer_StillLearnsThatTheServerAnswers', () => {
     const { ws, of, establish } = setup({ heartbeat: { interval: 15_000, timeout: 30_000 } });
     establish();

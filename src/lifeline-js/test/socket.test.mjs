@@ -226,6 +226,53 @@ describe('LifelineSocket, plain mode', () => {
   });
 });
 
+describe('LifelineSocket, close() from a listener', () => {
+  test('closeListener_CallsCloseOnTheFinalClose_OneCloseEvent', () => {
+    const { socket, ws, of } = setup({ reconnect: false });
+    ws().open();
+    socket.addEventListener('close', () => socket.close());
+    ws().serverClose(1006, '', false);
+    // Before, the final close event came while the state still said 'reconnecting', so close() sent a second one.
+    assert.deepEqual(of('close').map((e) => [e.code, e.willReconnect]), [[1006, false]]);
+    assert.equal(socket.state, 'closed');
+  });
+
+  test('errorListener_CallsCloseWhenTheWebSocketConstructorThrows_OneCloseEvent', () => {
+    const Fake = fakeWebSocketClass();
+    let made = 0;
+    class Flaky extends Fake {
+      constructor(url, protocols) {
+        if (++made === 2) throw new Error('out of sockets');
+        super(url, protocols);
+      }
+    }
+    const events = [];
+    const socket = new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: Flaky, random: () => 0.5, onlineTarget: null });
+    socket.addEventListener('close', (e) => events.push(e));
+    socket.addEventListener('error', () => socket.close());
+    Fake.instances.at(-1).open();
+    Fake.instances.at(-1).serverClose(1006, '', false);
+    mock.timers.tick(events[0].delay); // the retry's constructor throws
+    // One close event: the listener's close() (1000). Before, the failed attempt's own followed it, reconnecting.
+    assert.deepEqual(events.map((e) => [e.code, e.willReconnect]), [[1006, true], [1000, false]]);
+    assert.equal(socket.state, 'closed');
+    mock.timers.tick(60_000);
+    assert.equal(made, 2);
+  });
+});
+
+describe('LifelineSocket, options', () => {
+  test('options_RandomClockOrOnlineTargetOfTheWrongKind_TypeErrorAtConstruction', () => {
+    const Fake = fakeWebSocketClass();
+    const make = (extra) => () => new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: Fake, onlineTarget: null, ...extra });
+    assert.throws(make({ random: 0.5 }), (e) => e instanceof TypeError && /random/.test(e.message));
+    assert.throws(make({ clock: { now: 5 } }), (e) => e instanceof TypeError && /clock/.test(e.message));
+    assert.throws(make({ onlineTarget: {} }), (e) => e instanceof TypeError && /onlineTarget/.test(e.message));
+    assert.throws(make({ session: 'false' }), (e) => e instanceof TypeError && /session/.test(e.message));
+    assert.equal(Fake.instances.length, 0); // refused before any socket was opened
+  });
+});
+
 describe('LifelineSocket, send queue bounds', () => {
   test('send_QueueFullFailMode_ThrowsSendQueueFullError', () => {
     const { socket } = setup({ sendQueue: { maxMessages: 2, fullMode: 'fail' } });
