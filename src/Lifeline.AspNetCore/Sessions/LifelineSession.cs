@@ -500,7 +500,6 @@ public sealed class LifelineSession
         try
         {
             ThrowIfUnusable();
-            answered = answersHanded && Inbox.AcceptHandedForSend(); // under the send lock: a drain's snapshot has both or neither
             var isText = type == WebSocketMessageType.Text;
             var appended = await Replay.AppendAsync(data, isText, track, cancellationToken).ConfigureAwait(false);
             if (appended.Status == ReplayAppendStatus.SessionEnded)
@@ -510,6 +509,10 @@ public sealed class LifelineSession
                 throw new InvalidOperationException($"Session {Id} ended ({end.Reason}): the client did not acknowledge in time.");
             }
 
+            // Only once the answer is numbered (a full buffer in Fail mode, a cancelled wait, a message too large throw
+            // above): the message it answers counts as delivered with it, never without it. Under the send lock: a
+            // drain's snapshot has both or neither.
+            answered = answersHanded && Inbox.AcceptHandedForSend();
             updateState?.Invoke(State);
             numbered?.TrySetResult();
             if (Volatile.Read(ref _carrier) is not { } carrier)

@@ -57,6 +57,29 @@ public sealed class SessionSendLimitTests
     }
 
     [Fact]
+    public async Task AnswerThatCannotBeNumbered_TheMessageItAnswersIsNotCountedDelivered()
+    {
+        // The server's replay buffer holds one message and fails when full; the client acknowledges late, so the push
+        // still holds it when the handler answers the client's first message.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o =>
+        {
+            o.Replay.MaxMessages = 1;
+            o.Replay.FullMode = ReplayBufferFullMode.Fail;
+        });
+        var options = SessionResumeTests.SessionClient(host.Uri("/answer-into-full-replay"));
+        options.Session!.Ack.MaxDelay = TimeSpan.FromMinutes(5);
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendTextAsync("question");
+
+        // Before, the message was counted delivered before its answer was numbered: the failed answer still
+        // acknowledged it, and a crash or drain before a retry lost the answer while the client, told it was handled,
+        // never sent it again.
+        Assert.Equal(0, await log.DeliveredAfterAFailedAnswer.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
     public async Task SendJustUnderTheServersFrameLimit_IsSent_AndOneOverIsRefusedAtTheCall()
     {
         // The server's limit counts the whole frame; a Data header is 3 bytes here, not the worst case of 21.

@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.WebSockets;
 using Lifeline.AspNetCore;
+using Lifeline.Session;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,6 +27,9 @@ internal sealed class NumberedServerLog
     public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ConcurrentQueue<byte[]> GatedPayloads { get; } = new();
+
+    /// <summary>/answer-into-full-replay: the session's last delivered message after its answer failed.</summary>
+    public TaskCompletionSource<long> DeliveredAfterAFailedAnswer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>/tracked: what its one SendAndWaitAckAsync returned.</summary>
     public TaskCompletionSource<bool> TrackedAcknowledged { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -125,6 +129,23 @@ internal sealed class SessionTestHost : IAsyncDisposable
             {
                 log.GatedPayloads.Enqueue(message.Data.ToArray());
             }
+        });
+        app.MapLifelineSession("/answer-into-full-replay", async (session, ct) =>
+        {
+            // With a replay buffer of one message in Fail mode (set by the test): the push fills it, so the answer to the
+            // first message cannot be numbered. What the session counts as delivered then goes to the log.
+            await session.PushAsync("push"u8.ToArray(), WebSocketMessageType.Binary, ct);
+            var first = await session.Messages.ReadAsync(ct);
+            try
+            {
+                await session.SendAsync(first.Data, first.Type, ct);
+            }
+            catch (ReplayBufferFullException)
+            {
+                log.DeliveredAfterAFailedAnswer.TrySetResult(session.Inbound.LastDelivered);
+            }
+
+            await Task.Delay(Timeout.Infinite, ct);
         });
         app.MapLifelineSession("/ends-at-gate", (session, ct) => log.Gate.Task.WaitAsync(ct)); // returns (ends the session) when the gate opens
         app.MapLifelineSession("/gated", async (session, ct) =>
