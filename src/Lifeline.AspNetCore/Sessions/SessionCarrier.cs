@@ -39,9 +39,9 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         Task acker = Task.CompletedTask;
         var stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing); // one per session on this socket
         var afterLost = false;
+        using var handshake = new CancellationTokenSource(manager.Options.HandshakeTimeout, manager.Time); // bounds each wait for a Hello
         try
         {
-            using var handshake = new CancellationTokenSource(manager.Options.HandshakeTimeout, manager.Time);
             while (true)
             {
                 LifelineMessage? message;
@@ -50,7 +50,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     // Read here, not in a method of its own: one asynchronous step fewer per message.
                     while (!Connection.Messages.TryRead(out message))
                     {
-                        if (!await Connection.Messages.WaitToReadAsync(session is null && !afterLost ? handshake.Token : CancellationToken.None).ConfigureAwait(false))
+                        if (!await Connection.Messages.WaitToReadAsync(session is null ? handshake.Token : CancellationToken.None).ConfigureAwait(false))
                         {
                             break; // the socket ended: no message
                         }
@@ -168,6 +168,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             return;
                         case OpenKind.Lost:
                             afterLost = true;
+                            handshake.CancelAfter(manager.Options.HandshakeTimeout); // its next Hello (5.7) is bounded as the first was
                             continue;
                         default:
                             await FailAsync(CloseCode.ProtocolError, "last received beyond sent", outcome.Detail!).ConfigureAwait(false);
@@ -226,6 +227,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
             manager.Detached(session, this);
             session = null;
             afterLost = true;
+            handshake.CancelAfter(manager.Options.HandshakeTimeout); // its next Hello (5.7) is bounded as the first was
 
             // The next session on this socket (5.7) gets an ack loop of its own, not a cancelled token.
             stopAcks.Dispose();

@@ -59,6 +59,33 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task SessionLostThenNoHello_TheSocketIsClosedAfterTheHandshakeTimeout()
+    {
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
+            sessions: o => o.HandshakeTimeout = TimeSpan.FromSeconds(1));
+        SessionId id;
+        ResumeToken token;
+        using (var first = await ConnectAsync(host.Uri("/ends-at-gate")))
+        {
+            (id, token) = await HelloAsync(first);
+            log.Gate.SetResult(); // the handler returns: the session is over
+            Assert.Equal(1000, (await ReadUntilCloseAsync(first)).Code);
+        }
+
+        // The resume is told SessionLost; the client then says nothing more (5.7 expects a Hello for a new session).
+        using var second = await ConnectAsync(host.Uri("/ends-at-gate"));
+        await SendAsync(second, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        var (code, reason, frames) = await ReadUntilCloseAsync(second);
+
+        // Before, a socket past a SessionLost waited for its Hello without a bound: the connection and its slot were held
+        // until the client went away.
+        Assert.Equal(SessionProtocol.HandshakeTimeout.Value, code);
+        Assert.Equal((byte)SessionFrameType.SessionLost, Assert.Single(frames)[0]);
+        Assert.Contains("Hello", reason, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task LeaveGroupDuringAJoinOfTheSameGroup_NoGroupSendReachesTheSessionAfterwards()
     {
         var log = new NumberedServerLog { ServerSendCount = 0 };
