@@ -25,8 +25,14 @@ namespace Lifeline.AspNetCore;
 /// </para>
 /// <para>
 /// End to end: a message counts as delivered (and is acknowledged) once the handler has finished with it, that is when
-/// it asks <see cref="Messages"/> for the next one; unread messages at a drain are not acknowledged, so the client
-/// resends them to the next process, and a drain waits briefly for the handler to finish the message it holds.
+/// it sends its answer (its first send after reading it) or asks <see cref="Messages"/> for the next one; unread
+/// messages at a drain are not acknowledged, so the client resends them to the next process, and a drain waits briefly
+/// for the handler to finish the message it holds.
+/// </para>
+/// <para>
+/// The session ends when the handler returns. What the client has not acknowledged by then still goes out on its socket,
+/// but after a drop there is nothing to resume (SessionLost, not found): to know a last message arrived, await
+/// <see cref="SendAndWaitAckAsync"/> before returning.
 /// </para>
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore and token source own no timers or handles; the manager releases the session's pooled buffers when it ends.")]
