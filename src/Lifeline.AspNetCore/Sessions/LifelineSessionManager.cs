@@ -606,6 +606,11 @@ public sealed class LifelineSessionManager : IDisposable
                     return new OpenOutcome(OpenKind.Lost);
                 }
 
+                if (AfterResumeAttachForTest is { } attached)
+                {
+                    await attached().ConfigureAwait(false);
+                }
+
                 // With a shared store only what it holds goes out (the writer sends the rest after its commit), and the
                 // client is told only the delivery the store recorded.
                 var durable = session.Journal?.DurableSequence ?? long.MaxValue;
@@ -647,6 +652,9 @@ public sealed class LifelineSessionManager : IDisposable
 
     /// <summary>Tests: runs in a resume between the replay's start and the socket's attachment, under the session's send lock.</summary>
     internal Func<Task>? BeforeResumeAttachForTest { get; set; }
+
+    /// <summary>Tests: runs in a resume once the new socket is attached, before the replay and the old socket's 4001.</summary>
+    internal Func<Task>? AfterResumeAttachForTest { get; set; }
 
     /// <summary>
     /// A resume with a shared store: check the token against the store, take the session over (fencing the node that

@@ -117,6 +117,11 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         case Delivery.NotTaken when session is { IsEnded: true, ClientToldLost: true }:
                             await LeaveSessionAsync().ConfigureAwait(false); // the client was told: it may go on with a Hello (5.7)
                             continue;
+                        case Delivery.NotTaken when session is { IsEnded: false, IsFrozen: false } && session.Carrier is { } taker && taker != this:
+                            // A resume took the session to another socket, and this one, still open, sent on: it hears
+                            // 4001 now (back off, resume), not the 1000 of a connection's end, which stops a client.
+                            await Connection.CloseAsync(SessionProtocol.SessionTakenOver, "session resumed elsewhere", CancellationToken.None).ConfigureAwait(false);
+                            return;
                         case Delivery.NotTaken:
                             return; // the session ended, was frozen or went to another socket; the client resends what was not delivered
                     }

@@ -467,4 +467,37 @@ public sealed class SessionResumeTests
         var lost = await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.SessionLost);
         Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, lost.SessionLost.Reason);
     }
+
+    [Fact]
+    public async Task ResumeWhileTheOldSocketStillSends_TheOldSocketIsClosedWith4001_Not1000()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        using var old = await SessionBadInputTests.ConnectAsync(host.Uri("/echo"));
+        var (id, token) = await SessionBadInputTests.HelloAsync(old);
+
+        // The old socket is still open (a second tab with the same token, or a link not yet found dead) and sends a
+        // message while the resume replays on the new one. It must hear 4001 (back off, resume), as section 5.6 says.
+        int? oldClose = null;
+        host.Sessions.AfterResumeAttachForTest = async () =>
+        {
+            await SessionBadInputTests.SendAsync(old, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteData(w, 1, 0, true, "late"u8)));
+            var buffer = new byte[1024];
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            while ((await old.ReceiveAsync(buffer, bound.Token)).MessageType != System.Net.WebSockets.WebSocketMessageType.Close)
+            {
+            }
+
+            oldClose = (int?)old.CloseStatus;
+        };
+        using var second = await SessionBadInputTests.ConnectAsync(host.Uri("/echo"));
+        await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteHello(w,
+            Lifeline.Session.Wire.HelloFrame.Resume(id, token, 0))));
+        await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.Resumed);
+        host.Sessions.AfterResumeAttachForTest = null;
+
+        // Before, the old socket's carrier found the session taken and returned, and its connection's normal end (1000:
+        // do not reconnect) went out before the resume's 4001.
+        Assert.Equal(Lifeline.Session.Wire.SessionProtocol.SessionTakenOver.Value, oldClose);
+    }
 }
