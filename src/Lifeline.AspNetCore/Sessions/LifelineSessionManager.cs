@@ -653,6 +653,12 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Tests: runs in a resume between the replay's start and the socket's attachment, under the session's send lock.</summary>
     internal Func<Task>? BeforeResumeAttachForTest { get; set; }
 
+    /// <summary>Tests: runs when a detached session's window has passed and it is about to be lost, before the send lock.</summary>
+    internal Func<Task>? ExpiryCheckedForTest { get; set; }
+
+    /// <summary>Tests: whether an expiry that passed its first check lost the session (false: a resume came first).</summary>
+    internal Action<bool>? ExpiryDecidedForTest { get; set; }
+
     /// <summary>Tests: runs in a resume once the new socket is attached, before the replay and the old socket's 4001.</summary>
     internal Func<Task>? AfterResumeAttachForTest { get; set; }
 
@@ -999,10 +1005,37 @@ public sealed class LifelineSessionManager : IDisposable
             return;
         }
 
-        if (session.Generation == generation && session.Carrier is null && !session.IsFrozen && !_server.IsDraining)
+        if (!StillExpired())
         {
-            Lose(session, SessionLostReason.NotFound, tellClient: false);
+            return;
         }
+
+        if (ExpiryCheckedForTest is { } hook)
+        {
+            await hook().ConfigureAwait(false);
+        }
+
+        // Again under the send lock, which a resume holds while it attaches: a resume that attached after the check above
+        // keeps its session (before, it was ended under the resumed socket, told nothing, and closed 1000 at its next
+        // message); one that attaches after this end finds it ended and answers SessionLost.
+        var lost = false;
+        await session.SendLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (StillExpired())
+            {
+                Lose(session, SessionLostReason.NotFound, tellClient: false);
+                lost = true;
+            }
+        }
+        finally
+        {
+            session.SendLock.Release();
+        }
+
+        ExpiryDecidedForTest?.Invoke(lost);
+
+        bool StillExpired() => session.Generation == generation && session.Carrier is null && !session.IsFrozen && !_server.IsDraining;
     }
 
     private void Forget(LifelineSession session)

@@ -500,4 +500,34 @@ public sealed class SessionResumeTests
         // do not reconnect) went out before the resume's 4001.
         Assert.Equal(Lifeline.Session.Wire.SessionProtocol.SessionTakenOver.Value, oldClose);
     }
+
+    [Fact]
+    public async Task ResumeAttachedJustAfterTheExpiryChecked_KeepsItsSession()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o => o.ResumeWindow = TimeSpan.FromSeconds(1));
+        using var first = await SessionBadInputTests.ConnectAsync(host.Uri("/echo"));
+        var (id, token) = await SessionBadInputTests.HelloAsync(first);
+
+        // The window runs out; between the expiry's check and its end, a resume attaches on a new socket.
+        var decided = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        host.Sessions.ExpiryDecidedForTest = lost => decided.TrySetResult(lost);
+        using var second = await SessionBadInputTests.ConnectAsync(host.Uri("/echo"));
+        host.Sessions.ExpiryCheckedForTest = async () =>
+        {
+            host.Sessions.ExpiryCheckedForTest = null;
+            await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteHello(w,
+                Lifeline.Session.Wire.HelloFrame.Resume(id, token, 0))));
+            await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.Resumed);
+        };
+        first.Abort();
+
+        // Before, the expiry ended the session under the resumed socket, which was told nothing and closed with 1000 (do
+        // not reconnect) at its next message.
+        Assert.False(await decided.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteData(w, 1, 0, true, "still here"u8)));
+        var echo = await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.Data);
+        Assert.Equal(1, echo.Sequence);
+        Assert.NotNull(host.Sessions.Find(id));
+    }
 }
