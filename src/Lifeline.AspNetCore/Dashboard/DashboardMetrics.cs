@@ -13,22 +13,29 @@ namespace Lifeline.AspNetCore.Dashboard;
 /// <remarks>
 /// Thread-safe: measurements arrive on any thread and are added under one lock (a few additions per connection
 /// event; histograms count records and sum values). It reads this host's instruments (its meter factory's) and the
-/// process-wide ones, not another host's in the same process. Bounded: one fixed ring per instrument and per (instrument, close code) pair, and at most
-/// <see cref="MaxSeries"/> of them.
+/// process-wide ones, not another host's in the same process. Bounded: one fixed ring per instrument (a fixed set) and
+/// per (instrument, close code) pair, where every registered code has its own and other codes (an application's
+/// 3000-4999, which a client may pick at will and the server sends back) at most <see cref="MaxUnregisteredCodes"/> per
+/// instrument, the rest sharing <see cref="OtherCodes"/>. Values that are not finite are left out: one NaN would stay in
+/// a sum for good, and JSON has no way to write it.
 /// </remarks>
 internal sealed class DashboardMetrics : IDisposable
 {
     /// <summary>How far back the per-second history reaches: 5 minutes.</summary>
     public const int HistorySeconds = 300;
 
-    /// <summary>At most this many series (instruments plus instrument/close-code pairs); more are folded into totals only.</summary>
-    public const int MaxSeries = 512;
+    /// <summary>At most this many unregistered close codes get an entry of their own per instrument.</summary>
+    public const int MaxUnregisteredCodes = 16;
+
+    /// <summary>The entry (code 0, which no Close frame carries) that holds the unregistered codes past <see cref="MaxUnregisteredCodes"/>.</summary>
+    public const int OtherCodes = 0;
+
+    private static readonly HashSet<int> RegisteredCodes = [.. Lifeline.CloseCodes.CloseCodeCatalog.Registered.Select(info => info.Code.Value)];
 
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly MeterListener _listener;
     private readonly Dictionary<string, InstrumentState> _instruments = new(StringComparer.Ordinal);
-    private int _series;
     private long _observedSecond = long.MinValue; // when observable instruments were last read
     private long _observePass;                    // which read their measurements belong to (summed within one)
 
@@ -82,6 +89,11 @@ internal sealed class DashboardMetrics : IDisposable
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
+        if (!double.IsFinite(value))
+        {
+            return;
+        }
+
         int? code = null;
         foreach (var tag in tags)
         {
@@ -96,22 +108,14 @@ internal sealed class DashboardMetrics : IDisposable
         {
             if (!_instruments.TryGetValue(instrument.Name, out var state))
             {
-                state = new InstrumentState(instrument.Name, Kind(instrument), instrument.Unit, instrument.IsObservable, _series < MaxSeries);
-                _series++;
+                state = new InstrumentState(instrument.Name, Kind(instrument), instrument.Unit, instrument.IsObservable);
                 _instruments.Add(instrument.Name, state);
             }
 
             state.Add(now, value, instrument.IsObservable ? Interlocked.Read(ref _observePass) : -1);
             if (code is { } c)
             {
-                if (!state.ByCode.TryGetValue(c, out var ring))
-                {
-                    ring = new Ring(_series < MaxSeries);
-                    _series++;
-                    state.ByCode.Add(c, ring);
-                }
-
-                ring.Add(now, value);
+                state.RingFor(c).Add(now, value);
             }
         }
 
@@ -167,10 +171,10 @@ internal sealed class DashboardMetrics : IDisposable
     /// <param name="kind">counter, updown, histogram, gauge or other.</param>
     /// <param name="unit">The instrument's unit.</param>
     /// <param name="lastValue">Observable instruments report their whole value each time they are read, and gauges a level: keep the last, never add them up.</param>
-    /// <param name="keepHistory">Whether a per-second ring is kept (false past <see cref="MaxSeries"/>).</param>
-    private sealed class InstrumentState(string name, string kind, string? unit, bool lastValue, bool keepHistory)
+    private sealed class InstrumentState(string name, string kind, string? unit, bool lastValue)
     {
-        private readonly Ring _ring = new(keepHistory);
+        private readonly Ring _ring = new();
+        private int _unregisteredCodes;
         private readonly bool _lastValue = lastValue || kind == "gauge";
         private double _sum;
         private double _count;
@@ -179,6 +183,35 @@ internal sealed class DashboardMetrics : IDisposable
         public string Name { get; } = name;
 
         public Dictionary<int, Ring> ByCode { get; } = [];
+
+        /// <summary>The ring of a close code: its own for a registered code and the first unregistered ones, else the shared one.</summary>
+        public Ring RingFor(int code)
+        {
+            if (ByCode.TryGetValue(code, out var ring))
+            {
+                return ring;
+            }
+
+            if (!RegisteredCodes.Contains(code))
+            {
+                if (_unregisteredCodes == MaxUnregisteredCodes)
+                {
+                    code = OtherCodes;
+                    if (ByCode.TryGetValue(code, out ring))
+                    {
+                        return ring;
+                    }
+                }
+                else
+                {
+                    _unregisteredCodes++;
+                }
+            }
+
+            ring = new Ring();
+            ByCode.Add(code, ring);
+            return ring;
+        }
 
         /// <param name="now">The current second.</param>
         /// <param name="value">The measurement.</param>
@@ -209,21 +242,16 @@ internal sealed class DashboardMetrics : IDisposable
     }
 
     /// <summary>Per-second sums over the last <see cref="HistorySeconds"/> seconds, indexed by Unix second.</summary>
-    private sealed class Ring(bool keepHistory)
+    private sealed class Ring
     {
-        private readonly double[] _values = keepHistory ? new double[HistorySeconds] : [];
-        private readonly long[] _seconds = keepHistory ? new long[HistorySeconds] : [];
+        private readonly double[] _values = new double[HistorySeconds];
+        private readonly long[] _seconds = new long[HistorySeconds];
 
         public double Total { get; private set; }
 
         public void Add(long second, double value)
         {
             Total += value;
-            if (_values.Length == 0)
-            {
-                return;
-            }
-
             var slot = (int)(second % HistorySeconds);
             if (_seconds[slot] != second)
             {
@@ -238,11 +266,6 @@ internal sealed class DashboardMetrics : IDisposable
         public void Set(long second, double value)
         {
             Total = value;
-            if (_values.Length == 0)
-            {
-                return;
-            }
-
             var slot = (int)(second % HistorySeconds);
             _seconds[slot] = second;
             _values[slot] = value;
@@ -252,11 +275,6 @@ internal sealed class DashboardMetrics : IDisposable
         public double[] Window(long now)
         {
             var window = new double[HistorySeconds];
-            if (_values.Length == 0)
-            {
-                return window;
-            }
-
             for (var i = 0; i < HistorySeconds; i++)
             {
                 var second = now - HistorySeconds + 1 + i;
