@@ -276,6 +276,9 @@ internal sealed class NaiveDemoClient(DemoClientRecord record, Uri proxy, DemoTr
         var next = 1;
         try
         {
+            // From the first connection on: before it, every tick would count as a message sent and lost, charged to the
+            // first incident played.
+            await _firstConnected.Task.WaitAsync(_stop.Token).ConfigureAwait(false);
             using var timer = new PeriodicTimer(DemoTraffic.Tick, traffic.Time);
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {

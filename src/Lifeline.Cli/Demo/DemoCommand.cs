@@ -57,7 +57,9 @@ internal static class DemoCommand
 
     private static async Task<DemoResult> RunAsync(CliConsole console, DemoSettings settings, bool json, CancellationToken cancellationToken)
     {
-        var live = !json && console.IsTerminal;
+        // Redrawn in place only where the terminal takes escape codes: with NO_COLOR or TERM=dumb a live display would
+        // print its whole block again four times a second.
+        var live = !json && console.IsTerminal && console.Rich.Profile.Capabilities.Ansi;
         var lines = json ? console.Error : console.Output;
         var announcements = new List<string>();
         DemoRunner? runner = null;

@@ -58,7 +58,16 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
         {
             // The restart brings a new host up on this port. Port 0 would pick it from the range for outgoing connections,
             // where the proxy's reconnects to it could be given it while the host is down.
-            host = await DemoHost.StartAsync(Ledger, Traffic, drainFile, LoopbackPorts.ForRestartableServer(), cancellationToken).ConfigureAwait(false);
+            var firstPort = LoopbackPorts.ForRestartableServer();
+            try
+            {
+                host = await DemoHost.StartAsync(Ledger, Traffic, drainFile, firstPort, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (DemoHost.IsAddressInUse(e))
+            {
+                throw new DemoSetupException($"the demo server could not listen on 127.0.0.1:{firstPort.ToString(CultureInfo.InvariantCulture)}: another program took the port " +
+                    "between its choice and the start. Run the demo again.");
+            }
             proxy = new TcpFaultProxy(new FaultProxyOptions
             {
                 UpstreamHost = "127.0.0.1",
@@ -251,6 +260,12 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
             catch (Exception e) when (attempt < 20 && DemoHost.IsAddressInUse(e))
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (DemoHost.IsAddressInUse(e))
+            {
+                // Before, this reached the CLI's last line of defence and was reported as a bug in lifeline.
+                throw new DemoSetupException($"the restarted server could not listen on 127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)} again: " +
+                    "another program took the port while the server restarted. Run the demo again.");
             }
         }
     }

@@ -24,6 +24,35 @@ public sealed class DemoHostTests
     }
 
     [Fact]
+    public async Task NaiveClient_BeforeItsFirstConnection_CountsNoMessageAsSent()
+    {
+        // Nothing listens: the naive client keeps trying. Its sender ticks on the fake clock meanwhile.
+        using var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var ledger = new DemoLedger(1);
+        var record = ledger.OfKind(ClientKind.Naive).Single();
+        var client = new NaiveDemoClient(record, new Uri($"ws://127.0.0.1:{port}/"), new DemoTraffic(time, 1), ledger);
+        using var stop = new CancellationTokenSource();
+        var starting = client.StartAsync(stop.Token);
+        for (var tick = 0; tick < 10; tick++)
+        {
+            time.Advance(DemoTraffic.Tick);
+            await Task.Delay(20);
+        }
+
+        // Before, every tick counted as a message sent and lost, charged to the first incident the demo played.
+        var counts = new MessageCounts[1];
+        record.Up.AddTo(counts);
+        Assert.Equal(0, counts[0].Sent);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting);
+        await client.DisposeAsync();
+    }
+
+    [Fact]
     public async Task CancelledWhileClientsComeBackAfterTheRestart_TheNewHostIsStoppedToo()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
