@@ -159,17 +159,31 @@ internal sealed class DemoRunner(DemoSettings settings, TimeProvider time, Actio
             {
                 if (host is not null)
                 {
-                    await host.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    // As long as the host's own shutdown may take (its ShutdownTimeout), so it is not left listening.
+                    await host.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(16)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 }
             }
             finally
             {
-                if (proxy is not null)
+                try
                 {
-                    await proxy.DisposeAsync().ConfigureAwait(false);
+                    if (proxy is not null)
+                    {
+                        // Bounded, and its failure kept from replacing how the run ended (a Ctrl-C's exit 130).
+                        await proxy.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    }
                 }
-
-                File.Delete(drainFile);
+                finally
+                {
+                    try
+                    {
+                        File.Delete(drainFile);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // A temporary file; nothing to do about it here.
+                    }
+                }
             }
         }
     }
