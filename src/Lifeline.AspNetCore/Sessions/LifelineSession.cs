@@ -30,8 +30,9 @@ namespace Lifeline.AspNetCore;
 /// for the handler to finish the message it holds.
 /// </para>
 /// <para>
-/// The session ends when the handler returns. What the client has not acknowledged by then still goes out on its socket,
-/// but after a drop there is nothing to resume (SessionLost, not found): to know a last message arrived, await
+/// The session ends when the handler returns; what the client has not acknowledged goes out first. If its link is down
+/// then, the session waits (the rest of its resume window, no handler, no groups) for the resume that delivers it, and
+/// then ends; with a shared store or during a drain it ends at once. To know a last message arrived, await
 /// <see cref="SendAndWaitAckAsync"/> before returning.
 /// </para>
 /// </remarks>
@@ -48,6 +49,7 @@ public sealed class LifelineSession
     private SessionCarrier? _carrier;
     private int _ended;
     private int _forgotten;
+    private int _handlerReturned;
     private long _generation;
 
     internal LifelineSession(LifelineSessionManager manager, SessionId id, ResumeTokenHash tokenHash, string? userId, ClaimsPrincipal? user,
@@ -788,6 +790,15 @@ public sealed class LifelineSession
 
     /// <summary>True for the first call only: a session ended by a loss or a fencing is forgotten again when its handler returns.</summary>
     internal bool MarkForgotten() => Interlocked.Exchange(ref _forgotten, 1) == 0;
+
+    /// <summary>
+    /// The handler returned while the session had no socket and the client had not acknowledged everything sent: the
+    /// session waits, without a handler or groups, for the resume that delivers the rest (then it ends), or for its window to pass.
+    /// </summary>
+    internal bool HandlerReturned => Volatile.Read(ref _handlerReturned) != 0;
+
+    /// <summary>See <see cref="HandlerReturned"/>. Call holding the send lock, under which a resume attaches.</summary>
+    internal void MarkHandlerReturned() => Volatile.Write(ref _handlerReturned, 1);
 }
 
 /// <summary>

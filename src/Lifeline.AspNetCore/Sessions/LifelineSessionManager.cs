@@ -641,6 +641,11 @@ public sealed class LifelineSessionManager : IDisposable
         _resumed.Add(1, new KeyValuePair<string, object?>("restored", restored));
         _replayed.Add(replayed);
         SessionLog.Resumed(Logger, session.Id, connection.Id, replayed, restored ? " (restored from the store)" : string.Empty);
+        if (session.HandlerReturned)
+        {
+            EndAfterHandler(session); // its handler returned while the link was down: what it sent is on its way now
+        }
+
         if (restored)
         {
             session.Journal?.Start();
@@ -878,7 +883,7 @@ public sealed class LifelineSessionManager : IDisposable
         {
             var failed = 0;
             (SessionId Id, Exception Error)? firstFailure = null;
-            foreach (var session in _sessions.Values.Where(s => s.IsResumable && !s.IsEnded))
+            foreach (var session in _sessions.Values.Where(s => s.IsResumable && !s.IsEnded && !s.HandlerReturned))
             {
                 // Wait briefly for a send in progress, so state and replay buffer are saved together.
                 var locked = await session.SendLock.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
@@ -985,14 +990,61 @@ public sealed class LifelineSessionManager : IDisposable
                 return; // saved by a drain: the next process continues it
             }
 
-            // The handler is done: the session is over. Its socket closes normally after what is queued.
-            if (session.TryEnd(SessionLostReason.NotFound) && session.Carrier is { } carrier)
+            if (!await KeepForTheResumeAsync(session).ConfigureAwait(false))
             {
-                _ = carrier.Connection.CloseAsync(CloseCode.NormalClosure, null, CancellationToken.None);
+                EndAfterHandler(session);
+            }
+        });
+
+    /// <summary>The handler is done: the session is over. Its socket closes normally after what is queued.</summary>
+    private void EndAfterHandler(LifelineSession session)
+    {
+        if (session.TryEnd(SessionLostReason.NotFound) && session.Carrier is { } carrier)
+        {
+            _ = carrier.Connection.CloseAsync(CloseCode.NormalClosure, null, CancellationToken.None);
+        }
+
+        Forget(session);
+    }
+
+    /// <summary>
+    /// The handler returned while the session had no socket, and the client has not acknowledged everything sent (a
+    /// job's last answer, written while its link was down): ending now would lose it unseen, the resume told only "not
+    /// found". The session stays resumable for the rest of its window instead, without a handler or groups; the resume
+    /// delivers what is left and then ends it. Not with a shared store, whose other nodes would start a handler for it
+    /// again, nor at a drain, which does not save it.
+    /// </summary>
+    private async Task<bool> KeepForTheResumeAsync(LifelineSession session)
+    {
+        if (session.Journal is not null || !session.IsResumable || session.IsEnded || _server.IsDraining || session.Carrier is not null || session.Replay.Count == 0)
+        {
+            return false; // the usual case, decided without waiting for the send lock: nothing owed, or a socket to take it
+        }
+
+        // Under the send lock, which a resume holds while it attaches and replays: either it finds the mark afterwards
+        // and ends the session, or this finds its socket and ends it as usual (the replay goes out before the close).
+        await session.SendLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (session.Carrier is not null || session.IsEnded || session.IsFrozen || session.Replay.Count == 0)
+            {
+                return false;
             }
 
-            Forget(session);
-        });
+            session.MarkHandlerReturned();
+        }
+        finally
+        {
+            session.SendLock.Release();
+        }
+
+        foreach (var group in session.Groups)
+        {
+            session.LeaveGroup(group); // nothing more for it but what it already holds
+        }
+
+        return true;
+    }
 
     private async Task ExpireLaterAsync(LifelineSession session, long generation)
     {

@@ -530,4 +530,36 @@ public sealed class SessionResumeTests
         Assert.Equal(1, echo.Sequence);
         Assert.NotNull(host.Sessions.Find(id));
     }
+
+    [Fact]
+    public async Task HandlerSendsItsLastMessageAndReturnsWhileTheLinkIsDown_TheResumeDeliversIt_ThenTheSessionEnds()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        using var first = await SessionBadInputTests.ConnectAsync(host.Uri("/bye-at-gate"));
+        var (id, token) = await SessionBadInputTests.HelloAsync(first);
+        first.Abort();
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, TimeSpan.FromSeconds(20), "the session to be detached");
+        log.Gate.SetResult(); // the handler sends "bye" into the replay buffer and returns
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is null or { HandlerReturned: true }, TimeSpan.FromSeconds(20), "the handler to return");
+
+        using var second = await SessionBadInputTests.ConnectAsync(host.Uri("/bye-at-gate"));
+        await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteHello(w,
+            Lifeline.Session.Wire.HelloFrame.Resume(id, token, 0))));
+        var frames = new List<byte[]>();
+        var buffer = new byte[1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        System.Net.WebSockets.ValueWebSocketReceiveResult result;
+        while ((result = await second.ReceiveAsync(buffer.AsMemory(), bound.Token)).MessageType != System.Net.WebSockets.WebSocketMessageType.Close)
+        {
+            frames.Add(buffer.AsSpan(0, result.Count).ToArray());
+        }
+
+        // Before, the session ended as the handler returned, its last message with it: the resume was told SessionLost
+        // (not found), and the client never learned the answer existed.
+        Assert.Equal([(byte)Lifeline.Session.Wire.SessionFrameType.Resumed, 0x07], frames.Select(f => f[0]));
+        Assert.EndsWith("bye", System.Text.Encoding.UTF8.GetString(frames[1]), StringComparison.Ordinal);
+        Assert.Equal(1000, (int?)second.CloseStatus); // then the session is over
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is null, TimeSpan.FromSeconds(20), "the session to end");
+    }
 }

@@ -147,6 +147,12 @@ internal sealed class SessionTestHost : IAsyncDisposable
 
             await Task.Delay(Timeout.Infinite, ct);
         });
+        app.MapLifelineSession("/bye-at-gate", async (session, ct) =>
+        {
+            // A job's handler: when the gate opens it sends its last answer and returns.
+            await log.Gate.Task.WaitAsync(ct);
+            await session.SendTextAsync("bye", CancellationToken.None);
+        });
         app.MapLifelineSession("/ends-at-gate", (session, ct) => log.Gate.Task.WaitAsync(ct)); // returns (ends the session) when the gate opens
         app.MapLifelineSession("/gated", async (session, ct) =>
         {
