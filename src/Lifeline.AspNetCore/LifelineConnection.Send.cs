@@ -27,6 +27,7 @@ public sealed partial class LifelineConnection
     private TaskCompletionSource? _room;
     private (CloseCode Code, string Reason)? _closeRequest;
     private bool _discardQueued;
+    private bool _drainClose; // the close under way is a drain's: no caller's wait for it is cut short (under _outgoingLock)
     private CancellationTokenSource? _writeTimeout; // the writer task's alone
 
     /// <summary>Sends a text message; see <see cref="SendAsync"/>.</summary>
@@ -116,15 +117,22 @@ public sealed partial class LifelineConnection
                 nameof(code));
         }
 
-        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false) && abortUnanswered)
+        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false, drain: !abortUnanswered) && abortUnanswered)
         {
             _ = AbortUnlessAnsweredAsync();
         }
 
         // A drain's Close frame waits behind the backlog as long as the drain lets it (its token ends at DrainTimeout),
         // each write bounded by SendTimeout: a client on a slow link then reads everything queued and 1012, where a
-        // 5 s bound reset it (1006, the rest of its backlog cut) though its drain had time left.
-        var bound = abortUnanswered ? CloseSendBound : Timeout.InfiniteTimeSpan;
+        // 5 s bound reset it (1006, the rest of its backlog cut) though its drain had time left. So does every later
+        // call for the same close: the handler's end (1000) or its failure (1011) once the drain's close was requested.
+        bool drainClose;
+        lock (_outgoingLock)
+        {
+            drainClose = _drainClose;
+        }
+
+        var bound = drainClose ? Timeout.InfiniteTimeSpan : CloseSendBound;
         try
         {
             await WriterDone().WaitAsync(bound, _time, cancellationToken).ConfigureAwait(false);
@@ -177,6 +185,18 @@ public sealed partial class LifelineConnection
 
         item.Return();
         return false;
+    }
+
+    /// <summary>Whether a close was requested (a send then throws <see cref="InvalidOperationException"/>).</summary>
+    internal bool IsCloseRequested
+    {
+        get
+        {
+            lock (_outgoingLock)
+            {
+                return _closeRequest is not null;
+            }
+        }
     }
 
     /// <summary>How many messages were ever queued: a mark for <see cref="HasWrittenPast"/>.</summary>
@@ -281,7 +301,7 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>Asks the writer for a Close frame after what is queued; false when a close was requested before.</summary>
-    private bool RequestClose(CloseCode code, string reason, bool discardQueued)
+    private bool RequestClose(CloseCode code, string reason, bool discardQueued, bool drain = false)
     {
         lock (_outgoingLock)
         {
@@ -291,6 +311,7 @@ public sealed partial class LifelineConnection
             }
 
             _closeRequest = (code, reason);
+            _drainClose = drain;
             _closeRequested.SetLocked();
             _discardQueued = discardQueued;
             WakeSendersLocked();

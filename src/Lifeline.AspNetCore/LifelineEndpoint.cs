@@ -107,9 +107,10 @@ internal sealed class LifelineEndpoint(
                 {
                     // The handler stopped because the connection closed: that is its normal end.
                 }
-                catch (InvalidOperationException) when (connection.Closing.IsCancellationRequested)
+                catch (InvalidOperationException) when (connection.Closing.IsCancellationRequested || connection.IsCloseRequested)
                 {
-                    // A send after the connection closed, or after its link died (SendAsync throws then): the same end.
+                    // A send after the connection closed, or after its link died, or once a close (a drain's 1012, say) was
+                    // requested (SendAsync throws then): the same end, not a failure to report with 1011.
                 }
 #pragma warning disable CA1031 // One handler's failure must not affect other connections or the host.
                 catch (Exception e)

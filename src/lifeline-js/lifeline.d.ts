@@ -16,8 +16,7 @@ export declare const CloseCode: Readonly<{
 export declare const MAX_RETRY_HINT_MS: number;
 /** Finds `retry-after-ms=N` in a close reason (docs/protocol.md section 2); null when absent. */
 export declare function parseRetryHint(reason: string | null | undefined): number | null;
-/** Builds `text; retry-after-ms=N`. */
-/** `text; retry-after-ms=N` (N clamped to 0-86,400,000), the text shortened so the whole fits a close reason (123 bytes of UTF-8). Throws a RangeError for NaN. */
+/** Builds `text; retry-after-ms=N` (N clamped to 0-86,400,000), the text shortened so the whole fits a close reason (123 bytes of UTF-8). Throws a RangeError for NaN. */
 export declare function formatRetryHint(ms: number, text?: string): string;
 
 // ----- policy -----

@@ -583,9 +583,10 @@ export class LifelineSocket extends EventTarget {
     const given = typeof urlOrOptions === 'string' || urlOrOptions instanceof URL ? { ...(options ?? {}), url: urlOrOptions } : { ...(urlOrOptions ?? {}) };
     if (given.url == null) throw new TypeError('LifelineSocket needs a url.');
     this.url = String(given.url);
-    if (given.session !== undefined && typeof given.session !== 'boolean') throw new TypeError(`session must be true or false (got ${typeof given.session} ${String(given.session)}).`);
-    if (given.random !== undefined && typeof given.random !== 'function') throw new TypeError('random must be a function returning a number in [0, 1), like Math.random.');
-    if (given.clock !== undefined && given.clock !== null && !['now', 'setTimeout', 'clearTimeout'].every((k) => given.clock[k] === undefined || typeof given.clock[k] === 'function')) {
+    // null or undefined: the default.
+    if (given.session != null && typeof given.session !== 'boolean') throw new TypeError(`session must be true or false (got ${typeof given.session} ${String(given.session)}).`);
+    if (given.random != null && typeof given.random !== 'function') throw new TypeError('random must be a function returning a number in [0, 1), like Math.random.');
+    if (given.clock != null && (typeof given.clock !== 'object' || !['now', 'setTimeout', 'clearTimeout'].every((k) => given.clock[k] === undefined || typeof given.clock[k] === 'function'))) {
       throw new TypeError('clock must be an object whose now, setTimeout and clearTimeout (each optional) are functions.');
     }
     if (given.onlineTarget != null && (typeof given.onlineTarget.addEventListener !== 'function' || typeof given.onlineTarget.removeEventListener !== 'function')) {
@@ -1244,7 +1245,7 @@ export class LifelineSocket extends EventTarget {
    */
   _askWhetherHeartbeatsAreAnswered() {
     if (!this.session || this._heartbeatsAnswered || this._heartbeatProbed || !this._options.heartbeat.interval) return;
-    if (this._phase !== 'established' || !this._ws || this._replay.length !== 0) return;
+    if (this.state !== 'open' || this._phase !== 'established' || !this._ws || this._replay.length !== 0) return;
     this._heartbeatProbed = true;
     this._sendHeartbeat();
   }

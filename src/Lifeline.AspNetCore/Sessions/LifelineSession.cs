@@ -32,7 +32,8 @@ namespace Lifeline.AspNetCore;
 /// <para>
 /// The session ends when the handler returns; what the client has not acknowledged goes out first. If its link is down
 /// then, the session waits (the rest of its resume window, no handler, no groups) for the resume that delivers it, and
-/// then ends; with a shared store or during a drain it ends at once. To know a last message arrived, await
+/// then ends; with a shared store, during a drain or after a handler that failed it ends at once, and a restart before
+/// the resume loses it. To know a last message arrived, await
 /// <see cref="SendAndWaitAckAsync"/> before returning.
 /// </para>
 /// </remarks>

@@ -844,7 +844,7 @@ public sealed class LifelineSessionManager : IDisposable
 
         // Each handler first finishes the message it holds (its answer goes into the replay buffer or the store), so
         // the snapshots below count as delivered exactly the messages whose answers they carry.
-        var held = await Task.WhenAll(_sessions.Values.Where(s => s.IsResumable && !s.IsEnded)
+        var held = await Task.WhenAll(_sessions.Values.Where(s => s.IsResumable && !s.IsEnded && !s.HandlerReturned) // no handler to wait for
             .Select(s => s.Inbox.HoldAtBoundaryAsync(HandlerFinishBound, Time, cancellationToken))).ConfigureAwait(false);
         if (held.Count(finished => !finished) is var unfinished and > 0)
         {
@@ -966,6 +966,7 @@ public sealed class LifelineSessionManager : IDisposable
     private void StartHandler(LifelineSession session, Func<LifelineSession, CancellationToken, Task> handler) =>
         _ = Task.Run(async () =>
         {
+            var failed = false;
             try
             {
                 await SessionHandlerFlow.RunAsync(session, handler, session.Ending).ConfigureAwait(false);
@@ -979,9 +980,10 @@ public sealed class LifelineSessionManager : IDisposable
 #pragma warning restore CA1031
             {
                 SessionLog.HandlerFailed(Logger, session.Id, e);
-                if (session.Carrier is { } failed)
+                failed = true;
+                if (session.Carrier is { } carrier)
                 {
-                    _ = failed.Connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None);
+                    _ = carrier.Connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None);
                 }
             }
 
@@ -990,7 +992,9 @@ public sealed class LifelineSessionManager : IDisposable
                 return; // saved by a drain: the next process continues it
             }
 
-            if (!await KeepForTheResumeAsync(session).ConfigureAwait(false))
+            // A failed handler's session is not kept: its resume is told SessionLost and starts anew, rather than getting
+            // the replay and a 1000 that stops the client.
+            if (failed || !await KeepForTheResumeAsync(session).ConfigureAwait(false))
             {
                 EndAfterHandler(session);
             }
@@ -1016,13 +1020,14 @@ public sealed class LifelineSessionManager : IDisposable
     /// </summary>
     private async Task<bool> KeepForTheResumeAsync(LifelineSession session)
     {
-        if (session.Journal is not null || !session.IsResumable || session.IsEnded || _server.IsDraining || session.Carrier is not null || session.Replay.Count == 0)
+        if (session.Journal is not null || !session.IsResumable || session.IsEnded || _server.IsDraining || session.Replay.Count == 0)
         {
-            return false; // the usual case, decided without waiting for the send lock: nothing owed, or a socket to take it
+            return false; // the usual case, decided without waiting for the send lock: nothing owed
         }
 
         // Under the send lock, which a resume holds while it attaches and replays: either it finds the mark afterwards
-        // and ends the session, or this finds its socket and ends it as usual (the replay goes out before the close).
+        // and ends the session, or this finds its socket once the replay is queued and ends it as usual (the replay
+        // goes out before the close). Deciding from a socket seen outside the lock closed it in the middle of a replay.
         await session.SendLock.WaitAsync().ConfigureAwait(false);
         try
         {

@@ -40,6 +40,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
         var stopAcks = CancellationTokenSource.CreateLinkedTokenSource(Connection.Closing); // one per session on this socket
         var afterLost = false;
         using var handshake = new CancellationTokenSource(manager.Options.HandshakeTimeout, manager.Time); // bounds each wait for a Hello
+        var helloBounded = true; // the handshake timer runs for the Hello now awaited
         try
         {
             while (true)
@@ -50,9 +51,29 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     // Read here, not in a method of its own: one asynchronous step fewer per message.
                     while (!Connection.Messages.TryRead(out message))
                     {
-                        if (!await Connection.Messages.WaitToReadAsync(session is null ? handshake.Token : CancellationToken.None).ConfigureAwait(false))
+                        // A Hello is due first, and again once a session on this socket is lost and the client told
+                        // (5.7): each such wait is bounded by HandshakeTimeout, from when it began.
+                        var helloDue = session is null || session is { IsEnded: true, ClientToldLost: true };
+                        if (helloDue && !helloBounded)
                         {
-                            break; // the socket ended: no message
+                            handshake.CancelAfter(manager.Options.HandshakeTimeout);
+                            helloBounded = true;
+                        }
+
+                        // While a session is on, its end also wakes this wait: a loss the client is told of starts the bound
+                        // above even when the client sends nothing more.
+                        var wake = helloDue ? handshake.Token
+                            : session!.Ending.IsCancellationRequested ? CancellationToken.None : session.Ending;
+                        try
+                        {
+                            if (!await Connection.Messages.WaitToReadAsync(wake).ConfigureAwait(false))
+                            {
+                                break; // the socket ended: no message
+                            }
+                        }
+                        catch (OperationCanceledException) when (!helloDue && !handshake.IsCancellationRequested)
+                        {
+                            // The session ended: look again at what is due.
                         }
                     }
                 }
@@ -117,7 +138,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         case Delivery.NotTaken when session is { IsEnded: true, ClientToldLost: true }:
                             await LeaveSessionAsync().ConfigureAwait(false); // the client was told: it may go on with a Hello (5.7)
                             continue;
-                        case Delivery.NotTaken when session is { IsEnded: false, IsFrozen: false } && session.Carrier is { } taker && taker != this:
+                        case Delivery.NotTaken when session is { IsEnded: false, IsFrozen: false } && session.Carrier != this:
                             // A resume took the session to another socket, and this one, still open, sent on: it hears
                             // 4001 now (back off, resume), not the 1000 of a connection's end, which stops a client.
                             await Connection.CloseAsync(SessionProtocol.SessionTakenOver, "session resumed elsewhere", CancellationToken.None).ConfigureAwait(false);
@@ -152,6 +173,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                     }
 
                     handshake.CancelAfter(Timeout.InfiniteTimeSpan);
+                    helloBounded = false;
                     var outcome = await manager.OpenAsync(this, header.Hello, handler).ConfigureAwait(false);
                     switch (outcome.Kind)
                     {
@@ -173,7 +195,6 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             return;
                         case OpenKind.Lost:
                             afterLost = true;
-                            handshake.CancelAfter(manager.Options.HandshakeTimeout); // its next Hello (5.7) is bounded as the first was
                             continue;
                         default:
                             await FailAsync(CloseCode.ProtocolError, "last received beyond sent", outcome.Detail!).ConfigureAwait(false);
@@ -232,7 +253,6 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
             manager.Detached(session, this);
             session = null;
             afterLost = true;
-            handshake.CancelAfter(manager.Options.HandshakeTimeout); // its next Hello (5.7) is bounded as the first was
 
             // The next session on this socket (5.7) gets an ack loop of its own, not a cancelled token.
             stopAcks.Dispose();

@@ -269,7 +269,12 @@ describe('LifelineSocket, options', () => {
     assert.throws(make({ clock: { now: 5 } }), (e) => e instanceof TypeError && /clock/.test(e.message));
     assert.throws(make({ onlineTarget: {} }), (e) => e instanceof TypeError && /onlineTarget/.test(e.message));
     assert.throws(make({ session: 'false' }), (e) => e instanceof TypeError && /session/.test(e.message));
+    assert.throws(make({ clock: 5 }), (e) => e instanceof TypeError && /clock/.test(e.message));
     assert.equal(Fake.instances.length, 0); // refused before any socket was opened
+    // null stands for the default, as before
+    const socket = new LifelineSocket({ url: 'ws://127.0.0.1/ws', WebSocket: Fake, onlineTarget: null, random: null, session: null, clock: null });
+    assert.equal(socket.session, false);
+    socket.close();
   });
 });
 

@@ -122,10 +122,14 @@ public sealed class GracefulRestartTests
         // A client behind a slow link has a backlog of 32 MiB, more than the kernel buffers take, and reads nothing for
         // 8 s (the server's fake clock, moved on in steps): its Close frame waits behind the backlog. The drain gives it
         // its DrainTimeout (and each write its SendTimeout). Before, the close reset such a link 5 s after the drain
-        // began: a client that should have read 1012 and come back within its hint read 1006, its backlog cut.
+        // began: a client that should have read 1012 and come back within its hint read 1006, its backlog cut. The
+        // handler sends once more after the drain's close and returns, as a push loop does: its end (1000) and that
+        // send's failure must not cut the wait short either.
         const int messages = 32;
         var time = new FakeTimeProvider();
         var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var drainClosing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lateSend = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var host = await LifelineTestHost.StartAsync(
             o =>
             {
@@ -144,7 +148,16 @@ public sealed class GracefulRestartTests
                 }
 
                 queued.TrySetResult();
-                await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+                await drainClosing.Task;
+                try
+                {
+                    await connection.SendAsync(payload, System.Net.WebSockets.WebSocketMessageType.Binary, ct);
+                    lateSend.TrySetResult("sent");
+                }
+                catch (InvalidOperationException)
+                {
+                    lateSend.TrySetResult("refused");
+                }
             },
             services: s => s.AddSingleton<TimeProvider>(time));
         using var slow = new System.Net.WebSockets.ClientWebSocket();
@@ -154,7 +167,9 @@ public sealed class GracefulRestartTests
 
         var drain = host.Server.DrainAsync();
         var connection = host.Registry.Connections.Single();
-        await Wait.UntilAsync(() => connection.DrainHint is not null, TimeSpan.FromSeconds(15), "the drain's close");
+        await Wait.UntilAsync(() => connection.DrainHint is not null && connection.IsCloseRequested, TimeSpan.FromSeconds(15), "the drain's close");
+        drainClosing.SetResult();
+        Assert.Equal("refused", await lateSend.Task.WaitAsync(TimeSpan.FromSeconds(15)));
         for (var second = 0; second < 8; second++)
         {
             await Task.Delay(50);

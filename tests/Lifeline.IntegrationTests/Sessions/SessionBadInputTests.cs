@@ -63,7 +63,7 @@ public sealed class SessionBadInputTests
     {
         var log = new NumberedServerLog();
         await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-{Guid.NewGuid():N}.bin"),
-            sessions: o => o.HandshakeTimeout = TimeSpan.FromSeconds(1));
+            sessions: o => o.HandshakeTimeout = TimeSpan.FromSeconds(3));
         SessionId id;
         ResumeToken token;
         using (var first = await ConnectAsync(host.Uri("/ends-at-gate")))
@@ -83,6 +83,28 @@ public sealed class SessionBadInputTests
         Assert.Equal(SessionProtocol.HandshakeTimeout.Value, code);
         Assert.Equal((byte)SessionFrameType.SessionLost, Assert.Single(frames)[0]);
         Assert.Contains("Hello", reason, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task ServerEndsTheSessionAndTellsTheClient_ThenNoHello_TheSocketIsClosedAfterTheHandshakeTimeout()
+    {
+        // The server's replay buffer holds two messages and ends the session when full; the client never acknowledges
+        // the pushes, so the third ends the session and the client is told (SessionLost, buffer full).
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), Path.Combine(Path.GetTempPath(), $"lifeline-told-{Guid.NewGuid():N}.bin"),
+            sessions: o =>
+            {
+                o.Replay.MaxMessages = 2;
+                o.Replay.FullMode = ReplayBufferFullMode.EndSession;
+                o.HandshakeTimeout = TimeSpan.FromSeconds(3);
+            });
+        using var socket = await ConnectAsync(host.Uri("/push"));
+        await HelloAsync(socket);
+
+        var (code, _, frames) = await ReadUntilCloseAsync(socket);
+
+        // Before, the socket then waited for the client's next frame without a bound: a silent client held it for good.
+        Assert.Contains(frames, f => f[0] == (byte)SessionFrameType.SessionLost);
+        Assert.Equal(SessionProtocol.HandshakeTimeout.Value, code);
     }
 
     [Fact]

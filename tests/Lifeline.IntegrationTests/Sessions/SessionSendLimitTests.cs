@@ -59,8 +59,8 @@ public sealed class SessionSendLimitTests
     [Fact]
     public async Task AnswerThatCannotBeNumbered_TheMessageItAnswersIsNotCountedDelivered()
     {
-        // The server's replay buffer holds one message and fails when full; the client acknowledges late, so the push
-        // still holds it when the handler answers the client's first message.
+        // The server's replay buffer holds one message and fails when full; the client acknowledges late and sends nothing
+        // more, so the push still holds it when the handler answers the client's first message.
         var log = new NumberedServerLog();
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile(), sessions: o =>
         {

@@ -132,10 +132,11 @@ internal sealed class SessionTestHost : IAsyncDisposable
         });
         app.MapLifelineSession("/answer-into-full-replay", async (session, ct) =>
         {
-            // With a replay buffer of one message in Fail mode (set by the test): the push fills it, so the answer to the
-            // first message cannot be numbered. What the session counts as delivered then goes to the log.
-            await session.PushAsync("push"u8.ToArray(), WebSocketMessageType.Binary, ct);
+            // With a replay buffer of one message in Fail mode (set by the test): the push, after the first message was read
+            // (so no frame of the client's can acknowledge it before the answer), fills it, and the answer cannot be
+            // numbered. What the session counts as delivered then goes to the log.
             var first = await session.Messages.ReadAsync(ct);
+            await session.PushAsync("push"u8.ToArray(), WebSocketMessageType.Binary, ct);
             try
             {
                 await session.SendAsync(first.Data, first.Type, ct);
