@@ -32,6 +32,21 @@ function setup(options = {}) {
   return { socket, Fake, events, of, ws, establish };
 }
 
+/**
+ * The link drops; the resume's Hello is answered only after 5 s (a loaded server). Nothing of the dead socket's (a
+ * pending heartbeat, unacknowledged data) may bound that handshake: no second close, and the Resumed is taken.
+ */
+function dropThenResumeAnsweredAfter5s({ ws, of, Fake }) {
+  ws().serverClose(1006, '', false);
+  mock.timers.tick(of('close')[0].delay);
+  assert.equal(Fake.instances.length, 2);
+  ws().open('lifeline.v1');
+  for (let t = 0; t < 5_000; t += 500) mock.timers.tick(500);
+  assert.equal(of('close').length, 1);
+  ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+  assert.equal(of('resumed').length, 1);
+}
+
 describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
   test('session_ProtocolExample_BytesMatchSection5_10', () => {
     // The example shows no heartbeats (nor the first one, sent as soon as nothing of ours is outstanding).
@@ -490,19 +505,12 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
   });
 
   test('session_UnacknowledgedDataOfTheLastSocket_DoesNotBoundTheNextHandshake', () => {
-    const { socket, ws, of, establish, Fake } = setup({ heartbeat: { interval: 1_000, timeout: 3_000 }, handshakeTimeout: 10_000 });
-    establish();
-    socket.send('a'); // unacknowledged when the link drops
-    ws().serverClose(1006, '', false);
-    mock.timers.tick(of('close')[0].delay);
-    assert.equal(Fake.instances.length, 2);
-    ws().open('lifeline.v1'); // the resume's Hello; its answer takes 5 s (a loaded server)
-    for (let t = 0; t < 5_000; t += 500) mock.timers.tick(500);
+    const t = setup({ heartbeat: { interval: 1_000, timeout: 3_000 }, handshakeTimeout: 10_000 });
+    t.establish();
+    t.socket.send('a'); // unacknowledged when the link drops
     // Before, the last socket's unacknowledged data bounded this handshake by the 3 s heartbeat timeout.
-    assert.equal(of('close').length, 1);
-    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
-    assert.equal(of('resumed').length, 1);
-    assert.equal(ws().frames().at(-1).seq, 1); // replayed
+    dropThenResumeAnsweredAfter5s(t);
+    assert.equal(t.ws().frames().at(-1).seq, 1); // replayed
   });
 
   test('session_SessionLostWhoseLastReceivedIsBeyondWhatWasSent_ProtocolError1002', () => {
@@ -537,20 +545,13 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
   });
 
   test('session_HeartbeatPendingWhenTheLinkDropped_DoesNotBoundTheNextHandshake', () => {
-    const { ws, of, establish, Fake } = setup({ heartbeat: { interval: 1_000, timeout: 3_000 }, handshakeTimeout: 10_000 });
-    establish();
+    const t = setup({ heartbeat: { interval: 1_000, timeout: 3_000 }, handshakeTimeout: 10_000 });
+    t.establish();
     mock.timers.tick(1_000);
-    ws().receiveFrame({ type: 'ack', ack: 0 }); // answered: silence now counts
+    t.ws().receiveFrame({ type: 'ack', ack: 0 }); // answered: silence now counts
     mock.timers.tick(1_000); // a heartbeat, pending when the link drops
-    ws().serverClose(1006, '', false);
-    mock.timers.tick(of('close')[0].delay);
-    assert.equal(Fake.instances.length, 2);
-    ws().open('lifeline.v1'); // the resume's Hello; its answer takes 5 s (a loaded server)
-    for (let t = 0; t < 5_000; t += 500) mock.timers.tick(500);
     // Before, the dead socket's pending heartbeat bounded this handshake by the 3 s heartbeat timeout.
-    assert.equal(of('close').length, 1);
-    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
-    assert.equal(of('resumed').length, 1);
+    dropThenResumeAnsweredAfter5s(t);
   });
 
   test('session_IdleSessionWhoseServerNeverAnswersHeartbeats_NotDeclaredDead', () => {
