@@ -31,7 +31,8 @@ internal static class ExitCodes
         """
         Exit codes:
           0    success; connect: closed normally (1000) or stdin ended; serve and proxy: stopped by Ctrl-C/SIGTERM
-          1    failure: cannot listen, the probe or scan failed, a bench scenario failed, an unexpected error
+          1    failure: cannot listen, the probe or scan failed, a bench scenario failed, a demo session client lost or
+               duplicated a message (or the demo could not start), an unexpected error
           2    usage error: unknown command, bad argument or option value
           3    connect: could not connect (refused, name not resolved, not a WebSocket endpoint, --retries spent)
           4    connect: closed by the reconnect policy (a close code it does not retry, or --retries spent after a connection)

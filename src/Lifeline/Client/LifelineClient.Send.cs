@@ -403,7 +403,7 @@ public sealed partial class LifelineClient
                     _inFlight = message;
                 }
 
-                if (_options.SendQueue.MaxAge is { } maxAge && _time.GetElapsedTime(message!.EnqueuedAt) > maxAge)
+                if (_options.SendQueue.MaxAgeFor(_options.Session is not null) is { } maxAge && _time.GetElapsedTime(message!.EnqueuedAt) > maxAge)
                 {
                     _inFlight = null;
                     message.Release();

@@ -6,6 +6,7 @@ public sealed class SendQueueOptions
     private int _maxMessages = 1_000;
     private long _maxBytes = 1024 * 1024;
     private TimeSpan? _maxAge = TimeSpan.FromSeconds(30);
+    private bool _maxAgeSet;
 
     /// <summary>Whether sends made while disconnected are queued. Default true. When false they throw.</summary>
     public bool Enabled { get; set; } = true;
@@ -28,12 +29,21 @@ public sealed class SendQueueOptions
     public SendQueueFullMode FullMode { get; set; } = SendQueueFullMode.Wait;
 
     /// <summary>
-    /// Messages older than this when their turn comes are dropped and counted, not sent late. Default 30 s.
+    /// Messages older than this when their turn comes are dropped and counted, not sent late. Default 30 s in plain
+    /// mode. In session mode, unless set here, queued messages never go stale: a session promises that nothing is
+    /// dropped unseen, so they wait for the resume however long the outage (within the queue's bounds).
     /// Null means messages never go stale (the user chose to send them late).
     /// </summary>
     public TimeSpan? MaxAge
     {
         get => _maxAge;
-        set => _maxAge = OptionGuard.PositiveOrNull(value, "never stale");
+        set
+        {
+            _maxAge = OptionGuard.PositiveOrNull(value, "never stale");
+            _maxAgeSet = true;
+        }
     }
+
+    /// <summary>The age past which a queued message is dropped: <see cref="MaxAge"/>, or none in session mode unless it was set.</summary>
+    internal TimeSpan? MaxAgeFor(bool session) => session && !_maxAgeSet ? null : _maxAge;
 }

@@ -562,4 +562,42 @@ public sealed class SessionResumeTests
         Assert.Equal(1000, (int?)second.CloseStatus); // then the session is over
         await Wait.UntilAsync(() => host.Sessions.Find(id) is null, TimeSpan.FromSeconds(20), "the session to end");
     }
+
+    [Fact]
+    public async Task MessageQueuedWhileDownLongerThanThirtySeconds_IsDeliveredAfterTheResume_NotDroppedAsStale()
+    {
+        // The client's clock is fake: the link is reset, a message is queued while the client waits to reconnect, and
+        // 31 s pass before the reconnect. A session promises that nothing is dropped unseen.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var options = SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/echo"));
+        options.TimeProvider = time;
+        options.ReconnectPolicy = new AfterOneMinute(); // the reconnect waits for the fake clock alone
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        proxy.ResetAll();
+        for (var step = 0; step < 500 && client.State != LifelineClientState.Reconnecting; step++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10)); // steps of the client's own (bounded) waits while it drops the link
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(LifelineClientState.Reconnecting, client.State);
+        await client.SendTextAsync("queued while down");
+        time.Advance(TimeSpan.FromSeconds(61));
+
+        // Before, the message was dropped as stale (SendQueue.MaxAge, 30 s by default) when its turn came after the
+        // resume: counted, logged, and never sent.
+        var echo = await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30));
+        Assert.Equal("queued while down", echo.Text);
+        Assert.Equal(0, client.Statistics.MessagesDroppedStale);
+    }
+
+    private sealed class AfterOneMinute : Lifeline.Reconnect.IReconnectPolicy
+    {
+        public TimeSpan? NextDelay(Lifeline.Reconnect.ReconnectContext context) => TimeSpan.FromMinutes(1);
+    }
 }
