@@ -350,6 +350,21 @@ public sealed partial class LifelineClient
         await connection.CancelAsync().ConfigureAwait(false);
         await writer.ConfigureAwait(false);
         Interlocked.CompareExchange(ref _directSocket, null, socket);
+
+        // A direct write still on this socket holds the send lock until it has failed and put its message back, first in
+        // line. The next connection must not open for sends before that, or its writer sends the message queued behind
+        // it first (seen under load: the reconnect came before the failed write's put-back). Bounded: a write that does
+        // not end by itself within CloseTimeout is cut by aborting the socket, and the wait never blocks for good.
+        if (!await SendLock.WaitAsync(_options.CloseTimeout).ConfigureAwait(false))
+        {
+            socket.Abort();
+            if (!await SendLock.WaitAsync(_options.CloseTimeout).ConfigureAwait(false))
+            {
+                return;
+            }
+        }
+
+        SendLock.Release();
     }
 
     /// <summary>
