@@ -70,8 +70,9 @@ public sealed partial class LifelineClient
     /// thread-pool worker writes to the connection in few large writes; an answer to something just read is written at
     /// once. In session mode such a message is numbered, copied once into the
     /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written.
-    /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send waits for
-    /// the server's acknowledgements to make room, as a queued one would, instead of queueing. Otherwise the bytes are copied into the bounded send queue (the
+    /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send is queued
+    /// and completes once written: the queue's writer waits for the server's acknowledgements to make room, one message
+    /// after the other, in the order of the calls. Otherwise the bytes are copied into the bounded send queue (the
     /// caller may reuse its buffer as soon as the call returns). The task then completes when the message was queued;
     /// except that a send without a cancellable token made while the connection takes writes (it found messages queued
     /// ahead) completes once written, as a direct one, or without error once it will not be written on this connection
@@ -202,9 +203,9 @@ public sealed partial class LifelineClient
                 return ValueTask.FromException(e);
             }
 
-            return session.Replay.HasRoomFor(data.Length)
-                ? EnqueueAsync(data, type, null, CancellationToken.None)
-                : WaitForReplayRoomThenSendAsync(session, data, type);
+            // Full, or ended: the queue, whose one writer waits for room in turn. A send that waited for room on its own
+            // raced every other such send for the socket when an ack made room, so they went out out of call order.
+            return EnqueueAsync(data, type, null, CancellationToken.None);
         }
 
         // The ack is taken under the send lock, so acks on the wire never go backwards.
@@ -229,27 +230,6 @@ public sealed partial class LifelineClient
         }
 
         return CompleteSessionDirectAsync(write, session, frame);
-    }
-
-    /// <summary>
-    /// Session mode, connected, nothing queued, and the replay buffer is full in mode Wait: the message would only wait in
-    /// the send queue for the same acknowledgements, so it waits for them here (not holding the send lock, which acks the
-    /// server may be waiting for need), then is sent as any other. A stop ends the wait.
-    /// </summary>
-    private async ValueTask WaitForReplayRoomThenSendAsync(ClientSession session, ReadOnlyMemory<byte> data, WebSocketMessageType type)
-    {
-        try
-        {
-            var room = session.Replay.WaitForRoomAsync(data.Length, _stopRequested.Token);
-            WakeLoop(); // the acks that make room arrive on the receive side: it reads them even if the application does not
-            await room.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (_stopRequested.IsCancellationRequested)
-        {
-            // Stopping: the send below reports it.
-        }
-
-        await SendAsync(data, type, CancellationToken.None).ConfigureAwait(false);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // per message: no box allocated when it goes asynchronous

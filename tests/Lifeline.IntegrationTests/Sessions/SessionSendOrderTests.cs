@@ -49,4 +49,34 @@ public sealed class SessionSendOrderTests
         await client.SendTextAsync("after");
         Assert.Equal("after", (await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Text);
     }
+
+    [Fact]
+    public async Task SendsNotAwaitedWhileTheReplayBufferIsFull_GoOutInTheOrderOfTheCalls()
+    {
+        // Room for two unacknowledged messages: the third call on finds the buffer full and waits for an ack. Before, each
+        // such send waited on its own, and all of them woke at the same ack and raced for the socket (and a call made
+        // after the ack could go straight out), so the server got them out of call order.
+        const int count = 300;
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        var options = SessionResumeTests.SessionClient(host.Uri("/echo"));
+        options.Session!.Replay.MaxMessages = 2;
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        var sends = new List<Task>(count);
+        for (var i = 0; i < count; i++)
+        {
+            sends.Add(client.SendAsync(SessionTestHost.Number(i), System.Net.WebSockets.WebSocketMessageType.Binary).AsTask());
+        }
+
+        await Task.WhenAll(sends).WaitAsync(TimeSpan.FromSeconds(60));
+        var echoes = new List<int>(count);
+        for (var i = 0; i < count; i++)
+        {
+            echoes.Add(SessionTestHost.Number((await Wait.ReadAsync(client.Messages, TimeSpan.FromSeconds(30))).Data));
+        }
+
+        Assert.Equal(Enumerable.Range(0, count), echoes);
+        Assert.Equal(1, client.Statistics.Connects);
+    }
 }
