@@ -57,7 +57,7 @@ internal sealed class SendQueue
     private int _count;
     private long _bytes;
     private string? _closedBecause;
-    private TaskCompletionSource? _spaceFreed;
+    private Queue<SpaceWaiter>? _spaceWaiters; // senders waiting for room (mode Wait), let in one by one in call order
     private bool _open;
     private bool _writing; // a writer runs, or is queued to run
     private bool _closeTaken; // a writer took the Close step: no writer starts again
@@ -132,23 +132,23 @@ internal sealed class SendQueue
     public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken, bool untilWritten = false)
     {
         Task? written = null;
-        while (written is null)
+        SpaceWaiter? waiter = null;
+        lock (_lock)
         {
-            Task waitForSpace;
-            lock (_lock)
+            if (_closedBecause is { } why)
             {
-                if (_closedBecause is { } why)
-                {
-                    message.Release();
-                    throw new LifelineClosedException(why);
-                }
+                message.Release();
+                throw new LifelineClosedException(why);
+            }
 
-                if (Fits(message))
-                {
-                    written = AddLocked(message, untilWritten);
-                    break;
-                }
-
+            // Behind senders already waiting for room: a call made as room frees must not overtake them.
+            var waitersAhead = _spaceWaiters is { Count: > 0 };
+            if (Fits(message) && (!waitersAhead || _options.FullMode != SendQueueFullMode.Wait))
+            {
+                written = AddLocked(message, untilWritten);
+            }
+            else
+            {
                 switch (_options.FullMode)
                 {
                     case SendQueueFullMode.Fail:
@@ -166,26 +166,81 @@ internal sealed class SendQueue
                         }
 
                         written = AddLocked(message, untilWritten);
-                        continue;
+                        break;
                     default:
-                        _spaceFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                        waitForSpace = _spaceFreed.Task;
+                        waiter = new SpaceWaiter(message, untilWritten);
+                        (_spaceWaiters ??= new Queue<SpaceWaiter>()).Enqueue(waiter);
                         break;
                 }
             }
+        }
 
-            try
+        if (waiter is null)
+        {
+            await written!.ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            written = await waiter.LetIn.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            lock (_lock)
             {
-                await waitForSpace.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (!waiter.LetIn.Task.IsCompleted)
+                {
+                    waiter.Cancelled = true; // skipped when its turn comes
+                }
             }
-            catch (OperationCanceledException)
+
+            if (!waiter.LetIn.Task.IsCompletedSuccessfully)
             {
-                message.Release();
+                message.Release(); // never queued (or refused by a close meanwhile)
                 throw;
             }
+
+            written = waiter.LetIn.Task.Result; // let in just before the cancellation: it is queued and goes out
+        }
+        catch (LifelineClosedException)
+        {
+            message.Release();
+            throw;
         }
 
         await written.ConfigureAwait(false);
+    }
+
+    /// <summary>A sender waiting for room in the queue; completed with what it then waits for (see <see cref="AddLocked"/>).</summary>
+    private sealed class SpaceWaiter(OutgoingMessage message, bool untilWritten)
+    {
+        public OutgoingMessage Message { get; } = message;
+
+        public bool UntilWritten { get; } = untilWritten;
+
+        public TaskCompletionSource<Task> LetIn { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Cancelled { get; set; } // under the queue's lock
+    }
+
+    /// <summary>Lets waiting senders in, oldest first, while their messages fit.</summary>
+    private void LetWaitersInLocked()
+    {
+        while (_spaceWaiters is { Count: > 0 } waiters && _closedBecause is null)
+        {
+            var next = waiters.Peek();
+            if (!next.Cancelled && !Fits(next.Message))
+            {
+                return;
+            }
+
+            waiters.Dequeue();
+            if (!next.Cancelled)
+            {
+                next.LetIn.TrySetResult(AddLocked(next.Message, next.UntilWritten));
+            }
+        }
     }
 
     /// <summary>
@@ -280,6 +335,7 @@ internal sealed class SendQueue
             if (message is not null)
             {
                 RemoveLocked(message);
+                LetWaitersInLocked();
                 return TakeResult.Message;
             }
 
@@ -334,9 +390,11 @@ internal sealed class SendQueue
             }
 
             _closedBecause = reason;
-            var waiters = _spaceFreed;
-            _spaceFreed = null;
-            waiters?.TrySetResult();
+            while (_spaceWaiters is { Count: > 0 } waiters)
+            {
+                waiters.Dequeue().LetIn.TrySetException(new LifelineClosedException(reason));
+            }
+
             StartWriterLocked(force: false);
         }
     }
@@ -423,8 +481,5 @@ internal sealed class SendQueue
     {
         _count--;
         _bytes -= message.Length;
-        var waiters = _spaceFreed;
-        _spaceFreed = null;
-        waiters?.TrySetResult();
     }
 }

@@ -82,6 +82,59 @@ public sealed class LifelineClientSendQueueTests
     }
 
     [Fact]
+    public async Task SendsNotAwaitedWhileTheQueueIsFull_GoOutInTheOrderOfTheCalls()
+    {
+        // Room for two queued messages (mode Wait): the third call on waits for room. Before, every waiting send woke at
+        // the same freed slot and they raced for it (and a call made just then could take it first), so the server got
+        // them out of call order.
+        const int count = 300;
+        await using var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/echo"));
+        options.SendQueue.MaxMessages = 2;
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        using var never = new CancellationTokenSource(); // a cancellable token always goes through the queue
+
+        var sends = new List<Task>(count);
+        for (var i = 0; i < count; i++)
+        {
+            sends.Add(client.SendTextAsync(i.ToString(System.Globalization.CultureInfo.InvariantCulture), never.Token).AsTask());
+        }
+
+        await Task.WhenAll(sends).WaitAsync(TimeSpan.FromSeconds(60));
+        await Wait.UntilAsync(() => server.Received.Count >= count, TimeSpan.FromSeconds(60), "every message at the server");
+        Assert.Equal(Enumerable.Range(0, count).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), server.Received.ToArray());
+    }
+
+    [Fact]
+    public async Task SendWaitingForRoomIsCancelled_ItIsNotSentAndTheOthersKeepTheirOrder()
+    {
+        await using var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/echo"));
+        options.SendQueue.MaxMessages = 1;
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await server.StopAsync(); // down: nothing leaves the queue
+        await states.NextAsync(LifelineClientState.Reconnecting);
+
+        await client.SendTextAsync("a").AsTask().WaitAsync(TimeSpan.FromSeconds(15)); // queued
+        using var cancelled = new CancellationTokenSource();
+        var b = client.SendTextAsync("b", cancelled.Token).AsTask(); // waits for room
+        var c = client.SendTextAsync("c").AsTask(); // waits behind it
+        Assert.False(b.IsCompleted);
+        Assert.False(c.IsCompleted);
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => b.WaitAsync(TimeSpan.FromSeconds(15)));
+        Assert.False(c.IsCompleted);
+
+        await server.RestartAsync();
+        await c.WaitAsync(TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => server.Received.Count >= 2, TimeSpan.FromSeconds(30), "both messages at the server");
+        Assert.Equal(["a", "c"], server.Received.ToArray());
+    }
+
+    [Fact]
     public async Task AwaitedSendsBehindQueuedOnes_EachReturnsOnceWritten_SoTheQueueEmptiesAgain()
     {
         // Sends with a token that can be cancelled go through the queue and return once queued. An awaited send without
