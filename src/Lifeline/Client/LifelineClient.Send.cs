@@ -335,16 +335,36 @@ public sealed partial class LifelineClient
         // line. The next connection must not open for sends before that, or its writer sends the message queued behind
         // it first (seen under load: the reconnect came before the failed write's put-back). Bounded: a write that does
         // not end by itself within CloseTimeout is cut by aborting the socket, and the wait never blocks for good.
-        if (!await SendLock.WaitAsync(_options.CloseTimeout).ConfigureAwait(false))
+        if (!await TakeSendLockWithinAsync(_options.CloseTimeout).ConfigureAwait(false))
         {
             socket.Abort();
-            if (!await SendLock.WaitAsync(_options.CloseTimeout).ConfigureAwait(false))
+            if (!await TakeSendLockWithinAsync(_options.CloseTimeout).ConfigureAwait(false))
             {
                 return;
             }
         }
 
         SendLock.Release();
+    }
+
+    /// <summary>Takes the send lock, waiting at most <paramref name="bound"/> on the client's clock; false when it did not come.</summary>
+    private async Task<bool> TakeSendLockWithinAsync(TimeSpan bound)
+    {
+        if (SendLock.Wait(0, CancellationToken.None))
+        {
+            return true;
+        }
+
+        using var timeout = new CancellationTokenSource(bound, _time);
+        try
+        {
+            await SendLock.WaitAsync(timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

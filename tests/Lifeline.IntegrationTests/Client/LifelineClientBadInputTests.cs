@@ -88,6 +88,13 @@ public sealed class LifelineClientBadInputTests
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
         await client.SendTextAsync("at the longest timeouts");
         Assert.Equal("at the longest timeouts", (await Wait.ReadAsync(client.Messages)).Text);
+
+        // A connection's end waits for the send lock at most CloseTimeout: that wait must take the longest value too (a
+        // wait that refused it would end the client for good here instead of reconnecting).
+        server.AbortAll();
+        await Wait.UntilAsync(() => client.Statistics.Connects == 2, TimeSpan.FromSeconds(30), "the reconnect after the link was cut");
+        await client.SendTextAsync("again");
+        Assert.Equal("again", (await Wait.ReadAsync(client.Messages)).Text);
     }
 
     [Fact]
