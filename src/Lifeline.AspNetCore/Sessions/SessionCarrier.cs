@@ -123,6 +123,14 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         return;
                     }
 
+                    // As the runtime checks a plain text message: the handler, and plain sockets a relay passes it to (whose
+                    // runtime would fail with 1007), only ever get UTF-8 as text.
+                    if (isText && !System.Text.Unicode.Utf8.IsValid(message.Data.Span[headerLength..]))
+                    {
+                        await FailAsync(CloseCode.InvalidPayloadData, "invalid UTF-8 in text", "a text Data frame whose payload is not UTF-8").ConfigureAwait(false);
+                        return;
+                    }
+
                     var delivery = await EnqueueAsync(session, sequence, isText, headerLength, message).ConfigureAwait(false);
                     if (delivery == Delivery.Delivered)
                     {

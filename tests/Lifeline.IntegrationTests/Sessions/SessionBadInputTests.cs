@@ -59,6 +59,27 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task TextDataThatIsNotUtf8_Closes1007_AndOtherSessionsCarryOn()
+    {
+        // A text Data frame is a text message: the handler (or a group relay to plain sockets, whose runtime would fail
+        // the receiving connection with 1007) must never get text that is not UTF-8. Before, it was handed on as text.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), Path.Combine(Path.GetTempPath(), $"lifeline-utf8-{Guid.NewGuid():N}.bin"));
+        await using var other = new LifelineClient(SessionResumeTests.SessionClient(host.Uri("/echo")));
+        await other.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        using var socket = await ConnectAsync(host.Uri("/echo"));
+        await HelloAsync(socket);
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, isText: true, [0xC3, 0x28])));
+        var (code, reason, frames) = await ReadUntilCloseAsync(socket);
+        Assert.Equal(1007, code);
+        Assert.Contains("UTF-8", reason, StringComparison.Ordinal);
+        Assert.Empty(frames); // nothing echoed
+
+        await other.SendTextAsync("still here");
+        Assert.Equal("still here", (await Wait.ReadAsync(other.Messages, TimeSpan.FromSeconds(30))).Text);
+    }
+
+    [Fact]
     public async Task SessionLostThenNoHello_TheSocketIsClosedAfterTheHandshakeTimeout()
     {
         var log = new NumberedServerLog();
