@@ -48,6 +48,9 @@ public sealed class LifelineServer : IDisposable
         Metrics = new ServerMetrics(meterFactory);
     }
 
+    /// <summary>The retry hint of a 1013 (<see cref="LifelineServerOptions.TryAgainLaterHint"/>).</summary>
+    internal TimeSpan TryAgainLaterHint => _options.TryAgainLaterHint;
+
     /// <summary>This server's instruments (from the host's meter factory when it has one).</summary>
     internal ServerMetrics Metrics { get; }
 

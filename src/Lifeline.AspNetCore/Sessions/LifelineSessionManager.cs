@@ -661,6 +661,9 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Tests: runs when a detached session's window has passed and it is about to be lost, before the send lock.</summary>
     internal Func<Task>? ExpiryCheckedForTest { get; set; }
 
+    /// <summary>The retry hint of the 1013 a Hello gets while the session store is unavailable.</summary>
+    internal TimeSpan TryAgainLaterHint => _server.TryAgainLaterHint;
+
     /// <summary>Tests: whether an expiry that passed its first check lost the session (false: a resume came first).</summary>
     internal Action<bool>? ExpiryDecidedForTest { get; set; }
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
 using Lifeline.CloseCodes;
+using Lifeline.Protocol;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
 
@@ -199,7 +200,7 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             return;
                         case OpenKind.Unavailable:
                             SessionLog.StoreUnavailableOnOpen(manager.Logger, Connection.Id, outcome.Detail!);
-                            await Connection.CloseAsync(CloseCode.TryAgainLater, "session store unavailable", CancellationToken.None).ConfigureAwait(false);
+                            await Connection.CloseAsync(CloseCode.TryAgainLater, RetryHint.AppendTo("session store unavailable", manager.TryAgainLaterHint), CancellationToken.None).ConfigureAwait(false);
                             return;
                         case OpenKind.Lost:
                             afterLost = true;

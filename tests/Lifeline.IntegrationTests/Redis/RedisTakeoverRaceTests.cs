@@ -172,6 +172,36 @@ public sealed class RedisTakeoverRaceTests
     }
 
     [Fact]
+    public async Task HelloWhileTheStoreIsUnavailable_Closes1013WithARetryHint()
+    {
+        // Every other 1013 the server sends carries a retry hint (protocol.md: "reconnect after the hint"); this one
+        // carried none, so every client of a node whose store blipped came back at its own backoff.
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        HeldAcquireJournal? journal = null;
+        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
+            services: s =>
+            {
+                s.RemoveAll<ISessionJournal>();
+                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
+            });
+        _ = node.Sessions.Journal;
+        journal!.FailAcquires = true;
+
+        using var socket = await SessionBadInputTests.ConnectAsync(node.Uri("/group"));
+        await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var buffer = new byte[1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while ((await socket.ReceiveAsync(buffer, timeout.Token)).MessageType != System.Net.WebSockets.WebSocketMessageType.Close)
+        {
+        }
+
+        Assert.Equal(1013, (int?)socket.CloseStatus);
+        Assert.True(Lifeline.Protocol.RetryHint.TryParse(socket.CloseStatusDescription, out var hint), socket.CloseStatusDescription);
+        Assert.True(hint > TimeSpan.Zero);
+    }
+
+    [Fact]
     public async Task GroupSend_OneLocalMembersStoreWriteTimesOut_TheSendStillReachesTheOtherNodes()
     {
         await using var redis = await RedisServer.StartNewAsync();
@@ -286,8 +316,16 @@ public sealed class RedisTakeoverRaceTests
 
         public void ReleaseAcquire() => _released.TrySetResult();
 
+        /// <summary>Every acquire fails as a store that timed out does.</summary>
+        public bool FailAcquires { get; set; }
+
         public async ValueTask<SessionJournalLease> AcquireAsync(SessionId id, TimeSpan keepFor, CancellationToken cancellationToken = default)
         {
+            if (FailAcquires)
+            {
+                throw new SessionStoreUnavailableException("the store timed out (test)");
+            }
+
             var lease = await inner.AcquireAsync(id, keepFor, cancellationToken);
             if (Interlocked.Exchange(ref _armed, 0) == 1)
             {
