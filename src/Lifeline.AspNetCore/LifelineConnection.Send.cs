@@ -12,8 +12,6 @@ namespace Lifeline.AspNetCore;
 // empty), so an idle connection has no writer waiting, and the buffer itself is created by the first send.
 public sealed partial class LifelineConnection
 {
-    private static readonly TimeSpan CloseSendBound = TimeSpan.FromSeconds(5);
-
     private readonly Lock _outgoingLock = new();
     private LazySignal _writerDone; // the writer has sent the Close frame, or given up; under _outgoingLock
     private LazySignal _closeRequested; // under _outgoingLock
@@ -27,7 +25,6 @@ public sealed partial class LifelineConnection
     private TaskCompletionSource? _room;
     private (CloseCode Code, string Reason)? _closeRequest;
     private bool _discardQueued;
-    private bool _drainClose; // the close under way is a drain's: no caller's wait for it is cut short (under _outgoingLock)
     private CancellationTokenSource? _writeTimeout; // the writer task's alone
 
     /// <summary>Sends a text message; see <see cref="SendAsync"/>.</summary>
@@ -90,9 +87,10 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>
-    /// Sends a Close frame after the messages already queued; the connection ends when the client answers, or is aborted
-    /// when it has not answered <see cref="LifelineServerOptions.SendTimeout"/> after the frame went out (or at the drain
-    /// timeout). Reasons longer than 123 bytes of UTF-8 are shortened on a character boundary. Every call after
+    /// Sends a Close frame after the messages already queued (a client on a slow link that keeps reading gets all of them
+    /// first: each write is bounded by <see cref="LifelineServerOptions.SendTimeout"/>, the whole backlog is not); the
+    /// connection ends when the client answers, or is aborted when it has not answered
+    /// <see cref="LifelineServerOptions.SendTimeout"/> after the frame went out (or at the drain timeout). Reasons longer than 123 bytes of UTF-8 are shortened on a character boundary. Every call after
     /// the first waits for the same Close frame and sends nothing more; after the connection ended it does nothing.
     /// </summary>
     /// <exception cref="ArgumentException">The code may not be sent by an endpoint (1005, 1006, 1015, 1004, 1016-2999, outside 1000-4999).</exception>
@@ -100,8 +98,7 @@ public sealed partial class LifelineConnection
         CloseCoreAsync(code, reason, abortUnanswered: true, cancellationToken);
 
     /// <summary>
-    /// A drain's close: as <see cref="CloseAsync"/>, but the Close frame may wait behind the backlog, and an unanswered
-    /// Close is left to the drain, which waits up to <see cref="LifelineServerOptions.DrainTimeout"/> for both (a client
+    /// A drain's close: as <see cref="CloseAsync"/>, but an unanswered Close is left to the drain, which waits up to <see cref="LifelineServerOptions.DrainTimeout"/> for both (a client
     /// still reading its backlog gets that long; each write is bounded by <see cref="LifelineServerOptions.SendTimeout"/>).
     /// </summary>
     internal Task CloseForDrainAsync(CloseCode code, string reason, CancellationToken cancellationToken) =>
@@ -117,30 +114,15 @@ public sealed partial class LifelineConnection
                 nameof(code));
         }
 
-        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false, drain: !abortUnanswered) && abortUnanswered)
+        if (RequestClose(code, CloseReason.Truncate(reason), discardQueued: false) && abortUnanswered)
         {
             _ = AbortUnlessAnsweredAsync();
         }
 
-        // A drain's Close frame waits behind the backlog as long as the drain lets it (its token ends at DrainTimeout),
-        // each write bounded by SendTimeout: a client on a slow link then reads everything queued and 1012, where a
-        // 5 s bound reset it (1006, the rest of its backlog cut) though its drain had time left. So does every later
-        // call for the same close: the handler's end (1000) or its failure (1011) once the drain's close was requested.
-        bool drainClose;
-        lock (_outgoingLock)
-        {
-            drainClose = _drainClose;
-        }
-
-        var bound = drainClose ? Timeout.InfiniteTimeSpan : CloseSendBound;
-        try
-        {
-            await WriterDone().WaitAsync(bound, _time, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            _socket.Abort(); // a link that cannot take a Close frame in that time is as good as dead
-        }
+        // The Close frame waits behind the backlog, each write bounded by SendTimeout (a write that takes longer ends
+        // the link as a slow consumer's), so the wait ends: a client on a slow link that keeps reading gets everything
+        // queued and then the code. A fixed 5 s bound reset such a link (1006, the rest of its backlog cut).
+        await WriterDone().WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -301,7 +283,7 @@ public sealed partial class LifelineConnection
     }
 
     /// <summary>Asks the writer for a Close frame after what is queued; false when a close was requested before.</summary>
-    private bool RequestClose(CloseCode code, string reason, bool discardQueued, bool drain = false)
+    private bool RequestClose(CloseCode code, string reason, bool discardQueued)
     {
         lock (_outgoingLock)
         {
@@ -311,7 +293,6 @@ public sealed partial class LifelineConnection
             }
 
             _closeRequest = (code, reason);
-            _drainClose = drain;
             _closeRequested.SetLocked();
             _discardQueued = discardQueued;
             WakeSendersLocked();

@@ -95,7 +95,7 @@ internal sealed class LifelineEndpoint(
                     var hint = server.LateArrivalHint();
                     connection.DrainHint = hint;
                     await connection.CloseForDrainAsync(server.DrainCode, server.DrainReason(hint), CancellationToken.None).ConfigureAwait(false);
-                    await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+                    await WaitForTheEndAsync(receiving, socket).ConfigureAwait(false);
                     return;
                 }
 
@@ -122,7 +122,7 @@ internal sealed class LifelineEndpoint(
 
                 connection.HandlerReturned();
                 await connection.FinishAsync().ConfigureAwait(false);
-                await WaitBoundedAsync(receiving, TimeSpan.FromSeconds(5), socket).ConfigureAwait(false);
+                await WaitForTheEndAsync(receiving, socket).ConfigureAwait(false);
             }
             finally
             {
@@ -204,16 +204,21 @@ internal sealed class LifelineEndpoint(
         }
     }
 
-    private static async Task WaitBoundedAsync(Task task, TimeSpan bound, WebSocket socket)
+    /// <summary>
+    /// Waits for the receive loop to end once the Close frame went out. The client has SendTimeout to answer (the
+    /// connection aborts it then), or in a drain the drain's DrainTimeout: this bound, past both, only backs them up.
+    /// A fixed 5 s here reset a client still reading the backlog that sat in the kernel's buffers ahead of the Close.
+    /// </summary>
+    private async Task WaitForTheEndAsync(Task receiving, WebSocket socket)
     {
         try
         {
-            await task.WaitAsync(bound).ConfigureAwait(false);
+            await receiving.WaitAsync(_options.SendTimeout + _options.DrainTimeout, time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
             socket.Abort(); // the client never answered the Close frame
-            await task.ConfigureAwait(false);
+            await receiving.ConfigureAwait(false);
         }
     }
 }

@@ -12,6 +12,58 @@ public sealed class SlowConsumerTests(Xunit.Abstractions.ITestOutputHelper outpu
     private const int Broadcasts = 400;
 
     [Fact]
+    public async Task HandlerReturnsWithABacklogLongerToWriteThanFiveSeconds_ClientReadsItAllThen1000_NotAborted()
+    {
+        // A client behind a slow link, but reading (no write takes SendTimeout): the handler queues 32 MiB and returns,
+        // and the client reads nothing for 8 s of the server's fake clock. Its Close frame (1000) waits behind the
+        // backlog. Before, the close's wait was cut after 5 s and the link reset: 1006 and the backlog's tail lost, and
+        // a Lifeline client reconnected instead of stopping.
+        const int messages = 32;
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await LifelineTestHost.StartAsync(
+            o =>
+            {
+                o.SendBufferBytes = 64L << 20;
+                o.SendTimeout = TimeSpan.FromSeconds(15);
+                o.KeepAliveInterval = TimeSpan.Zero;
+            },
+            async (connection, ct) =>
+            {
+                var payload = new byte[1 << 20];
+                for (var i = 0; i < messages; i++)
+                {
+                    await connection.SendAsync(payload, WebSocketMessageType.Binary, ct);
+                }
+
+                queued.TrySetResult();
+            },
+            services: s => Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<TimeProvider>(s, time));
+        using var slow = new ClientWebSocket();
+        slow.Options.KeepAliveInterval = TimeSpan.Zero;
+        await slow.ConnectAsync(host.Uri(), CancellationToken.None);
+        await queued.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        for (var second = 0; second < 8; second++)
+        {
+            await Task.Delay(50);
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        var buffer = new byte[64 * 1024];
+        var received = 0;
+        WebSocketReceiveResult result;
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while ((result = await slow.ReceiveAsync(buffer, bound.Token)).MessageType != WebSocketMessageType.Close)
+        {
+            received += result.EndOfMessage ? 1 : 0;
+        }
+
+        Assert.Equal(messages, received);
+        Assert.Equal(1000, (int?)slow.CloseStatus);
+        await slow.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+    }
+
+    [Fact]
     public async Task SendToGroupAsync_OneClientStopsReading_OthersKeepReceiving_StalledOneIsClosed()
     {
         await using var host = await LifelineTestHost.StartAsync(o =>
