@@ -158,8 +158,14 @@ public sealed partial class LifelineClient
         finally
         {
             StopKeepAlive();
-            _inFlight?.Release();
-            _inFlight = null;
+            if (_inFlight is { } held)
+            {
+                // Taken by the queue's writer but not written when the last link died: dropped with the queue, counted so.
+                held.Release();
+                _inFlight = null;
+                OnDropped(DropReason.Closed);
+            }
+
             if (Volatile.Read(ref _session) is { } session)
             {
                 session.Replay.Dispose(); // acknowledgement tasks complete with false

@@ -51,6 +51,31 @@ public sealed class LifelineClientSendQueueTests
     }
 
     [Fact]
+    public async Task MessageTheWriterHeldWhenTheLinkDied_StopWhileDown_IsCountedAsDroppedClosed()
+    {
+        // The queue's writer took a message and was writing it when the link died: it holds the message for the next
+        // connection. The client stops before one comes: the message is dropped, and must be counted as every other
+        // message a stop drops (before: released and counted nowhere).
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        await using var client = new LifelineClient(ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/count")));
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        proxy.AddToxic(new BandwidthToxic(1), Direction.Upstream);
+
+        using var queued = new CancellationTokenSource();
+        await client.SendAsync(new byte[16 * 1024 * 1024], cancellationToken: queued.Token); // a cancellable token always goes through the queue
+        await Wait.UntilAsync(() => client.HasMessageInFlight, what: "the queue's writer to take the message");
+        proxy.RefuseConnections();
+        proxy.ResetAll();
+        await states.NextAsync(LifelineClientState.Reconnecting);
+        Assert.True(client.HasMessageInFlight);
+
+        await client.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(1, client.Statistics.MessagesDroppedClosed);
+    }
+
+    [Fact]
     public async Task ConcurrentSendersWhileConnected_EveryMessageArrives_EachSendersInOrder()
     {
         // Sends with a token that can be cancelled always go through the queue; the others write directly when nothing is
