@@ -161,6 +161,16 @@ public sealed partial class LifelineClient
                 switch (header.Type)
                 {
                     case SessionFrameType.Welcome:
+                        if (session is not null)
+                        {
+                            // A resume answered with a new session: the server no longer has the old one but did not say
+                            // so (5.9 asks for SessionLost). Reported as that SessionLost would be, nothing dropped silently.
+                            var notConfirmed = EndSession(session, SessionLostReason.NotFound).Unacknowledged;
+                            ReportSessionLost(new SessionLostEventArgs(session.Id, SessionLostReason.NotFound, false, true, 0,
+                                SequenceRange.Empty, notConfirmed, _time.GetUtcNow()));
+                            session = null;
+                        }
+
                         StartSession(header.Welcome);
                         return (new SessionHandshake(false, 0, 0), null);
 

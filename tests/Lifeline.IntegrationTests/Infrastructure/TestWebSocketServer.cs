@@ -25,6 +25,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     private readonly ConcurrentDictionary<int, WebSocket> _sockets = new();
     private WebApplication? _app;
     private int _nextId;
+    private int _welcomes;
     private int _endedWithoutClose;
     private int _closeFrames;
 
@@ -172,6 +173,35 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             }
 
             await DrainAsync(socket, context.RequestAborted);
+        });
+        app.Map("/welcome-always", async context =>
+        {
+            // A lifeline.v1 server that keeps no sessions and does not say so: every Hello, a resume too, is answered
+            // with a Welcome for a new session. The first connection dies (no Close frame) after one Data frame.
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+            var first = Interlocked.Increment(ref _welcomes) == 1;
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                await socket.ReceiveAsync(buffer, context.RequestAborted); // the Hello
+                var writer = new System.Buffers.ArrayBufferWriter<byte>();
+                var id = new byte[16];
+                System.Security.Cryptography.RandomNumberGenerator.Fill(id);
+                Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(writer, new Lifeline.Session.Wire.WelcomeFrame(
+                    1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24));
+                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
+                while (!(await socket.ReceiveAsync(buffer, context.RequestAborted)).CloseStatus.HasValue)
+                {
+                    if (first)
+                    {
+                        socket.Abort();
+                        return;
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+            }
         });
         app.Map("/flap", async context =>
         {

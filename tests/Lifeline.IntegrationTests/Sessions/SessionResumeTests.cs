@@ -600,4 +600,28 @@ public sealed class SessionResumeTests
     {
         public TimeSpan? NextDelay(Lifeline.Reconnect.ReconnectContext context) => TimeSpan.FromMinutes(1);
     }
+
+    [Fact]
+    public async Task ServerAnswersAResumeWithWelcome_TheOldSessionIsReportedLost_AndItsMessageUnconfirmed()
+    {
+        // A lifeline.v1 server that lost the session but answers the resume with a Welcome instead of SessionLost. Before,
+        // the client took the new session silently: the message the server never confirmed vanished, no SessionLost was
+        // raised, and the SendAndWaitAckAsync waiting for it never completed.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(SessionClient(server.Uri("/welcome-always")));
+        var lost = new TaskCompletionSource<Lifeline.Client.SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        var firstId = client.SessionId;
+
+        var acknowledged = client.SendAndWaitAckAsync(SessionTestHost.Number(1)); // the server dies on it, unacknowledged
+        var report = await lost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(firstId, report.SessionId);
+        Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, report.Reason);
+        Assert.True(report.LostByServer);
+        Assert.Equal((1L, 1L), (report.UnconfirmedToServer.First, report.UnconfirmedToServer.Count));
+        Assert.False(await acknowledged.WaitAsync(TimeSpan.FromSeconds(30)));
+        await Wait.UntilAsync(() => client.SessionId is { } id && id != firstId, TimeSpan.FromSeconds(30), "the new session");
+    }
 }
