@@ -39,6 +39,56 @@ public sealed class LifelineClientLivenessTests(Xunit.Abstractions.ITestOutputHe
     }
 
     [Fact]
+    public async Task OneMessageLongerToWriteThanIntervalPlusTimeout_OverASlowButLiveLink_IsNotTakenForADeadLink()
+    {
+        // 48 MiB through a link that carries 8 MiB/s takes about 6 s to write, far more than the kernel's buffers hold;
+        // the server sends nothing meanwhile. The ping keep-alive asks for after 1 s cannot be written inside the frame.
+        // Before, the timeout ran from that request, and the link was declared dead 3 s later, mid-write: the message
+        // was put back and the next connection was cut the same way, forever. A write that keeps moving is a live link.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        var options = ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/count"));
+        options.KeepAliveInterval = TimeSpan.FromSeconds(1);
+        options.KeepAliveTimeout = TimeSpan.FromSeconds(3);
+        await using var client = new LifelineClient(options);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        proxy.AddToxic(new BandwidthToxic(8L << 20), Direction.Upstream);
+
+        const int Big = 48 << 20;
+        await client.SendAsync(new byte[Big]).AsTask().WaitAsync(TimeSpan.FromSeconds(60));
+        await Wait.UntilAsync(() => !server.ReceivedLengths.IsEmpty, TimeSpan.FromSeconds(60), "the message at the server");
+
+        Assert.Equal([Big], server.ReceivedLengths.ToArray());
+        Assert.Equal(1, client.Statistics.Connects);
+        Assert.Equal(LifelineClientState.Connected, client.State);
+    }
+
+    [Fact]
+    public async Task BlackHoleWhileALargeMessageIsWritten_DetectedAsKeepAliveTimeout()
+    {
+        // The other side of the test above: a write that stops moving (the link became a black hole under it) must not
+        // keep the link alive. Whenever the hole opens, before or during the write, the write stalls and the ping's
+        // timeout runs out.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var proxy = new TcpFaultProxy("127.0.0.1", server.Port).Start();
+        var options = ClientTestOptions.Fast(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/count"));
+        options.KeepAliveInterval = TimeSpan.FromSeconds(1);
+        options.KeepAliveTimeout = TimeSpan.FromSeconds(2);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        proxy.AddToxic(new BandwidthToxic(8L << 20), Direction.Upstream);
+
+        var send = client.SendAsync(new byte[48 << 20]).AsTask();
+        await Task.Delay(500); // the write is likely under way; the outcome is the same if it is not
+        proxy.AddToxic(new BlackHoleToxic());
+
+        var lost = await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(60));
+        Assert.Equal(CloseCause.KeepAliveTimeout, lost.Close!.Cause);
+        await send.WaitAsync(TimeSpan.FromSeconds(30)); // kept for the next connection: not an error
+    }
+
+    [Fact]
     public async Task BlackHole_WithoutKeepAlive_IsNotDetectedInTheSameTime()
     {
         await using var server = await TestWebSocketServer.StartAsync();

@@ -20,6 +20,7 @@ internal sealed class KeepAliveMonitor : IDisposable
     private int _readsSeen;
     private long _quietSince;
     private long? _pingAskedAt;
+    private int _writeProgressSeen;
     private int _ticking;
     private int _expired;
     private long _pingsAnswered;
@@ -80,6 +81,16 @@ internal sealed class KeepAliveMonitor : IDisposable
 
             if (_pingAskedAt is { } askedAt)
             {
+                var progress = _stream.WriteProgress;
+                if (progress != _writeProgressSeen && _stream.PingPending)
+                {
+                    // The ping waits behind a large frame whose write still moves: the link lives, and the timeout
+                    // starts again (a black hole stops the write, and the timeout then runs out).
+                    _writeProgressSeen = progress;
+                    _pingAskedAt = now;
+                    return;
+                }
+
                 if (_time.GetElapsedTime(askedAt, now) >= _timeout)
                 {
                     Volatile.Write(ref _expired, 1);
@@ -97,6 +108,7 @@ internal sealed class KeepAliveMonitor : IDisposable
             if (_time.GetElapsedTime(_quietSince, now) >= _interval)
             {
                 _pingAskedAt = now;
+                _writeProgressSeen = _stream.WriteProgress;
                 _stream.RequestPing();
             }
         }

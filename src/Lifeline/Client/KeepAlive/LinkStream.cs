@@ -33,12 +33,22 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     private TaskCompletionSource? _pingWritten;
     private int _readsAtLastWrite = -1; // _reads when the socket last wrote: unchanged at its next write means it streams
     private WriteBehind? _writeBehind; // made when the socket first streams (see WriteToLink)
+    private int _writeProgress; // pieces of large frames written so far (see WriteInPiecesAsync)
+
+    // A frame larger than this is written in pieces of this size, so that a write that takes long shows its progress.
+    private const int ProgressPiece = 256 * 1024;
 
     /// <summary>How many reads were started so far, and messages taken from the buffer: each one after the first means data arrived.</summary>
     public int Reads => Volatile.Read(ref _reads);
 
     /// <summary>How many messages <see cref="TryReadMessage"/> took so far: how often the direct path ran.</summary>
     public int MessagesTaken => Volatile.Read(ref _taken);
+
+    /// <summary>
+    /// Moves while a large frame is being written and the connection takes its bytes: a write the kernel keeps taking
+    /// (the peer acknowledges what went before) is a live link, even when it holds a ping back longer than the timeout.
+    /// </summary>
+    public int WriteProgress => Volatile.Read(ref _writeProgress);
 
     /// <summary>Whether a ping was asked for and not written yet.</summary>
     public bool PingPending => Volatile.Read(ref _pingWanted) != 0;
@@ -234,8 +244,30 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
             // takes bytes, so a message sent to a link already known broken fails, and is kept for the next one.
             streams = framed && reads == _readsAtLastWrite && !_closeSent && !_writeFailed;
             _readsAtLastWrite = reads;
+            if (frame.Length > ProgressPiece)
+            {
+                return WriteInPiecesAsync(frame, cancellationToken);
+            }
         }
 
+        return WriteOnce(frame, streams, cancellationToken);
+    }
+
+    /// <summary>
+    /// A large frame, in pieces written one after the other (at once, behind anything gathered), each counted in
+    /// <see cref="WriteProgress"/>: on a slow link the keep-alive sees the write move instead of a ping held back.
+    /// </summary>
+    private async ValueTask WriteInPiecesAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+    {
+        for (var offset = 0; offset < frame.Length; offset += ProgressPiece)
+        {
+            await WriteOnce(frame.Slice(offset, Math.Min(ProgressPiece, frame.Length - offset)), streams: false, cancellationToken).ConfigureAwait(false);
+            Interlocked.Increment(ref _writeProgress);
+        }
+    }
+
+    private ValueTask WriteOnce(ReadOnlyMemory<byte> frame, bool streams, CancellationToken cancellationToken)
+    {
         var behind = _writeBehind;
         if (behind is null)
         {
