@@ -21,6 +21,9 @@ internal enum OpenKind
     Lost,
     BeyondSent,
     Unavailable,
+
+    /// <summary>The socket's close (a drain's 1012, say) was requested before its Hello was answered: no session.</summary>
+    Closing,
 }
 
 internal readonly record struct OpenOutcome(OpenKind Kind, LifelineSession? Session = null, string? Detail = null);
@@ -457,6 +460,14 @@ public sealed class LifelineSessionManager : IDisposable
         var userId = UserIdOf(connection.User);
         if (!hello.IsResume)
         {
+            // A Hello read after the socket's close was requested (it was on its way when a drain asked for 1012): its
+            // Welcome could not be sent, and a session started now would have a handler and be saved by the drain,
+            // though no client holds its token.
+            if (connection.IsCloseRequested)
+            {
+                return new OpenOutcome(OpenKind.Closing);
+            }
+
             var token = ResumeToken.Create();
             var created = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), userId, connection.User, false,
                 new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
@@ -484,16 +495,23 @@ public sealed class LifelineSessionManager : IDisposable
             }
 
             _sessions[created.Id] = created;
+            bool welcomed;
             await created.SendLock.WaitAsync().ConfigureAwait(false);
             try
             {
                 created.Attach(carrier, connection.User);
-                await carrier.SendControlAsync(w => SessionFrameWriter.WriteWelcome(w, new WelcomeFrame(SessionProtocol.Version, created.Id, token,
+                welcomed = await carrier.SendControlAsync(w => SessionFrameWriter.WriteWelcome(w, new WelcomeFrame(SessionProtocol.Version, created.Id, token,
                     Options.ResumeWindow, _serverOptions.MaxMessageSize, Options.Replay.MaxMessages, Options.Replay.MaxBytes))).ConfigureAwait(false);
             }
             finally
             {
                 created.SendLock.Release();
+            }
+
+            if (!welcomed)
+            {
+                Lose(created, SessionLostReason.NotFound, tellClient: false); // the close came between the check above and the Welcome
+                return new OpenOutcome(OpenKind.Closing);
             }
 
             _started.Add(1);

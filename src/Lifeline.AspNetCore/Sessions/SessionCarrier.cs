@@ -205,6 +205,8 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                         case OpenKind.Lost:
                             afterLost = true;
                             continue;
+                        case OpenKind.Closing:
+                            return; // its close is under way
                         default:
                             await FailAsync(CloseCode.ProtocolError, "last received beyond sent", outcome.Detail!).ConfigureAwait(false);
                             return;

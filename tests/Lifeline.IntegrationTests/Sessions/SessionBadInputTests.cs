@@ -80,6 +80,32 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task HelloReadAfterTheDrainsCloseWasRequested_StartsNoSessionAndNoHandler()
+    {
+        // A socket admitted before the drain, whose Hello was still on its way when the drain asked for its 1012. Before,
+        // the Hello created a session (its Welcome refused, unseen) and started its handler; the drain then saved it to
+        // the drain file: a session no client holds a token for, and its handler's side effects, carried into the next
+        // process.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-drainhello-{Guid.NewGuid():N}.bin"));
+        using var socket = await ConnectAsync(host.Uri("/numbered"));
+        await Wait.UntilAsync(() => host.Server.Registry.Count == 1, TimeSpan.FromSeconds(15), "the connection");
+        var connection = host.Server.Registry.Connections.Single();
+
+        var drain = host.Server.DrainAsync();
+        await Wait.UntilAsync(() => connection.IsCloseRequested, TimeSpan.FromSeconds(15), "the drain's close");
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var (code, _, frames) = await ReadUntilCloseAsync(socket);
+        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        await drain.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(1012, code);
+        Assert.Empty(frames); // no Welcome
+        Assert.Equal(0, Volatile.Read(ref log.HandlerStarts));
+        Assert.Equal(0, host.Sessions.Count);
+    }
+
+    [Fact]
     public async Task SessionLostThenNoHello_TheSocketIsClosedAfterTheHandshakeTimeout()
     {
         var log = new NumberedServerLog();
