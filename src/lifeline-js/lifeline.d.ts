@@ -50,7 +50,7 @@ export interface ReconnectOptions {
   maxElapsed?: number | null;
   /** Reactions replacing the catalogue's for given codes, e.g. `{ 4100: 'stop' }`. */
   codeReactions?: Record<number, Reaction>;
-  /** A connection up this long (or one that carried a message) resets the attempt count to 1. Default 10000. */
+  /** A connection up this long (or one that carried a message and was up a tenth of it) resets the attempt count to 1. Default 10000. */
   stablePeriod?: number;
 }
 

@@ -946,7 +946,9 @@ export class LifelineSocket extends EventTarget {
       context = { kind: 'connect-failed' };
     } else {
       const upFor = now - (this._connectedAt ?? now);
-      if (this._carried || upFor >= this._stablePeriod) {
+      // Up for the stable period, or carrying messages for a tenth of it (a flapping link that works between drops);
+      // a server that greets and closes at once still meets a growing delay.
+      if (upFor >= this._stablePeriod || (this._carried && upFor >= this._stablePeriod / 10)) {
         this._attempt = 1;
         this._outageStart = now;
       } else {

@@ -94,7 +94,7 @@ public sealed class LifelineClientOptions
         set => _closeTimeout = OptionGuard.Positive(value);
     }
 
-    /// <summary>A connection that stays up this long resets the attempt count. Default 10 s. Zero or more.</summary>
+    /// <summary>A connection that stays up this long resets the attempt count (one that carried messages: a tenth of it). Default 10 s. Zero or more.</summary>
     public TimeSpan StablePeriod
     {
         get => _stablePeriod;

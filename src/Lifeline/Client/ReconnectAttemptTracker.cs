@@ -1,10 +1,11 @@
 namespace Lifeline.Client;
 
 /// <summary>
-/// Counts attempts within one outage and measures how long it has lasted. A connection that carried messages, or
-/// stayed up for the stable period, was a success: the next loss starts again at attempt 1. One that drops sooner
-/// without a message counts as a failed attempt, so a server that accepts and immediately closes still meets a
-/// growing backoff, while a flapping link that works between drops is retried promptly each time.
+/// Counts attempts within one outage and measures how long it has lasted. A connection that stayed up for the stable
+/// period, or carried messages and stayed up for a tenth of it (1 s by default), was a success: the next loss starts
+/// again at attempt 1. One that drops sooner counts as a failed attempt, so a server that accepts and closes at once,
+/// with or without a greeting, still meets a growing backoff, while a flapping link that works between drops is
+/// retried promptly each time.
 /// </summary>
 /// <remarks>Not thread-safe: used only by the client's connection loop.</remarks>
 internal sealed class ReconnectAttemptTracker(TimeProvider time, TimeSpan stablePeriod)
@@ -28,7 +29,7 @@ internal sealed class ReconnectAttemptTracker(TimeProvider time, TimeSpan stable
     {
         var upFor = _connectedAt is { } at ? time.GetElapsedTime(at) : TimeSpan.Zero;
         _connectedAt = null;
-        if (carriedMessages || upFor >= stablePeriod)
+        if (upFor >= stablePeriod || (carriedMessages && upFor >= stablePeriod / 10))
         {
             Attempt = 1;
             _outageStart = time.GetTimestamp();

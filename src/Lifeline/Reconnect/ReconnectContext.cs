@@ -6,7 +6,7 @@ namespace Lifeline.Reconnect;
 /// <remarks>Immutable; new properties may be added in later versions without breaking callers that set only some.</remarks>
 public sealed record ReconnectContext
 {
-    /// <summary>The number of the attempt about to be made, from 1; it restarts at 1 after a connection that carried messages or stayed up for the stable period.</summary>
+    /// <summary>The number of the attempt about to be made, from 1; it restarts at 1 after a connection that stayed up for the stable period, or carried messages and stayed up for a tenth of it.</summary>
     public required int Attempt { get; init; }
 
     /// <summary>The time since the connection was lost (or since the first attempt, before any connection).</summary>

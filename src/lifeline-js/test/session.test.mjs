@@ -101,8 +101,9 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     socket.send('x3');
     ws().receiveFrame({ type: 'ack', ack: 1 });
     assert.equal(socket.unacknowledged, 2);
+    mock.timers.tick(1_000);
     ws().serverClose(1006, '', false);
-    assert.equal(of('reconnecting')[0].delay, 500); // attempt 1: the link carried messages
+    assert.equal(of('reconnecting')[0].delay, 500); // attempt 1: the link carried messages for a tenth of the stable period
     mock.timers.tick(499);
     assert.equal(Fake.instances.length, 1);
     mock.timers.tick(1);
@@ -616,8 +617,9 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     ws().open('lifeline.v1');
     ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
     ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'carried' });
+    mock.timers.tick(1_000);
     ws().serverClose(1011, 'handler failed');
-    assert.deepEqual(of('close').map((e) => e.delay), [1000, 2000, 500]); // the link that carried a message starts over
+    assert.deepEqual(of('close').map((e) => e.delay), [1000, 2000, 500]); // the link that carried a message (up 1 s) starts over
   });
 
   test('session_CloseInResumedListener_StaysClosing_NothingFlushedAndNoReconnect', () => {

@@ -46,6 +46,7 @@ describe('LifelineSocket, plain mode', () => {
     const { ws, of, Fake, socket } = setup();
     ws().open();
     ws().receive('x');
+    mock.timers.tick(1_000); // carried a message and stayed up a tenth of the stable period
     ws().serverClose(1006, '', false);
     const close = of('close')[0];
     assert.deepEqual([close.code, close.wasClean, close.willReconnect, close.delay], [1006, false, true, 500]);
@@ -71,6 +72,29 @@ describe('LifelineSocket, plain mode', () => {
     ws().refuse(); // attempt 4
     assert.deepEqual(of('reconnecting').map((e) => e.attempt), [2, 3, 4]);
     assert.equal(of('reconnecting')[2].delay, 4000);
+  });
+
+  test('close1011_GreetingThenClosedAtOnce_AttemptKeepsGrowing', () => {
+    // A server that greets and closes at once (its database is down, say): the greeting must not make each connection a
+    // success, or every client retries at attempt 1's delay for good.
+    const { ws, of } = setup();
+    ws().open();
+    ws().receive('hello');
+    ws().serverClose(1011, 'boom', true);
+    mock.timers.tick(of('reconnecting')[0].delay);
+    ws().open();
+    ws().receive('hello');
+    ws().serverClose(1011, 'boom', true);
+    assert.deepEqual(of('reconnecting').map((e) => e.attempt), [2, 3]);
+  });
+
+  test('close1006_MessagesThenUpATenthOfTheStablePeriod_AttemptRestartsAt1', () => {
+    const { ws, of } = setup();
+    ws().open();
+    ws().receive('x');
+    mock.timers.tick(1_000);
+    ws().serverClose(1006, '', false);
+    assert.equal(of('reconnecting')[0].attempt, 1);
   });
 
   test('close1006_AfterStablePeriod_AttemptRestartsAt1', () => {
@@ -102,6 +126,7 @@ describe('LifelineSocket, plain mode', () => {
     const { ws, of } = setup({ random: () => 0.1 });
     ws().open();
     ws().receive('x');
+    mock.timers.tick(1_000); // a success: attempt 1
     ws().serverClose(1013, 'busy');
     assert.equal(of('close')[0].delay, 5500); // the 5 s base plus 0.1 × 5 s
   });

@@ -13,7 +13,9 @@ public sealed class LifelineClientFaultTests
     public async Task FlappingLink_ThatCarriesMessages_RestartsTheBackoffEachTime()
     {
         await using var server = await TestWebSocketServer.StartAsync();
-        await using var client = new LifelineClient(ClientTestOptions.Fast(server.Uri("/flap")));
+        var options = ClientTestOptions.Fast(server.Uri("/flap"));
+        options.StablePeriod = TimeSpan.FromSeconds(1); // each link (200 ms, one message) is up more than a tenth of it
+        await using var client = new LifelineClient(options);
         var states = new StateRecorder(client);
         await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
 

@@ -67,4 +67,21 @@ public class ReconnectAttemptTrackerTests
 
         Assert.Equal(6, tracker.Attempt);
     }
+
+    [Fact]
+    public void Disconnected_GreetedAndClosedAtOnce_KeepsGrowing()
+    {
+        // A server that sends a greeting and closes at once (its database is down, say): the message must not make each
+        // connection a success, or every client retries at attempt 1's delay for good.
+        var time = new FakeTimeProvider();
+        var tracker = new ReconnectAttemptTracker(time, TimeSpan.FromSeconds(10));
+        for (var i = 0; i < 5; i++)
+        {
+            tracker.Connected();
+            time.Advance(TimeSpan.FromMilliseconds(20));
+            tracker.Disconnected(carriedMessages: true);
+        }
+
+        Assert.Equal(6, tracker.Attempt);
+    }
 }
