@@ -104,8 +104,13 @@ public sealed partial class LifelineConnection
     public ChannelReader<LifelineMessage> Messages => _incoming;
 
     /// <summary>
-    /// Cancelled once the connection is closing (a Close frame went either way, or the link died): use it to stop
-    /// sending and waiting, not to stop reading <see cref="Messages"/>, which may still hold messages received before.
+    /// Cancelled once the connection is over for reading: the client's Close frame arrived (first, or as its answer to
+    /// ours), the link died, or the client was closed as a slow consumer. Use it to stop sending and waiting, not to stop
+    /// reading <see cref="Messages"/>, which may still hold messages received before. When the server closes first (the
+    /// handler's <see cref="CloseAsync"/>, an idle timeout, a drain's 1012), sends throw
+    /// <see cref="InvalidOperationException"/> from that moment, and this token follows once the client answers, or
+    /// when the link is aborted <see cref="LifelineServerOptions.SendTimeout"/> after our Close frame went out without
+    /// an answer (in a drain: at its DrainTimeout).
     /// </summary>
     public CancellationToken Closing => _closing.Token;
 

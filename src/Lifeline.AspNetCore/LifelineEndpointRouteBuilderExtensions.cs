@@ -13,7 +13,7 @@ public static class LifelineEndpointRouteBuilderExtensions
     /// <summary>
     /// Maps a WebSocket endpoint. The handler runs once per connection and the connection lives as long as it runs;
     /// when it returns the connection is closed with 1000, when it throws with 1011. The token passed to it is
-    /// cancelled when the connection closes. No separate <c>UseWebSockets</c> call is needed.
+    /// <see cref="LifelineConnection.Closing"/>: cancelled when the connection closes (see there for when exactly). No separate <c>UseWebSockets</c> call is needed.
     /// </summary>
     public static IEndpointConventionBuilder MapLifeline(this IEndpointRouteBuilder endpoints, string pattern, Func<LifelineConnection, CancellationToken, Task> handler) =>
         MapLifelineCore(endpoints, pattern, handler, supportsSessions: false);
