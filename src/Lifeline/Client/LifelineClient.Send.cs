@@ -105,8 +105,10 @@ public sealed partial class LifelineClient
             // one was accepted first.
             if (!_queue.CanWriteDirect || Volatile.Read(ref _inFlight) is not null || Volatile.Read(ref _directSocket) != socket)
             {
+                // A connected session's send behind others (most often behind a send that found the replay buffer full)
+                // waits for the server's acks as that one does: not failed or dropped by the queue's own full mode.
                 SendLock.Release();
-                return EnqueueAsync(data, type, null, cancellationToken);
+                return EnqueueAsync(data, type, null, cancellationToken, waitsForReplayRoom: _options.Session is not null);
             }
 
             if (_options.Session is not null)
@@ -204,8 +206,9 @@ public sealed partial class LifelineClient
             }
 
             // Full, or ended: the queue, whose one writer waits for room in turn. A send that waited for room on its own
-            // raced every other such send for the socket when an ack made room, so they went out out of call order.
-            return EnqueueAsync(data, type, null, CancellationToken.None);
+            // raced every other such send for the socket when an ack made room, so they went out out of call order. It
+            // waits there as it would have here: not failed, dropped or aged out by the queue's own rules.
+            return EnqueueAsync(data, type, null, CancellationToken.None, waitsForReplayRoom: true);
         }
 
         // The ack is taken under the send lock, so acks on the wire never go backwards.
@@ -271,7 +274,8 @@ public sealed partial class LifelineClient
         }
     }
 
-    private async ValueTask EnqueueAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource<bool>? acknowledged, CancellationToken cancellationToken)
+    private async ValueTask EnqueueAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource<bool>? acknowledged, CancellationToken cancellationToken,
+        bool waitsForReplayRoom = false)
     {
         if (type == WebSocketMessageType.Close)
         {
@@ -295,8 +299,11 @@ public sealed partial class LifelineClient
 
         // A send that could have been direct (no token) but found the queue busy waits until its message is written, as a
         // direct one would; the others complete once queued. See SendQueue.EnqueueAsync.
-        var message = new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged };
-        await _queue.EnqueueAsync(message, cancellationToken, untilWritten: !cancellationToken.CanBeCanceled).ConfigureAwait(false);
+        // A connected session's send without a token waits for the server's acks, as a direct one would have: whatever
+        // path brought it here (the replay buffer full, sends waiting for its room ahead, the send lock busy).
+        waitsForReplayRoom |= connected && _options.Session is not null && !cancellationToken.CanBeCanceled;
+        var message = new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged, WaitsForReplayRoom = waitsForReplayRoom };
+        await _queue.EnqueueAsync(message, cancellationToken, untilWritten: !cancellationToken.CanBeCanceled, waitWhenFull: waitsForReplayRoom).ConfigureAwait(false);
         if (!connected)
         {
             Interlocked.Increment(ref _queuedWhileDown);
@@ -418,7 +425,7 @@ public sealed partial class LifelineClient
                     _inFlight = message;
                 }
 
-                if (_options.SendQueue.MaxAgeFor(_options.Session is not null) is { } maxAge && _time.GetElapsedTime(message!.EnqueuedAt) > maxAge)
+                if (!message!.WaitsForReplayRoom && _options.SendQueue.MaxAgeFor(_options.Session is not null) is { } maxAge && _time.GetElapsedTime(message.EnqueuedAt) > maxAge)
                 {
                     _inFlight = null;
                     message.Release();

@@ -129,7 +129,11 @@ internal sealed class SendQueue
     /// rather than keeping the queue busy for good by returning while its message is still queued.
     /// </summary>
     /// <exception cref="LifelineClosedException">The queue was completed (the client is stopping or closed).</exception>
-    public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken, bool untilWritten = false)
+    /// <param name="message">The message; the queue owns it from here.</param>
+    /// <param name="cancellationToken">Ends a wait for room (the message is then not queued).</param>
+    /// <param name="untilWritten">Also wait until written, while the connection takes writes.</param>
+    /// <param name="waitWhenFull">Wait for room whatever the full mode: for a connected session's message that only waits for the replay buffer's room.</param>
+    public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken, bool untilWritten = false, bool waitWhenFull = false)
     {
         Task? written = null;
         SpaceWaiter? waiter = null;
@@ -141,15 +145,17 @@ internal sealed class SendQueue
                 throw new LifelineClosedException(why);
             }
 
-            // Behind senders already waiting for room: a call made as room frees must not overtake them.
+            // Behind senders already waiting for room: a call made as room frees must not overtake them. (A cancelled
+            // waiter never stays first in line: see the cancellation below.)
+            var mode = waitWhenFull ? SendQueueFullMode.Wait : _options.FullMode;
             var waitersAhead = _spaceWaiters is { Count: > 0 };
-            if (Fits(message) && (!waitersAhead || _options.FullMode != SendQueueFullMode.Wait))
+            if (Fits(message) && (!waitersAhead || mode != SendQueueFullMode.Wait))
             {
                 written = AddLocked(message, untilWritten);
             }
             else
             {
-                switch (_options.FullMode)
+                switch (mode)
                 {
                     case SendQueueFullMode.Fail:
                         message.Release();
@@ -157,7 +163,8 @@ internal sealed class SendQueue
                             $"The send queue is full ({_count} messages, {_bytes} bytes; limits {_options.MaxMessages} and {_options.MaxBytes}). " +
                             "Wait for the connection, raise the limits, or choose SendQueueFullMode.Wait or DropOldest.");
                     case SendQueueFullMode.DropOldest:
-                        while (!Fits(message) && _messages is { Count: > 0 } messages)
+                        // Never a connected session's message waiting for acks: its sender waits for it to be written.
+                        while (!Fits(message) && _messages is { Count: > 0 } messages && !messages.Peek().WaitsForReplayRoom)
                         {
                             var oldest = messages.Dequeue();
                             RemoveLocked(oldest);
@@ -165,8 +172,14 @@ internal sealed class SendQueue
                             _owner.OnDropped(DropReason.QueueFull);
                         }
 
-                        written = AddLocked(message, untilWritten);
-                        break;
+                        if (Fits(message))
+                        {
+                            written = AddLocked(message, untilWritten);
+                            break;
+                        }
+
+                        goto default; // the oldest cannot be dropped: wait for room as in mode Wait
+
                     default:
                         waiter = new SpaceWaiter(message, untilWritten);
                         (_spaceWaiters ??= new Queue<SpaceWaiter>()).Enqueue(waiter);
@@ -192,6 +205,7 @@ internal sealed class SendQueue
                 if (!waiter.LetIn.Task.IsCompleted)
                 {
                     waiter.Cancelled = true; // skipped when its turn comes
+                    LetWaitersInLocked(); // it may have held back others that fit, and later sends behind them
                 }
             }
 
@@ -392,7 +406,10 @@ internal sealed class SendQueue
             _closedBecause = reason;
             while (_spaceWaiters is { Count: > 0 } waiters)
             {
-                waiters.Dequeue().LetIn.TrySetException(new LifelineClosedException(reason));
+                if (waiters.Dequeue() is { Cancelled: false } waiter)
+                {
+                    waiter.LetIn.TrySetException(new LifelineClosedException(reason)); // a cancelled one's sender is gone
+                }
             }
 
             StartWriterLocked(force: false);

@@ -160,6 +160,35 @@ public sealed class LifelineClientSendQueueTests
     }
 
     [Fact]
+    public async Task CancelledWaitFirstInLine_ASendThatFitsBehindItIsQueuedAtOnce()
+    {
+        // Down, the queue holds 900 of its 1,000 bytes: a 500-byte send waits for room, and its token ends the wait.
+        // Before, its place in line stayed taken: a 10-byte send, which fits, waited behind it until the next connection.
+        await using var server = await TestWebSocketServer.StartAsync();
+        var options = ClientTestOptions.Fast(server.Uri("/count"));
+        options.SendQueue.MaxBytes = 1000;
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await server.StopAsync();
+        await states.NextAsync(LifelineClientState.Reconnecting);
+
+        await client.SendAsync(new byte[900]).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        using var cancelled = new CancellationTokenSource();
+        var waiting = client.SendAsync(new byte[500], cancellationToken: cancelled.Token).AsTask();
+        Assert.False(waiting.IsCompleted);
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(15)));
+
+        await client.SendAsync(new byte[10]).AsTask().WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(2, client.Statistics.QueuedMessages);
+
+        await server.RestartAsync();
+        await Wait.UntilAsync(() => server.ReceivedLengths.Count >= 2, TimeSpan.FromSeconds(30), "both messages at the server");
+        Assert.Equal([900, 10], server.ReceivedLengths.ToArray());
+    }
+
+    [Fact]
     public async Task AwaitedSendsBehindQueuedOnes_EachReturnsOnceWritten_SoTheQueueEmptiesAgain()
     {
         // Sends with a token that can be cancelled go through the queue and return once queued. An awaited send without
