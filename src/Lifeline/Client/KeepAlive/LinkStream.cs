@@ -35,8 +35,9 @@ internal sealed partial class LinkStream(Stream inner, bool framed = false) : St
     private WriteBehind? _writeBehind; // made when the socket first streams (see WriteToLink)
     private int _writeProgress; // pieces of large frames written so far (see WriteInPiecesAsync)
 
-    // A frame larger than this is written in pieces of this size, so that a write that takes long shows its progress.
-    private const int ProgressPiece = 256 * 1024;
+    // A frame larger than this is written in pieces of this size, so that a write that takes long shows its progress:
+    // one piece in KeepAliveTimeout (15 s by default) is about 4 KiB/s, below the slowest link worth talking over.
+    private const int ProgressPiece = 64 * 1024;
 
     /// <summary>How many reads were started so far, and messages taken from the buffer: each one after the first means data arrived.</summary>
     public int Reads => Volatile.Read(ref _reads);
