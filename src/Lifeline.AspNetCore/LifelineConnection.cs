@@ -104,8 +104,9 @@ public sealed partial class LifelineConnection
     public ChannelReader<LifelineMessage> Messages => _incoming;
 
     /// <summary>
-    /// Cancelled once the connection is over for reading: the client's Close frame arrived (first, or as its answer to
-    /// ours), the link died, or the client was closed as a slow consumer. Use it to stop sending and waiting, not to stop
+    /// Cancelled once the connection is over for reading: the close handshake finished (the client's Close frame arrived
+    /// and ours went back after what was queued, or the client answered ours), the link died, or the client was closed
+    /// as a slow consumer. Use it to stop sending and waiting, not to stop
     /// reading <see cref="Messages"/>, which may still hold messages received before. When the server closes first (the
     /// handler's <see cref="CloseAsync"/>, an idle timeout, a drain's 1012), sends throw
     /// <see cref="InvalidOperationException"/> from that moment, and this token follows once the client answers, or

@@ -213,7 +213,8 @@ internal sealed class LifelineEndpoint(
     {
         try
         {
-            await receiving.WaitAsync(_options.SendTimeout + _options.DrainTimeout, time).ConfigureAwait(false);
+            var backstop = _options.SendTimeout + _options.DrainTimeout;
+            await receiving.WaitAsync(backstop < OptionGuard.LongestTimer ? backstop : OptionGuard.LongestTimer, time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

@@ -510,7 +510,9 @@ public sealed class LifelineSessionManager : IDisposable
 
             if (!welcomed)
             {
-                Lose(created, SessionLostReason.NotFound, tellClient: false); // the close came between the check above and the Welcome
+                // The close came between the check above and the Welcome: a session that never started, neither counted
+                // nor logged as lost.
+                Lose(created, SessionLostReason.NotFound, tellClient: false, countAsLost: false);
                 return new OpenOutcome(OpenKind.Closing);
             }
 
@@ -816,7 +818,7 @@ public sealed class LifelineSessionManager : IDisposable
     }
 
     /// <summary>Ends a session that cannot continue losslessly.</summary>
-    internal void Lose(LifelineSession session, SessionLostReason reason, bool tellClient)
+    internal void Lose(LifelineSession session, SessionLostReason reason, bool tellClient, bool countAsLost = true)
     {
         // Marked before the end: a carrier that wakes to the ended session must know the client is told (5.7).
         var telling = tellClient && session.Carrier is not null;
@@ -840,8 +842,12 @@ public sealed class LifelineSessionManager : IDisposable
             return;
         }
 
-        _lost.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
-        SessionLog.Lost(Logger, session.Id, reason.ToString());
+        if (countAsLost)
+        {
+            _lost.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
+            SessionLog.Lost(Logger, session.Id, reason.ToString());
+        }
+
         if (telling && session.Carrier is { } carrier)
         {
             var end = session.Replay.End;
