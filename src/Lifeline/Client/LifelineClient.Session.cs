@@ -126,6 +126,7 @@ public sealed partial class LifelineClient
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, timeout.Token);
         var buffer = new ArrayBufferWriter<byte>(256);
         var session = _session;
+        var afterLost = false; // a SessionLost went either way on this socket: the lost session's frames may still come (5.7)
         try
         {
             await SendHelloAsync(socket, session, linked.Token).ConfigureAwait(false);
@@ -161,6 +162,13 @@ public sealed partial class LifelineClient
                 switch (header.Type)
                 {
                     case SessionFrameType.Welcome:
+                        if (header.Welcome.Version != SessionProtocol.Version)
+                        {
+                            // The lower of the two versions (5.1): this client speaks only its own.
+                            return (null, await CloseWithAsync(socket, CloseCode.ProtocolError, "unsupported version",
+                                $"the server's Welcome has version {header.Welcome.Version.ToString(CultureInfo.InvariantCulture)}; this client speaks {SessionProtocol.Version.ToString(CultureInfo.InvariantCulture)}").ConfigureAwait(false));
+                        }
+
                         if (session is not null)
                         {
                             // A resume answered with a new session: the server no longer has the old one but did not say
@@ -208,22 +216,28 @@ public sealed partial class LifelineClient
                         ReportSessionLost(new SessionLostEventArgs(session.Id, SessionLostReason.ReplayUnavailable, false, false, resumed.LastReceived,
                             SequenceRange.Empty, lost, _time.GetUtcNow()));
                         session = null;
+                        afterLost = true;
                         await SendHelloAsync(socket, null, linked.Token).ConfigureAwait(false);
                         break;
 
                     case SessionFrameType.SessionLost when session is not null:
                         var report = header.SessionLost;
-                        var unconfirmedToServer = UnconfirmedToServer(EndSession(session, report.Reason), report.LastReceived);
+                        if (report.LastReceived > session.Replay.LastSequence)
+                        {
+                            return (null, await CloseWithAsync(socket, CloseCode.ProtocolError, "last received beyond sent",
+                                "the server's SessionLost states a last received above what the client sent").ConfigureAwait(false));
+                        }
+
+                        var unconfirmedToServer = UnconfirmedToServer(EndSession(session, report.Reason), report);
                         ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived,
                             report.Lost, unconfirmedToServer, _time.GetUtcNow()));
                         session = null;
+                        afterLost = true;
                         await SendHelloAsync(socket, null, linked.Token).ConfigureAwait(false);
                         break;
 
-                    case SessionFrameType.Data:
-                    case SessionFrameType.Ack:
-                    case SessionFrameType.SessionLost:
-                        break; // in flight from a lost session: ignored until Welcome (5.7)
+                    case SessionFrameType.Data or SessionFrameType.Ack or SessionFrameType.SessionLost when afterLost:
+                        break; // in flight from the lost session: ignored until Welcome (5.7)
 
                     default:
                         return (null, await CloseWithAsync(socket, CloseCode.ProtocolError, "unexpected frame",
@@ -362,7 +376,13 @@ public sealed partial class LifelineClient
 
             case SessionFrameType.SessionLost:
                 var report = header.SessionLost;
-                var unconfirmed = UnconfirmedToServer(EndSession(session, report.Reason, out var first), report.LastReceived);
+                if (report.LastReceived > session.Replay.LastSequence)
+                {
+                    return await CloseWithAsync(socket, CloseCode.ProtocolError, "last received beyond sent",
+                        "the server's SessionLost states a last received above what the client sent").ConfigureAwait(false);
+                }
+
+                var unconfirmed = UnconfirmedToServer(EndSession(session, report.Reason, out var first), report);
                 if (first)
                 {
                     ReportSessionLost(new SessionLostEventArgs(session.Id, report.Reason, false, true, report.LastReceived, report.Lost, unconfirmed, _time.GetUtcNow()));
@@ -378,12 +398,15 @@ public sealed partial class LifelineClient
     }
 
     /// <summary>
-    /// The client's messages a server's SessionLost leaves unconfirmed: all unacknowledged ones, or, when the server states
-    /// its last received, those after it (the ones up to it reached its application).
+    /// The client's messages a server's SessionLost leaves unconfirmed: all unacknowledged ones, or, when the server has a
+    /// record of the session (reasons 02-04) and states its last received, those after it (the ones up to it reached its
+    /// application). Not found, and reasons this client does not know, have no record (protocol.md 5.2).
     /// </summary>
-    private static SequenceRange UnconfirmedToServer(ReplayBufferEnd end, long serverLastReceived) => serverLastReceived > 0 && !end.Unacknowledged.IsEmpty
-        ? SequenceRange.FromBounds(Math.Max(serverLastReceived + 1, end.Unacknowledged.First), end.Unacknowledged.Last)
-        : end.Unacknowledged;
+    private static SequenceRange UnconfirmedToServer(ReplayBufferEnd end, in SessionLostFrame report) =>
+        report.Reason is SessionLostReason.ReplayUnavailable or SessionLostReason.BufferFull or SessionLostReason.Expired
+            && report.LastReceived > 0 && !end.Unacknowledged.IsEmpty
+            ? SequenceRange.FromBounds(Math.Max(report.LastReceived + 1, end.Unacknowledged.First), end.Unacknowledged.Last)
+            : end.Unacknowledged;
 
     // The connection the client closed after ending its session (CloseForNewSessionAsync): its Close reply starts a new one.
     private ClientWebSocket? _closedForNewSession;

@@ -203,6 +203,73 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             {
             }
         });
+        app.Map("/lost/{reason:int}/{last:int}", async context =>
+        {
+            // A lifeline.v1 server that welcomes a new session, reads three Data frames without acknowledging them, and
+            // then ends the session with the SessionLost the route names.
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+            var reason = (Lifeline.Session.Wire.SessionLostReason)int.Parse((string)context.Request.RouteValues["reason"]!, CultureInfo.InvariantCulture);
+            var last = long.Parse((string)context.Request.RouteValues["last"]!, CultureInfo.InvariantCulture);
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                await socket.ReceiveAsync(buffer, context.RequestAborted); // the Hello
+                var writer = new System.Buffers.ArrayBufferWriter<byte>();
+                var id = new byte[16];
+                System.Security.Cryptography.RandomNumberGenerator.Fill(id);
+                Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(writer, new Lifeline.Session.Wire.WelcomeFrame(
+                    1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24));
+                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
+                for (var i = 0; i < 3; i++)
+                {
+                    if ((await socket.ReceiveAsync(buffer, context.RequestAborted)).CloseStatus.HasValue)
+                    {
+                        return;
+                    }
+                }
+
+                writer.Clear();
+                Lifeline.Session.Wire.SessionFrameWriter.WriteSessionLost(writer, new Lifeline.Session.Wire.SessionLostFrame(reason, last, Lifeline.Session.SequenceRange.Empty));
+                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
+                while (true)
+                {
+                    var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
+                    if (result.CloseStatus is { } status)
+                    {
+                        ClosesReceived.Enqueue((status, result.CloseStatusDescription));
+                        return;
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+            }
+        });
+        app.Map("/data-before-welcome", async context =>
+        {
+            // A lifeline.v1 server that answers the Hello with a Data frame before its Welcome (protocol.md 5.9: 1002).
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(Lifeline.Session.Wire.SessionProtocol.SubProtocol);
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                await socket.ReceiveAsync(buffer, context.RequestAborted); // the Hello
+                var writer = new System.Buffers.ArrayBufferWriter<byte>();
+                Lifeline.Session.Wire.SessionFrameWriter.WriteData(writer, 1, 0, isText: true, "early"u8);
+                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
+                while (true)
+                {
+                    var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
+                    if (result.CloseStatus is { } status)
+                    {
+                        ClosesReceived.Enqueue((status, result.CloseStatusDescription));
+                        return;
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+            }
+        });
         app.Map("/flap", async context =>
         {
             // A link that works for a moment: one message, then the connection dies without a Close frame.

@@ -624,4 +624,57 @@ public sealed class SessionResumeTests
         Assert.False(await acknowledged.WaitAsync(TimeSpan.FromSeconds(30)));
         await Wait.UntilAsync(() => client.SessionId is { } id && id != firstId, TimeSpan.FromSeconds(30), "the new session");
     }
+
+    [Theory]
+    [InlineData(1, 2)] // not found: the server keeps no record, whatever last received it states
+    [InlineData(9, 2)] // a reason this client does not know: treated as not found (protocol.md 5.2)
+    public async Task SessionLostWithoutARecord_EveryUnacknowledgedMessageIsUnconfirmed(int reason, int lastReceived)
+    {
+        // Before, the client trusted the last received of any SessionLost: with 2 stated, messages 1 and 2 were left out
+        // of the report as if the server's application had them.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(SessionClient(server.Uri($"/lost/{reason}/{lastReceived}")));
+        var lost = new TaskCompletionSource<Lifeline.Client.SessionLostEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionLost += (_, e) => lost.TrySetResult(e);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        for (var i = 1; i <= 3; i++)
+        {
+            await client.SendAsync(SessionTestHost.Number(i));
+        }
+
+        var report = await lost.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal((1L, 3L), (report.UnconfirmedToServer.First, report.UnconfirmedToServer.Count));
+    }
+
+    [Fact]
+    public async Task SessionLostWhoseLastReceivedIsBeyondWhatWasSent_Closes1002()
+    {
+        // protocol.md 5.9: a SessionLost stating a last received above the last sequence sent is a protocol error.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(SessionClient(server.Uri("/lost/2/7")));
+        var lost = 0;
+        client.SessionLost += (_, _) => Interlocked.Increment(ref lost);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        for (var i = 1; i <= 3; i++)
+        {
+            await client.SendAsync(SessionTestHost.Number(i));
+        }
+
+        await Wait.UntilAsync(() => !server.ClosesReceived.IsEmpty, TimeSpan.FromSeconds(30), "the client's Close frame");
+        Assert.Equal(WebSocketCloseStatus.ProtocolError, server.ClosesReceived.Single().Status);
+        Assert.Equal(0, Volatile.Read(ref lost));
+    }
+
+    [Fact]
+    public async Task DataBeforeTheWelcome_Closes1002()
+    {
+        // Data before the Welcome or Resumed is only in flight from a session lost on this socket (5.7); otherwise it is
+        // a protocol error (5.9). Before, the client ignored it in every phase.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var client = new LifelineClient(SessionClient(server.Uri("/data-before-welcome")));
+        var start = client.StartAsync();
+        await Assert.ThrowsAsync<LifelineConnectException>(() => start.WaitAsync(TimeSpan.FromSeconds(30))); // 1002 stops
+        await Wait.UntilAsync(() => !server.ClosesReceived.IsEmpty, TimeSpan.FromSeconds(30), "the client's Close frame");
+        Assert.Equal(WebSocketCloseStatus.ProtocolError, server.ClosesReceived.First().Status);
+    }
 }
