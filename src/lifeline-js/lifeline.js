@@ -187,7 +187,7 @@ export function nextDelay(context, options = DEFAULT_RECONNECT_OPTIONS, random =
   if (reaction === Reaction.Stop) return null;
 
   if (context.kind === 'connect-failed' && context.outageCode != null
-      && (o.codeReactions[context.outageCode] ?? defaultReaction(context.outageCode)) === Reaction.Soon
+      && defaultReaction(context.outageCode) === Reaction.Soon // a code that announces a restart (1012, 1001), as in .NET
       && elapsed < o.restartWindow) {
     // The server said it is restarting: the new process is still starting. Knock again soon, up to a ceiling of the
     // time since the loss (at least 4 × the minimum, at most restartRetryMaxDelay: 1 s growing to 3 s by default), so
@@ -1154,6 +1154,14 @@ export class LifelineSocket extends EventTarget {
         this._fail(1002, 'Hello from the server');
         return;
       case 'welcome':
+        if (this._phase === 'hello-resume') {
+          // A resume answered with a new session: the server no longer has the old one but did not say so (5.6 asks for
+          // SessionLost first). Reported as that SessionLost (not found) would be, then the Welcome is taken.
+          const ws = this._ws;
+          this._sessionLost({ reason: 'not-found', reasonCode: SessionLostReason.NotFound, initiator: 'server', lastReceived: 0, lostFirst: 0, lostCount: 0 },
+            () => { this._phase = 'hello-new'; });
+          if (this._ws !== ws || this.state === 'closing' || this.state === 'closed') return; // a listener closed it
+        }
         if (this._phase !== 'hello-new') { this._fail(1002, 'unexpected Welcome'); return; }
         if (frame.version !== PROTOCOL_VERSION) { this._fail(1002, `Welcome with version ${frame.version}`); return; }
         this._clearTimer('handshake');

@@ -88,6 +88,14 @@ describe('nextDelay', () => {
     assert.equal(nextDelay(ctx({ ...refused, outageCode: 1006, elapsed: 1000 }), undefined, fixed(0.5)), 8000);
   });
 
+  test('nextDelay_RefusedConnect_RestartScheduleOnlyAfterTheCodesThatAnnounceARestart', () => {
+    // protocol.md 3: "within 30 s of a 1012 or 1001", as the .NET client does; a code the application maps to 'soon'
+    // announces no restart. Before, such a code (and not a 1012 mapped to 'backoff') put refused connects on it.
+    const refused = { kind: 'connect-failed', code: 1006, attempt: 5, elapsed: 2000 };
+    assert.equal(nextDelay(ctx({ ...refused, outageCode: 4500 }), { codeReactions: { 4500: 'soon' } }, fixed(0.5)), 8000);
+    assert.equal(nextDelay(ctx({ ...refused, outageCode: 1012 }), { codeReactions: { 1012: 'backoff' } }, fixed(1)), 2000);
+  });
+
   test('nextDelay_ConnectFailed_BacksOffEvenAfterStopOutage', () => {
     assert.equal(nextDelay(ctx({ kind: 'connect-failed', code: 1006, attempt: 2 }), undefined, fixed(0.5)), 1000);
   });

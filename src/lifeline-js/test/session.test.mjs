@@ -147,6 +147,26 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.deepEqual(of('message').map((e) => e.data), ['new']);
   });
 
+  test('session_ResumeAnsweredWithWelcome_OldSessionReportedLostThenTheNewOneOpens', () => {
+    // A server that lost the session but answers the resume with a Welcome instead of SessionLost (5.6 asks for the
+    // SessionLost first). Before, the client closed with 1002, a stop, and its unacknowledged messages went unreported.
+    const { socket, ws, of, establish } = setup();
+    establish();
+    socket.send('x1');
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ ...WELCOME, sessionId: new Uint8Array(16).fill(7) });
+    const lost = of('sessionlost')[0];
+    assert.deepEqual([lost.reason, lost.initiator, lost.sessionId], ['not-found', 'server', '000102030405060708090a0b0c0d0e0f']);
+    assert.deepEqual([lost.unconfirmed.count, lost.unconfirmed.messages], [1, ['x1']]);
+    assert.equal(of('close').length, 1); // only the 1006
+    assert.equal(of('open').at(-1).resumed, false);
+    assert.equal(socket.sessionId, '07'.repeat(16));
+    socket.send('n1');
+    assert.equal(ws().frames().at(-1).seq, 1); // numbering restarts
+  });
+
   test('session_ResendFromSessionLostListener_GoesIntoTheNewSession_NotOntoTheOldNumbers', () => {
     const { socket, ws, establish } = setup();
     establish();
