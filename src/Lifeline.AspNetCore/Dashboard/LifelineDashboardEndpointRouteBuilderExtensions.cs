@@ -35,8 +35,9 @@ public static class LifelineDashboardEndpointRouteBuilderExtensions
             ?? throw new InvalidOperationException("Call services.AddLifeline() before building the application: the dashboard shows its server.");
 
         var group = endpoints.MapGroup(prefix);
-        group.MapGet(string.Empty, (HttpContext context) => WritePageAsync(context)).WithDisplayName($"Lifeline dashboard {prefix}");
-        group.MapGet("/data", (HttpContext context) =>
+        string[] getOrHead = [HttpMethods.Get, HttpMethods.Head]; // HEAD for uptime checks and proxies' probes
+        group.MapMethods(string.Empty, getOrHead, (HttpContext context) => WritePageAsync(context)).WithDisplayName($"Lifeline dashboard {prefix}");
+        group.MapMethods("/data", getOrHead, (HttpContext context) =>
         {
             context.Response.Headers.CacheControl = "no-store";
             return Results.Json(dashboard.Capture(), Json);

@@ -186,6 +186,20 @@ public sealed class DashboardDataTests
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/ops/live/data")).StatusCode);
     }
 
+    [Fact]
+    public async Task MapLifelineDashboard_HeadOfThePageAndTheData_AnswersAsGetWithoutABody()
+    {
+        // An uptime check or a proxy's health probe asks with HEAD; before, the page and /data answered 405.
+        await using var host = await LifelineTestHost.StartAsync(map: app => app.MapLifelineDashboard("/ops/live"));
+        using var http = Http(host);
+        foreach (var path in new[] { "/ops/live", "/ops/live/data" })
+        {
+            using var response = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, path));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        }
+    }
+
     /// <summary>Connects <paramref name="count"/> plain clients (into <paramref name="clients"/>, for the caller to dispose) and waits until /data counts them.</summary>
     private static async Task ConnectAsync(LifelineTestHost host, HttpClient http, List<PlainClient> clients, int count)
     {
