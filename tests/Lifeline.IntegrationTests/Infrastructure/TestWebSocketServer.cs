@@ -145,6 +145,17 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
         }
     }
 
+    /// <summary>A Welcome for a new session with a random id, as a lifeline.v1 server answers a Hello.</summary>
+    private static async Task SendWelcomeAsync(WebSocket socket, CancellationToken cancellationToken)
+    {
+        var writer = new System.Buffers.ArrayBufferWriter<byte>();
+        var id = new byte[16];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(id);
+        Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(writer, new Lifeline.Session.Wire.WelcomeFrame(
+            1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24));
+        await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, cancellationToken);
+    }
+
     private async Task StartHostAsync(int port)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -184,12 +195,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             try
             {
                 await socket.ReceiveAsync(buffer, context.RequestAborted); // the Hello
-                var writer = new System.Buffers.ArrayBufferWriter<byte>();
-                var id = new byte[16];
-                System.Security.Cryptography.RandomNumberGenerator.Fill(id);
-                Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(writer, new Lifeline.Session.Wire.WelcomeFrame(
-                    1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24));
-                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
+                await SendWelcomeAsync(socket, context.RequestAborted);
                 while (!(await socket.ReceiveAsync(buffer, context.RequestAborted)).CloseStatus.HasValue)
                 {
                     if (first)
@@ -214,12 +220,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             try
             {
                 await socket.ReceiveAsync(buffer, context.RequestAborted); // the Hello
-                var writer = new System.Buffers.ArrayBufferWriter<byte>();
-                var id = new byte[16];
-                System.Security.Cryptography.RandomNumberGenerator.Fill(id);
-                Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(writer, new Lifeline.Session.Wire.WelcomeFrame(
-                    1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24));
-                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
+                await SendWelcomeAsync(socket, context.RequestAborted);
                 for (var i = 0; i < 3; i++)
                 {
                     if ((await socket.ReceiveAsync(buffer, context.RequestAborted)).CloseStatus.HasValue)
@@ -228,7 +229,7 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
                     }
                 }
 
-                writer.Clear();
+                var writer = new System.Buffers.ArrayBufferWriter<byte>();
                 Lifeline.Session.Wire.SessionFrameWriter.WriteSessionLost(writer, new Lifeline.Session.Wire.SessionLostFrame(reason, last, Lifeline.Session.SequenceRange.Empty));
                 await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
                 while (true)
