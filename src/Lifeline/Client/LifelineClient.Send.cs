@@ -72,7 +72,8 @@ public sealed partial class LifelineClient
     /// replay buffer (pooled memory) and its Data frame written from that copy; the task completes once it was written.
     /// When the replay buffer is full (mode <see cref="Lifeline.Session.ReplayBufferFullMode.Wait"/>) such a send is queued
     /// and completes once written: the queue's writer waits for the server's acknowledgements to make room, one message
-    /// after the other, in the order of the calls. Otherwise the bytes are copied into the bounded send queue (the
+    /// after the other, in the order of the calls (the send queue's bounds and full mode apply, as to any send queued
+    /// behind others). Otherwise the bytes are copied into the bounded send queue (the
     /// caller may reuse its buffer as soon as the call returns). The task then completes when the message was queued;
     /// except that a send without a cancellable token made while the connection takes writes (it found messages queued
     /// ahead) completes once written, as a direct one, or without error once it will not be written on this connection
@@ -105,10 +106,8 @@ public sealed partial class LifelineClient
             // one was accepted first.
             if (!_queue.CanWriteDirect || Volatile.Read(ref _inFlight) is not null || Volatile.Read(ref _directSocket) != socket)
             {
-                // A connected session's send behind others (most often behind a send that found the replay buffer full)
-                // waits for the server's acks as that one does: not failed or dropped by the queue's own full mode.
                 SendLock.Release();
-                return EnqueueAsync(data, type, null, cancellationToken, waitsForReplayRoom: _options.Session is not null);
+                return EnqueueAsync(data, type, null, cancellationToken);
             }
 
             if (_options.Session is not null)
@@ -206,9 +205,9 @@ public sealed partial class LifelineClient
             }
 
             // Full, or ended: the queue, whose one writer waits for room in turn. A send that waited for room on its own
-            // raced every other such send for the socket when an ack made room, so they went out out of call order. It
-            // waits there as it would have here: not failed, dropped or aged out by the queue's own rules.
-            return EnqueueAsync(data, type, null, CancellationToken.None, waitsForReplayRoom: true);
+            // raced every other such send for the socket when an ack made room, so they went out out of call order. The
+            // queue's bounds and full mode apply to it as to any send queued behind others (the default mode waits).
+            return EnqueueAsync(data, type, null, CancellationToken.None);
         }
 
         // The ack is taken under the send lock, so acks on the wire never go backwards.
@@ -274,8 +273,7 @@ public sealed partial class LifelineClient
         }
     }
 
-    private async ValueTask EnqueueAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource<bool>? acknowledged, CancellationToken cancellationToken,
-        bool waitsForReplayRoom = false)
+    private async ValueTask EnqueueAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, TaskCompletionSource<bool>? acknowledged, CancellationToken cancellationToken)
     {
         if (type == WebSocketMessageType.Close)
         {
@@ -299,11 +297,8 @@ public sealed partial class LifelineClient
 
         // A send that could have been direct (no token) but found the queue busy waits until its message is written, as a
         // direct one would; the others complete once queued. See SendQueue.EnqueueAsync.
-        // A connected session's send without a token waits for the server's acks, as a direct one would have: whatever
-        // path brought it here (the replay buffer full, sends waiting for its room ahead, the send lock busy).
-        waitsForReplayRoom |= connected && _options.Session is not null && !cancellationToken.CanBeCanceled;
-        var message = new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged, WaitsForReplayRoom = waitsForReplayRoom };
-        await _queue.EnqueueAsync(message, cancellationToken, untilWritten: !cancellationToken.CanBeCanceled, waitWhenFull: waitsForReplayRoom).ConfigureAwait(false);
+        var message = new OutgoingMessage(data.Span, type, _time.GetTimestamp()) { Acknowledged = acknowledged };
+        await _queue.EnqueueAsync(message, cancellationToken, untilWritten: !cancellationToken.CanBeCanceled).ConfigureAwait(false);
         if (!connected)
         {
             Interlocked.Increment(ref _queuedWhileDown);
@@ -425,7 +420,7 @@ public sealed partial class LifelineClient
                     _inFlight = message;
                 }
 
-                if (!message!.WaitsForReplayRoom && _options.SendQueue.MaxAgeFor(_options.Session is not null) is { } maxAge && _time.GetElapsedTime(message.EnqueuedAt) > maxAge)
+                if (_options.SendQueue.MaxAgeFor(_options.Session is not null) is { } maxAge && _time.GetElapsedTime(message!.EnqueuedAt) > maxAge)
                 {
                     _inFlight = null;
                     message.Release();

@@ -236,8 +236,8 @@ public sealed partial class LifelineClient
                         await SendHelloAsync(socket, null, linked.Token).ConfigureAwait(false);
                         break;
 
-                    case SessionFrameType.Data or SessionFrameType.Ack or SessionFrameType.SessionLost when afterLost:
-                        break; // in flight from the lost session: ignored until Welcome (5.7)
+                    case SessionFrameType.Data or SessionFrameType.Ack or SessionFrameType.SessionLost or SessionFrameType.Resumed when afterLost:
+                        break; // in flight from the lost session (a Resumed the server wrote just before it lost it): ignored until Welcome (5.7)
 
                     default:
                         return (null, await CloseWithAsync(socket, CloseCode.ProtocolError, "unexpected frame",

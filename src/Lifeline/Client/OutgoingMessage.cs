@@ -21,13 +21,6 @@ internal sealed class OutgoingMessage
 
     public int Length { get; }
 
-    /// <summary>
-    /// Queued by a connected session's send (the replay buffer was full, or messages waiting for its room were ahead): it
-    /// waits for acknowledgements, not for a connection, so the queue's full mode and <see cref="SendQueueOptions.MaxAge"/>
-    /// neither fail nor drop it.
-    /// </summary>
-    public bool WaitsForReplayRoom { get; init; }
-
     /// <summary>Session mode, when the sender waits for the acknowledgement: completed true when acknowledged, false when it never will be.</summary>
     public TaskCompletionSource<bool>? Acknowledged
     {

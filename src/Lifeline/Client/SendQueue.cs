@@ -129,11 +129,7 @@ internal sealed class SendQueue
     /// rather than keeping the queue busy for good by returning while its message is still queued.
     /// </summary>
     /// <exception cref="LifelineClosedException">The queue was completed (the client is stopping or closed).</exception>
-    /// <param name="message">The message; the queue owns it from here.</param>
-    /// <param name="cancellationToken">Ends a wait for room (the message is then not queued).</param>
-    /// <param name="untilWritten">Also wait until written, while the connection takes writes.</param>
-    /// <param name="waitWhenFull">Wait for room whatever the full mode: for a connected session's message that only waits for the replay buffer's room.</param>
-    public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken, bool untilWritten = false, bool waitWhenFull = false)
+    public async ValueTask EnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken, bool untilWritten = false)
     {
         Task? written = null;
         SpaceWaiter? waiter = null;
@@ -147,15 +143,14 @@ internal sealed class SendQueue
 
             // Behind senders already waiting for room: a call made as room frees must not overtake them. (A cancelled
             // waiter never stays first in line: see the cancellation below.)
-            var mode = waitWhenFull ? SendQueueFullMode.Wait : _options.FullMode;
             var waitersAhead = _spaceWaiters is { Count: > 0 };
-            if (Fits(message) && (!waitersAhead || mode != SendQueueFullMode.Wait))
+            if (Fits(message) && (!waitersAhead || _options.FullMode != SendQueueFullMode.Wait))
             {
                 written = AddLocked(message, untilWritten);
             }
             else
             {
-                switch (mode)
+                switch (_options.FullMode)
                 {
                     case SendQueueFullMode.Fail:
                         message.Release();
@@ -163,8 +158,7 @@ internal sealed class SendQueue
                             $"The send queue is full ({_count} messages, {_bytes} bytes; limits {_options.MaxMessages} and {_options.MaxBytes}). " +
                             "Wait for the connection, raise the limits, or choose SendQueueFullMode.Wait or DropOldest.");
                     case SendQueueFullMode.DropOldest:
-                        // Never a connected session's message waiting for acks: its sender waits for it to be written.
-                        while (!Fits(message) && _messages is { Count: > 0 } messages && !messages.Peek().WaitsForReplayRoom)
+                        while (!Fits(message) && _messages is { Count: > 0 } messages)
                         {
                             var oldest = messages.Dequeue();
                             RemoveLocked(oldest);
@@ -172,13 +166,8 @@ internal sealed class SendQueue
                             _owner.OnDropped(DropReason.QueueFull);
                         }
 
-                        if (Fits(message))
-                        {
-                            written = AddLocked(message, untilWritten);
-                            break;
-                        }
-
-                        goto default; // the oldest cannot be dropped: wait for room as in mode Wait
+                        written = AddLocked(message, untilWritten);
+                        break;
 
                     default:
                         waiter = new SpaceWaiter(message, untilWritten);

@@ -1,6 +1,10 @@
 namespace Lifeline.Client;
 
-/// <summary>Bounds and behaviour of the queue that holds sends while the client is not connected.</summary>
+/// <summary>
+/// Bounds and behaviour of the queue that holds sends while the client is not connected, and while connected the sends
+/// that wait behind others (a send with a cancellable token, a write still under way, in session mode a full replay
+/// buffer). Its bounds and full mode apply to all of them; the default mode waits for room.
+/// </summary>
 public sealed class SendQueueOptions
 {
     private int _maxMessages = 1_000;
