@@ -139,8 +139,12 @@ export interface LifelineOptions {
   reconnect?: ReconnectOptions | ((context: ReconnectContext) => number | null) | false;
   /** Bounds of the queue of messages not yet handed to a socket. Defaults 1000 messages, 1 MiB, 'fail'. */
   sendQueue?: { maxMessages?: number; maxBytes?: number; fullMode?: 'wait' | 'fail' | 'drop-oldest' };
-  /** Session mode: bounds of the replay buffer (sent, not yet acknowledged). Defaults 10000 messages, 1 MiB. When full, sends wait in the send queue. */
-  replay?: { maxMessages?: number; maxBytes?: number };
+  /**
+   * Session mode: bounds of the replay buffer (sent, not yet acknowledged). Defaults 10000 messages, 1 MiB. When full,
+   * sends wait in the send queue. `maxAge` (default 300000 ms, null for none): a message unacknowledged longer ends the
+   * session with SessionLost 04 when the next message is sent (a `sessionlost` event, reason 'expired').
+   */
+  replay?: { maxMessages?: number; maxBytes?: number; maxAge?: number | null };
   /** Session mode: send an Ack after this many deliveries, bytes or ms, whichever first. Defaults 4096, 262144, 200. */
   ack?: { messages?: number; bytes?: number; delay?: number };
   /**

@@ -521,7 +521,7 @@ const DEFAULT_OPTIONS = Object.freeze({
   protocols: [],
   session: false,
   sendQueue: Object.freeze({ maxMessages: 1000, maxBytes: 1_048_576, fullMode: 'fail' }),
-  replay: Object.freeze({ maxMessages: 10_000, maxBytes: 1_048_576 }),
+  replay: Object.freeze({ maxMessages: 10_000, maxBytes: 1_048_576, maxAge: 300_000 }),
   ack: Object.freeze({ messages: 4096, bytes: 262_144, delay: 200 }),
   heartbeat: Object.freeze({ interval: 15_000, timeout: 30_000 }),
   receiveTimeout: null,
@@ -603,6 +603,7 @@ export class LifelineSocket extends EventTarget {
     if (!['wait', 'fail', 'drop-oldest'].includes(o.sendQueue.fullMode)) throw new RangeError(`sendQueue.fullMode must be 'wait', 'fail' or 'drop-oldest' (got ${o.sendQueue.fullMode}).`);
     positiveInt(o.replay.maxMessages, 'replay.maxMessages');
     positiveInt(o.replay.maxBytes, 'replay.maxBytes');
+    o.replay.maxAge = positiveOrNull(o.replay.maxAge, 'replay.maxAge');
     positiveInt(o.ack.messages, 'ack.messages');
     positiveInt(o.ack.bytes, 'ack.bytes');
     o.ack.delay = positiveOrNull(o.ack.delay, 'ack.delay') ?? 0;
@@ -1086,6 +1087,7 @@ export class LifelineSocket extends EventTarget {
       while (this._queue.length > 0 && this.state === 'open' && this._ws && (!this.session || this._phase === 'established')) {
         const item = this._queue[0];
         if (this.session) {
+          if (this._replayExpired()) { this._expireSession(); return; }
           const r = this._options.replay;
           if (this._replay.length >= r.maxMessages || (this._replay.length > 0 && this._replayBytes + item.size > r.maxBytes)) break;
         }
@@ -1400,8 +1402,27 @@ export class LifelineSocket extends EventTarget {
     this._clearTimer('ack');
   }
 
+  /** Whether the oldest unacknowledged message is older than replay.maxAge (5.8). */
+  _replayExpired() {
+    const maxAge = this._options.replay.maxAge;
+    return maxAge != null && this._replay.length > 0 && this._clock.now() - this._replay[0].appendedAt > maxAge;
+  }
+
+  /**
+   * A message stayed unacknowledged longer than replay.maxAge: the session ends with SessionLost 04 (5.8), as the .NET
+   * client's does, checked as the next message would be numbered. The server may or may not have handled what it did
+   * not acknowledge: reported unconfirmed. A new session starts on this socket; the queued messages go into it.
+   */
+  _expireSession() {
+    const lostFirst = this._replay[0].seq;
+    const lostCount = this._nextSeq - lostFirst;
+    this._sendFrame({ type: 'sessionlost', reason: SessionLostReason.Expired, lastReceived: this._lastDelivered, lostFirst, lostCount });
+    this._sessionLost({ reason: 'expired', reasonCode: SessionLostReason.Expired, initiator: 'client', lastReceived: null, lostFirst: 0, lostCount: 0 },
+      () => this._startNewSession());
+  }
+
   _sendData(item) {
-    const entry = { seq: this._nextSeq++, text: item.text, bytes: item.bytes, size: item.size, data: item.data, sentAt: 0 };
+    const entry = { seq: this._nextSeq++, text: item.text, bytes: item.bytes, size: item.size, data: item.data, sentAt: 0, appendedAt: this._clock.now() };
     this._replay.push(entry);
     this._replayBytes += entry.size;
     this._writeData(entry);

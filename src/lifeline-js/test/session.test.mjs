@@ -167,6 +167,36 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     assert.equal(ws().frames().at(-1).seq, 1); // numbering restarts
   });
 
+  test('session_MessageUnacknowledgedLongerThanReplayMaxAge_SessionEndsWithSessionLost04_NextMessageGoesToANewSession', () => {
+    // protocol.md 5.8: replay buffers are bounded in age too. As the .NET client, the next message after the oldest
+    // unacknowledged one passed replay.maxAge (5 min) ends the session: SessionLost 04, the unacknowledged ones reported
+    // unconfirmed, a new session on the same socket. Before, the browser client held them for good.
+    const { socket, ws, of, establish } = setup({ heartbeat: false });
+    establish();
+    socket.send('x1'); // never acknowledged
+    mock.timers.tick(300_001);
+    socket.send('x2');
+    const lost = of('sessionlost')[0];
+    assert.deepEqual([lost.reason, lost.reasonCode, lost.initiator], ['expired', 4, 'client']);
+    assert.deepEqual([lost.unconfirmed.count, lost.unconfirmed.messages], [1, ['x1']]);
+    const frames = ws().frames();
+    const told = frames.find((f) => f.type === 'sessionlost');
+    assert.deepEqual([told.reason, told.lostFirst, told.lostCount], [4, 1, 1]);
+    assert.equal(show(ws().sent.at(-1)), '01 01 00'); // a new-session Hello
+    ws().receiveFrame(WELCOME);
+    const data = ws().frames().filter((f) => f.type === 'data');
+    assert.deepEqual([data.at(-1).seq, new TextDecoder().decode(data.at(-1).payload)], [1, 'x2']); // x2 opens the new session
+  });
+
+  test('session_ReplayMaxAgeNull_NoAgeBound', () => {
+    const { socket, of, establish } = setup({ heartbeat: false, replay: { maxAge: null } });
+    establish();
+    socket.send('x1');
+    mock.timers.tick(3_600_000);
+    socket.send('x2');
+    assert.equal(of('sessionlost').length, 0);
+  });
+
   test('session_ResendFromSessionLostListener_GoesIntoTheNewSession_NotOntoTheOldNumbers', () => {
     const { socket, ws, establish } = setup();
     establish();
