@@ -39,7 +39,8 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
             // The page, and so both of its sockets, comes through the proxy: its host is the proxy's.
             var page = await browser.NewPageAsync();
             await page.GotoAsync($"http://127.0.0.1:{proxy.EndPoint.Port}/?session=1&every=50&stream=50");
-            await WaitAsync(page, "s.echo.opens.length === 1 && s.stream.opens.length === 1 && s.echo.received.length >= 20 && s.stream.received.length >= 20");
+            // 40 messages: up 2 s, so the 1012 below ends a link that counts as a success (attempt 1; see the stable period).
+            await WaitAsync(page, "s.echo.opens.length === 1 && s.stream.opens.length === 1 && s.echo.received.length >= 40 && s.stream.received.length >= 40");
 
             // 1. The graceful restart: SIGTERM, 1012 with a hint, sessions saved; a new process on the same port loads them.
             first.Signal(ToolProcess.SIGTERM);
@@ -50,7 +51,9 @@ public sealed partial class SessionBrowserTests(ITestOutputHelper output)
             var before = await ReadAsync(page);
             second = ToolProcess.Start(["serve", "--urls", $"http://127.0.0.1:{port}", "--session-file", sessionFile, .. hints]);
             await second.WaitForOutputAsync("press Ctrl-C", Bound);
-            await WaitAsync(page, $"s.echo.resumed.length === 1 && s.stream.resumed.length === 1 && s.echo.received.length >= {Count(before, "echo") + 20} && s.stream.received.length >= {Count(before, "stream") + 20}");
+            // 40 messages at one per 50 ms: the resumed links are up 2 s, past a tenth of the stable period (1 s), so the
+            // reset below finds a link that counts as a success and the next attempt is attempt 1.
+            await WaitAsync(page, $"s.echo.resumed.length === 1 && s.stream.resumed.length === 1 && s.echo.received.length >= {Count(before, "echo") + 40} && s.stream.received.length >= {Count(before, "stream") + 40}");
 
             // 2. A link drop: the proxy resets every link, the browser sees 1006 and resumes on the same process.
             var beforeReset = await ReadAsync(page);
