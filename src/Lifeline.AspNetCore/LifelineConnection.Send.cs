@@ -90,7 +90,8 @@ public sealed partial class LifelineConnection
     /// Sends a Close frame after the messages already queued (a client on a slow link that keeps reading gets all of them
     /// first: each write is bounded by <see cref="LifelineServerOptions.SendTimeout"/>, the whole backlog is not); the
     /// connection ends when the client answers, or is aborted when it has not answered
-    /// <see cref="LifelineServerOptions.SendTimeout"/> after the frame went out (or at the drain timeout). Reasons longer than 123 bytes of UTF-8 are shortened on a character boundary. Every call after
+    /// <see cref="LifelineServerOptions.SendTimeout"/> after the frame went out (or at the drain timeout). Reasons longer
+    /// than 123 bytes of UTF-8 are shortened on a character boundary. Every call after
     /// the first waits for the same Close frame and sends nothing more; after the connection ended it does nothing.
     /// </summary>
     /// <exception cref="ArgumentException">The code may not be sent by an endpoint (1005, 1006, 1015, 1004, 1016-2999, outside 1000-4999).</exception>
@@ -98,7 +99,8 @@ public sealed partial class LifelineConnection
         CloseCoreAsync(code, reason, abortUnanswered: true, cancellationToken);
 
     /// <summary>
-    /// A drain's close: as <see cref="CloseAsync"/>, but an unanswered Close is left to the drain, which waits up to <see cref="LifelineServerOptions.DrainTimeout"/> for both (a client
+    /// A drain's close: as <see cref="CloseAsync"/>, but an unanswered Close is left to the drain, which waits up to
+    /// <see cref="LifelineServerOptions.DrainTimeout"/> for both (a client
     /// still reading its backlog gets that long; each write is bounded by <see cref="LifelineServerOptions.SendTimeout"/>).
     /// </summary>
     internal Task CloseForDrainAsync(CloseCode code, string reason, CancellationToken cancellationToken) =>

@@ -146,14 +146,33 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
     }
 
     /// <summary>A Welcome for a new session with a random id, as a lifeline.v1 server answers a Hello.</summary>
-    private static async Task SendWelcomeAsync(WebSocket socket, CancellationToken cancellationToken)
+    private static Task SendWelcomeAsync(WebSocket socket, CancellationToken cancellationToken)
     {
-        var writer = new System.Buffers.ArrayBufferWriter<byte>();
         var id = new byte[16];
         System.Security.Cryptography.RandomNumberGenerator.Fill(id);
-        Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(writer, new Lifeline.Session.Wire.WelcomeFrame(
-            1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24));
+        return SendSessionFrameAsync(socket, w => Lifeline.Session.Wire.SessionFrameWriter.WriteWelcome(w, new Lifeline.Session.Wire.WelcomeFrame(
+            1, Lifeline.Session.SessionId.FromBytes(id), Lifeline.Session.ResumeToken.Create(), TimeSpan.FromMinutes(2), 1 << 20, 10_000, 1 << 24)), cancellationToken);
+    }
+
+    private static async Task SendSessionFrameAsync(WebSocket socket, Action<System.Buffers.IBufferWriter<byte>> write, CancellationToken cancellationToken)
+    {
+        var writer = new System.Buffers.ArrayBufferWriter<byte>();
+        write(writer);
         await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, cancellationToken);
+    }
+
+    /// <summary>Reads until the client's Close frame and records it in <see cref="ClosesReceived"/>.</summary>
+    private async Task RecordCloseAsync(WebSocket socket, byte[] buffer, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer, cancellationToken);
+            if (result.CloseStatus is { } status)
+            {
+                ClosesReceived.Enqueue((status, result.CloseStatusDescription));
+                return;
+            }
+        }
     }
 
     private async Task StartHostAsync(int port)
@@ -229,18 +248,9 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
                     }
                 }
 
-                var writer = new System.Buffers.ArrayBufferWriter<byte>();
-                Lifeline.Session.Wire.SessionFrameWriter.WriteSessionLost(writer, new Lifeline.Session.Wire.SessionLostFrame(reason, last, Lifeline.Session.SequenceRange.Empty));
-                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
-                while (true)
-                {
-                    var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
-                    if (result.CloseStatus is { } status)
-                    {
-                        ClosesReceived.Enqueue((status, result.CloseStatusDescription));
-                        return;
-                    }
-                }
+                await SendSessionFrameAsync(socket, w => Lifeline.Session.Wire.SessionFrameWriter.WriteSessionLost(w,
+                    new Lifeline.Session.Wire.SessionLostFrame(reason, last, Lifeline.Session.SequenceRange.Empty)), context.RequestAborted);
+                await RecordCloseAsync(socket, buffer, context.RequestAborted);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
             {
@@ -254,18 +264,8 @@ internal sealed class TestWebSocketServer : IAsyncDisposable
             try
             {
                 await socket.ReceiveAsync(buffer, context.RequestAborted); // the Hello
-                var writer = new System.Buffers.ArrayBufferWriter<byte>();
-                Lifeline.Session.Wire.SessionFrameWriter.WriteData(writer, 1, 0, isText: true, "early"u8);
-                await socket.SendAsync(writer.WrittenMemory, WebSocketMessageType.Binary, true, context.RequestAborted);
-                while (true)
-                {
-                    var result = await socket.ReceiveAsync(buffer, context.RequestAborted);
-                    if (result.CloseStatus is { } status)
-                    {
-                        ClosesReceived.Enqueue((status, result.CloseStatusDescription));
-                        return;
-                    }
-                }
+                await SendSessionFrameAsync(socket, w => Lifeline.Session.Wire.SessionFrameWriter.WriteData(w, 1, 0, isText: true, "early"u8), context.RequestAborted);
+                await RecordCloseAsync(socket, buffer, context.RequestAborted);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
             {
