@@ -105,21 +105,21 @@ internal static class RedisScripts
         local cursor = redis.call('HMGET', KEYS[5], 'next', 'bytes')
         local nextSeq = tonumber(cursor[1])
         local bytes = tonumber(cursor[2]) or 0
-        if nextSeq == nil then
-          nextSeq = first
-          redis.call('HSET', KEYS[5], 'acked', first - 1)
-        end
+        local fresh = nextSeq == nil
+        if fresh then nextSeq = first end
         if first > nextSeq then return {-2, nextSeq} end
         local skip = nextSeq - first
         if skip < n then
           local add = 0
           for i = 6 + skip, #ARGV do add = add + #ARGV[i] end
           local count = redis.call('LLEN', KEYS[4])
+          -- Checked before any write: a refused append leaves no key behind (none without a TTL).
           if count + n - skip > tonumber(ARGV[3]) or bytes + add > tonumber(ARGV[4]) then return {-3, count, bytes} end
           redis.call('RPUSH', KEYS[4], unpack(ARGV, 6 + skip, #ARGV))
           nextSeq = first + n
           redis.call('HSET', KEYS[5], 'next', nextSeq, 'bytes', bytes + add)
         end
+        if fresh then redis.call('HSET', KEYS[5], 'acked', first - 1) end
         local ttl = tonumber(ARGV[2])
         for i = 2, 5 do extend(KEYS[i], ttl) end
         return {1, nextSeq}
@@ -168,7 +168,7 @@ internal static class RedisScripts
     /// The server's one write per batch (<see cref="Session.Store.ISessionJournal.CommitAsync"/>), all or nothing.
     /// ARGV: owner value, keep ms, max messages, max bytes, outbound acknowledged (-1: unchanged), inbound delivered
     /// (-1: unchanged), snapshot bytes (empty: unchanged), first sequence (0: no messages), then one entry per message.
-    /// Appends the entries not already there, drops acknowledged ones (an ack beyond the log is clamped), moves the
+    /// Drops acknowledged entries (an ack beyond the log is clamped), appends the entries not already there, moves the
     /// cursors forward only, replaces the snapshot, and gives every key of the session at least keep ms.
     /// Returns {1, next sequence}, the fenced answer, {-2, next sequence} for a gap, or {-3, count, bytes} when full.
     /// </summary>
@@ -188,6 +188,21 @@ internal static class RedisScripts
           if n > 0 then nextSeq = first else nextSeq = math.max(tonumber(ARGV[5]), 0) + 1 end
           acked = nextSeq - 1
         end
+        -- Acknowledged entries leave before the limits are checked: a full log whose client has just acknowledged
+        -- some has room for the messages of the same commit (the replay buffer made room at that ack too). The cursor
+        -- is written with the pop (a script's writes stay when it answers full), and exists then, with its TTL.
+        local function dropAcknowledged()
+          local upTo = math.min(tonumber(ARGV[5]), nextSeq - 1)
+          if upTo > acked then
+            local popped = redis.call('LPOP', KEYS[4], upTo - acked)
+            if popped then
+              for i = 1, #popped do bytes = bytes - #popped[i] end
+            end
+            acked = upTo
+            redis.call('HSET', KEYS[5], 'acked', acked, 'bytes', math.max(bytes, 0))
+          end
+        end
+        dropAcknowledged()
         if n > 0 then
           if first > nextSeq then return {-2, nextSeq} end
           local skip = nextSeq - first
@@ -201,14 +216,7 @@ internal static class RedisScripts
             bytes = bytes + add
           end
         end
-        local upTo = math.min(tonumber(ARGV[5]), nextSeq - 1)
-        if upTo > acked then
-          local popped = redis.call('LPOP', KEYS[4], upTo - acked)
-          if popped then
-            for i = 1, #popped do bytes = bytes - #popped[i] end
-          end
-          acked = upTo
-        end
+        dropAcknowledged() -- an ack of messages this commit appended
         local delivered = tonumber(ARGV[6])
         if delivered > inbound then inbound = delivered end
         redis.call('HSET', KEYS[5], 'next', nextSeq, 'acked', acked, 'bytes', math.max(bytes, 0), 'inbound', inbound)

@@ -205,6 +205,60 @@ public sealed class RedisSessionStoreTests(RedisServerFixture redis) : IClassFix
     }
 
     [Fact]
+    public async Task JournalCommit_FullLogWithAnAckInTheSameCommit_TheAckMakesRoomFirst()
+    {
+        // The server writes a client's ack with the next commit. When the log was full, that commit's message fitted only
+        // once the acknowledged ones had left; the script checked the limit first and answered full, and the session was
+        // lost (SessionLost 03) though its replay buffer had room.
+        await using var small = new LifelineRedisConnection(new LifelineRedisOptions
+        {
+            Configuration = redis.Server.Configuration,
+            KeyPrefix = _prefix,
+            MaxLogMessages = 8,
+        });
+        ISessionJournal journal = new RedisSessionStore(small);
+        var snapshot = Snapshots.Create(TimeSpan.FromMinutes(1), unacknowledged: 0);
+        var id = snapshot.Id;
+        var lease = await journal.AcquireAsync(id, TimeSpan.FromMinutes(1));
+        Assert.True(await journal.CommitAsync(lease, new SessionJournalCommit { Messages = Snapshots.Messages(1, 8), Snapshot = snapshot }));
+
+        Assert.True(await journal.CommitAsync(lease, new SessionJournalCommit { Messages = Snapshots.Messages(9, 1), OutboundAcknowledged = 1 }));
+        await Assert.ThrowsAsync<SessionStoreFullException>(async () =>
+            await journal.CommitAsync(lease, new SessionJournalCommit { Messages = Snapshots.Messages(10, 2), OutboundAcknowledged = 2 }));
+
+        var read = await journal.ReadAsync(id);
+        Assert.NotNull(read);
+        // 9 went in; 10 and 11 did not fit, but the ack of 2 in that refused commit stands (the log stays consistent).
+        Assert.Equal(Enumerable.Range(3, 7).Select(i => (long)i), read.Unacknowledged.Select(m => m.Sequence));
+        Assert.Equal(10, read.NextOutboundSequence);
+    }
+
+    [Fact]
+    public async Task AppendAsync_FirstAppendRefusedAsFull_LeavesNoKeyWithoutATtl()
+    {
+        await using var small = new LifelineRedisConnection(new LifelineRedisOptions
+        {
+            Configuration = redis.Server.Configuration,
+            KeyPrefix = _prefix,
+            MaxLogMessages = 2,
+        });
+        var store = new RedisSessionStore(small);
+        var id = ResumeToken.Create().DeriveSessionId();
+        var lease = await store.TryAcquireAsync(id);
+
+        await Assert.ThrowsAsync<SessionStoreFullException>(async () => await store.AppendAsync(lease, Snapshots.Messages(1, 3)));
+
+        await using var raw = await ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration);
+        foreach (var suffix in new[] { ":log", ":cursor" })
+        {
+            var key = $"{_prefix}session:{{{id}}}{suffix}";
+            Assert.False(await raw.GetDatabase().KeyExistsAsync(key) && await raw.GetDatabase().KeyTimeToLiveAsync(key) is null, $"{suffix} has no TTL");
+        }
+
+        Assert.Equal(3, await store.AppendAsync(lease, Snapshots.Messages(1, 2)));
+    }
+
+    [Fact]
     public async Task JournalAcquire_LateInTheWindow_TheSnapshotLivesTheNewWindowToo()
     {
         // A session committed with 2 s left (a client away for most of its window), then resumed: the acquire gives the
