@@ -130,10 +130,13 @@ public sealed partial class LifelineRedisConnection : IAsyncDisposable
         _ => null,
     };
 
+    // Errors of a Redis that cannot take writes for now: loading, busy, a replica or a cluster in failover, out of memory
+    // (maxmemory with noeviction, as docs/redis.md advises), a failed disk save (MISCONF), too few replicas. Inside a
+    // script Redis 6.2 wraps the command's error ("ERR Error running script ...: -OOM command not allowed ...").
+    private static readonly string[] TransientErrors = ["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "OOM", "MISCONF", "NOREPLICAS"];
+
     private static bool IsTransient(string message) =>
-        message.StartsWith("LOADING", StringComparison.Ordinal) || message.StartsWith("BUSY", StringComparison.Ordinal)
-        || message.StartsWith("MASTERDOWN", StringComparison.Ordinal) || message.StartsWith("READONLY", StringComparison.Ordinal)
-        || message.StartsWith("TRYAGAIN", StringComparison.Ordinal) || message.StartsWith("CLUSTERDOWN", StringComparison.Ordinal);
+        TransientErrors.Any(code => message.StartsWith(code + " ", StringComparison.Ordinal) || message.Contains("-" + code + " ", StringComparison.Ordinal));
 
     private Task<ConnectionMultiplexer> GetMultiplexerAsync()
     {

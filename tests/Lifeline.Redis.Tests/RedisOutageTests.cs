@@ -73,6 +73,36 @@ public sealed class RedisOutageTests
         Assert.True(connection.IsConnected);
     }
 
+    [Fact]
+    public async Task Operations_RedisOutOfMemory_FailAsUnavailableThenRecover()
+    {
+        // A full Redis with noeviction (as docs/redis.md advises) answers writes with OOM. That is the store being
+        // unavailable for now (a Hello then gets 1013 with a hint), not a failure of the server (1011).
+        await using var server = await RedisServer.StartNewAsync();
+        await using var connection = new LifelineRedisConnection(new LifelineRedisOptions
+        {
+            Configuration = server.Configuration,
+            KeyPrefix = $"t{Guid.NewGuid():N}:",
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        });
+        var store = new RedisSessionStore(connection);
+        ISessionJournal journal = store;
+        await SaveWhenReachableAsync(store, Snapshots.Create(TimeSpan.FromMinutes(5)));
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"{server.Configuration},allowAdmin=true");
+        var config = admin.GetServer(server.Configuration);
+        await config.ConfigSetAsync("maxmemory-policy", "noeviction");
+        await config.ConfigSetAsync("maxmemory", "1");
+
+        var saved = await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await store.SaveAsync(Snapshots.Create(TimeSpan.FromMinutes(1))));
+        Assert.Contains("OOM", saved.Message, StringComparison.Ordinal);
+        var snapshot = Snapshots.Create(TimeSpan.FromMinutes(1));
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await journal.AcquireAsync(snapshot.Id, TimeSpan.FromMinutes(1)));
+
+        await config.ConfigSetAsync("maxmemory", "0");
+        var lease = await journal.AcquireAsync(snapshot.Id, TimeSpan.FromMinutes(1));
+        Assert.True(await journal.CommitAsync(lease, new SessionJournalCommit { Messages = Snapshots.Messages(1, 2), Snapshot = snapshot }));
+    }
+
     private static async Task SaveWhenReachableAsync(RedisSessionStore store, Session.Store.SessionSnapshot snapshot)
     {
         var waited = Stopwatch.StartNew();
