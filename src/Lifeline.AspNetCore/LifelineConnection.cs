@@ -81,6 +81,9 @@ public sealed partial class LifelineConnection
     /// <summary>The negotiated subprotocol, if any.</summary>
     public string? SubProtocol { get; }
 
+    /// <summary>Whether this socket carries a session (<c>lifeline.v1</c>): only session frames may be written to it.</summary>
+    internal bool CarriesSession => SubProtocol == Lifeline.Session.Wire.SessionProtocol.SubProtocol;
+
     /// <summary>Application state for this connection.</summary>
     public ConcurrentDictionary<string, object?> Items =>
         Volatile.Read(ref _items) ?? Interlocked.CompareExchange(ref _items, new(StringComparer.Ordinal), null) ?? _items;
@@ -141,10 +144,16 @@ public sealed partial class LifelineConnection
     public TimeSpan? DrainHint { get; internal set; }
 
     /// <summary>Adds this connection to a group (on this node).</summary>
-    /// <exception cref="InvalidOperationException">The connection has ended.</exception>
+    /// <exception cref="InvalidOperationException">The connection has ended, or it carries a session (join the session's groups instead).</exception>
     public void JoinGroup(string group)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(group);
+        if (CarriesSession)
+        {
+            throw new InvalidOperationException(
+                "This connection carries a lifeline.v1 session, whose messages must be session frames: call LifelineSession.JoinGroup and send with LifelineSessionManager.SendToGroupAsync.");
+        }
+
         ThrowIfEnded();
         var groups = Volatile.Read(ref _groups) ?? Interlocked.CompareExchange(ref _groups, new(StringComparer.Ordinal), null) ?? _groups;
 

@@ -9,6 +9,8 @@ namespace Lifeline.AspNetCore;
 /// Thread-safe. Broadcasts never wait on any connection: each message is put in every target's outbound buffer and
 /// the call returns. A connection whose buffer is full is closed as a slow consumer (4008) instead of holding up the
 /// others; connections that are closing are skipped. The count returned is how many buffers took the message.
+/// Connections that carry a session (<c>lifeline.v1</c>) are listed but never sent to here: their every message is a
+/// numbered session frame. Reach them with <c>LifelineSessionManager.SendToAllAsync</c> or a session group.
 /// </remarks>
 public sealed class LifelineConnectionRegistry
 {
@@ -27,11 +29,11 @@ public sealed class LifelineConnectionRegistry
     /// <summary>The connections in a group now.</summary>
     public IReadOnlyCollection<LifelineConnection> GroupMembers(string group) => _groups.Members(group);
 
-    /// <summary>Sends a text message to every open connection; returns how many it reached.</summary>
+    /// <summary>Sends a text message to every open connection that carries no session; returns how many it reached.</summary>
     public Task<int> SendToAllAsync(string text, CancellationToken cancellationToken = default) =>
         SendAsync(_connections.Values, Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, cancellationToken);
 
-    /// <summary>Sends a message to every open connection; returns how many it reached.</summary>
+    /// <summary>Sends a message to every open connection that carries no session; returns how many it reached.</summary>
     public Task<int> SendToAllAsync(ReadOnlyMemory<byte> data, WebSocketMessageType type, CancellationToken cancellationToken = default) =>
         SendAsync(_connections.Values, data, type, cancellationToken);
 
@@ -65,7 +67,8 @@ public sealed class LifelineConnectionRegistry
         var sent = 0;
         foreach (var connection in targets)
         {
-            if (connection.TryQueueBroadcast(data, type))
+            // A raw message on a session socket is a protocol error to its client (1003, or junk read as a Data frame).
+            if (!connection.CarriesSession && connection.TryQueueBroadcast(data, type))
             {
                 sent++;
             }

@@ -80,6 +80,35 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task RegistryBroadcast_ReachesPlainSocketsButNotSessionSockets()
+    {
+        // The registry's sends write raw messages. On a lifeline.v1 socket a raw text message made its client close with
+        // 1003 (a binary one starting 06 would even be read as a Data frame); only session frames may go there.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), Path.Combine(Path.GetTempPath(), $"lifeline-registry-{Guid.NewGuid():N}.bin"));
+        using var session = await ConnectAsync(host.Uri("/echo"));
+        await HelloAsync(session);
+        using var plain = new ClientWebSocket(); // no lifeline.v1: a plain-mode session over its socket
+        await plain.ConnectAsync(host.Uri("/echo"), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        await Wait.UntilAsync(() => host.Server.Registry.Count == 2, TimeSpan.FromSeconds(15), "both connections");
+
+        Assert.Equal(1, await host.Server.Registry.SendToAllAsync("raw notice"));
+        var sessionConnection = host.Server.Registry.Connections.Single(c => c.SubProtocol == SessionProtocol.SubProtocol);
+        Assert.Throws<InvalidOperationException>(() => sessionConnection.JoinGroup("room"));
+        await host.Sessions.SendToAllAsync("numbered notice"u8.ToArray(), WebSocketMessageType.Text);
+
+        var buffer = new byte[1024];
+        var received = await plain.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("raw notice", System.Text.Encoding.UTF8.GetString(buffer, 0, received.Count));
+        received = await session.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(WebSocketMessageType.Binary, received.MessageType); // the first frame after the Welcome is the session's Data 1
+        Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, received.Count)), int.MaxValue, out var header, out var payload));
+        Assert.Equal(SessionFrameType.Data, header.Type);
+        Assert.True(header.IsText);
+        Assert.Equal(1, header.Sequence);
+        Assert.Equal("numbered notice", System.Text.Encoding.UTF8.GetString(payload.ToArray()));
+    }
+
+    [Fact]
     public async Task HelloReadAfterTheDrainsCloseWasRequested_StartsNoSessionAndNoHandler()
     {
         // A socket admitted before the drain, whose Hello was still on its way when the drain asked for its 1012. Before,
