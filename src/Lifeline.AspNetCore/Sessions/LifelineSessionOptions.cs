@@ -15,13 +15,14 @@ public sealed class LifelineSessionOptions
     private int _stateMaxEntries = SessionStateBag.DefaultMaxEntries;
     private int _stateMaxBytes = SessionStateBag.DefaultMaxBytes;
 
-    /// <summary>How long a session stays resumable after its socket goes. Default 2 minutes. Positive, at most 2^32-1 ms.</summary>
+    /// <summary>
+    /// How long a session stays resumable after its socket goes. Default 2 minutes. Positive, at most 2^32-2 ms (the
+    /// longest a timer waits; the Welcome's field takes it).
+    /// </summary>
     public TimeSpan ResumeWindow
     {
         get => _resumeWindow;
-        set => _resumeWindow = value > TimeSpan.Zero && value.TotalMilliseconds <= uint.MaxValue
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(ResumeWindow), value, "ResumeWindow must be positive and at most 2^32-1 milliseconds.");
+        set => _resumeWindow = OptionGuard.Positive(value);
     }
 
     /// <summary>How long a new socket may take to send its Hello; past it the socket is closed with 4000. Default 10 seconds. Positive.</summary>

@@ -166,7 +166,8 @@ public sealed class BadInputTests
             ("IdleTimeout", d => server.IdleTimeout = d),
             ("SendTimeout", d => server.SendTimeout = d),
             ("HandshakeTimeout", d => sessions.HandshakeTimeout = d),
-            ("StoreWriteTimeout", d => sessions.StoreWriteTimeout = d));
+            ("StoreWriteTimeout", d => sessions.StoreWriteTimeout = d),
+            ("ResumeWindow", d => sessions.ResumeWindow = d)); // 2^32-1 ms was taken, and the session's expiry timer then failed unseen: it never expired
 
         // The longest a timer waits is still taken, and so is an infinite keep-alive timeout.
         var longest = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
