@@ -19,9 +19,10 @@ namespace Lifeline.AspNetCore;
 /// Thread-safe: every member takes the lock of <c>_items</c>. Waiters complete with their continuations on the thread
 /// pool, so waking them under the lock is safe.
 /// </remarks>
-internal sealed partial class ConnectionInbox(int capacity, CancellationToken closing) : ChannelReader<LifelineMessage>, IValueTaskSource<bool>
+internal sealed partial class ConnectionInbox(int capacity, long capacityBytes, CancellationToken closing) : ChannelReader<LifelineMessage>, IValueTaskSource<bool>
 {
     private readonly Queue<LifelineMessage> _items = new(); // also the lock
+    private long _bytes; // payload bytes of _items
     private bool _completed;
     private TaskCompletionSource? _completion; // only if somebody asks for Completion before the end
     private TaskCompletionSource? _room; // the writer waits for a reader to make room
@@ -88,7 +89,7 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
     {
         lock (_items)
         {
-            if (_completed || _items.Count >= capacity)
+            if (_completed || !HasRoomLocked(message.Data.Length))
             {
                 return false;
             }
@@ -103,6 +104,7 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
             }
 
             _items.Enqueue(message);
+            _bytes += message.Data.Length;
             WakeReadersLocked(true);
             return true;
         }
@@ -112,11 +114,11 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
     /// The writer, after <see cref="TryWrite"/> found the inbox full: completes when a reader has taken a message (or
     /// the inbox is completed); cancelled with <paramref name="cancellationToken"/>.
     /// </summary>
-    public Task WaitForRoomAsync(CancellationToken cancellationToken)
+    public Task WaitForRoomAsync(int length, CancellationToken cancellationToken)
     {
         lock (_items)
         {
-            if (_completed || _items.Count < capacity)
+            if (_completed || HasRoomLocked(length))
             {
                 return Task.CompletedTask;
             }
@@ -153,6 +155,8 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
             {
                 return false;
             }
+
+            _bytes -= item.Data.Length;
 
             WakeWriterLocked();
             if (_completed && _items.Count == 0)
@@ -284,6 +288,9 @@ internal sealed partial class ConnectionInbox(int capacity, CancellationToken cl
             _wait.SetResult(canRead);
         }
     }
+
+    // One message always fits an empty inbox, however large (the receive loop has already refused one over the limit).
+    private bool HasRoomLocked(int length) => _items.Count == 0 || (_items.Count < capacity && _bytes + length <= capacityBytes);
 
     private void WakeWriterLocked()
     {

@@ -56,7 +56,7 @@ public sealed partial class LifelineConnection
         _request = context;
         SubProtocol = socket.SubProtocol;
         _sentClose = context.Features.Get<IHttpUpgradeFeature>() as SentCloseObserver;
-        _incoming = new ConnectionInbox(options.ReceiveCapacity, _closing.Token);
+        _incoming = new ConnectionInbox(options.ReceiveCapacity, options.ReceiveCapacityBytes, _closing.Token);
     }
 
     /// <summary>A unique id for this connection.</summary>
@@ -339,7 +339,7 @@ public sealed partial class LifelineConnection
                 return peek;
             }
 
-            var room = _incoming.WaitForRoomAsync(cancellationToken);
+            var room = _incoming.WaitForRoomAsync(message.Data.Length, cancellationToken);
             peek ??= _socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken).AsTask();
             if (!peek.IsCompleted)
             {

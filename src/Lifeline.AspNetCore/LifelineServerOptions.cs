@@ -16,6 +16,7 @@ public sealed class LifelineServerOptions
     private int _drainCloseBatchSize = 100;
     private TimeSpan _drainCloseBatchInterval = TimeSpan.FromMilliseconds(10);
     private int _receiveCapacity = 1_000;
+    private long _receiveCapacityBytes = 4 * 1024 * 1024;
     private int _sendBufferMessages = 1_000;
     private long _sendBufferBytes = 1024 * 1024;
     private TimeSpan _sendTimeout = TimeSpan.FromSeconds(10);
@@ -117,11 +118,27 @@ public sealed class LifelineServerOptions
     /// <summary>Whether a drain sends 1012 Service Restart (true, the default) or 1013 Try Again Later to new upgrades and open connections.</summary>
     public bool DrainWithServiceRestart { get; set; } = true;
 
-    /// <summary>Received messages held per connection until the handler reads them. Default 1,000.</summary>
+    /// <summary>
+    /// Received messages held per connection until the handler reads them. Default 1,000. When this or
+    /// <see cref="ReceiveCapacityBytes"/> is reached the connection stops reading its socket until the handler reads
+    /// (TCP then slows the client down).
+    /// </summary>
     public int ReceiveCapacity
     {
         get => _receiveCapacity;
         set => _receiveCapacity = OptionGuard.AtLeast(value, 1);
+    }
+
+    /// <summary>
+    /// Payload bytes of received messages held per connection until the handler reads them. Default 4 MiB. At least 1.
+    /// One message larger than this (up to <see cref="MaxMessageSize"/>) is still taken when nothing else is held.
+    /// Without it a client sending large messages to a handler that reads slowly held <see cref="ReceiveCapacity"/>
+    /// times <see cref="MaxMessageSize"/> (1 GiB by default) of the server's memory.
+    /// </summary>
+    public long ReceiveCapacityBytes
+    {
+        get => _receiveCapacityBytes;
+        set => _receiveCapacityBytes = OptionGuard.AtLeast(value, 1L);
     }
 
     /// <summary>

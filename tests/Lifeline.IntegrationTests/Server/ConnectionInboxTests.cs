@@ -12,7 +12,23 @@ public sealed class ConnectionInboxTests
 
     private static LifelineMessage Text(string text) => new(WebSocketMessageType.Text, System.Text.Encoding.UTF8.GetBytes(text));
 
-    private static ConnectionInbox Inbox(int capacity, CancellationToken closing = default) => new(capacity, closing);
+    private static ConnectionInbox Inbox(int capacity, CancellationToken closing = default) => new(capacity, long.MaxValue, closing);
+
+    [Fact]
+    public void TryWrite_BoundedInBytes_OneLargeMessageStillFitsAnEmptyInbox()
+    {
+        var inbox = new ConnectionInbox(100, 10, CancellationToken.None);
+        Assert.True(inbox.TryWrite(new LifelineMessage(WebSocketMessageType.Binary, new byte[25]))); // larger than the bound, alone
+        Assert.False(inbox.TryWrite(new LifelineMessage(WebSocketMessageType.Binary, new byte[1])));
+        Assert.False(inbox.WaitForRoomAsync(1, CancellationToken.None).IsCompleted);
+        Assert.True(inbox.TryRead(out _));
+        Assert.True(inbox.TryWrite(Text("12345")));
+        Assert.True(inbox.TryWrite(Text("12345")));
+        Assert.False(inbox.TryWrite(Text("1")));
+        Assert.True(inbox.TryRead(out _));
+        Assert.True(inbox.WaitForRoomAsync(5, CancellationToken.None).IsCompleted);
+        Assert.False(inbox.WaitForRoomAsync(6, CancellationToken.None).IsCompleted);
+    }
 
     [Fact]
     public async Task AWaitOnClosing_EndsCancelled_WhenTheConnectionSaysClosingWasCancelled()
@@ -65,7 +81,7 @@ public sealed class ConnectionInboxTests
         Assert.False(inbox.TryWrite(Text("c")));
         Assert.Equal(2, inbox.Count);
 
-        var room = inbox.WaitForRoomAsync(CancellationToken.None);
+        var room = inbox.WaitForRoomAsync(1, CancellationToken.None);
         Assert.False(room.IsCompleted);
         Assert.True(inbox.TryRead(out var first));
         Assert.Equal("a", first.Text);
@@ -83,7 +99,7 @@ public sealed class ConnectionInboxTests
         var inbox = Inbox(1);
         Assert.True(inbox.TryWrite(Text("a")));
         using var cts = new CancellationTokenSource();
-        var room = inbox.WaitForRoomAsync(cts.Token);
+        var room = inbox.WaitForRoomAsync(1, cts.Token);
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => room.WaitAsync(Bound));
     }
@@ -117,7 +133,7 @@ public sealed class ConnectionInboxTests
     {
         var inbox = Inbox(1);
         Assert.True(inbox.TryWrite(Text("a")));
-        var room = inbox.WaitForRoomAsync(CancellationToken.None);
+        var room = inbox.WaitForRoomAsync(1, CancellationToken.None);
         inbox.Complete();
         await room.WaitAsync(Bound);
         Assert.True(inbox.TryRead(out _));
@@ -216,7 +232,7 @@ public sealed class ConnectionInboxTests
                 var message = Text(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 while (!inbox.TryWrite(message))
                 {
-                    await inbox.WaitForRoomAsync(CancellationToken.None);
+                    await inbox.WaitForRoomAsync(1, CancellationToken.None);
                 }
             }
 
@@ -315,7 +331,7 @@ public sealed class ConnectionInboxTests
             var message = Text(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
             while (!inbox.TryWrite(message))
             {
-                await inbox.WaitForRoomAsync(CancellationToken.None);
+                await inbox.WaitForRoomAsync(1, CancellationToken.None);
             }
         }
 

@@ -62,6 +62,51 @@ public sealed class UnreadMessagesTests
     }
 
     [Fact]
+    public async Task LargeMessages_HandlerReadingLate_ReceiveBufferIsBoundedInBytesAndNothingIsLost()
+    {
+        // The receive buffer was bounded in messages only: 1,000 messages of up to 1 MiB, so a client sending large ones
+        // to a handler that read slowly held up to 1 GiB of the server's memory. Now it holds ReceiveCapacityBytes (4 MiB
+        // by default) and the socket is not read meanwhile (TCP slows the client down).
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var received = new List<int>();
+        var readAll = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        const int Count = 16;
+        await using var host = await LifelineTestHost.StartAsync(_ => { }, async (connection, closing) =>
+        {
+            await gate.Task.WaitAsync(closing);
+            await foreach (var message in connection.Messages.ReadAllAsync(closing))
+            {
+                received.Add(message.Data.Span[0]);
+                if (received.Count == Count)
+                {
+                    readAll.TrySetResult();
+                }
+            }
+        });
+        using var client = new ClientWebSocket();
+        await client.ConnectAsync(host.Uri(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+        await Wait.UntilAsync(() => host.Registry.Count == 1);
+        var connection = Assert.Single(host.Registry.Connections);
+
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < Count; i++)
+            {
+                var payload = new byte[1_000_000];
+                payload[0] = (byte)i;
+                await client.SendAsync(payload, WebSocketMessageType.Binary, true, CancellationToken.None);
+            }
+        });
+        await Wait.UntilAsync(() => connection.WaitsBehindPeekedData, TimeSpan.FromSeconds(60), what: "the receive loop to stop reading at the byte bound");
+        Assert.Equal(4, connection.Messages.Count); // 4 MB held; the fifth waits for room, the sixth is peeked
+
+        gate.SetResult();
+        await readAll.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await sending.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(Enumerable.Range(0, Count), received);
+    }
+
+    [Fact]
     public async Task Drain_HandlerNotReadingAndBufferFull_CompletesWithTheClientsAnswer()
     {
         await using var host = await LifelineTestHost.StartAsync(o =>
