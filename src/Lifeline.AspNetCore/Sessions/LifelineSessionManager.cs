@@ -494,11 +494,19 @@ public sealed class LifelineSessionManager : IDisposable
                 }
             }
 
-            _sessions[created.Id] = created;
+            if (BeforeNewSessionWelcomeForTest is { } beforeWelcome)
+            {
+                await beforeWelcome().ConfigureAwait(false);
+            }
+
             bool welcomed;
             await created.SendLock.WaitAsync().ConfigureAwait(false);
             try
             {
+                // Published only under the send lock, with its socket attached: a broadcast that finds it waits for the
+                // Welcome and numbers its message 1 after it. Published earlier, a broadcast could number a message 1
+                // with no socket to carry it, and the client's first Data was 2: a gap (1002).
+                _sessions[created.Id] = created;
                 created.Attach(carrier, connection.User);
                 welcomed = await carrier.SendControlAsync(w => SessionFrameWriter.WriteWelcome(w, new WelcomeFrame(SessionProtocol.Version, created.Id, token,
                     Options.ResumeWindow, _serverOptions.MaxMessageSize, Options.Replay.MaxMessages, Options.Replay.MaxBytes))).ConfigureAwait(false);
@@ -674,6 +682,9 @@ public sealed class LifelineSessionManager : IDisposable
 
         return new OpenOutcome(OpenKind.Opened, session);
     }
+
+    /// <summary>Tests: runs for a new session once it is made, before it is published and welcomed.</summary>
+    internal Func<Task>? BeforeNewSessionWelcomeForTest { get; set; }
 
     /// <summary>Tests: runs in a resume between the replay's start and the socket's attachment, under the session's send lock.</summary>
     internal Func<Task>? BeforeResumeAttachForTest { get; set; }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
 
@@ -8,6 +9,39 @@ namespace Lifeline.IntegrationTests.Sessions;
 public sealed class SessionSendOrderTests
 {
     private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-test-{Guid.NewGuid():N}.bin");
+
+    [Fact]
+    public async Task BroadcastWhileANewSessionIsBeingWelcomed_TheClientsDataStartsAt1()
+    {
+        // A new session was published before its socket was attached: a broadcast in between numbered a message 1 that no
+        // socket carried, and the client's first Data was 2, a gap it closes with 1002 (a stop).
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile());
+        var early = -1;
+        host.Sessions.BeforeNewSessionWelcomeForTest = async () => early = await host.Sessions.SendToAllAsync("early"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text);
+        using var socket = await SessionBadInputTests.ConnectAsync(host.Uri("/hold"));
+        await SessionBadInputTests.HelloAsync(socket);
+        host.Sessions.BeforeNewSessionWelcomeForTest = null;
+        await host.Sessions.SendToAllAsync("later"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text);
+
+        var sequences = new List<long>();
+        var buffer = new byte[1024];
+        string? last = null;
+        while (last != "later")
+        {
+            var received = await socket.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Binary, received.MessageType);
+            Assert.Equal(Lifeline.Session.Wire.SessionFrameError.None, Lifeline.Session.Wire.SessionFrameReader.TryRead(
+                new ReadOnlySequence<byte>(buffer.AsMemory(0, received.Count)), int.MaxValue, out var header, out var payload));
+            if (header.Type == Lifeline.Session.Wire.SessionFrameType.Data)
+            {
+                sequences.Add(header.Sequence);
+                last = System.Text.Encoding.UTF8.GetString(payload.ToArray());
+            }
+        }
+
+        Assert.Equal([1L], sequences);
+        Assert.Equal(0, early); // the session was not there yet
+    }
 
     [Fact]
     public async Task QueuedSendStartsItsWriterWhileADirectSendIsAboutToNumberItsMessage_BothArriveAndTheClientStaysConnected()
