@@ -27,6 +27,7 @@ public sealed class ReplayBuffer : IDisposable
 {
     private readonly ReplayBufferOptions _options;
     private readonly CoarseClock _clock;
+    private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private Entry[] _ring = []; // allocated by the first message: a session that sends nothing holds no ring
     private bool _disposed;
@@ -60,7 +61,8 @@ public sealed class ReplayBuffer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(lastAcknowledged);
         _options = options;
-        _clock = new CoarseClock(timeProvider ?? TimeProvider.System);
+        _time = timeProvider ?? TimeProvider.System;
+        _clock = new CoarseClock(_time);
         _lastSequence = lastAcknowledged;
         _lastAcknowledged = lastAcknowledged;
     }
@@ -482,19 +484,26 @@ public sealed class ReplayBuffer : IDisposable
         while (true)
         {
             Task waitForSpace;
+            TimeSpan untilExpiry;
             lock (_lock)
             {
+                ExpireLocked();
                 if (HasRoomLocked(length, alsoInFailMode))
                 {
                     return;
                 }
 
                 waitForSpace = WaitTaskLocked();
+                untilExpiry = UntilOldestExpiresLocked();
             }
 
             try
             {
-                await waitForSpace.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await waitForSpace.WaitAsync(untilExpiry, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The oldest message reached MaxAge while the peer acknowledged nothing: the next round ends the buffer.
             }
             catch (ObjectDisposedException)
             {
@@ -546,7 +555,21 @@ public sealed class ReplayBuffer : IDisposable
     {
         while (true)
         {
-            await waitForSpace.WaitAsync(cancellationToken).ConfigureAwait(false);
+            TimeSpan untilExpiry;
+            lock (_lock)
+            {
+                untilExpiry = UntilOldestExpiresLocked();
+            }
+
+            try
+            {
+                await waitForSpace.WaitAsync(untilExpiry, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The oldest message reached MaxAge: the append below ends the buffer (SessionEnded, expired).
+            }
+
             lock (_lock)
             {
                 if (TryAppendLocked(payload.Span, isText, trackAcknowledgement, out var result))
@@ -557,6 +580,19 @@ public sealed class ReplayBuffer : IDisposable
                 waitForSpace = WaitTaskLocked();
             }
         }
+    }
+
+    // How long until the oldest message passes MaxAge: a wait for room ends then, or a peer that stays connected but
+    // never acknowledges (a suspended tab) held a full buffer's sender for as long as its socket lived.
+    private TimeSpan UntilOldestExpiresLocked()
+    {
+        if (_count == 0)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        var left = _options.MaxAge - _clock.Since(_ring[_head].Timestamp) + TimeSpan.FromMilliseconds(1);
+        return left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left > OptionGuard.LongestTimer ? OptionGuard.LongestTimer : left;
     }
 
     // Returns true with a result when the append is decided (appended or session ended); false when it must wait.

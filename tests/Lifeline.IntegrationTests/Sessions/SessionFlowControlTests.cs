@@ -16,6 +16,43 @@ public sealed class SessionFlowControlTests
 {
     private static string NewDrainFile() => Path.Combine(Path.GetTempPath(), $"lifeline-flow-{Guid.NewGuid():N}.bin");
 
+    [Fact]
+    public async Task ClientConnectedButNeverAcknowledging_FullReplayBufferEndsWithSessionLostExpired()
+    {
+        // A client that reads but never acknowledges (a suspended tab, a stuck application): the handler's send waited for
+        // room with no end, and Replay.MaxAge (protocol.md 5.8) never applied while the socket lived.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), NewDrainFile(), sessions: o =>
+        {
+            o.Replay.MaxMessages = 2;
+            o.Replay.MaxAge = TimeSpan.FromSeconds(1);
+        });
+        using var socket = await SessionBadInputTests.ConnectAsync(host.Uri("/push"));
+        await SessionBadInputTests.HelloAsync(socket);
+
+        var buffer = new byte[1024];
+        var data = 0;
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            var received = await socket.ReceiveAsync(buffer, bound.Token);
+            Assert.NotEqual(System.Net.WebSockets.WebSocketMessageType.Close, received.MessageType);
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new System.Buffers.ReadOnlySequence<byte>(buffer.AsMemory(0, received.Count)), int.MaxValue, out var header, out _));
+            if (header.Type == SessionFrameType.Data)
+            {
+                data++;
+                continue;
+            }
+
+            if (header.Type == SessionFrameType.SessionLost)
+            {
+                Assert.Equal(SessionLostReason.Expired, header.SessionLost.Reason);
+                break;
+            }
+        }
+
+        Assert.Equal(2, data); // the buffer's two; the third waited for room until the oldest expired
+    }
+
     /// <summary>A started session client of the /numbered stream with the given receive capacity.</summary>
     private static async Task<LifelineClient> StreamClientAsync(SessionTestHost host, int receiveCapacity)
     {

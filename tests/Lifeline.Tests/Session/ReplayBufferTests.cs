@@ -254,6 +254,28 @@ public class ReplayBufferTests
     }
 
     [Fact]
+    public async Task MaxAge_FullBufferWaitingForAcksThatNeverCome_TheWaitsEndWhenTheOldestExpires()
+    {
+        // A peer that stays connected but acknowledges nothing: the waits for room ended only with an ack, so a full
+        // buffer's sender waited for as long as the socket lived and the age bound never applied.
+        var time = new FakeTimeProvider();
+        using var buffer = new ReplayBuffer(new ReplayBufferOptions { MaxMessages = 2, MaxAge = TimeSpan.FromMinutes(1) }, time);
+        await Append(buffer, 1);
+        await Append(buffer, 1);
+        var append = buffer.AppendAsync(new byte[1], false).AsTask();
+        var room = buffer.WaitForRoomAsync(1, CancellationToken.None).AsTask();
+        time.Advance(TimeSpan.FromSeconds(59));
+        Assert.False(append.IsCompleted);
+        Assert.False(room.IsCompleted);
+
+        time.Advance(TimeSpan.FromSeconds(2));
+
+        Assert.Equal(ReplayAppendStatus.SessionEnded, (await append.WaitAsync(Bound)).Status);
+        await room.WaitAsync(Bound);
+        Assert.Equal(SessionLostReason.Expired, buffer.End?.Reason);
+    }
+
+    [Fact]
     public async Task MaxAge_AcknowledgedInTime_DoesNotExpire()
     {
         var time = new FakeTimeProvider();
