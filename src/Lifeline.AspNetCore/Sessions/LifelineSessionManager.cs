@@ -4,6 +4,7 @@ using System.Net.WebSockets;
 using System.Security.Claims;
 using System.Text;
 using Lifeline.CloseCodes;
+using Lifeline.Protocol;
 using Lifeline.Session;
 using Lifeline.Session.Store;
 using Lifeline.Session.Wire;
@@ -1021,7 +1022,11 @@ public sealed class LifelineSessionManager : IDisposable
                 failed = true;
                 if (session.Carrier is { } carrier)
                 {
-                    _ = carrier.Connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None);
+                    // A send the store did not confirm in time is the store being away for now, not a bug of the handler:
+                    // the client is told to come back after the hint, as a Hello that finds the store away is.
+                    _ = e is SessionStoreUnavailableException
+                        ? carrier.Connection.CloseAsync(CloseCode.TryAgainLater, RetryHint.AppendTo("session store unavailable", TryAgainLaterHint), CancellationToken.None)
+                        : carrier.Connection.CloseAsync(CloseCode.InternalError, "internal error", CancellationToken.None);
                 }
             }
 

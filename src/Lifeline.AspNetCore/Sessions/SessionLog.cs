@@ -24,7 +24,7 @@ internal static partial class SessionLog
     [LoggerMessage(306, LogLevel.Information, "Connection {ConnectionId}: resume of unknown or expired session {SessionId}; answered SessionLost.")]
     public static partial void NotFound(ILogger logger, string connectionId, SessionId sessionId);
 
-    [LoggerMessage(307, LogLevel.Error, "The handler of session {SessionId} threw; the session ends and its connection is closed with 1011.")]
+    [LoggerMessage(307, LogLevel.Error, "The handler of session {SessionId} threw; the session ends and its connection is closed with 1011 (1013 with a retry hint when the session store did not confirm a send in time).")]
     public static partial void HandlerFailed(ILogger logger, SessionId sessionId, Exception exception);
 
     [LoggerMessage(308, LogLevel.Information, "Drain: {Count} sessions saved to {Path}.")]

@@ -129,6 +129,14 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
+        app.MapLifelineSession("/echo-uncaught", async (session, ct) =>
+        {
+            // Lets every failure of its sends escape, a store that stays away included.
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                await session.SendAsync(message.Data, message.Type, ct);
+            }
+        });
         app.MapLifelineSession("/pushes-then-answer", async (session, ct) =>
         {
             // "one": one push. Any other message: 300 pushes (answering nothing), then the answer, all queued at once.

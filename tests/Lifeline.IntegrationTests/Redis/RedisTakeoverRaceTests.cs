@@ -202,6 +202,46 @@ public sealed class RedisTakeoverRaceTests
     }
 
     [Fact]
+    public async Task HandlerFailsBecauseTheStoreStaysAway_Closes1013WithARetryHint()
+    {
+        // A send the store does not confirm within StoreWriteTimeout throws SessionStoreUnavailableException; a handler
+        // that lets it escape ended the socket with 1011 "internal error", as for a bug of its own. It is the store being
+        // away for now: 1013 with a hint, like a Hello that finds it away.
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        HeldAcquireJournal? journal = null;
+        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
+            sessions: o => o.StoreWriteTimeout = TimeSpan.FromSeconds(1),
+            services: s =>
+            {
+                s.RemoveAll<ISessionJournal>();
+                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
+            });
+        _ = node.Sessions.Journal;
+        using var socket = await SessionBadInputTests.ConnectAsync(node.Uri("/echo-uncaught"));
+        await SessionBadInputTests.HelloAsync(socket);
+
+        journal!.CommitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 1, 0, true, "echo me"u8)));
+            var buffer = new byte[1024];
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            while ((await socket.ReceiveAsync(buffer, timeout.Token)).MessageType != System.Net.WebSockets.WebSocketMessageType.Close)
+            {
+            }
+
+            Assert.Equal(1013, (int?)socket.CloseStatus);
+            Assert.True(Lifeline.Protocol.RetryHint.TryParse(socket.CloseStatusDescription, out var hint), socket.CloseStatusDescription);
+            Assert.True(hint > TimeSpan.Zero);
+        }
+        finally
+        {
+            journal.CommitGate.TrySetResult();
+        }
+    }
+
+    [Fact]
     public async Task GroupSend_OneLocalMembersStoreWriteTimesOut_TheSendStillReachesTheOtherNodes()
     {
         await using var redis = await RedisServer.StartNewAsync();
