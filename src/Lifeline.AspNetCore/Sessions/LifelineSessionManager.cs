@@ -1030,6 +1030,11 @@ public sealed class LifelineSessionManager : IDisposable
                 }
             }
 
+            if (!failed && session.Journal is { } journal && !session.IsEnded)
+            {
+                await journal.WaitForStoredAsync(Options.StoreWriteTimeout).ConfigureAwait(false); // what it sent goes out before the 1000
+            }
+
             if (session.IsFrozen)
             {
                 return; // saved by a drain: the next process continues it

@@ -26,6 +26,7 @@ internal sealed class SessionJournalWriter
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _signal = new(0, 1);
     private List<PendingSend> _pending = [];
+    private List<PendingSend>? _committing; // the batch taken from _pending for the commit under way
     private SessionJournalLease _lease;
     private bool _snapshotDirty;
     private bool _ackRequested;
@@ -228,6 +229,32 @@ internal sealed class SessionJournalWriter
     }
 
     /// <summary>
+    /// The handler returned: waits, at most <paramref name="bound"/>, until every send it made (or a group send queued
+    /// for it) is stored and on the wire, or has failed. Ending the session at once failed those still queued and closed
+    /// the socket before the ones being committed went out: the client got 1000 without them.
+    /// </summary>
+    public async Task WaitForStoredAsync(TimeSpan bound)
+    {
+        var started = _manager.Time.GetTimestamp();
+        while (true)
+        {
+            Task[] waiting;
+            lock (_gate)
+            {
+                waiting = [.. _pending.Select(p => p.Done.Task), .. (_committing ?? []).Select(p => p.Done.Task)];
+            }
+
+            var left = bound - _manager.Time.GetElapsedTime(started);
+            if (waiting.All(t => t.IsCompleted) || left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            await Task.WhenAll(waiting).WaitAsync(left, _manager.Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="action"/> holding the gate a commit reads the inbound cursor under: a session ending moves
     /// the cursor this way, so a commit either reads it before (and commits as before) or finds the session ended.
     /// </summary>
@@ -308,6 +335,7 @@ internal sealed class SessionJournalWriter
                     var take = Math.Min(_pending.Count, MaxBatch);
                     batch = _pending.GetRange(0, take);
                     _pending.RemoveRange(0, take);
+                    _committing = batch;
                     (snapshot, ack, renew, clientAck) = (_snapshotDirty, _ackRequested, _renew, _clientAck);
                     (_snapshotDirty, _ackRequested, _renew) = (false, false, false);
 
@@ -451,6 +479,11 @@ internal sealed class SessionJournalWriter
 
             lock (_gate)
             {
+                if (ReferenceEquals(_committing, batch))
+                {
+                    _committing = null; // its payloads are the store's and the socket's now
+                }
+
                 if (_pending.Count > 0)
                 {
                     Signal();

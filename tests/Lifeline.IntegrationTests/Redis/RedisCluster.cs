@@ -27,6 +27,8 @@ internal sealed class ClusterLog
 
     public int GroupJoins;
 
+    public int HandlerReturns;
+
     /// <summary>Members of /group that left "g" (they sent the text "leave").</summary>
     public int GroupLeaves;
 
@@ -129,6 +131,16 @@ internal sealed class ClusterNode : IAsyncDisposable
             }
         });
         app.MapLifelineSession("/echo", (session, ct) => EchoAsync(session, log, () => Volatile.Read(ref _killed), ct));
+        app.MapLifelineSession("/send-then-return", async (session, ct) =>
+        {
+            // Answers its first message with a send it does not wait for, and returns: the session is over.
+            await foreach (var message in session.Messages.ReadAllAsync(ct))
+            {
+                _ = session.SendAsync("last words"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, CancellationToken.None).AsTask();
+                Interlocked.Increment(ref log.HandlerReturns);
+                return;
+            }
+        });
         app.MapLifelineSession("/echo-uncaught", async (session, ct) =>
         {
             // Lets every failure of its sends escape, a store that stays away included.

@@ -242,6 +242,59 @@ public sealed class RedisTakeoverRaceTests
     }
 
     [Fact]
+    public async Task HandlerReturnsWhileItsLastSendIsBeingStored_TheClientGetsItBeforeThe1000()
+    {
+        // With a shared store a send goes on the wire after its commit. A handler that returned right after a send it did
+        // not wait for ended the session at once: the send was failed (or its commit outran by the close), and the client
+        // got 1000 without it. The session's end now waits, at most StoreWriteTimeout, for what is being stored.
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        var started = await StartNodeWithAHeldAcquireAsync(redis, log);
+        await using var node = started.Node;
+        var journal = started.Journal;
+        using var socket = await SessionBadInputTests.ConnectAsync(node.Uri("/send-then-return"));
+        var (id, _) = await SessionBadInputTests.HelloAsync(socket);
+        var session = node.Sessions.Find(id)!;
+
+        journal.CommitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = journal.CommitGate;
+        await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 1, 0, true, "bye"u8)));
+        await Wait.UntilAsync(() => Volatile.Read(ref log.HandlerReturns) == 1, TimeSpan.FromSeconds(30), "the handler to return");
+        try
+        {
+            // Before, the session ended here at once (and its send was lost); now its end waits for the commit held here.
+            await Wait.UntilAsync(() => session.IsEnded, TimeSpan.FromSeconds(2));
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        journal.CommitGate = null;
+        gate.TrySetResult();
+
+        var data = new List<string>();
+        var buffer = new byte[1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var received = await socket.ReceiveAsync(buffer, timeout.Token);
+            if (received.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+            {
+                break;
+            }
+
+            Assert.Equal(SessionFrameError.None, SessionFrameReader.TryRead(new System.Buffers.ReadOnlySequence<byte>(buffer.AsMemory(0, received.Count)), int.MaxValue, out var header, out var payload));
+            if (header.Type == SessionFrameType.Data)
+            {
+                data.Add(System.Text.Encoding.UTF8.GetString(System.Buffers.BuffersExtensions.ToArray(payload)));
+            }
+        }
+
+        Assert.Equal(1000, (int?)socket.CloseStatus);
+        Assert.Equal(["last words"], data);
+    }
+
+    [Fact]
     public async Task GroupSend_OneLocalMembersStoreWriteTimesOut_TheSendStillReachesTheOtherNodes()
     {
         await using var redis = await RedisServer.StartNewAsync();
