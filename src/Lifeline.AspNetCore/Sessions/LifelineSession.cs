@@ -755,7 +755,7 @@ public sealed class LifelineSession
         Replay.FailAcknowledgementWaits(new InvalidOperationException(
             $"Session {Id} was handed to the session store by a drain before the client acknowledged this message; if the session resumes elsewhere, the message is replayed there."));
         Inbox.Discard(); // before Ending is cancelled: that wakes a reader parked on Ending (SessionInbox.TryPark)
-        _ending.Cancel();
+        CancelEnding();
         return snapshot;
     }
 
@@ -783,8 +783,22 @@ public sealed class LifelineSession
             Inbox.Complete();
         }
 
-        _ending.Cancel(); // after the inbox ended: that woke a reader parked on Ending (SessionInbox.TryPark)
+        CancelEnding(); // after the inbox ended: that woke a reader parked on Ending (SessionInbox.TryPark)
         return true;
+    }
+
+    // The handler's token runs the application's callbacks here, on whichever thread ends the session (a group send, an
+    // expiry, a drain). One that throws must not stop that end half-way: the session would stay listed, its socket open.
+    private void CancelEnding()
+    {
+        try
+        {
+            _ending.Cancel();
+        }
+        catch (AggregateException e)
+        {
+            SessionLog.EndingCallbackFailed(_manager.Logger, Id, e); // every callback ran; Cancel reports their failures after
+        }
     }
 
     internal void ReleaseBuffers() => Replay.Dispose();

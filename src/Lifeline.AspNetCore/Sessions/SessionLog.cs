@@ -75,6 +75,9 @@ internal static partial class SessionLog
     [LoggerMessage(323, LogLevel.Warning, "Session {SessionId}: {Count} group messages from other nodes ({Bytes} bytes) wait behind its earlier ones (its replay buffer or its socket is full), as many as its replay buffer holds; the session is lost (buffer full) rather than let them pile up.")]
     public static partial void FanoutBacklog(ILogger logger, SessionId sessionId, int count, long bytes);
 
+    [LoggerMessage(325, LogLevel.Error, "Session {SessionId}: a callback registered on its handler's token threw when the session ended; the session ended all the same.")]
+    public static partial void EndingCallbackFailed(ILogger logger, SessionId sessionId, Exception exception);
+
     [LoggerMessage(324, LogLevel.Error, "Session {SessionId}: a group message from another node could not be handed to it; the session is lost (buffer full) rather than miss it unseen.")]
     public static partial void FanoutSendFailed(ILogger logger, SessionId sessionId, Exception exception);
 }

@@ -109,6 +109,21 @@ public sealed class SessionBadInputTests
     }
 
     [Fact]
+    public async Task HandlersTokenCallbackThrowsAtTheEnd_TheSessionStillEndsAndItsSocketCloses1000()
+    {
+        // Cancelling the handler's token ran the throwing callback and threw out of the session's end half-way: the
+        // session stayed listed and its socket open for good.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), Path.Combine(Path.GetTempPath(), $"lifeline-callback-{Guid.NewGuid():N}.bin"));
+        using var socket = await ConnectAsync(host.Uri("/throwing-callback"));
+        await HelloAsync(socket);
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteData(w, 1, 0, isText: true, "end"u8)));
+
+        var (code, _, _) = await ReadUntilCloseAsync(socket);
+        Assert.Equal(1000, code);
+        await Wait.UntilAsync(() => host.Sessions.Count == 0, TimeSpan.FromSeconds(15), "the session to be forgotten");
+    }
+
+    [Fact]
     public async Task HelloReadAfterTheDrainsCloseWasRequested_StartsNoSessionAndNoHandler()
     {
         // A socket admitted before the drain, whose Hello was still on its way when the drain asked for its 1012. Before,

@@ -82,6 +82,12 @@ internal sealed class SessionTestHost : IAsyncDisposable
         var app = builder.Build();
         app.MapLifelineSession("/numbered", (session, ct) => NumberedAsync(session, log, ct));
         app.MapLifelineSession("/echo", EchoAsync);
+        app.MapLifelineSession("/throwing-callback", async (session, ct) =>
+        {
+            // An application callback on the handler's token that throws when the session ends; the handler then returns.
+            ct.Register(() => throw new InvalidOperationException("callback failed"));
+            await session.Messages.ReadAsync(ct);
+        });
         app.MapLifelineSession("/slow-echo", SlowEchoAsync);
         app.MapLifelineSession("/silent", (session, ct) => Task.Delay(Timeout.Infinite, ct)); // never reads, so never acknowledges
         app.MapLifelineSession("/tracked", async (session, ct) =>
