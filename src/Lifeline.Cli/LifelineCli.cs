@@ -35,7 +35,9 @@ internal static class LifelineCli
     public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
     {
         var root = Build(console);
-        var parseResult = root.Parse(args);
+        // No response files: lifeline takes no @file arguments, and the expansion threw out of the parser on a token such as
+        // '@/' (a directory) instead of reporting it as input.
+        var parseResult = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parseResult.Errors.Count > 0 && parseResult.Action is not (HelpAction or HelpWithExitCodes))
         {
             var command = parseResult.CommandResult.Command;

@@ -66,6 +66,7 @@ public class CatalogCommandsTests
     [InlineData("nonsense")]
     [InlineData("explain", "99999", "--lang", "fr")]
     [InlineData("compare", "1006", "--lang", "fr", "--format", "markdown")]
+    [InlineData("explain", "@/")] // a directory taken for a response file threw out of the parser before
     public async Task BadInput_ClearMessageUsageHint_ExitCode2(params string[] args)
     {
         var run = await CliRun.RunAsync(args);
