@@ -351,6 +351,14 @@ public sealed class ProxyLink : IAsyncDisposable
 
     private async ValueTask WriteAsync(Socket destination, ReadOnlyMemory<byte> chunk, Direction direction, CancellationToken cancellationToken)
     {
+        // Bandwidth and slicer toxics write a chunk piece by piece after ForwardAsync's check: a black hole added
+        // meanwhile holds the pieces still to come, as it holds the next chunk.
+        if (!await WaitWhileHeldAsync(direction, cancellationToken).ConfigureAwait(false))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return; // the link ended while held
+        }
+
         if (IsSilenced || IsForgotten)
         {
             return; // a forgotten flow sends nothing, chunks still on their way under latency included
