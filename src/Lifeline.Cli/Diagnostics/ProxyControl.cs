@@ -100,6 +100,13 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
 
         // Build the new fault first: a bad value leaves the one in place untouched.
         var toxic = off ? null : create();
+        if (toxic is not null)
+        {
+            // Added before the old one goes: for a moment both apply, never neither. Removing first signalled the
+            // pumps with the fault lifted, and bytes held by a black hole (or a chunk under latency) could go through.
+            proxy.AddToxic(toxic);
+        }
+
         if (_toxics.Remove(name, out var existing))
         {
             proxy.RemoveToxic(existing);
@@ -111,7 +118,6 @@ internal sealed class ProxyControl(TcpFaultProxy proxy)
         }
 
         _toxics[name] = toxic;
-        proxy.AddToxic(toxic);
         return $"ok {name} on";
     }
 
