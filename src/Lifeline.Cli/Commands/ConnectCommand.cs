@@ -28,7 +28,7 @@ internal static class ConnectCommand
         var json = CommonOptions.Json("Print one JSON object per line instead of text.");
         var keepAlive = NumberOptions.Seconds("--keepalive", "Seconds between protocol pings; 0 turns keep-alive off.", 15, allowZero: true);
         var keepAliveTimeout = NumberOptions.Seconds("--keepalive-timeout", "Seconds to wait for a pong before the link counts as dead.", 15);
-        var stopOn = new Option<string[]>("--stop-on") { Description = "Close codes after which not to reconnect (repeatable), on top of the defaults.", AllowMultipleArgumentsPerToken = true };
+        var stopOn = new Option<string[]>("--stop-on") { Description = "A close code after which not to reconnect (repeatable), on top of the defaults." };
         var noStdin = new Option<bool>("--no-stdin", "-n") { Description = "Do not read stdin; only listen until the connection ends, --max-time or Ctrl-C. Without it, the end of stdin closes the connection (1000) once every line is sent." };
         var maxTime = NumberOptions.OptionalSeconds("--max-time", "End after this many seconds in all (closing with 1000); exit code 5.", aliases: "-m");
         var retries = NumberOptions.OptionalWhole("--retries", "Give up after this many reconnect attempts in a row (default: as the policy says).", 0, 1_000_000, "-r");

@@ -17,7 +17,7 @@ internal static class ProbeCommand
         var pings = NumberOptions.Whole("--pings", "How many ping round trips to time.", 5, 0, 1000);
         var timeout = NumberOptions.Seconds("--timeout", "Seconds allowed for DNS, TCP, TLS and the upgrade together.", 10);
         var origin = new Option<string?>("--origin") { Description = "An Origin header to send (servers that check origins answer 403 without one)." };
-        var subprotocols = new Option<string[]>("--subprotocol", "-s") { Description = "Subprotocols to offer (repeatable).", AllowMultipleArgumentsPerToken = true };
+        var subprotocols = new Option<string[]>("--subprotocol", "-s") { Description = "A subprotocol to offer (repeatable)." };
         var insecure = new Option<bool>("--insecure", "-k") { Description = "INSECURE: accept any TLS certificate (test servers only)." };
         var json = CommonOptions.Json("Print one JSON object instead of text.");
         var command = new Command("probe", "Connect once and report DNS, TCP, TLS and upgrade timings, headers, ping round trips and how the connection ended.")

@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Sockets;
+
 namespace Lifeline.Cli.Tests.Commands;
 
 public class UsageTests
@@ -22,5 +25,31 @@ public class UsageTests
 
         Assert.Equal(ExitCodes.Usage, run.ExitCode);
         Assert.DoesNotContain("did you mean", run.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProbeSubprotocol_TakesOneValue_TheUrlAfterItIsTheUrl()
+    {
+        // Before, -s took every word after it, the URL included, and the probe stopped with "Required argument missing" (2).
+        var run = await CliRun.RunAsync("probe", "-s", "chat", $"ws://127.0.0.1:{ClosedPort()}/", "--pings", "0", "--duration", "0", "--timeout", "5");
+
+        Assert.Equal(ExitCodes.Failure, run.ExitCode); // the probe ran and found the port refused
+        Assert.DoesNotContain("error:", run.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConnectStopOn_TakesOneValue_TheUrlAfterItIsTheUrl()
+    {
+        var run = await CliRun.RunAsync("connect", "--stop-on", "4000", $"ws://127.0.0.1:{ClosedPort()}/", "-n", "--retries", "0");
+
+        Assert.Equal(ExitCodes.CouldNotConnect, run.ExitCode);
+    }
+
+    /// <summary>A port on 127.0.0.1 that nothing listens on (just released by a listener).</summary>
+    private static int ClosedPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
