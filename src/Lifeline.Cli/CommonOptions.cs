@@ -48,6 +48,9 @@ internal static partial class CommonOptions
 
     public static CultureInfo Culture(string language) => CultureInfo.GetCultureInfo(language);
 
+    /// <summary>The longest DNS name, written without its final dot (RFC 1035: 255 bytes on the wire).</summary>
+    public const int MaxHostNameLength = 253;
+
     /// <summary>Checks a ws:// or wss:// URL from the command line.</summary>
     public static Uri ParseWebSocketUrl(string text, string command)
     {
@@ -55,6 +58,14 @@ internal static partial class CommonOptions
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "wss") || string.IsNullOrEmpty(uri.Host))
         {
             throw new UsageException($"'{text}' is not a WebSocket URL; use ws://host:port/path or wss://host:port/path.", command);
+        }
+
+        // A longer name can never resolve, and the resolver throws on it rather than failing the lookup.
+        var host = uri.IdnHost.TrimEnd('.');
+        if (uri.HostNameType is not (UriHostNameType.IPv4 or UriHostNameType.IPv6) && host.Length > MaxHostNameLength)
+        {
+            throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                $"the host name in '{text}' is {host.Length} characters long; a DNS name has at most {MaxHostNameLength}."), command);
         }
 
         return uri;

@@ -139,7 +139,8 @@ internal sealed class RawWebSocket : IAsyncDisposable
             socket = null; // owned by raw now
             return (raw, null, timings);
         }
-        catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or InvalidDataException)
+        catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or InvalidDataException
+            || (e is ArgumentException && stage == ProbeStage.Dns)) // the resolver throws on a name too long to look up
         {
             var partial = new ConnectTimings(dns, tcp, tls, TimeSpan.Zero) { Addresses = addresses, Remote = remote };
             return (null, Describe(e, stage, uri, timeout.IsCancellationRequested, options.Timeout), partial);

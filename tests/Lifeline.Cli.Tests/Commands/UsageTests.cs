@@ -45,6 +45,24 @@ public class UsageTests
         Assert.Equal(ExitCodes.CouldNotConnect, run.ExitCode);
     }
 
+    [Theory]
+    [InlineData("probe")]
+    [InlineData("connect")]
+    [InlineData("idle-scan")]
+    public async Task HostNameLongerThanDnsAllows_IsAUsageError(string command)
+    {
+        // Five labels of 60 characters: 304 in all, over DNS's 253. Before, probe reported the resolver's exception as
+        // "a bug in lifeline" (exit 1).
+        var host = string.Join('.', Enumerable.Repeat(new string('a', 60), 5));
+
+        var run = await CliRun.RunAsync(command, $"ws://{host}/");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.StartsWith("error: ", run.Error, StringComparison.Ordinal);
+        Assert.Contains("at most 253", run.Error, StringComparison.Ordinal);
+        Assert.Contains("usage:", run.Error, StringComparison.Ordinal);
+    }
+
     /// <summary>A port on 127.0.0.1 that nothing listens on (just released by a listener).</summary>
     private static int ClosedPort()
     {

@@ -146,6 +146,19 @@ public sealed class WebSocketProbeTests
     }
 
     [Fact]
+    public async Task RunAsync_HostNameLongerThanDnsAllows_FailsAtDnsAsNotResolved()
+    {
+        // Five labels of 60 characters: 304 in all, over DNS's 253. Before, the resolver's ArgumentOutOfRangeException
+        // escaped the probe.
+        var host = string.Join('.', Enumerable.Repeat(new string('a', 60), 5));
+
+        var result = await RunAsync(new ProbeOptions(new Uri($"ws://{host}/ws")));
+
+        Assert.Equal(ProbeStage.Dns, result.Failure!.Stage);
+        Assert.Equal(ConnectionFailureReason.NameNotResolved, result.Failure.Reason);
+    }
+
+    [Fact]
     public async Task RunAsync_HostNameOnAClosedPort_ReportsTheAddressesItResolvedAndTried()
     {
         var port = TestServer.ClosedPort();
