@@ -25,7 +25,7 @@ internal static class ProxyCommand
         var jitter = NumberOptions.OptionalWhole("--jitter", "Random deviation of the latency, milliseconds.", 0, ProxyControl.MaxMilliseconds);
         var bandwidth = NumberOptions.OptionalWhole("--bandwidth", "Throughput limit, bytes per second.", 1, ProxyControl.MaxNumber);
         var slice = NumberOptions.OptionalWhole("--slice", "Split writes into pieces of this many bytes.", 1, ProxyControl.MaxNumber);
-        var blackhole = new Option<bool>("--blackhole") { Description = "Start with every byte swallowed." };
+        var blackhole = new Option<bool>("--blackhole") { Description = "Start with a black hole: nothing crosses (bytes, FIN, reset) and the senders stall; what it held is delivered in order once it is lifted ('blackhole off'), unless the link is cut first." };
         var idleCut = NumberOptions.OptionalSeconds("--idle-cut", "Cut links idle for this many seconds.");
         var idleCutKind = new Option<string>("--idle-cut-kind") { Description = "How idle links are cut: reset (RST at the deadline), fin, silent, or reset-on-next (forgotten silently, RST for the next packet).", DefaultValueFactory = _ => "reset" };
         var control = new Option<string?>("--control") { Description = "Also take commands over HTTP at HOST:PORT (POST /command with the command as the body; GET /status)." };
