@@ -87,7 +87,8 @@ internal static class DemoServer
     }
 
     /// <summary>
-    /// Sends "1", "2", ... every <c>interval</c> ms (default 1000, at least 10), up to <c>count</c> messages (default unbounded).
+    /// Sends "1", "2", ... every <c>interval</c> ms (default 1000, at least 10), up to <c>count</c> messages (default unbounded;
+    /// 0 sends none and closes normally). A value below its minimum is raised to it.
     /// The next number lives in the session's state and is updated with each send in one step, so a session resumed
     /// after a restart carries on from where the drain left it: no gap, no repeat.
     /// </summary>
@@ -95,7 +96,7 @@ internal static class DemoServer
     {
         var query = session.Connection?.Query;
         var interval = ReadInt(query?["interval"], 1000, 10);
-        var count = ReadInt(query?["count"], int.MaxValue, 1);
+        var count = ReadInt(query?["count"], int.MaxValue, 0);
         var next = session.State.TryGetValue(StreamNextKey, out var saved) ? ReadInt(saved, 1, 1) : 1;
         for (var i = next; i <= count && !cancellationToken.IsCancellationRequested; i++)
         {
@@ -106,8 +107,9 @@ internal static class DemoServer
         }
     }
 
+    /// <summary>A whole number from the query; absent or not a number: the fallback; below the minimum: the minimum.</summary>
     private static int ReadInt(string? text, int fallback, int minimum) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= minimum
-            ? value
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? Math.Max(value, minimum)
             : fallback;
 }
