@@ -20,6 +20,7 @@ internal sealed class BusyConnectionWatch : IDisposable
     private readonly Uri _uri;
     private readonly RawConnectOptions _connect;
     private readonly TimeProvider _time;
+    private readonly TimeSpan _closeTimeout;
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _running = Task.CompletedTask;
@@ -37,6 +38,7 @@ internal sealed class BusyConnectionWatch : IDisposable
         _time = time;
         Interval = TimeSpan.FromTicks(Math.Clamp(minSilence.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks, TimeSpan.FromSeconds(1).Ticks));
         SilentAfter = (pongTimeout * 2) + Interval;
+        _closeTimeout = pongTimeout;
     }
 
     /// <summary>
@@ -152,6 +154,8 @@ internal sealed class BusyConnectionWatch : IDisposable
             finally
             {
                 Interlocked.Exchange(ref _watchedUntil, _time.GetTimestamp());
+                // Stopped (the scan ended, or it gives way) while open: a clean close, 1000, not the server's 1006.
+                await session.CloseIfOpenAsync(_closeTimeout).ConfigureAwait(false);
             }
         }
 #pragma warning disable CA1031 // A second opinion: whatever goes wrong here (a stop, a progress handler that throws) must not end the scan.

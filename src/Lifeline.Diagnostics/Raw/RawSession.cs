@@ -143,6 +143,21 @@ internal sealed class RawSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Sends a Close frame with 1000 unless the connection has ended already, so the server records a normal closure rather
+    /// than 1006. Bounded by <paramref name="timeout"/>: a peer that reads nothing must not hold the caller.
+    /// </summary>
+    public async Task CloseIfOpenAsync(TimeSpan timeout)
+    {
+        if (_ended.Task.IsCompleted)
+        {
+            return; // the server closed it, or it was cut: nothing to close, or no one to tell
+        }
+
+        using var bound = new CancellationTokenSource(timeout, _time);
+        await CloseAsync(1000, bound.Token).ConfigureAwait(false);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);

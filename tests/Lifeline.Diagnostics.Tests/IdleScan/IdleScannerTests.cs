@@ -1,3 +1,4 @@
+using System.Net.WebSockets;
 using Lifeline.Diagnostics.IdleScan;
 using Lifeline.Diagnostics.Probe;
 using Lifeline.Diagnostics.Tests.Infrastructure;
@@ -167,6 +168,51 @@ public sealed class IdleScannerTests
         Assert.True(result.Interrupted);
         Assert.False(result.Found);
         Assert.Null(result.Failure);
+    }
+
+    [Fact]
+    public async Task ScanAsync_Finished_ClosesTheConnectionsStillOpenWith1000()
+    {
+        // Before, they were dropped without a Close frame and the server recorded 1006 for each. Silences of a second and
+        // more, so the busy connection is open well before the end (one still connecting then has nothing to close).
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/ws")) { MinSilence = TimeSpan.FromSeconds(1), MaxSilence = TimeSpan.FromSeconds(2), Parallel = 2, PongTimeout = TimeSpan.FromSeconds(10) };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        await WaitForEveryEndAsync(server);
+        Assert.All(server.WsEnds, end => Assert.Equal(WebSocketCloseStatus.NormalClosure, end));
+    }
+
+    [Fact]
+    public async Task ScanAsync_Cancelled_ClosesTheOpenConnectionsWith1000()
+    {
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/ws")) { MinSilence = TimeSpan.FromSeconds(60), MaxSilence = TimeSpan.FromSeconds(600), Parallel = 2 };
+        using var cancel = new CancellationTokenSource();
+        var scanning = IdleScanner.ScanAsync(options, null, cancel.Token);
+        await UntilAsync(() => server.WsAccepted == 3); // two silent connections and the busy one
+        await Task.Delay(1000); // each has read its 101 and started its session: nothing to wait on from here
+
+        await cancel.CancelAsync();
+        var result = await scanning.WaitAsync(Bound);
+
+        Assert.True(result.Interrupted);
+        await WaitForEveryEndAsync(server);
+        Assert.Equal(3, server.WsEnds.Count);
+        Assert.All(server.WsEnds, end => Assert.Equal(WebSocketCloseStatus.NormalClosure, end));
+    }
+
+    private static Task WaitForEveryEndAsync(TestServer server) => UntilAsync(() => server.WsEnds.Count == server.WsAccepted);
+
+    private static async Task UntilAsync(Func<bool> condition)
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        while (!condition())
+        {
+            await Task.Delay(10, cts.Token);
+        }
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Builder;
@@ -12,13 +13,15 @@ using Microsoft.Extensions.Logging;
 namespace Lifeline.Diagnostics.Tests.Infrastructure;
 
 /// <summary>
-/// A tiny WebSocket server on real Kestrel at 127.0.0.1. Paths: /ws (accept, read until the client closes),
+/// A tiny WebSocket server on real Kestrel at 127.0.0.1. Paths: /ws (accept, read until the client closes; how each
+/// ended is in <see cref="WsEnds"/>),
 /// /close/{code}?reason=... (accept, then close with that code), /idle-close/{ms} (accept, close with 1001 "idle"
 /// after that many milliseconds, whatever comes meanwhile), /capped/{n}/{ms} (see there), anything else 404.
 /// </summary>
 internal sealed class TestServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private Func<int> _wsAccepted = () => 0;
 
     private TestServer(WebApplication app, int port)
     {
@@ -37,14 +40,26 @@ internal sealed class TestServer : IAsyncDisposable
         builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
         app.UseWebSockets();
+        var wsAccepted = 0;
+        var wsEnds = new ConcurrentQueue<WebSocketCloseStatus?>();
         app.Map("/ws", async context =>
         {
             using var socket = await AcceptAsync(context);
+            Interlocked.Increment(ref wsAccepted);
             var buffer = new byte[1024];
-            while ((await socket.ReceiveAsync(buffer, context.RequestAborted)).MessageType != WebSocketMessageType.Close)
+            try
             {
+                while ((await socket.ReceiveAsync(buffer, context.RequestAborted)).MessageType != WebSocketMessageType.Close)
+                {
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+                wsEnds.Enqueue(null); // no Close frame: what a server records as 1006
+                return;
             }
 
+            wsEnds.Enqueue(socket.CloseStatus);
             await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
         });
         app.Map("/close/{code:int}", async (HttpContext context, int code) =>
@@ -95,8 +110,14 @@ internal sealed class TestServer : IAsyncDisposable
         });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        return new TestServer(app, new Uri(address).Port);
+        return new TestServer(app, new Uri(address).Port) { _wsAccepted = () => Volatile.Read(ref wsAccepted), WsEnds = wsEnds };
     }
+
+    /// <summary>How many connections /ws accepted.</summary>
+    public int WsAccepted => _wsAccepted();
+
+    /// <summary>How each /ws connection ended: the client's close code, or null when it ended without a Close frame.</summary>
+    public ConcurrentQueue<WebSocketCloseStatus?> WsEnds { get; private init; } = new();
 
     /// <summary>
     /// A port on 127.0.0.1 where nothing listens: 1 (tcpmux, not served anywhere). A port bound and released would come
