@@ -168,7 +168,7 @@ internal static class RedisScripts
     /// The server's one write per batch (<see cref="Session.Store.ISessionJournal.CommitAsync"/>), all or nothing.
     /// ARGV: owner value, keep ms, max messages, max bytes, outbound acknowledged (-1: unchanged), inbound delivered
     /// (-1: unchanged), snapshot bytes (empty: unchanged), first sequence (0: no messages), then one entry per message.
-    /// Drops acknowledged entries (an ack beyond the log is clamped), appends the entries not already there, moves the
+    /// Appends the entries not already there (the ones its ack covers count as gone for the limits), drops acknowledged ones (an ack beyond the log is clamped), moves the
     /// cursors forward only, replaces the snapshot, and gives every key of the session at least keep ms.
     /// Returns {1, next sequence}, the fenced answer, {-2, next sequence} for a gap, or {-3, count, bytes} when full.
     /// </summary>
@@ -188,21 +188,6 @@ internal static class RedisScripts
           if n > 0 then nextSeq = first else nextSeq = math.max(tonumber(ARGV[5]), 0) + 1 end
           acked = nextSeq - 1
         end
-        -- Acknowledged entries leave before the limits are checked: a full log whose client has just acknowledged
-        -- some has room for the messages of the same commit (the replay buffer made room at that ack too). The cursor
-        -- is written with the pop (a script's writes stay when it answers full), and exists then, with its TTL.
-        local function dropAcknowledged()
-          local upTo = math.min(tonumber(ARGV[5]), nextSeq - 1)
-          if upTo > acked then
-            local popped = redis.call('LPOP', KEYS[4], upTo - acked)
-            if popped then
-              for i = 1, #popped do bytes = bytes - #popped[i] end
-            end
-            acked = upTo
-            redis.call('HSET', KEYS[5], 'acked', acked, 'bytes', math.max(bytes, 0))
-          end
-        end
-        dropAcknowledged()
         if n > 0 then
           if first > nextSeq then return {-2, nextSeq} end
           local skip = nextSeq - first
@@ -210,13 +195,32 @@ internal static class RedisScripts
             local add = 0
             for i = 9 + skip, #ARGV do add = add + #ARGV[i] end
             local count = redis.call('LLEN', KEYS[4])
-            if count + n - skip > tonumber(ARGV[3]) or bytes + add > tonumber(ARGV[4]) then return {-3, count, bytes} end
+            -- The entries this commit's ack covers count as gone when the limits are checked: a full log whose client has
+            -- just acknowledged some has room for the messages of the same commit (the replay buffer made room at that ack
+            -- too). They are only read here: nothing is written before the check, so a refused commit changes nothing, and a
+            -- Redis out of memory refuses the commit's first write (RPUSH) rather than let the rest through.
+            local covered = math.min(tonumber(ARGV[5]), nextSeq - 1) - acked
+            local coveredBytes = 0
+            if covered > 0 then
+              local entries = redis.call('LRANGE', KEYS[4], 0, covered - 1)
+              for i = 1, #entries do coveredBytes = coveredBytes + #entries[i] end
+            else
+              covered = 0
+            end
+            if count - covered + n - skip > tonumber(ARGV[3]) or bytes - coveredBytes + add > tonumber(ARGV[4]) then return {-3, count, bytes} end
             redis.call('RPUSH', KEYS[4], unpack(ARGV, 9 + skip, #ARGV))
             nextSeq = first + n
             bytes = bytes + add
           end
         end
-        dropAcknowledged() -- an ack of messages this commit appended
+        local upTo = math.min(tonumber(ARGV[5]), nextSeq - 1)
+        if upTo > acked then
+          local popped = redis.call('LPOP', KEYS[4], upTo - acked)
+          if popped then
+            for i = 1, #popped do bytes = bytes - #popped[i] end
+          end
+          acked = upTo
+        end
         local delivered = tonumber(ARGV[6])
         if delivered > inbound then inbound = delivered end
         redis.call('HSET', KEYS[5], 'next', nextSeq, 'acked', acked, 'bytes', math.max(bytes, 0), 'inbound', inbound)

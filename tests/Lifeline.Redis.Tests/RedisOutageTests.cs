@@ -88,6 +88,9 @@ public sealed class RedisOutageTests
         var store = new RedisSessionStore(connection);
         ISessionJournal journal = store;
         await SaveWhenReachableAsync(store, Snapshots.Create(TimeSpan.FromMinutes(5)));
+        var held = Snapshots.Create(TimeSpan.FromMinutes(5), unacknowledged: 0);
+        var heldLease = await journal.AcquireAsync(held.Id, TimeSpan.FromMinutes(5));
+        Assert.True(await journal.CommitAsync(heldLease, new SessionJournalCommit { Messages = Snapshots.Messages(1, 2), Snapshot = held }));
         await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"{server.Configuration},allowAdmin=true");
         var config = admin.GetServer(server.Configuration);
         await config.ConfigSetAsync("maxmemory-policy", "noeviction");
@@ -97,6 +100,12 @@ public sealed class RedisOutageTests
         Assert.Contains("OOM", saved.Message, StringComparison.Ordinal);
         var snapshot = Snapshots.Create(TimeSpan.FromMinutes(1));
         await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () => await journal.AcquireAsync(snapshot.Id, TimeSpan.FromMinutes(1)));
+
+        // A commit that carries an ack with its message is refused whole: its first write is the append, which a full
+        // Redis refuses (an earlier write in the script would let the rest through).
+        await Assert.ThrowsAsync<SessionStoreUnavailableException>(async () =>
+            await journal.CommitAsync(heldLease, new SessionJournalCommit { Messages = Snapshots.Messages(3, 1), OutboundAcknowledged = 1 }));
+        Assert.Equal([1L, 2L], (await journal.ReadAsync(held.Id))!.Unacknowledged.Select(m => m.Sequence));
 
         await config.ConfigSetAsync("maxmemory", "0");
         var lease = await journal.AcquireAsync(snapshot.Id, TimeSpan.FromMinutes(1));
