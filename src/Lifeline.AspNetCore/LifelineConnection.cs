@@ -93,7 +93,8 @@ public sealed partial class LifelineConnection
     /// <see cref="Closing"/> token (<c>Messages.ReadAllAsync()</c>): messages that arrived before the close stay
     /// readable after it, and the loop ends by itself when the connection does.
     /// <para>
-    /// Holds <see cref="LifelineServerOptions.ReceiveCapacity"/> messages. When the handler falls behind, the server
+    /// Holds <see cref="LifelineServerOptions.ReceiveCapacity"/> messages and <see cref="LifelineServerOptions.ReceiveCapacityBytes"/>
+    /// bytes (one larger message when empty). When the handler falls behind, the server
     /// stops reading data from the client (TCP pushes back) but still answers pings, pongs and a Close frame that
     /// arrives next; once the server itself is closing, messages that do not fit are dropped (and logged) so that
     /// the client's answer can be read.
@@ -335,7 +336,7 @@ public sealed partial class LifelineConnection
             var closeRequested = CloseRequested();
             if (closeRequested.IsCompleted)
             {
-                ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
+                ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity, _options.ReceiveCapacityBytes);
                 return peek;
             }
 
@@ -351,7 +352,7 @@ public sealed partial class LifelineConnection
                 // The client is closing (or the link failed): answer now, whatever the handler does.
                 if (!_incoming.TryWrite(message))
                 {
-                    ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity);
+                    ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity, _options.ReceiveCapacityBytes);
                 }
 
                 return peek;

@@ -32,8 +32,8 @@ internal static partial class ServerLog
     [LoggerMessage(109, LogLevel.Warning, "Connection {ConnectionId} is a slow consumer ({Detail}); closing it with 4008. Other connections are not affected.")]
     public static partial void SlowConsumer(ILogger logger, string connectionId, string detail);
 
-    [LoggerMessage(110, LogLevel.Warning, "Connection {ConnectionId} is closing while its handler has not read {ReceiveCapacity} received messages; a message that did not fit was dropped so the close could complete.")]
-    public static partial void MessageDropped(ILogger logger, string connectionId, int receiveCapacity);
+    [LoggerMessage(110, LogLevel.Warning, "Connection {ConnectionId} is closing while its handler has not read its received messages (its buffer is full: {ReceiveCapacity} messages or {ReceiveCapacityBytes} bytes); a message that did not fit was dropped so the close could complete.")]
+    public static partial void MessageDropped(ILogger logger, string connectionId, int receiveCapacity, long receiveCapacityBytes);
 
     [LoggerMessage(111, LogLevel.Warning, "Upgrade refused ({Reason}) with HTTP {Status}: {MaxRefusalsInFlight} refusals are already in their close handshake.")]
     public static partial void RejectedWithoutUpgrade(ILogger logger, string reason, int status, int maxRefusalsInFlight);

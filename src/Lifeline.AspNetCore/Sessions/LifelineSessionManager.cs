@@ -1030,7 +1030,7 @@ public sealed class LifelineSessionManager : IDisposable
                 }
             }
 
-            if (!failed && session.Journal is { } journal && !session.IsEnded)
+            if (!failed && session.Journal is { } journal && !session.IsEnded && !session.IsFrozen)
             {
                 await journal.WaitForStoredAsync(Options.StoreWriteTimeout).ConfigureAwait(false); // what it sent goes out before the 1000
             }

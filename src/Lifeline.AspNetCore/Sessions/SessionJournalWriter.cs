@@ -229,28 +229,22 @@ internal sealed class SessionJournalWriter
     }
 
     /// <summary>
-    /// The handler returned: waits, at most <paramref name="bound"/>, until every send it made (or a group send queued
-    /// for it) is stored and on the wire, or has failed. Ending the session at once failed those still queued and closed
-    /// the socket before the ones being committed went out: the client got 1000 without them.
+    /// The handler returned: waits, at most <paramref name="bound"/>, until the sends queued or being committed now (its
+    /// own, and group sends queued for it) are stored and on the wire, or have failed. Ending the session at once failed
+    /// those still queued and closed the socket before the ones being committed went out: the client got 1000 without
+    /// them. Sends that come later (a busy group) are not waited for, so that they cannot hold the end off.
     /// </summary>
     public async Task WaitForStoredAsync(TimeSpan bound)
     {
-        var started = _manager.Time.GetTimestamp();
-        while (true)
+        Task[] waiting;
+        lock (_gate)
         {
-            Task[] waiting;
-            lock (_gate)
-            {
-                waiting = [.. _pending.Select(p => p.Done.Task), .. (_committing ?? []).Select(p => p.Done.Task)];
-            }
+            waiting = [.. _pending.Select(p => p.Done.Task), .. (_committing ?? []).Select(p => p.Done.Task)];
+        }
 
-            var left = bound - _manager.Time.GetElapsedTime(started);
-            if (waiting.All(t => t.IsCompleted) || left <= TimeSpan.Zero)
-            {
-                return;
-            }
-
-            await Task.WhenAll(waiting).WaitAsync(left, _manager.Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (waiting.Length > 0)
+        {
+            await Task.WhenAll(waiting).WaitAsync(bound, _manager.Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 
