@@ -208,20 +208,13 @@ public sealed class RedisTakeoverRaceTests
         // that lets it escape ended the socket with 1011 "internal error", as for a bug of its own. It is the store being
         // away for now: 1013 with a hint, like a Hello that finds it away.
         await using var redis = await RedisServer.StartNewAsync();
-        var log = new ClusterLog();
-        HeldAcquireJournal? journal = null;
-        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
-            sessions: o => o.StoreWriteTimeout = TimeSpan.FromSeconds(1),
-            services: s =>
-            {
-                s.RemoveAll<ISessionJournal>();
-                s.AddSingleton<ISessionJournal>(sp => journal = new HeldAcquireJournal(sp.GetRequiredService<RedisSessionStore>()));
-            });
-        _ = node.Sessions.Journal;
+        var started = await StartNodeWithAHeldAcquireAsync(redis, new ClusterLog(), o => o.StoreWriteTimeout = TimeSpan.FromSeconds(1));
+        await using var node = started.Node;
+        var journal = started.Journal;
         using var socket = await SessionBadInputTests.ConnectAsync(node.Uri("/echo-uncaught"));
         await SessionBadInputTests.HelloAsync(socket);
 
-        journal!.CommitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        journal.CommitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
             await SessionBadInputTests.SendAsync(socket, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteData(w, 1, 0, true, "echo me"u8)));
@@ -373,10 +366,11 @@ public sealed class RedisTakeoverRaceTests
     }
 
     /// <summary>One node whose store is wrapped in a <see cref="HeldAcquireJournal"/>, its Redis connection up.</summary>
-    private static async Task<(ClusterNode Node, HeldAcquireJournal Journal)> StartNodeWithAHeldAcquireAsync(RedisServer redis, ClusterLog log)
+    private static async Task<(ClusterNode Node, HeldAcquireJournal Journal)> StartNodeWithAHeldAcquireAsync(RedisServer redis, ClusterLog log,
+        Action<Lifeline.AspNetCore.LifelineSessionOptions>? sessions = null)
     {
         HeldAcquireJournal? journal = null;
-        var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log,
+        var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log, sessions,
             services: s =>
             {
                 s.RemoveAll<ISessionJournal>();
