@@ -484,7 +484,6 @@ public sealed class ReplayBuffer : IDisposable
         while (true)
         {
             Task waitForSpace;
-            TimeSpan untilExpiry;
             lock (_lock)
             {
                 ExpireLocked();
@@ -494,16 +493,11 @@ public sealed class ReplayBuffer : IDisposable
                 }
 
                 waitForSpace = WaitTaskLocked();
-                untilExpiry = UntilOldestExpiresLocked();
             }
 
             try
             {
-                await waitForSpace.WaitAsync(untilExpiry, _time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                // The oldest message reached MaxAge while the peer acknowledged nothing: the next round ends the buffer.
+                await WaitForSpaceOrExpiryAsync(waitForSpace, cancellationToken).ConfigureAwait(false); // the next round ends an expired buffer
             }
             catch (ObjectDisposedException)
             {
@@ -555,21 +549,7 @@ public sealed class ReplayBuffer : IDisposable
     {
         while (true)
         {
-            TimeSpan untilExpiry;
-            lock (_lock)
-            {
-                untilExpiry = UntilOldestExpiresLocked();
-            }
-
-            try
-            {
-                await waitForSpace.WaitAsync(untilExpiry, _time, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                // The oldest message reached MaxAge: the append below ends the buffer (SessionEnded, expired).
-            }
-
+            await WaitForSpaceOrExpiryAsync(waitForSpace, cancellationToken).ConfigureAwait(false); // the append below ends an expired buffer
             lock (_lock)
             {
                 if (TryAppendLocked(payload.Span, isText, trackAcknowledgement, out var result))
@@ -582,17 +562,30 @@ public sealed class ReplayBuffer : IDisposable
         }
     }
 
-    // How long until the oldest message passes MaxAge: a wait for room ends then, or a peer that stays connected but
-    // never acknowledges (a suspended tab) held a full buffer's sender for as long as its socket lived.
-    private TimeSpan UntilOldestExpiresLocked()
+    // A wait for room also ends when the oldest message passes MaxAge: else a peer that stays connected but never
+    // acknowledges (a suspended tab) held a full buffer's sender for as long as its socket lived. The caller then checks
+    // the age under the lock.
+    private async Task WaitForSpaceOrExpiryAsync(Task waitForSpace, CancellationToken cancellationToken)
     {
-        if (_count == 0)
+        TimeSpan untilExpiry;
+        lock (_lock)
         {
-            return Timeout.InfiniteTimeSpan;
+            untilExpiry = _count == 0 ? Timeout.InfiniteTimeSpan : _options.MaxAge - _clock.Since(_ring[_head].Timestamp) + TimeSpan.FromMilliseconds(1);
         }
 
-        var left = _options.MaxAge - _clock.Since(_ring[_head].Timestamp) + TimeSpan.FromMilliseconds(1);
-        return left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left > OptionGuard.LongestTimer ? OptionGuard.LongestTimer : left;
+        if (untilExpiry != Timeout.InfiniteTimeSpan)
+        {
+            untilExpiry = untilExpiry < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : untilExpiry > OptionGuard.LongestTimer ? OptionGuard.LongestTimer : untilExpiry;
+        }
+
+        try
+        {
+            await waitForSpace.WaitAsync(untilExpiry, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The oldest message reached MaxAge.
+        }
     }
 
     // Returns true with a result when the append is decided (appended or session ended); false when it must wait.
