@@ -34,6 +34,7 @@ internal sealed class RawSession : IAsyncDisposable
     private int _pongsReceived;
     private long _lastPongAt; // 0 until a pong arrived
     private ushort _nextPing;
+    private int _closeSent; // 1 once this side sent its Close frame
 
     public RawSession(RawWebSocket socket, TimeProvider time)
     {
@@ -130,16 +131,25 @@ internal sealed class RawSession : IAsyncDisposable
         return _ended.Task.Result;
     }
 
-    /// <summary>Sends a Close frame; failures are ignored (the link may already be gone).</summary>
+    /// <summary>
+    /// Sends a Close frame, then waits (bounded by <paramref name="cancellationToken"/>) for the server's answer or the
+    /// connection's end; failures are ignored (the link may already be gone).
+    /// </summary>
+    /// <remarks>
+    /// Waiting is the close handshake RFC 6455 7.1.1 asks for: the server closes the TCP connection first. A client that
+    /// closed its socket right after its Close frame could make the server record 1006 anyway: Kestrel cancels the
+    /// request when the client's FIN arrives, sometimes before the handler has read the Close frame that came with it.
+    /// </remarks>
     public async Task CloseAsync(int code, CancellationToken cancellationToken)
     {
+        await SendCloseOnceAsync(code, null, cancellationToken).ConfigureAwait(false);
         try
         {
-            await _socket.SendCloseAsync(code, cancellationToken).ConfigureAwait(false);
+            await _ended.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        catch (OperationCanceledException)
         {
-            // The connection is gone already; nothing to close.
+            // No answer in time: the caller closes the socket anyway.
         }
     }
 
@@ -197,7 +207,7 @@ internal sealed class RawSession : IAsyncDisposable
                         var reason = frame.Payload.Length > 2 ? Encoding.UTF8.GetString(frame.Payload, 2, frame.Payload.Length - 2) : null;
                         // Answer before reporting the end, so a caller that stops at once does not cut the answer off.
                         var end = new ConnectionEnd(ConnectionEndKind.CloseFrame, Elapsed, code, reason);
-                        await SendCloseQuietlyAsync(code ?? 1000, null).ConfigureAwait(false); // the reader refuses codes no endpoint may send
+                        await SendCloseOnceAsync(code ?? 1000, null, _stop.Token).ConfigureAwait(false); // the reader refuses codes no endpoint may send
                         _ended.TrySetResult(end);
                         return;
                     default:
@@ -210,7 +220,7 @@ internal sealed class RawSession : IAsyncDisposable
         {
             // Fail the connection as a client must (RFC 6455 7.1.7): say why in a Close frame, then stop reading.
             var end = new ConnectionEnd(ConnectionEndKind.ProtocolError, Elapsed, e.CloseCode, e.Message);
-            await SendCloseQuietlyAsync(e.CloseCode, e.Message).ConfigureAwait(false);
+            await SendCloseOnceAsync(e.CloseCode, e.Message, _stop.Token).ConfigureAwait(false);
             _ended.TrySetResult(end);
         }
         catch (EndOfStreamException)
@@ -231,12 +241,20 @@ internal sealed class RawSession : IAsyncDisposable
         }
     }
 
-    /// <summary>The reader loop's own Close frame (an answer, or a protocol error), bounded by the session's stop.</summary>
-    private async Task SendCloseQuietlyAsync(int code, string? reason)
+    /// <summary>
+    /// Sends this side's one Close frame (an answer, a protocol error, or the caller's close); a second one is not sent, as
+    /// RFC 6455 5.5.1 allows one per side. Failures are ignored: the connection is gone already.
+    /// </summary>
+    private async Task SendCloseOnceAsync(int code, string? reason, CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _closeSent, 1) == 1)
+        {
+            return;
+        }
+
         try
         {
-            await _socket.SendCloseAsync(code, _stop.Token, reason).ConfigureAwait(false);
+            await _socket.SendCloseAsync(code, cancellationToken, reason).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {

@@ -16,7 +16,7 @@ namespace Lifeline.Diagnostics.Tests.Infrastructure;
 /// A tiny WebSocket server on real Kestrel at 127.0.0.1. Paths: /ws (accept, read until the client closes; how each
 /// ended is in <see cref="WsEnds"/>),
 /// /close/{code}?reason=... (accept, then close with that code), /idle-close/{ms} (accept, close with 1001 "idle"
-/// after that many milliseconds, whatever comes meanwhile), /capped/{n}/{ms} (see there), anything else 404.
+/// after that many milliseconds, whatever comes meanwhile), /slow-close/{ms} (answers the client's Close ms late), /capped/{n}/{ms} (see there), anything else 404.
 /// </summary>
 internal sealed class TestServer : IAsyncDisposable
 {
@@ -61,6 +61,23 @@ internal sealed class TestServer : IAsyncDisposable
 
             wsEnds.Enqueue(socket.CloseStatus);
             await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        });
+        app.Map("/slow-close/{ms:int}", async (HttpContext context, int ms) =>
+        {
+            // Reads until the client's Close, then answers it only ms later (a busy server).
+            using var socket = await AcceptAsync(context);
+            while ((await socket.ReceiveAsync(new byte[1024], CancellationToken.None)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+
+            try
+            {
+                await Task.Delay(ms, context.RequestAborted); // the client gave up waiting: nothing left to answer
+                await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "answer", CancellationToken.None);
+            }
+            catch (OperationCanceledException)
+            {
+            }
         });
         app.Map("/close/{code:int}", async (HttpContext context, int code) =>
         {
