@@ -23,6 +23,9 @@ internal enum OpenKind
     BeyondSent,
     Unavailable,
 
+    /// <summary>A new session, refused because <see cref="LifelineSessionOptions.MaxSessions"/> are held: 1013.</summary>
+    Full,
+
     /// <summary>The socket's close (a drain's 1012, say) was requested before its Hello was answered: no session.</summary>
     Closing,
 }
@@ -55,6 +58,7 @@ public sealed class LifelineSessionManager : IDisposable
     private readonly Counter<long> _resumed;
     private readonly Counter<long> _lost;
     private readonly Counter<long> _replayed;
+    private readonly Counter<long> _refusedFull;
     private readonly ConcurrentDictionary<SessionId, LifelineSession> _sessions = new();
     private readonly GroupTable<SessionId, LifelineSession> _groups = new();
     private readonly LifelineServer _server;
@@ -99,6 +103,7 @@ public sealed class LifelineSessionManager : IDisposable
         _resumed = _meter.CreateCounter<long>("lifeline.server.sessions_resumed", "{session}", "Sessions resumed, tagged restored=true when loaded from the store.");
         _lost = _meter.CreateCounter<long>("lifeline.server.sessions_lost", "{session}", "Sessions lost, tagged with the reason.");
         _replayed = _meter.CreateCounter<long>("lifeline.server.messages_replayed", "{message}", "Messages resent to clients after a resume.");
+        _refusedFull = _meter.CreateCounter<long>("lifeline.server.sessions_refused", "{session}", "New sessions refused with 1013 because MaxSessions were held.");
         _meter.CreateObservableUpDownCounter("lifeline.server.sessions", () => _sessions.Count,
             "{session}", "Sessions this node holds now: connected, or waiting for their client to resume.");
         _meter.CreateObservableGauge("lifeline.server.session_replay_bytes",
@@ -467,6 +472,11 @@ public sealed class LifelineSessionManager : IDisposable
             if (connection.IsCloseRequested)
             {
                 return new OpenOutcome(OpenKind.Closing);
+            }
+
+            if (IsFull())
+            {
+                return new OpenOutcome(OpenKind.Full);
             }
 
             var token = ResumeToken.Create();
@@ -1171,8 +1181,25 @@ public sealed class LifelineSessionManager : IDisposable
         session.ReleaseBuffers();
     }
 
+    /// <summary>Whether a new session would go beyond <see cref="LifelineSessionOptions.MaxSessions"/>.</summary>
+    private bool IsFull() => Options.MaxSessions is { } max && _sessions.Count >= max;
+
+    /// <summary>Closes a socket whose new session found <see cref="LifelineSessionOptions.MaxSessions"/> held: 1013 with a retry hint.</summary>
+    internal async Task RefuseFullAsync(LifelineConnection connection)
+    {
+        _refusedFull.Add(1);
+        SessionLog.SessionsFull(Logger, connection.Id, Options.MaxSessions ?? 0);
+        await connection.CloseAsync(CloseCode.TryAgainLater, RetryHint.AppendTo("too many sessions", TryAgainLaterHint), CancellationToken.None).ConfigureAwait(false);
+    }
+
     private async Task RunPlainAsync(LifelineConnection connection, Func<LifelineSession, CancellationToken, Task> handler)
     {
+        if (IsFull())
+        {
+            await RefuseFullAsync(connection).ConfigureAwait(false);
+            return;
+        }
+
         var token = ResumeToken.Create();
         var session = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), UserIdOf(connection.User), connection.User, false,
             new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),

@@ -14,6 +14,7 @@ public sealed class LifelineSessionOptions
     private TimeSpan _storeWriteTimeout = TimeSpan.FromSeconds(10);
     private int _stateMaxEntries = SessionStateBag.DefaultMaxEntries;
     private int _stateMaxBytes = SessionStateBag.DefaultMaxBytes;
+    private int? _maxSessions;
 
     /// <summary>
     /// How long a session stays resumable after its socket goes. Default 2 minutes. Positive, at most 2^32-2 ms (the
@@ -23,6 +24,23 @@ public sealed class LifelineSessionOptions
     {
         get => _resumeWindow;
         set => _resumeWindow = OptionGuard.Positive(value);
+    }
+
+    /// <summary>
+    /// The most sessions this process holds at once (<see cref="LifelineSessionManager.Count"/>: connected, plain mode
+    /// included, or waiting within their <see cref="ResumeWindow"/>); a new session beyond it is refused with 1013 and a
+    /// retry hint. Resumes are always served. Default null: no limit. At least 1 when set.
+    /// </summary>
+    /// <remarks>
+    /// A session outlives its socket by the resume window, so <see cref="LifelineServerOptions.MaxConnections"/> alone
+    /// does not bound them: a client that opens a session and drops its socket, again and again, leaves one session (and
+    /// its handler) per round for the whole window. Set both. Hellos answered at the same moment may pass the limit by
+    /// how many of them there are.
+    /// </remarks>
+    public int? MaxSessions
+    {
+        get => _maxSessions;
+        set => _maxSessions = OptionGuard.AtLeastOrNull(value, 1);
     }
 
     /// <summary>How long a new socket may take to send its Hello; past it the socket is closed with 4000. Default 10 seconds. Positive.</summary>

@@ -202,6 +202,9 @@ internal sealed class SessionCarrier(LifelineConnection connection, LifelineSess
                             SessionLog.StoreUnavailableOnOpen(manager.Logger, Connection.Id, outcome.Detail!);
                             await Connection.CloseAsync(CloseCode.TryAgainLater, RetryHint.AppendTo("session store unavailable", manager.TryAgainLaterHint), CancellationToken.None).ConfigureAwait(false);
                             return;
+                        case OpenKind.Full:
+                            await manager.RefuseFullAsync(Connection).ConfigureAwait(false);
+                            return;
                         case OpenKind.Lost:
                             afterLost = true;
                             continue;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
+using Lifeline.Protocol;
 using Lifeline.Session;
 using Lifeline.Session.Wire;
 
@@ -501,5 +502,48 @@ public sealed class SessionBadInputTests
         Assert.Equal(SessionFrameType.SessionLost, header.Type);
         Assert.Equal(SessionLostReason.NotFound, header.SessionLost.Reason);
         var (_, _) = await HelloAsync(unknown);
+    }
+
+    [Fact]
+    public async Task SessionsDroppedAtOnce_BeyondMaxSessions_NewOnesGet1013WithAHint_ResumesAreServed()
+    {
+        // A client that opens a session and drops its socket leaves the session for its resume window. Before MaxSessions,
+        // repeating that held one session (and its handler) per round, however many connections were allowed.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), Path.Combine(Path.GetTempPath(), $"lifeline-max-{Guid.NewGuid():N}.bin"),
+            sessions: o => o.MaxSessions = 2);
+        var dropped = new List<(SessionId Id, ResumeToken Token)>();
+        for (var i = 0; i < 2; i++)
+        {
+            using var socket = await ConnectAsync(host.Uri("/echo"));
+            dropped.Add(await HelloAsync(socket));
+            socket.Abort();
+        }
+
+        Assert.Equal(2, host.Sessions.Count);
+        using var third = await ConnectAsync(host.Uri("/echo"));
+        await SendAsync(third, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var (code, reason, frames) = await ReadUntilCloseAsync(third);
+        Assert.Equal(1013, code);
+        Assert.StartsWith("too many sessions", reason, StringComparison.Ordinal);
+        Assert.True(RetryHint.TryParse(reason, out _), reason);
+        Assert.Empty(frames); // no Welcome
+
+        // A plain-mode connection would be a session too.
+        using var plain = new ClientWebSocket();
+        await plain.ConnectAsync(host.Uri("/echo"), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        var (plainCode, _, _) = await ReadUntilCloseAsync(plain);
+        Assert.Equal(1013, plainCode);
+
+        // A resume adds no session: served at the limit.
+        using var resumer = await ConnectAsync(host.Uri("/echo"));
+        var (id, token) = dropped[0];
+        await SendAsync(resumer, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+        var buffer = new byte[1024];
+        var result = await resumer.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(WebSocketMessageType.Binary, result.MessageType);
+        SessionFrameReader.TryRead(new ReadOnlySequence<byte>(buffer.AsMemory(0, result.Count)), int.MaxValue, out var header, out _);
+        Assert.Equal(SessionFrameType.Resumed, header.Type);
+        Assert.Equal(2, host.Sessions.Count);
+        Assert.Contains("MaxSessions must be at least 1", Assert.Throws<ArgumentOutOfRangeException>(() => host.Sessions.Options.MaxSessions = 0).Message, StringComparison.Ordinal);
     }
 }
