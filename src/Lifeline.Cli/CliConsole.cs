@@ -54,13 +54,14 @@ internal sealed class CliConsole
     /// <summary>Rich output (tables, grids) on the same stream as <see cref="Output"/>.</summary>
     public IAnsiConsole Rich { get; }
 
-    public static CliConsole FromProcess()
+    /// <summary>The process's streams; <paramref name="output"/> replaces <see cref="Console.Out"/> when given.</summary>
+    public static CliConsole FromProcess(TextWriter? output = null)
     {
         var terminal = !Console.IsOutputRedirected;
         var color = terminal
             && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))
             && Environment.GetEnvironmentVariable("TERM") != "dumb";
-        return new CliConsole(Console.Out, Console.Error, Console.OpenStandardInput(), terminal, color);
+        return new CliConsole(output ?? Console.Out, Console.Error, Console.OpenStandardInput(), terminal, color);
     }
 
     /// <summary>A heading: a rule across a terminal, a plain line elsewhere.</summary>

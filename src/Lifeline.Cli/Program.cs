@@ -27,16 +27,57 @@ void OnSignal(PosixSignalContext context)
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
-var exit = await LifelineCli.RunAsync(args, CliConsole.FromProcess(), stop.Token).ConfigureAwait(false);
+// A pipe on stdout whose reader goes away (`| head -n 2`) stops the command as SIGPIPE would stop a C program.
+using var stdout = StdoutPipeWriter.TryOpen(TimeProvider.System);
+if (stdout is not null)
+{
+    stdout.Closed += () =>
+    {
+        if (Interlocked.CompareExchange(ref signal, 13, 0) == 0)
+        {
+            stop.Cancel();
+        }
+    };
+}
+
+var console = CliConsole.FromProcess(stdout);
+var exit = await RunUntilStoppedAsync(LifelineCli.RunAsync(args, console, stop.Token)).ConfigureAwait(false);
 try
 {
-    // Bounded: a write still blocked on a stdout nobody reads (a full pipe) holds Console.Out's lock, and the process
+    // Bounded: a write still blocked on a stdout nobody reads (a full pipe) holds the writer's lock, and the process
     // must end all the same.
-    await Task.Run(() => Console.Out.Flush()).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false); // Console.Out flushes every write: nothing is lost
+    await Task.Run(() => console.Output.Flush()).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false); // every write is flushed already: nothing is lost
 }
 catch (TimeoutException)
 {
     // Ends without it.
 }
 
-return exit == ExitCodes.Interrupted && Volatile.Read(ref signal) == 15 ? ExitCodes.Terminated : exit;
+return (exit, Volatile.Read(ref signal)) switch
+{
+    (ExitCodes.Interrupted, 15) => ExitCodes.Terminated,
+    (ExitCodes.Interrupted, 13) => ExitCodes.OutputClosed,
+    _ => exit,
+};
+
+// The command's exit code; after a stop, also the end of a command stuck writing to a full stdout pipe that nobody
+// reads (its last lines could never be read anyway), which would otherwise ignore Ctrl-C. A command that copes with a
+// full pipe itself (proxy, serve) has the grace to end on its own first.
+async Task<int> RunUntilStoppedAsync(Task<int> running)
+{
+    var grace = TimeSpan.FromSeconds(5);
+    var stuck = TimeSpan.FromSeconds(2); // a write waiting this long on the pipe is not going anywhere
+    await Task.WhenAny(running, Task.Delay(Timeout.Infinite, stop.Token)).ConfigureAwait(false);
+    await Task.WhenAny(running, Task.Delay(grace)).ConfigureAwait(false);
+    while (!running.IsCompleted)
+    {
+        if (stdout is not null && stdout.WaitingFor > stuck)
+        {
+            return ExitCodes.Interrupted;
+        }
+
+        await Task.WhenAny(running, Task.Delay(TimeSpan.FromMilliseconds(100))).ConfigureAwait(false);
+    }
+
+    return await running.ConfigureAwait(false);
+}

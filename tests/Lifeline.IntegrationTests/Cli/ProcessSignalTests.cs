@@ -31,6 +31,53 @@ public sealed partial class ProcessSignalTests
         Assert.Equal(1000, stopped.GetProperty("code").GetInt32());
     }
 
+    [Fact]
+    public async Task Connect_IntoHeadThatExits_StopsWith141()
+    {
+        // `lifeline connect -n ... | head -n 3`: before, the runtime dropped every write to the pipe head had left without a
+        // word, so the tool read on and stayed connected forever, and the shell's pipeline never ended.
+        await using var server = await TestWebSocketServer.StartAsync();
+        var info = new System.Diagnostics.ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add(ToolProcess.ShellCommand("connect", "--json", "--no-stdin", server.Uri("/burst/1000000").ToString()) + " | head -n 3; exit ${PIPESTATUS[0]}");
+        using var shell = System.Diagnostics.Process.Start(info)!;
+        var output = shell.StandardOutput.ReadToEndAsync();
+        try
+        {
+            await shell.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            if (!shell.HasExited)
+            {
+                shell.Kill(entireProcessTree: true);
+            }
+        }
+
+        Assert.Equal(ExitCodes.OutputClosed, shell.ExitCode);
+        Assert.Equal(3, ToolProcess.CompleteLines(await output).Count());
+    }
+
+    [Fact]
+    public async Task Connect_StdoutNeverRead_SigtermStillEndsIt()
+    {
+        // Before, a write waiting on a full stdout pipe held the printer, the stop's own "stopped" line waited behind it,
+        // and the signal never ended the process.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var tool = ToolProcess.Start("connect", "--json", server.Uri("/burst/1000000").ToString());
+        tool.PauseOutput();
+        await Task.Delay(2000); // a million messages: the pipe (64 KiB) is full within a few hundred lines
+
+        tool.Signal(ToolProcess.SIGTERM);
+
+        await tool.Ended.WaitAsync(TimeSpan.FromSeconds(60)); // with stdout still unread
+        Assert.Equal(ExitCodes.Terminated, tool.ExitCode);
+        tool.ResumeOutput();
+        await tool.Exit.WaitAsync(Bound);
+        // Far fewer lines than messages came out: stdout really was full (a test whose pipe never filled proves nothing).
+        Assert.InRange(tool.JsonLines.Count(line => line.GetProperty("event").GetString() == "message"), 1, 999_999);
+    }
+
     [Theory]
     [InlineData(ToolProcess.SIGINT)]
     [InlineData(ToolProcess.SIGTERM)]

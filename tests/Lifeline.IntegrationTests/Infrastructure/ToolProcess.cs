@@ -134,6 +134,16 @@ internal sealed class ToolProcess : IAsyncDisposable
 
     public static ToolProcess Start(params string[] args) => Start((IEnumerable<string>)args);
 
+    /// <summary>The tool's command line for a POSIX shell, each part single-quoted.</summary>
+    public static string ShellCommand(params string[] args)
+    {
+        var appHost = Path.Combine(AppContext.BaseDirectory, "Lifeline.Cli");
+        string[] parts = File.Exists(appHost)
+            ? [appHost, .. args]
+            : [Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet", Path.Combine(AppContext.BaseDirectory, "Lifeline.Cli.dll"), .. args];
+        return string.Join(' ', parts.Select(part => "'" + part.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+    }
+
     /// <summary>Runs the tool with stdin closed at once and waits for it to end.</summary>
     public static async Task<(int Exit, string Output, string Error)> RunAsync(params string[] args)
     {
