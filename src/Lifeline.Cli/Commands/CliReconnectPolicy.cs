@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Lifeline.Reconnect;
 
 namespace Lifeline.Cli.Commands;
@@ -6,7 +7,8 @@ namespace Lifeline.Cli.Commands;
 /// <summary>
 /// The reconnect policy of <c>lifeline connect</c>: the default close-code-aware policy, plus what a command line
 /// needs: stop on an endpoint that answers HTTP without upgrading (200, a redirect), on a name that does not
-/// resolve, and after <c>--retries</c> attempts in a row.
+/// resolve, on a TLS handshake that failed (an untrusted certificate does not fix itself between two attempts), and after
+/// <c>--retries</c> attempts in a row.
 /// </summary>
 /// <remarks>Called by the client's connection loop only, one call at a time.</remarks>
 internal sealed class CliReconnectPolicy(IReconnectPolicy inner, int? maxRetries) : IReconnectPolicy
@@ -31,6 +33,12 @@ internal sealed class CliReconnectPolicy(IReconnectPolicy inner, int? maxRetries
             return null;
         }
 
+        if (TlsFailure(context.Exception) is { } tls)
+        {
+            StopReason = $"the TLS handshake failed: {tls.Message} (a certificate this machine does not trust: --insecure skips the check, for testing only)";
+            return null;
+        }
+
         var delay = inner.NextDelay(context);
         if (delay is null)
         {
@@ -52,6 +60,19 @@ internal sealed class CliReconnectPolicy(IReconnectPolicy inner, int? maxRetries
 
         _retries++;
         return delay;
+    }
+
+    private static AuthenticationException? TlsFailure(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is AuthenticationException tls)
+            {
+                return tls;
+            }
+        }
+
+        return null;
     }
 
     private static bool IsUnknownHost(Exception? exception)

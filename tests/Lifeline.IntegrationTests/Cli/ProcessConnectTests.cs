@@ -175,6 +175,29 @@ public sealed class ProcessConnectTests
         Assert.StartsWith("warning: --insecure: TLS certificates are NOT checked", tool.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Connect_UntrustedCertificate_StopsWithExit3NamingInsecure_AndInsecureConnects()
+    {
+        // Before, a certificate the machine does not trust was retried with backoff forever.
+        using var certificate = Client.LifelineClientTlsTests.SelfSigned();
+        var (started, port) = await Client.LifelineClientTlsTests.StartTlsEchoAsync(certificate);
+        await using var app = started;
+        var uri = $"wss://127.0.0.1:{port}/ws";
+
+        await using (var refused = ToolProcess.Start("connect", "-n", uri))
+        {
+            Assert.Equal(ExitCodes.CouldNotConnect, await refused.Exit.WaitAsync(Bound));
+            Assert.Contains("the TLS handshake failed", refused.Error, StringComparison.Ordinal);
+            Assert.Contains("--insecure", refused.Error, StringComparison.Ordinal);
+        }
+
+        await using var tool = ToolProcess.Start("connect", uri, "-k", "-j");
+        await tool.Input.WriteAsync("over tls\n");
+        tool.CloseInput();
+        Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
+        Assert.Equal(["over tls"], Messages(tool));
+    }
+
     private static List<string> Messages(ToolProcess tool) =>
         [.. tool.JsonLines.Where(l => l.GetProperty("event").GetString() == "message").Select(l => l.GetProperty("data").GetString()!)];
 

@@ -14,7 +14,7 @@ namespace Lifeline.IntegrationTests.Client;
 /// <summary>wss:// with a certificate the client accepts through ConfigureWebSocket, and Lifeline's keep-alive inside TLS.</summary>
 public sealed class LifelineClientTlsTests
 {
-    private static X509Certificate2 SelfSigned()
+    internal static X509Certificate2 SelfSigned()
     {
         using var key = RSA.Create(2048);
         var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
@@ -25,18 +25,25 @@ public sealed class LifelineClientTlsTests
         return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
     }
 
-    [Fact]
-    public async Task Wss_CertificateAcceptedByTheCallback_EchoesAndKeepAlivePingsAreAnswered()
+    /// <summary>A Lifeline echo endpoint at /ws over TLS with <paramref name="certificate"/>, on 127.0.0.1.</summary>
+    internal static async Task<(WebApplication App, int Port)> StartTlsEchoAsync(X509Certificate2 certificate)
     {
-        using var certificate = SelfSigned();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0, listen => listen.UseHttps(certificate)));
         builder.Services.AddLifeline();
-        await using var app = builder.Build();
+        var app = builder.Build();
         app.MapLifeline("/ws", LifelineTestHost.EchoAsync);
         await app.StartAsync();
-        var port = new Uri(app.Urls.First()).Port;
+        return (app, new Uri(app.Urls.First()).Port);
+    }
+
+    [Fact]
+    public async Task Wss_CertificateAcceptedByTheCallback_EchoesAndKeepAlivePingsAreAnswered()
+    {
+        using var certificate = SelfSigned();
+        var (started, port) = await StartTlsEchoAsync(certificate);
+        await using var app = started;
 
         var validated = 0;
         var options = new LifelineClientOptions
