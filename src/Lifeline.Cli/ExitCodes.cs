@@ -27,7 +27,7 @@ internal static class ExitCodes
     /// <summary>Ended by SIGTERM before the work was done: 128 + 15.</summary>
     public const int Terminated = 143;
 
-    /// <summary>Stopped because the reader of its stdout pipe went away (<c>| head</c>), as SIGPIPE would end it: 128 + 13.</summary>
+    /// <summary>Stopped because the reader of its stdout pipe went away (<c>| head</c>) before the work was done, as SIGPIPE would end it: 128 + 13.</summary>
     public const int OutputClosed = 141;
 
     public const string Help =
@@ -41,7 +41,8 @@ internal static class ExitCodes
           4    connect: closed by the reconnect policy (a close code it does not retry, or --retries spent after a connection)
           5    connect: --max-time reached
           130  interrupted by Ctrl-C (SIGINT) before the work was done (connect, idle-scan, probe, demo, bench)
-          141  stopped because the reader of stdout went away (a pipe into head, say)
+          141  stopped because the reader of stdout went away, a pipe into head, say (connect, idle-scan, probe, demo,
+               bench; serve and proxy stop and exit 0)
           143  ended by SIGTERM before the work was done (connect, idle-scan, probe, demo, bench)
         """;
 }

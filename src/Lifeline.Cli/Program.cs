@@ -62,7 +62,8 @@ return (exit, Volatile.Read(ref signal)) switch
 
 // The command's exit code; after a stop, also the end of a command stuck writing to a full stdout pipe that nobody
 // reads (its last lines could never be read anyway), which would otherwise ignore Ctrl-C. A command that copes with a
-// full pipe itself (proxy, serve) has the grace to end on its own first.
+// full pipe itself (proxy's queued lines) has the grace to end on its own first; one that cannot (serve's "draining"
+// line before its drain) ends without the rest of its work, as it could never have done it.
 async Task<int> RunUntilStoppedAsync(Task<int> running)
 {
     var grace = TimeSpan.FromSeconds(5);

@@ -11,6 +11,9 @@ namespace Lifeline.Cli;
 /// </summary>
 internal sealed class StdoutPipeWriter : TextWriter
 {
+    private const int BrokenPipe = 32; // EPIPE, the HResult of the IOException a write to a pipe without a reader throws
+    private const int ConnectionReset = 104; // ECONNRESET: the same from a socket
+    private const int NonBlockingFlag = 0x800; // O_NONBLOCK on Linux
     private readonly StreamWriter _inner;
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
@@ -20,7 +23,9 @@ internal sealed class StdoutPipeWriter : TextWriter
 
     private StdoutPipeWriter(Stream stdout, TimeProvider time)
     {
-        _inner = new StreamWriter(stdout, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 4096) { AutoFlush = true };
+        // The runtime's console encoding (from the locale), without the byte-order mark a UTF-8 one would write first.
+        var encoding = Console.OutputEncoding.CodePage == Encoding.UTF8.CodePage ? new UTF8Encoding(encoderShouldEmitUTF8Identifier: false) : Console.OutputEncoding;
+        _inner = new StreamWriter(stdout, encoding, bufferSize: 4096) { AutoFlush = true };
         _time = time;
     }
 
@@ -33,12 +38,14 @@ internal sealed class StdoutPipeWriter : TextWriter
     public bool IsClosed => Volatile.Read(ref _closed) == 1;
 
     /// <summary>
-    /// A writer over stdout (file descriptor 1) when it is a pipe or a socket; null when it is a terminal, a file or a
-    /// device (a file's offset is shared with stderr when both go to it, which only the runtime's writer keeps right).
+    /// A writer over stdout (file descriptor 1) when it is a blocking pipe or socket; null when it is a terminal, a file
+    /// or a device (a file's offset is shared with stderr when both go to it, which only the runtime's writer keeps right),
+    /// or non-blocking (the runtime's writer waits and retries a write the pipe cannot take yet; this one could not tell
+    /// how much of it went out).
     /// </summary>
     public static StdoutPipeWriter? TryOpen(TimeProvider time)
     {
-        if (OperatingSystem.IsWindows() || !Console.IsOutputRedirected)
+        if (!OperatingSystem.IsLinux() || !Console.IsOutputRedirected || !IsBlocking(1))
         {
             return null;
         }
@@ -71,7 +78,17 @@ internal sealed class StdoutPipeWriter : TextWriter
 
     public override void Write(char[] buffer, int index, int count) => Guarded((buffer, index, count), static (writer, part) => writer.Write(part.buffer, part.index, part.count));
 
+    public override void Write(ReadOnlySpan<char> buffer) => Guarded(buffer.ToString(), static (writer, text) => writer.Write(text));
+
+    public override void WriteLine() => Guarded(0, static (writer, _) => writer.WriteLine());
+
+    public override void WriteLine(char value) => Guarded(value, static (writer, c) => writer.WriteLine(c));
+
     public override void WriteLine(string? value) => Guarded(value, static (writer, text) => writer.WriteLine(text));
+
+    public override void WriteLine(char[] buffer, int index, int count) => Guarded((buffer, index, count), static (writer, part) => writer.WriteLine(part.buffer, part.index, part.count));
+
+    public override void WriteLine(ReadOnlySpan<char> buffer) => Guarded(buffer.ToString(), static (writer, text) => writer.WriteLine(text));
 
     public override void Flush() => Guarded(0, static (writer, _) => writer.Flush());
 
@@ -112,10 +129,10 @@ internal sealed class StdoutPipeWriter : TextWriter
             {
                 write(_inner, value);
             }
-            catch (IOException)
+            catch (IOException e) when (e.HResult is BrokenPipe or ConnectionReset)
             {
-                // EPIPE (the runtime ignores SIGPIPE, so the write fails instead of the process ending): the reader has
-                // gone, and nothing written from now on can reach anyone.
+                // The runtime ignores SIGPIPE, so the write fails instead of the process ending: the reader has gone, and
+                // nothing written from now on can reach anyone. Other errors (a full disk) are thrown, as by Console.Out.
                 Volatile.Write(ref _closed, 1);
             }
             finally
@@ -130,11 +147,33 @@ internal sealed class StdoutPipeWriter : TextWriter
         }
     }
 
+    /// <summary>Raised on the thread pool, not on the writing thread, which may hold its caller's locks.</summary>
     private void RaiseClosedOnce()
     {
-        if (Interlocked.Exchange(ref _raised, 1) == 0)
+        if (Interlocked.Exchange(ref _raised, 1) == 0 && Closed is { } closed)
         {
-            Closed?.Invoke();
+            ThreadPool.QueueUserWorkItem(_ => closed());
         }
+    }
+
+    /// <summary>Whether a Linux file descriptor is in blocking mode (its flags in /proc, octal, lack O_NONBLOCK).</summary>
+    private static bool IsBlocking(int descriptor)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/self/fdinfo/{descriptor}"))
+            {
+                if (line.StartsWith("flags:", StringComparison.Ordinal))
+                {
+                    return (Convert.ToInt32(line["flags:".Length..].Trim(), 8) & NonBlockingFlag) == 0;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException)
+        {
+            // Cannot tell: the runtime's writer.
+        }
+
+        return false;
     }
 }

@@ -59,6 +59,7 @@ public sealed class LifelineSessionManager : IDisposable
     private readonly Counter<long> _lost;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _refusedFull;
+    private int _newReserved; // new sessions between their Hello and their listing (or giving up): see TryReserveNew
     private readonly ConcurrentDictionary<SessionId, LifelineSession> _sessions = new();
     private readonly GroupTable<SessionId, LifelineSession> _groups = new();
     private readonly LifelineServer _server;
@@ -474,71 +475,19 @@ public sealed class LifelineSessionManager : IDisposable
                 return new OpenOutcome(OpenKind.Closing);
             }
 
-            if (IsFull())
+            if (!TryReserveNew())
             {
                 return new OpenOutcome(OpenKind.Full);
             }
 
-            var token = ResumeToken.Create();
-            var created = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), userId, connection.User, false,
-                new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
-                new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, Options.InboxMaxBytes);
-            if (_journal is not null)
-            {
-                try
-                {
-                    var lease = await _journal.AcquireAsync(created.Id, Options.ResumeWindow).ConfigureAwait(false);
-                    await _journal.CommitAsync(lease, new SessionJournalCommit
-                    {
-                        Snapshot = created.MetadataSnapshot(Time.GetUtcNow(), Options.ResumeWindow),
-                        OutboundAcknowledged = 0,
-                        InboundDelivered = 0,
-                        KeepFor = Options.ResumeWindow,
-                    }).ConfigureAwait(false);
-                    created.Journal = new SessionJournalWriter(created, this, _journal, lease, 0, 0, 0);
-                    created.Journal.Start();
-                }
-                catch (Exception e) when (e is SessionStoreUnavailableException or SessionStoreFullException)
-                {
-                    created.ReleaseBuffers();
-                    return new OpenOutcome(OpenKind.Unavailable, Detail: e.Message);
-                }
-            }
-
-            if (BeforeNewSessionWelcomeForTest is { } beforeWelcome)
-            {
-                await beforeWelcome().ConfigureAwait(false);
-            }
-
-            bool welcomed;
-            await created.SendLock.WaitAsync().ConfigureAwait(false);
             try
             {
-                // Published only under the send lock, with its socket attached: a broadcast that finds it waits for the
-                // Welcome and numbers its message 1 after it. Published earlier, a broadcast could number a message 1
-                // with no socket to carry it, and the client's first Data was 2: a gap (1002).
-                _sessions[created.Id] = created;
-                created.Attach(carrier, connection.User);
-                welcomed = await carrier.SendControlAsync(w => SessionFrameWriter.WriteWelcome(w, new WelcomeFrame(SessionProtocol.Version, created.Id, token,
-                    Options.ResumeWindow, _serverOptions.MaxMessageSize, Options.Replay.MaxMessages, Options.Replay.MaxBytes))).ConfigureAwait(false);
+                return await OpenNewAsync(carrier, userId, handler).ConfigureAwait(false);
             }
             finally
             {
-                created.SendLock.Release();
+                Interlocked.Decrement(ref _newReserved);
             }
-
-            if (!welcomed)
-            {
-                // The close came between the check above and the Welcome: a session that never started, neither counted
-                // nor logged as lost.
-                Lose(created, SessionLostReason.NotFound, tellClient: false, countAsLost: false);
-                return new OpenOutcome(OpenKind.Closing);
-            }
-
-            _started.Add(1);
-            SessionLog.Started(Logger, created.Id, connection.Id);
-            StartHandler(created, handler);
-            return new OpenOutcome(OpenKind.Opened, created);
         }
 
         // 5.6 step 1: the token must belong to the id; needs no lookup, so it reveals nothing.
@@ -696,6 +645,72 @@ public sealed class LifelineSessionManager : IDisposable
 
     /// <summary>Tests: runs for a new session once it is made, before it is published and welcomed.</summary>
     internal Func<Task>? BeforeNewSessionWelcomeForTest { get; set; }
+
+    /// <summary>Starts a new session for a Hello without a resume token: Welcome, then its handler.</summary>
+    private async Task<OpenOutcome> OpenNewAsync(SessionCarrier carrier, string? userId, Func<LifelineSession, CancellationToken, Task> handler)
+    {
+        var connection = carrier.Connection;
+        var token = ResumeToken.Create();
+        var created = new LifelineSession(this, token.DeriveSessionId(), token.ComputeHash(), userId, connection.User, false,
+            new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
+            new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, Options.InboxMaxBytes);
+        if (_journal is not null)
+        {
+            try
+            {
+                var lease = await _journal.AcquireAsync(created.Id, Options.ResumeWindow).ConfigureAwait(false);
+                await _journal.CommitAsync(lease, new SessionJournalCommit
+                {
+                    Snapshot = created.MetadataSnapshot(Time.GetUtcNow(), Options.ResumeWindow),
+                    OutboundAcknowledged = 0,
+                    InboundDelivered = 0,
+                    KeepFor = Options.ResumeWindow,
+                }).ConfigureAwait(false);
+                created.Journal = new SessionJournalWriter(created, this, _journal, lease, 0, 0, 0);
+                created.Journal.Start();
+            }
+            catch (Exception e) when (e is SessionStoreUnavailableException or SessionStoreFullException)
+            {
+                created.ReleaseBuffers();
+                return new OpenOutcome(OpenKind.Unavailable, Detail: e.Message);
+            }
+        }
+
+        if (BeforeNewSessionWelcomeForTest is { } beforeWelcome)
+        {
+            await beforeWelcome().ConfigureAwait(false);
+        }
+
+        bool welcomed;
+        await created.SendLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            // Published only under the send lock, with its socket attached: a broadcast that finds it waits for the
+            // Welcome and numbers its message 1 after it. Published earlier, a broadcast could number a message 1
+            // with no socket to carry it, and the client's first Data was 2: a gap (1002).
+            _sessions[created.Id] = created;
+            created.Attach(carrier, connection.User);
+            welcomed = await carrier.SendControlAsync(w => SessionFrameWriter.WriteWelcome(w, new WelcomeFrame(SessionProtocol.Version, created.Id, token,
+                Options.ResumeWindow, _serverOptions.MaxMessageSize, Options.Replay.MaxMessages, Options.Replay.MaxBytes))).ConfigureAwait(false);
+        }
+        finally
+        {
+            created.SendLock.Release();
+        }
+
+        if (!welcomed)
+        {
+            // The close came between OpenAsync's check of it and the Welcome: a session that never started, neither
+            // counted nor logged as lost.
+            Lose(created, SessionLostReason.NotFound, tellClient: false, countAsLost: false);
+            return new OpenOutcome(OpenKind.Closing);
+        }
+
+        _started.Add(1);
+        SessionLog.Started(Logger, created.Id, connection.Id);
+        StartHandler(created, handler);
+        return new OpenOutcome(OpenKind.Opened, created);
+    }
 
     /// <summary>Tests: runs in a resume between the replay's start and the socket's attachment, under the session's send lock.</summary>
     internal Func<Task>? BeforeResumeAttachForTest { get; set; }
@@ -1181,8 +1196,22 @@ public sealed class LifelineSessionManager : IDisposable
         session.ReleaseBuffers();
     }
 
-    /// <summary>Whether a new session would go beyond <see cref="LifelineSessionOptions.MaxSessions"/>.</summary>
-    private bool IsFull() => Options.MaxSessions is { } max && _sessions.Count >= max;
+    /// <summary>
+    /// Takes a place for a new session within <see cref="LifelineSessionOptions.MaxSessions"/>, false when none is left;
+    /// the caller gives it back (<see cref="_newReserved"/>) once the session is listed or given up. Counted from the
+    /// Hello on, so Hellos answered together (a shared store's round trips in between) cannot all pass the limit.
+    /// </summary>
+    private bool TryReserveNew()
+    {
+        var reserved = Interlocked.Increment(ref _newReserved);
+        if (Options.MaxSessions is { } max && _sessions.Count + reserved - 1 >= max)
+        {
+            Interlocked.Decrement(ref _newReserved);
+            return false;
+        }
+
+        return true;
+    }
 
     /// <summary>Closes a socket whose new session found <see cref="LifelineSessionOptions.MaxSessions"/> held: 1013 with a retry hint.</summary>
     internal async Task RefuseFullAsync(LifelineConnection connection)
@@ -1194,7 +1223,7 @@ public sealed class LifelineSessionManager : IDisposable
 
     private async Task RunPlainAsync(LifelineConnection connection, Func<LifelineSession, CancellationToken, Task> handler)
     {
-        if (IsFull())
+        if (!TryReserveNew())
         {
             await RefuseFullAsync(connection).ConfigureAwait(false);
             return;
@@ -1205,6 +1234,7 @@ public sealed class LifelineSessionManager : IDisposable
             new ReplayBuffer(Options.Replay, Time) { IdleFreeBytes = IdleReplayFreeBytes }, new InboundSequencer(Options.Ack, Time),
             new SessionStateBag(Options.StateMaxEntries, Options.StateMaxBytes), [], Time.GetUtcNow(), Options.InboxCapacity, Options.InboxMaxBytes, connection);
         _sessions[session.Id] = session;
+        Interlocked.Decrement(ref _newReserved); // listed now
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(connection.Closing, session.Ending);
         var pump = Task.Run(async () =>
         {

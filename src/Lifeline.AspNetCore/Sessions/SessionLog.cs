@@ -81,6 +81,6 @@ internal static partial class SessionLog
     [LoggerMessage(324, LogLevel.Error, "Session {SessionId}: a group message from another node could not be handed to it; the session is lost (buffer full) rather than miss it unseen.")]
     public static partial void FanoutSendFailed(ILogger logger, SessionId sessionId, Exception exception);
 
-    [LoggerMessage(326, LogLevel.Warning, "Connection {ConnectionId}: new session refused with 1013, as {MaxSessions} sessions are held (MaxSessions); resumes are still served.")]
+    [LoggerMessage(326, LogLevel.Information, "Connection {ConnectionId}: new session refused with 1013, as {MaxSessions} sessions are held (MaxSessions); resumes are still served.")]
     public static partial void SessionsFull(ILogger logger, string connectionId, int maxSessions);
 }

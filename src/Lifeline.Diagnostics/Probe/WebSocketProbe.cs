@@ -109,9 +109,10 @@ public static class WebSocketProbe
         var closedByProbe = end is null;
         if (end is null)
         {
+            var openFor = session.Elapsed; // before the close handshake, which is not part of what was measured
             using var closeBound = new CancellationTokenSource(pingTimeout, time); // a peer that reads nothing must not hold the probe
             await session.CloseAsync(1000, closeBound.Token).ConfigureAwait(false);
-            end = interrupted ? null : new ConnectionEnd(ConnectionEndKind.StillOpen, session.Elapsed);
+            end = interrupted ? null : new ConnectionEnd(ConnectionEndKind.StillOpen, openFor);
         }
 
         return new ProbeResult(uri)

@@ -16,6 +16,9 @@ namespace Lifeline.Diagnostics.Raw;
 /// </remarks>
 internal sealed class RawSession : IAsyncDisposable
 {
+    /// <summary>The longest a close waits for the server's answer: a stop must not wait a long ping timeout per connection.</summary>
+    internal static readonly TimeSpan CloseAnswerWait = TimeSpan.FromSeconds(2);
+
     private readonly RawWebSocket _socket;
     private readonly TimeProvider _time;
     private readonly long _started;
@@ -132,8 +135,9 @@ internal sealed class RawSession : IAsyncDisposable
     }
 
     /// <summary>
-    /// Sends a Close frame, then waits (bounded by <paramref name="cancellationToken"/>) for the server's answer or the
-    /// connection's end; failures are ignored (the link may already be gone).
+    /// Sends a Close frame, then waits (at most <see cref="CloseAnswerWait"/>, and bounded by
+    /// <paramref name="cancellationToken"/>) for the server's answer or the connection's end; failures are ignored (the
+    /// link may already be gone).
     /// </summary>
     /// <remarks>
     /// Waiting is the close handshake RFC 6455 7.1.1 asks for: the server closes the TCP connection first. A client that
@@ -145,9 +149,9 @@ internal sealed class RawSession : IAsyncDisposable
         await SendCloseOnceAsync(code, null, cancellationToken).ConfigureAwait(false);
         try
         {
-            await _ended.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _ended.Task.WaitAsync(CloseAnswerWait, _time, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
         {
             // No answer in time: the caller closes the socket anyway.
         }

@@ -65,8 +65,9 @@ public sealed partial class ProcessSignalTests
         // and the signal never ended the process.
         await using var server = await TestWebSocketServer.StartAsync();
         await using var tool = ToolProcess.Start("connect", "--json", server.Uri("/burst/1000000").ToString());
+        await tool.WaitForEventAsync("message"); // connected, its signal handling in place, the burst under way
         tool.PauseOutput();
-        await Task.Delay(2000); // a million messages: the pipe (64 KiB) is full within a few hundred lines
+        await Task.Delay(2000); // a million messages: the pipe (64 KiB) is full within a few hundred more lines
 
         tool.Signal(ToolProcess.SIGTERM);
 

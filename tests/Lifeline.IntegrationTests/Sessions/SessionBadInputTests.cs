@@ -546,4 +546,37 @@ public sealed class SessionBadInputTests
         Assert.Equal(2, host.Sessions.Count);
         Assert.Contains("MaxSessions must be at least 1", Assert.Throws<ArgumentOutOfRangeException>(() => host.Sessions.Options.MaxSessions = 0).Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TwoNewSessionsAtOnce_WithRoomForOne_TheSecondGets1013()
+    {
+        // The place is taken at the Hello, not when the session is listed after the Welcome (with a shared store, after
+        // its round trips): before, every Hello that arrived in between found the count below the limit and passed it.
+        await using var host = await SessionTestHost.StartAsync(new NumberedServerLog(), Path.Combine(Path.GetTempPath(), $"lifeline-max-{Guid.NewGuid():N}.bin"),
+            sessions: o => o.MaxSessions = 1);
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var held = 0;
+        host.Sessions.BeforeNewSessionWelcomeForTest = async () =>
+        {
+            if (Interlocked.Increment(ref held) == 1)
+            {
+                reached.TrySetResult();
+                await release.Task; // the first session is made, not listed yet
+            }
+        };
+
+        using var first = await ConnectAsync(host.Uri("/echo"));
+        var welcomed = HelloAsync(first);
+        await reached.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        using var second = await ConnectAsync(host.Uri("/echo"));
+        await SendAsync(second, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var (code, reason, _) = await ReadUntilCloseAsync(second);
+        release.TrySetResult();
+
+        Assert.Equal(1013, code);
+        Assert.StartsWith("too many sessions", reason, StringComparison.Ordinal);
+        await welcomed.WaitAsync(TimeSpan.FromSeconds(15)); // the first is welcomed
+        Assert.Equal(1, host.Sessions.Count);
+    }
 }
