@@ -153,7 +153,7 @@ export interface LifelineOptions {
    * 'heartbeat timeout', then reconnect and resume); so, once the server has answered a heartbeat (a Lifeline server
    * does), is an idle or receive-only link whose heartbeat goes unanswered for `timeout`. To learn that at once, each
    * socket sends its first heartbeat as soon as nothing of its own is outstanding. Defaults 15000 and 30000; false
-   * turns both off.
+   * turns both off. With a timeout, the interval must be set and below it (RangeError otherwise).
    */
   heartbeat?: { interval?: number | null; timeout?: number | null } | false;
   /** Both modes: no inbound message within this is a dead link (1006 'receive watchdog'). Default null: off. */

@@ -609,6 +609,10 @@ export class LifelineSocket extends EventTarget {
     o.ack.delay = positiveOrNull(o.ack.delay, 'ack.delay') ?? 0;
     o.heartbeat.interval = positiveOrNull(o.heartbeat.interval, 'heartbeat.interval');
     o.heartbeat.timeout = positiveOrNull(o.heartbeat.timeout, 'heartbeat.timeout');
+    if (o.heartbeat.timeout != null && (o.heartbeat.interval == null || o.heartbeat.interval >= o.heartbeat.timeout)) {
+      // Without a heartbeat inside the timeout, nothing asks a busy server to answer in time: a live link would be dropped.
+      throw new RangeError(`heartbeat.interval must be set and below heartbeat.timeout (got ${o.heartbeat.interval} and ${o.heartbeat.timeout}); use heartbeat: false to turn both off.`);
+    }
     o.receiveTimeout = positiveOrNull(o.receiveTimeout, 'receiveTimeout');
     o.connectTimeout = positiveOrNull(o.connectTimeout, 'connectTimeout');
     o.handshakeTimeout = positiveOrNull(o.handshakeTimeout, 'handshakeTimeout');
@@ -649,6 +653,7 @@ export class LifelineSocket extends EventTarget {
     this._outageStart = this._clock.now();
     this._previousDelay = null;
     this._outageCode = null;
+    this._serverAskedToWait = false; // the last close was 1012, 1013 or carried a retry hint
     this._refusedRetryUsed = false;
     this.stats = { messagesSent: 0, messagesReceived: 0, duplicatesDropped: 0, replayedOut: 0, reconnects: 0 };
     this._resetSession();
@@ -658,7 +663,9 @@ export class LifelineSocket extends EventTarget {
     this._heartbeatsAnswered = false; // learned from the server: see _onMessage
 
     this._onOnline = () => {
-      if (this.state === 'reconnecting' && this._timers.has('reconnect')) {
+      // Not a wait the server asked for (1012, 1013, or a retry hint): cutting it short would bring every client back
+      // at once to a server that is restarting or shedding load.
+      if (this.state === 'reconnecting' && this._timers.has('reconnect') && !this._serverAskedToWait) {
         this._clearTimer('reconnect');
         this._connect();
       }
@@ -915,7 +922,7 @@ export class LifelineSocket extends EventTarget {
     if (!ws) return;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     if (this._ws === ws) this._ws = null;
-    for (const name of ['connect', 'handshake', 'liveness', 'heartbeat', 'ack']) this._clearTimer(name);
+    for (const name of ['connect', 'handshake', 'liveness', 'heartbeat', 'ack', 'replayAge']) this._clearTimer(name);
   }
 
   /** The transport is gone (not by the user's close): ask the policy what next. */
@@ -958,6 +965,7 @@ export class LifelineSocket extends EventTarget {
       this._outageCode = info.code;
       context = { kind: 'closed' };
     }
+    this._serverAskedToWait = opened && (info.code === 1012 || info.code === 1013 || parseRetryHint(info.reason) != null);
     if (this.session && this._phase !== 'none') this._phase = 'none';
     Object.assign(context, {
       attempt: this._attempt,
@@ -1089,7 +1097,10 @@ export class LifelineSocket extends EventTarget {
         if (this.session) {
           if (this._replayExpired()) { this._expireSession(); return; }
           const r = this._options.replay;
-          if (this._replay.length >= r.maxMessages || (this._replay.length > 0 && this._replayBytes + item.size > r.maxBytes)) break;
+          if (this._replay.length >= r.maxMessages || (this._replay.length > 0 && this._replayBytes + item.size > r.maxBytes)) {
+            this._armReplayAge();
+            break;
+          }
         }
         this._queue.shift();
         this._queueBytes -= item.size;
@@ -1198,11 +1209,17 @@ export class LifelineSocket extends EventTarget {
         if (!this._gate('Ack')) return;
         this._onAck(frame.ack);
         return;
-      case 'data':
+      case 'data': {
         if (!this._gate('Data')) return;
+        const ws = this._ws;
         if (!this._onAck(frame.ack)) return;
+        // The ack may have ended the session (the queue moved on and found its oldest message past replay.maxAge; a new
+        // session starts on this socket), or a listener of its 'ack' event stopped the client: the frame belongs to the
+        // old session, and the SessionLost just sent did not count it as received.
+        if (this._phase !== 'established' || this._ws !== ws) return;
         this._onData(frame);
         return;
+      }
       default:
         this._fail(1002, 'unknown frame');
     }
@@ -1268,7 +1285,7 @@ export class LifelineSocket extends EventTarget {
     const lastSent = this._nextSeq - 1;
     if (typeof s !== 'number' || s > lastSent) { this._fail(1002, `Resumed with last received ${s} beyond the last sent ${lastSent}`); return; }
     this._clearTimer('handshake');
-    this._release(s);
+    const released = this._release(s);
     // We must still hold every message after S: the replay buffer starts at S+1 (or everything after S was acked).
     const first = this._replay.length ? this._replay[0].seq : this._nextSeq;
     if (first > s + 1) {
@@ -1290,6 +1307,10 @@ export class LifelineSocket extends EventTarget {
     const ws = this._ws;
     this._emit('resumed', { sessionId: this.sessionId, replayedByServer: frame.replayCount, replayedByClient: replayCount, serverLastReceived: s });
     if (ws !== this._ws || this.state !== 'open') return; // a listener closed the socket
+    // What the Resumed acknowledged is confirmed as an Ack frame's would be: an application that confirms delivery by
+    // 'ack' events would otherwise never hear of those messages.
+    if (released > 0) this._emit('ack', { ack: s, released });
+    if (ws !== this._ws || this.state !== 'open') return;
     this._becameOpen({ resumed: true, sessionId: this.sessionId });
   }
 
@@ -1403,6 +1424,17 @@ export class LifelineSocket extends EventTarget {
   }
 
   /** Whether the oldest unacknowledged message is older than replay.maxAge (5.8). */
+  /**
+   * A queue waiting for room in a full replay buffer looks again when the oldest message reaches replay.maxAge: else a
+   * server that stays connected and answers heartbeats but never acknowledges held the queue, and its senders, for as
+   * long as the socket lived (5.8; the .NET client's wait for room ends the same way).
+   */
+  _armReplayAge() {
+    const maxAge = this._options.replay.maxAge;
+    if (maxAge == null || this._replay.length === 0) return;
+    this._setTimer('replayAge', Math.max(0, this._replay[0].appendedAt + maxAge - this._clock.now()) + 1, () => this._flush());
+  }
+
   _replayExpired() {
     const maxAge = this._options.replay.maxAge;
     return maxAge != null && this._replay.length > 0 && this._clock.now() - this._replay[0].appendedAt > maxAge;

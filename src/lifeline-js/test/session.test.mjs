@@ -714,4 +714,66 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: false, payload: new Uint8Array(62) });
     assert.deepEqual([of('close')[0].code, of('close')[0].willReconnect], [1009, false]);
   });
+  test('session_DataWhoseAckEndsAnExpiredSession_IsNotTakenAsAGap_ANewSessionStarts', () => {
+    // The ack lets the queue move on, the queue finds the oldest message past replay.maxAge and ends the session: the
+    // frame that carried the ack belongs to the old session. Before, it was then read as the new session's, a sequence
+    // gap: 1002, and the client stopped for good.
+    const { socket, ws, of, establish } = setup({ heartbeat: false, replay: { maxMessages: 2 } });
+    establish();
+    socket.send('a');
+    socket.send('b');
+    socket.send('c'); // queued: the replay buffer is full
+    ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'm1' });
+    mock.timers.setTime(300_001); // past maxAge, before the age timer ran
+    ws().receiveFrame({ type: 'data', seq: 2, ack: 1, text: true, payload: 'm2' });
+    assert.equal(of('close').length, 0);
+    assert.deepEqual(of('sessionlost').map((e) => e.reason), ['expired']);
+    assert.deepEqual(of('message').map((e) => e.data), ['m1']);
+    const sent = ws().frames();
+    assert.deepEqual([sent.at(-2).type, sent.at(-2).lastReceived], ['sessionlost', 1]); // m2 not counted as received
+    assert.deepEqual([sent.at(-1).type, sent.at(-1).resume], ['hello', false]);
+  });
+
+  test('session_ReplayFullAndNeverAcknowledged_TheQueueEndsTheSessionAtMaxAge', () => {
+    // A server that stays connected but never acknowledges: before, the queue behind the full replay buffer (and a
+    // 'wait' sender) waited for as long as the socket lived; the age bound of 5.8 never applied.
+    const { socket, ws, of, establish } = setup({ heartbeat: false, replay: { maxMessages: 1 }, sendQueue: { maxMessages: 1, fullMode: 'wait' } });
+    establish();
+    socket.send('a');
+    socket.send('b'); // queued
+    let settled = false;
+    socket.send('c').then(() => { settled = true; }); // waits for room in the queue
+    mock.timers.tick(300_000);
+    assert.equal(of('sessionlost').length, 0);
+    mock.timers.tick(1);
+    assert.deepEqual(of('sessionlost').map((e) => e.reason), ['expired']);
+    ws().receiveFrame(WELCOME);
+    const data = ws().frames().filter((f) => f.type === 'data').slice(1); // after the old session's a
+    assert.deepEqual(data.map((f) => [f.seq, new TextDecoder().decode(f.payload)]), [[1, 'b']]);
+    ws().receiveFrame({ type: 'ack', ack: 1 });
+    return Promise.resolve().then(() => assert.equal(settled, true));
+  });
+
+  test('session_MessagesAcknowledgedByResumed_AreReportedByAnAckEvent', () => {
+    const { socket, ws, of, establish } = setup({ heartbeat: false });
+    establish();
+    socket.send('a');
+    socket.send('b');
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 2, replayCount: 0 });
+    assert.equal(socket.unacknowledged, 0);
+    assert.deepEqual(of('ack').map((e) => [e.ack, e.released]), [[2, 2]]);
+    assert.equal(of('resumed').length, 1);
+  });
+
+  test('options_HeartbeatIntervalNotBelowItsTimeout_RangeError', () => {
+    const make = (heartbeat) => () => new LifelineSocket('ws://127.0.0.1/ws', { session: true, heartbeat, WebSocket: fakeWebSocketClass(), onlineTarget: null });
+    assert.throws(make({ interval: 60_000, timeout: 30_000 }), /heartbeat\.interval must be set and below heartbeat\.timeout/);
+    assert.throws(make({ interval: null }), RangeError); // the default timeout with no heartbeat to keep a busy link alive
+    make({ interval: 10_000, timeout: null })();
+    make(false)();
+    make({ interval: 10_000, timeout: 30_000 })();
+  });
 });

@@ -177,6 +177,19 @@ describe('LifelineSocket, plain mode', () => {
     assert.equal(Fake.instances.length, 2); // the cancelled timer does not connect again
   });
 
+  test('onlineEvent_WhileWaitingOnTheServersHint_DoesNotCutTheWaitShort', () => {
+    // Before, `online` reconnected at once after a 1013 (or 1012) with a hint: every client back together at a server
+    // that asked them to stay away.
+    const online = new EventTarget();
+    const { ws, Fake } = setup({ onlineTarget: online });
+    ws().open();
+    ws().serverClose(1013, 'busy; retry-after-ms=30000');
+    online.dispatchEvent(new Event('online'));
+    assert.equal(Fake.instances.length, 1);
+    mock.timers.tick(60_000);
+    assert.equal(Fake.instances.length, 2); // the hinted wait still ends in a reconnect
+  });
+
   test('signalAbort_WhileOpen_ClosesWith1000AndStops', () => {
     const controller = new AbortController();
     const { ws, of, socket } = setup({ signal: controller.signal });
