@@ -341,9 +341,14 @@ public sealed class ReplayBuffer : IDisposable
 
             var skip = (int)(afterSequence - _lastAcknowledged);
             var frames = new ReplayFrame[_count - skip];
+            var now = _clock.Now();
             for (var i = 0; i < frames.Length; i++)
             {
+                // The age of what is resent starts anew: MaxAge bounds how long a connected peer leaves a message
+                // unacknowledged, and the time the link was down, when nobody could acknowledge it, does not count.
+                // Before, a resume after an outage longer than MaxAge succeeded and the session expired at once.
                 ref var entry = ref _ring[(_head + skip + i) % _ring.Length];
+                entry = entry with { Timestamp = now };
                 frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(entry.Offset, entry.Length));
             }
 

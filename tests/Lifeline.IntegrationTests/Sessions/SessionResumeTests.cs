@@ -677,4 +677,36 @@ public sealed class SessionResumeTests
         await Wait.UntilAsync(() => !server.ClosesReceived.IsEmpty, TimeSpan.FromSeconds(30), "the client's Close frame");
         Assert.Equal(WebSocketCloseStatus.ProtocolError, server.ClosesReceived.First().Status);
     }
+
+    [Fact]
+    public async Task ResumeAfterAnOutageLongerThanReplayMaxAge_TheMessageInTheBlackHoleIsResentNotLost()
+    {
+        // Nobody can acknowledge while the link is down. Before, that time counted toward Replay.MaxAge: the resume
+        // succeeded, the next send found the resent message too old, and the session ended with it reported unconfirmed.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var options = SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/numbered"));
+        options.Session!.Replay.MaxAge = TimeSpan.FromSeconds(2);
+        options.KeepAliveInterval = TimeSpan.FromMilliseconds(250);
+        options.KeepAliveTimeout = TimeSpan.FromMilliseconds(750);
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+        await client.SendAsync(SessionTestHost.Number(1));
+        await Wait.UntilAsync(() => log.Received.Count == 1, TimeSpan.FromSeconds(15), "the first message");
+
+        proxy.RefuseConnections();
+        proxy.SilenceAll(); // a black hole: what is sent now is neither delivered nor acknowledged
+        await client.SendAsync(SessionTestHost.Number(2));
+        await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(30)); // the keep-alive found it
+        await Task.Delay(TimeSpan.FromSeconds(3)); // the outage outlasts MaxAge
+        await client.SendAsync(SessionTestHost.Number(3)); // queued while down
+        proxy.AcceptConnections();
+
+        await states.NextAsync(s => s.Current == LifelineClientState.Connected && s.SessionResumed == true, TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => log.Received.Count >= 3, TimeSpan.FromSeconds(15), "the messages after the resume");
+        Assert.Equal([1, 2, 3], log.Received.ToArray());
+        Assert.Null(client.LastSessionLost);
+    }
 }
