@@ -534,13 +534,26 @@ public sealed partial class LifelineClient
 
             var receiver = ReceiveLoopAsync(socket, connection.Token);
             var acker = wake is null ? Task.CompletedTask : AckLoopAsync(socket, session!, wake, connection.Token);
+            // A session's hook sends join the queue, behind what waited there: the queue flushes meanwhile, or a full one
+            // held the hook's sends until HookTimeout cancelled them (and the flush that long). In plain mode the hook's
+            // sends go out first, ahead of the queue, which opens after it.
+            var openedBeforeHook = handshake is not null;
+            if (openedBeforeHook)
+            {
+                OpenForSends(socket);
+            }
+
             if (reconnected && _options.OnReconnected is { } onReconnected)
             {
                 CompleteStart(); // a first connection after failed handshakes: StartAsync does not wait for the hook
                 await RunOnReconnectedAsync(onReconnected, socket, handshake, attempts, downtime, receiver).ConfigureAwait(false);
             }
 
-            OpenForSends(socket); // the writer writes to the current socket, cancelled by this step
+            if (!openedBeforeHook)
+            {
+                OpenForSends(socket); // the writer writes to the current socket, cancelled by this step
+            }
+
             CompleteStart(); // after OpenForSends: the first sends after StartAsync write directly rather than queue
             return (new OpenedConnection(receiver, acker, connection), null);
         }

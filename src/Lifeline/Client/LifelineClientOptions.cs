@@ -166,8 +166,9 @@ public sealed class LifelineClientOptions
     public Func<ReconnectingContext, CancellationToken, ValueTask>? OnReconnecting { get; set; }
 
     /// <summary>
-    /// Runs after a reconnection, before queued sends are flushed. Its token is cancelled on stop, when the
-    /// connection is lost and after <see cref="HookTimeout"/>; then the queue is flushed without waiting for it. Default none.
+    /// Runs after a reconnection: in plain mode before queued sends are flushed, in session mode while they are (see
+    /// <see cref="ReconnectedContext"/>). Its token is cancelled on stop, when the connection is lost and after
+    /// <see cref="HookTimeout"/>; then the queue is flushed without waiting for it. Default none.
     /// </summary>
     public Func<ReconnectedContext, CancellationToken, ValueTask>? OnReconnected { get; set; }
 

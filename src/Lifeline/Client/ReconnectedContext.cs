@@ -3,10 +3,10 @@ using System.Net.WebSockets;
 namespace Lifeline.Client;
 
 /// <summary>
-/// Passed to <see cref="LifelineClientOptions.OnReconnected"/>, which runs before queued sends are flushed:
-/// re-subscribe or re-authenticate here. In plain mode sends made through this context go out first, ahead of the queue.
-/// In session mode they join the queue, behind the messages sent while disconnected: a session numbers every message in
-/// the order it was accepted, and the server delivers them in that order.
+/// Passed to <see cref="LifelineClientOptions.OnReconnected"/>: re-subscribe or re-authenticate here. In plain mode it
+/// runs before queued sends are flushed, and sends made through this context go out first, ahead of the queue. In session
+/// mode they join the queue, behind the messages sent while disconnected (a session numbers every message in the order it
+/// was accepted, and the server delivers them in that order), and the queue flushes while the hook runs.
 /// </summary>
 public sealed class ReconnectedContext
 {

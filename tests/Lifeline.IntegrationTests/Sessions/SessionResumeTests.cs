@@ -88,6 +88,43 @@ public sealed class SessionResumeTests
     }
 
     [Fact]
+    public async Task OnReconnectedSend_WithTheSendQueueFull_GoesOutBehindItWithoutWaitingForTheHookTimeout()
+    {
+        // The queue filled while the client was down. Before, it flushed only after the hook, so the hook's send, waiting
+        // for room in it, waited until HookTimeout cancelled it: it was never sent, and the flush came that much later.
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
+        var options = SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/numbered"));
+        options.SendQueue.MaxMessages = 2;
+        options.HookTimeout = TimeSpan.FromSeconds(60);
+        var hookRuns = 0;
+        var hookSent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        options.OnReconnected = async (context, ct) =>
+        {
+            if (Interlocked.Increment(ref hookRuns) == 1)
+            {
+                await context.SendAsync(SessionTestHost.Number(1000), WebSocketMessageType.Binary, ct);
+                hookSent.TrySetResult();
+            }
+        };
+        await using var client = new LifelineClient(options);
+        var states = new StateRecorder(client);
+        await client.StartAsync().WaitAsync(TimeSpan.FromSeconds(15));
+
+        proxy.RefuseConnections();
+        proxy.ResetAll();
+        await states.NextAsync(LifelineClientState.Reconnecting);
+        await client.SendAsync(SessionTestHost.Number(1));
+        await client.SendAsync(SessionTestHost.Number(2)); // the queue is full
+
+        proxy.AcceptConnections();
+        await hookSent.Task.WaitAsync(TimeSpan.FromSeconds(30)); // well inside the hook's 60 s
+        await Wait.UntilAsync(() => log.Received.Count >= 3, TimeSpan.FromSeconds(30), "the two queued messages and the hook's");
+        Assert.Equal([1, 2, 1000], log.Received.ToArray());
+    }
+
+    [Fact]
     public async Task Unauthorized1008DuringAResume_WithAPolicyThatRetriesIt_TheSessionIsKeptAndResumed()
     {
         // An application that refreshes its credentials before each connect retries 1008. The server's Authorize refusal
