@@ -609,7 +609,7 @@ export class LifelineSocket extends EventTarget {
     o.ack.delay = positiveOrNull(o.ack.delay, 'ack.delay') ?? 0;
     o.heartbeat.interval = positiveOrNull(o.heartbeat.interval, 'heartbeat.interval');
     o.heartbeat.timeout = positiveOrNull(o.heartbeat.timeout, 'heartbeat.timeout');
-    if (o.heartbeat.timeout != null && (o.heartbeat.interval == null || o.heartbeat.interval >= o.heartbeat.timeout)) {
+    if (o.session && o.heartbeat.timeout != null && (o.heartbeat.interval == null || o.heartbeat.interval >= o.heartbeat.timeout)) {
       // Without a heartbeat inside the timeout, nothing asks a busy server to answer in time: a live link would be dropped.
       throw new RangeError(`heartbeat.interval must be set and below heartbeat.timeout (got ${o.heartbeat.interval} and ${o.heartbeat.timeout}); use heartbeat: false to turn both off.`);
     }
@@ -653,7 +653,8 @@ export class LifelineSocket extends EventTarget {
     this._outageStart = this._clock.now();
     this._previousDelay = null;
     this._outageCode = null;
-    this._serverAskedToWait = false; // the last close was 1012, 1013 or carried a retry hint
+    this._serverAskedToWait = false; // the last close was 1001, 1012, 1013 or carried a retry hint
+    this._linkLostAt = null;
     this._refusedRetryUsed = false;
     this.stats = { messagesSent: 0, messagesReceived: 0, duplicatesDropped: 0, replayedOut: 0, reconnects: 0 };
     this._resetSession();
@@ -936,6 +937,7 @@ export class LifelineSocket extends EventTarget {
     const now = this._clock.now();
     const opened = this._opened;
     this._opened = false;
+    if (opened) this._linkLostAt = now; // the start of the time down, which a resume does not count toward replay.maxAge
     if (this.state === 'open') this.state = 'reconnecting';
     let context;
     let forcedReaction;
@@ -965,7 +967,8 @@ export class LifelineSocket extends EventTarget {
       this._outageCode = info.code;
       context = { kind: 'closed' };
     }
-    this._serverAskedToWait = opened && (info.code === 1012 || info.code === 1013 || parseRetryHint(info.reason) != null);
+    // Kept through failed attempts: the server's request stands until a connection opens again.
+    if (opened) this._serverAskedToWait = info.code === 1001 || info.code === 1012 || info.code === 1013 || parseRetryHint(info.reason) != null;
     if (this.session && this._phase !== 'none') this._phase = 'none';
     Object.assign(context, {
       attempt: this._attempt,
@@ -1214,8 +1217,8 @@ export class LifelineSocket extends EventTarget {
         const ws = this._ws;
         if (!this._onAck(frame.ack)) return;
         // The ack may have ended the session (the queue moved on and found its oldest message past replay.maxAge; a new
-        // session starts on this socket), or a listener of its 'ack' event stopped the client: the frame belongs to the
-        // old session, and the SessionLost just sent did not count it as received.
+        // session starts on this socket), or a listener of its 'ack' event dropped the socket: the frame belongs to the
+        // old session (or to no socket), and the SessionLost just sent did not count it as received.
         if (this._phase !== 'established' || this._ws !== ws) return;
         this._onData(frame);
         return;
@@ -1286,6 +1289,9 @@ export class LifelineSocket extends EventTarget {
     if (typeof s !== 'number' || s > lastSent) { this._fail(1002, `Resumed with last received ${s} beyond the last sent ${lastSent}`); return; }
     this._clearTimer('handshake');
     const released = this._release(s);
+    // Nobody could acknowledge while the link was down: that time does not count toward replay.maxAge (as in .NET).
+    const down = this._linkLostAt == null ? 0 : this._clock.now() - this._linkLostAt;
+    for (const entry of this._replay) entry.appendedAt += down;
     // We must still hold every message after S: the replay buffer starts at S+1 (or everything after S was acked).
     const first = this._replay.length ? this._replay[0].seq : this._nextSeq;
     if (first > s + 1) {
@@ -1423,7 +1429,6 @@ export class LifelineSocket extends EventTarget {
     this._clearTimer('ack');
   }
 
-  /** Whether the oldest unacknowledged message is older than replay.maxAge (5.8). */
   /**
    * A queue waiting for room in a full replay buffer looks again when the oldest message reaches replay.maxAge: else a
    * server that stays connected and answers heartbeats but never acknowledges held the queue, and its senders, for as
@@ -1435,6 +1440,7 @@ export class LifelineSocket extends EventTarget {
     this._setTimer('replayAge', Math.max(0, this._replay[0].appendedAt + maxAge - this._clock.now()) + 1, () => this._flush());
   }
 
+  /** Whether the oldest unacknowledged message is older than replay.maxAge (5.8). */
   _replayExpired() {
     const maxAge = this._options.replay.maxAge;
     return maxAge != null && this._replay.length > 0 && this._clock.now() - this._replay[0].appendedAt > maxAge;

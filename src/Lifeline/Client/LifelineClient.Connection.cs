@@ -495,7 +495,7 @@ public sealed partial class LifelineClient
             (SessionHandshake? Result, CloseRecord? Close) outcome;
             try
             {
-                outcome = await HandshakeAsync(socket, handshaking.Token).ConfigureAwait(false);
+                outcome = await HandshakeAsync(socket, downtime, handshaking.Token).ConfigureAwait(false);
             }
             finally
             {

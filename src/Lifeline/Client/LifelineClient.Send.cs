@@ -13,7 +13,7 @@ public sealed partial class LifelineClient
     // Owned by the queue's writer: the message being written when the connection failed, resent first next time.
     private OutgoingMessage? _inFlight;
 
-    // The socket sends may write to directly: set while the connection takes writes (after OnReconnected), with the
+    // The socket sends may write to directly: set while the connection takes writes (after OnReconnected in plain mode), with the
     // session it carries in session mode (a direct write numbers the message in that session only).
     private ClientWebSocket? _directSocket;
     private ClientSession? _directSession;
@@ -79,7 +79,7 @@ public sealed partial class LifelineClient
     /// ahead) completes once written, as a direct one, or without error once it will not be written on this connection
     /// (the connection failed or ended first, or the message was dropped: stale, full queue, stop): so a sender that
     /// awaits each send lets the queue empty and goes back to direct writes. While disconnected a queued message waits and goes out
-    /// after the next connection (and after <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
+    /// after the next connection (in plain mode after <see cref="LifelineClientOptions.OnReconnected"/>). Neither means the server received it: use a session and
     /// <see cref="SendAndWaitAckAsync"/> for end-to-end acknowledgement.
     /// </summary>
     /// <remarks>
@@ -308,7 +308,7 @@ public sealed partial class LifelineClient
 
     /// <summary>
     /// The connection takes writes: direct sends may go to <paramref name="socket"/>, and the queue's writer runs on it
-    /// whenever something is queued (at once when messages waited for this connection). Called after OnReconnected.
+    /// whenever something is queued (at once when messages waited for this connection). Called after OnReconnected in plain mode, before it in session mode.
     /// </summary>
     private void OpenForSends(ClientWebSocket socket)
     {

@@ -113,7 +113,7 @@ public sealed partial class LifelineClient
     /// Sends Hello and waits for Welcome, Resumed or SessionLost (then a new Hello). On Resumed, resends the client's
     /// unacknowledged messages before returning, so they go out ahead of anything new.
     /// </summary>
-    private async Task<(SessionHandshake? Result, CloseRecord? Close)> HandshakeAsync(ClientWebSocket socket, CancellationToken stop)
+    private async Task<(SessionHandshake? Result, CloseRecord? Close)> HandshakeAsync(ClientWebSocket socket, TimeSpan downtime, CancellationToken stop)
     {
         if (socket.SubProtocol != SessionProtocol.SubProtocol)
         {
@@ -191,6 +191,7 @@ public sealed partial class LifelineClient
                         }
 
                         session.Replay.Acknowledge(resumed.LastReceived);
+                        session.Replay.ForgiveDowntime(downtime); // nobody could acknowledge while the link was down
                         if (session.Replay.BeginReplay(resumed.LastReceived, out var lease) == ReplayStatus.Ready)
                         {
                             using (lease)

@@ -21,6 +21,9 @@ internal readonly struct CoarseClock
     /// <summary>A stamp to pass to <see cref="Since"/> (in units of this clock's own).</summary>
     public long Now() => _system ? Environment.TickCount64 : _time.GetTimestamp();
 
+    /// <summary>The stamp <paramref name="age"/> before now.</summary>
+    public long Ago(TimeSpan age) => Now() - (_system ? (long)age.TotalMilliseconds : (long)(age.TotalSeconds * _time.TimestampFrequency));
+
     /// <summary>The time elapsed since <paramref name="stamp"/>, taken with <see cref="Now"/>.</summary>
     public TimeSpan Since(long stamp) => _system ? TimeSpan.FromMilliseconds(Environment.TickCount64 - stamp) : _time.GetElapsedTime(stamp);
 }

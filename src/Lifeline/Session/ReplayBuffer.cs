@@ -341,20 +341,40 @@ public sealed class ReplayBuffer : IDisposable
 
             var skip = (int)(afterSequence - _lastAcknowledged);
             var frames = new ReplayFrame[_count - skip];
-            var now = _clock.Now();
             for (var i = 0; i < frames.Length; i++)
             {
-                // The age of what is resent starts anew: MaxAge bounds how long a connected peer leaves a message
-                // unacknowledged, and the time the link was down, when nobody could acknowledge it, does not count.
-                // Before, a resume after an outage longer than MaxAge succeeded and the session expired at once.
                 ref var entry = ref _ring[(_head + skip + i) % _ring.Length];
-                entry = entry with { Timestamp = now };
                 frames[i] = new ReplayFrame(afterSequence + 1 + i, entry.IsText, entry.Buffer.AsMemory(entry.Offset, entry.Length));
             }
 
             _leases++;
             lease = new ReplayLease(this, frames);
             return ReplayStatus.Ready;
+        }
+    }
+
+    /// <summary>
+    /// Takes <paramref name="downtime"/>, the time the link was down before a resume, off the age of every message held:
+    /// nobody could acknowledge them then. A client calls it as its resume succeeds; else a resume after an outage longer
+    /// than <see cref="ReplayBufferOptions.MaxAge"/> succeeded and the next send ended the session at once, reporting the
+    /// messages it had just resent as unconfirmed. Only the time down is taken off: a link that keeps dropping still
+    /// reaches the bound with the time it was up.
+    /// </summary>
+    internal void ForgiveDowntime(TimeSpan downtime)
+    {
+        if (downtime <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            for (var i = 0; i < _count; i++)
+            {
+                ref var entry = ref _ring[(_head + i) % _ring.Length];
+                var connectedAge = _clock.Since(entry.Timestamp) - downtime;
+                entry = entry with { Timestamp = _clock.Ago(connectedAge > TimeSpan.Zero ? connectedAge : TimeSpan.Zero) };
+            }
         }
     }
 

@@ -42,7 +42,8 @@ public sealed class ReplayBufferOptions
     /// <summary>
     /// The longest a message may stay unacknowledged. Default 5 minutes (longer than the default 2-minute resume window).
     /// Positive. Past it the session ends with SessionLost (expired): a peer that has not acknowledged for that long
-    /// cannot be resumed losslessly within the buffer's bounds.
+    /// cannot be resumed losslessly within the buffer's bounds. A Lifeline client does not count the time its link was down
+    /// before a resume (nobody could acknowledge then); a server counts the whole time.
     /// </summary>
     public TimeSpan MaxAge
     {

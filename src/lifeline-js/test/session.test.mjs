@@ -717,14 +717,15 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
   test('session_DataWhoseAckEndsAnExpiredSession_IsNotTakenAsAGap_ANewSessionStarts', () => {
     // The ack lets the queue move on, the queue finds the oldest message past replay.maxAge and ends the session: the
     // frame that carried the ack belongs to the old session. Before, it was then read as the new session's, a sequence
-    // gap: 1002, and the client stopped for good.
-    const { socket, ws, of, establish } = setup({ heartbeat: false, replay: { maxMessages: 2 } });
+    // gap: 1002, and the client stopped for good. The client's clock is moved on its own, so that no timer runs first.
+    let now = 0;
+    const { socket, ws, of, establish } = setup({ heartbeat: false, replay: { maxMessages: 2 }, clock: { now: () => now } });
     establish();
     socket.send('a');
     socket.send('b');
     socket.send('c'); // queued: the replay buffer is full
     ws().receiveFrame({ type: 'data', seq: 1, ack: 0, text: true, payload: 'm1' });
-    mock.timers.setTime(300_001); // past maxAge, before the age timer ran
+    now = 300_001; // past maxAge
     ws().receiveFrame({ type: 'data', seq: 2, ack: 1, text: true, payload: 'm2' });
     assert.equal(of('close').length, 0);
     assert.deepEqual(of('sessionlost').map((e) => e.reason), ['expired']);
@@ -732,6 +733,27 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     const sent = ws().frames();
     assert.deepEqual([sent.at(-2).type, sent.at(-2).lastReceived], ['sessionlost', 1]); // m2 not counted as received
     assert.deepEqual([sent.at(-1).type, sent.at(-1).resume], ['hello', false]);
+  });
+
+  test('session_ResumedAfterAnOutageLongerThanMaxAge_OnlyTheTimeUpCounts', () => {
+    // Nobody could acknowledge while the link was down. Before, that time counted: the resume succeeded and the next
+    // send ended the session, reporting the message just resent as unconfirmed.
+    const { socket, ws, of, establish, Fake } = setup({ heartbeat: false, connectTimeout: null, replay: { maxAge: 10_000 } });
+    establish();
+    socket.send('a');
+    mock.timers.tick(2_000);
+    ws().serverClose(1006, '', false);
+    mock.timers.tick(of('close')[0].delay);
+    assert.equal(Fake.instances.length, 2);
+    mock.timers.tick(20_000); // the outage outlasts maxAge
+    ws().open('lifeline.v1');
+    ws().receiveFrame({ type: 'resumed', lastReceived: 0, replayCount: 0 });
+    socket.send('b');
+    assert.equal(of('sessionlost').length, 0);
+    assert.deepEqual(ws().frames().filter((f) => f.type === 'data').map((f) => [f.seq, new TextDecoder().decode(f.payload)]), [[1, 'a'], [2, 'b']]);
+    mock.timers.tick(8_001); // 10 s up in all, still not acknowledged: the bound applies again
+    socket.send('c');
+    assert.deepEqual(of('sessionlost').map((e) => e.reason), ['expired']);
   });
 
   test('session_ReplayFullAndNeverAcknowledged_TheQueueEndsTheSessionAtMaxAge', () => {
@@ -775,5 +797,6 @@ describe('LifelineSocket, session mode (docs/protocol.md section 5)', () => {
     make({ interval: 10_000, timeout: null })();
     make(false)();
     make({ interval: 10_000, timeout: 30_000 })();
+    new LifelineSocket('ws://127.0.0.1/ws', { heartbeat: { interval: null }, WebSocket: fakeWebSocketClass(), onlineTarget: null }); // plain mode: no heartbeats
   });
 });

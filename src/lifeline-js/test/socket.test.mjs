@@ -188,6 +188,9 @@ describe('LifelineSocket, plain mode', () => {
     assert.equal(Fake.instances.length, 1);
     mock.timers.tick(60_000);
     assert.equal(Fake.instances.length, 2); // the hinted wait still ends in a reconnect
+    ws().refuse(); // still shedding: the request stands through failed attempts
+    online.dispatchEvent(new Event('online'));
+    assert.equal(Fake.instances.length, 2);
   });
 
   test('signalAbort_WhileOpen_ClosesWith1000AndStops', () => {

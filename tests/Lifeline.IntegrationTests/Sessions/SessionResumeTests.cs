@@ -724,7 +724,7 @@ public sealed class SessionResumeTests
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
         await using var proxy = new TcpFaultProxy("127.0.0.1", host.Port).Start();
         var options = SessionClient(new Uri($"ws://127.0.0.1:{proxy.EndPoint.Port}/numbered"));
-        options.Session!.Replay.MaxAge = TimeSpan.FromSeconds(2);
+        options.Session!.Replay.MaxAge = TimeSpan.FromSeconds(5);
         options.KeepAliveInterval = TimeSpan.FromMilliseconds(250);
         options.KeepAliveTimeout = TimeSpan.FromMilliseconds(750);
         await using var client = new LifelineClient(options);
@@ -737,7 +737,7 @@ public sealed class SessionResumeTests
         proxy.SilenceAll(); // a black hole: what is sent now is neither delivered nor acknowledged
         await client.SendAsync(SessionTestHost.Number(2));
         await states.NextAsync(LifelineClientState.Reconnecting, TimeSpan.FromSeconds(30)); // the keep-alive found it
-        await Task.Delay(TimeSpan.FromSeconds(3)); // the outage outlasts MaxAge
+        await Task.Delay(TimeSpan.FromSeconds(6)); // the outage outlasts MaxAge
         await client.SendAsync(SessionTestHost.Number(3)); // queued while down
         proxy.AcceptConnections();
 
