@@ -27,13 +27,13 @@ internal sealed class CliReconnectPolicy(IReconnectPolicy inner, int? maxRetries
             return null;
         }
 
-        if (IsUnknownHost(context.Exception))
+        if (Find<SocketException>(context.Exception) is { SocketErrorCode: SocketError.HostNotFound or SocketError.NoData })
         {
             StopReason = "the host name could not be resolved";
             return null;
         }
 
-        if (TlsFailure(context.Exception) is { } tls)
+        if (Find<AuthenticationException>(context.Exception) is { } tls)
         {
             StopReason = $"the TLS handshake failed: {tls.Message} (a certificate this machine does not trust: --insecure skips the check, for testing only)";
             return null;
@@ -62,29 +62,18 @@ internal sealed class CliReconnectPolicy(IReconnectPolicy inner, int? maxRetries
         return delay;
     }
 
-    private static AuthenticationException? TlsFailure(Exception? exception)
+    /// <summary>The first exception of type <typeparamref name="T"/> in <paramref name="exception"/>'s chain of inner ones.</summary>
+    private static T? Find<T>(Exception? exception)
+        where T : Exception
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {
-            if (e is AuthenticationException tls)
+            if (e is T found)
             {
-                return tls;
+                return found;
             }
         }
 
         return null;
-    }
-
-    private static bool IsUnknownHost(Exception? exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-        {
-            if (e is SocketException { SocketErrorCode: SocketError.HostNotFound or SocketError.NoData })
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 }

@@ -14,9 +14,7 @@ public sealed class RawSessionTests
         // Before, the socket was closed right after the client's Close frame; Kestrel could then cancel the handler's
         // receive on the FIN before it read that frame, and the server recorded 1006 for a clean close.
         await using var server = await TestServer.StartAsync();
-        var (socket, failure, _) = await RawWebSocket.ConnectAsync(server.Uri("/slow-close/300"), new RawConnectOptions(Bound), TimeProvider.System, CancellationToken.None);
-        Assert.True(socket is not null, failure?.Message);
-        await using var session = new RawSession(socket, TimeProvider.System);
+        await using var session = await OpenAsync(server.Uri("/slow-close/300"));
 
         await session.CloseIfOpenAsync(Bound);
 
@@ -31,12 +29,17 @@ public sealed class RawSessionTests
     {
         // A server that reads nothing must not hold the caller past its bound.
         await using var server = await TestServer.StartAsync();
-        var (socket, failure, _) = await RawWebSocket.ConnectAsync(server.Uri("/slow-close/600000"), new RawConnectOptions(Bound), TimeProvider.System, CancellationToken.None);
-        Assert.True(socket is not null, failure?.Message);
-        await using var session = new RawSession(socket, TimeProvider.System);
+        await using var session = await OpenAsync(server.Uri("/slow-close/600000"));
 
         await session.CloseIfOpenAsync(TimeSpan.FromMilliseconds(200)).WaitAsync(Bound);
 
         Assert.False(session.Ended.IsCompleted);
+    }
+
+    private static async Task<RawSession> OpenAsync(Uri uri)
+    {
+        var (socket, failure, _) = await RawWebSocket.ConnectAsync(uri, new RawConnectOptions(Bound), TimeProvider.System, CancellationToken.None);
+        Assert.True(socket is not null, failure?.Message);
+        return new RawSession(socket, TimeProvider.System);
     }
 }
