@@ -36,7 +36,7 @@ internal sealed record DrainProgress(bool Draining, DateTimeOffset? StartedAt, i
 /// <summary>Events per second over the last complete second.</summary>
 /// <param name="Accepts">Connections accepted (<c>lifeline.server.accepted</c>).</param>
 /// <param name="Reconnects">Reconnects seen by the server: counters whose name contains "resum" or "reconnect" (session resumes; 0 without sessions).</param>
-/// <param name="Rejects">Upgrades refused (<c>lifeline.server.rejected</c>).</param>
+/// <param name="Rejects">Upgrades refused (<c>lifeline.server.rejected</c>) and new sessions refused at MaxSessions (<c>lifeline.server.sessions_refused</c>).</param>
 /// <param name="Closes">Close frames sent (<c>lifeline.server.closes_sent</c>).</param>
 /// <param name="Replay">Replay volume: counters whose name contains "replay" (messages or bytes, as the instrument's unit says; 0 without sessions).</param>
 internal sealed record DashboardRates(double Accepts, double Reconnects, double Rejects, double Closes, double Replay);

@@ -12,6 +12,7 @@ internal sealed class LifelineDashboard : IDisposable
     public const string ClosesSent = "lifeline.server.closes_sent";
     public const string Accepted = "lifeline.server.accepted";
     public const string Rejected = "lifeline.server.rejected";
+    public const string SessionsRefused = "lifeline.server.sessions_refused";
     public const string Sessions = "lifeline.server.sessions";
 
     private readonly DashboardMetrics _metrics;
@@ -77,7 +78,9 @@ internal sealed class LifelineDashboard : IDisposable
         // Server instruments only: a Lifeline client in the same process (its reconnect attempts, its replays) is not this server's traffic.
         var reconnects = Last(Sum(instruments, i => IsServerCounter(i) && (i.Name.Contains("resum", StringComparison.Ordinal) || i.Name.Contains("reconnect", StringComparison.Ordinal))));
         var replay = Last(Sum(instruments, i => IsServerCounter(i) && i.Name.Contains("replay", StringComparison.Ordinal)));
-        var rejects = Last(Sum(instruments, i => i.Name == Rejected));
+        // Refused work either way: an upgrade closed at once, or a new session refused with 1013 at MaxSessions (its
+        // connection was accepted, so it is not in lifeline.server.rejected).
+        var rejects = Last(Sum(instruments, i => i.Name is Rejected or SessionsRefused));
         var closesPerSecond = Last(closes?.PerSecond ?? new double[DashboardMetrics.HistorySeconds]);
         var sessions = instruments.Where(i => i.Name == Sessions).Sum(i => i.Total);
 

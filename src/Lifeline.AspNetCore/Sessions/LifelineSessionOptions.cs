@@ -35,8 +35,8 @@ public sealed class LifelineSessionOptions
     /// A session outlives its socket by the resume window, so <see cref="LifelineServerOptions.MaxConnections"/> alone
     /// does not bound them: a client that opens a session and drops its socket, again and again, leaves one session (and
     /// its handler) per round for the whole window. Set both. Refusals are counted in
-    /// <c>lifeline.server.sessions_refused</c> (their connections were accepted, so not in <c>lifeline.server.rejected</c>)
-    /// and logged at Information (event 326).
+    /// <c>lifeline.server.sessions_refused</c> (their connections were accepted, so not in <c>lifeline.server.rejected</c>;
+    /// the dashboard's rejects count both) and logged at Information (event 326).
     /// </remarks>
     public int? MaxSessions
     {

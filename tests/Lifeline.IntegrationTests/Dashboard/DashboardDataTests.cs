@@ -1,10 +1,13 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Lifeline.AspNetCore;
 using Lifeline.AspNetCore.Dashboard;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Lifeline.IntegrationTests.Dashboard;
@@ -88,6 +91,34 @@ public sealed class DashboardDataTests
         var data = await PollAsync(http, d => d.GetProperty("sessions").GetDouble() == 2, "2 sessions on /data");
         var instrument = data.GetProperty("instruments").EnumerateArray().Single(i => i.GetProperty("name").GetString() == "lifeline.server.sessions");
         Assert.Equal("updown", instrument.GetProperty("kind").GetString());
+    }
+
+    [Fact]
+    public async Task DashboardRates_NewSessionRefusedAtMaxSessions_CountsAsAReject()
+    {
+        // Before, rejects read lifeline.server.rejected alone, and a session refused at MaxSessions (its connection was
+        // accepted) showed nowhere but in the instruments list.
+        await using var host = await LifelineTestHost.StartAsync(
+            services: s => s.AddLifelineSessions(o => o.MaxSessions = 1),
+            map: app => app.MapLifelineSession("/s", async (session, ct) =>
+            {
+                await foreach (var _ in session.Messages.ReadAllAsync(ct))
+                {
+                }
+            }));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var dashboard = new LifelineDashboard(host.Server, time, host.App.Services.GetRequiredService<IMeterFactory>());
+
+        await using var held = await PlainClient.ConnectAsync(host.Uri("/s")); // a plain-mode connection holds a session too
+        var sessions = host.App.Services.GetRequiredService<LifelineSessionManager>();
+        await Wait.UntilAsync(() => sessions.Count == 1, Bound, "the first session held"); // its handler runs after the upgrade
+        await using var refused = await PlainClient.ConnectAsync(host.Uri("/s"));
+        Assert.Equal(1013, (await refused.Closed.WaitAsync(Bound)).Code);
+
+        time.Advance(TimeSpan.FromSeconds(1)); // the refusal's second is now the last complete one
+        var snapshot = dashboard.Capture();
+        Assert.True(snapshot.Rates.Rejects >= 1, $"rejects {snapshot.Rates.Rejects}");
+        Assert.True(snapshot.Instruments.Single(i => i.Name == "lifeline.server.sessions_refused").Total >= 1);
     }
 
     [Fact]
