@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -5,7 +6,6 @@ using Lifeline.AspNetCore;
 using Lifeline.AspNetCore.Dashboard;
 using Lifeline.Client;
 using Lifeline.IntegrationTests.Infrastructure;
-using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
