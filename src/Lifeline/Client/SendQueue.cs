@@ -57,7 +57,10 @@ internal sealed class SendQueue
     private int _count;
     private long _bytes;
     private string? _closedBecause;
-    private Queue<SpaceWaiter>? _spaceWaiters; // senders waiting for room (mode Wait), let in one by one in call order
+    // Senders waiting for room (mode Wait), let in one by one in call order. A linked list so that a cancelled one
+    // leaves at once: in a queue it stayed (about 250 bytes) until it reached the front, and a sender that retried with a
+    // timeout through a long outage piled them up.
+    private LinkedList<SpaceWaiter>? _spaceWaiters;
     private bool _open;
     private bool _writing; // a writer runs, or is queued to run
     private bool _closeTaken; // a writer took the Close step: no writer starts again
@@ -91,6 +94,18 @@ internal sealed class SendQueue
             lock (_lock)
             {
                 return _bytes;
+            }
+        }
+    }
+
+    /// <summary>Senders waiting for room (mode Wait).</summary>
+    public int WaitingSenders
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _spaceWaiters?.Count ?? 0;
             }
         }
     }
@@ -142,7 +157,7 @@ internal sealed class SendQueue
             }
 
             // Behind senders already waiting for room: a call made as room frees must not overtake them. (A cancelled
-            // waiter never stays first in line: see the cancellation below.)
+            // waiter leaves the line at once: see the cancellation below.)
             var waitersAhead = _spaceWaiters is { Count: > 0 };
             if (Fits(message) && (!waitersAhead || _options.FullMode != SendQueueFullMode.Wait))
             {
@@ -171,7 +186,7 @@ internal sealed class SendQueue
 
                     default:
                         waiter = new SpaceWaiter(message, untilWritten);
-                        (_spaceWaiters ??= new Queue<SpaceWaiter>()).Enqueue(waiter);
+                        (_spaceWaiters ??= new LinkedList<SpaceWaiter>()).AddLast(waiter.Place);
                         break;
                 }
             }
@@ -193,7 +208,7 @@ internal sealed class SendQueue
             {
                 if (!waiter.LetIn.Task.IsCompleted)
                 {
-                    waiter.Cancelled = true; // skipped when its turn comes
+                    _spaceWaiters!.Remove(waiter.Place); // still in line: neither let in nor failed by a close
                     LetWaitersInLocked(); // it may have held back others that fit, and later sends behind them
                 }
             }
@@ -216,33 +231,38 @@ internal sealed class SendQueue
     }
 
     /// <summary>A sender waiting for room in the queue; completed with what it then waits for (see <see cref="AddLocked"/>).</summary>
-    private sealed class SpaceWaiter(OutgoingMessage message, bool untilWritten)
+    private sealed class SpaceWaiter
     {
-        public OutgoingMessage Message { get; } = message;
+        public SpaceWaiter(OutgoingMessage message, bool untilWritten)
+        {
+            Message = message;
+            UntilWritten = untilWritten;
+            Place = new LinkedListNode<SpaceWaiter>(this);
+        }
 
-        public bool UntilWritten { get; } = untilWritten;
+        public OutgoingMessage Message { get; }
+
+        public bool UntilWritten { get; }
 
         public TaskCompletionSource<Task> LetIn { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public bool Cancelled { get; set; } // under the queue's lock
+        /// <summary>Its place in the line, in it from the call until let in, failed by a close, or cancelled.</summary>
+        public LinkedListNode<SpaceWaiter> Place { get; }
     }
 
     /// <summary>Lets waiting senders in, oldest first, while their messages fit.</summary>
     private void LetWaitersInLocked()
     {
-        while (_spaceWaiters is { Count: > 0 } waiters && _closedBecause is null)
+        while (_spaceWaiters?.First is { } first && _closedBecause is null)
         {
-            var next = waiters.Peek();
-            if (!next.Cancelled && !Fits(next.Message))
+            var next = first.Value;
+            if (!Fits(next.Message))
             {
                 return;
             }
 
-            waiters.Dequeue();
-            if (!next.Cancelled)
-            {
-                next.LetIn.TrySetResult(AddLocked(next.Message, next.UntilWritten));
-            }
+            _spaceWaiters.RemoveFirst();
+            next.LetIn.TrySetResult(AddLocked(next.Message, next.UntilWritten));
         }
     }
 
@@ -393,12 +413,10 @@ internal sealed class SendQueue
             }
 
             _closedBecause = reason;
-            while (_spaceWaiters is { Count: > 0 } waiters)
+            while (_spaceWaiters?.First is { } first)
             {
-                if (waiters.Dequeue() is { Cancelled: false } waiter)
-                {
-                    waiter.LetIn.TrySetException(new LifelineClosedException(reason)); // a cancelled one's sender is gone
-                }
+                _spaceWaiters.RemoveFirst();
+                first.Value.LetIn.TrySetException(new LifelineClosedException(reason));
             }
 
             StartWriterLocked(force: false);

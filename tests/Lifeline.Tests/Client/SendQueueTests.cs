@@ -303,6 +303,35 @@ public class SendQueueTests
     }
 
     [Fact]
+    public async Task Wait_CancelledBehindAnotherWaiter_LeavesTheLineAtOnce()
+    {
+        // A sender that retries with a timeout through a long outage. Before, each cancelled call stayed in line until it
+        // reached the front, behind the first waiter here for as long as the queue stayed full.
+        var queue = Queue(new SendQueueOptions { MaxMessages = 1 });
+        await queue.EnqueueAsync(Message(1, 1), default);
+        var first = queue.EnqueueAsync(Message(1, 2), default).AsTask();
+        for (var i = 0; i < 100; i++)
+        {
+            using var cts = new CancellationTokenSource();
+            var retry = queue.EnqueueAsync(Message(1, 3), cts.Token).AsTask();
+            await cts.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => retry);
+        }
+
+        Assert.Equal(1, queue.WaitingSenders);
+        var last = queue.EnqueueAsync(Message(1, 4), default).AsTask();
+        Assert.Equal(2, queue.WaitingSenders);
+
+        // The line still lets in the waiters left, in call order.
+        Assert.Equal(1, Next(queue));
+        await first.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, Next(queue));
+        await last.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(4, Next(queue));
+        Assert.Equal(0, queue.WaitingSenders);
+    }
+
+    [Fact]
     public async Task Enqueue_MessageLargerThanTheByteBound_IsAcceptedIntoAnEmptyQueue()
     {
         var queue = Queue(new SendQueueOptions { MaxBytes = 8, FullMode = SendQueueFullMode.Fail });
