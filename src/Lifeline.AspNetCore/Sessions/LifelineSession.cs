@@ -40,15 +40,18 @@ namespace Lifeline.AspNetCore;
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore and token source own no timers or handles; the manager releases the session's pooled buffers when it ends.")]
 public sealed class LifelineSession
 {
+    private const int NotEnded = 0;
+    private const int Ended = 1;
+    private const int EndedClientTold = 2;
+
     private readonly LifelineSessionManager _manager;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private long _lastEnqueued;
-    private bool _clientToldLost;
     private readonly CancellationTokenSource _ending = new();
     private ConcurrentDictionary<string, byte>? _groups; // created by the first group: most sessions join none
     private readonly LifelineConnection? _plain;
     private SessionCarrier? _carrier;
-    private int _ended;
+    private int _ended; // NotEnded, Ended or EndedClientTold: one word, so whoever ends the session also says whether the client is told
     private int _forgotten;
     private int _handlerReturned;
     private long _generation;
@@ -149,11 +152,7 @@ public sealed class LifelineSession
     /// The server ended the session and sent the client SessionLost on the socket it had: the client now either closes or
     /// starts its next session on that socket (protocol 5.7), so the carrier must take a new Hello there.
     /// </summary>
-    internal bool ClientToldLost
-    {
-        get => Volatile.Read(ref _clientToldLost);
-        set => Volatile.Write(ref _clientToldLost, value);
-    }
+    internal bool ClientToldLost => Volatile.Read(ref _ended) == EndedClientTold;
 
     internal bool IsFrozen { get; private set; }
 
@@ -764,10 +763,12 @@ public sealed class LifelineSession
     /// at once, dropping what is unread), acknowledgement tasks get false. <paramref name="beforeReadsEnd"/> runs first,
     /// once the session counts as ended: the socket's loop and the handler return when reads complete, and a close they
     /// request then (1000, the handler's normal end) would otherwise come before the one the caller means to send.
+    /// <paramref name="clientTold"/>: the caller sends the client SessionLost on its socket (<see cref="ClientToldLost"/>,
+    /// set with the end itself, so a carrier that sees the end sees it too, and a later call cannot take it back).
     /// </summary>
-    internal bool TryEnd(SessionLostReason reason, bool discardUnread = false, Action? beforeReadsEnd = null)
+    internal bool TryEnd(SessionLostReason reason, bool discardUnread = false, Action? beforeReadsEnd = null, bool clientTold = false)
     {
-        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        if (Interlocked.CompareExchange(ref _ended, clientTold ? EndedClientTold : Ended, NotEnded) != NotEnded)
         {
             return false;
         }

@@ -857,26 +857,17 @@ public sealed class LifelineSessionManager : IDisposable
     /// <summary>Ends a session that cannot continue losslessly.</summary>
     internal void Lose(LifelineSession session, SessionLostReason reason, bool tellClient, bool countAsLost = true)
     {
-        // Marked before the end: a carrier that wakes to the ended session must know the client is told (5.7).
+        // Marked with the end: a carrier that wakes to the ended session must know the client is told (5.7).
         var telling = tellClient && session.Carrier is not null;
-        if (telling)
-        {
-            session.ClientToldLost = true;
-        }
 
         // Unread messages are dropped, not left for the handler: the SessionLost frame (and the client's own account of
         // a loss it declared) counts them as lost, and the client's application may send them again. The message the
         // handler holds counts as delivered: it has it. With a shared store, under the gate its commits read the cursor by.
         if (!session.TryEnd(reason, discardUnread: true, beforeReadsEnd: session.Journal is { } journal
                 ? () => journal.WithGate(session.Inbox.EndReads)
-                : session.Inbox.EndReads))
+                : session.Inbox.EndReads, clientTold: telling))
         {
-            if (telling)
-            {
-                session.ClientToldLost = false; // ended by someone else, who did not tell the client
-            }
-
-            return;
+            return; // ended by someone else, who said whether the client is told
         }
 
         if (countAsLost)

@@ -380,6 +380,27 @@ public sealed class SessionBadInputTests
         log.Gate.SetResult();
     }
 
+    [Fact]
+    public async Task SessionLostTwice_TheClientStillStartsItsNextSessionOnTheSameSocket()
+    {
+        // Two ends at once (concurrent group sends failing on one member, deadlines firing together): the second found
+        // the session ended and took back the first one's mark that the client was told, so the client's new Hello on
+        // that socket (protocol 5.7) was answered with 1002.
+        var log = new NumberedServerLog();
+        await using var host = await SessionTestHost.StartAsync(log, Path.Combine(Path.GetTempPath(), $"lifeline-lost-twice-{Guid.NewGuid():N}.bin"));
+        using var socket = await ConnectAsync(host.Uri("/gated"));
+        var (id, _) = await HelloAsync(socket);
+        var session = host.Sessions.Find(id)!;
+        host.Sessions.Lose(session, SessionLostReason.BufferFull, tellClient: true);
+        host.Sessions.Lose(session, SessionLostReason.BufferFull, tellClient: true);
+
+        await ReadUntilAsync(socket, SessionFrameType.SessionLost);
+        await SendAsync(socket, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.NewSession())));
+        var welcome = await ReadUntilAsync(socket, SessionFrameType.Welcome);
+        Assert.NotEqual(id, welcome.Welcome.SessionId);
+        log.Gate.SetResult();
+    }
+
     /// <summary>
     /// Socket A starts a session on /gated and sends 1..<paramref name="count"/> (payload: the number, then 'A') while the
     /// handler reads nothing: the inbox (2) fills and A's carrier waits with message 3. Socket B then resumes the session.
