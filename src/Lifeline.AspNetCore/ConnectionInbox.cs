@@ -85,11 +85,19 @@ internal sealed partial class ConnectionInbox(int capacity, long capacityBytes, 
     }
 
     /// <summary>The writer: adds a message when there is room; false when the inbox is full (or completed).</summary>
-    public bool TryWrite(LifelineMessage message)
+    public bool TryWrite(LifelineMessage message) => Write(message, beyondTheBound: false);
+
+    /// <summary>
+    /// Adds a message even when the inbox is full (false only once it is completed). For the last message before the
+    /// client's Close: the receive loop cannot wait for room then, and the handler still reads what arrived before it.
+    /// </summary>
+    public bool WriteBeyondTheBound(LifelineMessage message) => Write(message, beyondTheBound: true);
+
+    private bool Write(LifelineMessage message, bool beyondTheBound)
     {
         lock (_items)
         {
-            if (_completed || !HasRoomLocked(message.Data.Length))
+            if (_completed || (!beyondTheBound && !HasRoomLocked(message.Data.Length)))
             {
                 return false;
             }

@@ -311,15 +311,16 @@ public sealed partial class LifelineConnection
         }
     }
 
-    /// <summary>
-    /// Hands a message to <see cref="Messages"/>. When the handler is behind and the buffer is full it waits for room,
-    /// but keeps one empty receive pending meanwhile, so that pings, pongs and the client's Close frame are still handled:
-    /// a client's Close is answered at once and, once we are closing, messages that do not fit are dropped so that the
-    /// client's answer can be read. Returns that pending receive, if one was started, for the loop to continue from.
-    /// </summary>
     /// <summary>Tests: the receive loop waits for room with the next frame already peeked (nothing else is read meanwhile).</summary>
     internal bool WaitsBehindPeekedData { get; private set; }
 
+    /// <summary>
+    /// Hands a message to <see cref="Messages"/>. When the handler is behind and the buffer is full it waits for room,
+    /// but keeps one empty receive pending meanwhile, so that pings, pongs and the client's Close frame are still handled:
+    /// a client's Close is answered at once, and the message before it is added beyond the bound (the handler still
+    /// reads it); once we are closing, messages that do not fit are dropped so that the client's answer can be read.
+    /// Returns that pending receive, if one was started, for the loop to continue from.
+    /// </summary>
     private async Task<Task<ValueWebSocketReceiveResult>?> DeliverAsync(LifelineMessage message, CancellationToken cancellationToken)
     {
         if (_incoming.TryWrite(message))
@@ -349,8 +350,10 @@ public sealed partial class LifelineConnection
 
             if (peek.IsCompleted && (!peek.IsCompletedSuccessfully || peek.Result.MessageType == WebSocketMessageType.Close))
             {
-                // The client is closing (or the link failed): answer now, whatever the handler does.
-                if (!_incoming.TryWrite(message))
+                // The client is closing (or the link failed): answer now, whatever the handler does. The message came
+                // before the Close, and the handler reads on until the inbox is empty: one beyond the bound loses nothing
+                // (dropped, the client got a clean close and no answer to it, or a session its SessionLost).
+                if (!_incoming.WriteBeyondTheBound(message))
                 {
                     ServerLog.MessageDropped(_logger, Id, _options.ReceiveCapacity, _options.ReceiveCapacityBytes);
                 }
