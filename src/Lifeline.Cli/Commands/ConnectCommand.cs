@@ -83,7 +83,7 @@ internal static class ConnectCommand
         public bool Session { get; init; }
     }
 
-    private static (LifelineClientOptions Options, CliReconnectPolicy Policy) BuildOptions(Settings settings)
+    internal static (LifelineClientOptions Options, CliReconnectPolicy Policy) BuildOptions(Settings settings)
     {
         var uri = CommonOptions.ParseWebSocketUrl(settings.Url, "connect");
         var policyOptions = new ReconnectPolicyOptions();
@@ -133,6 +133,10 @@ internal static class ConnectCommand
                 MaxMessageSize = settings.MaxMessage,
             };
             options.SendQueue.MaxBytes = Math.Max(options.SendQueue.MaxBytes, settings.MaxMessage);
+            // Every line read is sent, however long the server stays away: the user asked for each of them, and the
+            // command ends "once every line is sent". With the library's default (30 s in plain mode) a line typed or
+            // piped during a longer outage was dropped without a word, and the command still exited 0.
+            options.SendQueue.MaxAge = null;
             if (settings.Session)
             {
                 options.Session = new SessionOptions();
