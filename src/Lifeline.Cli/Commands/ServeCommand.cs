@@ -53,6 +53,12 @@ internal static class ServeCommand
             throw new UsageException($"--urls '{urls}' is not an http:// address such as http://127.0.0.1:5000.", "serve");
         }
 
+        if (uri.UserInfo.Length > 0)
+        {
+            // Kestrel reads "x@127.0.0.1" as the host, which is no IP address, and listened on every interface.
+            throw new UsageException($"--urls '{urls}': an address to listen on has no user name; give it as http://{uri.Authority}.", "serve");
+        }
+
         if (uri.Scheme == "https")
         {
             throw new UsageException($"--urls '{urls}': https needs a server certificate, which lifeline serve does not set up; use http:// (clients then connect with ws://).", "serve");

@@ -78,6 +78,7 @@ public sealed partial class ProcessBadInputTests
     [InlineData("http://192.0.2.1:5000", ExitCodes.Failure, "error: --urls: cannot listen on http://192.0.2.1:5000")] // TEST-NET-1: on no machine
     [InlineData("http://x:0", ExitCodes.Usage, "give an IP address to listen on")] // Kestrel listened on every interface for it
     [InlineData("http://127.0.0.1:0/path", ExitCodes.Usage, "has no path, query or fragment")] // was Kestrel's exception, exit 1
+    [InlineData("http://x@127.0.0.1:0", ExitCodes.Usage, "has no user name; give it as http://127.0.0.1:0")] // Kestrel listened on every interface for it
     public async Task Serve_UrlsItCannotUse_OneLineExplanation(string urls, int expected, string message)
     {
         var (exit, _, error) = await ToolProcess.RunAsync("serve", "--urls", urls);
