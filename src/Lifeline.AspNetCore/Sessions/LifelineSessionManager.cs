@@ -59,6 +59,7 @@ public sealed class LifelineSessionManager : IDisposable
     private readonly Counter<long> _lost;
     private readonly Counter<long> _replayed;
     private readonly Counter<long> _refusedFull;
+    private readonly Counter<long> _notFound;
     private int _newReserved; // new sessions between their Hello and their listing (or giving up): see TryReserveNew
     private readonly ConcurrentDictionary<SessionId, LifelineSession> _sessions = new();
     private readonly GroupTable<SessionId, LifelineSession> _groups = new();
@@ -105,6 +106,8 @@ public sealed class LifelineSessionManager : IDisposable
         _lost = _meter.CreateCounter<long>("lifeline.server.sessions_lost", "{session}", "Sessions lost, tagged with the reason.");
         _replayed = _meter.CreateCounter<long>("lifeline.server.messages_replayed", "{message}", "Messages resent to clients after a resume.");
         _refusedFull = _meter.CreateCounter<long>("lifeline.server.sessions_refused", "{session}", "New sessions refused with 1013 because MaxSessions were held.");
+        _notFound = _meter.CreateCounter<long>("lifeline.server.sessions_not_found", "{hello}",
+            "Resume Hellos naming a session this node does not hold (expired, ended, or never here), answered with SessionLost.");
         _meter.CreateObservableUpDownCounter("lifeline.server.sessions", () => _sessions.Count,
             "{session}", "Sessions this node holds now: connected, or waiting for their client to resume.");
         _meter.CreateObservableGauge("lifeline.server.session_replay_bytes",
@@ -995,7 +998,9 @@ public sealed class LifelineSessionManager : IDisposable
     private async Task<OpenOutcome> LostOnHelloAsync(SessionCarrier carrier, SessionId id)
     {
         SessionLog.NotFound(Logger, carrier.Connection.Id, id);
-        _lost.Add(1, new KeyValuePair<string, object?>("reason", nameof(SessionLostReason.NotFound)));
+        // Not in sessions_lost: a session that expired here was counted there when it expired, and a client may ask
+        // again and again for the same one.
+        _notFound.Add(1);
         await carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.NotFound, 0, SequenceRange.Empty))).ConfigureAwait(false);
         return new OpenOutcome(OpenKind.Lost);
     }

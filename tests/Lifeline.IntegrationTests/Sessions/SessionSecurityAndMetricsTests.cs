@@ -115,6 +115,19 @@ public sealed class SessionSecurityAndMetricsTests
         Assert.Equal(5, Sum("lifeline.server.messages_replayed"));
         Assert.Equal(1, Sum("lifeline.server.sessions_lost"));
         Assert.Equal(nameof(SessionLostReason.NotFound), seen.Single(m => m.Instrument == "lifeline.server.sessions_lost").Reason);
+
+        // The client asks for it again, twice: answered SessionLost (not found), and not counted lost again (before: 3).
+        for (var i = 0; i < 2; i++)
+        {
+            using var late = await ConnectAsync(host.Uri("/numbered"), null);
+            await SendAsync(late, Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 5))));
+            var lost = await ReceiveFrameAsync(late);
+            Assert.Equal(SessionFrameType.SessionLost, lost.Type);
+            Assert.Equal(SessionLostReason.NotFound, lost.SessionLost.Reason);
+        }
+
+        Assert.Equal(1, Sum("lifeline.server.sessions_lost"));
+        Assert.Equal(2, Sum("lifeline.server.sessions_not_found"));
     }
 
     private static string? ReasonOf(ReadOnlySpan<KeyValuePair<string, object?>> tags)
