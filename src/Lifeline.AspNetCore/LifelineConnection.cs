@@ -279,8 +279,14 @@ public sealed partial class LifelineConnection
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
             // The runtime's WebSocket fails a connection that breaks the protocol (1002) or sends invalid UTF-8 (1007)
-            // with a Close frame of its own and only then throws: record the code that went out, not 1006.
+            // with a Close frame of its own and only then throws: record the code that went out, not 1006, and count
+            // it as sent (a Close frame the writer sent was asked for, and the writer counts it).
+            var runtimeClosed = ClosedWith is null && !CloseRequested().IsCompleted && _sentClose?.SentCode is > 0;
             ClosedWith ??= _sentClose?.SentCode is > 0 and var sent ? new CloseCodes.CloseCode(sent) : CloseCodes.CloseCode.AbnormalClosure;
+            if (runtimeClosed)
+            {
+                _metrics.ClosesSent.Add(1, new KeyValuePair<string, object?>("close_code", ClosedWith.Value.Value));
+            }
 
             // Nothing more can reach the client: later sends throw (as after a close) instead of being dropped unseen,
             // so a handler that pushes ends, and broadcasts no longer count this connection.
