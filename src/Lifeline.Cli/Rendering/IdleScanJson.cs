@@ -98,6 +98,12 @@ internal sealed record IdleScanReport
         Advice = AdviceFor(scan),
     };
 
+    /// <summary>
+    /// The keep-alive interval to advise: half the timeout, in whole seconds from 2 s up. (It was never below 0.5 s
+    /// before, which advised pings every 0.5 s against a 0.3 s cut.)
+    /// </summary>
+    internal static double HalfOf(TimeSpan timeout) => timeout.TotalSeconds / 2 is var half && half >= 2 ? Math.Floor(half) : half;
+
     /// <summary>What to do about the finding, in a sentence.</summary>
     public static string AdviceFor(IdleScanResult scan)
     {
@@ -129,7 +135,7 @@ internal sealed record IdleScanReport
                 $"something on the path cuts connections idle for {atMost.TotalSeconds:0.##} s or less: even the shortest silence tried (--min) was cut, and the cut showed only when the scan sent again; run it again with a lower --min to time it")
             : scan.Found && (scan.IdleTimeout ?? scan.ShortestKilled) is { } timeout
             ? string.Create(CultureInfo.InvariantCulture,
-                $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {Math.Max(0.5, Math.Floor(timeout.TotalSeconds / 2)):0.#} s (half the timeout) so the link never looks idle")
+                $"something on the path cuts connections idle for about {timeout.TotalSeconds:0.#} s; send keep-alive pings at most every {HalfOf(timeout):0.##} s (half the timeout) so the link never looks idle")
             : string.Create(CultureInfo.InvariantCulture,
                 $"none up to --max: connections survived {scan.MaxSilence.TotalSeconds:0.#} s of silence; a keep-alive interval below that is safe on this path");
         if (scan.BusyConnectionEnd is { } busy && !scan.CutDespiteTraffic)
