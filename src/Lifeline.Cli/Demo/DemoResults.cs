@@ -103,7 +103,7 @@ internal static class DemoAnalysis
             clients.Count,
             affected,
             detections.Count,
-            detections.Count > 0 ? detections[detections.Count / 2] : null,
+            detections.Count > 0 ? NearestRank(detections, 0.5) : null,
             detections.Count > 0 ? detections[^1] : null,
             backs.Count,
             affected > 0 && backs.Count == affected ? backs.Max() : null,
@@ -119,6 +119,12 @@ internal static class DemoAnalysis
     /// <summary>The last connection change (lost or back) at or before <paramref name="at"/>.</summary>
     private static ProbeEvent? LastChange(ProbeEvent[] events, double at) =>
         events.Where(e => e.At <= at && e.Kind is ProbeEventKind.Lost or ProbeEventKind.Back).Select(e => (ProbeEvent?)e).LastOrDefault();
+
+    /// <summary>
+    /// The <paramref name="p"/> quantile of sorted values by nearest rank (the bench's percentiles too): the median of
+    /// 100 is the 50th, of 2 the first. (It took the upper middle before: of 2 values, always the larger.)
+    /// </summary>
+    internal static double NearestRank(IReadOnlyList<double> sorted, double p) => sorted[Math.Max(0, (int)Math.Ceiling(p * sorted.Count) - 1)];
 
     /// <summary>The most attempts in any one-second span within [from, to].</summary>
     internal static int PeakPerSecond(double[] sortedAttempts, double from, double to)
