@@ -57,6 +57,8 @@ internal sealed record IdleScanReport
 
     public int ServerPings { get; init; }
 
+    public int ServerMessages { get; init; }
+
     /// <summary>The scan was stopped (Ctrl-C, SIGTERM) before it finished: the figures are what it measured so far.</summary>
     public bool Interrupted { get; init; }
 
@@ -91,6 +93,7 @@ internal sealed record IdleScanReport
         Rounds = scan.Rounds,
         Connections = scan.Connections,
         ServerPings = scan.ServerPings,
+        ServerMessages = scan.ServerMessages,
         Interrupted = scan.Interrupted,
         ElapsedSeconds = Math.Round(scan.Elapsed.TotalSeconds, 3),
         Failure = scan.Failure?.Message,
@@ -144,7 +147,14 @@ internal sealed record IdleScanReport
                 $"; note: a connection pinged every {scan.BusyPingInterval.TotalSeconds:0.##} s was cut even so, after {busy.After.TotalSeconds:0.#} s ({busy.Describe()}): something may also limit how long a connection lives");
         }
 
-        if (scan.ServerPings > 0)
+        if (scan.ServerMessages > 0)
+        {
+            // Before, only its pings were noted: a server that streams kept the path busy, and "none up to --max" read
+            // as a clean bill for idle links.
+            advice += string.Create(CultureInfo.InvariantCulture,
+                $"; note: the server sent {scan.ServerMessages} message(s) during the silences, so the path was not idle and a cut of idle connections could not show; scan an endpoint that stays quiet until spoken to");
+        }
+        else if (scan.ServerPings > 0)
         {
             advice += "; note: the server sent pings during the silence, so the path was not fully idle";
         }

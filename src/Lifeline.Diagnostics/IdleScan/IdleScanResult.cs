@@ -56,6 +56,12 @@ public sealed class IdleScanResult
     /// <summary>Pings the server sent during the silences: when above zero the path was not fully idle.</summary>
     public int ServerPings { get; internal init; }
 
+    /// <summary>
+    /// Messages (data frames) the server sent during the silences: when above zero the path was not idle, and a cut of
+    /// idle connections could not show (scan an endpoint that stays quiet until spoken to).
+    /// </summary>
+    public int ServerMessages { get; internal init; }
+
     /// <summary>The scan was cancelled before it finished: the figures are what it measured so far.</summary>
     public bool Interrupted { get; internal set; }
 

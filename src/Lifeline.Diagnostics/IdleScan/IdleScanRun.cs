@@ -30,6 +30,7 @@ internal sealed class IdleScanRun : IDisposable
     private readonly BusyConnectionWatch _busy;
     private int _connections;
     private int _serverPings;
+    private int _serverMessages;
     private int _silentNow;
     private TimeSpan? _survived;
     private TimeSpan? _killed;
@@ -363,7 +364,9 @@ internal sealed class IdleScanRun : IDisposable
             }
 
             _firstSilenceStarted.TrySetResult();
+            var messagesBefore = session.DataFrames;
             var end = await session.ObserveAsync(silence, cancellationToken).ConfigureAwait(false);
+            Interlocked.Add(ref _serverMessages, session.DataFrames - messagesBefore);
             if (end is { Kind: ConnectionEndKind.CloseFrame, CloseCode: 1003 or 1008 or 1013 } && end.After < RefusalWindow)
             {
                 // A verdict on the client, not on its silence, from a server that answered the ping first (one that
@@ -474,6 +477,7 @@ internal sealed class IdleScanRun : IDisposable
             Rounds = rounds,
             Connections = Volatile.Read(ref _connections),
             ServerPings = Volatile.Read(ref _serverPings),
+            ServerMessages = Volatile.Read(ref _serverMessages),
             Interrupted = interrupted,
             Elapsed = Elapsed,
             Failure = Volatile.Read(ref _failure),

@@ -59,8 +59,23 @@ public sealed class IdleScannerTests
         Assert.Equal(TimeSpan.FromSeconds(0.5), result.MaxSilence);
         Assert.Equal(2, result.Connections);
         Assert.Equal(0, result.ServerPings);
+        Assert.Equal(0, result.ServerMessages);
         Assert.Null(result.BusyConnectionEnd); // the busy connection lived through the scan too
         Assert.False(result.CutDespiteTraffic);
+    }
+
+    [Fact]
+    public async Task ScanAsync_ServerStreamsDuringTheSilences_CountsItsMessages()
+    {
+        // A streaming endpoint keeps the path busy: no idle cut can show. Before, nothing in the result said so, and
+        // "none up to --max" read as a clean bill for idle links.
+        await using var server = await TestServer.StartAsync();
+        var options = new IdleScanOptions(server.Uri("/push/100")) { MinSilence = TimeSpan.FromSeconds(0.5), MaxSilence = TimeSpan.FromSeconds(1), Parallel = 2, PongTimeout = TimeSpan.FromSeconds(10) };
+
+        var result = await IdleScanner.ScanAsync(options).WaitAsync(Bound);
+
+        Assert.False(result.Found);
+        Assert.True(result.ServerMessages > 0, $"{result.ServerMessages} messages counted");
     }
 
     [Fact]

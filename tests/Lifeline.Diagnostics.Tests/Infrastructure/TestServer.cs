@@ -79,6 +79,29 @@ internal sealed class TestServer : IAsyncDisposable
             {
             }
         });
+        app.Map("/push/{ms:int}", async (HttpContext context, int ms) =>
+        {
+            // Sends a small message every ms (a streaming endpoint) until the connection ends; answers pings meanwhile.
+            using var socket = await AcceptAsync(context);
+            var receiving = socket.ReceiveAsync(new byte[1024], context.RequestAborted);
+            try
+            {
+                for (var i = 0; i < 10_000 && !receiving.IsCompleted; i++)
+                {
+                    await socket.SendAsync("tick"u8.ToArray(), WebSocketMessageType.Text, true, context.RequestAborted);
+                    await Task.WhenAny(receiving, Task.Delay(ms, context.RequestAborted));
+                }
+
+                if (receiving.IsCompletedSuccessfully && receiving.Result.MessageType == WebSocketMessageType.Close)
+                {
+                    await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+                // The client went.
+            }
+        });
         app.Map("/close/{code:int}", async (HttpContext context, int code) =>
         {
             using var socket = await AcceptAsync(context);

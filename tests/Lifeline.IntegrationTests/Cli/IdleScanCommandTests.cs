@@ -9,9 +9,11 @@ namespace Lifeline.IntegrationTests.Cli;
 [Collection(SerialCollection.Name)]
 public sealed class IdleScanCommandTests
 {
-    private static async Task<JsonElement> ScanAsync(int proxyPort, params string[] args)
+    private static Task<JsonElement> ScanAsync(int proxyPort, params string[] args) => ScanPathAsync(proxyPort, "/ws", args);
+
+    private static async Task<JsonElement> ScanPathAsync(int proxyPort, string path, params string[] args)
     {
-        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{proxyPort}/ws", "--json", .. args]);
+        await using var cli = CliProcess.Start(string.Empty, ["idle-scan", $"ws://127.0.0.1:{proxyPort}{path}", "--json", .. args]);
         Assert.Equal(0, await cli.Exit.WaitAsync(TimeSpan.FromSeconds(90)));
         Assert.Contains("round 1", cli.Error, StringComparison.Ordinal); // progress goes to stderr with --json
         return JsonDocument.Parse(cli.Output).RootElement.Clone();
@@ -58,6 +60,22 @@ public sealed class IdleScanCommandTests
         Assert.False(result.GetProperty("cutDespiteTraffic").GetBoolean(), result.ToString());
         Assert.True(result.GetProperty("busyConnectionCutAfterSeconds").ValueKind == JsonValueKind.Null, result.ToString());
         Assert.Equal(0.25, result.GetProperty("busyPingSeconds").GetDouble());
+    }
+
+    [Fact]
+    public async Task IdleScan_AnEndpointThatStreams_SaysThePathWasNotIdle()
+    {
+        var (serve, port) = await ServeProcess.StartAsync();
+        await using var _ = serve;
+        await using var proxy = new TcpFaultProxy("127.0.0.1", port).Start();
+        proxy.SetIdleCut(TimeSpan.FromSeconds(2), IdleCutKind.Fin);
+
+        var result = await ScanPathAsync(proxy.EndPoint.Port, "/stream?interval=300", "--min", "1", "--max", "3", "--pong-timeout", "4");
+
+        // Before: "none up to --max ... a keep-alive interval below that is safe", though the stream kept the path busy
+        // and the 2 s idle cut never had a chance to show.
+        Assert.True(result.GetProperty("serverMessages").GetInt32() > 0, result.ToString());
+        Assert.Contains("so the path was not idle", result.GetProperty("advice").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
