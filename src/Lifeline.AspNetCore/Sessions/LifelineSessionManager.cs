@@ -634,7 +634,7 @@ public sealed class LifelineSessionManager : IDisposable
         SessionLog.Resumed(Logger, session.Id, connection.Id, replayed, restored ? " (restored from the store)" : string.Empty);
         if (session.HandlerReturned)
         {
-            EndAfterHandler(session); // its handler returned while the link was down: what it sent is on its way now
+            await EndAfterHandlerAsync(session).ConfigureAwait(false); // its handler returned while the link was down: what it sent is on its way now
         }
 
         if (restored)
@@ -1065,16 +1065,41 @@ public sealed class LifelineSessionManager : IDisposable
             // the replay and a 1000 that stops the client.
             if (failed || !await KeepForTheResumeAsync(session).ConfigureAwait(false))
             {
-                EndAfterHandler(session);
+                await EndAfterHandlerAsync(session).ConfigureAwait(false);
             }
         });
 
-    /// <summary>The handler is done: the session is over. Its socket closes normally after what is queued.</summary>
-    private void EndAfterHandler(LifelineSession session)
+    /// <summary>How long the end after a handler waits for the session's send lock before it closes anyway.</summary>
+    private static readonly TimeSpan EndAfterHandlerLockBound = TimeSpan.FromSeconds(10);
+
+    /// <summary>Tests: runs when the end after a handler begins, before it waits for the session's send lock.</summary>
+    internal Action? EndAfterHandlerBeganForTest { get; set; }
+
+    /// <summary>
+    /// The handler is done: the session is over. Its socket closes normally after what is queued. Under the send lock,
+    /// which a resume holds from its attachment to the last replayed frame: the end either comes first (the resume then
+    /// finds the session ended and says SessionLost) or finds the new socket with its replay queued, so the 1000 follows
+    /// the replay. Before, with a shared store (which keeps no session for the resume), it could close the new socket
+    /// in the middle of the replay: the client got a 1000 and only part of what it was owed, or none, without a word.
+    /// </summary>
+    private async Task EndAfterHandlerAsync(LifelineSession session)
     {
-        if (session.TryEnd(SessionLostReason.NotFound) && session.Carrier is { } carrier)
+        EndAfterHandlerBeganForTest?.Invoke();
+        // Bounded: a send that holds the lock that long (waiting for room in a full replay buffer) is not a replay.
+        var locked = await session.SendLock.WaitAsync(EndAfterHandlerLockBound).ConfigureAwait(false);
+        try
         {
-            _ = carrier.Connection.CloseAsync(CloseCode.NormalClosure, null, CancellationToken.None);
+            if (session.TryEnd(SessionLostReason.NotFound) && session.Carrier is { } carrier)
+            {
+                _ = carrier.Connection.CloseAsync(CloseCode.NormalClosure, null, CancellationToken.None);
+            }
+        }
+        finally
+        {
+            if (locked)
+            {
+                session.SendLock.Release();
+            }
         }
 
         Forget(session);

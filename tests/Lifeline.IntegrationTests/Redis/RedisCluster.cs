@@ -188,6 +188,16 @@ internal sealed class ClusterNode : IAsyncDisposable
 
             await log.Finish.Task.WaitAsync(ct); // then the handler returns: the session is over
         });
+        app.MapLifelineSession("/five-then-finish", async (session, ct) =>
+        {
+            // Sends 1..5 (each stored before the next), then returns once Finish is set: a job's last answers.
+            for (var i = 1; i <= 5; i++)
+            {
+                await session.SendAsync(BitConverter.GetBytes(i), System.Net.WebSockets.WebSocketMessageType.Binary, ct);
+            }
+
+            await log.Finish.Task.WaitAsync(ct);
+        });
         app.MapLifelineSession("/group", async (session, ct) =>
         {
             if (!session.IsResumed)

@@ -99,6 +99,59 @@ public sealed class RedisSessionLifetimeTests
     }
 
     [Fact]
+    public async Task HandlerReturnsWhileAResumeReplays_TheReplayGoesOutWhole_ThenTheClose()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var log = new ClusterLog();
+        await using var node = await ClusterNode.StartAsync("node1", RedisServer.FreePort(), redis.Configuration, $"t{Guid.NewGuid():N}:", log);
+        await node.WaitForFanoutAsync(); // its Redis connection is up: a first Hello would otherwise wait for it within the 1 s timeout
+        SessionId id;
+        ResumeToken token;
+        using (var first = await SessionBadInputTests.ConnectAsync(node.Uri("/five-then-finish")))
+        {
+            (id, token) = await SessionBadInputTests.HelloAsync(first);
+            for (var i = 1; i <= 5; i++)
+            {
+                Assert.Equal(i, (await SessionBadInputTests.ReadUntilAsync(first, SessionFrameType.Data)).Sequence); // read, never acknowledged
+            }
+
+            first.Abort();
+        }
+
+        // The handler returns while the resume is attached and about to replay the five: the resume holds on until the
+        // end has begun, then until the session is seen ended and its socket closing (before the fix, at once) or for
+        // 3 s (an end that waits for the resume cannot end it meanwhile).
+        var session = node.Sessions.Find(id)!;
+        var endBegan = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        node.Sessions.EndAfterHandlerBeganForTest = () => endBegan.TrySetResult();
+        node.Sessions.AfterResumeAttachForTest = async () =>
+        {
+            log.Finish.TrySetResult();
+            await endBegan.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (!(session.IsEnded && session.Carrier?.Connection.IsCloseRequested != false) && waited.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                await Task.Delay(20);
+            }
+        };
+        using var second = await SessionBadInputTests.ConnectAsync(node.Uri("/five-then-finish"));
+        await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => SessionFrameWriter.WriteHello(w, HelloFrame.Resume(id, token, 0))));
+
+        // Before, the end closed the new socket at once, in the middle of the resume: a 1000 and nothing of the five.
+        var resumed = await SessionBadInputTests.ReadUntilAsync(second, SessionFrameType.Resumed);
+        Assert.Equal(5, resumed.Resumed.ReplayCount);
+        for (var i = 1; i <= 5; i++)
+        {
+            Assert.Equal(i, (await SessionBadInputTests.ReadUntilAsync(second, SessionFrameType.Data)).Sequence);
+        }
+
+        var buffer = new byte[1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Close, (await second.ReceiveAsync(buffer, bound.Token)).MessageType);
+        Assert.Equal(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, second.CloseStatus);
+    }
+
+    [Fact]
     public async Task TwoResumesAtOnceOnANodeWithoutTheSession_OneHandler()
     {
         await using var redis = await RedisServer.StartNewAsync();
