@@ -245,18 +245,16 @@ public sealed partial class LifelineConnection
     /// <summary>Closes the connection with 4008 as a slow consumer; <paramref name="detail"/> says why, in the log.</summary>
     internal void CloseSlowConsumer(string detail)
     {
-        lock (_outgoingLock)
+        // Decided by the request itself: a check before it let two broadcasts that found the buffer full together (or
+        // a drain's 1012 in between) both go on, counting the connection twice or recording 4008 for a 1012.
+        if (!RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true))
         {
-            if (_closeRequest is not null)
-            {
-                return; // closing already, for this or another reason
-            }
+            return; // closing already, for this or another reason
         }
 
         ServerLog.SlowConsumer(_logger, Id, detail);
         _metrics.SlowConsumers.Add(1);
         ClosedWith ??= ServerCloseCodes.SlowConsumer;
-        RequestClose(ServerCloseCodes.SlowConsumer, ServerCloseCodes.SlowConsumerReason, discardQueued: true);
         _ = CancelClosingAsync();
         _ = EndSlowConsumerAsync();
     }
