@@ -9,6 +9,7 @@ namespace Lifeline.Cli;
 /// or <c>TERM=dumb</c>). Anywhere else (a pipe, a file) nothing is wrapped, no escape codes are written, no line ends
 /// in padding, and a JSON document is written on one line.
 /// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The token source has no timer and lives as long as the console, which is the process's.")]
 internal sealed class CliConsole
 {
     /// <summary>Width used when the output is not a terminal: wide enough that no real line wraps.</summary>
@@ -53,6 +54,25 @@ internal sealed class CliConsole
 
     /// <summary>Rich output (tables, grids) on the same stream as <see cref="Output"/>.</summary>
     public IAnsiConsole Rich { get; }
+
+    private readonly CancellationTokenSource _stopping = new();
+    private int _stopExitCode;
+
+    /// <summary>
+    /// Cancelled when the command stops on its own deadline (<c>connect --max-time</c>): the process then ends it as it
+    /// ends a command after Ctrl-C, also when a write waits on a full stdout pipe nobody reads.
+    /// </summary>
+    public CancellationToken Stopping => _stopping.Token;
+
+    /// <summary>The exit code of the stop reported with <see cref="ReportStop"/>; 0 when none was.</summary>
+    public int StopExitCode => Volatile.Read(ref _stopExitCode);
+
+    /// <summary>The command stops on its own (its deadline passed) and will exit with <paramref name="exitCode"/>.</summary>
+    public void ReportStop(int exitCode)
+    {
+        Interlocked.CompareExchange(ref _stopExitCode, exitCode, 0);
+        _stopping.Cancel();
+    }
 
     /// <summary>The process's streams; <paramref name="output"/> replaces <see cref="Console.Out"/> when given.</summary>
     public static CliConsole FromProcess(TextWriter? output = null)

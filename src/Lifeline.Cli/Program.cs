@@ -60,21 +60,23 @@ return (exit, Volatile.Read(ref signal)) switch
     _ => exit,
 };
 
-// The command's exit code; after a stop, also the end of a command stuck writing to a full stdout pipe that nobody
-// reads (its last lines could never be read anyway), which would otherwise ignore Ctrl-C. A command that copes with a
-// full pipe itself (proxy's queued lines) has the grace to end on its own first; one that cannot (serve's "draining"
-// line before its drain) ends without the rest of its work, as it could never have done it.
+// The command's exit code; after a stop (a signal, or the command's own deadline), also the end of a command stuck
+// writing to a full stdout pipe that nobody reads (its last lines could never be read anyway), which would otherwise
+// ignore Ctrl-C and --max-time. A command that copes with a full pipe itself (proxy's queued lines) has the grace to end
+// on its own first; one that cannot (serve's "draining" line before its drain) ends without the rest of its work, as it
+// could never have done it.
 async Task<int> RunUntilStoppedAsync(Task<int> running)
 {
     var grace = TimeSpan.FromSeconds(5);
     var stuck = TimeSpan.FromSeconds(2); // a write waiting this long on the pipe is not going anywhere
-    await Task.WhenAny(running, Task.Delay(Timeout.Infinite, stop.Token)).ConfigureAwait(false);
+    using var stopped = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, console.Stopping);
+    await Task.WhenAny(running, Task.Delay(Timeout.Infinite, stopped.Token)).ConfigureAwait(false);
     await Task.WhenAny(running, Task.Delay(grace)).ConfigureAwait(false);
     while (!running.IsCompleted)
     {
         if (stdout is not null && stdout.WaitingFor > stuck)
         {
-            return ExitCodes.Interrupted;
+            return stop.IsCancellationRequested || console.StopExitCode == 0 ? ExitCodes.Interrupted : console.StopExitCode;
         }
 
         await Task.WhenAny(running, Task.Delay(TimeSpan.FromMilliseconds(100))).ConfigureAwait(false);

@@ -188,6 +188,8 @@ internal static class ConnectCommand
         };
 
         using var maxTime = settings.MaxTimeSeconds is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds), time) : new CancellationTokenSource();
+        // The process ends the command if it cannot end itself (a write stuck on a full stdout pipe nobody reads).
+        using var reportDeadline = maxTime.Token.UnsafeRegister(static c => ((CliConsole)c!).ReportStop(ExitCodes.TimedOut), console);
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, maxTime.Token);
         await using var client = new LifelineClient(options);
         client.StateChanged += (_, change) => OnStateChanged(writer, change, client, ref everConnected);

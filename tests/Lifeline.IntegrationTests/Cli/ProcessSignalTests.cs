@@ -79,6 +79,24 @@ public sealed partial class ProcessSignalTests
         Assert.InRange(tool.JsonLines.Count(line => line.GetProperty("event").GetString() == "message"), 1, 999_999);
     }
 
+    [Fact]
+    public async Task Connect_StdoutNeverRead_MaxTimeStillEndsIt()
+    {
+        // Before, the deadline stopped the client, whose "closing" line waited behind the blocked write, and only a
+        // signal ended the process.
+        await using var server = await TestWebSocketServer.StartAsync();
+        await using var tool = ToolProcess.Start("connect", "--json", "--max-time", "3", server.Uri("/burst/1000000").ToString());
+        await tool.WaitForEventAsync("message"); // connected, the burst under way
+        tool.PauseOutput(); // a million messages: the pipe (64 KiB) is full within a few hundred more lines
+
+        await tool.Ended.WaitAsync(TimeSpan.FromSeconds(60)); // with stdout still unread
+        Assert.Equal(ExitCodes.TimedOut, tool.ExitCode);
+        tool.ResumeOutput();
+        await tool.Exit.WaitAsync(Bound);
+        // Far fewer lines than messages came out: stdout really was full (a test whose pipe never filled proves nothing).
+        Assert.InRange(tool.JsonLines.Count(line => line.GetProperty("event").GetString() == "message"), 1, 999_999);
+    }
+
     [Theory]
     [InlineData(ToolProcess.SIGINT)]
     [InlineData(ToolProcess.SIGTERM)]
