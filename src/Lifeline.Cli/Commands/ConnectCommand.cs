@@ -350,8 +350,10 @@ internal static class ConnectCommand
     {
         await foreach (var message in client.ReadAllAsync().ConfigureAwait(false))
         {
-            var data = message.Type == WebSocketMessageType.Text ? message.Text : Convert.ToBase64String(message.Data.Span);
-            writer.Write(writer.Line("message") with { Data = data });
+            // "binary" tells base64 of a binary message from a text message that reads the same.
+            var binary = message.Type != WebSocketMessageType.Text;
+            var data = binary ? Convert.ToBase64String(message.Data.Span) : message.Text;
+            writer.Write(writer.Line("message") with { Data = data, Binary = binary });
         }
     }
 

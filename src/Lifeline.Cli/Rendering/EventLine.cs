@@ -12,6 +12,7 @@ internal sealed record EventLine(
     [property: JsonPropertyName("delayMs")] long? DelayMs = null,
     [property: JsonPropertyName("attempt")] int? Attempt = null,
     [property: JsonPropertyName("data")] string? Data = null,
+    [property: JsonPropertyName("binary")] bool? Binary = null,
     [property: JsonPropertyName("cause")] string? Cause = null,
     [property: JsonPropertyName("session")] SessionInfo? Session = null);
 

@@ -198,7 +198,7 @@ internal sealed class EventWriter : IAsyncDisposable
 
         if (line.Data is { } data)
         {
-            parts.Add(data);
+            parts.Add(line.Binary == true ? $"(binary, base64) {data}" : data);
         }
 
         if (line.Session is { } session)

@@ -6,7 +6,7 @@ namespace Lifeline.IntegrationTests.Cli;
 
 public sealed class ConnectCommandTests
 {
-    private static readonly string[] Fields = ["time", "event", "code", "reason", "closeFrameReceived", "delayMs", "attempt", "data"];
+    private static readonly string[] Fields = ["time", "event", "code", "reason", "closeFrameReceived", "delayMs", "attempt", "data", "binary"];
 
     [Fact]
     public async Task Connect_Json_EchoesLinesThenClosesAtEndOfInput_ExitsZero()
@@ -22,6 +22,7 @@ public sealed class ConnectCommandTests
         Assert.Equal("connecting", lines[0].GetProperty("event").GetString());
         Assert.Single(lines, l => l.GetProperty("event").GetString() == "connected");
         Assert.Equal(["hello", "world"], lines.Where(l => l.GetProperty("event").GetString() == "message").Select(l => l.GetProperty("data").GetString()));
+        Assert.All(lines.Where(l => l.GetProperty("event").GetString() == "message"), l => Assert.False(l.GetProperty("binary").GetBoolean()));
         Assert.True(DateTimeOffset.TryParse(lines[0].GetProperty("time").GetString(), out _));
         Assert.Equal("stopped", lines.Last(l => l.GetProperty("event").GetString() != "message").GetProperty("event").GetString());
     }

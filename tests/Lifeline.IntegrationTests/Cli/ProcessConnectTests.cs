@@ -162,6 +162,8 @@ public sealed class ProcessConnectTests
 
         Assert.Equal(ExitCodes.Success, await tool.Exit.WaitAsync(Bound));
         Assert.Equal(["aGVsbG8="], Messages(tool)); // echoed back as binary, printed as base64
+        // Before, nothing told it from a text message reading "aGVsbG8=".
+        Assert.True(tool.JsonLines.Single(line => line.GetProperty("event").GetString() == "message").GetProperty("binary").GetBoolean());
     }
 
     [Fact]
