@@ -163,7 +163,11 @@ internal sealed class DelayLine
                         TimeSpan remaining;
                         while ((remaining = _time.GetElapsedTime(_time.GetTimestamp(), entry.Due)) > TimeSpan.Zero)
                         {
-                            var wait = Task.Delay(remaining < LongestStep ? remaining : LongestStep, _time, stop);
+                            // Whole milliseconds, rounded up: a timer counts whole milliseconds, and less than one
+                            // waited nothing, so the loop spun on the clock until the chunk was due (on a fake clock
+                            // that never moves while it spins, for ever).
+                            var step = remaining < LongestStep ? remaining : LongestStep;
+                            var wait = Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(step.TotalMilliseconds)), _time, stop);
                             Interlocked.Increment(ref _timersArmed);
                             await wait.ConfigureAwait(false);
                         }

@@ -126,6 +126,25 @@ public sealed class DelayLineTests
         Assert.False(await line.AddAsync("c"u8.ToArray(), TimeSpan.Zero, CancellationToken.None));
     }
 
+    [Fact]
+    public async Task ADelayOfAFractionOfAMillisecond_WaitsARoundedUpTimer_InsteadOfSpinningOnTheClock()
+    {
+        // A timer counts whole milliseconds: the last 0.5 ms of a 10.5 ms delay waited nothing before, and the line
+        // spun on the clock until the chunk was due. On this fake clock, which never moves while it spins, for ever:
+        // the advance that fired the first timer never returned.
+        var line = NewLine();
+        Assert.True(await line.AddAsync("a"u8.ToArray(), TimeSpan.FromTicks(105_000), CancellationToken.None)); // 10.5 ms
+        await WaitUntilAsync(() => line.TimersArmed == 1); // an advance before the timer is set would move its due
+
+        await Task.Run(() => _time.Advance(TimeSpan.FromMilliseconds(10))).WaitAsync(Bound);
+        await Task.Delay(50); // what may not leave yet has had its chance to
+        Assert.Empty(_passed);
+
+        await Task.Run(() => _time.Advance(TimeSpan.FromMilliseconds(1))).WaitAsync(Bound); // 11 ms: the timer, rounded up
+        await WaitUntilAsync(() => _passed.Count == 1);
+        Assert.Equal(1, line.TimersArmed);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         using var cts = new CancellationTokenSource(Bound);
