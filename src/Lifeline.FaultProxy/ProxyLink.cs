@@ -192,6 +192,7 @@ public sealed class ProxyLink : IAsyncDisposable
             return; // disposed before it started (the proxy was disposed as the link opened): nothing to pump
         }
 
+        LinkFlow.Enter(); // this direction's own schedule for the toxics that pace it (its delay line inherits it)
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         DelayLine? line = null; // made at the first delayed chunk; from then on a chunk without delay must not overtake one
         try

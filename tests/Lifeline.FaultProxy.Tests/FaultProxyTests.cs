@@ -412,6 +412,61 @@ public sealed class FaultProxyTests : IAsyncLifetime
         Assert.True(TimeProvider.System.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(250));
     }
 
+    [Fact]
+    public async Task Bandwidth_SmallPiecesThroughALink_ArePacedTogether()
+    {
+        // Sliced to 10 bytes, at 50,000 B/s each piece costs 0.2 ms: a whole-millisecond timer waited that as nothing,
+        // so before, the limit let the pieces through as fast as the proxy wrote them. On the link's schedule, 20,000
+        // bytes need 0.4 s.
+        using var socket = await ConnectAsync();
+        _proxy.AddToxic(new SlicerToxic(10), Direction.Downstream);
+        _proxy.AddToxic(new BandwidthToxic(50_000), Direction.Downstream);
+        var text = new string('s', 20_000);
+
+        var started = TimeProvider.System.GetTimestamp();
+        Assert.Equal(text, await RoundTripAsync(socket, text, TimeSpan.FromSeconds(60)));
+
+        // The schedule may run a millisecond ahead, no more.
+        var elapsed = TimeProvider.System.GetElapsedTime(started);
+        Assert.True(elapsed >= TimeSpan.FromSeconds(0.39), $"{elapsed}");
+    }
+
+    [Fact]
+    public async Task Bandwidth_SmallPiecesOfOneFlow_ArePacedTogether()
+    {
+        // 10-byte pieces at 100,000 B/s cost 0.1 ms each: waited one by one they waited nothing. On the flow's schedule
+        // they leave 10 per millisecond. Fake clock: the first 1 ms of the schedule leaves at once, the rest waits.
+        var time = new FakeTimeProvider();
+        var toxic = new BandwidthToxic(100_000, time);
+        var forwarded = 0;
+        LinkFlow.Enter();
+        ValueTask Count(ReadOnlyMemory<byte> piece, CancellationToken _)
+        {
+            Interlocked.Add(ref forwarded, piece.Length);
+            return ValueTask.CompletedTask;
+        }
+
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                await toxic.ProcessAsync(new byte[10], Count, CancellationToken.None);
+            }
+        });
+        await WaitUntilAsync(() => Volatile.Read(ref forwarded) >= 90);
+        await Task.Delay(100); // what may not leave yet has had its chance to
+        Assert.InRange(Volatile.Read(ref forwarded), 90, 100);
+
+        for (var i = 0; i < 10 && !sending.IsCompleted; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            await Task.Delay(20);
+        }
+
+        await sending.WaitAsync(Bound);
+        Assert.Equal(500, forwarded);
+    }
+
     [Theory]
     [InlineData(IdleCutKind.Reset)]
     [InlineData(IdleCutKind.Fin)]

@@ -21,16 +21,31 @@ public sealed class BandwidthToxic : IToxic
     /// <inheritdoc />
     public string Name => "bandwidth";
 
+    /// <summary>
+    /// How far ahead of its schedule a piece may leave. Timers count whole milliseconds: waiting out each piece's own
+    /// cost (0.8 ms for 16 KiB at 20 MB/s) waited nothing at all, so fast limits and small pieces went through unpaced.
+    /// Pieces are booked on a schedule per link and direction instead, and wait only once it runs a millisecond ahead.
+    /// </summary>
+    private static readonly TimeSpan Slack = TimeSpan.FromMilliseconds(1);
+
     /// <inheritdoc />
     public async ValueTask ProcessAsync(ReadOnlyMemory<byte> chunk, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> forward, CancellationToken cancellationToken)
     {
         var slice = (int)Math.Clamp(BytesPerSecond / 10, 1, int.MaxValue);
+        var flow = LinkFlow.Current ?? new LinkFlow(); // on its own (no link): a schedule for this chunk alone
         while (!chunk.IsEmpty)
         {
             var piece = chunk[..Math.Min(slice, chunk.Length)];
             chunk = chunk[piece.Length..];
-            // A piece may leave only once the time it costs at this rate has passed.
-            await Task.Delay(TimeSpan.FromSeconds((double)piece.Length / BytesPerSecond), _time, cancellationToken).ConfigureAwait(false);
+            // A piece may leave only once the bytes before it and its own have had their time at this rate.
+            var cost = (long)Math.Ceiling((double)piece.Length * _time.TimestampFrequency / BytesPerSecond);
+            var due = flow.Book(this, _time.GetTimestamp(), cost);
+            TimeSpan ahead;
+            while ((ahead = _time.GetElapsedTime(_time.GetTimestamp(), due)) >= Slack)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(ahead.TotalMilliseconds)), _time, cancellationToken).ConfigureAwait(false);
+            }
+
             await forward(piece, cancellationToken).ConfigureAwait(false);
         }
     }
