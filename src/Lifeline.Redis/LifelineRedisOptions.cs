@@ -115,8 +115,9 @@ public sealed class LifelineRedisOptions
     }
 
     /// <summary>
-    /// The most payload bytes one session's log holds; an append beyond it throws
-    /// <see cref="Session.Store.SessionStoreFullException"/>. Default 16 MiB. Between 1 KiB and 512 MiB.
+    /// The most bytes one session's log holds: its messages' payloads and one byte per message (its flags); an append
+    /// beyond it throws <see cref="Session.Store.SessionStoreFullException"/>. Default 16 MiB. Between 1 KiB and 512 MiB.
+    /// Set it above the replay buffer's byte bound by a byte per message it may hold.
     /// </summary>
     public long MaxLogBytes
     {
@@ -141,11 +142,15 @@ public sealed class LifelineRedisOptions
         set => _fanoutQueueCapacity = Guard.Between(value, 1, 1_000_000);
     }
 
-    /// <summary>The largest fan-out payload published. Default 1 MiB. Between 1 byte and 64 MiB.</summary>
+    /// <summary>
+    /// The largest fan-out payload published. Default 1 MiB. Between 1 byte and 8 MiB: Redis's default output limit for
+    /// pub/sub clients (<c>client-output-buffer-limit pubsub 32mb 8mb 60</c>) disconnects every subscriber that one
+    /// larger message falls behind on, and what was published meanwhile is lost.
+    /// </summary>
     public int MaxFanoutPayloadBytes
     {
         get => _maxFanoutPayloadBytes;
-        set => _maxFanoutPayloadBytes = Guard.Between(value, 1, 64 * 1024 * 1024);
+        set => _maxFanoutPayloadBytes = Guard.Between(value, 1, 8 * 1024 * 1024);
     }
 
     /// <summary>The pub/sub channel of group fan-out: <see cref="KeyPrefix"/> followed by <c>fanout</c>.</summary>
