@@ -122,6 +122,15 @@ internal sealed class SessionJournalWriter
         bool answered;
         lock (_gate)
         {
+            if (_session.IsEnded)
+            {
+                // Ended since the send was numbered (a SessionLost from the client, without the send lock): its pending
+                // sends were failed already and the writer is gone, so this one would wait out the store timeout and
+                // then be reported as the store being away.
+                done.TrySetException(new InvalidOperationException($"Session {_session.Id} ended before this send was stored."));
+                return done.Task;
+            }
+
             // The message the handler holds counts as delivered in the same commit as what it sends: the writer reads
             // the inbound cursor under this lock too, so no commit carries one without the other.
             answered = answersHanded && _session.Inbox.AcceptHandedForSend();
