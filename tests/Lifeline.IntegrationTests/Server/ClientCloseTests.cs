@@ -20,17 +20,7 @@ public sealed class ClientCloseTests
                 await connection.SendAsync(message.Data, message.Type, ct);
             }
         });
-        using var socket = new ClientWebSocket();
-        await socket.ConnectAsync(host.Uri(), CancellationToken.None);
-
-        foreach (var text in new[] { "one", "two", "three" })
-        {
-            await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
-        }
-
-        await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
-        Assert.Equal(["one", "two", "three"], await ReadUntilCloseAsync(socket));
-        Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
+        Assert.Equal(["one", "two", "three"], await SendThreeThenCloseAsync(host.Uri()));
     }
 
     [Fact]
@@ -52,21 +42,20 @@ public sealed class ClientCloseTests
                     await connection.SendAsync(message.Data, message.Type, ct);
                 }
             });
-        using var socket = new ClientWebSocket();
-        await socket.ConnectAsync(host.Uri(), CancellationToken.None);
+        Assert.Equal(["one", "two", "three"], await SendThreeThenCloseAsync(host.Uri()));
+    }
 
+    /// <summary>Sends "one", "two" and "three", closes at once (1000), and returns what came back before the server's 1000.</summary>
+    private static async Task<List<string>> SendThreeThenCloseAsync(Uri uri)
+    {
+        using var socket = new ClientWebSocket();
+        await socket.ConnectAsync(uri, CancellationToken.None);
         foreach (var text in new[] { "one", "two", "three" })
         {
             await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
         }
 
         await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
-        Assert.Equal(["one", "two", "three"], await ReadUntilCloseAsync(socket));
-        Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
-    }
-
-    private static async Task<List<string>> ReadUntilCloseAsync(ClientWebSocket socket)
-    {
         var received = new List<string>();
         var buffer = new byte[1024];
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -75,6 +64,7 @@ public sealed class ClientCloseTests
             var result = await socket.ReceiveAsync(buffer, bound.Token);
             if (result.MessageType == WebSocketMessageType.Close)
             {
+                Assert.Equal(WebSocketCloseStatus.NormalClosure, socket.CloseStatus);
                 return received;
             }
 
