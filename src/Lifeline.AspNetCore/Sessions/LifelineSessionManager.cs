@@ -593,6 +593,7 @@ public sealed class LifelineSessionManager : IDisposable
                     // answered, or this socket would stay open on a session that is over.
                     session.Detach(carrier);
                     SessionLog.NotFound(Logger, carrier.Connection.Id, session.Id);
+                    _notFound.Add(1);
                     await carrier.SendControlAsync(w => SessionFrameWriter.WriteSessionLost(w, new SessionLostFrame(SessionLostReason.NotFound, 0, SequenceRange.Empty))).ConfigureAwait(false);
                     return new OpenOutcome(OpenKind.Lost);
                 }
@@ -1069,7 +1070,10 @@ public sealed class LifelineSessionManager : IDisposable
             }
         });
 
-    /// <summary>How long the end after a handler waits for the session's send lock before it closes anyway.</summary>
+    /// <summary>
+    /// How long the end after a handler waits for the session's send lock before it closes anyway, unless a resume's
+    /// replay holds it (then it waits on, step by step: each of its frames is bounded by the send timeout).
+    /// </summary>
     private static readonly TimeSpan EndAfterHandlerLockBound = TimeSpan.FromSeconds(10);
 
     /// <summary>Tests: runs when the end after a handler begins, before it waits for the session's send lock.</summary>
@@ -1085,10 +1089,19 @@ public sealed class LifelineSessionManager : IDisposable
     private async Task EndAfterHandlerAsync(LifelineSession session)
     {
         EndAfterHandlerBeganForTest?.Invoke();
-        // Bounded: a send that holds the lock that long (waiting for room in a full replay buffer) is not a replay.
-        var locked = await session.SendLock.WaitAsync(EndAfterHandlerLockBound).ConfigureAwait(false);
+        bool locked;
+        while (!(locked = await session.SendLock.WaitAsync(EndAfterHandlerLockBound).ConfigureAwait(false)) && session.Carrier is { IsCatchingUp: true })
+        {
+            // A resume replays to a slow client: its 1000 must still come after the last frame.
+        }
+
         try
         {
+            if (session.IsFrozen)
+            {
+                return; // a drain froze it meanwhile (under this lock): saved for the next process, which continues it
+            }
+
             if (session.TryEnd(SessionLostReason.NotFound) && session.Carrier is { } carrier)
             {
                 _ = carrier.Connection.CloseAsync(CloseCode.NormalClosure, null, CancellationToken.None);

@@ -473,7 +473,7 @@ public sealed class SessionResumeTests
     }
 
     [Fact]
-    public async Task HandlerReturnsWhileAResumeIsAttaching_TheResumeIsToldTheSessionIsLost_NotLeftOpenOnAnEndedSession()
+    public async Task SessionEndsWhileAResumeIsAttaching_TheResumeIsToldTheSessionIsLost_NotLeftOpenOnAnEndedSession()
     {
         var log = new NumberedServerLog { ServerSendCount = 0 };
         await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
@@ -482,27 +482,55 @@ public sealed class SessionResumeTests
         first.Abort();
         await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, TimeSpan.FromSeconds(20), "the session to be detached");
 
-        // The resume is held after its replay started and before its socket is attached; meanwhile the handler returns.
-        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        host.Sessions.BeforeResumeAttachForTest = async () =>
+        // The resume is held after its replay started and before its socket is attached; meanwhile the session is lost
+        // (an end that does not wait for the resume, as an expiry or a failed group send does not).
+        var session = host.Sessions.Find(id)!;
+        host.Sessions.BeforeResumeAttachForTest = () =>
         {
-            reached.TrySetResult();
-            await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            host.Sessions.Lose(session, Lifeline.Session.Wire.SessionLostReason.BufferFull, tellClient: true);
+            return Task.CompletedTask;
         };
         using var second = await SessionBadInputTests.ConnectAsync(host.Uri("/ends-at-gate"));
         await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteHello(w,
             Lifeline.Session.Wire.HelloFrame.Resume(id, token, 0))));
-        await reached.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        log.Gate.SetResult();
-        await Wait.UntilAsync(() => host.Sessions.Find(id) is null, TimeSpan.FromSeconds(20), "the handler's return to end the session");
-        host.Sessions.BeforeResumeAttachForTest = null;
-        release.SetResult();
 
         // Before, the end had looked for the session's socket before this one was attached: the resume went on to Resumed,
         // and the socket stayed open on a session that was over, told neither SessionLost nor 1000.
         var lost = await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.SessionLost);
         Assert.Equal(Lifeline.Session.Wire.SessionLostReason.NotFound, lost.SessionLost.Reason);
+        log.Gate.SetResult();
+    }
+
+    [Fact]
+    public async Task HandlerReturnsWhileAResumeIsAttaching_TheEndWaitsForTheResume_ResumedThen1000()
+    {
+        var log = new NumberedServerLog { ServerSendCount = 0 };
+        await using var host = await SessionTestHost.StartAsync(log, NewDrainFile());
+        using var first = await SessionBadInputTests.ConnectAsync(host.Uri("/ends-at-gate"));
+        var (id, token) = await SessionBadInputTests.HelloAsync(first);
+        first.Abort();
+        await Wait.UntilAsync(() => host.Sessions.Find(id) is { IsConnected: false }, TimeSpan.FromSeconds(20), "the session to be detached");
+
+        // The handler returns while the resume is held before its socket is attached (under the session's send lock):
+        // its end begins and waits for the resume, which then goes on.
+        var endBegan = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        host.Sessions.EndAfterHandlerBeganForTest = () => endBegan.TrySetResult();
+        host.Sessions.BeforeResumeAttachForTest = async () =>
+        {
+            log.Gate.SetResult();
+            await endBegan.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        };
+        using var second = await SessionBadInputTests.ConnectAsync(host.Uri("/ends-at-gate"));
+        await SessionBadInputTests.SendAsync(second, SessionBadInputTests.Frame(w => Lifeline.Session.Wire.SessionFrameWriter.WriteHello(w,
+            Lifeline.Session.Wire.HelloFrame.Resume(id, token, 0))));
+
+        // The resume completes, then the session's normal end closes its socket.
+        await SessionBadInputTests.ReadUntilAsync(second, Lifeline.Session.Wire.SessionFrameType.Resumed);
+        var buffer = new byte[1024];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Close, (await second.ReceiveAsync(buffer, bound.Token)).MessageType);
+        Assert.Equal(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, second.CloseStatus);
+        Assert.Null(host.Sessions.Find(id));
     }
 
     [Fact]
