@@ -53,7 +53,7 @@ internal static class ServeCommand
             throw new UsageException($"--urls '{urls}' is not an http:// address such as http://127.0.0.1:5000.", "serve");
         }
 
-        if (uri.UserInfo.Length > 0)
+        if (uri.UserInfo.Length > 0 || AuthorityOf(urls).Contains('@', StringComparison.Ordinal))
         {
             // Kestrel reads "x@127.0.0.1" as the host, which is no IP address, and listened on every interface.
             throw new UsageException($"--urls '{urls}': an address to listen on has no user name; give it as http://{uri.Authority}.", "serve");
@@ -79,6 +79,14 @@ internal static class ServeCommand
         {
             throw new UsageException($"--urls '{urls}': an address to listen on has no path, query or fragment; the endpoints are /ws and /stream.", "serve");
         }
+    }
+
+    /// <summary>The text between "://" and the path of an address as typed (an empty user name, "http://@host", has no UserInfo).</summary>
+    private static string AuthorityOf(string url)
+    {
+        var start = url.IndexOf("://", StringComparison.Ordinal) is var scheme and >= 0 ? scheme + 3 : 0;
+        var end = url.IndexOfAny(['/', '?', '#'], start);
+        return end < 0 ? url[start..] : url[start..end];
     }
 
     /// <summary>The drain file: <paramref name="sessionFile"/>, else one named for the port; null (not saved) for port 0 without it.</summary>

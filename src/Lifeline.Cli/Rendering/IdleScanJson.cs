@@ -151,8 +151,11 @@ internal sealed record IdleScanReport
         {
             // Before, only its pings were noted: a server that streams kept the path busy, and "none up to --max" read
             // as a clean bill for idle links.
-            advice += string.Create(CultureInfo.InvariantCulture,
-                $"; note: the server sent {scan.ServerMessages} message(s) during the silences, so the path was not idle and a cut of idle connections could not show; scan an endpoint that stays quiet until spoken to");
+            advice += scan.Found
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"; note: the server sent {scan.ServerMessages} message(s) during the silences, which may have restarted the idle clock of what cuts idle links; scan an endpoint that stays quiet until spoken to for the exact time")
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"; note: the server sent {scan.ServerMessages} message(s) during the silences, so the path was not idle and a cut of idle connections may not have shown; scan an endpoint that stays quiet until spoken to");
         }
         else if (scan.ServerPings > 0)
         {

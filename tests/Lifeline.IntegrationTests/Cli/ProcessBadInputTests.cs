@@ -79,6 +79,7 @@ public sealed partial class ProcessBadInputTests
     [InlineData("http://x:0", ExitCodes.Usage, "give an IP address to listen on")] // Kestrel listened on every interface for it
     [InlineData("http://127.0.0.1:0/path", ExitCodes.Usage, "has no path, query or fragment")] // was Kestrel's exception, exit 1
     [InlineData("http://x@127.0.0.1:0", ExitCodes.Usage, "has no user name; give it as http://127.0.0.1:0")] // Kestrel listened on every interface for it
+    [InlineData("http://@127.0.0.1:0", ExitCodes.Usage, "has no user name; give it as http://127.0.0.1:0")] // an empty one too
     public async Task Serve_UrlsItCannotUse_OneLineExplanation(string urls, int expected, string message)
     {
         var (exit, _, error) = await ToolProcess.RunAsync("serve", "--urls", urls);

@@ -85,7 +85,8 @@ public sealed partial class ProcessSignalTests
         // Before, the deadline stopped the client, whose "closing" line waited behind the blocked write, and only a
         // signal ended the process.
         await using var server = await TestWebSocketServer.StartAsync();
-        await using var tool = ToolProcess.Start("connect", "--json", "--max-time", "3", server.Uri("/burst/1000000").ToString());
+        // 8 s: time for the pipe to fill after the first message even on a loaded machine, before the deadline.
+        await using var tool = ToolProcess.Start("connect", "--json", "--max-time", "8", server.Uri("/burst/1000000").ToString());
         await tool.WaitForEventAsync("message"); // connected, the burst under way
         tool.PauseOutput(); // a million messages: the pipe (64 KiB) is full within a few hundred more lines
 
@@ -93,6 +94,7 @@ public sealed partial class ProcessSignalTests
         Assert.Equal(ExitCodes.TimedOut, tool.ExitCode);
         tool.ResumeOutput();
         await tool.Exit.WaitAsync(Bound);
+        Assert.DoesNotContain("reached; closed", tool.Error, StringComparison.Ordinal); // ended by the process, not by a command that got unstuck
         // Far fewer lines than messages came out: stdout really was full (a test whose pipe never filled proves nothing).
         Assert.InRange(tool.JsonLines.Count(line => line.GetProperty("event").GetString() == "message"), 1, 999_999);
     }
