@@ -143,14 +143,15 @@ public sealed class LifelineRedisOptions
     }
 
     /// <summary>
-    /// The largest fan-out payload published. Default 1 MiB. Between 1 byte and 8 MiB: Redis's default output limit for
-    /// pub/sub clients (<c>client-output-buffer-limit pubsub 32mb 8mb 60</c>) disconnects every subscriber that one
-    /// larger message falls behind on, and what was published meanwhile is lost.
+    /// The largest fan-out payload published. Default 1 MiB. Between 1 byte and 32 MiB: Redis's default output limit for
+    /// pub/sub clients (<c>client-output-buffer-limit pubsub 32mb 8mb 60</c>) disconnects every subscriber as soon as one
+    /// message larger than that waits for it, and what was published meanwhile is lost. (A backlog above 8 MiB for
+    /// 60 s does the same: keep large payloads rare, or raise that limit.)
     /// </summary>
     public int MaxFanoutPayloadBytes
     {
         get => _maxFanoutPayloadBytes;
-        set => _maxFanoutPayloadBytes = Guard.Between(value, 1, 8 * 1024 * 1024);
+        set => _maxFanoutPayloadBytes = Guard.Between(value, 1, 32 * 1024 * 1024);
     }
 
     /// <summary>The pub/sub channel of group fan-out: <see cref="KeyPrefix"/> followed by <c>fanout</c>.</summary>

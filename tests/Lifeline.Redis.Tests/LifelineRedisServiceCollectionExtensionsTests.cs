@@ -54,6 +54,6 @@ public sealed class LifelineRedisServiceCollectionExtensionsTests(RedisServerFix
         Assert.Throws<ArgumentException>(() => options.NodeId = "a:b");
         Assert.Throws<ArgumentException>(() => options.Configuration = " ");
         Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxLogMessages = 0);
-        Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxFanoutPayloadBytes = 8 * 1024 * 1024 + 1); // beyond Redis's pub/sub output limit
+        Assert.Throws<ArgumentOutOfRangeException>(() => options.MaxFanoutPayloadBytes = 32 * 1024 * 1024 + 1); // beyond Redis's pub/sub output limit
     }
 }
