@@ -457,14 +457,20 @@ public sealed class FaultProxyTests : IAsyncLifetime
         await Task.Delay(100); // what may not leave yet has had its chance to
         Assert.InRange(Volatile.Read(ref forwarded), 90, 100);
 
-        for (var i = 0; i < 10 && !sending.IsCompleted; i++)
+        // The clock moves a millisecond at a time until all went out (bounded: an advance that came before a wait was
+        // armed, on a loaded machine, only costs another step).
+        using (var bound = new CancellationTokenSource(Bound))
         {
-            time.Advance(TimeSpan.FromMilliseconds(1));
-            await Task.Delay(20);
+            while (!sending.IsCompleted)
+            {
+                time.Advance(TimeSpan.FromMilliseconds(1));
+                await Task.Delay(10, bound.Token);
+            }
         }
 
-        await sending.WaitAsync(Bound);
+        await sending;
         Assert.Equal(500, forwarded);
+        Assert.True(time.GetUtcNow() - time.Start >= TimeSpan.FromMilliseconds(4), "the 50 pieces cost 5 ms of schedule, less the first 1 ms of slack");
     }
 
     [Theory]
